@@ -1,0 +1,3 @@
+from haply.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""The one owner of servers' runtime state.
+
+Health checks, the runtime API, the stats page and the balancers read and change a
+server's state only through this registry, so every change is seen by all of them
+and a balancer is told to recompute exactly once per change. Counters are plain
+integer attributes bumped once per event on the hot path; pages and metrics read
+them, they never lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from haply.config.model import Proxy, Server
+
+# Administrative state, set by operators (runtime API, stats page, config `disabled`).
+READY = "READY"
+DRAIN = "DRAIN"  # no new traffic except persistent; weight effectively 0
+MAINT = "MAINT"  # no traffic at all, checks stopped
+
+# Operational state, set by health checks.
+UP = "UP"
+DOWN = "DOWN"
+
+
+@dataclass(eq=False, slots=True)
+class ServerState:
+    """Runtime state of one server of one backend. Mutable, identity-compared."""
+
+    backend: str
+    name: str
+    host: str
+    port: int | None
+    weight: int  # configured weight
+    backup: bool
+    maxconn: int
+    maxqueue: int = 0
+    server_id: int = 0  # 1-based position in its backend, HAProxy's "sid"
+    admin: str = READY
+    operational: str = UP
+    effective_weight: int = 0  # set at creation; runtime `set weight` changes it
+    # resolved connect address (host may be a name); the proxy fills it at start
+    address: tuple | None = None
+    # counters
+    current_sessions: int = 0
+    max_sessions: int = 0
+    total_sessions: int = 0
+    queued: int = 0
+    max_queued: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    connect_errors: int = 0
+    response_errors: int = 0
+    retries: int = 0
+    redispatches: int = 0
+    http_responses: dict[int, int] = field(default_factory=dict)  # status class 1..5
+    # health details for pages and logs
+    last_change: float = 0.0
+    check_status: str = ""
+    check_reason: str = ""
+    check_duration: float | None = None
+    config: Server | None = None
+
+    @property
+    def usable(self) -> bool:
+        """May receive new traffic from the balancer."""
+        return (
+            self.admin == READY
+            and self.operational == UP
+            and self.effective_weight > 0
+        )
+
+    @property
+    def has_free_slot(self) -> bool:
+        return self.maxconn <= 0 or self.current_sessions < self.maxconn
+
+    def __repr__(self) -> str:
+        return f"<ServerState {self.backend}/{self.name} {self.admin}/{self.operational} w={self.effective_weight}>"
+
+
+Listener = Callable[[ServerState], None]
+
+
+class Registry:
+    """Server states keyed by (backend, server), and who to tell when one changes."""
+
+    def __init__(self) -> None:
+        self._servers: dict[tuple[str, str], ServerState] = {}
+        self._by_backend: dict[str, list[ServerState]] = {}
+        self._listeners: dict[str, list[Listener]] = {}
+
+    # ------------------------------------------------------------ construction
+
+    def add_backend(self, proxy: Proxy, now: float = 0.0) -> list[ServerState]:
+        states = self._by_backend.setdefault(proxy.name, [])
+        for server in proxy.servers:
+            self.add_server(proxy.name, server, now)
+        return states
+
+    def add_server(self, backend: str, server: Server, now: float = 0.0) -> ServerState:
+        key = (backend, server.name)
+        if key in self._servers:
+            raise KeyError(f"server {backend}/{server.name} already exists")
+        states = self._by_backend.setdefault(backend, [])
+        state = ServerState(
+            backend=backend,
+            name=server.name,
+            host=server.host,
+            port=server.port,
+            weight=server.weight,
+            backup=server.backup,
+            maxconn=server.maxconn,
+            maxqueue=server.maxqueue,
+            server_id=len(states) + 1,
+            admin=MAINT if server.disabled else READY,
+            effective_weight=server.weight,
+            last_change=now,
+            config=server,
+        )
+        self._servers[key] = state
+        states.append(state)
+        self._notify(state)
+        return state
+
+    def remove_server(self, backend: str, name: str) -> ServerState:
+        state = self._servers.pop((backend, name))
+        self._by_backend[backend].remove(state)
+        self._notify(state)
+        return state
+
+    # ------------------------------------------------------------------ lookup
+
+    def get(self, backend: str, name: str) -> ServerState | None:
+        return self._servers.get((backend, name))
+
+    def servers(self, backend: str) -> list[ServerState]:
+        """The live list for one backend; callers must not mutate it."""
+        return self._by_backend.setdefault(backend, [])
+
+    def backends(self) -> list[str]:
+        return list(self._by_backend)
+
+    def all(self) -> list[ServerState]:
+        return list(self._servers.values())
+
+    # ------------------------------------------------------------------ change
+
+    def subscribe(self, backend: str, listener: Listener) -> None:
+        """Call listener(state) after any state or weight change in backend."""
+        self._listeners.setdefault(backend, []).append(listener)
+
+    def set_admin(self, state: ServerState, admin: str, now: float) -> None:
+        if admin not in (READY, DRAIN, MAINT):
+            raise ValueError(f"unknown administrative state {admin!r}")
+        if state.admin != admin:
+            state.admin = admin
+            state.last_change = now
+            self._notify(state)
+
+    def set_operational(self, state: ServerState, operational: str, now: float,
+                        status: str = "", reason: str = "",
+                        duration: float | None = None) -> None:
+        if operational not in (UP, DOWN):
+            raise ValueError(f"unknown operational state {operational!r}")
+        state.check_status = status
+        state.check_reason = reason
+        state.check_duration = duration
+        if state.operational != operational:
+            state.operational = operational
+            state.last_change = now
+            self._notify(state)
+
+    def set_weight(self, state: ServerState, weight: int, now: float) -> None:
+        if not 0 <= weight <= 256:
+            raise ValueError("weight must be between 0 and 256")
+        if state.effective_weight != weight:
+            state.effective_weight = weight
+            self._notify(state)
+
+    def _notify(self, state: ServerState) -> None:
+        for listener in self._listeners.get(state.backend, ()):
+            listener(state)
