@@ -35,8 +35,20 @@ class Acl:
 
 @dataclass(frozen=True, slots=True)
 class Term:
+    """A named or anonymous ACL in a condition, possibly negated with `!`.
+
+    A name declared on several `acl` lines matches when any of them matches
+    (HAProxy ORs them). Lines with the same fetch, argument and flags are merged
+    into `acl`'s patterns; others land in `alternatives`. Evaluate `acls`.
+    """
+
     acl: Acl
     negated: bool = False
+    alternatives: tuple[Acl, ...] = ()
+
+    @property
+    def acls(self) -> tuple[Acl, ...]:
+        return (self.acl, *self.alternatives)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,23 @@ class HeaderRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Redirect:
+    """`redirect scheme|location|prefix TARGET [code N] [option]... [if|unless COND]`.
+
+    options holds the flags HAProxy allows after the target, as written:
+    "drop-query", "append-slash", "ignore-empty" (set-cookie/clear-cookie are
+    refused by the parser).
+    """
+
+    kind: str  # "scheme" | "location" | "prefix"
+    target: str
+    code: int = 302
+    options: tuple[str, ...] = ()
+    condition: Condition | None = None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class BackendSwitch:
     backend: str
     condition: Condition | None
@@ -90,6 +119,27 @@ class HttpCheck:
     headers: tuple[tuple[str, str], ...] = ()
     body: str = ""
     expect: tuple[str, str] | None = None  # ("status", "200"), ("rstring", "ok")
+    expect_negated: bool = False  # `http-check expect ! string ...`
+
+
+@dataclass(frozen=True, slots=True)
+class TcpCheckStep:
+    """One `tcp-check` rule, in file order.
+
+    action "connect": port (None = server's check port) and options ("ssl",
+    "send-proxy", ...) as written. action "send" / "send-binary": data (for
+    send-binary the hexadecimal string as written). action "expect": match is
+    "string" | "rstring" | "binary", pattern the text, negated for `!`.
+    """
+
+    action: str
+    port: int | None = None
+    data: str = ""
+    match: str = ""
+    pattern: str = ""
+    negated: bool = False
+    options: tuple[str, ...] = ()
+    location: Location = NOWHERE
 
 
 # ----------------------------------------------------------------------- servers
@@ -115,6 +165,18 @@ class Server:
     check_port: int | None = None
     check_addr: str | None = None
     slowstart: float = 0.0
+    agent_check: bool = False
+    agent_port: int | None = None
+    agent_inter: float | None = None  # None: same as inter
+    agent_addr: str | None = None
+    agent_send: str | None = None
+    observe: str | None = None  # "layer4" | "layer7"
+    error_limit: int = 10  # HAProxy's default for observe/on-error
+    on_error: str = "fail-check"  # fastinter | fail-check | sudden-death | mark-down
+    on_marked_down: str | None = None  # "shutdown-sessions"
+    on_marked_up: str | None = None  # "shutdown-backup-sessions"
+    id: int | None = None  # `id N`; None = position in the backend
+    init_addr: tuple[str, ...] = ()  # methods as written: "last", "libc", "none", an IP
     # anything else parsed from the server line, keyword -> raw value(s); lets the
     # checks and TLS layers read their keywords without the model knowing them all
     extra: tuple[tuple[str, str], ...] = ()
@@ -168,6 +230,26 @@ class LogTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyStats:
+    """The `stats` keywords of a proxy: the statistics page (served later by the
+    admin layer). HAProxy enables the page with any of uri, realm, auth, refresh,
+    scope, hide-version, admin as well as with `stats enable`."""
+
+    enabled: bool = False
+    uri: str = "/haproxy?stats"  # HAProxy's default prefix
+    realm: str | None = None
+    auth: tuple[tuple[str, str], ...] = ()  # (user, password)
+    refresh: float | None = None
+    hide_version: bool = False
+    show_node: str | None = None  # "" = the host name
+    show_desc: str | None = None  # "" = the proxy's description
+    show_legends: bool = False
+    scopes: tuple[str, ...] = ()
+    admin: Condition | None = None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class Proxy:
     """A frontend, backend or listen section (a listen is both).
 
@@ -208,6 +290,18 @@ class Proxy:
     options: frozenset[str] = frozenset()  # every `option X` seen, for layers to read
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()  # other directives, raw
     location: Location = NOWHERE
+    # added with the haproxy.cfg parser
+    balance_options: tuple[str, ...] = ()  # uri: whole/len N/depth N/path-only; hdr: use_domain_only; url_param: check_post
+    hash_function: str | None = None  # sdbm | djb2 | wt6 | crc32
+    hash_modifier: str | None = None  # avalanche
+    redirects: tuple[Redirect, ...] = ()
+    tcp_check_steps: tuple[TcpCheckStep, ...] = ()
+    mysql_check_user: str | None = None
+    mysql_check_post41: bool = False
+    stats: ProxyStats | None = None
+    monitor_uri: str | None = None
+    description: str | None = None
+    id: int | None = None
 
     @property
     def is_frontend(self) -> bool:
@@ -224,6 +318,7 @@ class StatsSocket:
     mode: int | None = None
     level: str = "operator"
     location: Location = NOWHERE
+    options: tuple[tuple[str, str], ...] = ()  # other bind options, raw (expose-fd, user, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +361,6 @@ class Config:
 
 __all__ = [
     "Acl", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global",
-    "HeaderRule", "HttpCheck", "Location", "LogTarget", "Proxy", "Server",
-    "StatsSocket", "Term", "Timeouts", "field",
+    "HeaderRule", "HttpCheck", "Location", "LogTarget", "Proxy", "ProxyStats",
+    "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "field",
 ]

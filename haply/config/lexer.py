@@ -1,0 +1,303 @@
+"""HAProxy's line syntax: a file becomes lines of words, each word tied to file:line.
+
+The rules come from HAProxy's configuration manual, sections 2.1 to 2.3, and were
+checked against `haproxy -c` 2.6:
+
+- a line is cut into words on unprotected spaces and tabs; an unprotected `#`
+  starts a comment; there is no line continuation (a trailing backslash stays a
+  backslash, as HAProxy keeps it);
+- outside quotes and inside double quotes a backslash escapes the next character:
+  `\\ ` `\\#` `\\\\` `\\'` `\\"` `\\$` give the character itself, `\\n` `\\r` `\\t` the
+  control character, `\\xNN` the byte NN. A backslash before any other character
+  is kept with it (`\\q` stays `\\q`), which is what HAProxy does;
+- double quotes ("weak quoting") keep blanks, `#` and `'`, and expand environment
+  variables: `$NAME`, `${NAME}`, `${NAME-default}` (the default replaces an unset
+  variable, not an empty one) and `${NAME[*]}` (the value's blank-separated parts
+  become separate words). An unset variable without default expands to nothing.
+  The pseudo-variables `${.FILE}` and `${.LINE}` name the current place;
+- single quotes ("strong quoting") keep everything as written;
+- quoted and unquoted parts next to each other form one word (`"a"b'c'` is `abc`).
+
+Variables are not expanded outside double quotes: HAProxy 2.6 keeps `${X}` as
+written there. haply does the same, so a file means the same thing to both
+programs, but warns, because an unquoted `${X}` is almost always a mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from haply.config.diagnostics import Diagnostics, Location
+
+# Escapes that give back the character itself (manual 2.2, first table).
+_PLAIN_ESCAPES = {" ": " ", "\t": "\t", "#": "#", "\\": "\\", "'": "'", '"': '"', "$": "$"}
+_CONTROL_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Variable names: letters, digits and underscore, not starting with a digit
+# (manual 2.3); pseudo-variables start with a dot.
+_NAME_START = re.compile(r"[A-Za-z_.]")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
+_UNQUOTED_VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a line, after quotes and escapes were resolved.
+
+    quoted is True when any part of the word was quoted or escaped: the parser
+    uses it to tell an operator such as `{`, `!` or `||` from a quoted string that
+    happens to read the same.
+    """
+
+    text: str
+    location: Location
+    quoted: bool = False
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    words: tuple[Word, ...]
+    location: Location
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(w.text for w in self.words)
+
+
+class LexError(ValueError):
+    """A line that cannot be cut into words; the message says where and why."""
+
+
+def split_lines(
+    text: str, filename: str, environ: Mapping[str, str], diagnostics: Diagnostics
+) -> list[Line]:
+    """All non-empty lines of a file. A line that cannot be read is reported in
+    diagnostics and left out, so the rest of the file is still checked."""
+    lines = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        location = Location(filename, number)
+        try:
+            words = split_words(raw.rstrip("\r"), location, environ)
+        except LexError as error:
+            diagnostics.error(location, str(error))
+            continue
+        if _UNQUOTED_VARIABLE.search(_strip_comment_and_quotes(raw)):
+            diagnostics.warning(
+                location,
+                "environment variables are only expanded inside double quotes; "
+                'write "${NAME}" to expand it (kept as written, as HAProxy does)',
+            )
+        if words:
+            lines.append(Line(tuple(words), location))
+    return lines
+
+
+def split_words(line: str, location: Location, environ: Mapping[str, str]) -> list[Word]:
+    """Cut one line into words (see the module docstring for the rules)."""
+    words: list[Word] = []
+    current: list[str] = []
+    in_word = False  # an empty "" still makes a word
+    quoted = False
+    i, n = 0, len(line)
+
+    def finish() -> None:
+        nonlocal current, in_word, quoted
+        if in_word:
+            words.append(Word("".join(current), location, quoted))
+        current, in_word, quoted = [], False, False
+
+    while i < n:
+        c = line[i]
+        if c in " \t":
+            finish()
+            i += 1
+        elif c == "#":
+            break
+        elif c == "\\":
+            start = i
+            text, i = _escape(line, i, location, in_double=False)
+            current.append(text)
+            in_word = True
+            quoted = quoted or text != line[start:i]
+        elif c == "'":
+            end = line.find("'", i + 1)
+            if end < 0:
+                raise LexError(f"unterminated single quote starting at column {i + 1}")
+            current.append(line[i + 1 : end])
+            in_word = quoted = True
+            i = end + 1
+        elif c == '"':
+            i = _double_quoted(line, i + 1, location, environ, current, words)
+            in_word = quoted = True
+        else:
+            current.append(c)
+            in_word = True
+            i += 1
+    finish()
+    return words
+
+
+def _escape(line: str, i: int, location: Location, in_double: bool) -> tuple[str, int]:
+    """Resolve the backslash at line[i]; return its text and the next index."""
+    if i + 1 >= len(line):
+        return "\\", i + 1  # a trailing backslash is kept (no line continuation)
+    c = line[i + 1]
+    if c == "$" and not in_double:
+        return "$", i + 2
+    if c in _PLAIN_ESCAPES:
+        return _PLAIN_ESCAPES[c], i + 2
+    if c in _CONTROL_ESCAPES:
+        return _CONTROL_ESCAPES[c], i + 2
+    if c == "x":
+        digits = line[i + 2 : i + 4]
+        if len(digits) != 2 or not set(digits) <= _HEX:
+            raise LexError(
+                f"invalid hexadecimal escape '\\x{digits}' at column {i + 1}: "
+                "expected two hexadecimal digits as in \\x41"
+            )
+        return chr(int(digits, 16)), i + 4
+    return "\\" + c, i + 2
+
+
+def _double_quoted(
+    line: str,
+    i: int,
+    location: Location,
+    environ: Mapping[str, str],
+    current: list[str],
+    words: list[Word],
+) -> int:
+    """Read a double-quoted part starting after its quote; return the index after
+    the closing quote. `${NAME[*]}` may close the current word and start others,
+    so the caller's `current` list and `words` are extended in place."""
+    start = i - 1
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == '"':
+            return i + 1
+        if c == "\\":
+            text, i = _escape(line, i, location, in_double=True)
+            current.append(text)
+        elif c == "$":
+            values, i = _variable(line, i, location, environ)
+            current.append(values[0])
+            for value in values[1:]:
+                words.append(Word("".join(current), location, True))
+                current[:] = [value]
+        else:
+            current.append(c)
+            i += 1
+    raise LexError(f"unterminated double quote starting at column {start + 1}")
+
+
+def _variable(
+    line: str, i: int, location: Location, environ: Mapping[str, str]
+) -> tuple[list[str], int]:
+    """Expand the variable whose `$` is at line[i]. Returns the list of words it
+    produces (one unless `[*]` splits it) and the index after it."""
+    column = i + 1
+    braced = line.startswith("{", i + 1)
+    j = i + 2 if braced else i + 1
+    if not _NAME_START.match(line, j):
+        raise LexError(
+            f"invalid environment variable name at column {column}: expected a letter "
+            "or '_' after '$' (write \\$ for a dollar sign)"
+        )
+    prefix = "." if line.startswith(".", j) else ""
+    name = prefix + _NAME_CHARS.match(line, j + len(prefix)).group()
+    if prefix and (not braced or name not in (".FILE", ".LINE")):
+        raise LexError(
+            f"unknown pseudo-variable '{name}' at column {column}: "
+            "haply knows ${.FILE} and ${.LINE}"
+        )
+    j += len(name)
+    default: str | None = None
+    split = False
+    if braced:
+        if line.startswith("[*]", j):
+            split = True
+            j += 3
+        if line.startswith("-", j):
+            close = line.find("}", j)
+            if close < 0:
+                raise LexError(f"unterminated '${{' at column {column}: expected '}}'")
+            default = line[j + 1 : close]
+            j = close
+        if not line.startswith("}", j):
+            raise LexError(f"unterminated '${{' at column {column}: expected '}}'")
+        j += 1
+    if name == ".FILE":
+        value: str | None = location.file
+    elif name == ".LINE":
+        value = str(location.line)
+    else:
+        value = environ.get(name)
+    if value is None:
+        value = default if default is not None else ""
+    if split:
+        parts = value.split()
+        return (parts or [""]), j
+    return [value], j
+
+
+def _strip_comment_and_quotes(raw: str) -> str:
+    """The unquoted, uncommented parts of a raw line (for the `${X}` warning)."""
+    out = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "#":
+            break
+        if c in "'\"":
+            end = raw.find(c, i + 1)
+            while c == '"' and end > 0 and raw[end - 1] == "\\":
+                end = raw.find(c, end + 1)
+            if end < 0:
+                break
+            out.append(" ")
+            i = end + 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def quote(text: str) -> str:
+    """Write text as one word that `split_words` reads back unchanged.
+
+    Used by `haply convert` style writers and by tests. Single quotes are the
+    simplest form; a text containing a single quote or a control character uses
+    double quotes with escapes instead.
+    """
+    if text and not any(c in text for c in " \t#'\"\\$\n\r") and text.isprintable():
+        return text
+    if "'" not in text and text.isprintable():
+        return "'" + text + "'"
+    out = ['"']
+    for c in text:
+        if c in '"\\$':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\r":
+            out.append("\\r")
+        elif c == "\t" or c == " " or c == "'" or c == "#":
+            out.append(c)
+        elif not c.isprintable() and ord(c) < 0x100:
+            out.append(f"\\x{ord(c):02x}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+__all__ = ["LexError", "Line", "Word", "quote", "split_lines", "split_words"]
