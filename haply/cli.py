@@ -1,0 +1,255 @@
+"""The `haply` command: HAProxy-compatible flags, plus subcommands beside them.
+
+    haply -f FILE|DIR [-f ...] [-c] [-D] [-p PIDFILE] [-d|-db] [-q] [-v|-vv]
+    haply quickstart [--port N] [--check]
+    haply check FILE...          (same as -c -f FILE ...)
+
+Flags are parsed by hand rather than with argparse because HAProxy's own are not
+POSIX-shaped (`-db`, `-vv`, `-sf PID...`) and service files written for haproxy
+must work unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from haply import __version__
+
+USAGE = """\
+Usage: haply -f <cfgfile|cfgdir> [-f ...] [options]
+       haply quickstart [--port N] [--check]
+       haply check <cfgfile|cfgdir>...
+Options:
+  -f <file|dir>  configuration file or directory of *.cfg files (repeatable)
+  -c             check the configuration and exit (0: valid)
+  -D             run in the background (daemon)
+  -p <pidfile>   write the process id to pidfile
+  -d, -db        stay in the foreground (-d also logs each connection)
+  -q             quiet: no warnings on start
+  -v, -vv        print the version (and build details) and exit
+  -W, -Ws        master-worker mode (accepted; runs as one process for now)
+  -sf/-st <pid>  accepted for compatibility with haproxy reload scripts
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Options:
+    files: list[str] = field(default_factory=list)
+    check: bool = False
+    daemon: bool = False
+    foreground: bool = False
+    debug: bool = False
+    pidfile: str | None = None
+    quiet: bool = False
+    verbose: int = 0
+    master_worker: bool = False
+    old_pids: list[int] = field(default_factory=list)
+
+
+def parse_args(argv: list[str]) -> Options:
+    options = Options()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+
+        def value() -> str:
+            nonlocal i
+            i += 1
+            if i >= len(argv):
+                raise UsageError(f"option '{arg}' needs an argument")
+            return argv[i]
+
+        if arg == "-f":
+            options.files.append(value())
+        elif arg.startswith("-f") and len(arg) > 2:
+            options.files.append(arg[2:])
+        elif arg == "-c":
+            options.check = True
+        elif arg == "-D":
+            options.daemon = True
+        elif arg == "-p":
+            options.pidfile = value()
+        elif arg == "-d":
+            options.foreground = options.debug = True
+        elif arg == "-db":
+            options.foreground = True
+        elif arg == "-q":
+            options.quiet = True
+        elif arg in ("-v", "-vv"):
+            options.verbose = len(arg) - 1
+        elif arg in ("-W", "-Ws"):
+            options.master_worker = True
+        elif arg in ("-sf", "-st"):
+            while i + 1 < len(argv) and argv[i + 1].isdigit():
+                i += 1
+                options.old_pids.append(int(argv[i]))
+        elif arg == "--":
+            options.files.extend(argv[i + 1:])
+            break
+        else:
+            raise UsageError(f"unknown option '{arg}'")
+        i += 1
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "quickstart":
+        from haply import quickstart
+        return quickstart.main(argv[1:])
+    if argv and argv[0] == "check":
+        argv = ["-c"] + [a for path in argv[1:] for a in ("-f", path)]
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    try:
+        options = parse_args(argv)
+    except UsageError as exc:
+        print(f"haply: {exc}\n{USAGE}", file=sys.stderr, end="")
+        return 2
+    if options.verbose:
+        print(f"haply version {__version__}")
+        if options.verbose > 1:
+            print(f"Python {sys.version.split()[0]} on {sys.platform}")
+        return 0
+    if not options.files:
+        print(f"haply: no configuration file given (-f)\n{USAGE}", file=sys.stderr, end="")
+        return 2
+    return run(options)
+
+
+def load_config(options: Options):
+    """Load and validate, printing every diagnostic; returns Config or None."""
+    from haply.config import load
+    from haply.config.diagnostics import ConfigError
+
+    try:
+        loaded = load(options.files, os.environ)
+    except ConfigError as exc:
+        for diagnostic in exc.diagnostics:
+            print(f"[{diagnostic.severity.upper()}] {diagnostic}", file=sys.stderr)
+        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        print(f"[ALERT] configuration has {errors} error(s); not starting.", file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"[ALERT] cannot read configuration: {exc}", file=sys.stderr)
+        return None
+    if not options.quiet:
+        for diagnostic in loaded.diagnostics.warnings:
+            print(f"[WARNING] {diagnostic}", file=sys.stderr)
+    return loaded.config
+
+
+def run(options: Options) -> int:
+    config = load_config(options)
+    if config is None:
+        return 1
+    if options.check:
+        if not options.quiet:
+            print("Configuration file is valid")
+        return 0
+    return serve(config, options)
+
+
+def serve(config, options: Options) -> int:
+    import uvloop
+
+    from haply.proxy.engine import Engine, StartError
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    engine = Engine(config, loop)
+    try:
+        engine.prepare()
+    except StartError as exc:
+        print(f"[ALERT] {exc}", file=sys.stderr)
+        loop.close()
+        return 1
+    daemon = options.daemon or (config.global_.daemon and not options.foreground)
+    if daemon:
+        _daemonize()
+    pidfile = options.pidfile or config.global_.pidfile
+    if pidfile:
+        try:
+            with open(pidfile, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            print(f"[ALERT] cannot write pidfile {pidfile}: {exc}", file=sys.stderr)
+            return 1
+    stopping = loop.create_future()
+
+    def stop(signum: int) -> None:
+        if not stopping.done():
+            stopping.set_result(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        loop.add_signal_handler(signum, stop, signum)
+
+    async def main_task() -> None:
+        await engine.start()
+        await _start_extras(engine, config, loop)
+        signum = await stopping
+        engine.stop_accepting()
+        if signum == signal.SIGUSR1:
+            await _drain(engine, grace=None)
+        else:
+            await _drain(engine, grace=STOP_GRACE)
+
+    try:
+        loop.run_until_complete(main_task())
+    finally:
+        if pidfile:
+            try:
+                os.unlink(pidfile)
+            except OSError:
+                pass
+        loop.close()
+    return 0
+
+
+# SIGTERM lets in-flight requests finish for this long before exiting.
+STOP_GRACE = 5.0
+
+
+async def _drain(engine, grace: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = None if grace is None else loop.time() + grace
+    while engine.active_connections() > 0:
+        if deadline is not None and loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+
+
+async def _start_extras(engine, config, loop) -> None:
+    """Parts beside the proxy that exist in this build (health checks, ...)."""
+    try:
+        from haply.health import HealthChecker
+    except ImportError:
+        return
+    checker = HealthChecker(engine.registry, config, loop)
+    engine.health = checker
+    checker.start()
+
+
+def _daemonize() -> None:
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""A backend at run time: which server takes a connection, the queue, and connecting.
+
+The balancer (pure) answers "which server"; this module adds what needs a loop:
+waiting in the backend's queue while every server is at its `maxconn` (bounded by
+`timeout queue`), and connecting with `retries` and `option redispatch`.
+
+Slots: a server's `current_sessions` counts requests (HTTP) or connections (TCP) in
+progress on it. `acquire` takes a slot, `release` gives it back and hands the freed
+slot straight to the oldest queued request, so a queue is served in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from typing import Callable
+
+from haply.balance import make_balancer
+from haply.config.model import Proxy
+from haply.runtime.registry import Registry, ServerState
+
+# HAProxy applies `timeout connect` to the queue when `timeout queue` is unset, and
+# warns when `timeout connect` itself is missing; 5 s is the usual value in guides.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
+class NoServerAvailable(Exception):
+    """No server could take the request: the proxy answers 503 or closes."""
+
+    def __init__(self, reason: str, status: int = 503):
+        self.reason = reason
+        self.status = status
+        super().__init__(reason)
+
+
+class BackendRuntime:
+    def __init__(self, proxy: Proxy, registry: Registry, loop: asyncio.AbstractEventLoop):
+        self.proxy = proxy
+        self.name = proxy.name
+        self.loop = loop
+        self.registry = registry
+        self.servers = registry.servers(proxy.name)
+        self.balancer = make_balancer(
+            proxy.balance, self.servers, arg=proxy.balance_arg,
+            hash_type=proxy.hash_type, allbackups=proxy.allbackups,
+        )
+        registry.subscribe(proxy.name, self._on_server_change)
+        timeouts = proxy.timeouts
+        self.connect_timeout = timeouts.connect or DEFAULT_CONNECT_TIMEOUT
+        self.queue_timeout = timeouts.queue or self.connect_timeout
+        self.retries = proxy.retries
+        self.redispatch = proxy.redispatch
+        self._queue: deque[tuple[asyncio.Future, object, ServerState | None]] = deque()
+        # counters read by pages and metrics
+        self.total_sessions = 0
+        self.current_sessions = 0
+        self.max_queued = 0
+        self.connect_errors = 0
+        self.retried = 0
+        self.redispatched = 0
+        self.no_server = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # ----------------------------------------------------------------- slots
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def try_acquire(self, key, exclude: ServerState | None = None) -> ServerState | None:
+        server = self.balancer.pick(key, exclude)
+        if server is not None:
+            self._take(server)
+        return server
+
+    async def acquire(self, key, exclude: ServerState | None = None) -> ServerState:
+        server = self.try_acquire(key, exclude)
+        if server is not None:
+            return server
+        if not self.balancer.has_usable():
+            self.no_server += 1
+            raise NoServerAvailable("no server available")
+        waiter = self.loop.create_future()
+        entry = (waiter, key, exclude)
+        self._queue.append(entry)
+        if len(self._queue) > self.max_queued:
+            self.max_queued = len(self._queue)
+        try:
+            async with asyncio.timeout(self.queue_timeout):
+                return await waiter
+        except TimeoutError:
+            self.no_server += 1
+            raise NoServerAvailable("queue timeout") from None
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            try:
+                self._queue.remove(entry)
+            except ValueError:
+                pass
+
+    def release(self, server: ServerState) -> None:
+        server.current_sessions -= 1
+        self.current_sessions -= 1
+        self.balancer.connection_ended(server)
+        if self._queue:
+            self._serve_queue()
+
+    def _take(self, server: ServerState) -> None:
+        server.current_sessions += 1
+        server.total_sessions += 1
+        if server.current_sessions > server.max_sessions:
+            server.max_sessions = server.current_sessions
+        self.current_sessions += 1
+        self.total_sessions += 1
+        self.balancer.connection_started(server)
+
+    def _serve_queue(self) -> None:
+        while self._queue:
+            waiter, key, exclude = self._queue[0]
+            if waiter.done():
+                self._queue.popleft()
+                continue
+            server = self.balancer.pick(key, exclude)
+            if server is None:
+                if not self.balancer.has_usable():
+                    # Every server went away while requests waited: fail them now
+                    # rather than at the end of `timeout queue`.
+                    self._queue.popleft()
+                    waiter.set_exception(NoServerAvailable("no server available"))
+                    continue
+                return
+            self._queue.popleft()
+            self._take(server)
+            waiter.set_result(server)
+
+    def _on_server_change(self, state: ServerState) -> None:
+        self.balancer.rebuild()
+        if self._queue:
+            self._serve_queue()
+
+    # -------------------------------------------------------------- connecting
+
+    def should_redispatch(self, attempt: int) -> bool:
+        """HAProxy's default `option redispatch` moves the last retry elsewhere."""
+        return self.redispatch and attempt == self.retries
+
+    async def connect(self, key, factory: Callable[[ServerState], asyncio.Protocol],
+                      dest_port: int | None = None,
+                      exclude: ServerState | None = None):
+        """Connect to a server chosen for key, with retries and redispatch.
+
+        factory(server) makes the protocol for an attempt on server. Returns
+        (server, transport, protocol); the server's slot is held and must be given
+        back with `release`. Raises NoServerAvailable.
+        """
+        server = await self.acquire(key, exclude)
+        attempt = 0
+        while True:
+            address = server_address(server, dest_port)
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    transport, protocol = await self.loop.create_connection(
+                        lambda: factory(server), address[0], address[1])
+                return server, transport, protocol
+            except (OSError, TimeoutError):
+                server.connect_errors += 1
+                self.connect_errors += 1
+                self.release(server)
+                if attempt >= self.retries:
+                    raise NoServerAvailable("connection failed", 503) from None
+                attempt += 1
+                server.retries += 1
+                self.retried += 1
+                if self.should_redispatch(attempt) or not server.usable:
+                    previous = server
+                    server = await self.acquire(key, exclude=previous)
+                    if server is not previous:
+                        server.redispatches += 1
+                        self.redispatched += 1
+                else:
+                    self._take(server)
+
+
+def server_address(server: ServerState, dest_port: int | None) -> tuple[str, int]:
+    address = server.address
+    if address is None:
+        address = server.address = resolve(server.host)
+    port = server.port if server.port is not None else dest_port
+    return address[0], port
+
+
+def resolve(host: str) -> tuple[str]:
+    """Resolve a server's host once, at start: the hot path never calls DNS."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return (infos[0][4][0],)

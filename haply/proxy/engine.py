@@ -1,0 +1,118 @@
+"""The proxy engine: turns a validated Config into listeners serving traffic.
+
+Start-up is all-or-nothing: every listening socket is bound and every server
+address resolved before the first connection is accepted; if one fails, everything
+opened so far is closed and the error says which `bind` line failed, so a config
+error never leaves a half-started process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+
+from haply.config.model import Config, Proxy
+from haply.proxy.backend import BackendRuntime, resolve
+from haply.proxy.frontend import FrontendRuntime
+from haply.proxy.gate import Gate
+from haply.proxy.http import HttpSession
+from haply.proxy.listeners import BindError, open_listener
+from haply.proxy.router import ERROR_HISTORY, Router
+from haply.proxy.tcp import TcpClientProtocol
+from haply.proxy.upstream import ConnectionPool
+from haply.runtime.registry import Registry
+
+
+class StartError(Exception):
+    pass
+
+
+class Engine:
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop,
+                 registry: Registry | None = None):
+        self.config = config
+        self.loop = loop
+        self.registry = registry or Registry()
+        self.global_gate = Gate(config.global_.maxconn)
+        self.default_maxconn = None
+        self.pool = ConnectionPool(loop)
+        self.errors: deque = deque(maxlen=ERROR_HISTORY)
+        self.backends: dict[str, BackendRuntime] = {}
+        self.frontends: dict[str, FrontendRuntime] = {}
+        self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
+        self._servers: list[asyncio.AbstractServer] = []
+
+    # ---------------------------------------------------------------- set-up
+
+    def prepare(self) -> None:
+        """Resolve servers and bind every listener, or undo everything and raise."""
+        now = self.loop.time()
+        for proxy in self.config.backends:
+            if not self.registry.servers(proxy.name):
+                self.registry.add_backend(proxy, now)
+            for state in self.registry.servers(proxy.name):
+                try:
+                    state.address = resolve(state.host)
+                except OSError as exc:
+                    raise StartError(
+                        f"{state.config.location}: cannot resolve server "
+                        f"{proxy.name}/{state.name} address {state.host!r}: {exc}") from exc
+            self.backends[proxy.name] = BackendRuntime(proxy, self.registry, self.loop)
+        try:
+            for proxy in self.config.frontends:
+                frontend = FrontendRuntime(proxy, self)
+                self.frontends[proxy.name] = frontend
+                for bind in proxy.binds:
+                    self._sockets.append((frontend, open_listener(bind)))
+        except BindError as exc:
+            self.close_sockets()
+            raise StartError(str(exc)) from exc
+
+    def close_sockets(self) -> None:
+        for _, sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+    def _factory(self, frontend: FrontendRuntime):
+        proxy = frontend.proxy
+        if proxy.mode == "http":
+            router = Router(proxy, self.backends, self.errors)
+            pool = self.pool
+            return lambda: HttpSession(frontend, router, pool)
+        backend = self.backends.get(proxy.default_backend) if proxy.default_backend else None
+        return lambda: TcpClientProtocol(frontend, backend)
+
+    async def start(self) -> None:
+        if not self._sockets:
+            self.prepare()
+        factories: dict[str, object] = {}
+        for frontend, sock in self._sockets:
+            factory = factories.get(frontend.name)
+            if factory is None:
+                factory = factories[frontend.name] = self._factory(frontend)
+            server = await self.loop.create_server(factory, sock=sock, backlog=4096)
+            self._servers.append(server)
+
+    async def stop(self) -> None:
+        """Stop accepting. Established connections are closed by the caller's exit."""
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        self._sockets.clear()
+
+    def stop_accepting(self) -> None:
+        for server in self._servers:
+            server.close()
+
+    def active_connections(self) -> int:
+        return sum(f.gate.current for f in self.frontends.values())
+
+    def listening_addresses(self) -> list[tuple[str, tuple]]:
+        return [(f.name, sock.getsockname()) for f, sock in self._sockets]
+
+
+def proxies_by_name(config: Config) -> dict[str, Proxy]:
+    return {p.name: p for p in config.proxies}

@@ -1,0 +1,51 @@
+"""Connection limits (`maxconn` on a frontend and in global).
+
+HAProxy stops accepting beyond maxconn and leaves new connections in the kernel's
+backlog. uvloop accepts in C before Python sees a connection, so haply does the
+nearest equivalent: a connection over the limit is parked with reading paused (no
+byte of it is read, no server connection is made) and is served, in arrival order,
+as soon as an established connection ends. Established connections are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+
+class Gate:
+    __slots__ = ("limit", "current", "max_seen", "total", "_parked")
+
+    def __init__(self, limit: int | None):
+        self.limit = limit or 0  # 0 = unlimited
+        self.current = 0
+        self.max_seen = 0
+        self.total = 0
+        self._parked: deque[Callable[[], bool]] = deque()
+
+    @property
+    def full(self) -> bool:
+        return 0 < self.limit <= self.current
+
+    @property
+    def parked(self) -> int:
+        return len(self._parked)
+
+    def enter(self) -> None:
+        self.current += 1
+        self.total += 1
+        if self.current > self.max_seen:
+            self.max_seen = self.current
+
+    def leave(self) -> None:
+        self.current -= 1
+
+    def park(self, resume: Callable[[], bool]) -> None:
+        """resume() is called when a slot frees; it returns False if the parked
+        connection has gone meanwhile (then the next one is tried)."""
+        self._parked.append(resume)
+
+    def wake_one(self) -> None:
+        while self._parked and not self.full:
+            if self._parked.popleft()():
+                return

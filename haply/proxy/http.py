@@ -1,0 +1,620 @@
+"""mode http: one client connection, its requests in order, and their exchanges.
+
+The parser callbacks only record (uvicorn's habit); decisions are taken at three
+points: when a request head is complete (route, rewrite, pick a server), when a
+response head arrives (rewrite, frame it for the client), and when an exchange ends
+(keep-alive or close, next pipelined request). Bodies stream through in both
+directions with backpressure and are never buffered whole: only up to
+`RETRY_BUFFER_SIZE` of a request body is kept so that a failed exchange can be
+replayed on another server, as HAProxy's layer-7 retries do within one buffer.
+
+Why haply retries more than HAProxy by default: when a controller dies, the
+requests in flight on it get a reset or an empty answer. For an idempotent request
+(RFC 9110 §9.2.2) that no byte of a response has been forwarded for, sending it
+again elsewhere is safe, so haply does (`empty-response`, `junk-response` and
+connection failures are on by default, within `retries`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import httptools
+
+from haply.http import framing, responses
+from haply.http.errors import RemoteProtocolError
+from haply.proxy.backend import BackendRuntime, NoServerAvailable, server_address
+from haply.proxy.frontend import FrontendRuntime
+from haply.proxy.timers import Deadline
+from haply.proxy.upstream import ConnectionPool, UpstreamConnection
+
+# HAProxy only replays a request that still fits its buffer (tune.bufsize, 16 KiB).
+RETRY_BUFFER_SIZE = 16384
+# RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+
+# Reasons for which client reading is paused; reading resumes when none is left.
+PAUSE_WAITING = 1  # pipelined request or body waiting for a server
+PAUSE_SERVER_FULL = 2  # the server's socket does not take the request body fast enough
+PAUSE_PARKED = 4  # over maxconn
+
+CRLF = b"\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class Request:
+    """One request from head to end of body, as seen on the client side."""
+
+    __slots__ = ("method", "url", "version", "headers", "keep_alive", "chunked",
+                 "body", "body_size", "complete", "upgrade", "tunnel_data",
+                 "error", "head_bytes", "path", "_header_map", "client_ip", "ssl",
+                 "attempts", "backend", "server", "sent_body", "query")
+
+    def __init__(self, client_ip: str, ssl: bool):
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.complete = False
+        self.upgrade = False
+        self.tunnel_data = b""
+        self.error: tuple[int, str] | None = None
+        self.head_bytes = b""
+        self._header_map: dict[str, list[str]] | None = None
+        self.client_ip = client_ip
+        self.ssl = ssl
+        self.attempts = 0
+        self.backend: BackendRuntime | None = None
+        self.server = None
+        self.sent_body = 0  # bytes of body already written to the current server
+        self.chunked = False
+
+    # RequestView / RequestKey for conditions and hashing balancers
+    def header(self, name: str) -> list[str]:
+        header_map = self._header_map
+        if header_map is None:
+            header_map = self._header_map = {}
+            for key, value in self.headers:
+                header_map.setdefault(key.decode("latin-1").lower(), []).append(
+                    value.decode("latin-1"))
+        return header_map.get(name, [])
+
+    @property
+    def retryable(self) -> bool:
+        return self.method in IDEMPOTENT_METHODS and self.body_size <= RETRY_BUFFER_SIZE
+
+
+class HttpSession(asyncio.Protocol):
+    def __init__(self, frontend: FrontendRuntime, router, pool: ConnectionPool):
+        # Global
+        self.frontend = frontend
+        self.router = router
+        self.pool = pool
+        self.loop = frontend.loop
+        timeouts = frontend.proxy.timeouts
+        self.timeout_http_request = timeouts.http_request or timeouts.client
+        self.timeout_keep_alive = timeouts.http_keep_alive or self.timeout_http_request
+        self.timeout_client = timeouts.client
+        # Per-connection
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = ""
+        self.ssl = False
+        self.deadline = Deadline(self.loop, self._timed_out)
+        self.requests: deque[Request] = deque()  # [0] is being answered
+        self.parsing: Request | None = None
+        self.head_size = 0
+        self.paused = 0
+        self.closed = False
+        self.admitted = False
+        self.client_writable = True
+        self.dest_port: int | None = None
+        # Per-exchange (the request at requests[0])
+        self.upstream: UpstreamConnection | None = None
+        self.response_started = False
+        self.response_chunked = False
+        self.response_keep_alive = True
+        self.response_until_close = False
+        self.upstream_reusable = False
+        self.tunnel = False
+        self.broken = False  # a request was rejected; read nothing more
+
+    # ================================================================ client
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else ""
+        sockname = transport.get_extra_info("sockname")
+        self.dest_port = sockname[1] if sockname else None
+        self.ssl = transport.get_extra_info("sslcontext") is not None
+        if self.frontend.admit(self._resume_admission):
+            self._admitted()
+        else:
+            self.pause_client_reading(PAUSE_PARKED)
+
+    def _resume_admission(self) -> bool:
+        if self.closed:
+            return False
+        if self.frontend.admit(self._resume_admission):
+            self._admitted()
+            self.resume_client_reading(PAUSE_PARKED)
+        return True
+
+    def _admitted(self) -> None:
+        self.admitted = True
+        self.deadline.arm(self.timeout_http_request, "http-request")
+
+    def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return
+        if self.tunnel:
+            self.deadline.touch()
+            self.upstream.transport.write(data)
+            self.frontend.bytes_in += len(data)
+            return
+        self.frontend.bytes_in += len(data)
+        if self.deadline.tag == "http-keep-alive":
+            self.deadline.arm(self.timeout_http_request, "http-request")
+        else:
+            self.deadline.touch()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            request = self.requests[-1] if self.requests else None
+            if request is not None and request.upgrade:
+                request.tunnel_data = data[upgrade.args[0]:]
+                # Nothing more is HTTP on this connection until the server agrees.
+                self.pause_client_reading(PAUSE_WAITING)
+            else:
+                self._reject(400, "unexpected upgrade")
+        except httptools.HttpParserError as exc:
+            request = self.parsing
+            if request is not None and request.error is not None:
+                status, reason = request.error
+            else:
+                status, reason = 400, str(exc) or "malformed request"
+            self._reject(status, reason)
+
+    def eof_received(self) -> bool:
+        # A client half-close after a complete request still wants its answer.
+        if self.requests and self.parsing is None:
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    def pause_writing(self) -> None:
+        self.client_writable = False
+        upstream = self.upstream
+        if upstream is not None and not upstream.closed:
+            upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.client_writable = True
+        upstream = self.upstream
+        if upstream is not None and not upstream.closed:
+            upstream.transport.resume_reading()
+
+    def pause_client_reading(self, reason: int) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_client_reading(self, reason: int) -> None:
+        if self.paused & reason:
+            self.paused &= ~reason
+            if not self.paused and not self.closed:
+                self.transport.resume_reading()
+
+    # ---------------------------------------------------------- parser events
+
+    def on_message_begin(self) -> None:
+        self.parsing = Request(self.client_ip, self.ssl)
+        self.head_size = 0
+        if self.deadline.tag != "http-request":
+            self.deadline.arm(self.timeout_http_request, "http-request")
+
+    def on_url(self, url: bytes) -> None:
+        request = self.parsing
+        request.url += url
+        self.head_size += len(url)
+        if self.head_size > framing.MAX_HEAD_SIZE:
+            request.error = (414, "request URI too long")
+            raise RemoteProtocolError("request URI too long", 414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self.parsing
+        request.headers.append((name, value))
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > framing.MAX_HEAD_SIZE or len(request.headers) > framing.MAX_HEADERS:
+            request.error = (431, "request header fields too large")
+            raise RemoteProtocolError("request header fields too large", 431)
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        request = self.parsing
+        request.method = parser.get_method().decode("ascii", "replace")
+        request.version = parser.get_http_version()
+        request.keep_alive = parser.should_keep_alive()
+        request.upgrade = parser.should_upgrade()
+        url = request.url
+        cut = url.find(b"?")
+        request.path = (url if cut < 0 else url[:cut]).decode("latin-1")
+        request.query = "" if cut < 0 else url[cut + 1:].decode("latin-1")
+        try:
+            kind = framing.request_body_kind(request.method.encode(), request.version,
+                                             request.headers)
+        except RemoteProtocolError as exc:
+            request.error = (exc.status_hint, str(exc))
+            raise
+        request.chunked = kind == framing.CHUNKED
+        self.frontend.http_requests += 1
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            self.deadline.arm_idle(self.timeout_client, "client")
+            self._start(request)
+        else:
+            # Pipelined: answered in order once the one before it is done.
+            self.pause_client_reading(PAUSE_WAITING)
+
+    def on_body(self, body: bytes) -> None:
+        request = self.parsing
+        size = len(body)
+        request.body_size += size
+        upstream = self.upstream
+        if request is self.requests[0] and upstream is not None and request.server is not None:
+            self._send_body(upstream, body, request.chunked)
+            if request.body_size <= RETRY_BUFFER_SIZE:
+                request.body.append(body)
+            request.sent_body += size
+            return
+        request.body.append(body)
+        if request.body_size > RETRY_BUFFER_SIZE:
+            # No server to take it yet: hold one buffer, then stop reading.
+            self.pause_client_reading(PAUSE_WAITING)
+
+    def on_message_complete(self) -> None:
+        request = self.parsing
+        self.parsing = None
+        request.complete = True
+        upstream = self.upstream
+        if (request is self.requests[0] and upstream is not None
+                and request.server is not None and request.chunked):
+            upstream.transport.write(LAST_CHUNK)
+        if not request.keep_alive:
+            self.pause_client_reading(PAUSE_WAITING)
+
+    # ================================================================= routing
+
+    def _start(self, request: Request) -> None:
+        """Route the request at the head of the queue and send it to a server."""
+        route = self.router.route(request)
+        if route.status:
+            self._respond_local(route.status, route.body)
+            return
+        backend = route.backend
+        request.backend = backend
+        request.head_bytes = route.head
+        server = backend.try_acquire(request)
+        if server is not None:
+            upstream = self.pool.take(server) if request.retryable else None
+            if upstream is not None:
+                request.server = server
+                self._send_request(upstream, request)
+                return
+        self.loop.create_task(self._connect_and_send(request, server))
+
+    async def _connect_and_send(self, request: Request, server) -> None:
+        backend = request.backend
+        try:
+            if server is None:
+                server = await backend.acquire(request, exclude=None)
+            server, transport, upstream = await self._connect(backend, server)
+        except NoServerAvailable as exc:
+            if not self.closed and self.requests and self.requests[0] is request:
+                self._respond_local(exc.status)
+            return
+        if self.closed or not self.requests or self.requests[0] is not request:
+            upstream.close()
+            backend.release(server)
+            return
+        request.server = server
+        self._send_request(upstream, request)
+
+    async def _connect(self, backend: BackendRuntime, server):
+        """Connect to server (slot held), retrying and redispatching on failure."""
+        attempt = 0
+        loop = self.loop
+        pool = self.pool
+        while True:
+            address = server_address(server, self.dest_port)
+            try:
+                async with asyncio.timeout(backend.connect_timeout):
+                    transport, upstream = await loop.create_connection(
+                        lambda: UpstreamConnection(server, pool), address[0], address[1])
+                return server, transport, upstream
+            except (OSError, TimeoutError):
+                server.connect_errors += 1
+                backend.connect_errors += 1
+                backend.release(server)
+                if attempt >= backend.retries or self.closed:
+                    raise NoServerAvailable("connection failed", 503) from None
+                attempt += 1
+                server.retries += 1
+                backend.retried += 1
+                previous = server
+                if backend.should_redispatch(attempt) or not server.usable:
+                    server = await backend.acquire(self.requests[0], exclude=previous)
+                    if server is not previous:
+                        server.redispatches += 1
+                        backend.redispatched += 1
+                else:
+                    backend._take(server)
+
+    def _send_request(self, upstream: UpstreamConnection, request: Request) -> None:
+        self.upstream = upstream
+        self.response_started = False
+        upstream.begin(self, request.method == "HEAD")
+        transport = upstream.transport
+        request.sent_body = 0
+        if request.body:
+            chunked = request.chunked
+            parts = [request.head_bytes]
+            for chunk in request.body:
+                if chunked:
+                    parts.append(b"%x\r\n" % len(chunk))
+                    parts.append(chunk)
+                    parts.append(CRLF)
+                else:
+                    parts.append(chunk)
+                request.sent_body += len(chunk)
+            if request.complete and chunked:
+                parts.append(LAST_CHUNK)
+            transport.write(b"".join(parts))
+            if request.body_size > RETRY_BUFFER_SIZE:
+                request.body = []  # streamed from now on; no replay possible
+        else:
+            transport.write(request.head_bytes)
+            if request.complete and request.chunked:
+                transport.write(LAST_CHUNK)
+        request.server.bytes_in += len(request.head_bytes)
+        if request.upgrade and request.tunnel_data:
+            pass  # sent once the server accepts the upgrade
+        else:
+            self.resume_client_reading(PAUSE_WAITING)
+        self.deadline.arm_idle(request.backend.proxy.timeouts.server, "server")
+
+    @staticmethod
+    def _send_body(upstream: UpstreamConnection, body: bytes, chunked: bool) -> None:
+        if chunked:
+            upstream.transport.writelines((b"%x\r\n" % len(body), body, CRLF))
+        else:
+            upstream.transport.write(body)
+
+    # ============================================================ responses
+
+    def informational_response(self, upstream: UpstreamConnection, status: int) -> None:
+        head = self.router.response_head(status, upstream.reason, upstream.headers,
+                                         None, self.requests[0])
+        self.transport.write(head)
+
+    def response_head(self, upstream: UpstreamConnection, status: int, version: str,
+                      server_keep_alive: bool, no_body: bool) -> None:
+        request = self.requests[0]
+        self.deadline.touch()
+        headers = upstream.headers
+        chunked = False
+        until_close = False
+        if not no_body and status != 101:
+            kind = framing.response_body_kind_from_headers(headers)
+            chunked = kind == framing.CHUNKED
+            until_close = kind == framing.UNTIL_CLOSE
+        keep_alive = request.keep_alive and not until_close and self.router.client_keep_alive
+        if request.upgrade and status == 101:
+            keep_alive = True
+        self.response_keep_alive = keep_alive
+        self.response_chunked = chunked
+        self.response_until_close = until_close
+        self.upstream_reusable = server_keep_alive and not until_close
+        head = self.router.response_head(status, upstream.reason, headers, keep_alive, request)
+        self.response_started = True
+        server = request.server
+        server.http_responses[status // 100] = server.http_responses.get(status // 100, 0) + 1
+        self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
+        self.transport.write(head)
+        self.frontend.bytes_out += len(head)
+
+    def response_body(self, body: bytes) -> None:
+        self.deadline.touch()
+        if self.response_chunked:
+            self.transport.writelines((b"%x\r\n" % len(body), body, CRLF))
+        else:
+            self.transport.write(body)
+        size = len(body)
+        self.frontend.bytes_out += size
+        self.requests[0].server.bytes_out += size
+
+    def response_complete(self, upstream: UpstreamConnection) -> None:
+        request = self.requests[0]
+        if self.response_chunked:
+            self.transport.write(LAST_CHUNK)
+        if upstream.tunnel:
+            return
+        self._finish_exchange(request, upstream, reusable=self.upstream_reusable and request.complete)
+
+    def upgraded(self, early_server_data: bytes) -> None:
+        """The server answered 101: both sides become a raw byte tunnel."""
+        request = self.requests[0]
+        self.tunnel = True
+        upstream = self.upstream
+        if early_server_data:
+            self.transport.write(early_server_data)
+        if request.tunnel_data:
+            upstream.transport.write(request.tunnel_data)
+        timeouts = request.backend.proxy.timeouts
+        tunnel_timeout = timeouts.tunnel or self.frontend.proxy.timeouts.tunnel or timeouts.server
+        self.deadline.arm_idle(tunnel_timeout, "tunnel")
+        self.paused = 0
+        self.transport.resume_reading()
+
+    def tunnel_from_server(self, data: bytes) -> None:
+        self.deadline.touch()
+        self.transport.write(data)
+        self.frontend.bytes_out += len(data)
+
+    def _finish_exchange(self, request: Request, upstream: UpstreamConnection,
+                         reusable: bool) -> None:
+        self.upstream = None
+        backend = request.backend
+        server = request.server
+        request.server = None
+        backend.release(server)
+        if reusable and not upstream.closed:
+            self.pool.put(upstream)
+        else:
+            upstream.detach()
+            upstream.close()
+        self.requests.popleft()
+        if not self.response_keep_alive or request.upgrade:
+            self._close_after_write()
+            return
+        self._next_request()
+
+    def _next_request(self) -> None:
+        if self.requests:
+            self.deadline.arm_idle(self.timeout_client, "client")
+            self._start(self.requests[0])
+            return
+        self.resume_client_reading(PAUSE_WAITING)
+        if self.parsing is not None:
+            self.deadline.arm(self.timeout_http_request, "http-request")
+        else:
+            self.deadline.arm(self.timeout_keep_alive, "http-keep-alive")
+
+    # ================================================================ failures
+
+    def server_lost(self, upstream: UpstreamConnection) -> None:
+        """The server closed before the exchange ended."""
+        if self.closed or not self.requests:
+            return
+        request = self.requests[0]
+        if self.tunnel or self.response_started:
+            if self.response_until_close and not self.tunnel:
+                # The body ran until close: that was its end.
+                self._finish_exchange(request, upstream, reusable=False)
+                return
+            self.close()  # truncated response: the client must see it broken
+            return
+        self._exchange_failed(request, upstream, "empty-response" if not upstream.received_any else "junk-response")
+
+    def server_protocol_error(self, upstream: UpstreamConnection, reason: str) -> None:
+        upstream.detach()
+        upstream.close()
+        if self.closed or not self.requests:
+            return
+        if self.response_started:
+            self.close()
+            return
+        self._exchange_failed(self.requests[0], upstream, "junk-response")
+
+    def _exchange_failed(self, request: Request, upstream: UpstreamConnection,
+                         why: str) -> None:
+        backend = request.backend
+        server = request.server
+        self.upstream = None
+        request.server = None
+        backend.release(server)
+        server.response_errors += 1
+        can_replay = (request.retryable and request.sent_body == request.body_size
+                      and why in self.router.retry_on(backend))
+        if can_replay and request.attempts < backend.retries:
+            request.attempts += 1
+            server.retries += 1
+            backend.retried += 1
+            # The same server just failed this exchange: move the retry elsewhere.
+            next_server = backend.try_acquire(request, exclude=server)
+            if next_server is not None and next_server is not server:
+                server.redispatches += 1
+                backend.redispatched += 1
+            self.loop.create_task(self._connect_and_send(request, next_server))
+            return
+        self._respond_local(502)
+
+    def _timed_out(self, which: str) -> None:
+        if self.closed:
+            return
+        if which == "http-request":
+            if self.parsing is not None or self.requests:
+                self._reject(408, "timeout http-request")
+            else:
+                self.close()
+        elif which == "server" and self.requests and not self.response_started:
+            upstream = self.upstream
+            if upstream is not None:
+                upstream.detach()
+                upstream.close()
+                request = self.requests[0]
+                request.backend.release(request.server)
+                request.server = None
+                self.upstream = None
+            self._respond_local(504, close=True)
+        else:
+            self.close()
+
+    # =========================================================== local answers
+
+    def _respond_local(self, status: int, body: bytes | None = None, close: bool = False) -> None:
+        """Answer the request at the head of the queue from haply itself."""
+        if body is None:
+            body = responses.error_response(status, self.router.errorfiles)
+        self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
+        self.transport.write(body)
+        self.frontend.bytes_out += len(body)
+        # HAProxy's error answers carry Connection: close, and so do haply's.
+        self._close_after_write()
+
+    def _reject(self, status: int, reason: str) -> None:
+        """A malformed or too slow request: answer status and close, never forward."""
+        self.frontend.request_errors += 1
+        self.router.record_error(self.client_ip, reason)
+        if self.upstream is not None and self.requests and self.requests[0].server is not None:
+            # An earlier request is still being answered: let it finish, then stop.
+            self.broken = True
+            self.pause_client_reading(PAUSE_WAITING)
+            self.requests[0].keep_alive = False
+            return
+        self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
+        self.transport.write(responses.error_response(status, self.router.errorfiles))
+        self._close_after_write()
+
+    def _close_after_write(self) -> None:
+        self.deadline.cancel()
+        if not self.closed:
+            self.closed = True
+            self.transport.close()  # flushes what is buffered, then closes
+            self._release()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.transport.close()
+        self._release()
+
+    def _release(self) -> None:
+        self.deadline.cancel()
+        upstream = self.upstream
+        if upstream is not None:
+            self.upstream = None
+            upstream.detach()
+            upstream.close()
+            request = self.requests[0] if self.requests else None
+            if request is not None and request.server is not None:
+                request.backend.release(request.server)
+                request.server = None
+        if self.admitted:
+            self.admitted = False
+            self.frontend.leave()

@@ -1,0 +1,232 @@
+"""mode tcp: a bidirectional byte relay between a client and one server.
+
+Backpressure crosses the pair: when one side's transport cannot take more
+(`pause_writing`), the other side stops reading until it drains (`resume_writing`),
+so a slow reader never makes haply buffer more than one transport's high-water mark.
+Half-close is forwarded (`eof_received` -> `write_eof`) and the session ends when
+both directions are closed or it has been idle for its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from haply.proxy.backend import BackendRuntime, NoServerAvailable
+from haply.proxy.frontend import FrontendRuntime
+from haply.proxy.timers import Deadline
+
+
+class SourceKey:
+    """What the balancer may hash in mode tcp: only the client's address."""
+
+    __slots__ = ("client_ip",)
+    path = ""
+    query = ""
+    headers: dict = {}
+
+    def __init__(self, client_ip: str):
+        self.client_ip = client_ip
+
+
+def session_timeout(client: float | None, server: float | None,
+                    tunnel: float | None) -> float | None:
+    """In mode tcp a session is idle when neither side moves a byte: traffic either
+    way counts as activity for both sides (HAProxy's client timeout also covers the
+    client acknowledging data). `timeout tunnel`, when set, replaces both once the
+    server is connected."""
+    if tunnel:
+        return tunnel
+    values = [t for t in (client, server) if t]
+    return min(values) if values else None
+
+
+class TcpClientProtocol(asyncio.Protocol):
+    def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None):
+        # Global
+        self.frontend = frontend
+        self.backend = backend
+        self.loop = frontend.loop
+        # Per-connection
+        self.transport: asyncio.Transport | None = None
+        self.upstream: TcpServerProtocol | None = None
+        self.server = None
+        self.pending: list[bytes] = []
+        self.timer: Deadline | None = None
+        self.admitted = False
+        self.closed = False
+        self.client_eof = False
+        self.server_eof = False
+
+    # ------------------------------------------------------------------ client
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        transport.pause_reading()
+        if self.frontend.admit(self._resume_admission):
+            self._start()
+
+    def _resume_admission(self) -> bool:
+        if self.closed:
+            return False
+        if self.frontend.admit(self._resume_admission):
+            self._start()
+        return True
+
+    def _start(self) -> None:
+        self.admitted = True
+        proxy = self.frontend.proxy
+        if proxy.tcpka:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self.timer = Deadline(self.loop, self._timeout)
+        self.timer.arm_idle(proxy.timeouts.client, "client")
+        if self.backend is None:
+            self.close()
+            return
+        self.transport.resume_reading()
+        self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        peer = self.transport.get_extra_info("peername")
+        sockname = self.transport.get_extra_info("sockname")
+        try:
+            server, transport, _ = await self.backend.connect(
+                SourceKey(peer[0] if peer else ""),
+                lambda server: TcpServerProtocol(self, server),
+                dest_port=sockname[1] if sockname else None,
+            )
+        except NoServerAvailable:
+            self.close()
+            return
+        if self.upstream is None:
+            # The client left while connecting; close() could not release the
+            # slot because the server side was not attached yet.
+            transport.close()
+            self.backend.release(server)
+
+    def server_connected(self, upstream: "TcpServerProtocol", server) -> None:
+        """The upstream connection is up: flush what the client sent meanwhile."""
+        self.server = server
+        self.upstream = upstream
+        transport = upstream.transport
+        backend_proxy = self.backend.proxy
+        if backend_proxy.tcpka:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        front = self.frontend.proxy.timeouts
+        back = backend_proxy.timeouts
+        self.timer.arm_idle(session_timeout(front.client, back.server,
+                                            back.tunnel or front.tunnel), "session")
+        if self.pending:
+            for chunk in self.pending:
+                transport.write(chunk)
+            self.pending.clear()
+            if not self.client_eof:
+                self.transport.resume_reading()
+        if self.client_eof and transport.can_write_eof():
+            transport.write_eof()
+
+    def data_received(self, data: bytes) -> None:
+        self.timer.touch()
+        self.frontend.bytes_in += len(data)
+        upstream = self.upstream
+        if upstream is None:
+            # Hold one chunk until the server answers the connect, then stop reading.
+            self.pending.append(data)
+            self.transport.pause_reading()
+            return
+        upstream.transport.write(data)
+        self.server.bytes_in += len(data)
+
+    def eof_received(self) -> bool:
+        self.client_eof = True
+        upstream = self.upstream
+        if upstream is not None and not upstream.closed:
+            if upstream.transport.can_write_eof():
+                upstream.transport.write_eof()
+        if self.server_eof or upstream is None and self.backend is None:
+            return False
+        if self.frontend.proxy.timeouts.client_fin:
+            self.timer.arm_idle(self.frontend.proxy.timeouts.client_fin, "client-fin")
+        return True  # keep the transport open for the server's answer
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None and not self.upstream.closed:
+            self.upstream.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- session
+
+    def _timeout(self, which: str) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.transport is not None:
+            self.transport.close()
+        upstream = self.upstream
+        if upstream is not None:
+            upstream.closed = True
+            upstream.transport.close()
+            self.backend.release(self.server)
+        if self.admitted:
+            self.frontend.leave()
+
+
+class TcpServerProtocol(asyncio.Protocol):
+    def __init__(self, client: TcpClientProtocol, server):
+        self.client = client
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        if self.client.closed:
+            return  # the connect coroutine closes it and gives the slot back
+        self.client.server_connected(self, self.server)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        client.timer.touch()
+        client.transport.write(data)
+        size = len(data)
+        client.frontend.bytes_out += size
+        client.server.bytes_out += size
+
+    def eof_received(self) -> bool:
+        client = self.client
+        client.server_eof = True
+        if client.client_eof or client.closed:
+            client.close()
+            return False
+        if client.transport.can_write_eof():
+            client.transport.write_eof()
+        server_fin = client.backend.proxy.timeouts.server_fin
+        if server_fin:
+            client.timer.arm_idle(server_fin, "server-fin")
+        return True
+
+    def pause_writing(self) -> None:
+        self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self.client.closed:
+            self.client.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.client.close()

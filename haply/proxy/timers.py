@@ -1,0 +1,79 @@
+"""Timeouts that cost a clock read when they change, not a timer per event.
+
+Re-arming a `call_later` handle on every `data_received` or at every phase of every
+request allocates a TimerHandle and touches the loop's heap each time: on a busy
+keep-alive connection that is tens of thousands of heap operations a second.
+Instead a connection keeps one `Deadline`: changing it only stores a number; the
+single pending timer, when it fires early, re-arms itself for what is left, and it
+is moved earlier only in the rare case a new deadline comes before it.
+
+Two kinds of period: an absolute one (`arm`: `timeout http-request` must cut a
+slowloris client that trickles bytes), and an idle one (`arm_idle` then `touch` on
+every activity: `timeout client`, `timeout server`, `timeout tunnel`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+
+class Deadline:
+    __slots__ = ("_loop", "_callback", "_handle", "_fires_at", "deadline",
+                 "timeout", "idle", "tag")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[str], None]):
+        self._loop = loop
+        self._callback = callback
+        self._handle: asyncio.TimerHandle | None = None
+        self._fires_at = 0.0
+        self.deadline: float | None = None
+        self.timeout: float | None = None
+        self.idle = False
+        self.tag = ""  # which timeout this is, passed to the callback
+
+    def arm(self, timeout: float | None, tag: str) -> None:
+        """Expire `timeout` seconds from now, whatever happens meanwhile."""
+        self.idle = False
+        self._set(timeout, tag)
+
+    def arm_idle(self, timeout: float | None, tag: str) -> None:
+        """Expire after `timeout` seconds without a `touch()`."""
+        self.idle = True
+        self._set(timeout, tag)
+
+    def touch(self) -> None:
+        if self.idle and self.timeout:
+            self.deadline = self._loop.time() + self.timeout
+
+    def cancel(self) -> None:
+        self.deadline = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _set(self, timeout: float | None, tag: str) -> None:
+        self.tag = tag
+        self.timeout = timeout
+        if not timeout:
+            self.deadline = None
+            return
+        deadline = self._loop.time() + timeout
+        self.deadline = deadline
+        if self._handle is None or deadline < self._fires_at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._fires_at = deadline
+            self._handle = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        deadline = self.deadline
+        if deadline is None:
+            return
+        if self._loop.time() < deadline:
+            self._fires_at = deadline
+            self._handle = self._loop.call_at(deadline, self._fire)
+            return
+        self.deadline = None
+        self._callback(self.tag)

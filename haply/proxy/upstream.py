@@ -1,0 +1,199 @@
+"""Server-side HTTP connections and the pool of idle ones.
+
+An `UpstreamConnection` carries one request/response exchange at a time (haply
+never pipelines towards servers: a server that closes mid-pipeline would leave
+later requests in an unknown state). It only parses; every decision about what the
+client sees is the client session's (`haply.proxy.http`), to which it reports
+events. Between exchanges a keep-alive connection waits in the `ConnectionPool`,
+keyed by server, until reused, closed by the server, or purged after
+`POOL_IDLE_TIMEOUT`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import httptools
+
+from haply.runtime.registry import ServerState
+
+if TYPE_CHECKING:
+    from haply.proxy.http import HttpSession
+
+# HAProxy's `pool-purge-delay` default: idle server connections unused for this long
+# are closed, so a pool shrinks back after a burst.
+POOL_IDLE_TIMEOUT = 5.0
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, server: ServerState, pool: "ConnectionPool"):
+        # Global
+        self.server = server
+        self.pool = pool
+        # Per-connection
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.tunnel = False
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.stale_parser = False
+        # Per-exchange
+        self.session: HttpSession | None = None
+        self.head_request = False
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.received_any = False
+
+    # ------------------------------------------------------------- exchanges
+
+    def begin(self, session: "HttpSession", head_request: bool) -> None:
+        self.session = session
+        self.head_request = head_request
+        self.reason = b""
+        self.headers = []
+        self.received_any = False
+        if self.stale_parser:
+            self.parser = httptools.HttpResponseParser(self)
+            self.stale_parser = False
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
+
+    def detach(self) -> None:
+        self.session = None
+
+    # --------------------------------------------------------------- asyncio
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if self.tunnel:
+            session.tunnel_from_server(data)
+            return
+        if session is None:
+            # A server may not speak unasked; whatever this is, the connection
+            # can no longer be trusted to frame the next response.
+            self.close()
+            return
+        self.received_any = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            rest = data[upgrade.args[0]:]
+            self.tunnel = True
+            if self.session is not None:
+                self.session.upgraded(rest)
+        except httptools.HttpParserError as exc:
+            if self.session is not None:
+                self.session.server_protocol_error(self, str(exc))
+            else:
+                self.close()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+            self.idle_handle = None
+        session = self.session
+        if session is not None:
+            self.session = None
+            session.server_lost(self)
+        else:
+            self.pool.discard(self)
+
+    def pause_writing(self) -> None:
+        if self.session is not None:
+            self.session.pause_client_reading(2)
+
+    def resume_writing(self) -> None:
+        if self.session is not None:
+            self.session.resume_client_reading(2)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    # --------------------------------------------------------- parser events
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        status = parser.get_status_code()
+        session = self.session
+        if 100 <= status < 200 and status != 101:
+            session.informational_response(self, status)
+            self.reason = b""
+            self.headers = []
+            return
+        no_body = self.head_request or status in (204, 304)
+        session.response_head(self, status, parser.get_http_version(),
+                              parser.should_keep_alive(), no_body)
+        if self.head_request and status != 101:
+            # llhttp would wait for the body a HEAD response's Content-Length
+            # announces: end the exchange here and parse the next response with a
+            # fresh parser.
+            self.stale_parser = True
+            session.response_complete(self)
+
+    def on_body(self, body: bytes) -> None:
+        if self.session is not None and not self.stale_parser:
+            self.session.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.session is not None and not self.stale_parser:
+            if 100 <= self.parser.get_status_code() < 200 and not self.tunnel:
+                return  # an interim response; the final one follows
+            self.session.response_complete(self)
+
+
+class ConnectionPool:
+    """Idle keep-alive connections per server, most recently used first."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self._idle: dict[ServerState, list[UpstreamConnection]] = {}
+
+    def take(self, server: ServerState) -> UpstreamConnection | None:
+        idle = self._idle.get(server)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    def put(self, connection: UpstreamConnection) -> None:
+        if connection.closed:
+            return
+        connection.detach()
+        self._idle.setdefault(connection.server, []).append(connection)
+        connection.idle_handle = self.loop.call_later(
+            POOL_IDLE_TIMEOUT, self._purge, connection)
+
+    def discard(self, connection: UpstreamConnection) -> None:
+        idle = self._idle.get(connection.server)
+        if idle and connection in idle:
+            idle.remove(connection)
+
+    def _purge(self, connection: UpstreamConnection) -> None:
+        connection.idle_handle = None
+        self.discard(connection)
+        connection.close()
+
+    def close_server(self, server: ServerState) -> None:
+        for connection in self._idle.pop(server, []):
+            connection.close()
+
+    def idle_count(self) -> int:
+        return sum(len(v) for v in self._idle.values())
