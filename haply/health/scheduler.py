@@ -1,0 +1,556 @@
+"""The asyncio side of health checks: when to probe, and what a result changes.
+
+One `call_later` chain per checked server (and one more per agent): the timer
+fires, a probe task runs bounded by its deadlines, its result goes through the
+server's `Health` machine, and the next check is scheduled `Health.interval()`
+after the probe ended. Nothing here blocks: a black-holed server costs one timer
+and one pending connect until its deadline, never the loop.
+
+First checks are spread over each server's interval (server i of n starts at
+inter*i/n) so a thousand servers do not probe in the same millisecond, and the
+global `spread-checks` percentage adds the manual's random +/- jitter to every
+interval afterwards.
+
+Results go to the registry (`Registry.set_operational`) with HAProxy's status,
+reason and duration; UP/DOWN changes are logged in HAProxy's wording, kept in
+`HealthChecker.events`, and handed to the callbacks the proxy registered for
+`on-marked-down shutdown-sessions` and `on-marked-up shutdown-backup-sessions`
+(the proxy knows the sessions, the checker only knows when).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+from haply.config.model import Config, Proxy, Server
+from haply.health import probes
+from haply.health.probes import CheckResult, Deadlines, HttpProbe, Target, TcpStep
+from haply.health.state import (
+    DEFAULT_ERROR_LIMIT, DEFAULT_ON_ERROR, OBSERVE_NONE, Health, Passive, Timing,
+    Transition, slowstart_done, slowstart_weight,
+)
+from haply.runtime.registry import DOWN, MAINT, UP, Registry, ServerState
+
+log = logging.getLogger("haply.health")
+
+# HAProxy manual, `spread-checks`: "a value between 2 and 5 seems to show good
+# results"; it is a percentage, capped at 50.
+MAX_SPREAD_CHECKS = 50
+# Slowstart weight is recomputed this many times over the ramp (at least every
+# SLOWSTART_MAX_STEP seconds) so a long ramp still moves smoothly.
+SLOWSTART_STEPS = 20
+SLOWSTART_MAX_STEP = 1.0
+# How many UP/DOWN events `HealthChecker.events` keeps for pages and tests.
+EVENT_HISTORY = 1000
+
+SessionCallback = Callable[[ServerState], int | None]
+
+
+# --------------------------------------------------------------- check settings
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    target: Target
+    inter: float
+    send: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """Everything the scheduler needs to check one server, from the config."""
+
+    backend: str
+    server: str
+    kind: str  # tcp | http | mysql | ssl-hello | tcp-check
+    target: Target | None  # None: only an agent is configured
+    timing: Timing
+    passive: Passive
+    deadlines: Deadlines
+    http: HttpProbe | None = None
+    mysql_user: str | None = None
+    tcp_steps: tuple[TcpStep, ...] = ()
+    agent: AgentSpec | None = None
+    slowstart: float = 0.0
+    shutdown_sessions_on_down: bool = False
+    shutdown_backup_sessions_on_up: bool = False
+
+    async def probe(self) -> CheckResult:
+        if self.kind == "http":
+            return await probes.http_check(self.target, self.deadlines, self.http or HttpProbe())
+        if self.kind == "mysql":
+            return await probes.mysql_check(self.target, self.deadlines, self.mysql_user)
+        if self.kind == "ssl-hello":
+            return await probes.ssl_hello_check(self.target, self.deadlines)
+        if self.kind == "tcp-check":
+            return await probes.tcp_check_rules(self.target, self.deadlines, self.tcp_steps)
+        return await probes.tcp_check(self.target, self.deadlines)
+
+
+def _extra(server: Server) -> dict[str, str]:
+    return dict(server.extra)
+
+
+def _opt(server: Server, attr: str, key: str, default=None):
+    """A server keyword: the typed model field when the parser has it, else the
+    raw value from `extra`, else the default."""
+    value = getattr(server, attr, None)
+    if value is not None and value != ():
+        return value
+    return _extra(server).get(key, default)
+
+
+def _seconds(value, default: float | None) -> float | None:
+    """Typed fields are seconds; raw config text is milliseconds unless suffixed."""
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    units = (("ms", 0.001), ("us", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0))
+    for suffix, factor in units:
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * factor
+    return float(text) / 1000.0
+
+
+def _flag(server: Server, attr: str, key: str) -> bool:
+    value = getattr(server, attr, None)
+    if isinstance(value, bool):
+        return value
+    if value is not None:
+        return bool(value)
+    return key in _extra(server)
+
+
+def tcp_steps_for(proxy: Proxy) -> tuple[TcpStep, ...]:
+    """`tcp-check` rules of a proxy, from a typed field or raw `extra` lines."""
+    raw = getattr(proxy, "tcp_check", None) or getattr(proxy, "tcp_checks", None)
+    if raw is None:
+        raw = [words for name, words in proxy.extra if name == "tcp-check"]
+    steps = []
+    for item in raw:
+        if isinstance(item, TcpStep):
+            steps.append(item)
+        elif isinstance(item, (tuple, list)):
+            steps.append(TcpStep.from_words(tuple(item)))
+        elif hasattr(item, "words"):
+            steps.append(TcpStep.from_words(tuple(item.words)))
+        else:
+            steps.append(TcpStep.from_words(tuple(str(item).split())))
+    return tuple(steps)
+
+
+def mysql_user_for(proxy: Proxy) -> str | None:
+    user = getattr(proxy, "mysql_check_user", None)
+    if user:
+        return user
+    for name, words in proxy.extra:
+        if name == "option mysql-check" and "user" in words:
+            return words[words.index("user") + 1]
+    return None
+
+
+def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec | None:
+    """The check settings of one server, or None when it is not checked."""
+    agent_on = _flag(server, "agent_check", "agent-check")
+    if not server.check and not agent_on:
+        return None
+    timing = Timing(
+        inter=server.inter,
+        fastinter=server.fastinter,
+        downinter=server.downinter,
+        rise=server.rise,
+        fall=server.fall,
+    )
+    passive = Passive(
+        observe=_opt(server, "observe", "observe", OBSERVE_NONE) or OBSERVE_NONE,
+        error_limit=int(_opt(server, "error_limit", "error-limit", DEFAULT_ERROR_LIMIT)),
+        on_error=_opt(server, "on_error", "on-error", DEFAULT_ON_ERROR) or DEFAULT_ON_ERROR,
+    )
+    deadlines = Deadlines.from_settings(server.inter, proxy.timeouts.check,
+                                        proxy.timeouts.connect)
+    host = server.check_addr or server.host
+    check_port = server.check_port or server.port or port
+    target = Target(host, check_port) if server.check and check_port else None
+    agent = None
+    if agent_on:
+        agent_port = _opt(server, "agent_port", "agent-port")
+        if agent_port:
+            agent_host = _opt(server, "agent_addr", "agent-addr") or host
+            agent_inter = _seconds(_opt(server, "agent_inter", "agent-inter"), server.inter)
+            send = _opt(server, "agent_send", "agent-send") or b""
+            if isinstance(send, str):
+                send = probes.unescape(send)
+            agent = AgentSpec(Target(agent_host, int(agent_port)), agent_inter, send)
+    kind = proxy.check_kind if proxy.check_kind else "tcp"
+    http = None
+    if kind == "http":
+        hc = proxy.http_check
+        http = HttpProbe(hc.method, hc.uri, hc.version, hc.headers, hc.body, hc.expect) \
+            if hc else HttpProbe()
+    on_down = _opt(server, "on_marked_down", "on-marked-down")
+    on_up = _opt(server, "on_marked_up", "on-marked-up")
+    return CheckSpec(
+        backend=proxy.name,
+        server=server.name,
+        kind=kind,
+        target=target,
+        timing=timing,
+        passive=passive,
+        deadlines=deadlines,
+        http=http,
+        mysql_user=mysql_user_for(proxy) if kind == "mysql" else None,
+        tcp_steps=tcp_steps_for(proxy) if kind == "tcp-check" else (),
+        agent=agent,
+        slowstart=server.slowstart,
+        shutdown_sessions_on_down=on_down == "shutdown-sessions",
+        shutdown_backup_sessions_on_up=on_up == "shutdown-backup-sessions",
+    )
+
+
+def spread_checks_of(config: Config) -> int:
+    value = getattr(config.global_, "spread_checks", None)
+    if value is None:
+        for name, words in config.global_.extra:
+            if name == "spread-checks" and words:
+                value = words[0]
+    if value is None:
+        return 0
+    return max(0, min(MAX_SPREAD_CHECKS, int(value)))
+
+
+# ------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class HealthEvent:
+    """One UP/DOWN change, kept for pages, logs and tests."""
+
+    backend: str
+    server: str
+    up: bool
+    at: float
+    status: str
+    reason: str
+    duration: float | None
+    message: str
+
+
+def transition_message(state: ServerState, transition: Transition, servers: list[ServerState],
+                       requeued: int = 0) -> str:
+    """HAProxy's log line for an UP/DOWN change, e.g.
+
+    Server b/s1 is DOWN, reason: Layer4 connection problem, info: "Connection
+    refused", check duration: 0ms. 2 active and 1 backup servers left. 0 sessions
+    active, 0 requeued, 0 remaining in queue.
+    """
+    who = f"{'Backup Server' if state.backup else 'Server'} {state.backend}/{state.name}"
+    text = f"{who} is {'UP' if transition.up else 'DOWN'}"
+    if transition.reason:
+        text += f", reason: {transition.reason}"
+    if transition.duration is not None:
+        text += f", check duration: {int(transition.duration * 1000)}ms"
+    usable = [s for s in servers if s.operational == UP and s.admin != MAINT]
+    active = sum(1 for s in usable if not s.backup)
+    backup = len(usable) - active
+    queued = sum(s.queued for s in servers)
+    if transition.up:
+        text += (f". {active} active and {backup} backup servers online."
+                 f" {requeued} sessions requeued, {queued} total in queue.")
+    else:
+        text += (f". {active} active and {backup} backup servers left."
+                 f" {state.current_sessions} sessions active, {requeued} requeued,"
+                 f" {state.queued} remaining in queue.")
+    return text
+
+
+# -------------------------------------------------------------------- checker
+
+
+class _Checked:
+    """Runtime of one checked server: its machine, timers and probe tasks."""
+
+    __slots__ = ("spec", "state", "health", "timer", "task", "agent_timer", "agent_task",
+                 "agent_weight_percent", "ramp_timer", "last_result")
+
+    def __init__(self, spec: CheckSpec, state: ServerState, now: float) -> None:
+        self.spec = spec
+        self.state = state
+        self.health = Health(spec.timing, spec.passive, up=True, now=now)
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task | None = None
+        self.agent_timer: asyncio.TimerHandle | None = None
+        self.agent_task: asyncio.Task | None = None
+        self.agent_weight_percent = 100
+        self.ramp_timer: asyncio.TimerHandle | None = None
+        self.last_result: CheckResult | None = None
+
+
+class HealthChecker:
+    """Runs every configured check and applies results to the registry.
+
+    The proxy engine creates it with its registry, the loaded config and its
+    loop, registers its session callbacks, then calls `start()`; `await stop()`
+    cancels every timer and probe. `observe()` is the door for passive health.
+    """
+
+    def __init__(self, registry: Registry, config: Config,
+                 loop: asyncio.AbstractEventLoop | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.registry = registry
+        self.config = config
+        self.loop = loop
+        self.spread_checks = spread_checks_of(config)
+        self.events: collections.deque[HealthEvent] = collections.deque(maxlen=EVENT_HISTORY)
+        self._rng = rng or random.Random()
+        self._checked: dict[tuple[str, str], _Checked] = {}
+        self._shutdown_sessions: SessionCallback | None = None
+        self._shutdown_backup_sessions: SessionCallback | None = None
+        self._listeners: list[Callable[[HealthEvent], None]] = []
+        self._running = False
+
+    # ------------------------------------------------------------- wiring
+
+    def set_shutdown_sessions(self, callback: SessionCallback) -> None:
+        """callback(state) kills state's sessions (on-marked-down shutdown-sessions);
+        it may return how many it closed."""
+        self._shutdown_sessions = callback
+
+    def set_shutdown_backup_sessions(self, callback: SessionCallback) -> None:
+        """callback(state) kills sessions on the backups of state's backend
+        (on-marked-up shutdown-backup-sessions)."""
+        self._shutdown_backup_sessions = callback
+
+    def subscribe(self, listener: Callable[[HealthEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    # --------------------------------------------------------- start / stop
+
+    def start(self) -> None:
+        if self._running:
+            return
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        self._running = True
+        now = self.loop.time()
+        for proxy in self.config.backends:
+            for server in proxy.servers:
+                state = self.registry.get(proxy.name, server.name)
+                if state is None:
+                    continue
+                spec = spec_for(proxy, server)
+                if spec is None:
+                    continue
+                if spec.target is None and spec.agent is None:
+                    log.warning("%s/%s: check enabled but no port to check; skipped",
+                                proxy.name, server.name)
+                    continue
+                self._checked[(proxy.name, server.name)] = _Checked(spec, state, now)
+        # spread the first checks over each server's interval
+        count = len(self._checked)
+        for index, checked in enumerate(self._checked.values()):
+            offset = index / count if count else 0.0
+            if checked.spec.target is not None:
+                checked.timer = self.loop.call_later(
+                    checked.spec.timing.inter * offset, self._fire, checked)
+            if checked.spec.agent is not None:
+                checked.agent_timer = self.loop.call_later(
+                    checked.spec.agent.inter * offset, self._fire_agent, checked)
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = []
+        for checked in self._checked.values():
+            for handle in (checked.timer, checked.agent_timer, checked.ramp_timer):
+                if handle is not None:
+                    handle.cancel()
+            for task in (checked.task, checked.agent_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    tasks.append(task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._checked.clear()
+
+    @property
+    def checked_count(self) -> int:
+        return len(self._checked)
+
+    def health_of(self, backend: str, server: str) -> Health | None:
+        checked = self._checked.get((backend, server))
+        return checked.health if checked else None
+
+    # --------------------------------------------------------- the chain
+
+    def _jitter(self, interval: float) -> float:
+        if not self.spread_checks:
+            return interval
+        spread = interval * self.spread_checks / 100.0
+        return max(0.0, interval + self._rng.uniform(-spread, spread))
+
+    def _fire(self, checked: _Checked) -> None:
+        checked.timer = None
+        if not self._running:
+            return
+        if checked.state.admin == MAINT:
+            # MAINT stops checks (registry contract); look again later
+            checked.timer = self.loop.call_later(self._jitter(checked.spec.timing.inter),
+                                                 self._fire, checked)
+            return
+        checked.task = self.loop.create_task(self._run_check(checked))
+
+    async def _run_check(self, checked: _Checked) -> None:
+        try:
+            result = await checked.spec.probe()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a probe bug must not end the chain
+            log.exception("%s/%s: check failed unexpectedly", checked.spec.backend,
+                          checked.spec.server)
+            result = CheckResult("SOCKERR", info=str(exc))
+        if not self._running:
+            return
+        self.apply_result(checked.spec.backend, checked.spec.server, result)
+        checked.timer = self.loop.call_later(self._jitter(checked.health.interval()),
+                                             self._fire, checked)
+
+    def _fire_agent(self, checked: _Checked) -> None:
+        checked.agent_timer = None
+        if self._running:
+            checked.agent_task = self.loop.create_task(self._run_agent(checked))
+
+    async def _run_agent(self, checked: _Checked) -> None:
+        spec = checked.spec.agent
+        deadlines = Deadlines.from_settings(spec.inter, checked.spec.deadlines.read
+                                            if checked.spec.deadlines.total is None else None,
+                                            checked.spec.deadlines.connect)
+        try:
+            result = await probes.agent_check(spec.target, deadlines, spec.send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s/%s: agent check failed unexpectedly", checked.spec.backend,
+                          checked.spec.server)
+            result = CheckResult("SOCKERR")
+        if not self._running:
+            return
+        if result.ok and result.agent is not None:
+            self.apply_agent(checked, result)
+        checked.agent_timer = self.loop.call_later(self._jitter(spec.inter),
+                                                   self._fire_agent, checked)
+
+    # ------------------------------------------------------- applying
+
+    def apply_result(self, backend: str, server: str, result: CheckResult) -> None:
+        """Feed one check result through the machine into the registry."""
+        checked = self._checked[(backend, server)]
+        checked.last_result = result
+        now = self.loop.time()
+        health = checked.health
+        if result.ok:
+            transition = health.check_passed(now, result.status, result.reason, result.duration)
+        else:
+            transition = health.check_failed(now, result.status, result.reason, result.duration)
+        self.registry.set_operational(checked.state, UP if health.up else DOWN, now,
+                                      result.status, result.reason, result.duration)
+        if transition is not None:
+            self._on_transition(checked, transition)
+
+    def apply_agent(self, checked: _Checked, result: CheckResult) -> None:
+        reply = result.agent
+        state = checked.state
+        now = self.loop.time()
+        if reply.weight_percent is not None:
+            checked.agent_weight_percent = reply.weight_percent
+            self._apply_weight(checked, now)
+        if reply.maxconn is not None:
+            state.maxconn = reply.maxconn
+        if reply.admin is not None:
+            self.registry.set_admin(state, reply.admin, now)
+        if reply.operational is not None:
+            down = reply.operational == DOWN
+            reason = "Agent reports " + ("down" if down else "up")
+            info = reply.description or result.info
+            full = f"{reason}, info: \"{info}\"" if info else reason
+            transition = checked.health.agent_state(down, now, result.status, full,
+                                                    result.duration)
+            if transition is not None:
+                self.registry.set_operational(state, UP if checked.health.up else DOWN, now,
+                                              result.status, full, result.duration)
+                self._on_transition(checked, transition)
+
+    def observe(self, backend: str, server: str, event: str | int) -> None:
+        """Passive health: the proxy reports one exchange (an EV_* name from
+        haply.health.state, or an HTTP status). Cheap when `observe` is off."""
+        checked = self._checked.get((backend, server))
+        if checked is None or checked.spec.passive.observe == OBSERVE_NONE:
+            return
+        now = self.loop.time()
+        transition = checked.health.observe(event, now)
+        if checked.health.force_fast and checked.timer is not None:
+            # on-error forces fastinter: bring a waiting next check forward
+            fast = checked.spec.timing.fastinter or checked.spec.timing.inter
+            if checked.timer.when() - now > fast:
+                checked.timer.cancel()
+                checked.timer = self.loop.call_later(fast, self._fire, checked)
+        if transition is not None:
+            self.registry.set_operational(checked.state, UP if checked.health.up else DOWN,
+                                          now, "", transition.reason, None)
+            self._on_transition(checked, transition)
+
+    def _on_transition(self, checked: _Checked, transition: Transition) -> None:
+        state = checked.state
+        spec = checked.spec
+        requeued = 0
+        if not transition.up and spec.shutdown_sessions_on_down and self._shutdown_sessions:
+            requeued = self._shutdown_sessions(state) or 0
+        if transition.up and spec.shutdown_backup_sessions_on_up and not state.backup \
+                and self._shutdown_backup_sessions:
+            self._shutdown_backup_sessions(state)
+        if transition.up and spec.slowstart > 0 and checked.health.last_up_at is not None:
+            self._apply_weight(checked, transition.now)
+        servers = self.registry.servers(state.backend)
+        message = transition_message(state, transition, servers, requeued)
+        log.warning("%s", message)
+        if not transition.up and not any(
+                s.operational == UP and s.admin != MAINT for s in servers):
+            log.error("backend '%s' has no server available!", state.backend)
+        event = HealthEvent(state.backend, state.name, transition.up, transition.now,
+                            transition.status, transition.reason, transition.duration, message)
+        self.events.append(event)
+        for listener in self._listeners:
+            listener(event)
+
+    # ------------------------------------------------------- slowstart
+
+    def _apply_weight(self, checked: _Checked, now: float) -> None:
+        """Weight = configured weight * agent percentage, ramped by slowstart."""
+        base = (checked.state.weight * checked.agent_weight_percent + 50) // 100
+        if checked.agent_weight_percent and base == 0 and checked.state.weight:
+            base = 1
+        spec = checked.spec
+        up_since = checked.health.last_up_at
+        weight = slowstart_weight(base, spec.slowstart, up_since, now)
+        self.registry.set_weight(checked.state, min(weight, 256), now)
+        if checked.ramp_timer is not None:
+            checked.ramp_timer.cancel()
+            checked.ramp_timer = None
+        if not slowstart_done(spec.slowstart, up_since, now) and checked.health.up:
+            step = min(spec.slowstart / SLOWSTART_STEPS, SLOWSTART_MAX_STEP)
+            checked.ramp_timer = self.loop.call_later(
+                step, self._ramp, checked)
+
+    def _ramp(self, checked: _Checked) -> None:
+        checked.ramp_timer = None
+        if self._running and checked.health.up:
+            self._apply_weight(checked, self.loop.time())
+
+
+__all__ = ["AgentSpec", "CheckSpec", "HealthChecker", "HealthEvent", "spec_for",
+           "spread_checks_of", "tcp_steps_for", "transition_message"]

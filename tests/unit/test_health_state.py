@@ -1,0 +1,249 @@
+"""The rise/fall machine driven by hand with a fake clock (plain floats)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from haply.health.state import (
+    EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT, EV_L7_BAD, Health, Passive, Timing,
+    http_status_is_error, slowstart_done, slowstart_weight,
+)
+
+
+def machine(rise=2, fall=3, inter=2.0, fastinter=None, downinter=None, up=True, **passive):
+    return Health(Timing(inter, fastinter, downinter, rise, fall), Passive(**passive), up=up)
+
+
+def test_starts_up_and_one_failure_marks_down():
+    # HAProxy 2.6 reports a dead server DOWN after its very first check.
+    h = machine(rise=2, fall=3)
+    assert h.up
+    t = h.check_failed(1.0, "L4CON", "Layer4 connection problem")
+    assert t is not None and not t.up and t.now == 1.0 and t.status == "L4CON"
+    assert not h.up and h.health == 0
+
+
+def test_started_server_that_passes_reaches_full_health():
+    h = machine(rise=2, fall=3)
+    assert h.check_passed(1.0) is None
+    assert h.check_passed(2.0) is None
+    assert h.health == 4 and h.status_text() == "UP"
+    # now it takes `fall` failures
+    assert h.check_failed(3.0) is None
+    assert h.status_text() == "UP 2/3"
+    assert h.check_failed(4.0) is None
+    assert h.status_text() == "UP 1/3"
+    t = h.check_failed(5.0)
+    assert t is not None and not t.up
+
+
+def test_rise_successes_bring_it_back_and_fill_health():
+    h = machine(rise=3, fall=2, up=False)
+    assert h.check_passed(1.0) is None
+    assert h.status_text() == "DOWN 1/3"
+    assert h.check_passed(2.0) is None
+    t = h.check_passed(3.0, "L7OK", "Layer7 check passed, code: 200", 0.001)
+    assert t is not None and t.up and t.duration == 0.001
+    assert h.health == 3 + 2 - 1
+    assert h.last_up_at == 3.0
+
+
+def test_failure_while_going_up_steps_back():
+    h = machine(rise=3, fall=2, up=False)
+    h.check_passed(1.0)
+    h.check_passed(2.0)
+    h.check_failed(3.0)
+    assert h.status_text() == "DOWN 1/3"
+    h.check_failed(4.0)
+    h.check_failed(5.0)  # stays at 0
+    assert h.health == 0 and h.status_text() == "DOWN"
+
+
+def test_success_while_going_down_recovers():
+    h = machine(rise=2, fall=3)
+    h.check_passed(0.0)
+    h.check_passed(0.0)
+    h.check_failed(1.0)
+    h.check_failed(2.0)
+    h.check_passed(3.0)
+    assert h.up and h.status_text() == "UP 2/3"
+
+
+def test_intervals_inter_fastinter_downinter():
+    h = machine(rise=2, fall=3, inter=2.0, fastinter=0.5, downinter=5.0)
+    # at start the counter is at `rise`, not at the top: transitioning
+    assert h.interval() == 0.5
+    h.check_passed(0.0)
+    h.check_passed(0.0)
+    assert h.interval() == 2.0
+    h.check_failed(1.0)
+    assert h.interval() == 0.5  # going down
+    h.check_failed(1.0)
+    h.check_failed(1.0)
+    assert not h.up and h.interval() == 5.0  # fully down
+    h.check_passed(2.0)
+    assert h.interval() == 0.5  # going up
+
+
+def test_unset_intervals_fall_back_to_inter():
+    h = machine(inter=3.0)
+    assert h.interval() == 3.0
+    h.check_failed(0.0)
+    assert h.interval() == 3.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(rise=st.integers(1, 6), fall=st.integers(1, 6), start_up=st.booleans(),
+       results=st.lists(st.booleans(), max_size=60))
+def test_rise_and_fall_in_a_row_always_decide(rise, fall, start_up, results):
+    """Whatever came before, `fall` failures in a row leave the server DOWN and
+    `rise` successes in a row leave it UP; a success never marks it down, a
+    failure never marks it up; the counter stays in 0..rise+fall-1."""
+    h = machine(rise=rise, fall=fall, up=start_up)
+    up = h.up
+    for i, ok in enumerate(results):
+        t = h.check_passed(float(i)) if ok else h.check_failed(float(i))
+        assert 0 <= h.health <= rise + fall - 1
+        if t is not None:
+            assert t.up == ok and t.up != up
+            up = t.up
+        assert h.up == up
+        if i + 1 >= fall and not any(results[i + 1 - fall:i + 1]):
+            assert not h.up
+        if i + 1 >= rise and all(results[i + 1 - rise:i + 1]):
+            assert h.up
+
+
+def test_slowstart_ramp_is_linear_and_never_zero():
+    assert slowstart_weight(10, 10.0, 100.0, 100.0) == 1
+    assert slowstart_weight(10, 10.0, 100.0, 102.5) == 3
+    assert slowstart_weight(10, 10.0, 100.0, 105.0) == 5
+    assert slowstart_weight(10, 10.0, 100.0, 110.0) == 10
+    assert slowstart_weight(10, 10.0, 100.0, 500.0) == 10
+    # not at startup, and not when disabled
+    assert slowstart_weight(10, 10.0, None, 100.0) == 10
+    assert slowstart_weight(10, 0.0, 100.0, 100.0) == 10
+    assert slowstart_weight(0, 10.0, 100.0, 101.0) == 0
+    assert not slowstart_done(10.0, 100.0, 105.0)
+    assert slowstart_done(10.0, 100.0, 110.0)
+
+
+@given(weight=st.integers(1, 256), slowstart=st.floats(0.1, 100.0),
+       times=st.lists(st.floats(0.0, 200.0), min_size=2, max_size=20))
+def test_slowstart_is_monotonic(weight, slowstart, times):
+    values = [slowstart_weight(weight, slowstart, 0.0, t) for t in sorted(times)]
+    assert values == sorted(values)
+    assert all(1 <= v <= weight for v in values)
+
+
+def test_machine_slowstart_uses_last_up_time():
+    h = machine(rise=1, fall=1, up=False)
+    h.check_passed(50.0)
+    assert h.slowstart_weight(100, 10.0, 55.0) == 50
+
+
+def test_http_status_error_classes():
+    assert not http_status_is_error(200)
+    assert not http_status_is_error(404)
+    assert not http_status_is_error(501)
+    assert not http_status_is_error(505)
+    assert http_status_is_error(500)
+    assert http_status_is_error(503)
+    assert http_status_is_error(99)
+
+
+def full(h):
+    for _ in range(h.timing.rise + h.timing.fall):
+        h.check_passed(0.0)
+    return h
+
+
+def test_observe_off_ignores_everything():
+    h = full(machine())
+    for _ in range(100):
+        assert h.observe(EV_L4_ERROR, 1.0) is None
+    assert h.health == 4 and not h.force_fast
+
+
+def test_error_limit_counts_consecutive_errors_only():
+    h = full(machine(observe="layer4", error_limit=3, on_error="fail-check"))
+    h.observe(EV_L4_ERROR, 1.0)
+    h.observe(EV_L4_TIMEOUT, 1.0)
+    h.observe(EV_L4_OK, 1.0)  # resets the count
+    h.observe(EV_L4_ERROR, 1.0)
+    h.observe(EV_L4_ERROR, 1.0)
+    assert h.health == 4
+    h.observe(EV_L4_ERROR, 1.0)
+    assert h.health == 3 and h.force_fast  # one simulated failed check
+    assert h.interval() == h.timing.inter  # fastinter unset: inter
+    # a real check clears the forced fast interval
+    h.check_passed(2.0)
+    assert not h.force_fast
+
+
+def test_on_error_fail_check_can_mark_down():
+    h = full(machine(rise=2, fall=1, observe="layer4", error_limit=2))
+    h.observe(EV_L4_ERROR, 1.0)
+    t = h.observe(EV_L4_ERROR, 1.5)
+    assert t is not None and not t.up
+    assert "Detected 2 consecutive errors, last one was: L4 unsuccessful connection" in t.reason
+    assert t.reason.startswith("Health analyze")
+
+
+def test_on_error_fastinter_only_changes_interval():
+    h = full(machine(fastinter=0.2, observe="layer4", error_limit=1, on_error="fastinter"))
+    assert h.observe(EV_L4_ERROR, 1.0) is None
+    assert h.health == 4 and h.interval() == 0.2
+
+
+def test_on_error_sudden_death_leaves_one_failure():
+    h = full(machine(rise=2, fall=3, observe="layer4", error_limit=1, on_error="sudden-death"))
+    assert h.observe(EV_L4_ERROR, 1.0) is None
+    assert h.up and h.health == 2
+    t = h.check_failed(2.0)
+    assert t is not None and not t.up
+
+
+def test_on_error_mark_down_is_immediate():
+    h = full(machine(observe="layer4", error_limit=1, on_error="mark-down", fastinter=0.1))
+    t = h.observe(EV_L4_TIMEOUT, 1.0)
+    assert t is not None and not t.up and h.health == 0
+    assert h.interval() == 0.1  # forced fastinter, not downinter
+
+
+def test_layer4_ignores_http_statuses_layer7_counts_them():
+    h4 = full(machine(observe="layer4", error_limit=1))
+    assert h4.observe(503, 1.0) is None and h4.health == 4
+    assert h4.observe(EV_L7_BAD, 1.0) is None and h4.health == 4
+    h7 = full(machine(observe="layer7", error_limit=2))
+    h7.observe(503, 1.0)
+    h7.observe(404, 1.0)  # valid: resets
+    h7.observe(500, 1.0)
+    assert h7.health == 4
+    h7.observe(EV_L7_BAD, 1.0)
+    assert h7.health == 3
+
+
+def test_agent_down_overrides_checks():
+    h = full(machine())
+    t = h.agent_state(True, 1.0, reason="Agent reports down")
+    assert t is not None and not t.up
+    assert h.check_passed(2.0) is None and not h.up
+    t = h.agent_state(False, 3.0)
+    assert t is not None and t.up
+
+
+@pytest.mark.parametrize("bad", [dict(observe="layer9"), dict(on_error="explode"),
+                                 dict(error_limit=0)])
+def test_passive_settings_are_validated(bad):
+    with pytest.raises(ValueError):
+        Passive(**bad)
+
+
+def test_timing_is_validated():
+    with pytest.raises(ValueError):
+        Timing(rise=0)
+    with pytest.raises(ValueError):
+        Timing(inter=0)
