@@ -304,7 +304,8 @@ def judge_http(response: bytes, expect: tuple[str, str] | None,
     """(status, code, info) for an HTTP check response. Pure, so it is tested alone."""
     match = _STATUS_LINE.match(response)
     if match is None:
-        return "L7RSP", None, "Invalid HTTP response" if response else "Empty response"
+        # HAProxy 2.6 logs a bare "Layer7 invalid response" here, no info
+        return "L7RSP", None, ""
     code = int(match.group(1))
     phrase = (match.group(2) or b"").decode("latin-1").strip()
     if expect is None:
@@ -549,6 +550,17 @@ class TcpStep:
     port: int | None = None    # connect port
     text: str = ""             # the rule as written, for reasons
 
+    def describe(self) -> str:
+        """`expect string 'AMQP'`, as HAProxy names a rule in its reasons."""
+        if self.action == "expect":
+            bang = "! " if self.negate else ""
+            if self.kind == "binary":
+                pattern = self.data.hex()
+            else:
+                pattern = self.data.decode("latin-1")
+            return f"expect {bang}{self.kind} '{pattern}'"
+        return self.text
+
     @classmethod
     def from_words(cls, words: tuple[str, ...] | list[str]) -> "TcpStep":
         """Build from the words after `tcp-check`, e.g. ("expect", "string", "+PONG")."""
@@ -627,13 +639,15 @@ async def tcp_check_rules(target: Target, deadlines: Deadlines,
     up to the match), the server closes, or the read deadline passes.
     """
     clock = _Clock(deadlines)
-    rules = [s for s in steps if s.action != "comment"]
-    if not rules or rules[0].action != "connect":
-        rules.insert(0, TcpStep("connect", text="connect"))
+    # HAProxy numbers the configured rules only: an implicit first connect is
+    # step 0 (observed: "send PING; expect string X" fails "at step 2")
+    rules = [(n, s) for n, s in enumerate(steps, 1) if s.action != "comment"]
+    if not rules or rules[0][1].action != "connect":
+        rules.insert(0, (0, TcpStep("connect", text="connect")))
     conn: _Exchange | None = None
     saw_expect = False
     try:
-        for number, step in enumerate(rules, 1):
+        for number, step in rules:
             if step.action == "connect":
                 if conn is not None:
                     conn.close()
@@ -650,7 +664,7 @@ async def tcp_check_rules(target: Target, deadlines: Deadlines,
                     matched = await conn.wait_for(lambda b, s=step: _expect_matches(s, bytes(b)),
                                                   clock.read_deadline())
                 except _Timeout:
-                    return CheckResult("L7TOUT", info=f"at step {number} of tcp-check ({step.text})",
+                    return CheckResult("L7TOUT", info=f" at step {number} of tcp-check ({step.describe()})",
                                        duration=clock.elapsed())
                 if not matched:
                     if step.negate and conn.eof:

@@ -1,0 +1,178 @@
+"""Real servers for health-check tests, each on 127.0.0.1 in its own thread.
+
+The servers run on an event loop in a background thread, so the loop under
+test (the checker's) shares nothing with them but the kernel's sockets. Each can
+be stopped (listening socket closed, connections reset) and started again on
+the same port, the way a crashed and restarted API worker looks to a checker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from typing import Awaitable, Callable
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class BackendThread:
+    """An event loop in a thread that hosts any number of small servers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro, timeout: float = 5.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def _cancel_all():
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+        try:
+            self.run(_cancel_all())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+            self.loop.close()
+
+
+class Backend:
+    """One listening server on a BackendThread; stop() and start() keep the port."""
+
+    def __init__(self, thread: BackendThread, handler: Handler,
+                 ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
+        self.thread = thread
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.port = port
+        self.connections = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def _handle(self, reader, writer) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError,
+                asyncio.CancelledError):
+            pass  # the server is being stopped, or the checker hung up
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def start(self) -> "Backend":
+        async def _start():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self.port))
+            self.port = sock.getsockname()[1]
+            self._server = await asyncio.start_server(self._handle, sock=sock,
+                                                      ssl=self.ssl_context)
+        self.thread.run(_start())
+        return self
+
+    def stop(self) -> None:
+        async def _stop():
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+            for writer in list(self._writers):
+                writer.transport.abort()
+        self.thread.run(_stop())
+
+
+# ------------------------------------------------------------------ handlers
+
+
+class HttpHealth:
+    """/healthcheck answers `status` (switchable); other paths 404."""
+
+    REASONS = {200: "OK", 404: "Not Found", 500: "Internal Server Error",
+               503: "Service Unavailable"}
+
+    def __init__(self, status: int = 200, body: bytes = b"ok\n") -> None:
+        self.status = status
+        self.body = body
+        self.requests: list[bytes] = []
+
+    async def __call__(self, reader, writer) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.requests.append(head)
+        line = head.split(b"\r\n", 1)[0].split()
+        path = line[1] if len(line) > 1 else b"/"
+        status = self.status if path.startswith(b"/healthcheck") or path == b"/" else 404
+        body = self.body if status == self.status else b""
+        writer.write(b"HTTP/1.0 %d %s\r\nContent-Length: %d\r\n\r\n%s" % (
+            status, self.REASONS.get(status, "X").encode(), len(body), body))
+        await writer.drain()
+
+
+async def black_hole(reader, writer) -> None:
+    """Accept and never answer: the check must time out."""
+    await asyncio.sleep(3600)
+
+
+class Banner:
+    """Send a banner on connect, then answer lines from a table (Redis/AMQP style)."""
+
+    def __init__(self, banner: bytes = b"", replies: dict[bytes, bytes] | None = None) -> None:
+        self.banner = banner
+        self.replies = replies or {}
+
+    async def __call__(self, reader, writer) -> None:
+        if self.banner:
+            writer.write(self.banner)
+            await writer.drain()
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            reply = self.replies.get(line.strip())
+            if reply is not None:
+                writer.write(reply)
+                await writer.drain()
+
+
+class Agent:
+    """An agent-check server: one line per connection, switchable."""
+
+    def __init__(self, reply: str = "up 100%") -> None:
+        self.reply = reply
+
+    async def __call__(self, reader, writer) -> None:
+        writer.write(self.reply.encode() + b"\n")
+        await writer.drain()
+
+
+class ClusterCheck:
+    """clustercheck-style responder (Galera, port 9200): 200 when synced, 503 not."""
+
+    def __init__(self, synced: bool = True) -> None:
+        self.synced = synced
+
+    async def __call__(self, reader, writer) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if self.synced:
+            body = b"Galera cluster node is synced.\r\n"
+            status = b"200 OK"
+        else:
+            body = b"Galera cluster node is not synced.\r\n"
+            status = b"503 Service Unavailable"
+        writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound then released)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
