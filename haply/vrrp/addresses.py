@@ -1,0 +1,143 @@
+"""Virtual addresses on and off the interface, through netlink (pyroute2).
+
+Calls are synchronous: a netlink request to the local kernel answers in well
+under a millisecond, far below an advertisement interval, and waiting for it
+keeps the order of add/remove exactly the order the state machine asked for.
+pyroute2's IPRoute drives its own asyncio loop internally, which cannot run in
+the thread of the service's (uv)loop, so it lives on one dedicated thread and
+every call is handed to that thread and waited for.
+
+`spawn_guard()` covers the one case a process cannot handle itself: SIGKILL.
+A killed VRRP process would leave its VIPs on the interface, so a node that is
+no longer advertising would still answer ARP for them next to the new master.
+The guard is a forked child that blocks reading a pipe; the pipe's write end is
+held only by the service, so the kernel closes it when the service dies however
+it dies, and the guard then removes the addresses. (The alternative, the
+master process cleaning up, covers only the case where a master exists.)
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from haply.config.vrrp_model import VirtualAddress
+
+log = logging.getLogger("haply.vrrp")
+
+SCOPES = {"global": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+
+
+NETLINK_TIMEOUT = 5.0  # a kernel that does not answer netlink in 5 s is wedged
+
+
+class _NetlinkThread:
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="netlink")
+        self.ipr = self.pool.submit(IPRoute).result(NETLINK_TIMEOUT)
+
+    def call(self, method: str, *args, **kwargs):
+        return self.pool.submit(getattr(self.ipr, method), *args, **kwargs).result(NETLINK_TIMEOUT)
+
+    def close(self) -> None:
+        self.pool.submit(self.ipr.close).result(NETLINK_TIMEOUT)
+        self.pool.shutdown()
+
+
+class AddressManager:
+    def __init__(self) -> None:
+        self.ipr = _NetlinkThread()
+        self._index: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def index(self, ifname: str) -> int:
+        if ifname not in self._index:
+            found = self.ipr.call("link_lookup", ifname=ifname)
+            if not found:
+                raise OSError(errno.ENODEV, f"no interface {ifname}")
+            self._index[ifname] = found[0]
+        return self._index[ifname]
+
+    def addresses(self, ifname: str) -> list[tuple[str, int]]:
+        idx = self.index(ifname)
+        return [(m.get_attr("IFA_ADDRESS"), m["prefixlen"])
+                for m in self.ipr.call("get_addr", index=idx, family=socket.AF_INET)]
+
+    def primary_ipv4(self, ifname: str, exclude: set[str]) -> str | None:
+        """The first address of the interface that is not one of our VIPs."""
+        for addr, _ in self.addresses(ifname):
+            if addr not in exclude:
+                return addr
+        return None
+
+    def present(self, vip: VirtualAddress, ifname: str) -> bool:
+        return any(a == vip.address for a, _ in self.addresses(vip.dev or ifname))
+
+    def add(self, vip: VirtualAddress, ifname: str) -> bool:
+        kwargs: dict = {"index": self.index(vip.dev or ifname), "address": vip.address,
+                        "prefixlen": vip.prefixlen}
+        if vip.brd:
+            kwargs["broadcast"] = vip.brd
+        if vip.label:
+            kwargs["label"] = vip.label
+        if vip.scope:
+            kwargs["scope"] = SCOPES[vip.scope]
+        try:
+            self.ipr.call("addr", "add", **kwargs)
+            return True
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST:
+                return False
+            raise
+
+    def remove(self, vip: VirtualAddress, ifname: str) -> bool:
+        try:
+            self.ipr.call("addr", "del", index=self.index(vip.dev or ifname), address=vip.address,
+                          prefixlen=vip.prefixlen)
+            return True
+        except (NetlinkError, OSError) as exc:
+            if getattr(exc, "code", None) in (errno.EADDRNOTAVAIL, errno.ENODEV) or \
+                    getattr(exc, "errno", None) == errno.ENODEV:
+                return False
+            raise
+
+
+def remove_all(vips: list[tuple[VirtualAddress, str]]) -> None:
+    manager = AddressManager()
+    try:
+        for vip, ifname in vips:
+            try:
+                manager.remove(vip, ifname)
+            except Exception as exc:  # noqa: BLE001 - best effort, keep removing the rest
+                log.warning("removing %s from %s: %s", vip.address, vip.dev or ifname, exc)
+    finally:
+        manager.close()
+
+
+def spawn_guard(vips: list[tuple[VirtualAddress, str]]) -> int:
+    """Fork a child that removes `vips` once this process is gone. Returns the
+    pipe fd the service must keep open (and never pass to children)."""
+    read_fd, write_fd = os.pipe()
+    os.set_inheritable(write_fd, False)
+    pid = os.fork()
+    if pid:
+        os.close(read_fd)
+        return write_fd
+    try:  # the guard: no event loop, no other fds of interest
+        os.close(write_fd)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.setsid()  # a terminal's ^C or a group SIGTERM should reach the service only
+        while os.read(read_fd, 1):
+            pass
+        remove_all(vips)
+    finally:
+        os._exit(0)

@@ -1,0 +1,396 @@
+"""The VRRP process: instances, their sockets and timers on one event loop.
+
+The process does nothing but VRRP, so a proxy at 100% CPU never delays an
+advertisement. Each `InstanceRunner` wires one `state.Machine` to its socket,
+addresses, GARP sender and trackers; the machine decides, the runner acts.
+Time is the loop's monotonic clock. A single `call_at` handle per instance is
+re-armed after every event to the machine's `next_deadline()`: no polling.
+
+Entry points for the rest of haply:
+* `run(config_part, control_path=None, proxy_health=None)` blocks until
+  SIGTERM/SIGINT, then gives up mastership (priority 0), removes the VIPs and runs
+  notify_stop.
+* `query(control_path)` returns the state snapshot list from a running service
+  (for `haply ctl show vrrp` and the stats page); `Service.snapshot()` is the same
+  in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from typing import Callable, Iterable
+
+from haply.config.vrrp_model import VrrpConfig, VrrpInstance
+from haply.vrrp import packet, scripts, state
+from haply.vrrp.addresses import AddressManager, spawn_guard
+from haply.vrrp.garp import GarpSender
+from haply.vrrp.io import VrrpSocket
+
+log = logging.getLogger("haply.vrrp")
+
+DROP_LOG_EVERY = 10.0  # seconds between two log lines about dropped packets
+INTERFACE_POLL_MAX = 0.5  # track_interface polling never slower than this
+CONTROL_READ_LIMIT = 4096
+
+
+class InstanceRunner:
+    def __init__(self, service: "Service", inst: VrrpInstance, addrs: AddressManager):
+        self.service, self.inst, self.addrs = service, inst, addrs
+        self.loop = asyncio.get_running_loop()
+        self.vips = [a.address for a in inst.addresses]
+        self.advertised = tuple(a.address for a in inst.advertised_addresses)
+        ifindex = addrs.index(inst.interface)
+        src = inst.unicast_src_ip or addrs.primary_ipv4(inst.interface, set(self.vips))
+        if src is None:
+            raise OSError(f"vrrp_instance {inst.name}: {inst.interface} has no IPv4 address "
+                          "to advertise from")
+        self.src = src
+        g = inst.garp
+        self.machine = state.Machine(state.Params(
+            vrid=inst.virtual_router_id, priority=inst.priority, advert_int=inst.advert_int,
+            version=inst.version, preempt=inst.preempt, preempt_delay=inst.preempt_delay,
+            initial_state=inst.initial_state, local_ip=src, garp_repeat=g.master_repeat,
+            garp_delay=g.master_delay, garp_refresh=g.master_refresh,
+            garp_refresh_repeat=g.master_refresh_repeat))
+        self.sock = VrrpSocket(inst.interface, ifindex, src, inst.unicast_peers)
+        self.garp = GarpSender(inst.interface)
+        self.timer: asyncio.TimerHandle | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.notify_queue: asyncio.Queue = asyncio.Queue()
+        self.weights: dict[str, int] = {}  # tracked thing -> priority delta now in force
+        self.drops: dict[str, int] = {}
+        self.drops_logged_at = 0.0
+        self.received = self.sent = 0
+
+    # --- lifecycle
+    def start(self) -> None:
+        for vip in self.inst.addresses:  # stale VIPs from an earlier crash
+            self.addrs.remove(vip, self.inst.interface)
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        self.tasks.append(self.loop.create_task(self._notifier()))
+        self._start_trackers()
+        self.apply(self.machine.start(self.loop.time()))
+
+    def _start_trackers(self) -> None:
+        inst = self.inst
+        for tracked in inst.track_scripts:
+            s = tracked.script
+            key = f"script:{s.name}"
+            self._track(key, tracked.weight, s.weight_reverse, healthy=True)
+            self.tasks.append(self.loop.create_task(scripts.track_script(
+                key, s.script, s.interval, s.timeout, s.rise, s.fall, s.user or inst.script_user,
+                s.group or inst.script_group, inst.enable_script_security, self._tracked_changed)))
+        for ti in inst.track_interfaces:
+            key = f"interface:{ti.name}"
+            self._track(key, ti.weight, False, healthy=True)
+            self.tasks.append(self.loop.create_task(scripts.track_interface(
+                ti.name, min(inst.advert_int, INTERFACE_POLL_MAX),
+                lambda _n, ok, key=key: self._tracked_changed(key, ok))))
+        tp = inst.track_proxy
+        if tp is not None or self.service.proxy_health is not None:
+            key = "proxy"
+            self._track(key, tp.weight if tp else 0, False, healthy=True)
+            self.tasks.append(self.loop.create_task(scripts.track_proxy(
+                tp.target if tp else "callable:", tp.interval if tp else 0.2, tp.rise if tp else 1,
+                tp.fall if tp else 1, lambda _n, ok: self._tracked_changed(key, ok),
+                self.service.proxy_health)))
+
+    def _track(self, key: str, weight: int, reverse: bool, healthy: bool) -> None:
+        self.weights[key] = 0
+        self._tracking = getattr(self, "_tracking", {})
+        self._tracking[key] = (weight, reverse)
+        self._tracked_changed(key, healthy, quiet=True)
+
+    def _tracked_changed(self, key: str, healthy: bool, quiet: bool = False) -> None:
+        weight, reverse = self._tracking[key]
+        now = self.loop.time()
+        if not quiet:
+            log.info("%s: %s is %s", self.inst.name, key, "up" if healthy else "down")
+        if weight == 0:
+            self.apply(self.machine.set_fault(now, key, not healthy))
+            return
+        # keepalived.conf(5): a positive weight is added while healthy, a negative
+        # one while failing; `reverse` swaps which of the two applies.
+        ok = healthy != reverse
+        self.weights[key] = weight if (ok and weight > 0) or (not ok and weight < 0) else 0
+        self.apply(self.machine.set_priority(now, self.inst.priority + sum(self.weights.values())))
+
+    def stop(self, reason: str = "shutdown") -> None:
+        self.apply(self.machine.shutdown(self.loop.time(), reason))
+        if self.timer:
+            self.timer.cancel()
+        self.loop.remove_reader(self.sock.fileno())
+
+    async def close(self) -> None:
+        # let queued notify scripts (notify_stop) run, bounded
+        try:
+            await asyncio.wait_for(self.notify_queue.join(), 5.0)
+        except asyncio.TimeoutError:
+            log.warning("%s: notify scripts still running at exit", self.inst.name)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.sock.close()
+        self.garp.close()
+
+    # --- events
+    def _readable(self) -> None:
+        for _ in range(64):  # bounded: a flood cannot starve the timers
+            data = self.sock.recv()
+            if data is None:
+                return
+            self._datagram(data)
+
+    def _datagram(self, data: bytes) -> None:
+        try:
+            rx = packet.decode_ip(data)
+            if rx.src == self.src:
+                return  # our own packet (a multicast loop we did not ask for)
+            packet.check(rx, vrid=self.inst.virtual_router_id, version=self.inst.version,
+                         addresses=self.advertised,
+                         advert_int=self.inst.advert_int if self.inst.version == 2 else None,
+                         auth_pass=self.inst.auth_pass, unicast_peers=self.inst.unicast_peers,
+                         local_dst=(self.src,))
+        except packet.PacketError as exc:
+            self._drop(exc)
+            return
+        self.received += 1
+        adv = rx.advert
+        self.apply(self.machine.on_advert(self.loop.time(), rx.src, adv.priority, adv.advert_int))
+
+    def _drop(self, exc: packet.PacketError) -> None:
+        self.drops[exc.reason] = self.drops.get(exc.reason, 0) + 1
+        if exc.reason == "vrid":
+            return  # another virtual router on the same link: normal, not logged
+        now = time.monotonic()
+        if now - self.drops_logged_at >= DROP_LOG_EVERY:
+            self.drops_logged_at = now
+            log.warning("%s: dropped VRRP packet (%s); drops so far: %s", self.inst.name, exc,
+                        self.drops)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.apply(self.machine.on_timer(self.loop.time()))
+
+    # --- actions
+    def apply(self, actions: Iterable[state.Action]) -> None:
+        for action in actions:
+            try:
+                self._do(action)
+            except OSError as exc:
+                log.error("%s: %s failed: %s", self.inst.name, type(action).__name__, exc)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.machine.next_deadline()
+        if self.timer is not None:
+            if deadline is not None and self.timer.when() == deadline:
+                return
+            self.timer.cancel()
+            self.timer = None
+        if deadline is not None:
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _do(self, action: state.Action) -> None:
+        inst = self.inst
+        if isinstance(action, state.SendAdvert):
+            adv = packet.Advertisement(
+                version=inst.version, vrid=inst.virtual_router_id, priority=action.priority,
+                advert_int=inst.advert_int, addresses=self.advertised,
+                auth_type=packet.AUTH_PASS if inst.auth_pass is not None else packet.AUTH_NONE,
+                auth_data=packet.auth_bytes(inst.auth_pass))
+            for dst in self.sock.destinations:
+                self.sock.send(packet.encode(adv, self.src, dst), dst)
+                self.sent += 1
+        elif isinstance(action, state.AddAddresses):
+            for vip in inst.addresses:
+                self.addrs.add(vip, inst.interface)
+        elif isinstance(action, state.RemoveAddresses):
+            for vip in inst.addresses:
+                self.addrs.remove(vip, inst.interface)
+        elif isinstance(action, state.SendGarp):
+            self.tasks.append(self.loop.create_task(self._garp(action.repeat)))
+        elif isinstance(action, state.Notify):
+            log.info("%s: %s (priority %d): %s", inst.name, action.state, action.priority,
+                     action.reason)
+            self.notify_queue.put_nowait(action)
+            self.service.member_changed(self, action.state)
+
+    async def _garp(self, repeat: int) -> None:
+        by_dev: dict[str, list[str]] = {}
+        for vip in self.inst.addresses:
+            by_dev.setdefault(vip.dev or self.inst.interface, []).append(vip.address)
+        for n in range(repeat):
+            if self.machine.state != state.MASTER:
+                return
+            for dev, addresses in by_dev.items():
+                sender = self.garp if dev == self.inst.interface else GarpSender(dev)
+                sender.send(addresses)
+                if sender is not self.garp:
+                    sender.close()
+            if n + 1 < repeat:
+                await asyncio.sleep(self.inst.garp.interval)
+        self.tasks = [t for t in self.tasks if not t.done()]
+
+    async def _notifier(self) -> None:
+        # One at a time, in order: a MASTER script must finish before BACKUP's runs.
+        inst = self.inst
+        while True:
+            action: state.Notify = await self.notify_queue.get()
+            try:
+                await self.service.run_notify(inst.notify, "INSTANCE", inst.name, action.state,
+                                              action.priority, inst)
+            finally:
+                self.notify_queue.task_done()
+
+    def snapshot(self) -> dict:
+        snap = self.machine.snapshot()
+        now_mono, now_wall = self.loop.time(), time.time()
+        if snap["last_transition"] is not None:
+            snap["last_transition"] = now_wall - (now_mono - snap["last_transition"])
+        snap.update(name=self.inst.name, interface=self.inst.interface,
+                    vrid=self.inst.virtual_router_id, version=self.inst.version,
+                    addresses=self.vips, source=self.src, sync_group=self.inst.sync_group,
+                    received=self.received, sent=self.sent, dropped=dict(self.drops),
+                    tracking={k: v for k, v in self.weights.items()})
+        return snap
+
+
+class Service:
+    def __init__(self, config: VrrpConfig, control_path: str | None = None,
+                 proxy_health: Callable[[], bool] | None = None):
+        self.config = config
+        self.control_path = control_path
+        self.proxy_health = proxy_health
+        self.runners: list[InstanceRunner] = []
+        self.stopping = False
+
+    async def main(self, ready: Callable[[], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        addrs = AddressManager()
+        server = None
+        try:
+            for inst in self.config.instances:
+                self.runners.append(InstanceRunner(self, inst, addrs))
+            for runner in self.runners:
+                runner.start()
+            if self.control_path:
+                if os.path.exists(self.control_path):
+                    os.unlink(self.control_path)
+                server = await asyncio.start_unix_server(self._control, self.control_path)
+            if ready:
+                ready()
+            await stop.wait()
+        finally:
+            self.stopping = True
+            for runner in self.runners:
+                runner.stop()
+            await asyncio.gather(*(r.close() for r in self.runners), return_exceptions=True)
+            if server:
+                server.close()
+                if os.path.exists(self.control_path):
+                    os.unlink(self.control_path)
+            addrs.close()
+
+    def snapshot(self) -> list[dict]:
+        return [runner.snapshot() for runner in self.runners]
+
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = (await asyncio.wait_for(reader.readline(), 5.0))[:CONTROL_READ_LIMIT]
+            command = line.decode(errors="replace").strip()
+            if command in ("show", "show vrrp"):
+                writer.write(json.dumps(self.snapshot()).encode() + b"\n")
+            else:
+                writer.write(json.dumps({"error": f"unknown command {command!r}"}).encode() + b"\n")
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    # --- sync groups: a member in FAULT puts the whole group in FAULT
+    def member_changed(self, runner: InstanceRunner, new_state: str) -> None:
+        group_name = runner.inst.sync_group
+        if not group_name or self.stopping:
+            return
+        members = [r for r in self.runners if r.inst.sync_group == group_name]
+        key = f"sync_group:{group_name}"
+        now = asyncio.get_running_loop().time()
+        faulted = any(r.machine.faults - {key} for r in members)
+        for r in members:
+            if r is not runner and (key in r.machine.faults) != faulted:
+                r.apply(r.machine.set_fault(now, key, faulted))
+        group = self.config.sync_group(group_name)
+        if group and all(r.machine.state == new_state for r in members):
+            loop = asyncio.get_running_loop()
+            loop.create_task(self.run_notify(group.notify, "GROUP", group.name, new_state, 0,
+                                             runner.inst))
+
+    async def run_notify(self, notify, kind: str, name: str, state_name: str, priority: int,
+                         inst: VrrpInstance) -> None:
+        specific = {state.MASTER: notify.master, state.BACKUP: notify.backup,
+                    state.FAULT: notify.fault, state.STOP: notify.stop}.get(state_name)
+        common = dict(user=inst.script_user, group=inst.script_group, secure=inst.enable_script_security)
+        if specific:
+            await scripts.run_command(specific, (), 30.0, **common)
+        if notify.any:
+            # keepalived.conf(5): notify gets TYPE NAME STATE PRIORITY
+            await scripts.run_command(notify.any, (kind, name, state_name, str(priority)), 30.0, **common)
+
+
+def _as_config(config_part) -> VrrpConfig:
+    if isinstance(config_part, VrrpConfig):
+        return config_part
+    instances = tuple(getattr(config_part, "vrrp", config_part))
+    return VrrpConfig(instances=instances)
+
+
+def run(config_part, control_path: str | None = None,
+        proxy_health: Callable[[], bool] | None = None, guard: bool = True) -> None:
+    """Run the VRRP service until SIGTERM/SIGINT (blocking).
+
+    `config_part`: a VrrpConfig, a haply Config (its `.vrrp` instances), or a
+    sequence of VrrpInstance. `proxy_health`: a callable polled by instances
+    with `track_proxy` (or, when given, by every instance: weight 0, FAULT when
+    False). `guard`: fork the SIGKILL guard that removes the VIPs if this process
+    dies without cleaning up (see addresses.py).
+    """
+    config = _as_config(config_part)
+    guard_fd = None
+    if guard:
+        guard_fd = spawn_guard([(a, i.interface) for i in config.instances for a in i.addresses])
+    try:
+        try:
+            import uvloop
+            runner = uvloop.run
+        except ImportError:  # pragma: no cover - uvloop is a dependency
+            runner = asyncio.run
+        runner(Service(config, control_path, proxy_health).main())
+    finally:
+        if guard_fd is not None:
+            os.close(guard_fd)
+
+
+def query(control_path: str, timeout: float = 2.0) -> list[dict]:
+    """The snapshot of a running service, through its control socket."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(control_path)
+        s.sendall(b"show vrrp\n")
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return json.loads(b"".join(chunks))
