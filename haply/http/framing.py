@@ -1,0 +1,454 @@
+"""Where an HTTP/1.x message body ends, whether a connection may carry another
+message, and the limits on a message head. Pure decisions, no bytes parsed here.
+
+httptools (llhttp) parses the bytes in the proxy; this module decides from what
+it reports: method and version, the URL, and the header list as (name, value)
+byte pairs in arrival order (llhttp strips leading whitespace from values but
+keeps trailing whitespace). The proxy calls, per message, once its head is
+complete:
+
+    framing = request_framing(method, version, headers)      # may raise
+    framing = response_framing(request_method, status, version, headers)
+
+and gets a `Framing(kind, length)`. Every refusal is a `RemoteProtocolError`
+whose `status_hint` is what to answer the client (4xx for a bad request, 502
+for a bad response) and whose message names the fault for logs.
+
+Which rules llhttp already enforces, and which are ours, is pinned by
+tests/integration/test_httptools_limits.py: llhttp rejects CR, LF, NUL and other
+CTLs in values, obs-fold, non-token header names, empty names and whitespace
+before the colon, CL+TE and duplicate Content-Length; it accepts, and we must
+refuse, Transfer-Encoding in HTTP/1.0, HTTP/0.9 and HTTP/2.0 request lines,
+`#` fragments, a leading empty Transfer-Encoding element, and any number or
+size of header fields. The smuggling rules below are still checked in full:
+this function is the one place that decides framing, and it must stay right
+if the parser is ever made lenient (`set_dangerous_leniencies`) or replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple
+
+from haply.http.errors import BAD_GATEWAY, RemoteProtocolError
+
+Headers = Iterable[tuple[bytes, bytes]]
+
+# ----------------------------------------------------------------------- limits
+
+# HAProxy reads a message head into one buffer of tune.bufsize (default 16384)
+# and never fills the last tune.maxrewrite bytes (default 1024) on a read, so
+# that rules can add headers: a head larger than bufsize - maxrewrite = 15360
+# bytes is refused (configuration manual, "tune.bufsize", "tune.maxrewrite").
+# haply keeps the same budget so that a request HAProxy accepted still passes.
+HAPROXY_BUFSIZE = 16384
+HAPROXY_MAXREWRITE = 1024
+MAX_HEAD_SIZE = HAPROXY_BUFSIZE - HAPROXY_MAXREWRITE  # start line + fields + CRLFs
+
+# tune.http.maxhdr defaults to 101 and counts the start line, so 100 header
+# fields pass and the 101st is refused (observed with HAProxy 2.6).
+HAPROXY_MAXHDR = 101
+MAX_HEADERS = HAPROXY_MAXHDR - 1
+
+# Statuses for an oversized request. HAProxy answers 400 to both; haply names
+# the fault instead: 431 (RFC 6585 §5) for too many or too large header fields,
+# 414 (RFC 9110 §15.5.15) when the request line alone is over the budget. In
+# OpenStack the usual culprit is a large X-Auth-Token, and "431" says so where
+# "400 Bad request" sends operators hunting. An `errorfile 400` still applies:
+# responses.error_response falls back to it for statuses HAProxy cannot emit.
+STATUS_HEAD_TOO_LARGE = 431
+STATUS_URI_TOO_LONG = 414
+
+# Content-Length up to 2**63 - 1 (what a signed 64-bit offset holds, and the
+# largest value HAProxy or any server here can use); 19 digits is the longest
+# such number, so a longer string is refused before int() sees it.
+MAX_CONTENT_LENGTH = 2**63 - 1
+MAX_CONTENT_LENGTH_DIGITS = 19
+
+# ---------------------------------------------------------------------- framing
+
+NONE = "none"  # no body at all
+LENGTH = "length"  # exactly `length` bytes (may be 0: "Content-Length: 0" is sent on)
+CHUNKED = "chunked"  # chunked transfer coding, ends with the last chunk and trailers
+UNTIL_CLOSE = "until-close"  # responses only: the body ends when the server closes
+
+
+class Framing(NamedTuple):
+    kind: str
+    length: int = 0  # meaningful for LENGTH only
+
+    @property
+    def delimited(self) -> bool:
+        """True when the end of the body is known without closing the connection."""
+        return self.kind != UNTIL_CLOSE
+
+
+NO_BODY = Framing(NONE)
+CHUNKED_BODY = Framing(CHUNKED)
+UNTIL_CLOSE_BODY = Framing(UNTIL_CLOSE)
+_EMPTY_BODY = Framing(LENGTH, 0)
+
+_SUPPORTED_VERSIONS = frozenset(("1.0", "1.1"))
+_OWS = b" \t"
+_CHUNKED = b"chunked"
+_HEAD = b"HEAD"
+_CONNECT = b"CONNECT"
+
+
+def request_framing(method: bytes, version: str, headers: Headers) -> Framing:
+    """Framing of a request body, RFC 9112 §6.1-§6.3; raises RemoteProtocolError.
+
+    Steps follow RFC 9112 §6.3 ("Message Body Length"), restricted to requests.
+    """
+    # Step 0 (RFC 9112 §2.3, §2.6): only HTTP/1.0 and HTTP/1.1 are spoken here.
+    # llhttp accepts "GET /" (HTTP/0.9) and "HTTP/2.0"; HAProxy answers 400 to
+    # the first and silently speaks 1.1 for the second; haply refuses both.
+    if version not in _SUPPORTED_VERSIONS:
+        if version == "0.9":
+            raise RemoteProtocolError("HTTP/0.9 request (no version on the request line)", 400)
+        raise RemoteProtocolError(f"unsupported HTTP version {version}", 505)
+
+    content_length, transfer_encoding = _framing_fields(headers, 400, True)
+
+    # Step 3 (RFC 9112 §6.1): Transfer-Encoding in an HTTP/1.0 message means
+    # the framing is faulty. llhttp would decode it as chunked; the server
+    # behind may not, which is a request smuggling vector. Refused.
+    if transfer_encoding is not None:
+        if version == "1.0":
+            raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400,
+                                      b"transfer-encoding")
+        # Step 3 (RFC 9112 §6.3 item 3): Transfer-Encoding with Content-Length
+        # "ought to be handled as an error". HAProxy drops the Content-Length,
+        # forwards the chunked body and closes the connection; haply is
+        # deliberately stricter and refuses: the request came from something
+        # that frames bodies two ways at once, an attack or a broken client,
+        # and no downstream parser can then disagree with us.
+        if content_length is not None:
+            raise RemoteProtocolError("both Content-Length and Transfer-Encoding", 400,
+                                      b"content-length")
+        # Steps 3-4 (RFC 9112 §6.3 items 3-4): chunked must be the final coding,
+        # else the length cannot be determined and the answer is 400.
+        _check_transfer_encoding(transfer_encoding, 400)
+        return CHUNKED_BODY
+
+    # Step 5 (RFC 9112 §6.3 item 5): a valid Content-Length gives the length.
+    if content_length is not None:
+        return _EMPTY_BODY if content_length == 0 else Framing(LENGTH, content_length)
+
+    # Step 6 (RFC 9112 §6.3 item 6): a request with neither has no body.
+    return NO_BODY
+
+
+def response_framing(request_method: bytes, status: int, version: str,
+                     headers: Headers) -> Framing:
+    """Framing of a response body, RFC 9112 §6.3; raises RemoteProtocolError(502).
+
+    `request_method` is the method of the request this answers: a response to
+    HEAD never has a body whatever its headers say. llhttp cannot know that,
+    so after a HEAD the proxy must stop feeding body bytes to its parser.
+    """
+    # Step 0 (RFC 9110 §15): a status code is a three-digit integer in
+    # 100..599. llhttp accepts "099".
+    if not 100 <= status <= 599:
+        raise RemoteProtocolError(f"server sent invalid status code {status}", BAD_GATEWAY)
+    if version not in _SUPPORTED_VERSIONS:
+        raise RemoteProtocolError(f"server sent unsupported HTTP version {version}",
+                                  BAD_GATEWAY)
+
+    # Step 1 (RFC 9112 §6.3 item 1): HEAD responses, 1xx, 204 and 304 end at
+    # the end of the head; any Content-Length describes the representation
+    # and is passed on untouched.
+    if request_method == _HEAD or status < 200 or status == 204 or status == 304:
+        return NO_BODY
+    # Step 2 (RFC 9112 §6.3 item 2): a 2xx to CONNECT switches to a tunnel.
+    if request_method == _CONNECT and status < 300:
+        return NO_BODY
+
+    content_length, transfer_encoding = _framing_fields(headers, BAD_GATEWAY, False)
+
+    if transfer_encoding is not None:
+        # Step 3 (RFC 9112 §6.1): Transfer-Encoding in HTTP/1.0 is faulty framing.
+        if version == "1.0":
+            raise RemoteProtocolError("server sent Transfer-Encoding in HTTP/1.0",
+                                      BAD_GATEWAY, b"transfer-encoding")
+        # Step 3 (RFC 9112 §6.3 item 3): refused, as for requests (see there).
+        if content_length is not None:
+            raise RemoteProtocolError("server sent both Content-Length and "
+                                      "Transfer-Encoding", BAD_GATEWAY, b"content-length")
+        # Step 4 (RFC 9112 §6.3 item 4) lets a response whose final coding is
+        # not chunked run until close. haply relays only plain "chunked"
+        # (it re-emits the header itself), so any other coding is a 502: the
+        # same refusal as for requests, and servers compress with
+        # Content-Encoding, not with transfer codings.
+        _check_transfer_encoding(transfer_encoding, BAD_GATEWAY)
+        return CHUNKED_BODY
+
+    # Step 5 (RFC 9112 §6.3 item 5).
+    if content_length is not None:
+        return _EMPTY_BODY if content_length == 0 else Framing(LENGTH, content_length)
+
+    # Step 7 (RFC 9112 §6.3 item 8): otherwise the body runs until the server
+    # closes; the client connection must then close too.
+    return UNTIL_CLOSE_BODY
+
+
+def _framing_fields(headers: Headers, status: int,
+                    request: bool) -> tuple[int | None, list[bytes] | None]:
+    """One pass over the fields: the Content-Length value and the TE values.
+
+    Names are compared by length first, so most fields cost one len().
+    """
+    content_length: int | None = None
+    transfer_encoding: list[bytes] | None = None
+    host: bytes | None = None
+    for name, value in headers:
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
+            # RFC 9110 §8.6 lets a recipient collapse identical duplicates
+            # ("Content-Length: 42, 42" or two equal fields) or refuse them.
+            # haply refuses: llhttp already refuses every duplicate (pinned in
+            # the httptools test), so collapsing here would be code that never
+            # runs, and forwarding both copies is exactly how a desync starts.
+            if content_length is not None:
+                length = _parse_content_length(value, status)
+                reason = ("duplicate Content-Length" if length == content_length
+                          else "duplicate Content-Length with different values")
+                raise RemoteProtocolError(reason, status, b"content-length")
+            content_length = _parse_content_length(value, status)
+        elif size == 17 and name.lower() == b"transfer-encoding":
+            if transfer_encoding is None:
+                transfer_encoding = [value]
+            else:
+                transfer_encoding.append(value)
+        elif size == 4 and request and name.lower() == b"host":
+            # Not framing, but it needs the same pass. RFC 9112 §3.2: more than
+            # one Host is a 400; HAProxy also refuses differing values and
+            # keeps one of identical copies, so identical ones pass here.
+            if host is not None and value.strip(_OWS).lower() != host:
+                raise RemoteProtocolError("several Host fields with different values",
+                                          400, b"host")
+            host = value.strip(_OWS).lower()
+    return content_length, transfer_encoding
+
+
+def _parse_content_length(value: bytes, status: int) -> int:
+    """Content-Length = 1*DIGIT (RFC 9110 §8.6): no sign, no list, no spaces inside."""
+    digits = value.strip(_OWS)
+    if not digits:
+        raise RemoteProtocolError("empty Content-Length", status, b"content-length")
+    if not digits.isdigit():  # ASCII digits only for bytes; refuses +, -, 0x, "1, 1"
+        raise RemoteProtocolError("Content-Length is not a decimal number", status,
+                                  b"content-length")
+    if len(digits) > MAX_CONTENT_LENGTH_DIGITS:
+        raise RemoteProtocolError("Content-Length too long", status, b"content-length")
+    length = int(digits)
+    if length > MAX_CONTENT_LENGTH:
+        raise RemoteProtocolError("Content-Length too large", status, b"content-length")
+    return length
+
+
+def _check_transfer_encoding(values: list[bytes], status: int) -> None:
+    """Accept exactly one transfer coding, "chunked" (any case), or raise.
+
+    RFC 9112 §6.1: the codings of all Transfer-Encoding fields form one list,
+    in order. Refused: a final coding other than chunked (RFC 9112 §6.3 item 4:
+    400), chunked more than once (RFC 9112 §7.1: "MUST NOT apply chunked more
+    than once"), empty elements and junk such as ",chunked", "chunked;x",
+    "x chunked" (RFC 9110 §5.6.1 tolerates empty list elements, but parsers
+    disagree on them, a classic desync; no real client sends them). Other
+    codings before a final chunked ("gzip, chunked") are valid HTTP but a
+    server that reads the list differently desynchronises, so haply relays
+    only plain chunked and answers 501 (RFC 9112 §6.1, coding not
+    understood); HAProxy 2.6 refuses them too (with 422).
+    """
+    joined = values[0] if len(values) == 1 else b",".join(values)
+    elements = [element.strip(_OWS).lower() for element in joined.split(b",")]
+    if elements == [_CHUNKED]:
+        return  # the only accepted form, checked first: the hot path
+    if elements[-1] != _CHUNKED:
+        raise RemoteProtocolError("Transfer-Encoding does not end with chunked", status,
+                                  b"transfer-encoding")
+    if _CHUNKED in elements[:-1]:
+        raise RemoteProtocolError("Transfer-Encoding applies chunked more than once",
+                                  status, b"transfer-encoding")
+    if any(not element or not _is_token(element) for element in elements):
+        raise RemoteProtocolError("malformed Transfer-Encoding list", status,
+                                  b"transfer-encoding")
+    raise RemoteProtocolError("transfer coding other than chunked",
+                              501 if status != BAD_GATEWAY else status,
+                              b"transfer-encoding")
+
+
+# ------------------------------------------------------------ head size limits
+
+
+def head_too_large(url_size: int, response: bool = False) -> RemoteProtocolError:
+    """The error for a head over MAX_HEAD_SIZE; the proxy raises it.
+
+    The proxy counts bytes fed to httptools until on_headers_complete and
+    calls this once the count passes MAX_HEAD_SIZE (it must not wait for the
+    head to end: that is the point of the limit). url_size is the length of
+    the URL received so far: if it alone is over the limit the fault is 414.
+    """
+    if response:
+        return RemoteProtocolError(f"response head larger than {MAX_HEAD_SIZE} bytes",
+                                   BAD_GATEWAY)
+    if url_size >= MAX_HEAD_SIZE:
+        return RemoteProtocolError(f"request URI longer than {MAX_HEAD_SIZE} bytes",
+                                   STATUS_URI_TOO_LONG)
+    return RemoteProtocolError(f"request head larger than {MAX_HEAD_SIZE} bytes",
+                               STATUS_HEAD_TOO_LARGE)
+
+
+def too_many_headers(response: bool = False) -> RemoteProtocolError:
+    """The error for a head with more than MAX_HEADERS fields; the proxy raises it."""
+    if response:
+        return RemoteProtocolError(f"response has more than {MAX_HEADERS} header fields",
+                                   BAD_GATEWAY)
+    return RemoteProtocolError(f"request has more than {MAX_HEADERS} header fields",
+                               STATUS_HEAD_TOO_LARGE)
+
+
+# ---------------------------------------------------------------- request line
+
+# RFC 3986 §2 characters HAProxy refuses in a URI by default (manual, "option
+# accept-invalid-http-request"): CTLs, SP, DEL and above are refused by llhttp
+# already (pinned); these printable ones and the fragment mark "#" it accepts.
+# A fragment is never sent on the wire by a client (RFC 9112 §3.2): HAProxy 2.6
+# answers 400 to "GET /a#b".
+_URI_REFUSED = b'"<>\\^`{|}#'
+
+
+def check_request_target(url: bytes) -> None:
+    """Refuse a request-target with characters HAProxy refuses; cheap (C loops)."""
+    if url.translate(None, _URI_REFUSED) != url:
+        bad = sorted(set(url) & set(_URI_REFUSED))
+        raise RemoteProtocolError(
+            "invalid character in request target: " + ", ".join(repr(chr(c)) for c in bad),
+            400)
+
+
+# ---------------------------------------------------------------- header fields
+
+# RFC 9110 §5.6.2 tchar: the bytes a field name may contain.
+TCHAR = (b"!#$%&'*+-.^_`|~0123456789"
+         b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# RFC 9110 §5.5 field-value: VCHAR, obs-text, SP and HTAB. Everything else
+# (NUL, CR, LF and the other CTLs, DEL) is invalid.
+_VALUE_OK = bytes([0x09, 0x20]) + bytes(range(0x21, 0x7F)) + bytes(range(0x80, 0x100))
+
+
+def _is_token(data: bytes) -> bool:
+    return bool(data) and not data.translate(None, TCHAR)
+
+
+def validate_header_fields(headers: Headers, status: int = 400) -> None:
+    """Refuse fields that are not valid HTTP/1.1 (RFC 9110 §5, RFC 9112 §5).
+
+    Checks: empty name, non-token name (this covers whitespace before the
+    colon), CR/LF/NUL/CTL/DEL in a value, and a value starting with SP or HTAB
+    (what an obs-fold continuation line would leave, RFC 9112 §5.2).
+
+    llhttp already refuses every one of these on parsed input (pinned in the
+    httptools test), so the proxy need not call this on fields it parsed. It
+    exists for fields that did not come through the parser: values built from
+    configuration at run time, and any future lenient parser mode. Each check
+    is a bytes.translate, a loop in C.
+    """
+    for name, value in headers:
+        if not name:
+            raise RemoteProtocolError("empty header name", status)
+        if name.translate(None, TCHAR):
+            raise RemoteProtocolError("invalid character in header name", status, name)
+        if value.translate(None, _VALUE_OK):
+            raise RemoteProtocolError("invalid character (CR, LF, NUL or control) in "
+                                      "header value", status, name)
+        if value[:1] in (b" ", b"\t"):
+            raise RemoteProtocolError("header value starts with whitespace (obs-fold)",
+                                      status, name)
+
+
+# ------------------------------------------------------------------ keep-alive
+
+# `http_connection_mode` in the config model, set by option http-keep-alive,
+# option http-server-close and option httpclose (the last one named wins).
+KEEP_ALIVE = "keep-alive"
+SERVER_CLOSE = "server-close"
+CLOSE = "close"
+_STRENGTH = {KEEP_ALIVE: 0, SERVER_CLOSE: 1, CLOSE: 2}
+
+
+def connection_modes(frontend_mode: str, backend_mode: str) -> tuple[str, str]:
+    """(client side mode, server side mode) for a frontend/backend pair.
+
+    The manual's section 4 matrix says the stronger of the two modes applies
+    (keep-alive < server-close < close). For the client side, "option
+    httpclose" reads: "Only the frontend is considered for client connections
+    while the frontend and the backend are considered for server ones", and
+    HAProxy 2.6 behaves so: with httpclose in the backend only, the client
+    connection stays open. server-close never closes the client side.
+    """
+    for mode in (frontend_mode, backend_mode):
+        if mode not in _STRENGTH:
+            raise ValueError(f"unknown HTTP connection mode {mode!r}")
+    server_mode = max(frontend_mode, backend_mode, key=_STRENGTH.__getitem__)
+    client_mode = CLOSE if frontend_mode == CLOSE else KEEP_ALIVE
+    return client_mode, server_mode
+
+
+def connection_options(headers: Headers) -> frozenset[bytes]:
+    """The lower-cased connection options of all Connection fields (RFC 9110 §7.6.1)."""
+    options: set[bytes] = set()
+    for name, value in headers:
+        if len(name) == 10 and name.lower() == b"connection":
+            for option in value.lower().split(b","):
+                option = option.strip(_OWS)
+                if option:
+                    options.add(option)
+    return frozenset(options)
+
+
+def peer_wants_keep_alive(version: str, options: frozenset[bytes]) -> bool:
+    """RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive"."""
+    if b"close" in options:
+        return False
+    if version == "1.1":
+        return True
+    return version == "1.0" and b"keep-alive" in options
+
+
+def keep_alive(version: str, headers: Headers, mode: str,
+               framing: Framing | None = None) -> bool:
+    """May this connection carry another message after the current exchange?
+
+    Used for both sides:
+      client side: keep_alive(request version, request headers, client mode,
+                   response framing) -> keep the client connection open.
+      server side: keep_alive(response version, response headers, server mode,
+                   response framing) -> return the server connection to the pool.
+
+    Observed HAProxy 2.6 semantics: in keep-alive mode the client connection
+    stays open even when the server says "Connection: close" (haply opens a
+    new server connection next time); a response that runs until close ends
+    both. "server-close" closes the server side only, "close" both.
+    """
+    if framing is not None and framing.kind == UNTIL_CLOSE:
+        return False
+    if mode == CLOSE:
+        return False
+    return peer_wants_keep_alive(version, connection_options(headers))
+
+
+def server_keep_alive(server_mode: str) -> bool:
+    """Whether haply asks the server to keep the connection (before any answer)."""
+    return server_mode == KEEP_ALIVE
+
+
+__all__ = [
+    "CHUNKED", "CHUNKED_BODY", "CLOSE", "Framing", "HAPROXY_BUFSIZE", "HAPROXY_MAXHDR",
+    "HAPROXY_MAXREWRITE", "KEEP_ALIVE", "LENGTH", "MAX_CONTENT_LENGTH", "MAX_HEADERS",
+    "MAX_HEAD_SIZE", "NONE", "NO_BODY", "SERVER_CLOSE", "STATUS_HEAD_TOO_LARGE",
+    "STATUS_URI_TOO_LONG", "TCHAR", "UNTIL_CLOSE", "UNTIL_CLOSE_BODY",
+    "check_request_target", "connection_modes", "connection_options", "head_too_large",
+    "keep_alive", "peer_wants_keep_alive", "request_framing", "response_framing",
+    "server_keep_alive", "too_many_headers", "validate_header_fields",
+]

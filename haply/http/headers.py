@@ -1,0 +1,483 @@
+"""The request head haply sends to a server, and the response head it sends back.
+
+A `RequestHeadWriter` / `ResponseHeadWriter` is compiled once per route (a
+frontend and the backend it picked) from the proxies' rules; per message it
+does one pass over the header list and one b"".join. What it does, in order:
+
+1. hop-by-hop fields go (RFC 9110 §7.6.1): Connection and every field it
+   names, Keep-Alive, Proxy-Connection, TE, Upgrade (kept when the proxy
+   tunnels an upgrade), and Transfer-Encoding / Content-Length, which the
+   writer re-emits itself from the decided `Framing`: the server sees exactly
+   the framing haply decided ("Content-Length: 3" for "0003 ", "chunked" for
+   "CHUNKED"), so no parser behind can read the body differently from us.
+   HAProxy 2.6 forwards these fields as received (observed); haply follows
+   the RFC's MUST. Connection options cannot remove Host.
+2. http-request (or http-response) del-header / set-header / add-header,
+   in configuration order; names case-insensitive; set = delete all, then add.
+   HAProxy runs frontend request rules then backend ones, and backend
+   response rules then frontend ones; `for_route` keeps that order.
+3. `option forwardfor`: appends "X-Forwarded-For: <client ip>" (or the
+   configured name) after the rules, so "del-header X-Forwarded-For" followed
+   by forwardfor leaves only haply's value; `except NET` skips clients in NET;
+   `if-none` adds only if no such field is present.
+4. the Connection field for the side: what HAProxy 2.6 sends (observed):
+   to a server kept alive, nothing for HTTP/1.1 and "keep-alive" for 1.0; to
+   a server closed after the response, "close" for 1.1 and nothing for 1.0;
+   to a client, "close" when haply will close, "keep-alive" to a 1.0 client
+   it keeps, nothing otherwise; "upgrade" while tunnelling an upgrade.
+
+Values of set-header/add-header are HAProxy log-format strings; see
+`compile_value` for the supported subset. Rules with an ACL condition take
+a predicate from the caller (`compile_condition`), which receives the same
+`ctx` object passed to write().
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Callable, Iterable, Sequence
+
+from haply.config.model import ForwardFor, HeaderRule, Proxy
+from haply.http.errors import LocalProtocolError
+from haply.http.framing import (
+    CHUNKED, LENGTH, TCHAR, UNTIL_CLOSE, Framing, connection_options,
+)
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+# ----------------------------------------------------------------- sample context
+
+
+class SampleContext:
+    """Per-connection facts that header values may print (%[src] ...).
+
+    The proxy may subclass it to carry what its ACL predicates need: the
+    writers pass the same object to the rule conditions.
+
+    Built once per client connection by the proxy; addresses are kept as the
+    bytes they print as. IPv4-mapped IPv6 peers (a "::" listener) print and
+    match as IPv4, like HAProxy's src.
+    """
+
+    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "src_ip")
+
+    def __init__(self, src: str = "", src_port: int = 0, dst: str = "", dst_port: int = 0,
+                 ssl_fc: bool = False):
+        ip = _parse_ip(src)
+        self.src_ip = ip
+        self.src = (str(ip) if ip is not None else src).encode()
+        self.src_port = str(src_port).encode()
+        dst_ip = _parse_ip(dst)
+        self.dst = (str(dst_ip) if dst_ip is not None else dst).encode()
+        self.dst_port = str(dst_port).encode()
+        self.ssl_fc = b"1" if ssl_fc else b"0"
+
+    @classmethod
+    def from_sockets(cls, peername, sockname, ssl_fc: bool = False) -> "SampleContext":
+        """From transport.get_extra_info("peername"/"sockname"); unix sockets print ""."""
+        src, src_port = peername[:2] if isinstance(peername, tuple) else ("", 0)
+        dst, dst_port = sockname[:2] if isinstance(sockname, tuple) else ("", 0)
+        return cls(src, src_port, dst, dst_port, ssl_fc)
+
+
+def _parse_ip(text: str):
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+# ----------------------------------------------------------------- log-format values
+
+# The sample fetches and log-format variables a header value may use. The
+# log-format aliases (%ci ...) are the ones of the configuration manual,
+# section 8.2.4 (client ip/port, frontend ip/port).
+_FETCHES = {
+    "src": "src", "src_port": "src_port", "dst": "dst", "dst_port": "dst_port",
+    "ssl_fc": "ssl_fc",
+}
+_ALIASES = {"ci": "src", "cp": "src_port", "fi": "dst", "fp": "dst_port"}
+SUPPORTED_VALUE_SEQUENCES = ("%%", *(f"%[{f}]" for f in _FETCHES), *(f"%{a}" for a in _ALIASES))
+
+# Bytes a header value may hold (RFC 9110 §5.5): VCHAR, obs-text, SP, HTAB.
+_VALUE_OK = bytes([0x09, 0x20]) + bytes(range(0x21, 0x7F)) + bytes(range(0x80, 0x100))
+
+
+def compile_value(fmt: str) -> "bytes | Callable[[SampleContext], bytes]":
+    """Compile a set-header/add-header log-format value, or raise ValueError.
+
+    Supported: literal text, "%%" for a percent sign, the sample fetches
+    %[src] %[src_port] %[dst] %[dst_port] %[ssl_fc] (prints 1 or 0), and the
+    log-format variables %ci %cp %fi %fp. Anything else starting with "%"
+    (other fetches, converters such as %[src,ipmask(24)], %{+Q} flags, a lone
+    "%") raises ValueError with a message the config layer prefixes with
+    file:line. A value without % sequences compiles to bytes; otherwise to a
+    callable taking the SampleContext.
+    """
+    parts: list[bytes | Callable[[SampleContext], bytes]] = []
+    literal: list[str] = []
+    i, size = 0, len(fmt)
+    while i < size:
+        char = fmt[i]
+        if char != "%":
+            literal.append(char)
+            i += 1
+            continue
+        if fmt.startswith("%%", i):
+            literal.append("%")
+            i += 2
+            continue
+        if fmt.startswith("%[", i):
+            end = fmt.find("]", i)
+            if end < 0:
+                raise ValueError(f"unterminated sample fetch in {fmt!r} (missing ']')")
+            expr = fmt[i + 2:end].strip()
+            if expr not in _FETCHES:
+                raise ValueError(_unsupported(f"%[{expr}]", fmt))
+            attr = _FETCHES[expr]
+            i = end + 1
+        else:
+            name = ""
+            j = i + 1
+            while j < size and fmt[j].isalpha():
+                name += fmt[j]
+                j += 1
+            if name not in _ALIASES:
+                raise ValueError(_unsupported(fmt[i:max(j, i + 2)] if j < size or name else "%",
+                                              fmt))
+            attr = _ALIASES[name]
+            i = j
+        if literal:
+            parts.append(_literal("".join(literal), fmt))
+            literal.clear()
+        parts.append(_getter(attr))
+    if literal:
+        parts.append(_literal("".join(literal), fmt))
+    if not parts:
+        return b""
+    if len(parts) == 1:
+        return parts[0]
+    frozen = tuple(parts)
+    return lambda ctx: b"".join([p if p.__class__ is bytes else p(ctx) for p in frozen])
+
+
+def _unsupported(sequence: str, fmt: str) -> str:
+    return (f"unsupported log-format sequence {sequence!r} in header value {fmt!r}; "
+            f"supported: {', '.join(SUPPORTED_VALUE_SEQUENCES)} (write %% for a "
+            f"literal percent sign)")
+
+
+def _literal(text: str, fmt: str) -> bytes:
+    data = text.encode()
+    if data.translate(None, _VALUE_OK):
+        raise ValueError(f"header value {fmt!r} contains a control character "
+                         "(CR, LF, NUL ...)")
+    return data
+
+
+def _getter(attr: str) -> Callable[[SampleContext], bytes]:
+    def get(ctx: SampleContext) -> bytes:
+        return getattr(ctx, attr)
+    get.__name__ = f"fetch_{attr}"
+    return get
+
+
+def compile_name(name: str) -> bytes:
+    """A header name from configuration as bytes, or ValueError if not a token."""
+    data = name.encode("ascii", "replace")
+    if not data or data.translate(None, TCHAR):
+        raise ValueError(f"invalid header name {name!r}")
+    return data
+
+
+# ------------------------------------------------------------------- header rules
+
+SET, ADD, DEL = "set-header", "add-header", "del-header"
+_ACTIONS = (SET, ADD, DEL)
+Condition = Callable[[object], bool]
+
+
+class HeaderOp:
+    """One compiled header rule."""
+
+    __slots__ = ("action", "name", "lname", "value", "condition")
+
+    def __init__(self, action: str, name: bytes, value=None, condition: Condition | None = None):
+        if action not in _ACTIONS:
+            raise ValueError(f"unsupported header action {action!r}")
+        self.action = action
+        self.name = name
+        self.lname = name.lower()
+        self.value = value
+        self.condition = condition
+
+    @property
+    def static(self) -> bool:
+        return self.condition is None and not callable(self.value)
+
+
+def compile_header_rules(rules: Iterable[HeaderRule],
+                         compile_condition: Callable[[object], Condition] | None = None
+                         ) -> tuple[HeaderOp, ...]:
+    """HeaderRules (set/add/del-header) to HeaderOps; other actions are skipped.
+
+    ValueError names the rule's location, for `haply -c`.
+    """
+    ops = []
+    for rule in rules:
+        if rule.action not in _ACTIONS:
+            continue  # deny, redirect ... belong to other layers
+        try:
+            name = compile_name(rule.name)
+            value = None
+            if rule.action != DEL:
+                value = compile_value(rule.value or "")
+            condition = None
+            if rule.condition is not None:
+                if compile_condition is None:
+                    raise ValueError("conditions need an ACL evaluator")
+                condition = compile_condition(rule.condition)
+        except ValueError as exc:
+            raise ValueError(f"{rule.location}: {rule.action}: {exc}") from None
+        ops.append(HeaderOp(rule.action, name, value, condition))
+    return tuple(ops)
+
+
+def _run_ops(ops: Sequence[HeaderOp], ctx) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
+    """Apply rules in order: (names deleted from the message, fields appended)."""
+    deleted: set[bytes] = set()
+    added: list[tuple[bytes, bytes]] = []  # (lname, b"Name: value\r\n")
+    for op in ops:
+        if op.condition is not None and not op.condition(ctx):
+            continue
+        if op.action != ADD:  # del and set delete every field of that name first
+            deleted.add(op.lname)
+            if added:
+                added = [field for field in added if field[0] != op.lname]
+        if op.action != DEL:
+            value = op.value if op.value.__class__ is bytes else op.value(ctx)
+            added.append((op.lname, op.name + b": " + value + b"\r\n"))
+    return deleted, added
+
+
+# ------------------------------------------------------------------- forwardfor
+
+
+class CompiledForwardFor:
+    """`option forwardfor` of a route, merged from frontend and backend."""
+
+    __slots__ = ("name", "lname", "prefix", "excepts", "if_none")
+
+    def __init__(self, name: bytes, excepts: tuple, if_none: bool):
+        self.name = name
+        self.lname = name.lower()
+        self.prefix = name + b": "
+        self.excepts = excepts  # one network (or None) per proxy that enabled it
+        self.if_none = if_none
+
+    def applies(self, ctx: SampleContext) -> bool:
+        """False when every enabling proxy excepts the client's network."""
+        ip = ctx.src_ip
+        for network in self.excepts:
+            if network is None or ip is None or ip.version != network.version \
+                    or ip not in network:
+                return True
+        return False
+
+
+def compile_forward_for(frontend: ForwardFor | None, backend: ForwardFor | None
+                        ) -> CompiledForwardFor | None:
+    """Merge per the manual ("option forwardfor"): added if either proxy enables
+    it; the backend's header name wins; if-none only when every enabling proxy
+    says if-none. `except` is kept per proxy: skipped only if all except it."""
+    enabled = [ff for ff in (frontend, backend) if ff is not None]
+    if not enabled:
+        return None
+    name = compile_name((backend or frontend).header)
+    excepts = []
+    for ff in enabled:
+        if ff.except_network:
+            try:
+                excepts.append(ipaddress.ip_network(ff.except_network, strict=False))
+            except ValueError:
+                raise ValueError(f"option forwardfor: invalid network "
+                                 f"{ff.except_network!r}") from None
+        else:
+            excepts.append(None)
+    return CompiledForwardFor(name, tuple(excepts), all(ff.if_none for ff in enabled))
+
+
+# ------------------------------------------------------------------ the writers
+
+_HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te",
+                         b"upgrade"))
+_FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding"))
+# Connection options that never remove a field (RFC 9110 §7.6.1 abuse such as
+# "Connection: close, Host"); framing fields are re-emitted anyway.
+_PROTECTED = frozenset((b"host", b"content-length", b"transfer-encoding"))
+_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
+_CONN_CLOSE = b"Connection: close\r\n"
+_CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+_CONN_UPGRADE = b"Connection: upgrade\r\n"
+_TE_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+
+
+class _HeadWriter:
+    """What both writers share: rules, drop sets, the single pass."""
+
+    def __init__(self, ops: Sequence[HeaderOp] = ()):
+        self.ops = tuple(ops)
+        self.static = all(op.static for op in self.ops)
+        # Precomputed when no rule depends on the request: the per-message work
+        # is then a set lookup per field and appending one ready-made tail.
+        deleted, added = _run_ops(self.ops, None) if self.static else (set(), [])
+        self._static_deleted = frozenset(deleted)
+        self._static_added = added
+        base = _HOP_BY_HOP | self._static_deleted
+        # (framed?, upgrade?) -> names dropped from the received fields
+        self._drop = {
+            (False, False): base,
+            (True, False): base | _FRAMING_FIELDS,
+            (False, True): base - {b"upgrade"},
+            (True, True): (base | _FRAMING_FIELDS) - {b"upgrade"},
+        }
+
+    def _fields(self, out: list, headers: Headers, framing: Framing, upgrade: bool,
+                ctx, options: frozenset[bytes] | None, ff_lname: bytes | None
+                ) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """Append kept fields to out; return (fields the rules add, ff name seen)."""
+        framed = framing.kind == LENGTH or framing.kind == CHUNKED
+        drop = self._drop[framed, upgrade]
+        if self.static:
+            added = self._static_added
+        else:
+            deleted, added = _run_ops(self.ops, ctx)
+            if deleted:
+                drop = drop | deleted
+        if options is None:
+            options = connection_options(headers)
+        extra = options - _PROTECTED - {b"close", b"keep-alive", b"upgrade"}
+        if extra:
+            drop = drop | extra
+        seen = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in drop:
+                continue
+            if lname == ff_lname:
+                seen = True
+            out += (name, b": ", value, b"\r\n")
+        return added, seen
+
+    @staticmethod
+    def _framing_line(framing: Framing) -> bytes:
+        if framing.kind == LENGTH:
+            return b"Content-Length: %d\r\n" % framing.length
+        if framing.kind == CHUNKED:
+            return _TE_CHUNKED
+        return b""
+
+
+class RequestHeadWriter(_HeadWriter):
+    """Builds the request head sent to a server."""
+
+    def __init__(self, ops: Sequence[HeaderOp] = (), forward_for: CompiledForwardFor | None = None):
+        super().__init__(ops)
+        self.forward_for = forward_for
+
+    def write(self, method: bytes, url: bytes, version: str, headers: Headers,
+              framing: Framing, keep_alive: bool, ctx: SampleContext,
+              upgrade: bool = False, options: frozenset[bytes] | None = None) -> bytes:
+        """The complete head, ending with the blank line.
+
+        keep_alive: haply keeps the server connection after the response
+        (framing.server_keep_alive(server mode)). upgrade: the proxy tunnels
+        this request's Upgrade. options: connection_options(headers) if the
+        caller already has it.
+        """
+        version_bytes = _VERSIONS.get(version)
+        if version_bytes is None:
+            raise LocalProtocolError(f"cannot forward HTTP version {version!r}")
+        out = [method, b" ", url, b" ", version_bytes, b"\r\n"]
+        ff = self.forward_for
+        ff_check = ff is not None and ff.if_none
+        added, seen = self._fields(out, headers, framing, upgrade, ctx, options,
+                                   ff.lname if ff_check else None)
+        for lname, line in added:
+            out.append(line)
+            if ff_check and lname == ff.lname:
+                seen = True
+        if ff is not None and not (ff_check and seen) and ff.applies(ctx):
+            out += (ff.prefix, ctx.src, b"\r\n")
+        if upgrade:
+            out.append(_CONN_UPGRADE)
+        elif keep_alive:
+            if version == "1.0":
+                out.append(_CONN_KEEP_ALIVE)
+        elif version == "1.1":
+            out.append(_CONN_CLOSE)
+        out += (self._framing_line(framing), b"\r\n")
+        return b"".join(out)
+
+
+class ResponseHeadWriter(_HeadWriter):
+    """Builds the response head sent back to the client."""
+
+    def write(self, version: str, status: int, reason: bytes, headers: Headers,
+              framing: Framing, keep_alive: bool, request_version: str,
+              ctx: SampleContext, upgrade: bool = False,
+              options: frozenset[bytes] | None = None) -> bytes:
+        """The complete head, ending with the blank line.
+
+        keep_alive: haply keeps the client connection after this response
+        (framing.keep_alive on the client side). A response running until
+        close forces "Connection: close" whatever keep_alive says.
+        """
+        version_bytes = _VERSIONS.get(version)
+        if version_bytes is None:
+            raise LocalProtocolError(f"cannot forward HTTP version {version!r}")
+        out = [version_bytes, b" %d " % status, reason, b"\r\n"]
+        added, _ = self._fields(out, headers, framing, upgrade, ctx, options, None)
+        for _, line in added:
+            out.append(line)
+        if upgrade:
+            out.append(_CONN_UPGRADE)
+        elif keep_alive and framing.kind != UNTIL_CLOSE:
+            if request_version == "1.0":
+                out.append(_CONN_KEEP_ALIVE)
+        else:
+            out.append(_CONN_CLOSE)
+        out += (self._framing_line(framing), b"\r\n")
+        return b"".join(out)
+
+
+def for_route(frontend: Proxy, backend: Proxy,
+              compile_condition: Callable[[object], Condition] | None = None
+              ) -> tuple[RequestHeadWriter, ResponseHeadWriter]:
+    """The two writers of a frontend/backend pair (the same proxy for a listen).
+
+    Request rules: frontend's then backend's; response rules: backend's then
+    frontend's (HAProxy's evaluation order). Raises ValueError for rules the
+    config layer should have refused.
+    """
+    same = frontend is backend or frontend.name == backend.name and \
+        frontend.kind == backend.kind
+    request_rules = frontend.http_request_rules + (() if same else backend.http_request_rules)
+    response_rules = (() if same else backend.http_response_rules) + \
+        frontend.http_response_rules
+    forward_for = compile_forward_for(frontend.forward_for,
+                                      None if same else backend.forward_for)
+    return (RequestHeadWriter(compile_header_rules(request_rules, compile_condition),
+                              forward_for),
+            ResponseHeadWriter(compile_header_rules(response_rules, compile_condition)))
+
+
+__all__ = [
+    "ADD", "DEL", "SET", "CompiledForwardFor", "HeaderOp", "RequestHeadWriter",
+    "ResponseHeadWriter", "SUPPORTED_VALUE_SEQUENCES", "SampleContext",
+    "compile_forward_for", "compile_header_rules", "compile_name", "compile_value",
+    "for_route",
+]

@@ -1,0 +1,182 @@
+"""The responses haply generates itself: HAProxy's default error pages, errorfiles.
+
+The pages were written from observing HAProxy 2.6 (tests/unit/test_http_responses.py
+pins them; the interop test compares with the live binary): a status line,
+Content-length, Cache-Control: no-cache, Content-Type: text/html and a short
+HTML body. HAProxy writes "Connection: close" in the 400 and 408 pages, which
+always end the connection; for the others it keeps the client connection when
+it can. haply builds both forms of each page once, at import:
+
+    error_response(503)               -> bytes with "Connection: close"
+    error_response(503, close=False)  -> bytes without it (the connection stays)
+
+haply also answers 414, 431 and 505 (see framing.py), which HAProxy cannot
+emit; their pages follow the same pattern, and when the proxy has an
+`errorfile 400` but none for that status, the 400 file is used, so a site's
+custom "bad request" page still shows.
+
+An errorfile is sent verbatim (HAProxy 2.6 re-renders it, with the same
+status, fields and body) and the connection is closed after it: a file
+may lack Content-Length, and then only the close ends its body.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from haply.http.framing import MAX_HEAD_SIZE, TCHAR
+
+# status -> (reason phrase, sentence), as HAProxy 2.6 sends them (observed;
+# "407 Unauthorized" and the leading "." of the 501 sentence included).
+HAPROXY_PAGES: dict[int, tuple[str, str]] = {
+    200: ("OK", "Service ready."),
+    400: ("Bad request", "Your browser sent an invalid request."),
+    401: ("Unauthorized", "You need a valid user and password to access this content."),
+    403: ("Forbidden", "Request forbidden by administrative rules."),
+    404: ("Not Found", "The resource could not be found."),
+    405: ("Method Not Allowed", "A request was made of a resource using a request method "
+                                "not supported by that resource"),
+    407: ("Unauthorized", "You need a valid user and password to access this content."),
+    408: ("Request Time-out", "Your browser didn't send a complete request in time."),
+    410: ("Gone", "The resource is no longer available and will not be available again."),
+    413: ("Payload Too Large", "The request entity exceeds the maximum allowed."),
+    425: ("Too Early", "Your browser sent early data."),
+    429: ("Too Many Requests", "You have sent too many requests in a given amount of time."),
+    500: ("Internal Server Error", "An internal server error occurred."),
+    501: ("Not Implemented", ".The server does not support the functionality required to "
+                             "fulfill the request."),
+    502: ("Bad Gateway", "The server returned an invalid or incomplete response."),
+    503: ("Service Unavailable", "No server is available to handle this request."),
+    504: ("Gateway Time-out", "The server didn't respond in time."),
+}
+
+# Statuses haply answers that HAProxy has no page for; same layout.
+HAPLY_PAGES: dict[int, tuple[str, str]] = {
+    414: ("URI Too Long", "The request URI is longer than the server accepts."),
+    431: ("Request Header Fields Too Large",
+          "Your browser sent a request whose header fields are too large."),
+    505: ("HTTP Version Not Supported",
+          "Your browser sent a request in an HTTP version this server does not speak."),
+}
+
+# HAProxy's errorfile accepts exactly the codes it can generate (manual,
+# "errorfile"); the config layer checks the code against this.
+ERRORFILE_CODES = frozenset(HAPROXY_PAGES)
+
+# Statuses with no page of their own borrow this errorfile (see module doc).
+_ERRORFILE_FALLBACK = {414: 400, 431: 400, 505: 400}
+
+
+def _page(status: int, reason: str, sentence: str, close: bool) -> bytes:
+    body = f"<html><body><h1>{status} {reason}</h1>\n{sentence}\n</body></html>\n".encode()
+    # Field order as HAProxy writes its raw pages (observed on the 400 it
+    # sends for a malformed request).
+    head = (f"HTTP/1.1 {status} {reason}\r\n"
+            f"Content-length: {len(body)}\r\n"
+            "Cache-Control: no-cache\r\n"
+            + ("Connection: close\r\n" if close else "")
+            + "Content-Type: text/html\r\n\r\n")
+    return head.encode() + body
+
+
+def _build_pages() -> dict[tuple[int, bool], bytes]:
+    pages = {}
+    for table in (HAPROXY_PAGES, HAPLY_PAGES):
+        for status, (reason, sentence) in table.items():
+            for close in (True, False):
+                pages[status, close] = _page(status, reason, sentence, close)
+    return pages
+
+
+DEFAULT_PAGES = _build_pages()
+
+
+def error_response(status: int, errorfiles: dict[int, bytes] | None = None,
+                   close: bool = True) -> bytes:
+    """The ready bytes haply sends for `status`: an errorfile, else the default page.
+
+    close=False gives the page without "Connection: close", for a connection
+    the proxy keeps (never for 400/408 or an errorfile, which always close).
+    A status without a known page gets the same layout with the standard
+    reason phrase.
+    """
+    if errorfiles:
+        data = errorfiles.get(status)
+        if data is None and status in _ERRORFILE_FALLBACK:
+            data = errorfiles.get(_ERRORFILE_FALLBACK[status])
+        if data is not None:
+            return data
+    page = DEFAULT_PAGES.get((status, close))
+    if page is None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        page = _page(status, reason, reason + ".", close)
+        DEFAULT_PAGES[status, close] = page
+    return page
+
+
+def must_close(status: int, errorfiles: dict[int, bytes] | None = None) -> bool:
+    """Whether the connection must close after error_response(status, errorfiles)."""
+    if status in (400, 408):
+        return True
+    if errorfiles and (status in errorfiles or
+                       errorfiles.get(_ERRORFILE_FALLBACK.get(status, -1)) is not None):
+        return True
+    return False
+
+
+# -------------------------------------------------------------------- errorfiles
+
+_VALUE_BAD = bytes(range(0x00, 0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
+
+
+def validate_errorfile(data: bytes) -> str | None:
+    """None if `data` is a usable errorfile, else the reason it is not.
+
+    HAProxy parses errorfiles at startup ("must be valid according to the
+    HTTP specification", at most tune.bufsize - tune.maxrewrite bytes). An
+    empty file is valid and means "send nothing" (the manual's "errorfile 408
+    /dev/null" idiom). Lines may end in CRLF or LF, as HAProxy accepts both
+    (its own /etc/haproxy/errors files end the body lines in LF).
+    """
+    if not data:
+        return None
+    if len(data) > MAX_HEAD_SIZE:
+        return f"larger than {MAX_HEAD_SIZE} bytes (tune.bufsize - tune.maxrewrite)"
+    crlf, lf = data.find(b"\r\n\r\n"), data.find(b"\n\n")
+    candidates = [i for i in (crlf, lf) if i >= 0]
+    if not candidates:
+        return "no end of head (blank line) found"
+    head = data[:min(candidates)]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    reason = _check_status_line(lines[0])
+    if reason:
+        return reason
+    for number, line in enumerate(lines[1:], start=2):
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return f"line {number}: header without ':'"
+        if not name or name.translate(None, TCHAR):
+            return f"line {number}: invalid header name {name[:40]!r}"
+        if value.translate(None, _VALUE_BAD) != value:
+            return f"line {number}: control character in header value"
+    return None
+
+
+def _check_status_line(line: bytes) -> str | None:
+    if not (line.startswith(b"HTTP/1.0 ") or line.startswith(b"HTTP/1.1 ")):
+        return f"status line {line[:40]!r} does not start with HTTP/1.0 or HTTP/1.1"
+    code = line[9:12]
+    if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 599:
+        return f"invalid status code in {line[:40]!r}"
+    if len(line) > 12 and line[12:13] != b" ":
+        return f"invalid status code in {line[:40]!r}"
+    return None
+
+
+__all__ = [
+    "DEFAULT_PAGES", "ERRORFILE_CODES", "HAPLY_PAGES", "HAPROXY_PAGES", "error_response",
+    "must_close", "validate_errorfile",
+]
