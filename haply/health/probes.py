@@ -407,12 +407,13 @@ def mysql_handshake_response(user: str) -> bytes:
 
 
 def parse_mysql_error(payload: bytes) -> tuple[int, str]:
-    """ERR_Packet: 0xFF, error code (2 bytes LE), ['#' + 5-byte SQL state], message."""
+    """ERR_Packet: 0xFF, error code (2 bytes LE), ['#' + 5-byte SQL state], message.
+
+    The SQL state stays in the text: HAProxy 2.6 logs it that way
+    (info: "#28000Access denied for user ..."), and operators grep for it.
+    """
     code = struct.unpack_from("<H", payload, 1)[0] if len(payload) >= 3 else 0
-    message = payload[3:]
-    if message.startswith(b"#"):
-        message = message[6:]
-    return code, message.decode("utf-8", "replace")
+    return code, payload[3:].decode("utf-8", "replace")
 
 
 def parse_mysql_handshake(payload: bytes) -> str | None:
@@ -453,8 +454,9 @@ async def mysql_check(target: Target, deadlines: Deadlines, user: str | None) ->
         if version is None:
             return CheckResult("L7RSP", info="Invalid MySQL handshake",
                                duration=clock.elapsed())
+        # HAProxy 2.6 reports check_code 0 for a passed mysql-check
         if user is None:
-            return CheckResult("L7OK", info=version, duration=clock.elapsed())
+            return CheckResult("L7OK", 0, version, clock.elapsed())
         conn.write(mysql_handshake_response(user))
         try:
             got = await conn.wait_for(_mysql_packet_complete, clock.read_deadline())
@@ -466,7 +468,7 @@ async def mysql_check(target: Target, deadlines: Deadlines, user: str | None) ->
         _, payload = _mysql_take_packet(conn.buffer)
         if payload[:1] == b"\x00":
             conn.write(mysql_packet(0, bytes([COM_QUIT])))
-            return CheckResult("L7OK", info=version, duration=clock.elapsed())
+            return CheckResult("L7OK", 0, version, clock.elapsed())
         if payload[:1] == b"\xff":
             code, message = parse_mysql_error(payload)
             return CheckResult("L7STS", code, message, clock.elapsed())
