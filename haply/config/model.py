@@ -273,7 +273,8 @@ class Proxy:
     balance_arg: str | None = None  # hdr(NAME) -> NAME, url_param NAME
     hash_type: str = "map-based"  # "map-based" | "consistent"
     retries: int = 3
-    retry_on: frozenset[str] = frozenset({"conn-failure"})
+    # None: haply's default retry policy (see README "What haply retries and why")
+    retry_on: frozenset[str] | None = None
     redispatch: bool = False
     allbackups: bool = False
     http_check: HttpCheck | None = None
@@ -302,6 +303,7 @@ class Proxy:
     monitor_uri: str | None = None
     description: str | None = None
     id: int | None = None
+    default_backend_location: Location = NOWHERE
 
     @property
     def is_frontend(self) -> bool:
@@ -333,6 +335,9 @@ class Global:
     logs: tuple[LogTarget, ...] = ()
     stats_sockets: tuple[StatsSocket, ...] = ()
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    spread_checks: int = 0  # percent
+    hard_stop_after: float | None = None
+    stats_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

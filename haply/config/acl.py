@@ -1,0 +1,252 @@
+"""ACL declarations and `if|unless` conditions (manual sections 7.1, 7.2, 7.4).
+
+`acl NAME FETCH [flags] PATTERN...` becomes a `model.Acl`; a condition becomes a
+`model.Condition`: OR-ed groups of AND-ed terms, each term a named ACL (resolved
+here, so it must be declared earlier in the same proxy, as HAProxy requires), a
+predefined ACL (TRUE, LOCALHOST, ...) or an anonymous `{ FETCH [flags] PATTERN... }`,
+optionally negated with `!`. `||` and `or` separate groups; AND is implicit.
+
+haply knows a small set of fetches, listed in FETCHES with what their patterns
+are. A `-m METHOD` on path, url or hdr is folded into the fetch name
+(`hdr(host) -m beg www.` is `hdr_beg(host) www.`), so the evaluator sees one
+spelling per test.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from haply.config.diagnostics import Location
+from haply.config.lexer import Word
+from haply.config.model import Acl, Condition, Term
+
+
+class AclError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    argument: str  # "none" | "optional" | "required"
+    patterns: str  # "string" | "regex" | "ip" | "port" | "none" (a boolean fetch)
+    description: str
+
+
+FETCHES: dict[str, Fetch] = {
+    "path": Fetch("none", "string", "request path equals a pattern"),
+    "path_beg": Fetch("none", "string", "request path starts with a pattern"),
+    "path_end": Fetch("none", "string", "request path ends with a pattern"),
+    "path_sub": Fetch("none", "string", "request path contains a pattern"),
+    "path_dir": Fetch("none", "string", "a '/'-delimited part of the path equals a pattern"),
+    "path_reg": Fetch("none", "regex", "request path matches a regular expression"),
+    "url": Fetch("none", "string", "request URI equals a pattern"),
+    "url_beg": Fetch("none", "string", "request URI starts with a pattern"),
+    "url_end": Fetch("none", "string", "request URI ends with a pattern"),
+    "url_sub": Fetch("none", "string", "request URI contains a pattern"),
+    "url_reg": Fetch("none", "regex", "request URI matches a regular expression"),
+    "hdr": Fetch("optional", "string", "a header value (each comma-separated value) equals a pattern"),
+    "hdr_beg": Fetch("optional", "string", "a header value starts with a pattern"),
+    "hdr_end": Fetch("optional", "string", "a header value ends with a pattern"),
+    "hdr_sub": Fetch("optional", "string", "a header value contains a pattern"),
+    "hdr_dom": Fetch("optional", "string", "a '.'-delimited part of a header value equals a pattern"),
+    "hdr_reg": Fetch("optional", "regex", "a header value matches a regular expression"),
+    "method": Fetch("none", "string", "request method equals a pattern"),
+    "src": Fetch("none", "ip", "client address is in a network"),
+    "dst": Fetch("none", "ip", "local address the client connected to is in a network"),
+    "dst_port": Fetch("none", "port", "local port the client connected to is in a range"),
+    "ssl_fc": Fetch("none", "none", "the client connection uses TLS"),
+    "always_true": Fetch("none", "none", "always matches"),
+    "always_false": Fetch("none", "none", "never matches"),
+}
+
+# `-m METHOD` folded into the fetch name, for the fetch families that have
+# suffixed spellings (manual 7.1.3).
+MATCH_SUFFIXES = {"str": "", "beg": "_beg", "end": "_end", "sub": "_sub", "reg": "_reg", "dom": "_dom", "dir": "_dir"}
+FLAGS = frozenset({"-i"})
+
+# Manual section 7.4, the ones haply can evaluate.
+PREDEFINED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "TRUE": ("always_true", ()),
+    "FALSE": ("always_false", ()),
+    "LOCALHOST": ("src", ("127.0.0.1/8", "::1")),
+    "HTTP_URL_SLASH": ("url_beg", ("/",)),
+    "HTTP_URL_STAR": ("url", ("*",)),
+    "METH_CONNECT": ("method", ("CONNECT",)),
+    "METH_DELETE": ("method", ("DELETE",)),
+    "METH_GET": ("method", ("GET", "HEAD")),
+    "METH_HEAD": ("method", ("HEAD",)),
+    "METH_OPTIONS": ("method", ("OPTIONS",)),
+    "METH_POST": ("method", ("POST",)),
+    "METH_PUT": ("method", ("PUT",)),
+    "METH_TRACE": ("method", ("TRACE",)),
+}
+UNSUPPORTED_PREDEFINED = frozenset({
+    "HTTP", "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_CONTENT", "HTTP_URL_ABS", "RDP_COOKIE",
+    "REQ_CONTENT", "WAIT_END",
+})
+
+_FETCH = re.compile(r"([a-z0-9_.]+)(?:\((.*)\))?", re.S)
+
+
+def parse_acl(name: str, words: Sequence[str], location: Location) -> Acl:
+    """An ACL from its fetch word and what follows (flags then patterns)."""
+    if not words:
+        raise AclError(f"acl '{name}' needs a fetch such as path_beg, hdr(host) or src")
+    match = _FETCH.fullmatch(words[0])
+    if not match:
+        raise AclError(f"invalid fetch '{words[0]}' in acl '{name}'")
+    fetch, arg = match.group(1), match.group(2)
+    flags: set[str] = set()
+    i = 1
+    while i < len(words) and words[i].startswith("-"):
+        flag = words[i]
+        if flag == "--":
+            i += 1
+            break
+        if flag == "-m":
+            if i + 1 >= len(words):
+                raise AclError("'-m' needs a match method such as beg, end, sub, reg")
+            method = words[i + 1]
+            base = fetch.split("_", 1)[0]
+            if base not in ("path", "url", "hdr") or fetch != base or method not in MATCH_SUFFIXES:
+                raise AclError(
+                    f"'-m {method}' on '{fetch}' is not supported by haply: it supports "
+                    f"'-m {'|'.join(MATCH_SUFFIXES)}' on path, url and hdr() only"
+                )
+            fetch = base + MATCH_SUFFIXES[method]
+            if fetch not in FETCHES:
+                raise AclError(f"'-m {method}' cannot be used with '{base}'")
+            i += 2
+            continue
+        if flag not in FLAGS:
+            raise AclError(f"acl flag '{flag}' is not supported by haply: it supports -i, -m and --")
+        flags.add(flag)
+        i += 1
+    spec = FETCHES.get(fetch)
+    if spec is None:
+        raise AclError(
+            f"fetch '{fetch}' is not supported by haply in acls; supported: {', '.join(sorted(FETCHES))}"
+        )
+    if arg is not None and spec.argument == "none":
+        raise AclError(f"fetch '{fetch}' takes no argument")
+    if arg is None and spec.argument == "required":
+        raise AclError(f"fetch '{fetch}' needs an argument, as in {fetch}(NAME)")
+    patterns = tuple(words[i:])
+    _check_patterns(fetch, spec, patterns)
+    return Acl(name, fetch, arg or None, frozenset(flags), patterns, location)
+
+
+def _check_patterns(fetch: str, spec: Fetch, patterns: tuple[str, ...]) -> None:
+    if spec.patterns == "none":
+        if patterns:
+            raise AclError(f"fetch '{fetch}' is a boolean and takes no pattern (got '{patterns[0]}')")
+        return
+    if not patterns:
+        raise AclError(f"fetch '{fetch}' needs at least one pattern")
+    for pattern in patterns:
+        if spec.patterns == "regex":
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise AclError(f"invalid regular expression '{pattern}': {error}") from None
+        elif spec.patterns == "ip":
+            try:
+                ipaddress.ip_network(pattern, strict=False)
+            except ValueError:
+                raise AclError(
+                    f"invalid address '{pattern}' for '{fetch}': expected an IP address or network such as 10.0.0.0/8"
+                ) from None
+        elif spec.patterns == "port":
+            if not re.fullmatch(r"[0-9]+(:[0-9]+)?", pattern):
+                raise AclError(f"invalid port '{pattern}' for '{fetch}': expected N or LOW:HIGH")
+
+
+class AclTable:
+    """The named ACLs of one proxy, in declaration order."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, list[Acl]] = {}
+
+    def add(self, acl: Acl) -> None:
+        entries = self._by_name.setdefault(acl.name, [])
+        for index, known in enumerate(entries):
+            if (known.fetch, known.arg, known.flags) == (acl.fetch, acl.arg, acl.flags):
+                entries[index] = replace(known, patterns=known.patterns + acl.patterns)
+                return
+        entries.append(acl)
+
+    def all(self) -> tuple[Acl, ...]:
+        return tuple(acl for entries in self._by_name.values() for acl in entries)
+
+    def term(self, name: str, negated: bool, location: Location) -> Term:
+        entries = self._by_name.get(name)
+        if entries:
+            return Term(entries[0], negated, tuple(entries[1:]))
+        if name in PREDEFINED:
+            fetch, patterns = PREDEFINED[name]
+            return Term(Acl(name, fetch, None, frozenset(), patterns, location), negated)
+        if name in UNSUPPORTED_PREDEFINED:
+            raise AclError(f"predefined acl '{name}' is not supported by haply")
+        raise AclError(f"no such acl '{name}': declare it with 'acl {name} ...' before this line")
+
+
+def split_condition(words: Sequence[Word]) -> tuple[list[Word], Word | None, list[Word]]:
+    """Cut a rule's words at its `if`/`unless`: (before, the if/unless word, after)."""
+    for index, word in enumerate(words):
+        if word.text in ("if", "unless") and not word.quoted:
+            return list(words[:index]), word, list(words[index + 1 :])
+    return list(words), None, []
+
+
+def parse_condition(keyword: Word, words: Sequence[Word], table: AclTable) -> Condition:
+    """The condition after `if` or `unless` (keyword is that word)."""
+    location = keyword.location
+    if not words:
+        raise AclError(f"missing condition after '{keyword.text}'")
+    groups: list[tuple[Term, ...]] = []
+    group: list[Term] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        text = word.text
+        if not word.quoted and text in ("||", "or"):
+            if not group:
+                raise AclError(f"'{text}' needs a test on each side")
+            groups.append(tuple(group))
+            group = []
+            i += 1
+            continue
+        negated = False
+        if not word.quoted and text.startswith("!"):
+            negated = True
+            text = text[1:]
+            if not text:
+                i += 1
+                if i >= len(words):
+                    raise AclError("'!' must be followed by an acl name or '{ ... }'")
+                word = words[i]
+                text = word.text
+        if text == "{" and not word.quoted:
+            end = next((j for j in range(i + 1, len(words)) if words[j].text == "}" and not words[j].quoted), None)
+            if end is None:
+                raise AclError("unterminated anonymous acl: expected '}'")
+            inner = [w.text for w in words[i + 1 : end]]
+            group.append(Term(parse_acl("", inner, location), negated))
+            i = end + 1
+            continue
+        if text == "}" and not word.quoted:
+            raise AclError("'}' without a matching '{'")
+        group.append(table.term(text, negated, location))
+        i += 1
+    if not group:
+        raise AclError("condition ends with an operator")
+    groups.append(tuple(group))
+    return Condition(keyword.text == "unless", tuple(groups), location)
+
+
+__all__ = [
+    "AclError", "AclTable", "FETCHES", "PREDEFINED", "parse_acl", "parse_condition", "split_condition",
+]

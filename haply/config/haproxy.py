@@ -1,0 +1,1457 @@
+"""haproxy.cfg -> model: sections, keywords, defaults inheritance, validation.
+
+The parser walks the lines of `lexer.split_lines`, keeps one mutable state per
+section and freezes it into `model.Proxy` / `model.Global` at the end. Every
+keyword goes through the table in `keywords.py`: unknown, unsupported, legacy
+and misplaced keywords are reported there, with file:line, before a handler
+sees the line. A handler raises `ParseError` for a bad argument; the line is
+reported and parsing goes on, so one run lists every mistake.
+
+Defaults follow the manual (section 4): a proxy starts from a copy of the last
+`defaults` section before it, or of the named one given with `from NAME`; a
+defaults section can itself start `from` another. The last defaults section
+carries over to the following files of the same load, as it does in HAProxy
+(the conf.d pattern relies on it).
+
+Cross-proxy checks (backends referenced, modes, duplicate names) need every
+file, so they live in `validate()`, which `haply.config.load` calls last.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from haply.config import acl as acls
+from haply.config.diagnostics import NOWHERE, Diagnostics, Location
+from haply.config.keywords import (
+    KEYWORDS, LEGACY, SECTIONS, UNSUPPORTED, UNSUPPORTED_SECTIONS, FAMILIES, Keyword, lookup, suggest,
+)
+from haply.config.lexer import Line, Word, split_lines
+from haply.config.model import (
+    Acl, BackendSwitch, Bind, Config, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
+)
+from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
+
+# Manual 3.1 "log": the 24 syslog facilities and 8 levels; len accepts 80..65535.
+FACILITIES = frozenset(
+    "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
+    "local0 local1 local2 local3 local4 local5 local6 local7".split()
+)
+LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+LOG_FORMATS = frozenset({"local", "rfc3164", "rfc5424", "priority", "short", "timed", "iso", "raw"})
+LOG_LENGTH_RANGE = (80, 65535)
+# Manual 4.2 "errorfile": the status codes HAProxy can produce itself.
+ERRORFILE_CODES = frozenset({200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504})
+# An error file must fit in one buffer less the rewrite reserve (tune.bufsize
+# 16384 - tune.maxrewrite 1024, HAProxy's defaults).
+ERRORFILE_MAX_BYTES = 16384 - 1024
+# Manual 4.2 "retry-on".
+RETRY_EVENTS = frozenset({
+    "none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
+    "401", "403", "404", "408", "425", "500", "501", "502", "503", "504", "all-retryable-errors",
+})
+ALL_RETRYABLE = frozenset({
+    "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
+    "500", "502", "503", "504",
+})
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+WEIGHT_RANGE = (0, 256)  # manual 5.2 "weight"
+STATS_LEVELS = frozenset({"user", "operator", "admin"})
+PROXY_NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # manual section 4
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+# Bind options (manual 5.1): name -> number of arguments. All are kept raw in
+# Bind.options for the layers that implement them (TLS, listeners).
+BIND_OPTIONS: dict[str, int] = {
+    "ssl": 0, "crt": 1, "crt-list": 1, "ca-file": 1, "crl-file": 1, "verify": 1, "alpn": 1, "npn": 1,
+    "ciphers": 1, "ciphersuites": 1, "curves": 1, "ecdhe": 1, "ssl-min-ver": 1, "ssl-max-ver": 1,
+    "no-sslv3": 0, "no-tlsv10": 0, "no-tlsv11": 0, "no-tlsv12": 0, "no-tlsv13": 0,
+    "force-sslv3": 0, "force-tlsv10": 0, "force-tlsv11": 0, "force-tlsv12": 0, "force-tlsv13": 0,
+    "no-tls-tickets": 0, "strict-sni": 0, "prefer-client-ciphers": 0, "no-ca-names": 0,
+    "allow-0rtt": 0, "ca-ignore-err": 1, "crt-ignore-err": 1, "ca-verify-file": 1,
+    "maxconn": 1, "backlog": 1, "name": 1, "id": 1, "v4v6": 0, "v6only": 0, "transparent": 0,
+    "interface": 1, "defer-accept": 0, "tfo": 0, "mss": 1, "process": 1, "thread": 1,
+    "mode": 1, "user": 1, "group": 1, "uid": 1, "gid": 1, "level": 1, "severity-output": 1,
+    "expose-fd": 1, "nice": 1, "tcp-ut": 1,
+}
+UNSUPPORTED_BIND_OPTIONS = frozenset({
+    "accept-proxy", "accept-netscaler-cip", "generate-certificates", "ca-sign-file", "ca-sign-pass",
+    "namespace", "proto", "quic-cc-algo", "quic-force-retry", "shards",
+})
+
+# Server options (manual 5.2) kept raw in Server.extra for the TLS layer.
+SERVER_TLS_OPTIONS: dict[str, int] = {
+    "ssl": 0, "no-ssl": 0, "verify": 1, "verifyhost": 1, "no-verifyhost": 0, "ca-file": 1,
+    "crl-file": 1, "crt": 1, "sni": 1, "alpn": 1, "npn": 1, "ciphers": 1, "ciphersuites": 1,
+    "ssl-min-ver": 1, "ssl-max-ver": 1, "no-sslv3": 0, "no-tlsv10": 0, "no-tlsv11": 0,
+    "no-tlsv12": 0, "no-tlsv13": 0, "force-sslv3": 0, "force-tlsv10": 0, "force-tlsv11": 0,
+    "force-tlsv12": 0, "force-tlsv13": 0, "no-tls-tickets": 0, "tls-tickets": 0,
+    "check-ssl": 0, "no-check-ssl": 0, "check-sni": 1, "check-alpn": 1, "ssl-reuse": 0,
+    "no-ssl-reuse": 0, "allow-0rtt": 0,
+}
+UNSUPPORTED_SERVER_OPTIONS = frozenset({
+    "cookie", "track", "resolvers", "resolve-prefer", "resolve-net", "resolve-opts", "send-proxy",
+    "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "check-send-proxy", "proxy-v2-options",
+    "source", "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "minconn", "max-reuse",
+    "pool-low-conn", "pool-max-conn", "pool-purge-delay", "tfo", "tcp-ut", "proto", "check-proto",
+    "log-proto", "non-stick", "stick", "ws", "shard", "no-send-proxy", "no-send-proxy-v2",
+    "no-send-proxy-v2-ssl", "no-send-proxy-v2-ssl-cn", "no-tfo",
+})
+ON_ERROR = frozenset({"fastinter", "fail-check", "sudden-death", "mark-down"})
+
+
+class ParseError(ValueError):
+    """A line with a bad argument; the parser reports it at the line."""
+
+
+# handler(parser, section state, arguments after the keyword, line, `no` prefix)
+Handler = Callable[..., None]
+
+
+# ------------------------------------------------------------------ section states
+
+
+@dataclass
+class ProxyState:
+    """Everything a defaults section can preset and a proxy can set, mutable
+    while parsing; `freeze()` turns it into a `model.Proxy`."""
+
+    name: str = ""
+    kind: str = "defaults"
+    location: Location = NOWHERE
+    mode: str = "tcp"
+    maxconn: int | None = None
+    binds: list[Bind] = field(default_factory=list)
+    acls: acls.AclTable = field(default_factory=acls.AclTable)
+    backend_switches: list[BackendSwitch] = field(default_factory=list)
+    default_backend: str | None = None
+    default_backend_location: Location = NOWHERE
+    http_request_rules: list[HeaderRule] = field(default_factory=list)
+    http_response_rules: list[HeaderRule] = field(default_factory=list)
+    redirects: list[Redirect] = field(default_factory=list)
+    servers: list[Server] = field(default_factory=list)
+    server_lines: dict[str, Location] = field(default_factory=dict)
+    default_server: dict = field(default_factory=dict)
+    default_server_extra: list[tuple[str, str]] = field(default_factory=list)
+    balance: str = "roundrobin"
+    balance_arg: str | None = None
+    balance_options: tuple[str, ...] = ()
+    hash_type: str = "map-based"
+    hash_function: str | None = None
+    hash_modifier: str | None = None
+    retries: int = 3
+    retry_on: frozenset[str] = frozenset({"conn-failure"})
+    http_check: HttpCheck | None = None
+    check_kind: str = "tcp"
+    tcp_check_steps: list[TcpCheckStep] = field(default_factory=list)
+    own_tcp_check: bool = False
+    own_http_check_send: bool = False
+    mysql_check_user: str | None = None
+    mysql_check_post41: bool = False
+    timeouts: dict[str, float] = field(default_factory=dict)
+    http_connection_mode: str = "keep-alive"
+    forward_for: ForwardFor | None = None
+    logs: list[LogTarget] = field(default_factory=list)
+    log_format: str | None = None
+    errorfiles: dict[int, bytes] = field(default_factory=dict)
+    options: set[str] = field(default_factory=set)
+    extra: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    stats: dict | None = None
+    monitor_uri: str | None = None
+    description: str | None = None
+    id: int | None = None
+    disabled: bool = False
+
+    def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
+        """A new section starting from this defaults section's settings."""
+        state = copy.deepcopy(self)
+        state.name, state.kind, state.location = name, kind, location
+        state.own_tcp_check = state.own_http_check_send = False
+        return state
+
+    def freeze(self) -> Proxy:
+        options = set(self.options)
+        if self.disabled:
+            options.add("disabled")
+        default_backend = self.name if self.kind == "listen" else self.default_backend
+        stats = None
+        if self.stats is not None:
+            stats = ProxyStats(**self.stats)
+        return Proxy(
+            name=self.name, kind=self.kind, mode=self.mode, binds=tuple(self.binds),
+            maxconn=self.maxconn, acls=self.acls.all(), backend_switches=tuple(self.backend_switches),
+            default_backend=default_backend, http_request_rules=tuple(self.http_request_rules),
+            http_response_rules=tuple(self.http_response_rules), servers=tuple(self.servers),
+            balance=self.balance, balance_arg=self.balance_arg, hash_type=self.hash_type,
+            retries=self.retries, retry_on=self.retry_on, redispatch="redispatch" in options,
+            allbackups="allbackups" in options, http_check=self.http_check, check_kind=self.check_kind,
+            timeouts=Timeouts(**self.timeouts), http_connection_mode=self.http_connection_mode,
+            forward_for=self.forward_for, tcpka="tcpka" in options, logs=tuple(self.logs),
+            log_format=self.log_format, dontlognull="dontlognull" in options,
+            errorfiles=tuple(sorted(self.errorfiles.items())), options=frozenset(options),
+            extra=tuple(self.extra), location=self.location, balance_options=self.balance_options,
+            hash_function=self.hash_function, hash_modifier=self.hash_modifier,
+            redirects=tuple(self.redirects), tcp_check_steps=tuple(self.tcp_check_steps),
+            mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
+            stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
+            default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
+        )
+
+
+@dataclass
+class GlobalState:
+    values: dict = field(default_factory=dict)
+    logs: list[LogTarget] = field(default_factory=list)
+    sockets: list[StatsSocket] = field(default_factory=list)
+    extra: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def freeze(self) -> Global:
+        return Global(**self.values, logs=tuple(self.logs), stats_sockets=tuple(self.sockets), extra=tuple(self.extra))
+
+
+@dataclass
+class Carry:
+    """What one load keeps across the haproxy files it reads."""
+
+    last_defaults: ProxyState = field(default_factory=ProxyState)
+    named_defaults: dict[str, ProxyState] = field(default_factory=dict)
+    global_: GlobalState = field(default_factory=GlobalState)
+
+
+# ------------------------------------------------------------------------ parser
+
+
+def parse(
+    text: str,
+    filename: str,
+    environ: Mapping[str, str],
+    diagnostics: Diagnostics,
+    carry: dict | None = None,
+) -> Config:
+    """Parse one haproxy.cfg file into a partial Config.
+
+    carry is a dict kept by the loader across the files of one load (see
+    `haply.config.load`); the defaults in force and the merged global section
+    live in it.
+    """
+    if carry is None:
+        carry = {}
+    state: Carry = carry.setdefault("haproxy", Carry())
+    parser = _Parser(filename, environ, diagnostics, state)
+    parser.run(split_lines(text, filename, environ, diagnostics))
+    return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies), sources=(filename,))
+
+
+class _Parser:
+    def __init__(self, filename: str, environ: Mapping[str, str], diagnostics: Diagnostics, carry: Carry):
+        self.filename = filename
+        self.environ = environ
+        self.diagnostics = diagnostics
+        self.carry = carry
+        self.proxies: list[Proxy] = []
+        self.section: str | None = None  # "global", "defaults", "frontend", ...
+        self.current: ProxyState | None = None
+        self.skipping = False  # inside a section haply refuses
+
+    # -- driving
+
+    def run(self, lines: list[Line]) -> None:
+        for line in lines:
+            try:
+                self.line(line)
+            except ParseError as error:
+                self.diagnostics.error(line.location, str(error))
+            except UnitError as error:
+                self.diagnostics.error(line.location, str(error))
+            except acls.AclError as error:
+                self.diagnostics.error(line.location, str(error))
+        self.close_section()
+
+    def line(self, line: Line) -> None:
+        first = line.words[0].text
+        if first in SECTIONS:
+            self.close_section()
+            self.open_section(first, line)
+            return
+        if first in UNSUPPORTED_SECTIONS:
+            self.close_section()
+            self.skipping = True
+            raise ParseError(f"'{first}' sections are not supported by haply")
+        if self.skipping:
+            return  # the section header was already reported
+        if self.section is None:
+            raise ParseError(
+                f"'{first}' outside of any section: a file starts with a section keyword "
+                "(global, defaults, frontend, backend or listen)"
+            )
+        words = list(line.words)
+        negated = False
+        if first == "no" and len(words) > 1:
+            negated = True
+            words = words[1:]
+            if words[0].text == "log":
+                words = [Word("no log", words[0].location)] + words[1:]
+        texts = [w.text for w in words]
+        keyword, size = lookup(texts)
+        if keyword is None:
+            self.unknown(texts)
+        name = keyword.name
+        if negated and not (name.startswith("option ") or name == "no log"):
+            raise ParseError(f"'no' cannot be used with '{name}' (only with 'option' and 'log')")
+        if keyword.status == UNSUPPORTED:
+            hint = f"; use '{keyword.modern}' instead" if keyword.modern else ""
+            raise ParseError(f"'{name}' is not supported by haply{hint}")
+        if not keyword.allowed_in(self.section):
+            raise ParseError(
+                f"'{name}' is not allowed in a '{self.section}' section (allowed in: {keyword.section_list})"
+            )
+        if keyword.status == LEGACY:
+            self.diagnostics.warning(line.location, f"'{name}' is deprecated; write '{keyword.modern}' instead")
+            keyword = KEYWORDS[keyword.modern]
+            name = keyword.name
+        handler = HANDLERS.get(name)
+        if handler is None:  # a keyword of the table without a handler is a bug
+            raise ParseError(f"'{name}' has no handler in haply (internal error)")
+        target = self.carry.global_ if self.section == "global" else self.current
+        handler(self, target, words[size:], line, negated)
+
+    def unknown(self, texts: list[str]) -> None:
+        name = texts[0]
+        if name in FAMILIES and len(texts) > 1:
+            name = f"{texts[0]} {texts[1]}"
+        message = f"unknown keyword '{name}' in '{self.section}' section"
+        guess = suggest(name, self.section or "")
+        if guess:
+            message += f"; did you mean '{guess}'?"
+        raise ParseError(message)
+
+    # -- sections
+
+    def open_section(self, kind: str, line: Line) -> None:
+        args = [w.text for w in line.words[1:]]
+        self.skipping = False
+        self.section = kind
+        if kind == "global":
+            if args:
+                raise ParseError(f"'global' takes no argument (got '{args[0]}')")
+            return
+        name, parent, legacy_address = None, None, None
+        rest = list(args)
+        if rest and rest[0] != "from":
+            name = rest.pop(0)
+        if rest and rest[0] == "from":
+            if len(rest) < 2:
+                raise ParseError("'from' needs the name of a defaults section")
+            parent = rest[1]
+            rest = rest[2:]
+        if rest and kind == "listen" and name is not None and len(rest) == 1:
+            legacy_address = rest.pop()
+        if rest:
+            raise ParseError(f"unexpected '{rest[0]}' after the {kind} name: expected '{kind} NAME [from DEFAULTS]'")
+        if kind != "defaults" and not name:
+            raise ParseError(f"'{kind}' needs a name")
+        if name is not None and not PROXY_NAME.fullmatch(name):
+            raise ParseError(
+                f"invalid {kind} name '{name}': use letters, digits, '-', '_', '.' and ':'"
+            )
+        base = self.carry.last_defaults
+        if parent is not None:
+            base = self.carry.named_defaults.get(parent)
+            if base is None:
+                self.current = ProxyState().inherit(name or "", kind, line.location)
+                raise ParseError(f"no defaults section named '{parent}' before this line")
+        self.current = base.inherit(name or "", kind, line.location)
+        if legacy_address is not None:
+            self.diagnostics.warning(
+                line.location,
+                f"'listen {name} {legacy_address}' is the pre-1.3 form; write 'listen {name}' "
+                f"followed by 'bind {legacy_address}'",
+            )
+            self.current.binds.extend(parse_bind_addresses(legacy_address, line.location))
+
+    def close_section(self) -> None:
+        state = self.current
+        if state is not None and self.section in ("frontend", "backend", "listen"):
+            self.proxies.append(state.freeze())
+        elif state is not None and self.section == "defaults":
+            self.carry.last_defaults = state
+            if state.name:
+                self.carry.named_defaults[state.name] = state
+        self.current = None
+        self.section = None
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _texts(words: list[Word]) -> list[str]:
+    return [w.text for w in words]
+
+
+def _one(name: str, args: list[Word], what: str) -> str:
+    if len(args) != 1:
+        got = "nothing" if not args else f"{len(args)} arguments"
+        raise ParseError(f"'{name}' expects {what} (got {got})")
+    return args[0].text
+
+
+def _none(name: str, args: list[Word]) -> None:
+    if args:
+        raise ParseError(f"'{name}' takes no argument (got '{args[0].text}')")
+
+
+def _condition(state: ProxyState, args: list[Word], name: str):
+    """Split a rule's words at if/unless; returns (words before, Condition|None)."""
+    before, keyword, after = acls.split_condition(args)
+    if keyword is None:
+        return before, None
+    return before, acls.parse_condition(keyword, after, state.acls)
+
+
+def _host_port(text: str, location: Location, what: str, port_required: bool) -> tuple[str, str | None]:
+    """Split ADDR[:PORT] in HAProxy's forms: 1.2.3.4:80, *:80, :80, :::80,
+    [::1]:80, ipv6@::1:80, ipv4@1.2.3.4:80, host.example:80."""
+    family = None
+    if text.startswith(("ipv4@", "ipv6@")):
+        family, text = text[:4], text[5:]
+    if text.startswith(("unix@", "abns@", "sockpair@", "udp@", "udp4@", "udp6@", "quic4@", "quic6@")) or text.startswith("/"):
+        raise ParseError(f"{what} '{text}' is not supported by haply: only TCP over IPv4/IPv6 and fd@N are")
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ParseError(f"invalid {what} '{text}': missing ']'")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ParseError(f"invalid {what} '{text}': expected ':PORT' after ']'")
+        port = rest[1:] if rest else None
+    elif ":" in text:
+        host, port = text.rsplit(":", 1)
+        if family == "ipv6" or host.count(":") > 0:
+            pass  # ":::80" -> host "::", "ipv6@::1:80" -> "::1"
+    else:
+        host, port = text, None
+    if port == "":
+        port = None
+    if port is None and port_required:
+        raise ParseError(f"missing port in {what} '{text}': expected ADDR:PORT such as 10.0.0.11:443 or *:80")
+    if host not in ("", "*"):
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            if family == "ipv6" or ":" in host or not HOSTNAME.fullmatch(host):
+                raise ParseError(
+                    f"invalid address '{host}' in {what} '{text}': expected an IPv4/IPv6 address or a host name"
+                ) from None
+        else:
+            if family == "ipv4" and address.version != 4 or family == "ipv6" and address.version != 6:
+                raise ParseError(f"address '{host}' does not match its '{family}@' prefix")
+    return host, port
+
+
+def parse_bind_addresses(text: str, location: Location, options: tuple = ()) -> list[Bind]:
+    """One Bind per address and port of a bind line's first word."""
+    binds = []
+    for item in text.split(","):
+        if not item:
+            raise ParseError(f"empty address in bind list '{text}'")
+        if item.startswith("fd@"):
+            fd = parse_int(item[3:], "file descriptor in " + item, 0)
+            binds.append(Bind("", 0, fd=fd, options=options, location=location))
+            continue
+        host, port = _host_port(item, location, "bind address", port_required=True)
+        for number in _port_range(port, item):
+            binds.append(Bind(host, number, options=options, location=location))
+    return binds
+
+
+def _port_range(port: str, item: str) -> range:
+    if "-" in port:
+        low_text, high_text = port.split("-", 1)
+        low = parse_port(low_text, f"port in '{item}'")
+        high = parse_port(high_text, f"port in '{item}'")
+        if high < low:
+            raise ParseError(f"invalid port range '{port}' in '{item}': the first port is higher than the last")
+        return range(low, high + 1)
+    number = parse_port(port, f"port in '{item}'")
+    return range(number, number + 1)
+
+
+def _read_options(
+    name: str, words: list[str], table: dict[str, int], unsupported: frozenset[str]
+) -> list[tuple[str, str]]:
+    """(option, value) pairs of a bind / stats socket line, checked against a table."""
+    out = []
+    i = 0
+    while i < len(words):
+        option = words[i]
+        if option in unsupported:
+            raise ParseError(f"{name} option '{option}' is not supported by haply")
+        if option not in table:
+            raise ParseError(f"unknown {name} option '{option}'")
+        count = table[option]
+        if i + count >= len(words) + (1 if count == 0 else 0) and count:
+            raise ParseError(f"{name} option '{option}' needs a value")
+        out.append((option, words[i + 1] if count else ""))
+        i += 1 + count
+    return out
+
+
+# ---------------------------------------------------------------- global keywords
+
+
+def _global_value(field_name: str, convert: Callable[[str], object], what: str):
+    def handler(parser: _Parser, state: GlobalState, args: list[Word], line: Line, negated: bool) -> None:
+        name = line.words[0].text
+        state.values[field_name] = convert(_one(name, args, what))
+    return handler
+
+
+def _global_flag(field_name: str):
+    def handler(parser, state: GlobalState, args, line, negated) -> None:
+        _none(line.words[0].text, args)
+        state.values[field_name] = True
+    return handler
+
+
+def _global_extra(parser, state: GlobalState, args, line, negated) -> None:
+    keyword, size = lookup(line.texts)
+    if not args and keyword.synopsis and not keyword.synopsis.startswith("["):
+        raise ParseError(f"'{keyword.name}' expects {keyword.synopsis}")
+    state.extra.append((keyword.name, tuple(_texts(args))))
+
+
+def _global_extra_time(parser, state: GlobalState, args, line, negated) -> None:
+    keyword, _ = lookup(line.texts)
+    parse_time(_one(keyword.name, args, "a time such as 30s"), keyword.name)
+    state.extra.append((keyword.name, tuple(_texts(args))))
+
+
+def _spread_checks(parser, state: GlobalState, args, line, negated) -> None:
+    state.values["spread_checks"] = parse_int(_one("spread-checks", args, "a percentage 0-50"), "spread-checks", 0, 50)
+
+
+def _stats_timeout(parser, state: GlobalState, args, line, negated) -> None:
+    state.values["stats_timeout"] = parse_time(_one("stats timeout", args, "a time such as 30s"), "stats timeout")
+
+
+def _hard_stop_after(parser, state: GlobalState, args, line, negated) -> None:
+    state.values["hard_stop_after"] = parse_time(_one("hard-stop-after", args, "a time such as 30s"), "hard-stop-after")
+
+
+def _stats_socket(parser, state: GlobalState, args, line, negated) -> None:
+    texts = _texts(args)
+    if not texts:
+        raise ParseError("'stats socket' expects a path or ADDR:PORT")
+    address = texts[0]
+    if address.startswith("unix@"):
+        address = address[5:]
+    if not address.startswith("/"):
+        host, port = _host_port(address, line.location, "stats socket address", port_required=True)
+        parse_port(port, f"port of stats socket '{address}'")
+    mode, level = None, "operator"
+    options = []
+    for option, value in _read_options("stats socket", texts[1:], BIND_OPTIONS, UNSUPPORTED_BIND_OPTIONS):
+        if option == "mode":
+            if not re.fullmatch(r"[0-7]{1,4}", value):
+                raise ParseError(f"invalid socket mode '{value}': expected an octal number such as 660")
+            mode = int(value, 8)
+        elif option == "level":
+            if value not in STATS_LEVELS:
+                raise ParseError(f"invalid level '{value}': expected user, operator or admin")
+            level = value
+        else:
+            options.append((option, value))
+    state.sockets.append(StatsSocket(address, mode, level, line.location, tuple(options)))
+
+
+def parse_log(args: list[str], location: Location) -> LogTarget:
+    """`log ADDR [len N] [format F] [sample R:S] FACILITY [LEVEL [MINLEVEL]]` or `log global`."""
+    if args == ["global"]:
+        return LogTarget("global", location=location)
+    if not args:
+        raise ParseError("'log' expects 'global' or an address followed by a facility")
+    address, rest = args[0], args[1:]
+    if address.startswith("ring@"):
+        raise ParseError(f"log target '{address}' is not supported by haply (rings)")
+    if not (address.startswith(("/", "fd@")) or address in ("stdout", "stderr")):
+        host, port = _host_port(address, location, "log address", port_required=False)
+        if port is not None:
+            parse_port(port, f"port of log address '{address}'")
+    length, fmt = 1024, None
+    while rest and rest[0] in ("len", "format", "sample"):
+        if len(rest) < 2:
+            raise ParseError(f"'{rest[0]}' in 'log' needs a value")
+        if rest[0] == "len":
+            length = parse_int(rest[1], "log length", *LOG_LENGTH_RANGE)
+        elif rest[0] == "format":
+            if rest[1] not in LOG_FORMATS:
+                raise ParseError(f"unknown log format '{rest[1]}': expected one of {', '.join(sorted(LOG_FORMATS))}")
+            fmt = rest[1]
+        else:
+            raise ParseError("'sample' in 'log' is not supported by haply")
+        rest = rest[2:]
+    if not rest:
+        raise ParseError(f"'log {address}' needs a facility such as local0")
+    if rest[0] not in FACILITIES:
+        raise ParseError(f"unknown log facility '{rest[0]}': expected one of kern, user, daemon, local0..local7, ...")
+    if len(rest) > 3:
+        raise ParseError(f"unexpected '{rest[3]}' in 'log': expected FACILITY [LEVEL [MINLEVEL]]")
+    for level in rest[1:]:
+        if level not in LEVELS:
+            raise ParseError(f"unknown log level '{level}': expected one of {', '.join(LEVELS)}")
+    kwargs = {"format": fmt} if fmt else {}
+    return LogTarget(
+        address, rest[0], rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else None,
+        length, location=location, **kwargs,
+    )
+
+
+def _log(parser, state, args, line, negated) -> None:
+    target = parse_log(_texts(args), line.location)
+    if isinstance(state, GlobalState):
+        if target.address == "global":
+            raise ParseError("'log global' is meaningless in the global section")
+        state.logs.append(target)
+    else:
+        state.logs.append(target)
+
+
+def _log_tag(parser, state, args, line, negated) -> None:
+    state.extra.append(("log-tag", (_one("log-tag", args, "a tag"),)))
+
+
+def _no_log(parser, state: ProxyState, args, line, negated) -> None:
+    _none("no log", args)
+    state.logs.clear()
+
+
+# ----------------------------------------------------------------- proxy keywords
+
+
+def _mode(parser, state: ProxyState, args, line, negated) -> None:
+    mode = _one("mode", args, "tcp or http")
+    if mode not in ("tcp", "http"):
+        hint = " ('mode health' was removed from HAProxy; use monitor-uri)" if mode == "health" else ""
+        raise ParseError(f"unknown mode '{mode}': expected tcp or http{hint}")
+    state.mode = mode
+
+
+def _maxconn(parser, state, args, line, negated) -> None:
+    value = parse_int(_one("maxconn", args, "a number"), "maxconn", 0)
+    if isinstance(state, GlobalState):
+        state.values["maxconn"] = value
+    else:
+        state.maxconn = value
+
+
+def _bind(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if not texts:
+        raise ParseError("'bind' expects an address such as *:80 or 10.0.0.11:443")
+    if "<" in texts[0] or ">" in texts[0]:
+        raise ParseError(
+            f"invalid bind address '{' '.join(texts[:2])}': it looks like a placeholder; "
+            "replace it with an address such as 10.0.0.11:443"
+        )
+    binds = parse_bind_addresses(texts[0], line.location)
+    options = tuple(_read_options("bind", texts[1:], BIND_OPTIONS, UNSUPPORTED_BIND_OPTIONS))
+    state.binds.extend(replace(bind, options=options) for bind in binds)
+
+
+def _flag(attribute: str, value):
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        _none(line.words[0].text, args)
+        setattr(state, attribute, value)
+    return handler
+
+
+def _proxy_id(parser, state: ProxyState, args, line, negated) -> None:
+    state.id = parse_int(_one("id", args, "a number"), "id", 1)
+
+
+def _extra(parser, state: ProxyState, args, line, negated) -> None:
+    keyword, size = lookup(line.texts)
+    if not args:
+        raise ParseError(f"'{keyword.name}' expects {keyword.synopsis}")
+    if keyword.name == "backlog":
+        parse_int(args[0].text, "backlog", 1)
+    state.extra.append((keyword.name, tuple(_texts(args))))
+
+
+def _description(parser, state, args, line, negated) -> None:
+    text = " ".join(_texts(args))
+    if isinstance(state, GlobalState):
+        state.extra.append(("description", tuple(_texts(args))))
+    else:
+        state.description = text
+
+
+def _retries(parser, state: ProxyState, args, line, negated) -> None:
+    state.retries = parse_int(_one("retries", args, "a number"), "retries", 0)
+
+
+def _retry_on(parser, state: ProxyState, args, line, negated) -> None:
+    events = _texts(args)
+    if not events:
+        raise ParseError("'retry-on' expects one or more events such as conn-failure 503")
+    for event in events:
+        if event not in RETRY_EVENTS:
+            raise ParseError(f"unknown retry-on event '{event}': expected one of {', '.join(sorted(RETRY_EVENTS))}")
+    if "none" in events and len(events) > 1:
+        raise ParseError("'none' cannot be combined with other retry-on events")
+    result: set[str] = set()
+    for event in events:
+        if event == "all-retryable-errors":
+            result |= ALL_RETRYABLE
+        elif event != "none":
+            result.add(event)
+    state.retry_on = frozenset(result)
+
+
+def _timeout(field_name: str):
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        name = "timeout " + field_name.replace("_", "-")
+        state.timeouts[field_name] = parse_time(_one(name, args, "a time such as 10s"), name)
+    return handler
+
+
+_BALANCE_PLAIN = frozenset({"roundrobin", "static-rr", "leastconn", "first", "source"})
+
+
+def _balance(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if not texts:
+        raise ParseError("'balance' expects an algorithm such as roundrobin, leastconn or source")
+    algorithm, rest = texts[0], texts[1:]
+    arg = None
+    match = re.fullmatch(r"(hdr|random|rdp-cookie)\((.*)\)", algorithm)
+    if match:
+        algorithm, arg = match.groups()
+    if algorithm in ("hash", "rdp-cookie"):
+        raise ParseError(f"balance algorithm '{algorithm}' is not supported by haply")
+    if algorithm in _BALANCE_PLAIN or algorithm == "random" and arg is None:
+        if rest:
+            raise ParseError(f"balance {algorithm} takes no argument (got '{rest[0]}')")
+    elif algorithm == "random":
+        parse_int(arg, "random draws", 1)
+        if rest:
+            raise ParseError(f"balance random takes no argument (got '{rest[0]}')")
+    elif algorithm == "hdr":
+        if not arg:
+            raise ParseError("balance hdr needs a header name, as in hdr(host)")
+        if rest not in ([], ["use_domain_only"]):
+            raise ParseError(f"unexpected '{rest[0]}' after balance hdr(): expected use_domain_only")
+    elif algorithm == "url_param":
+        if not rest:
+            raise ParseError("balance url_param needs a parameter name")
+        arg, rest = rest[0], rest[1:]
+        if rest[:1] not in ([], ["check_post"]):
+            raise ParseError(f"unexpected '{rest[0]}' after balance url_param: expected check_post")
+        rest = rest[:1]  # a trailing <max_wait> is ignored by HAProxy too (manual 4.2)
+    elif algorithm == "uri":
+        i = 0
+        while i < len(rest):
+            if rest[i] in ("whole", "path-only"):
+                i += 1
+            elif rest[i] in ("len", "depth") and i + 1 < len(rest):
+                parse_int(rest[i + 1], f"balance uri {rest[i]}", 1)
+                i += 2
+            else:
+                raise ParseError(f"unexpected '{rest[i]}' after balance uri: expected whole, len N, depth N or path-only")
+    else:
+        raise ParseError(
+            f"unknown balance algorithm '{algorithm}': expected roundrobin, static-rr, leastconn, first, "
+            "source, uri, url_param, hdr(NAME) or random"
+        )
+    state.balance, state.balance_arg, state.balance_options = algorithm, arg, tuple(rest)
+
+
+def _hash_type(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if not texts or texts[0] not in ("map-based", "consistent"):
+        raise ParseError("'hash-type' expects map-based or consistent")
+    function = modifier = None
+    for word in texts[1:]:
+        if word in ("sdbm", "djb2", "wt6", "crc32") and function is None and modifier is None:
+            function = word
+        elif word == "avalanche" and modifier is None:
+            modifier = word
+        else:
+            raise ParseError(f"unexpected '{word}' in hash-type: expected a function (sdbm, djb2, wt6, crc32) then avalanche")
+    state.hash_type, state.hash_function, state.hash_modifier = texts[0], function, modifier
+
+
+def _default_backend(parser, state: ProxyState, args, line, negated) -> None:
+    name = _one("default_backend", args, "a backend name")
+    if "%[" in name:
+        raise ParseError("dynamic backend names (log-format) are not supported by haply")
+    state.default_backend, state.default_backend_location = name, line.location
+
+
+def _use_backend(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args, "use_backend")
+    name = _one("use_backend", before, "a backend name followed by if|unless CONDITION")
+    if "%[" in name:
+        raise ParseError("dynamic backend names (log-format) are not supported by haply")
+    state.backend_switches.append(BackendSwitch(name, condition, line.location))
+
+
+def _acl(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if len(texts) < 2:
+        raise ParseError("'acl' expects a name, a fetch and patterns, as in 'acl is_api path_beg /api'")
+    name = texts[0]
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
+        raise ParseError(f"invalid acl name '{name}': use letters, digits, '-', '_', '.' and ':'")
+    if name in acls.PREDEFINED:
+        raise ParseError(f"'{name}' is a predefined acl and cannot be redefined")
+    state.acls.add(acls.parse_acl(name, texts[1:], line.location))
+
+
+def _header_rule(family: str, action: str):
+    takes_value = action != "del-header"
+
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        before, condition = _condition(state, args, f"{family} {action}")
+        texts = _texts(before)
+        expected = "a header name and a value" if takes_value else "a header name"
+        if len(texts) != (2 if takes_value else 1):
+            raise ParseError(f"'{family} {action}' expects {expected}, then optionally if|unless CONDITION")
+        rule = HeaderRule(action, texts[0], texts[1] if takes_value else None, condition, line.location)
+        (state.http_request_rules if family == "http-request" else state.http_response_rules).append(rule)
+    return handler
+
+
+def _use_service(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args, "http-request use-service")
+    service = _one("http-request use-service", before, "a service name")
+    if service != "prometheus-exporter":
+        raise ParseError(f"service '{service}' is not supported by haply: only prometheus-exporter is")
+    state.http_request_rules.append(HeaderRule("use-service", service, None, condition, line.location))
+
+
+def _redirect(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args, "redirect")
+    texts = _texts(before)
+    if len(texts) < 2 or texts[0] not in ("scheme", "location", "prefix"):
+        raise ParseError("'redirect' expects scheme|location|prefix followed by a target")
+    kind, target, rest = texts[0], texts[1], texts[2:]
+    code, options = 302, []
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word == "code" and i + 1 < len(rest):
+            code = parse_int(rest[i + 1], "redirect code")
+            if code not in REDIRECT_CODES:
+                raise ParseError(f"invalid redirect code {code}: expected 301, 302, 303, 307 or 308")
+            i += 2
+        elif word in ("drop-query", "append-slash", "ignore-empty"):
+            options.append(word)
+            i += 1
+        elif word in ("set-cookie", "clear-cookie"):
+            raise ParseError(f"redirect option '{word}' is not supported by haply")
+        else:
+            raise ParseError(f"unexpected '{word}' in redirect: expected code N, drop-query, append-slash or if|unless")
+    state.redirects.append(Redirect(kind, target, code, tuple(options), condition, line.location))
+
+
+def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if len(texts) != 2:
+        raise ParseError("'errorfile' expects a status code and a file name")
+    code = parse_int(texts[0], "errorfile status code")
+    if code not in ERRORFILE_CODES:
+        raise ParseError(
+            f"errorfile status {code} cannot be customised: expected one of {', '.join(map(str, sorted(ERRORFILE_CODES)))}"
+        )
+    state.errorfiles[code] = read_errorfile(texts[1])
+
+
+def read_errorfile(path: str) -> bytes:
+    """The bytes of an errorfile, checked to be a plausible HTTP response."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(ERRORFILE_MAX_BYTES + 1)
+    except OSError as error:
+        raise ParseError(f"cannot read errorfile '{path}': {error.strerror}") from None
+    if len(data) > ERRORFILE_MAX_BYTES:
+        raise ParseError(f"errorfile '{path}' is larger than {ERRORFILE_MAX_BYTES} bytes")
+    if not re.match(rb"HTTP/1\.[01] [1-5][0-9][0-9]", data):
+        raise ParseError(
+            f"errorfile '{path}' does not look like an HTTP response: it must start with a status line "
+            "such as 'HTTP/1.0 503 Service Unavailable'"
+        )
+    if b"\r\n\r\n" not in data and b"\n\n" not in data:
+        raise ParseError(f"errorfile '{path}' has no end of headers (an empty line)")
+    return data
+
+
+def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
+    uri = _one("monitor-uri", args, "a URI")
+    if not uri.startswith("/"):
+        raise ParseError(f"monitor-uri '{uri}' must start with '/'")
+    state.monitor_uri = uri
+
+
+def _log_format(parser, state: ProxyState, args, line, negated) -> None:
+    if not args:
+        raise ParseError("'log-format' expects a format string")
+    state.log_format = " ".join(_texts(args))
+
+
+# -- options
+
+
+def _option(name: str) -> Handler:
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        _apply_option(state, name, _texts(args), line, negated)
+    return handler
+
+
+def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, negated: bool) -> None:
+    if negated:
+        if values:
+            raise ParseError(f"'no option {name}' takes no argument")
+        state.options.discard(name)
+        if name in ("http-keep-alive", "http-server-close", "httpclose") and state.http_connection_mode != "keep-alive":
+            state.http_connection_mode = "keep-alive"
+        elif name == "forwardfor":
+            state.forward_for = None
+        elif name in ("httplog", "tcplog") and state.log_format in ("httplog", "httplog clf", "tcplog"):
+            state.log_format = None
+        elif name in CHECK_KINDS and state.check_kind == CHECK_KINDS[name]:
+            state.check_kind = "tcp"
+        return
+    handler = OPTION_HANDLERS.get(name)
+    if handler is not None:
+        handler(state, values, line)
+    elif values:
+        raise ParseError(f"'option {name}' takes no argument (got '{values[0]}')")
+    state.options.add(name)
+
+
+CHECK_KINDS = {"httpchk": "http", "mysql-check": "mysql", "ssl-hello-chk": "ssl-hello", "tcp-check": "tcp-check"}
+
+
+def _option_httplog(state: ProxyState, values: list[str], line: Line) -> None:
+    if values not in ([], ["clf"]):
+        raise ParseError(f"unexpected '{values[0]}' after option httplog: expected clf or nothing")
+    state.log_format = "httplog clf" if values else "httplog"
+
+
+def _option_tcplog(state: ProxyState, values: list[str], line: Line) -> None:
+    if values:
+        raise ParseError(f"'option tcplog' takes no argument (got '{values[0]}')")
+    state.log_format = "tcplog"
+
+
+def _option_connection_mode(mode: str):
+    def handler(state: ProxyState, values: list[str], line: Line) -> None:
+        if values:
+            raise ParseError(f"unexpected '{values[0]}'")
+        state.http_connection_mode = mode
+        state.options -= {"http-keep-alive", "http-server-close", "httpclose"}
+    return handler
+
+
+def _option_forwardfor(state: ProxyState, values: list[str], line: Line) -> None:
+    header, network, if_none = "X-Forwarded-For", None, False
+    i = 0
+    while i < len(values):
+        word = values[i]
+        if word == "except" and i + 1 < len(values):
+            try:
+                ipaddress.ip_network(values[i + 1], strict=False)
+            except ValueError:
+                raise ParseError(f"invalid network '{values[i + 1]}' after 'except': expected ADDR[/MASK]") from None
+            network = values[i + 1]
+            i += 2
+        elif word == "header" and i + 1 < len(values):
+            header = values[i + 1]
+            i += 2
+        elif word == "if-none":
+            if_none = True
+            i += 1
+        else:
+            raise ParseError(f"unexpected '{word}' in option forwardfor: expected except NET, header NAME or if-none")
+    state.forward_for = ForwardFor(header, network, if_none)
+
+
+def _option_httpchk(state: ProxyState, values: list[str], line: Line) -> None:
+    if len(values) > 3:
+        raise ParseError("'option httpchk' expects at most a method, a URI and a version")
+    method, uri, version = "OPTIONS", "/", "HTTP/1.0"
+    if len(values) == 1:
+        uri = values[0]
+    elif len(values) >= 2:
+        method, uri = values[0], values[1]
+    headers: tuple[tuple[str, str], ...] = ()
+    if len(values) == 3:
+        # The pre-2.2 trick "HTTP/1.1\r\nHost:\ x" carries headers in the version.
+        version, *lines = values[2].split("\r\n")
+        pairs = []
+        for text in lines:
+            if text:
+                name, _, value = text.partition(":")
+                pairs.append((name.strip(), value.strip()))
+        headers = tuple(pairs)
+    if not uri.startswith("/") and uri != "*":
+        raise ParseError(f"invalid httpchk URI '{uri}': expected a path starting with '/'")
+    state.http_check = HttpCheck(method, uri, version, headers)
+    state.check_kind = "http"
+
+
+def _option_mysql_check(state: ProxyState, values: list[str], line: Line) -> None:
+    user, post41 = None, False
+    if values:
+        if values[0] != "user" or len(values) < 2 or values[2:] not in ([], ["post-41"]):
+            raise ParseError("'option mysql-check' expects nothing or 'user NAME [post-41]'")
+        user, post41 = values[1], len(values) == 3
+    state.mysql_check_user, state.mysql_check_post41 = user, post41
+    state.check_kind = "mysql"
+
+
+def _option_check_kind(kind: str):
+    def handler(state: ProxyState, values: list[str], line: Line) -> None:
+        if values:
+            raise ParseError(f"unexpected '{values[0]}'")
+        state.check_kind = kind
+    return handler
+
+
+OPTION_HANDLERS: dict[str, Callable[[ProxyState, list[str], Line], None]] = {
+    "httplog": _option_httplog,
+    "tcplog": _option_tcplog,
+    "http-keep-alive": _option_connection_mode("keep-alive"),
+    "http-server-close": _option_connection_mode("server-close"),
+    "httpclose": _option_connection_mode("close"),
+    "forwardfor": _option_forwardfor,
+    "httpchk": _option_httpchk,
+    "mysql-check": _option_mysql_check,
+    "ssl-hello-chk": _option_check_kind("ssl-hello"),
+    "tcp-check": _option_check_kind("tcp-check"),
+}
+
+
+# -- health-check rules
+
+
+def _http_check_send(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    base = state.http_check or HttpCheck()
+    if not state.own_http_check_send:
+        base = replace(base, headers=(), body="")
+        state.own_http_check_send = True
+    values: dict = {}
+    headers = list(base.headers)
+    i = 0
+    while i < len(texts):
+        word = texts[i]
+        if word in ("meth", "uri", "ver", "body") and i + 1 < len(texts):
+            values[{"meth": "method", "uri": "uri", "ver": "version", "body": "body"}[word]] = texts[i + 1]
+            i += 2
+        elif word == "hdr" and i + 2 < len(texts):
+            headers.append((texts[i + 1], texts[i + 2]))
+            i += 3
+        elif word in ("uri-lf", "body-lf", "comment"):
+            raise ParseError(f"'http-check send {word}' is not supported by haply")
+        else:
+            raise ParseError(f"unexpected '{word}' in http-check send: expected meth, uri, ver, hdr NAME VALUE or body")
+    state.http_check = replace(base, headers=tuple(headers), **values)
+
+
+def _read_expect(name: str, texts: list[str], matches: tuple[str, ...]) -> tuple[bool, str, str]:
+    negated = False
+    if texts and texts[0] == "!":
+        negated, texts = True, texts[1:]
+    elif texts and texts[0].startswith("!"):
+        negated, texts = True, [texts[0][1:], *texts[1:]]
+    if len(texts) != 2 or texts[0] not in matches:
+        raise ParseError(f"'{name}' expects [!] {'|'.join(matches)} PATTERN")
+    match, pattern = texts
+    if match.startswith("r"):
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ParseError(f"invalid regular expression '{pattern}': {error}") from None
+    return negated, match, pattern
+
+
+def _http_check_expect(parser, state: ProxyState, args, line, negated_prefix) -> None:
+    negated, match, pattern = _read_expect("http-check expect", _texts(args), ("status", "rstatus", "string", "rstring"))
+    if match == "status":
+        for item in pattern.split(","):
+            if not re.fullmatch(r"[1-5][0-9][0-9](-[1-5][0-9][0-9])?", item):
+                raise ParseError(f"invalid status '{item}' in http-check expect: expected codes or ranges such as 200,300-399")
+    base = state.http_check or HttpCheck()
+    state.http_check = replace(base, expect=(match, pattern), expect_negated=negated)
+
+
+def _tcp_check_start(state: ProxyState) -> None:
+    if not state.own_tcp_check:
+        state.tcp_check_steps = []
+        state.own_tcp_check = True
+
+
+def _tcp_check_connect(parser, state: ProxyState, args, line, negated) -> None:
+    _tcp_check_start(state)
+    texts = _texts(args)
+    port, options = None, []
+    i = 0
+    while i < len(texts):
+        if texts[i] == "port" and i + 1 < len(texts):
+            port = parse_port(texts[i + 1], "tcp-check connect port")
+            i += 2
+        elif texts[i] in ("ssl", "linger"):
+            options.append(texts[i])
+            i += 1
+        elif texts[i] in ("sni", "alpn") and i + 1 < len(texts):
+            options.append(f"{texts[i]} {texts[i + 1]}")
+            i += 2
+        else:
+            raise ParseError(f"'tcp-check connect {texts[i]}' is not supported by haply: it supports port N, ssl, sni, alpn, linger")
+    state.tcp_check_steps.append(TcpCheckStep("connect", port=port, options=tuple(options), location=line.location))
+
+
+def _tcp_check_send(action: str):
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        _tcp_check_start(state)
+        data = _one(f"tcp-check {action}", args, "one string (quote it if it has spaces)")
+        if action == "send-binary" and not re.fullmatch(r"([0-9a-fA-F]{2})+", data):
+            raise ParseError(f"invalid hexadecimal string '{data}' in tcp-check send-binary")
+        state.tcp_check_steps.append(TcpCheckStep(action, data=data, location=line.location))
+    return handler
+
+
+def _tcp_check_expect(parser, state: ProxyState, args, line, negated_prefix) -> None:
+    _tcp_check_start(state)
+    negated, match, pattern = _read_expect("tcp-check expect", _texts(args), ("string", "rstring", "binary"))
+    if match == "binary" and not re.fullmatch(r"([0-9a-fA-F]{2})+", pattern):
+        raise ParseError(f"invalid hexadecimal string '{pattern}' in tcp-check expect binary")
+    state.tcp_check_steps.append(
+        TcpCheckStep("expect", match=match, pattern=pattern, negated=negated, location=line.location)
+    )
+
+
+# -- stats page
+
+
+def _stats(setting: str):
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        if state.stats is None:
+            state.stats = {}
+        stats = state.stats
+        texts = _texts(args)
+        name = f"stats {setting}"
+        if setting in ("enable", "hide-version", "show-legends"):
+            _none(name, args)
+            if setting != "enable":
+                stats[setting.replace("-", "_")] = True
+        elif setting == "uri":
+            stats["uri"] = _one(name, args, "a URI prefix")
+        elif setting == "realm":
+            stats["realm"] = " ".join(texts) if texts else _one(name, args, "a realm")
+        elif setting == "auth":
+            user, sep, password = _one(name, args, "USER:PASSWORD").partition(":")
+            if not sep or not user:
+                raise ParseError("'stats auth' expects USER:PASSWORD")
+            stats["auth"] = (*stats.get("auth", ()), (user, password))
+        elif setting == "refresh":
+            stats["refresh"] = parse_time(_one(name, args, "a time such as 10s"), name)
+        elif setting in ("show-node", "show-desc"):
+            stats[setting.replace("-", "_")] = " ".join(texts)
+            if setting == "show-node" and len(texts) > 1:
+                raise ParseError("'stats show-node' expects at most one name")
+        elif setting == "scope":
+            stats["scopes"] = (*stats.get("scopes", ()), _one(name, args, "a proxy name or '.'"))
+        elif setting == "admin":
+            before, condition = _condition(state, args, name)
+            if before or condition is None:
+                raise ParseError("'stats admin' expects if|unless CONDITION, as in 'stats admin if LOCALHOST'")
+            stats["admin"] = condition
+        if setting not in ("show-node", "show-desc", "show-legends"):
+            stats["enabled"] = True  # manual 4.2: these all enable the page
+        stats.setdefault("location", line.location)
+    return handler
+
+
+# -- servers
+
+
+def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tuple[str, str]]]:
+    """Typed Server fields and raw TLS options from a server's option words."""
+    values: dict = {}
+    extra: list[tuple[str, str]] = []
+    i = 0
+
+    def value(what: str) -> str:
+        if i + 1 >= len(words):
+            raise ParseError(f"server option '{words[i]}' needs {what}")
+        return words[i + 1]
+
+    while i < len(words):
+        option = words[i]
+        step = 2
+        if option == "weight":
+            values["weight"] = parse_int(value("a weight"), "weight", *WEIGHT_RANGE)
+        elif option in ("maxconn", "maxqueue", "error-limit"):
+            values[option.replace("-", "_")] = parse_int(value("a number"), option, 0)
+        elif option in ("rise", "fall"):
+            values[option] = parse_int(value("a number"), option, 1)
+        elif option in ("inter", "fastinter", "downinter", "slowstart", "agent-inter"):
+            seconds = parse_time(value("a time"), option)
+            if seconds <= 0 and option != "slowstart":
+                raise ParseError(f"server option '{option}' must be greater than zero")
+            values[option.replace("-", "_")] = seconds
+        elif option in ("port", "agent-port"):
+            values["check_port" if option == "port" else "agent_port"] = parse_port(value("a port"), option)
+        elif option == "addr":
+            host, _ = _host_port(value("an address"), NOWHERE, "check address", port_required=False)
+            values["check_addr"] = host
+        elif option in ("agent-addr", "agent-send"):
+            values[option.replace("-", "_")] = value("a value")
+        elif option == "id":
+            if for_default:
+                raise ParseError("'id' cannot be set on default-server")
+            values["id"] = parse_int(value("a number"), "server id", 1)
+        elif option == "observe":
+            if value("layer4 or layer7") not in ("layer4", "layer7"):
+                raise ParseError(f"invalid observe mode '{words[i + 1]}': expected layer4 or layer7")
+            values["observe"] = words[i + 1]
+        elif option == "on-error":
+            if value("an action") not in ON_ERROR:
+                raise ParseError(f"invalid on-error action '{words[i + 1]}': expected {', '.join(sorted(ON_ERROR))}")
+            values["on_error"] = words[i + 1]
+        elif option == "on-marked-down":
+            if value("shutdown-sessions") != "shutdown-sessions":
+                raise ParseError(f"invalid on-marked-down action '{words[i + 1]}': expected shutdown-sessions")
+            values["on_marked_down"] = words[i + 1]
+        elif option == "on-marked-up":
+            if value("shutdown-backup-sessions") != "shutdown-backup-sessions":
+                raise ParseError(f"invalid on-marked-up action '{words[i + 1]}': expected shutdown-backup-sessions")
+            values["on_marked_up"] = words[i + 1]
+        elif option == "init-addr":
+            methods = tuple(value("methods such as last,libc,none").split(","))
+            for method in methods:
+                if method not in ("last", "libc", "none"):
+                    try:
+                        ipaddress.ip_address(method)
+                    except ValueError:
+                        raise ParseError(f"invalid init-addr method '{method}': expected last, libc, none or an IP address") from None
+            values["init_addr"] = methods
+        elif option in ("backup", "disabled", "check", "agent-check"):
+            values[option.replace("-", "_")] = True
+            step = 1
+        elif option in ("no-backup", "enabled", "no-check", "no-agent-check"):
+            values[{"no-backup": "backup", "enabled": "disabled", "no-check": "check",
+                    "no-agent-check": "agent_check"}[option]] = False
+            step = 1
+        elif option in SERVER_TLS_OPTIONS:
+            count = SERVER_TLS_OPTIONS[option]
+            extra.append((option, value("a value") if count else ""))
+            step = 1 + count
+        elif option in UNSUPPORTED_SERVER_OPTIONS:
+            raise ParseError(f"server option '{option}' is not supported by haply")
+        else:
+            raise ParseError(f"unknown server option '{option}'")
+        i += step
+    return values, extra
+
+
+def _make_server(state: ProxyState, name: str, address: str, option_words: list[str], location: Location) -> Server:
+    host, port_text = _host_port(address, location, "server address", port_required=False)
+    if host in ("", "*"):
+        raise ParseError(f"server '{name}' needs an address, got '{address}'")
+    port = None
+    if port_text is not None:
+        if port_text[:1] in "+-":
+            raise ParseError(f"port offsets such as '{port_text}' are not supported by haply; give a fixed port")
+        port = parse_port(port_text, f"port of server '{name}'")
+    values, extra = _server_options(option_words, for_default=False)
+    merged = {**state.default_server, **values}
+    return Server(
+        name=name, host=host, port=port, extra=tuple(state.default_server_extra + extra),
+        location=location, **merged,
+    )
+
+
+def _add_server(state: ProxyState, server: Server, location: Location) -> None:
+    previous = state.server_lines.get(server.name)
+    if previous is not None:
+        raise ParseError(
+            f"backend '{state.name}' already has a server named '{server.name}' (at {previous}); use distinct names"
+        )
+    state.server_lines[server.name] = location
+    state.servers.append(server)
+
+
+def _server(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if len(texts) < 2:
+        raise ParseError("'server' expects a name and an address, as in 'server web1 10.0.0.12:80 check'")
+    server = _make_server(state, texts[0], texts[1], texts[2:], line.location)
+    _add_server(state, server, line.location)
+
+
+def _default_server(parser, state: ProxyState, args, line, negated) -> None:
+    values, extra = _server_options(_texts(args), for_default=True)
+    state.default_server.update(values)
+    state.default_server_extra.extend(extra)
+
+
+def _server_template(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if len(texts) < 3:
+        raise ParseError("'server-template' expects a prefix, a count or range, and an address")
+    prefix, count, address = texts[:3]
+    match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", count)
+    if not match:
+        raise ParseError(f"invalid server-template count '{count}': expected N or FROM-TO")
+    low, high = (int(match.group(1)), int(match.group(2))) if match.group(2) else (1, int(match.group(1)))
+    if low < 1 or high < low:
+        raise ParseError(f"invalid server-template range '{count}': expected 1 <= FROM <= TO")
+    for number in range(low, high + 1):
+        server = _make_server(state, f"{prefix}{number}", address, texts[3:], line.location)
+        _add_server(state, server, line.location)
+
+
+# ----------------------------------------------------------------- handler table
+
+HANDLERS: dict[str, Handler] = {
+    # global
+    "daemon": _global_flag("daemon"),
+    "pidfile": _global_value("pidfile", str, "a file name"),
+    "user": _global_value("user", str, "a user name"),
+    "group": _global_value("group", str, "a group name"),
+    "chroot": _global_value("chroot", str, "a directory"),
+    "nbthread": _global_value("nbthread", lambda text: parse_int(text, "nbthread", 1, 4096), "a number of threads"),
+    "spread-checks": _spread_checks,
+    "hard-stop-after": _hard_stop_after,
+    "stats socket": _stats_socket,
+    "stats timeout": _stats_timeout,
+    "stats maxconn": _global_extra,
+    "uid": _global_extra,
+    "gid": _global_extra,
+    "node": _global_extra,
+    "log-send-hostname": _global_extra,
+    "ca-base": _global_extra,
+    "crt-base": _global_extra,
+    "ulimit-n": _global_extra,
+    "master-worker": _global_extra,
+    "tune.ssl.default-dh-param": _global_extra,
+    **{f"ssl-default-{side}-{what}": _global_extra for side in ("bind", "server") for what in ("ciphers", "ciphersuites", "options")},
+    # both
+    "maxconn": _maxconn,
+    "log": _log,
+    "no log": _no_log,
+    "description": _description,
+    "log-tag": _log_tag,
+    # proxies
+    "mode": _mode,
+    "bind": _bind,
+    "disabled": _flag("disabled", True),
+    "enabled": _flag("disabled", False),
+    "id": _proxy_id,
+    "backlog": _extra,
+    "retries": _retries,
+    "retry-on": _retry_on,
+    "balance": _balance,
+    "hash-type": _hash_type,
+    "default_backend": _default_backend,
+    "use_backend": _use_backend,
+    "acl": _acl,
+    "http-request set-header": _header_rule("http-request", "set-header"),
+    "http-request add-header": _header_rule("http-request", "add-header"),
+    "http-request del-header": _header_rule("http-request", "del-header"),
+    "http-request use-service": _use_service,
+    "http-response set-header": _header_rule("http-response", "set-header"),
+    "http-response add-header": _header_rule("http-response", "add-header"),
+    "http-response del-header": _header_rule("http-response", "del-header"),
+    "redirect": _redirect,
+    "errorfile": _errorfile,
+    "monitor-uri": _monitor_uri,
+    "log-format": _log_format,
+    "server": _server,
+    "default-server": _default_server,
+    "server-template": _server_template,
+    "http-check send": _http_check_send,
+    "http-check expect": _http_check_expect,
+    "tcp-check connect": _tcp_check_connect,
+    "tcp-check send": _tcp_check_send("send"),
+    "tcp-check send-binary": _tcp_check_send("send-binary"),
+    "tcp-check expect": _tcp_check_expect,
+    **{f"stats {setting}": _stats(setting) for setting in (
+        "enable", "uri", "realm", "auth", "refresh", "hide-version", "show-node", "show-desc",
+        "show-legends", "scope", "admin",
+    )},
+    **{f"timeout {name.replace('_', '-')}": _timeout(name) for name in Timeouts.__dataclass_fields__},
+    **{name: _option(name.split(" ", 1)[1]) for name in KEYWORDS if name.startswith("option ")},
+}
+
+
+# --------------------------------------------------------------------- validation
+
+
+def validate(config: Config, diagnostics: Diagnostics) -> None:
+    """Checks that need every proxy of every file: names, references, modes."""
+    frontends: dict[str, Proxy] = {}
+    backends: dict[str, Proxy] = {}
+    for proxy in config.proxies:
+        for side, seen in (("frontend", frontends), ("backend", backends)):
+            if (side == "frontend" and not proxy.is_frontend) or (side == "backend" and not proxy.is_backend):
+                continue
+            previous = seen.get(proxy.name)
+            if previous is not None and previous is not proxy:
+                diagnostics.error(
+                    proxy.location,
+                    f"{proxy.kind} '{proxy.name}' has the same name as the {previous.kind} at "
+                    f"{previous.location}; proxies with {side} capability need distinct names",
+                )
+            else:
+                seen[proxy.name] = proxy
+    for proxy in config.proxies:
+        if not proxy.is_frontend:
+            continue
+        references = [(s.backend, s.location, "use_backend") for s in proxy.backend_switches]
+        if proxy.default_backend and proxy.kind != "listen":
+            references.append((proxy.default_backend, proxy.default_backend_location, "default_backend"))
+        for name, location, keyword in references:
+            target = backends.get(name)
+            if target is None:
+                guess = _closest(name, backends)
+                hint = f"; did you mean '{guess}'?" if guess else ""
+                diagnostics.error(location, f"{keyword} '{name}': no backend or listen section named '{name}'{hint}")
+            elif proxy.mode == "http" and target.mode == "tcp":
+                diagnostics.error(
+                    location,
+                    f"{proxy.kind} '{proxy.name}' is in mode http but its backend '{name}' is in mode tcp; "
+                    "set 'mode http' on the backend (or 'mode tcp' on the frontend)",
+                )
+        if proxy.kind == "frontend" and not proxy.binds:
+            diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
+        if proxy.mode == "tcp":
+            for rule in (*proxy.http_request_rules, *proxy.http_response_rules, *proxy.redirects):
+                diagnostics.warning(rule.location, f"HTTP rule in '{proxy.name}' has no effect in mode tcp")
+    for proxy in config.proxies:
+        if not proxy.is_backend:
+            continue
+        if proxy.http_check is not None and proxy.check_kind == "tcp":
+            diagnostics.warning(proxy.location, f"http-check rules in '{proxy.name}' have no effect without 'option httpchk'")
+        if proxy.tcp_check_steps and proxy.check_kind != "tcp-check":
+            diagnostics.warning(proxy.location, f"tcp-check rules in '{proxy.name}' have no effect without 'option tcp-check'")
+
+
+def _closest(name: str, names: Mapping[str, object]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+__all__ = ["HANDLERS", "ParseError", "parse", "parse_bind_addresses", "parse_log", "read_errorfile", "validate"]

@@ -1,0 +1,296 @@
+"""The haproxy.cfg keyword table: the single source of truth for what haply reads.
+
+One row per keyword (a keyword may be two words: "timeout connect"). The parser
+dispatches on it, the error messages quote it, and docs/directives.md is
+generated from it (`python -m haply.config.reference`). A keyword HAProxy has but
+haply does not implement is listed too, with status "unsupported", so that the
+user reads "not supported by haply" instead of "unknown keyword", and nothing is
+ever silently ignored.
+
+Sections are written as letters: g global, d defaults, f frontend, l listen,
+b backend. Synopses and meanings follow HAProxy 2.6's configuration manual.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+SUPPORTED = "supported"
+LEGACY = "legacy"  # accepted with a warning naming the modern form
+UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear error
+
+SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend"}
+SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
+
+# Section-starting keywords (manual 2.1: valid everywhere, one word).
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+UNSUPPORTED_SECTIONS = (
+    "peers", "resolvers", "userlist", "cache", "ring", "mailers", "program",
+    "http-errors", "fcgi-app", "log-forward",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    name: str
+    sections: str  # letters, see SECTION_NAMES
+    synopsis: str
+    description: str
+    status: str = SUPPORTED
+    modern: str | None = None  # the form to write instead (legacy/removed keywords)
+
+    def allowed_in(self, section: str) -> bool:
+        return SECTION_LETTERS[section] in self.sections
+
+    @property
+    def section_list(self) -> str:
+        return ", ".join(SECTION_NAMES[c] for c in "gdflb" if c in self.sections)
+
+
+def _rows() -> list[Keyword]:
+    K = Keyword
+    U, L = UNSUPPORTED, LEGACY
+    rows = [
+        # ------------------------------------------------------------ global
+        K("maxconn", "gdfl", "<number>", "Maximum concurrent connections (process-wide in global, per frontend elsewhere)."),
+        K("daemon", "g", "", "Run in the background."),
+        K("pidfile", "g", "<path>", "Write the process id to this file."),
+        K("user", "g", "<name>", "Drop privileges to this user after binding."),
+        K("group", "g", "<name>", "Drop privileges to this group after binding."),
+        K("uid", "g", "<number>", "Drop privileges to this numeric user id."),
+        K("gid", "g", "<number>", "Drop privileges to this numeric group id."),
+        K("chroot", "g", "<dir>", "Change root to this directory after binding."),
+        K("nbthread", "g", "<number>", "Number of worker threads (accepted; haply sizes its workers itself)."),
+        K("spread-checks", "g", "<0..50>", "Randomly spread health-check intervals by up to this percentage."),
+        K("hard-stop-after", "g", "<time>", "Upper bound for a soft stop before remaining connections are closed."),
+        K("log", "gdflb", "<address> [len <n>] [format <f>] <facility> [<level> [<minlevel>]] | global",
+          "Send logs to a syslog address, a UNIX socket, stdout/stderr, or the global loggers."),
+        K("no log", "dflb", "", "Forget the loggers inherited from defaults."),
+        K("log-tag", "gdflb", "<string>", "Tag (program name) of the syslog header."),
+        K("log-send-hostname", "g", "[<string>]", "Put a host name in the syslog header."),
+        K("node", "g", "<name>", "Node name shown on the statistics page."),
+        K("description", "gflb", "<text>...", "Free text describing the process or the proxy."),
+        K("stats socket", "g", "<path>|ipv4@<addr>:<port> [mode <octal>] [level user|operator|admin] [<bind options>]",
+          "Runtime API socket."),
+        K("stats timeout", "g", "<time>", "Idle timeout of runtime API connections."),
+        K("stats maxconn", "g", "<number>", "Concurrent runtime API connections."),
+        K("ca-base", "g", "<dir>", "Directory for relative CA file names."),
+        K("crt-base", "g", "<dir>", "Directory for relative certificate file names."),
+        K("ssl-default-bind-ciphers", "g", "<ciphers>", "Default TLS 1.2 cipher list of `bind ... ssl` (kept for the TLS layer)."),
+        K("ssl-default-bind-ciphersuites", "g", "<suites>", "Default TLS 1.3 cipher suites of `bind ... ssl`."),
+        K("ssl-default-bind-options", "g", "<option>...", "Default TLS options of `bind ... ssl` (ssl-min-ver, no-tls-tickets ...)."),
+        K("ssl-default-server-ciphers", "g", "<ciphers>", "Default TLS 1.2 cipher list of `server ... ssl`."),
+        K("ssl-default-server-ciphersuites", "g", "<suites>", "Default TLS 1.3 cipher suites of `server ... ssl`."),
+        K("ssl-default-server-options", "g", "<option>...", "Default TLS options of `server ... ssl`."),
+        K("tune.ssl.default-dh-param", "g", "<bits>", "Size of generated Diffie-Hellman parameters (kept for the TLS layer)."),
+        K("ulimit-n", "g", "<number>", "Maximum number of open files (kept for the process manager)."),
+        K("master-worker", "g", "", "Master-worker mode (haply always runs a master)."),
+        K("nbproc", "g", "<number>", "Removed in HAProxy 2.5.", U, "nbthread"),
+        K("lua-load", "g", "<file>", "Lua scripting.", U),
+        K("ssl-engine", "g", "<name>", "OpenSSL engines.", U),
+        K("tune.bufsize", "g", "<size>", "Buffer size.", U),
+        # ----------------------------------------------------------- proxies
+        K("mode", "dflb", "tcp|http", "Proxy mode: raw TCP relay or HTTP."),
+        K("bind", "fl", "<addr>:<port>[,...] [<option>...]",
+          "Listening address(es): 1.2.3.4:80, *:80, :80, :::80, [::1]:80, ipv6@::1:80, ports 8000-8003, fd@N; options kept for the TLS layer."),
+        K("disabled", "dflb", "", "Start the proxy stopped."),
+        K("enabled", "dflb", "", "Start the proxy (the default)."),
+        K("id", "flb", "<number>", "Numeric proxy id."),
+        K("backlog", "dfl", "<number>", "Listen queue length of the listeners."),
+        K("retries", "dlb", "<number>", "Connection attempts to a server after a failure."),
+        K("retry-on", "dlb", "<event>...",
+          "When to retry: none, conn-failure, empty-response, junk-response, response-timeout, 0rtt-rejected, all-retryable-errors, 401, 403, 404, 408, 425, 500, 501, 502, 503, 504."),
+        K("balance", "dlb", "roundrobin|static-rr|leastconn|first|source|uri [...]|url_param <name> [check_post]|hdr(<name>) [use_domain_only]|random[(<draws>)]",
+          "Load-balancing algorithm."),
+        K("hash-type", "dlb", "map-based|consistent [sdbm|djb2|wt6|crc32] [avalanche]", "How hashes map to servers."),
+        K("default_backend", "dfl", "<backend>", "Backend used when no use_backend rule matches."),
+        K("use_backend", "fl", "<backend> [if|unless <condition>]", "Switch to a backend when the condition holds."),
+        K("acl", "flb", "<name> <fetch> [-i] [-m <method>] [--] <pattern>...",
+          "Declare a named test: path, path_beg, path_end, path_reg, path_sub, path_dir, url, url_beg, hdr(<h>), hdr_beg, hdr_end, hdr_dom, hdr_reg, hdr_sub, src, dst_port, ssl_fc, method."),
+        K("http-request set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a request header."),
+        K("http-request add-header", "flb", "<name> <fmt> [if|unless <cond>]", "Append a request header."),
+        K("http-request del-header", "flb", "<name> [if|unless <cond>]", "Remove a request header."),
+        K("http-request use-service", "fl", "prometheus-exporter [if|unless <cond>]", "Answer with the Prometheus metrics exporter."),
+        K("http-response set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a response header."),
+        K("http-response add-header", "flb", "<name> <fmt> [if|unless <cond>]", "Append a response header."),
+        K("http-response del-header", "flb", "<name> [if|unless <cond>]", "Remove a response header."),
+        K("redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
+          "Answer with an HTTP redirect."),
+        K("errorfile", "dflb", "<code> <file>", "Send this file (a full HTTP response) instead of the built-in error page; read at load time."),
+        K("monitor-uri", "dfl", "<uri>", "Answer 200 on this URI without forwarding (load-balancer health probe)."),
+        K("log-format", "dfl", "<format>", "Custom log line format."),
+        K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
+          "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr; TLS options kept for the TLS layer."),
+        K("default-server", "dlb", "[<option>...]", "Options applied to the following server lines."),
+        K("server-template", "lb", "<prefix> <num>|<from>-<to> <addr>[:<port>] [<option>...]", "Servers <prefix>1..N sharing one address."),
+        K("http-check send", "dlb", "[meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <string>]", "The HTTP health-check request."),
+        K("http-check expect", "dlb", "[!] status|rstatus|string|rstring <pattern>", "What a healthy HTTP check response looks like."),
+        K("tcp-check connect", "dlb", "[port <n>] [ssl] [send-proxy] ...", "tcp-check rule: open the connection."),
+        K("tcp-check send", "dlb", "<string>", "tcp-check rule: send a string."),
+        K("tcp-check send-binary", "dlb", "<hex>", "tcp-check rule: send bytes written in hexadecimal."),
+        K("tcp-check expect", "dlb", "[!] string|rstring|binary <pattern>", "tcp-check rule: wait for a reply matching the pattern."),
+        K("stats enable", "dflb", "", "Serve the statistics page."),
+        K("stats uri", "dflb", "<prefix>", "URI prefix of the statistics page (default /haproxy?stats)."),
+        K("stats realm", "dflb", "<realm>", "Basic-auth realm of the statistics page."),
+        K("stats auth", "dflb", "<user>:<password>", "An account allowed on the statistics page."),
+        K("stats refresh", "dflb", "<time>", "Auto-refresh period of the statistics page."),
+        K("stats hide-version", "dflb", "", "Do not show the version on the statistics page."),
+        K("stats show-node", "dflb", "[<name>]", "Show the node name on the statistics page."),
+        K("stats show-desc", "dflb", "[<text>]", "Show a description on the statistics page."),
+        K("stats show-legends", "dflb", "", "Show extra details on the statistics page."),
+        K("stats scope", "dflb", "<proxy>|.", "Limit the statistics page to these proxies."),
+        K("stats admin", "flb", "if|unless <cond>", "Allow server state changes from the statistics page."),
+    ]
+    rows += [K(f"timeout {name}", sections, "<time>", text) for name, sections, text in (
+        ("connect", "dlb", "Time to establish a connection to a server."),
+        ("client", "dfl", "Client inactivity timeout."),
+        ("server", "dlb", "Server inactivity timeout."),
+        ("queue", "dlb", "Time a request may wait for a free server slot."),
+        ("http-request", "dflb", "Time to receive a complete request head."),
+        ("http-keep-alive", "dflb", "Idle time allowed between two requests on one connection."),
+        ("tunnel", "dlb", "Inactivity timeout of tunnels (WebSocket, CONNECT, TCP after upgrade)."),
+        ("check", "dlb", "Extra read timeout of health checks once connected."),
+        ("client-fin", "dfl", "Inactivity timeout after the client half-closed."),
+        ("server-fin", "dlb", "Inactivity timeout after the server half-closed."),
+    )]
+    rows.append(K("timeout tarpit", "dflb", "<time>", "Tarpit duration.", U))
+    options = (
+        ("tcplog", "dflb", "", "Log in the TCP format."),
+        ("httplog", "dfl", "[clf]", "Log in the HTTP format (or the Common Log Format)."),
+        ("dontlognull", "dfl", "", "Do not log connections that sent no data."),
+        ("tcpka", "dflb", "", "TCP keep-alive on both sides."),
+        ("clitcpka", "dfl", "", "TCP keep-alive on the client side."),
+        ("srvtcpka", "dlb", "", "TCP keep-alive on the server side."),
+        ("redispatch", "dlb", "", "Let a retry go to another server when the chosen one fails."),
+        ("forwardfor", "dflb", "[except <network>] [header <name>] [if-none]", "Add the client address in X-Forwarded-For."),
+        ("http-keep-alive", "dflb", "", "Keep both connections open between requests (the default)."),
+        ("http-server-close", "dflb", "", "Close the server connection after each response."),
+        ("httpclose", "dflb", "", "Close both connections after each response."),
+        ("httpchk", "dlb", "[<method>] [<uri>] [<version>]", "HTTP health checks."),
+        ("mysql-check", "dlb", "[user <name> [post-41]]", "MySQL handshake health checks."),
+        ("ssl-hello-chk", "dlb", "", "TLS ClientHello health checks."),
+        ("tcp-check", "dlb", "", "Health checks scripted with tcp-check rules."),
+        ("allbackups", "dlb", "", "Use all backup servers at once when no active server is up."),
+        ("log-health-checks", "dlb", "", "Log health-check state changes in detail."),
+    )
+    rows += [K(f"option {name}", sections, synopsis, text) for name, sections, synopsis, text in options]
+    rows.append(K("option forceclose", "dflb", "", "Old name of option httpclose.", L, "option httpclose"))
+    for name in (
+        "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
+        "contstats", "disable-h2-upgrade", "dontlog-normal", "h1-case-adjust-bogus-client",
+        "h1-case-adjust-bogus-server", "http-buffer-request", "http-ignore-probes", "http-no-delay",
+        "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
+        "independent-streams", "ldap-check", "external-check", "log-separate-errors", "logasap",
+        "nolinger", "originalto", "persist", "pgsql-check", "prefer-last-server", "redis-check",
+        "smtpchk", "socket-stats", "splice-auto", "splice-request", "splice-response", "spop-check",
+        "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
+    ):
+        rows.append(K(f"option {name}", "dflb", "", "HAProxy option not implemented by haply.", U))
+    for name, modern in (("http-tunnel", None), ("http_proxy", None)):
+        rows.append(K(f"option {name}", "dflb", "", "Removed from HAProxy.", U, modern))
+    # legacy spellings, accepted with a warning
+    rows += [
+        K("contimeout", "dlb", "<time>", "Pre-1.5 spelling of timeout connect.", L, "timeout connect"),
+        K("clitimeout", "dfl", "<time>", "Pre-1.5 spelling of timeout client.", L, "timeout client"),
+        K("srvtimeout", "dlb", "<time>", "Pre-1.5 spelling of timeout server.", L, "timeout server"),
+        K("redispatch", "dlb", "", "Pre-1.4 spelling of option redispatch.", L, "option redispatch"),
+    ]
+    # removed in HAProxy 2.1 (the regex header rewriting family) and other refusals
+    for name, modern in (
+        ("reqadd", "http-request add-header"), ("rspadd", "http-response add-header"),
+        ("reqdel", "http-request del-header"), ("rspdel", "http-response del-header"),
+        ("reqidel", "http-request del-header"), ("rspidel", "http-response del-header"),
+        ("reqrep", "http-request replace-header"), ("rsprep", "http-response replace-header"),
+        ("reqirep", "http-request replace-header"), ("rspirep", "http-response replace-header"),
+        ("reqallow", "http-request allow"), ("reqiallow", "http-request allow"),
+        ("reqdeny", "http-request deny"), ("reqideny", "http-request deny"),
+        ("reqpass", "http-request allow"), ("reqipass", "http-request allow"),
+        ("reqtarpit", "http-request tarpit"), ("reqitarpit", "http-request tarpit"),
+        ("reqsetbe", "use_backend"), ("reqisetbe", "use_backend"),
+        ("rspdeny", "http-response deny"), ("rspideny", "http-response deny"),
+        ("block", "http-request deny"), ("monitor-net", "monitor-uri or an acl on src"),
+    ):
+        rows.append(K(name, "dflb", "...", "Removed from HAProxy (2.1 and later).", U, modern))
+    for name, sections in (
+        ("stick-table", "flb"), ("stick", "lb"), ("tcp-request", "dflb"), ("tcp-response", "dlb"),
+        ("cookie", "dlb"), ("compression", "dflb"), ("filter", "flb"), ("capture", "fl"),
+        ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"), ("http-reuse", "dlb"),
+        ("http-send-name-header", "dlb"), ("http-after-response", "dflb"), ("http-error", "dflb"),
+        ("errorfiles", "dflb"), ("errorloc", "dflb"), ("errorloc302", "dflb"), ("errorloc303", "dflb"),
+        ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
+        ("load-server-state-from-file", "dlb"), ("server-state-file-name", "dlb"),
+        ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"), ("monitor", "fl"),
+        ("persist", "dlb"), ("rate-limit", "dfl"), ("source", "dlb"), ("unique-id-format", "dfl"),
+        ("unique-id-header", "dfl"), ("use-server", "lb"), ("use-fcgi-app", "lb"),
+        ("email-alert", "dflb"), ("external-check", "dlb"), ("transparent", "dlb"), ("bind-process", "dflb"),
+        ("http-check connect", "dlb"), ("http-check disable-on-404", "dlb"), ("http-check send-state", "dlb"),
+        ("http-check comment", "dlb"), ("http-check set-var", "dlb"), ("http-check unset-var", "dlb"),
+        ("tcp-check comment", "dlb"), ("tcp-check send-lf", "dlb"), ("tcp-check send-binary-lf", "dlb"),
+        ("tcp-check set-var", "dlb"), ("tcp-check unset-var", "dlb"),
+        ("stats http-request", "flb"), ("stats show-modules", "dflb"), ("stats bind-process", "g"),
+        (".if", "gdflb"), (".elif", "gdflb"), (".else", "gdflb"), (".endif", "gdflb"),
+        (".notice", "gdflb"), (".warning", "gdflb"), (".alert", "gdflb"), (".diag", "gdflb"),
+    ):
+        rows.append(K(name, sections, "...", "HAProxy keyword not implemented by haply.", U))
+    for action in (
+        "allow", "deny", "auth", "redirect", "tarpit", "return", "reject", "silent-drop",
+        "set-path", "set-pathq", "set-query", "set-uri", "set-method", "set-var", "unset-var",
+        "replace-header", "replace-value", "replace-path", "replace-pathq", "replace-uri",
+        "set-log-level", "set-nice", "set-mark", "set-tos", "set-src", "set-src-port", "set-dst",
+        "set-dst-port", "set-timeout", "set-priority-class", "set-priority-offset", "set-map",
+        "del-map", "add-acl", "del-acl", "capture", "track-sc0", "track-sc1", "track-sc2",
+        "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0", "cache-use", "cache-store", "early-hint",
+        "normalize-uri", "wait-for-handshake", "wait-for-body", "disable-l7-retry", "do-resolve",
+        "send-spoe-group", "strict-mode", "lua", "set-status", "set-bandwidth-limit",
+    ):
+        for family in ("http-request", "http-response"):
+            name = f"{family} {action}"
+            if action == "cache-use" and family == "http-response" or action == "cache-store" and family == "http-request":
+                continue
+            rows.append(K(name, "dflb", "...", "HAProxy action not implemented by haply.", U))
+    return rows
+
+
+KEYWORDS: dict[str, Keyword] = {row.name: row for row in _rows()}
+
+# Families whose second word selects the keyword ("timeout connect").
+FAMILIES = frozenset(name.split(" ", 1)[0] for name in KEYWORDS if " " in name)
+
+
+def lookup(words: list[str] | tuple[str, ...]) -> tuple[Keyword | None, int]:
+    """The keyword a line starts with and how many words its name takes.
+
+    Two-word keywords win over one-word ones; `lua.*` style prefixes are not
+    special. Returns (None, 1) when no keyword matches.
+    """
+    if len(words) >= 2:
+        two = f"{words[0]} {words[1]}"
+        if two in KEYWORDS:
+            return KEYWORDS[two], 2
+        if words[0] in ("http-request", "http-response") and words[1].startswith("lua."):
+            return KEYWORDS[f"{words[0]} lua"], 2
+        if words[0] in ("http-request", "http-response", "tcp-check") and words[1].startswith(("track-sc", "sc-")):
+            return Keyword(two, "dflb", "...", "HAProxy action not implemented by haply.", UNSUPPORTED), 2
+    if words and words[0] in KEYWORDS:
+        return KEYWORDS[words[0]], 1
+    return None, 1
+
+
+def suggest(name: str, section: str) -> str | None:
+    """The closest keyword allowed in this section, for "did you mean"."""
+    letter = SECTION_LETTERS.get(section, "")
+    candidates = [k for k, row in KEYWORDS.items() if letter in row.sections and row.status != UNSUPPORTED]
+    if " " not in name and name in FAMILIES:
+        return None
+    family = name.split(" ", 1)[0]
+    if " " in name and family in FAMILIES:
+        candidates = [k for k in candidates if k.startswith(family + " ")] or candidates
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+__all__ = [
+    "FAMILIES", "KEYWORDS", "Keyword", "LEGACY", "SECTIONS", "SECTION_LETTERS", "SECTION_NAMES",
+    "SUPPORTED", "UNSUPPORTED", "UNSUPPORTED_SECTIONS", "lookup", "suggest",
+]
