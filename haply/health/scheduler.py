@@ -128,21 +128,30 @@ def _flag(server: Server, attr: str, key: str) -> bool:
     return key in _extra(server)
 
 
-def tcp_steps_for(proxy: Proxy) -> tuple[TcpStep, ...]:
-    """`tcp-check` rules of a proxy, from a typed field or raw `extra` lines."""
-    raw = getattr(proxy, "tcp_check", None) or getattr(proxy, "tcp_checks", None)
-    if raw is None:
-        raw = [words for name, words in proxy.extra if name == "tcp-check"]
-    steps = []
-    for item in raw:
-        if isinstance(item, TcpStep):
-            steps.append(item)
-        elif isinstance(item, (tuple, list)):
-            steps.append(TcpStep.from_words(tuple(item)))
-        elif hasattr(item, "words"):
-            steps.append(TcpStep.from_words(tuple(item.words)))
+def tcp_step_from_model(step) -> TcpStep:
+    """A `model.TcpCheckStep` as the probe runs it. The lexer already resolved
+    string escapes, so text is taken as is; hexadecimal stays hexadecimal."""
+    text = " ".join(x for x in (step.action, step.match, step.pattern or step.data) if x)
+    if step.action == "connect":
+        return TcpStep("connect", port=step.port, text=text)
+    if step.action == "send":
+        return TcpStep("send", data=step.data.encode("latin-1"), text=text)
+    if step.action == "send-binary":
+        return TcpStep("send", data=bytes.fromhex(step.data), text=text)
+    if step.action == "expect":
+        if step.match == "binary":
+            data = bytes.fromhex(step.pattern)
         else:
-            steps.append(TcpStep.from_words(tuple(str(item).split())))
+            data = step.pattern.encode("latin-1")
+        return TcpStep("expect", data=data, kind=step.match, negate=step.negated, text=text)
+    return TcpStep("comment", text=text)
+
+
+def tcp_steps_for(proxy: Proxy) -> tuple[TcpStep, ...]:
+    """`tcp-check` rules of a proxy (model.TcpCheckStep, or TcpStep as is)."""
+    steps = []
+    for item in getattr(proxy, "tcp_check_steps", ()):
+        steps.append(item if isinstance(item, TcpStep) else tcp_step_from_model(item))
     return tuple(steps)
 
 
@@ -184,15 +193,18 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
         if agent_port:
             agent_host = _opt(server, "agent_addr", "agent-addr") or host
             agent_inter = _seconds(_opt(server, "agent_inter", "agent-inter"), server.inter)
-            send = _opt(server, "agent_send", "agent-send") or b""
-            if isinstance(send, str):
-                send = probes.unescape(send)
+            send = getattr(server, "agent_send", None) or b""
+            if isinstance(send, str):  # escapes already resolved by the lexer
+                send = send.encode("latin-1")
             agent = AgentSpec(Target(agent_host, int(agent_port)), agent_inter, send)
     kind = proxy.check_kind if proxy.check_kind else "tcp"
     http = None
     if kind == "http":
         hc = proxy.http_check
-        http = HttpProbe(hc.method, hc.uri, hc.version, hc.headers, hc.body, hc.expect) \
+        expect = hc.expect if hc else None
+        if expect is not None and getattr(hc, "expect_negated", False):
+            expect = ("!" + expect[0], expect[1])
+        http = HttpProbe(hc.method, hc.uri, hc.version, hc.headers, hc.body, expect) \
             if hc else HttpProbe()
     on_down = _opt(server, "on_marked_down", "on-marked-down")
     on_up = _opt(server, "on_marked_up", "on-marked-up")
