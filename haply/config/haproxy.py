@@ -661,7 +661,20 @@ def _bind(parser, state: ProxyState, args, line, negated) -> None:
         )
     binds = parse_bind_addresses(texts[0], line.location)
     options = tuple(_read_options("bind", texts[1:], BIND_OPTIONS, UNSUPPORTED_BIND_OPTIONS))
+    _check_files(options, "bind")
     state.binds.extend(replace(bind, options=options) for bind in binds)
+
+
+# Options naming files that must exist when the configuration is loaded, as
+# HAProxy checks them. Relative names depend on crt-base/ca-base and are left to
+# the TLS layer.
+FILE_OPTIONS = frozenset({"crt", "ca-file", "crl-file", "crt-list", "ca-verify-file"})
+
+
+def _check_files(options, what: str) -> None:
+    for option, value in options:
+        if option in FILE_OPTIONS and value.startswith("/") and not os.path.exists(value):
+            raise ParseError(f"{what} option '{option} {value}': no such file or directory")
 
 
 def _flag(attribute: str, value):
@@ -1274,6 +1287,7 @@ def _make_server(state: ProxyState, name: str, address: str, option_words: list[
             raise ParseError(f"port offsets such as '{port_text}' are not supported by haply; give a fixed port")
         port = parse_port(port_text, f"port of server '{name}'")
     values, extra = _server_options(option_words, for_default=False)
+    _check_files(extra, "server")
     merged = {**state.default_server, **values}
     return Server(
         name=name, host=host, port=port, extra=tuple(state.default_server_extra + extra),
