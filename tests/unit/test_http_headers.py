@@ -1,0 +1,360 @@
+"""haply.http.headers: request/response heads, hop-by-hop, forwardfor, header rules."""
+
+from __future__ import annotations
+
+import httptools
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from haply.config.diagnostics import Location
+from haply.config.model import Acl, Condition, ForwardFor, HeaderRule, Proxy
+from haply.http.errors import LocalProtocolError
+from haply.http.framing import CHUNKED, LENGTH, NONE, UNTIL_CLOSE, Framing
+from haply.http.headers import (
+    RequestHeadWriter, ResponseHeadWriter, SampleContext, compile_forward_for,
+    compile_header_rules, compile_value, for_route,
+)
+
+CTX = SampleContext("192.0.2.7", 40000, "127.0.0.1", 8080)
+NO_BODY = Framing(NONE)
+
+
+def parse_request(head: bytes) -> tuple[bytes, bytes, str, list[tuple[bytes, bytes]]]:
+    """Parse what the writer produced with httptools, as the server would."""
+    class Sink:
+        def __init__(self):
+            self.url, self.headers = b"", []
+
+        def on_url(self, url):
+            self.url += url
+
+        def on_header(self, name, value):
+            self.headers.append((name, value))
+
+    sink = Sink()
+    parser = httptools.HttpRequestParser(sink)
+    try:
+        parser.feed_data(head)
+    except httptools.HttpParserUpgrade:
+        pass
+    return parser.get_method(), sink.url, parser.get_http_version(), sink.headers
+
+
+def names(headers) -> list[bytes]:
+    return [name.lower() for name, _ in headers]
+
+
+def rule(action, name, value=None, condition=None):
+    return HeaderRule(action, name, value, condition, Location("haproxy.cfg", 12))
+
+
+def write(writer, headers, framing=NO_BODY, keep_alive=True, version="1.1", ctx=CTX,
+          upgrade=False):
+    head = writer.write(b"GET", b"/p?q", version, headers, framing, keep_alive, ctx,
+                        upgrade=upgrade)
+    assert head.endswith(b"\r\n\r\n")
+    return parse_request(head)
+
+
+# ------------------------------------------------------------------- basics
+
+
+def test_plain_request_is_forwarded_unchanged():
+    headers = [(b"Host", b"api"), (b"Accept", b"*/*"), (b"X-Empty", b"")]
+    head = RequestHeadWriter().write(b"GET", b"/v3/auth?x=1", "1.1", headers, NO_BODY,
+                                     True, CTX)
+    assert head == b"GET /v3/auth?x=1 HTTP/1.1\r\nHost: api\r\nAccept: */*\r\nX-Empty: \r\n\r\n"
+
+
+def test_unknown_version_is_a_local_error():
+    with pytest.raises(LocalProtocolError):
+        RequestHeadWriter().write(b"GET", b"/", "2.0", [], NO_BODY, True, CTX)
+
+
+def test_hop_by_hop_fields_are_removed():
+    headers = [(b"Host", b"a"), (b"Connection", b"X-Foo, TE, Keep-Alive"), (b"X-Foo", b"1"),
+               (b"TE", b"trailers"), (b"Keep-Alive", b"300"),
+               (b"Proxy-Connection", b"keep-alive"), (b"Upgrade", b"h2c"), (b"X-Bar", b"2"),
+               (b"x-foo", b"again")]
+    _, _, _, out = write(RequestHeadWriter(), headers)
+    assert out == [(b"Host", b"a"), (b"X-Bar", b"2")]
+
+
+def test_connection_cannot_remove_host():
+    headers = [(b"Host", b"a"), (b"Connection", b"close, Host")]
+    _, _, _, out = write(RequestHeadWriter(), headers)
+    assert (b"Host", b"a") in out
+
+
+def test_upgrade_is_kept_when_tunnelling():
+    headers = [(b"Host", b"a"), (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")]
+    _, _, _, out = write(RequestHeadWriter(), headers, upgrade=True)
+    assert out == [(b"Host", b"a"), (b"Upgrade", b"websocket"), (b"Connection", b"upgrade")]
+
+
+# -------------------------------------------------------------- framing fields
+
+
+@pytest.mark.parametrize("fields,framing,expected", [
+    ([(b"Content-Length", b"0003 ")], Framing(LENGTH, 3), [(b"Content-Length", b"3")]),
+    ([(b"Content-Length", b"0")], Framing(LENGTH, 0), [(b"Content-Length", b"0")]),
+    ([(b"Transfer-Encoding", b"CHUNKED")], Framing(CHUNKED),
+     [(b"Transfer-Encoding", b"chunked")]),
+])
+def test_framing_fields_are_reemitted_canonically(fields, framing, expected):
+    _, _, _, out = write(RequestHeadWriter(), [(b"Host", b"a")] + fields, framing)
+    assert out == [(b"Host", b"a")] + expected
+
+
+def test_response_without_body_keeps_its_content_length():
+    writer = ResponseHeadWriter()
+    head = writer.write("1.1", 304, b"Not Modified", [(b"Content-Length", b"512")],
+                        Framing(NONE), True, "1.1", CTX)
+    assert head == b"HTTP/1.1 304 Not Modified\r\nContent-Length: 512\r\n\r\n"
+
+
+# -------------------------------------------------------- Connection emitted
+
+
+@pytest.mark.parametrize("version,keep,expected", [
+    # Observed with HAProxy 2.6 (see module doc of haply.http.headers).
+    ("1.1", True, None), ("1.0", True, b"keep-alive"),
+    ("1.1", False, b"close"), ("1.0", False, None),
+])
+def test_connection_towards_the_server(version, keep, expected):
+    headers = [(b"Host", b"a"), (b"Connection", b"close")]
+    _, _, got_version, out = write(RequestHeadWriter(), headers, keep_alive=keep,
+                                   version=version)
+    assert got_version == version
+    connection = [v for n, v in out if n.lower() == b"connection"]
+    assert connection == ([] if expected is None else [expected])
+
+
+@pytest.mark.parametrize("request_version,keep,framing,expected", [
+    ("1.1", True, Framing(LENGTH, 2), None),
+    ("1.0", True, Framing(LENGTH, 2), b"Connection: keep-alive\r\n"),
+    ("1.1", False, Framing(LENGTH, 2), b"Connection: close\r\n"),
+    ("1.0", False, Framing(LENGTH, 2), b"Connection: close\r\n"),
+    ("1.1", True, Framing(UNTIL_CLOSE), b"Connection: close\r\n"),
+])
+def test_connection_towards_the_client(request_version, keep, framing, expected):
+    head = ResponseHeadWriter().write(
+        "1.1", 200, b"OK", [(b"Content-Length", b"2"), (b"Connection", b"close")], framing,
+        keep, request_version, CTX)
+    assert head.count(b"Connection") == (0 if expected is None else 1)
+    if expected:
+        assert expected in head
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+# ------------------------------------------------------------------ forwardfor
+
+
+def ff_writer(frontend=None, backend=None):
+    return RequestHeadWriter((), compile_forward_for(frontend, backend))
+
+
+def test_forwardfor_appends_the_client_address_last():
+    headers = [(b"Host", b"a"), (b"X-Forwarded-For", b"10.9.9.9")]
+    _, _, _, out = write(ff_writer(ForwardFor()), headers)
+    assert out == [(b"Host", b"a"), (b"X-Forwarded-For", b"10.9.9.9"),
+                   (b"X-Forwarded-For", b"192.0.2.7")]
+
+
+def test_forwardfor_custom_header_backend_name_wins():
+    _, _, _, out = write(ff_writer(ForwardFor(header="X-Fe"), ForwardFor(header="X-Client")),
+                         [(b"Host", b"a")])
+    assert out[-1] == (b"X-Client", b"192.0.2.7")
+
+
+@pytest.mark.parametrize("src,network,added", [
+    ("127.0.0.1", "127.0.0.1", False), ("127.0.0.2", "127.0.0.1", True),
+    ("10.1.2.3", "10.0.0.0/8", False), ("::ffff:10.1.2.3", "10.0.0.0/8", False),
+    ("::1", "10.0.0.0/8", True), ("fd00::5", "fd00::/8", False), ("", "10.0.0.0/8", True),
+])
+def test_forwardfor_except(src, network, added):
+    ctx = SampleContext(src, 1, "127.0.0.1", 80)
+    _, _, _, out = write(ff_writer(ForwardFor(except_network=network)), [(b"Host", b"a")],
+                         ctx=ctx)
+    assert (b"x-forwarded-for" in names(out)) is added
+
+
+def test_forwardfor_mapped_ipv6_prints_as_ipv4():
+    ctx = SampleContext("::ffff:192.0.2.9", 1, "::", 80)
+    _, _, _, out = write(ff_writer(ForwardFor()), [], ctx=ctx)
+    assert out == [(b"X-Forwarded-For", b"192.0.2.9")]
+
+
+def test_forwardfor_except_needs_every_enabling_proxy_to_except():
+    writer = ff_writer(ForwardFor(except_network="127.0.0.0/8"), ForwardFor())
+    ctx = SampleContext("127.0.0.1", 1, "127.0.0.1", 80)
+    assert b"x-forwarded-for" in names(write(writer, [], ctx=ctx)[3])
+
+
+def test_forwardfor_if_none():
+    writer = ff_writer(ForwardFor(if_none=True))
+    assert write(writer, [(b"x-forwarded-for", b"1.1.1.1")])[3] == \
+        [(b"x-forwarded-for", b"1.1.1.1")]
+    assert write(writer, [])[3] == [(b"X-Forwarded-For", b"192.0.2.7")]
+    # if-none counts only when every enabling proxy says it.
+    both = ff_writer(ForwardFor(if_none=True), ForwardFor())
+    assert len(write(both, [(b"x-forwarded-for", b"1.1.1.1")])[3]) == 2
+
+
+def test_forwardfor_comes_after_rules():
+    ops = compile_header_rules([rule("del-header", "X-Forwarded-For")])
+    writer = RequestHeadWriter(ops, compile_forward_for(ForwardFor(), None))
+    assert write(writer, [(b"X-Forwarded-For", b"6.6.6.6")])[3] == \
+        [(b"X-Forwarded-For", b"192.0.2.7")]
+
+
+def test_forwardfor_invalid_network():
+    with pytest.raises(ValueError, match="invalid network"):
+        compile_forward_for(ForwardFor(except_network="10.0.0.300/8"), None)
+
+
+# --------------------------------------------------------------- header rules
+
+
+def test_set_add_del_in_order_case_insensitive():
+    ops = compile_header_rules([
+        rule("add-header", "X-Tag", "one"),
+        rule("set-header", "x-forwarded-proto", "https"),
+        rule("del-header", "x-secret"),
+        rule("add-header", "X-Tag", "two"),
+        rule("redirect", "ignored"),  # not a header action: left to other layers
+    ])
+    headers = [(b"Host", b"a"), (b"X-Forwarded-Proto", b"http"), (b"X-SECRET", b"s"),
+               (b"x-forwarded-proto", b"ftp"), (b"X-Tag", b"zero")]
+    _, _, _, out = write(RequestHeadWriter(ops), headers)
+    assert out == [(b"Host", b"a"), (b"X-Tag", b"zero"), (b"X-Tag", b"one"),
+                   (b"x-forwarded-proto", b"https"), (b"X-Tag", b"two")]
+
+
+def test_later_rules_see_fields_added_by_earlier_ones():
+    ops = compile_header_rules([rule("add-header", "X-A", "1"), rule("del-header", "x-a"),
+                                rule("add-header", "X-B", "1"), rule("set-header", "X-B", "2")])
+    assert write(RequestHeadWriter(ops), [])[3] == [(b"X-B", b"2")]
+
+
+def test_dynamic_values_and_conditions():
+    seen = []
+
+    def compile_condition(condition):
+        def check(ctx):
+            seen.append(ctx)
+            return ctx.ssl_fc == b"1"
+        return check
+
+    cond = Condition(False, ((),))
+    ops = compile_header_rules([
+        rule("set-header", "X-Forwarded-Proto", "https", cond),
+        rule("add-header", "X-Client", "%[src]:%[src_port] via %fi:%fp %% ssl=%[ssl_fc]"),
+    ], compile_condition)
+    writer = RequestHeadWriter(ops)
+    plain = write(writer, [])[3]
+    assert plain == [(b"X-Client", b"192.0.2.7:40000 via 127.0.0.1:8080 % ssl=0")]
+    tls = SampleContext("192.0.2.7", 40000, "127.0.0.1", 8443, ssl_fc=True)
+    assert write(writer, [], ctx=tls)[3][0] == (b"X-Forwarded-Proto", b"https")
+    assert seen == [CTX, tls]
+
+
+def test_condition_without_evaluator_is_a_config_error():
+    with pytest.raises(ValueError, match=r"haproxy.cfg:12: set-header: .*ACL"):
+        compile_header_rules([rule("set-header", "X", "1", Condition(False, ((),)))])
+
+
+def test_response_rules():
+    ops = compile_header_rules([rule("del-header", "Server"),
+                                rule("set-header", "Strict-Transport-Security",
+                                     "max-age=31536000")])
+    head = ResponseHeadWriter(ops).write(
+        "1.1", 200, b"OK", [(b"Server", b"Apache"), (b"Content-Length", b"2")],
+        Framing(LENGTH, 2), True, "1.1", CTX)
+    assert head == (b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=31536000\r\n"
+                    b"Content-Length: 2\r\n\r\n")
+
+
+# -------------------------------------------------------------- compile_value
+
+
+@pytest.mark.parametrize("fmt,expected", [
+    ("", b""), ("https", b"https"), ("100%%", b"100%"), ("%%%%", b"%%"),
+    ("%[src]", b"192.0.2.7"), ("%ci:%cp", b"192.0.2.7:40000"), ("%[ dst ]", b"127.0.0.1"),
+    ("a%[dst_port]b", b"a8080b"), ("caf\u00e9", "caf\u00e9".encode()),
+])
+def test_compile_value(fmt, expected):
+    value = compile_value(fmt)
+    assert (value if isinstance(value, bytes) else value(CTX)) == expected
+
+
+def test_literal_value_compiles_to_bytes():
+    assert compile_value("plain") == b"plain"
+
+
+@pytest.mark.parametrize("fmt,words", [
+    ("%", "'%'"), ("50%", "'%'"), ("%[req.hdr(host)]", "%[req.hdr(host)]"),
+    ("%[src,ipmask(24)]", "%[src,ipmask(24)]"), ("%{+Q}ci", "'%{'"), ("%[src", "missing"),
+    ("%HM", "'%HM'"), ("a\r\nX-Evil: 1", "control character"), ("\x00", "control"),
+])
+def test_compile_value_refuses(fmt, words):
+    with pytest.raises(ValueError) as info:
+        compile_value(fmt)
+    assert words in str(info.value)
+    if "unsupported" in str(info.value):
+        assert "%[src]" in str(info.value)  # the message lists what is supported
+
+
+def test_invalid_rule_name():
+    with pytest.raises(ValueError, match="haproxy.cfg:12: add-header: invalid header name"):
+        compile_header_rules([rule("add-header", "X Y", "1")])
+
+
+# ------------------------------------------------------------------ for_route
+
+
+def test_for_route_orders_rules_like_haproxy():
+    fe = Proxy("fe", "frontend", mode="http", forward_for=ForwardFor(),
+               http_request_rules=(rule("add-header", "X-Order", "fe"),),
+               http_response_rules=(rule("add-header", "X-Order", "fe"),))
+    be = Proxy("be", "backend", mode="http",
+               http_request_rules=(rule("add-header", "X-Order", "be"),),
+               http_response_rules=(rule("add-header", "X-Order", "be"),))
+    request_writer, response_writer = for_route(fe, be)
+    assert write(request_writer, [])[3] == [(b"X-Order", b"fe"), (b"X-Order", b"be"),
+                                            (b"X-Forwarded-For", b"192.0.2.7")]
+    head = response_writer.write("1.1", 200, b"OK", [], Framing(LENGTH, 0), True, "1.1", CTX)
+    assert head.index(b"X-Order: be") < head.index(b"X-Order: fe")
+
+
+def test_for_route_listen_uses_its_rules_once():
+    listen = Proxy("api", "listen", mode="http",
+                   http_request_rules=(rule("add-header", "X-Once", "1"),))
+    request_writer, _ = for_route(listen, listen)
+    assert write(request_writer, [])[3] == [(b"X-Once", b"1")]
+
+
+# ------------------------------------------------------------------ hypothesis
+
+_token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_!#",
+                 min_size=1, max_size=12).map(str.encode)
+_value = st.binary(max_size=20).map(lambda v: bytes(b for b in v if b >= 0x20 and b != 0x7f)
+                                    .strip(b" "))
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=st.lists(st.tuples(_token, _value), max_size=15),
+       framing=st.sampled_from([Framing(NONE), Framing(LENGTH, 5), Framing(CHUNKED)]),
+       keep=st.booleans(), version=st.sampled_from(["1.0", "1.1"]))
+def test_written_requests_always_parse_and_keep_end_to_end_fields(fields, framing, keep,
+                                                                  version):
+    writer = RequestHeadWriter((), compile_forward_for(ForwardFor(), None))
+    method, url, got_version, out = write(writer, fields, framing, keep, version)
+    assert (method, url, got_version) == (b"GET", b"/p?q", version)
+    dropped = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade",
+               b"content-length", b"transfer-encoding"}
+    from haply.http.framing import connection_options
+    dropped |= connection_options(fields) - {b"host"}
+    kept = [(n, v) for n, v in fields if n.lower() not in dropped]
+    assert out[:len(kept)] == kept
+    assert (b"X-Forwarded-For", b"192.0.2.7") in out[len(kept):]
