@@ -359,18 +359,25 @@ def run_wrk(scenario: Scenario, port: int, duration: float, cpu: int | None,
                          timeout=duration + 60, stdin=subprocess.DEVNULL)
     with open(log, "a") as f:
         f.write(f"$ {shlex.join(command)}\n{out.stdout}{out.stderr}\n")
-    m = WRK_REQUESTS.search(out.stdout)
-    if out.returncode != 0 or not m:
+    if out.returncode != 0 or not parse_wrk(out.stdout, run):
         raise RuntimeError(f"wrk failed (status {out.returncode}):\n{out.stdout}{out.stderr}")
+
+
+def parse_wrk(text: str, run: Run) -> bool:
+    """Fills run from wrk's report; False if the report has no request count."""
+    m = WRK_REQUESTS.search(text)
+    if not m:
+        return False
     run.requests = int(m.group(1))
     run.seconds = float(m.group(2)) * UNITS[m.group(3)]
     run.rps = run.requests / run.seconds if run.seconds else 0.0
-    if t := WRK_TRANSFER.search(out.stdout):
+    if t := WRK_TRANSFER.search(text):
         run.mbytes_per_s = float(t.group(1)) * SIZES[t.group(2)] / 1e6
-    if e := WRK_ERRORS.search(out.stdout):
+    if e := WRK_ERRORS.search(text):
         run.errors = sum(int(x) for x in e.groups())
-    if n := WRK_NON2XX.search(out.stdout):
+    if n := WRK_NON2XX.search(text):
         run.non_2xx = int(n.group(1))
+    return True
 
 
 # The client side of the idle scenario, in its own process so that its sockets
