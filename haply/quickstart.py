@@ -38,6 +38,9 @@ BACKEND_NAMES = ("web1", "web2", "web3")
 # 6 requests over 3 round-robin servers: each server should answer twice.
 CHECK_REQUESTS = 6
 HEALTH_PATH = "/healthz"
+# Asked through the proxy until it answers: each backend answers with its name only,
+# and does not print it, so waiting stays out of the request log.
+READY_PATH = "/ready"
 # Long enough for the interpreter to start, the config to load and the first
 # health checks (`inter 2s`) to pass on a loaded machine; bounded so a proxy that
 # never answers fails the check instead of hanging it.
@@ -58,6 +61,8 @@ class _BackendHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.path == HEALTH_PATH:
             body = b"ok\n"
+        elif self.path == READY_PATH:
+            body = f"{self.server.name}\n".encode()
         else:
             xff = self.headers.get("X-Forwarded-For", "-")
             body = (f"{self.server.name} answered {self.command} {self.path}"
@@ -149,18 +154,25 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         conn.close()
 
 
-def wait_ready(proc: subprocess.Popen, port: int, stop: threading.Event) -> str | None:
-    """Waits until the proxy answers 200; returns None when ready, else why not."""
+def wait_ready(proc: subprocess.Popen, port: int, stop: threading.Event,
+               expect: tuple[str, ...] = ()) -> str | None:
+    """Waits until the proxy answers 200 (and, if `expect` is given, until each of
+    those backends has answered once); returns None when ready, else why not."""
     deadline = time.monotonic() + READY_TIMEOUT
     last = "no answer yet"
+    seen: set[str] = set()
     while time.monotonic() < deadline and not stop.is_set():
         if proc.poll() is not None:
             return f"the proxy exited with status {proc.returncode} before answering"
         try:
-            status, _ = http_get(port, HEALTH_PATH)
+            status, body = http_get(port, READY_PATH)
             if status == 200:
-                return None
-            last = f"last answer was HTTP {status}"
+                seen.add(body.strip())
+                if all(name in seen for name in expect):
+                    return None
+                last = "answers so far from " + ", ".join(sorted(seen))
+            else:
+                last = f"last answer was HTTP {status}"
         except OSError as exc:
             last = f"last attempt: {exc}"
         stop.wait(READY_POLL_INTERVAL)
@@ -294,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_signals(stop):
             proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
-            problem = wait_ready(proc, port, stop)
+            # --check waits until every server is in rotation, so that the requests
+            # it counts show round robin rather than health checks still rising
+            problem = wait_ready(proc, port, stop, BACKEND_NAMES if args.check else ())
             if problem == "stopped":
                 return 0
             if problem:
