@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from haply.config import acl as acls
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
-    KEYWORDS, LEGACY, SECTIONS, UNSUPPORTED, UNSUPPORTED_SECTIONS, FAMILIES, Keyword, lookup, suggest,
+    KEYWORDS, LEGACY, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, FAMILIES, Keyword, lookup, suggest,
 )
 from haply.config.lexer import Line, Word, split_lines
 from haply.config.model import (
@@ -360,7 +360,9 @@ class _Parser:
             raise ParseError(
                 f"invalid {kind} name '{name}': use letters, digits, '-', '_', '.' and ':'"
             )
-        base = self.carry.last_defaults
+        # A defaults section starts from the documented defaults (manual 4), a
+        # proxy from the last defaults section.
+        base = ProxyState() if kind == "defaults" else self.carry.last_defaults
         if parent is not None:
             base = self.carry.named_defaults.get(parent)
             if base is None:
@@ -1405,7 +1407,11 @@ HANDLERS: dict[str, Handler] = {
         "show-legends", "scope", "admin",
     )},
     **{f"timeout {name.replace('_', '-')}": _timeout(name) for name in Timeouts.__dataclass_fields__},
-    **{name: _option(name.split(" ", 1)[1]) for name in KEYWORDS if name.startswith("option ")},
+    **{
+        name: _option(name.split(" ", 1)[1])
+        for name, row in KEYWORDS.items()
+        if name.startswith("option ") and row.status == SUPPORTED
+    },
 }
 
 
@@ -1413,7 +1419,16 @@ HANDLERS: dict[str, Handler] = {
 
 
 def validate(config: Config, diagnostics: Diagnostics) -> None:
-    """Checks that need every proxy of every file: names, references, modes."""
+    """Checks that need every proxy of every file: names, references, modes.
+    Reported in file and line order."""
+    found = Diagnostics()
+    _validate(config, found)
+    order = {name: index for index, name in enumerate(config.sources)}
+    found.items.sort(key=lambda d: (order.get(d.location.file, len(order)), d.location.line))
+    diagnostics.items.extend(found.items)
+
+
+def _validate(config: Config, diagnostics: Diagnostics) -> None:
     frontends: dict[str, Proxy] = {}
     backends: dict[str, Proxy] = {}
     for proxy in config.proxies:

@@ -281,8 +281,10 @@ def suggest(name: str, section: str) -> str | None:
     """The closest keyword allowed in this section, for "did you mean"."""
     letter = SECTION_LETTERS.get(section, "")
     candidates = [k for k, row in KEYWORDS.items() if letter in row.sections and row.status != UNSUPPORTED]
-    if " " not in name and name in FAMILIES:
-        return None
+    if " " not in name:
+        if name in FAMILIES:
+            return None
+        candidates += [family for family in FAMILIES if any(k.startswith(family + " ") for k in candidates)]
     family = name.split(" ", 1)[0]
     if " " in name and family in FAMILIES:
         candidates = [k for k in candidates if k.startswith(family + " ")] or candidates

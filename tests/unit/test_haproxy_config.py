@@ -1,0 +1,757 @@
+"""haproxy.cfg parsing: every keyword, defaults inheritance, legacy forms,
+validation, error messages with file:line, and the loader around it."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import haply.config as config_package
+from haply.config import ConfigError, Dialect, detect, load
+from haply.config.haproxy import HANDLERS
+from haply.config.keywords import KEYWORDS, LEGACY, SUPPORTED, UNSUPPORTED
+from haply.config.model import ForwardFor, HttpCheck, TcpCheckStep
+
+ERRORS_DIR = Path("/etc/haproxy/errors")  # shipped by Debian's haproxy package
+
+DEFAULTS = """\
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+"""
+
+
+def write(tmp_path, text, name="haproxy.cfg"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load_text(tmp_path, text, environ=None, name="haproxy.cfg"):
+    return load([str(write(tmp_path, text, name))], environ or {})
+
+
+def messages(tmp_path, text, environ=None):
+    """Every error as 'LINE: message'."""
+    with pytest.raises(ConfigError) as error:
+        load_text(tmp_path, text, environ)
+    return [f"{d.location.line}: {d.message}" for d in error.value.diagnostics if d.severity == "error"]
+
+
+def warnings(loaded):
+    return [f"{d.location.line}: {d.message}" for d in loaded.diagnostics.warnings]
+
+
+# ----------------------------------------------------------------------- global
+
+
+def test_global_keywords(tmp_path):
+    loaded = load_text(tmp_path, """\
+        global
+            maxconn 4000
+            daemon
+            pidfile /run/haply.pid
+            user haproxy
+            group haproxy
+            chroot /var/lib/haproxy
+            nbthread 4
+            spread-checks 5
+            hard-stop-after 1m
+            stats timeout 30s
+            ssl-default-bind-ciphers ECDHE-RSA-AES128-GCM-SHA256
+            ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+            ca-base /etc/ssl/certs
+        """)
+    g = loaded.config.global_
+    assert (g.maxconn, g.daemon, g.pidfile, g.user, g.group, g.chroot, g.nbthread) == (
+        4000, True, "/run/haply.pid", "haproxy", "haproxy", "/var/lib/haproxy", 4)
+    assert (g.spread_checks, g.hard_stop_after, g.stats_timeout) == (5, 60.0, 30.0)
+    assert dict(g.extra) == {
+        "ssl-default-bind-ciphers": ("ECDHE-RSA-AES128-GCM-SHA256",),
+        "ssl-default-bind-options": ("ssl-min-ver", "TLSv1.2", "no-tls-tickets"),
+        "ca-base": ("/etc/ssl/certs",),
+    }
+
+
+def test_global_log_lines(tmp_path):
+    g = load_text(tmp_path, """\
+        global
+            log /dev/log local0
+            log 127.0.0.1:514 len 2048 format rfc5424 local1 notice err
+            log stdout format raw daemon
+            log [::1]:514 local2 info
+        """).config.global_
+    first, second, third, fourth = g.logs
+    assert (first.address, first.facility, first.level, first.length) == ("/dev/log", "local0", None, 1024)
+    assert (second.address, second.facility, second.level, second.max_level, second.length, second.format) == (
+        "127.0.0.1:514", "local1", "notice", "err", 2048, "rfc5424")
+    assert (third.address, third.format, third.facility) == ("stdout", "raw", "daemon")
+    assert fourth.address == "[::1]:514"
+    assert first.location.line == 2
+
+
+def test_stats_sockets(tmp_path):
+    g = load_text(tmp_path, """\
+        global
+            stats socket /run/haproxy/admin.sock mode 660 level admin expose-fd listeners
+            stats socket ipv4@127.0.0.1:9999 level user
+            stats socket /tmp/plain
+        """).config.global_
+    admin, tcp, plain = g.stats_sockets
+    assert (admin.path, admin.mode, admin.level, admin.options) == (
+        "/run/haproxy/admin.sock", 0o660, "admin", (("expose-fd", "listeners"),))
+    assert (tcp.path, tcp.level) == ("ipv4@127.0.0.1:9999", "user")
+    assert (plain.mode, plain.level) == (None, "operator")
+
+
+def test_several_global_sections_merge(tmp_path):
+    g = load_text(tmp_path, """\
+        global
+            maxconn 100
+            log /dev/log local0
+        global
+            daemon
+            log /dev/log local1
+        """).config.global_
+    assert (g.maxconn, g.daemon, [l.facility for l in g.logs]) == (100, True, ["local0", "local1"])
+
+
+# ---------------------------------------------------------------------- proxies
+
+
+def test_bind_forms(tmp_path):
+    proxy = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind 10.0.0.11:443
+            bind *:80,:81
+            bind :::8080 v4v6
+            bind [::1]:9000
+            bind ipv6@::1:9001
+            bind 127.0.0.1:8000-8002 name web backlog 100
+            bind fd@3
+            default_backend b
+        backend b
+            server s 127.0.0.1:1
+        """).config.proxy("f")
+    assert [(b.host, b.port, b.fd) for b in proxy.binds] == [
+        ("10.0.0.11", 443, None), ("*", 80, None), ("", 81, None), ("::", 8080, None),
+        ("::1", 9000, None), ("::1", 9001, None), ("127.0.0.1", 8000, None), ("127.0.0.1", 8001, None),
+        ("127.0.0.1", 8002, None), ("", 0, 3),
+    ]
+    assert proxy.binds[3].options == (("v4v6", ""),)
+    assert proxy.binds[6].options == (("name", "web"), ("backlog", "100"))
+    assert proxy.binds[0].location.line == 7
+
+
+def test_bind_errors(tmp_path):
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend f
+            bind 10.0.0.11
+            bind 10.0.0.11:70000
+            bind 10.0.0.11:90-80
+            bind <Virtual IP>:443
+            bind 10.0.0.1:80 accept-proxy
+            bind 10.0.0.1:80 frobnicate
+            bind 10.0.0.1:80 ssl crt /nonexistent/cert.pem
+            bind unix@/run/x.sock
+        """) == [
+        "7: missing port in bind address '10.0.0.11': expected ADDR:PORT such as 10.0.0.11:443 or *:80",
+        "8: port in '10.0.0.11:70000' '70000' is out of range: expected between 1 and 65535",
+        "9: invalid port range '90-80' in '10.0.0.11:90-80': the first port is higher than the last",
+        "10: invalid bind address '<Virtual IP>:443': it looks like a placeholder; replace it with an address such as 10.0.0.11:443",
+        "11: bind option 'accept-proxy' is not supported by haply",
+        "12: unknown bind option 'frobnicate'",
+        "13: bind option 'crt /nonexistent/cert.pem': no such file or directory",
+        "14: bind address 'unix@/run/x.sock' is not supported by haply: only TCP over IPv4/IPv6 and fd@N are",
+    ]
+
+
+def test_proxy_keywords(tmp_path):
+    loaded = load_text(tmp_path, """\
+        defaults
+            mode http
+            timeout connect 5s
+            timeout client 1m
+            timeout server 1m
+            timeout queue 30s
+            timeout http-request 10s
+            timeout http-keep-alive 2s
+            timeout tunnel 1h
+            timeout check 3s
+            timeout client-fin 1s
+            timeout server-fin 2s
+            retries 2
+            retry-on conn-failure empty-response 503
+            option redispatch
+            option forwardfor except 127.0.0.0/8 header X-Real-IP if-none
+            option http-server-close
+            option httplog clf
+            option dontlognull
+            log global
+        frontend f
+            bind :80
+            maxconn 1000
+            monitor-uri /healthz
+            description Public entry
+            log-format "%ci %ST"
+            default_backend b
+        backend b
+            balance url_param session check_post
+            hash-type consistent djb2 avalanche
+            option allbackups
+            server s 127.0.0.1:81
+        """)
+    f, b = loaded.config.proxies
+    t = f.timeouts
+    assert (t.connect, t.client, t.server, t.queue, t.http_request, t.http_keep_alive, t.tunnel, t.check,
+            t.client_fin, t.server_fin) == (5, 60, 60, 30, 10, 2, 3600, 3, 1, 2)
+    assert (f.maxconn, f.monitor_uri, f.description, f.log_format, f.dontlognull) == (
+        1000, "/healthz", "Public entry", "%ci %ST", True)
+    assert f.forward_for == ForwardFor("X-Real-IP", "127.0.0.0/8", True)
+    assert f.http_connection_mode == "server-close"
+    assert [l.address for l in f.logs] == ["global"]
+    assert (b.retries, b.retry_on, b.redispatch, b.allbackups) == (
+        2, frozenset({"conn-failure", "empty-response", "503"}), True, True)
+    assert (b.balance, b.balance_arg, b.balance_options) == ("url_param", "session", ("check_post",))
+    assert (b.hash_type, b.hash_function, b.hash_modifier) == ("consistent", "djb2", "avalanche")
+    assert b.log_format == "%ci %ST" or b.log_format == "httplog clf"
+    assert f.default_backend == "b" and f.default_backend_location.line == 27
+
+
+@pytest.mark.parametrize(
+    "line, algorithm, arg, options",
+    [
+        ("balance roundrobin", "roundrobin", None, ()),
+        ("balance static-rr", "static-rr", None, ()),
+        ("balance leastconn", "leastconn", None, ()),
+        ("balance first", "first", None, ()),
+        ("balance source", "source", None, ()),
+        ("balance uri whole depth 3", "uri", None, ("whole", "depth", "3")),
+        ("balance hdr(Host) use_domain_only", "hdr", "Host", ("use_domain_only",)),
+        ("balance random", "random", None, ()),
+        ("balance random(3)", "random", "3", ()),
+    ],
+)
+def test_balance(tmp_path, line, algorithm, arg, options):
+    b = load_text(tmp_path, DEFAULTS + f"backend b\n    {line}\n").config.proxy("b")
+    assert (b.balance, b.balance_arg, b.balance_options) == (algorithm, arg, options)
+
+
+def test_retry_on_special_values(tmp_path):
+    text = DEFAULTS + "backend a\n    retry-on all-retryable-errors\nbackend b\n    retry-on none\n"
+    a, b = load_text(tmp_path, text).config.proxies
+    assert a.retry_on == frozenset({"conn-failure", "empty-response", "junk-response", "response-timeout",
+                                     "0rtt-rejected", "500", "502", "503", "504"})
+    assert b.retry_on == frozenset()
+
+
+def test_connection_modes_and_no_option(tmp_path):
+    text = DEFAULTS.replace("mode http", "mode http\n    option httpclose\n    option dontlognull") + """\
+        listen a
+        listen b
+            no option httpclose
+            no option dontlognull
+        backend c
+            option http-keep-alive
+        """
+    a, b, c = load_text(tmp_path, text).config.proxies
+    assert (a.http_connection_mode, a.dontlognull) == ("close", True)
+    assert (b.http_connection_mode, b.dontlognull) == ("keep-alive", False)
+    assert ("dontlognull" in a.options, "dontlognull" in b.options) == (True, False)
+    assert c.http_connection_mode == "keep-alive"
+
+
+def test_http_rules_and_switching(tmp_path):
+    f = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            acl api path_beg /api
+            acl secure ssl_fc
+            http-request set-header X-Forwarded-Proto https if secure
+            http-request add-header X-Test "a b" unless { src 127.0.0.1 }
+            http-request del-header X-Secret
+            http-request use-service prometheus-exporter if { path /metrics }
+            http-response set-header X-Frame-Options DENY
+            http-response add-header X-A b
+            http-response del-header Server
+            redirect scheme https code 301 if !secure
+            redirect location /new drop-query if { path /old }
+            use_backend api if api
+            default_backend web
+        backend api
+        backend web
+        """).config.proxy("f")
+    rules = [(r.action, r.name, r.value, r.condition is not None) for r in f.http_request_rules]
+    assert rules == [
+        ("set-header", "X-Forwarded-Proto", "https", True), ("add-header", "X-Test", "a b", True),
+        ("del-header", "X-Secret", None, False), ("use-service", "prometheus-exporter", None, True),
+    ]
+    assert f.http_request_rules[1].condition.unless
+    assert [(r.action, r.name, r.value) for r in f.http_response_rules] == [
+        ("set-header", "X-Frame-Options", "DENY"), ("add-header", "X-A", "b"), ("del-header", "Server", None)]
+    scheme, location = f.redirects
+    assert (scheme.kind, scheme.target, scheme.code, scheme.condition.any_of[0][0].negated) == ("scheme", "https", 301, True)
+    assert (location.kind, location.target, location.code, location.options) == ("location", "/new", 302, ("drop-query",))
+    assert [(s.backend, s.condition.any_of[0][0].acl.name) for s in f.backend_switches] == [("api", "api")]
+    assert [a.name for a in f.acls] == ["api", "secure"]
+
+
+def test_errorfile_is_read(tmp_path):
+    page = tmp_path / "503.http"
+    page.write_bytes(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\ndown\n")
+    bad = tmp_path / "bad.http"
+    bad.write_bytes(b"<html>not a response</html>")
+    b = load_text(tmp_path, DEFAULTS + f"backend b\n    errorfile 503 {page}\n").config.proxy("b")
+    assert b.errorfiles == ((503, page.read_bytes()),)
+    assert messages(tmp_path, DEFAULTS + f"""\
+        backend b
+            errorfile 503 {tmp_path}/missing.http
+            errorfile 503 {bad}
+            errorfile 302 {page}
+        """) == [
+        f"7: cannot read errorfile '{tmp_path}/missing.http': No such file or directory",
+        f"8: errorfile '{bad}' does not look like an HTTP response: it must start with a status line such as 'HTTP/1.0 503 Service Unavailable'",
+        "9: errorfile status 302 cannot be customised: expected one of 200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
+    ]
+
+
+def test_debian_errorfiles_load(tmp_path):
+    assert ERRORS_DIR.is_dir(), "Debian's haproxy package provides /etc/haproxy/errors"
+    b = load_text(tmp_path, DEFAULTS + f"backend b\n    errorfile 504 {ERRORS_DIR}/504.http\n").config.proxy("b")
+    assert b.errorfiles[0][1].startswith(b"HTTP/1.0 504")
+
+
+# ---------------------------------------------------------------------- servers
+
+
+def test_server_keywords(tmp_path):
+    b = load_text(tmp_path, DEFAULTS + """\
+        backend b
+            server a1 10.0.0.1:8080 weight 10 maxconn 100 maxqueue 5 check inter 2s fastinter 500ms downinter 5s rise 3 fall 2 port 8081 addr 10.0.0.100 slowstart 30s agent-check agent-port 9999 agent-inter 5s observe layer7 error-limit 5 on-error mark-down on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions id 7 init-addr last,libc,none
+            server a2 api.example.com backup disabled
+            server a3 [::1]:80 ssl verify none sni str(example.com)
+        """).config.proxy("b")
+    a1, a2, a3 = b.servers
+    assert (a1.host, a1.port, a1.weight, a1.maxconn, a1.maxqueue, a1.check) == ("10.0.0.1", 8080, 10, 100, 5, True)
+    assert (a1.inter, a1.fastinter, a1.downinter, a1.rise, a1.fall) == (2.0, 0.5, 5.0, 3, 2)
+    assert (a1.check_port, a1.check_addr, a1.slowstart) == (8081, "10.0.0.100", 30.0)
+    assert (a1.agent_check, a1.agent_port, a1.agent_inter) == (True, 9999, 5.0)
+    assert (a1.observe, a1.error_limit, a1.on_error) == ("layer7", 5, "mark-down")
+    assert (a1.on_marked_down, a1.on_marked_up, a1.id, a1.init_addr) == (
+        "shutdown-sessions", "shutdown-backup-sessions", 7, ("last", "libc", "none"))
+    assert (a2.host, a2.port, a2.backup, a2.disabled, a2.check) == ("api.example.com", None, True, True, False)
+    assert (a3.host, a3.port, a3.extra) == ("::1", 80, (("ssl", ""), ("verify", "none"), ("sni", "str(example.com)")))
+    assert a1.location.line == 7
+
+
+def test_default_server_and_template(tmp_path):
+    text = DEFAULTS + """\
+    default-server inter 3s fall 2
+backend b
+    default-server check rise 4
+    server s1 10.0.0.1:80 fall 9
+    server-template web 3 10.0.0.9:80
+    server-template t 5-6 10.0.0.8:81 no-check
+"""
+    b = load_text(tmp_path, text).config.proxy("b")
+    assert [(s.name, s.host, s.port, s.inter, s.fall, s.rise, s.check) for s in b.servers] == [
+        ("s1", "10.0.0.1", 80, 3.0, 9, 4, True),
+        ("web1", "10.0.0.9", 80, 3.0, 2, 4, True), ("web2", "10.0.0.9", 80, 3.0, 2, 4, True),
+        ("web3", "10.0.0.9", 80, 3.0, 2, 4, True),
+        ("t5", "10.0.0.8", 81, 3.0, 2, 4, False), ("t6", "10.0.0.8", 81, 3.0, 2, 4, False),
+    ]
+
+
+def test_server_errors(tmp_path):
+    assert messages(tmp_path, DEFAULTS + """\
+        backend b
+            server s1 10.0.0.1:80 weight 257
+            server s2 10.0.0.1:70000
+            server s3 10.0.0.1:80 inter 2x
+            server s4 10.0.0.1:80 send-proxy
+            server s5 10.0.0.1:80 bogus
+            server s6 10.0.0.1:+1
+            server s7 10.0.0.1:80 observe layer9
+            server s7 10.0.0.1:81
+            server s7 10.0.0.1:82
+            server s8
+        """) == [
+        "7: weight '257' is out of range: expected between 0 and 256",
+        "8: port of server 's2' '70000' is out of range: expected between 1 and 65535",
+        "9: invalid inter '2x': expected a whole number with an optional unit among us, ms, s, m, h, d (a bare number is milliseconds), e.g. 5s or 2000",
+        "10: server option 'send-proxy' is not supported by haply",
+        "11: unknown server option 'bogus'",
+        "12: port offsets such as '+1' are not supported by haply; give a fixed port",
+        "13: invalid observe mode 'layer9': expected layer4 or layer7",
+        f"15: backend 'b' already has a server named 's7' (at {tmp_path}/haproxy.cfg:14); use distinct names",
+        "16: 'server' expects a name and an address, as in 'server web1 10.0.0.12:80 check'",
+    ]
+
+
+# --------------------------------------------------------------- health checks
+
+
+def test_httpchk_send_expect(tmp_path):
+    b = load_text(tmp_path, DEFAULTS + """\
+        backend b
+            option httpchk GET /health HTTP/1.1
+            http-check send hdr Host api.example.com body ping
+            http-check expect ! rstatus ^5
+        backend legacy
+            option httpchk HEAD / "HTTP/1.1\\r\\nHost: www"
+        backend short
+            option httpchk /ping
+        """).config
+    assert b.proxy("b").check_kind == "http"
+    assert b.proxy("b").http_check == HttpCheck(
+        "GET", "/health", "HTTP/1.1", (("Host", "api.example.com"),), "ping", ("rstatus", "^5"), True)
+    assert b.proxy("legacy").http_check == HttpCheck("HEAD", "/", "HTTP/1.1", (("Host", "www"),))
+    assert b.proxy("short").http_check == HttpCheck("OPTIONS", "/ping")
+
+
+def test_mysql_ssl_hello_and_tcp_check(tmp_path):
+    config = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        backend m
+            option mysql-check user haproxy post-41
+        backend s
+            option ssl-hello-chk
+        backend r
+            option tcp-check
+            tcp-check connect port 6379
+            tcp-check send "PING\\r\\n"
+            tcp-check expect string +PONG
+            tcp-check send-binary 50494e47
+            tcp-check expect ! rstring ^-ERR
+            tcp-check expect binary 2b4f4b
+        """).config
+    m, s, r = config.proxies
+    assert (m.check_kind, m.mysql_check_user, m.mysql_check_post41) == ("mysql", "haproxy", True)
+    assert s.check_kind == "ssl-hello"
+    assert r.check_kind == "tcp-check"
+    assert [(st.action, st.port, st.data, st.match, st.pattern, st.negated) for st in r.tcp_check_steps] == [
+        ("connect", 6379, "", "", "", False), ("send", None, "PING\r\n", "", "", False),
+        ("expect", None, "", "string", "+PONG", False), ("send-binary", None, "50494e47", "", "", False),
+        ("expect", None, "", "rstring", "^-ERR", True), ("expect", None, "", "binary", "2b4f4b", False),
+    ]
+    assert r.tcp_check_steps[0].location.line == 12
+
+
+def test_tcp_check_steps_replace_inherited_ones(tmp_path):
+    config = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp\n    option tcp-check\n    tcp-check send a") + """\
+        backend inherits
+        backend own
+            tcp-check send b
+        """).config
+    assert [s.data for s in config.proxy("inherits").tcp_check_steps] == ["a"]
+    assert config.proxy("own").tcp_check_steps == (TcpCheckStep("send", data="b", location=config.proxy("own").tcp_check_steps[0].location),)
+
+
+# ------------------------------------------------------------------------ stats
+
+
+def test_stats_page(tmp_path):
+    p = load_text(tmp_path, DEFAULTS + """\
+        listen stats
+            bind :8404
+            stats uri /stats
+            stats realm HAProxy\\ Statistics
+            stats auth admin:openstack
+            stats auth ops:se:cret
+            stats refresh 10s
+            stats hide-version
+            stats show-node
+            stats show-legends
+            stats admin if LOCALHOST
+        """).config.proxy("stats")
+    s = p.stats
+    assert (s.enabled, s.uri, s.realm, s.auth, s.refresh) == (
+        True, "/stats", "HAProxy Statistics", (("admin", "openstack"), ("ops", "se:cret")), 10.0)
+    assert (s.hide_version, s.show_node, s.show_legends) == (True, "", True)
+    assert s.admin.any_of[0][0].acl.name == "LOCALHOST"
+    assert p.default_backend == "stats"
+
+
+def test_stats_enable_alone(tmp_path):
+    s = load_text(tmp_path, DEFAULTS + "listen x\n    bind :1\n    stats enable\n").config.proxy("x").stats
+    assert (s.enabled, s.uri) == (True, "/haproxy?stats")
+
+
+# ------------------------------------------------------------------- defaults
+
+
+def test_last_defaults_apply_to_following_proxies(tmp_path):
+    config = load_text(tmp_path, """\
+        defaults
+            mode http
+            timeout client 1s
+        backend a
+        defaults
+            timeout client 2s
+        backend b
+        """).config
+    a, b = config.proxies
+    assert (a.mode, a.timeouts.client) == ("http", 1.0)
+    assert (b.mode, b.timeouts.client) == ("tcp", 2.0)  # a new defaults section resets everything
+
+
+def test_named_defaults_and_from(tmp_path):
+    config = load_text(tmp_path, """\
+        defaults web
+            mode http
+            timeout server 5s
+        defaults tcp from web
+            mode tcp
+        defaults
+            timeout server 9s
+        backend a from web
+        backend b from tcp
+        backend c
+        """).config
+    a, b, c = config.proxies
+    assert (a.mode, a.timeouts.server) == ("http", 5.0)
+    assert (b.mode, b.timeouts.server) == ("tcp", 5.0)
+    assert (c.mode, c.timeouts.server) == ("tcp", 9.0)
+
+
+def test_defaults_carry_over_to_the_next_file(tmp_path):
+    write(tmp_path, "defaults\n    mode http\n", "00-defaults.cfg")
+    write(tmp_path, "global\n    maxconn 7\n", "05-global.cfg")
+    write(tmp_path, "backend b\n", "10-b.cfg")
+    write(tmp_path, "backend ignored\n", "not-a-config.txt")
+    loaded = load([str(tmp_path)], {})
+    assert [p.name for p in loaded.config.proxies] == ["b"]
+    assert loaded.config.proxy("b").mode == "http"
+    assert loaded.config.global_.maxconn == 7
+    assert [Path(s).name for s in loaded.config.sources] == ["00-defaults.cfg", "05-global.cfg", "10-b.cfg"]
+
+
+def test_unknown_defaults_name(tmp_path):
+    assert messages(tmp_path, "backend b from nope\n") == ["1: no defaults section named 'nope' before this line"]
+
+
+# ------------------------------------------------------------------ legacy forms
+
+
+def test_legacy_forms_warn_and_work(tmp_path):
+    loaded = load_text(tmp_path, """\
+        defaults
+            mode http
+            contimeout 5000
+            clitimeout 50000
+            srvtimeout 50000
+            redispatch
+        listen stats 127.0.0.1:8080
+            option forceclose
+        """)
+    p = loaded.config.proxy("stats")
+    assert (p.timeouts.connect, p.timeouts.client, p.timeouts.server, p.redispatch) == (5.0, 50.0, 50.0, True)
+    assert [(b.host, b.port) for b in p.binds] == [("127.0.0.1", 8080)]
+    assert p.http_connection_mode == "close"
+    assert warnings(loaded) == [
+        "3: 'contimeout' is deprecated; write 'timeout connect' instead",
+        "4: 'clitimeout' is deprecated; write 'timeout client' instead",
+        "5: 'srvtimeout' is deprecated; write 'timeout server' instead",
+        "6: 'redispatch' is deprecated; write 'option redispatch' instead",
+        "7: 'listen stats 127.0.0.1:8080' is the pre-1.3 form; write 'listen stats' followed by 'bind 127.0.0.1:8080'",
+        "8: 'option forceclose' is deprecated; write 'option httpclose' instead",
+    ]
+
+
+def test_removed_keywords_name_the_replacement(tmp_path):
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend f
+            reqadd X-Foo:\\ bar
+            rspdel ^Server:.*
+            block if TRUE
+        """) == [
+        "7: 'reqadd' is not supported by haply; use 'http-request add-header' instead",
+        "8: 'rspdel' is not supported by haply; use 'http-response del-header' instead",
+        "9: 'block' is not supported by haply; use 'http-request deny' instead",
+    ]
+
+
+# ------------------------------------------------------------- keyword errors
+
+
+def test_unknown_and_unsupported_keywords(tmp_path):
+    assert messages(tmp_path, """\
+        global
+            maxconnn 10
+            lua-load /x.lua
+        defaults
+            timeout conect 5s
+            optoin httplog
+            option httpclse
+            stick-table type ip size 1m
+        frontend f
+            tcp-request connection reject
+            http-request deny
+            http-request lua.foo
+            server s 1.2.3.4:80
+        backend b
+            default_backend x
+        peers mypeers
+            peer a 127.0.0.1:1
+        listen
+        """) == [
+        "2: unknown keyword 'maxconnn' in 'global' section; did you mean 'maxconn'?",
+        "3: 'lua-load' is not supported by haply",
+        "5: unknown keyword 'timeout conect' in 'defaults' section; did you mean 'timeout connect'?",
+        "6: unknown keyword 'optoin' in 'defaults' section; did you mean 'option'?",
+        "7: unknown keyword 'option httpclse' in 'defaults' section; did you mean 'option httpclose'?",
+        "8: 'stick-table' is not supported by haply",
+        "10: 'tcp-request' is not supported by haply",
+        "11: 'http-request deny' is not supported by haply",
+        "12: 'http-request lua' is not supported by haply",
+        "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend)",
+        "15: 'default_backend' is not allowed in a 'backend' section (allowed in: defaults, frontend, listen)",
+        "16: 'peers' sections are not supported by haply",
+        "18: 'listen' needs a name",
+    ]
+
+
+def test_keyword_outside_section_and_bad_values(tmp_path):
+    assert messages(tmp_path, """\
+        maxconn 10
+        defaults
+            mode ftp
+            timeout client 10x
+            retries many
+            retry-on sometimes
+            balance fastest
+            hash-type magic
+            maxconn
+        """) == [
+        "1: 'maxconn' outside of any section: a file starts with a section keyword (global, defaults, frontend, backend or listen)",
+        "3: unknown mode 'ftp': expected tcp or http",
+        "4: invalid timeout client '10x': expected a whole number with an optional unit among us, ms, s, m, h, d (a bare number is milliseconds), e.g. 5s or 2000",
+        "5: invalid retries 'many': expected a whole number",
+        "6: unknown retry-on event 'sometimes': expected one of 0rtt-rejected, 401, 403, 404, 408, 425, 500, 501, 502, 503, 504, all-retryable-errors, conn-failure, empty-response, junk-response, none, response-timeout",
+        "7: unknown balance algorithm 'fastest': expected roundrobin, static-rr, leastconn, first, source, uri, url_param, hdr(NAME) or random",
+        "8: 'hash-type' expects map-based or consistent",
+        "9: 'maxconn' expects a number (got nothing)",
+    ]
+
+
+def test_lexer_errors_carry_file_and_line(tmp_path):
+    path = write(tmp_path, 'global\n    pidfile "/run/x\n')
+    with pytest.raises(ConfigError) as error:
+        load([str(path)], {})
+    assert str(error.value) == f"{path}:2: error: unterminated double quote starting at column 13"
+
+
+def test_environment_is_expanded_in_quotes(tmp_path):
+    g = load_text(tmp_path, 'global\n    pidfile "${RUN-/run}/haply.pid"\n    user "$WHO"\n', {"WHO": "ops"}).config.global_
+    assert (g.pidfile, g.user) == ("/run/haply.pid", "ops")
+
+
+# ------------------------------------------------------------------- validation
+
+
+def test_references_modes_and_names(tmp_path):
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            use_backend missing if TRUE
+            default_backend tcpback
+        backend tcpback
+            mode tcp
+        backend dup
+        backend dup
+        frontend dup
+            bind :81
+            default_backend web
+        """) == [
+        "8: use_backend 'missing': no backend or listen section named 'missing'",
+        "9: frontend 'f' is in mode http but its backend 'tcpback' is in mode tcp; set 'mode http' on the backend (or 'mode tcp' on the frontend)",
+        f"13: backend 'dup' has the same name as the backend at {tmp_path}/haproxy.cfg:12; proxies with backend capability need distinct names",
+        "16: default_backend 'web': no backend or listen section named 'web'",
+    ]
+
+
+def test_did_you_mean_for_backends(tmp_path):
+    assert messages(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    default_backend webb\nbackend web\n") == [
+        "8: default_backend 'webb': no backend or listen section named 'webb'; did you mean 'web'?"
+    ]
+
+
+def test_frontend_and_backend_may_share_a_name(tmp_path):
+    config = load_text(tmp_path, DEFAULTS + "frontend app\n    bind :80\n    default_backend app\nbackend app\n").config
+    assert [p.kind for p in config.proxies] == ["frontend", "backend"]
+
+
+def test_listen_default_backend_is_itself(tmp_path):
+    p = load_text(tmp_path, DEFAULTS + "listen l\n    bind :80\n    server s 127.0.0.1:81\n").config.proxy("l")
+    assert (p.default_backend, p.is_frontend, p.is_backend) == ("l", True, True)
+
+
+def test_all_errors_are_collected(tmp_path):
+    assert len(messages(tmp_path, "global\n  bogus1\n  bogus2\ndefaults\n  bogus3\n")) == 3
+
+
+# ------------------------------------------------------------------ the loader
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load([str(tmp_path / "nope.cfg")], {})
+    assert "nope.cfg:0: error: cannot read configuration file: No such file or directory" in str(error.value)
+
+
+def test_dialect_detection():
+    names = {
+        ("/etc/keepalived/keepalived.conf", ""): "keepalived",
+        ("dair.pound.cfg", ""): "pound",
+        ("/etc/monit/monitrc", ""): "monit",
+        ("x.conf", "vrrp_instance VI_1 {\n"): "keepalived",
+        ("x.cfg", "# c\nListenHTTP\n"): "pound",
+        ("x.cfg", "check process x\n"): "monit",
+        ("x.cfg", "global\n"): "haproxy",
+        ("haproxy.cfg", ""): "haproxy",
+    }
+    for (path, text), dialect in names.items():
+        assert detect(path, text).name == dialect, path
+
+
+def test_dialect_without_parser_is_an_error(tmp_path, monkeypatch):
+    row = Dialect("example", ("example-dialect",), (), "haply.config.no_such_dialect_module")
+    monkeypatch.setattr(config_package, "DIALECTS", (row, *config_package.DIALECTS))
+    path = write(tmp_path, "anything\n", "my.example-dialect.conf")
+    with pytest.raises(ConfigError) as error:
+        load([str(path)], {})
+    assert "file is in example syntax, whose parser is not available in this haply yet" in str(error.value)
+
+
+def test_dialect_table_plugs_in_a_parser(tmp_path, monkeypatch):
+    from haply.config.model import Config
+
+    def parse(text, filename, environ, diagnostics):
+        return Config(sources=(filename,), programs=(text.strip(),))
+
+    import types, sys
+    module = types.ModuleType("haply_test_dialect")
+    module.parse = parse
+    monkeypatch.setitem(sys.modules, "haply_test_dialect", module)
+    row = Dialect("toy", ("toy",), (), "haply_test_dialect")
+    monkeypatch.setattr(config_package, "DIALECTS", (row, *config_package.DIALECTS))
+    write(tmp_path, "hello\n", "a.toy")
+    write(tmp_path, DEFAULTS + "backend b\n", "b.cfg")
+    loaded = load([str(tmp_path / "a.toy"), str(tmp_path / "b.cfg")], {})
+    assert loaded.config.programs == ("hello",)
+    assert [p.name for p in loaded.config.proxies] == ["b"]
+
+
+# --------------------------------------------------------------- keyword table
+
+
+def test_every_keyword_has_a_handler_and_back():
+    accepted = {name for name, row in KEYWORDS.items() if row.status == SUPPORTED}
+    assert accepted == set(HANDLERS)
+    for row in KEYWORDS.values():
+        if row.status == LEGACY:
+            assert KEYWORDS[row.modern].status == SUPPORTED, row.name
+        assert row.sections and set(row.sections) <= set("gdflb"), row.name
+        assert row.description, row.name
+    assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
