@@ -318,6 +318,8 @@ _FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding"))
 # Connection options that never remove a field (RFC 9110 §7.6.1 abuse such as
 # "Connection: close, Host"); framing fields are re-emitted anyway.
 _PROTECTED = frozenset((b"host", b"content-length", b"transfer-encoding"))
+# Connection options that are not field names to remove (or are protected).
+_NOT_FIELD_OPTIONS = _PROTECTED | {b"close", b"keep-alive", b"upgrade"}
 _VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 _CONN_CLOSE = b"Connection: close\r\n"
 _CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
@@ -338,38 +340,68 @@ class _HeadWriter:
         self._static_added = added
         base = _HOP_BY_HOP | self._static_deleted
         # (framed?, upgrade?) -> names dropped from the received fields
-        self._drop = {
+        drops = {
             (False, False): base,
             (True, False): base | _FRAMING_FIELDS,
             (False, True): base - {b"upgrade"},
             (True, True): (base | _FRAMING_FIELDS) - {b"upgrade"},
         }
+        # (framed?, upgrade?) -> (names dropped, lengths of those names)
+        self._drop = {key: (names, frozenset(map(len, names))) for key, names in drops.items()}
 
     def _fields(self, out: list, headers: Headers, framing: Framing, upgrade: bool,
                 ctx, options: frozenset[bytes] | None, ff_lname: bytes | None
                 ) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Append kept fields to out; return (fields the rules add, ff name seen)."""
+        """Append kept fields to out; return (fields the rules add, ff name seen).
+
+        A field name is lower-cased only when its length is that of a name to
+        drop (or of the forwardfor name), so most fields cost a len() and a
+        set lookup. Connection options are gathered in the same pass unless
+        the caller passes them; the rare options naming other fields are then
+        applied by filtering `out` afterwards.
+        """
         framed = framing.kind == LENGTH or framing.kind == CHUNKED
-        drop = self._drop[framed, upgrade]
+        drop, lengths = self._drop[framed, upgrade]
         if self.static:
             added = self._static_added
         else:
             deleted, added = _run_ops(self.ops, ctx)
             if deleted:
                 drop = drop | deleted
-        if options is None:
-            options = connection_options(headers)
-        extra = options - _PROTECTED - {b"close", b"keep-alive", b"upgrade"}
-        if extra:
-            drop = drop | extra
+                lengths = lengths | set(map(len, deleted))
+        if options is not None:
+            extra = options - _NOT_FIELD_OPTIONS
+            if extra:
+                drop = drop | extra
+                lengths = lengths | set(map(len, extra))
+        ff_size = len(ff_lname) if ff_lname is not None else -1
+        collected: list[bytes] | None = None
+        start = len(out)
         seen = False
         for name, value in headers:
-            lname = name.lower()
-            if lname in drop:
-                continue
-            if lname == ff_lname:
+            size = len(name)
+            if size in lengths:
+                lname = name.lower()
+                if lname in drop:
+                    if options is None and size == 10 and lname == b"connection":
+                        if collected is None:
+                            collected = []
+                        collected.append(value)
+                    continue
+            if size == ff_size and name.lower() == ff_lname:
                 seen = True
             out += (name, b": ", value, b"\r\n")
+        if collected is not None:
+            extra = connection_options([(b"connection", v) for v in collected]) \
+                - _NOT_FIELD_OPTIONS
+            if extra:
+                kept = out[start:]
+                del out[start:]
+                for i in range(0, len(kept), 4):
+                    if kept[i].lower() not in extra:
+                        out += kept[i:i + 4]
+                if ff_lname is not None:
+                    seen = any(out[i].lower() == ff_lname for i in range(start, len(out), 4))
         return added, seen
 
     @staticmethod

@@ -80,6 +80,23 @@ def test_hop_by_hop_fields_are_removed():
     assert out == [(b"Host", b"a"), (b"X-Bar", b"2")]
 
 
+@pytest.mark.parametrize("pass_options", [False, True])
+def test_fields_named_by_connection_go_wherever_they_are(pass_options):
+    from haply.http.framing import connection_options
+    headers = [(b"X-Early", b"1"), (b"Host", b"a"), (b"connection", b"x-early"),
+               (b"Connection", b"X-LATE"), (b"x-late", b"2"), (b"X-Keep", b"3")]
+    options = connection_options(headers) if pass_options else None
+    head = RequestHeadWriter().write(b"GET", b"/", "1.1", headers, NO_BODY, True, CTX,
+                                     options=options)
+    assert parse_request(head)[3] == [(b"Host", b"a"), (b"X-Keep", b"3")]
+
+
+def test_connection_cannot_smuggle_away_forwardfor_if_none():
+    writer = RequestHeadWriter((), compile_forward_for(ForwardFor(if_none=True), None))
+    headers = [(b"X-Forwarded-For", b"6.6.6.6"), (b"Connection", b"X-Forwarded-For")]
+    assert write(writer, headers)[3] == [(b"X-Forwarded-For", b"192.0.2.7")]
+
+
 def test_connection_cannot_remove_host():
     headers = [(b"Host", b"a"), (b"Connection", b"close, Host")]
     _, _, _, out = write(RequestHeadWriter(), headers)
