@@ -47,7 +47,7 @@ PROXIES = ("haproxy", "haply")
 
 SMALL_PATH = "/small.txt"
 BIG_PATH = "/big.bin"
-SMALL_BODY = b"haply benchmark: a small response body of about one hundred bytes......\n"
+SMALL_BODY = b"haply benchmark: a small response body, like a short JSON API answer.\n"
 BIG_SIZE = 10 * 1024 * 1024  # 10 MiB: a large API response or an image download
 
 # wrk connections: 50 concurrent clients for request-bound runs; bulk transfers
