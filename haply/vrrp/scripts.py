@@ -28,12 +28,15 @@ very failovers we want to avoid.
 from __future__ import annotations
 
 import asyncio
+import grp
 import logging
 import os
+import pwd
 import shlex
 import signal
 import socket
 import stat
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -82,6 +85,32 @@ def insecure_reason(argv0: str) -> str | None:
     return None
 
 
+SCRIPT_ERROR_LOG_EVERY = 60.0  # a broken script is reported once a minute, not every interval
+_last_logged: dict[str, float] = {}
+
+
+def _log_limited(key: str, msg: str, *args) -> None:
+    now = time.monotonic()
+    if now - _last_logged.get(key, -SCRIPT_ERROR_LOG_EVERY) >= SCRIPT_ERROR_LOG_EVERY:
+        _last_logged[key] = now
+        log.error(msg, *args)
+
+
+def _drop_privileges(user: str | None, group: str | None) -> Callable[[], None]:
+    # Resolved in the parent: a lookup failure is reported instead of half-running.
+    pw = pwd.getpwnam(user) if user else None
+    gid = grp.getgrnam(group).gr_gid if group else (pw.pw_gid if pw else None)
+
+    def drop() -> None:
+        if pw is not None:
+            os.initgroups(pw.pw_name, gid if gid is not None else pw.pw_gid)
+        if gid is not None:
+            os.setgid(gid)
+        if pw is not None:
+            os.setuid(pw.pw_uid)
+    return drop
+
+
 async def run_command(command: str, args: tuple[str, ...] = (), timeout: float | None = None,
                       user: str | None = None, group: str | None = None,
                       secure: bool = False) -> int | None:
@@ -96,15 +125,17 @@ async def run_command(command: str, args: tuple[str, ...] = (), timeout: float |
     if secure and os.geteuid() == 0:
         reason = insecure_reason(argv[0])
         if reason:
-            log.error("script %r not run (enable_script_security): %s", command, reason)
+            _log_limited(command, "script %r not run (enable_script_security): %s", command, reason)
             return None
     try:
+        kwargs = {}
+        if os.geteuid() == 0 and (user or group):
+            kwargs["preexec_fn"] = _drop_privileges(user, group)
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
-            user=user if os.geteuid() == 0 else None, group=group if os.geteuid() == 0 else None)
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
-        log.error("script %r cannot start: %s", command, exc)
+        _log_limited(command, "script %r cannot start: %s", command, exc)
         return None
     try:
         return await asyncio.wait_for(proc.wait(), timeout)

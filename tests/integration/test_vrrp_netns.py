@@ -1,0 +1,258 @@
+"""haply's VRRP process in network namespaces joined by a bridge.
+
+Each test builds its own namespaces (tests/support/netns.py), runs
+`python -m haply.vrrp` in them, and watches where the VIP is with netlink
+queries from outside. Intervals are short (VRRPv3, 0.1 s) to keep the run quick.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+import pytest
+
+from haply.vrrp import packet
+from tests.support.netns import VIP, Lab, available, dump_logs, lab, wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(available() is not None, reason=str(available()))]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = {**os.environ, "PYTHONPATH": ROOT}
+
+CONVERGE = 3.0  # seconds: generous bound for start-up election at advert_int 0.1
+
+
+def config(priority: int, *, version=3, advert=0.1, vrid=51, state="BACKUP", extra="",
+           peers: tuple[str, ...] = (), src: str | None = None, scripts: str = "") -> str:
+    unicast = ""
+    if peers:
+        unicast = f"    unicast_src_ip {src}\n    unicast_peer {{\n" + "".join(
+            f"        {p}\n" for p in peers) + "    }\n"
+    return f"""{scripts}
+vrrp_instance VI_1 {{
+    state {state}
+    interface eth0
+    virtual_router_id {vrid}
+    priority {priority}
+    version {version}
+    advert_int {advert}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+{unicast}{extra}
+}}
+"""
+
+
+def start(net: Lab, index: int, text: str, name: str | None = None):
+    name = name or f"n{index}"
+    path = net.write(f"{name}.conf", text)
+    control = os.path.join(net.workdir, f"{name}.sock")
+    proc = net.spawn(net.nodes[index], [sys.executable, "-m", "haply.vrrp", "-f", path,
+                                        "--control", control], log_name=name, env=ENV)
+    proc.control = control  # type: ignore[attr-defined]
+    return proc
+
+
+def snapshot(net: Lab, index: int, proc) -> dict:
+    out = net.run(net.nodes[index], [sys.executable, "-c",
+                                     f"import json; from haply.vrrp.service import query; "
+                                     f"print(json.dumps(query({proc.control!r})))"])
+    assert out.returncode == 0, out.stderr
+    import json
+    return json.loads(out.stdout)[0]
+
+
+class Sampler:
+    """Samples which live nodes hold the VIP, in a thread, until stopped."""
+
+    def __init__(self, net: Lab, interval: float = 0.02):
+        self.net, self.interval = net, interval
+        self.samples: list[tuple[float, tuple[str, ...]]] = []
+        self.excluded: set[str] = set()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 60  # bounded whatever happens
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            nodes = [n for n in self.net.nodes if n.name not in self.excluded]
+            self.samples.append((time.monotonic(), tuple(n.name for n in self.net.holders(VIP, nodes))))
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join(5)
+
+    def double_masters(self) -> list:
+        return [s for s in self.samples if len(s[1]) > 1]
+
+
+@pytest.fixture
+def net2():
+    with lab(2) as net:
+        yield net
+        # printed only when the test failed (pytest shows captured output then)
+        print(dump_logs(net))
+
+
+def holder(net: Lab):
+    found = net.holders(VIP)
+    return found[0] if len(found) == 1 else None
+
+
+def test_election_failover_and_failback(net2):
+    net = net2
+    procs = [start(net, 0, config(150)), start(net, 1, config(100))]
+    with Sampler(net) as sampler:
+        assert wait_for(lambda: holder(net) == net.nodes[0], CONVERGE), dump_logs(net)
+        time.sleep(0.5)
+        assert holder(net) == net.nodes[0]
+        snap = snapshot(net, 1, procs[1])
+        assert snap["state"] == "BACKUP" and snap["master"] == net.nodes[0].address
+        assert snap["received"] > 0 and snap["dropped"] == {}
+        # SIGKILL the master: the backup takes over; the guard clears the dead node's VIP
+        procs[0].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        assert wait_for(lambda: holder(net) == net.nodes[1], 2.0), dump_logs(net)
+        failover = time.monotonic() - killed
+        assert failover < 1.0, failover
+        assert not net.has_address(net.nodes[0], VIP)
+        # failback with preempt
+        procs[0] = start(net, 0, config(150), name="n0-again")
+        assert wait_for(lambda: holder(net) == net.nodes[0], CONVERGE), dump_logs(net)
+        time.sleep(0.3)
+    assert holder(net) == net.nodes[0]
+    assert sampler.double_masters() == [], sampler.double_masters()[:5]
+    snap = snapshot(net, 1, procs[1])
+    assert snap["state"] == "BACKUP" and "priority 150" in snap["reason"]
+
+
+def test_nopreempt_keeps_the_current_master(net2):
+    net = net2
+    # with nopreempt the first node up keeps the role, so start them in turn
+    procs = [start(net, 0, config(150, extra="    nopreempt"))]
+    assert wait_for(lambda: holder(net) == net.nodes[0], CONVERGE), dump_logs(net)
+    procs.append(start(net, 1, config(100, extra="    nopreempt")))
+    time.sleep(0.8)
+    assert holder(net) == net.nodes[0]
+    net.stop(procs[0])  # graceful: priority 0 then the backup takes over at once
+    assert wait_for(lambda: holder(net) == net.nodes[1], 1.0), dump_logs(net)
+    start(net, 0, config(150, extra="    nopreempt"), name="n0-again")
+    time.sleep(1.5)  # well past Master_Down_Interval (0.36 s)
+    assert holder(net) == net.nodes[1]
+
+
+def test_tracked_script_failure_moves_the_vip(net2, tmp_path):
+    net = net2
+    flag = tmp_path / "healthy"
+    flag.write_text("ok")
+    notes = tmp_path / "notes"
+    scripts = f"""vrrp_script chk {{
+    script "/usr/bin/test -e {flag}"
+    interval 0.1
+    fall 1
+    rise 1
+    weight -100
+}}"""
+    extra = f"""    track_script {{
+        chk
+    }}
+    notify "/bin/sh -c 'echo $1 $2 $3 $4 >> {notes}' notify"
+"""
+    procs = [start(net, 0, config(150, scripts=scripts, extra=extra)), start(net, 1, config(100))]
+    assert wait_for(lambda: holder(net) == net.nodes[0], CONVERGE), dump_logs(net)
+    flag.unlink()
+    assert wait_for(lambda: holder(net) == net.nodes[1], 2.0), dump_logs(net)
+    snap = snapshot(net, 0, procs[0])
+    assert snap["state"] == "BACKUP" and snap["priority"] == 50
+    flag.write_text("ok")
+    assert wait_for(lambda: holder(net) == net.nodes[0], 2.0), dump_logs(net)
+    assert wait_for(lambda: notes.exists() and notes.read_text().count("MASTER") >= 2, 2.0)
+    lines = notes.read_text().split("\n")
+    assert "INSTANCE VI_1 MASTER 150" in lines and "INSTANCE VI_1 BACKUP 50" in lines
+
+
+def test_unicast_peers(net2):
+    net = net2
+    a, b = net.nodes
+    procs = [start(net, 0, config(150, peers=(b.address,), src=a.address)),
+             start(net, 1, config(100, peers=(a.address,), src=b.address))]
+    assert wait_for(lambda: holder(net) == a, CONVERGE), dump_logs(net)
+    time.sleep(0.5)
+    assert holder(net) == a
+    assert snapshot(net, 1, procs[1])["master"] == a.address
+    procs[0].send_signal(signal.SIGKILL)
+    assert wait_for(lambda: holder(net) == b, 2.0), dump_logs(net)
+
+
+def test_bad_packets_are_dropped_and_counted(net2):
+    net = net2
+    procs = [start(net, 0, config(150)), start(net, 1, config(100))]
+    assert wait_for(lambda: holder(net) == net.nodes[0], CONVERGE), dump_logs(net)
+    # From the client namespace, send a batch of malformed VRRP packets to the group.
+    good = packet.encode(packet.Advertisement(3, 51, 254, 0.1, (VIP,)), net.client.address)
+    wrong_list = packet.encode(packet.Advertisement(3, 51, 254, 0.1, ("192.0.2.99",)),
+                               net.client.address)
+    bad = [b"", b"\x31", good[:-1], good + bytes(100), bytes([0x41]) + good[1:], bytes([0x32]) + good[1:],
+           good[:6] + b"\0\0" + good[8:], wrong_list, os.urandom(1500)]
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)\n"
+        "s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, int(sys.argv[1]))\n"
+        f"s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton({net.client.address!r}))\n"
+        f"for p in {bad!r}:\n"
+        "    s.sendto(p, ('224.0.0.18', 0))\n"
+    )
+    assert net.run(net.client, [sys.executable, "-c", code, "255"]).returncode == 0
+    # a perfectly good advertisement but TTL 1 (not from this link): must be dropped too
+    ttl_code = code.replace(f"{bad!r}", f"[{good!r}]")
+    assert net.run(net.client, [sys.executable, "-c", ttl_code, "1"]).returncode == 0
+    time.sleep(0.5)
+    assert all(p.poll() is None for p in procs), dump_logs(net)
+    assert holder(net) == net.nodes[0]  # a priority-254 forgery with TTL 1 changed nothing
+    dropped = snapshot(net, 1, procs[1])["dropped"]
+    for reason in ("short", "truncated", "length", "oversized", "version", "type", "checksum",
+                   "address-list", "ttl"):
+        assert dropped.get(reason, 0) >= 1, dropped
+
+
+def test_track_proxy_pid_death_is_a_fault(net2, tmp_path):
+    net = net2
+    proxy = net.spawn(net.nodes[0], ["sleep", "60"], log_name="proxy")
+    pidfile = tmp_path / "proxy.pid"
+    pidfile.write_text(str(proxy.pid))
+    procs = [start(net, 0, config(150, extra=f"    track_proxy pidfile {pidfile} interval 0.1")),
+             start(net, 1, config(100))]
+    assert wait_for(lambda: holder(net) == net.nodes[0], CONVERGE), dump_logs(net)
+    proxy.kill()
+    killed = time.monotonic()
+    assert wait_for(lambda: holder(net) == net.nodes[1], 1.0), dump_logs(net)
+    # FAULT sends priority 0: takeover within Skew_Time, far below Master_Down_Interval
+    assert time.monotonic() - killed < 0.3
+    assert snapshot(net, 0, procs[0])["state"] == "FAULT"
+
+
+def test_graceful_stop_hands_over_and_runs_notify_stop(net2, tmp_path):
+    net = net2
+    marker = tmp_path / "stopped"
+    procs = [start(net, 0, config(150, extra=f"    notify_stop \"/usr/bin/touch {marker}\"")),
+             start(net, 1, config(100))]
+    assert wait_for(lambda: holder(net) == net.nodes[0], CONVERGE), dump_logs(net)
+    stopped = time.monotonic()
+    net.stop(procs[0])
+    assert procs[0].returncode == 0, dump_logs(net)
+    assert wait_for(lambda: holder(net) == net.nodes[1], 1.0)
+    assert time.monotonic() - stopped < 0.5
+    assert marker.exists()
+    assert not net.has_address(net.nodes[0], VIP)
