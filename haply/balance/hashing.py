@@ -1,0 +1,316 @@
+"""Hash-based balancing: `balance source | uri | url_param | hdr(<name>)`.
+
+A request attribute is hashed and the hash picks the server, so the same
+client address, URI, parameter value or header value keeps reaching the same
+server while the farm does not change. What is hashed (HAProxy 2.6 manual,
+"balance"):
+
+- source: the client IP address.
+- uri: the part of the URI before '?' ("whole" hashes all of it; "len N"
+  keeps the first N characters, "depth N" the first N directory levels, and
+  "path-only" drops a scheme and authority so absolute and origin-form
+  requests hash alike).
+- url_param <name>: the value of that query-string parameter.
+- hdr(<name>): that header's value ("use_domain_only" keeps only the main
+  domain label of a host name, e.g. "1wt" of "haproxy.1wt.eu").
+
+"If no value is found or if the parameter is not found, then a round robin
+algorithm is applied" (same for an absent or empty header): the balancer
+keeps a `RoundRobin` over the same servers for that.
+
+Two ways to map a hash to a server (`hash-type`):
+
+- map-based (default): the weight map of static_rr.py (W slots, each server
+  as often as its configured weight), indexed by hash % W. Very even, but
+  static: a server going up or down remaps most keys.
+- consistent: a ring of POINTS_PER_WEIGHT points per unit of effective
+  weight per server; a key goes to the first point at or after its hash.
+  Weight changes take effect at the next rebuild, and adding or removing one
+  of N servers moves only the keys of that server's arcs, about 1/N of them
+  (tests/unit/test_balance_hashing.py measures it).
+
+When the chosen server is full or excluded the next slot (map) or the next
+ring point of another server (ring) is tried, so the fallback is itself
+stable for a given key.
+
+Hash function: CRC-32 (zlib, so C speed on any key length, and stable across
+processes and versions, unlike Python's salted hash()) followed by the
+32-bit finaliser of MurmurHash3 (public domain), because CRC-32 alone is
+linear: keys differing in a few bits (neighbouring IP addresses, URIs
+/a1, /a2) get hashes differing in few bits, which clusters them on the ring
+and on `% W`. The finaliser spreads every input bit over the whole word.
+"""
+
+from __future__ import annotations
+
+import zlib
+from bisect import bisect_left
+from typing import Sequence
+
+from haply.balance.roundrobin import RoundRobin
+from haply.balance.selection import GroupBalancer, has_free_slot
+from haply.balance.static_rr import weighted_map
+from haply.runtime.registry import ServerState
+
+# Ring points per unit of weight for hash-type consistent. More points make
+# each server's share closer to its weight (the spread of a server's share
+# falls like 1/sqrt(points)); 40 keeps weight-1 servers within about +-30%
+# of their share for small farms while a ring of 100 servers of weight 10
+# still builds in a few milliseconds.
+POINTS_PER_WEIGHT = 40
+
+_MASK32 = 0xFFFFFFFF
+
+HASH_KINDS = ("source", "uri", "url_param", "hdr")
+
+
+def fmix32(h: int) -> int:
+    """MurmurHash3's 32-bit finaliser: full avalanche of a 32-bit value."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _MASK32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _MASK32
+    h ^= h >> 16
+    return h
+
+
+def hash_bytes(data: bytes) -> int:
+    """The stable 32-bit hash used for every key and ring point."""
+    return fmix32(zlib.crc32(data))
+
+
+def hash_text(text: str) -> int:
+    return fmix32(zlib.crc32(text.encode("utf-8", "surrogateescape")))
+
+
+# ---------------------------------------------------------------- key extraction
+
+
+def _parse_uri_options(arg: str | None) -> tuple[bool, int, int, bool]:
+    whole = path_only = False
+    length = depth = 0
+    words = (arg or "").split()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "whole":
+            whole = True
+        elif word == "path-only":
+            path_only = True
+        elif word in ("len", "depth") and i + 1 < len(words) and words[i + 1].isdigit():
+            if word == "len":
+                length = int(words[i + 1])
+            else:
+                depth = int(words[i + 1])
+            i += 1
+        else:
+            raise ValueError(f"balance uri: unknown option {word!r}")
+        i += 1
+    return whole, length, depth, path_only
+
+
+def uri_key(path: str, whole: bool = False, length: int = 0, depth: int = 0,
+            path_only: bool = False) -> str:
+    """The part of the request URI that `balance uri` hashes."""
+    if path_only and not path.startswith("/"):
+        # absolute form: scheme://authority/path -> /path
+        scheme_end = path.find("://")
+        if scheme_end >= 0:
+            slash = path.find("/", scheme_end + 3)
+            path = path[slash:] if slash >= 0 else "/"
+    if not whole:
+        question = path.find("?")
+        if question >= 0:
+            path = path[:question]
+    if depth:
+        seen = 0
+        for index, char in enumerate(path):
+            if char == "/":
+                seen += 1
+                if seen > depth:
+                    path = path[:index]
+                    break
+    if length:
+        path = path[:length]
+    return path
+
+
+def url_param_value(query: str, name: str) -> str | None:
+    """The value of `name` in a query string (no leading '?'), or None when
+    absent or empty."""
+    if not query:
+        return None
+    prefix = name + "="
+    for part in query.split("&"):
+        if part.startswith(prefix):
+            value = part[len(prefix):]
+            return value or None
+    return None
+
+
+def domain_only(host: str) -> str:
+    """`use_domain_only`: the main domain label ("1wt" of "haproxy.1wt.eu")."""
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    labels = [label for label in host.split(".") if label]
+    if len(labels) >= 2:
+        return labels[-2]
+    return labels[0] if labels else ""
+
+
+# --------------------------------------------------------------- the balancer
+
+
+class HashBalancer(GroupBalancer):
+    """`balance source|uri|url_param|hdr` over a weight map or a ring."""
+
+    __slots__ = ("kind", "arg", "consistent", "_extract", "_fallback",
+                 "_map", "_ring_keys", "_ring_servers", "_point_cache")
+
+    def __init__(self, kind: str, servers: Sequence[ServerState], *, arg: str | None = None,
+                 hash_type: str = "map-based", allbackups: bool = False) -> None:
+        if kind not in HASH_KINDS:
+            raise ValueError(f"unknown hash balance {kind!r}")
+        method = (hash_type or "map-based").split()[0]
+        if method not in ("map-based", "consistent"):
+            raise ValueError(f"unknown hash-type {hash_type!r}: expected map-based or consistent")
+        self.kind = kind
+        self.arg = arg
+        self.consistent = method == "consistent"
+        self._extract = self._make_extractor(kind, arg)
+        self._map: list[ServerState] = []
+        self._ring_keys: list[int] = []
+        self._ring_servers: list[ServerState] = []
+        self._point_cache: dict[tuple[str, int], list[int]] = {}
+        self._fallback = RoundRobin(servers, allbackups=allbackups)
+        super().__init__(servers, allbackups=allbackups)
+
+    # -- keys
+
+    @staticmethod
+    def _make_extractor(kind: str, arg: str | None):
+        if kind == "source":
+            return lambda key: key.client_ip or None
+        if kind == "uri":
+            whole, length, depth, path_only = _parse_uri_options(arg)
+            if not (whole or length or depth or path_only):
+                def plain_uri(key):
+                    path = key.path
+                    question = path.find("?")
+                    return path[:question] if question >= 0 else path
+                return plain_uri
+            return lambda key: uri_key(key.path, whole, length, depth, path_only)
+        words = (arg or "").split()
+        if not words:
+            raise ValueError(f"balance {kind} requires an argument")
+        if kind == "url_param":
+            name = words[0]
+
+            def param(key):
+                query = key.query
+                if not query:
+                    path = key.path
+                    question = path.find("?")
+                    query = path[question + 1:] if question >= 0 else ""
+                return url_param_value(query, name)
+            return param
+        # hdr
+        name = words[0].lower()
+        if "use_domain_only" in words[1:]:
+            return lambda key: domain_only(key.headers.get(name) or "") or None
+        return lambda key: key.headers.get(name) or None
+
+    def key_hash(self, key: object) -> int | None:
+        """The 32-bit hash of the request's key, or None if it has none."""
+        if key is None:
+            return None
+        value = self._extract(key)
+        if value is None:
+            return None
+        return hash_text(value)
+
+    # -- structures
+
+    def rebuild(self) -> None:
+        super().rebuild()
+        self._fallback.rebuild()
+
+    def _build(self, group: tuple[ServerState, ...]) -> None:
+        if self.consistent:
+            self._build_ring(group)
+        else:
+            self._map = weighted_map(group)
+
+    def _points(self, server: ServerState, count: int) -> list[int]:
+        cache_key = (server.name, count)
+        points = self._point_cache.get(cache_key)
+        if points is None:
+            prefix = server.name.encode() + b"\0"
+            points = [hash_bytes(prefix + str(i).encode()) for i in range(count)]
+            self._point_cache[cache_key] = points
+        return points
+
+    def _build_ring(self, group: tuple[ServerState, ...]) -> None:
+        pairs: list[tuple[int, int, ServerState]] = []
+        live = set()
+        for server in group:
+            count = server.effective_weight * POINTS_PER_WEIGHT
+            live.add((server.name, count))
+            for point in self._points(server, count):
+                # server_id breaks (rare) equal points the same way everywhere
+                pairs.append((point, server.server_id, server))
+        for stale in [k for k in self._point_cache if k not in live]:
+            del self._point_cache[stale]
+        pairs.sort(key=lambda p: (p[0], p[1]))
+        self._ring_keys = [p[0] for p in pairs]
+        self._ring_servers = [p[2] for p in pairs]
+
+    # -- picking
+
+    def pick(self, key: object = None, exclude: ServerState | None = None) -> ServerState | None:
+        h = self.key_hash(key)
+        if h is None:
+            return self._fallback.pick(key, exclude)
+        if self.consistent:
+            return self._pick_ring(h, exclude)
+        slots = self._map
+        size = len(slots)
+        if not size:
+            return None
+        index = h % size
+        server = slots[index]
+        if server is not exclude and (server.maxconn <= 0 or server.current_sessions < server.maxconn):
+            return server
+        for step in range(1, size):
+            server = slots[(index + step) % size]
+            if server is not exclude and has_free_slot(server):
+                return server
+        return self._excluded_fallback(exclude)
+
+    def _pick_ring(self, h: int, exclude: ServerState | None) -> ServerState | None:
+        keys = self._ring_keys
+        size = len(keys)
+        if not size:
+            return None
+        index = bisect_left(keys, h)
+        if index == size:
+            index = 0
+        servers = self._ring_servers
+        server = servers[index]
+        if server is not exclude and (server.maxconn <= 0 or server.current_sessions < server.maxconn):
+            return server
+        for step in range(1, size):
+            server = servers[(index + step) % size]
+            if server is not exclude and has_free_slot(server):
+                return server
+        return self._excluded_fallback(exclude)
+
+    def _excluded_fallback(self, exclude: ServerState | None) -> ServerState | None:
+        if exclude is not None and exclude in self.group and has_free_slot(exclude):
+            return exclude
+        return None
+
+    def connection_started(self, server: ServerState) -> None:
+        self._fallback.connection_started(server)
+
+    def connection_ended(self, server: ServerState) -> None:
+        self._fallback.connection_ended(server)
