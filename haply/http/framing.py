@@ -99,7 +99,7 @@ def request_framing(method: bytes, version: str, headers: Headers) -> Framing:
 
     Steps follow RFC 9112 §6.3 ("Message Body Length"), restricted to requests.
     """
-    # Step 0 (RFC 9112 §2.3, §2.6): only HTTP/1.0 and HTTP/1.1 are spoken here.
+    # Step 1 (RFC 9112 §2.3, §2.6): only HTTP/1.0 and HTTP/1.1 are spoken here.
     # llhttp accepts "GET /" (HTTP/0.9) and "HTTP/2.0"; HAProxy answers 400 to
     # the first and silently speaks 1.1 for the second; haply refuses both.
     if version not in _SUPPORTED_VERSIONS:
@@ -107,6 +107,8 @@ def request_framing(method: bytes, version: str, headers: Headers) -> Framing:
             raise RemoteProtocolError("HTTP/0.9 request (no version on the request line)", 400)
         raise RemoteProtocolError(f"unsupported HTTP version {version}", 505)
 
+    # Step 2: one pass over the fields. An invalid Content-Length, or several
+    # (RFC 9112 §6.3 item 5: "unrecoverable error"), raises here.
     content_length, transfer_encoding = _framing_fields(headers, 400, True)
 
     # Step 3 (RFC 9112 §6.1): Transfer-Encoding in an HTTP/1.0 message means
@@ -116,7 +118,7 @@ def request_framing(method: bytes, version: str, headers: Headers) -> Framing:
         if version == "1.0":
             raise RemoteProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400,
                                       b"transfer-encoding")
-        # Step 3 (RFC 9112 §6.3 item 3): Transfer-Encoding with Content-Length
+        # Step 4 (RFC 9112 §6.3 item 3): Transfer-Encoding with Content-Length
         # "ought to be handled as an error". HAProxy drops the Content-Length,
         # forwards the chunked body and closes the connection; haply is
         # deliberately stricter and refuses: the request came from something
@@ -125,16 +127,16 @@ def request_framing(method: bytes, version: str, headers: Headers) -> Framing:
         if content_length is not None:
             raise RemoteProtocolError("both Content-Length and Transfer-Encoding", 400,
                                       b"content-length")
-        # Steps 3-4 (RFC 9112 §6.3 items 3-4): chunked must be the final coding,
+        # Step 5 (RFC 9112 §6.3 item 4): chunked must be the final coding,
         # else the length cannot be determined and the answer is 400.
         _check_transfer_encoding(transfer_encoding, 400)
         return CHUNKED_BODY
 
-    # Step 5 (RFC 9112 §6.3 item 5): a valid Content-Length gives the length.
+    # Step 6 (RFC 9112 §6.3 item 6): a valid Content-Length gives the length.
     if content_length is not None:
         return _EMPTY_BODY if content_length == 0 else Framing(LENGTH, content_length)
 
-    # Step 6 (RFC 9112 §6.3 item 6): a request with neither has no body.
+    # Step 7 (RFC 9112 §6.3 item 7): a request with neither has no body.
     return NO_BODY
 
 
@@ -146,7 +148,7 @@ def response_framing(request_method: bytes, status: int, version: str,
     HEAD never has a body whatever its headers say. llhttp cannot know that,
     so after a HEAD the proxy must stop feeding body bytes to its parser.
     """
-    # Step 0 (RFC 9110 §15): a status code is a three-digit integer in
+    # Step 1 (RFC 9110 §15): a status code is a three-digit integer in
     # 100..599. llhttp accepts "099".
     if not 100 <= status <= 599:
         raise RemoteProtocolError(f"server sent invalid status code {status}", BAD_GATEWAY)
@@ -154,27 +156,28 @@ def response_framing(request_method: bytes, status: int, version: str,
         raise RemoteProtocolError(f"server sent unsupported HTTP version {version}",
                                   BAD_GATEWAY)
 
-    # Step 1 (RFC 9112 §6.3 item 1): HEAD responses, 1xx, 204 and 304 end at
+    # Step 2 (RFC 9112 §6.3 item 1): HEAD responses, 1xx, 204 and 304 end at
     # the end of the head; any Content-Length describes the representation
     # and is passed on untouched.
     if request_method == _HEAD or status < 200 or status == 204 or status == 304:
         return NO_BODY
-    # Step 2 (RFC 9112 §6.3 item 2): a 2xx to CONNECT switches to a tunnel.
+    # Step 3 (RFC 9112 §6.3 item 2): a 2xx to CONNECT switches to a tunnel.
     if request_method == _CONNECT and status < 300:
         return NO_BODY
 
+    # Step 4: one pass over the fields (RFC 9112 §6.3 item 5, as for requests).
     content_length, transfer_encoding = _framing_fields(headers, BAD_GATEWAY, False)
 
     if transfer_encoding is not None:
-        # Step 3 (RFC 9112 §6.1): Transfer-Encoding in HTTP/1.0 is faulty framing.
+        # Step 5 (RFC 9112 §6.1): Transfer-Encoding in HTTP/1.0 is faulty framing.
         if version == "1.0":
             raise RemoteProtocolError("server sent Transfer-Encoding in HTTP/1.0",
                                       BAD_GATEWAY, b"transfer-encoding")
-        # Step 3 (RFC 9112 §6.3 item 3): refused, as for requests (see there).
+        # Step 6 (RFC 9112 §6.3 item 3): refused, as for requests (see there).
         if content_length is not None:
             raise RemoteProtocolError("server sent both Content-Length and "
                                       "Transfer-Encoding", BAD_GATEWAY, b"content-length")
-        # Step 4 (RFC 9112 §6.3 item 4) lets a response whose final coding is
+        # Step 7 (RFC 9112 §6.3 item 4) lets a response whose final coding is
         # not chunked run until close. haply relays only plain "chunked"
         # (it re-emits the header itself), so any other coding is a 502: the
         # same refusal as for requests, and servers compress with
@@ -182,11 +185,11 @@ def response_framing(request_method: bytes, status: int, version: str,
         _check_transfer_encoding(transfer_encoding, BAD_GATEWAY)
         return CHUNKED_BODY
 
-    # Step 5 (RFC 9112 §6.3 item 5).
+    # Step 8 (RFC 9112 §6.3 item 6): a valid Content-Length gives the length.
     if content_length is not None:
         return _EMPTY_BODY if content_length == 0 else Framing(LENGTH, content_length)
 
-    # Step 7 (RFC 9112 §6.3 item 8): otherwise the body runs until the server
+    # Step 9 (RFC 9112 §6.3 item 8): otherwise the body runs until the server
     # closes; the client connection must then close too.
     return UNTIL_CLOSE_BODY
 
