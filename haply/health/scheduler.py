@@ -58,6 +58,7 @@ SessionCallback = Callable[[ServerState], int | None]
 class AgentSpec:
     target: Target
     inter: float
+    deadlines: Deadlines
     send: bytes = b""
 
 
@@ -80,52 +81,25 @@ class CheckSpec:
     shutdown_sessions_on_down: bool = False
     shutdown_backup_sessions_on_up: bool = False
 
-    async def probe(self) -> CheckResult:
+    async def probe(self, target: Target | None = None) -> CheckResult:
+        """Run this server's check once; target overrides the configured one
+        (the proxy's resolved address for a server given by name)."""
+        target = target or self.target
         if self.kind == "http":
-            return await probes.http_check(self.target, self.deadlines, self.http or HttpProbe())
+            return await probes.http_check(target, self.deadlines, self.http or HttpProbe())
         if self.kind == "mysql":
-            return await probes.mysql_check(self.target, self.deadlines, self.mysql_user)
+            return await probes.mysql_check(target, self.deadlines, self.mysql_user)
         if self.kind == "ssl-hello":
-            return await probes.ssl_hello_check(self.target, self.deadlines)
+            return await probes.ssl_hello_check(target, self.deadlines)
         if self.kind == "tcp-check":
-            return await probes.tcp_check_rules(self.target, self.deadlines, self.tcp_steps)
-        return await probes.tcp_check(self.target, self.deadlines)
+            return await probes.tcp_check_rules(target, self.deadlines, self.tcp_steps)
+        return await probes.tcp_check(target, self.deadlines)
 
 
-def _extra(server: Server) -> dict[str, str]:
-    return dict(server.extra)
-
-
-def _opt(server: Server, attr: str, key: str, default=None):
-    """A server keyword: the typed model field when the parser has it, else the
-    raw value from `extra`, else the default."""
+def _opt(server: Server, attr: str, default=None):
+    """A typed server field, or default while it is unset (None)."""
     value = getattr(server, attr, None)
-    if value is not None and value != ():
-        return value
-    return _extra(server).get(key, default)
-
-
-def _seconds(value, default: float | None) -> float | None:
-    """Typed fields are seconds; raw config text is milliseconds unless suffixed."""
-    if value is None:
-        return default
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    units = (("ms", 0.001), ("us", 1e-6), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86400.0))
-    for suffix, factor in units:
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(text[: -len(suffix)]) * factor
-    return float(text) / 1000.0
-
-
-def _flag(server: Server, attr: str, key: str) -> bool:
-    value = getattr(server, attr, None)
-    if isinstance(value, bool):
-        return value
-    if value is not None:
-        return bool(value)
-    return key in _extra(server)
+    return default if value is None else value
 
 
 def tcp_step_from_model(step) -> TcpStep:
@@ -156,18 +130,12 @@ def tcp_steps_for(proxy: Proxy) -> tuple[TcpStep, ...]:
 
 
 def mysql_user_for(proxy: Proxy) -> str | None:
-    user = getattr(proxy, "mysql_check_user", None)
-    if user:
-        return user
-    for name, words in proxy.extra:
-        if name == "option mysql-check" and "user" in words:
-            return words[words.index("user") + 1]
-    return None
+    return getattr(proxy, "mysql_check_user", None) or None
 
 
 def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec | None:
     """The check settings of one server, or None when it is not checked."""
-    agent_on = _flag(server, "agent_check", "agent-check")
+    agent_on = bool(_opt(server, "agent_check", False))
     if not server.check and not agent_on:
         return None
     timing = Timing(
@@ -178,9 +146,9 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
         fall=server.fall,
     )
     passive = Passive(
-        observe=_opt(server, "observe", "observe", OBSERVE_NONE) or OBSERVE_NONE,
-        error_limit=int(_opt(server, "error_limit", "error-limit", DEFAULT_ERROR_LIMIT)),
-        on_error=_opt(server, "on_error", "on-error", DEFAULT_ON_ERROR) or DEFAULT_ON_ERROR,
+        observe=_opt(server, "observe", OBSERVE_NONE),
+        error_limit=int(_opt(server, "error_limit", DEFAULT_ERROR_LIMIT)),
+        on_error=_opt(server, "on_error", DEFAULT_ON_ERROR),
     )
     deadlines = Deadlines.from_settings(server.inter, proxy.timeouts.check,
                                         proxy.timeouts.connect)
@@ -189,14 +157,17 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
     target = Target(host, check_port) if server.check and check_port else None
     agent = None
     if agent_on:
-        agent_port = _opt(server, "agent_port", "agent-port")
+        agent_port = _opt(server, "agent_port")
         if agent_port:
-            agent_host = _opt(server, "agent_addr", "agent-addr") or host
-            agent_inter = _seconds(_opt(server, "agent_inter", "agent-inter"), server.inter)
+            agent_host = _opt(server, "agent_addr") or host
+            agent_inter = _opt(server, "agent_inter") or server.inter
             send = getattr(server, "agent_send", None) or b""
             if isinstance(send, str):  # escapes already resolved by the lexer
                 send = send.encode("latin-1")
-            agent = AgentSpec(Target(agent_host, int(agent_port)), agent_inter, send)
+            agent_deadlines = Deadlines.from_settings(agent_inter, proxy.timeouts.check,
+                                                      proxy.timeouts.connect)
+            agent = AgentSpec(Target(agent_host, int(agent_port)), agent_inter,
+                              agent_deadlines, send)
     kind = proxy.check_kind if proxy.check_kind else "tcp"
     http = None
     if kind == "http":
@@ -206,8 +177,8 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
             expect = ("!" + expect[0], expect[1])
         http = HttpProbe(hc.method, hc.uri, hc.version, hc.headers, hc.body, expect) \
             if hc else HttpProbe()
-    on_down = _opt(server, "on_marked_down", "on-marked-down")
-    on_up = _opt(server, "on_marked_up", "on-marked-up")
+    on_down = _opt(server, "on_marked_down")
+    on_up = _opt(server, "on_marked_up")
     return CheckSpec(
         backend=proxy.name,
         server=server.name,
@@ -227,13 +198,7 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
 
 
 def spread_checks_of(config: Config) -> int:
-    value = getattr(config.global_, "spread_checks", None)
-    if value is None:
-        for name, words in config.global_.extra:
-            if name == "spread-checks" and words:
-                value = words[0]
-    if value is None:
-        return 0
+    value = getattr(config.global_, "spread_checks", 0) or 0
     return max(0, min(MAX_SPREAD_CHECKS, int(value)))
 
 
@@ -419,7 +384,7 @@ class HealthChecker:
 
     async def _run_check(self, checked: _Checked) -> None:
         try:
-            result = await checked.spec.probe()
+            result = await checked.spec.probe(self._resolved_target(checked))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a probe bug must not end the chain
@@ -432,6 +397,18 @@ class HealthChecker:
         checked.timer = self.loop.call_later(self._jitter(checked.health.interval()),
                                              self._fire, checked)
 
+    @staticmethod
+    def _resolved_target(checked: _Checked) -> Target | None:
+        """Check the address the proxy resolved (ServerState.address) when the
+        check goes to the server's own host, so a host name is not looked up
+        again on every check."""
+        spec, state = checked.spec, checked.state
+        server = state.config
+        if state.address and server is not None and not server.check_addr \
+                and spec.target is not None and spec.target.host == server.host:
+            return Target(state.address[0], spec.target.port)
+        return None
+
     def _fire_agent(self, checked: _Checked) -> None:
         checked.agent_timer = None
         if self._running:
@@ -439,11 +416,8 @@ class HealthChecker:
 
     async def _run_agent(self, checked: _Checked) -> None:
         spec = checked.spec.agent
-        deadlines = Deadlines.from_settings(spec.inter, checked.spec.deadlines.read
-                                            if checked.spec.deadlines.total is None else None,
-                                            checked.spec.deadlines.connect)
         try:
-            result = await probes.agent_check(spec.target, deadlines, spec.send)
+            result = await probes.agent_check(spec.target, spec.deadlines, spec.send)
         except asyncio.CancelledError:
             raise
         except Exception:
