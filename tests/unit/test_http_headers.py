@@ -375,3 +375,113 @@ def test_written_requests_always_parse_and_keep_end_to_end_fields(fields, framin
     kept = [(n, v) for n, v in fields if n.lower() not in dropped]
     assert out[:len(kept)] == kept
     assert (b"X-Forwarded-For", b"192.0.2.7") in out[len(kept):]
+
+
+# ------------------------------------------------------- live HAProxy oracle
+
+from tests.support.haproxy_oracle import (  # noqa: E402
+    echo_backends, free_port, haproxy_available, haproxy_config, run_haproxy,
+)
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    """Send one request, return the response head HAProxy sent back."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received.partition(b"\r\n\r\n")[0]
+
+
+@pytest.mark.oracle
+@pytest.mark.skipif(not haproxy_available(), reason="HAProxy not installed")
+def test_rules_and_forwardfor_match_haproxy():
+    """The same rules on HAProxy 2.6 and on our writer give the same fields, in
+    the same order (HAProxy lower-cases names), hop-by-hop fields aside."""
+    rules_text = [
+        ("add-header", "X-Tag", "one"),
+        ("set-header", "x-forwarded-proto", "https"),
+        ("del-header", "x-secret", None),
+        ("add-header", "X-Tag", "two"),
+        ("add-header", "X-Client", "%[src] %% %ci"),
+        ("del-header", "X-Gone", None),
+    ]
+    headers = [(b"Host", b"api"), (b"X-Forwarded-Proto", b"http"), (b"X-SECRET", b"s"),
+               (b"x-forwarded-proto", b"ftp"), (b"X-Tag", b"zero"),
+               (b"X-Forwarded-For", b"10.9.9.9"), (b"X-Gone", b"1"), (b"Accept", b"*/*")]
+    with echo_backends(["s1"]) as (backend,):
+        port = free_port()
+        lines = "".join(f"    http-request {a} {n}" + (f' "{v}"' if v is not None else "")
+                        + "\n" for a, n, v in rules_text)
+        config = haproxy_config(f"listen app\n    bind 127.0.0.1:{port}\n"
+                                f"    option forwardfor\n{lines}"
+                                f"    server s1 {backend.address}\n")
+        with run_haproxy(config):
+            head = b"GET /x HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n"
+                                                     for n, v in headers) + b"\r\n"
+            raw_request(port, head)
+        theirs = [(n.lower().encode(), v.encode()) for n, v in backend.requests[0].headers]
+
+    ops = compile_header_rules([rule(a, n, v) for a, n, v in rules_text])
+    writer = RequestHeadWriter(ops, compile_forward_for(ForwardFor(), None))
+    ctx = SampleContext("127.0.0.1", 1, "127.0.0.1", port)
+    ours = [(n.lower(), v) for n, v in write(writer, headers, ctx=ctx)[3]]
+    assert ours == theirs, (ours, theirs)
+    assert (b"x-client", b"127.0.0.1 % 127.0.0.1") in theirs
+
+
+@pytest.mark.oracle
+@pytest.mark.skipif(not haproxy_available(), reason="HAProxy not installed")
+def test_connection_fields_match_haproxy():
+    """For each frontend/backend connection mode and client version, the
+    Connection field the server receives and the one the client receives are
+    those HAProxy 2.6 sends."""
+    from haply.http.framing import (CLOSE, KEEP_ALIVE, SERVER_CLOSE, connection_modes,
+                                    keep_alive, server_keep_alive)
+    options = {KEEP_ALIVE: "option http-keep-alive", SERVER_CLOSE: "option http-server-close",
+               CLOSE: "option httpclose"}
+    modes = list(options)
+    clients = [("1.1", []), ("1.1", [(b"Connection", b"close")]), ("1.0", []),
+               ("1.0", [(b"Connection", b"keep-alive")])]
+    with echo_backends(["s1"]) as (backend,):
+        ports = {mode: free_port() for mode in modes}
+        sections = "".join(f"frontend fe-{m}\n    bind 127.0.0.1:{ports[m]}\n    {options[m]}\n"
+                           + "".join(f"    use_backend be-{b} if {{ path_beg /{b}/ }}\n"
+                                     for b in modes)
+                           for m in modes)
+        sections += "".join(f"backend be-{b}\n    {options[b]}\n"
+                            f"    server s1 {backend.address}\n" for b in modes)
+        observed = []
+        with run_haproxy(haproxy_config(sections)):
+            for fe in modes:
+                for be in modes:
+                    for version, fields in clients:
+                        backend.clear()
+                        head = (f"GET /{be}/x HTTP/{version}\r\nHost: a\r\n".encode()
+                                + b"".join(n + b": " + v + b"\r\n" for n, v in fields)
+                                + b"\r\n")
+                        answer = raw_request(ports[fe], head)
+                        sent = backend.requests[0].header("Connection")
+                        got = [line.split(b":", 1)[1].strip() for line in answer.split(b"\r\n")
+                               if line.lower().startswith(b"connection:")]
+                        observed.append((fe, be, version, fields, sent, got))
+    assert len(observed) == 36
+    for fe, be, version, fields, sent, got in observed:
+        client_mode, server_mode = connection_modes(fe, be)
+        request_head = RequestHeadWriter().write(
+            b"GET", b"/", version, [(b"Host", b"a")] + fields, NO_BODY,
+            server_keep_alive(server_mode), CTX)
+        ours_sent = [v for n, v in parse_request(request_head)[3] if n == b"Connection"]
+        assert ours_sent == ([] if sent is None else [sent.encode()]), (fe, be, version, fields)
+        framing = Framing(LENGTH, 10)
+        response_head = ResponseHeadWriter().write(
+            "1.1", 200, b"OK", [(b"Content-Length", b"10")], framing,
+            keep_alive(version, fields, client_mode, framing), version, CTX)
+        ours_got = [line.split(b":", 1)[1].strip() for line in response_head.split(b"\r\n")
+                    if line.lower().startswith(b"connection:")]
+        assert ours_got == got, (fe, be, version, fields)
