@@ -477,6 +477,8 @@ class ResponseHeadWriter(_HeadWriter):
             out.append(line)
         if upgrade:
             out.append(_CONN_UPGRADE)
+        elif status < 200:
+            pass  # an interim response (100 Continue ...) says nothing about the connection
         elif keep_alive and framing.kind != UNTIL_CLOSE:
             if request_version == "1.0":
                 out.append(_CONN_KEEP_ALIVE)

@@ -164,6 +164,26 @@ def test_connection_towards_the_client(request_version, keep, framing, expected)
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
+def test_interim_and_upgrade_responses():
+    writer = ResponseHeadWriter()
+    assert writer.write("1.1", 100, b"Continue", [], NO_BODY, False, "1.0", CTX) == \
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+    head = writer.write("1.1", 101, b"Switching Protocols",
+                        [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")], NO_BODY,
+                        True, "1.1", CTX, upgrade=True)
+    assert head == (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: upgrade\r\n\r\n")
+
+
+def test_sample_context_from_sockets():
+    ctx = SampleContext.from_sockets(("::ffff:10.0.0.9", 4242, 0, 0), ("10.0.0.1", 443),
+                                     ssl_fc=True)
+    assert (ctx.src, ctx.src_port, ctx.dst, ctx.dst_port, ctx.ssl_fc) == \
+        (b"10.0.0.9", b"4242", b"10.0.0.1", b"443", b"1")
+    unix = SampleContext.from_sockets("", "/run/haply.sock")
+    assert (unix.src, unix.src_ip, unix.src_port) == (b"", None, b"0")
+
+
 # ------------------------------------------------------------------ forwardfor
 
 
