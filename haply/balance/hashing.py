@@ -15,8 +15,13 @@ server while the farm does not change. What is hashed (HAProxy 2.6 manual,
   domain label of a host name, e.g. "1wt" of "haproxy.1wt.eu").
 
 "If no value is found or if the parameter is not found, then a round robin
-algorithm is applied" (same for an absent or empty header): the balancer
-keeps a `RoundRobin` over the same servers for that.
+algorithm is applied" (same for an absent or empty header). Observed on
+HAProxy 2.6: with map-based hashing that round robin walks the weight map
+itself, i.e. it is exactly static-rr's order (tests/interop checks this), so
+the fallback is a `StaticRoundRobin`. With consistent hashing HAProxy's
+fallback was seen to follow its ring in an uneven order (one server several
+times in a row); haply uses its dynamic `RoundRobin` there instead, which
+gives the same shares, smoothly.
 
 Two ways to map a hash to a server (`hash-type`):
 
@@ -49,7 +54,7 @@ from typing import Sequence
 
 from haply.balance.roundrobin import RoundRobin
 from haply.balance.selection import GroupBalancer, has_free_slot
-from haply.balance.static_rr import weighted_map
+from haply.balance.static_rr import StaticRoundRobin, weighted_map
 from haply.runtime.registry import ServerState
 
 # Ring points per unit of weight for hash-type consistent. More points make
@@ -181,7 +186,8 @@ class HashBalancer(GroupBalancer):
         self._ring_keys: list[int] = []
         self._ring_servers: list[ServerState] = []
         self._point_cache: dict[tuple[str, int], list[int]] = {}
-        self._fallback = RoundRobin(servers, allbackups=allbackups)
+        fallback = RoundRobin if self.consistent else StaticRoundRobin
+        self._fallback: GroupBalancer = fallback(servers, allbackups=allbackups)
         super().__init__(servers, allbackups=allbackups)
 
     # -- keys

@@ -139,10 +139,10 @@ class EchoBackend:
     name: str
     host: str = "127.0.0.1"
     port: int = 0
-    requests: list[ReceivedRequest] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: list[ReceivedRequest] = field(default_factory=list, repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def address(self) -> str:
