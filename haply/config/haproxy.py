@@ -433,9 +433,9 @@ def _host_port(text: str, location: Location, what: str, port_required: bool) ->
             raise ParseError(f"invalid {what} '{text}': expected ':PORT' after ']'")
         port = rest[1:] if rest else None
     elif ":" in text:
+        # The last colon separates the port, also for IPv6 (":::80" is "::" port
+        # 80, "ipv6@::1:80" is "::1" port 80), as HAProxy reads addresses.
         host, port = text.rsplit(":", 1)
-        if family == "ipv6" or host.count(":") > 0:
-            pass  # ":::80" -> host "::", "ipv6@::1:80" -> "::1"
     else:
         host, port = text, None
     if port == "":
@@ -497,7 +497,7 @@ def _read_options(
         if option not in table:
             raise ParseError(f"unknown {name} option '{option}'")
         count = table[option]
-        if i + count >= len(words) + (1 if count == 0 else 0) and count:
+        if count and i + 1 >= len(words):
             raise ParseError(f"{name} option '{option}' needs a value")
         out.append((option, words[i + 1] if count else ""))
         i += 1 + count

@@ -285,6 +285,7 @@ def suggest(name: str, section: str) -> str | None:
         if name in FAMILIES:
             return None
         candidates += [family for family in FAMILIES if any(k.startswith(family + " ") for k in candidates)]
+        candidates += list(SECTIONS)
     family = name.split(" ", 1)[0]
     if " " in name and family in FAMILIES:
         candidates = [k for k in candidates if k.startswith(family + " ")] or candidates

@@ -755,3 +755,38 @@ def test_every_keyword_has_a_handler_and_back():
         assert row.sections and set(row.sections) <= set("gdflb"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
+
+
+# ------------------------------------------------------------------- robustness
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_WORDS = st.one_of(
+    st.sampled_from(sorted({w for name in KEYWORDS for w in name.split()})),
+    st.sampled_from(["if", "unless", "{", "}", "!", "||", "or", "-i", "-m", "beg", "TRUE", "x", "b",
+                     "10s", "80", ":80", "*:8080", "127.0.0.1:81", "[::1]:80", "fd@3", "1-3", "check", "weight",
+                     "ssl", "path_beg", "/a", "hdr(host)", '"a b"', "'c d'", "\\x41", "${X}", '"${X-1}"']),
+    st.text(alphabet="abc:/.-_0123456789 \"'\\{}$#", max_size=8),
+)
+_LINE = st.lists(_WORDS, min_size=1, max_size=6).map(" ".join)
+_SECTION = st.tuples(
+    st.sampled_from(["global", "defaults", "frontend f", "backend b", "listen l", "defaults d", "backend c from d"]),
+    st.lists(_LINE, max_size=6),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_SECTION, min_size=1, max_size=4))
+def test_any_file_loads_or_fails_with_config_error(tmp_path, sections):
+    text = "".join(f"{head}\n" + "".join(f"    {line}\n" for line in lines) for head, lines in sections)
+    path = tmp_path / "fuzz.cfg"
+    path.write_text(text)
+    try:
+        loaded = load([str(path)], {"X": "1"})
+    except ConfigError as error:
+        errors = [d for d in error.diagnostics if d.severity == "error"]
+        assert errors
+        assert all(d.location.file == str(path) and d.location.line >= 1 for d in errors)
+        assert all("internal error" not in d.message for d in errors)
+    else:
+        assert loaded.config.sources == (str(path),)
