@@ -55,8 +55,10 @@ class SampleContext:
     writers pass the same object to the rule conditions.
 
     Built once per client connection by the proxy; addresses are kept as the
-    bytes they print as. IPv4-mapped IPv6 peers (a "::" listener) print and
-    match as IPv4, like HAProxy's src.
+    bytes they print as. IPv4-mapped IPv6 peers (a dual-stack "::" listener)
+    print and match as IPv4, so "except 10.0.0.0/8" works there too. Values
+    printed from here are addresses, ports and 0/1: they cannot carry CR/LF,
+    so dynamic header values need no check per request.
     """
 
     __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "src_ip")
