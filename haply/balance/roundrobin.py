@@ -31,7 +31,8 @@ bunched at the start.
 *Nothing due, nobody waiting.* The earliest placed server is served.
 
 Per pick this is one heap pop and one push: O(log n), no allocation beyond
-the pushed tuple. `rebuild()` keeps the positions of servers whose weight did
+the pushed tuple. A full server is passed over and loses that turn; an
+excluded one keeps it. `rebuild()` keeps the positions of servers whose weight did
 not change, so a server going up or down does not reset everyone's rhythm.
 """
 
@@ -114,17 +115,24 @@ class RoundRobin(GroupBalancer):
         self._advance(chosen)
         return chosen[_SERVER]
 
-    def _advance(self, entry: tuple) -> None:
+    def _advance(self, entry: tuple, served: bool = True) -> None:
         weight = entry[_WEIGHT]
         step, rem = divmod(self._total + entry[_REM], weight)
         self._seq += 1
         heappush(self._heap, (entry[_DUE] + step, rem - weight, self._seq, rem, weight, entry[_SERVER]))
-        self._pos += 1
+        if served:
+            self._pos += 1
 
     def _restore(self, skipped: list) -> None:
-        """Put passed-over servers back exactly where they were."""
+        """Put passed-over servers back. A server skipped because it was full
+        loses that turn (it moves on as if served) so it does not come back
+        owed a burst of turns the moment a slot frees; an excluded server
+        keeps its place (it was only avoided for this one request)."""
         for entry in reversed(skipped):
-            if entry[_SEQ] == 0:  # had not entered yet: back to the front of the line
-                self._entering.append(entry[_SERVER])
+            server = entry[_SERVER]
+            if not (server.maxconn <= 0 or server.current_sessions < server.maxconn):
+                self._advance(entry, served=False)
+            elif entry[_SEQ] == 0:  # had not entered yet: back to the front of the line
+                self._entering.append(server)
             else:
                 heappush(self._heap, entry)
