@@ -1462,6 +1462,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                     f"{proxy.kind} '{proxy.name}' is in mode http but its backend '{name}' is in mode tcp; "
                     "set 'mode http' on the backend (or 'mode tcp' on the frontend)",
                 )
+        _check_timeouts(proxy, diagnostics)
         if proxy.kind == "frontend" and not proxy.binds:
             diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
         if proxy.mode == "tcp":
@@ -1470,10 +1471,30 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
     for proxy in config.proxies:
         if not proxy.is_backend:
             continue
+        if proxy.kind == "backend":
+            _check_timeouts(proxy, diagnostics)
         if proxy.http_check is not None and proxy.check_kind == "tcp":
             diagnostics.warning(proxy.location, f"http-check rules in '{proxy.name}' have no effect without 'option httpchk'")
         if proxy.tcp_check_steps and proxy.check_kind != "tcp-check":
             diagnostics.warning(proxy.location, f"tcp-check rules in '{proxy.name}' have no effect without 'option tcp-check'")
+
+
+def _check_timeouts(proxy: Proxy, diagnostics: Diagnostics) -> None:
+    """HAProxy warns when a proxy lacks the timeouts of its sides: without them
+    a stuck peer holds a connection forever. haply warns the same way."""
+    needed = []
+    if proxy.is_frontend:
+        needed.append("client")
+    if proxy.is_backend:
+        needed += ["connect", "server"]
+    missing = [name for name in needed if not getattr(proxy.timeouts, name)]
+    if missing:
+        diagnostics.warning(
+            proxy.location,
+            f"missing timeouts for {proxy.kind} '{proxy.name}': set "
+            + ", ".join(f"'timeout {name}'" for name in missing)
+            + " (here or in defaults) so that stuck connections are closed",
+        )
 
 
 def _closest(name: str, names: Mapping[str, object]) -> str | None:

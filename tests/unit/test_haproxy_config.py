@@ -687,6 +687,14 @@ def test_listen_default_backend_is_itself(tmp_path):
     assert (p.default_backend, p.is_frontend, p.is_backend) == ("l", True, True)
 
 
+def test_missing_timeouts_warn(tmp_path):
+    loaded = load_text(tmp_path, "defaults\n    timeout client 5s\nfrontend f\n    bind :80\n    default_backend b\nbackend b\n")
+    assert warnings(loaded) == [
+        "6: missing timeouts for backend 'b': set 'timeout connect', 'timeout server' (here or in defaults) "
+        "so that stuck connections are closed",
+    ]
+
+
 def test_all_errors_are_collected(tmp_path):
     assert len(messages(tmp_path, "global\n  bogus1\n  bogus2\ndefaults\n  bogus3\n")) == 3
 
