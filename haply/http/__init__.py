@@ -8,7 +8,7 @@ Once per route (frontend + backend), at configuration time::
     request_writer, response_writer = for_route(frontend, backend, compile_condition)
     client_mode, server_mode = connection_modes(frontend.http_connection_mode,
                                                 backend.http_connection_mode)
-    errorfiles = dict(backend.errorfiles or frontend.errorfiles)
+    errorfiles = route_errorfiles(frontend.errorfiles, backend.errorfiles)
 
 Once per client connection::
 
@@ -48,7 +48,7 @@ from haply.http.headers import (
     compile_header_rules, compile_value, for_route,
 )
 from haply.http.responses import (
-    ERRORFILE_CODES, error_response, must_close, validate_errorfile,
+    ERRORFILE_CODES, error_response, must_close, route_errorfiles, validate_errorfile,
 )
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "SampleContext", "UNTIL_CLOSE", "check_request_target", "compile_forward_for",
     "compile_header_rules", "compile_value", "connection_modes", "connection_options",
     "error_response", "for_route", "head_too_large", "keep_alive", "must_close",
-    "request_framing", "response_framing", "server_keep_alive", "too_many_headers",
+    "request_framing", "response_framing", "route_errorfiles", "server_keep_alive",
+    "too_many_headers",
     "validate_errorfile", "validate_header_fields",
 ]

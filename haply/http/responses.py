@@ -117,6 +117,19 @@ def error_response(status: int, errorfiles: dict[int, bytes] | None = None,
     return page
 
 
+def route_errorfiles(frontend_errorfiles, backend_errorfiles) -> dict[int, bytes]:
+    """The errorfiles of a route: per status, the backend's, else the frontend's
+    (observed with HAProxy 2.6: a backend without errorfile 503 uses the
+    frontend's).
+
+    Arguments are the model's `Proxy.errorfiles` tuples. Before a backend is
+    chosen (a bad request, a client timeout) pass () for the backend.
+    """
+    merged = dict(frontend_errorfiles)
+    merged.update(backend_errorfiles)
+    return merged
+
+
 def must_close(status: int, errorfiles: dict[int, bytes] | None = None) -> bool:
     """Whether the connection must close after error_response(status, errorfiles)."""
     if status in (400, 408):
@@ -178,5 +191,5 @@ def _check_status_line(line: bytes) -> str | None:
 
 __all__ = [
     "DEFAULT_PAGES", "ERRORFILE_CODES", "HAPLY_PAGES", "HAPROXY_PAGES", "error_response",
-    "must_close", "validate_errorfile",
+    "must_close", "route_errorfiles", "validate_errorfile",
 ]

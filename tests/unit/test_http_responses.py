@@ -13,7 +13,7 @@ import pytest
 from haply.http.framing import MAX_HEAD_SIZE
 from haply.http.responses import (
     ERRORFILE_CODES, HAPLY_PAGES, HAPROXY_PAGES, error_response, must_close,
-    validate_errorfile,
+    route_errorfiles, validate_errorfile,
 )
 from tests.support.haproxy_oracle import (
     free_port, haproxy_available, haproxy_config, run_haproxy,
@@ -98,6 +98,13 @@ def test_errorfile_overrides_and_fallback():
     assert must_close(431, files) and must_close(503, files)
     assert not must_close(504, files) and not must_close(431)
     assert must_close(400) and must_close(408)
+
+
+def test_route_errorfiles_prefer_the_backend_per_status():
+    fe = ((400, b"fe400"), (503, b"fe503"))
+    be = ((503, b"be503"),)
+    assert route_errorfiles(fe, be) == {400: b"fe400", 503: b"be503"}
+    assert route_errorfiles(fe, ()) == {400: b"fe400", 503: b"fe503"}
 
 
 def test_debian_errorfiles_are_valid_and_match_the_pages():
