@@ -167,3 +167,54 @@ def dump_logs(net: Lab) -> str:
             with open(path, errors="replace") as f:
                 out.append(f"==> {path} <==\n{f.read()[-4000:]}")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- keepalived
+
+KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
+
+
+class Keepalived:
+    """keepalived 2.2 run in the foreground in one namespace (VRRP only)."""
+
+    def __init__(self, net: Lab, node: Node, config_text: str, name: str):
+        self.net, self.node, self.name = net, node, name
+        w = net.workdir
+        self.conf = net.write(f"{name}.conf", config_text)
+        self.pidfile, self.vrrp_pidfile = f"{w}/{name}.pid", f"{w}/{name}-vrrp.pid"
+        self.proc = net.spawn(node, [KEEPALIVED, "--dont-fork", "--log-console", "--log-detail",
+                                     "--vrrp", "-f", self.conf, "-p", self.pidfile,
+                                     "-r", self.vrrp_pidfile, "-c", f"{w}/{name}-chk.pid"],
+                              log_name=name)
+
+    def log(self) -> str:
+        with open(self.proc.log_path, errors="replace") as f:  # type: ignore[attr-defined]
+            return f.read()
+
+    def ready(self) -> bool:
+        return "Entering BACKUP STATE" in self.log() or "Entering MASTER STATE" in self.log()
+
+    def crash(self) -> None:
+        """Kill like a crash: the VRRP child gets no chance to send priority 0.
+
+        keepalived's parent respawns a dead child, and a child whose parent dies
+        shuts down cleanly, so the parent is frozen first, then both are killed.
+        """
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        child = _read_int(self.vrrp_pidfile)
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+
+    def stop(self) -> None:
+        self.net.stop(self.proc)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None

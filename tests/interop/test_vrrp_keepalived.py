@@ -1,0 +1,141 @@
+"""haply and the real keepalived 2.2 in one VRRP group.
+
+Both nodes read the same keepalived.conf text (only priority and router_id
+differ). For VRRPv2 (advert_int 1) and VRRPv3 (advert_int 0.1), in both
+directions: the higher-priority node wins the election, the other takes over
+when it crashes, and the first takes the address back when it returns. At every
+sample the VIP is on at most one live node.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from tests.integration.test_vrrp_netns import ENV, Sampler, holder, snapshot
+from tests.support.netns import KEEPALIVED, VIP, Keepalived, available, dump_logs, lab, wait_for
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(available() is not None, reason=str(available())),
+    pytest.mark.skipif(not os.path.exists(KEEPALIVED), reason="needs keepalived (Debian package)"),
+]
+
+CONF = """global_defs {{
+    router_id {router_id}
+    vrrp_garp_master_delay 1
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 61
+    priority {priority}
+    version {version}
+    advert_int {advert}
+{auth}    virtual_ipaddress {{
+        {vip}/24
+    }}
+}}
+"""
+
+
+def conf(router_id: str, priority: int, version: int, advert: float) -> str:
+    auth = "    authentication {\n        auth_type PASS\n        auth_pass haply1\n    }\n" \
+        if version == 2 else ""
+    return CONF.format(router_id=router_id, priority=priority, version=version, advert=advert,
+                       vip=VIP, auth=auth)
+
+
+COMPLAINT_WORDS = ("invalid", "mismatch", "not present", "wrong", "bad ", "error", "discard")
+
+
+def complaints(log: str) -> list[str]:
+    """keepalived's log lines about packets it refused (a lower-priority advert
+    it ignores is not a complaint: that is the RFC's preemption rule)."""
+    return [line for line in log.splitlines()
+            if any(w in line.lower() for w in COMPLAINT_WORDS) and "lower priority" not in line]
+
+
+class HaplyNode:
+    def __init__(self, net, index: int, text: str, name: str):
+        self.net, self.index, self.name = net, index, name
+        path = net.write(f"{name}.conf", text)
+        self.control = os.path.join(net.workdir, f"{name}.sock")
+        self.proc = net.spawn(net.nodes[index], [sys.executable, "-m", "haply.vrrp", "-f", path,
+                                                 "--control", self.control], log_name=name, env=ENV)
+        self.proc.control = self.control
+
+    def ready(self) -> bool:
+        return os.path.exists(self.control)
+
+    def crash(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+
+    def snapshot(self) -> dict:
+        return snapshot(self.net, self.index, self.proc)
+
+
+def start_node(kind: str, net, index: int, priority: int, version: int, advert: float, name: str):
+    text = conf(name, priority, version, advert)
+    if kind == "haply":
+        return HaplyNode(net, index, text, name)
+    return Keepalived(net, net.nodes[index], text, name)
+
+
+CASES = [
+    pytest.param(2, 1.0, "haply", "keepalived", id="v2-haply-master"),
+    pytest.param(2, 1.0, "keepalived", "haply", id="v2-keepalived-master"),
+    pytest.param(3, 0.1, "haply", "keepalived", id="v3-haply-master"),
+    pytest.param(3, 0.1, "keepalived", "haply", id="v3-keepalived-master"),
+]
+
+
+@pytest.mark.parametrize("version, advert, high_kind, low_kind", CASES)
+def test_mixed_pair_elects_fails_over_and_fails_back(version, advert, high_kind, low_kind):
+    down = 3 * advert + advert  # Master_Down_Interval plus slack (skew < one interval)
+    with lab(2) as net:
+        try:
+            high_node, low_node = net.nodes
+            high = start_node(high_kind, net, 0, 200, version, advert, "high")
+            low = start_node(low_kind, net, 1, 100, version, advert, "low")
+            assert wait_for(lambda: high.ready() and low.ready(), 15), dump_logs(net)
+            with Sampler(net) as sampler:
+                # election: the higher priority wins whoever started first
+                assert wait_for(lambda: holder(net) == high_node, down + 3), dump_logs(net)
+                time.sleep(3 * advert)
+                assert holder(net) == high_node
+                if low_kind == "haply":
+                    snap = low.snapshot()
+                    assert snap["state"] == "BACKUP" and snap["master"] == high_node.address
+                    assert snap["received"] >= 2 and not snap["dropped"], snap
+                else:
+                    states = [ln for ln in low.log().splitlines() if "Entering" in ln]
+                    assert states[-1].endswith("Entering BACKUP STATE"), low.log()[-2000:]
+                # failover: the master crashes
+                high.crash()
+                sampler.excluded.add(high_node.name)  # a dead node's stale address is not a vote
+                crashed = time.monotonic()
+                assert wait_for(lambda: net.has_address(low_node, VIP), down + 2), dump_logs(net)
+                took = time.monotonic() - crashed
+                assert took <= down + 0.5, took
+                # failback: the high-priority node returns and preempts
+                # a crashed keepalived leaves its VIP behind; the node "reboots" without it
+                net.run(high_node, ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
+                sampler.excluded.discard(high_node.name)
+                high = start_node(high_kind, net, 0, 200, version, advert, "high-again")
+                assert wait_for(lambda: holder(net) == high_node, down + 8), dump_logs(net)
+                time.sleep(3 * advert)
+                assert holder(net) == high_node, dump_logs(net)
+            doubles = sampler.double_masters()
+            assert doubles == [], doubles[:5]
+            for node in (high, low):
+                if isinstance(node, Keepalived):
+                    # keepalived accepted every advertisement haply sent
+                    assert complaints(node.log()) == [], node.log()[-3000:]
+        finally:
+            print(dump_logs(net))
