@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from haply.config.diagnostics import Location
-from haply.config.model import Acl, Condition, ForwardFor, HeaderRule, Proxy
+from haply.config.model import Condition, ForwardFor, HeaderRule, Proxy
 from haply.http.errors import LocalProtocolError
 from haply.http.framing import CHUNKED, LENGTH, NONE, UNTIL_CLOSE, Framing
 from haply.http.headers import (
@@ -505,3 +505,16 @@ def test_connection_fields_match_haproxy():
         ours_got = [line.split(b":", 1)[1].strip() for line in response_head.split(b"\r\n")
                     if line.lower().startswith(b"connection:")]
         assert ours_got == got, (fe, be, version, fields)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.text(alphabet=st.sampled_from(list("%[]{}srcdt_po ciefhx\r\n\u00e9+Q,")),
+                   max_size=25))
+def test_compile_value_never_crashes_and_never_emits_a_line_break(fmt):
+    try:
+        value = compile_value(fmt)
+    except ValueError as error:
+        assert str(error)
+        return
+    data = value if isinstance(value, bytes) else value(CTX)
+    assert b"\r" not in data and b"\n" not in data
