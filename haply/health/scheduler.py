@@ -34,7 +34,7 @@ from haply.health.state import (
     DEFAULT_ERROR_LIMIT, DEFAULT_ON_ERROR, OBSERVE_NONE, Health, Passive, Timing,
     Transition, slowstart_done, slowstart_weight,
 )
-from haply.runtime.registry import DOWN, MAINT, UP, Registry, ServerState
+from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP, Registry, ServerState
 
 log = logging.getLogger("haply.health")
 
@@ -444,7 +444,8 @@ class HealthChecker:
         else:
             transition = health.check_failed(now, result.status, result.reason, result.duration)
         self.registry.set_operational(checked.state, UP if health.up else DOWN, now,
-                                      result.status, result.reason, result.duration)
+                                      result.status, result.reason, result.duration,
+                                      result.code)
         if transition is not None:
             self._on_transition(checked, transition)
 
@@ -457,19 +458,38 @@ class HealthChecker:
             self._apply_weight(checked, now)
         if reply.maxconn is not None:
             state.maxconn = reply.maxconn
-        if reply.admin is not None:
+        if reply.admin is not None and reply.admin != state.admin:
             self.registry.set_admin(state, reply.admin, now)
+            self._log_admin(state, reply.admin)
         if reply.operational is not None:
             down = reply.operational == DOWN
-            reason = "Agent reports " + ("down" if down else "up")
-            info = reply.description or result.info
-            full = f"{reason}, info: \"{info}\"" if info else reason
-            transition = checked.health.agent_state(down, now, result.status, full,
-                                                    result.duration)
+            # HAProxy 2.6 logs an agent's "down #disk full" as: reason: Layer7
+            # wrong status, code: 0, info: "via agent : down (disk full)"
+            info = f"via agent : {reply.state_word}"
+            if reply.description:
+                info += f" ({reply.description})"
+            status = "L7STS" if down else "L7OK"
+            full = CheckResult(status, 0, info).reason
+            transition = checked.health.agent_state(down, now, status, full, result.duration)
             if transition is not None:
                 self.registry.set_operational(state, UP if checked.health.up else DOWN, now,
-                                              result.status, full, result.duration)
+                                              status, full, result.duration, 0)
                 self._on_transition(checked, transition)
+
+    def _log_admin(self, state: ServerState, admin: str) -> None:
+        """Administrative changes an agent asked for, in HAProxy's words."""
+        servers = self.registry.servers(state.backend)
+        usable = [s for s in servers if s.operational == UP and s.admin == READY]
+        active = sum(1 for s in usable if not s.backup)
+        counts = (f" {active} active and {len(usable) - active} backup servers online."
+                  f" 0 sessions requeued, {sum(s.queued for s in servers)} total in queue.")
+        who = f"{'Backup Server' if state.backup else 'Server'} {state.backend}/{state.name}"
+        if admin == DRAIN:
+            log.warning("%s enters drain state.%s", who, counts)
+        elif admin == MAINT:
+            log.warning("%s is going DOWN for maintenance.%s", who, counts)
+        else:
+            log.warning("%s is UP/READY (leaving forced maintenance or drain).%s", who, counts)
 
     def observe(self, backend: str, server: str, event: str | int) -> None:
         """Passive health: the proxy reports one exchange (an EV_* name from

@@ -60,6 +60,7 @@ class ServerState:
     check_status: str = ""
     check_reason: str = ""
     check_duration: float | None = None
+    check_code: int | None = None  # HTTP status / MySQL error of the last check
     config: Server | None = None
 
     @property
@@ -160,12 +161,13 @@ class Registry:
 
     def set_operational(self, state: ServerState, operational: str, now: float,
                         status: str = "", reason: str = "",
-                        duration: float | None = None) -> None:
+                        duration: float | None = None, code: int | None = None) -> None:
         if operational not in (UP, DOWN):
             raise ValueError(f"unknown operational state {operational!r}")
         state.check_status = status
         state.check_reason = reason
         state.check_duration = duration
+        state.check_code = code
         if state.operational != operational:
             state.operational = operational
             state.last_change = now

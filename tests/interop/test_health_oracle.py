@@ -208,3 +208,205 @@ def test_seed_mysql_check_on_clustercheck_port_is_down_in_both(galera):
 
     ours, theirs = run_both(text, tmp_path, scenario)
     assert ours == theirs == ["L7TOUT"] * 3
+
+
+# --------------------------------------------- every check kind, both programs
+
+
+async def _close_after(data: bytes, reader, writer):
+    writer.write(data)
+    await writer.drain()
+
+
+def _closing(data: bytes):
+    async def handler(reader, writer):
+        await _close_after(data, reader, writer)
+    return handler
+
+
+DOWN_LINE = re.compile(r"^(?:Backup )?Server (\S+)/(\S+) is DOWN, reason: (.*), check duration")
+
+
+def test_check_results_match_haproxy(tmp_path, tls_context_for_oracle):
+    """The same servers checked by both: check_status, check_code and the DOWN
+    reason HAProxy logs must be what haply records."""
+    from tests.support.health_backends import (
+        Agent, Banner, HttpHealth, black_hole, closed_port,
+    )
+
+    thread = BackendThread()
+    try:
+        ok = Backend(thread, HttpHealth(200, body=b"all good\n")).start()
+        unavailable = Backend(thread, HttpHealth(503)).start()
+        garbage = Backend(thread, _closing(b"SSH-2.0-OpenSSH_9.2\r\n")).start()
+        hole = Backend(thread, black_hole).start()
+        redis = Backend(thread, Banner(replies={b"PING": b"+PONG\r\n"})).start()
+        loading = Backend(thread, _closing(b"-LOADING Redis is loading\r\n")).start()
+        tls = tls_context_for_oracle
+        agent = Backend(thread, Agent("down #disk full")).start()
+        closed = closed_port()
+        text = f"""global
+    log stdout format raw local0
+
+defaults
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 300ms
+
+backend http
+    option httpchk GET /healthcheck
+    server ok 127.0.0.1:{ok.port} check inter 200
+    server unavailable 127.0.0.1:{unavailable.port} check inter 200
+    server garbage 127.0.0.1:{garbage.port} check inter 200
+    server hole 127.0.0.1:{hole.port} check inter 200
+    server closed 127.0.0.1:{closed} check inter 200
+
+backend expect
+    option httpchk GET /healthcheck
+    http-check expect string maintenance
+    server ok 127.0.0.1:{ok.port} check inter 200
+
+backend tcp
+    server ok 127.0.0.1:{ok.port} check inter 200
+    server closed 127.0.0.1:{closed} check inter 200
+
+backend redis
+    option tcp-check
+    tcp-check send PING\\r\\n
+    tcp-check expect string +PONG
+    server ok 127.0.0.1:{redis.port} check inter 200
+    server loading 127.0.0.1:{loading.port} check inter 200
+    server silent 127.0.0.1:{hole.port} check inter 200
+
+backend tls
+    option ssl-hello-chk
+    server tls 127.0.0.1:{tls.port} check inter 200
+    server plain 127.0.0.1:{ok.port} check inter 200
+
+backend agent
+    server a1 127.0.0.1:{ok.port} check inter 200 agent-check agent-port {agent.port} agent-inter 200
+"""
+        servers = [(p, s) for p, names in (
+            ("http", ("ok", "unavailable", "garbage", "hole", "closed")),
+            ("expect", ("ok",)), ("tcp", ("ok", "closed")),
+            ("redis", ("ok", "loading", "silent")), ("tls", ("tls", "plain")),
+            ("agent", ("a1",))) for s in names]
+
+        async def scenario(oracle, registry, checker):
+            await asyncio.sleep(1.2)  # several checks each, timeouts included
+            ours, theirs = {}, {}
+            stat = oracle.command("show stat").splitlines()
+            header = stat[0].lstrip("# ").split(",")
+            rows = {(r["pxname"], r["svname"]): r
+                    for r in (dict(zip(header, line.split(","))) for line in stat[1:] if line)}
+            for key in servers:
+                state = registry.get(*key)
+                ours[key] = (state.operational, state.check_status,
+                             "" if state.check_code is None else str(state.check_code))
+                row = rows[key]
+                theirs[key] = ("UP" if row["status"].startswith("UP") else "DOWN",
+                               row["check_status"].removeprefix("* "), row["check_code"])
+            reasons = {(e.backend, e.server): e.reason for e in checker.events if not e.up}
+            return ours, theirs, reasons, oracle.log()
+
+        ours, theirs, reasons, log = run_both(text, tmp_path, scenario)
+    finally:
+        thread.close()
+    # HAProxy leaves check_code empty for L4/L6 results; so does haply (None)
+    assert ours == theirs, "\n".join(f"{k}: haply {ours[k]} haproxy {theirs[k]}"
+                                     for k in servers if ours[k] != theirs[k])
+    logged = {}
+    for line in log.splitlines():
+        match = DOWN_LINE.match(line)
+        if match:
+            logged[(match.group(1), match.group(2))] = match.group(3)
+    assert logged and set(logged) == set(reasons)
+    for key, reason in logged.items():
+        assert reasons[key] == reason, key
+
+
+async def _tls_idle(reader, writer):
+    await reader.read(100)
+
+
+class _OpenSSLServer:
+    """openssl s_server on a loopback port: the TLS server HAProxy's manual has
+    in mind (it answers HAProxy's SSLv3 hello with an alert)."""
+
+    def __init__(self, directory) -> None:
+        import subprocess
+
+        import trustme
+        from tests.support.health_backends import closed_port
+        ca = trustme.CA(key_type=trustme.KeyType.RSA)
+        cert = ca.issue_cert("localhost")
+        cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+        cert.cert_chain_pems[0].write_to_path(str(cert_path))
+        cert.private_key_pem.write_to_path(str(key_path))
+        self.port = closed_port()
+        self.process = subprocess.Popen(
+            ["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", "-cert",
+             str(cert_path), "-key", str(key_path), "-quiet"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("openssl s_server did not start")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(5)
+
+
+@pytest.fixture
+def tls_context_for_oracle(tmp_path_factory):
+    server = _OpenSSLServer(tmp_path_factory.mktemp("tls"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_ssl_hello_python_tls_server_is_a_known_difference(tmp_path):
+    """Python's asyncio TLS server closes silently on HAProxy 2.6's SSLv3 hello,
+    so HAProxy marks it L6RSP; it answers haply's TLS 1.2 hello with a
+    ServerHello, so haply sees it UP. This pins the one place haply
+    deliberately judges differently."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    thread = BackendThread()
+    try:
+        tls = Backend(thread, _tls_idle, ssl_context=context).start()
+        text = f"""global
+    maxconn 100
+
+defaults
+    timeout connect 1s
+    timeout check 300ms
+
+backend tls
+    option ssl-hello-chk
+    server py 127.0.0.1:{tls.port} check inter 200
+"""
+
+        async def scenario(oracle, registry, checker):
+            await asyncio.sleep(0.6)
+            return (registry.get("tls", "py").check_status,
+                    oracle.check_status("tls", "py"))
+
+        ours, theirs = run_both(text, tmp_path, scenario)
+    finally:
+        thread.close()
+    assert (ours, theirs) == ("L6OK", "L6RSP")

@@ -46,13 +46,13 @@ class HAProxyOracle:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"haproxy exited: {self.log()}")
+                raise RuntimeError(f"haproxy exited: {self.log()[-4000:]}")
             try:
                 self.command("show info")
                 return self
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"haproxy did not start: {self.log()}")
+        raise RuntimeError(f"haproxy did not start: {self.log()[-4000:]}")
 
     def command(self, line: str) -> str:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -101,7 +101,7 @@ class HAProxyOracle:
     def log(self) -> str:
         try:
             with open(self.log_path) as f:
-                return f.read()[-4000:]
+                return f.read()
         except OSError:
             return ""
 
