@@ -24,7 +24,7 @@ import uvloop
 from haply.config import load
 from haply.health import HealthChecker
 from haply.runtime.registry import DOWN, UP, Registry
-from tests.support.health_backends import Backend, BackendThread, ClusterCheck
+from tests.support.health_backends import Backend, BackendThread, ClusterCheck, closed_port
 from tests.support.health_oracle import HAPROXY, HAProxyOracle
 
 pytestmark = pytest.mark.oracle
@@ -152,7 +152,7 @@ async def time_both(oracle, state, want_up: bool, timeout: float) -> tuple[float
 
 def test_galera_failover_detection_matches_haproxy(galera):
     port, responders, tmp_path = galera
-    section = adapt(seed_section("galera_cluster"), port, 33060, "option httpchk")
+    section = adapt(seed_section("galera_cluster"), port, closed_port(), "option httpchk")
     text = full_config(section)
     rise, fall = (int(x) for x in re.search(r"rise (\d+) fall (\d+)", section).groups())
     inter = INTER_MS / 1000
@@ -190,7 +190,7 @@ def test_seed_mysql_check_on_clustercheck_port_is_down_in_both(galera):
     HTTP responder waits for a request and never sends a MySQL handshake. HAProxy
     marks every node DOWN with a layer-7 timeout; so must haply."""
     port, responders, tmp_path = galera
-    section = adapt(seed_section("galera_cluster"), port, 33061, "option mysql-check")
+    section = adapt(seed_section("galera_cluster"), port, closed_port(), "option mysql-check")
     text = full_config(section)
 
     async def scenario(oracle, registry, checker):
