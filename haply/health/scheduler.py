@@ -254,7 +254,8 @@ class _Checked:
     """Runtime of one checked server: its machine, timers and probe tasks."""
 
     __slots__ = ("spec", "state", "health", "timer", "task", "agent_timer", "agent_task",
-                 "agent_weight_percent", "ramp_timer", "last_result")
+                 "agent_weight_percent", "ramp_timer", "last_result", "health_enabled",
+                 "agent_enabled")
 
     def __init__(self, spec: CheckSpec, state: ServerState, now: float) -> None:
         self.spec = spec
@@ -267,6 +268,25 @@ class _Checked:
         self.agent_weight_percent = 100
         self.ramp_timer: asyncio.TimerHandle | None = None
         self.last_result: CheckResult | None = None
+        # runtime API `disable health` / `disable agent`
+        self.health_enabled = True
+        self.agent_enabled = True
+
+    def cancel_health(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.task = None
+
+    def cancel_agent(self) -> None:
+        if self.agent_timer is not None:
+            self.agent_timer.cancel()
+            self.agent_timer = None
+        if self.agent_task is not None and not self.agent_task.done():
+            self.agent_task.cancel()
+        self.agent_task = None
 
 
 class HealthChecker:
@@ -340,6 +360,93 @@ class HealthChecker:
                 checked.agent_timer = self.loop.call_later(
                     checked.spec.agent.inter * offset, self._fire_agent, checked)
 
+    # ------------------------------------------------------- runtime API
+
+    def watch(self, backend: str, server: str) -> bool:
+        """Start checking a server added at run time (it must be in the registry
+        with its `config`). True if it has checks; they start within one inter."""
+        key = (backend, server)
+        state = self.registry.get(backend, server)
+        proxy = self.config.proxy(backend)
+        if key in self._checked or state is None or state.config is None or proxy is None:
+            return False
+        spec = spec_for(proxy, state.config)
+        if spec is None or (spec.target is None and spec.agent is None):
+            return False
+        checked = _Checked(spec, state, self.loop.time())
+        self._checked[key] = checked
+        if self._running:
+            if spec.target is not None:
+                checked.timer = self.loop.call_later(
+                    self._rng.uniform(0, spec.timing.inter), self._fire, checked)
+            if spec.agent is not None:
+                checked.agent_timer = self.loop.call_later(
+                    self._rng.uniform(0, spec.agent.inter), self._fire_agent, checked)
+        return True
+
+    def unwatch(self, backend: str, server: str) -> None:
+        """Stop checking a server (removed at run time)."""
+        checked = self._checked.pop((backend, server), None)
+        if checked is not None:
+            checked.cancel_health()
+            checked.cancel_agent()
+            if checked.ramp_timer is not None:
+                checked.ramp_timer.cancel()
+
+    def _get(self, backend: str, server: str) -> _Checked:
+        checked = self._checked.get((backend, server))
+        if checked is None:
+            raise KeyError(f"no health check on server {backend}/{server}")
+        return checked
+
+    def set_health_enabled(self, backend: str, server: str, enabled: bool) -> None:
+        """`enable health` / `disable health`. The management guide: a disabled
+        check's last result is ignored and the server is considered UP unless
+        its agent forces it down."""
+        checked = self._get(backend, server)
+        if enabled == checked.health_enabled:
+            return
+        checked.health_enabled = enabled
+        if enabled:
+            if self._running and checked.spec.target is not None:
+                checked.timer = self.loop.call_later(0, self._fire, checked)
+            return
+        checked.cancel_health()
+        self._forced(checked, checked.health.force(True, self.loop.time(),
+                                                   "health check disabled"))
+
+    def set_agent_enabled(self, backend: str, server: str, enabled: bool) -> None:
+        """`enable agent` / `disable agent`: a disabled agent's last reply no
+        longer holds the server down."""
+        checked = self._get(backend, server)
+        if enabled == checked.agent_enabled:
+            return
+        checked.agent_enabled = enabled
+        if enabled:
+            if self._running and checked.spec.agent is not None:
+                checked.agent_timer = self.loop.call_later(0, self._fire_agent, checked)
+            return
+        checked.cancel_agent()
+        self._forced(checked, checked.health.agent_state(False, self.loop.time(),
+                                                         reason="agent check disabled"))
+
+    def set_health(self, backend: str, server: str, health: str) -> None:
+        """`set server B/S health up|down`: force the check state now."""
+        if health not in ("up", "down"):
+            raise ValueError(f"health must be up or down, not {health!r}")
+        checked = self._get(backend, server)
+        self._forced(checked, checked.health.force(health == "up", self.loop.time(),
+                                                   "changed from CLI"))
+
+    def _forced(self, checked: _Checked, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        state = checked.state
+        self.registry.set_operational(state, UP if checked.health.up else DOWN,
+                                      transition.now, state.check_status,
+                                      transition.reason, None, state.check_code)
+        self._on_transition(checked, transition)
+
     async def stop(self) -> None:
         self._running = False
         tasks = []
@@ -373,7 +480,7 @@ class HealthChecker:
 
     def _fire(self, checked: _Checked) -> None:
         checked.timer = None
-        if not self._running:
+        if not self._running or not checked.health_enabled:
             return
         if checked.state.admin == MAINT:
             # MAINT stops checks (registry contract); look again later
@@ -411,7 +518,7 @@ class HealthChecker:
 
     def _fire_agent(self, checked: _Checked) -> None:
         checked.agent_timer = None
-        if self._running:
+        if self._running and checked.agent_enabled:
             checked.agent_task = self.loop.create_task(self._run_agent(checked))
 
     async def _run_agent(self, checked: _Checked) -> None:

@@ -211,6 +211,13 @@ class Health:
         self.agent_down = down
         return self._transition(was_up, now, status, reason, duration)
 
+    def force(self, up: bool, now: float, reason: str = "") -> Transition | None:
+        """Runtime API `set server B/S health up|down`: jump to full health or
+        to 0, whatever the checks said until now."""
+        was_up = self.up
+        self.health = self._top if up else 0
+        return self._transition(was_up, now, "", reason, None)
+
     def observe(self, event: str | int, now: float) -> Transition | None:
         """A passive event from live traffic: one of the EV_* names, or an HTTP
         status code. Returns a transition when on-error brought the server down.

@@ -380,3 +380,51 @@ backend big
     assert checked == 1000  # every server's first check ran (spread over 2 s)
     assert all(s.operational == UP for s in states)
     assert p99 < 50 and lags[-1] < 150
+
+
+def test_runtime_api_controls(tmp_path, backends):
+    web = Backend(backends, HttpHealth(200)).start()
+    dead = closed_port()
+    config = load_text(tmp_path, DEFAULTS + f"""
+backend b
+    option httpchk
+    server ok 127.0.0.1:{web.port} check inter 100 rise 2 fall 2
+    server dead 127.0.0.1:{dead} check inter 100 rise 2 fall 2
+""")
+    registry = make_registry(config)
+    ok, dead_state = registry.get("b", "ok"), registry.get("b", "dead")
+
+    async def main():
+        from haply.config.model import Server
+        checker = HealthChecker(registry, config, asyncio.get_running_loop())
+        checker.start()
+        try:
+            await wait_until(lambda: dead_state.operational == DOWN, 0.5)
+            # disable health: considered UP, and stays so (no checks run)
+            checker.set_health_enabled("b", "dead", False)
+            assert dead_state.operational == UP
+            await asyncio.sleep(0.3)
+            assert dead_state.operational == UP
+            checker.set_health_enabled("b", "dead", True)
+            await wait_until(lambda: dead_state.operational == DOWN, 0.5)
+            # force health: DOWN at once, back after `rise` real checks
+            checker.set_health("b", "ok", "down")
+            assert ok.operational == DOWN
+            await wait_until(lambda: ok.operational == UP, 2 * INTER + INTER + 0.1)
+            # a server added at run time is checked once watched
+            registry.add_server("b", Server("late", "127.0.0.1", dead, check=True, inter=0.1,
+                                            rise=2, fall=2))
+            assert checker.watch("b", "late")
+            late = registry.get("b", "late")
+            await wait_until(lambda: late.operational == DOWN, 0.5)
+            assert late.check_status == "L4CON"
+            checker.unwatch("b", "late")
+            checked_before = late.check_status
+            await asyncio.sleep(0.25)
+            assert late.check_status == checked_before
+            with pytest.raises(KeyError):
+                checker.set_health("b", "late", "up")
+        finally:
+            await checker.stop()
+
+    uvloop.run(main())

@@ -247,3 +247,12 @@ def test_timing_is_validated():
         Timing(rise=0)
     with pytest.raises(ValueError):
         Timing(inter=0)
+
+
+def test_force_jumps_to_either_end():
+    h = machine(rise=3, fall=3)
+    t = h.force(False, 1.0, "changed from CLI")
+    assert t is not None and not t.up and h.health == 0
+    assert h.force(False, 2.0) is None
+    t = h.force(True, 3.0)
+    assert t is not None and t.up and h.health == 5 and h.last_up_at == 3.0
