@@ -31,7 +31,7 @@ from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     KEYWORDS, LEGACY, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, FAMILIES, Keyword, lookup, suggest,
 )
-from haply.config.lexer import Line, Word, split_lines
+from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
     Acl, BackendSwitch, Bind, Config, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
@@ -244,7 +244,8 @@ def parse(
         carry = {}
     state: Carry = carry.setdefault("haproxy", Carry())
     parser = _Parser(filename, environ, diagnostics, state)
-    parser.run(split_lines(text, filename, environ, diagnostics))
+    lines = apply_conditions(split_lines(text, filename, environ, diagnostics), environ, diagnostics)
+    parser.run(lines)
     return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies), sources=(filename,))
 
 

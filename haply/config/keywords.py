@@ -25,6 +25,8 @@ SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+# Handled by lexer.apply_conditions before the parser sees the lines.
+PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
     "peers", "resolvers", "userlist", "cache", "ring", "mailers", "program",
     "http-errors", "fcgi-app", "log-forward",
@@ -189,6 +191,17 @@ def _rows() -> list[Keyword]:
         rows.append(K(f"option {name}", "dflb", "", "HAProxy option not implemented by haply.", U))
     for name, modern in (("http-tunnel", None), ("http_proxy", None)):
         rows.append(K(f"option {name}", "dflb", "", "Removed from HAProxy.", U, modern))
+    # conditional blocks and messages (manual 2.4), applied before sections are read
+    rows += [
+        K(".if", "gdflb", "<condition>", "Keep the following lines if the condition holds: 0/1, defined(VAR), feature(OPENSSL), streq(a,b), strneq(a,b), version_atleast(V), version_before(V), !, &&, ||, ( )."),
+        K(".elif", "gdflb", "<condition>", "Alternative branch of a .if block."),
+        K(".else", "gdflb", "", "Last branch of a .if block."),
+        K(".endif", "gdflb", "", "End of a .if block."),
+        K(".notice", "gdflb", "<message>", "Report a message (shown as a warning)."),
+        K(".warning", "gdflb", "<message>", "Report a warning."),
+        K(".alert", "gdflb", "<message>", "Report an error: the configuration is refused."),
+        K(".diag", "gdflb", "<message>", "Message for HAProxy's diagnostic mode; haply drops it."),
+    ]
     # legacy spellings, accepted with a warning
     rows += [
         K("contimeout", "dlb", "<time>", "Pre-1.5 spelling of timeout connect.", L, "timeout connect"),
@@ -229,8 +242,6 @@ def _rows() -> list[Keyword]:
         ("tcp-check comment", "dlb"), ("tcp-check send-lf", "dlb"), ("tcp-check send-binary-lf", "dlb"),
         ("tcp-check set-var", "dlb"), ("tcp-check unset-var", "dlb"),
         ("stats http-request", "flb"), ("stats show-modules", "dflb"), ("stats bind-process", "g"),
-        (".if", "gdflb"), (".elif", "gdflb"), (".else", "gdflb"), (".endif", "gdflb"),
-        (".notice", "gdflb"), (".warning", "gdflb"), (".alert", "gdflb"), (".diag", "gdflb"),
     ):
         rows.append(K(name, sections, "...", "HAProxy keyword not implemented by haply.", U))
     for action in (
@@ -294,6 +305,6 @@ def suggest(name: str, section: str) -> str | None:
 
 
 __all__ = [
-    "FAMILIES", "KEYWORDS", "Keyword", "LEGACY", "SECTIONS", "SECTION_LETTERS", "SECTION_NAMES",
+    "FAMILIES", "KEYWORDS", "Keyword", "LEGACY", "PREPROCESSOR", "SECTIONS", "SECTION_LETTERS", "SECTION_NAMES",
     "SUPPORTED", "UNSUPPORTED", "UNSUPPORTED_SECTIONS", "lookup", "suggest",
 ]

@@ -300,4 +300,183 @@ def quote(text: str) -> str:
     return "".join(out)
 
 
-__all__ = ["LexError", "Line", "Word", "quote", "split_lines", "split_words"]
+
+
+# ------------------------------------------------------------- conditional blocks
+#
+# Manual 2.4: `.if COND` / `.elif COND` / `.else` / `.endif` nest and keep or drop
+# the lines between them; `.notice`, `.warning`, `.alert` and `.diag` report a
+# message. They act on whole lines before any section keyword is read, so they
+# are applied here, after the words (and the variables in them) are known.
+
+# The HAProxy release whose syntax haply follows, for version_atleast() and
+# version_before(): the 2.6 branch it is checked against (`haproxy -v` here).
+EMULATED_HAPROXY_VERSION = (2, 6, 12)
+# feature() names that are true for haply: TLS comes from Python's ssl module,
+# which is OpenSSL.
+FEATURES = frozenset({"OPENSSL"})
+CONDITIONAL_DIRECTIVES = (".if", ".elif", ".else", ".endif")
+MESSAGE_DIRECTIVES = (".notice", ".warning", ".alert", ".diag")
+
+_CONDITION_TOKEN = re.compile(r"\s*(&&|\|\||!|\(|\)|[A-Za-z_]+\(|[^\s()!&|]+)")
+
+
+@dataclass
+class _Block:
+    parent_active: bool
+    taken: bool  # a branch of this block was already kept
+    seen_else: bool
+    location: Location
+
+
+def apply_conditions(lines: list[Line], environ: Mapping[str, str], diagnostics: Diagnostics) -> list[Line]:
+    """The lines kept by the conditional blocks, with the message directives
+    reported (.alert as an error, .warning and .notice as warnings; .diag only
+    shows in HAProxy's diagnostic mode and is dropped)."""
+    kept: list[Line] = []
+    stack: list[_Block] = []
+    active = True
+    for line in lines:
+        keyword = line.words[0].text
+        args = [w.text for w in line.words[1:]]
+        try:
+            if keyword == ".if":
+                value = active and evaluate_condition(args, environ)
+                stack.append(_Block(active, value, False, line.location))
+                active = value
+            elif keyword in (".elif", ".else", ".endif"):
+                if not stack:
+                    raise LexError(f"'{keyword}' without a matching '.if'")
+                block = stack[-1]
+                if keyword == ".endif":
+                    stack.pop()
+                    active = block.parent_active
+                elif block.seen_else:
+                    raise LexError(f"'{keyword}' after '.else' in the block opened at {block.location}")
+                elif keyword == ".elif":
+                    active = block.parent_active and not block.taken and evaluate_condition(args, environ)
+                    block.taken = block.taken or active
+                else:
+                    active = block.parent_active and not block.taken
+                    block.taken = block.seen_else = True
+            elif not active:
+                continue
+            elif keyword in MESSAGE_DIRECTIVES:
+                message = " ".join(args)
+                if keyword == ".alert":
+                    diagnostics.error(line.location, f"alert: {message}")
+                elif keyword != ".diag":
+                    diagnostics.warning(line.location, f"{keyword[1:]}: {message}")
+            else:
+                kept.append(line)
+        except LexError as error:
+            diagnostics.error(line.location, str(error))
+    for block in stack:
+        diagnostics.error(block.location, "'.if' without a matching '.endif'")
+    return kept
+
+
+def evaluate_condition(words: list[str], environ: Mapping[str, str]) -> bool:
+    """Manual 2.4: 0/1, predicates, !, parentheses, && over || (left to right)."""
+    text = " ".join(words)
+    tokens: list[str] = []
+    i = 0
+    while i < len(text):
+        match = _CONDITION_TOKEN.match(text, i)
+        if not match:
+            break
+        token = match.group(1)
+        i = match.end()
+        if token.endswith("(") and token != "(":
+            depth, start = 1, i
+            while i < len(text) and depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            if depth:
+                raise LexError(f"unterminated '{token}' in condition")
+            token += text[start:i]
+        tokens.append(token)
+    if not tokens:
+        return False  # an empty condition is false
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position] if position < len(tokens) else None
+
+    def take() -> str:
+        nonlocal position
+        position += 1
+        return tokens[position - 1]
+
+    def disjunction() -> bool:
+        value = conjunction()
+        while peek() == "||":
+            take()
+            value = conjunction() or value  # evaluate both: errors are reported either way
+        return value
+
+    def conjunction() -> bool:
+        value = unary()
+        while peek() == "&&":
+            take()
+            value = unary() and value
+        return value
+
+    def unary() -> bool:
+        token = peek()
+        if token is None:
+            raise LexError("condition ends too early")
+        take()
+        if token == "!":
+            return not unary()
+        if token == "(":
+            value = disjunction()
+            if peek() != ")":
+                raise LexError("missing ')' in condition")
+            take()
+            return value
+        return _term(token, environ)
+
+    value = disjunction()
+    if peek() is not None:
+        raise LexError(f"unexpected '{peek()}' in condition")
+    return value
+
+
+def _term(token: str, environ: Mapping[str, str]) -> bool:
+    if re.fullmatch(r"-?[0-9]+", token):
+        return int(token) != 0
+    match = re.fullmatch(r"([a-z_]+)\((.*)\)", token, re.S)
+    if not match:
+        raise LexError(
+            f"unknown term '{token}' in condition: expected a number or one of defined(), feature(), "
+            "streq(), strneq(), version_atleast(), version_before()"
+        )
+    name, argument = match.groups()
+    args = argument.split(",")
+    if name in ("streq", "strneq"):
+        if len(args) != 2:
+            raise LexError(f"{name}() takes two arguments")
+        return (args[0] == args[1]) == (name == "streq")
+    if name == "defined":
+        return argument in environ
+    if name == "feature":
+        return argument in FEATURES
+    if name in ("version_atleast", "version_before"):
+        wanted = _version(argument)
+        return (EMULATED_HAPROXY_VERSION >= wanted) == (name == "version_atleast")
+    raise LexError(f"unknown predicate '{name}()' in condition")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    main = text.split("-", 1)[0]
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", main):
+        raise LexError(f"invalid version '{text}': expected a form such as 2.4 or 2.6.12")
+    parts = tuple(int(p) for p in main.split("."))
+    return parts + (0,) * (3 - len(parts))
+
+
+__all__ = [
+    "CONDITIONAL_DIRECTIVES", "LexError", "Line", "MESSAGE_DIRECTIVES", "Word", "apply_conditions",
+    "evaluate_condition", "quote", "split_lines", "split_words",
+]

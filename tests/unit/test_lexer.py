@@ -1,5 +1,7 @@
 """The haproxy.cfg lexer: words, quotes, escapes, variables, file:line."""
 
+import re
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -129,3 +131,74 @@ def test_any_line_lexes_or_fails_cleanly(line):
         split_words(line, HERE, {"A": "1"})
     except LexError as error:
         assert "column" in str(error) or "pseudo-variable" in str(error)
+
+
+# ------------------------------------------------------------- conditional blocks
+
+from haply.config.lexer import apply_conditions, evaluate_condition  # noqa: E402
+
+
+def kept(text, environ=None):
+    diagnostics = Diagnostics()
+    environ = environ or {}
+    lines = apply_conditions(split_lines(text, "c.cfg", environ, diagnostics), environ, diagnostics)
+    return [" ".join(l.texts) for l in lines], [str(d) for d in diagnostics.items]
+
+
+@pytest.mark.parametrize(
+    "condition, expected",
+    [
+        ("", False), ("0", False), ("1", True), ("!0", True), ("defined(HOME)", True), ("defined(NOPE)", False),
+        ("streq(a,a)", True), ("strneq(a,a)", False), ("feature(OPENSSL)", True), ("feature(QUIC)", False),
+        ("version_atleast(2.4-dev19)", True), ("version_atleast(2.7)", False), ("version_before(2.7)", True),
+        ("1 && 0 || 1", True), ("0 || 1 && 0", False), ("!(0 || 0) && 1", True), ("( 1 )", True),
+    ],
+)
+def test_conditions(condition, expected):
+    assert evaluate_condition(condition.split(), {"HOME": "/root"}) is expected
+
+
+@pytest.mark.parametrize(
+    "condition, message",
+    [("nope", "unknown term 'nope'"), ("1 &&", "condition ends too early"), ("(1", "missing ')'"),
+     ("streq(a)", "streq() takes two arguments"), ("frob(x)", "unknown predicate 'frob()'"), ("1 1", "unexpected '1'")],
+)
+def test_bad_conditions(condition, message):
+    with pytest.raises(LexError, match=re.escape(message)):
+        evaluate_condition(condition.split(), {})
+
+
+def test_blocks_keep_the_right_lines():
+    text = """\
+.if streq("$MODE",tls)
+  a
+.elif defined(ALT)
+  b
+  .if 0
+    c
+  .else
+    d
+  .endif
+.else
+  e
+.endif
+f
+"""
+    assert kept(text, {"MODE": "tls"})[0] == ["a", "f"]
+    assert kept(text, {"ALT": ""})[0] == ["b", "d", "f"]
+    assert kept(text)[0] == ["e", "f"]
+
+
+def test_messages_and_block_errors():
+    lines, found = kept('.warning "careful"\n.notice hi\n.diag x\n.if 0\n.alert "not shown"\n.endif\n.alert "stop"\n.endif\n.if 1\n')
+    assert lines == []
+    assert found == [
+        "c.cfg:1: warning: warning: careful",
+        "c.cfg:2: warning: notice: hi",
+        "c.cfg:7: error: alert: stop",
+        "c.cfg:8: error: '.endif' without a matching '.if'",
+        "c.cfg:9: error: '.if' without a matching '.endif'",
+    ]
+    assert kept(".if 1\n.else\n.else\n.endif\n")[1] == [
+        "c.cfg:3: error: '.else' after '.else' in the block opened at c.cfg:1"
+    ]

@@ -127,8 +127,26 @@ VALID = {
             option mysql-check user haproxy
             server db1 127.0.0.1:13307 check port 9200 backup
         """,
+    "conditional": """\
+        .if version_atleast(2.4) && !defined(HAPLY_TEST_UNSET)
+        defaults
+            mode tcp
+            timeout connect 5s
+            timeout client 5s
+            timeout server 5s
+        .else
+            this line is dropped
+        .endif
+        listen l
+            bind 127.0.0.1:18090
+        .if streq("${HAPLY_TEST_UNSET}",)
+            server s1 127.0.0.1:18091
+        .endif
+        """,
 }
 INVALID = {
+    "alert": '.alert "refuse to start"\nglobal\n    daemon\n',
+    "unclosed-if": ".if 1\nglobal\n    daemon\n",
     "missing-backend": """\
         defaults
             mode http
