@@ -9,8 +9,11 @@ against the oracle, so a failure of the haply run points at haply.
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -62,7 +65,6 @@ def test_example_config_is_valid_for_haply():
 
 
 def test_quickstart_refuses_a_busy_port():
-    import socket
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -71,3 +73,48 @@ def test_quickstart_refuses_a_busy_port():
                       "--port", str(port), "--proxy", HAPROXY])
     assert result.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in result.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_refuses(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize("proxy", [
+    pytest.param([], id="haply"),
+    pytest.param(["--proxy", HAPROXY], marks=pytest.mark.oracle, id="haproxy"),
+])
+def test_interactive_quickstart_serves_then_stops_on_sigterm(proxy):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "haply.quickstart", "--port", str(port)]
+                            + proxy, cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:  # bounded: the quickstart gives up after 30 s
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert f"  curl http://127.0.0.1:{port}/\n" in lines, "".join(lines)
+        backend_ports = [int(p) for p in re.findall(r"web\d 127\.0\.0\.1:(\d+)", lines[1])]
+        assert len(backend_ports) == 3, lines[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello", timeout=10) as r:
+            assert re.fullmatch(r"web\d answered GET /hello \(X-Forwarded-For: 127\.0\.0\.1\)\n",
+                                r.read().decode())
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, "".join(lines) + rest
+        assert "stopping" in rest
+        # the proxy and the three backends are gone
+        assert port_refuses(port)
+        assert all(port_refuses(p) for p in backend_ports)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
