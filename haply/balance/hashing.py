@@ -65,6 +65,7 @@ from haply.runtime.registry import ServerState
 POINTS_PER_WEIGHT = 64
 
 _MASK32 = 0xFFFFFFFF
+_crc32 = zlib.crc32
 
 HASH_KINDS = ("source", "uri", "url_param", "hdr")
 
@@ -85,7 +86,13 @@ def hash_bytes(data: bytes) -> int:
 
 
 def hash_text(text: str) -> int:
-    return fmix32(zlib.crc32(text.encode("utf-8", "surrogateescape")))
+    """hash_bytes of the UTF-8 text, with the finaliser inlined (hot path)."""
+    h = _crc32(text.encode("utf-8", "surrogateescape"))
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _MASK32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _MASK32
+    return h ^ (h >> 16)
 
 
 # ---------------------------------------------------------------- key extraction

@@ -27,7 +27,7 @@ calling connection_started()/connection_ended().
 
 from __future__ import annotations
 
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Sequence
 
 from haply.balance.selection import GroupBalancer, has_free_slot
@@ -89,6 +89,22 @@ class LeastConn(GroupBalancer):
         self._requeue(server)
 
     def pick(self, key: object = None, exclude: ServerState | None = None) -> ServerState | None:
+        # Fast path: the least loaded live entry can take the connection; it is
+        # re-queued behind its equals (so ties rotate even if the caller does
+        # not report the connection) with one heapreplace.
+        heap = self._heap
+        if heap:
+            top = heap[0]
+            server = top[3]
+            if (self._version.get(id(server)) == top[2] and server is not exclude
+                    and (server.maxconn <= 0 or server.current_sessions < server.maxconn)):
+                self._seq = seq = self._seq + 1
+                self._version[id(server)] = seq
+                heapreplace(heap, (self._load(server), seq, seq, server))
+                return server
+        return self._pick_slow(exclude)
+
+    def _pick_slow(self, exclude: ServerState | None) -> ServerState | None:
         heap = self._heap
         version = self._version
         skipped: list | None = None

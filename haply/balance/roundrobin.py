@@ -38,7 +38,7 @@ not change, so a server going up or down does not reset everyone's rhythm.
 
 from __future__ import annotations
 
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Sequence
 
 from haply.balance.selection import GroupBalancer, has_free_slot
@@ -81,6 +81,24 @@ class RoundRobin(GroupBalancer):
         self._entering = waiting
 
     def pick(self, key: object = None, exclude: ServerState | None = None) -> ServerState | None:
+        # Fast path: the earliest placed server is due (or nobody waits to
+        # enter) and can take the connection: one heapreplace.
+        heap = self._heap
+        if heap:
+            top = heap[0]
+            pos = self._pos
+            if top[_DUE] <= pos or not self._entering:
+                server = top[_SERVER]
+                if server is not exclude and (server.maxconn <= 0 or server.current_sessions < server.maxconn):
+                    weight = top[_WEIGHT]
+                    step, rem = divmod(self._total + top[_REM], weight)
+                    self._seq = seq = self._seq + 1
+                    heapreplace(heap, (top[_DUE] + step, rem - weight, seq, rem, weight, server))
+                    self._pos = pos + 1
+                    return server
+        return self._pick_slow(exclude)
+
+    def _pick_slow(self, exclude: ServerState | None) -> ServerState | None:
         heap = self._heap
         entering = self._entering
         pos = self._pos
