@@ -373,7 +373,7 @@ class _Parser:
         if legacy_address is not None:
             self.diagnostics.warning(
                 line.location,
-                f"'listen {name} {legacy_address}' is the pre-1.3 form; write 'listen {name}' "
+                f"'listen {name} {legacy_address}' is the old form, which HAProxy 2.6 rejects; write 'listen {name}' "
                 f"followed by 'bind {legacy_address}'",
             )
             self.current.binds.extend(parse_bind_addresses(legacy_address, line.location))

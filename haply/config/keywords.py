@@ -204,10 +204,10 @@ def _rows() -> list[Keyword]:
     ]
     # legacy spellings, accepted with a warning
     rows += [
-        K("contimeout", "dlb", "<time>", "Pre-1.5 spelling of timeout connect.", L, "timeout connect"),
-        K("clitimeout", "dfl", "<time>", "Pre-1.5 spelling of timeout client.", L, "timeout client"),
-        K("srvtimeout", "dlb", "<time>", "Pre-1.5 spelling of timeout server.", L, "timeout server"),
-        K("redispatch", "dlb", "", "Pre-1.4 spelling of option redispatch.", L, "option redispatch"),
+        K("contimeout", "dlb", "<time>", "Old spelling of timeout connect (removed from HAProxy 2.1).", L, "timeout connect"),
+        K("clitimeout", "dfl", "<time>", "Old spelling of timeout client (removed from HAProxy 2.1).", L, "timeout client"),
+        K("srvtimeout", "dlb", "<time>", "Old spelling of timeout server (removed from HAProxy 2.1).", L, "timeout server"),
+        K("redispatch", "dlb", "", "Old spelling of option redispatch.", L, "option redispatch"),
     ]
     # removed in HAProxy 2.1 (the regex header rewriting family) and other refusals
     for name, modern in (

@@ -554,7 +554,7 @@ def test_legacy_forms_warn_and_work(tmp_path):
         "4: 'clitimeout' is deprecated; write 'timeout client' instead",
         "5: 'srvtimeout' is deprecated; write 'timeout server' instead",
         "6: 'redispatch' is deprecated; write 'option redispatch' instead",
-        "7: 'listen stats 127.0.0.1:8080' is the pre-1.3 form; write 'listen stats' followed by 'bind 127.0.0.1:8080'",
+        "7: 'listen stats 127.0.0.1:8080' is the old form, which HAProxy 2.6 rejects; write 'listen stats' followed by 'bind 127.0.0.1:8080'",
         "8: 'option forceclose' is deprecated; write 'option httpclose' instead",
     ]
 

@@ -66,7 +66,7 @@ def test_stats_page_loads_with_deprecation_warnings():
         (16, "'contimeout' is deprecated"),
         (17, "'clitimeout' is deprecated"),
         (18, "'srvtimeout' is deprecated"),
-        (27, "'listen stats 192.168.243.11:80' is the pre-1.3 form"),
+        (27, "'listen stats 192.168.243.11:80' is the old form, which HAProxy 2.6 rejects"),
     ]
     stats = loaded.config.proxy("stats")
     assert [(b.host, b.port) for b in stats.binds] == [("192.168.243.11", 80)]
