@@ -50,6 +50,9 @@ EVENT_HISTORY = 1000
 
 SessionCallback = Callable[[ServerState], int | None]
 
+# Proxy.check_kind values with a probe here.
+CHECK_KINDS = frozenset({"tcp", "http", "mysql", "ssl-hello", "tcp-check"})
+
 
 # --------------------------------------------------------------- check settings
 
@@ -168,7 +171,11 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
                                                       proxy.timeouts.connect)
             agent = AgentSpec(Target(agent_host, int(agent_port)), agent_inter,
                               agent_deadlines, send)
-    kind = proxy.check_kind if proxy.check_kind else "tcp"
+    kind = proxy.check_kind or "tcp"
+    if kind not in CHECK_KINDS:
+        log.warning("%s: %s checks are not supported; using a TCP connect check",
+                    proxy.name, kind)
+        kind = "tcp"
     http = None
     if kind == "http":
         hc = proxy.http_check
