@@ -19,6 +19,13 @@ departs from the RFC it says so and why:
   waiting for its next tick, and re-sends gratuitous ARP and re-runs its notify
   script, because the other node's ARP replies and notify scripts may have left
   neighbours and services pointing at it. At most once per advert interval.
+* The other half of that: a master that steps down because it hears a better
+  master sends one priority-0 advertisement. If the better master's advert
+  arrived first, the loser would otherwise fall silent and the winner never
+  learn that neighbours' ARP caches may point at the loser. A master that gets
+  priority 0 answers at once (RFC 5798 6.4.3), which also resets any third
+  router's down timer; and if it had been master for over an interval (so this
+  was a conflict, not its own fresh preemption) it re-sends GARP and notify.
 * A master whose priority changes advertises at once, so a better backup can
   preempt within Skew_Time rather than an interval later.
 """
@@ -208,23 +215,33 @@ class Machine:
         if priority == PRIORITY_STOP:
             # RFC 5798 6.4.3: another master is leaving; assert ourselves now.
             self.adver_at = now + self.params.advert_int
-            return [SendAdvert(self.priority)]
+            actions: list[Action] = [SendAdvert(self.priority)]
+            settled = self.last_transition is not None and now - self.last_transition >= self.params.advert_int
+            if settled:
+                actions += self._reassert(now, f"answered {src} giving up mastership")
+            return actions
         if priority > self.priority or (priority == self.priority and _ip(src) > _ip(self.params.local_ip)):
             if self.params.version == 3:
                 self.master_adver_int = advert_int
-            actions = self._to_backup(now, f"{'higher' if priority > self.priority else 'equal'} "
-                                      f"priority {priority} advertised by {src}")
+            reason = (f"{'higher' if priority > self.priority else 'equal'} priority {priority} "
+                      f"advertised by {src}")
+            actions = [SendAdvert(PRIORITY_STOP)] + self._to_backup(now, reason)
             self.master = src
             return actions
         # Split brain: another master that loses to us.
+        actions = self._reassert(now, f"answered lower-priority master {src} (priority {priority})")
+        if not actions:
+            return []
+        self.adver_at = now + self.params.advert_int
+        return [SendAdvert(self.priority)] + actions
+
+    def _reassert(self, now: float, reason: str) -> list[Action]:
+        """GARP and notify again after a conflict, at most once per interval."""
         if self.last_conflict_reply is not None and now - self.last_conflict_reply < self.params.advert_int:
             return []
         self.last_conflict_reply = now
-        self.adver_at = now + self.params.advert_int
-        reason = f"answered lower-priority master {src} (priority {priority})"
         self.last_reason = reason
-        return [SendAdvert(self.priority), SendGarp(self.params.garp_repeat),
-                Notify(MASTER, self.priority, reason)]
+        return [SendGarp(self.params.garp_repeat), Notify(MASTER, self.priority, reason)]
 
     def set_priority(self, now: float, priority: int) -> list[Action]:
         """Effective priority from tracking; the owner's 255 never moves."""

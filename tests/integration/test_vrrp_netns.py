@@ -256,3 +256,29 @@ def test_graceful_stop_hands_over_and_runs_notify_stop(net2, tmp_path):
     assert time.monotonic() - stopped < 0.5
     assert marker.exists()
     assert not net.has_address(net.nodes[0], VIP)
+
+
+def test_split_brain_heals_at_once_and_reruns_notify(net2, tmp_path):
+    net = net2
+    a, b = net.nodes
+    notes = tmp_path / "a-master"
+    net.isolate(a, True)
+    net.isolate(b, True)  # a partition: both sides elect themselves
+    advert = 0.5  # long enough that healing "at once" is told apart from the next tick
+    procs = [start(net, 0, config(150, advert=advert,
+                                  extra=f"    notify_master \"/bin/sh -c 'echo x >> {notes}'\"")),
+             start(net, 1, config(100, advert=advert))]
+    assert wait_for(lambda: len(net.holders(VIP)) == 2, CONVERGE + 3), dump_logs(net)
+    assert wait_for(lambda: notes.exists() and notes.read_text().count("x") == 1, 2.0)
+    net.isolate(a, False)
+    healed = time.monotonic()
+    net.isolate(b, False)
+    assert wait_for(lambda: holder(net) == a, 2.0), dump_logs(net)
+    took = time.monotonic() - healed
+    # the first advertisement either side hears ends it: within one interval, plus margin
+    assert took < advert + 0.3, took
+    # the winner re-announced itself: GARP again and notify_master run again
+    assert wait_for(lambda: notes.read_text().count("x") == 2, 2.0), dump_logs(net)
+    snap = snapshot(net, 0, procs[0])
+    assert snap["state"] == "MASTER" and "answered lower-priority master" in snap["reason"]
+    assert snapshot(net, 1, procs[1])["state"] == "BACKUP"

@@ -80,6 +80,13 @@ class Lab:
     def holders(self, address: str, nodes: list[Node] | None = None) -> list[Node]:
         return [n for n in (nodes or self.nodes) if self.has_address(n, address)]
 
+    def isolate(self, node: Node, on: bool) -> None:
+        """Bridge port isolation: isolated ports cannot reach each other (a
+        partition between nodes) while the links stay up."""
+        port = f"p{self.nodes.index(node)}"
+        subprocess.run(["bridge", "-n", self.bridge_ns, "link", "set", "dev", port, "isolated",
+                        "on" if on else "off"], check=True, capture_output=True, timeout=10)
+
     def set_link(self, node: Node, up: bool) -> None:
         _ip("-n", node.name, "link", "set", node.ifname, "up" if up else "down")
 

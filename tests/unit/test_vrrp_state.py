@@ -210,6 +210,36 @@ def test_split_brain_is_answered_at_once():
     assert a.on_advert(10.02, ip("b"), 100, 0.1) == []  # at most once per interval
     loser = b.on_advert(10.011, ip("a"), 200, 0.1)
     assert b.state == BACKUP and state.RemoveAddresses() in loser
+    assert loser[0] == state.SendAdvert(0)  # tells the winner it gave up (see below)
+
+
+def test_winner_reasserts_when_the_loser_steps_down_first():
+    a = machine("a", 200)
+    a.start(0)
+    a.on_timer(a.next_deadline())
+    assert a.state == MASTER
+    became = a.last_transition
+    # the loser heard us first and says it gives up: re-GARP and re-notify
+    actions = a.on_advert(became + 5, ip("b"), 0, 0.1)
+    assert actions[0] == state.SendAdvert(200)
+    assert any(isinstance(x, state.SendGarp) for x in actions)
+    assert any(isinstance(x, state.Notify) and x.state == MASTER for x in actions)
+    # a master that has just preempted only answers (no notify storm on failback)
+    c = machine("c", 200)
+    c.start(0)
+    c.on_timer(c.next_deadline())
+    assert c.on_advert(c.last_transition + 0.01, ip("b"), 0, 0.1) == [state.SendAdvert(200)]
+
+
+def test_rate_limited_conflict_does_not_delay_the_next_advert():
+    a = machine("a", 200)
+    a.start(0)
+    a.on_timer(a.next_deadline())
+    t = a.last_transition + 1
+    a.on_advert(t, ip("b"), 100, 0.1)
+    due = a.next_deadline()
+    assert a.on_advert(t + 0.05, ip("b"), 100, 0.1) == []
+    assert a.next_deadline() == due
 
 
 def test_priority_tracking_moves_mastership():
