@@ -1292,6 +1292,8 @@ def _make_server(state: ProxyState, name: str, address: str, option_words: list[
     values, extra = _server_options(option_words, for_default=False)
     _check_files(extra, "server")
     merged = {**state.default_server, **values}
+    if merged.get("agent_check") and merged.get("agent_port") is None:
+        raise ParseError(f"server '{name}' has agent-check but no agent-port: add 'agent-port N'")
     return Server(
         name=name, host=host, port=port, extra=tuple(state.default_server_extra + extra),
         location=location, **merged,

@@ -377,6 +377,7 @@ def test_server_errors(tmp_path):
             server s7 10.0.0.1:81
             server s7 10.0.0.1:82
             server s8
+            server s9 10.0.0.1:80 agent-check
         """) == [
         "7: weight '257' is out of range: expected between 0 and 256",
         "8: port of server 's2' '70000' is out of range: expected between 1 and 65535",
@@ -387,6 +388,7 @@ def test_server_errors(tmp_path):
         "13: invalid observe mode 'layer9': expected layer4 or layer7",
         f"15: backend 'b' already has a server named 's7' (at {tmp_path}/haproxy.cfg:14); use distinct names",
         "16: 'server' expects a name and an address, as in 'server web1 10.0.0.12:80 check'",
+        "17: server 's9' has agent-check but no agent-port: add 'agent-port N'",
     ]
 
 
@@ -799,3 +801,21 @@ def test_any_file_loads_or_fails_with_config_error(tmp_path, sections):
         assert all("internal error" not in d.message for d in errors)
     else:
         assert loaded.config.sources == (str(path),)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 65535), st.integers(0, 20), st.sampled_from(["", "*", "10.1.2.3", "::"]))
+def test_port_ranges_expand(tmp_path, low, extra, host):
+    high = min(low + extra, 65535)
+    f = load_text(tmp_path, DEFAULTS + f"frontend f\n    bind {host}:{low}-{high}\n").config.proxy("f")
+    assert [(b.host, b.port) for b in f.binds] == [(host, port) for port in range(low, high + 1)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 10**6), st.sampled_from(["", "us", "ms", "s", "m", "h", "d"]), st.integers(0, 256))
+def test_server_values_reach_the_model(tmp_path, value, unit, weight):
+    scale = {"": 1e-3, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    text = DEFAULTS + f"backend b\n    timeout check {value}{unit}\n    server s 10.0.0.1:80 weight {weight} slowstart {value}{unit}\n"
+    b = load_text(tmp_path, text).config.proxy("b")
+    assert b.timeouts.check == pytest.approx(value * scale)
+    assert (b.servers[0].weight, b.servers[0].slowstart) == (weight, pytest.approx(value * scale))
