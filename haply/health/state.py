@@ -54,13 +54,16 @@ EV_L7_BAD = "l7-bad"          # unparsable or truncated response
 EV_L7_TIMEOUT = "l7-timeout"  # server did not answer in `timeout server`
 L4_EVENTS = frozenset({EV_L4_OK, EV_L4_ERROR, EV_L4_TIMEOUT})
 
-# Wording of the info part of passive-health log lines ("last one was: ...").
+# Wording of the info part of passive-health log lines ("last one was: ..."),
+# as HAProxy 2.6 logs them (observed: a refused connection gives "L4
+# unsuccessful connection", a 503 under observe layer7 "Wrong http response").
 _EVENT_WORDS = {
     EV_L4_ERROR: "L4 unsuccessful connection",
-    EV_L4_TIMEOUT: "L4 timeout",
-    EV_L7_BAD: "L7 invalid response",
-    EV_L7_TIMEOUT: "L7 timeout",
+    EV_L4_TIMEOUT: "L4 unsuccessful connection",
+    EV_L7_BAD: "Invalid http response",
+    EV_L7_TIMEOUT: "Read timeout (http)",
 }
+HTTP_STATUS_ERROR_WORDS = "Wrong http response"
 
 
 def http_status_is_error(code: int) -> bool:
@@ -232,7 +235,7 @@ class Health:
             if mode != OBSERVE_LAYER7:
                 return None
             error = http_status_is_error(event)
-            words = f"L7 wrong status, code: {event}"
+            words = HTTP_STATUS_ERROR_WORDS
         else:
             if mode == OBSERVE_LAYER4 and event not in L4_EVENTS:
                 return None

@@ -226,6 +226,17 @@ def test_layer4_ignores_http_statuses_layer7_counts_them():
     assert h7.health == 3
 
 
+def test_passive_reason_is_haproxys():
+    # HAProxy 2.6, observe layer7 error-limit 2, two 503 answers:
+    # reason: Health analyze, info: "Detected 2 consecutive errors, last one
+    # was: Wrong http response"
+    h = full(machine(rise=1, fall=1, observe="layer7", error_limit=2))
+    h.observe(503, 1.0)
+    t = h.observe(503, 1.0)
+    assert t.reason == ('Health analyze, info: "Detected 2 consecutive errors, '
+                        'last one was: Wrong http response"')
+
+
 def test_agent_down_overrides_checks():
     h = full(machine())
     t = h.agent_state(True, 1.0, reason="Agent reports down")
