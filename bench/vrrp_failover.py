@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -165,7 +166,8 @@ def one_run(kind: str, version: int, advert: float, run: int) -> dict:
                 raise RuntimeError("nodes not ready")
             if not wait_for(lambda: prober.current() == "n0", down + 10):
                 raise RuntimeError("no initial election")
-            time.sleep(max(1.0, 3 * advert))
+            # crash at a random phase of the advertisement cycle, as a real crash would
+            time.sleep(max(1.0, 3 * advert) + random.uniform(0, advert))
             watch.start()
             # failover
             watch.excluded.add(a.name)
