@@ -410,3 +410,68 @@ backend tls
     finally:
         thread.close()
     assert (ours, theirs) == ("L6OK", "L6RSP")
+
+
+def test_mysql_check_matches_haproxy(tmp_path):
+    """option mysql-check, with and without user, against a real MariaDB."""
+    from tests.support import mariadb
+    from tests.support.health_backends import closed_port
+
+    if not mariadb.available():
+        pytest.fail("mariadb-server is not installed (Debian package mariadb-server)")
+    db = mariadb.MariaDB()
+    try:
+        db.start()
+        stopped = closed_port()
+        text = f"""global
+    log stdout format raw local0
+
+defaults
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout check 1s
+
+backend user
+    option mysql-check user {db.check_user} post-41
+    server ok 127.0.0.1:{db.port} check inter 200
+    server stopped 127.0.0.1:{stopped} check inter 200
+
+backend stranger
+    option mysql-check user nobody_here post-41
+    server db 127.0.0.1:{db.port} check inter 200
+
+backend nouser
+    option mysql-check
+    server db 127.0.0.1:{db.port} check inter 200
+"""
+        servers = [("user", "ok"), ("user", "stopped"), ("stranger", "db"), ("nouser", "db")]
+
+        async def scenario(oracle, registry, checker):
+            await asyncio.sleep(0.8)
+            stat = oracle.command("show stat").splitlines()
+            header = stat[0].lstrip("# ").split(",")
+            rows = {(r["pxname"], r["svname"]): r
+                    for r in (dict(zip(header, line.split(","))) for line in stat[1:] if line)}
+            ours, theirs = {}, {}
+            for key in servers:
+                state = registry.get(*key)
+                ours[key] = (state.operational, state.check_status,
+                             "" if state.check_code is None else str(state.check_code))
+                row = rows[key]
+                theirs[key] = ("UP" if row["status"].startswith("UP") else "DOWN",
+                               row["check_status"].removeprefix("* "), row["check_code"])
+            reasons = {(e.backend, e.server): e.reason for e in checker.events if not e.up}
+            return ours, theirs, reasons, oracle.log()
+
+        ours, theirs, reasons, log = run_both(text, tmp_path, scenario)
+    finally:
+        db.stop()
+    assert ours == theirs
+    assert ours[("stranger", "db")][1:] == ("L7STS", "1045")
+    logged = {(m.group(1), m.group(2)): m.group(3)
+              for m in map(DOWN_LINE.match, log.splitlines()) if m}
+    assert set(logged) == set(reasons) == {("user", "stopped"), ("stranger", "db")}
+    for key, reason in logged.items():
+        assert reasons[key] == reason, key
