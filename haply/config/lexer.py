@@ -7,9 +7,10 @@ checked against `haproxy -c` 2.6:
   starts a comment; there is no line continuation (a trailing backslash stays a
   backslash, as HAProxy keeps it);
 - outside quotes and inside double quotes a backslash escapes the next character:
-  `\\ ` `\\#` `\\\\` `\\'` `\\"` `\\$` give the character itself, `\\n` `\\r` `\\t` the
-  control character, `\\xNN` the byte NN. A backslash before any other character
-  is kept with it (`\\q` stays `\\q`), which is what HAProxy does;
+  `\\ ` `\\#` `\\\\` `\\'` `\\"` give the character itself (and `\\$` inside double
+  quotes), `\\n` `\\r` `\\t` the control character, `\\xNN` the byte NN. A backslash
+  before any other character is kept with it (`\\q` stays `\\q`, and so does `\\$`
+  outside quotes), which is what HAProxy 2.6 does;
 - double quotes ("weak quoting") keep blanks, `#` and `'`, and expand environment
   variables: `$NAME`, `${NAME}`, `${NAME-default}` (the default replaces an unset
   variable, not an empty one) and `${NAME[*]}` (the value's blank-separated parts
@@ -148,7 +149,9 @@ def _escape(line: str, i: int, location: Location, in_double: bool) -> tuple[str
         return "\\", i + 1  # a trailing backslash is kept (no line continuation)
     c = line[i + 1]
     if c == "$" and not in_double:
-        return "$", i + 2
+        # The manual's table lists \$ as an escape outside quotes too, but
+        # HAProxy 2.6 keeps both characters there; haply does what HAProxy does.
+        return "\\$", i + 2
     if c in _PLAIN_ESCAPES:
         return _PLAIN_ESCAPES[c], i + 2
     if c in _CONTROL_ESCAPES:

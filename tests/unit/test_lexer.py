@@ -40,6 +40,7 @@ def words(line, environ=None):
         ("'$HOME'", ["$HOME"]),
         ("cost $5", ["cost", "$5"]),
         ('"\\$x"', ["$x"]),
+        ("a\\$b", ["a\\$b"]),  # HAProxy 2.6 keeps \$ outside quotes
         ("# only a comment", []),
         ("", []),
     ],
@@ -202,3 +203,31 @@ def test_messages_and_block_errors():
     assert kept(".if 1\n.else\n.else\n.endif\n")[1] == [
         "c.cfg:3: error: '.else' after '.else' in the block opened at c.cfg:1"
     ]
+
+
+# ---------------------------------------------------------------------- oracle
+# HAProxy names the user it cannot find, which shows how it read the word:
+# `user WORD` in a global section is a window on HAProxy's own lexer.
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+ORACLE_WORDS = [
+    r"x\qy", r"a\$b", r'"a\$b"', r'"a\db"', r'"a\ b"', r"a\ b", r'"a#b"', r"a\#b", r'"a"b' + "'c'",
+    r"'a\b'", r'"a\\b"', r'"\x41\x42"', r"\x41", r'"${HAPLY_ORACLE}"', r'"x$HAPLY_ORACLE-y"',
+    r'"${HAPLY_UNSET-dflt}"', r"${HAPLY_ORACLE}", r"x\\", r'"it\'s"', r"'\"q\"'",
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("word", ORACLE_WORDS)
+def test_words_read_like_haproxy(tmp_path, word):
+    path = tmp_path / "lex.cfg"
+    path.write_text(f"global\n    user {word}\n")
+    environ = {"HAPLY_ORACLE": "val", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    result = subprocess.run([HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30,
+                            env=environ, stdin=subprocess.DEVNULL)
+    match = re.search(r"cannot find user id for '(.*)' \(", result.stderr, re.S)
+    assert match, result.stderr
+    assert words(f"user {word}", environ) == ["user", match.group(1)]
