@@ -112,7 +112,10 @@ def expand_paths(paths: list[str], diagnostics: Diagnostics) -> list[str]:
     files = []
     for path in paths:
         if os.path.isdir(path):
-            files.extend(str(p) for p in sorted(Path(path).glob("*.cfg"), key=lambda p: p.name) if p.is_file())
+            found = [str(p) for p in sorted(Path(path).glob("*.cfg"), key=lambda p: p.name) if p.is_file()]
+            if not found:
+                diagnostics.error(Location(path, 0), "directory has no *.cfg file")
+            files.extend(found)
         else:
             files.append(path)
     return files

@@ -146,7 +146,7 @@ class ProxyState:
     hash_function: str | None = None
     hash_modifier: str | None = None
     retries: int = 3
-    retry_on: frozenset[str] = frozenset({"conn-failure"})
+    retry_on: frozenset[str] | None = None  # None: haply's default policy
     http_check: HttpCheck | None = None
     check_kind: str = "tcp"
     tcp_check_steps: list[TcpCheckStep] = field(default_factory=list)
@@ -378,9 +378,28 @@ class _Parser:
             )
             self.current.binds.extend(parse_bind_addresses(legacy_address, line.location))
 
+    def http_fallbacks(self, state: ProxyState) -> None:
+        """HTTP-only settings in a TCP proxy fall back as HAProxy makes them
+        fall back, with the same warnings."""
+        if state.mode != "tcp":
+            return
+        if state.log_format in ("httplog", "httplog clf"):
+            self.diagnostics.warning(
+                state.location,
+                f"'option httplog' needs 'mode http' in '{state.name}': falling back to 'option tcplog'",
+            )
+            state.log_format = "tcplog"
+        if state.kind != "frontend" and state.balance in ("uri", "url_param", "hdr"):
+            self.diagnostics.warning(
+                state.location,
+                f"'balance {state.balance}' needs 'mode http' in '{state.name}': falling back to roundrobin",
+            )
+            state.balance, state.balance_arg, state.balance_options = "roundrobin", None, ()
+
     def close_section(self) -> None:
         state = self.current
         if state is not None and self.section in ("frontend", "backend", "listen"):
+            self.http_fallbacks(state)
             self.proxies.append(state.freeze())
         elif state is not None and self.section == "defaults":
             self.carry.last_defaults = state

@@ -697,6 +697,23 @@ def test_missing_timeouts_warn(tmp_path):
     ]
 
 
+def test_http_settings_fall_back_in_tcp_mode(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        listen l
+            bind :1
+            option httplog
+            balance hdr(host)
+            http-request set-header X y
+        """)
+    l = loaded.config.proxy("l")
+    assert (l.log_format, l.balance, l.balance_arg) == ("tcplog", "roundrobin", None)
+    assert warnings(loaded) == [
+        "6: 'option httplog' needs 'mode http' in 'l': falling back to 'option tcplog'",
+        "6: 'balance hdr' needs 'mode http' in 'l': falling back to roundrobin",
+        "10: HTTP rule in 'l' has no effect in mode tcp",
+    ]
+
+
 def test_all_errors_are_collected(tmp_path):
     assert len(messages(tmp_path, "global\n  bogus1\n  bogus2\ndefaults\n  bogus3\n")) == 3
 
@@ -708,6 +725,12 @@ def test_missing_file(tmp_path):
     with pytest.raises(ConfigError) as error:
         load([str(tmp_path / "nope.cfg")], {})
     assert "nope.cfg:0: error: cannot read configuration file: No such file or directory" in str(error.value)
+
+
+def test_empty_directory(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load([str(tmp_path)], {})
+    assert str(error.value) == f"{tmp_path}:0: error: directory has no *.cfg file"
 
 
 def test_dialect_detection():
