@@ -135,16 +135,16 @@ def load_config(options: Options):
         loaded = load(options.files, os.environ)
     except ConfigError as exc:
         for diagnostic in exc.diagnostics:
-            print(f"[{diagnostic.severity.upper()}] {diagnostic}", file=sys.stderr)
+            print(diagnostic, file=sys.stderr)
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
-        print(f"[ALERT] configuration has {errors} error(s); not starting.", file=sys.stderr)
+        print(f"haply: configuration has {errors} error(s); not starting.", file=sys.stderr)
         return None
     except OSError as exc:
         print(f"[ALERT] cannot read configuration: {exc}", file=sys.stderr)
         return None
     if not options.quiet:
         for diagnostic in loaded.diagnostics.warnings:
-            print(f"[WARNING] {diagnostic}", file=sys.stderr)
+            print(diagnostic, file=sys.stderr)
     return loaded.config
 
 

@@ -23,7 +23,8 @@ from collections import deque
 import httptools
 
 from haply.http import framing, responses
-from haply.http.errors import RemoteProtocolError
+from haply.http.errors import LocalProtocolError, RemoteProtocolError
+from haply.http.headers import SampleContext
 from haply.proxy.backend import BackendRuntime, NoServerAvailable, server_address
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.timers import Deadline
@@ -46,12 +47,14 @@ LAST_CHUNK = b"0\r\n\r\n"
 class Request:
     """One request from head to end of body, as seen on the client side."""
 
-    __slots__ = ("method", "url", "version", "headers", "keep_alive", "chunked",
+    __slots__ = ("method", "method_bytes", "url", "version", "headers", "keep_alive", "chunked",
                  "body", "body_size", "complete", "upgrade", "tunnel_data",
                  "error", "head_bytes", "path", "_header_map", "client_ip", "ssl",
-                 "attempts", "backend", "server", "sent_body", "query")
+                 "attempts", "backend", "server", "sent_body", "query", "framing",
+                 "route", "context")
 
-    def __init__(self, client_ip: str, ssl: bool):
+    def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
+        self.context = context
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -69,6 +72,15 @@ class Request:
         self.server = None
         self.sent_body = 0  # bytes of body already written to the current server
         self.chunked = False
+        self.route = None
+
+    # SampleContext, for header values such as %[src] (per connection, shared)
+    src = property(lambda self: self.context.src)
+    src_ip = property(lambda self: self.context.src_ip)
+    src_port = property(lambda self: self.context.src_port)
+    dst = property(lambda self: self.context.dst)
+    dst_port = property(lambda self: self.context.dst_port)
+    ssl_fc = property(lambda self: self.context.ssl_fc)
 
     # RequestView / RequestKey for conditions and hashing balancers
     def header(self, name: str) -> list[str]:
@@ -101,6 +113,7 @@ class HttpSession(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.client_ip = ""
         self.ssl = False
+        self.context: SampleContext | None = None
         self.deadline = Deadline(self.loop, self._timed_out)
         self.requests: deque[Request] = deque()  # [0] is being answered
         self.parsing: Request | None = None
@@ -129,6 +142,7 @@ class HttpSession(asyncio.Protocol):
         sockname = transport.get_extra_info("sockname")
         self.dest_port = sockname[1] if sockname else None
         self.ssl = transport.get_extra_info("sslcontext") is not None
+        self.context = SampleContext.from_sockets(peer, sockname, self.ssl)
         if self.frontend.admit(self._resume_admission):
             self._admitted()
         else:
@@ -212,7 +226,7 @@ class HttpSession(asyncio.Protocol):
     # ---------------------------------------------------------- parser events
 
     def on_message_begin(self) -> None:
-        self.parsing = Request(self.client_ip, self.ssl)
+        self.parsing = Request(self.context, self.client_ip, self.ssl)
         self.head_size = 0
         if self.deadline.tag != "http-request":
             self.deadline.arm(self.timeout_http_request, "http-request")
@@ -222,21 +236,28 @@ class HttpSession(asyncio.Protocol):
         request.url += url
         self.head_size += len(url)
         if self.head_size > framing.MAX_HEAD_SIZE:
-            request.error = (414, "request URI too long")
-            raise RemoteProtocolError("request URI too long", 414)
+            error = framing.head_too_large(len(request.url))
+            request.error = (error.status_hint, str(error))
+            raise error
 
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.parsing
         request.headers.append((name, value))
         self.head_size += len(name) + len(value) + 4
-        if self.head_size > framing.MAX_HEAD_SIZE or len(request.headers) > framing.MAX_HEADERS:
-            request.error = (431, "request header fields too large")
-            raise RemoteProtocolError("request header fields too large", 431)
+        if self.head_size > framing.MAX_HEAD_SIZE:
+            error = framing.head_too_large(len(request.url))
+        elif len(request.headers) > framing.MAX_HEADERS:
+            error = framing.too_many_headers()
+        else:
+            return
+        request.error = (error.status_hint, str(error))
+        raise error
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         request = self.parsing
-        request.method = parser.get_method().decode("ascii", "replace")
+        method = request.method_bytes = parser.get_method()
+        request.method = method.decode("ascii", "replace")
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
         request.upgrade = parser.should_upgrade()
@@ -245,12 +266,13 @@ class HttpSession(asyncio.Protocol):
         request.path = (url if cut < 0 else url[:cut]).decode("latin-1")
         request.query = "" if cut < 0 else url[cut + 1:].decode("latin-1")
         try:
-            kind = framing.request_body_kind(request.method.encode(), request.version,
-                                             request.headers)
+            framing.check_request_target(url)
+            body = request.framing = framing.request_framing(
+                request.method_bytes, request.version, request.headers)
         except RemoteProtocolError as exc:
             request.error = (exc.status_hint, str(exc))
             raise
-        request.chunked = kind == framing.CHUNKED
+        request.chunked = body.kind == framing.CHUNKED
         self.frontend.http_requests += 1
         self.requests.append(request)
         if len(self.requests) == 1:
@@ -292,12 +314,19 @@ class HttpSession(asyncio.Protocol):
     def _start(self, request: Request) -> None:
         """Route the request at the head of the queue and send it to a server."""
         route = self.router.route(request)
-        if route.status:
-            self._respond_local(route.status, route.body)
+        if route is None:
+            self._respond_local(503)
             return
         backend = route.backend
         request.backend = backend
-        request.head_bytes = route.head
+        request.route = route
+        try:
+            request.head_bytes = route.request_writer.write(
+                request.method_bytes, request.url, request.version, request.headers,
+                request.framing, route.server_keep_alive, request, request.upgrade)
+        except LocalProtocolError:
+            self._respond_local(505)
+            return
         server = backend.try_acquire(request)
         if server is not None:
             upstream = self.pool.take(server) if request.retryable else None
@@ -397,33 +426,40 @@ class HttpSession(asyncio.Protocol):
     # ============================================================ responses
 
     def informational_response(self, upstream: UpstreamConnection, status: int) -> None:
-        head = self.router.response_head(status, upstream.reason, upstream.headers,
-                                         None, self.requests[0])
+        request = self.requests[0]
+        head = request.route.response_writer.write(
+            upstream.parser.get_http_version(), status, upstream.reason, upstream.headers,
+            framing.NO_BODY, True, request.version, request)
         self.transport.write(head)
 
-    def response_head(self, upstream: UpstreamConnection, status: int, version: str,
-                      server_keep_alive: bool, no_body: bool) -> None:
+    def response_head(self, upstream: UpstreamConnection, status: int, version: str) -> None:
         request = self.requests[0]
+        route = request.route
         self.deadline.touch()
         headers = upstream.headers
-        chunked = False
-        until_close = False
-        if not no_body and status != 101:
-            kind = framing.response_body_kind_from_headers(headers)
-            chunked = kind == framing.CHUNKED
-            until_close = kind == framing.UNTIL_CLOSE
-        keep_alive = request.keep_alive and not until_close and self.router.client_keep_alive
-        if request.upgrade and status == 101:
-            keep_alive = True
-        self.response_keep_alive = keep_alive
-        self.response_chunked = chunked
-        self.response_until_close = until_close
-        self.upstream_reusable = server_keep_alive and not until_close
-        head = self.router.response_head(status, upstream.reason, headers, keep_alive, request)
+        upgrade = request.upgrade and status == 101
+        try:
+            body = framing.response_framing(request.method_bytes, status, version, headers)
+        except RemoteProtocolError as exc:
+            self.server_protocol_error(upstream, str(exc))
+            return
+        if upgrade:
+            keep_client = True
+        else:
+            keep_client = request.keep_alive and framing.keep_alive(
+                request.version, request.headers, route.client_mode, body)
+        self.response_keep_alive = keep_client
+        self.response_chunked = body.kind == framing.CHUNKED
+        self.response_until_close = body.kind == framing.UNTIL_CLOSE
+        self.upstream_reusable = (route.server_keep_alive and not upgrade and
+                                  framing.keep_alive(version, headers, framing.KEEP_ALIVE, body))
+        head = route.response_writer.write(version, status, upstream.reason, headers, body,
+                                           keep_client, request.version, request, upgrade)
         self.response_started = True
         server = request.server
         server.http_responses[status // 100] = server.http_responses.get(status // 100, 0) + 1
-        self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
+        counts = self.frontend.http_responses
+        counts[status // 100] = counts.get(status // 100, 0) + 1
         self.transport.write(head)
         self.frontend.bytes_out += len(head)
 
@@ -529,7 +565,7 @@ class HttpSession(asyncio.Protocol):
         backend.release(server)
         server.response_errors += 1
         can_replay = (request.retryable and request.sent_body == request.body_size
-                      and why in self.router.retry_on(backend))
+                      and why in request.route.retry_on)
         if can_replay and request.attempts < backend.retries:
             request.attempts += 1
             server.retries += 1
@@ -569,7 +605,10 @@ class HttpSession(asyncio.Protocol):
     def _respond_local(self, status: int, body: bytes | None = None, close: bool = False) -> None:
         """Answer the request at the head of the queue from haply itself."""
         if body is None:
-            body = responses.error_response(status, self.router.errorfiles)
+            request = self.requests[0] if self.requests else None
+            route = request.route if request is not None else None
+            body = responses.error_response(
+                status, route.errorfiles if route is not None else self.router.errorfiles)
         self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
         self.transport.write(body)
         self.frontend.bytes_out += len(body)

@@ -137,9 +137,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.reason = b""
             self.headers = []
             return
-        no_body = self.head_request or status in (204, 304)
-        session.response_head(self, status, parser.get_http_version(),
-                              parser.should_keep_alive(), no_body)
+        session.response_head(self, status, parser.get_http_version())
         if self.head_request and status != 101:
             # llhttp would wait for the body a HEAD response's Content-Length
             # announces: end the exchange here and parse the next response with a
