@@ -29,14 +29,14 @@ from dataclasses import dataclass, field, replace
 from haply.config import acl as acls
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
-    KEYWORDS, LEGACY, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, FAMILIES, Keyword, lookup, suggest,
+    FAMILIES, KEYWORDS, LEGACY, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup, suggest,
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    Acl, BackendSwitch, Bind, Config, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    BackendSwitch, Bind, Config, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
-from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
+from haply.config.units import UnitError, parse_int, parse_port, parse_time
 
 # Manual 3.1 "log": the 24 syslog facilities and 8 levels; len accepts 80..65535.
 FACILITIES = frozenset(
@@ -428,7 +428,7 @@ def _none(name: str, args: list[Word]) -> None:
         raise ParseError(f"'{name}' takes no argument (got '{args[0].text}')")
 
 
-def _condition(state: ProxyState, args: list[Word], name: str):
+def _condition(state: ProxyState, args: list[Word]):
     """Split a rule's words at if/unless; returns (words before, Condition|None)."""
     before, keyword, after = acls.split_condition(args)
     if keyword is None:
@@ -436,7 +436,7 @@ def _condition(state: ProxyState, args: list[Word], name: str):
     return before, acls.parse_condition(keyword, after, state.acls)
 
 
-def _host_port(text: str, location: Location, what: str, port_required: bool) -> tuple[str, str | None]:
+def _host_port(text: str, what: str, port_required: bool) -> tuple[str, str | None]:
     """Split ADDR[:PORT] in HAProxy's forms: 1.2.3.4:80, *:80, :80, :::80,
     [::1]:80, ipv6@::1:80, ipv4@1.2.3.4:80, host.example:80."""
     family = None
@@ -486,7 +486,7 @@ def parse_bind_addresses(text: str, location: Location, options: tuple = ()) -> 
             fd = parse_int(item[3:], "file descriptor in " + item, 0)
             binds.append(Bind("", 0, fd=fd, options=options, location=location))
             continue
-        host, port = _host_port(item, location, "bind address", port_required=True)
+        host, port = _host_port(item, "bind address", port_required=True)
         for number in _port_range(port, item):
             binds.append(Bind(host, number, options=options, location=location))
     return binds
@@ -548,12 +548,6 @@ def _global_extra(parser, state: GlobalState, args, line, negated) -> None:
     state.extra.append((keyword.name, tuple(_texts(args))))
 
 
-def _global_extra_time(parser, state: GlobalState, args, line, negated) -> None:
-    keyword, _ = lookup(line.texts)
-    parse_time(_one(keyword.name, args, "a time such as 30s"), keyword.name)
-    state.extra.append((keyword.name, tuple(_texts(args))))
-
-
 def _spread_checks(parser, state: GlobalState, args, line, negated) -> None:
     state.values["spread_checks"] = parse_int(_one("spread-checks", args, "a percentage 0-50"), "spread-checks", 0, 50)
 
@@ -574,7 +568,7 @@ def _stats_socket(parser, state: GlobalState, args, line, negated) -> None:
     if address.startswith("unix@"):
         address = address[5:]
     if not address.startswith("/"):
-        host, port = _host_port(address, line.location, "stats socket address", port_required=True)
+        host, port = _host_port(address, "stats socket address", port_required=True)
         parse_port(port, f"port of stats socket '{address}'")
     mode, level = None, "operator"
     options = []
@@ -602,7 +596,7 @@ def parse_log(args: list[str], location: Location) -> LogTarget:
     if address.startswith("ring@"):
         raise ParseError(f"log target '{address}' is not supported by haply (rings)")
     if not (address.startswith(("/", "fd@")) or address in ("stdout", "stderr")):
-        host, port = _host_port(address, location, "log address", port_required=False)
+        host, port = _host_port(address, "log address", port_required=False)
         if port is not None:
             parse_port(port, f"port of log address '{address}'")
     length, fmt = 1024, None
@@ -830,7 +824,7 @@ def _default_backend(parser, state: ProxyState, args, line, negated) -> None:
 
 
 def _use_backend(parser, state: ProxyState, args, line, negated) -> None:
-    before, condition = _condition(state, args, "use_backend")
+    before, condition = _condition(state, args)
     name = _one("use_backend", before, "a backend name followed by if|unless CONDITION")
     if "%[" in name:
         raise ParseError("dynamic backend names (log-format) are not supported by haply")
@@ -853,7 +847,7 @@ def _header_rule(family: str, action: str):
     takes_value = action != "del-header"
 
     def handler(parser, state: ProxyState, args, line, negated) -> None:
-        before, condition = _condition(state, args, f"{family} {action}")
+        before, condition = _condition(state, args)
         texts = _texts(before)
         expected = "a header name and a value" if takes_value else "a header name"
         if len(texts) != (2 if takes_value else 1):
@@ -864,7 +858,7 @@ def _header_rule(family: str, action: str):
 
 
 def _use_service(parser, state: ProxyState, args, line, negated) -> None:
-    before, condition = _condition(state, args, "http-request use-service")
+    before, condition = _condition(state, args)
     service = _one("http-request use-service", before, "a service name")
     if service != "prometheus-exporter":
         raise ParseError(f"service '{service}' is not supported by haply: only prometheus-exporter is")
@@ -872,7 +866,7 @@ def _use_service(parser, state: ProxyState, args, line, negated) -> None:
 
 
 def _redirect(parser, state: ProxyState, args, line, negated) -> None:
-    before, condition = _condition(state, args, "redirect")
+    before, condition = _condition(state, args)
     texts = _texts(before)
     if len(texts) < 2 or texts[0] not in ("scheme", "location", "prefix"):
         raise ParseError("'redirect' expects scheme|location|prefix followed by a target")
@@ -1206,7 +1200,7 @@ def _stats(setting: str):
         elif setting == "scope":
             stats["scopes"] = (*stats.get("scopes", ()), _one(name, args, "a proxy name or '.'"))
         elif setting == "admin":
-            before, condition = _condition(state, args, name)
+            before, condition = _condition(state, args)
             if before or condition is None:
                 raise ParseError("'stats admin' expects if|unless CONDITION, as in 'stats admin if LOCALHOST'")
             stats["admin"] = condition
@@ -1247,7 +1241,7 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
         elif option in ("port", "agent-port"):
             values["check_port" if option == "port" else "agent_port"] = parse_port(value("a port"), option)
         elif option == "addr":
-            host, _ = _host_port(value("an address"), NOWHERE, "check address", port_required=False)
+            host, _ = _host_port(value("an address"), "check address", port_required=False)
             values["check_addr"] = host
         elif option in ("agent-addr", "agent-send"):
             values[option.replace("-", "_")] = value("a value")
@@ -1300,7 +1294,7 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
 
 
 def _make_server(state: ProxyState, name: str, address: str, option_words: list[str], location: Location) -> Server:
-    host, port_text = _host_port(address, location, "server address", port_required=False)
+    host, port_text = _host_port(address, "server address", port_required=False)
     if host in ("", "*"):
         raise ParseError(f"server '{name}' needs an address, got '{address}'")
     port = None
