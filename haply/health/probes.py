@@ -27,6 +27,8 @@ import asyncio
 import errno
 import os
 import re
+import socket
+import ssl
 import struct
 from dataclasses import dataclass
 
@@ -245,6 +247,55 @@ async def _open(target: Target, clock: _Clock) -> _Exchange | CheckResult:
         return CheckResult("L4TOUT", duration=clock.elapsed())
     except OSError as exc:
         return CheckResult("L4CON", info=_connect_error_info(exc), duration=clock.elapsed())
+
+
+def _check_tls_context(alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+    """TLS for `tcp-check connect ssl`: a check judges whether the service
+    answers, not who it is, so the certificate is not verified (HAProxy's
+    checks follow the server's `verify`, which haply's model does not carry)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context
+
+
+async def _open_tls(target: Target, clock: _Clock, sni: str | None,
+                    alpn: tuple[str, ...] = ()) -> _Exchange | CheckResult:
+    """Connect, then a TLS handshake: L4 results for the first part, L6 ones for
+    the second. The socket is connected first and handed to create_connection,
+    rather than upgraded with start_tls, so a peer that hangs up mid-handshake
+    is an immediate error (uvloop's start_tls then never completes)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        remaining = max(clock.connect_deadline() - loop.time(), 0.0)
+        await asyncio.wait_for(loop.sock_connect(sock, (target.host, target.port)), remaining)
+    except asyncio.TimeoutError:
+        sock.close()
+        return CheckResult("L4TOUT", duration=clock.elapsed())
+    except OSError as exc:
+        sock.close()
+        return CheckResult("L4CON", info=_connect_error_info(exc), duration=clock.elapsed())
+    remaining = max(clock.read_deadline() - loop.time(), 0.001)
+    try:
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(_Exchange, sock=sock, ssl=_check_tls_context(alpn),
+                                   server_hostname=sni or "",
+                                   ssl_handshake_timeout=remaining), remaining)
+    except asyncio.TimeoutError:
+        sock.close()
+        return CheckResult("L6TOUT", duration=clock.elapsed())
+    except ssl.SSLError as exc:
+        sock.close()
+        return CheckResult("L6RSP", info=exc.reason or "", duration=clock.elapsed())
+    except (OSError, ConnectionError):
+        sock.close()
+        return CheckResult("L6RSP", duration=clock.elapsed())
+    return proto
 
 
 # ------------------------------------------------------------------ tcp check
@@ -558,6 +609,9 @@ class TcpStep:
     negate: bool = False
     port: int | None = None    # connect port
     text: str = ""             # the rule as written, for reasons
+    tls: bool = False          # connect ssl
+    sni: str | None = None     # connect sni NAME
+    alpn: tuple[str, ...] = ()  # connect alpn h2,http/1.1
 
     def describe(self) -> str:
         """`expect string 'AMQP'`, as HAProxy names a rule in its reasons."""
@@ -577,10 +631,15 @@ class TcpStep:
         action = words[0]
         text = " ".join(words)
         if action == "connect":
-            port = None
+            port = sni = None
             if "port" in words:
                 port = int(words[words.index("port") + 1])
-            return cls("connect", port=port, text=text)
+            if "sni" in words:
+                sni = words[words.index("sni") + 1]
+            alpn = ()
+            if "alpn" in words:
+                alpn = tuple(words[words.index("alpn") + 1].split(","))
+            return cls("connect", port=port, text=text, tls="ssl" in words, sni=sni, alpn=alpn)
         if action in ("send", "send-lf"):
             return cls("send", data=unescape(words[1]), text=text)
         if action == "send-binary":
@@ -661,7 +720,11 @@ async def tcp_check_rules(target: Target, deadlines: Deadlines,
                 if conn is not None:
                     conn.close()
                 port = step.port or target.port
-                opened = await _open(Target(target.host, port), clock)
+                if step.tls:
+                    opened = await _open_tls(Target(target.host, port), clock, step.sni,
+                                             step.alpn)
+                else:
+                    opened = await _open(Target(target.host, port), clock)
                 if isinstance(opened, CheckResult):
                     return opened
                 conn = opened

@@ -110,7 +110,11 @@ def tcp_step_from_model(step) -> TcpStep:
     string escapes, so text is taken as is; hexadecimal stays hexadecimal."""
     text = " ".join(x for x in (step.action, step.match, step.pattern or step.data) if x)
     if step.action == "connect":
-        return TcpStep("connect", port=step.port, text=text)
+        # options as the parser keeps them: "ssl", "linger", "sni NAME", "alpn LIST"
+        named = dict(o.split(" ", 1) for o in step.options if " " in o)
+        alpn = tuple(named["alpn"].split(",")) if "alpn" in named else ()
+        return TcpStep("connect", port=step.port, text=text, tls="ssl" in step.options,
+                       sni=named.get("sni"), alpn=alpn)
     if step.action == "send":
         return TcpStep("send", data=step.data.encode("latin-1"), text=text)
     if step.action == "send-binary":

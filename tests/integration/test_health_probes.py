@@ -259,3 +259,17 @@ def test_agent_replies(backends, reply, weight, admin, oper):
 def test_agent_unreachable_is_not_ok():
     result = run(agent_check(Target("127.0.0.1", closed_port()), FAST))
     assert result.status == "L4CON" and result.agent is None
+
+
+def test_tcp_check_over_tls(backends, tls_context):
+    # redis with TLS: tcp-check connect ssl, then PING / +PONG inside TLS
+    server = Backend(backends, Banner(replies={b"PING": b"+PONG\r\n"}),
+                     ssl_context=tls_context).start()
+    steps = (TcpStep.from_words(("connect", "ssl", "sni", "localhost")),) + redis_steps()
+    assert run(tcp_check_rules(here(server), FAST, steps)).status == "L7OK"
+    # TLS expected, plain text found: a layer-6 failure
+    plain = Backend(backends, Banner(replies={b"PING": b"+PONG\r\n"})).start()
+    silent = run(tcp_check_rules(here(plain), FAST, steps))
+    assert silent.status in ("L6TOUT", "L6RSP")
+    chatty = Backend(backends, _ssh_banner_then_close).start()
+    assert run(tcp_check_rules(here(chatty), FAST, steps)).status == "L6RSP"
