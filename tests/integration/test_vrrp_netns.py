@@ -280,5 +280,6 @@ def test_split_brain_heals_at_once_and_reruns_notify(net2, tmp_path):
     # the winner re-announced itself: GARP again and notify_master run again
     assert wait_for(lambda: notes.read_text().count("x") == 2, 2.0), dump_logs(net)
     snap = snapshot(net, 0, procs[0])
-    assert snap["state"] == "MASTER" and "answered lower-priority master" in snap["reason"]
+    # which of the two heard the other first decides the path; both end here
+    assert snap["state"] == "MASTER" and snap["reason"].startswith("answered "), snap["reason"]
     assert snapshot(net, 1, procs[1])["state"] == "BACKUP"
