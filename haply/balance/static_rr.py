@@ -13,14 +13,18 @@ observed by black-box runs (tests/interop/test_balance_oracle.py):
 - every other server's k-th turn (k = 1 .. w) falls at k * W / w, i.e. one
   full step after the start of the cycle, so the last turn of each lands at
   the end of the cycle;
-- turns falling on the same point go in server_id order.
+- turns falling on the same point: servers other than the first one go
+  first, in server_id order (so equal weights alternate: 1 2 1 2 ...).
 
 Each server gets exactly its weight in slots and its turns are evenly spaced.
 This reproduces HAProxy exactly for two-server backends and for many small
-mixes ((1,1,1), (3,2,1), (5,1), (1,2,3), ...). For some mixes HAProxy's own
-interleave differs from this one (for example (2,3,4,1) and (4,3,2)): the
-per-cycle share is still exactly the same, only the order inside a cycle
-differs; the oracle test lists those mixes by name.
+mixes ((1,1,1), (3,2,1), (5,1), (1,2,3), (2,2,1), (3,3,2), (4,4), ...; 30 of
+78 recorded mixes). HAProxy's own cycles are not always evenly spaced
+((4,2,1) gives 1 1 2 1 2 1 3: two adjacent turns of s1, then gaps of two), so
+no evenly spaced layout can reproduce all of them; for those mixes (for
+example (2,3,4,1), (4,2,1), (10,1,1)) the per-cycle share is still exactly
+HAProxy's, only the order inside a cycle differs. The oracle test names them
+with both cycles.
 
 The same map serves `hash-type map-based` (hashing.py): a hash modulo W
 indexes it, so a server's share of keys is its share of the weight.

@@ -89,6 +89,8 @@ CASES = [
     Case("static-rr", (3, 3, 2)),
     Case("static-rr", (2, 5)),
     Case("static-rr", (1, 2, 3)),
+    Case("static-rr", (4, 2, 1)),
+    Case("static-rr", (10, 1, 1), requests=24),
     Case("static-rr", (1, 2, 1, 3), disabled=[0], allbackups=True, backups=[1, 2, 3]),
     # leastconn with sequential requests: equal loads rotate in server order
     Case("leastconn", (1, 1, 1)),
@@ -101,8 +103,12 @@ CASES = [
 ]
 
 # weights -> (HAProxy's cycle, haply's cycle), as recorded on HAProxy 2.6.12.
+# HAProxy's cycles are not evenly spaced ((4,2,1) gives s1 two adjacent turns,
+# then gaps of two), so no evenly spaced layout reproduces all of them.
 STATIC_RR_DEVIATIONS = {
     (2, 3, 4, 1): ("1232312334", "1323123234"),
+    (4, 2, 1): ("1121213", "1121123"),
+    (10, 1, 1): ("111111211113", "111111111123"),
 }
 
 
