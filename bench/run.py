@@ -599,7 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     names = args.scenario or list(SCENARIOS)
     proxies = (args.only,) if args.only else PROXIES
-    for tool in (NGINX, WRK, args.haproxy if "haproxy" in proxies else NGINX):
+    tools = [NGINX, WRK] + ([args.haproxy] if "haproxy" in proxies else [])
+    for tool in tools:
         if not shutil.which(tool):
             print(f"bench: {tool} is missing (Debian: haproxy nginx-light wrk)",
                   file=sys.stderr)
