@@ -548,6 +548,12 @@ def _global_extra(parser, state: GlobalState, args, line, negated) -> None:
     state.extra.append((keyword.name, tuple(_texts(args))))
 
 
+def _ssl_server_verify(parser, state: GlobalState, args, line, negated) -> None:
+    if _one("ssl-server-verify", args, "none or required") not in ("none", "required"):
+        raise ParseError(f"invalid ssl-server-verify '{args[0].text}': expected none or required")
+    state.extra.append(("ssl-server-verify", (args[0].text,)))
+
+
 def _spread_checks(parser, state: GlobalState, args, line, negated) -> None:
     state.values["spread_checks"] = parse_int(_one("spread-checks", args, "a percentage 0-50"), "spread-checks", 0, 50)
 
@@ -678,6 +684,9 @@ def _bind(parser, state: ProxyState, args, line, negated) -> None:
     binds = parse_bind_addresses(texts[0], line.location)
     options = tuple(_read_options("bind", texts[1:], BIND_OPTIONS, UNSUPPORTED_BIND_OPTIONS))
     _check_files(options, "bind")
+    names = {option for option, _ in options}
+    if "ssl" in names and not names & {"crt", "crt-list"}:
+        raise ParseError(f"bind '{texts[0]}' has 'ssl' but no certificate: add 'crt FILE'")
     state.binds.extend(replace(bind, options=options) for bind in binds)
 
 
@@ -1293,7 +1302,9 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
     return values, extra
 
 
-def _make_server(state: ProxyState, name: str, address: str, option_words: list[str], location: Location) -> Server:
+def _make_server(
+    state: ProxyState, name: str, address: str, option_words: list[str], location: Location, verify_default: str
+) -> Server:
     host, port_text = _host_port(address, "server address", port_required=False)
     if host in ("", "*"):
         raise ParseError(f"server '{name}' needs an address, got '{address}'")
@@ -1307,10 +1318,28 @@ def _make_server(state: ProxyState, name: str, address: str, option_words: list[
     merged = {**state.default_server, **values}
     if merged.get("agent_check") and merged.get("agent_port") is None:
         raise ParseError(f"server '{name}' has agent-check but no agent-port: add 'agent-port N'")
-    return Server(
-        name=name, host=host, port=port, extra=tuple(state.default_server_extra + extra),
-        location=location, **merged,
-    )
+    tls = state.default_server_extra + extra
+    _check_server_tls(name, tls, verify_default)
+    return Server(name=name, host=host, port=port, extra=tuple(tls), location=location, **merged)
+
+
+def _check_server_tls(name: str, tls: list[tuple[str, str]], verify_default: str) -> None:
+    """HAProxy refuses a TLS server whose certificate would be verified without
+    a CA file (verification is on by default, `ssl-server-verify`); so does haply."""
+    flags = [option for option, _ in tls if option in ("ssl", "no-ssl")]
+    if not flags or flags[-1] != "ssl":
+        return
+    verify = next((value for option, value in reversed(tls) if option == "verify"), verify_default)
+    if verify != "none" and not any(option == "ca-file" for option, _ in tls):
+        raise ParseError(
+            f"server '{name}' verifies its TLS certificate but has no 'ca-file': add 'ca-file FILE', "
+            "or 'verify none' if the network is trusted"
+        )
+
+
+def _verify_default(parser: _Parser) -> str:
+    values = [args[0] for key, args in parser.carry.global_.extra if key == "ssl-server-verify" and args]
+    return values[-1] if values else "required"
 
 
 def _add_server(state: ProxyState, server: Server, location: Location) -> None:
@@ -1327,7 +1356,7 @@ def _server(parser, state: ProxyState, args, line, negated) -> None:
     texts = _texts(args)
     if len(texts) < 2:
         raise ParseError("'server' expects a name and an address, as in 'server web1 10.0.0.12:80 check'")
-    server = _make_server(state, texts[0], texts[1], texts[2:], line.location)
+    server = _make_server(state, texts[0], texts[1], texts[2:], line.location, _verify_default(parser))
     _add_server(state, server, line.location)
 
 
@@ -1349,7 +1378,7 @@ def _server_template(parser, state: ProxyState, args, line, negated) -> None:
     if low < 1 or high < low:
         raise ParseError(f"invalid server-template range '{count}': expected 1 <= FROM <= TO")
     for number in range(low, high + 1):
-        server = _make_server(state, f"{prefix}{number}", address, texts[3:], line.location)
+        server = _make_server(state, f"{prefix}{number}", address, texts[3:], line.location, _verify_default(parser))
         _add_server(state, server, line.location)
 
 
@@ -1377,6 +1406,7 @@ HANDLERS: dict[str, Handler] = {
     "ulimit-n": _global_extra,
     "master-worker": _global_extra,
     "tune.ssl.default-dh-param": _global_extra,
+    "ssl-server-verify": _ssl_server_verify,
     **{f"ssl-default-{side}-{what}": _global_extra for side in ("bind", "server") for what in ("ciphers", "ciphersuites", "options")},
     # both
     "maxconn": _maxconn,

@@ -85,6 +85,7 @@ def _rows() -> list[Keyword]:
         K("ssl-default-server-ciphers", "g", "<ciphers>", "Default TLS 1.2 cipher list of `server ... ssl`."),
         K("ssl-default-server-ciphersuites", "g", "<suites>", "Default TLS 1.3 cipher suites of `server ... ssl`."),
         K("ssl-default-server-options", "g", "<option>...", "Default TLS options of `server ... ssl`."),
+        K("ssl-server-verify", "g", "none|required", "Default certificate verification of `server ... ssl` (required unless set to none)."),
         K("tune.ssl.default-dh-param", "g", "<bits>", "Size of generated Diffie-Hellman parameters (kept for the TLS layer)."),
         K("ulimit-n", "g", "<number>", "Maximum number of open files (kept for the process manager)."),
         K("master-worker", "g", "", "Master-worker mode (haply always runs a master)."),

@@ -346,6 +346,33 @@ def test_server_keywords(tmp_path):
     assert a1.location.line == 7
 
 
+def test_tls_servers_need_a_ca_file_unless_verify_none(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("placeholder: only its existence is checked at load time\n")
+    assert messages(tmp_path, DEFAULTS + f"""\
+        backend b
+            server s1 10.0.0.1:443 ssl
+            server s2 10.0.0.1:443 ssl verify none
+            server s3 10.0.0.1:443 ssl verify required ca-file {ca}
+            server s4 10.0.0.1:443 ssl no-ssl
+        backend c
+            default-server ssl verify none
+            server s5 10.0.0.1:443
+            server s6 10.0.0.1:443 verify required
+        """) == [
+        "7: server 's1' verifies its TLS certificate but has no 'ca-file': add 'ca-file FILE', or 'verify none' if the network is trusted",
+        "14: server 's6' verifies its TLS certificate but has no 'ca-file': add 'ca-file FILE', or 'verify none' if the network is trusted",
+    ]
+    config = load_text(tmp_path, "global\n    ssl-server-verify none\n" + DEFAULTS + "backend b\n    server s 10.0.0.1:443 ssl\n").config
+    assert config.proxy("b").servers[0].extra == (("ssl", ""),)
+
+
+def test_ssl_bind_needs_a_certificate(tmp_path):
+    assert messages(tmp_path, DEFAULTS + "frontend f\n    bind :443 ssl alpn h2\n") == [
+        "7: bind ':443' has 'ssl' but no certificate: add 'crt FILE'"
+    ]
+
+
 def test_default_server_and_template(tmp_path):
     text = DEFAULTS + """\
     default-server inter 3s fall 2

@@ -169,6 +169,8 @@ INVALID = {
     "duplicate-server": "backend b\n    server s 127.0.0.1:1\n    server s 127.0.0.1:2\n",
     "undeclared-acl": "frontend f\n    bind :1\n    use_backend b if nope\nbackend b\n",
     "bad-time": "defaults\n    timeout client 5x\n",
+    "tls-server-without-ca": "backend b\n    server s 127.0.0.1:1 ssl\n",
+    "ssl-bind-without-crt": "frontend f\n    bind 127.0.0.1:18443 ssl\n",
     "agent-without-port": "backend b\n    server s 127.0.0.1:1 agent-check\n",
     "unterminated-quote": 'global\n    pidfile "/x\n',
 }
