@@ -345,7 +345,7 @@ class _Parser:
                 if inst.name in group.members:
                     if inst.sync_group:
                         self.err(group.location, f"vrrp_instance {inst.name} is in two sync groups")
-                    instances[pos] = replace(inst, sync_group=group.name,
+                    instances[pos] = replace(inst, sync_group=group,
                                              track_scripts=inst.track_scripts + group.track_scripts)
         return VrrpConfig(global_defs=gdefs, scripts=tuple(self.scripts.values()),
                           instances=tuple(instances), sync_groups=tuple(groups), sources=sources)

@@ -152,7 +152,7 @@ class VrrpInstance:
     track_proxy: TrackProxy | None = None
     notify: Notify = Notify()
     garp: GarpSettings = GarpSettings()
-    sync_group: str | None = None
+    sync_group: SyncGroup | None = None  # the whole group, so an instance stands alone
     script_user: str | None = None
     script_group: str | None = None
     enable_script_security: bool = False

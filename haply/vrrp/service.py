@@ -113,6 +113,7 @@ class InstanceRunner:
             log.info("%s: %s is %s", self.inst.name, key, "up" if healthy else "down")
         if weight == 0:
             self.apply(self.machine.set_fault(now, key, not healthy))
+            self.service.sync_faults(self)
             return
         # keepalived.conf(5): a positive weight is added while healthy, a negative
         # one while failing; `reverse` swaps which of the two applies.
@@ -255,7 +256,7 @@ class InstanceRunner:
             snap["last_transition"] = now_wall - (now_mono - snap["last_transition"])
         snap.update(name=self.inst.name, interface=self.inst.interface,
                     vrid=self.inst.virtual_router_id, version=self.inst.version,
-                    addresses=self.vips, source=self.src, sync_group=self.inst.sync_group,
+                    addresses=self.vips, source=self.src, sync_group=self.inst.sync_group and self.inst.sync_group.name,
                     received=self.received, sent=self.sent, dropped=dict(self.drops),
                     tracking={k: v for k, v in self.weights.items()})
         return snap
@@ -319,21 +320,32 @@ class Service:
 
     # --- sync groups: a member in FAULT puts the whole group in FAULT
     def member_changed(self, runner: InstanceRunner, new_state: str) -> None:
-        group_name = runner.inst.sync_group
-        if not group_name or self.stopping:
+        group = runner.inst.sync_group
+        if group is None or self.stopping:
             return
-        members = [r for r in self.runners if r.inst.sync_group == group_name]
-        key = f"sync_group:{group_name}"
-        now = asyncio.get_running_loop().time()
-        faulted = any(r.machine.faults - {key} for r in members)
-        for r in members:
-            if r is not runner and (key in r.machine.faults) != faulted:
-                r.apply(r.machine.set_fault(now, key, faulted))
-        group = self.config.sync_group(group_name)
-        if group and all(r.machine.state == new_state for r in members):
+        self.sync_faults(runner)
+        members = self._members(group.name)
+        if all(r.machine.state == new_state for r in members):
             loop = asyncio.get_running_loop()
             loop.create_task(self.run_notify(group.notify, "GROUP", group.name, new_state, 0,
                                              runner.inst))
+
+    def _members(self, group_name: str) -> list[InstanceRunner]:
+        return [r for r in self.runners if r.inst.sync_group and r.inst.sync_group.name == group_name]
+
+    def sync_faults(self, runner: InstanceRunner) -> None:
+        """Each member carries the group fault while another member has a fault
+        of its own (keepalived's sync group: the group fails over as one)."""
+        group = runner.inst.sync_group
+        if group is None or self.stopping:
+            return
+        key = f"sync_group:{group.name}"
+        members = self._members(group.name)
+        now = asyncio.get_running_loop().time()
+        for r in members:
+            want = any(o.machine.faults - {key} for o in members if o is not r)
+            if (key in r.machine.faults) != want:
+                r.apply(r.machine.set_fault(now, key, want))
 
     async def run_notify(self, notify, kind: str, name: str, state_name: str, priority: int,
                          inst: VrrpInstance) -> None:

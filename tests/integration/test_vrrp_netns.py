@@ -283,3 +283,49 @@ def test_split_brain_heals_at_once_and_reruns_notify(net2, tmp_path):
     # which of the two heard the other first decides the path; both end here
     assert snap["state"] == "MASTER" and snap["reason"].startswith("answered "), snap["reason"]
     assert snapshot(net, 1, procs[1])["state"] == "BACKUP"
+
+
+VIP2 = "192.0.2.101"
+
+
+def two_instances(priority: int, track: str = "") -> str:
+    block = ""
+    for name, vrid, vip, extra in (("VI_1", 51, VIP, ""), ("VI_2", 52, VIP2, track)):
+        block += f"""vrrp_instance {name} {{
+    interface eth0
+    virtual_router_id {vrid}
+    priority {priority}
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {{
+        {vip}/24
+    }}
+{extra}
+}}
+"""
+    return block + "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
+
+
+def test_track_interface_fault_takes_the_sync_group_along(net2):
+    net = net2
+    a, b = net.nodes
+    # a second link of node a, as a veth pair inside its namespace
+    assert net.run(a, ["ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer"]
+                   ).returncode == 0
+    net.run(a, ["ip", "link", "set", "uplink-peer", "up"])
+    net.run(a, ["ip", "link", "set", "uplink", "up"])
+    track = "    track_interface {\n        uplink\n    }"
+    procs = [start(net, 0, two_instances(150, track)), start(net, 1, two_instances(100))]
+    assert wait_for(lambda: net.holders(VIP) == [a] and net.holders(VIP2) == [a], CONVERGE), \
+        dump_logs(net)
+    net.run(a, ["ip", "link", "set", "uplink-peer", "down"])  # uplink loses its carrier
+    # VI_2 tracks the link and goes to FAULT; VI_1 follows it through the sync group
+    assert wait_for(lambda: net.holders(VIP) == [b] and net.holders(VIP2) == [b], 2.0), dump_logs(net)
+    out = net.run(a, [sys.executable, "-c", f"import json; from haply.vrrp.service import query; "
+                                            f"print(json.dumps(query({procs[0].control!r})))"])
+    import json
+    snaps = {s["name"]: s for s in json.loads(out.stdout)}
+    assert snaps["VI_2"]["state"] == "FAULT" and snaps["VI_2"]["faults"] == ["interface:uplink"]
+    assert snaps["VI_1"]["state"] == "FAULT" and snaps["VI_1"]["faults"] == ["sync_group:G"]
+    net.run(a, ["ip", "link", "set", "uplink-peer", "up"])
+    assert wait_for(lambda: net.holders(VIP) == [a] and net.holders(VIP2) == [a], 3.0), dump_logs(net)

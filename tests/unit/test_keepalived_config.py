@@ -170,7 +170,7 @@ def test_full_configuration():
     assert (tp.target, tp.weight, tp.interval, tp.fall) == ("socket:/run/haply/health.sock", -50, 0.1, 2)
     assert vi1.notify.master == "/etc/ha/to-master.sh arg" and vi1.notify.any == "/etc/ha/any.sh"
     assert vi1.notify.stop == "/etc/ha/stop.sh" and vi1.notify.fault == "/etc/ha/fault.sh"
-    assert vi1.sync_group == "G1" and vi2.sync_group == "G1"
+    assert vi1.sync_group.name == "G1" and vi2.sync_group == vi1.sync_group
     assert vi2.version == 2 and not vi2.preempt and vi2.auth_pass == "s3cret" and vi2.advert_int == 2
     assert config.sync_group("G1").notify.master == "/etc/ha/group-master.sh"
     assert config.sync_group("G1").members == ("VI_1", "VI_2")
