@@ -100,9 +100,10 @@ def detect(path: str, text: str) -> Dialect:
 
 
 def _first_keyword(text: str) -> str | None:
+    """The first word that is not a comment (`#`, and keepalived's `!`)."""
     for line in text.splitlines():
         words = line.split("#", 1)[0].split()
-        if words:
+        if words and not words[0].startswith("!"):
             return words[0]
     return None
 

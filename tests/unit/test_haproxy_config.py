@@ -754,6 +754,12 @@ def test_missing_file(tmp_path):
     assert "nope.cfg:0: error: cannot read configuration file: No such file or directory" in str(error.value)
 
 
+def test_environment_defaults_to_the_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAPLY_TEST_PIDFILE", "/run/from-env.pid")
+    path = write(tmp_path, 'global\n    pidfile "${HAPLY_TEST_PIDFILE}"\n')
+    assert load([str(path)]).config.global_.pidfile == "/run/from-env.pid"
+
+
 def test_empty_directory(tmp_path):
     with pytest.raises(ConfigError) as error:
         load([str(tmp_path)], {})
@@ -766,6 +772,7 @@ def test_dialect_detection():
         ("dair.pound.cfg", ""): "pound",
         ("/etc/monit/monitrc", ""): "monit",
         ("x.conf", "vrrp_instance VI_1 {\n"): "keepalived",
+        ("x.conf", "! Configuration File for keepalived\n\nglobal_defs {\n"): "keepalived",
         ("x.cfg", "# c\nListenHTTP\n"): "pound",
         ("x.cfg", "check process x\n"): "monit",
         ("x.cfg", "global\n"): "haproxy",
