@@ -80,6 +80,9 @@ def split_lines(
     """All non-empty lines of a file. A line that cannot be read is reported in
     diagnostics and left out, so the rest of the file is still checked."""
     lines = []
+    # A byte-order mark is an editor's encoding marker, not a character of the
+    # first keyword.
+    text = text.removeprefix("\ufeff")
     for number, raw in enumerate(text.split("\n"), start=1):
         location = Location(filename, number)
         try:

@@ -95,6 +95,11 @@ def test_every_word_keeps_file_and_line():
     assert not diagnostics.items
 
 
+def test_byte_order_mark_is_not_part_of_the_first_word():
+    lines = split_lines("\ufeffglobal\n", "x.cfg", {}, Diagnostics())
+    assert lines[0].texts == ("global",)
+
+
 def test_bad_line_is_reported_and_the_rest_is_read():
     diagnostics = Diagnostics()
     lines = split_lines('a "x\nb\n', "x.cfg", {}, diagnostics)
