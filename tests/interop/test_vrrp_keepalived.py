@@ -1,8 +1,8 @@
 """haply and the real keepalived 2.2 in one VRRP group.
 
 Both nodes read the same keepalived.conf text (only priority and router_id
-differ). For VRRPv2 (advert_int 1) and VRRPv3 (advert_int 0.1), in both
-directions: the higher-priority node wins the election, the other takes over
+differ). For VRRPv2 (advert_int 1) and VRRPv3 (advert_int 0.1, multicast and unicast),
+in both directions: the higher-priority node wins the election, the other takes over
 when it crashes, and the first takes the address back when it returns. At every
 sample the VIP is on at most one live node.
 """
@@ -36,18 +36,22 @@ vrrp_instance VI_1 {{
     priority {priority}
     version {version}
     advert_int {advert}
-{auth}    virtual_ipaddress {{
+{auth}{unicast}    virtual_ipaddress {{
         {vip}/24
     }}
 }}
 """
 
 
-def conf(router_id: str, priority: int, version: int, advert: float) -> str:
+def conf(router_id: str, priority: int, version: int, advert: float,
+         unicast: tuple[str, str] | None = None) -> str:
     auth = "    authentication {\n        auth_type PASS\n        auth_pass haply1\n    }\n" \
         if version == 2 else ""
+    uni = ""
+    if unicast:
+        uni = f"    unicast_src_ip {unicast[0]}\n    unicast_peer {{\n        {unicast[1]}\n    }}\n"
     return CONF.format(router_id=router_id, priority=priority, version=version, advert=advert,
-                       vip=VIP, auth=auth)
+                       vip=VIP, auth=auth, unicast=uni)
 
 
 COMPLAINT_WORDS = ("invalid", "mismatch", "not present", "wrong", "bad ", "error", "discard")
@@ -80,8 +84,10 @@ class HaplyNode:
         return snapshot(self.net, self.index, self.proc)
 
 
-def start_node(kind: str, net, index: int, priority: int, version: int, advert: float, name: str):
-    text = conf(name, priority, version, advert)
+def start_node(kind: str, net, index: int, priority: int, version: int, advert: float, name: str,
+               unicast: bool = False):
+    me, other = net.nodes[index], net.nodes[1 - index]
+    text = conf(name, priority, version, advert, (me.address, other.address) if unicast else None)
     if kind == "haply":
         return HaplyNode(net, index, text, name)
     return Keepalived(net, net.nodes[index], text, name)
@@ -92,17 +98,21 @@ CASES = [
     pytest.param(2, 1.0, "keepalived", "haply", id="v2-keepalived-master"),
     pytest.param(3, 0.1, "haply", "keepalived", id="v3-haply-master"),
     pytest.param(3, 0.1, "keepalived", "haply", id="v3-keepalived-master"),
+    pytest.param(3, 0.1, "haply", "keepalived", True, id="v3-unicast-haply-master"),
+    pytest.param(3, 0.1, "keepalived", "haply", True, id="v3-unicast-keepalived-master"),
 ]
 
 
-@pytest.mark.parametrize("version, advert, high_kind, low_kind", CASES)
-def test_mixed_pair_elects_fails_over_and_fails_back(version, advert, high_kind, low_kind):
+@pytest.mark.parametrize("version, advert, high_kind, low_kind, unicast",
+                         [c if len(c.values) == 5 else pytest.param(*c.values, False, id=c.id)
+                          for c in CASES])
+def test_mixed_pair_elects_fails_over_and_fails_back(version, advert, high_kind, low_kind, unicast):
     down = 3 * advert + advert  # Master_Down_Interval plus slack (skew < one interval)
     with lab(2) as net:
         try:
             high_node, low_node = net.nodes
-            high = start_node(high_kind, net, 0, 200, version, advert, "high")
-            low = start_node(low_kind, net, 1, 100, version, advert, "low")
+            high = start_node(high_kind, net, 0, 200, version, advert, "high", unicast)
+            low = start_node(low_kind, net, 1, 100, version, advert, "low", unicast)
             assert wait_for(lambda: high.ready() and low.ready(), 15), dump_logs(net)
             with Sampler(net) as sampler:
                 # election: the higher priority wins whoever started first
@@ -127,7 +137,7 @@ def test_mixed_pair_elects_fails_over_and_fails_back(version, advert, high_kind,
                 # a crashed keepalived leaves its VIP behind; the node "reboots" without it
                 net.run(high_node, ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
                 sampler.excluded.discard(high_node.name)
-                high = start_node(high_kind, net, 0, 200, version, advert, "high-again")
+                high = start_node(high_kind, net, 0, 200, version, advert, "high-again", unicast)
                 assert wait_for(lambda: holder(net) == high_node, down + 8), dump_logs(net)
                 time.sleep(3 * advert)
                 assert holder(net) == high_node, dump_logs(net)
