@@ -67,3 +67,40 @@ def test_insecure_script_detection(tmp_path):
 def test_interface_up():
     assert scripts.interface_up("lo")
     assert not scripts.interface_up("no-such-if0")
+
+
+def test_track_proxy_socket_and_callable(tmp_path):
+    path = str(tmp_path / "proxy.sock")
+
+    async def scenario():
+        changes: list[tuple[float, bool]] = []
+        loop = asyncio.get_running_loop()
+        server = await asyncio.start_unix_server(lambda r, w: w.close(), path)
+        task = loop.create_task(scripts.track_proxy(f"socket:{path}", 0.05, 1, 2,
+                                                    lambda _n, ok: changes.append((loop.time(), ok))))
+        await asyncio.sleep(0.2)
+        assert changes == []  # healthy from the start, nothing to report
+        server.close()
+        await server.wait_closed()
+        os.unlink(path)
+        closed = loop.time()
+        await asyncio.sleep(0.3)
+        assert [ok for _, ok in changes] == [False]
+        assert changes[0][0] - closed < 0.2  # fall 2 at 0.05 s
+        server = await asyncio.start_unix_server(lambda r, w: w.close(), path)
+        await asyncio.sleep(0.2)
+        assert [ok for _, ok in changes] == [False, True]
+        task.cancel()
+        server.close()
+        # a callable from the master process
+        state = {"ok": True}
+        seen: list[bool] = []
+        task = loop.create_task(scripts.track_proxy("callable:", 0.02, 1, 1,
+                                                    lambda _n, ok: seen.append(ok), lambda: state["ok"]))
+        await asyncio.sleep(0.05)
+        state["ok"] = False
+        await asyncio.sleep(0.1)
+        task.cancel()
+        assert seen == [False]
+
+    asyncio.run(scenario())
