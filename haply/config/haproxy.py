@@ -278,7 +278,13 @@ class _Parser:
         first = line.words[0].text
         if first in SECTIONS:
             self.close_section()
-            self.open_section(first, line)
+            try:
+                self.open_section(first, line)
+            except ParseError:
+                # The header is reported; the lines of a section that could not
+                # be opened are skipped rather than reported one by one.
+                self.section, self.current, self.skipping = None, None, True
+                raise
             return
         if first in UNSUPPORTED_SECTIONS:
             self.close_section()
@@ -367,7 +373,6 @@ class _Parser:
         if parent is not None:
             base = self.carry.named_defaults.get(parent)
             if base is None:
-                self.current = ProxyState().inherit(name or "", kind, line.location)
                 raise ParseError(f"no defaults section named '{parent}' before this line")
         self.current = base.inherit(name or "", kind, line.location)
         if legacy_address is not None:
@@ -376,7 +381,10 @@ class _Parser:
                 f"'listen {name} {legacy_address}' is the old form, which HAProxy 2.6 rejects; write 'listen {name}' "
                 f"followed by 'bind {legacy_address}'",
             )
-            self.current.binds.extend(parse_bind_addresses(legacy_address, line.location))
+            try:
+                self.current.binds.extend(parse_bind_addresses(legacy_address, line.location))
+            except (ParseError, UnitError) as error:
+                self.diagnostics.error(line.location, str(error))
 
     def http_fallbacks(self, state: ProxyState) -> None:
         """HTTP-only settings in a TCP proxy fall back as HAProxy makes them

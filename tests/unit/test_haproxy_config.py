@@ -641,6 +641,27 @@ def test_unknown_and_unsupported_keywords(tmp_path):
     ]
 
 
+def test_a_broken_section_header_skips_its_lines(tmp_path):
+    assert messages(tmp_path, """\
+        backend bad/name
+            mode http
+        listen
+            mode tcp
+        frontend f x y
+            mode http
+        backend b from nowhere
+            mode http
+        listen l 10.0.0.1
+            mode http
+        """) == [
+        "1: invalid backend name 'bad/name': use letters, digits, '-', '_', '.' and ':'",
+        "3: 'listen' needs a name",
+        "5: unexpected 'x' after the frontend name: expected 'frontend NAME [from DEFAULTS]'",
+        "7: no defaults section named 'nowhere' before this line",
+        "9: missing port in bind address '10.0.0.1': expected ADDR:PORT such as 10.0.0.11:443 or *:80",
+    ]
+
+
 def test_keyword_outside_section_and_bad_values(tmp_path):
     assert messages(tmp_path, """\
         maxconn 10
@@ -838,7 +859,9 @@ _WORDS = st.one_of(
 )
 _LINE = st.lists(_WORDS, min_size=1, max_size=6).map(" ".join)
 _SECTION = st.tuples(
-    st.sampled_from(["global", "defaults", "frontend f", "backend b", "listen l", "defaults d", "backend c from d"]),
+    st.sampled_from(["global", "defaults", "frontend f", "backend b", "listen l", "defaults d", "backend c from d",
+                     "backend bad/name", "listen", "frontend f x y", "backend e from nowhere", "listen m 1.2.3.4",
+                     "listen n :80"]),
     st.lists(_LINE, max_size=6),
 )
 
