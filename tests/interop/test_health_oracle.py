@@ -210,6 +210,38 @@ def test_seed_mysql_check_on_clustercheck_port_is_down_in_both(galera):
     assert ours == theirs == ["L7TOUT"] * 3
 
 
+def snapshot(oracle, registry, servers):
+    """(operational, check_status, check_code) of each server in both programs."""
+    stat = oracle.command("show stat").splitlines()
+    header = stat[0].lstrip("# ").split(",")
+    rows = {(r["pxname"], r["svname"]): r
+            for r in (dict(zip(header, line.split(","))) for line in stat[1:] if line)}
+    ours, theirs = {}, {}
+    for key in servers:
+        state = registry.get(*key)
+        ours[key] = (state.operational, state.check_status,
+                     "" if state.check_code is None else str(state.check_code))
+        row = rows[key]
+        theirs[key] = ("UP" if row["status"].startswith("UP") else "DOWN",
+                       row["check_status"].removeprefix("* "), row["check_code"])
+    return ours, theirs
+
+
+async def settled(oracle, registry, checker, servers, first: float, timeout: float = 4.0):
+    """Snapshots until both programs agree (they check at different instants,
+    so a loaded machine can catch one a check behind), at most `timeout`."""
+    await asyncio.sleep(first)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        ours, theirs = snapshot(oracle, registry, servers)
+        if ours == theirs or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    reasons = {(e.backend, e.server): e.reason for e in checker.events if not e.up}
+    return ours, theirs, reasons, oracle.log()
+
+
 # --------------------------------------------- every check kind, both programs
 
 
@@ -295,21 +327,7 @@ backend agent
             ("agent", ("a1",))) for s in names]
 
         async def scenario(oracle, registry, checker):
-            await asyncio.sleep(1.2)  # several checks each, timeouts included
-            ours, theirs = {}, {}
-            stat = oracle.command("show stat").splitlines()
-            header = stat[0].lstrip("# ").split(",")
-            rows = {(r["pxname"], r["svname"]): r
-                    for r in (dict(zip(header, line.split(","))) for line in stat[1:] if line)}
-            for key in servers:
-                state = registry.get(*key)
-                ours[key] = (state.operational, state.check_status,
-                             "" if state.check_code is None else str(state.check_code))
-                row = rows[key]
-                theirs[key] = ("UP" if row["status"].startswith("UP") else "DOWN",
-                               row["check_status"].removeprefix("* "), row["check_code"])
-            reasons = {(e.backend, e.server): e.reason for e in checker.events if not e.up}
-            return ours, theirs, reasons, oracle.log()
+            return await settled(oracle, registry, checker, servers, 1.2)
 
         ours, theirs, reasons, log = run_both(text, tmp_path, scenario)
     finally:
@@ -449,21 +467,7 @@ backend nouser
         servers = [("user", "ok"), ("user", "stopped"), ("stranger", "db"), ("nouser", "db")]
 
         async def scenario(oracle, registry, checker):
-            await asyncio.sleep(0.8)
-            stat = oracle.command("show stat").splitlines()
-            header = stat[0].lstrip("# ").split(",")
-            rows = {(r["pxname"], r["svname"]): r
-                    for r in (dict(zip(header, line.split(","))) for line in stat[1:] if line)}
-            ours, theirs = {}, {}
-            for key in servers:
-                state = registry.get(*key)
-                ours[key] = (state.operational, state.check_status,
-                             "" if state.check_code is None else str(state.check_code))
-                row = rows[key]
-                theirs[key] = ("UP" if row["status"].startswith("UP") else "DOWN",
-                               row["check_status"].removeprefix("* "), row["check_code"])
-            reasons = {(e.backend, e.server): e.reason for e in checker.events if not e.up}
-            return ours, theirs, reasons, oracle.log()
+            return await settled(oracle, registry, checker, servers, 0.8)
 
         ours, theirs, reasons, log = run_both(text, tmp_path, scenario)
     finally:
