@@ -1211,9 +1211,9 @@ def _stats(setting: str):
         elif setting == "refresh":
             stats["refresh"] = parse_time(_one(name, args, "a time such as 10s"), name)
         elif setting in ("show-node", "show-desc"):
-            stats[setting.replace("-", "_")] = " ".join(texts)
             if setting == "show-node" and len(texts) > 1:
                 raise ParseError("'stats show-node' expects at most one name")
+            stats[setting.replace("-", "_")] = " ".join(texts)
         elif setting == "scope":
             stats["scopes"] = (*stats.get("scopes", ()), _one(name, args, "a proxy name or '.'"))
         elif setting == "admin":
@@ -1522,6 +1522,10 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
         if proxy.mode == "tcp":
             for rule in (*proxy.http_request_rules, *proxy.http_response_rules, *proxy.redirects):
                 diagnostics.warning(rule.location, f"HTTP rule in '{proxy.name}' has no effect in mode tcp")
+            if proxy.stats is not None and proxy.stats.enabled:
+                diagnostics.warning(proxy.stats.location, f"the statistics page of '{proxy.name}' needs 'mode http'")
+            if proxy.monitor_uri:
+                diagnostics.warning(proxy.location, f"monitor-uri of '{proxy.name}' has no effect in mode tcp")
     for proxy in config.proxies:
         if not proxy.is_backend:
             continue

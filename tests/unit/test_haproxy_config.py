@@ -752,13 +752,17 @@ def test_http_settings_fall_back_in_tcp_mode(tmp_path):
             option httplog
             balance hdr(host)
             http-request set-header X y
+            stats enable
+            monitor-uri /up
         """)
     l = loaded.config.proxy("l")
     assert (l.log_format, l.balance, l.balance_arg) == ("tcplog", "roundrobin", None)
     assert warnings(loaded) == [
         "6: 'option httplog' needs 'mode http' in 'l': falling back to 'option tcplog'",
         "6: 'balance hdr' needs 'mode http' in 'l': falling back to roundrobin",
+        "6: monitor-uri of 'l' has no effect in mode tcp",
         "10: HTTP rule in 'l' has no effect in mode tcp",
+        "11: the statistics page of 'l' needs 'mode http'",
     ]
 
 
