@@ -1,6 +1,7 @@
 """haproxy.cfg parsing: every keyword, defaults inheritance, legacy forms,
 validation, error messages with file:line, and the loader around it."""
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -73,6 +74,72 @@ def test_global_keywords(tmp_path):
         "ssl-default-bind-options": ("ssl-min-ver", "TLSv1.2", "no-tls-tickets"),
         "ca-base": ("/etc/ssl/certs",),
     }
+
+
+def test_global_keywords_kept_for_other_layers(tmp_path):
+    g = load_text(tmp_path, """\
+        global
+            uid 100
+            gid 100
+            log-tag haply
+            log-send-hostname lb1
+            node lb1
+            description edge balancer
+            stats maxconn 20
+            crt-base /etc/ssl/private
+            ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256
+            ssl-default-server-ciphers ECDHE-RSA-AES128-GCM-SHA256
+            ssl-default-server-ciphersuites TLS_AES_256_GCM_SHA384
+            ssl-default-server-options no-tls-tickets
+            ssl-server-verify required
+            tune.ssl.default-dh-param 2048
+            ulimit-n 65536
+            master-worker
+        """).config.global_
+    assert [key for key, _ in g.extra] == [
+        "uid", "gid", "log-tag", "log-send-hostname", "node", "description", "stats maxconn", "crt-base",
+        "ssl-default-bind-ciphersuites", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
+        "ssl-default-server-options", "ssl-server-verify", "tune.ssl.default-dh-param", "ulimit-n", "master-worker",
+    ]
+    assert dict(g.extra)["description"] == ("edge", "balancer")
+
+
+def test_proxy_flags_and_kept_keywords(tmp_path):
+    config = load_text(tmp_path, """\
+        defaults
+            mode tcp
+            log /dev/log local0
+            option tcplog
+            option tcpka
+            timeout connect 1s
+            timeout client 1s
+            timeout server 1s
+        listen a
+            bind :1 backlog 10
+            no log
+            log-tag edge
+            disabled
+            id 42
+            backlog 100
+            option clitcpka
+            option srvtcpka
+            option log-health-checks
+            stats show-desc Edge
+            stats scope .
+            stats scope b
+        listen b
+            bind :2
+            disabled
+            enabled
+            no option tcpka
+        """).config
+    a, b = config.proxies
+    assert (a.logs, a.log_format, a.tcpka, a.id) == ((), "tcplog", True, 42)
+    assert {"disabled", "clitcpka", "srvtcpka", "log-health-checks", "tcpka"} <= a.options
+    assert dict(a.extra) == {"log-tag": ("edge",), "backlog": ("100",)}
+    assert (a.stats.show_desc, a.stats.scopes, a.stats.enabled) == ("Edge", (".", "b"), True)
+    assert "disabled" not in b.options and not b.tcpka
+    assert [l.facility for l in b.logs] == ["local0"]
 
 
 def test_global_log_lines(tmp_path):
@@ -903,3 +970,15 @@ def test_server_values_reach_the_model(tmp_path, value, unit, weight):
     b = load_text(tmp_path, text).config.proxy("b")
     assert b.timeouts.check == pytest.approx(value * scale)
     assert (b.servers[0].weight, b.servers[0].slowstart) == (weight, pytest.approx(value * scale))
+
+
+def test_every_accepted_keyword_is_exercised_by_a_test():
+    """A keyword added to the table without a test fails here."""
+    here = Path(__file__).parent
+    source = "".join((here / name).read_text() for name in ("test_haproxy_config.py", "test_seed_configs.py", "test_lexer.py"))
+    source += "".join(p.read_text() for p in (here.parents[1] / ".." / "shared" / "fixtures" / "seed-configs").glob("*.haproxy.cfg"))
+    untested = [
+        name for name, row in KEYWORDS.items()
+        if row.status != UNSUPPORTED and not re.search(r"(^|[\s\"']|\\n)" + re.escape(name) + r"(\s|\\n|$|\")", source, re.M)
+    ]
+    assert untested == []

@@ -10,7 +10,7 @@ import pytest
 
 from haply.config import ConfigError, load
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"  # beside the repository
 SEEDS = SHARED / "fixtures" / "seed-configs"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SEED_FILES = sorted(SEEDS.glob("*.haproxy.cfg"))
