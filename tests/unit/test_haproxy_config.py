@@ -623,6 +623,19 @@ def test_defaults_carry_over_to_the_next_file(tmp_path):
     assert [Path(s).name for s in loaded.config.sources] == ["00-defaults.cfg", "05-global.cfg", "10-b.cfg"]
 
 
+def test_references_across_files(tmp_path):
+    first = write(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    use_backend api if TRUE\n    default_backend web\n", "a.cfg")
+    second = write(tmp_path, "backend api\nbackend web\n", "b.cfg")
+    loaded = load([str(first), str(second)], {})
+    assert [p.name for p in loaded.config.proxies] == ["f", "api", "web"]
+    with pytest.raises(ConfigError) as error:
+        load([str(first)], {})
+    assert [str(d) for d in error.value.diagnostics if d.severity == "error"] == [
+        f"{first}:8: error: use_backend 'api': no backend or listen section named 'api'",
+        f"{first}:9: error: default_backend 'web': no backend or listen section named 'web'",
+    ]
+
+
 def test_unknown_defaults_name(tmp_path):
     assert messages(tmp_path, "backend b from nope\n") == ["1: no defaults section named 'nope' before this line"]
 
