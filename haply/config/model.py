@@ -126,8 +126,8 @@ class HttpCheck:
 class TcpCheckStep:
     """One `tcp-check` rule, in file order.
 
-    action "connect": port (None = server's check port) and options ("ssl",
-    "send-proxy", ...) as written. action "send" / "send-binary": data (for
+    action "connect": port (None = server's check port) and options as
+    written ("ssl", "linger", "sni NAME", "alpn LIST"). action "send" / "send-binary": data (for
     send-binary the hexadecimal string as written). action "expect": match is
     "string" | "rstring" | "binary", pattern the text, negated for `!`.
     """
