@@ -389,6 +389,11 @@ class _Parser:
             state = "BACKUP"
         if priority == 255 and state != "MASTER":
             state = "MASTER"  # RFC 5798 6.4.1: the address owner starts as master
+        for a in acc["addresses"]:
+            dev = a.dev or acc["interface"]
+            if a.label and not a.label.startswith(dev):
+                # the kernel refuses a label that does not begin with the device name
+                self.err(a.location, f"label {a.label} must begin with the device name {dev}")
         adverts = [a for a in acc["addresses"] if not a.excluded]
         if not adverts:
             self.err(loc, f"vrrp_instance {name} has no virtual_ipaddress")

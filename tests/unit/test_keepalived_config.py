@@ -202,6 +202,7 @@ def test_unsupported_keywords_are_errors_with_location(text, where, words):
     ("virtual_ipaddress_excluded {\n fe80::1\n }", "IPv6 address 'fe80::1' is not supported"),
     ("track_script {\n missing\n }", "no vrrp_script named 'missing'"),
     ("track_proxy tcp 1.2.3.4", "track_proxy expects socket PATH"),
+    ("virtual_ipaddress_excluded {\n 10.0.0.3 label vip0\n }", "label vip0 must begin with the device name eth0"),
     ("unicast_peer {\n 10.0.0.2 min_ttl 3\n }", "unicast_peer option 'min_ttl' is not supported"),
 ])
 def test_bad_values(snippet, message):
