@@ -24,9 +24,11 @@ class RequestKey(Protocol):
     these attributes; non-hashing algorithms ignore it."""
 
     client_ip: str  # source
-    path: str  # uri (path + query as received)
-    query: str  # url_param
-    headers: dict[str, str]  # hdr(NAME), lower-cased names
+    uri: str  # uri: the request target as received, path and query
+    query: str  # url_param: the part after "?"
+
+    def header(self, name: str) -> list[str]:
+        """hdr(NAME): every value of a header, by lower-case name."""
 
 
 class Balancer(Protocol):

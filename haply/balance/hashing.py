@@ -207,11 +207,11 @@ class HashBalancer(GroupBalancer):
             whole, length, depth, path_only = _parse_uri_options(arg)
             if not (whole or length or depth or path_only):
                 def plain_uri(key):
-                    path = key.path
+                    path = key.uri
                     question = path.find("?")
                     return path[:question] if question >= 0 else path
                 return plain_uri
-            return lambda key: uri_key(key.path, whole, length, depth, path_only)
+            return lambda key: uri_key(key.uri, whole, length, depth, path_only)
         words = (arg or "").split()
         if not words:
             raise ValueError(f"balance {kind} requires an argument")
@@ -221,16 +221,19 @@ class HashBalancer(GroupBalancer):
             def param(key):
                 query = key.query
                 if not query:
-                    path = key.path
+                    path = key.uri
                     question = path.find("?")
                     query = path[question + 1:] if question >= 0 else ""
                 return url_param_value(query, name)
             return param
         # hdr
         name = words[0].lower()
+        def first_value(key):
+            values = key.header(name)
+            return (values[0] or None) if values else None
         if "use_domain_only" in words[1:]:
-            return lambda key: domain_only(key.headers.get(name) or "") or None
-        return lambda key: key.headers.get(name) or None
+            return lambda key: domain_only(first_value(key) or "") or None
+        return first_value
 
     def key_hash(self, key: object) -> int | None:
         """The 32-bit hash of the request's key, or None if it has none."""

@@ -329,6 +329,9 @@ _CONN_UPGRADE = b"Connection: upgrade\r\n"
 _TE_CHUNKED = b"Transfer-Encoding: chunked\r\n"
 
 
+_FRAMING_FIELDS = frozenset({b"content-length", b"transfer-encoding"})
+
+
 class _HeadWriter:
     """What both writers share: rules, drop sets, the single pass."""
 
@@ -353,8 +356,13 @@ class _HeadWriter:
 
     def _fields(self, out: list, headers: Headers, framing: Framing, upgrade: bool,
                 ctx, options: frozenset[bytes] | None, ff_lname: bytes | None
-                ) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Append kept fields to out; return (fields the rules add, ff name seen).
+                ) -> tuple[list[tuple[bytes, bytes]], bool, bool]:
+        """Append kept fields to out; return (fields the rules add, ff name seen,
+        framing field written).
+
+        The framing field (Content-Length or Transfer-Encoding) is rewritten from
+        the decided framing where the message had it, so the field order the
+        server sees is the client's, as with HAProxy.
 
         A field name is lower-cased only when its length is that of a name to
         drop (or of the forwardfor name), so most fields cost a len() and a
@@ -380,10 +388,15 @@ class _HeadWriter:
         collected: list[bytes] | None = None
         start = len(out)
         seen = False
+        placed = False
         for name, value in headers:
             size = len(name)
             if size in lengths:
                 lname = name.lower()
+                if framed and lname in _FRAMING_FIELDS and not placed:
+                    out += (name, b": ", self._framing_value(framing), b"\r\n")
+                    placed = True
+                    continue
                 if lname in drop:
                     if options is None and size == 10 and lname == b"connection":
                         if collected is None:
@@ -404,7 +417,11 @@ class _HeadWriter:
                         out += kept[i:i + 4]
                 if ff_lname is not None:
                     seen = any(out[i].lower() == ff_lname for i in range(start, len(out), 4))
-        return added, seen
+        return added, seen, placed
+
+    @staticmethod
+    def _framing_value(framing: Framing) -> bytes:
+        return b"%d" % framing.length if framing.kind == LENGTH else b"chunked"
 
     @staticmethod
     def _framing_line(framing: Framing) -> bytes:
@@ -438,7 +455,7 @@ class RequestHeadWriter(_HeadWriter):
         out = [method, b" ", url, b" ", version_bytes, b"\r\n"]
         ff = self.forward_for
         ff_check = ff is not None and ff.if_none
-        added, seen = self._fields(out, headers, framing, upgrade, ctx, options,
+        added, seen, placed = self._fields(out, headers, framing, upgrade, ctx, options,
                                    ff.lname if ff_check else None)
         for lname, line in added:
             out.append(line)
@@ -453,7 +470,7 @@ class RequestHeadWriter(_HeadWriter):
                 out.append(_CONN_KEEP_ALIVE)
         elif version == "1.1":
             out.append(_CONN_CLOSE)
-        out += (self._framing_line(framing), b"\r\n")
+        out += (b"" if placed else self._framing_line(framing), b"\r\n")
         return b"".join(out)
 
 
@@ -474,7 +491,7 @@ class ResponseHeadWriter(_HeadWriter):
         if version_bytes is None:
             raise LocalProtocolError(f"cannot forward HTTP version {version!r}")
         out = [version_bytes, b" %d " % status, reason, b"\r\n"]
-        added, _ = self._fields(out, headers, framing, upgrade, ctx, options, None)
+        added, _, placed = self._fields(out, headers, framing, upgrade, ctx, options, None)
         for _, line in added:
             out.append(line)
         if upgrade:
@@ -486,7 +503,7 @@ class ResponseHeadWriter(_HeadWriter):
                 out.append(_CONN_KEEP_ALIVE)
         else:
             out.append(_CONN_CLOSE)
-        out += (self._framing_line(framing), b"\r\n")
+        out += (b"" if placed else self._framing_line(framing), b"\r\n")
         return b"".join(out)
 
 

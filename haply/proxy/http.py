@@ -93,6 +93,10 @@ class Request:
         return header_map.get(name, [])
 
     @property
+    def uri(self) -> str:
+        return self.url.decode("latin-1")
+
+    @property
     def retryable(self) -> bool:
         return self.method in IDEMPOTENT_METHODS and self.body_size <= RETRY_BUFFER_SIZE
 
@@ -184,6 +188,13 @@ class HttpSession(asyncio.Protocol):
             else:
                 self._reject(400, "unexpected upgrade")
         except httptools.HttpParserError as exc:
+            last = self.requests[-1] if self.requests else None
+            if self.parsing is None and last is not None and not last.keep_alive:
+                # Bytes after a request that closes the connection: llhttp
+                # refuses them; like HAProxy, haply answers what came before
+                # and ignores the rest.
+                self.broken = True
+                return
             request = self.parsing
             if request is not None and request.error is not None:
                 status, reason = request.error

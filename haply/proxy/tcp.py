@@ -21,9 +21,12 @@ class SourceKey:
     """What the balancer may hash in mode tcp: only the client's address."""
 
     __slots__ = ("client_ip",)
-    path = ""
+    uri = ""
     query = ""
-    headers: dict = {}
+
+    @staticmethod
+    def header(name: str) -> list[str]:
+        return []
 
     def __init__(self, client_ip: str):
         self.client_ip = client_ip

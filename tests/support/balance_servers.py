@@ -45,3 +45,11 @@ class Key:
     path: str = "/"
     query: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return self.path
+
+    def header(self, name: str) -> list[str]:
+        value = self.headers.get(name)
+        return [] if value is None else [value]

@@ -308,8 +308,9 @@ def test_response_rules():
     head = ResponseHeadWriter(ops).write(
         "1.1", 200, b"OK", [(b"Server", b"Apache"), (b"Content-Length", b"2")],
         Framing(LENGTH, 2), True, "1.1", CTX)
-    assert head == (b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=31536000\r\n"
-                    b"Content-Length: 2\r\n\r\n")
+    # The framing field keeps its place (as with HAProxy); rule fields come after.
+    assert head == (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                    b"Strict-Transport-Security: max-age=31536000\r\n\r\n")
 
 
 # -------------------------------------------------------------- compile_value
