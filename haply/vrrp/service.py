@@ -406,3 +406,6 @@ def query(control_path: str, timeout: float = 2.0) -> list[dict]:
                 break
             chunks.append(chunk)
     return json.loads(b"".join(chunks))
+
+
+snapshot = query  # `haply ctl show vrrp` reads this: one dict per instance
