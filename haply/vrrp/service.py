@@ -366,17 +366,36 @@ def _as_config(config_part) -> VrrpConfig:
     return VrrpConfig(instances=instances)
 
 
+RT_PRIORITY = 1  # the lowest real-time priority: above every normal task, below kernel threads
+
+
+def _realtime() -> None:
+    """Best effort: SCHED_RR so that proxies busy on every core cannot delay an
+    advertisement by a scheduler tick or more (a separate process alone gives
+    fairness, not promptness). The process needs microseconds of CPU per
+    advert; the kernel's real-time throttling bounds the cost of a bug.
+    SCHED_RESET_ON_FORK: scripts we start run at normal priority."""
+    try:
+        policy = os.SCHED_RR | getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
+        os.sched_setscheduler(0, policy, os.sched_param(RT_PRIORITY))
+    except (OSError, AttributeError) as exc:
+        log.info("running without real-time priority: %s", exc)
+
+
 def run(config_part, control_path: str | None = None,
-        proxy_health: Callable[[], bool] | None = None, guard: bool = True) -> None:
+        proxy_health: Callable[[], bool] | None = None, guard: bool = True,
+        realtime: bool = True) -> None:
     """Run the VRRP service until SIGTERM/SIGINT (blocking).
 
     `config_part`: a VrrpConfig, a haply Config (its `.vrrp` instances), or a
     sequence of VrrpInstance. `proxy_health`: a callable polled by instances
     with `track_proxy` (or, when given, by every instance: weight 0, FAULT when
     False). `guard`: fork the SIGKILL guard that removes the VIPs if this process
-    dies without cleaning up (see addresses.py).
+    dies without cleaning up (see addresses.py). `realtime`: see _realtime().
     """
     config = _as_config(config_part)
+    if realtime:
+        _realtime()
     guard_fd = None
     if guard:
         guard_fd = spawn_guard([(a, i.interface) for i in config.instances for a in i.addresses])
