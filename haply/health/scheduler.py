@@ -83,6 +83,7 @@ class CheckSpec:
     slowstart: float = 0.0
     shutdown_sessions_on_down: bool = False
     shutdown_backup_sessions_on_up: bool = False
+    log_health_checks: bool = False  # option log-health-checks
 
     async def probe(self, target: Target | None = None) -> CheckResult:
         """Run this server's check once; target overrides the configured one
@@ -205,6 +206,7 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
         slowstart=server.slowstart,
         shutdown_sessions_on_down=on_down == "shutdown-sessions",
         shutdown_backup_sessions_on_up=on_up == "shutdown-backup-sessions",
+        log_health_checks="log-health-checks" in proxy.options,
     )
 
 
@@ -231,18 +233,22 @@ class HealthEvent:
 
 
 def transition_message(state: ServerState, transition: Transition, servers: list[ServerState],
-                       requeued: int = 0) -> str:
+                       requeued: int = 0, with_reason: bool = True) -> str:
     """HAProxy's log line for an UP/DOWN change, e.g.
 
     Server b/s1 is DOWN, reason: Layer4 connection problem, info: "Connection
     refused", check duration: 0ms. 2 active and 1 backup servers left. 0 sessions
     active, 0 requeued, 0 remaining in queue.
+
+    With `option log-health-checks` the reason is on the check's own line and
+    HAProxy writes just "Server b/s1 is DOWN. 2 active and ..." (with_reason
+    False).
     """
     who = f"{'Backup Server' if state.backup else 'Server'} {state.backend}/{state.name}"
     text = f"{who} is {'UP' if transition.up else 'DOWN'}"
-    if transition.reason:
+    if with_reason and transition.reason:
         text += f", reason: {transition.reason}"
-    if transition.duration is not None:
+    if with_reason and transition.duration is not None:
         text += f", check duration: {int(transition.duration * 1000)}ms"
     usable = [s for s in servers if s.operational == UP and s.admin != MAINT]
     active = sum(1 for s in usable if not s.backup)
@@ -557,6 +563,7 @@ class HealthChecker:
         checked.last_result = result
         now = self.loop.time()
         health = checked.health
+        before = health.health
         if result.ok:
             transition = health.check_passed(now, result.status, result.reason, result.duration)
         else:
@@ -564,6 +571,12 @@ class HealthChecker:
         self.registry.set_operational(checked.state, UP if health.up else DOWN, now,
                                       result.status, result.reason, result.duration,
                                       result.code)
+        if checked.spec.log_health_checks and health.health != before:
+            # HAProxy logs a check whose result moved the health counter
+            log.info("Health check for server %s/%s %s, reason: %s, check duration: %dms,"
+                     " status: %s.", backend, server,
+                     "succeeded" if result.ok else "failed", result.reason,
+                     result.duration_ms, health.check_status_text())
         if transition is not None:
             self._on_transition(checked, transition)
 
@@ -640,11 +653,12 @@ class HealthChecker:
         if transition.up and spec.slowstart > 0 and checked.health.last_up_at is not None:
             self._apply_weight(checked, transition.now)
         servers = self.registry.servers(state.backend)
-        message = transition_message(state, transition, servers, requeued)
+        message = transition_message(state, transition, servers, requeued,
+                                     with_reason=not spec.log_health_checks)
         log.warning("%s", message)
         if not transition.up and not any(
                 s.operational == UP and s.admin != MAINT for s in servers):
-            log.error("backend '%s' has no server available!", state.backend)
+            log.error("backend %s has no server available!", state.backend)
         event = HealthEvent(state.backend, state.name, transition.up, transition.now,
                             transition.status, transition.reason, transition.duration, message)
         self.events.append(event)

@@ -12,16 +12,23 @@ Semantics follow HAProxy's configuration manual (section 5.2, `rise`, `fall`,
 `on-error`), checked against HAProxy 2.6 run as a black box:
 
 * A health counter runs from 0 to rise + fall - 1. The server is UP while the
-  counter is at least `rise`. Going UP sets it to the top (so `fall` failures in
-  a row are needed to go down again); going DOWN sets it to 0 (so `rise`
-  successes are needed to come back).
+  counter is at least `rise`.
+* While UP, a failure takes one off (at `rise`, the next failure marks it DOWN
+  and the counter drops to 0) and any success restores the top at once: only
+  `fall` failures *in a row* bring a healthy server down.
+* While DOWN, a success adds one (reaching `rise` marks it UP at the top) and
+  any failure drops it back to 0: only `rise` successes in a row bring it back.
 * At start a checked server is UP with the counter at `rise`, the lowest UP
-  value: one failed check marks it DOWN. HAProxy 2.6 behaves this way (a closed
-  port is reported DOWN after the very first check), so a freshly started
-  balancer never sends traffic to a dead server for fall*inter seconds.
+  value: its first failed check marks it DOWN, its first success makes it
+  fully healthy. A freshly started balancer so never sends traffic to a dead
+  server for fall*inter seconds.
 * Between the two ends the server is "going down" (UP, counter below the top)
   or "going up" (DOWN, counter above 0); there `fastinter` applies, `downinter`
   while fully DOWN, `inter` while fully UP; an unset one falls back to `inter`.
+
+All of this was read off HAProxy 2.6's `option log-health-checks` lines
+("Health check for server b/s1 succeeded, ..., status: 2/3 DOWN") for
+sequences of passing and failing checks, at start and in steady state.
 """
 
 from __future__ import annotations
@@ -154,6 +161,13 @@ class Health:
     def going_up(self) -> bool:
         return not self.checks_up and self.health > 0
 
+    def check_status_text(self) -> str:
+        """`status: 2/3 UP` / `status: 1/2 DOWN` as in HAProxy's health-check logs."""
+        t = self.timing
+        if self.checks_up:
+            return f"{self.health - t.rise + 1}/{t.fall} UP"
+        return f"{self.health}/{t.rise} DOWN"
+
     def status_text(self) -> str:
         """Stats-page wording: "UP", "UP 1/3" (going down), "DOWN 1/2" (going up)."""
         t = self.timing
@@ -186,8 +200,7 @@ class Health:
         was_up = self.up
         self.force_fast = False
         if self.checks_up:
-            if self.health < self._top:
-                self.health += 1
+            self.health = self._top
         else:
             self.health += 1
             if self.health >= self.timing.rise:
@@ -198,13 +211,10 @@ class Health:
                      duration: float | None = None) -> Transition | None:
         was_up = self.up
         self.force_fast = False
-        if self.checks_up:
-            if self.health > self.timing.rise:
-                self.health -= 1
-            else:
-                self.health = 0
-        elif self.health > 0:
+        if self.checks_up and self.health > self.timing.rise:
             self.health -= 1
+        else:
+            self.health = 0
         return self._transition(was_up, now, status, reason, duration)
 
     def agent_state(self, down: bool, now: float, status: str = "", reason: str = "",

@@ -479,3 +479,63 @@ backend nouser
     assert set(logged) == set(reasons) == {("user", "stopped"), ("stranger", "db")}
     for key, reason in logged.items():
         assert reasons[key] == reason, key
+
+
+def test_log_health_checks_sequence_matches_haproxy(tmp_path, caplog):
+    """With `option log-health-checks`, a server that fails until DOWN and then
+    passes until UP produces the same log lines in both programs (durations
+    aside): the counter semantics and the wording are HAProxy's."""
+    from tests.support.health_backends import HttpHealth
+
+    thread = BackendThread()
+    health = HttpHealth(200)
+    try:
+        web = Backend(thread, health).start()
+        text = f"""global
+    log stdout format raw local0
+
+defaults
+    log global
+    timeout connect 1s
+    timeout check 300ms
+
+backend b
+    option httpchk
+    option log-health-checks
+    server s1 127.0.0.1:{web.port} check inter 100 rise 3 fall 4
+"""
+
+        async def scenario(oracle, registry, checker):
+            state = registry.get("b", "s1")
+            await asyncio.sleep(0.6)
+            health.status = 503
+            await time_both_named(oracle, state, "b", "s1", False, 3.0)
+            health.status = 200
+            await time_both_named(oracle, state, "b", "s1", True, 3.0)
+            await asyncio.sleep(0.3)
+            return oracle.log()
+
+        with caplog.at_level("INFO", logger="haply.health"):
+            log = run_both(text, tmp_path, scenario)
+    finally:
+        thread.close()
+
+    def normalise(line: str) -> str:
+        return re.sub(r"check duration: \d+ms", "check duration: Xms", line.strip())
+
+    wanted = ("Health check for server", "Server b/", "backend b has")
+    theirs = [normalise(x) for x in log.splitlines() if x.startswith(wanted)]
+    ours = [normalise(r.getMessage()) for r in caplog.records if r.name == "haply.health"]
+    assert len(ours) >= 8
+    assert ours == theirs
+
+
+async def time_both_named(oracle, state, backend, server, want_up: bool, timeout: float):
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    want = UP if want_up else DOWN
+    while not (state.operational == want
+               and await loop.run_in_executor(None, oracle.is_up, backend, server) == want_up):
+        if loop.time() - start > timeout:
+            raise AssertionError(f"{backend}/{server} not {want} within {timeout}s")
+        await asyncio.sleep(0.01)

@@ -26,17 +26,20 @@ def test_starts_up_and_one_failure_marks_down():
 
 
 def test_started_server_that_passes_reaches_full_health():
-    h = machine(rise=2, fall=3)
+    # HAProxy 2.6, rise 3 fall 4: the first success logs "status: 4/4 UP"
+    h = machine(rise=3, fall=4)
+    assert h.check_status_text() == "1/4 UP"
     assert h.check_passed(1.0) is None
-    assert h.check_passed(2.0) is None
-    assert h.health == 4 and h.status_text() == "UP"
-    # now it takes `fall` failures
+    assert h.health == 6 and h.status_text() == "UP" and h.check_status_text() == "4/4 UP"
+    # now it takes `fall` failures in a row
     assert h.check_failed(3.0) is None
-    assert h.status_text() == "UP 2/3"
-    assert h.check_failed(4.0) is None
-    assert h.status_text() == "UP 1/3"
-    t = h.check_failed(5.0)
+    assert h.status_text() == "UP 3/4"
+    h.check_failed(4.0)
+    h.check_failed(5.0)
+    assert h.check_status_text() == "1/4 UP"
+    t = h.check_failed(6.0)
     assert t is not None and not t.up
+    assert h.check_status_text() == "0/3 DOWN"
 
 
 def test_rise_successes_bring_it_back_and_fill_health():
@@ -50,32 +53,31 @@ def test_rise_successes_bring_it_back_and_fill_health():
     assert h.last_up_at == 3.0
 
 
-def test_failure_while_going_up_steps_back():
+def test_failure_while_going_up_starts_over():
+    # HAProxy 2.6: "succeeded 2/3 DOWN" then "failed 0/3 DOWN"
     h = machine(rise=3, fall=2, up=False)
     h.check_passed(1.0)
     h.check_passed(2.0)
+    assert h.check_status_text() == "2/3 DOWN"
     h.check_failed(3.0)
-    assert h.status_text() == "DOWN 1/3"
-    h.check_failed(4.0)
-    h.check_failed(5.0)  # stays at 0
     assert h.health == 0 and h.status_text() == "DOWN"
 
 
-def test_success_while_going_down_recovers():
-    h = machine(rise=2, fall=3)
-    h.check_passed(0.0)
+def test_success_while_going_down_restores_full_health():
+    # HAProxy 2.6: "failed 2/4 UP" then "succeeded 4/4 UP"
+    h = machine(rise=2, fall=4)
     h.check_passed(0.0)
     h.check_failed(1.0)
     h.check_failed(2.0)
+    assert h.check_status_text() == "2/4 UP"
     h.check_passed(3.0)
-    assert h.up and h.status_text() == "UP 2/3"
+    assert h.up and h.status_text() == "UP" and h.check_status_text() == "4/4 UP"
 
 
 def test_intervals_inter_fastinter_downinter():
     h = machine(rise=2, fall=3, inter=2.0, fastinter=0.5, downinter=5.0)
     # at start the counter is at `rise`, not at the top: transitioning
     assert h.interval() == 0.5
-    h.check_passed(0.0)
     h.check_passed(0.0)
     assert h.interval() == 2.0
     h.check_failed(1.0)
@@ -94,26 +96,34 @@ def test_unset_intervals_fall_back_to_inter():
     assert h.interval() == 3.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(rise=st.integers(1, 6), fall=st.integers(1, 6), start_up=st.booleans(),
        results=st.lists(st.booleans(), max_size=60))
-def test_rise_and_fall_in_a_row_always_decide(rise, fall, start_up, results):
-    """Whatever came before, `fall` failures in a row leave the server DOWN and
-    `rise` successes in a row leave it UP; a success never marks it down, a
-    failure never marks it up; the counter stays in 0..rise+fall-1."""
+def test_machine_matches_the_streak_model(rise, fall, start_up, results):
+    """Reference model of HAProxy 2.6's observed behaviour: UP goes DOWN after
+    `fall` failures in a row, DOWN goes UP after `rise` successes in a row; at
+    start a server is UP but one failure away from DOWN. Transitions carry the
+    result that caused them; the counter stays within 0..rise+fall-1."""
     h = machine(rise=rise, fall=fall, up=start_up)
-    up = h.up
+    up = start_up
+    fails = fall - 1 if start_up else 0
+    passes = 0
     for i, ok in enumerate(results):
         t = h.check_passed(float(i)) if ok else h.check_failed(float(i))
-        assert 0 <= h.health <= rise + fall - 1
-        if t is not None:
-            assert t.up == ok and t.up != up
-            up = t.up
+        before = up
+        if up:
+            fails = 0 if ok else fails + 1
+            if fails >= fall:
+                up, passes = False, 0
+        else:
+            passes = passes + 1 if ok else 0
+            if passes >= rise:
+                up, fails = True, 0
         assert h.up == up
-        if i + 1 >= fall and not any(results[i + 1 - fall:i + 1]):
-            assert not h.up
-        if i + 1 >= rise and all(results[i + 1 - rise:i + 1]):
-            assert h.up
+        assert 0 <= h.health <= rise + fall - 1
+        assert (t is not None) == (up != before)
+        if t is not None:
+            assert t.up == ok == up
 
 
 def test_slowstart_ramp_is_linear_and_never_zero():
