@@ -385,7 +385,11 @@ backend big
     # half of them have run after half the interval
     assert 300 <= halfway <= 700, halfway
     assert all(s.operational == UP for s in states)
-    assert p99 < 50 and lags[-1] < 250
+    # the machine is shared (two cores, several test runs at once), so the tail
+    # includes time the OS gave to other processes: bound the body tightly and
+    # the tail loosely. A loop blocked by the checks shows in p50/p90.
+    p90 = lags[int(len(lags) * 0.9) - 1] * 1000
+    assert p50 < 5 and p90 < 20 and lags[-1] < 0.5, (p50, p90, lags[-1])
 
 
 def test_runtime_api_controls(tmp_path, backends):
