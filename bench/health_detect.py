@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -104,11 +105,17 @@ def detection(runs: int, inter_ms: int, rise: int, fall: int) -> None:
         checker.start()
         try:
             await asyncio.sleep(max(1.0, (rise + fall) * inter * 2))
+            rng = random.Random(runs)
             for _ in range(runs):
+                # flip at a random point of both programs' check cycles, or
+                # each run would start right after the previous transition's
+                # check and measure the phase, not the detection
+                await asyncio.sleep(rng.uniform(0, inter))
                 responder.synced = False
                 ours, theirs = await _until(oracle, state, False, fall * inter * 4 + 2)
                 results["haply"][0].append(ours)
                 results["HAProxy"][0].append(theirs)
+                await asyncio.sleep(rng.uniform(0, inter))
                 responder.synced = True
                 ours, theirs = await _until(oracle, state, True, rise * inter * 4 + 2)
                 results["haply"][1].append(ours)
