@@ -329,3 +329,28 @@ def test_track_interface_fault_takes_the_sync_group_along(net2):
     assert snaps["VI_1"]["state"] == "FAULT" and snaps["VI_1"]["faults"] == ["sync_group:G"]
     net.run(a, ["ip", "link", "set", "uplink-peer", "up"])
     assert wait_for(lambda: net.holders(VIP) == [a] and net.holders(VIP2) == [a], 3.0), dump_logs(net)
+
+
+def mac_of(net: Lab, node) -> str:
+    out = net.run(node, ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+    return out.lower()
+
+
+def neighbour_mac(net: Lab, node, address: str) -> str | None:
+    out = net.run(node, ["ip", "-4", "neigh", "show", address, "dev", "eth0"]).stdout.split()
+    return out[out.index("lladdr") + 1].lower() if "lladdr" in out else None
+
+
+def test_gratuitous_arp_moves_the_clients_arp_entry(net2):
+    net = net2
+    a, b = net.nodes
+    procs = [start(net, 0, config(150)), start(net, 1, config(100))]
+    assert wait_for(lambda: holder(net) == a, CONVERGE), dump_logs(net)
+    # one UDP datagram makes the client resolve the VIP (no ping on minimal systems)
+    send = f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ({VIP!r}, 9))"
+    assert net.run(net.client, [sys.executable, "-c", send]).returncode == 0
+    assert wait_for(lambda: neighbour_mac(net, net.client, VIP) == mac_of(net, a), 2.0)
+    procs[0].send_signal(signal.SIGKILL)
+    # the client sends nothing: only b's gratuitous ARP can change its cache
+    assert wait_for(lambda: neighbour_mac(net, net.client, VIP) == mac_of(net, b), 2.0), \
+        (neighbour_mac(net, net.client, VIP), mac_of(net, b), dump_logs(net))
