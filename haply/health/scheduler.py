@@ -272,7 +272,7 @@ class _Checked:
 
     __slots__ = ("spec", "state", "health", "timer", "task", "agent_timer", "agent_task",
                  "agent_weight_percent", "ramp_timer", "last_result", "health_enabled",
-                 "agent_enabled")
+                 "agent_enabled", "in_maint")
 
     def __init__(self, spec: CheckSpec, state: ServerState, now: float) -> None:
         self.spec = spec
@@ -288,6 +288,8 @@ class _Checked:
         # runtime API `disable health` / `disable agent`
         self.health_enabled = True
         self.agent_enabled = True
+        # admin state MAINT as last seen, to notice a server leaving maintenance
+        self.in_maint = state.admin == MAINT
 
     def cancel_health(self) -> None:
         if self.timer is not None:
@@ -366,6 +368,8 @@ class HealthChecker:
                                 proxy.name, server.name)
                     continue
                 self._checked[(proxy.name, server.name)] = _Checked(spec, state, now)
+        for backend in {key[0] for key in self._checked}:
+            self.registry.subscribe(backend, self._registry_changed)
         # spread the first checks over each server's interval
         count = len(self._checked)
         for index, checked in enumerate(self._checked.values()):
@@ -392,6 +396,8 @@ class HealthChecker:
             return False
         checked = _Checked(spec, state, self.loop.time())
         self._checked[key] = checked
+        if backend not in {k[0] for k in self._checked if k != key}:
+            self.registry.subscribe(backend, self._registry_changed)
         if self._running:
             if spec.target is not None:
                 checked.timer = self.loop.call_later(
@@ -494,6 +500,35 @@ class HealthChecker:
             return interval
         spread = interval * self.spread_checks / 100.0
         return max(0.0, interval + self._rng.uniform(-spread, spread))
+
+    def _registry_changed(self, state: ServerState) -> None:
+        """A server leaving maintenance starts over as at startup, as HAProxy
+        2.6 does ("UP 1/2", status INI): UP with the counter at `rise`, so its
+        first check decides, and that check runs now rather than an inter later.
+        """
+        if not self._running:
+            return
+        checked = self._checked.get((state.backend, state.name))
+        if checked is None or checked.state is not state:
+            return
+        in_maint = state.admin == MAINT
+        if in_maint == checked.in_maint:
+            return
+        checked.in_maint = in_maint
+        if in_maint:
+            checked.cancel_health()
+            if checked.health_enabled and checked.spec.target is not None:
+                checked.timer = self.loop.call_later(self._jitter(checked.spec.timing.inter),
+                                                     self._fire, checked)
+            return
+        now = self.loop.time()
+        checked.health.health = checked.spec.timing.rise
+        checked.health.last_up_at = None  # HAProxy applies no slowstart here
+        self.registry.set_operational(state, UP if checked.health.up else DOWN, now, "INI",
+                                      "Initializing")
+        if checked.health_enabled and checked.spec.target is not None:
+            checked.cancel_health()
+            checked.timer = self.loop.call_later(0, self._fire, checked)
 
     def _fire(self, checked: _Checked) -> None:
         checked.timer = None

@@ -491,3 +491,44 @@ backend b
         "Server b/s1 is UP. 1 active and 0 backup servers online. 0 sessions requeued, "
         "0 total in queue.",
     ]
+
+
+def test_leaving_maintenance_starts_over(tmp_path, backends):
+    """As HAProxy 2.6: a server leaving MAINT is UP at once with the counter at
+    `rise` (status INI) and checked right away; a dead one goes DOWN on that
+    first check, a live one is at full health after it."""
+    web = Backend(backends, HttpHealth(200)).start()
+    dead = closed_port()
+    config = load_text(tmp_path, DEFAULTS + f"""
+backend b
+    server live 127.0.0.1:{web.port} check inter 300 rise 3 fall 2 disabled
+    server dead 127.0.0.1:{dead} check inter 300 rise 3 fall 2 disabled
+""")
+    registry = make_registry(config)
+    live, gone = registry.get("b", "live"), registry.get("b", "dead")
+
+    async def main():
+        from haply.runtime.registry import MAINT
+        loop = asyncio.get_running_loop()
+        checker = HealthChecker(registry, config, loop)
+        checker.start()
+        try:
+            await asyncio.sleep(0.5)
+            assert live.admin == MAINT and live.check_status == ""  # never checked
+            registry.set_admin(live, READY, loop.time())
+            registry.set_admin(gone, READY, loop.time())
+            assert live.operational == UP and gone.operational == UP
+            assert live.check_status == "INI"
+            # the first check follows at once, not an inter (300 ms) later
+            await wait_until(lambda: gone.operational == DOWN, 0.15)
+            await wait_until(lambda: live.check_status == "L4OK", 0.15)
+            assert checker.health_of("b", "live").status_text() == "UP"
+            registry.set_admin(live, MAINT, loop.time())
+            await asyncio.sleep(0.4)
+            web.stop()
+            await asyncio.sleep(0.4)
+            assert live.operational == UP  # no checks in MAINT
+        finally:
+            await checker.stop()
+
+    uvloop.run(main())
