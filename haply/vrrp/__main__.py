@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Configuration file is valid")
         return 0
     from haply.vrrp.service import run
-    run(config, args.control, guard=not args.no_guard)
+    run(config, args.control, guard=not args.no_guard,
+        reloader=lambda: load_keepalived(args.files))  # SIGHUP re-reads the files
     return 0
 
 

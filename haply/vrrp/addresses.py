@@ -19,6 +19,7 @@ master process cleaning up, covers only the case where a master exists.)
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
@@ -123,21 +124,40 @@ def remove_all(vips: list[tuple[VirtualAddress, str]]) -> None:
         manager.close()
 
 
+def _encode_vips(vips: list[tuple[VirtualAddress, str]]) -> bytes:
+    return json.dumps([[v.address, v.prefixlen, v.dev or ifname] for v, ifname in vips]).encode() + b"\n"
+
+
+def update_guard(fd: int, vips: list[tuple[VirtualAddress, str]]) -> None:
+    """Tell the guard the addresses to remove from now on (after a reload)."""
+    os.write(fd, _encode_vips(vips))
+
+
 def spawn_guard(vips: list[tuple[VirtualAddress, str]]) -> int:
     """Fork a child that removes `vips` once this process is gone. Returns the
-    pipe fd the service must keep open (and never pass to children)."""
+    pipe fd the service must keep open (and never pass to children); each line
+    written to it (update_guard) replaces the list."""
     read_fd, write_fd = os.pipe()
     os.set_inheritable(write_fd, False)
     pid = os.fork()
     if pid:
         os.close(read_fd)
+        update_guard(write_fd, vips)
         return write_fd
     try:  # the guard: no event loop, no other fds of interest
         os.close(write_fd)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         os.setsid()  # a terminal's ^C or a group SIGTERM should reach the service only
-        while os.read(read_fd, 1):
-            pass
-        remove_all(vips)
+        buffered, latest = b"", b"[]"
+        while chunk := os.read(read_fd, 65536):
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            if lines:
+                latest = lines[-1]
+        try:
+            items = json.loads(latest)
+        except ValueError:
+            items = []
+        remove_all([(VirtualAddress(address=a, prefixlen=p, dev=d), d) for a, p, d in items])
     finally:
         os._exit(0)

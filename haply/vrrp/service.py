@@ -23,11 +23,13 @@ import logging
 import os
 import signal
 import time
+from dataclasses import fields, is_dataclass, replace
 from typing import Callable, Iterable
 
+from haply.config.diagnostics import NOWHERE
 from haply.config.vrrp_model import VrrpConfig, VrrpInstance
 from haply.vrrp import packet, scripts, state
-from haply.vrrp.addresses import AddressManager, spawn_guard
+from haply.vrrp.addresses import AddressManager, spawn_guard, update_guard
 from haply.vrrp.garp import GarpSender
 from haply.vrrp.io import VrrpSocket
 
@@ -262,21 +264,38 @@ class InstanceRunner:
         return snap
 
 
+def _without_locations(value):
+    """A model value with every `location` blanked, to compare meaning only."""
+    if is_dataclass(value):
+        changes = {f.name: _without_locations(getattr(value, f.name)) for f in fields(value)}
+        if "location" in changes:
+            changes["location"] = NOWHERE
+        return replace(value, **changes)
+    if isinstance(value, tuple):
+        return tuple(_without_locations(v) for v in value)
+    return value
+
+
 class Service:
     def __init__(self, config: VrrpConfig, control_path: str | None = None,
-                 proxy_health: Callable[[], bool] | None = None):
+                 proxy_health: Callable[[], bool] | None = None,
+                 reloader: Callable[[], VrrpConfig] | None = None, guard_fd: int | None = None):
         self.config = config
         self.control_path = control_path
         self.proxy_health = proxy_health
+        self.reloader = reloader
+        self.guard_fd = guard_fd
         self.runners: list[InstanceRunner] = []
         self.stopping = False
+        self.addrs: AddressManager | None = None
 
     async def main(self, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        addrs = AddressManager()
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        self.addrs = addrs = AddressManager()
         server = None
         try:
             for inst in self.config.instances:
@@ -300,6 +319,52 @@ class Service:
                 if os.path.exists(self.control_path):
                     os.unlink(self.control_path)
             addrs.close()
+
+    # --- reload: unchanged instances keep their state (no failover on reload)
+    def _sighup(self) -> None:
+        if self.reloader is None:
+            log.warning("SIGHUP: no configuration source to reload from")
+            return
+        try:
+            config = self.reloader()
+        except Exception as exc:  # noqa: BLE001 - a bad file must not stop a running router
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        asyncio.get_running_loop().create_task(self.reload(config))
+
+    async def reload(self, config: VrrpConfig) -> None:
+        """Apply a new configuration. An instance whose settings are unchanged
+        (file positions aside) keeps running untouched; a changed one is stopped
+        (priority 0 if master) and started again; a removed one is stopped."""
+        new = {inst.name: inst for inst in config.instances}
+        keep: list[InstanceRunner] = []
+        gone: list[InstanceRunner] = []
+        for runner in self.runners:
+            inst = new.get(runner.inst.name)
+            if inst is not None and _without_locations(inst) == _without_locations(runner.inst):
+                runner.inst = inst
+                keep.append(runner)
+            else:
+                gone.append(runner)
+        for runner in gone:
+            runner.stop("reload: instance changed" if runner.inst.name in new else "reload: removed")
+        await asyncio.gather(*(r.close() for r in gone), return_exceptions=True)
+        kept = {r.inst.name for r in keep}
+        started = []
+        for inst in config.instances:
+            if inst.name not in kept:
+                try:
+                    started.append(InstanceRunner(self, inst, self.addrs))
+                except OSError as exc:
+                    log.error("vrrp_instance %s not started: %s", inst.name, exc)
+        self.config = config
+        self.runners = keep + started
+        if self.guard_fd is not None:
+            update_guard(self.guard_fd, [(a, r.inst.interface) for r in self.runners
+                                         for a in r.inst.addresses])
+        for runner in started:
+            runner.start()
+        log.info("reloaded: %d kept, %d stopped, %d started", len(keep), len(gone), len(started))
 
     def snapshot(self) -> list[dict]:
         return [runner.snapshot() for runner in self.runners]
@@ -384,7 +449,7 @@ def _realtime() -> None:
 
 def run(config_part, control_path: str | None = None,
         proxy_health: Callable[[], bool] | None = None, guard: bool = True,
-        realtime: bool = True) -> None:
+        realtime: bool = True, reloader: Callable[[], VrrpConfig] | None = None) -> None:
     """Run the VRRP service until SIGTERM/SIGINT (blocking).
 
     `config_part`: a VrrpConfig, a haply Config (its `.vrrp` instances), or a
@@ -392,6 +457,8 @@ def run(config_part, control_path: str | None = None,
     with `track_proxy` (or, when given, by every instance: weight 0, FAULT when
     False). `guard`: fork the SIGKILL guard that removes the VIPs if this process
     dies without cleaning up (see addresses.py). `realtime`: see _realtime().
+    `reloader`: called on SIGHUP for the new configuration (raise to refuse it);
+    instances whose settings did not change keep their state.
     """
     config = _as_config(config_part)
     if realtime:
@@ -405,7 +472,7 @@ def run(config_part, control_path: str | None = None,
             runner = uvloop.run
         except ImportError:  # pragma: no cover - uvloop is a dependency
             runner = asyncio.run
-        runner(Service(config, control_path, proxy_health).main())
+        runner(Service(config, control_path, proxy_health, reloader, guard_fd).main())
     finally:
         if guard_fd is not None:
             os.close(guard_fd)

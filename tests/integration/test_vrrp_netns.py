@@ -354,3 +354,32 @@ def test_gratuitous_arp_moves_the_clients_arp_entry(net2):
     # the client sends nothing: only b's gratuitous ARP can change its cache
     assert wait_for(lambda: neighbour_mac(net, net.client, VIP) == mac_of(net, b), 2.0), \
         (neighbour_mac(net, net.client, VIP), mac_of(net, b), dump_logs(net))
+
+
+def test_reload_keeps_unchanged_instances_and_starts_new_ones(net2):
+    net = net2
+    a, b = net.nodes
+    procs = [start(net, 0, config(150)), start(net, 1, config(100))]
+    assert wait_for(lambda: holder(net) == a, CONVERGE), dump_logs(net)
+    before = snapshot(net, 0, procs[0])
+    # same VI_1 further down the file, plus a new instance
+    net.write("n0.conf", "# reloaded\n\n" + config(150) + config(150, vrid=52).replace(
+        "VI_1", "VI_2").replace(VIP, VIP2))
+    procs[0].send_signal(signal.SIGHUP)
+    assert wait_for(lambda: net.holders(VIP2) == [a], CONVERGE), dump_logs(net)
+    out = net.run(a, [sys.executable, "-c", f"import json; from haply.vrrp.service import query; "
+                                            f"print(json.dumps(query({procs[0].control!r})))"])
+    import json
+    snaps = {s["name"]: s for s in json.loads(out.stdout)}
+    vi1 = snaps["VI_1"]
+    assert vi1["state"] == "MASTER" and vi1["transitions"] == before["transitions"]
+    assert vi1["last_transition"] == pytest.approx(before["last_transition"], abs=0.01)
+    assert holder(net) == a  # never handed over
+    # a broken file is refused and the running configuration stays
+    net.write("n0.conf", "vrrp_instance X {\n bogus\n}\n")
+    procs[0].send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert procs[0].poll() is None and net.holders(VIP2) == [a] and holder(net) == a
+    # SIGKILL now: the guard learnt the reloaded address list and removes both
+    procs[0].send_signal(signal.SIGKILL)
+    assert wait_for(lambda: not net.has_address(a, VIP) and not net.has_address(a, VIP2), 2.0)
