@@ -120,8 +120,13 @@ class Deadlines:
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """Where a check connects; tls set means the check runs inside TLS
+    (`check-ssl`, or a server with `ssl` checked on its own address)."""
+
     host: str
     port: int
+    tls: bool = False
+    sni: str | None = None
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -240,7 +245,10 @@ class _Clock:
 
 
 async def _open(target: Target, clock: _Clock) -> _Exchange | CheckResult:
-    """Connect, or the L4 result that says why not."""
+    """Connect (and handshake, for a TLS target), or the L4/L6 result that
+    says why not."""
+    if target.tls:
+        return await _open_tls(target, clock, target.sni)
     try:
         return await _connect(target, clock.connect_deadline())
     except _Timeout:
@@ -302,13 +310,14 @@ async def _open_tls(target: Target, clock: _Clock, sni: str | None,
 
 
 async def tcp_check(target: Target, deadlines: Deadlines) -> CheckResult:
-    """Plain TCP connect: the default check."""
+    """Plain TCP connect: the default check (a TLS handshake too with check-ssl,
+    which then passes at layer 6)."""
     clock = _Clock(deadlines)
     conn = await _open(target, clock)
     if isinstance(conn, CheckResult):
         return conn
     conn.close()
-    return CheckResult("L4OK", duration=clock.elapsed())
+    return CheckResult("L6OK" if target.tls else "L4OK", duration=clock.elapsed())
 
 
 # ----------------------------------------------------------------- http check
@@ -711,7 +720,7 @@ async def tcp_check_rules(target: Target, deadlines: Deadlines,
     # step 0 (observed: "send PING; expect string X" fails "at step 2")
     rules = [(n, s) for n, s in enumerate(steps, 1) if s.action != "comment"]
     if not rules or rules[0][1].action != "connect":
-        rules.insert(0, (0, TcpStep("connect", text="connect")))
+        rules.insert(0, (0, TcpStep("connect", text="connect", tls=target.tls)))
     conn: _Exchange | None = None
     saw_expect = False
     try:
@@ -721,8 +730,8 @@ async def tcp_check_rules(target: Target, deadlines: Deadlines,
                     conn.close()
                 port = step.port or target.port
                 if step.tls:
-                    opened = await _open_tls(Target(target.host, port), clock, step.sni,
-                                             step.alpn)
+                    opened = await _open_tls(Target(target.host, port), clock,
+                                             step.sni or target.sni, step.alpn)
                 else:
                     opened = await _open(Target(target.host, port), clock)
                 if isinstance(opened, CheckResult):

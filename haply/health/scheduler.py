@@ -141,6 +141,22 @@ def mysql_user_for(proxy: Proxy) -> str | None:
     return getattr(proxy, "mysql_check_user", None) or None
 
 
+def check_tls(server: Server) -> tuple[bool, str | None]:
+    """Whether checks run over TLS, and the SNI they send.
+
+    HAProxy manual, `check-ssl`: forces TLS for checks; a server with `ssl`
+    has TLS checks too unless they go to another port or address (`port`,
+    `addr`), and `no-check-ssl` turns them off. The parser keeps these
+    keywords in Server.extra.
+    """
+    extra = dict(server.extra)
+    if "no-check-ssl" in extra:
+        return False, None
+    tls = "check-ssl" in extra or (
+        "ssl" in extra and server.check_port in (None, server.port) and not server.check_addr)
+    return tls, (extra.get("check-sni") or None) if tls else None
+
+
 def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec | None:
     """The check settings of one server, or None when it is not checked."""
     agent_on = bool(_opt(server, "agent_check", False))
@@ -162,7 +178,8 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
                                         proxy.timeouts.connect)
     host = server.check_addr or server.host
     check_port = server.check_port or server.port or port
-    target = Target(host, check_port) if server.check and check_port else None
+    tls, sni = check_tls(server)
+    target = Target(host, check_port, tls, sni) if server.check and check_port else None
     agent = None
     if agent_on:
         agent_port = _opt(server, "agent_port")
@@ -565,7 +582,8 @@ class HealthChecker:
         server = state.config
         if state.address and server is not None and not server.check_addr \
                 and spec.target is not None and spec.target.host == server.host:
-            return Target(state.address[0], spec.target.port)
+            return Target(state.address[0], spec.target.port, spec.target.tls,
+                          spec.target.sni)
         return None
 
     def _fire_agent(self, checked: _Checked) -> None:

@@ -273,3 +273,17 @@ def test_tcp_check_over_tls(backends, tls_context):
     assert silent.status in ("L6TOUT", "L6RSP")
     chatty = Backend(backends, _ssh_banner_then_close).start()
     assert run(tcp_check_rules(here(chatty), FAST, steps)).status == "L6RSP"
+
+
+def test_checks_inside_tls(backends, tls_context):
+    # check-ssl: the HTTP check runs inside TLS; a plain connect check passes at L6
+    health = HttpHealth(200)
+    server = Backend(backends, health, ssl_context=tls_context).start()
+    target = Target("127.0.0.1", server.port, tls=True, sni="localhost")
+    assert run(http_check(target, FAST, HttpProbe("GET", "/healthcheck"))).status == "L7OK"
+    health.status = 503
+    assert run(http_check(target, FAST, HttpProbe("GET", "/healthcheck"))).status == "L7STS"
+    assert run(tcp_check(target, FAST)).status == "L6OK"
+    # plain HTTP sent to a TLS port: the server drops it
+    plain = run(http_check(here(server), FAST, HttpProbe()))
+    assert plain.status in ("L7RSP", "L7TOUT")

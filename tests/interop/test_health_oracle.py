@@ -353,7 +353,7 @@ class _OpenSSLServer:
     """openssl s_server on a loopback port: the TLS server HAProxy's manual has
     in mind (it answers HAProxy's SSLv3 hello with an alert)."""
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, *extra: str) -> None:
         import subprocess
 
         import trustme
@@ -366,7 +366,7 @@ class _OpenSSLServer:
         self.port = closed_port()
         self.process = subprocess.Popen(
             ["openssl", "s_server", "-accept", f"127.0.0.1:{self.port}", "-cert",
-             str(cert_path), "-key", str(key_path), "-quiet"],
+             str(cert_path), "-key", str(key_path), "-quiet", *extra],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -539,3 +539,40 @@ async def time_both_named(oracle, state, backend, server, want_up: bool, timeout
         if loop.time() - start > timeout:
             raise AssertionError(f"{backend}/{server} not {want} within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+def test_check_ssl_matches_haproxy(tmp_path):
+    """check-ssl: an HTTP check and a connect check inside TLS, against
+    `openssl s_server -www` (answers GET / with 200), in both programs."""
+    server = _OpenSSLServer(tmp_path, "-www")
+    try:
+        text = f"""global
+    maxconn 100
+
+defaults
+    timeout connect 1s
+    timeout check 500ms
+
+backend https
+    option httpchk GET /
+    server web 127.0.0.1:{server.port} check check-ssl verify none inter 200
+
+backend tls
+    server web 127.0.0.1:{server.port} check check-ssl verify none inter 200
+
+backend plain
+    option httpchk GET /
+    server web 127.0.0.1:{server.port} check inter 200
+"""
+        servers = [("https", "web"), ("tls", "web"), ("plain", "web")]
+
+        async def scenario(oracle, registry, checker):
+            return await settled(oracle, registry, checker, servers, 1.0)
+
+        ours, theirs, _, _ = run_both(text, tmp_path, scenario)
+    finally:
+        server.stop()
+    assert ours == theirs
+    assert ours[("https", "web")][:2] == ("UP", "L7OK")
+    assert ours[("tls", "web")][:2] == ("UP", "L6OK")
+    assert ours[("plain", "web")][0] == "DOWN"

@@ -67,3 +67,16 @@ def test_down_message_counts_what_is_left():
     assert transition_message(s3, t, registry.servers("b")) == (
         "Backup Server b/s3 is UP, reason: Layer7 check passed, code: 200, check duration: "
         "2ms. 1 active and 1 backup servers online. 0 sessions requeued, 0 total in queue.")
+
+
+def test_check_tls_follows_the_manual():
+    from haply.health.scheduler import check_tls
+    base = dict(name="s", host="10.0.0.1", port=443, check=True)
+    assert check_tls(Server(**base)) == (False, None)
+    assert check_tls(Server(**base, extra=(("ssl", ""),))) == (True, None)
+    # another check port: TLS is not inherited ...
+    assert check_tls(Server(**base, check_port=8080, extra=(("ssl", ""),))) == (False, None)
+    # ... unless check-ssl forces it
+    assert check_tls(Server(**base, check_port=8080,
+                            extra=(("check-ssl", ""), ("check-sni", "api")))) == (True, "api")
+    assert check_tls(Server(**base, extra=(("ssl", ""), ("no-check-ssl", "")))) == (False, None)
