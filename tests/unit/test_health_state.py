@@ -277,3 +277,42 @@ def test_force_jumps_to_either_end():
     assert h.force(False, 2.0) is None
     t = h.force(True, 3.0)
     assert t is not None and t.up and h.health == 5 and h.last_up_at == 3.0
+
+
+EVENTS = st.one_of(
+    st.sampled_from(["pass", "fail", EV_L4_OK, EV_L4_ERROR, EV_L4_TIMEOUT, EV_L7_BAD,
+                     "agent-down", "agent-up", "force-up", "force-down"]),
+    st.integers(100, 599))
+
+
+@settings(max_examples=300, deadline=None)
+@given(observe=st.sampled_from(["none", "layer4", "layer7"]),
+       on_error=st.sampled_from(["fastinter", "fail-check", "sudden-death", "mark-down"]),
+       limit=st.integers(1, 4), rise=st.integers(1, 4), fall=st.integers(1, 4),
+       events=st.lists(EVENTS, max_size=80))
+def test_any_mix_of_checks_passive_events_and_agent_stays_consistent(
+        observe, on_error, limit, rise, fall, events):
+    h = machine(rise=rise, fall=fall, fastinter=0.1, downinter=5.0, observe=observe,
+                error_limit=limit, on_error=on_error)
+    up = h.up
+    for i, event in enumerate(events):
+        now = float(i)
+        if event == "pass":
+            t = h.check_passed(now)
+        elif event == "fail":
+            t = h.check_failed(now)
+        elif event in ("agent-down", "agent-up"):
+            t = h.agent_state(event == "agent-down", now)
+        elif event in ("force-up", "force-down"):
+            t = h.force(event == "force-up", now)
+        else:
+            t = h.observe(event, now)
+        assert 0 <= h.health <= rise + fall - 1
+        assert h.up == (h.health >= rise and not h.agent_down)
+        assert (t is not None) == (h.up != up)
+        if t is not None:
+            assert t.up == h.up and t.now == now
+        up = h.up
+        assert h.interval() in (2.0, 0.1, 5.0)
+        if observe == "none":
+            assert h.consecutive_errors == 0 and not h.force_fast
