@@ -47,7 +47,7 @@ MAX_INCLUDE_DEPTH = 8  # keepalived itself stops recursing includes at a small d
 VRRP_V3_MAX_ADVERT_INT = 40.95  # RFC 5798 5.2.7: 12 bits of centiseconds
 VRRP_V2_MAX_ADVERT_INT = 255  # RFC 3768 5.3.7: 8 bits of seconds
 AUTH_PASS_LEN = 8  # RFC 3768 5.3.10: 8 octets of password
-WEIGHT_LIMIT = 254  # keepalived.conf(5): weight is -254..254
+WEIGHT_LIMIT = 253  # keepalived.conf(5) of 2.2: vrrp_script weight is -253..253
 SCOPES = ("global", "site", "link", "host", "nowhere")
 
 

@@ -64,6 +64,19 @@ class RiseFall:
         return False
 
 
+def priority_delta(weight: int, reverse: bool, healthy: bool) -> int:
+    """keepalived.conf(5): a positive weight is added while up, a negative one
+    while down; `reverse` turns the adjustment around (decrease when up,
+    increase when down)."""
+    delta = weight if (healthy and weight > 0) or (not healthy and weight < 0) else 0
+    return -delta if reverse else delta
+
+
+def faulted(reverse: bool, healthy: bool) -> bool:
+    """Weight 0: FAULT while down; `weight 0 reverse`: FAULT while up."""
+    return healthy == reverse
+
+
 def insecure_reason(argv0: str) -> str | None:
     """enable_script_security: refuse a script a non-root user could change."""
     path = argv0 if os.path.isabs(argv0) else None

@@ -114,13 +114,10 @@ class InstanceRunner:
         if not quiet:
             log.info("%s: %s is %s", self.inst.name, key, "up" if healthy else "down")
         if weight == 0:
-            self.apply(self.machine.set_fault(now, key, not healthy))
+            self.apply(self.machine.set_fault(now, key, scripts.faulted(reverse, healthy)))
             self.service.sync_faults(self)
             return
-        # keepalived.conf(5): a positive weight is added while healthy, a negative
-        # one while failing; `reverse` swaps which of the two applies.
-        ok = healthy != reverse
-        self.weights[key] = weight if (ok and weight > 0) or (not ok and weight < 0) else 0
+        self.weights[key] = scripts.priority_delta(weight, reverse, healthy)
         self.apply(self.machine.set_priority(now, self.inst.priority + sum(self.weights.values())))
 
     def stop(self, reason: str = "shutdown") -> None:

@@ -20,6 +20,19 @@ def test_rise_fall_needs_consecutive_results():
     assert h.feed(True) is False and h.feed(True) is True and h.healthy
 
 
+@pytest.mark.parametrize("weight, reverse, healthy, delta", [
+    (10, False, True, 10), (10, False, False, 0), (-10, False, True, 0), (-10, False, False, -10),
+    (10, True, True, -10), (10, True, False, 0), (-10, True, True, 0), (-10, True, False, 10),
+])
+def test_priority_delta_follows_keepalived(weight, reverse, healthy, delta):
+    assert scripts.priority_delta(weight, reverse, healthy) == delta
+
+
+def test_weight_zero_faults():
+    assert scripts.faulted(False, healthy=False) and not scripts.faulted(False, healthy=True)
+    assert scripts.faulted(True, healthy=True) and not scripts.faulted(True, healthy=False)
+
+
 def run(coro):
     return asyncio.run(coro)
 
