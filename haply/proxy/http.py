@@ -33,7 +33,7 @@ from haply.proxy.upstream import ConnectionPool, UpstreamConnection
 # HAProxy only replays a request that still fits its buffer (tune.bufsize, 16 KiB).
 RETRY_BUFFER_SIZE = 16384
 # RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
 
 # Reasons for which client reading is paused; reading resumes when none is left.
 PAUSE_WAITING = 1  # pipelined request or body waiting for a server
@@ -47,10 +47,10 @@ LAST_CHUNK = b"0\r\n\r\n"
 class Request:
     """One request from head to end of body, as seen on the client side."""
 
-    __slots__ = ("method", "method_bytes", "url", "version", "headers", "keep_alive", "chunked",
+    __slots__ = ("method_bytes", "url", "version", "headers", "keep_alive", "chunked",
                  "body", "body_size", "complete", "upgrade", "tunnel_data",
-                 "error", "head_bytes", "path", "_header_map", "client_ip", "ssl",
-                 "attempts", "backend", "server", "sent_body", "query", "framing",
+                 "error", "head_bytes", "_header_map", "client_ip", "ssl",
+                 "attempts", "backend", "server", "sent_body", "framing",
                  "route", "context")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
@@ -92,13 +92,30 @@ class Request:
                     value.decode("latin-1"))
         return header_map.get(name, [])
 
+    # Decoded only when a rule or a hashing balancer asks.
+    @property
+    def method(self) -> str:
+        return self.method_bytes.decode("ascii", "replace")
+
     @property
     def uri(self) -> str:
         return self.url.decode("latin-1")
 
     @property
+    def path(self) -> str:
+        url = self.url
+        cut = url.find(b"?")
+        return (url if cut < 0 else url[:cut]).decode("latin-1")
+
+    @property
+    def query(self) -> str:
+        url = self.url
+        cut = url.find(b"?")
+        return "" if cut < 0 else url[cut + 1:].decode("latin-1")
+
+    @property
     def retryable(self) -> bool:
-        return self.method in IDEMPOTENT_METHODS and self.body_size <= RETRY_BUFFER_SIZE
+        return self.method_bytes in IDEMPOTENT_METHODS and self.body_size <= RETRY_BUFFER_SIZE
 
 
 class HttpSession(asyncio.Protocol):
@@ -135,6 +152,9 @@ class HttpSession(asyncio.Protocol):
         self.response_until_close = False
         self.upstream_reusable = False
         self.tunnel = False
+        # What one server read produced for the client, written at once by
+        # `flush` (head and body of a small response in one send).
+        self.out: list[bytes] = []
         self.broken = False  # a request was rejected; read nothing more
 
     # ================================================================ client
@@ -267,15 +287,11 @@ class HttpSession(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         request = self.parsing
-        method = request.method_bytes = parser.get_method()
-        request.method = method.decode("ascii", "replace")
+        request.method_bytes = parser.get_method()
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
         request.upgrade = parser.should_upgrade()
         url = request.url
-        cut = url.find(b"?")
-        request.path = (url if cut < 0 else url[:cut]).decode("latin-1")
-        request.query = "" if cut < 0 else url[cut + 1:].decode("latin-1")
         try:
             framing.check_request_target(url)
             body = request.framing = framing.request_framing(
@@ -397,7 +413,7 @@ class HttpSession(asyncio.Protocol):
     def _send_request(self, upstream: UpstreamConnection, request: Request) -> None:
         self.upstream = upstream
         self.response_started = False
-        upstream.begin(self, request.method == "HEAD")
+        upstream.begin(self, request.method_bytes == b"HEAD")
         transport = upstream.transport
         request.sent_body = 0
         if request.body:
@@ -441,9 +457,12 @@ class HttpSession(asyncio.Protocol):
         head = request.route.response_writer.write(
             upstream.parser.get_http_version(), status, upstream.reason, upstream.headers,
             framing.NO_BODY, True, request.version, request)
-        self.transport.write(head)
+        self.out.append(head)
 
-    def response_head(self, upstream: UpstreamConnection, status: int, version: str) -> None:
+    def response_head(self, upstream: UpstreamConnection, status: int, version: str,
+                      server_keep_alive: bool) -> None:
+        """server_keep_alive: llhttp's reading of the response's version and
+        Connection field (RFC 9112 §9.3), so no field is scanned twice."""
         request = self.requests[0]
         route = request.route
         self.deadline.touch()
@@ -454,16 +473,17 @@ class HttpSession(asyncio.Protocol):
         except RemoteProtocolError as exc:
             self.server_protocol_error(upstream, str(exc))
             return
-        if upgrade:
-            keep_client = True
-        else:
-            keep_client = request.keep_alive and framing.keep_alive(
-                request.version, request.headers, route.client_mode, body)
+        until_close = body.kind == framing.UNTIL_CLOSE
+        # request.keep_alive is llhttp's reading of the client's version and
+        # Connection field; the mode and a body running until close can only
+        # turn it off (framing.keep_alive documents the same rules).
+        keep_client = upgrade or (request.keep_alive and not until_close
+                                  and route.client_mode != framing.CLOSE)
         self.response_keep_alive = keep_client
         self.response_chunked = body.kind == framing.CHUNKED
-        self.response_until_close = body.kind == framing.UNTIL_CLOSE
-        self.upstream_reusable = (route.server_keep_alive and not upgrade and
-                                  framing.keep_alive(version, headers, framing.KEEP_ALIVE, body))
+        self.response_until_close = until_close
+        self.upstream_reusable = (route.server_keep_alive and server_keep_alive
+                                  and not upgrade and not until_close)
         head = route.response_writer.write(version, status, upstream.reason, headers, body,
                                            keep_client, request.version, request, upgrade)
         self.response_started = True
@@ -471,15 +491,15 @@ class HttpSession(asyncio.Protocol):
         server.http_responses[status // 100] = server.http_responses.get(status // 100, 0) + 1
         counts = self.frontend.http_responses
         counts[status // 100] = counts.get(status // 100, 0) + 1
-        self.transport.write(head)
+        self.out.append(head)
         self.frontend.bytes_out += len(head)
 
     def response_body(self, body: bytes) -> None:
         self.deadline.touch()
         if self.response_chunked:
-            self.transport.writelines((b"%x\r\n" % len(body), body, CRLF))
+            self.out += (b"%x\r\n" % len(body), body, CRLF)
         else:
-            self.transport.write(body)
+            self.out.append(body)
         size = len(body)
         self.frontend.bytes_out += size
         self.requests[0].server.bytes_out += size
@@ -487,15 +507,23 @@ class HttpSession(asyncio.Protocol):
     def response_complete(self, upstream: UpstreamConnection) -> None:
         request = self.requests[0]
         if self.response_chunked:
-            self.transport.write(LAST_CHUNK)
+            self.out.append(LAST_CHUNK)
+        self.flush()
         if upstream.tunnel:
             return
         self._finish_exchange(request, upstream, reusable=self.upstream_reusable and request.complete)
+
+    def flush(self) -> None:
+        out = self.out
+        if out:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
 
     def upgraded(self, early_server_data: bytes) -> None:
         """The server answered 101: both sides become a raw byte tunnel."""
         request = self.requests[0]
         self.tunnel = True
+        self.flush()
         upstream = self.upstream
         if early_server_data:
             self.transport.write(early_server_data)
@@ -548,6 +576,7 @@ class HttpSession(asyncio.Protocol):
         if self.closed or not self.requests:
             return
         request = self.requests[0]
+        self.flush()  # what the server sent before closing still goes out
         if self.tunnel or self.response_started:
             if self.response_until_close and not self.tunnel:
                 # The body ran until close: that was its end.

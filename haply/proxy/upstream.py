@@ -36,7 +36,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.tunnel = False
-        self.idle_handle: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
         self.stale_parser = False
         # Per-exchange
         self.session: HttpSession | None = None
@@ -56,9 +56,6 @@ class UpstreamConnection(asyncio.Protocol):
         if self.stale_parser:
             self.parser = httptools.HttpResponseParser(self)
             self.stale_parser = False
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
-            self.idle_handle = None
 
     def detach(self) -> None:
         self.session = None
@@ -81,6 +78,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.received_any = True
         try:
             self.parser.feed_data(data)
+            if self.session is not None:
+                self.session.flush()
         except httptools.HttpParserUpgrade as upgrade:
             rest = data[upgrade.args[0]:]
             self.tunnel = True
@@ -97,9 +96,6 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.idle_handle is not None:
-            self.idle_handle.cancel()
-            self.idle_handle = None
         session = self.session
         if session is not None:
             self.session = None
@@ -137,7 +133,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.reason = b""
             self.headers = []
             return
-        session.response_head(self, status, parser.get_http_version())
+        session.response_head(self, status, parser.get_http_version(),
+                              parser.should_keep_alive())
         if self.head_request and status != 101:
             # llhttp would wait for the body a HEAD response's Content-Length
             # announces: end the exchange here and parse the next response with a
@@ -157,11 +154,16 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class ConnectionPool:
-    """Idle keep-alive connections per server, most recently used first."""
+    """Idle keep-alive connections per server, most recently used last.
+
+    Idle connections are purged by one sweep per POOL_IDLE_TIMEOUT rather than a
+    timer per connection: putting a connection back happens once per request.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self._idle: dict[ServerState, list[UpstreamConnection]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def take(self, server: ServerState) -> UpstreamConnection | None:
         idle = self._idle.get(server)
@@ -175,19 +177,33 @@ class ConnectionPool:
         if connection.closed:
             return
         connection.detach()
-        self._idle.setdefault(connection.server, []).append(connection)
-        connection.idle_handle = self.loop.call_later(
-            POOL_IDLE_TIMEOUT, self._purge, connection)
+        connection.idle_since = self.loop.time()
+        idle = self._idle.get(connection.server)
+        if idle is None:
+            idle = self._idle[connection.server] = []
+        idle.append(connection)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(POOL_IDLE_TIMEOUT, self._sweep)
 
     def discard(self, connection: UpstreamConnection) -> None:
         idle = self._idle.get(connection.server)
         if idle and connection in idle:
             idle.remove(connection)
 
-    def _purge(self, connection: UpstreamConnection) -> None:
-        connection.idle_handle = None
-        self.discard(connection)
-        connection.close()
+    def _sweep(self) -> None:
+        self._sweeper = None
+        limit = self.loop.time() - POOL_IDLE_TIMEOUT
+        remaining = 0
+        for idle in self._idle.values():
+            # Most recently used last: the stale ones are at the front.
+            stale = 0
+            while stale < len(idle) and idle[stale].idle_since <= limit:
+                idle[stale].close()
+                stale += 1
+            del idle[:stale]
+            remaining += len(idle)
+        if remaining:
+            self._sweeper = self.loop.call_later(POOL_IDLE_TIMEOUT / 2, self._sweep)
 
     def close_server(self, server: ServerState) -> None:
         for connection in self._idle.pop(server, []):
