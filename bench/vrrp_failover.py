@@ -53,7 +53,7 @@ import socket, sys, time
 last, end = None, time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end:
     try:
-        with socket.create_connection((sys.argv[1], %d), timeout=0.02) as s:
+        with socket.create_connection((sys.argv[1], %d), timeout=0.005) as s:
             name = s.recv(64).decode().strip() or "-"
     except OSError:
         name = "-"
