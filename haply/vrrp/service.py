@@ -296,7 +296,13 @@ class Service:
         server = None
         try:
             for inst in self.config.instances:
-                self.runners.append(InstanceRunner(self, inst, addrs))
+                try:
+                    self.runners.append(InstanceRunner(self, inst, addrs))
+                except OSError as exc:
+                    # an instance without its interface or source address cannot
+                    # take part; refuse to start rather than run half the config
+                    log.error("vrrp_instance %s (%s): %s", inst.name, inst.location, exc)
+                    raise SystemExit(1) from None
             for runner in self.runners:
                 runner.start()
             if self.control_path:
