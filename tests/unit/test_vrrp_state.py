@@ -316,3 +316,51 @@ def test_snapshot_fields():
     snap = m.snapshot()
     assert snap["state"] == BACKUP and snap["priority"] == 100 and snap["last_transition"] == 3.0
     assert snap["reason"] == "startup" and snap["master"] is None
+
+
+# ----------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+EVENTS = st.lists(st.tuples(st.sampled_from(["kill", "restart", "stop", "prio", "wait"]),
+                            st.sampled_from(["a", "b", "c"]), st.integers(1, 254),
+                            st.floats(0.0, 0.5)), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=EVENTS, preempt=st.booleans(), version=st.sampled_from([2, 3]))
+def test_any_history_converges_to_one_master(events, preempt, version):
+    advert = 1.0 if version == 2 else 0.1
+    prios = {"a": 200, "b": 150, "c": 100}
+
+    def fresh(name):
+        return machine(name, prios[name], version, advert, preempt=preempt)
+
+    net = Link(**{n: fresh(n) for n in prios})
+    net.start()
+    for kind, name, prio, pause in events:
+        if kind == "kill" and name in net.alive:
+            net.kill(name)
+        elif kind == "restart" and name not in net.alive:
+            net.machines[name] = fresh(name)
+            net.start(name)
+        elif kind == "stop" and name in net.alive:
+            net.apply(name, net.machines[name].shutdown(net.now))
+            net.alive.discard(name)
+        elif kind == "prio" and name in net.alive:
+            net.apply(name, net.machines[name].set_priority(net.now, prio))
+        net.run(pause * advert * 10)
+    # quiet period: every live router settles
+    net.run(3 * (3 * advert + 1))
+    if not net.alive:
+        return
+    masters = net.masters()
+    assert len(masters) == 1, (masters, events)
+    assert net.holding & net.alive == set(masters)
+    for name in net.alive - set(masters):
+        assert net.machines[name].state == BACKUP
+        assert net.machines[name].master == ip(masters[0])
+    if preempt:
+        best = max(net.alive, key=lambda n: (net.machines[n].priority, ip(n)))
+        assert masters == [best], (masters, best, events)
