@@ -195,7 +195,6 @@ def serve(config, options: Options) -> int:
 
     async def main_task() -> None:
         await engine.start()
-        await _start_extras(engine, config, loop)
         signum = await stopping
         engine.stop_accepting()
         if signum == signal.SIGUSR1:
@@ -226,17 +225,6 @@ async def _drain(engine, grace: float | None) -> None:
         if deadline is not None and loop.time() >= deadline:
             break
         await asyncio.sleep(0.05)
-
-
-async def _start_extras(engine, config, loop) -> None:
-    """Parts beside the proxy that exist in this build (health checks, ...)."""
-    try:
-        from haply.health import HealthChecker
-    except ImportError:
-        return
-    checker = HealthChecker(engine.registry, config, loop)
-    engine.health = checker
-    checker.start()
 
 
 def _daemonize() -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections import deque
+from collections import defaultdict, deque
 from typing import Callable
 
 from haply.balance import make_balancer
 from haply.config.model import Proxy
+from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
 from haply.runtime.registry import Registry, ServerState
 
 # HAProxy applies `timeout connect` to the queue when `timeout queue` is unset, and
@@ -52,6 +53,15 @@ class BackendRuntime:
         self.retries = proxy.retries
         self.redispatch = proxy.redispatch
         self._queue: deque[tuple[asyncio.Future, object, ServerState | None]] = deque()
+        # Passive health (`observe`): the checker's observe(backend, server, event),
+        # set by the engine only when a server of this backend observes, so the
+        # hot path pays one `is None` test otherwise.
+        self.observer: Callable[[str, str, object], None] | None = None
+        # Live sessions per server, kept only when `on-marked-down
+        # shutdown-sessions` or `on-marked-up shutdown-backup-sessions` needs them.
+        self.sessions: dict[ServerState, set] | None = None
+        if any(s.on_marked_down or s.on_marked_up for s in proxy.servers):
+            self.sessions = defaultdict(set)
         # counters read by pages and metrics
         self.total_sessions = 0
         self.current_sessions = 0
@@ -141,6 +151,31 @@ class BackendRuntime:
         if self._queue:
             self._serve_queue()
 
+    # ---------------------------------------------------- health and sessions
+
+    def report(self, server: ServerState, event) -> None:
+        """Tell passive health about one exchange (callers test `observer` first)."""
+        config = server.config
+        if config is not None and config.observe:
+            self.observer(self.name, server.name, event)
+
+    def track(self, server: ServerState, session) -> None:
+        self.sessions[server].add(session)
+
+    def untrack(self, server: ServerState, session) -> None:
+        sessions = self.sessions.get(server)
+        if sessions is not None:
+            sessions.discard(session)
+
+    def kill_sessions(self, server: ServerState) -> int:
+        """Close every session on server (on-marked-down shutdown-sessions)."""
+        if self.sessions is None:
+            return 0
+        victims = self.sessions.pop(server, set())
+        for session in victims:
+            session.close()
+        return len(victims)
+
     # -------------------------------------------------------------- connecting
 
     def should_redispatch(self, attempt: int) -> bool:
@@ -164,10 +199,15 @@ class BackendRuntime:
                 async with asyncio.timeout(self.connect_timeout):
                     transport, protocol = await self.loop.create_connection(
                         lambda: factory(server), address[0], address[1])
+                if self.observer is not None:
+                    self.report(server, EV_L4_OK)
                 return server, transport, protocol
-            except (OSError, TimeoutError):
+            except (OSError, TimeoutError) as exc:
                 server.connect_errors += 1
                 self.connect_errors += 1
+                if self.observer is not None:
+                    self.report(server, EV_L4_TIMEOUT if isinstance(exc, TimeoutError)
+                                else EV_L4_ERROR)
                 self.release(server)
                 if attempt >= self.retries:
                     raise NoServerAvailable("connection failed", 503) from None

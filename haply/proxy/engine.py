@@ -13,6 +13,7 @@ import socket
 from collections import deque
 
 from haply.config.model import Config, Proxy
+from haply.health import HealthChecker
 from haply.proxy.backend import BackendRuntime, resolve
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.gate import Gate
@@ -42,6 +43,7 @@ class Engine:
         self.frontends: dict[str, FrontendRuntime] = {}
         self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
         self._servers: list[asyncio.AbstractServer] = []
+        self.health: HealthChecker | None = None
 
     # ---------------------------------------------------------------- set-up
 
@@ -93,9 +95,28 @@ class Engine:
                 factory = factories[frontend.name] = self._factory(frontend)
             server = await self.loop.create_server(factory, sock=sock, backlog=4096)
             self._servers.append(server)
+        self._start_health()
+
+    def _start_health(self) -> None:
+        checker = self.health = HealthChecker(self.registry, self.config, self.loop)
+        checker.set_shutdown_sessions(self._shutdown_sessions)
+        checker.set_shutdown_backup_sessions(self._shutdown_backup_sessions)
+        for backend in self.backends.values():
+            if any(server.observe for server in backend.proxy.servers):
+                backend.observer = checker.observe
+        checker.start()
+
+    def _shutdown_sessions(self, state) -> int:
+        return self.backends[state.backend].kill_sessions(state)
+
+    def _shutdown_backup_sessions(self, state) -> int:
+        backend = self.backends[state.backend]
+        return sum(backend.kill_sessions(s) for s in list(backend.servers) if s.backup)
 
     async def stop(self) -> None:
         """Stop accepting. Established connections are closed by the caller's exit."""
+        if self.health is not None:
+            await self.health.stop()
         for server in self._servers:
             server.close()
         for server in self._servers:

@@ -24,6 +24,8 @@ import httptools
 
 from haply.http import framing, responses
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
+from haply.health.state import (EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT, EV_L7_BAD,
+                                EV_L7_TIMEOUT)
 from haply.http.headers import SampleContext
 from haply.proxy.backend import BackendRuntime, NoServerAvailable, server_address
 from haply.proxy.frontend import FrontendRuntime
@@ -391,10 +393,15 @@ class HttpSession(asyncio.Protocol):
                 async with asyncio.timeout(backend.connect_timeout):
                     transport, upstream = await loop.create_connection(
                         lambda: UpstreamConnection(server, pool), address[0], address[1])
+                if backend.observer is not None:
+                    backend.report(server, EV_L4_OK)
                 return server, transport, upstream
-            except (OSError, TimeoutError):
+            except (OSError, TimeoutError) as exc:
                 server.connect_errors += 1
                 backend.connect_errors += 1
+                if backend.observer is not None:
+                    backend.report(server, EV_L4_TIMEOUT if isinstance(exc, TimeoutError)
+                                   else EV_L4_ERROR)
                 backend.release(server)
                 if attempt >= backend.retries or self.closed:
                     raise NoServerAvailable("connection failed", 503) from None
@@ -412,6 +419,8 @@ class HttpSession(asyncio.Protocol):
 
     def _send_request(self, upstream: UpstreamConnection, request: Request) -> None:
         self.upstream = upstream
+        if request.backend.sessions is not None:
+            request.backend.track(request.server, self)
         self.response_started = False
         upstream.begin(self, request.method_bytes == b"HEAD")
         transport = upstream.transport
@@ -488,6 +497,9 @@ class HttpSession(asyncio.Protocol):
                                            keep_client, request.version, request, upgrade)
         self.response_started = True
         server = request.server
+        backend = request.backend
+        if backend.observer is not None:
+            backend.report(server, status)
         server.http_responses[status // 100] = server.http_responses.get(status // 100, 0) + 1
         counts = self.frontend.http_responses
         counts[status // 100] = counts.get(status // 100, 0) + 1
@@ -543,10 +555,7 @@ class HttpSession(asyncio.Protocol):
     def _finish_exchange(self, request: Request, upstream: UpstreamConnection,
                          reusable: bool) -> None:
         self.upstream = None
-        backend = request.backend
-        server = request.server
-        request.server = None
-        backend.release(server)
+        self._give_back_server(request)
         if reusable and not upstream.closed:
             self.pool.put(upstream)
         else:
@@ -599,11 +608,11 @@ class HttpSession(asyncio.Protocol):
     def _exchange_failed(self, request: Request, upstream: UpstreamConnection,
                          why: str) -> None:
         backend = request.backend
-        server = request.server
         self.upstream = None
-        request.server = None
-        backend.release(server)
+        server = self._give_back_server(request)
         server.response_errors += 1
+        if backend.observer is not None:
+            backend.report(server, EV_L7_BAD)
         can_replay = (request.retryable and request.sent_body == request.body_size
                       and why in request.route.retry_on)
         if can_replay and request.attempts < backend.retries:
@@ -633,8 +642,10 @@ class HttpSession(asyncio.Protocol):
                 upstream.detach()
                 upstream.close()
                 request = self.requests[0]
-                request.backend.release(request.server)
-                request.server = None
+                backend = request.backend
+                if backend.observer is not None:
+                    backend.report(request.server, EV_L7_TIMEOUT)
+                self._give_back_server(request)
                 self.upstream = None
             self._respond_local(504, close=True)
         else:
@@ -683,6 +694,16 @@ class HttpSession(asyncio.Protocol):
         self.transport.close()
         self._release()
 
+    def _give_back_server(self, request: Request):
+        """End the request's hold on its server: slot, session tracking."""
+        server = request.server
+        backend = request.backend
+        request.server = None
+        if backend.sessions is not None:
+            backend.untrack(server, self)
+        backend.release(server)
+        return server
+
     def _release(self) -> None:
         self.deadline.cancel()
         upstream = self.upstream
@@ -692,8 +713,7 @@ class HttpSession(asyncio.Protocol):
             upstream.close()
             request = self.requests[0] if self.requests else None
             if request is not None and request.server is not None:
-                request.backend.release(request.server)
-                request.server = None
+                self._give_back_server(request)
         if self.admitted:
             self.admitted = False
             self.frontend.leave()

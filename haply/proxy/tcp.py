@@ -113,6 +113,8 @@ class TcpClientProtocol(asyncio.Protocol):
         """The upstream connection is up: flush what the client sent meanwhile."""
         self.server = server
         self.upstream = upstream
+        if self.backend.sessions is not None:
+            self.backend.track(server, self)
         transport = upstream.transport
         backend_proxy = self.backend.proxy
         if backend_proxy.tcpka:
@@ -184,6 +186,8 @@ class TcpClientProtocol(asyncio.Protocol):
         if upstream is not None:
             upstream.closed = True
             upstream.transport.close()
+            if self.backend.sessions is not None:
+                self.backend.untrack(self.server, self)
             self.backend.release(self.server)
         if self.admitted:
             self.frontend.leave()
