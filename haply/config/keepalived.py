@@ -585,8 +585,16 @@ def _authentication(p: _Parser, st: Statement, acc: dict) -> None:
 
 
 def _notify(key: str) -> _Handler:
+    """notify_* SCRIPT [USER [GROUP]]: the command is one word or one quoted string."""
     def handler(p: _Parser, st: Statement, acc: dict) -> None:
-        acc.setdefault("notify", {})[key] = _command(st)
+        if not 1 <= len(st.args) <= 3:
+            raise _Bad(f"{st.keyword} expects SCRIPT [USER [GROUP]] (quote a command that has "
+                       "arguments)")
+        notify = acc.setdefault("notify", {})
+        notify[key] = st.args[0]
+        if len(st.args) > 1:
+            run_as = [r for r in notify.get("run_as", ()) if r[0] != key]
+            notify["run_as"] = tuple(run_as) + ((key, st.args[1], st.args[2] if len(st.args) > 2 else None),)
     return handler
 
 

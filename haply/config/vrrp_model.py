@@ -101,6 +101,14 @@ class Notify:
     fault: str | None = None
     stop: str | None = None
     any: str | None = None  # `notify`: called with TYPE NAME STATE PRIORITY
+    # `notify_master SCRIPT [USER [GROUP]]`: (which, user, group) when given
+    run_as: tuple[tuple[str, str, str | None], ...] = ()
+
+    def user_for(self, which: str) -> tuple[str | None, str | None]:
+        for key, user, group in self.run_as:
+            if key == which:
+                return user, group
+        return None, None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ log = logging.getLogger("haply.vrrp")
 DROP_LOG_EVERY = 10.0  # seconds between two log lines about dropped packets
 INTERFACE_POLL_MAX = 0.5  # track_interface polling never slower than this
 CONTROL_READ_LIMIT = 4096
+NOTIFY_TIMEOUT = 30.0  # a notify script still running after this is killed
 
 
 class InstanceRunner:
@@ -419,12 +420,19 @@ class Service:
                          inst: VrrpInstance) -> None:
         specific = {state.MASTER: notify.master, state.BACKUP: notify.backup,
                     state.FAULT: notify.fault, state.STOP: notify.stop}.get(state_name)
-        common = dict(user=inst.script_user, group=inst.script_group, secure=inst.enable_script_security)
+        which = {state.MASTER: "master", state.BACKUP: "backup", state.FAULT: "fault",
+                 state.STOP: "stop"}.get(state_name, "")
+
+        def run_as(key: str) -> dict:
+            user, group = notify.user_for(key)
+            return dict(user=user or inst.script_user, group=group or (None if user else inst.script_group),
+                        secure=inst.enable_script_security)
         if specific:
-            await scripts.run_command(specific, (), 30.0, **common)
+            await scripts.run_command(specific, (), NOTIFY_TIMEOUT, **run_as(which))
         if notify.any:
-            # keepalived.conf(5): notify gets TYPE NAME STATE PRIORITY
-            await scripts.run_command(notify.any, (kind, name, state_name, str(priority)), 30.0, **common)
+            # keepalived.conf(5): notify gets TYPE NAME STATE PRIORITY after its own arguments
+            await scripts.run_command(notify.any, (kind, name, state_name, str(priority)),
+                                      NOTIFY_TIMEOUT, **run_as("any"))
 
 
 def _as_config(config_part) -> VrrpConfig:

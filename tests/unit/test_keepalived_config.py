@@ -78,7 +78,7 @@ vrrp_instance VI_1 {
     track_proxy socket /run/haply/health.sock weight -50 interval 0.1 fall 2
     notify_master "/etc/ha/to-master.sh arg"
     notify_backup /etc/ha/to-backup.sh
-    notify_fault /etc/ha/fault.sh
+    notify_fault /etc/ha/fault.sh nobody nogroup
     notify_stop /etc/ha/stop.sh
     notify /etc/ha/any.sh
 }
@@ -170,6 +170,8 @@ def test_full_configuration():
     assert (tp.target, tp.weight, tp.interval, tp.fall) == ("socket:/run/haply/health.sock", -50, 0.1, 2)
     assert vi1.notify.master == "/etc/ha/to-master.sh arg" and vi1.notify.any == "/etc/ha/any.sh"
     assert vi1.notify.stop == "/etc/ha/stop.sh" and vi1.notify.fault == "/etc/ha/fault.sh"
+    assert vi1.notify.user_for("fault") == ("nobody", "nogroup")
+    assert vi1.notify.user_for("master") == (None, None)
     assert vi1.sync_group.name == "G1" and vi2.sync_group == vi1.sync_group
     assert vi2.version == 2 and not vi2.preempt and vi2.auth_pass == "s3cret" and vi2.advert_int == 2
     assert config.sync_group("G1").notify.master == "/etc/ha/group-master.sh"
@@ -202,6 +204,7 @@ def test_unsupported_keywords_are_errors_with_location(text, where, words):
     ("virtual_ipaddress_excluded {\n fe80::1\n }", "IPv6 address 'fe80::1' is not supported"),
     ("track_script {\n missing\n }", "no vrrp_script named 'missing'"),
     ("track_proxy tcp 1.2.3.4", "track_proxy expects socket PATH"),
+    ("notify_master /bin/echo a b c", "notify_master expects SCRIPT [USER [GROUP]]"),
     ("virtual_ipaddress_excluded {\n 10.0.0.3 label vip0\n }", "label vip0 must begin with the device name eth0"),
     ("unicast_peer {\n 10.0.0.2 min_ttl 3\n }", "unicast_peer option 'min_ttl' is not supported"),
 ])
