@@ -185,10 +185,13 @@ def serve(config, options: Options) -> int:
             print(f"[ALERT] cannot write pidfile {pidfile}: {exc}", file=sys.stderr)
             return 1
     stopping = loop.create_future()
+    forced = loop.create_future()
 
     def stop(signum: int) -> None:
         if not stopping.done():
             stopping.set_result(signum)
+        elif not forced.done():
+            forced.set_result(signum)  # a second signal: stop at once
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
         loop.add_signal_handler(signum, stop, signum)
@@ -196,11 +199,15 @@ def serve(config, options: Options) -> int:
     async def main_task() -> None:
         await engine.start()
         signum = await stopping
+        # SIGUSR1 is HAProxy's soft stop: finish every connection however long.
+        # SIGTERM/SIGINT: finish in-flight work within STOP_GRACE, then exit.
         engine.stop_accepting()
-        if signum == signal.SIGUSR1:
-            await _drain(engine, grace=None)
-        else:
-            await _drain(engine, grace=STOP_GRACE)
+        drained = asyncio.ensure_future(
+            engine.drained(None if signum == signal.SIGUSR1 else STOP_GRACE))
+        await asyncio.wait([drained, forced], return_when=asyncio.FIRST_COMPLETED)
+        drained.cancel()
+        engine.close_all()
+        await engine.stop()
 
     try:
         loop.run_until_complete(main_task())
@@ -216,15 +223,6 @@ def serve(config, options: Options) -> int:
 
 # SIGTERM lets in-flight requests finish for this long before exiting.
 STOP_GRACE = 5.0
-
-
-async def _drain(engine, grace: float | None) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = None if grace is None else loop.time() + grace
-    while engine.active_connections() > 0:
-        if deadline is not None and loop.time() >= deadline:
-            break
-        await asyncio.sleep(0.05)
 
 
 def _daemonize() -> None:

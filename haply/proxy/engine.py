@@ -44,6 +44,9 @@ class Engine:
         self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
         self._servers: list[asyncio.AbstractServer] = []
         self.health: HealthChecker | None = None
+        # Live client sessions, so a stop can close the idle ones at once.
+        self.sessions: set = set()
+        self.stopping = False
 
     # ---------------------------------------------------------------- set-up
 
@@ -125,11 +128,35 @@ class Engine:
         self._sockets.clear()
 
     def stop_accepting(self) -> None:
+        """Close the listeners; idle keep-alive connections close now, busy
+        ones after their current response."""
+        self.stopping = True
         for server in self._servers:
             server.close()
+        for session in list(self.sessions):
+            session.shutdown()
+
+    def close_all(self) -> None:
+        for session in list(self.sessions):
+            session.close()
 
     def active_connections(self) -> int:
-        return sum(f.gate.current for f in self.frontends.values())
+        return self.global_gate.current
+
+    async def drained(self, grace: float | None) -> bool:
+        """Wait until no client connection is left (True) or grace runs out."""
+        if self.global_gate.current == 0:
+            return True
+        waiter = self.loop.create_future()
+        self.global_gate.on_empty = lambda: waiter.done() or waiter.set_result(None)
+        try:
+            async with asyncio.timeout(grace):
+                await waiter
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.global_gate.on_empty = None
 
     def listening_addresses(self) -> list[tuple[str, tuple]]:
         return [(f.name, sock.getsockname()) for f, sock in self._sockets]

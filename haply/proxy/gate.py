@@ -14,7 +14,7 @@ from typing import Callable
 
 
 class Gate:
-    __slots__ = ("limit", "current", "max_seen", "total", "_parked")
+    __slots__ = ("limit", "current", "max_seen", "total", "_parked", "on_empty")
 
     def __init__(self, limit: int | None):
         self.limit = limit or 0  # 0 = unlimited
@@ -22,6 +22,7 @@ class Gate:
         self.max_seen = 0
         self.total = 0
         self._parked: deque[Callable[[], bool]] = deque()
+        self.on_empty: Callable[[], object] | None = None  # set while draining
 
     @property
     def full(self) -> bool:
@@ -39,6 +40,8 @@ class Gate:
 
     def leave(self) -> None:
         self.current -= 1
+        if self.current == 0 and self.on_empty is not None:
+            self.on_empty()
 
     def park(self, resume: Callable[[], bool]) -> None:
         """resume() is called when a slot frees; it returns False if the parked

@@ -184,6 +184,7 @@ class HttpSession(asyncio.Protocol):
 
     def _admitted(self) -> None:
         self.admitted = True
+        self.frontend.engine.sessions.add(self)
         self.deadline.arm(self.timeout_http_request, "http-request")
 
     def data_received(self, data: bytes) -> None:
@@ -694,6 +695,14 @@ class HttpSession(asyncio.Protocol):
         self.transport.close()
         self._release()
 
+    def shutdown(self) -> None:
+        """Stopping: close now if idle, else after the response in progress."""
+        if not self.requests and self.parsing is None:
+            self.close()
+            return
+        for request in self.requests:
+            request.keep_alive = False
+
     def _give_back_server(self, request: Request):
         """End the request's hold on its server: slot, session tracking."""
         server = request.server
@@ -716,4 +725,5 @@ class HttpSession(asyncio.Protocol):
                 self._give_back_server(request)
         if self.admitted:
             self.admitted = False
+            self.frontend.engine.sessions.discard(self)
             self.frontend.leave()

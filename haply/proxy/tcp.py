@@ -78,6 +78,7 @@ class TcpClientProtocol(asyncio.Protocol):
 
     def _start(self) -> None:
         self.admitted = True
+        self.frontend.engine.sessions.add(self)
         proxy = self.frontend.proxy
         if proxy.tcpka:
             sock = self.transport.get_extra_info("socket")
@@ -174,6 +175,10 @@ class TcpClientProtocol(asyncio.Protocol):
     def _timeout(self, which: str) -> None:
         self.close()
 
+    def shutdown(self) -> None:
+        """Stopping: a TCP session has no request boundary; it may finish
+        within the stop's grace period."""
+
     def close(self) -> None:
         if self.closed:
             return
@@ -190,6 +195,8 @@ class TcpClientProtocol(asyncio.Protocol):
                 self.backend.untrack(self.server, self)
             self.backend.release(self.server)
         if self.admitted:
+            self.admitted = False
+            self.frontend.engine.sessions.discard(self)
             self.frontend.leave()
 
 
