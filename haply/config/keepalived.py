@@ -338,17 +338,35 @@ class _Parser:
                     self.err(st.location, f"vrrp_sync_group {acc['name']}: no vrrp_instance {m}")
             tracked = self.tracked(acc.get("track_script", ()), st)
             groups.append(SyncGroup(name=acc["name"], members=tuple(members),
-                                    notify=Notify(**acc.get("notify", {})),
-                                    track_scripts=tracked, location=st.location))
+                                    notify=Notify(**acc.get("notify", {})), track_scripts=tracked,
+                                    track_interfaces=tuple(acc.get("track_interface", ())),
+                                    location=st.location))
         for group in groups:
             for pos, inst in enumerate(instances):
                 if inst.name in group.members:
                     if inst.sync_group:
                         self.err(group.location, f"vrrp_instance {inst.name} is in two sync groups")
-                    instances[pos] = replace(inst, sync_group=group,
-                                             track_scripts=inst.track_scripts + group.track_scripts)
+                    instances[pos] = self._join_group(inst, group)
         return VrrpConfig(global_defs=gdefs, scripts=tuple(self.scripts.values()),
                           instances=tuple(instances), sync_groups=tuple(groups), sources=sources)
+
+    def _join_group(self, inst: VrrpInstance, group: SyncGroup) -> VrrpInstance:
+        # keepalived.conf(5): members' own tracking weights are set to zero in a
+        # sync group, since differing priorities across members would make the
+        # group re-elect forever; the group's own tracking applies to all.
+        weighted = [t.script.name for t in inst.track_scripts if t.weight] + \
+                   [t.name for t in inst.track_interfaces if t.weight]
+        if inst.track_proxy is not None and inst.track_proxy.weight:
+            weighted.append("track_proxy")
+        if weighted:
+            self.diagnostics.warning(inst.location, f"vrrp_instance {inst.name} is in sync group "
+                                     f"{group.name}: weights of {', '.join(weighted)} set to 0")
+        return replace(
+            inst, sync_group=group,
+            track_scripts=tuple(replace(t, weight=0) for t in inst.track_scripts) + group.track_scripts,
+            track_interfaces=tuple(replace(t, weight=0) for t in inst.track_interfaces)
+            + group.track_interfaces,
+            track_proxy=inst.track_proxy and replace(inst.track_proxy, weight=0))
 
     def tracked(self, items, st: Statement) -> tuple[TrackedScript, ...]:
         out = []
@@ -661,6 +679,7 @@ def _group_members(p: _Parser, st: Statement, acc: dict) -> None:
 SYNC_GROUP: dict[str, _Handler] = {
     "group": _group_members,
     "track_script": _name_list("track_script"),
+    "track_interface": _track_interface,
     "notify_master": _notify("master"),
     "notify_backup": _notify("backup"),
     "notify_fault": _notify("fault"),
@@ -673,6 +692,7 @@ _BLOCK_HANDLERS = {
     INSTANCE["virtual_ipaddress"], INSTANCE["virtual_ipaddress_excluded"],
     INSTANCE["unicast_peer"], INSTANCE["authentication"], INSTANCE["track_script"],
     INSTANCE["track_interface"], SYNC_GROUP["group"], SYNC_GROUP["track_script"],
+    SYNC_GROUP["track_interface"],
 }
 
 KEYWORDS: dict[str, tuple[str, ...]] = {

@@ -137,6 +137,7 @@ class SyncGroup:
     members: tuple[str, ...]
     notify: Notify = Notify()
     track_scripts: tuple[TrackedScript, ...] = ()
+    track_interfaces: tuple[TrackedInterface, ...] = ()
     location: Location = NOWHERE
 
 

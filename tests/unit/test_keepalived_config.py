@@ -102,6 +102,9 @@ vrrp_sync_group G1 {
         VI_2
     }
     notify_master /etc/ha/group-master.sh
+    track_interface {
+        eth2 weight -5
+    }
 }
 """
 
@@ -160,14 +163,18 @@ def test_full_configuration():
     assert [a.address for a in vi1.advertised_addresses] == ["192.0.2.100", "192.0.2.101"]
     assert vi1.unicast_src_ip == "192.0.2.10" and vi1.unicast_peers == ("192.0.2.11", "192.0.2.12")
     chk_proxy, chk_db = vi1.track_scripts
-    assert chk_proxy.weight == -30 and chk_proxy.script.rise == 2 and chk_proxy.script.fall == 3
+    # members of a sync group track with weight 0 (keepalived.conf(5)), with a warning
+    assert chk_proxy.weight == 0 and chk_db.weight == 0
+    assert any("weights of chk_proxy, chk_db, eth1, track_proxy set to 0" in str(w) for w in diags.warnings)
+    assert [(t.name, t.weight) for t in vi2.track_interfaces] == [("eth2", -5)]
+    assert chk_proxy.script.weight == -30 and chk_proxy.script.rise == 2 and chk_proxy.script.fall == 3
     assert chk_proxy.script.script == "/usr/bin/test -e /run/proxy"
     assert chk_proxy.script.interval == 0.5 and chk_proxy.script.timeout == 2
     assert chk_proxy.script.user == "daemon"
-    assert chk_db.weight == 20 and chk_db.script.weight_reverse
-    assert [(t.name, t.weight) for t in vi1.track_interfaces] == [("eth0", 0), ("eth1", -10)]
+    assert chk_db.script.weight == 10 and chk_db.script.weight_reverse
+    assert [(t.name, t.weight) for t in vi1.track_interfaces] == [("eth0", 0), ("eth1", 0), ("eth2", -5)]
     tp = vi1.track_proxy
-    assert (tp.target, tp.weight, tp.interval, tp.fall) == ("socket:/run/haply/health.sock", -50, 0.1, 2)
+    assert (tp.target, tp.weight, tp.interval, tp.fall) == ("socket:/run/haply/health.sock", 0, 0.1, 2)
     assert vi1.notify.master == "/etc/ha/to-master.sh arg" and vi1.notify.any == "/etc/ha/any.sh"
     assert vi1.notify.stop == "/etc/ha/stop.sh" and vi1.notify.fault == "/etc/ha/fault.sh"
     assert vi1.notify.user_for("fault") == ("nobody", "nogroup")
@@ -274,3 +281,13 @@ def test_arbitrary_text_only_produces_diagnostics(text):
     config, diags = parse(text)
     lines = max(1, len(text.splitlines()))
     assert all(d.location.file == "k.conf" and 1 <= d.location.line <= lines for d in diags.items)
+
+
+def test_tracking_weights_outside_a_sync_group():
+    text = FULL[:FULL.index("vrrp_sync_group")]
+    config, diags = parse(text)
+    assert not diags.errors and not diags.warnings, diags.items
+    vi1 = config.instance("VI_1")
+    assert [(t.script.name, t.weight) for t in vi1.track_scripts] == [("chk_proxy", -30), ("chk_db", 20)]
+    assert [(t.name, t.weight) for t in vi1.track_interfaces] == [("eth0", 0), ("eth1", -10)]
+    assert vi1.track_proxy.weight == -50 and vi1.sync_group is None
