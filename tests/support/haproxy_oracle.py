@@ -227,7 +227,10 @@ _BIND_RE = re.compile(r"^\s*bind\s+(\S+)", re.MULTILINE)
 def _bind_addresses(config: str) -> list[tuple[str, int]]:
     """The (host, port) of every plain `bind host:port` line, to wait for."""
     found = []
-    for spec in _BIND_RE.findall(config):
+    specs = [item for spec in _BIND_RE.findall(config) for item in spec.split(",")]
+    for spec in specs:
+        if spec.startswith(("ipv4@", "ipv6@")):
+            spec = spec[5:]
         host, _, port = spec.rpartition(":")
         if port.isdigit():
             host = host.strip("[]") or "127.0.0.1"
