@@ -383,3 +383,25 @@ def test_reload_keeps_unchanged_instances_and_starts_new_ones(net2):
     # SIGKILL now: the guard learnt the reloaded address list and removes both
     procs[0].send_signal(signal.SIGKILL)
     assert wait_for(lambda: not net.has_address(a, VIP) and not net.has_address(a, VIP2), 2.0)
+
+
+BURN_SECONDS = 2.5  # bounded: long enough for 25 advertisement intervals
+
+
+def test_busy_cpus_on_the_master_cause_no_false_failover(net2):
+    """A proxy at 100% on every core of the master must not delay its adverts
+    (own process, real-time priority): the backup never takes over."""
+    net = net2
+    a, b = net.nodes
+    procs = [start(net, 0, config(150)), start(net, 1, config(100))]
+    assert wait_for(lambda: holder(net) == a, CONVERGE), dump_logs(net)
+    time.sleep(0.3)
+    before = snapshot(net, 1, procs[1])["transitions"]
+    burn = f"import time\nend = time.monotonic() + {BURN_SECONDS}\nwhile time.monotonic() < end: pass\n"
+    burners = [net.spawn(a, [sys.executable, "-c", burn], log_name=f"burn{i}")
+               for i in range(2 * (os.cpu_count() or 2))]
+    with Sampler(net) as sampler:
+        for p in burners:
+            p.wait(BURN_SECONDS + 10)
+    assert snapshot(net, 1, procs[1])["transitions"] == before, dump_logs(net)
+    assert all(s[1] == (a.name,) for s in sampler.samples), dump_logs(net)
