@@ -10,7 +10,6 @@ Multicast loop is off: we never hear ourselves.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 
@@ -65,11 +64,3 @@ class VrrpSocket:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-        return True
-    except ValueError:
-        return False

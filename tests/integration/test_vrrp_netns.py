@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import struct
 import sys
 import threading
 import time
