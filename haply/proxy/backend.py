@@ -50,7 +50,9 @@ class BackendRuntime:
         timeouts = proxy.timeouts
         self.connect_timeout = timeouts.connect or DEFAULT_CONNECT_TIMEOUT
         self.queue_timeout = timeouts.queue or self.connect_timeout
-        self.retries = proxy.retries
+        # `retry-on none`: never retry, connects included (configuration manual).
+        # (the parser stores `none` as the empty set).
+        self.retries = 0 if proxy.retry_on == frozenset() else proxy.retries
         self.redispatch = proxy.redispatch
         self._queue: deque[tuple[asyncio.Future, object, ServerState | None]] = deque()
         # Passive health (`observe`): the checker's observe(backend, server, event),

@@ -478,6 +478,13 @@ class HttpSession(asyncio.Protocol):
         self.deadline.touch()
         headers = upstream.headers
         upgrade = request.upgrade and status == 101
+        if status in route.retry_statuses and self._can_replay(request, str(status)):
+            # `retry-on 503` and the like: this answer is dropped and the request
+            # goes to another server; the last attempt's answer is forwarded.
+            upstream.detach()
+            upstream.close()
+            self._exchange_failed(request, str(status), event=status)
+            return
         try:
             body = framing.response_framing(request.method_bytes, status, version, headers)
         except RemoteProtocolError as exc:
@@ -594,7 +601,8 @@ class HttpSession(asyncio.Protocol):
                 return
             self.close()  # truncated response: the client must see it broken
             return
-        self._exchange_failed(request, upstream, "empty-response" if not upstream.received_any else "junk-response")
+        self._exchange_failed(request, "empty-response" if not upstream.received_any
+                              else "junk-response")
 
     def server_protocol_error(self, upstream: UpstreamConnection, reason: str) -> None:
         upstream.detach()
@@ -604,19 +612,25 @@ class HttpSession(asyncio.Protocol):
         if self.response_started:
             self.close()
             return
-        self._exchange_failed(self.requests[0], upstream, "junk-response")
+        self._exchange_failed(self.requests[0], "junk-response")
 
-    def _exchange_failed(self, request: Request, upstream: UpstreamConnection,
-                         why: str) -> None:
+    def _can_replay(self, request: Request, why: str) -> bool:
+        """May this exchange be sent again (README: what haply retries and why)?"""
+        return (why in request.route.retry_on and request.retryable
+                and request.sent_body == request.body_size
+                and request.attempts < request.backend.retries)
+
+    def _exchange_failed(self, request: Request, why: str, status: int = 502,
+                         event=EV_L7_BAD) -> None:
+        """The server failed this exchange before any response byte reached the
+        client: replay it on another server if allowed, else answer status."""
         backend = request.backend
         self.upstream = None
         server = self._give_back_server(request)
         server.response_errors += 1
         if backend.observer is not None:
-            backend.report(server, EV_L7_BAD)
-        can_replay = (request.retryable and request.sent_body == request.body_size
-                      and why in request.route.retry_on)
-        if can_replay and request.attempts < backend.retries:
+            backend.report(server, event)
+        if self._can_replay(request, why):
             request.attempts += 1
             server.retries += 1
             backend.retried += 1
@@ -627,7 +641,7 @@ class HttpSession(asyncio.Protocol):
                 backend.redispatched += 1
             self.loop.create_task(self._connect_and_send(request, next_server))
             return
-        self._respond_local(502)
+        self._respond_local(status)
 
     def _timed_out(self, which: str) -> None:
         if self.closed:
@@ -642,13 +656,10 @@ class HttpSession(asyncio.Protocol):
             if upstream is not None:
                 upstream.detach()
                 upstream.close()
-                request = self.requests[0]
-                backend = request.backend
-                if backend.observer is not None:
-                    backend.report(request.server, EV_L7_TIMEOUT)
-                self._give_back_server(request)
-                self.upstream = None
-            self._respond_local(504, close=True)
+                self._exchange_failed(self.requests[0], "response-timeout", 504,
+                                      EV_L7_TIMEOUT)
+            else:
+                self._respond_local(504)
         else:
             self.close()
 

@@ -36,6 +36,7 @@ class Route:
     server_keep_alive: bool
     errorfiles: dict[int, bytes]
     retry_on: frozenset[str]
+    retry_statuses: frozenset[int]  # the status codes among retry_on
 
 
 class Router:
@@ -57,11 +58,12 @@ class Router:
         request_writer, response_writer = for_route(frontend, bproxy, compile_condition)
         client_mode, server_mode = connection_modes(frontend.http_connection_mode,
                                                     bproxy.http_connection_mode)
+        retry_on = retry_policy(bproxy.retry_on)
         return Route(backend, request_writer, response_writer, client_mode,
                      server_keep_alive(server_mode),
                      route_errorfiles(frontend.errorfiles,
                                       () if bproxy is frontend else bproxy.errorfiles),
-                     retry_policy(bproxy.retry_on))
+                     retry_on, frozenset(int(t) for t in retry_on if t.isdigit()))
 
     def route(self, request) -> Route | None:
         """The route for a request, or None when no backend applies (503)."""
@@ -78,8 +80,6 @@ class Router:
 
 
 def retry_policy(configured: frozenset[str] | None) -> frozenset[str]:
-    if configured is None:
-        return DEFAULT_RETRY_ON
-    if "all-retryable-errors" in configured:
-        return configured | DEFAULT_RETRY_ON | {"response-timeout"}
-    return configured
+    """None (no `retry-on` line) means haply's default; a line replaces it, as in
+    HAProxy (the parser has already expanded all-retryable-errors)."""
+    return DEFAULT_RETRY_ON if configured is None else configured

@@ -135,6 +135,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         session.response_head(self, status, parser.get_http_version(),
                               parser.should_keep_alive())
+        if self.session is None:
+            return  # the session dropped this answer (a retry, a bad response)
         if self.head_request and status != 101:
             # llhttp would wait for the body a HEAD response's Content-Length
             # announces: end the exchange here and parse the next response with a

@@ -371,3 +371,46 @@ def test_large_download_and_upload_stream_without_growing_memory():
             conn.close()
             grown = rss_kib(pid) - before
             assert grown < 40 * 1024, f"haply grew by {grown} KiB moving 600 MB"
+
+
+def _always(status: int, name: str):
+    def handler(conn: Conn) -> None:
+        while (request := conn.read_request()) is not None:
+            conn.respond(status, f"{name} {request.method}".encode(), reason="X")
+    return handler
+
+
+def test_retry_on_status_replays_idempotent_requests_elsewhere():
+    with scripted_backend(_always(503, "sick"), "sick") as sick, \
+            scripted_backend(_always(200, "fine"), "fine") as fine:
+        port = free_port()
+        cfg = listen(port, [("sick", sick.address), ("fine", fine.address)],
+                     "    retry-on 503\n    retries 2\n")
+        with run_haply(cfg):
+            assert {http_get(port).body for _ in range(6)} == {b"fine GET"}
+            posts = {requests.post(f"http://127.0.0.1:{port}/", data=b"x", timeout=5).text
+                     for _ in range(4)}
+            assert posts == {"sick POST", "fine POST"}  # a POST is never replayed
+
+
+def test_retry_on_response_timeout():
+    def silent(conn: Conn) -> None:
+        conn.read_request()
+        time.sleep(2)
+    with scripted_backend(silent, "silent") as slow, \
+            scripted_backend(_always(200, "fine"), "fine") as fine:
+        port = free_port()
+        cfg = listen(port, [("silent", slow.address), ("fine", fine.address)],
+                     "    retry-on response-timeout\n").replace("timeout server 5s",
+                                                                "timeout server 300ms")
+        with run_haply(cfg):
+            assert {http_get(port).body for _ in range(4)} == {b"fine GET"}
+
+
+def test_retry_on_none_disables_every_retry():
+    with scripted_backend(_always(200, "fine"), "fine") as fine:
+        port = free_port()
+        cfg = listen(port, [("down", f"127.0.0.1:{free_port()}"), ("fine", fine.address)],
+                     "    retry-on none\n    option redispatch\n")
+        with run_haply(cfg):
+            assert sorted(http_get(port).status for _ in range(4)) == [200, 200, 503, 503]
