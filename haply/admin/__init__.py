@@ -1,0 +1,1 @@
+"""Operator surfaces: stats snapshot, CSV/JSON/HTML stats, Prometheus, runtime API."""

@@ -1,0 +1,258 @@
+"""One stats snapshot: the single source for CSV, JSON, HTML, Prometheus and
+`show stat`.
+
+Pure: it reads counters from the engine's runtimes and the registry and returns
+rows (dicts keyed by HAProxy's column names, see `columns.COLUMNS`); it never
+changes anything and takes the time as an argument, so every surface shows the
+same numbers and tests can build rows without a loop.
+
+Which columns a row type fills (value 0 when nothing happened) and which it
+leaves empty follows HAProxy 2.6's own `show stat` output, observed on the same
+config: existing parsers treat "" and "0" differently (e.g. "no check").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_SERVER
+from haply.runtime.registry import DOWN, DRAIN, MAINT, ServerState
+
+_H2H1 = ("ssl_sess ssl_reused_sess ssl_failed_handshake h2_headers_rcvd h2_data_rcvd "
+         "h2_settings_rcvd h2_rst_stream_rcvd h2_goaway_rcvd "
+         "h2_detected_conn_protocol_errors h2_detected_strm_protocol_errors "
+         "h2_rst_stream_resp h2_goaway_resp h2_open_connections h2_backend_open_streams "
+         "h2_total_connections h2_backend_total_streams h1_open_connections "
+         "h1_open_streams h1_total_connections h1_total_streams h1_bytes_in h1_bytes_out "
+         "h1_spliced_bytes_in h1_spliced_bytes_out").split()
+_HRSP = "hrsp_1xx hrsp_2xx hrsp_3xx hrsp_4xx hrsp_5xx hrsp_other".split()
+
+# Numeric columns each row type fills, 0 until counted (HAProxy 2.6, observed).
+FRONTEND_ZEROS = tuple(
+    "scur smax stot bin bout dreq dresp ereq rate rate_lim rate_max req_rate "
+    "req_rate_max req_tot comp_in comp_out comp_byp comp_rsp conn_rate conn_rate_max "
+    "conn_tot intercepted dcon dses wrew cache_lookups cache_hits eint".split()
+) + tuple(_HRSP) + tuple(_H2H1)
+SERVER_ZEROS = tuple(
+    "qcur qmax scur smax stot bin bout dresp econ eresp wretr wredis weight act bck "
+    "lbtot rate rate_max req_tot cli_abrt srv_abrt qtime ctime rtime ttime wrew "
+    "connect reuse srv_icur qtime_max ctime_max rtime_max ttime_max eint "
+    "idle_conn_cur safe_conn_cur used_conn_cur need_conn_est uweight ssl_sess "
+    "ssl_reused_sess ssl_failed_handshake".split()) + tuple(_HRSP)
+BACKEND_ZEROS = tuple(
+    "qcur qmax scur smax stot bin bout dreq dresp econ eresp wretr wredis weight act "
+    "bck chkdown downtime lbtot rate rate_max req_tot cli_abrt srv_abrt comp_in "
+    "comp_out comp_byp comp_rsp qtime ctime rtime ttime wrew connect reuse "
+    "cache_lookups cache_hits qtime_max ctime_max rtime_max ttime_max eint uweight "
+    "agg_server_status agg_server_check_status agg_check_status".split()
+) + tuple(_HRSP) + tuple(_H2H1)
+
+# HAProxy manual 9.1: check_desc wording for check_status codes.
+CHECK_DESC = {
+    "UNK": "Unknown", "INI": "Initializing", "SOCKERR": "Socket error",
+    "L4OK": "Layer4 check passed", "L4TOUT": "Layer4 timeout",
+    "L4CON": "Layer4 connection problem", "L6OK": "Layer6 check passed",
+    "L6TOUT": "Layer6 timeout", "L6RSP": "Layer6 invalid response",
+    "L7OK": "Layer7 check passed", "L7OKC": "Layer7 check conditionally passed",
+    "L7TOUT": "Layer7 timeout", "L7RSP": "Layer7 invalid response",
+    "L7STS": "Layer7 wrong status",
+}
+# The management guide's default frontend session limit when none is set:
+# maxconn from the global section (HAProxy derives it from ulimit otherwise).
+DEFAULT_BACKEND_SLIM_RATIO = 10  # fullconn default: a tenth of the frontends' maxconn
+
+
+@dataclass
+class Snapshot:
+    """Rows in display order, plus what `show info` and Prometheus need."""
+
+    rows: list[dict]
+    info: dict = field(default_factory=dict)
+
+    def proxies(self) -> list[tuple[str, list[dict]]]:
+        """Rows grouped by proxy name, in order (for the HTML page)."""
+        groups: list[tuple[str, list[dict]]] = []
+        for row in self.rows:
+            if not groups or groups[-1][0] != row["pxname"]:
+                groups.append((row["pxname"], []))
+            groups[-1][1].append(row)
+        return groups
+
+
+def server_status(state: ServerState, health) -> str:
+    """The `status` column of a server row (HAProxy's words)."""
+    if state.admin == MAINT:
+        return "MAINT"
+    if health is None:
+        if state.operational == DOWN:
+            return "DOWN"
+        return "DRAIN" if state.admin == DRAIN else "no check"
+    text = health.status_text()
+    if state.admin == DRAIN and text.startswith("UP"):
+        return "DRAIN" + text[2:]
+    return text
+
+
+def _hrsp(row: dict, counts: dict[int, int]) -> None:
+    other = 0
+    for klass, count in counts.items():
+        if 1 <= klass <= 5:
+            row[_HRSP[klass - 1]] = count
+        else:
+            other += count
+    row["hrsp_other"] = other
+
+
+def take(engine, now: float, pid: int | None = None) -> Snapshot:
+    """Rows for every proxy of engine's config, in config order.
+
+    engine needs: config, frontends, backends (runtimes by name), registry,
+    health (or None). now is on the clock of the registry's last_change (the
+    loop's time)."""
+    pid = pid if pid is not None else 1
+    health = getattr(engine, "health", None)
+    rows: list[dict] = []
+    for position, proxy in enumerate(engine.config.proxies):
+        iid = proxy.id if proxy.id is not None else position + 2
+        mode = proxy.mode
+        frontend = engine.frontends.get(proxy.name)
+        if frontend is not None:
+            rows.append(_frontend_row(frontend, iid, pid, mode))
+        backend = engine.backends.get(proxy.name)
+        if backend is not None:
+            servers = [_server_row(state, health, iid, pid, mode, now)
+                       for state in engine.registry.servers(proxy.name)]
+            rows.extend(servers)
+            rows.append(_backend_row(backend, servers, iid, pid, mode, now))
+    return Snapshot(rows, info(engine, now, pid))
+
+
+def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
+    row = dict.fromkeys(FRONTEND_ZEROS, 0)
+    gate = frontend.gate
+    row.update(
+        pxname=frontend.name, svname="FRONTEND", type=TYPE_FRONTEND, pid=pid, iid=iid,
+        sid=0, status="OPEN", mode=mode,
+        scur=gate.current, smax=getattr(gate, "max_seen", gate.current),
+        slim=gate.limit if gate.limit else None,
+        stot=getattr(gate, "total", 0), conn_tot=getattr(gate, "total", 0),
+        bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
+        ereq=frontend.request_errors, req_tot=frontend.http_requests)
+    row["-"] = "-"
+    _hrsp(row, frontend.http_responses)
+    return row
+
+
+def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str,
+                now: float) -> dict:
+    row = dict.fromkeys(SERVER_ZEROS, 0)
+    health = health_checker.health_of(state.backend, state.name) if health_checker else None
+    active = not state.backup
+    row.update(
+        pxname=state.backend, svname=state.name, type=TYPE_SERVER, pid=pid, iid=iid,
+        sid=state.server_id, mode=mode,
+        qcur=state.queued, qmax=state.max_queued,
+        scur=state.current_sessions, smax=state.max_sessions,
+        slim=state.maxconn or None, stot=state.total_sessions, lbtot=state.total_sessions,
+        bin=state.bytes_in, bout=state.bytes_out, econ=state.connect_errors,
+        eresp=state.response_errors, wretr=state.retries, wredis=state.redispatches,
+        status=server_status(state, health),
+        weight=state.effective_weight, uweight=state.weight,
+        act=int(active), bck=int(not active),
+        lastchg=max(0, int(now - state.last_change)),
+        qlimit=state.maxqueue or None,
+        addr=_addr(state), req_tot=sum(state.http_responses.values()) if mode == "http" else None)
+    row["-"] = "-"
+    if health is not None:
+        t = health.timing
+        status = state.check_status or "INI"
+        row.update(
+            chkfail=getattr(health, "failed_checks", 0), chkdown=getattr(health, "down_transitions", 0),
+            downtime=0, check_status=status,
+            check_code=state.check_code,
+            check_duration=int(state.check_duration) if state.check_duration is not None else None,
+            check_desc=CHECK_DESC.get(status, status), last_chk=state.check_reason or None,
+            check_rise=t.rise, check_fall=t.fall, check_health=health.health)
+    if mode == "http":
+        _hrsp(row, state.http_responses)
+    else:
+        for name in _HRSP:
+            row[name] = None
+    row["lastsess"] = -1 if not state.total_sessions else row.get("lastsess", 0)
+    return row
+
+
+def _addr(state: ServerState) -> str:
+    if state.port is None:
+        return state.host
+    host = state.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{state.port}"
+
+
+def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
+                 now: float) -> dict:
+    row = dict.fromkeys(BACKEND_ZEROS, 0)
+    states = backend.servers
+    usable_active = [s for s in states if not s.backup and s.admin != MAINT
+                     and s.operational != DOWN]
+    usable_backup = [s for s in states if s.backup and s.admin != MAINT
+                     and s.operational != DOWN]
+    up = bool(usable_active or usable_backup)
+    last = max((s.last_change for s in states), default=0.0)
+    row.update(
+        pxname=backend.name, svname="BACKEND", type=TYPE_BACKEND, pid=pid, iid=iid,
+        sid=0, mode=mode, algo=backend.proxy.balance,
+        qcur=backend.queued, qmax=backend.max_queued,
+        scur=backend.current_sessions, smax=getattr(backend, "max_sessions", backend.current_sessions),
+        stot=backend.total_sessions, lbtot=backend.total_sessions,
+        bin=backend.bytes_in, bout=backend.bytes_out,
+        econ=backend.connect_errors,
+        eresp=sum(s.response_errors for s in states),
+        wretr=backend.retried, wredis=backend.redispatched,
+        status="UP" if up else "DOWN",
+        weight=sum(s.effective_weight for s in (usable_active or usable_backup)),
+        uweight=sum(s.weight for s in (usable_active or usable_backup)),
+        act=len(usable_active), bck=len(usable_backup),
+        lastchg=max(0, int(now - last)),
+        req_tot=sum(sum(s.http_responses.values()) for s in states) if mode == "http" else None)
+    row["slim"] = backend.proxy.maxconn or None
+    row["-"] = "-"
+    if mode == "http":
+        counts: dict[int, int] = {}
+        for s in states:
+            for klass, n in s.http_responses.items():
+                counts[klass] = counts.get(klass, 0) + n
+        _hrsp(row, counts)
+    row["lastsess"] = -1 if not backend.total_sessions else 0
+    return row
+
+
+def info(engine, now: float, pid: int) -> dict:
+    """`show info` fields haply can answer truthfully, in HAProxy's order."""
+    from haply import __version__
+    started = getattr(engine, "started_at", now)
+    uptime = max(0, int(now - started))
+    gate = engine.global_gate
+    return {
+        "Name": "haply",
+        "Version": __version__,
+        "Nbthread": 1,
+        "Nbproc": 1,
+        "Process_num": 1,
+        "Pid": os.getpid(),
+        "Uptime": f"{uptime // 86400}d {uptime % 86400 // 3600}h"
+                  f"{uptime % 3600 // 60:02d}m{uptime % 60:02d}s",
+        "Uptime_sec": uptime,
+        "Maxconn": gate.limit or 0,
+        "Hard_maxconn": gate.limit or 0,
+        "CurrConns": gate.current,
+        "CumConns": getattr(gate, "total", 0),
+        "CumReq": sum(f.http_requests for f in engine.frontends.values()),
+        "Stopping": int(getattr(engine, "stopping", False)),
+        "Listeners": len(getattr(engine, "_sockets", ())),
+        "DroppedLogs": getattr(getattr(engine, "logger", None), "dropped", 0),
+        "node": os.uname().nodename,
+    }

@@ -1,0 +1,111 @@
+"""The stats snapshot: rows in HAProxy's column order from real runtimes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from haply.admin import columns, snapshot
+from haply.runtime.registry import DRAIN, MAINT
+from tests.support.admin_engine import engine_from
+
+CONFIG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:18999
+    default_backend be
+backend be
+    server s1 127.0.0.1:9001 weight 3
+    server s2 127.0.0.1:9002 backup
+"""
+
+
+@pytest.fixture
+def engine():
+    engine = engine_from(CONFIG)
+    yield engine
+    engine.loop.close()
+
+
+def test_header_is_haproxy_26_order():
+    header = columns.csv_header()
+    assert header.startswith("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,")
+    assert len(columns.COLUMNS) == 128
+    assert columns.COLUMNS[columns.INDEX["check_status"]] == "check_status"
+    assert header.endswith("h1_spliced_bytes_in,h1_spliced_bytes_out,")
+
+
+def test_rows_order_and_types(engine):
+    snap = snapshot.take(engine, engine.loop.time())
+    names = [(r["pxname"], r["svname"], r["type"]) for r in snap.rows]
+    assert names == [("fe", "FRONTEND", 0), ("be", "s1", 2), ("be", "s2", 2), ("be", "BACKEND", 1)]
+
+
+def test_counters_flow_into_rows(engine):
+    fe = engine.frontends["fe"]
+    fe.bytes_in, fe.bytes_out, fe.http_requests = 100, 2000, 7
+    fe.http_responses[2] = 6
+    fe.http_responses[5] = 1
+    s1 = engine.registry.get("be", "s1")
+    s1.total_sessions, s1.bytes_out, s1.connect_errors = 5, 1234, 2
+    s1.http_responses[2] = 5
+    rows = {r["svname"]: r for r in snapshot.take(engine, engine.loop.time()).rows}
+    assert rows["FRONTEND"]["bin"] == 100 and rows["FRONTEND"]["bout"] == 2000
+    assert rows["FRONTEND"]["hrsp_2xx"] == 6 and rows["FRONTEND"]["hrsp_5xx"] == 1
+    assert rows["FRONTEND"]["req_tot"] == 7
+    assert rows["s1"]["stot"] == 5 and rows["s1"]["econ"] == 2 and rows["s1"]["bout"] == 1234
+    assert rows["s1"]["weight"] == 3 and rows["s1"]["act"] == 1 and rows["s1"]["bck"] == 0
+    assert rows["s2"]["bck"] == 1
+    assert rows["BACKEND"]["hrsp_2xx"] == 5
+    assert rows["BACKEND"]["act"] == 1 and rows["BACKEND"]["weight"] == 3
+
+
+def test_admin_states_show(engine):
+    registry = engine.registry
+    now = engine.loop.time()
+    registry.set_admin(registry.get("be", "s1"), MAINT, now)
+    registry.set_admin(registry.get("be", "s2"), DRAIN, now)
+    rows = {r["svname"]: r for r in snapshot.take(engine, now + 42).rows}
+    assert rows["s1"]["status"] == "MAINT"
+    assert rows["s2"]["status"] == "DRAIN"
+    assert rows["s1"]["lastchg"] == 42
+    # no usable active server left: the backend counts only the draining backup
+    assert rows["BACKEND"]["act"] == 0
+
+
+def test_csv_parses_with_the_stdlib_reader(engine):
+    text = columns.to_csv(snapshot.take(engine, engine.loop.time()).rows)
+    lines = text.splitlines()
+    reader = csv.DictReader(io.StringIO(lines[0][2:] + "\n" + "\n".join(lines[1:])))
+    records = list(reader)
+    assert [r["svname"] for r in records] == ["FRONTEND", "s1", "s2", "BACKEND"]
+    assert all(len(line.split(",")) == 129 for line in lines if line)
+    assert records[1]["addr"] == "127.0.0.1:9001"
+    assert records[1]["check_status"] == ""  # no check configured: left empty
+
+
+def test_json_has_positions_and_types(engine):
+    data = json.loads(columns.to_json(snapshot.take(engine, engine.loop.time()).rows))
+    assert len(data) == 4
+    first = {f["field"]["name"]: f for f in data[0]}
+    assert first["pxname"]["value"] == {"type": "str", "value": "fe"}
+    assert first["bin"]["field"]["pos"] == columns.INDEX["bin"]
+    assert first["pxname"]["objType"] == "Frontend"
+
+
+def test_csv_value_never_breaks_columns():
+    assert columns.csv_value("a,b\nc") == "a b c"
+    assert columns.csv_value(None) == ""
+    assert columns.csv_value(True) == "1"
+
+
+def test_grouping_for_pages(engine):
+    groups = snapshot.take(engine, engine.loop.time()).proxies()
+    assert [name for name, _ in groups] == ["fe", "be"]
