@@ -99,6 +99,10 @@ class Engine:
             server = await self.loop.create_server(factory, sock=sock, backlog=4096)
             self._servers.append(server)
         self._start_health()
+        self.started_at = self.loop.time()
+        if self.config.global_.stats_sockets:
+            from haply.admin.socket_server import start_stats_sockets
+            self._servers.extend(await start_stats_sockets(self))
 
     def _start_health(self) -> None:
         checker = self.health = HealthChecker(self.registry, self.config, self.loop)

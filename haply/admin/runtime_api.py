@@ -1,0 +1,384 @@
+"""HAProxy's runtime API commands (management guide, section 9.3), one function each.
+
+`RuntimeApi.execute(line, level)` runs one command line and returns its text
+answer exactly as HAProxy frames it (the socket server adds the prompt and the
+empty line that ends a one-shot answer). State changes go only through the
+Registry's methods, so balancers, health checks and pages see each change once.
+
+Levels (management guide, "stats socket ... level"): `user` may only look,
+`operator` may also clear counters, `admin` may change servers. A command above
+the socket's level answers "Permission denied".
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from typing import Callable
+
+from haply.admin import columns, snapshot
+from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
+
+LEVELS = {"user": 0, "operator": 1, "admin": 2}
+PERMISSION_DENIED = "Permission denied\n"
+
+# `show servers state` numbering (HAProxy's state file format, version 1).
+OP_STOPPED, OP_STARTING, OP_RUNNING = 0, 1, 2
+ADMF_FMAINT = 0x01
+ADMF_FDRAIN = 0x08
+CHECK_STATUS_CODES = {
+    "UNK": 0, "INI": 1, "SOCKERR": 5, "L4OK": 6, "L4TOUT": 7, "L4CON": 8, "L6OK": 9,
+    "L6TOUT": 10, "L6RSP": 11, "L7TOUT": 12, "L7RSP": 13, "L7OK": 15, "L7OKC": 16,
+    "L7STS": 17,
+}
+SERVERS_STATE_HEADER = (
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+    "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+    "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+    "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr "
+    "srv_agent_addr srv_agent_port")
+
+
+class CommandError(Exception):
+    """A command that cannot be done; the text is the answer."""
+
+
+@dataclass(frozen=True)
+class Command:
+    words: tuple[str, ...]  # the fixed words that select it
+    level: str
+    usage: str
+    help: str
+    run: Callable
+
+
+class RuntimeApi:
+    def __init__(self, engine, clock: Callable[[], float] | None = None):
+        self.engine = engine
+        self.clock = clock or engine.loop.time
+        self.commands: list[Command] = []
+        for words, level, usage, text, run in _COMMANDS:
+            self.commands.append(Command(tuple(words.split()), level, usage, text, run))
+
+    # ------------------------------------------------------------ dispatch
+
+    def execute(self, line: str, level: str = "admin") -> str:
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        if not words:
+            return ""
+        command = self._find(words)
+        if command is None:
+            return f"Unknown command: '{words[0]}'\n" + self.help_text(level)
+        if LEVELS[level] < LEVELS[command.level]:
+            return PERMISSION_DENIED
+        try:
+            return command.run(self, words[len(command.words):])
+        except CommandError as exc:
+            text = str(exc)
+            return text if text.endswith("\n") else text + "\n"
+
+    def _find(self, words: list[str]) -> Command | None:
+        best = None
+        for command in self.commands:
+            n = len(command.words)
+            if tuple(words[:n]) == command.words and (best is None or n > len(best.words)):
+                best = command
+        return best
+
+    def help_text(self, level: str = "admin") -> str:
+        lines = ["The following commands are valid at this level:"]
+        for command in self.commands:
+            if LEVELS[level] >= LEVELS[command.level]:
+                lines.append(f"  {command.usage:<39} : {command.help}")
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------- helpers
+
+    def snapshot(self) -> snapshot.Snapshot:
+        return snapshot.take(self.engine, self.clock())
+
+    def server(self, spec: str):
+        backend, sep, name = spec.partition("/")
+        if not sep or not name:
+            raise CommandError("Require 'backend/server'.")
+        if backend not in self.engine.backends:
+            raise CommandError("No such backend.")
+        state = self.engine.registry.get(backend, name)
+        if state is None:
+            raise CommandError("No such server.")
+        return state
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_help(api: RuntimeApi, args: list[str]) -> str:
+    return api.help_text("admin")
+
+
+def cmd_show_info(api: RuntimeApi, args: list[str]) -> str:
+    info = api.snapshot().info
+    if args[:1] == ["json"]:
+        import json
+        return json.dumps([{"field": {"pos": i, "name": k}, "value": {"value": v}}
+                           for i, (k, v) in enumerate(info.items())]) + "\n"
+    return "".join(f"{key}: {value}\n" for key, value in info.items())
+
+
+def cmd_show_stat(api: RuntimeApi, args: list[str]) -> str:
+    rows = api.snapshot().rows
+    wanted = [a for a in args if a not in ("json", "typed", "desc", "up", "no-maint")]
+    if len(wanted) >= 3:
+        # show stat <iid|name> <type mask> <sid>: HAProxy's filter.
+        proxy, mask, sid = wanted[:3]
+        mask_value = int(mask)
+        rows = [r for r in rows
+                if (proxy == "-1" or r["pxname"] == proxy or str(r["iid"]) == proxy)
+                and mask_value & (1 << r["type"])
+                and (sid == "-1" or str(r["sid"]) == sid)]
+    if "up" in args:
+        rows = [r for r in rows if r["type"] != columns.TYPE_SERVER or str(r["status"]).startswith("UP")]
+    if "no-maint" in args:
+        rows = [r for r in rows if r["status"] != "MAINT"]
+    if "json" in args:
+        return columns.to_json(rows) + "\n"
+    return columns.to_csv(rows)
+
+
+def cmd_show_servers_state(api: RuntimeApi, args: list[str]) -> str:
+    engine = api.engine
+    names = list(engine.backends)
+    if args:
+        if args[0] not in engine.backends:
+            raise CommandError(f"Can't find backend '{args[0]}'.")
+        names = [args[0]]
+    now = api.clock()
+    out = ["1", SERVERS_STATE_HEADER]
+    ids = {p.name: (p.id if p.id is not None else i + 2)
+           for i, p in enumerate(engine.config.proxies)}
+    health = engine.health
+    for name in names:
+        for s in engine.registry.servers(name):
+            h = health.health_of(name, s.name) if health is not None else None
+            if s.operational == UP:
+                op = OP_RUNNING
+            else:
+                op = OP_STOPPED
+            admin = (ADMF_FMAINT if s.admin == MAINT else 0) | (ADMF_FDRAIN if s.admin == DRAIN else 0)
+            if h is None:
+                check = (CHECK_STATUS_CODES["INI"], 0, 0, 0)
+            else:
+                check = (CHECK_STATUS_CODES.get(s.check_status or "INI", 0),
+                         2 if s.operational == DOWN else 3,
+                         h.health, 6 if s.operational == DOWN else 6)
+            addr = s.address[0] if s.address else s.host
+            config = s.config
+            check_port = (config.check_port or 0) if config is not None else 0
+            out.append(
+                f"{ids.get(name, 0)} {name} {s.server_id} {s.name} {addr} {op} {admin} "
+                f"{s.effective_weight} {s.weight} {max(0, int(now - s.last_change))} "
+                f"{check[0]} {check[1]} {check[2]} {check[3]} 0 0 0 - "
+                f"{s.port if s.port is not None else 0} - 0 {check_port} - - 0")
+    return "\n".join(out) + "\n"
+
+
+def cmd_show_backend(api: RuntimeApi, args: list[str]) -> str:
+    return "# name\n" + "".join(f"{name}\n" for name in api.engine.backends)
+
+
+def cmd_show_sess(api: RuntimeApi, args: list[str]) -> str:
+    now = api.clock()
+    lines = []
+    for session in list(api.engine.sessions):
+        frontend = getattr(session, "frontend", None)
+        requests = getattr(session, "requests", None) or ()
+        request = requests[0] if requests else None
+        backend = getattr(request, "backend", None)
+        server = getattr(request, "server", None)
+        started = getattr(session, "started_at", None)
+        age = f"{int(now - started)}s" if started is not None else "?"
+        src = getattr(session, "client_ip", "")
+        lines.append(
+            f"{id(session):#x}: proto=tcpv4 src={src} "
+            f"fe={frontend.name if frontend else '<NONE>'} "
+            f"be={backend.name if backend else '<NONE>'} "
+            f"srv={server.name if server else '<none>'} age={age}")
+    return "".join(line + "\n" for line in lines)
+
+
+def cmd_show_errors(api: RuntimeApi, args: list[str]) -> str:
+    errors = list(api.engine.errors)
+    out = [f"Total events captured on [{_date()}] : {len(errors)}"]
+    for index, entry in enumerate(errors):
+        client, reason = entry[0], entry[1]
+        out.append(f"  event {index}: request from {client}: {reason}")
+    return "\n".join(out) + "\n"
+
+
+def _date() -> str:
+    import time
+    return time.strftime("%d/%b/%Y:%H:%M:%S", time.localtime())
+
+
+def _set_admin(api: RuntimeApi, state, admin: str) -> None:
+    api.engine.registry.set_admin(state, admin, api.clock())
+
+
+def cmd_disable_server(api: RuntimeApi, args: list[str]) -> str:
+    _need(args, 1, "Require 'backend/server'.")
+    _set_admin(api, api.server(args[0]), MAINT)
+    return ""
+
+
+def cmd_enable_server(api: RuntimeApi, args: list[str]) -> str:
+    _need(args, 1, "Require 'backend/server'.")
+    _set_admin(api, api.server(args[0]), READY)
+    return ""
+
+
+def cmd_set_server(api: RuntimeApi, args: list[str]) -> str:
+    _need(args, 3, "'set server <srv>' only supports 'agent', 'health', 'state', 'weight', "
+                   "'addr', 'fqdn', 'check-addr' and 'check-port'.")
+    state = api.server(args[0])
+    what, value = args[1], args[2]
+    if what == "state":
+        admin = {"ready": READY, "drain": DRAIN, "maint": MAINT}.get(value)
+        if admin is None:
+            raise CommandError("'set server <srv> state' expects 'ready', 'drain' and 'maint'.")
+        _set_admin(api, state, admin)
+        return ""
+    if what == "weight":
+        return _set_weight(api, state, value)
+    if what == "health":
+        health = api.engine.health
+        if health is None or health.health_of(state.backend, state.name) is None:
+            raise CommandError("health checks are not enabled on this server.")
+        if value not in ("up", "down", "stopping"):
+            raise CommandError("'set server <srv> health' expects 'up', 'stopping', or 'down'.")
+        health.set_health(state.backend, state.name, "down" if value == "stopping" else value)
+        return ""
+    raise CommandError("'set server <srv>' only supports 'agent', 'health', 'state', "
+                       "'weight', 'addr', 'fqdn', 'check-addr' and 'check-port'.")
+
+
+def _set_weight(api: RuntimeApi, state, text: str) -> str:
+    try:
+        if text.endswith("%"):
+            weight = state.weight * int(text[:-1]) // 100
+        else:
+            weight = int(text)
+    except ValueError:
+        raise CommandError("Require <weight> or <weight%>.") from None
+    if not 0 <= weight <= 256:
+        raise CommandError("Absolute weight can only be between 0 and 256 inclusive.")
+    api.engine.registry.set_weight(state, weight, api.clock())
+    return ""
+
+
+def cmd_set_weight(api: RuntimeApi, args: list[str]) -> str:
+    _need(args, 2, "Require 'backend/server' and 'weight' or 'weight%'.")
+    return _set_weight(api, api.server(args[0]), args[1])
+
+
+def cmd_get_weight(api: RuntimeApi, args: list[str]) -> str:
+    _need(args, 1, "Require 'backend/server'.")
+    state = api.server(args[0])
+    return f"{state.effective_weight} (initial {state.weight})\n"
+
+
+def _health_toggle(enabled: bool):
+    def run(api: RuntimeApi, args: list[str]) -> str:
+        _need(args, 1, "Require 'backend/server'.")
+        state = api.server(args[0])
+        health = api.engine.health
+        if health is None or health.health_of(state.backend, state.name) is None:
+            raise CommandError("Health checks are not configured on this server, cannot enable.")
+        health.set_health_enabled(state.backend, state.name, enabled)
+        return ""
+    return run
+
+
+def cmd_add_server(api: RuntimeApi, args: list[str]) -> str:
+    _need(args, 2, "'server' expects <name> and <addr>[:<port>] as arguments.")
+    backend, sep, name = args[0].partition("/")
+    if not sep or not name:
+        raise CommandError("Require 'backend/server'.")
+    engine = api.engine
+    runtime = engine.backends.get(backend)
+    if runtime is None:
+        raise CommandError("No such backend.")
+    if engine.registry.get(backend, name) is not None:
+        raise CommandError(f"Already exists a server with the same name in backend.")
+    from haply.admin.servers import build_server
+    try:
+        server = build_server(runtime.proxy, name, args[1], args[2:])
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    from haply.proxy.backend import resolve
+    try:
+        address = resolve(server.host)
+    except OSError as exc:
+        raise CommandError(f"could not resolve address '{server.host}': {exc}") from None
+    # HAProxy adds a dynamic server in maintenance; it is put in service with
+    # `set server B/S state ready` (management guide, "add server").
+    import dataclasses
+    server = dataclasses.replace(server, disabled=True)
+    state = engine.registry.add_server(backend, server, api.clock())
+    state.address = address
+    if engine.health is not None:
+        engine.health.watch(backend, name)
+    return "New server registered.\n"
+
+
+def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
+    _need(args, 1, "Require 'backend/server'.")
+    state = api.server(args[0])
+    if state.admin != MAINT:
+        raise CommandError("Only servers in maintenance mode can be deleted.")
+    if state.current_sessions or state.queued:
+        raise CommandError("Server still has connections attached to it, cannot remove it.")
+    engine = api.engine
+    if engine.health is not None:
+        engine.health.unwatch(state.backend, state.name)
+    engine.registry.remove_server(state.backend, state.name)
+    return "Server deleted.\n"
+
+
+def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
+    for state in api.engine.registry.all():
+        state.max_sessions = state.current_sessions
+        state.max_queued = state.queued
+    for backend in api.engine.backends.values():
+        backend.max_queued = backend.queued
+    return ""
+
+
+def _need(args: list[str], count: int, message: str) -> None:
+    if len(args) < count:
+        raise CommandError(message)
+
+
+# words, level, usage, help, function
+_COMMANDS = [
+    ("help", "user", "help [<command>]", "list matching or all commands", cmd_help),
+    ("show info", "user", "show info [json]", "report information about the running process", cmd_show_info),
+    ("show stat", "user", "show stat [desc|json|no-maint|typed|up]*", "report counters for each proxy and server", cmd_show_stat),
+    ("show servers state", "user", "show servers state [<backend>]", "dump volatile server information (all or for a single backend)", cmd_show_servers_state),
+    ("show backend", "user", "show backend", "list backends in the current running config", cmd_show_backend),
+    ("show sess", "user", "show sess", "report the list of current sessions", cmd_show_sess),
+    ("show errors", "user", "show errors", "report last request and/or response errors for each proxy", cmd_show_errors),
+    ("get weight", "user", "get weight <bk>/<srv>", "report a server's current weight", cmd_get_weight),
+    ("clear counters", "operator", "clear counters [all]", "clear max statistics counters", cmd_clear_counters),
+    ("disable server", "admin", "disable server <bk>/<srv>", "disable a server for maintenance (use 'set server' instead)", cmd_disable_server),
+    ("enable server", "admin", "enable server <bk>/<srv>", "enable a disabled server (use 'set server' instead)", cmd_enable_server),
+    ("disable health", "admin", "disable health <bk>/<srv>", "disable health checks", _health_toggle(False)),
+    ("enable health", "admin", "enable health <bk>/<srv>", "enable health checks", _health_toggle(True)),
+    ("set server", "admin", "set server <bk>/<srv> [opts]", "change a server's state, weight or health", cmd_set_server),
+    ("set weight", "admin", "set weight <bk>/<srv> (DEPRECATED)", "change a server's weight (use 'set server' instead)", cmd_set_weight),
+    ("add server", "admin", "add server <bk>/<srv> <addr> [opts]", "create a new server (honours default-server)", cmd_add_server),
+    ("del server", "admin", "del server <bk>/<srv>", "remove a server (in maintenance, without sessions)", cmd_del_server),
+]

@@ -1,0 +1,160 @@
+"""The `stats socket` listeners: unix or TCP, one-shot or interactive (`prompt`).
+
+Framing as HAProxy's CLI (management guide, 9.3): a connection sends one line;
+commands in it are separated by ';'; each answer ends with an empty line and the
+connection closes, unless the line was `prompt`, which makes the session
+interactive: answers are followed by the "> " prompt and the connection stays
+open until `quit` or the client closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+from haply.admin.runtime_api import RuntimeApi
+
+# A command line longer than this is refused (HAProxy's tune.bufsize is 16 kB).
+MAX_LINE = 16384
+# Idle interactive sessions end after `stats timeout` (HAProxy's default 10 s).
+DEFAULT_TIMEOUT = 10.0
+
+
+class CliProtocol(asyncio.Protocol):
+    def __init__(self, api: RuntimeApi, level: str, timeout: float):
+        self.api = api
+        self.level = level
+        self.timeout = timeout
+        self.buffer = b""
+        self.interactive = False
+        self.transport = None
+        self.timer = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(self.timeout, self._expire)
+
+    def _expire(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._arm()
+        while self.transport is not None:
+            cut = self.buffer.find(b"\n")
+            if cut < 0:
+                if len(self.buffer) > MAX_LINE:
+                    self.transport.close()
+                return
+            line, self.buffer = self.buffer[:cut], self.buffer[cut + 1:]
+            self._line(line.decode("utf-8", "replace").rstrip("\r"))
+
+    def eof_received(self) -> bool:
+        if self.buffer.strip() and self.transport is not None:
+            line, self.buffer = self.buffer, b""
+            self._line(line.decode("utf-8", "replace").rstrip("\r"))
+        return False
+
+    def _line(self, line: str) -> None:
+        out = []
+        close = not self.interactive
+        for command in _split_commands(line):
+            word = command.strip()
+            if word == "prompt":
+                self.interactive = not self.interactive
+                close = not self.interactive
+                continue
+            if word in ("quit", "exit"):
+                self.transport.write("".join(out).encode())
+                self.transport.close()
+                return
+            answer = self.api.execute(command, self.level)
+            out.append(answer + "\n")
+        if self.interactive:
+            out.append("> ")
+        self.transport.write("".join(out).encode())
+        if close:
+            self.transport.close()
+
+
+def _split_commands(line: str) -> list[str]:
+    """Split on ';' not escaped with a backslash."""
+    parts, current, escaped = [], [], False
+    for char in line:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ";":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p for p in parts if p.strip()] or [""]
+
+
+def tcp_address(path: str) -> tuple[str, int] | None:
+    """("127.0.0.1", 9999) for "ipv4@127.0.0.1:9999" / "127.0.0.1:9999"; None for a unix path."""
+    text = path
+    for prefix in ("ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    else:
+        if text.startswith("/") or text.startswith("unix@") or ":" not in text:
+            return None
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+async def start_stats_sockets(engine) -> list[asyncio.AbstractServer]:
+    """Open every `stats socket` of the global section; the servers to close later."""
+    api = RuntimeApi(engine)
+    engine.runtime_api = api
+    timeout = engine.config.global_.stats_timeout or DEFAULT_TIMEOUT
+    servers = []
+    for spec in engine.config.global_.stats_sockets:
+        factory = (lambda level=spec.level: CliProtocol(api, level, timeout))
+        address = tcp_address(spec.path)
+        if address is None:
+            path = spec.path.removeprefix("unix@")
+            try:
+                if os.path.exists(path) and _is_stale(path):
+                    os.unlink(path)
+            except OSError:
+                pass
+            server = await engine.loop.create_unix_server(factory, path=path)
+            if spec.mode is not None:
+                os.chmod(path, spec.mode)
+        else:
+            server = await engine.loop.create_server(factory, address[0], address[1],
+                                                     reuse_address=True)
+        servers.append(server)
+    return servers
+
+
+def _is_stale(path: str) -> bool:
+    """A socket file nobody listens on (left by a killed process)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()

@@ -1,0 +1,135 @@
+"""Runtime API commands against a real (unstarted) engine: answers, levels, and
+state changes that go through the registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from haply.admin.runtime_api import PERMISSION_DENIED, RuntimeApi
+from haply.runtime.registry import DRAIN, MAINT, READY
+from tests.support.admin_engine import engine_from
+
+CONFIG = """
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:18998
+    default_backend be
+backend be
+    default-server weight 7 maxconn 33
+    server s1 127.0.0.1:9001
+    server s2 127.0.0.1:9002 weight 2
+backend other
+    server o1 127.0.0.1:9003
+"""
+
+
+@pytest.fixture
+def api(tmp_path):
+    engine = engine_from(CONFIG, directory=str(tmp_path))
+    api = RuntimeApi(engine, clock=lambda: 1000.0)
+    yield api
+    engine.loop.close()
+
+
+def test_help_lists_commands(api):
+    text = api.execute("help")
+    assert text.startswith("The following commands are valid at this level:")
+    assert "set server" in text and "show stat" in text
+
+
+def test_user_level_hides_and_refuses_admin_commands(api):
+    assert "set server" not in api.help_text("user")
+    state = api.engine.registry.get("be", "s1")
+    assert api.execute("set server be/s1 state maint", "user") == PERMISSION_DENIED
+    assert api.execute("disable server be/s1", "operator") == PERMISSION_DENIED
+    assert state.admin == READY
+    assert api.execute("show stat", "user").startswith("# pxname,svname,")
+
+
+def test_set_server_state_goes_through_registry(api):
+    registry = api.engine.registry
+    seen = []
+    registry.subscribe("be", seen.append)
+    assert api.execute("set server be/s1 state drain") == ""
+    assert registry.get("be", "s1").admin == DRAIN
+    assert api.execute("set server be/s1 state maint") == ""
+    assert registry.get("be", "s1").admin == MAINT
+    assert api.execute("enable server be/s1") == ""
+    assert registry.get("be", "s1").admin == READY
+    assert api.execute("disable server be/s2") == ""
+    assert registry.get("be", "s2").admin == MAINT
+    assert len(seen) == 4
+
+
+def test_weights(api):
+    assert api.execute("get weight be/s2") == "2 (initial 2)\n"
+    assert api.execute("set server be/s2 weight 10") == ""
+    assert api.execute("get weight be/s2") == "10 (initial 2)\n"
+    assert api.execute("set weight be/s2 50%") == ""
+    assert api.execute("get weight be/s2") == "1 (initial 2)\n"
+    assert "between 0 and 256" in api.execute("set weight be/s2 999")
+
+
+def test_errors_name_what_is_wrong(api):
+    assert api.execute("set server nope/s1 state ready") == "No such backend.\n"
+    assert api.execute("set server be/nope state ready") == "No such server.\n"
+    assert "expects 'ready', 'drain' and 'maint'" in api.execute("set server be/s1 state sleepy")
+    assert api.execute("frobnicate").startswith("Unknown command: 'frobnicate'")
+
+
+def test_show_servers_state_format(api):
+    api.execute("set server be/s1 state maint")
+    lines = api.execute("show servers state be").splitlines()
+    assert lines[0] == "1"
+    assert lines[1].startswith("# be_id be_name srv_id srv_name srv_addr srv_op_state")
+    fields = lines[2].split()
+    assert len(fields) == len(lines[1].split()) - 1
+    assert fields[1:5] == ["be", "1", "s1", "127.0.0.1"]
+    assert fields[6] == "1"  # admin state: forced maintenance
+    assert api.execute("show servers state nope") == "Can't find backend 'nope'.\n"
+
+
+def test_show_backend_and_info(api):
+    assert api.execute("show backend") == "# name\nbe\nother\n"
+    info = dict(line.split(": ", 1) for line in api.execute("show info").splitlines())
+    assert info["Name"] == "haply" and "Uptime_sec" in info
+
+
+def test_add_server_honours_default_server(api):
+    answer = api.execute("add server be/s3 127.0.0.1:9010")
+    assert answer == "New server registered.\n"
+    state = api.engine.registry.get("be", "s3")
+    assert state.weight == 7 and state.maxconn == 33  # from default-server
+    assert state.admin == MAINT  # added in maintenance, as HAProxy does
+    assert state.server_id == 3
+    api.execute("set server be/s3 state ready")
+    assert state.usable
+    # the balancer sees it (rebuilt through the registry's listeners)
+    backend = api.engine.backends["be"]
+    picked = {backend.balancer.pick(None, None).name for _ in range(30)}
+    assert "s3" in picked
+
+
+def test_add_server_option_errors_and_duplicates(api):
+    assert "Already exists" in api.execute("add server be/s1 127.0.0.1:9010")
+    answer = api.execute("add server be/s4 127.0.0.1:9011 weight banana")
+    assert api.engine.registry.get("be", "s4") is None
+    assert answer.strip()
+
+
+def test_del_server_needs_maintenance(api):
+    assert "maintenance" in api.execute("del server be/s2")
+    api.execute("set server be/s2 state maint")
+    assert api.execute("del server be/s2") == "Server deleted.\n"
+    assert api.engine.registry.get("be", "s2") is None
+    assert "s2" not in api.execute("show stat")
+
+
+def test_show_stat_filter(api):
+    text = api.execute("show stat be 4 -1")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert [line.split(",")[1] for line in lines] == ["s1", "s2"]
