@@ -162,6 +162,7 @@ def run(options: Options) -> int:
 def serve(config, options: Options) -> int:
     import uvloop
 
+    from haply.privileges import PrivilegeError, drop_privileges
     from haply.proxy.engine import Engine, StartError
 
     loop = uvloop.new_event_loop()
@@ -173,6 +174,9 @@ def serve(config, options: Options) -> int:
         print(f"[ALERT] {exc}", file=sys.stderr)
         loop.close()
         return 1
+    if config.global_.nbthread > 1 and not options.quiet:
+        print(f"haply: warning: nbthread {config.global_.nbthread}: this version serves "
+              "from one process; the extra threads are not started", file=sys.stderr)
     daemon = options.daemon or (config.global_.daemon and not options.foreground)
     if daemon:
         _daemonize()
@@ -184,6 +188,12 @@ def serve(config, options: Options) -> int:
         except OSError as exc:
             print(f"[ALERT] cannot write pidfile {pidfile}: {exc}", file=sys.stderr)
             return 1
+    try:
+        drop_privileges(config.global_)
+    except (PrivilegeError, OSError) as exc:
+        print(f"[ALERT] {exc}", file=sys.stderr)
+        engine.close_sockets()
+        return 1
     stopping = loop.create_future()
     forced = loop.create_future()
 
@@ -202,8 +212,11 @@ def serve(config, options: Options) -> int:
         # SIGUSR1 is HAProxy's soft stop: finish every connection however long.
         # SIGTERM/SIGINT: finish in-flight work within STOP_GRACE, then exit.
         engine.stop_accepting()
-        drained = asyncio.ensure_future(
-            engine.drained(None if signum == signal.SIGUSR1 else STOP_GRACE))
+        # `hard-stop-after` bounds a soft stop as well (configuration manual).
+        grace = config.global_.hard_stop_after
+        if signum != signal.SIGUSR1:
+            grace = min(grace or STOP_GRACE, STOP_GRACE)
+        drained = asyncio.ensure_future(engine.drained(grace))
         await asyncio.wait([drained, forced], return_when=asyncio.FIRST_COMPLETED)
         drained.cancel()
         engine.close_all()

@@ -42,10 +42,16 @@ class BackendRuntime:
         self.loop = loop
         self.registry = registry
         self.servers = registry.servers(proxy.name)
+        arg = " ".join(w for w in (proxy.balance_arg, *proxy.balance_options) if w)
         self.balancer = make_balancer(
-            proxy.balance, self.servers, arg=proxy.balance_arg,
+            proxy.balance, self.servers, arg=arg or None,
             hash_type=proxy.hash_type, allbackups=proxy.allbackups,
         )
+        # haply keeps one queue per backend, not one per server: `maxqueue` on
+        # every server bounds it by their sum (a server without maxqueue means
+        # no bound, as in HAProxy). Beyond it a request gets 503 at once.
+        limits = [server.maxqueue for server in proxy.servers]
+        self.max_queue = sum(limits) if limits and all(limits) else 0
         registry.subscribe(proxy.name, self._on_server_change)
         timeouts = proxy.timeouts
         self.connect_timeout = timeouts.connect or DEFAULT_CONNECT_TIMEOUT
@@ -59,6 +65,9 @@ class BackendRuntime:
         # set by the engine only when a server of this backend observes, so the
         # hot path pays one `is None` test otherwise.
         self.observer: Callable[[str, str, object], None] | None = None
+        # Re-encryption: server name -> (SSLContext, server_hostname), built once by
+        # the engine (haply.tls.server_context); empty when no server uses ssl.
+        self.tls: dict[str, tuple] = {}
         # Live sessions per server, kept only when `on-marked-down
         # shutdown-sessions` or `on-marked-up shutdown-backup-sessions` needs them.
         self.sessions: dict[ServerState, set] | None = None
@@ -94,6 +103,9 @@ class BackendRuntime:
         if not self.balancer.has_usable():
             self.no_server += 1
             raise NoServerAvailable("no server available")
+        if self.max_queue and len(self._queue) >= self.max_queue:
+            self.no_server += 1
+            raise NoServerAvailable("queue full")
         waiter = self.loop.create_future()
         entry = (waiter, key, exclude)
         self._queue.append(entry)
@@ -199,8 +211,14 @@ class BackendRuntime:
             address = server_address(server, dest_port)
             try:
                 async with asyncio.timeout(self.connect_timeout):
-                    transport, protocol = await self.loop.create_connection(
-                        lambda: factory(server), address[0], address[1])
+                    tls = self.tls.get(server.name) if self.tls else None
+                    if tls is None:
+                        transport, protocol = await self.loop.create_connection(
+                            lambda: factory(server), address[0], address[1])
+                    else:
+                        transport, protocol = await self.loop.create_connection(
+                            lambda: factory(server), address[0], address[1],
+                            ssl=tls[0], server_hostname=tls[1])
                 if self.observer is not None:
                     self.report(server, EV_L4_OK)
                 return server, transport, protocol

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections import deque
 
 from haply.config.model import Config, Proxy
@@ -23,6 +24,7 @@ from haply.proxy.router import ERROR_HISTORY, Router
 from haply.proxy.tcp import TcpClientProtocol
 from haply.proxy.upstream import ConnectionPool
 from haply.runtime.registry import Registry
+from haply import tls
 
 
 class StartError(Exception):
@@ -43,6 +45,8 @@ class Engine:
         self.frontends: dict[str, FrontendRuntime] = {}
         self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
         self._servers: list[asyncio.AbstractServer] = []
+        # TLS contexts of `bind ... ssl` listeners (haply.tls), keyed by socket.
+        self._tls: dict[socket.socket, object] = {}
         self.health: HealthChecker | None = None
         # Live client sessions, so a stop can close the idle ones at once.
         self.sessions: set = set()
@@ -64,15 +68,44 @@ class Engine:
                         f"{state.config.location}: cannot resolve server "
                         f"{proxy.name}/{state.name} address {state.host!r}: {exc}") from exc
             self.backends[proxy.name] = BackendRuntime(proxy, self.registry, self.loop)
+        # Every certificate and TLS option is built before the first bind.
+        contexts = self._tls_contexts()
         try:
             for proxy in self.config.frontends:
                 frontend = FrontendRuntime(proxy, self)
                 self.frontends[proxy.name] = frontend
                 for bind in proxy.binds:
-                    self._sockets.append((frontend, open_listener(bind)))
+                    sock = open_listener(bind)
+                    self._sockets.append((frontend, sock))
+                    if id(bind) in contexts:
+                        self._tls[sock] = contexts[id(bind)]
         except BindError as exc:
             self.close_sockets()
             raise StartError(str(exc)) from exc
+
+    def _tls_contexts(self) -> dict[int, object]:
+        """Server-side contexts per TLS bind (by id) and client-side contexts
+        per TLS server, or StartError naming the line."""
+        if not any(tls.bind_uses_tls(b) for p in self.config.frontends for b in p.binds) and \
+                not any(o == "ssl" for p in self.config.backends for s in p.servers for o, _ in s.extra):
+            return {}
+        found: dict[int, object] = {}
+        try:
+            for proxy in self.config.frontends:
+                for bind in proxy.binds:
+                    if tls.bind_uses_tls(bind):
+                        where = bind.location
+                        found[id(bind)] = tls.bind_context(bind, proxy, self.config)
+            for proxy in self.config.backends:
+                backend = self.backends[proxy.name]
+                for server in proxy.servers:
+                    where = server.location
+                    context = tls.server_context(server, self.config)
+                    if context is not None:
+                        backend.tls[server.name] = context
+        except (tls.CertificateError, tls.TlsOptionError, ssl.SSLError) as exc:
+            raise StartError(f"{where}: {exc}") from exc
+        return found
 
     def close_sockets(self) -> None:
         for _, sock in self._sockets:
@@ -96,13 +129,25 @@ class Engine:
             factory = factories.get(frontend.name)
             if factory is None:
                 factory = factories[frontend.name] = self._factory(frontend)
-            server = await self.loop.create_server(factory, sock=sock, backlog=4096)
+            context = self._tls.get(sock)
+            if context is None:
+                server = await self.loop.create_server(factory, sock=sock, backlog=4096)
+            else:
+                server = await self.loop.create_server(factory, sock=sock, backlog=4096, ssl=context,
+                                                       ssl_handshake_timeout=self._handshake_timeout(frontend))
             self._servers.append(server)
         self._start_health()
         self.started_at = self.loop.time()
         if self.config.global_.stats_sockets:
             from haply.admin.socket_server import start_stats_sockets
             self._servers.extend(await start_stats_sockets(self))
+
+    @staticmethod
+    def _handshake_timeout(frontend: FrontendRuntime) -> float:
+        # The handshake is part of the request in HAProxy's timers: timeout
+        # http-request, else timeout client; asyncio's own default otherwise.
+        timeouts = frontend.proxy.timeouts
+        return timeouts.http_request or timeouts.client or 60.0
 
     def _start_health(self) -> None:
         checker = self.health = HealthChecker(self.registry, self.config, self.loop)

@@ -343,6 +343,11 @@ class HttpSession(asyncio.Protocol):
 
     def _start(self, request: Request) -> None:
         """Route the request at the head of the queue and send it to a server."""
+        monitor_uri = self.router.monitor_uri
+        if monitor_uri is not None and request.url == monitor_uri:
+            self._respond_local(200, responses.error_response(200, None, close=False),
+                                keep_alive=request.keep_alive)
+            return
         route = self.router.route(request)
         if route is None:
             self._respond_local(503)
@@ -392,8 +397,14 @@ class HttpSession(asyncio.Protocol):
             address = server_address(server, self.dest_port)
             try:
                 async with asyncio.timeout(backend.connect_timeout):
-                    transport, upstream = await loop.create_connection(
-                        lambda: UpstreamConnection(server, pool), address[0], address[1])
+                    tls = backend.tls.get(server.name) if backend.tls else None
+                    if tls is None:
+                        transport, upstream = await loop.create_connection(
+                            lambda: UpstreamConnection(server, pool), address[0], address[1])
+                    else:
+                        transport, upstream = await loop.create_connection(
+                            lambda: UpstreamConnection(server, pool), address[0], address[1],
+                            ssl=tls[0], server_hostname=tls[1])
                 if backend.observer is not None:
                     backend.report(server, EV_L4_OK)
                 return server, transport, upstream
@@ -665,8 +676,12 @@ class HttpSession(asyncio.Protocol):
 
     # =========================================================== local answers
 
-    def _respond_local(self, status: int, body: bytes | None = None, close: bool = False) -> None:
-        """Answer the request at the head of the queue from haply itself."""
+    def _respond_local(self, status: int, body: bytes | None = None,
+                       keep_alive: bool = False) -> None:
+        """Answer the request at the head of the queue from haply itself.
+
+        Error answers close the connection (as HAProxy's do); keep_alive keeps it
+        for an answer that is not an error, when the request had no body."""
         if body is None:
             request = self.requests[0] if self.requests else None
             route = request.route if request is not None else None
@@ -675,7 +690,11 @@ class HttpSession(asyncio.Protocol):
         self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
         self.transport.write(body)
         self.frontend.bytes_out += len(body)
-        # HAProxy's error answers carry Connection: close, and so do haply's.
+        request = self.requests[0] if self.requests else None
+        if keep_alive and request is not None and request.framing.kind == framing.NONE:
+            self.requests.popleft()
+            self._next_request()
+            return
         self._close_after_write()
 
     def _reject(self, status: int, reason: str) -> None:

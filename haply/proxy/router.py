@@ -48,6 +48,9 @@ class Router:
         self.switches = [(compile_condition(s.condition), s.backend)
                          for s in proxy.backend_switches]
         self.default_backend = proxy.default_backend
+        # `monitor-uri`: answered by haply itself, for an external load balancer
+        # or a health probe of the proxy (HAProxy's exact answer).
+        self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
         self._routes: dict[str, Route] = {}
         for name in {s.backend for s in proxy.backend_switches} | {proxy.default_backend}:
             if name is not None and name in backends:

@@ -414,3 +414,37 @@ def test_retry_on_none_disables_every_retry():
                      "    retry-on none\n    option redispatch\n")
         with run_haply(cfg):
             assert sorted(http_get(port).status for _ in range(4)) == [200, 200, 503, 503]
+
+
+def test_monitor_uri_answered_by_haply_itself():
+    with scripted_backend(keepalive_echo) as backend:
+        port = free_port()
+        with run_haply(listen(port, [("b", backend.address)], "    monitor-uri /haproxy_test\n")):
+            with requests.Session() as session:
+                for _ in range(3):
+                    reply = session.get(f"http://127.0.0.1:{port}/haproxy_test", timeout=5)
+                    assert reply.status_code == 200 and b"200 OK" in reply.content
+                assert session.get(f"http://127.0.0.1:{port}/x", timeout=5).status_code == 200
+            assert [r.url for r in backend.requests] == ["/x"]
+
+
+def test_maxqueue_bounds_the_queue():
+    def slow(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            time.sleep(0.5)
+            conn.respond(200, b"done")
+    with scripted_backend(slow) as backend:
+        port = free_port()
+        cfg = listen(port, [("b", f"{backend.address} maxconn 1 maxqueue 1")],
+                     "    timeout queue 5s\n")
+        with run_haply(cfg):
+            results = []
+            threads = [threading.Thread(target=lambda: results.append(http_get(port).status))
+                       for _ in range(4)]
+            for t in threads:
+                t.start()
+                time.sleep(0.05)
+            for t in threads:
+                t.join()
+            # one served, one queued behind it, the two others refused at once
+            assert sorted(results) == [200, 200, 503, 503]
