@@ -188,11 +188,16 @@ def serve(config, options: Options) -> int:
         except OSError as exc:
             print(f"[ALERT] cannot write pidfile {pidfile}: {exc}", file=sys.stderr)
             return 1
+    vrrp = VrrpSupervisor(config, engine, loop) if config.vrrp else None
+    if vrrp is not None:
+        vrrp.start()  # before dropping privileges: VRRP needs raw sockets
     try:
         drop_privileges(config.global_)
     except (PrivilegeError, OSError) as exc:
         print(f"[ALERT] {exc}", file=sys.stderr)
         engine.close_sockets()
+        if vrrp is not None:
+            vrrp.stop()
         return 1
     stopping = loop.create_future()
     forced = loop.create_future()
@@ -221,6 +226,8 @@ def serve(config, options: Options) -> int:
         drained.cancel()
         engine.close_all()
         await engine.stop()
+        if vrrp is not None:
+            vrrp.stop()  # the proxy is drained: blocking for the hand-over is fine
 
     try:
         loop.run_until_complete(main_task())
@@ -236,6 +243,53 @@ def serve(config, options: Options) -> int:
 
 # SIGTERM lets in-flight requests finish for this long before exiting.
 STOP_GRACE = 5.0
+
+
+class VrrpSupervisor:
+    """Keeps the VRRP child running beside the proxy (haply.vrrp.child)."""
+
+    # A VRRP child that died is started again after this long (crash-loop guard).
+    RESTART_DELAY = 1.0
+
+    def __init__(self, config, engine, loop):
+        self.config = config
+        self.engine = engine
+        self.loop = loop
+        self.pid: int | None = None
+        self.stopping = False
+        self._watch: int | None = None
+
+    def start(self) -> None:
+        from haply.vrrp import child
+
+        fds = [sock.fileno() for _, sock in self.engine._sockets]
+        proxy_pid = os.getpid() if self.config.frontends else None
+        self.pid = child.start(self.config, proxy_pid, fds)
+        self._watch = os.pidfd_open(self.pid)
+        self.loop.add_reader(self._watch, self._exited)
+
+    def _exited(self) -> None:
+        self.loop.remove_reader(self._watch)
+        os.close(self._watch)
+        self._watch = None
+        _, status = os.waitpid(self.pid, 0)
+        if self.stopping:
+            return
+        print(f"haply: vrrp process {self.pid} exited ({os.waitstatus_to_exitcode(status)}); "
+              f"restarting in {self.RESTART_DELAY:.0f}s", file=sys.stderr)
+        self.pid = None
+        self.loop.call_later(self.RESTART_DELAY, self.start)
+
+    def stop(self) -> None:
+        from haply.vrrp import child
+
+        self.stopping = True
+        if self._watch is not None:
+            self.loop.remove_reader(self._watch)
+            os.close(self._watch)
+            self._watch = None
+        if self.pid is not None:
+            child.stop(self.pid)
 
 
 def _daemonize() -> None:

@@ -742,3 +742,11 @@ def load_keepalived(paths: list[str]) -> VrrpConfig:
 
 __all__ = ["KEYWORDS", "TOP_LEVEL_KEYWORDS", "looks_like_keepalived", "load_keepalived",
            "parse_keepalived", "parse_keepalived_files"]
+
+
+def parse(text: str, filename: str, environ, diagnostics: Diagnostics):
+    """The configuration loader's entry point: the instances go into Config.vrrp."""
+    from haply.config.model import Config
+
+    vrrp = parse_keepalived(text, filename, environ, diagnostics)
+    return Config(vrrp=tuple(vrrp.instances), sources=(filename,))

@@ -1,0 +1,118 @@
+"""Two load-balancer nodes, each one `haply -f haproxy.cfg -f keepalived.conf`.
+
+Each node runs in its own network namespace with an API server behind its proxy; a
+client in a third namespace talks to the virtual IP. This is the guides' whole
+set-up (HAProxy + keepalived on every controller) with haply in place of both.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import pytest
+
+from tests.support import netns
+from tests.support.haply_process import HAPLY_BIN
+
+pytestmark = pytest.mark.skipif(netns.available() is not None,
+                                reason=str(netns.available()))
+
+API_PORT = 8000
+VIP_PORT = 8080
+
+API_SERVER = """
+import http.server, sys
+name = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = name.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", %d), H).serve_forever()
+""" % API_PORT
+
+HAPROXY_CFG = f"""
+global
+    maxconn 100
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+
+listen api
+    bind {netns.VIP}:{VIP_PORT}
+    server local 127.0.0.1:{API_PORT} check inter 200ms
+"""
+
+KEEPALIVED_CONF = """
+global_defs {
+    router_id %(name)s
+    vrrp_version 3
+}
+vrrp_instance api {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %(priority)d
+    advert_int 0.1
+    virtual_ipaddress {
+        %(vip)s/24
+    }
+}
+"""
+
+
+def ask(net, timeout: float = 0.5) -> str | None:
+    result = net.run(net.client, ["curl", "-s", "--max-time", str(timeout),
+                                  f"http://{netns.VIP}:{VIP_PORT}/"], timeout=timeout + 5)
+    return result.stdout if result.returncode == 0 else None
+
+
+def start_node(net, node, priority: int):
+    name = node.name.rsplit("-", 1)[1]
+    net.spawn(node, [sys.executable, "-c", API_SERVER, name], log_name=f"{name}-api")
+    haproxy = net.write(f"{name}.haproxy.cfg", HAPROXY_CFG)
+    keepalived = net.write(f"{name}.keepalived.conf",
+                           KEEPALIVED_CONF % {"name": name, "priority": priority, "vip": netns.VIP})
+    return net.spawn(node, [HAPLY_BIN, "-db", "-f", haproxy, "-f", keepalived],
+                     log_name=f"{name}-haply")
+
+
+def test_proxy_crash_moves_the_vip_to_the_other_node():
+    with netns.lab(2) as net:
+        first, second = net.nodes
+        proxy1 = start_node(net, first, 150)
+        start_node(net, second, 100)
+        assert netns.wait_for(lambda: ask(net) == "n0", 10), netns.dump_logs(net)
+        assert net.holders(netns.VIP) == [first]
+
+        proxy1.send_signal(signal.SIGKILL)  # the proxy only: its VRRP child lives on
+        killed = time.monotonic()
+        assert netns.wait_for(lambda: ask(net, 0.2) == "n1", 5), netns.dump_logs(net)
+        moved = time.monotonic() - killed
+        assert net.holders(netns.VIP) == [second]
+        # advert_int 0.1: the orphaned VRRP child sees the proxy die through a
+        # pidfd and hands over with priority 0 at once.
+        assert moved < 1.0, f"VIP answered from the other node after {moved:.3f}s"
+
+
+def test_node_stop_hands_over_and_restart_takes_back():
+    with netns.lab(2) as net:
+        first, second = net.nodes
+        proxy1 = start_node(net, first, 150)
+        start_node(net, second, 100)
+        assert netns.wait_for(lambda: ask(net) == "n0", 10), netns.dump_logs(net)
+        net.stop(proxy1)  # SIGTERM: drain, then VRRP hands over (priority 0)
+        assert netns.wait_for(lambda: ask(net, 0.2) == "n1", 5), netns.dump_logs(net)
+        assert net.holders(netns.VIP) == [second]
+        start_node(net, first, 150)
+        assert netns.wait_for(lambda: ask(net, 0.2) == "n0", 10), netns.dump_logs(net)
+        assert net.holders(netns.VIP) == [first]
