@@ -152,6 +152,10 @@ def load(paths: list[str], environ: Mapping[str, str] | None = None) -> Loaded:
         diagnostics.error(Location("<command line>", 0), "no configuration file given")
     config = merge(partials)
     haproxy.validate(config, diagnostics)
+    if not diagnostics.errors:
+        # Certificates are checked at load so `-c` reports them too (haply.tls).
+        from haply import tls
+        tls.validate(config, diagnostics)
     diagnostics.raise_if_errors()
     return Loaded(config, diagnostics)
 
