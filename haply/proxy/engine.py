@@ -24,6 +24,7 @@ from haply.proxy.router import ERROR_HISTORY, Router
 from haply.proxy.tcp import TcpClientProtocol
 from haply.proxy.upstream import ConnectionPool
 from haply.runtime.registry import Registry
+from haply.admin.services import compile_services
 from haply import tls
 
 
@@ -116,6 +117,7 @@ class Engine:
         proxy = frontend.proxy
         if proxy.mode == "http":
             router = Router(proxy, self.backends, self.errors)
+            router.services = compile_services(self, proxy)
             pool = self.pool
             return lambda: HttpSession(frontend, router, pool)
         backend = self.backends.get(proxy.default_backend) if proxy.default_backend else None

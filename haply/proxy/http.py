@@ -31,6 +31,7 @@ from haply.proxy.backend import BackendRuntime, NoServerAvailable, server_addres
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.proxy.upstream import ConnectionPool, UpstreamConnection
+from haply.admin.services import Deferred, finish_deferred
 
 # HAProxy only replays a request that still fits its buffer (tune.bufsize, 16 KiB).
 RETRY_BUFFER_SIZE = 16384
@@ -332,6 +333,9 @@ class HttpSession(asyncio.Protocol):
         request = self.parsing
         self.parsing = None
         request.complete = True
+        if request.route.__class__ is Deferred:
+            finish_deferred(self, request)
+            return
         upstream = self.upstream
         if (request is self.requests[0] and upstream is not None
                 and request.server is not None and request.chunked):
@@ -347,6 +351,9 @@ class HttpSession(asyncio.Protocol):
         if monitor_uri is not None and request.url == monitor_uri:
             self._respond_local(200, responses.error_response(200, None, close=False),
                                 keep_alive=request.keep_alive)
+            return
+        services = self.router.services
+        if services is not None and services.serve(self, request):
             return
         route = self.router.route(request)
         if route is None:

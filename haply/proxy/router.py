@@ -40,6 +40,9 @@ class Route:
 
 
 class Router:
+    # Local answers (stats page, prometheus-exporter) set by the engine, or None.
+    services = None
+
     def __init__(self, proxy: Proxy, backends: dict, errors: deque | None = None):
         self.proxy = proxy
         self.backends = backends
