@@ -1,0 +1,107 @@
+"""haply against HAProxy 2.6 on the same configuration: redirects to HTTPS byte
+for byte, X-Forwarded-Proto from ssl_fc, headers over TLS, re-encryption."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import textwrap
+
+import pytest
+
+from tests.support.certs import make_tls_files
+from tests.support.haply_process import PROXIES
+from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy 2.6 not installed")
+
+
+def raw_exchange(port: int, request: bytes, context: ssl.SSLContext | None = None, wait: float = 1.0) -> bytes:
+    """Send request bytes, read until close or `wait` seconds of silence."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if context is not None:
+        sock = context.wrap_socket(sock, server_hostname="localhost")
+    try:
+        sock.sendall(request)
+        sock.settimeout(wait)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except (socket.timeout, TimeoutError):
+            data += b"<open>"
+        return data
+    finally:
+        sock.close()
+
+
+def cfg(tls, plain: int, secure: int, backend_port: int) -> str:
+    return textwrap.dedent(f"""\
+        defaults
+          mode http
+          timeout connect 2s
+          timeout client 5s
+          timeout server 5s
+        frontend fe
+          bind 127.0.0.1:{plain}
+          bind 127.0.0.1:{secure} ssl crt {tls.pem}
+          http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
+          http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
+          redirect scheme https code 301 if !{{ ssl_fc }} {{ path_beg /secure }}
+          redirect scheme https code 308 drop-query if !{{ ssl_fc }} {{ path_beg /p308 }}
+          redirect prefix https://other.example code 303 if {{ path_beg /moved }}
+          redirect location /maintenance code 307 if {{ path_beg /down }}
+          redirect prefix / code 302 append-slash if {{ path_beg /dir }}
+          http-response set-header Strict-Transport-Security "max-age=31536000; includeSubDomains" if {{ ssl_fc }}
+          default_backend be
+        backend be
+          server s1 127.0.0.1:{backend_port}
+        """)
+
+
+REQUESTS = [
+    b"GET /secure/page?x=1 HTTP/1.1\r\nHost: www.example.test\r\nConnection: close\r\n\r\n",
+    b"GET /secure/ka HTTP/1.1\r\nHost: www.example.test:8080\r\n\r\n",
+    b"GET /p308/a?b=c HTTP/1.1\r\nHost: www.example.test\r\nConnection: close\r\n\r\n",
+    b"GET /moved/x?y HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    b"GET /down HTTP/1.0\r\n\r\n",
+    b"GET /dir/sub?q HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    b"POST /secure/form HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+]
+
+
+@pytest.fixture
+def tls(tmp_path):
+    return make_tls_files(tmp_path, ("localhost",))
+
+
+def collect(binary: str, tls) -> dict:
+    with echo_backends(["app"]) as (backend,):
+        plain, secure = free_port(), free_port()
+        with run_haproxy(cfg(tls, plain, secure, backend.port), binary=binary):
+            client = ssl.create_default_context(cafile=str(tls.ca_file))
+            found = {"redirects": [raw_exchange(plain, r) for r in REQUESTS]}
+            found["secure_redirects"] = [raw_exchange(secure, r, client) for r in REQUESTS[3:5]]
+            backend.clear()
+            over_tls = raw_exchange(secure, b"GET /secure/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", client)
+            over_plain = raw_exchange(plain, b"GET /plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            found["status"] = [over_tls.split(b"\r\n", 1)[0], over_plain.split(b"\r\n", 1)[0]]
+            found["hsts"] = [b"strict-transport-security: max-age=31536000; includesubdomains" in r.lower()
+                             for r in (over_tls, over_plain)]
+            found["forwarded_proto"] = [r.header("X-Forwarded-Proto") for r in backend.requests]
+    return found
+
+
+def test_redirects_and_forwarded_proto_match_haproxy(tls):
+    results = {name: collect(binary, tls) for name, binary in PROXIES.items()}
+    haply, haproxy = results["haply"], results["haproxy"]
+    # The oracle's own answers, so that a change of HAProxy shows here first.
+    assert haproxy["redirects"][0] == (b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\n"
+                                       b"location: https://www.example.test/secure/page?x=1\r\n"
+                                       b"connection: close\r\n\r\n")
+    for index, (ours, theirs) in enumerate(zip(haply["redirects"], haproxy["redirects"])):
+        assert ours == theirs, (REQUESTS[index], ours, theirs)
+    assert haply["secure_redirects"] == haproxy["secure_redirects"]
+    assert haply["status"] == haproxy["status"] == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"]
+    assert haply["hsts"] == haproxy["hsts"] == [True, False]
+    assert haply["forwarded_proto"] == haproxy["forwarded_proto"] == ["https", "http"]
