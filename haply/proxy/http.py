@@ -28,6 +28,7 @@ from haply.health.state import (EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT, EV_L7_BAD,
                                 EV_L7_TIMEOUT)
 from haply.http.headers import SampleContext
 from haply.proxy.backend import BackendRuntime, NoServerAvailable, server_address
+from haply.proxy import redirect
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.proxy.upstream import ConnectionPool, UpstreamConnection
@@ -352,6 +353,11 @@ class HttpSession(asyncio.Protocol):
             self._respond_local(200, responses.error_response(200, None, close=False),
                                 keep_alive=request.keep_alive)
             return
+        if self.router.redirects is not None:
+            rule = redirect.first_match(self.router.redirects, request)
+            if rule is not None:
+                self._redirect(request, rule)
+                return
         services = self.router.services
         if services is not None and services.serve(self, request):
             return
@@ -703,6 +709,30 @@ class HttpSession(asyncio.Protocol):
             self._next_request()
             return
         self._close_after_write()
+
+    def _redirect(self, request: Request, rule) -> None:
+        """Answer a `redirect` rule; the connection stays open as HAProxy keeps
+        it, unless the client closes or a request body would have to be read."""
+        hosts = request.header("host")
+        where = redirect.location(rule, request.url.decode("latin-1"), hosts[0] if hosts else None)
+        body_kind = request.framing.kind
+        close = not request.keep_alive or not (
+            body_kind == framing.NONE or (body_kind == framing.LENGTH and request.framing.length == 0))
+        answer = redirect.response(rule.code, where, close)
+        self.frontend.http_responses[3] = self.frontend.http_responses.get(3, 0) + 1
+        self.frontend.bytes_out += len(answer)
+        self.transport.write(answer)
+        if close:
+            self._close_after_write()
+            return
+        # The parser is still inside this request's callbacks: move on once
+        # it has returned (the request has no body, so it is complete by then).
+        self.loop.call_soon(self._redirected, request)
+
+    def _redirected(self, request: Request) -> None:
+        if not self.closed and self.requests and self.requests[0] is request:
+            self.requests.popleft()
+            self._next_request()
 
     def _reject(self, status: int, reason: str) -> None:
         """A malformed or too slow request: answer status and close, never forward."""

@@ -17,6 +17,7 @@ from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.proxy.conditions import compile_condition
+from haply.proxy.redirect import compile_redirects
 
 # How many rejected requests `show errors` keeps.
 ERROR_HISTORY = 16
@@ -51,6 +52,8 @@ class Router:
         self.switches = [(compile_condition(s.condition), s.backend)
                          for s in proxy.backend_switches]
         self.default_backend = proxy.default_backend
+        # `redirect` rules, answered before any backend is chosen (None: no rules).
+        self.redirects = compile_redirects(proxy.redirects)
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
