@@ -32,7 +32,8 @@ Options:
   -q             quiet: no warnings on start
   -v, -vv        print the version (and build details) and exit
   -W, -Ws        master-worker mode (accepted; runs as one process for now)
-  -sf/-st <pid>  accepted for compatibility with haproxy reload scripts
+  -sf <pid>...   once listening, ask these processes to finish their work and exit
+  -st <pid>...   once listening, stop these processes at once
 """
 
 
@@ -52,6 +53,7 @@ class Options:
     verbose: int = 0
     master_worker: bool = False
     old_pids: list[int] = field(default_factory=list)
+    old_stop: int = signal.SIGUSR1
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -88,6 +90,7 @@ def parse_args(argv: list[str]) -> Options:
         elif arg in ("-W", "-Ws"):
             options.master_worker = True
         elif arg in ("-sf", "-st"):
+            options.old_stop = signal.SIGUSR1 if arg == "-sf" else signal.SIGTERM
             while i + 1 < len(argv) and argv[i + 1].isdigit():
                 i += 1
                 options.old_pids.append(int(argv[i]))
@@ -213,6 +216,13 @@ def serve(config, options: Options) -> int:
 
     async def main_task() -> None:
         await engine.start()
+        # A reload the HAProxy way: this process listens now (SO_REUSEPORT lets
+        # both share the ports), so the old ones may stop accepting.
+        for pid in options.old_pids:
+            try:
+                os.kill(pid, options.old_stop)
+            except ProcessLookupError:
+                pass
         signum = await stopping
         # SIGUSR1 is HAProxy's soft stop: finish every connection however long.
         # SIGTERM/SIGINT: finish in-flight work within STOP_GRACE, then exit.
