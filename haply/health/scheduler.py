@@ -289,7 +289,7 @@ class _Checked:
 
     __slots__ = ("spec", "state", "health", "timer", "task", "agent_timer", "agent_task",
                  "agent_weight_percent", "ramp_timer", "last_result", "health_enabled",
-                 "agent_enabled", "in_maint")
+                 "agent_enabled", "in_maint", "started")
 
     def __init__(self, spec: CheckSpec, state: ServerState, now: float) -> None:
         self.spec = spec
@@ -297,6 +297,7 @@ class _Checked:
         self.health = Health(spec.timing, spec.passive, up=True, now=now)
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task | None = None
+        self.started = 0.0  # when the current check began
         self.agent_timer: asyncio.TimerHandle | None = None
         self.agent_task: asyncio.Task | None = None
         self.agent_weight_percent = 100
@@ -556,6 +557,7 @@ class HealthChecker:
             checked.timer = self.loop.call_later(self._jitter(checked.spec.timing.inter),
                                                  self._fire, checked)
             return
+        checked.started = self.loop.time()
         checked.task = self.loop.create_task(self._run_check(checked))
 
     async def _run_check(self, checked: _Checked) -> None:
@@ -570,8 +572,11 @@ class HealthChecker:
         if not self._running:
             return
         self.apply_result(checked.spec.backend, checked.spec.server, result)
-        checked.timer = self.loop.call_later(self._jitter(checked.health.interval()),
-                                             self._fire, checked)
+        # Checks start every interval, as HAProxy's do: the next one is due one
+        # interval after this one *began*, so a check's own duration does not
+        # stretch the period (and with it detection and recovery times).
+        due = checked.started + self._jitter(checked.health.interval())
+        checked.timer = self.loop.call_at(max(due, self.loop.time()), self._fire, checked)
 
     @staticmethod
     def _resolved_target(checked: _Checked) -> Target | None:
