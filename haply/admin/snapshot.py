@@ -253,6 +253,6 @@ def info(engine, now: float, pid: int) -> dict:
         "CumReq": sum(f.http_requests for f in engine.frontends.values()),
         "Stopping": int(getattr(engine, "stopping", False)),
         "Listeners": len(getattr(engine, "_sockets", ())),
-        "DroppedLogs": getattr(getattr(engine, "logger", None), "dropped", 0),
+        "DroppedLogs": getattr(getattr(engine, "logging", None), "dropped", 0),
         "node": os.uname().nodename,
     }

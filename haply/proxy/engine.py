@@ -25,6 +25,8 @@ from haply.proxy.tcp import TcpClientProtocol
 from haply.proxy.upstream import ConnectionPool
 from haply.runtime.registry import Registry
 from haply.admin.services import compile_services
+from haply.logs import Logging
+from haply.logs.hooks import logged_http_session, logged_tcp_session
 from haply import tls
 
 
@@ -119,13 +121,16 @@ class Engine:
             router = Router(proxy, self.backends, self.errors)
             router.services = compile_services(self, proxy)
             pool = self.pool
-            return lambda: HttpSession(frontend, router, pool)
+            session = HttpSession if frontend.logger is None else logged_http_session(HttpSession)
+            return lambda: session(frontend, router, pool)
         backend = self.backends.get(proxy.default_backend) if proxy.default_backend else None
-        return lambda: TcpClientProtocol(frontend, backend)
+        client = TcpClientProtocol if frontend.logger is None else logged_tcp_session(TcpClientProtocol)
+        return lambda: client(frontend, backend)
 
     async def start(self) -> None:
         if not self._sockets:
             self.prepare()
+        self._start_logging()
         factories: dict[str, object] = {}
         for frontend, sock in self._sockets:
             factory = factories.get(frontend.name)
@@ -140,6 +145,9 @@ class Engine:
             self._servers.append(server)
         self._start_health()
         self.started_at = self.loop.time()
+        if self.logging is not None:
+            self.health.subscribe(
+                lambda event: self.logging.server_event(event, self.config.proxy(event.backend)))
         if self.config.global_.stats_sockets:
             from haply.admin.socket_server import start_stats_sockets
             self._servers.extend(await start_stats_sockets(self))
@@ -150,6 +158,16 @@ class Engine:
         # http-request, else timeout client; asyncio's own default otherwise.
         timeouts = frontend.proxy.timeouts
         return timeouts.http_request or timeouts.client or 60.0
+
+    def _start_logging(self) -> None:
+        """Log targets are opened once; frontends without one keep logger None
+        and run the plain session classes."""
+        self.logging = None
+        if not (self.config.global_.logs or any(p.logs for p in self.config.proxies)):
+            return
+        self.logging = Logging(self.config)
+        for frontend in self.frontends.values():
+            frontend.logger = self.logging.for_proxy(frontend.proxy, self)
 
     def _start_health(self) -> None:
         checker = self.health = HealthChecker(self.registry, self.config, self.loop)

@@ -20,6 +20,8 @@ class FrontendRuntime:
         self.loop: asyncio.AbstractEventLoop = engine.loop
         self.gate = Gate(proxy.maxconn if proxy.maxconn is not None else engine.default_maxconn)
         self.global_gate: Gate = engine.global_gate
+        # haply.logs.ProxyLog when this frontend logs (set by the engine), else None
+        self.logger = None
         # counters
         self.bytes_in = 0
         self.bytes_out = 0

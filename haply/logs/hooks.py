@@ -1,0 +1,128 @@
+"""Logging sessions: subclasses of the proxy's session protocols, used by the
+engine only for frontends that log, so a frontend without a log target runs
+the plain classes and pays nothing for logging.
+
+HTTP: one `Exchange` per request, in arrival order (requests are answered in
+order, pipelined or not), timed from the first byte of the request; the line is
+written when the exchange ends (response complete, local answer, or rejection).
+TCP: one line per connection when it closes; bytes are counted per connection
+by a thin transport wrapper that only logging connections get.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+from haply.logs.logger import Exchange
+
+# Termination state of local answers (manual 8.5): first letter who ended it,
+# second at which step. S=server side, s=server timeout, C=client, P=proxy,
+# L=answered locally; C=connect, H=headers, R=request.
+LOCAL_TERMINATION = {503: "SC--", 502: "SH--", 504: "sH--", 408: "cR--", 400: "PR--"}
+
+
+def logged_http_session(base):
+    class LoggedHttpSession(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.log_queue: collections.deque[Exchange] = collections.deque()
+            self.log_started = False
+
+        def connection_made(self, transport) -> None:
+            self.log_accepted = (self.loop.time(), time.time())
+            super().connection_made(transport)
+
+        def connection_lost(self, exc) -> None:
+            if not self.log_started:
+                # A connection that never sent a request: HAProxy logs it as
+                # <BADREQ> closed by the client (CR--) unless dontlognull.
+                self.log_started = True
+                self.frontend.logger.http_empty(self, *self.log_accepted)
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            self.log_started = True
+            super().on_message_begin()
+            frontend = self.frontend
+            self.log_queue.append(Exchange(self.loop.time(), time.time(),
+                                           frontend.bytes_out, frontend.bytes_in))
+
+        def response_head(self, upstream, status, *args, **kwargs):
+            if self.log_queue:
+                exchange = self.log_queue[0]
+                exchange.status = status
+                exchange.response_at = self.loop.time()
+            return super().response_head(upstream, status, *args, **kwargs)
+
+        def _finish_exchange(self, request, *args, **kwargs):
+            self._log(request, None, "----")
+            return super()._finish_exchange(request, *args, **kwargs)
+
+        def _respond_local(self, status, *args, **kwargs):
+            request = self.requests[0] if self.requests else None
+            server = request.server if request is not None else None
+            result = super()._respond_local(status, *args, **kwargs)
+            if request is not None:
+                self._log(request, status, LOCAL_TERMINATION.get(status, "LR--"), server)
+            return result
+
+        def _reject(self, status, reason, *args, **kwargs):
+            request = self.parsing or (self.requests[-1] if self.requests else None)
+            result = super()._reject(status, reason, *args, **kwargs)
+            if request is not None and self.log_queue:
+                self.log_queue.rotate(-(len(self.log_queue) - 1))  # the last one
+                self._log(request, status, "PR--" if status != 408 else "cR--")
+            return result
+
+        def _log(self, request, status, termination, server=None) -> None:
+            if not self.log_queue:
+                return
+            exchange = self.log_queue.popleft()
+            self.frontend.logger.http_done(self, request, exchange, status, termination, server)
+
+    return LoggedHttpSession
+
+
+class CountingTransport:
+    """A transport that counts what is written through it."""
+
+    __slots__ = ("transport", "written")
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.written = 0
+
+    def write(self, data) -> None:
+        self.written += len(data)
+        self.transport.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+
+def logged_tcp_session(base):
+    class LoggedTcpSession(base):
+        def connection_made(self, transport) -> None:
+            self.log_begin = self.loop.time()
+            self.log_wall = time.time()
+            self.log_peer = transport.get_extra_info("peername")
+            self.log_in = 0
+            super().connection_made(CountingTransport(transport))
+
+        def data_received(self, data: bytes) -> None:
+            self.log_in += len(data)
+            super().data_received(data)
+
+        def close(self) -> None:
+            if self.closed:
+                return
+            server = self.server if self.upstream is not None else None
+            self.frontend.logger.tcp_done(
+                self.frontend, self.log_peer, self.backend, server, self.log_begin,
+                self.log_wall, self.loop.time(), self.log_in,
+                self.transport.written if isinstance(self.transport, CountingTransport) else 0,
+                "--" if server is not None else "SC")
+            super().close()
+
+    return LoggedTcpSession

@@ -1,0 +1,224 @@
+"""Who logs what, where: per-proxy traffic logs and process events.
+
+`Logging` is built once per engine from the config: it opens one sink per
+distinct address and gives each proxy that logs a `ProxyLog` (None for a proxy
+without a log target, so the request path tests one attribute and does nothing
+more). `log global` expands to the global section's targets, as in HAProxy.
+Traffic lines go out at level info; server state changes at notice (UP) or
+alert (DOWN), as HAProxy sends them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from haply.logs import formats, syslog
+from haply.logs.sinks import open_sink
+
+TAG = "haproxy"  # HAProxy's default `log-tag`; log parsers key on it
+
+
+class Exchange:
+    """Times of one request, kept only when its proxy logs."""
+
+    __slots__ = ("begin", "wall", "response_at", "status", "bytes_out", "bytes_in")
+
+    def __init__(self, begin: float, wall: float, bytes_out: int, bytes_in: int):
+        self.begin = begin
+        self.wall = wall
+        self.response_at = None
+        self.status = None
+        self.bytes_out = bytes_out
+        self.bytes_in = bytes_in
+
+
+class Record:
+    """One line's values (the fields of HAProxy's log variables)."""
+
+    __slots__ = ("client_ip", "client_port", "frontend_ip", "frontend_port", "frontend", "ssl",
+                 "backend", "server", "server_ip", "server_port", "accept_time", "request_time",
+                 "TR", "Tw", "Tc", "Tr", "Ta", "Tt", "Ti", "status", "bytes_read",
+                 "bytes_uploaded", "termination", "actconn", "feconn", "beconn", "srv_conn",
+                 "retries", "srv_queue", "backend_queue", "request_line", "method", "uri",
+                 "http_version", "hostname", "pid", "request_counter")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name, ""))
+
+
+class Target:
+    __slots__ = ("sink", "facility", "max_severity", "format", "length")
+
+    def __init__(self, sink, facility: str, level: str | None, fmt: str, length: int):
+        self.sink = sink
+        self.facility = facility
+        self.max_severity = syslog.SEVERITIES[level] if level else 7
+        self.format = fmt
+        self.length = length
+
+
+class Logging:
+    def __init__(self, config, clock=time.time):
+        self.config = config
+        self.clock = clock
+        self.pid = os.getpid()
+        self.hostname = socket.gethostname()
+        self.sinks: dict[str, object] = {}
+        self.global_targets = [self._target(t) for t in config.global_.logs]
+        self.request_counter = 0
+
+    def _target(self, spec) -> Target:
+        sink = self.sinks.get(spec.address)
+        if sink is None:
+            sink = self.sinks[spec.address] = open_sink(spec.address)
+        return Target(sink, spec.facility, spec.level, spec.format, spec.length)
+
+    def targets_of(self, proxy) -> list[Target]:
+        targets: list[Target] = []
+        for spec in proxy.logs:
+            if spec.address == "global":
+                targets.extend(self.global_targets)
+            else:
+                targets.append(self._target(spec))
+        return targets
+
+    def for_proxy(self, proxy, engine) -> "ProxyLog | None":
+        targets = self.targets_of(proxy)
+        if not targets:
+            return None
+        return ProxyLog(self, proxy, targets, engine)
+
+    @property
+    def dropped(self) -> int:
+        return sum(sink.dropped for sink in self.sinks.values())
+
+    def send(self, targets: list[Target], severity: str, message: str) -> None:
+        level = syslog.SEVERITIES[severity]
+        now = self.clock()
+        for target in targets:
+            if level <= target.max_severity:
+                target.sink.send(syslog.frame(target.format, target.facility, severity,
+                                              message, now, TAG, self.pid, self.hostname,
+                                              target.length))
+
+    def server_event(self, event, proxy=None) -> None:
+        """A health check moved a server UP or DOWN (HealthChecker.subscribe)."""
+        targets = self.targets_of(proxy) if proxy is not None else self.global_targets
+        self.send(targets, "notice" if event.up else "alert", event.message)
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
+
+
+class ProxyLog:
+    """The traffic log of one frontend."""
+
+    def __init__(self, logging: Logging, proxy, targets: list[Target], engine):
+        self.logging = logging
+        self.proxy = proxy
+        self.targets = targets
+        self.engine = engine
+        self.dontlognull = proxy.dontlognull
+        fmt = proxy.log_format or formats.DEFAULT
+        self.render = formats.compile_format(fmt)
+        self.http = proxy.mode == "http"
+
+    # ------------------------------------------------------------- HTTP
+
+    def http_done(self, session, request, exchange: Exchange, status: int | None = None,
+                  termination: str = "----", server=None) -> None:
+        now = session.loop.time()
+        frontend = session.frontend
+        status = status if status is not None else exchange.status
+        backend = request.backend
+        # A server still held by this request is released right after the line
+        # is written; HAProxy logs after the release, so it is not counted.
+        held = 1 if request.server is not None else 0
+        server = request.server if request.server is not None else server
+        ms = lambda seconds: int(seconds * 1000)  # noqa: E731
+        response_at = exchange.response_at or now
+        context = request.context
+        client_port = _text(context.src_port) if context else ""
+        try:
+            method = request.method
+        except AttributeError:
+            method = ""
+        version = getattr(request, "version", "1.1") or "1.1"
+        uri = request.uri
+        self.logging.request_counter += 1
+        record = Record(
+            client_ip=request.client_ip, client_port=client_port,
+            frontend_ip=_text(context.dst) if context else "", frontend_port=session.dest_port,
+            frontend=frontend.name, ssl=request.ssl,
+            backend=backend.name if backend is not None else frontend.name,
+            server=server.name if server is not None else "<NOSRV>",
+            server_ip=server.host if server is not None else "",
+            server_port=server.port if server is not None else "",
+            accept_time=exchange.wall, request_time=exchange.wall,
+            TR=0, Tw=0, Tc=0 if server is not None else -1,
+            Tr=ms(response_at - exchange.begin) if exchange.response_at else -1,
+            Ta=ms(now - exchange.begin), Tt=ms(now - exchange.begin), Ti=0,
+            status=status if status is not None else -1,
+            bytes_read=frontend.bytes_out - exchange.bytes_out,
+            bytes_uploaded=frontend.bytes_in - exchange.bytes_in,
+            termination=termination,
+            actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
+            beconn=backend.current_sessions - held if backend is not None else 0,
+            srv_conn=server.current_sessions - held if server is not None else 0,
+            retries=request.attempts, srv_queue=0,
+            backend_queue=backend.queued if backend is not None else 0,
+            request_line=f"{method} {uri} HTTP/{version}", method=method, uri=uri,
+            http_version=f"HTTP/{version}", hostname=self.logging.hostname,
+            pid=self.logging.pid, request_counter=self.logging.request_counter)
+        self.logging.send(self.targets, "info", self.render(record))
+
+    def http_empty(self, session, begin: float, wall: float) -> None:
+        """A connection closed before sending any request."""
+        if self.dontlognull:
+            return
+        frontend = session.frontend
+        context = getattr(session, "context", None)
+        ms = int((session.loop.time() - begin) * 1000)
+        record = Record(
+            client_ip=session.client_ip,
+            client_port=_text(context.src_port) if context else "",
+            frontend_ip=_text(context.dst) if context else "", frontend_port=session.dest_port,
+            frontend=frontend.name, ssl=session.ssl, backend=frontend.name, server="<NOSRV>",
+            accept_time=wall, request_time=wall, TR=-1, Tw=-1, Tc=-1, Tr=-1, Ta=ms, Tt=ms,
+            Ti=0, status=400, bytes_read=0, bytes_uploaded=0, termination="CR--",
+            actconn=self.engine.global_gate.current, feconn=frontend.gate.current, beconn=0,
+            srv_conn=0, retries=0, srv_queue=0, backend_queue=0, request_line="<BADREQ>",
+            method="", uri="", http_version="", hostname=self.logging.hostname,
+            pid=self.logging.pid, request_counter=0)
+        self.logging.send(self.targets, "info", self.render(record))
+
+    # -------------------------------------------------------------- TCP
+
+    def tcp_done(self, frontend, client: tuple | None, backend, server, begin: float,
+                 wall: float, now: float, bytes_in: int, bytes_out: int,
+                 termination: str = "--") -> None:
+        if self.dontlognull and bytes_in == 0:
+            return
+        ms = int((now - begin) * 1000)
+        record = Record(
+            client_ip=client[0] if client else "", client_port=client[1] if client else "",
+            frontend=frontend.name, ssl=False,
+            backend=backend.name if backend is not None else frontend.name,
+            server=server.name if server is not None else "<NOSRV>",
+            accept_time=wall, request_time=wall, TR=0, Tw=0, Tc=0, Tr=0, Ta=ms, Tt=ms, Ti=0,
+            status=-1, bytes_read=bytes_out, bytes_uploaded=bytes_in, termination=termination,
+            actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
+            beconn=max(0, backend.current_sessions - 1) if backend is not None else 0,
+            srv_conn=max(0, server.current_sessions - 1) if server is not None else 0, retries=0,
+            srv_queue=0, backend_queue=backend.queued if backend is not None else 0,
+            request_line="", method="", uri="", http_version="",
+            hostname=self.logging.hostname, pid=self.logging.pid, request_counter=0)
+        self.logging.send(self.targets, "info", self.render(record))
+
+
+def _text(value) -> str:
+    return value.decode("latin-1") if value.__class__ is bytes else value

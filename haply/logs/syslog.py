@@ -1,0 +1,65 @@
+"""Syslog framing, pure: a message and a time in, the datagram's bytes out.
+
+RFC 3164 ("<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG", as HAProxy sends it: no host
+name unless asked), RFC 5424 ("<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG")
+and raw (the message alone, for stdout in containers). PRI = facility * 8 +
+severity (RFC 5424 §6.2.1). A line longer than `len` is truncated, as HAProxy
+truncates it.
+"""
+
+from __future__ import annotations
+
+import time
+
+FACILITIES = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6,
+    "news": 7, "uucp": 8, "cron": 9, "auth2": 10, "ftp": 11, "ntp": 12, "audit": 13,
+    "alert": 14, "cron2": 15, "local0": 16, "local1": 17, "local2": 18, "local3": 19,
+    "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+SEVERITIES = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5,
+              "info": 6, "debug": 7}
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def priority(facility: str, severity: str) -> int:
+    return FACILITIES[facility] * 8 + SEVERITIES[severity]
+
+
+def rfc3164_time(now: float) -> str:
+    t = time.localtime(now)
+    return f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
+def rfc5424_time(now: float) -> str:
+    t = time.localtime(now)
+    micro = int((now % 1) * 1_000_000)
+    offset = t.tm_gmtoff
+    sign = "+" if offset >= 0 else "-"
+    offset = abs(offset)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{micro:06d}{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}")
+
+
+def frame(fmt: str, facility: str, severity: str, message: str, now: float, tag: str,
+          pid: int, hostname: str, length: int) -> bytes:
+    """The bytes of one syslog line, ending with a newline as HAProxy's do."""
+    if fmt == "raw":
+        line = message
+    elif fmt == "rfc5424":
+        line = (f"<{priority(facility, severity)}>1 {rfc5424_time(now)} {hostname or '-'} "
+                f"{tag} {pid} - - {message}")
+    elif fmt == "short":
+        line = f"<{SEVERITIES[severity]}>{message}"
+    elif fmt == "priority":
+        line = f"<{priority(facility, severity)}>{message}"
+    elif fmt == "timed":
+        line = f"<{priority(facility, severity)}>{rfc3164_time(now)} {message}"
+    elif fmt == "iso":
+        line = f"{rfc5424_time(now)} {message}"
+    else:  # rfc3164, local
+        line = f"<{priority(facility, severity)}>{rfc3164_time(now)} {tag}[{pid}]: {message}"
+    data = line.encode("utf-8", "replace")
+    if len(data) >= length:
+        data = data[:length - 1]
+    return data + b"\n"

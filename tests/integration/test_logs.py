@@ -1,0 +1,163 @@
+"""Traffic and server-state logs to a real UDP syslog receiver, compared with
+HAProxy 2.6 on the same config."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+
+from tests.support.haply_process import PROXIES
+from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_config, http_get,
+                                          run_haproxy)
+
+RFC3164 = re.compile(rb"<(\d{1,3})>([A-Z][a-z]{2}) ([ \d]\d) \d\d:\d\d:\d\d (\S+)\[(\d+)\]: (.*)")
+RFC5424 = re.compile(rb"<(\d{1,3})>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z) "
+                     rb"(\S+) (\S+) (\d+) - - (.*)")
+HTTPLOG = re.compile(
+    r"127\.0\.0\.1:(\d+) \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] fe be/(\w+) "
+    r"(-?\d+)/(-?\d+)/(-?\d+)/(-?\d+)/(\d+) (\d{3}) (\d+) - - (\S{4}) "
+    r"(\d+)/(\d+)/(\d+)/(\d+)/(\d+) (\d+)/(\d+) \"(.*)\"")
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+
+    def lines(self, count: int, timeout: float = 5.0) -> list[bytes]:
+        found: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count and time.monotonic() < deadline:
+            try:
+                found.append(self.sock.recv(65535))
+            except socket.timeout:
+                pass
+        return found
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def httplog_config(log_port: int, port: int, backends, fmt: str = "") -> str:
+    prelude = haproxy_config("").replace(
+        "    nbthread 1\n", f"    nbthread 1\n    log 127.0.0.1:{log_port} {fmt} local2 info\n")
+    return prelude + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log global
+    option httplog
+    default_backend be
+backend be
+    server s1 {backends[0].address}
+"""
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_httplog_lines_match_haproxy(name, receiver):
+    port = free_port()
+    with echo_backends(["a"]) as backends:
+        with run_haproxy(httplog_config(receiver.port, port, backends), PROXIES[name]):
+            assert http_get(port, "/x?y=1").status == 200
+            assert http_get(port, "/two").status == 200
+            lines = receiver.lines(3)
+    assert len(lines) == 3, lines
+    # the start-up probe connected and closed without a request: both log it
+    probe = RFC3164.fullmatch(lines[0].rstrip(b"\n")).group(6).decode()
+    assert re.fullmatch(r"127\.0\.0\.1:\d+ \[.*\] fe fe/<NOSRV> -1/-1/-1/-1/\d+ 400 0 - - CR-- "
+                        r"\d+/\d+/0/0/0 0/0 \"<BADREQ>\"", probe), probe
+    lines = lines[1:]
+    for raw in lines:
+        assert raw.endswith(b"\n")
+        raw = raw[:-1]
+        match = RFC3164.fullmatch(raw)
+        assert match, raw
+        assert match.group(1) == b"150"  # local2.info
+        assert match.group(4) == b"haproxy"
+    messages = [RFC3164.fullmatch(raw.rstrip(b"\n")).group(6).decode() for raw in lines]
+    first = HTTPLOG.fullmatch(messages[0])
+    assert first, messages[0]
+    assert first.group(2) == "s1" and first.group(8) == "200"
+    assert first.group(10) == "----"
+    assert first.group(18) == "GET /x?y=1 HTTP/1.1"
+    assert int(first.group(9)) > 0  # bytes sent to the client
+    # after the response the server and backend hold nothing (b, s of ac/fc/bc/sc/rc)
+    assert first.group(13) == "0" and first.group(14) == "0"
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_rfc5424_and_server_down_event(name, receiver):
+    port, dead = free_port(), free_port()
+    prelude = haproxy_config("").replace(
+        "    nbthread 1\n",
+        f"    nbthread 1\n    log 127.0.0.1:{receiver.port} format rfc5424 local0\n")
+    config = prelude + f"""
+backend be
+    log global
+    server s1 127.0.0.1:{dead} check inter 100ms fall 1
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+"""
+    with run_haproxy(config, PROXIES[name]):
+        lines = receiver.lines(1, timeout=5)
+    assert lines, "no log line for the server going down"
+    match = RFC5424.fullmatch(lines[0].rstrip(b"\n"))
+    assert match, lines[0]
+    assert match.group(1) == b"129"  # local0.alert, as HAProxy sends DOWN
+    assert match.group(7).startswith(b"Server be/s1 is DOWN, reason: Layer4 connection problem")
+
+
+def test_json_and_dontlognull_tcp(receiver):
+    port, tport = free_port(), free_port()
+    from tests.support.haply_process import run_haply
+    with echo_backends(["a"]) as backends:
+        prelude = haproxy_config("").replace(
+            "    nbthread 1\n",
+            f"    nbthread 1\n    log 127.0.0.1:{receiver.port} format raw local0\n")
+        config = prelude + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log global
+    log-format json
+    default_backend be
+frontend tfe
+    mode tcp
+    bind 127.0.0.1:{tport}
+    log global
+    option tcplog
+    option dontlognull
+    default_backend tbe
+backend be
+    server s1 {backends[0].address}
+backend tbe
+    mode tcp
+    server s1 {backends[0].address}
+"""
+        with run_haply(config):
+            http_get(port, "/j")
+            import json
+            probe = receiver.lines(1)[0]  # the start-up probe's <BADREQ> line
+            assert json.loads(probe)["status"] == 400
+            data = json.loads(receiver.lines(1)[0])
+            assert data["status"] == 200 and data["uri"] == "/j" and data["server"] == "s1"
+            # an empty TCP connection is not logged, one with data is
+            with socket.create_connection(("127.0.0.1", tport)):
+                pass
+            assert http_get(tport, "/t").status == 200
+            lines = receiver.lines(1)
+            assert len(lines) == 1
+            assert re.fullmatch(rb"127\.0\.0\.1:\d+ \[.*\] tfe tbe/s1 \d+/\d+/\d+ \d+ -- "
+                                rb"\d+/\d+/0/0/0 0/0\n", lines[0]), lines[0]
+            assert receiver.lines(1, timeout=0.5) == []  # nothing for the empty one

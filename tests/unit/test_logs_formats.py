@@ -1,0 +1,84 @@
+"""log-format compilation and HAProxy's built-in formats."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, strategies as st
+
+from haply.logs import formats
+from haply.logs.logger import Record
+
+WHEN = 1795309474.25  # a fixed wall-clock time
+
+
+def record(**overrides) -> Record:
+    values = dict(
+        client_ip="10.0.0.9", client_port="41234", frontend_ip="10.0.0.1", frontend_port=80,
+        frontend="fe", ssl=False, backend="be", server="s1", server_ip="10.0.1.1",
+        server_port=8080, accept_time=WHEN, request_time=WHEN, TR=1, Tw=2, Tc=3, Tr=4, Ta=10,
+        Tt=12, Ti=0, status=200, bytes_read=1234, bytes_uploaded=99, termination="----",
+        actconn=5, feconn=4, beconn=3, srv_conn=2, retries=0, srv_queue=0, backend_queue=0,
+        request_line="GET /a?b=1 HTTP/1.1", method="GET", uri="/a?b=1", http_version="HTTP/1.1",
+        hostname="node1", pid=77, request_counter=1)
+    values.update(overrides)
+    return Record(**values)
+
+
+DATE = r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d\.\d{3}"
+
+
+def test_httplog_layout():
+    line = formats.compile_format("httplog")(record())
+    assert re.fullmatch(
+        rf'10\.0\.0\.9:41234 \[{DATE}\] fe be/s1 1/2/3/4/10 200 1234 - - ---- '
+        r'5/4/3/2/0 0/0 "GET /a\?b=1 HTTP/1\.1"', line), line
+
+
+def test_tcplog_layout():
+    line = formats.compile_format("tcplog")(record(termination="--"))
+    assert re.fullmatch(rf"10\.0\.0\.9:41234 \[{DATE}\] fe be/s1 2/3/12 1234 -- 5/4/3/2/0 0/0", line), line
+
+
+def test_clf_layout():
+    # HAProxy 2.6's own line for this format, observed:
+    # 127.0.0.1 - - [22/Nov/2026:01:13:21 +0000] "GET /x?y=1 HTTP/1.1" 404 500 "" "" 35404 751
+    #   "fe" "be" "s1" 0 0 0 6 6 ---- 1 1 0 0 0 0 0 "" "" (one line)
+    line = formats.compile_format("httplog clf")(record())
+    assert re.fullmatch(r'10\.0\.0\.9 - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+                        r'"GET /a\?b=1 HTTP/1\.1" 200 1234 "" "" 41234 250 "fe" "be" "s1" '
+                        r'1 2 3 4 10 ---- 5 4 3 2 0 0 0 "" "" ', line), line
+
+
+def test_custom_format_with_quotes_and_samples():
+    render = formats.compile_format('%{+Q}ci %ST %[src] %HM %HP %HQ 100%% \\"x')
+    assert render(record()) == '"10.0.0.9" 200 10.0.0.9 GET /a ?b=1 100% "x'
+
+
+def test_longest_variable_wins_and_literal_suffix():
+    assert formats.compile_format("%Tw/%Tt|%Bx")(record()) == "2/12|1234x"
+
+
+def test_unknown_variable_is_an_error():
+    with pytest.raises(formats.FormatError):
+        formats.compile_format("%zz")
+    with pytest.raises(formats.FormatError):
+        formats.compile_format("%{+Q")
+
+
+def test_json_format_is_json():
+    data = json.loads(formats.compile_format("json")(record()))
+    assert data["status"] == 200 and data["server"] == "s1" and data["uri"] == "/a?b=1"
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="%\\"), max_size=60))
+def test_text_without_variables_is_copied(text):
+    assert formats.compile_format(text)(record()) == text
+
+
+@given(st.lists(st.sampled_from(sorted(set(formats.VARIABLES) - {"o"})), min_size=1, max_size=8))
+def test_any_sequence_of_variables_renders(names):
+    line = formats.compile_format(" ".join("%" + name for name in names))(record())
+    assert "\n" not in line
