@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "quickstart":
         from haply import quickstart
         return quickstart.main(argv[1:])
+    if argv and argv[0] == "ctl":
+        from haply import ctl
+        return ctl.main(argv[1:])
     if argv and argv[0] == "check":
         argv = ["-c"] + [a for path in argv[1:] for a in ("-f", path)]
     if argv and argv[0] in ("-h", "--help", "help"):

@@ -169,3 +169,46 @@ def test_concurrent_commands_under_traffic(setup):
     states = cli(admin, "show servers state be").splitlines()[2:4]
     assert [line.split()[6] for line in states] == ["0", "0"]  # both ready
     assert cli(admin, "get weight be/b") == "10 (initial 5)\n\n"
+
+
+# ------------------------------------------------------------------ haply ctl
+
+
+def ctl(*args: str, env: dict | None = None):
+    import subprocess
+    import sys
+    from tests.support.haply_process import REPO_ROOT
+    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **(env or {}))
+    environment.pop("HAPLY_SOCKET", None) if env is None else None
+    return subprocess.run([sys.executable, "-m", "haply", "ctl", *args], capture_output=True,
+                          text=True, timeout=20, env=environment, stdin=subprocess.DEVNULL)
+
+
+def test_ctl_status_table_and_actions(setup):
+    sock = setup["admin"]
+    result = ctl("-S", sock, "drain", "be/a")
+    assert result.returncode == 0, result.stderr
+    result = ctl("-S", sock, "status")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["PROXY", "NAME", "STATUS", "WEIGHT"]
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[2:]}
+    assert rows[("be", "a")][2] == "DRAIN"
+    assert rows[("be", "b")][2] == "no"  # "no check"
+    assert ("fe", "FRONTEND") in rows and ("be", "BACKEND") in rows
+    result = ctl("-S", sock, "servers", "be")
+    assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["be/a", "be/b"]
+    result = ctl("-S", sock, "ready", "be/a")
+    assert result.returncode == 0
+    assert "DRAIN" not in ctl("-S", sock, "status").stdout
+
+
+def test_ctl_errors_and_raw(setup):
+    result = ctl("-S", setup["user"], "maint", "be/a")
+    assert result.returncode == 1 and "Permission denied" in result.stdout
+    result = ctl("-S", setup["admin"], "--raw", "show", "backend")
+    assert result.stdout == "# name\nbe\n"
+    result = ctl("-S", setup["tcp"].removeprefix("TCP:"), "info")
+    assert result.returncode == 0 and "Uptime_sec" in result.stdout
+    result = ctl("-S", "/nonexistent/haply.sock", "status")
+    assert result.returncode == 1 and "cannot talk to the stats socket" in result.stderr

@@ -1,0 +1,206 @@
+"""`haply ctl COMMAND`: the runtime API for people.
+
+Talks to a `stats socket` (unix path or HOST:PORT) and prints HAProxy's answers
+as readable tables: `haply ctl status` shows every proxy with its servers,
+`haply ctl drain be/web1` drains a server. Any runtime API command works as
+written (`haply ctl show servers state`); `--raw` prints the answer untouched
+for scripts.
+
+The socket is taken from `-S`, else $HAPLY_SOCKET, else the first `stats socket`
+of the config given with `-f`, else HAProxy's usual /run/haproxy/admin.sock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import socket
+import sys
+
+DEFAULT_SOCKET = "/run/haproxy/admin.sock"
+TIMEOUT = 10.0
+
+USAGE = """\
+usage: haply ctl [-S SOCKET | -f CONFIG] [--raw] COMMAND...
+
+friendly commands:
+  status                       every proxy and server: state, weight, sessions, checks
+  servers [BACKEND]            servers with state, address, weight, check
+  info                         process information
+  ready|drain|maint B/S        change a server's administrative state
+  weight B/S N                 set a server's weight
+  add B/S ADDR:PORT [OPTS]     add a server (in maintenance; `ready` puts it in service)
+  del B/S                      remove a server (must be in maintenance)
+any runtime API command, e.g.:
+  show stat | show servers state | show errors | help
+"""
+
+
+def socket_from_config(path: str) -> str | None:
+    from haply.config import load
+    config = load([path]).config
+    sockets = config.global_.stats_sockets
+    return sockets[0].path if sockets else None
+
+
+def send(address: str, command: str, timeout: float = TIMEOUT) -> str:
+    """One command, one answer (the connection closes after it)."""
+    target = address
+    for prefix in ("ipv4@", "ipv6@", "tcp@"):
+        target = target.removeprefix(prefix)
+    if target.startswith("/") or target.startswith("unix@") or ":" not in target:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        where: object = target.removeprefix("unix@")
+    else:
+        host, _, port = target.rpartition(":")
+        host = host.strip("[]")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        where = (host, int(port))
+    sock.settimeout(timeout)
+    try:
+        sock.connect(where)
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        sock.close()
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]) + "\n"
+
+
+def stat_records(text: str) -> list[dict]:
+    lines = text.strip("\n").split("\n")
+    if not lines or not lines[0].startswith("# "):
+        raise ValueError(text.strip() or "empty answer")
+    return list(csv.DictReader(io.StringIO(lines[0][2:] + "\n" + "\n".join(lines[1:]))))
+
+
+def render_status(text: str) -> str:
+    rows = []
+    for r in stat_records(text):
+        kind = r["svname"] if r["svname"] in ("FRONTEND", "BACKEND") else "server"
+        check = r["check_status"]
+        if check and r.get("check_duration"):
+            check += f" {r['check_duration']}ms"
+        if r.get("last_chk"):
+            check += f" ({r['last_chk']})"
+        sessions = f"{r['scur']}/{r['smax']}" + (f"/{r['slim']}" if r["slim"] else "")
+        rows.append([r["pxname"], r["svname"] if kind == "server" else kind, r["status"],
+                     r["weight"], sessions, r["qcur"], r["stot"], r["bin"], r["bout"],
+                     r["econ"] or "", r["eresp"] or "", check, _ago(r["lastchg"])])
+    return table(["PROXY", "NAME", "STATUS", "WEIGHT", "SESS cur/max/lim", "QUEUE", "TOTAL",
+                  "BYTES IN", "BYTES OUT", "ECONN", "ERESP", "CHECK", "CHANGED"], rows)
+
+
+def render_servers(text: str, backend: str | None) -> str:
+    rows = []
+    for r in stat_records(text):
+        if r["svname"] in ("FRONTEND", "BACKEND") or (backend and r["pxname"] != backend):
+            continue
+        rows.append([f"{r['pxname']}/{r['svname']}", r["status"], r["addr"], r["weight"],
+                     "backup" if r["bck"] == "1" else "active", r["scur"],
+                     r["check_status"], _ago(r["lastchg"])])
+    return table(["SERVER", "STATUS", "ADDRESS", "WEIGHT", "ROLE", "SESSIONS", "CHECK", "CHANGED"], rows)
+
+
+def render_info(text: str) -> str:
+    rows = [line.split(": ", 1) for line in text.splitlines() if ": " in line]
+    return table(["FIELD", "VALUE"], rows)
+
+
+def _ago(seconds: str) -> str:
+    if not seconds:
+        return ""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s ago"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s ago"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m ago"
+    return f"{s // 86400}d{s % 86400 // 3600}h ago"
+
+
+def translate(words: list[str]) -> tuple[str, str | None]:
+    """(runtime API command, renderer name or None) for friendly words."""
+    head = words[0]
+    if head == "status":
+        return "show stat", "status"
+    if head == "servers":
+        return "show stat", "servers"
+    if head == "info":
+        return "show info", "info"
+    if head in ("ready", "drain", "maint") and len(words) == 2:
+        return f"set server {words[1]} state {head}", None
+    if head == "weight" and len(words) == 3:
+        return f"set server {words[1]} weight {words[2]}", None
+    if head == "add" and len(words) >= 3:
+        return "add server " + " ".join(words[1:]), None
+    if head == "del" and len(words) == 2:
+        return f"del server {words[1]}", None
+    return " ".join(words), None
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="haply ctl", usage=USAGE, add_help=False)
+    parser.add_argument("-S", "--socket")
+    parser.add_argument("-f", "--config")
+    parser.add_argument("--raw", action="store_true")
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("words", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.help or not args.words:
+        print(USAGE, end="")
+        return 0 if args.help else 2
+    address = args.socket or os.environ.get("HAPLY_SOCKET")
+    if address is None and args.config:
+        try:
+            address = socket_from_config(args.config)
+        except Exception as exc:  # the config's own located error
+            print(f"haply ctl: {exc}", file=sys.stderr)
+            return 2
+        if address is None:
+            print(f"haply ctl: {args.config} has no 'stats socket' in its global section",
+                  file=sys.stderr)
+            return 2
+    address = address or DEFAULT_SOCKET
+    command, renderer = translate(args.words)
+    try:
+        answer = send(address, command)
+    except OSError as exc:
+        print(f"haply ctl: cannot talk to the stats socket {address}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    if args.raw or renderer is None:
+        text = answer.rstrip("\n")
+        if text:
+            print(text)
+        failed = text.startswith(("Permission denied", "Unknown command", "No such",
+                                  "Require", "Can't find")) or "expects" in text
+        return 1 if failed else 0
+    try:
+        if renderer == "status":
+            out = render_status(answer)
+        elif renderer == "servers":
+            out = render_servers(answer, args.words[1] if len(args.words) > 1 else None)
+        else:
+            out = render_info(answer)
+    except ValueError as exc:
+        print(f"haply ctl: {exc}", file=sys.stderr)
+        return 1
+    print(out, end="")
+    return 0
