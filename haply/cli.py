@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "quickstart":
         from haply import quickstart
         return quickstart.main(argv[1:])
+    if argv and argv[0] == "convert":
+        from haply import convert
+        return convert.main(argv[1:])
     if argv and argv[0] == "ctl":
         from haply import ctl
         return ctl.main(argv[1:])

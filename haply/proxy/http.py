@@ -353,6 +353,10 @@ class HttpSession(asyncio.Protocol):
             self._respond_local(200, responses.error_response(200, None, close=False),
                                 keep_alive=request.keep_alive)
             return
+        allowed = self.router.allowed_methods
+        if allowed is not None and request.method_bytes not in allowed:
+            self._respond_local(501)
+            return
         if self.router.redirects is not None:
             rule = redirect.first_match(self.router.redirects, request)
             if rule is not None:

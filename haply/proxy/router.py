@@ -54,6 +54,9 @@ class Router:
         self.default_backend = proxy.default_backend
         # `redirect` rules, answered before any backend is chosen (None: no rules).
         self.redirects = compile_redirects(proxy.redirects)
+        # Methods a Pound listener accepts (its xHTTP level); others get 501.
+        self.allowed_methods = next((frozenset(m.encode() for m in args[1:])
+                                     for key, args in proxy.extra if key == "pound-xhttp"), None)
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
