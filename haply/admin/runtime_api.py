@@ -26,6 +26,7 @@ PERMISSION_DENIED = "Permission denied\n"
 # `show servers state` numbering (HAProxy's state file format, version 1).
 OP_STOPPED, OP_STARTING, OP_RUNNING = 0, 1, 2
 ADMF_FMAINT = 0x01
+ADMF_CMAINT = 0x04
 ADMF_FDRAIN = 0x08
 CHECK_STATUS_CODES = {
     "UNK": 0, "INI": 1, "SOCKERR": 5, "L4OK": 6, "L4TOUT": 7, "L4CON": 8, "L6OK": 9,
@@ -164,11 +165,10 @@ def cmd_show_servers_state(api: RuntimeApi, args: list[str]) -> str:
     for name in names:
         for s in engine.registry.servers(name):
             h = health.health_of(name, s.name) if health is not None else None
-            if s.operational == UP:
-                op = OP_RUNNING
-            else:
-                op = OP_STOPPED
+            op = OP_RUNNING if s.operational == UP and s.admin != MAINT else OP_STOPPED
             admin = (ADMF_FMAINT if s.admin == MAINT else 0) | (ADMF_FDRAIN if s.admin == DRAIN else 0)
+            if s.admin == MAINT and s.config is not None and s.config.disabled:
+                admin |= ADMF_CMAINT  # still in the maintenance the config asked for
             if h is None:
                 check = (CHECK_STATUS_CODES["INI"], 0, 0, 0)
             else:

@@ -112,6 +112,7 @@ def take(engine, now: float, pid: int | None = None) -> Snapshot:
     loop's time)."""
     pid = pid if pid is not None else 1
     health = getattr(engine, "health", None)
+    counters = getattr(engine, "check_counters", None)
     rows: list[dict] = []
     for position, proxy in enumerate(engine.config.proxies):
         iid = proxy.id if proxy.id is not None else position + 2
@@ -121,10 +122,11 @@ def take(engine, now: float, pid: int | None = None) -> Snapshot:
             rows.append(_frontend_row(frontend, iid, pid, mode))
         backend = engine.backends.get(proxy.name)
         if backend is not None:
-            servers = [_server_row(state, health, iid, pid, mode, now)
+            servers = [_server_row(state, health, iid, pid, mode, now, counters)
                        for state in engine.registry.servers(proxy.name)]
             rows.extend(servers)
-            rows.append(_backend_row(backend, servers, iid, pid, mode, now))
+            rows.append(_backend_row(backend, servers, iid, pid, mode, now, engine.frontends,
+                                     getattr(engine, "started_at", now)))
     return Snapshot(rows, info(engine, now, pid))
 
 
@@ -135,7 +137,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         pxname=frontend.name, svname="FRONTEND", type=TYPE_FRONTEND, pid=pid, iid=iid,
         sid=0, status="OPEN", mode=mode,
         scur=gate.current, smax=getattr(gate, "max_seen", gate.current),
-        slim=gate.limit if gate.limit else None,
+        slim=gate.limit or frontend.global_gate.limit or None,
         stot=getattr(gate, "total", 0), conn_tot=getattr(gate, "total", 0),
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
         ereq=frontend.request_errors, req_tot=frontend.http_requests)
@@ -145,7 +147,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
 
 
 def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str,
-                now: float) -> dict:
+                now: float, counters=None) -> dict:
     row = dict.fromkeys(SERVER_ZEROS, 0)
     health = health_checker.health_of(state.backend, state.name) if health_checker else None
     active = not state.backup
@@ -168,11 +170,13 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
         t = health.timing
         status = state.check_status or "INI"
         row.update(
-            chkfail=getattr(health, "failed_checks", 0), chkdown=getattr(health, "down_transitions", 0),
-            downtime=0, check_status=status,
+            chkfail=getattr(health, "failed_checks", 0),
+            chkdown=counters.chkdown(state.backend, state.name) if counters else 0,
+            downtime=counters.downtime(state.backend, state.name, now) if counters else 0,
+            check_status=status,
             check_code=state.check_code,
             check_duration=int(state.check_duration) if state.check_duration is not None else None,
-            check_desc=CHECK_DESC.get(status, status), last_chk=state.check_reason or None,
+            check_desc=CHECK_DESC.get(status, status), last_chk=last_check_info(state),
             check_rise=t.rise, check_fall=t.fall, check_health=health.health)
     if mode == "http":
         _hrsp(row, state.http_responses)
@@ -181,6 +185,20 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
             row[name] = None
     row["lastsess"] = -1 if not state.total_sessions else row.get("lastsess", 0)
     return row
+
+
+def last_check_info(state: ServerState) -> str | None:
+    """`last_chk`: the check's own words ("Connection refused", "HTTP status
+    check returned code <503>"), not the status description HAProxy puts in
+    check_desc."""
+    reason = state.check_reason or ""
+    marker = 'info: "'
+    cut = reason.find(marker)
+    if cut >= 0:
+        return reason[cut + len(marker):].rstrip('"') or None
+    if not reason or reason == CHECK_DESC.get(state.check_status or ""):
+        return None
+    return reason
 
 
 def _addr(state: ServerState) -> str:
@@ -192,23 +210,38 @@ def _addr(state: ServerState) -> str:
     return f"{host}:{state.port}"
 
 
+def fullconn(frontends: dict, backend: str) -> int:
+    """A backend's session limit when `fullconn` is not set: a tenth of the
+    maxconn of the frontends that can send to it (HAProxy manual, "fullconn")."""
+    total = 0
+    for frontend in frontends.values():
+        proxy = frontend.proxy
+        if proxy.default_backend == backend or proxy.name == backend or any(
+                switch.backend == backend for switch in proxy.backend_switches):
+            total += frontend.gate.limit or frontend.global_gate.limit or 0
+    return total // DEFAULT_BACKEND_SLIM_RATIO
+
+
 def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
-                 now: float) -> dict:
+                 now: float, engine_frontends: dict, started_at: float) -> dict:
     row = dict.fromkeys(BACKEND_ZEROS, 0)
     states = backend.servers
-    usable_active = [s for s in states if not s.backup and s.admin != MAINT
-                     and s.operational != DOWN]
-    usable_backup = [s for s in states if s.backup and s.admin != MAINT
-                     and s.operational != DOWN]
-    up = bool(usable_active or usable_backup)
-    last = max((s.last_change for s in states), default=0.0)
+    # HAProxy counts servers that can take traffic: up, ready, weight above 0.
+    usable_active = [s for s in states if not s.backup and s.usable]
+    usable_backup = [s for s in states if s.backup and s.usable]
+    # A backend without servers (a stats-only `listen`) shows UP, as HAProxy's does.
+    up = not states or any(s.operational != DOWN and s.admin != MAINT for s in states)
+    # The backend's own UP/DOWN history is not tracked: its last change is the start.
+    last = started_at
     row.update(
         pxname=backend.name, svname="BACKEND", type=TYPE_BACKEND, pid=pid, iid=iid,
         sid=0, mode=mode, algo=backend.proxy.balance,
         qcur=backend.queued, qmax=backend.max_queued,
         scur=backend.current_sessions, smax=getattr(backend, "max_sessions", backend.current_sessions),
         stot=backend.total_sessions, lbtot=backend.total_sessions,
-        bin=backend.bytes_in, bout=backend.bytes_out,
+        # HTTP exchanges count bytes on servers only; a backend's are its servers'.
+        bin=max(backend.bytes_in, sum(s.bytes_in for s in states)),
+        bout=max(backend.bytes_out, sum(s.bytes_out for s in states)),
         econ=backend.connect_errors,
         eresp=sum(s.response_errors for s in states),
         wretr=backend.retried, wredis=backend.redispatched,
@@ -218,7 +251,9 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         act=len(usable_active), bck=len(usable_backup),
         lastchg=max(0, int(now - last)),
         req_tot=sum(sum(s.http_responses.values()) for s in states) if mode == "http" else None)
-    row["slim"] = backend.proxy.maxconn or None
+    row["slim"] = backend.proxy.maxconn or fullconn(engine_frontends, backend.name) or None
+    if not states:
+        row["downtime"] = None
     row["-"] = "-"
     if mode == "http":
         counts: dict[int, int] = {}

@@ -24,6 +24,7 @@ from haply.proxy.router import ERROR_HISTORY, Router
 from haply.proxy.tcp import TcpClientProtocol
 from haply.proxy.upstream import ConnectionPool
 from haply.runtime.registry import Registry
+from haply.admin.counters import CheckCounters
 from haply.admin.services import compile_services
 from haply.logs import Logging
 from haply.logs.hooks import logged_http_session, logged_tcp_session
@@ -145,6 +146,8 @@ class Engine:
             self._servers.append(server)
         self._start_health()
         self.started_at = self.loop.time()
+        self.check_counters = CheckCounters()
+        self.health.subscribe(self.check_counters.on_event)
         if self.logging is not None:
             self.health.subscribe(
                 lambda event: self.logging.server_event(event, self.config.proxy(event.backend)))
