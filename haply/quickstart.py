@@ -19,7 +19,9 @@ example itself, byte for byte, and the same file runs under HAProxy 2.6.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import csv
 import http.client
 import os
 import shutil
@@ -34,6 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 DEFAULT_PORT = 8080
+DEFAULT_STATS_PORT = 8404  # HAProxy's documented example port for the stats page
+STATS_PATH = "/stats"
+STATS_AUTH = ("admin", "quickstart")  # as in examples/quickstart.cfg
 BACKEND_NAMES = ("web1", "web2", "web3")
 # 6 requests over 3 round-robin servers: each server should answer twice.
 CHECK_REQUESTS = 6
@@ -143,11 +148,15 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def http_get(port: int, path: str) -> tuple[int, str]:
+def http_get(port: int, path: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
     """One GET on a new connection, so that each request is balanced on its own."""
+    headers = {"Connection": "close"}
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     try:
-        conn.request("GET", path, headers={"Connection": "close"})
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         return response.status, response.read().decode(errors="replace")
     finally:
@@ -243,6 +252,25 @@ def run_check(port: int, names: tuple[str, ...]) -> bool:
     return ok
 
 
+def check_stats(port: int, names: tuple[str, ...]) -> bool:
+    """Reads the stats page's CSV export: every backend server must be listed UP."""
+    try:
+        status, body = http_get(port, STATS_PATH + ";csv", auth=STATS_AUTH)
+    except OSError as exc:
+        print(f"stats page: GET {STATS_PATH};csv failed: {exc}")
+        return False
+    if status != 200:
+        print(f"stats page: GET {STATS_PATH};csv -> HTTP {status}")
+        return False
+    rows = list(csv.DictReader(body.lstrip("# ").splitlines()))
+    states = {row["svname"]: row["status"] for row in rows
+              if row.get("pxname") == "web" and row.get("svname") in names}
+    print("stats page: " + ", ".join(f"{n} {states.get(n, 'missing')}" for n in names))
+    # "UP 1/3" is still UP: HAProxy's way of showing a health that has not yet
+    # climbed to its maximum (rise + fall - 1 good checks), as right after start
+    return all(states.get(n, "").split(" ")[0] == "UP" for n in names)
+
+
 # ------------------------------------------------------------------ main
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -253,12 +281,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=None,
                         help=f"port the proxy listens on, on 127.0.0.1 (default "
                              f"{DEFAULT_PORT}; with --check, a free port)")
+    parser.add_argument("--stats-port", type=int, default=None,
+                        help=f"port of the statistics page (default {DEFAULT_STATS_PORT}; "
+                             "with --check, a free port)")
     parser.add_argument("--check", action="store_true",
                         help=f"send {CHECK_REQUESTS} requests, print which backend "
                              "answered each, exit 0 if all succeeded")
     parser.add_argument("--config", metavar="FILE",
                         help="config to run instead of examples/quickstart.cfg; it may "
-                             "use ${QS_PORT} and ${QS_PORT1}..${QS_PORT3}")
+                             "use ${QS_PORT}, ${QS_STATS_PORT} and ${QS_PORT1}..${QS_PORT3}")
     parser.add_argument("--proxy", metavar="PROGRAM",
                         help="run PROGRAM -f CONFIG -db instead of haply, e.g. "
                              "/usr/sbin/haproxy to compare")
@@ -276,10 +307,13 @@ def main(argv: list[str] | None = None) -> int:
 
     port = args.port if args.port is not None else (
         free_port() if args.check else DEFAULT_PORT)
-    if port_in_use(port):
-        print(f"haply quickstart: 127.0.0.1:{port} is already in use; "
-              f"pass --port with a free port", file=sys.stderr)
-        return 2
+    stats_port = args.stats_port if args.stats_port is not None else (
+        free_port() if args.check else DEFAULT_STATS_PORT)
+    for value, option in ((port, "--port"), (stats_port, "--stats-port")):
+        if port_in_use(value):
+            print(f"haply quickstart: 127.0.0.1:{value} is already in use; "
+                  f"pass {option} with a free port", file=sys.stderr)
+            return 2
 
     stop = threading.Event()
     workdir = Path(tempfile.mkdtemp(prefix="haply-quickstart-"))
@@ -290,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             backend.start()
         config = workdir / "haproxy.cfg"
         config.write_text(text)
-        env = dict(os.environ, QS_PORT=str(port))
+        env = dict(os.environ, QS_PORT=str(port), QS_STATS_PORT=str(stats_port))
         for i, backend in enumerate(backends, start=1):
             env[f"QS_PORT{i}"] = str(backend.port)
         if args.proxy:
@@ -317,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.check:
                 print(f"proxy is up on 127.0.0.1:{port}; sending {CHECK_REQUESTS} requests")
                 ok = run_check(port, BACKEND_NAMES)
+                ok = check_stats(stats_port, BACKEND_NAMES) and ok
                 print("quickstart check: " + ("OK" if ok else "FAILED"))
                 return 0 if ok else 1
 
@@ -324,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             print("haply is balancing over the three backends. Send requests:")
             print(f"  curl http://127.0.0.1:{port}/")
             print("Each answer names the backend that served it; repeat to see round robin.")
+            print(f"Statistics: http://127.0.0.1:{stats_port}{STATS_PATH} "
+                  f"(user {STATS_AUTH[0]}, password {STATS_AUTH[1]})")
             print("Press Ctrl-C to stop.", flush=True)
             while not stop.is_set() and proc.poll() is None:
                 stop.wait(0.5)

@@ -6,6 +6,7 @@ examples/quickstart.cfg and sends requests through it. The same run with HAProxy
 against the oracle, so a failure of the haply run points at haply.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -37,6 +38,8 @@ def assert_check_passed(result):
     assert len(answers) == 6, output
     # round robin over three servers: six requests reach each one twice
     assert sorted(answers) == ["web1", "web1", "web2", "web2", "web3", "web3"], output
+    assert re.search(r"^stats page: web1 UP[ 0-9/]*, web2 UP[ 0-9/]*, web3 UP[ 0-9/]*$",
+                     result.stdout, re.M), output
     assert "quickstart check: OK" in result.stdout
 
 
@@ -53,13 +56,15 @@ def test_quickstart_check_through_haproxy():
 
 @pytest.mark.oracle
 def test_example_config_is_valid_for_haproxy():
-    env = dict(os.environ, QS_PORT="8080", QS_PORT1="9001", QS_PORT2="9002", QS_PORT3="9003")
+    env = dict(os.environ, QS_PORT="8080", QS_STATS_PORT="8404", QS_PORT1="9001",
+               QS_PORT2="9002", QS_PORT3="9003")
     result = run([HAPROXY, "-c", "-f", str(EXAMPLE)], env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_example_config_is_valid_for_haply():
-    env = dict(os.environ, QS_PORT="8080", QS_PORT1="9001", QS_PORT2="9002", QS_PORT3="9003")
+    env = dict(os.environ, QS_PORT="8080", QS_STATS_PORT="8404", QS_PORT1="9001",
+               QS_PORT2="9002", QS_PORT3="9003")
     result = run([sys.executable, "-m", "haply", "-c", "-f", str(EXAMPLE)], env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -92,8 +97,10 @@ def port_refuses(port):
 ])
 def test_interactive_quickstart_serves_then_stops_on_sigterm(proxy):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "haply.quickstart", "--port", str(port)]
-                            + proxy, cwd=ROOT, stdin=subprocess.DEVNULL,
+    stats_port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "haply.quickstart", "--port", str(port),
+                             "--stats-port", str(stats_port)] + proxy,
+                            cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -107,12 +114,16 @@ def test_interactive_quickstart_serves_then_stops_on_sigterm(proxy):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/hello", timeout=10) as r:
             assert re.fullmatch(r"web\d answered GET /hello \(X-Forwarded-For: 127\.0\.0\.1\)\n",
                                 r.read().decode())
+        stats = urllib.request.Request(f"http://127.0.0.1:{stats_port}/stats;csv", headers={
+            "Authorization": "Basic " + base64.b64encode(b"admin:quickstart").decode()})
+        with urllib.request.urlopen(stats, timeout=10) as r:
+            assert "web,web1," in r.read().decode()
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, "".join(lines) + rest
         assert "stopping" in rest
         # the proxy and the three backends are gone
-        assert port_refuses(port)
+        assert port_refuses(port) and port_refuses(stats_port)
         assert all(port_refuses(p) for p in backend_ports)
     finally:
         if proc.poll() is None:
