@@ -36,53 +36,80 @@ JSON_FIELDS = (
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+class _DateCache:
+    """Dates change once a second: format the second once, add the milliseconds."""
+
+    __slots__ = ("second", "text", "gmt_second", "gmt_text")
+
+    def __init__(self) -> None:
+        self.second = self.gmt_second = -1
+        self.text = self.gmt_text = ""
+
+    def local(self, now: float, millis: bool = True) -> str:
+        second = int(now)
+        if second != self.second:
+            t = time.localtime(second)
+            self.second = second
+            self.text = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+        if not millis:
+            return self.text
+        return f"{self.text}.{int((now - second) * 1000):03d}"
+
+    def gmt(self, now: float) -> str:
+        second = int(now)
+        if second != self.gmt_second:
+            t = time.gmtime(second)
+            self.gmt_second = second
+            self.gmt_text = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")
+        return self.gmt_text
+
+
+_DATES = _DateCache()
+
+
 def _date(now: float, millis: bool = True) -> str:
-    t = time.localtime(now)
-    text = f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-    if millis:
-        text += f".{int(now % 1 * 1000):03d}"
-    return text
+    return _DATES.local(now, millis)
 
 
 def _gmt_date(now: float) -> str:
-    t = time.gmtime(now)
-    return (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:"
-            f"{t.tm_min:02d}:{t.tm_sec:02d} +0000")
+    return _DATES.gmt(now)
 
 
-# Each variable reads one attribute of a log record (haply.logs.logger.Record).
-VARIABLES: dict[str, Callable] = {
-    "ci": lambda r: r.client_ip, "cp": lambda r: r.client_port,
-    "fi": lambda r: r.frontend_ip, "fp": lambda r: r.frontend_port,
-    "f": lambda r: r.frontend, "ft": lambda r: r.frontend + ("~" if r.ssl else ""),
-    "fc": lambda r: r.feconn, "b": lambda r: r.backend, "s": lambda r: r.server,
-    "si": lambda r: r.server_ip, "sp": lambda r: r.server_port,
-    "t": lambda r: _date(r.accept_time), "tr": lambda r: _date(r.request_time),
-    "trg": lambda r: _gmt_date(r.request_time), "trl": lambda r: _date(r.request_time, False),
-    "ms": lambda r: f"{int(r.accept_time % 1 * 1000):03d}",
-    "Th": lambda r: 0, "Ti": lambda r: r.Ti, "TR": lambda r: r.TR, "Tq": lambda r: r.TR,
-    "Tw": lambda r: r.Tw, "Tc": lambda r: r.Tc, "Tr": lambda r: r.Tr, "Ta": lambda r: r.Ta,
-    "Tt": lambda r: r.Tt, "T": lambda r: r.Tt,
-    "ST": lambda r: r.status, "B": lambda r: r.bytes_read, "U": lambda r: r.bytes_uploaded,
-    "CC": lambda r: "", "CS": lambda r: "", "hr": lambda r: "", "hs": lambda r: "",
-    "hrl": lambda r: "", "hsl": lambda r: "",
-    "ts": lambda r: r.termination[:2], "tsc": lambda r: r.termination,
-    "ac": lambda r: r.actconn, "bc": lambda r: r.beconn, "sc": lambda r: r.srv_conn,
-    "rc": lambda r: r.retries, "sq": lambda r: r.srv_queue, "bq": lambda r: r.backend_queue,
-    "r": lambda r: r.request_line, "HM": lambda r: r.method, "HU": lambda r: r.uri,
-    "HP": lambda r: r.uri.split("?", 1)[0], "HQ": lambda r: ("?" + r.uri.split("?", 1)[1]) if "?" in r.uri else "",
-    "HV": lambda r: r.http_version, "H": lambda r: r.hostname, "pid": lambda r: r.pid,
-    "ID": lambda r: "", "o": lambda r: "", "lc": lambda r: 0, "rt": lambda r: r.request_counter,
-    "rq": lambda r: r.request_counter, "ts_": lambda r: "",
+def _dash(value) -> str:
+    """HAProxy writes '-' for an empty text field."""
+    return "-" if value is None or value == "" else str(value)
+
+
+# Each variable is a Python expression over a log record `r` (haply.logs.logger:
+# HttpRecord, TcpRecord or Record); compile_format joins them into one f-string.
+VARIABLES: dict[str, str] = {
+    "ci": "r.client_ip", "cp": "r.client_port", "fi": "r.frontend_ip", "fp": "r.frontend_port",
+    "f": "r.frontend", "ft": "r.frontend + ('~' if r.ssl else '')", "fc": "r.feconn",
+    "b": "r.backend", "s": "r.server", "si": "r.server_ip", "sp": "r.server_port",
+    "t": "_date(r.accept_time)", "tr": "_date(r.request_time)",
+    "trg": "_gmt_date(r.request_time)", "trl": "_date(r.request_time, False)",
+    "ms": "f'{int(r.accept_time % 1 * 1000):03d}'",
+    "Th": "0", "Ti": "r.Ti", "TR": "r.TR", "Tq": "r.TR", "Tw": "r.Tw", "Tc": "r.Tc",
+    "Tr": "r.Tr", "Ta": "r.Ta", "Tt": "r.Tt", "T": "r.Tt",
+    "ST": "r.status", "B": "r.bytes_read", "U": "r.bytes_uploaded",
+    "CC": "''", "CS": "''", "hr": "''", "hs": "''", "hrl": "''", "hsl": "''",
+    "ts": "r.termination[:2]", "tsc": "r.termination",
+    "ac": "r.actconn", "bc": "r.beconn", "sc": "r.srv_conn", "rc": "r.retries",
+    "sq": "r.srv_queue", "bq": "r.backend_queue",
+    "r": "r.request_line", "HM": "r.method", "HU": "r.uri", "HP": "r.uri.split('?', 1)[0]",
+    "HQ": "('?' + r.uri.split('?', 1)[1]) if '?' in r.uri else ''",
+    "HV": "r.http_version", "H": "r.hostname", "pid": "r.pid", "ID": "''", "o": "''",
+    "lc": "0", "rt": "r.request_counter", "rq": "r.request_counter",
 }
-# Variables HAProxy never quotes under +Q (numbers, dates, flags: observed on
-# HAProxy 2.6's `option httplog clf` lines).
 # Captures: when nothing was captured HAProxy writes nothing, not even the space.
 OMITTED_WHEN_EMPTY = frozenset({"hr", "hs", "hrl", "hsl"})
+# Variables HAProxy never quotes under +Q (numbers, dates, flags: observed on
+# HAProxy 2.6's `option httplog clf` lines).
 NUMERIC = frozenset("cp fp sp fc TR Tq Tw Tc Tr Ta Tt T Th Ti ST B U ac bc sc rc sq bq pid lc "
                     "rt rq t tr trg trl ms ts tsc".split())
-
-
+_NAMESPACE = {"_date": _date, "_gmt_date": _gmt_date, "_dash": _dash, "json": json}
 class FormatError(ValueError):
     pass
 
@@ -155,37 +182,47 @@ def compile_format(text: str) -> Callable[[object], str]:
         if literal:
             parts.append("".join(literal))
             literal = []
-        parts.append((VARIABLES[name], item_quote and name not in NUMERIC,
-                      name in OMITTED_WHEN_EMPTY))
+        parts.append((name, item_quote and name not in NUMERIC))
     if literal:
         parts.append("".join(literal))
 
-    def render(record) -> str:
-        out = []
-        skip_space = False
-        for part in parts:
-            if part.__class__ is str:
-                if skip_space and part.startswith(" "):
-                    part = part[1:]
-                skip_space = False
-                out.append(part)
-                continue
-            getter, quoted, omit = part
-            value = getter(record)
-            if omit and not value:
-                skip_space = True
-                continue
-            value = "-" if value is None or value == "" and not quoted else str(value)
-            out.append(f'"{value}"' if quoted else value)
-        return "".join(out)
+    return _generate(parts)
 
-    return render
+
+def _generate(parts: list) -> Callable[[object], str]:
+    """One generated expression for the whole line: a line costs one call."""
+    pieces: list[str] = []
+    skip_space = False
+    for part in parts:
+        if part.__class__ is str:
+            if skip_space and part.startswith(" "):
+                part = part[1:]
+            skip_space = False
+            if part:
+                pieces.append(repr(part))
+            continue
+        name, quoted = part
+        if name in OMITTED_WHEN_EMPTY:  # never captured by haply: nothing, no space
+            skip_space = True
+            continue
+        expression = VARIABLES[name]
+        if quoted:
+            pieces.append(f"'\"' + str({expression}) + '\"'")
+        elif name in NUMERIC:
+            pieces.append(f"str({expression})")
+        else:
+            pieces.append(f"_dash({expression})")
+    body = " + ".join(pieces) if pieces else "''"
+    source = f"def render(r):\n    return {body}\n"
+    namespace = dict(_NAMESPACE)
+    exec(compile(source, "<log-format>", "exec"), namespace)  # noqa: S102 (built from a fixed table)
+    return namespace["render"]
 
 
 def _json_renderer() -> Callable[[object], str]:
-    getters = [(key, VARIABLES[name]) for key, name in JSON_FIELDS]
-
-    def render(record) -> str:
-        return json.dumps({key: getter(record) for key, getter in getters},
-                          separators=(",", ":"), default=str)
-    return render
+    items = ", ".join(f"{key!r}: ({VARIABLES[name]})" for key, name in JSON_FIELDS)
+    source = ("def render(r):\n    return json.dumps({" + items +
+              "}, separators=(',', ':'), default=str)\n")
+    namespace = dict(_NAMESPACE)
+    exec(compile(source, "<log-format json>", "exec"), namespace)  # noqa: S102
+    return namespace["render"]

@@ -49,15 +49,89 @@ class Record:
             setattr(self, name, values.get(name, ""))
 
 
-class Target:
-    __slots__ = ("sink", "facility", "max_severity", "format", "length")
+class HttpRecord:
+    """The values of one HTTP line, read from the session only when the format
+    asks for them (a format that does not print a field does not compute it)."""
 
-    def __init__(self, sink, facility: str, level: str | None, fmt: str, length: int):
+    __slots__ = ("session", "request", "exchange", "now", "status", "termination",
+                 "server_state", "held", "log")
+
+    def __init__(self, log, session, request, exchange, now, status, termination, server):
+        self.log = log
+        self.session = session
+        self.request = request
+        self.exchange = exchange
+        self.now = now
+        self.status = status if status is not None else (
+            exchange.status if exchange.status is not None else -1)
+        self.termination = termination
+        # A server still held by this request is released right after the line
+        # is written; HAProxy logs after the release, so it is not counted.
+        held = request.server
+        self.held = 1 if held is not None else 0
+        self.server_state = held if held is not None else server
+
+    client_ip = property(lambda self: self.request.client_ip)
+    client_port = property(lambda self: _text(self.request.context.src_port))
+    frontend_ip = property(lambda self: _text(self.request.context.dst))
+    frontend_port = property(lambda self: self.session.dest_port)
+    frontend = property(lambda self: self.session.frontend.name)
+    ssl = property(lambda self: self.request.ssl)
+    backend = property(lambda self: (self.request.backend.name if self.request.backend is not None
+                                     else self.session.frontend.name))
+    server = property(lambda self: self.server_state.name if self.server_state is not None
+                      else "<NOSRV>")
+    server_ip = property(lambda self: self.server_state.host if self.server_state is not None else "")
+    server_port = property(lambda self: self.server_state.port if self.server_state is not None else "")
+    accept_time = property(lambda self: self.exchange.wall)
+    request_time = property(lambda self: self.exchange.wall)
+    TR = property(lambda self: 0)
+    Tw = property(lambda self: 0)
+    Tc = property(lambda self: 0 if self.server_state is not None else -1)
+    Tr = property(lambda self: int((self.exchange.response_at - self.exchange.begin) * 1000)
+                  if self.exchange.response_at else -1)
+    Ta = property(lambda self: int((self.now - self.exchange.begin) * 1000))
+    Tt = Ta
+    Ti = property(lambda self: 0)
+    bytes_read = property(lambda self: self.session.frontend.bytes_out - self.exchange.bytes_out)
+    bytes_uploaded = property(lambda self: self.session.frontend.bytes_in - self.exchange.bytes_in)
+    actconn = property(lambda self: self.log.engine.global_gate.current)
+    feconn = property(lambda self: self.session.frontend.gate.current)
+    beconn = property(lambda self: self.request.backend.current_sessions - self.held
+                      if self.request.backend is not None else 0)
+    srv_conn = property(lambda self: self.server_state.current_sessions - self.held
+                        if self.server_state is not None else 0)
+    retries = property(lambda self: self.request.attempts)
+    srv_queue = property(lambda self: 0)
+    backend_queue = property(lambda self: self.request.backend.queued
+                             if self.request.backend is not None else 0)
+    method = property(lambda self: _method(self.request))
+    uri = property(lambda self: self.request.uri)
+    http_version = property(lambda self: f"HTTP/{getattr(self.request, 'version', '1.1') or '1.1'}")
+    request_line = property(lambda self: f"{self.method} {self.request.uri} {self.http_version}")
+    hostname = property(lambda self: self.log.logging.hostname)
+    pid = property(lambda self: self.log.logging.pid)
+    request_counter = property(lambda self: self.log.logging.request_counter)
+
+
+def _method(request) -> str:
+    try:
+        return request.method
+    except AttributeError:  # rejected before the request line was read
+        return ""
+
+
+class Target:
+    __slots__ = ("sink", "facility", "max_severity", "format", "length", "framer")
+
+    def __init__(self, sink, facility: str, level: str | None, fmt: str, length: int,
+                 pid: int, hostname: str):
         self.sink = sink
         self.facility = facility
         self.max_severity = syslog.SEVERITIES[level] if level else 7
         self.format = fmt
         self.length = length
+        self.framer = syslog.Framer(fmt, facility, TAG, pid, hostname, length)
 
 
 class Logging:
@@ -74,7 +148,8 @@ class Logging:
         sink = self.sinks.get(spec.address)
         if sink is None:
             sink = self.sinks[spec.address] = open_sink(spec.address)
-        return Target(sink, spec.facility, spec.level, spec.format, spec.length)
+        return Target(sink, spec.facility, spec.level, spec.format, spec.length,
+                      self.pid, self.hostname)
 
     def targets_of(self, proxy) -> list[Target]:
         targets: list[Target] = []
@@ -100,9 +175,7 @@ class Logging:
         now = self.clock()
         for target in targets:
             if level <= target.max_severity:
-                target.sink.send(syslog.frame(target.format, target.facility, severity,
-                                              message, now, TAG, self.pid, self.hostname,
-                                              target.length))
+                target.sink.send(target.framer.frame(severity, message, now))
 
     def server_event(self, event, proxy=None) -> None:
         """A health check moved a server UP or DOWN (HealthChecker.subscribe)."""
@@ -131,50 +204,11 @@ class ProxyLog:
 
     def http_done(self, session, request, exchange: Exchange, status: int | None = None,
                   termination: str = "----", server=None) -> None:
-        now = session.loop.time()
-        frontend = session.frontend
-        status = status if status is not None else exchange.status
-        backend = request.backend
-        # A server still held by this request is released right after the line
-        # is written; HAProxy logs after the release, so it is not counted.
-        held = 1 if request.server is not None else 0
-        server = request.server if request.server is not None else server
-        ms = lambda seconds: int(seconds * 1000)  # noqa: E731
-        response_at = exchange.response_at or now
-        context = request.context
-        client_port = _text(context.src_port) if context else ""
-        try:
-            method = request.method
-        except AttributeError:
-            method = ""
-        version = getattr(request, "version", "1.1") or "1.1"
-        uri = request.uri
-        self.logging.request_counter += 1
-        record = Record(
-            client_ip=request.client_ip, client_port=client_port,
-            frontend_ip=_text(context.dst) if context else "", frontend_port=session.dest_port,
-            frontend=frontend.name, ssl=request.ssl,
-            backend=backend.name if backend is not None else frontend.name,
-            server=server.name if server is not None else "<NOSRV>",
-            server_ip=server.host if server is not None else "",
-            server_port=server.port if server is not None else "",
-            accept_time=exchange.wall, request_time=exchange.wall,
-            TR=0, Tw=0, Tc=0 if server is not None else -1,
-            Tr=ms(response_at - exchange.begin) if exchange.response_at else -1,
-            Ta=ms(now - exchange.begin), Tt=ms(now - exchange.begin), Ti=0,
-            status=status if status is not None else -1,
-            bytes_read=frontend.bytes_out - exchange.bytes_out,
-            bytes_uploaded=frontend.bytes_in - exchange.bytes_in,
-            termination=termination,
-            actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
-            beconn=backend.current_sessions - held if backend is not None else 0,
-            srv_conn=server.current_sessions - held if server is not None else 0,
-            retries=request.attempts, srv_queue=0,
-            backend_queue=backend.queued if backend is not None else 0,
-            request_line=f"{method} {uri} HTTP/{version}", method=method, uri=uri,
-            http_version=f"HTTP/{version}", hostname=self.logging.hostname,
-            pid=self.logging.pid, request_counter=self.logging.request_counter)
-        self.logging.send(self.targets, "info", self.render(record))
+        logging = self.logging
+        logging.request_counter += 1
+        record = HttpRecord(self, session, request, exchange, session.loop.time(), status,
+                            termination, server)
+        logging.send(self.targets, "info", self.render(record))
 
     def http_empty(self, session, begin: float, wall: float) -> None:
         """A connection closed before sending any request."""

@@ -63,3 +63,38 @@ def frame(fmt: str, facility: str, severity: str, message: str, now: float, tag:
     if len(data) >= length:
         data = data[:length - 1]
     return data + b"\n"
+
+
+class Framer:
+    """frame() for one target, with the header text kept for the current second
+    (a busy proxy writes thousands of lines with the same time stamp)."""
+
+    __slots__ = ("fmt", "facility", "tag", "pid", "hostname", "length", "_second", "_heads")
+
+    def __init__(self, fmt: str, facility: str, tag: str, pid: int, hostname: str, length: int):
+        self.fmt = fmt
+        self.facility = facility
+        self.tag = tag
+        self.pid = pid
+        self.hostname = hostname
+        self.length = length
+        self._second = -1
+        self._heads: dict[str, str] = {}
+
+    def frame(self, severity: str, message: str, now: float) -> bytes:
+        if self.fmt not in ("rfc3164", "local"):
+            return frame(self.fmt, self.facility, severity, message, now, self.tag, self.pid,
+                         self.hostname, self.length)
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._heads = {}
+        head = self._heads.get(severity)
+        if head is None:
+            head = self._heads[severity] = (
+                f"<{priority(self.facility, severity)}>{rfc3164_time(second)} "
+                f"{self.tag}[{self.pid}]: ")
+        data = (head + message).encode("utf-8", "replace")
+        if len(data) >= self.length:
+            data = data[:self.length - 1]
+        return data + b"\n"
