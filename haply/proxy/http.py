@@ -369,6 +369,11 @@ class HttpSession(asyncio.Protocol):
         if route is None:
             self._respond_local(503)
             return
+        if route.redirects is not None:
+            rule = redirect.first_match(route.redirects, request)
+            if rule is not None:
+                self._redirect(request, rule)
+                return
         backend = route.backend
         request.backend = backend
         request.route = route

@@ -38,6 +38,8 @@ class Route:
     errorfiles: dict[int, bytes]
     retry_on: frozenset[str]
     retry_statuses: frozenset[int]  # the status codes among retry_on
+    # The backend's own `redirect` rules (None: none, or the backend is the frontend).
+    redirects: list | None = None
 
 
 class Router:
@@ -71,11 +73,14 @@ class Router:
         client_mode, server_mode = connection_modes(frontend.http_connection_mode,
                                                     bproxy.http_connection_mode)
         retry_on = retry_policy(bproxy.retry_on)
-        return Route(backend, request_writer, response_writer, client_mode,
-                     server_keep_alive(server_mode),
-                     route_errorfiles(frontend.errorfiles,
-                                      () if bproxy is frontend else bproxy.errorfiles),
-                     retry_on, frozenset(int(t) for t in retry_on if t.isdigit()))
+        route = Route(backend, request_writer, response_writer, client_mode,
+                      server_keep_alive(server_mode),
+                      route_errorfiles(frontend.errorfiles,
+                                       () if bproxy is frontend else bproxy.errorfiles),
+                      retry_on, frozenset(int(t) for t in retry_on if t.isdigit()))
+        if bproxy.name != frontend.name:
+            route.redirects = compile_redirects(bproxy.redirects)
+        return route
 
     def route(self, request) -> Route | None:
         """The route for a request, or None when no backend applies (503)."""

@@ -105,3 +105,34 @@ def test_redirects_and_forwarded_proto_match_haproxy(tls):
     assert haply["status"] == haproxy["status"] == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"]
     assert haply["hsts"] == haproxy["hsts"] == [True, False]
     assert haply["forwarded_proto"] == haproxy["forwarded_proto"] == ["https", "http"]
+
+
+def test_backend_redirects_after_use_backend_match_haproxy():
+    results = {}
+    for name, binary in PROXIES.items():
+        with echo_backends(["app"]) as (backend,):
+            port = free_port()
+            text = textwrap.dedent(f"""\
+                defaults
+                  mode http
+                  timeout connect 2s
+                  timeout client 5s
+                  timeout server 5s
+                frontend fe
+                  bind 127.0.0.1:{port}
+                  redirect prefix /front code 303 if {{ path_beg /f }}
+                  use_backend moved if {{ path_beg /b }}
+                  default_backend be
+                backend be
+                  server s1 127.0.0.1:{backend.port}
+                backend moved
+                  redirect scheme https code 302 if {{ path_beg /b/x }}
+                  redirect location /gone code 301
+                  server s1 127.0.0.1:{backend.port}
+                """)
+            with run_haproxy(text, binary=binary):
+                results[name] = [raw_exchange(port, f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode(), wait=0.5)
+                                 for path in ("/f/1", "/b/x?1", "/b/y", "/z")]
+    assert results["haply"][:3] == results["haproxy"][:3]
+    assert results["haproxy"][2].startswith(b"HTTP/1.1 301 Moved Permanently\r\n")
+    assert results["haply"][3].split(b"\r\n", 1)[0] == results["haproxy"][3].split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
