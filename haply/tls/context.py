@@ -249,7 +249,7 @@ def _sni_selector(table: list[tuple[Bundle, ssl.SSLContext]], default: ssl.SSLCo
                                if name_matches(pattern, name) and name not in excluded[id(c)]), None)
         if chosen is None:
             if strict:
-                return ssl.ALERTDESCRIPTION_UNRECOGNIZED_NAME
+                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
             return None
         if chosen is not default:
             ssl_object.context = chosen

@@ -138,7 +138,7 @@ def test_sni_directory_default_and_strict(tls, backend, tmp_path):
     port, strict_port = free_port(), free_port()
     cfg = config(f"crt {directory}", port, backend.port,
                  extra=f"bind 127.0.0.1:{strict_port} ssl crt {directory} strict-sni\n")
-    with run_haply(cfg):
+    with run_haply(cfg) as proxy:
         for name, expected in (("second.test", "second.test"), ("x.wild.test", "second.test"),
                                ("first.test", "first.test"), ("other.test", "first.test")):
             out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", name],
@@ -150,6 +150,22 @@ def test_sni_directory_default_and_strict(tls, backend, tmp_path):
         # Refused during the handshake (uvloop closes without sending the alert).
         assert negotiated(out) is None and "no peer certificate available" in out, out
         assert "second.test" in s_client(strict_port, "-servername", "second.test")
+        out = s_client(strict_port, "-noservername")
+        assert negotiated(out) is None and "no peer certificate available" in out, out
+        # Refusals are answers, not failures of haply.
+        assert "Traceback" not in proxy.output() and "Error" not in proxy.output(), proxy.output()
+
+
+def test_client_certificates_optional_and_session_resumption(tls, backend, tmp_path):
+    port = free_port()
+    with run_haply(config(f"crt {tls.pem} ca-file {tls.ca_file} verify optional", port, backend.port)):
+        without = subprocess.run(["curl", "-sS", "--cacert", str(tls.ca_file), "--resolve",
+                                  f"localhost:{port}:127.0.0.1", f"https://localhost:{port}/"],
+                                 capture_output=True, timeout=20)
+        assert without.returncode == 0 and without.stdout.startswith(b"app\n"), without.stderr
+        # TLS 1.2 sessions resume (s_client -reconnect connects six times).
+        out = s_client(port, "-tls1_2", "-reconnect")
+        assert out.count("\nReused, ") == 5, out
 
 
 def test_client_certificates_required(tls, backend, tmp_path):
