@@ -136,3 +136,48 @@ def test_backend_redirects_after_use_backend_match_haproxy():
     assert results["haply"][:3] == results["haproxy"][:3]
     assert results["haproxy"][2].startswith(b"HTTP/1.1 301 Moved Permanently\r\n")
     assert results["haply"][3].split(b"\r\n", 1)[0] == results["haproxy"][3].split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
+
+
+def _s_client(port: int, *args: str) -> tuple[str | None, str | None]:
+    """(negotiated version or None, subject CN of the served certificate or None)."""
+    import subprocess
+
+    out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+                         input=b"", capture_output=True, timeout=20).stdout.decode(errors="replace")
+    version = next((line.split(",")[1].strip() for line in out.splitlines() if line.startswith("New, ")), None)
+    subject = next((line.split("CN = ", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("subject=") and "CN = " in line), None)
+    return (None if version == "(NONE)" else version), subject
+
+
+def test_versions_and_sni_selection_match_haproxy(tmp_path):
+    tls = make_tls_files(tmp_path, ("localhost",))
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    tls.issue(directory, "1-first.pem", "first.test")
+    tls.issue(directory, "2-second.pem", "second.test", "*.wild.test")
+    probes = [("-tls1",), ("-tls1_1",), ("-tls1_2",), ("-tls1_3",),
+              ("-servername", "second.test"), ("-servername", "a.wild.test"),
+              ("-servername", "unknown.test"), ("-noservername",)]
+    results = {}
+    for name, binary in PROXIES.items():
+        with echo_backends(["app"]) as (backend,):
+            port, strict = free_port(), free_port()
+            text = textwrap.dedent(f"""\
+                defaults
+                  mode http
+                  timeout connect 2s
+                  timeout client 5s
+                  timeout server 5s
+                frontend fe
+                  bind 127.0.0.1:{port} ssl crt {directory}
+                  bind 127.0.0.1:{strict} ssl crt {directory} strict-sni
+                  default_backend be
+                backend be
+                  server s1 127.0.0.1:{backend.port}
+                """)
+            with run_haproxy(text, binary=binary):
+                results[name] = ([_s_client(port, *p) for p in probes],
+                                 [_s_client(strict, *p)[0] for p in probes[4:]])
+    assert results["haply"] == results["haproxy"]
+    assert results["haproxy"][0][0] == (None, None) and results["haproxy"][0][3][0] == "TLSv1.3"
