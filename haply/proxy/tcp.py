@@ -229,6 +229,11 @@ class TcpServerProtocol(asyncio.Protocol):
             return False
         if client.transport.can_write_eof():
             client.transport.write_eof()
+        else:
+            # TLS to the client (bind ... ssl): close_notify is TLS's end of
+            # stream and nothing may follow it, so the session ends here.
+            client.close()
+            return False
         server_fin = client.backend.proxy.timeouts.server_fin
         if server_fin:
             client.timer.arm_idle(server_fin, "server-fin")

@@ -256,3 +256,57 @@ def test_world_readable_key_warns(tls, backend, tmp_path):
     result = check(config(f"crt {tls.pem}", free_port(), backend.port), tmp_path)
     assert result.returncode == 0
     assert "haproxy.cfg:9: warning:" in result.stderr and "readable by every user" in result.stderr
+
+
+def test_tcp_mode_server_half_close_ends_the_tls_session(tls):
+    """A server that answers then half-closes (HTTP/1.0 style): the TLS client
+    gets close_notify at once, not after `timeout client` (TLS has no half-close
+    that clients expect)."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"answer and goodbye\n")
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(10)
+            try:
+                conn.recv(1024)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    port = free_port()
+    cfg = textwrap.dedent(f"""\
+        defaults
+          mode tcp
+          timeout connect 2s
+          timeout client 8s
+          timeout server 8s
+        listen tcp_offload
+          bind 127.0.0.1:{port} ssl crt {tls.pem}
+          server s1 127.0.0.1:{listener.getsockname()[1]}
+        """)
+    try:
+        with run_haply(cfg):
+            context = ssl.create_default_context(cafile=str(tls.ca_file))
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost") as sock:
+                    sock.sendall(b"hello\n")
+                    import time
+                    started = time.monotonic()
+                    data = b""
+                    while chunk := sock.recv(1024):
+                        data += chunk
+                    elapsed = time.monotonic() - started
+        assert data == b"answer and goodbye\n"
+        assert elapsed < 2.0, elapsed
+    finally:
+        listener.close()
+        thread.join(timeout=10)
