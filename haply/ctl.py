@@ -35,6 +35,7 @@ friendly commands:
   del B/S                      remove a server (must be in maintenance)
 any runtime API command, e.g.:
   show stat | show servers state | show errors | help
+  show vrrp                    VRRP instances: state, priority, master, last transition
 """
 
 
@@ -155,6 +156,33 @@ def translate(words: list[str]) -> tuple[str, str | None]:
     return " ".join(words), None
 
 
+def vrrp_control_path(stats_socket: str) -> str:
+    """The VRRP process's control socket lies beside the stats socket
+    (haply.vrrp.child.default_control_path)."""
+    if stats_socket.startswith("/"):
+        return stats_socket + ".vrrp"
+    return "/run/haply-vrrp.sock"
+
+
+def show_vrrp(stats_socket: str, raw: bool) -> int:
+    """Each VRRP instance: state, effective priority, master, last transition."""
+    from haply.vrrp import service, show
+
+    path = vrrp_control_path(stats_socket)
+    try:
+        snapshots = service.query(path)
+    except OSError as exc:
+        print(f"haply ctl: no VRRP process answers at {path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    if raw:
+        import json
+        print(json.dumps(snapshots, indent=2, sort_keys=True))
+    else:
+        print(show.format_table(snapshots), end="")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="haply ctl", usage=USAGE, add_help=False)
     parser.add_argument("-S", "--socket")
@@ -178,6 +206,8 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)
             return 2
     address = address or DEFAULT_SOCKET
+    if [w.lower() for w in args.words] in (["show", "vrrp"], ["vrrp"]):
+        return show_vrrp(address, args.raw)
     command, renderer = translate(args.words)
     try:
         answer = send(address, command)

@@ -28,11 +28,12 @@ STOP_TIMEOUT = 5.0
 
 
 def default_control_path(config) -> str:
-    """Where `haply ctl show vrrp` finds the running instances."""
-    for socket in config.global_.stats_sockets:
-        if socket.path.startswith("/"):
-            return socket.path + ".vrrp"
-    return "/run/haply-vrrp.sock"
+    """Where `haply ctl show vrrp` finds the running instances: beside the first
+    stats socket (haply.ctl.vrrp_control_path reads it the same way)."""
+    from haply.ctl import vrrp_control_path
+
+    sockets = config.global_.stats_sockets
+    return vrrp_control_path(sockets[0].path if sockets else "")
 
 
 def with_proxy_tracking(instances, proxy_pid: int):

@@ -8,6 +8,7 @@ set-up (HAProxy + keepalived on every controller) with haply in place of both.
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 
@@ -37,9 +38,10 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", %d), H).serve_forever()
 """ % API_PORT
 
-HAPROXY_CFG = f"""
+HAPROXY_CFG = """
 global
     maxconn 100
+    stats socket %(socket)s level admin
 
 defaults
     mode http
@@ -48,8 +50,8 @@ defaults
     timeout server 5s
 
 listen api
-    bind {netns.VIP}:{VIP_PORT}
-    server local 127.0.0.1:{API_PORT} check inter 200ms
+    bind %(vip)s:%(vip_port)d
+    server local 127.0.0.1:%(api_port)d check inter 200ms
 """
 
 KEEPALIVED_CONF = """
@@ -76,10 +78,16 @@ def ask(net, timeout: float = 0.5) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def stats_socket(net, node) -> str:
+    return f"{net.workdir}/{node.name.rsplit('-', 1)[1]}.sock"
+
+
 def start_node(net, node, priority: int):
     name = node.name.rsplit("-", 1)[1]
     net.spawn(node, [sys.executable, "-c", API_SERVER, name], log_name=f"{name}-api")
-    haproxy = net.write(f"{name}.haproxy.cfg", HAPROXY_CFG)
+    haproxy = net.write(f"{name}.haproxy.cfg", HAPROXY_CFG % {
+        "socket": stats_socket(net, node), "vip": netns.VIP, "vip_port": VIP_PORT,
+        "api_port": API_PORT})
     keepalived = net.write(f"{name}.keepalived.conf",
                            KEEPALIVED_CONF % {"name": name, "priority": priority, "vip": netns.VIP})
     return net.spawn(node, [HAPLY_BIN, "-db", "-f", haproxy, "-f", keepalived],
@@ -93,6 +101,11 @@ def test_proxy_crash_moves_the_vip_to_the_other_node():
         start_node(net, second, 100)
         assert netns.wait_for(lambda: ask(net) == "n0", 10), netns.dump_logs(net)
         assert net.holders(netns.VIP) == [first]
+        for node, state in ((first, "MASTER"), (second, "BACKUP")):
+            shown = subprocess.run([HAPLY_BIN, "ctl", "-S", stats_socket(net, node), "show", "vrrp"],
+                                   capture_output=True, text=True, timeout=10)
+            assert shown.returncode == 0, shown.stderr
+            assert "api" in shown.stdout and state in shown.stdout, shown.stdout
 
         proxy1.send_signal(signal.SIGKILL)  # the proxy only: its VRRP child lives on
         killed = time.monotonic()
