@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -211,17 +212,30 @@ def cmd_show_sess(api: RuntimeApi, args: list[str]) -> str:
 
 
 def cmd_show_errors(api: RuntimeApi, args: list[str]) -> str:
-    errors = list(api.engine.errors)
-    out = [f"Total events captured on [{_date()}] : {len(errors)}"]
-    for index, entry in enumerate(errors):
-        client, reason = entry[0], entry[1]
-        out.append(f"  event {index}: request from {client}: {reason}")
+    """HAProxy's layout: a header, then per event its date, frontend, source,
+    length, the byte where parsing failed and a dump of what was received."""
+    from haply.admin.errors import CapturedError, dump
+    errors = [e for e in api.engine.errors if isinstance(e, CapturedError)]
+    if args and args[0] not in ("request", "response"):
+        errors = [e for e in errors if e.frontend == args[0] or str(e.frontend_id) == args[0]]
+    if args[-1:] == ["response"]:
+        errors = []  # haply keeps rejected requests only
+    out = [f"Total events captured on [{_date(time.time())}] : {len(errors)}"]
+    for index, error in enumerate(errors):
+        position = "" if error.position is None else f", error at position {error.position}"
+        out += [" ", f"[{_date(error.when)}] frontend {error.frontend} (#{error.frontend_id}): "
+                     f"invalid request",
+                f"  backend <NONE> (#-1), server <NONE> (#-1), event #{index}, "
+                f"src {error.client_ip}:{error.client_port}",
+                f"  len {len(error.data)}{position}",
+                f"  reason: {error.reason}", "  "]
+        out += dump(error.data)
     return "\n".join(out) + "\n"
 
 
-def _date() -> str:
-    import time
-    return time.strftime("%d/%b/%Y:%H:%M:%S", time.localtime())
+def _date(when: float) -> str:
+    t = time.localtime(when)
+    return time.strftime("%d/%b/%Y:%H:%M:%S", t) + f".{int(when % 1 * 1000):03d}"
 
 
 def _set_admin(api: RuntimeApi, state, admin: str) -> None:

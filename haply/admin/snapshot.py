@@ -94,6 +94,15 @@ def server_status(state: ServerState, health) -> str:
     return text
 
 
+# HTTP-only columns HAProxy leaves empty on TCP frontends and backends.
+TCP_BLANK = tuple(_HRSP) + ("intercepted", "cache_lookups", "cache_hits")
+
+
+def _blank(row: dict, names) -> None:
+    for name in names:
+        row[name] = None
+
+
 def _hrsp(row: dict, counts: dict[int, int]) -> None:
     other = 0
     for klass, count in counts.items():
@@ -142,7 +151,10 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
         ereq=frontend.request_errors, req_tot=frontend.http_requests)
     row["-"] = "-"
-    _hrsp(row, frontend.http_responses)
+    if mode == "http":
+        _hrsp(row, frontend.http_responses)
+    else:
+        _blank(row, TCP_BLANK)
     return row
 
 
@@ -261,6 +273,8 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
             for klass, n in s.http_responses.items():
                 counts[klass] = counts.get(klass, 0) + n
         _hrsp(row, counts)
+    else:
+        _blank(row, TCP_BLANK)
     row["lastsess"] = -1 if not backend.total_sessions else 0
     return row
 

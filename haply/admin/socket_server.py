@@ -10,6 +10,7 @@ open until `quit` or the client closes.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import socket
 
@@ -122,30 +123,83 @@ def tcp_address(path: str) -> tuple[str, int] | None:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-async def start_stats_sockets(engine) -> list[asyncio.AbstractServer]:
-    """Open every `stats socket` of the global section; the servers to close later."""
+class StatsSocketError(Exception):
+    """A `stats socket` line that cannot be bound; the text names the line."""
+
+
+def open_stats_sockets(config) -> list[tuple[object, socket.socket]]:
+    """Bind every `stats socket` now (before privileges are dropped, as HAProxy
+    does); all or nothing: on failure the ones already bound are closed."""
+    opened: list[tuple[object, socket.socket]] = []
+    try:
+        for spec in config.global_.stats_sockets:
+            opened.append((spec, _bind(spec)))
+    except OSError as exc:
+        for _, sock in opened:
+            sock.close()
+        raise StatsSocketError(f"{spec.location}: cannot bind stats socket {spec.path}: "
+                               f"{exc.strerror or exc}") from exc
+    return opened
+
+
+def _bind(spec) -> socket.socket:
+    address = tcp_address(spec.path)
+    if address is None:
+        path = spec.path.removeprefix("unix@")
+        if os.path.exists(path) and _is_stale(path):
+            os.unlink(path)  # left by a process that is gone
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            if spec.mode is not None:
+                os.chmod(path, spec.mode)
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
+        inode = os.stat(path).st_ino
+        # Removed at exit unless another process has bound the path since (reload).
+        atexit.register(_unlink_if_ours, path, inode)
+        return sock
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(64)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _unlink_if_ours(path: str, inode: int) -> None:
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+async def serve_stats_sockets(engine, opened) -> list[asyncio.AbstractServer]:
+    """Serve the runtime API on sockets bound by open_stats_sockets."""
     api = RuntimeApi(engine)
     engine.runtime_api = api
     timeout = engine.config.global_.stats_timeout or DEFAULT_TIMEOUT
     servers = []
-    for spec in engine.config.global_.stats_sockets:
+    for spec, sock in opened:
         factory = (lambda level=spec.level: CliProtocol(api, level, timeout))
-        address = tcp_address(spec.path)
-        if address is None:
-            path = spec.path.removeprefix("unix@")
-            try:
-                if os.path.exists(path) and _is_stale(path):
-                    os.unlink(path)
-            except OSError:
-                pass
-            server = await engine.loop.create_unix_server(factory, path=path)
-            if spec.mode is not None:
-                os.chmod(path, spec.mode)
+        if sock.family == socket.AF_UNIX:
+            server = await engine.loop.create_unix_server(factory, sock=sock)
         else:
-            server = await engine.loop.create_server(factory, address[0], address[1],
-                                                     reuse_address=True)
+            server = await engine.loop.create_server(factory, sock=sock)
         servers.append(server)
     return servers
+
+
+async def start_stats_sockets(engine) -> list[asyncio.AbstractServer]:
+    """Bind and serve in one step (for an engine that did not bind them in prepare)."""
+    return await serve_stats_sockets(engine, open_stats_sockets(engine.config))
 
 
 def _is_stale(path: str) -> bool:

@@ -26,6 +26,7 @@ from haply.proxy.upstream import ConnectionPool
 from haply.runtime.registry import Registry
 from haply.admin.counters import CheckCounters
 from haply.admin.services import compile_services
+from haply.admin.socket_server import StatsSocketError, open_stats_sockets, serve_stats_sockets
 from haply.logs import Logging
 from haply.logs.hooks import logged_http_session, logged_tcp_session
 from haply import tls
@@ -49,6 +50,7 @@ class Engine:
         self.frontends: dict[str, FrontendRuntime] = {}
         self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
         self._servers: list[asyncio.AbstractServer] = []
+        self._stats_sockets: list = []  # (StatsSocket, bound socket), from prepare()
         # TLS contexts of `bind ... ssl` listeners (haply.tls), keyed by socket.
         self._tls: dict[socket.socket, object] = {}
         self.health: HealthChecker | None = None
@@ -83,7 +85,9 @@ class Engine:
                     self._sockets.append((frontend, sock))
                     if id(bind) in contexts:
                         self._tls[sock] = contexts[id(bind)]
-        except BindError as exc:
+            # `stats socket`s are bound here too: before privileges are dropped
+            self._stats_sockets = open_stats_sockets(self.config)
+        except (BindError, StatsSocketError) as exc:
             self.close_sockets()
             raise StartError(str(exc)) from exc
 
@@ -115,6 +119,9 @@ class Engine:
         for _, sock in self._sockets:
             sock.close()
         self._sockets.clear()
+        for _, sock in self._stats_sockets:
+            sock.close()
+        self._stats_sockets = []
 
     def _factory(self, frontend: FrontendRuntime):
         proxy = frontend.proxy
@@ -151,9 +158,8 @@ class Engine:
         if self.logging is not None:
             self.health.subscribe(
                 lambda event: self.logging.server_event(event, self.config.proxy(event.backend)))
-        if self.config.global_.stats_sockets:
-            from haply.admin.socket_server import start_stats_sockets
-            self._servers.extend(await start_stats_sockets(self))
+        if self._stats_sockets:
+            self._servers.extend(await serve_stats_sockets(self, self._stats_sockets))
 
     @staticmethod
     def _handshake_timeout(frontend: FrontendRuntime) -> float:

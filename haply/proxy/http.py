@@ -225,7 +225,7 @@ class HttpSession(asyncio.Protocol):
                 status, reason = request.error
             else:
                 status, reason = 400, str(exc) or "malformed request"
-            self._reject(status, reason)
+            self._reject(status, reason, data)
 
     def eof_received(self) -> bool:
         # A client half-close after a complete request still wants its answer.
@@ -743,10 +743,11 @@ class HttpSession(asyncio.Protocol):
             self.requests.popleft()
             self._next_request()
 
-    def _reject(self, status: int, reason: str) -> None:
-        """A malformed or too slow request: answer status and close, never forward."""
+    def _reject(self, status: int, reason: str, data: bytes = b"") -> None:
+        """A malformed or too slow request: answer status and close, never forward.
+        data: the bytes being parsed when it failed, kept for `show errors`."""
         self.frontend.request_errors += 1
-        self.router.record_error(self.client_ip, reason)
+        self.router.record_error(self.client_ip, reason, data, self)
         if self.upstream is not None and self.requests and self.requests[0].server is not None:
             # An earlier request is still being answered: let it finish, then stop.
             self.broken = True

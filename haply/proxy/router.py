@@ -16,6 +16,7 @@ from haply.config.model import Proxy
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
+from haply.admin.errors import capture
 from haply.proxy.conditions import compile_condition
 from haply.proxy.redirect import compile_redirects
 
@@ -92,8 +93,10 @@ class Router:
             return None
         return routes.get(self.default_backend)
 
-    def record_error(self, client_ip: str, reason: str) -> None:
-        self.errors.append((client_ip, reason))
+    def record_error(self, client_ip: str, reason: str, data: bytes = b"",
+                     session=None) -> None:
+        """Keep a rejected request for `show errors` (haply.admin.errors)."""
+        self.errors.append(capture(client_ip, reason, data, session))
 
 
 def retry_policy(configured: frozenset[str] | None) -> frozenset[str]:

@@ -121,8 +121,10 @@ def test_show_errors_records_rejected_requests(setup):
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 400")
     text = cli(setup["admin"], "show errors")
-    assert "Total events captured" in text
-    assert "127.0.0.1" in text
+    assert text.startswith("Total events captured on [")
+    assert "frontend fe (#" in text and "src 127.0.0.1:" in text
+    assert "error at position 28" in text  # the space inside "Bad Header"
+    assert "  00025  Bad Header\\r\\n" in text
 
 
 def test_concurrent_commands_under_traffic(setup):
@@ -212,3 +214,31 @@ def test_ctl_errors_and_raw(setup):
     assert result.returncode == 0 and "Uptime_sec" in result.stdout
     result = ctl("-S", "/nonexistent/haply.sock", "status")
     assert result.returncode == 1 and "cannot talk to the stats socket" in result.stderr
+
+
+def test_unbindable_stats_socket_stops_start_with_its_line(tmp_path):
+    import subprocess
+    import sys
+    from tests.support.haply_process import REPO_ROOT
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy_config("").replace(
+        "    nbthread 1\n", "    nbthread 1\n    stats socket /nonexistent-dir/admin.sock\n")
+        + f"frontend fe\n    bind 127.0.0.1:{port}\n")
+    result = subprocess.run([sys.executable, "-m", "haply", "-db", "-f", str(config)],
+                            capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert f"{config}:4: cannot bind stats socket /nonexistent-dir/admin.sock" in result.stderr
+    # nothing was left listening
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_socket_file_removed_at_exit(setup):
+    # the fixture's haply is still running: its socket exists and answers
+    assert os.path.exists(setup["admin"])
+    setup["proxy"].stop()
+    assert not os.path.exists(setup["admin"])
+    assert not os.path.exists(setup["user"])

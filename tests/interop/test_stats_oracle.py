@@ -41,7 +41,7 @@ NOT_TRACKED = {
 }
 
 
-def config(sock: str, port: int, backends, dead: int, stats_port: int) -> str:
+def config(sock: str, port: int, backends, dead: int, stats_port: int, tcp_port: int) -> str:
     return f"""global
     maxconn 1000
     stats socket {sock} level admin
@@ -59,6 +59,10 @@ backend be
     server c 127.0.0.1:{dead} check inter 100ms
     server d 127.0.0.1:{dead} disabled
     server e {backends[0].address} maxconn 7 maxqueue 9 weight 0
+listen tcpin
+    mode tcp
+    bind 127.0.0.1:{tcp_port}
+    server t1 {backends[1].address} check inter 100ms
 listen stats
     bind 127.0.0.1:{stats_port}
     stats enable
@@ -76,11 +80,14 @@ def answers():
             sock = os.path.join(directory, "admin.sock")
             port = free_port()
             try:
-                with run_haproxy(config(sock, port, backends, dead, free_port()), binary):
+                tcp_port = free_port()
+                with run_haproxy(config(sock, port, backends, dead, free_port(), tcp_port),
+                                 binary):
                     wait_socket(sock)
                     time.sleep(1.0)  # c goes down, a stays up
                     for _ in range(3):
                         assert http_get(port).status == 200
+                    assert http_get(tcp_port).status == 200
                     cli(sock, "set server be/b state drain")
                     found[name] = {"stat": cli(sock, "show stat"),
                                    "typed": cli(sock, "show stat be 4 -1"),
@@ -133,3 +140,53 @@ def test_servers_state_columns(answers):
         assert len(o) == len(t)
         # ids, names, address, op state, admin state, weights
         assert o[:9] == t[:9], (their, our)
+
+
+# Malformed requests both proxies refuse, with the byte where parsing fails.
+MALFORMED = [
+    b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+]
+
+
+def error_positions(binary: str) -> list[tuple[bytes, str | None]]:
+    import re
+    import socket as sockets
+    found = []
+    with echo_backends(["a"]) as backends:
+        directory = tempfile.mkdtemp(prefix="errors-")
+        sock = os.path.join(directory, "admin.sock")
+        port = free_port()
+        text = (f"global\n    stats socket {sock} level admin\ndefaults\n    mode http\n"
+                "    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n"
+                f"frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n"
+                f"backend be\n    server a {backends[0].address}\n")
+        try:
+            with run_haproxy(text, binary):
+                wait_socket(sock)
+                for sample in MALFORMED:
+                    with sockets.create_connection(("127.0.0.1", port), timeout=3) as client:
+                        client.sendall(sample)
+                        status = client.recv(100)[:12]
+                    deadline = time.monotonic() + 2
+                    positions: list[str] = []
+                    while time.monotonic() < deadline:
+                        answer = cli(sock, "show errors")
+                        positions = re.findall(r"error at position (\d+)", answer)
+                        if answer.count("invalid request") and positions:
+                            break
+                        time.sleep(0.05)
+                    found.append((status, positions[-1] if positions else None))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    return found
+
+
+def test_show_errors_position_matches_haproxy():
+    theirs = error_positions(PROXIES["haproxy"])
+    ours = error_positions(PROXIES["haply"])
+    assert all(status == b"HTTP/1.1 400" for status, _ in theirs + ours)
+    assert ours == theirs
