@@ -161,3 +161,61 @@ backend tbe
             assert re.fullmatch(rb"127\.0\.0\.1:\d+ \[.*\] tfe tbe/s1 \d+/\d+/\d+ \d+ -- "
                                 rb"\d+/\d+/0/0/0 0/0\n", lines[0]), lines[0]
             assert receiver.lines(1, timeout=0.5) == []  # nothing for the empty one
+
+
+def test_unix_datagram_socket_like_dev_log(tmp_path):
+    from tests.support.haply_process import run_haply
+    path = str(tmp_path / "log")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    receiver.settimeout(3)
+    port = free_port()
+    try:
+        with echo_backends(["a"]) as backends:
+            prelude = haproxy_config("").replace(
+                "    nbthread 1\n", f"    nbthread 1\n    log {path} local3 info\n")
+            config = prelude + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log global
+    option httplog
+    option dontlognull
+    default_backend be
+backend be
+    server s1 {backends[0].address}
+"""
+            with run_haply(config):
+                assert http_get(port, "/unix").status == 200
+                line = receiver.recv(65535)
+    finally:
+        receiver.close()
+    match = RFC3164.fullmatch(line.rstrip(b"\n"))
+    assert match and match.group(1) == b"158"  # local3.info
+    assert match.group(6).endswith(b'"GET /unix HTTP/1.1"')
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_stdout_target_for_containers(name):
+    port = free_port()
+    with echo_backends(["a"]) as backends:
+        prelude = haproxy_config("").replace(
+            "    nbthread 1\n", "    nbthread 1\n    log stdout format raw daemon\n")
+        config = prelude + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log global
+    option httplog
+    option dontlognull
+    default_backend be
+backend be
+    server s1 {backends[0].address}
+"""
+        with run_haproxy(config, PROXIES[name]) as proxy:
+            assert http_get(port, "/stdout").status == 200
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and "/stdout" not in proxy.output():
+                time.sleep(0.05)
+            output = proxy.output()
+    lines = [line for line in output.splitlines() if "/stdout" in line]
+    assert len(lines) == 1, output
+    assert HTTPLOG.fullmatch(lines[0]), lines[0]  # raw: the message alone

@@ -190,3 +190,46 @@ def test_show_errors_position_matches_haproxy():
     ours = error_positions(PROXIES["haply"])
     assert all(status == b"HTTP/1.1 400" for status, _ in theirs + ours)
     assert ours == theirs
+
+
+def metric_families(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    from prometheus_client.parser import text_string_to_metric_families
+    found = {}
+    for family in text_string_to_metric_families(text):
+        labels = frozenset(name for sample in family.samples for name in sample.labels)
+        found[family.name] = (family.type, labels)
+    return found
+
+
+def test_prometheus_names_types_and_labels_are_haproxys():
+    """Every metric haply exports exists in HAProxy 2.6's exporter with the same
+    type and label names, so dashboards and alerts built on HAProxy keep working."""
+    pytest.importorskip("prometheus_client")
+    texts = {}
+    with echo_backends(["a"]) as backends:
+        for name, binary in sorted(PROXIES.items()):
+            port, dead = free_port(), free_port()
+            text = ("defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n"
+                    "    timeout server 5s\n"
+                    f"frontend fe\n    bind 127.0.0.1:{port}\n"
+                    "    http-request use-service prometheus-exporter if { path /metrics }\n"
+                    "    default_backend be\n"
+                    f"backend be\n    server a {backends[0].address} check inter 100ms\n"
+                    f"    server b 127.0.0.1:{dead}\n")
+            with run_haproxy(text, binary):
+                time.sleep(0.5)
+                assert http_get(port).status == 200
+                texts[name] = http_get(port, "/metrics").body.decode()
+    theirs, ours = metric_families(texts["haproxy"]), metric_families(texts["haply"])
+    assert len(ours) >= 60
+    missing = sorted(set(ours) - set(theirs))
+    assert not missing, f"not in HAProxy's exporter: {missing}"
+    different = {name: (ours[name], theirs[name]) for name in ours
+                 if ours[name][0] != theirs[name][0]
+                 or (ours[name][1] and ours[name][1] != theirs[name][1])}
+    assert not different
+    samples = {line.split("{")[0].split(" ")[0] for line in texts["haply"].splitlines()
+               if line and not line.startswith("#")}
+    for name in ("haproxy_server_status", "haproxy_backend_http_responses_total",
+                 "haproxy_frontend_current_sessions", "haproxy_server_check_status"):
+        assert name in samples
