@@ -143,7 +143,8 @@ def cmd_show_stat(api: RuntimeApi, args: list[str]) -> str:
                 and mask_value & (1 << r["type"])
                 and (sid == "-1" or str(r["sid"]) == sid)]
     if "up" in args:
-        rows = [r for r in rows if r["type"] != columns.TYPE_SERVER or str(r["status"]).startswith("UP")]
+        rows = [r for r in rows if r["type"] != columns.TYPE_SERVER
+                or snapshot.is_running(str(r["status"]))]
     if "no-maint" in args:
         rows = [r for r in rows if r["status"] != "MAINT"]
     if "json" in args:

@@ -103,6 +103,12 @@ def _blank(row: dict, names) -> None:
         row[name] = None
 
 
+def is_running(status: str) -> bool:
+    """What `;up` and `show stat up` keep: servers neither in maintenance nor down
+    (a draining or unchecked server still runs)."""
+    return not status.startswith(("MAINT", "DOWN"))
+
+
 def _hrsp(row: dict, counts: dict[int, int]) -> None:
     other = 0
     for klass, count in counts.items():

@@ -70,6 +70,9 @@ class StatsPage:
         self.show_node = stats.show_node
         self.admin_test = compile_condition(stats.admin) if stats.admin is not None else None
         self.admin_configured = stats.admin is not None
+        # `stats scope`: only these proxies are shown ("." is this proxy itself)
+        self.scopes = frozenset(proxy.name if name == "." else name for name in stats.scopes)
+        self.description = (proxy.description or "") if stats.show_desc == "" else stats.show_desc
 
     def matches(self, request) -> bool:
         return request.url.startswith(self.uri)
@@ -88,9 +91,11 @@ class StatsPage:
             return self._post(body, admin)
         now = self.engine.loop.time()
         rows = snapshot.take(self.engine, now)
+        if self.scopes:
+            rows.rows = [r for r in rows.rows if r["pxname"] in self.scopes]
         if "up" in options:
             rows.rows = [r for r in rows.rows if r["type"] != columns.TYPE_SERVER
-                         or str(r["status"]).startswith("UP")]
+                         or snapshot.is_running(str(r["status"]))]
         if "csv" in options:
             return response(200, "OK", columns.to_csv(rows.rows).encode(), "text/plain")
         if "json" in options:
@@ -164,6 +169,8 @@ class StatsPage:
         if self.show_node is not None:
             node = f" on {esc(self.show_node or snap.info.get('node', ''))}"
         out.append(f"<h1>haply{version}{node}</h1>")
+        if self.description:
+            out.append(f'<p class="desc">{esc(self.description)}</p>')
         info = snap.info
         out.append(f"<p class=\"info\">pid = {info['Pid']} &middot; uptime = {esc(str(info['Uptime']))}"
                    f" &middot; current conns = {info['CurrConns']} &middot; "
