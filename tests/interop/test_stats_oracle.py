@@ -233,3 +233,36 @@ def test_prometheus_names_types_and_labels_are_haproxys():
     for name in ("haproxy_server_status", "haproxy_backend_http_responses_total",
                  "haproxy_frontend_current_sessions", "haproxy_server_check_status"):
         assert name in samples
+
+
+LEVEL_COMMANDS = ["show info", "show stat", "show servers state", "show backend", "show sess",
+                  "show errors", "get weight be/a", "clear counters", "set weight be/a 2",
+                  "set server be/a state drain", "disable health be/a", "disable server be/a",
+                  "add server be/z 127.0.0.1:9", "del server be/a"]
+
+
+def denied_by_level(binary: str) -> dict[str, list[str]]:
+    denied: dict[str, list[str]] = {}
+    with echo_backends(["a"]) as backends:
+        directory = tempfile.mkdtemp(prefix="levels-")
+        socks = {level: os.path.join(directory, f"{level}.sock") for level in ("user", "operator")}
+        port = free_port()
+        text = ("global\n" + "".join(f"    stats socket {path} level {level}\n"
+                                     for level, path in socks.items())
+                + "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n"
+                "    timeout server 5s\n"
+                f"frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n"
+                f"backend be\n    server a {backends[0].address} check inter 1s\n")
+        try:
+            with run_haproxy(text, binary):
+                for level, path in socks.items():
+                    wait_socket(path)
+                    denied[level] = [command for command in LEVEL_COMMANDS
+                                     if cli(path, command).startswith("Permission denied")]
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    return denied
+
+
+def test_levels_deny_what_haproxy_denies():
+    assert denied_by_level(PROXIES["haply"]) == denied_by_level(PROXIES["haproxy"])
