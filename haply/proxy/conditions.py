@@ -111,7 +111,7 @@ def compile_acl(acl: Acl) -> Predicate:
 _SAMPLES: dict[str, Callable[[RequestView], str]] = {
     "path": lambda request: request.path,
     "method": lambda request: request.method,
-    "url": lambda request: request.url,
+    "url": lambda request: request.uri,  # Request.url is the raw bytes
 }
 
 _SUFFIXES = {"_beg": "beg", "_end": "end", "_sub": "sub", "_reg": "reg", "_dir": "dir",

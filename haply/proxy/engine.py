@@ -119,6 +119,7 @@ class Engine:
         for _, sock in self._sockets:
             sock.close()
         self._sockets.clear()
+        self._tls.clear()
         for _, sock in self._stats_sockets:
             sock.close()
         self._stats_sockets = []

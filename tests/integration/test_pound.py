@@ -171,3 +171,58 @@ def test_convert_errors_are_located(tmp_path):
     assert result.stdout == ""
     result = subprocess.run([HAPLY_BIN, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and f"{path}:4: error:" in result.stderr
+
+
+@pytest.mark.skipif(not haproxy_available(), reason="HAProxy 2.6 not installed")
+def test_services_with_patterns_route_the_same_in_haproxy(tmp_path):
+    """URL / HeadRequire / HeadDeny regular expressions (backslashes included)
+    survive the conversion: both proxies route the same requests the same way."""
+    with echo_backends(["api", "site", "bots"]) as (api, site, bots):
+        port = free_port()
+        text = f"""
+ListenHTTP
+    Address 127.0.0.1
+    Port {port}
+    xHTTP 1
+    Service "api"
+        URL "^/api/.*\\.json$"
+        HeadRequire "Host: .*example\\.com"
+        BackEnd
+            Address 127.0.0.1
+            Port {api.port}
+        End
+    End
+End
+Service "humans"
+    HeadDeny "User-Agent: .*[Bb]ot"
+    BackEnd
+        Address 127.0.0.1
+        Port {site.port}
+    End
+End
+Service "everyone else"
+    BackEnd
+        Address 127.0.0.1
+        Port {bots.port}
+    End
+End
+"""
+        path = tmp_path / "routes.pound.cfg"
+        path.write_text(text)
+        converted = subprocess.run([HAPLY_BIN, "convert", str(path)], capture_output=True, text=True, timeout=30)
+        assert converted.returncode == 0, converted.stderr
+        cases = [("/api/x.json", {"Host": "www.example.com"}), ("/api/xjson", {"Host": "www.example.com"}),
+                 ("/api/x.json", {"Host": "other.org"}), ("/page", {"User-Agent": "GoogleBot"}),
+                 ("/page", {"User-Agent": "curl"}), ("/api/x.json", {"Host": "EXAMPLE.COM"})]
+        results = {}
+        for name, runner in (("haply", lambda: run_pound(text, port)),
+                             ("haproxy", lambda: run_haproxy(converted.stdout))):
+            with runner():
+                results[name] = [http_get(port, p, headers=h).backend for p, h in cases]
+                results[name].append(raw_request(port, b"DELETE /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                                     .split(b"\r\n", 1)[0])
+                results[name].append(raw_request(port, b"OPTIONS /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                                     .split(b"\r\n", 1)[0])
+    assert results["haply"] == results["haproxy"]
+    assert results["haply"][:6] == ["api", "site", "site", "bots", "site", "api"]
+    assert results["haply"][6:] == [b"HTTP/1.1 200 OK", b"HTTP/1.1 501 Not Implemented"]
