@@ -209,8 +209,6 @@ class _Parser:
             self.client = float(self.number(line, 1))
         elif keyword == "alive":
             self.alive = float(self.number(line, 1))
-        elif keyword == "include":
-            raise _Error("'Include' is handled by the loader; give the included file with another -f")
         elif keyword in IGNORED:
             self.ignored(line)
         else:
@@ -551,8 +549,40 @@ def parse(text: str, filename: str, environ: Mapping[str, str] | None = None,
     """Parse one pound.cfg into a partial Config (errors go to diagnostics)."""
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     parser = _Parser(filename, diagnostics)
-    parser.run(tokenize(text, filename))
+    parser.run(_expand_includes(tokenize(text, filename), diagnostics, (os.path.abspath(filename),)))
     return parser.config()
+
+
+# Includes may nest; a deeper chain is almost certainly a loop through symlinks.
+MAX_INCLUDE_DEPTH = 16
+
+
+def _expand_includes(lines: list[Line], diagnostics: Diagnostics, chain: tuple[str, ...]) -> list[Line]:
+    """`Include "FILE"` replaced by FILE's lines (relative names from the
+    including file's directory), located in FILE, as pound(8) reads them."""
+    result: list[Line] = []
+    for line in lines:
+        if line.keyword != "include":
+            result.append(line)
+            continue
+        if len(line.args) != 1:
+            diagnostics.error(line.location, "'Include' expects a file name in quotes")
+            continue
+        path = line.args[0]
+        if not os.path.isabs(path):
+            path = os.path.join(os.path.dirname(line.location.file), path)
+        real = os.path.abspath(path)
+        if real in chain or len(chain) > MAX_INCLUDE_DEPTH:
+            diagnostics.error(line.location, f"'Include \"{line.args[0]}\"' includes itself (through {' -> '.join(chain)})")
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+                text = handle.read()
+        except OSError as exc:
+            diagnostics.error(line.location, f"'Include \"{line.args[0]}\"': {exc.strerror}")
+            continue
+        result.extend(_expand_includes(tokenize(text, path), diagnostics, chain + (real,)))
+    return result
 
 
 __all__ = ["XHTTP_METHODS", "parse", "tokenize"]

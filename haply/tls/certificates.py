@@ -17,6 +17,8 @@ import stat
 from dataclasses import dataclass, field
 
 # Files HAProxy skips in a `crt DIR` (they complete a certificate, they are not one).
+# A certificate this close to its end gets a warning at every load.
+EXPIRY_WARNING = datetime.timedelta(days=14)
 DIR_SKIP_SUFFIXES = (".key", ".ocsp", ".issuer", ".sctl", ".dh")
 PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 
@@ -104,6 +106,10 @@ def load_bundle(path: str, now: datetime.datetime | None = None) -> Bundle:
     except ssl.SSLError as exc:
         raise CertificateError(f"certificate file '{path}' is refused by OpenSSL: {exc.reason or exc}") from None
     warnings = []
+    left = not_after - now
+    if left < EXPIRY_WARNING:
+        warnings.append(f"certificate in '{path}' expires in {left.days} day(s), on "
+                        f"{not_after:%Y-%m-%d %H:%M:%S} UTC: renew it")
     mode = os.stat(key_path).st_mode
     if mode & stat.S_IROTH:
         warnings.append(f"private key file '{key_path}' is readable by every user (mode "

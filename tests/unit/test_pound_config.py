@@ -174,3 +174,19 @@ def test_parse_without_loader_collects_diagnostics():
     diagnostics = Diagnostics()
     parse("Nonsense\n", "x.pound.cfg", {}, diagnostics)
     assert [str(d) for d in diagnostics.errors] == ["x.pound.cfg:1: error: unknown Pound keyword 'nonsense' at the top level"]
+
+
+def test_include_nested_relative_and_located(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "services.cfg").write_text(
+        'Service\n BackEnd\n  Address 127.0.0.1\n  Port 81\n End\nEnd\nInclude "more.cfg"\n')
+    (tmp_path / "conf.d" / "more.cfg").write_text("Bogus 1\n")
+    text = 'ListenHTTP\n Address 127.0.0.1\n Port 80\nEnd\nInclude "conf.d/services.cfg"\n'
+    found = errors(text, tmp_path)
+    assert found == [f"{tmp_path}/conf.d/more.cfg:1: error: unknown Pound keyword 'bogus' at the top level"]
+    (tmp_path / "conf.d" / "more.cfg").write_text('Include "services.cfg"\n')
+    found = errors(text, tmp_path)
+    assert len(found) == 1 and "more.cfg:1: error: 'Include \"services.cfg\"' includes itself" in found[0]
+    (tmp_path / "conf.d" / "more.cfg").write_text("")
+    config = parsed(text, tmp_path).config
+    assert [s.port for s in config.proxy("service1").servers] == [81]

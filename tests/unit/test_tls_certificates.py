@@ -124,3 +124,12 @@ def test_openssl_cli_certificate_loads(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert "cli.test" in out
     assert load_bundle(str(combined)).names == ("cli.test",)
+
+
+def test_certificate_close_to_expiry_warns(files, tmp_path):
+    import datetime
+
+    soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3, hours=1)
+    pem = write_pem(files.ca.issue_cert("soon.test", not_after=soon), tmp_path / "soon.pem")
+    [warning] = load_bundle(str(pem)).warnings
+    assert "expires in 3 day(s)" in warning and "renew it" in warning
