@@ -23,6 +23,14 @@ from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
 PERMISSION_DENIED = "Permission denied\n"
+# Handled by the socket session itself (haply.admin.socket_server).
+SESSION_COMMANDS = (
+    ("help [<command>]", "list matching or all commands"),
+    ("prompt", "toggle interactive mode with prompt"),
+    ("quit", "disconnect"),
+    ("operator", "lower the level of the current CLI session to operator"),
+    ("user", "lower the level of the current CLI session to user"),
+)
 
 # `show servers state` numbering (HAProxy's state file format, version 1).
 OP_STOPPED, OP_STARTING, OP_RUNNING = 0, 1, 2
@@ -42,8 +50,17 @@ SERVERS_STATE_HEADER = (
     "srv_agent_addr srv_agent_port")
 
 
+class Unframed(str):
+    """An answer HAProxy sends without the empty line that normally ends one
+    (`add server` and `del server` messages, some parse errors)."""
+
+
 class CommandError(Exception):
     """A command that cannot be done; the text is the answer."""
+
+    def __init__(self, message: str, framed: bool = True):
+        super().__init__(message)
+        self.framed = framed
 
 
 @dataclass(frozen=True)
@@ -74,14 +91,28 @@ class RuntimeApi:
             return ""
         command = self._find(words)
         if command is None:
-            return f"Unknown command: '{words[0]}'\n" + self.help_text(level)
+            return self.unknown(words, level)
         if LEVELS[level] < LEVELS[command.level]:
             return PERMISSION_DENIED
         try:
             return command.run(self, words[len(command.words):])
         except CommandError as exc:
             text = str(exc)
-            return text if text.endswith("\n") else text + "\n"
+            text = text if text.endswith("\n") else text + "\n"
+            return text if exc.framed else Unframed(text)
+
+    def unknown(self, words: list[str], level: str) -> str:
+        """HAProxy's answer to an unknown command: the closest commands first."""
+        import difflib
+        typed = " ".join(words)
+        allowed = [c for c in self.commands if LEVELS[level] >= LEVELS[c.level]
+                   and c.words != ("help",)]
+        ranked = sorted(allowed, key=lambda c: -difflib.SequenceMatcher(
+            None, typed, " ".join(c.words)).ratio())
+        lines = ["Unknown command, but maybe one of the following ones is a better match:"]
+        lines += [f"  {c.usage:<39} : {c.help}" for c in ranked[:5]]
+        lines += [f"  {usage:<39} : {text}" for usage, text in SESSION_COMMANDS]
+        return "\n".join(lines) + "\n"
 
     def _find(self, words: list[str]) -> Command | None:
         best = None
@@ -96,6 +127,7 @@ class RuntimeApi:
         for command in self.commands:
             if LEVELS[level] >= LEVELS[command.level]:
                 lines.append(f"  {command.usage:<39} : {command.help}")
+        lines += [f"  {usage:<39} : {text}" for usage, text in SESSION_COMMANDS[1:]]
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------- helpers
@@ -157,7 +189,7 @@ def cmd_show_servers_state(api: RuntimeApi, args: list[str]) -> str:
     names = list(engine.backends)
     if args:
         if args[0] not in engine.backends:
-            raise CommandError(f"Can't find backend '{args[0]}'.")
+            raise CommandError("Can't find backend.")
         names = [args[0]]
     now = api.clock()
     out = ["1", SERVERS_STATE_HEADER]
@@ -256,9 +288,12 @@ def cmd_enable_server(api: RuntimeApi, args: list[str]) -> str:
 
 
 def cmd_set_server(api: RuntimeApi, args: list[str]) -> str:
-    _need(args, 3, "'set server <srv>' only supports 'agent', 'health', 'state', 'weight', "
-                   "'addr', 'fqdn', 'check-addr' and 'check-port'.")
+    _need(args, 1, "Require 'backend/server'.")
     state = api.server(args[0])
+    _need(args, 2, SET_SERVER_USAGE)
+    if args[1] == "weight" and len(args) < 3:
+        raise CommandError("Require <weight> or <weight%>.")
+    _need(args, 3, SET_SERVER_USAGE)
     what, value = args[1], args[2]
     if what == "state":
         admin = {"ready": READY, "drain": DRAIN, "maint": MAINT}.get(value)
@@ -276,8 +311,12 @@ def cmd_set_server(api: RuntimeApi, args: list[str]) -> str:
             raise CommandError("'set server <srv> health' expects 'up', 'stopping', or 'down'.")
         health.set_health(state.backend, state.name, "down" if value == "stopping" else value)
         return ""
-    raise CommandError("'set server <srv>' only supports 'agent', 'health', 'state', "
-                       "'weight', 'addr', 'fqdn', 'check-addr' and 'check-port'.")
+    raise CommandError(SET_SERVER_USAGE)
+
+
+SET_SERVER_USAGE = ("usage: set server <backend>/<server> addr | agent | agent-addr | "
+                    "agent-port | agent-send | check-addr | check-port | fqdn | health | ssl | "
+                    "state | weight\n")
 
 
 def _set_weight(api: RuntimeApi, state, text: str) -> str:
@@ -287,7 +326,8 @@ def _set_weight(api: RuntimeApi, state, text: str) -> str:
         else:
             weight = int(text)
     except ValueError:
-        raise CommandError("Require <weight> or <weight%>.") from None
+        raise CommandError("Empty weight string empty or preceded by garbage",
+                           framed=False) from None
     if not 0 <= weight <= 256:
         raise CommandError("Absolute weight can only be between 0 and 256 inclusive.")
     api.engine.registry.set_weight(state, weight, api.clock())
@@ -295,8 +335,10 @@ def _set_weight(api: RuntimeApi, state, text: str) -> str:
 
 
 def cmd_set_weight(api: RuntimeApi, args: list[str]) -> str:
-    _need(args, 2, "Require 'backend/server' and 'weight' or 'weight%'.")
-    return _set_weight(api, api.server(args[0]), args[1])
+    _need(args, 1, "Require 'backend/server'.")
+    state = api.server(args[0])
+    _need(args, 2, "Require <weight> or <weight%>.")
+    return _set_weight(api, state, args[1])
 
 
 def cmd_get_weight(api: RuntimeApi, args: list[str]) -> str:
@@ -311,7 +353,9 @@ def _health_toggle(enabled: bool):
         state = api.server(args[0])
         health = api.engine.health
         if health is None or health.health_of(state.backend, state.name) is None:
-            raise CommandError("Health checks are not configured on this server, cannot enable.")
+            if not enabled:
+                return ""  # nothing to disable: HAProxy answers nothing either
+            raise CommandError("Health check was not configured on this server, cannot enable.")
         health.set_health_enabled(state.backend, state.name, enabled)
         return ""
     return run
@@ -325,19 +369,20 @@ def cmd_add_server(api: RuntimeApi, args: list[str]) -> str:
     engine = api.engine
     runtime = engine.backends.get(backend)
     if runtime is None:
-        raise CommandError("No such backend.")
+        raise CommandError("No such backend.", framed=False)
     if engine.registry.get(backend, name) is not None:
-        raise CommandError(f"Already exists a server with the same name in backend.")
+        raise CommandError("Already exists a server with the same name in backend.")
     from haply.admin.servers import build_server
     try:
         server = build_server(runtime.proxy, name, args[1], args[2:])
     except ValueError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc), framed=False) from None
     from haply.proxy.backend import resolve
     try:
         address = resolve(server.host)
     except OSError as exc:
-        raise CommandError(f"could not resolve address '{server.host}': {exc}") from None
+        raise CommandError(f"could not resolve address '{server.host}': {exc}",
+                           framed=False) from None
     # HAProxy adds a dynamic server in maintenance; it is put in service with
     # `set server B/S state ready` (management guide, "add server").
     import dataclasses
@@ -351,16 +396,20 @@ def cmd_add_server(api: RuntimeApi, args: list[str]) -> str:
 
 def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
     _need(args, 1, "Require 'backend/server'.")
-    state = api.server(args[0])
+    try:
+        state = api.server(args[0])
+    except CommandError as exc:
+        raise CommandError(str(exc), framed=False) from None
     if state.admin != MAINT:
-        raise CommandError("Only servers in maintenance mode can be deleted.")
+        raise CommandError("Only servers in maintenance mode can be deleted.", framed=False)
     if state.current_sessions or state.queued:
-        raise CommandError("Server still has connections attached to it, cannot remove it.")
+        raise CommandError("Server still has connections attached to it, cannot remove it.",
+                           framed=False)
     engine = api.engine
     if engine.health is not None:
         engine.health.unwatch(state.backend, state.name)
     engine.registry.remove_server(state.backend, state.name)
-    return "Server deleted.\n"
+    return Unframed("Server deleted.\n")
 
 
 def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:

@@ -14,7 +14,7 @@ import atexit
 import os
 import socket
 
-from haply.admin.runtime_api import RuntimeApi
+from haply.admin.runtime_api import LEVELS, RuntimeApi, Unframed
 
 # A command line longer than this is refused (HAProxy's tune.bufsize is 16 kB).
 MAX_LINE = 16384
@@ -82,8 +82,11 @@ class CliProtocol(asyncio.Protocol):
                 self.transport.write("".join(out).encode())
                 self.transport.close()
                 return
+            if word in ("user", "operator") and LEVELS[word] <= LEVELS[self.level]:
+                self.level = word  # a session may only lower its own level
+                continue
             answer = self.api.execute(command, self.level)
-            out.append(answer + "\n")
+            out.append(answer if isinstance(answer, Unframed) else answer + "\n")
         if self.interactive:
             out.append("> ")
         self.transport.write("".join(out).encode())

@@ -87,6 +87,11 @@ def test_interactive_prompt(setup):
         assert _read_until(sock, b"> ") == b"# name\nbe\n\n> "
         sock.sendall(b"get weight be/a; get weight be/b\n")
         assert _read_until(sock, b"> ") == b"5 (initial 5)\n\n5 (initial 5)\n\n> "
+        # a session may lower its own level, never raise it
+        sock.sendall(b"user\n")
+        assert _read_until(sock, b"> ") == b"> "
+        sock.sendall(b"set server be/a state maint\n")
+        assert _read_until(sock, b"> ") == b"Permission denied\n\n> "
         sock.sendall(b"quit\n")
         assert sock.recv(100) == b""
 
@@ -111,7 +116,7 @@ def test_add_and_delete_server_without_reload(setup):
         seen = {http_get(port).backend for _ in range(12)}
         assert "c" in seen
         cli(admin, "set server be/c state maint")
-        assert cli(admin, "del server be/c") == "Server deleted.\n\n"
+        assert cli(admin, "del server be/c") == "Server deleted.\n"  # unframed, as HAProxy
         assert {http_get(port).backend for _ in range(6)} == {"a", "b"}
         assert ",c," not in cli(admin, "show stat")
 

@@ -266,3 +266,46 @@ def denied_by_level(binary: str) -> dict[str, list[str]]:
 
 def test_levels_deny_what_haproxy_denies():
     assert denied_by_level(PROXIES["haply"]) == denied_by_level(PROXIES["haproxy"])
+
+
+# Commands whose whole answer (text and framing) must be HAProxy's, in order:
+# they change state, so each answer depends on the ones before.
+SCRIPT = [
+    "set server nope/a state ready", "set server be/nope state ready",
+    "set server be/a state bogus", "set server be/a", "set server be/a weight",
+    "set server be/a weight 300", "set server be/a weight x", "set weight be/a 50%",
+    "get weight be/a", "get weight be/zz", "set weight be/b", "set weight be/b -1",
+    "disable server be", "disable server", "enable server be/zz", "disable health be/b",
+    "enable health be/b", "enable health be/a", "add server be/a 127.0.0.1:1",
+    "add server be/c", "add server nope/c 127.0.0.1:1", "add server be/c 127.0.0.1:1",
+    "get weight be/c", "del server be/b", "set server be/c state maint", "del server be/c",
+    "del server be/zz", "show servers state nope", "show backend", "disable server be/a",
+    "set server be/a state drain", "set server be/a state ready", "get weight be/a",
+]
+
+
+def scripted_answers(binary: str) -> list[str]:
+    with echo_backends(["a", "b"]) as backends:
+        directory = tempfile.mkdtemp(prefix="script-")
+        sock = os.path.join(directory, "admin.sock")
+        port = free_port()
+        text = (f"global\n    stats socket {sock} level admin\n"
+                "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n"
+                "    timeout server 5s\n"
+                f"frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n"
+                f"backend be\n    server a {backends[0].address} check inter 1s\n"
+                f"    server b {backends[1].address}\n")
+        try:
+            with run_haproxy(text, binary):
+                wait_socket(sock)
+                return [cli(sock, command) for command in SCRIPT]
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_runtime_answers_match_haproxy():
+    theirs = scripted_answers(PROXIES["haproxy"])
+    ours = scripted_answers(PROXIES["haply"])
+    differences = [f"{command}: haproxy {a!r} haply {b!r}"
+                   for command, a, b in zip(SCRIPT, theirs, ours) if a != b]
+    assert not differences, "\n".join(differences)
