@@ -272,7 +272,18 @@ def _date(when: float) -> str:
 
 
 def _set_admin(api: RuntimeApi, state, admin: str) -> None:
-    api.engine.registry.set_admin(state, admin, api.clock())
+    set_admin(api.engine, state, admin, api.clock())
+
+
+def set_admin(engine, state, admin: str, now: float) -> None:
+    """Change a server's administrative state through the registry and log it
+    as HAProxy does (when the engine logs)."""
+    before = state.admin
+    engine.registry.set_admin(state, admin, now)
+    logging = getattr(engine, "logging", None)
+    if logging is not None and before != admin:
+        logging.admin_event(state, before, admin, engine.registry.servers(state.backend),
+                            engine.config.proxy(state.backend))
 
 
 def cmd_disable_server(api: RuntimeApi, args: list[str]) -> str:

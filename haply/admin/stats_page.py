@@ -19,6 +19,7 @@ import time
 from urllib.parse import parse_qs
 
 from haply.admin import columns, snapshot
+from haply.admin.runtime_api import set_admin
 from haply.runtime.registry import DRAIN, MAINT, READY
 
 DEFAULT_REALM = "HAProxy Statistics"  # HAProxy's realm when `stats realm` is absent
@@ -137,7 +138,7 @@ class StatsPage:
                 failed += 1
                 continue
             if action in ADMIN_ACTIONS:
-                registry.set_admin(state, ADMIN_ACTIONS[action], now)
+                set_admin(self.engine, state, ADMIN_ACTIONS[action], now)
             elif action in ("dhlth", "ehlth") and self.engine.health is not None \
                     and self.engine.health.health_of(backend, name) is not None:
                 self.engine.health.set_health_enabled(backend, name, action == "ehlth")

@@ -182,6 +182,14 @@ class Logging:
         targets = self.targets_of(proxy) if proxy is not None else self.global_targets
         self.send(targets, "notice" if event.up else "alert", event.message)
 
+    def admin_event(self, state, before: str, after: str, servers, proxy=None) -> None:
+        """An operator changed a server's state (runtime API, stats page)."""
+        from haply.logs.events import admin_message
+        message = admin_message(state, before, after, servers)
+        if message is not None:
+            targets = self.targets_of(proxy) if proxy is not None else self.global_targets
+            self.send(targets, *message)
+
     def close(self) -> None:
         for sink in self.sinks.values():
             sink.close()

@@ -219,3 +219,53 @@ backend be
     lines = [line for line in output.splitlines() if "/stdout" in line]
     assert len(lines) == 1, output
     assert HTTPLOG.fullmatch(lines[0]), lines[0]  # raw: the message alone
+
+
+ADMIN_SCRIPT = ["set server be/s1 state maint", "set server be/s1 state ready",
+                "set server be/s1 state drain", "set server be/s1 state ready",
+                "disable server be/s3", "enable server be/s3", "set server be/s1 weight 5",
+                "set server be/s2 state maint", "set server be/s1 state maint",
+                "set server be/s1 state ready", "set server be/s2 state ready"]
+
+
+def admin_lines(binary: str, receiver: Receiver) -> list[bytes]:
+    import os
+    import shutil
+    import tempfile
+    from tests.support.admin_cli import cli, wait_socket
+    directory = tempfile.mkdtemp(prefix="admin-log-")
+    sock = os.path.join(directory, "admin.sock")
+    port = free_port()
+    try:
+        with echo_backends(["a"]) as backends:
+            prelude = haproxy_config("").replace(
+                "    nbthread 1\n",
+                f"    nbthread 1\n    stats socket {sock} level admin\n"
+                f"    log 127.0.0.1:{receiver.port} local0\n")
+            config = prelude + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    log global
+    server s1 {backends[0].address}
+    server s2 {backends[0].address}
+    server s3 {backends[0].address} backup
+"""
+            with run_haproxy(config, binary):
+                wait_socket(sock)
+                receiver.lines(10, timeout=0.3)  # nothing expected before the script
+                for command in ADMIN_SCRIPT:
+                    cli(sock, command)
+                lines = receiver.lines(len(ADMIN_SCRIPT), timeout=2)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return [RFC3164.fullmatch(line.rstrip(b"\n")).group(1) + b" "
+            + RFC3164.fullmatch(line.rstrip(b"\n")).group(6) for line in lines]
+
+
+def test_admin_state_changes_logged_as_haproxy(receiver):
+    theirs = admin_lines(PROXIES["haproxy"], receiver)
+    ours = admin_lines(PROXIES["haply"], receiver)
+    assert len(theirs) >= 8
+    assert ours == theirs
