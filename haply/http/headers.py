@@ -285,7 +285,7 @@ def _run_ops(ops: Sequence[HeaderOp], ctx) -> tuple[set[bytes], list[tuple[bytes
 class CompiledForwardFor:
     """`option forwardfor` of a route, merged from frontend and backend."""
 
-    __slots__ = ("name", "lname", "prefix", "excepts", "if_none")
+    __slots__ = ("name", "lname", "prefix", "excepts", "if_none", "always")
 
     def __init__(self, name: bytes, excepts: tuple, if_none: bool):
         self.name = name
@@ -293,9 +293,12 @@ class CompiledForwardFor:
         self.prefix = name + b": "
         self.excepts = excepts  # one network (or None) per proxy that enabled it
         self.if_none = if_none
+        self.always = None in excepts
 
     def applies(self, ctx: SampleContext) -> bool:
         """False when every enabling proxy excepts the client's network."""
+        if self.always:
+            return True  # no `except`: the client address is never parsed
         ip = ctx.src_ip
         for network in self.excepts:
             if network is None or ip is None or ip.version != network.version \
