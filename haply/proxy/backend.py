@@ -197,28 +197,29 @@ class BackendRuntime:
         return self.redispatch and attempt == self.retries
 
     async def connect(self, key, factory: Callable[[ServerState], asyncio.Protocol],
-                      dest_port: int | None = None,
-                      exclude: ServerState | None = None):
+                      dest_port: int | None = None, exclude: ServerState | None = None,
+                      server: ServerState | None = None,
+                      gave_up: Callable[[], bool] | None = None):
         """Connect to a server chosen for key, with retries and redispatch.
 
-        factory(server) makes the protocol for an attempt on server. Returns
-        (server, transport, protocol); the server's slot is held and must be given
-        back with `release`. Raises NoServerAvailable.
+        factory(server) makes the protocol for an attempt on server. `server`, when
+        given, is one whose slot the caller already holds. `gave_up()` true stops
+        retrying (the client left). Returns (server, transport, protocol); the
+        server's slot is held and must be given back with `release`. Raises
+        NoServerAvailable.
         """
-        server = await self.acquire(key, exclude)
+        if server is None:
+            server = await self.acquire(key, exclude)
         attempt = 0
         while True:
             address = server_address(server, dest_port)
+            tls = self.tls.get(server.name) if self.tls else None
             try:
                 async with asyncio.timeout(self.connect_timeout):
-                    tls = self.tls.get(server.name) if self.tls else None
-                    if tls is None:
-                        transport, protocol = await self.loop.create_connection(
-                            lambda: factory(server), address[0], address[1])
-                    else:
-                        transport, protocol = await self.loop.create_connection(
-                            lambda: factory(server), address[0], address[1],
-                            ssl=tls[0], server_hostname=tls[1])
+                    transport, protocol = await self.loop.create_connection(
+                        lambda: factory(server), address[0], address[1],
+                        ssl=tls[0] if tls else None,
+                        server_hostname=tls[1] if tls else None)
                 if self.observer is not None:
                     self.report(server, EV_L4_OK)
                 return server, transport, protocol
@@ -229,7 +230,7 @@ class BackendRuntime:
                     self.report(server, EV_L4_TIMEOUT if isinstance(exc, TimeoutError)
                                 else EV_L4_ERROR)
                 self.release(server)
-                if attempt >= self.retries:
+                if attempt >= self.retries or (gave_up is not None and gave_up()):
                     raise NoServerAvailable("connection failed", 503) from None
                 attempt += 1
                 server.retries += 1

@@ -24,10 +24,9 @@ import httptools
 
 from haply.http import framing, responses
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
-from haply.health.state import (EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT, EV_L7_BAD,
-                                EV_L7_TIMEOUT)
+from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
 from haply.http.headers import SampleContext
-from haply.proxy.backend import BackendRuntime, NoServerAvailable, server_address
+from haply.proxy.backend import BackendRuntime, NoServerAvailable
 from haply.proxy import redirect
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.timers import Deadline
@@ -398,7 +397,10 @@ class HttpSession(asyncio.Protocol):
         try:
             if server is None:
                 server = await backend.acquire(request, exclude=None)
-            server, transport, upstream = await self._connect(backend, server)
+            pool = self.pool
+            server, transport, upstream = await backend.connect(
+                request, lambda server: UpstreamConnection(server, pool), self.dest_port,
+                server=server, gave_up=lambda: self.closed)
         except NoServerAvailable as exc:
             if not self.closed and self.requests and self.requests[0] is request:
                 self._respond_local(exc.status)
@@ -409,47 +411,6 @@ class HttpSession(asyncio.Protocol):
             return
         request.server = server
         self._send_request(upstream, request)
-
-    async def _connect(self, backend: BackendRuntime, server):
-        """Connect to server (slot held), retrying and redispatching on failure."""
-        attempt = 0
-        loop = self.loop
-        pool = self.pool
-        while True:
-            address = server_address(server, self.dest_port)
-            try:
-                async with asyncio.timeout(backend.connect_timeout):
-                    tls = backend.tls.get(server.name) if backend.tls else None
-                    if tls is None:
-                        transport, upstream = await loop.create_connection(
-                            lambda: UpstreamConnection(server, pool), address[0], address[1])
-                    else:
-                        transport, upstream = await loop.create_connection(
-                            lambda: UpstreamConnection(server, pool), address[0], address[1],
-                            ssl=tls[0], server_hostname=tls[1])
-                if backend.observer is not None:
-                    backend.report(server, EV_L4_OK)
-                return server, transport, upstream
-            except (OSError, TimeoutError) as exc:
-                server.connect_errors += 1
-                backend.connect_errors += 1
-                if backend.observer is not None:
-                    backend.report(server, EV_L4_TIMEOUT if isinstance(exc, TimeoutError)
-                                   else EV_L4_ERROR)
-                backend.release(server)
-                if attempt >= backend.retries or self.closed:
-                    raise NoServerAvailable("connection failed", 503) from None
-                attempt += 1
-                server.retries += 1
-                backend.retried += 1
-                previous = server
-                if backend.should_redispatch(attempt) or not server.usable:
-                    server = await backend.acquire(self.requests[0], exclude=previous)
-                    if server is not previous:
-                        server.redispatches += 1
-                        backend.redispatched += 1
-                else:
-                    backend._take(server)
 
     def _send_request(self, upstream: UpstreamConnection, request: Request) -> None:
         self.upstream = upstream
