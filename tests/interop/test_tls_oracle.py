@@ -181,3 +181,35 @@ def test_versions_and_sni_selection_match_haproxy(tmp_path):
                                  [_s_client(strict, *p)[0] for p in probes[4:]])
     assert results["haply"] == results["haproxy"]
     assert results["haproxy"][0][0] == (None, None) and results["haproxy"][0][3][0] == "TLSv1.3"
+
+
+def test_crt_list_sni_filters_match_haproxy(tmp_path):
+    tls = make_tls_files(tmp_path, ("localhost",))
+    one = tls.issue(tmp_path, "one.pem", "one.test", "*.shared.test")
+    two = tls.issue(tmp_path, "two.pem", "two.test")
+    listing = tmp_path / "crt-list.txt"
+    # one.pem serves its own names except a.shared.test; two.pem serves
+    # a.shared.test and an extra name by filter.
+    listing.write_text(f"# certificates by name\n{one} *.shared.test !a.shared.test one.test\n"
+                       f"{two} two.test a.shared.test extra.test\n")
+    names = ["one.test", "b.shared.test", "a.shared.test", "two.test", "extra.test", "nothing.test"]
+    results = {}
+    for name, binary in PROXIES.items():
+        with echo_backends(["app"]) as (backend,):
+            port = free_port()
+            text = textwrap.dedent(f"""\
+                defaults
+                  mode http
+                  timeout connect 2s
+                  timeout client 5s
+                  timeout server 5s
+                frontend fe
+                  bind 127.0.0.1:{port} ssl crt-list {listing}
+                  default_backend be
+                backend be
+                  server s1 127.0.0.1:{backend.port}
+                """)
+            with run_haproxy(text, binary=binary):
+                results[name] = [_s_client(port, "-servername", n)[1] for n in names]
+    assert results["haply"] == results["haproxy"]
+    assert results["haproxy"][:5] == ["one.test", "one.test", "two.test", "two.test", "two.test"]
