@@ -269,3 +269,46 @@ def test_admin_state_changes_logged_as_haproxy(receiver):
     ours = admin_lines(PROXIES["haply"], receiver)
     assert len(theirs) >= 8
     assert ours == theirs
+
+
+def test_stalled_sink_drops_and_counts_never_blocks(tmp_path):
+    """A log receiver that never reads: requests keep flowing, lines are dropped
+    and `show info` counts them."""
+    import os
+    from tests.support.admin_cli import cli, wait_socket
+    from tests.support.haply_process import run_haply
+    path = str(tmp_path / "log")
+    sock = str(tmp_path / "admin.sock")
+    stalled = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.bind(path)
+    port = free_port()
+    try:
+        with echo_backends(["a"]) as backends:
+            prelude = haproxy_config("").replace(
+                "    nbthread 1\n",
+                f"    nbthread 1\n    stats socket {sock} level admin\n    log {path} len 4096 local0\n")
+            config = prelude + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log global
+    log-format "%ci:%cp %r %[src] padding-{'x' * 2000}"
+    default_backend be
+backend be
+    server s1 {backends[0].address}
+"""
+            with run_haply(config):
+                wait_socket(sock)
+                started = time.monotonic()
+                for _ in range(100):
+                    assert http_get(port).status == 200
+                elapsed = time.monotonic() - started
+                info = dict(line.split(": ", 1) for line in cli(sock, "show info").splitlines()
+                            if ": " in line)
+    finally:
+        stalled.close()
+        os.unlink(path)
+    # 101 lines (one per request, one for the start-up probe); the socket
+    # buffer holds a few of them only
+    assert int(info["DroppedLogs"]) > 80, info["DroppedLogs"]
+    assert elapsed < 8
