@@ -247,3 +247,12 @@ def test_socket_file_removed_at_exit(setup):
     setup["proxy"].stop()
     assert not os.path.exists(setup["admin"])
     assert not os.path.exists(setup["user"])
+
+
+def test_ctl_finds_the_socket_in_the_config(setup):
+    result = ctl("-f", setup["proxy"].config_path, "servers")
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == ["be/a", "be/b"]
+    result = ctl("-S", setup["admin"], "weight", "be/b", "9")
+    assert result.returncode == 0
+    assert cli(setup["admin"], "get weight be/b") == "9 (initial 5)\n\n"

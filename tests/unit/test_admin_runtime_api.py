@@ -133,3 +133,25 @@ def test_show_stat_filter(api):
     text = api.execute("show stat be 4 -1")
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert [line.split(",")[1] for line in lines] == ["s1", "s2"]
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+WORDS = ["show", "stat", "info", "servers", "state", "set", "server", "weight", "be/s1",
+         "be/s2", "be/", "/s1", "nope/x", "ready", "drain", "maint", "add", "del", "get",
+         "enable", "disable", "health", "127.0.0.1:9", "50%", "-1", "300", "json", "typed",
+         "4", "-1", "errors", "sess", "backend", "weight", "'", '"', "\\", ";", "check"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=8)), max_size=7),
+       st.sampled_from(["user", "operator", "admin"]))
+def test_any_line_gets_an_answer_never_an_exception(api, words, level):
+    answer = api.execute(" ".join(words), level)
+    assert isinstance(answer, str)
+    registry = api.engine.registry
+    # whatever happened, the registry stayed consistent
+    for backend in ("be", "other"):
+        states = registry.servers(backend)
+        assert len({s.name for s in states}) == len(states)
+        assert all(0 <= s.effective_weight <= 256 for s in states)
