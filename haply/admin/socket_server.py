@@ -137,11 +137,12 @@ def open_stats_sockets(config) -> list[tuple[object, socket.socket]]:
     try:
         for spec in config.global_.stats_sockets:
             opened.append((spec, _bind(spec)))
-    except OSError as exc:
+    except (OSError, KeyError) as exc:  # KeyError: unknown user or group
         for _, sock in opened:
             sock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise StatsSocketError(f"{spec.location}: cannot bind stats socket {spec.path}: "
-                               f"{exc.strerror or exc}") from exc
+                               f"{reason}") from exc
     return opened
 
 
@@ -156,6 +157,7 @@ def _bind(spec) -> socket.socket:
             sock.bind(path)
             if spec.mode is not None:
                 os.chmod(path, spec.mode)
+            _chown(path, dict(spec.options))
             sock.listen(64)
         except OSError:
             sock.close()
@@ -174,6 +176,23 @@ def _bind(spec) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _chown(path: str, options: dict) -> None:
+    """`user`/`uid` and `group`/`gid` of a unix stats socket (HAProxy's bind options)."""
+    import grp
+    import pwd
+    uid = gid = -1
+    if "uid" in options:
+        uid = int(options["uid"])
+    elif "user" in options:
+        uid = pwd.getpwnam(options["user"]).pw_uid
+    if "gid" in options:
+        gid = int(options["gid"])
+    elif "group" in options:
+        gid = grp.getgrnam(options["group"]).gr_gid
+    if uid != -1 or gid != -1:
+        os.chown(path, uid, gid)
 
 
 def _unlink_if_ours(path: str, inode: int) -> None:

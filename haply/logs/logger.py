@@ -125,13 +125,13 @@ class Target:
     __slots__ = ("sink", "facility", "max_severity", "format", "length", "framer")
 
     def __init__(self, sink, facility: str, level: str | None, fmt: str, length: int,
-                 pid: int, hostname: str):
+                 pid: int, hostname: str, tag: str = TAG, send_hostname: str | None = None):
         self.sink = sink
         self.facility = facility
         self.max_severity = syslog.SEVERITIES[level] if level else 7
         self.format = fmt
         self.length = length
-        self.framer = syslog.Framer(fmt, facility, TAG, pid, hostname, length)
+        self.framer = syslog.Framer(fmt, facility, tag, pid, hostname, length, send_hostname)
 
 
 class Logging:
@@ -141,23 +141,31 @@ class Logging:
         self.pid = os.getpid()
         self.hostname = socket.gethostname()
         self.sinks: dict[str, object] = {}
+        extra = dict(config.global_.extra)
+        self.tag = extra["log-tag"][0] if extra.get("log-tag") else TAG
+        self.send_hostname = None
+        if "log-send-hostname" in extra:
+            self.send_hostname = (extra["log-send-hostname"] or (self.hostname,))[0]
         self.global_targets = [self._target(t) for t in config.global_.logs]
         self.request_counter = 0
 
-    def _target(self, spec) -> Target:
+    def _target(self, spec, tag: str | None = None) -> Target:
         sink = self.sinks.get(spec.address)
         if sink is None:
             sink = self.sinks[spec.address] = open_sink(spec.address)
         return Target(sink, spec.facility, spec.level, spec.format, spec.length,
-                      self.pid, self.hostname)
+                      self.pid, self.hostname, tag or self.tag, self.send_hostname)
 
     def targets_of(self, proxy) -> list[Target]:
+        """A proxy's targets; its own `log-tag` applies to them, `log global` included."""
+        tags = [args[0] for key, args in proxy.extra if key == "log-tag" and args]
+        tag = tags[-1] if tags else None
         targets: list[Target] = []
         for spec in proxy.logs:
             if spec.address == "global":
-                targets.extend(self.global_targets)
+                targets.extend(self._target(t, tag) for t in self.config.global_.logs)
             else:
-                targets.append(self._target(spec))
+                targets.append(self._target(spec, tag))
         return targets
 
     def for_proxy(self, proxy, engine) -> "ProxyLog | None":

@@ -69,9 +69,12 @@ class Framer:
     """frame() for one target, with the header text kept for the current second
     (a busy proxy writes thousands of lines with the same time stamp)."""
 
-    __slots__ = ("fmt", "facility", "tag", "pid", "hostname", "length", "_second", "_heads")
+    __slots__ = ("fmt", "facility", "tag", "pid", "hostname", "length", "_second", "_heads",
+                 "send_hostname")
 
-    def __init__(self, fmt: str, facility: str, tag: str, pid: int, hostname: str, length: int):
+    def __init__(self, fmt: str, facility: str, tag: str, pid: int, hostname: str, length: int,
+                 send_hostname: str | None = None):
+        self.send_hostname = send_hostname  # `log-send-hostname`: RFC 3164 HOSTNAME field
         self.fmt = fmt
         self.facility = facility
         self.tag = tag
@@ -82,7 +85,12 @@ class Framer:
         self._heads: dict[str, str] = {}
 
     def frame(self, severity: str, message: str, now: float) -> bytes:
-        if self.fmt not in ("rfc3164", "local"):
+        if self.fmt not in ("rfc3164", "local") or self.send_hostname:
+            if self.send_hostname and self.fmt in ("rfc3164", "local"):
+                line = (f"<{priority(self.facility, severity)}>{rfc3164_time(now)} "
+                        f"{self.send_hostname} {self.tag}[{self.pid}]: {message}")
+                data = line.encode("utf-8", "replace")
+                return (data[:self.length - 1] if len(data) >= self.length else data) + b"\n"
             return frame(self.fmt, self.facility, severity, message, now, self.tag, self.pid,
                          self.hostname, self.length)
         second = int(now)

@@ -312,3 +312,31 @@ backend be
     # buffer holds a few of them only
     assert int(info["DroppedLogs"]) > 80, info["DroppedLogs"]
     assert elapsed < 8
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_log_tag_and_send_hostname(name, receiver):
+    port = free_port()
+    with echo_backends(["a"]) as backends:
+        prelude = haproxy_config("").replace(
+            "    nbthread 1\n",
+            f"    nbthread 1\n    log 127.0.0.1:{receiver.port} local2 info\n"
+            "    log-tag edge\n    log-send-hostname lb7\n")
+        config = prelude + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log global
+    log-tag fetag
+    option httplog
+    option dontlognull
+    default_backend be
+backend be
+    server s1 {backends[0].address}
+"""
+        with run_haproxy(config, PROXIES[name]):
+            assert http_get(port, "/tag").status == 200
+            lines = receiver.lines(1)
+    assert lines, "no log line"
+    assert re.fullmatch(rb"<150>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d lb7 fetag\[\d+\]: "
+                        rb"127\.0\.0\.1:\d+ \[.*\] fe be/s1 .* \"GET /tag HTTP/1\.1\"\n",
+                        lines[0]), lines[0]

@@ -47,3 +47,12 @@ def test_frames_always_parse(facility, severity, message, length):
     data = syslog.frame("rfc3164", facility, severity, message, WHEN, "haproxy", 9, "h", length)
     assert len(data) <= length
     assert data.startswith(b"<%d>" % syslog.priority(facility, severity))
+
+
+def test_framer_matches_frame_and_sends_hostname():
+    framer = syslog.Framer("rfc3164", "local0", "haproxy", 42, "h", 1024)
+    assert framer.frame("info", "msg", WHEN) == syslog.frame(
+        "rfc3164", "local0", "info", "msg", WHEN, "haproxy", 42, "h", 1024)
+    named = syslog.Framer("rfc3164", "local0", "lb", 42, "h", 1024, send_hostname="node7")
+    line = named.frame("info", "msg", WHEN).decode()
+    assert re.fullmatch(r"<134>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d node7 lb\[42\]: msg\n", line)
