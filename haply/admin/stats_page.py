@@ -40,6 +40,10 @@ STATUS_CLASSES = (
 
 
 def status_class(status: str) -> str:
+    if status.startswith(("UP ", "DOWN ")):
+        # "UP 1/3" is going down, "DOWN 1/2" going up; "DOWN (agent)" is down
+        if not status.split(" ", 1)[1][:1].isdigit():
+            return "down" if status.startswith("DOWN") else "up"
     for prefix, klass in STATUS_CLASSES:
         if status.startswith(prefix):
             return klass

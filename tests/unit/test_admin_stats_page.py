@@ -121,3 +121,12 @@ def test_500_servers_render_fast(tmp_path):
         assert elapsed < 0.2, f"{elapsed * 1000:.0f} ms for 500 servers"
     finally:
         engine.loop.close()
+
+
+@pytest.mark.parametrize("status, klass", [
+    ("UP", "up"), ("UP 1/3", "goingdown"), ("DOWN", "down"), ("DOWN 1/2", "goingup"),
+    ("DOWN (agent)", "down"), ("MAINT", "maint"), ("DRAIN", "drain"), ("DRAIN 2/3", "drain"),
+    ("no check", "nocheck"), ("OPEN", "up")])
+def test_status_colours(status, klass):
+    from haply.admin.stats_page import status_class
+    assert status_class(status) == klass
