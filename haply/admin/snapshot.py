@@ -291,6 +291,8 @@ def info(engine, now: float, pid: int) -> dict:
     started = getattr(engine, "started_at", now)
     uptime = max(0, int(now - started))
     gate = engine.global_gate
+    # HAProxy counts every listening socket, stats sockets included
+    listeners = len(getattr(engine, "_sockets", ())) + len(getattr(engine, "_stats_sockets", ()))
     return {
         "Name": "haply",
         "Version": __version__,
@@ -306,8 +308,9 @@ def info(engine, now: float, pid: int) -> dict:
         "CurrConns": gate.current,
         "CumConns": getattr(gate, "total", 0),
         "CumReq": sum(f.http_requests for f in engine.frontends.values()),
-        "Stopping": int(getattr(engine, "stopping", False)),
-        "Listeners": len(getattr(engine, "_sockets", ())),
-        "DroppedLogs": getattr(getattr(engine, "logging", None), "dropped", 0),
         "node": os.uname().nodename,
+        "Stopping": int(getattr(engine, "stopping", False)),
+        "Jobs": gate.current + listeners,
+        "Listeners": listeners,
+        "DroppedLogs": getattr(getattr(engine, "logging", None), "dropped", 0),
     }

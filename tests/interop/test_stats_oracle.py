@@ -91,7 +91,8 @@ def answers():
                     cli(sock, "set server be/b state drain")
                     found[name] = {"stat": cli(sock, "show stat"),
                                    "typed": cli(sock, "show stat be 4 -1"),
-                                   "state": cli(sock, "show servers state be")}
+                                   "state": cli(sock, "show servers state be"),
+                                   "info": cli(sock, "show info")}
             finally:
                 shutil.rmtree(directory, ignore_errors=True)
     return found
@@ -309,3 +310,16 @@ def test_runtime_answers_match_haproxy():
     differences = [f"{command}: haproxy {a!r} haply {b!r}"
                    for command, a, b in zip(SCRIPT, theirs, ours) if a != b]
     assert not differences, "\n".join(differences)
+
+
+def test_show_info_fields_are_haproxys_in_order(answers):
+    def keys(text: str) -> list[str]:
+        return [line.split(": ", 1)[0] for line in text.splitlines() if ": " in line]
+    theirs, ours = keys(answers["haproxy"]["info"]), keys(answers["haply"]["info"])
+    assert set(ours) <= set(theirs)
+    assert ours == [key for key in theirs if key in ours]  # same relative order
+    values = {name: dict(line.split(": ", 1) for line in answers[name]["info"].splitlines()
+                         if ": " in line) for name in answers}
+    for key in ("Nbproc", "Process_num", "Maxconn", "Hard_maxconn", "Stopping",
+                "Listeners"):
+        assert values["haply"][key] == values["haproxy"][key], key
