@@ -116,3 +116,22 @@ def test_server_contexts(tmp_path):
     # ssl-server-verify none in global turns verification off by default
     context, _ = server_context(server(("ssl", "")), config(("ssl-server-verify", ("none",))))
     assert context.verify_mode == ssl.CERT_NONE
+
+
+def test_crt_base_and_ca_base_resolve_relative_names(tmp_path):
+    files = make_tls_files(tmp_path)
+    cfg = config(("crt-base", (str(tmp_path),)), ("ca-base", (str(tmp_path),)))
+    context = bind_context(bind(("crt", files.pem.name), ("ca-file", files.ca_file.name), ("verify", "optional")),
+                           HTTP, cfg)
+    assert context.verify_mode == ssl.CERT_OPTIONAL
+    context, _ = server_context(server(("ssl", ""), ("ca-file", files.ca_file.name)), cfg)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_several_certificates_select_by_sni_callback(tmp_path):
+    files = make_tls_files(tmp_path)
+    second = files.issue(tmp_path, "second.pem", "second.test")
+    context = bind_context(bind(("crt", str(files.pem)), ("crt", str(second))), HTTP, config())
+    assert context.sni_callback is not None
+    single = bind_context(bind(("crt", str(files.pem))), HTTP, config())
+    assert single.sni_callback is None  # one certificate: no callback on the handshake path
