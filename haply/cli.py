@@ -12,6 +12,7 @@ must work unchanged.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -222,6 +223,11 @@ def serve(config, options: Options) -> int:
 
     async def main_task() -> None:
         await engine.start()
+        # Everything built at start (config model, compiled rules, modules) lives
+        # as long as the process: move it out of the collector's generations so
+        # the collections that per-request garbage triggers never rescan it.
+        gc.collect()
+        gc.freeze()
         # A reload the HAProxy way: this process listens now (SO_REUSEPORT lets
         # both share the ports), so the old ones may stop accepting.
         for pid in options.old_pids:
