@@ -233,14 +233,23 @@ def cmd_show_sess(api: RuntimeApi, args: list[str]) -> str:
         request = requests[0] if requests else None
         backend = getattr(request, "backend", None)
         server = getattr(request, "server", None)
-        started = getattr(session, "started_at", None)
-        age = f"{int(now - started)}s" if started is not None else "?"
+        started = getattr(session, "started_at", None) or getattr(session, "log_begin", None)
+        accepted = getattr(session, "log_accepted", None)
+        if started is None and accepted is not None:
+            started = accepted[0]
+        age = f" age={int(now - started)}s" if started is not None else ""
         src = getattr(session, "client_ip", "")
+        context = getattr(session, "context", None)
+        port = getattr(context, "src_port", b"") if context is not None else b""
+        if isinstance(port, bytes):
+            port = port.decode("latin-1")
+        if port:
+            src = f"{src}:{port}"
         lines.append(
             f"{id(session):#x}: proto=tcpv4 src={src} "
             f"fe={frontend.name if frontend else '<NONE>'} "
             f"be={backend.name if backend else '<NONE>'} "
-            f"srv={server.name if server else '<none>'} age={age}")
+            f"srv={server.name if server else '<none>'}{age}")
     return "".join(line + "\n" for line in lines)
 
 

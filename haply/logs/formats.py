@@ -109,9 +109,48 @@ OMITTED_WHEN_EMPTY = frozenset({"hr", "hs", "hrl", "hsl"})
 # HAProxy 2.6's `option httplog clf` lines).
 NUMERIC = frozenset("cp fp sp fc TR Tq Tw Tc Tr Ta Tt T Th Ti ST B U ac bc sc rc sq bq pid lc "
                     "rt rq t tr trg trl ms ts tsc".split())
-_NAMESPACE = {"_date": _date, "_gmt_date": _gmt_date, "_dash": _dash, "json": json}
+_NAMESPACE = {"_date": _date, "_gmt_date": _gmt_date, "_dash": _dash, "json": json,
+              "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):
     pass
+
+
+# %[fetch] samples haply can answer in logs (HAProxy manual 7.3), as expressions
+# over the record; converters after ',' that change case are applied.
+SAMPLE_FETCHES = {
+    "src": "r.client_ip", "src_port": "r.client_port", "dst": "r.frontend_ip",
+    "dst_port": "r.frontend_port", "status": "r.status", "method": "r.method",
+    "path": "r.uri.split('?', 1)[0]", "url": "r.uri", "query": "r.uri.partition('?')[2]",
+    "fe_name": "r.frontend", "be_name": "r.backend", "srv_name": "r.server",
+    "ssl_fc": "int(bool(r.ssl))",
+}
+_CONVERTERS = {"lower": "({}).lower()", "upper": "({}).upper()"}
+
+
+def sample_expression(sample: str) -> str:
+    """The expression for one %[fetch(arg),converter...]; unknown fetches give ''."""
+    fetch, *converters = [part.strip() for part in sample.split(",")]
+    name, _, arg = fetch.partition("(")
+    arg = arg.rstrip(")").strip()
+    if name in ("req.hdr", "hdr", "req.fhdr") and arg:
+        expression = f"_header(r, {arg.lower()!r})"
+    elif name in SAMPLE_FETCHES and not arg:
+        expression = f"str({SAMPLE_FETCHES[name]})"
+    else:
+        raise FormatError(f"sample fetch '{fetch}' is not supported in haply's log-format")
+    for converter in converters:
+        template = _CONVERTERS.get(converter)
+        if template is None:
+            raise FormatError(f"converter '{converter}' is not supported in haply's log-format")
+        expression = template.format(expression)
+    return expression
+
+
+def _header(record, name: str) -> str:
+    """Last value of a request header (HAProxy's hdr() picks the last occurrence)."""
+    lookup = getattr(record, "header", None)
+    values = lookup(name) if lookup is not None else []
+    return values[-1] if values else ""
 
 
 def compile_format(text: str) -> Callable[[object], str]:
@@ -151,11 +190,15 @@ def compile_format(text: str) -> Callable[[object], str]:
                 raise FormatError(f"unterminated '%[' in log-format: {text!r}")
             sample = text[i + 1:end]
             i = end + 1
-            name = {"src": "ci", "src_port": "cp", "dst": "fi", "dst_port": "fp",
-                    "status": "ST", "method": "HM"}.get(sample.split(",")[0])
-            if name is None:
-                literal.append("-")
-                continue
+            expression = sample_expression(sample)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            item_quote = quote or "+Q" in flags.split(",")
+            if "-Q" in flags.split(","):
+                item_quote = False
+            parts.append((("expr", expression), item_quote))
+            continue
         else:
             start = i
             while i < n and (text[i].isalnum() or text[i] == "_"):
@@ -202,6 +245,10 @@ def _generate(parts: list) -> Callable[[object], str]:
                 pieces.append(repr(part))
             continue
         name, quoted = part
+        if name.__class__ is tuple:  # a %[sample]: text
+            expression = name[1]
+            pieces.append(f"'\"' + _dash({expression}) + '\"'" if quoted else f"_dash({expression})")
+            continue
         if name in OMITTED_WHEN_EMPTY:  # never captured by haply: nothing, no space
             skip_space = True
             continue

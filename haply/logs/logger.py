@@ -45,7 +45,7 @@ class Record:
                  "http_version", "hostname", "pid", "request_counter")
 
     def __init__(self, **values):
-        for name in self.__slots__:
+        for name in Record.__slots__:
             setattr(self, name, values.get(name, ""))
 
 
@@ -112,6 +112,9 @@ class HttpRecord:
     hostname = property(lambda self: self.log.logging.hostname)
     pid = property(lambda self: self.log.logging.pid)
     request_counter = property(lambda self: self.log.logging.request_counter)
+
+    def header(self, name: str) -> list[str]:
+        return self.request.header(name)
 
 
 def _method(request) -> str:
@@ -213,7 +216,10 @@ class ProxyLog:
         self.engine = engine
         self.dontlognull = proxy.dontlognull
         fmt = proxy.log_format or formats.DEFAULT
-        self.render = formats.compile_format(fmt)
+        try:
+            self.render = formats.compile_format(fmt)
+        except formats.FormatError as exc:
+            raise formats.FormatError(f"{proxy.location}: log-format of '{proxy.name}': {exc}") from None
         self.http = proxy.mode == "http"
 
     # ------------------------------------------------------------- HTTP

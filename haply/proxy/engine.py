@@ -28,6 +28,7 @@ from haply.admin.counters import CheckCounters
 from haply.admin.services import compile_services
 from haply.admin.socket_server import StatsSocketError, open_stats_sockets, serve_stats_sockets
 from haply.logs import Logging
+from haply.logs.formats import FormatError
 from haply.logs.hooks import logged_http_session, logged_tcp_session
 from haply import tls
 
@@ -87,7 +88,9 @@ class Engine:
                         self._tls[sock] = contexts[id(bind)]
             # `stats socket`s are bound here too: before privileges are dropped
             self._stats_sockets = open_stats_sockets(self.config)
-        except (BindError, StatsSocketError) as exc:
+            # log sockets too (/dev/log is outside a chroot), formats compiled
+            self._start_logging()
+        except (BindError, StatsSocketError, FormatError) as exc:
             self.close_sockets()
             raise StartError(str(exc)) from exc
 
@@ -139,7 +142,6 @@ class Engine:
     async def start(self) -> None:
         if not self._sockets:
             self.prepare()
-        self._start_logging()
         factories: dict[str, object] = {}
         for frontend, sock in self._sockets:
             factory = factories.get(frontend.name)

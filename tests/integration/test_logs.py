@@ -340,3 +340,22 @@ backend be
     assert re.fullmatch(rb"<150>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d lb7 fetag\[\d+\]: "
                         rb"127\.0\.0\.1:\d+ \[.*\] fe be/s1 .* \"GET /tag HTTP/1\.1\"\n",
                         lines[0]), lines[0]
+
+
+def test_unsupported_log_format_is_a_located_start_error(tmp_path):
+    import subprocess
+    import sys
+    from tests.support.haply_process import REPO_ROOT
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy_config("") + f"""
+frontend fe
+    bind 127.0.0.1:{free_port()}
+    log stdout local0
+    log-format "%ci %[rand(9)]"
+""")
+    result = subprocess.run([sys.executable, "-m", "haply", "-db", "-f", str(config)],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                            env=dict(__import__("os").environ, PYTHONPATH=str(REPO_ROOT)))
+    assert result.returncode == 1
+    assert "log-format of 'fe': sample fetch 'rand(9)' is not supported" in result.stderr
+    assert f"{config}:" in result.stderr

@@ -256,3 +256,15 @@ def test_ctl_finds_the_socket_in_the_config(setup):
     result = ctl("-S", setup["admin"], "weight", "be/b", "9")
     assert result.returncode == 0
     assert cli(setup["admin"], "get weight be/b") == "9 (initial 5)\n\n"
+
+
+def test_show_sess_lists_live_client_sessions(setup):
+    with socket.create_connection(("127.0.0.1", setup["port"]), timeout=3) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(100).startswith(b"HTTP/1.1 200")  # kept alive, still a session
+        port = client.getsockname()[1]
+        text = cli(setup["admin"], "show sess")
+    lines = [line for line in text.splitlines() if f"src=127.0.0.1:{port} " in line]
+    assert len(lines) == 1, text
+    assert " fe=fe " in lines[0]
+    assert cli(setup["user"], "show sess") == "Permission denied\n\n"

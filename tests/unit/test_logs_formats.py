@@ -82,3 +82,22 @@ def test_text_without_variables_is_copied(text):
 def test_any_sequence_of_variables_renders(names):
     line = formats.compile_format(" ".join("%" + name for name in names))(record())
     assert "\n" not in line
+
+
+class WithHeaders(Record):
+    __slots__ = ("headers",)
+
+    def header(self, name):
+        return [v for k, v in self.headers if k == name]
+
+
+def test_sample_fetches_and_converters():
+    r = WithHeaders(**{name: getattr(record(), name) for name in Record.__slots__})
+    r.headers = [("host", "Example.ORG"), ("x-id", "1"), ("x-id", "2")]
+    render = formats.compile_format(
+        '%[req.hdr(Host),lower] %{+Q}[hdr(x-id)] %[path] %[be_name] %[hdr(none)] %[ssl_fc]')
+    assert render(r) == 'example.org "2" /a be - 0'
+    with pytest.raises(formats.FormatError):
+        formats.compile_format("%[rand(5)]")
+    with pytest.raises(formats.FormatError):
+        formats.compile_format("%[src,base64]")
