@@ -109,7 +109,57 @@ OMITTED_WHEN_EMPTY = frozenset({"hr", "hs", "hrl", "hsl"})
 # HAProxy 2.6's `option httplog clf` lines).
 NUMERIC = frozenset("cp fp sp fc TR Tq Tw Tc Tr Ta Tt T Th Ti ST B U ac bc sc rc sq bq pid lc "
                     "rt rq t tr trg trl ms ts tsc".split())
-_NAMESPACE = {"_date": _date, "_gmt_date": _gmt_date, "_dash": _dash, "json": json,
+# The same variables read straight from an HTTP exchange: s session, q request,
+# x its Exchange, srv the server (or None), held 1 while the request still
+# holds it (HAProxy counts after the release), log the ProxyLog.
+HTTP_VARIABLES: dict[str, str] = {
+    **VARIABLES,
+    "ci": "q.client_ip", "cp": "_text(q.context.src_port)", "fi": "_text(q.context.dst)",
+    "fp": "s.dest_port", "f": "s.frontend.name",
+    "ft": "s.frontend.name + ('~' if q.ssl else '')", "fc": "s.frontend.gate.current",
+    "b": "(q.backend.name if q.backend is not None else s.frontend.name)",
+    "s": "(srv.name if srv is not None else '<NOSRV>')",
+    "si": "(srv.host if srv is not None else '')", "sp": "(srv.port if srv is not None else '')",
+    "t": "_date(x.wall)", "tr": "_date(x.wall)", "trg": "_gmt_date(x.wall)",
+    "trl": "_date(x.wall, False)", "ms": "f'{int(x.wall % 1 * 1000):03d}'",
+    "Ti": "0", "TR": "0", "Tq": "0", "Tw": "0", "Tc": "(0 if srv is not None else -1)",
+    "Tr": "(int((x.response_at - x.begin) * 1000) if x.response_at else -1)",
+    "Ta": "int((now - x.begin) * 1000)", "Tt": "int((now - x.begin) * 1000)",
+    "T": "int((now - x.begin) * 1000)", "ST": "status",
+    "B": "(s.frontend.bytes_out - x.bytes_out)", "U": "(s.frontend.bytes_in - x.bytes_in)",
+    "ts": "term[:2]", "tsc": "term", "ac": "log.engine.global_gate.current",
+    "bc": "(q.backend.current_sessions - held if q.backend is not None else 0)",
+    "sc": "(srv.current_sessions - held if srv is not None else 0)", "rc": "q.attempts",
+    "sq": "0", "bq": "(q.backend.queued if q.backend is not None else 0)",
+    "r": "_request_line(q)", "HM": "_method(q)", "HU": "q.uri",
+    "HP": "q.uri.split('?', 1)[0]",
+    "HQ": "(('?' + q.uri.split('?', 1)[1]) if '?' in q.uri else '')",
+    "HV": "_version(q)", "H": "log.logging.hostname", "pid": "log.logging.pid",
+    "rt": "log.logging.request_counter", "rq": "log.logging.request_counter",
+}
+
+
+def _text(value) -> str:
+    return value.decode("latin-1") if value.__class__ is bytes else value
+
+
+def _method(request) -> str:
+    try:
+        return request.method
+    except AttributeError:  # rejected before the request line was read
+        return ""
+
+
+def _version(request) -> str:
+    return f"HTTP/{getattr(request, 'version', '1.1') or '1.1'}"
+
+
+def _request_line(request) -> str:
+    return f"{_method(request)} {request.uri} {_version(request)}"
+
+
+_NAMESPACE = {"_text": _text, "_method": _method, "_version": _version,
+              "_request_line": _request_line, "_date": _date, "_gmt_date": _gmt_date, "_dash": _dash, "json": json,
               "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):
     pass
@@ -157,6 +207,25 @@ def compile_format(text: str) -> Callable[[object], str]:
     """A function record -> line for a log-format string (or a named format)."""
     if text == "json":
         return _json_renderer()
+    return _generate(parse_format(text))
+
+
+def compile_http(text: str) -> Callable | None:
+    """The HTTP fast path: a function (session, request, exchange, now, status,
+    termination, server, held, log) -> line reading the proxy's objects
+    directly, without a record; None for formats it does not cover (json,
+    %[samples]), which use compile_format and a record."""
+    if text == "json":
+        return None
+    parts = parse_format(text)
+    if any(part.__class__ is tuple and part[0].__class__ is tuple for part in parts):
+        return None
+    return _generate(parts, HTTP_VARIABLES,
+                     "s, q, x, now, status, term, srv, held, log")
+
+
+def parse_format(text: str) -> list:
+    """Literals and (variable, quoted) pairs of a log-format string."""
     text = NAMED.get(text, text)
     parts: list = []  # str literals or (getter, quote)
     literal: list[str] = []
@@ -228,11 +297,11 @@ def compile_format(text: str) -> Callable[[object], str]:
         parts.append((name, item_quote and name not in NUMERIC))
     if literal:
         parts.append("".join(literal))
+    return parts
 
-    return _generate(parts)
 
-
-def _generate(parts: list) -> Callable[[object], str]:
+def _generate(parts: list, variables: dict[str, str] | None = None,
+              arguments: str = "r") -> Callable[[object], str]:
     """One generated expression for the whole line: a line costs one call."""
     pieces: list[str] = []
     skip_space = False
@@ -252,7 +321,7 @@ def _generate(parts: list) -> Callable[[object], str]:
         if name in OMITTED_WHEN_EMPTY:  # never captured by haply: nothing, no space
             skip_space = True
             continue
-        expression = VARIABLES[name]
+        expression = (variables or VARIABLES)[name]
         if quoted:
             pieces.append(f"'\"' + str({expression}) + '\"'")
         elif name in NUMERIC:
@@ -260,7 +329,7 @@ def _generate(parts: list) -> Callable[[object], str]:
         else:
             pieces.append(f"_dash({expression})")
     body = " + ".join(pieces) if pieces else "''"
-    source = f"def render(r):\n    return {body}\n"
+    source = f"def render({arguments}):\n    return {body}\n"
     namespace = dict(_NAMESPACE)
     exec(compile(source, "<log-format>", "exec"), namespace)  # noqa: S102 (built from a fixed table)
     return namespace["render"]

@@ -218,6 +218,7 @@ class ProxyLog:
         fmt = proxy.log_format or formats.DEFAULT
         try:
             self.render = formats.compile_format(fmt)
+            self.http_render = formats.compile_http(fmt)
         except formats.FormatError as exc:
             raise formats.FormatError(f"{proxy.location}: log-format of '{proxy.name}': {exc}") from None
         self.http = proxy.mode == "http"
@@ -228,9 +229,18 @@ class ProxyLog:
                   termination: str = "----", server=None) -> None:
         logging = self.logging
         logging.request_counter += 1
-        record = HttpRecord(self, session, request, exchange, session.loop.time(), status,
-                            termination, server)
-        logging.send(self.targets, "info", self.render(record))
+        render = self.http_render
+        if render is not None:
+            held = request.server
+            if status is None:
+                status = exchange.status if exchange.status is not None else -1
+            line = render(session, request, exchange, session.loop.time(), status, termination,
+                          held if held is not None else server, 1 if held is not None else 0,
+                          self)
+        else:
+            line = self.render(HttpRecord(self, session, request, exchange, session.loop.time(),
+                                          status, termination, server))
+        logging.send(self.targets, "info", line)
 
     def http_empty(self, session, begin: float, wall: float) -> None:
         """A connection closed before sending any request."""
