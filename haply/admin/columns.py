@@ -57,7 +57,16 @@ def csv_value(value) -> str:
 
 def csv_line(row: dict) -> str:
     get = row.get
-    return ",".join(csv_value(get(name)) for name in COLUMNS) + ","
+    out = []
+    for name in COLUMNS:
+        value = get(name)
+        if value is None:
+            out.append("")
+        elif value.__class__ is int:  # most fields: no checks needed
+            out.append(str(value))
+        else:
+            out.append(csv_value(value))
+    return ",".join(out) + ","
 
 
 def to_csv(rows: list[dict]) -> str:
