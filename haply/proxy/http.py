@@ -138,7 +138,7 @@ class HttpSession(asyncio.Protocol):
         self.client_ip = ""
         self.ssl = False
         self.context: SampleContext | None = None
-        self.deadline = Deadline(self.loop, self._timed_out)
+        self.deadline = Deadline(self.loop, self)
         self.requests: deque[Request] = deque()  # [0] is being answered
         self.parsing: Request | None = None
         self.head_size = 0
@@ -637,7 +637,7 @@ class HttpSession(asyncio.Protocol):
             return
         self._respond_local(status)
 
-    def _timed_out(self, which: str) -> None:
+    def on_deadline(self, which: str) -> None:
         if self.closed:
             return
         if which == "http-request":

@@ -45,6 +45,11 @@ def session_timeout(client: float | None, server: float | None,
 
 
 class TcpClientProtocol(asyncio.Protocol):
+    # Slots: an idle connection's whole cost in haply is these objects, and a
+    # per-instance __dict__ would be most of it (measured in bench/run.py idle).
+    __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
+                 "pending", "timer", "admitted", "closed", "client_eof", "server_eof")
+
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None):
         # Global
         self.frontend = frontend
@@ -54,7 +59,7 @@ class TcpClientProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.upstream: TcpServerProtocol | None = None
         self.server = None
-        self.pending: list[bytes] = []
+        self.pending: list[bytes] | None = None  # data sent before the server answered
         self.timer: Deadline | None = None
         self.admitted = False
         self.closed = False
@@ -84,7 +89,7 @@ class TcpClientProtocol(asyncio.Protocol):
             sock = self.transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        self.timer = Deadline(self.loop, self._timeout)
+        self.timer = Deadline(self.loop, self)
         self.timer.arm_idle(proxy.timeouts.client, "client")
         if self.backend is None:
             self.close()
@@ -141,6 +146,8 @@ class TcpClientProtocol(asyncio.Protocol):
         upstream = self.upstream
         if upstream is None:
             # Hold one chunk until the server answers the connect, then stop reading.
+            if self.pending is None:
+                self.pending = []
             self.pending.append(data)
             self.transport.pause_reading()
             return
@@ -172,7 +179,7 @@ class TcpClientProtocol(asyncio.Protocol):
 
     # ----------------------------------------------------------------- session
 
-    def _timeout(self, which: str) -> None:
+    def on_deadline(self, which: str) -> None:
         self.close()
 
     def shutdown(self) -> None:
@@ -201,6 +208,8 @@ class TcpClientProtocol(asyncio.Protocol):
 
 
 class TcpServerProtocol(asyncio.Protocol):
+    __slots__ = ("client", "server", "transport", "closed")
+
     def __init__(self, client: TcpClientProtocol, server):
         self.client = client
         self.server = server

@@ -10,23 +10,30 @@ is moved earlier only in the rare case a new deadline comes before it.
 Two kinds of period: an absolute one (`arm`: `timeout http-request` must cut a
 slowloris client that trickles bytes), and an idle one (`arm_idle` then `touch` on
 every activity: `timeout client`, `timeout server`, `timeout tunnel`).
+
+One Deadline lives as long as its connection, so it is kept small: it calls its
+owner's `on_deadline(tag)` instead of holding a bound method, and asks the timer
+handle when it fires instead of storing a copy.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Protocol
+
+
+class Owner(Protocol):
+    def on_deadline(self, tag: str) -> None:
+        """The period tagged `tag` ran out."""
 
 
 class Deadline:
-    __slots__ = ("_loop", "_callback", "_handle", "_fires_at", "deadline",
-                 "timeout", "idle", "tag")
+    __slots__ = ("_loop", "_owner", "_handle", "deadline", "timeout", "idle", "tag")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[str], None]):
+    def __init__(self, loop: asyncio.AbstractEventLoop, owner: Owner):
         self._loop = loop
-        self._callback = callback
+        self._owner = owner
         self._handle: asyncio.TimerHandle | None = None
-        self._fires_at = 0.0
         self.deadline: float | None = None
         self.timeout: float | None = None
         self.idle = False
@@ -60,10 +67,10 @@ class Deadline:
             return
         deadline = self._loop.time() + timeout
         self.deadline = deadline
-        if self._handle is None or deadline < self._fires_at:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._fires_at = deadline
+        handle = self._handle
+        if handle is None or deadline < handle.when():
+            if handle is not None:
+                handle.cancel()
             self._handle = self._loop.call_at(deadline, self._fire)
 
     def _fire(self) -> None:
@@ -72,8 +79,7 @@ class Deadline:
         if deadline is None:
             return
         if self._loop.time() < deadline:
-            self._fires_at = deadline
             self._handle = self._loop.call_at(deadline, self._fire)
             return
         self.deadline = None
-        self._callback(self.tag)
+        self._owner.on_deadline(self.tag)
