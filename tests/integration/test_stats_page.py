@@ -159,3 +159,51 @@ def test_prometheus_metrics_parse_with_prometheus_client(site):
             (("proxy", "be"), ("server", "a"), ("state", "L4OK"))) in samples
     # the exporter does not swallow other paths
     assert http_get(site["port"], "/other").backend in ("a",)
+
+
+SEED = "/work/shared/fixtures/seed-configs/stats-page.haproxy.cfg"
+
+
+def seed_config(directory: str, port: int) -> str:
+    """The stats-page seed, made runnable here: loopback address, no chroot,
+    user or daemon, the socket in a temporary directory, HAProxy 2.6's names
+    for the timeouts and its `bind` line."""
+    text = open(SEED).read()
+    for line in ("    chroot /var/lib/haproxy\n", "    user haproxy\n", "    group haproxy\n",
+                 "    daemon\n"):
+        text = text.replace(line, "")
+    text = text.replace("/var/lib/haproxy/status", os.path.join(directory, "status"))
+    # HAProxy 2.6 no longer reads the 1.x timeout names the seed uses
+    for old, new in (("contimeout", "timeout connect"), ("clitimeout", "timeout client"),
+                     ("srvtimeout", "timeout server")):
+        text = text.replace(f"    {old} ", f"    {new} ")
+    # and a `bind` line: HAProxy 2.6 refuses the address on the `listen` line
+    return text.replace("listen stats 192.168.243.11:80",
+                        f"listen stats\n    bind 127.0.0.1:{port}")
+
+
+@pytest.mark.skipif(not os.path.exists(SEED), reason="seed configs not available")
+def test_seed_stats_page_answers_as_haproxy():
+    from tests.support.haply_process import PROXIES
+    from tests.support.haproxy_oracle import run_haproxy
+    seen = {}
+    for name, binary in sorted(PROXIES.items()):
+        directory = tempfile.mkdtemp(prefix=f"seed-{name}-")
+        port = free_port()
+        try:
+            with run_haproxy(seed_config(directory, port), binary):
+                denied = request(port, "/stats")
+                auth = {"Authorization": "Basic " + base64.b64encode(b"admin:openstack").decode()}
+                page = request(port, "/stats", headers=auth)
+                csv_text = request(port, "/stats;csv", headers=auth)
+                seen[name] = (denied[0], denied[1].get("www-authenticate"), page[0],
+                              page[1]["content-type"].split(";")[0],
+                              csv_text[2].decode().split("\n")[0],
+                              [line.split(",")[:2] for line in csv_text[2].decode().split("\n")[1:]
+                               if line])
+        finally:
+            for entry in os.listdir(directory):
+                os.unlink(os.path.join(directory, entry))
+            os.rmdir(directory)
+    assert seen["haply"] == seen["haproxy"]
+    assert seen["haply"][:2] == (401, 'Basic realm="HAProxy Statistics"')
