@@ -77,6 +77,7 @@ class RuntimeApi:
         self.engine = engine
         self.clock = clock or engine.loop.time
         self.commands: list[Command] = []
+        self.current_level = "admin"  # the level of the command being run
         for words, level, usage, text, run in _COMMANDS:
             self.commands.append(Command(tuple(words.split()), level, usage, text, run))
 
@@ -94,6 +95,7 @@ class RuntimeApi:
             return self.unknown(words, level)
         if LEVELS[level] < LEVELS[command.level]:
             return PERMISSION_DENIED
+        self.current_level = level
         try:
             return command.run(self, words[len(command.words):])
         except CommandError as exc:
@@ -432,12 +434,41 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
     return Unframed("Server deleted.\n")
 
 
+# Counters `clear counters all` zeroes (current values such as sessions in
+# progress are states, not counters, and stay).
+SERVER_COUNTERS = ("total_sessions", "bytes_in", "bytes_out", "connect_errors",
+                   "response_errors", "retries", "redispatches")
+BACKEND_COUNTERS = ("total_sessions", "connect_errors", "retried", "redispatched",
+                    "no_server", "bytes_in", "bytes_out")
+FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests")
+
+
 def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
-    for state in api.engine.registry.all():
+    """`clear counters`: maximums back to current values; `clear counters all`
+    (admin level) also zeroes every cumulated counter."""
+    everything = args[:1] == ["all"]
+    if everything and api.current_level != "admin":
+        return PERMISSION_DENIED
+    engine = api.engine
+    for state in engine.registry.all():
         state.max_sessions = state.current_sessions
         state.max_queued = state.queued
-    for backend in api.engine.backends.values():
+        if everything:
+            for name in SERVER_COUNTERS:
+                setattr(state, name, 0)
+            state.http_responses.clear()
+    for backend in engine.backends.values():
         backend.max_queued = backend.queued
+        if everything:
+            for name in BACKEND_COUNTERS:
+                setattr(backend, name, 0)
+    for frontend in engine.frontends.values():
+        frontend.gate.max_seen = frontend.gate.current
+        if everything:
+            for name in FRONTEND_COUNTERS:
+                setattr(frontend, name, 0)
+            frontend.http_responses.clear()
+            frontend.gate.total = 0
     return ""
 
 

@@ -237,7 +237,8 @@ def test_prometheus_names_types_and_labels_are_haproxys():
 
 
 LEVEL_COMMANDS = ["show info", "show stat", "show servers state", "show backend", "show sess",
-                  "show errors", "get weight be/a", "clear counters", "set weight be/a 2",
+                  "show errors", "get weight be/a", "clear counters", "clear counters all",
+                  "set weight be/a 2",
                   "set server be/a state drain", "disable health be/a", "disable server be/a",
                   "add server be/z 127.0.0.1:9", "del server be/a"]
 

@@ -155,3 +155,17 @@ def test_any_line_gets_an_answer_never_an_exception(api, words, level):
         states = registry.servers(backend)
         assert len({s.name for s in states}) == len(states)
         assert all(0 <= s.effective_weight <= 256 for s in states)
+
+
+def test_clear_counters(api):
+    engine = api.engine
+    s1 = engine.registry.get("be", "s1")
+    s1.total_sessions, s1.bytes_out, s1.max_sessions = 9, 999, 4
+    frontend = engine.frontends["fe"]
+    frontend.bytes_in, frontend.http_responses[2] = 50, 7
+    assert api.execute("clear counters", "operator") == ""
+    assert s1.max_sessions == 0 and s1.total_sessions == 9  # only maximums
+    assert api.execute("clear counters all", "operator") == PERMISSION_DENIED
+    assert api.execute("clear counters all", "admin") == ""
+    assert s1.total_sessions == 0 and s1.bytes_out == 0
+    assert frontend.bytes_in == 0 and frontend.http_responses == {}
