@@ -143,3 +143,44 @@ def test_all_servers_down_by_checks_answers_503_at_once():
                 assert a.requests == []
     finally:
         check.close()
+
+
+def test_on_marked_down_shutdown_sessions_cuts_established_tcp_sessions():
+    import socket
+
+    check = Switch()
+
+    def chatty(conn: Conn) -> None:
+        conn.send(b"hi")
+        conn.sock.recv(10)  # holds the session open until the proxy closes it
+    try:
+        with scripted_backend(chatty) as backend:
+            port = free_port()
+            cfg = (PRELUDE.replace("mode http", "mode tcp")
+                   + f"\nlisten db\n    bind 127.0.0.1:{port}\n    option httpchk\n"
+                   f"    server a {backend.address} check port {check.port} inter 100ms "
+                   f"fall 1 on-marked-down shutdown-sessions\n")
+            with run_haply(cfg):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    assert sock.recv(2) == b"hi"
+                    check.healthy = False
+                    started = time.monotonic()
+                    assert sock.recv(10) == b""  # closed by haply, not by a timeout
+                    assert time.monotonic() - started < 2.0
+    finally:
+        check.close()
+
+
+def test_observe_layer7_marks_a_failing_server_down():
+    def broken(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            conn.respond(500, b"broken")
+    with scripted_backend(broken, "broken") as bad, echo_backends(["good"]) as (good,):
+        port = free_port()
+        cfg = (PRELUDE + f"\nlisten app\n    bind 127.0.0.1:{port}\n"
+               f"    server bad {bad.address} check inter 10s observe layer7 error-limit 2 "
+               f"on-error mark-down\n    server good {good.address}\n")
+        with run_haply(cfg):
+            statuses = [http_get(port).status for _ in range(6)]
+            assert statuses.count(500) == 2  # error-limit 2: then marked down
+            assert {http_get(port).backend for _ in range(6)} == {"good"}
