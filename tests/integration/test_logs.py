@@ -359,3 +359,36 @@ frontend fe
     assert result.returncode == 1
     assert "log-format of 'fe': sample fetch 'rand(9)' is not supported" in result.stderr
     assert f"{config}:" in result.stderr
+
+
+TCPLOG = re.compile(r"127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] (\S+) (\S+)/(\S+) "
+                    r"(-?\d+)/(-?\d+)/(\d+) (\d+) (\S\S) (\d+)/(\d+)/(\d+)/(\d+)/(\d+) (\d+)/(\d+)")
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_tcplog_fields_as_haproxy(name, receiver):
+    port = free_port()
+    with echo_backends(["a"]) as backends:
+        prelude = haproxy_config("").replace(
+            "    nbthread 1\n", f"    nbthread 1\n    log 127.0.0.1:{receiver.port} local0\n")
+        config = prelude + f"""
+listen tcpin
+    mode tcp
+    bind 127.0.0.1:{port}
+    log global
+    option tcplog
+    option dontlognull
+    server t1 {backends[0].address}
+"""
+        with run_haproxy(config, PROXIES[name]):
+            response = http_get(port, "/tcp")
+            assert response.status == 200
+            lines = receiver.lines(1)
+    assert lines
+    message = RFC3164.fullmatch(lines[0].rstrip(b"\n")).group(6).decode()
+    match = TCPLOG.fullmatch(message)
+    assert match, message
+    fe, be, srv, _, _, _, size, term, ac, fc, bc, sc, rc, sq, bq = match.groups()
+    assert (fe, be, srv, term) == ("tcpin", "tcpin", "t1", "--")
+    assert int(size) > len(response.body)  # the whole response, head included
+    assert (ac, fc, bc, sc, rc, sq, bq) == ("1", "1", "0", "0", "0", "0", "0")
