@@ -130,3 +130,20 @@ def test_500_servers_render_fast(tmp_path):
 def test_status_colours(status, klass):
     from haply.admin.stats_page import status_class
     assert status_class(status) == klass
+
+
+def test_admin_only_where_the_condition_holds(tmp_path):
+    engine = engine_from(config().replace("stats admin if TRUE", "stats admin if LOCALHOST"),
+                         directory=str(tmp_path))
+    try:
+        page = StatsPage(engine.config.proxy("stats"), engine, compile_condition)
+        assert b'name="action"' in page.answer(request("/st"))  # from 127.0.0.1
+        remote = Request(SampleContext("10.1.1.1", 5555, "10.0.0.1", 80), "10.1.1.1", False)
+        remote.url, remote.method_bytes = b"/st", b"GET"
+        remote.headers.append((b"Authorization", b"Basic " + base64.b64encode(b"ops:pw")))
+        assert b'name="action"' not in page.answer(remote)
+        remote.method_bytes = b"POST"
+        assert b";st=DENY" in page.answer(remote, b"b=be&s=s0&action=maint")
+        assert engine.registry.get("be", "s0").admin != MAINT
+    finally:
+        engine.loop.close()
