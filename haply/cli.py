@@ -184,6 +184,9 @@ def serve(config, options: Options) -> int:
         print(f"[ALERT] {exc}", file=sys.stderr)
         loop.close()
         return 1
+    if options.master_worker and not options.quiet:
+        print("haply: warning: -W/-Ws: master-worker mode is not in this version; "
+              "serving from this one process", file=sys.stderr)
     if config.global_.nbthread > 1 and not options.quiet:
         print(f"haply: warning: nbthread {config.global_.nbthread}: this version serves "
               "from one process; the extra threads are not started", file=sys.stderr)
