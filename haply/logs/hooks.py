@@ -3,7 +3,8 @@ engine only for frontends that log, so a frontend without a log target runs
 the plain classes and pays nothing for logging.
 
 HTTP: one `Exchange` per request, in arrival order (requests are answered in
-order, pipelined or not), timed from the first byte of the request; the line is
+order, pipelined or not), timed from the first byte of the request (TR ends
+when its head is complete, Tr when the server's head arrives); the line is
 written when the exchange ends (response complete, local answer, or rejection).
 TCP: one line per connection when it closes; bytes are counted per connection
 by a thin transport wrapper that only logging connections get.
@@ -47,6 +48,11 @@ def logged_http_session(base):
             frontend = self.frontend
             self.log_queue.append(Exchange(self.loop.time(), time.time(),
                                            frontend.bytes_out, frontend.bytes_in))
+
+        def on_headers_complete(self) -> None:
+            if self.log_queue:
+                self.log_queue[-1].headers_at = self.loop.time()
+            super().on_headers_complete()
 
         def response_head(self, upstream, status, *args, **kwargs):
             if self.log_queue:

@@ -23,11 +23,13 @@ TAG = "haproxy"  # HAProxy's default `log-tag`; log parsers key on it
 class Exchange:
     """Times of one request, kept only when its proxy logs."""
 
-    __slots__ = ("begin", "wall", "response_at", "status", "bytes_out", "bytes_in")
+    __slots__ = ("begin", "wall", "headers_at", "response_at", "status", "bytes_out",
+                 "bytes_in")
 
     def __init__(self, begin: float, wall: float, bytes_out: int, bytes_in: int):
         self.begin = begin
         self.wall = wall
+        self.headers_at = None  # the request head was complete (end of TR)
         self.response_at = None
         self.status = None
         self.bytes_out = bytes_out
@@ -85,10 +87,12 @@ class HttpRecord:
     server_port = property(lambda self: self.server_state.port if self.server_state is not None else "")
     accept_time = property(lambda self: self.exchange.wall)
     request_time = property(lambda self: self.exchange.wall)
-    TR = property(lambda self: 0)
+    TR = property(lambda self: int((self.exchange.headers_at - self.exchange.begin) * 1000)
+                  if self.exchange.headers_at else -1)
     Tw = property(lambda self: 0)
     Tc = property(lambda self: 0 if self.server_state is not None else -1)
-    Tr = property(lambda self: int((self.exchange.response_at - self.exchange.begin) * 1000)
+    Tr = property(lambda self: int((self.exchange.response_at
+                                    - (self.exchange.headers_at or self.exchange.begin)) * 1000)
                   if self.exchange.response_at else -1)
     Ta = property(lambda self: int((self.now - self.exchange.begin) * 1000))
     Tt = Ta
