@@ -318,7 +318,8 @@ class HttpSession(asyncio.Protocol):
         size = len(body)
         request.body_size += size
         upstream = self.upstream
-        if request is self.requests[0] and upstream is not None and request.server is not None:
+        if (upstream is not None and self.requests and request is self.requests[0]
+                and request.server is not None):
             self._send_body(upstream, body, request.chunked)
             if request.body_size <= RETRY_BUFFER_SIZE:
                 request.body.append(body)
@@ -337,7 +338,9 @@ class HttpSession(asyncio.Protocol):
             finish_deferred(self, request)
             return
         upstream = self.upstream
-        if (request is self.requests[0] and upstream is not None
+        # The queue may be empty: haply itself may already have answered this
+        # request (monitor-uri, a redirect) from its head.
+        if (upstream is not None and self.requests and request is self.requests[0]
                 and request.server is not None and request.chunked):
             upstream.transport.write(LAST_CHUNK)
         if not request.keep_alive:

@@ -106,6 +106,12 @@ def test_daemon_with_pidfile(tmp_path):
         assert result.returncode == 0, result.stderr
         try:
             wait_listening(port)
+            # The socket is bound (and queues connections) before the daemon
+            # writes its pidfile: wait for the file, not only for the port.
+            deadline = time.monotonic() + 10
+            while not (pidfile.exists() and pidfile.read_text().strip()):
+                assert time.monotonic() < deadline, "no pidfile"
+                time.sleep(0.02)
             pid = int(pidfile.read_text())
             assert pid != os.getpid()
             assert http_get(port).backend == "s1"
