@@ -123,6 +123,9 @@ class Machine:
     garp_refresh_at: float | None = None
     lower_master_since: float | None = None
     last_conflict_reply: float | None = None
+    # Preemption is make-before-break (see _claim): set while our claim waits
+    # for the lower master to let go of the addresses.
+    claiming: bool = False
 
     def __post_init__(self) -> None:
         self.priority = self.params.priority
@@ -164,6 +167,8 @@ class Machine:
     def on_timer(self, now: float) -> list[Action]:
         actions: list[Action] = []
         if self.state == BACKUP and self.master_down_at is not None and now >= self.master_down_at:
+            if self.lower_master_since is not None and not self.claiming:
+                return self._claim(now)
             return self._to_master(now, "no advertisement from a better master "
                                    f"({self.master or 'none seen'})")
         if self.state != MASTER:
@@ -193,7 +198,11 @@ class Machine:
     def _backup_advert(self, now: float, src: str, priority: int, advert_int: float) -> list[Action]:
         if priority == PRIORITY_STOP:
             # RFC 5798 6.4.2: the master is leaving; take over after Skew_Time.
+            # It removed its addresses before saying so (_master_advert), so a
+            # claim of ours ends here too.
             self.master = None
+            self.lower_master_since = None
+            self.claiming = False
             self.master_down_at = now + self.skew_time()
             return []
         if self.params.version == 3:
@@ -205,6 +214,8 @@ class Machine:
             return []
         # We out-rank this master (see the module comment for the shortcut).
         self.master = src
+        if self.claiming:
+            return []  # the claim's own deadline stands
         if self.lower_master_since is None:
             self.lower_master_since = now
         take_at = max(now + self.skew_time(), self.lower_master_since + self.params.preempt_delay)
@@ -225,9 +236,13 @@ class Machine:
                 self.master_adver_int = advert_int
             reason = (f"{'higher' if priority > self.priority else 'equal'} priority {priority} "
                       f"advertised by {src}")
-            actions = [SendAdvert(PRIORITY_STOP)] + self._to_backup(now, reason)
+            leaving = self._to_backup(now, reason)
             self.master = src
-            return actions
+            # Addresses go first, then the priority-0 advert that tells the
+            # winner it may take them: never two holders (see _claim).
+            return ([a for a in leaving if isinstance(a, RemoveAddresses)]
+                    + [SendAdvert(PRIORITY_STOP)]
+                    + [a for a in leaving if not isinstance(a, RemoveAddresses)])
         # Split brain: another master that loses to us.
         actions = self._reassert(now, f"answered lower-priority master {src} (priority {priority})")
         if not actions:
@@ -292,6 +307,21 @@ class Machine:
     def _disarm(self) -> None:
         self.adver_at = self.master_down_at = self.garp_delay_at = self.garp_refresh_at = None
         self.lower_master_since = None
+        self.claiming = False
+
+    def _claim(self, now: float) -> list[Action]:
+        """Preempt a live lower-priority master without a moment of two holders.
+
+        Taking the addresses first (as RFC 5798 6.4.2 has a new master do) leaves
+        them on both nodes until the old master hears our first advert. Instead we
+        advertise while still BACKUP; the old master removes its addresses and then
+        answers priority 0, on which we take over after Skew_Time. A peer that does
+        not answer that way (keepalived steps down silently) gives up the role when
+        it hears us anyway: we take over after one interval regardless.
+        """
+        self.claiming = True
+        self.master_down_at = now + self.master_adver_int
+        return [SendAdvert(self.priority)]
 
     def _to_master(self, now: float, reason: str) -> list[Action]:
         self._set_state(MASTER, now, reason)
