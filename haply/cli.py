@@ -287,7 +287,7 @@ class VrrpSupervisor:
     def start(self) -> None:
         from haply.vrrp import child
 
-        fds = [sock.fileno() for _, sock in self.engine._sockets]
+        fds = self.engine.listening_fds()
         proxy_pid = os.getpid() if self.config.frontends else None
         self.pid = child.start(self.config, proxy_pid, fds)
         self._watch = os.pidfd_open(self.pid)

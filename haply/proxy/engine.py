@@ -221,6 +221,10 @@ class Engine:
         for session in list(self.sessions):
             session.close()
 
+    def listening_fds(self) -> list[int]:
+        """The bound listeners' descriptors (a forked helper process closes them)."""
+        return [sock.fileno() for _, sock in self._sockets]
+
     def active_connections(self) -> int:
         return self.global_gate.current
 

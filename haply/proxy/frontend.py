@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from haply.config.model import Proxy
@@ -28,7 +29,7 @@ class FrontendRuntime:
         self.denied = 0
         self.request_errors = 0
         self.http_requests = 0
-        self.http_responses: dict[int, int] = {}
+        self.http_responses: Counter[int] = Counter()  # status class (1..5) -> count
 
     def admit(self, resume) -> bool:
         """Count a new connection in, or park it (False) until a slot frees."""

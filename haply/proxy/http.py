@@ -505,9 +505,8 @@ class HttpSession(asyncio.Protocol):
         backend = request.backend
         if backend.observer is not None:
             backend.report(server, status)
-        server.http_responses[status // 100] = server.http_responses.get(status // 100, 0) + 1
-        counts = self.frontend.http_responses
-        counts[status // 100] = counts.get(status // 100, 0) + 1
+        server.http_responses[status // 100] += 1
+        self.frontend.http_responses[status // 100] += 1
         self.out.append(head)
         self.frontend.bytes_out += len(head)
 
@@ -673,7 +672,7 @@ class HttpSession(asyncio.Protocol):
             route = request.route if request is not None else None
             body = responses.error_response(
                 status, route.errorfiles if route is not None else self.router.errorfiles)
-        self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
+        self.frontend.http_responses[status // 100] += 1
         self.transport.write(body)
         self.frontend.bytes_out += len(body)
         request = self.requests[0] if self.requests else None
@@ -692,7 +691,7 @@ class HttpSession(asyncio.Protocol):
         close = not request.keep_alive or not (
             body_kind == framing.NONE or (body_kind == framing.LENGTH and request.framing.length == 0))
         answer = redirect.response(rule.code, where, close)
-        self.frontend.http_responses[3] = self.frontend.http_responses.get(3, 0) + 1
+        self.frontend.http_responses[3] += 1
         self.frontend.bytes_out += len(answer)
         self.transport.write(answer)
         if close:
@@ -718,7 +717,7 @@ class HttpSession(asyncio.Protocol):
             self.pause_client_reading(PAUSE_WAITING)
             self.requests[0].keep_alive = False
             return
-        self.frontend.http_responses[status // 100] = self.frontend.http_responses.get(status // 100, 0) + 1
+        self.frontend.http_responses[status // 100] += 1
         self.transport.write(responses.error_response(status, self.router.errorfiles))
         self._close_after_write()
 

@@ -9,6 +9,7 @@ them, they never lock.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -54,7 +55,7 @@ class ServerState:
     response_errors: int = 0
     retries: int = 0
     redispatches: int = 0
-    http_responses: dict[int, int] = field(default_factory=dict)  # status class 1..5
+    http_responses: Counter[int] = field(default_factory=Counter)  # status class 1..5
     # health details for pages and logs
     last_change: float = 0.0
     check_status: str = ""
