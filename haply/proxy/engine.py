@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections import deque
 
-from haply.config.model import Config, Proxy
+from haply.config.model import Config
 from haply.health import HealthChecker
 from haply.proxy.backend import BackendRuntime, resolve
 from haply.proxy.frontend import FrontendRuntime
@@ -242,10 +242,3 @@ class Engine:
             return False
         finally:
             self.global_gate.on_empty = None
-
-    def listening_addresses(self) -> list[tuple[str, tuple]]:
-        return [(f.name, sock.getsockname()) for f, sock in self._sockets]
-
-
-def proxies_by_name(config: Config) -> dict[str, Proxy]:
-    return {p.name: p for p in config.proxies}

@@ -206,10 +206,3 @@ class ConnectionPool:
             remaining += len(idle)
         if remaining:
             self._sweeper = self.loop.call_later(POOL_IDLE_TIMEOUT / 2, self._sweep)
-
-    def close_server(self, server: ServerState) -> None:
-        for connection in self._idle.pop(server, []):
-            connection.close()
-
-    def idle_count(self) -> int:
-        return sum(len(v) for v in self._idle.values())
