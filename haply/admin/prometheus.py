@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from haply.admin import columns, snapshot
+from haply.admin import columns, snapshot, vrrp_status
 
 F, B, S = "frontend", "backend", "server"
 # (metric suffix, CSV column, type, kinds, help)
@@ -47,6 +47,7 @@ METRICS: tuple[tuple[str, str, str, str, str], ...] = (
 SERVER_STATES = ("DOWN", "UP", "MAINT", "DRAIN", "NOLB")
 CHECK_STATES = ("HANA", "SOCKERR", "L4OK", "L4TOUT", "L4CON", "L6OK", "L6TOUT", "L6RSP",
                 "L7TOUT", "L7RSP", "L7OK", "L7OKC", "L7STS", "PROCERR", "PROCTOUT", "PROCOK")
+VRRP_STATES = vrrp_status.STATES
 CODES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -152,11 +153,45 @@ def _labels(kind: str, row: dict) -> str:
     return f'proxy="{_label(row["pxname"])}"'
 
 
+def render_vrrp(instances: list[dict], problem: str | None) -> str:
+    """haply's own VRRP metrics (HAProxy has none; the prefix says whose they
+    are): whether the VRRP process answers, and per instance its state (one
+    series per state, 1 for the current one, as HAProxy's *_status metrics) and
+    effective priority. Instances of a silent process are not reported: a
+    stale MASTER=1 would contradict the node that really is master now."""
+    up = int(problem is None)
+    out = ["# HELP haply_vrrp_up Whether the VRRP process answers (1) or is gone or silent (0).\n"
+           "# TYPE haply_vrrp_up gauge\n", f"haply_vrrp_up {up}\n"]
+    if not up:
+        return "".join(out)
+    out.append("# HELP haply_vrrp_state Current state of the VRRP instance, per state label value.\n"
+               "# TYPE haply_vrrp_state gauge\n")
+    for inst in instances:
+        label = f'instance="{_label(inst.get("name", ""))}"'
+        for state in VRRP_STATES:
+            out.append(f'haply_vrrp_state{{{label},state="{state}"}} {int(inst.get("state") == state)}\n')
+    out.append("# HELP haply_vrrp_priority Effective priority of the VRRP instance (configured priority plus tracking weights).\n"
+               "# TYPE haply_vrrp_priority gauge\n")
+    for inst in instances:
+        out.append(f'haply_vrrp_priority{{instance="{_label(inst.get("name", ""))}"}} '
+                   f'{_number(inst.get("priority"))}\n')
+    out.append("# HELP haply_vrrp_transitions_total State transitions of the VRRP instance since its start.\n"
+               "# TYPE haply_vrrp_transitions_total counter\n")
+    for inst in instances:
+        out.append(f'haply_vrrp_transitions_total{{instance="{_label(inst.get("name", ""))}"}} '
+                   f'{_number(inst.get("transitions"))}\n')
+    return "".join(out)
+
+
 class Exporter:
     def __init__(self, engine):
         self.engine = engine
+        self.vrrp = vrrp_status.for_engine(engine)
 
     def answer(self, request, body: bytes = b"") -> bytes:
         from haply.admin.stats_page import response
-        text = render(snapshot.take(self.engine, self.engine.loop.time()))
+        now = self.engine.loop.time()
+        text = render(snapshot.take(self.engine, now))
+        if self.vrrp is not None:
+            text += render_vrrp(*self.vrrp.view(now))
         return response(200, "OK", text.encode("utf-8"), CONTENT_TYPE)

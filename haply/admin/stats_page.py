@@ -6,6 +6,14 @@ is computed per request unless the page is asked for.
 
 URI suffixes as in HAProxy's manual ("stats uri"): `;csv`, `;json`, `;norefresh`,
 `;up` (only servers that are up), `;st=STATUS` (result of the last admin action).
+
+When the configuration has VRRP instances, the HTML page shows them above the
+proxies (state, effective priority, master, last transition and its reason), as
+the VRRP process last pushed them (haply.admin.vrrp_status: never waited for).
+`;csv` and `;json` stay exactly HAProxy's: CSV parsers index columns by
+position and HAProxy's JSON is a bare array of rows, so neither has a place for
+rows of another kind; VRRP is in the Prometheus output (haply_vrrp_*) and in
+`haply ctl show vrrp` instead.
 With `stats admin if COND` true for the request, each server row gets a checkbox
 and the table an action selector; the form POSTs `b=BACKEND&s=SERVER...&action=X`
 and the answer is a 303 back to the page with `;st=DONE` (or the failure).
@@ -18,7 +26,7 @@ import html
 import time
 from urllib.parse import parse_qs
 
-from haply.admin import columns, snapshot
+from haply.admin import columns, snapshot, vrrp_status
 from haply.admin.runtime_api import set_admin
 from haply.runtime.registry import DRAIN, MAINT, READY
 
@@ -78,6 +86,7 @@ class StatsPage:
         # `stats scope`: only these proxies are shown ("." is this proxy itself)
         self.scopes = frozenset(proxy.name if name == "." else name for name in stats.scopes)
         self.description = (proxy.description or "") if stats.show_desc == "" else stats.show_desc
+        self.vrrp = vrrp_status.for_engine(engine)
 
     def matches(self, request) -> bool:
         return request.url.startswith(self.uri)
@@ -186,6 +195,9 @@ class StatsPage:
         out.append(LEGEND)
         uri = esc(self.uri.decode("latin-1"))
         now = self.engine.loop.time()
+        if self.vrrp is not None:
+            instances, problem = self.vrrp.view(now)
+            out.append(vrrp_table(instances, problem, time.time()))
         for name, rows in snap.proxies():
             out.append(self._table(name, rows, admin, uri, now))
         out.append("</body></html>")
@@ -260,6 +272,51 @@ class StatsPage:
                 f'data-server="{esc(str(r["svname"]))}">' + "".join(cells) + "</tr>")
 
 
+VRRP_STATE_CLASSES = {"MASTER": "up", "BACKUP": "nocheck", "FAULT": "down", "STOP": "maint",
+                      "INIT": "maint"}
+
+
+def vrrp_table(instances: list[dict], problem: str | None, wall_now: float) -> str:
+    """The VRRP section: one row per instance of the last snapshot, and the
+    problem (process gone or silent) above it when there is one; rows from an
+    old snapshot are marked stale."""
+    esc = html.escape
+    out = ['<section class="vrrp" id="vrrp"><h2>VRRP</h2>']
+    if problem is not None:
+        out.append(f'<p class="vrrp-problem down" id="vrrp-problem">{esc(problem)}'
+                   f'{"; last known state below" if instances else ""}</p>')
+    if instances:
+        out.append("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in (
+            "Instance", "State", "Priority", "Master", "Last transition", "Reason",
+            "Interface", "VRID", "Addresses")) + "</tr></thead><tbody>")
+        for inst in instances:
+            state = str(inst.get("state", ""))
+            klass = "stale" if problem is not None else VRRP_STATE_CLASSES.get(state, "other")
+            priority, base = inst.get("priority"), inst.get("base_priority")
+            prio = f"{priority}" if priority == base else f"{priority} (configured {base})"
+            if state == "MASTER":
+                master = f"this node ({inst.get('source') or inst.get('master') or ''})"
+            else:
+                master = inst.get("master") or "none seen"
+            since = inst.get("last_transition")
+            ago = f"{_duration(max(0, wall_now - since))} ago" if since is not None else ""
+            name = str(inst.get("name", ""))
+            out.append(
+                f'<tr class="vrrp-instance" data-instance="{esc(name)}">'
+                f'<td class="name">{esc(name)}</td>'
+                f'<td class="status {klass}" data-state="{esc(state)}">{esc(state)}</td>'
+                f'<td data-priority="{esc(str(priority))}">{esc(prio)}</td>'
+                f'<td class="name" data-master="{esc(str(inst.get("master") or ""))}">{esc(master)}</td>'
+                f"<td>{esc(ago)}</td>"
+                f'<td class="name">{esc(str(inst.get("reason") or ""))}</td>'
+                f'<td class="name">{esc(str(inst.get("interface", "")))}</td>'
+                f'<td>{esc(str(inst.get("vrid", "")))}</td>'
+                f'<td class="name">{esc(" ".join(map(str, inst.get("addresses") or ())))}</td></tr>')
+        out.append("</tbody></table>")
+    out.append("</section>")
+    return "".join(out)
+
+
 def _td(value) -> str:
     return "<td></td>" if value is None else f"<td>{value}</td>"
 
@@ -308,4 +365,5 @@ tr.frontend td,tr.backend td{font-weight:bold;background:#eef}
 td.status{font-weight:bold}.reason{color:#555;font-weight:normal}
 .legend span{padding:1px 6px;margin-right:4px}.result{padding:.4em;font-weight:bold}
 .ok{background:#b8f0b8}.warn{background:#ffc880}.actions{margin:.3em 0}
+.stale{background:#e0e0e0;color:#666}.vrrp-problem{padding:.4em;font-weight:bold}
 </style>"""

@@ -11,8 +11,11 @@ Entry points for the rest of haply:
   SIGTERM/SIGINT, then gives up mastership (priority 0), removes the VIPs and runs
   notify_stop.
 * `query(control_path)` returns the state snapshot list from a running service
-  (for `haply ctl show vrrp` and the stats page); `Service.snapshot()` is the same
-  in-process.
+  (for `haply ctl show vrrp`); `Service.snapshot()` is the same in-process.
+* `watch vrrp` on the control socket keeps the connection open and pushes one
+  JSON line per change of an instance's state, priority, master or reason, and
+  one every WATCH_HEARTBEAT (counters, and proof of life): the proxy's stats page
+  keeps the last line (haply.admin.vrrp_status) and never waits for this process.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ DROP_LOG_EVERY = 10.0  # seconds between two log lines about dropped packets
 INTERFACE_POLL_MAX = 0.5  # track_interface polling never slower than this
 CONTROL_READ_LIMIT = 4096
 NOTIFY_TIMEOUT = 30.0  # a notify script still running after this is killed
+# `watch vrrp`: a line at least this often, so a watcher can tell a live process
+# from a stopped one (it calls the process unresponsive after a few missed beats).
+WATCH_HEARTBEAT = 1.0
+# A watcher that stops reading is dropped once this much is queued for it: the
+# VRRP process never buffers without bound for a stuck reader.
+WATCH_BUFFER_LIMIT = 256 * 1024
 
 
 class InstanceRunner:
@@ -69,6 +78,7 @@ class InstanceRunner:
         self.drops: dict[str, int] = {}
         self.drops_logged_at = 0.0
         self.received = self.sent = 0
+        self.summary: tuple = ()  # what watchers last heard (see _publish_if_changed)
 
     # --- lifecycle
     def start(self) -> None:
@@ -186,6 +196,17 @@ class InstanceRunner:
             except OSError as exc:
                 log.error("%s: %s failed: %s", self.inst.name, type(action).__name__, exc)
         self._rearm()
+        self._publish_if_changed()
+
+    def _publish_if_changed(self) -> None:
+        # Called after every event (an advert a second per instance): a tuple
+        # compare, and a push to watchers only when what operators see changed.
+        m = self.machine
+        summary = (m.state, m.priority, m.master, m.last_reason)
+        if summary != self.summary:
+            self.summary = summary
+            if self.service.watchers:
+                self.service.publish()
 
     def _rearm(self) -> None:
         deadline = self.machine.next_deadline()
@@ -286,6 +307,8 @@ class Service:
         self.runners: list[InstanceRunner] = []
         self.stopping = False
         self.addrs: AddressManager | None = None
+        self.watchers: set[asyncio.StreamWriter] = set()  # `watch vrrp` connections
+        self._heartbeat: asyncio.TimerHandle | None = None
 
     async def main(self, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -318,6 +341,10 @@ class Service:
             for runner in self.runners:
                 runner.stop()
             await asyncio.gather(*(r.close() for r in self.runners), return_exceptions=True)
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+            for writer in list(self.watchers):  # they heard STOP; EOF tells them we are gone
+                writer.close()
             if server:
                 server.close()
                 if os.path.exists(self.control_path):
@@ -379,6 +406,8 @@ class Service:
             command = line.decode(errors="replace").strip()
             if command in ("show", "show vrrp"):
                 writer.write(json.dumps(self.snapshot()).encode() + b"\n")
+            elif command == "watch vrrp":
+                await self._watch(reader, writer)
             else:
                 writer.write(json.dumps({"error": f"unknown command {command!r}"}).encode() + b"\n")
             await writer.drain()
@@ -386,6 +415,37 @@ class Service:
             pass
         finally:
             writer.close()
+
+    async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Push snapshots to writer until it hangs up (see the module docstring)."""
+        self.watchers.add(writer)
+        self.publish()
+        try:
+            while await reader.read(CONTROL_READ_LIMIT):
+                pass  # a watcher has nothing more to say; EOF ends the watch
+        finally:
+            self.watchers.discard(writer)
+            if not self.watchers and self._heartbeat is not None:
+                self._heartbeat.cancel()
+                self._heartbeat = None
+
+    def publish(self) -> None:
+        """One snapshot line to every watcher, and the next heartbeat re-armed."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if not self.watchers:
+            return
+        line = json.dumps(self.snapshot()).encode() + b"\n"
+        for writer in list(self.watchers):
+            transport = writer.transport
+            if transport.is_closing() or transport.get_write_buffer_size() > WATCH_BUFFER_LIMIT:
+                self.watchers.discard(writer)
+                transport.abort()
+                continue
+            writer.write(line)
+        if self.watchers:
+            self._heartbeat = asyncio.get_running_loop().call_later(WATCH_HEARTBEAT, self.publish)
 
     # --- sync groups: a member in FAULT puts the whole group in FAULT
     def member_changed(self, runner: InstanceRunner, new_state: str) -> None:
