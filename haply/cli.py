@@ -12,7 +12,6 @@ must work unchanged.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import sys
@@ -32,7 +31,9 @@ Options:
   -d, -db        stay in the foreground (-d also logs each connection)
   -q             quiet: no warnings on start
   -v, -vv        print the version (and build details) and exit
-  -W, -Ws        master-worker mode (accepted; runs as one process for now)
+  -W             master-worker mode: a master supervises the proxy workers
+  -Ws            master-worker mode with systemd notification (Type=notify)
+  -S <path>      the master's control socket (default: first stats socket + .master)
   -sf <pid>...   once listening, ask these processes to finish their work and exit
   -st <pid>...   once listening, stop these processes at once
 """
@@ -53,6 +54,8 @@ class Options:
     quiet: bool = False
     verbose: int = 0
     master_worker: bool = False
+    systemd: bool = False
+    master_socket: str | None = None
     old_pids: list[int] = field(default_factory=list)
     old_stop: int = signal.SIGUSR1
 
@@ -90,6 +93,9 @@ def parse_args(argv: list[str]) -> Options:
             options.verbose = len(arg) - 1
         elif arg in ("-W", "-Ws"):
             options.master_worker = True
+            options.systemd = arg == "-Ws"
+        elif arg == "-S":
+            options.master_socket = value()
         elif arg in ("-sf", "-st"):
             options.old_stop = signal.SIGUSR1 if arg == "-sf" else signal.SIGTERM
             while i + 1 < len(argv) and argv[i + 1].isdigit():
@@ -169,9 +175,20 @@ def run(options: Options) -> int:
     return serve(config, options)
 
 
+def wants_master(config, options: Options) -> bool:
+    """Master-worker mode: asked for (-W, -Ws, `master-worker`), or needed
+    (several workers, supervised programs)."""
+    asked = options.master_worker or any(name == "master-worker" for name, _ in config.global_.extra)
+    return asked or config.global_.nbthread > 1 or bool(getattr(config, "programs", ()))
+
+
 def serve(config, options: Options) -> int:
+    if wants_master(config, options):
+        from haply.master.run import serve_master
+        return serve_master(config, options)
     import uvloop
 
+    from haply.lifecycle import StopSignals, serve_until_stopped
     from haply.privileges import PrivilegeError, drop_privileges
     from haply.proxy.engine import Engine, StartError
 
@@ -184,12 +201,6 @@ def serve(config, options: Options) -> int:
         print(f"[ALERT] {exc}", file=sys.stderr)
         loop.close()
         return 1
-    if options.master_worker and not options.quiet:
-        print("haply: warning: -W/-Ws: master-worker mode is not in this version; "
-              "serving from this one process", file=sys.stderr)
-    if config.global_.nbthread > 1 and not options.quiet:
-        print(f"haply: warning: nbthread {config.global_.nbthread}: this version serves "
-              "from one process; the extra threads are not started", file=sys.stderr)
     daemon = options.daemon or (config.global_.daemon and not options.foreground)
     if daemon:
         _daemonize()
@@ -201,7 +212,10 @@ def serve(config, options: Options) -> int:
         except OSError as exc:
             print(f"[ALERT] cannot write pidfile {pidfile}: {exc}", file=sys.stderr)
             return 1
-    vrrp = VrrpSupervisor(config, engine, loop) if config.vrrp else None
+    vrrp = None
+    if config.vrrp:
+        proxy_pid = os.getpid() if config.frontends else None
+        vrrp = VrrpSupervisor(config, loop, proxy_pid, engine.listening_fds)
     if vrrp is not None:
         vrrp.start()  # before dropping privileges: VRRP needs raw sockets
     try:
@@ -212,25 +226,9 @@ def serve(config, options: Options) -> int:
         if vrrp is not None:
             vrrp.stop()
         return 1
-    stopping = loop.create_future()
-    forced = loop.create_future()
+    signals = StopSignals(loop)
 
-    def stop(signum: int) -> None:
-        if not stopping.done():
-            stopping.set_result(signum)
-        elif not forced.done():
-            forced.set_result(signum)  # a second signal: stop at once
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-        loop.add_signal_handler(signum, stop, signum)
-
-    async def main_task() -> None:
-        await engine.start()
-        # Everything built at start (config model, compiled rules, modules) lives
-        # as long as the process: move it out of the collector's generations so
-        # the collections that per-request garbage triggers never rescan it.
-        gc.collect()
-        gc.freeze()
+    def started() -> None:
         # A reload the HAProxy way: this process listens now (SO_REUSEPORT lets
         # both share the ports), so the old ones may stop accepting.
         for pid in options.old_pids:
@@ -238,19 +236,9 @@ def serve(config, options: Options) -> int:
                 os.kill(pid, options.old_stop)
             except ProcessLookupError:
                 pass
-        signum = await stopping
-        # SIGUSR1 is HAProxy's soft stop: finish every connection however long.
-        # SIGTERM/SIGINT: finish in-flight work within STOP_GRACE, then exit.
-        engine.stop_accepting()
-        # `hard-stop-after` bounds a soft stop as well (configuration manual).
-        grace = config.global_.hard_stop_after
-        if signum != signal.SIGUSR1:
-            grace = min(grace or STOP_GRACE, STOP_GRACE)
-        drained = asyncio.ensure_future(engine.drained(grace))
-        await asyncio.wait([drained, forced], return_when=asyncio.FIRST_COMPLETED)
-        drained.cancel()
-        engine.close_all()
-        await engine.stop()
+
+    async def main_task() -> None:
+        await serve_until_stopped(engine, signals, started)
         if vrrp is not None:
             vrrp.stop()  # the proxy is drained: blocking for the hand-over is fine
 
@@ -266,20 +254,19 @@ def serve(config, options: Options) -> int:
     return 0
 
 
-# SIGTERM lets in-flight requests finish for this long before exiting.
-STOP_GRACE = 5.0
-
-
 class VrrpSupervisor:
     """Keeps the VRRP child running beside the proxy (haply.vrrp.child)."""
 
     # A VRRP child that died is started again after this long (crash-loop guard).
     RESTART_DELAY = 1.0
 
-    def __init__(self, config, engine, loop):
+    def __init__(self, config, loop, proxy_pid: int | None, inherited_fds):
+        """proxy_pid: the process whose death means the proxy is gone (the
+        instances track it); inherited_fds(): descriptors the child closes."""
         self.config = config
-        self.engine = engine
         self.loop = loop
+        self.proxy_pid = proxy_pid
+        self.inherited_fds = inherited_fds
         self.pid: int | None = None
         self.stopping = False
         self._watch: int | None = None
@@ -287,9 +274,7 @@ class VrrpSupervisor:
     def start(self) -> None:
         from haply.vrrp import child
 
-        fds = self.engine.listening_fds()
-        proxy_pid = os.getpid() if self.config.frontends else None
-        self.pid = child.start(self.config, proxy_pid, fds)
+        self.pid = child.start(self.config, self.proxy_pid, self.inherited_fds())
         self._watch = os.pidfd_open(self.pid)
         self.loop.add_reader(self._watch, self._exited)
 

@@ -42,6 +42,13 @@ CHECK_STATUS_CODES = {
     "L6TOUT": 10, "L6RSP": 11, "L7TOUT": 12, "L7RSP": 13, "L7OK": 15, "L7OKC": 16,
     "L7STS": 17,
 }
+# Commands that change server state: a worker process passes them on to the
+# others (Engine.on_operator_change) so every worker's registry agrees.
+OPERATOR_CHANGES = frozenset({
+    ("disable", "server"), ("enable", "server"), ("disable", "health"),
+    ("enable", "health"), ("disable", "agent"), ("enable", "agent"), ("set", "server"),
+    ("set", "weight"), ("add", "server"), ("del", "server"), ("clear", "counters"),
+})
 SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
     "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
@@ -97,7 +104,10 @@ class RuntimeApi:
             return PERMISSION_DENIED
         self.current_level = level
         try:
-            return command.run(self, words[len(command.words):])
+            answer = command.run(self, words[len(command.words):])
+            if command.words in OPERATOR_CHANGES and self.engine.on_operator_change is not None:
+                self.engine.on_operator_change(line)
+            return answer
         except CommandError as exc:
             text = str(exc)
             text = text if text.endswith("\n") else text + "\n"

@@ -119,12 +119,14 @@ def _hrsp(row: dict, counts: dict[int, int]) -> None:
     row["hrsp_other"] = other
 
 
-def take(engine, now: float, pid: int | None = None) -> Snapshot:
+def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Snapshot:
     """Rows for every proxy of engine's config, in config order.
 
     engine needs: config, frontends, backends (runtimes by name), registry,
     health (or None). now is on the clock of the registry's last_change (the
-    loop's time)."""
+    loop's time). In a worker of the master process, the other workers' latest
+    rows are added in (engine.peers, haply.master.worker), unless merged is
+    False (what a worker reports about itself)."""
     pid = pid if pid is not None else 1
     health = getattr(engine, "health", None)
     counters = getattr(engine, "check_counters", None)
@@ -142,7 +144,9 @@ def take(engine, now: float, pid: int | None = None) -> Snapshot:
             rows.extend(servers)
             rows.append(_backend_row(backend, servers, iid, pid, mode, now, engine.frontends,
                                      getattr(engine, "started_at", now)))
-    return Snapshot(rows, info(engine, now, pid))
+    snap = Snapshot(rows, info(engine, now, pid))
+    peers = getattr(engine, "peers", None)
+    return peers.merge(snap) if merged and peers is not None else snap
 
 
 def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:

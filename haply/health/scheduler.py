@@ -294,7 +294,8 @@ class _Checked:
     def __init__(self, spec: CheckSpec, state: ServerState, now: float) -> None:
         self.spec = spec
         self.state = state
-        self.health = Health(spec.timing, spec.passive, up=True, now=now)
+        # A server carried over DOWN (reload, restarted worker) starts DOWN.
+        self.health = Health(spec.timing, spec.passive, up=state.operational == UP, now=now)
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task | None = None
         self.started = 0.0  # when the current check began
@@ -348,6 +349,10 @@ class HealthChecker:
         self._shutdown_backup_sessions: SessionCallback | None = None
         self._listeners: list[Callable[[HealthEvent], None]] = []
         self._running = False
+        # False in the worker processes that follow another one's checks
+        # (master-worker mode: each server is checked once, not once per
+        # worker); their state changes arrive through follow().
+        self.probing = True
 
     # ------------------------------------------------------------- wiring
 
@@ -550,7 +555,7 @@ class HealthChecker:
 
     def _fire(self, checked: _Checked) -> None:
         checked.timer = None
-        if not self._running or not checked.health_enabled:
+        if not self._running or not checked.health_enabled or not self.probing:
             return
         if checked.state.admin == MAINT:
             # MAINT stops checks (registry contract); look again later
@@ -593,7 +598,7 @@ class HealthChecker:
 
     def _fire_agent(self, checked: _Checked) -> None:
         checked.agent_timer = None
-        if self._running and checked.agent_enabled:
+        if self._running and checked.agent_enabled and self.probing:
             checked.agent_task = self.loop.create_task(self._run_agent(checked))
 
     async def _run_agent(self, checked: _Checked) -> None:
@@ -699,7 +704,25 @@ class HealthChecker:
                                           now, "", transition.reason, None)
             self._on_transition(checked, transition)
 
-    def _on_transition(self, checked: _Checked, transition: Transition) -> None:
+    def follow(self, backend: str, server: str, up: bool, now: float, status: str = "",
+               reason: str = "", duration: float | None = None) -> None:
+        """Apply an UP/DOWN change another process's checks (or its passive
+        health) decided. The change was logged and announced where it was
+        decided, so it is applied here silently."""
+        checked = self._checked.get((backend, server))
+        state = self.registry.get(backend, server)
+        if state is None:
+            return
+        if checked is None:
+            self.registry.set_operational(state, UP if up else DOWN, now, status, reason, duration)
+            return
+        transition = checked.health.force(up, now, reason)
+        self.registry.set_operational(state, UP if up else DOWN, now, status, reason, duration)
+        if transition is not None:
+            self._on_transition(checked, transition, announce=False)
+
+    def _on_transition(self, checked: _Checked, transition: Transition,
+                       announce: bool = True) -> None:
         state = checked.state
         spec = checked.spec
         requeued = 0
@@ -710,6 +733,8 @@ class HealthChecker:
             self._shutdown_backup_sessions(state)
         if transition.up and spec.slowstart > 0 and checked.health.last_up_at is not None:
             self._apply_weight(checked, transition.now)
+        if not announce:
+            return
         servers = self.registry.servers(state.backend)
         message = transition_message(state, transition, servers, requeued,
                                      with_reason=not spec.log_health_checks)

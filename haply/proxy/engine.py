@@ -39,8 +39,20 @@ class StartError(Exception):
 
 class Engine:
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop,
-                 registry: Registry | None = None):
+                 registry: Registry | None = None, sockets=None):
         self.config = config
+        # Where listeners come from: None = bind them here; a worker of the
+        # master process gets haply.master.sockets.WorkerSockets instead.
+        self.sockets = sockets
+        # Called with a runtime API command line after an operator changed
+        # server state (runtime API, stats page), so a master can pass it on
+        # to the other workers.
+        self.on_operator_change = None
+        # The other workers' stats (haply.master.worker.PeerStats), merged into
+        # every snapshot this engine's pages and sockets show.
+        self.peers = None
+        # False in a worker that follows another worker's health checks.
+        self.health_probing = True
         self.loop = loop
         self.registry = registry or Registry()
         self.global_gate = Gate(config.global_.maxconn)
@@ -82,12 +94,13 @@ class Engine:
                 frontend = FrontendRuntime(proxy, self)
                 self.frontends[proxy.name] = frontend
                 for bind in proxy.binds:
-                    sock = open_listener(bind)
+                    sock = self.sockets.listener(bind) if self.sockets else open_listener(bind)
                     self._sockets.append((frontend, sock))
                     if id(bind) in contexts:
                         self._tls[sock] = contexts[id(bind)]
             # `stats socket`s are bound here too: before privileges are dropped
-            self._stats_sockets = open_stats_sockets(self.config)
+            self._stats_sockets = (self.sockets.stats_sockets(self.config) if self.sockets
+                                   else open_stats_sockets(self.config))
             # log sockets too (/dev/log is outside a chroot), formats compiled
             self._start_logging()
         except (BindError, StatsSocketError, FormatError) as exc:
@@ -183,6 +196,7 @@ class Engine:
 
     def _start_health(self) -> None:
         checker = self.health = HealthChecker(self.registry, self.config, self.loop)
+        checker.probing = self.health_probing
         checker.set_shutdown_sessions(self._shutdown_sessions)
         checker.set_shutdown_backup_sessions(self._shutdown_backup_sessions)
         for backend in self.backends.values():
