@@ -1,20 +1,21 @@
-"""`haply convert FILE.pound.cfg`: print the equivalent haproxy.cfg.
+"""`haply convert FILE.pound.cfg|monitrc`: print the equivalent haproxy.cfg.
 
 The file is loaded as haply loads it (same parser, same checks, certificates
 included), and the resulting model is written out in HAProxy's syntax, so what
 HAProxy 2.6 runs from the output is what haply runs from the Pound file. Pound
 behaviour that HAProxy spells differently is written the HAProxy way: xHTTP as
 `http-request deny deny_status 501 unless { method ... }`, Err5xx pages as
-`http-error status N content-type text/html file PATH`.
+`http-error status N content-type text/html file PATH`. A monitrc's `check
+process` entries become `program` sections (haply.config.programs).
 """
 
 from __future__ import annotations
 
 import sys
 
-from haply.config.model import Condition, Config, Proxy, Server, Timeouts
+from haply.config.model import Condition, Config, Program, Proxy, Server, Timeouts
 
-USAGE = "usage: haply convert FILE.pound.cfg\n"
+USAGE = "usage: haply convert FILE.pound.cfg|FILE.monitrc\n"
 
 
 def main(argv: list[str]) -> int:
@@ -37,6 +38,10 @@ def main(argv: list[str]) -> int:
 
 def render(config: Config, source: str = "") -> str:
     out = [f"# haproxy.cfg equivalent of {source}, written by haply convert", ""]
+    if not config.proxies:  # a monitrc: programs only
+        for program in config.programs:
+            out += render_program(program)
+        return "\n".join(out)
     g = config.global_
     out.append("global")
     for key, value in (("user", g.user), ("group", g.group), ("chroot", g.chroot)):
@@ -47,7 +52,44 @@ def render(config: Config, source: str = "") -> str:
     out += ["", "defaults", "    mode http", ""]
     for proxy in config.proxies:
         out += _proxy(proxy)
+    for program in config.programs:
+        out += render_program(program)
     return "\n".join(out)
+
+
+def render_program(program: Program) -> list[str]:
+    """A `program` section; haply's own keywords only where they differ from
+    their defaults (haply.config.programs)."""
+    default = Program(program.name)
+    out = [f"program {program.name}", "    command " + " ".join(quote(w) for w in program.command)]
+    for key in ("user", "group"):
+        if getattr(program, key):
+            out.append(f"    {key} {quote(getattr(program, key))}")
+    if not program.start_on_reload:
+        out.append("    no option start-on-reload")
+    if program.instances != 1:
+        out.append(f"    instances {program.instances}")
+    if program.port is not None:
+        out.append(f"    port {program.port}")
+    for name, value in program.environment:
+        out.append(f"    setenv {name} {quote(value)}")
+    for key in ("directory", "stdout", "stderr", "pidfile"):
+        if getattr(program, key):
+            out.append(f"    {key} {quote(getattr(program, key))}")
+    if program.daemon:
+        out.append("    option daemon")
+    if program.stop_command:
+        out.append("    stop-command " + " ".join(quote(w) for w in program.stop_command))
+    if program.stop_timeout != default.stop_timeout:
+        out.append(f"    timeout stop {_seconds(program.stop_timeout)}")
+    if (program.backoff, program.backoff_max) != (default.backoff, default.backoff_max):
+        out.append(f"    restart-backoff {_seconds(program.backoff)} {_seconds(program.backoff_max)}")
+    if (program.crash_limit, program.crash_window) != (default.crash_limit, default.crash_window):
+        out.append(f"    crash-limit {program.crash_limit} {_seconds(program.crash_window)}")
+    if program.service_group:
+        out.append(f"    service-group {quote(program.service_group)}")
+    out.append("")
+    return out
 
 
 def _seconds(value: float) -> str:
@@ -145,4 +187,4 @@ def _server(server: Server) -> str:
     return " ".join(words)
 
 
-__all__ = ["main", "render"]
+__all__ = ["main", "render", "render_program"]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
+from haply.config import programs
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup, suggest,
@@ -222,6 +223,7 @@ class Carry:
     last_defaults: ProxyState = field(default_factory=ProxyState)
     named_defaults: dict[str, ProxyState] = field(default_factory=dict)
     global_: GlobalState = field(default_factory=GlobalState)
+    programs: dict = field(default_factory=dict)  # name -> model.Program, for program-servers
 
 
 # ------------------------------------------------------------------------ parser
@@ -246,7 +248,8 @@ def parse(
     parser = _Parser(filename, environ, diagnostics, state)
     lines = apply_conditions(split_lines(text, filename, environ, diagnostics), environ, diagnostics)
     parser.run(lines)
-    return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies), sources=(filename,))
+    return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies),
+                  programs=tuple(parser.programs), sources=(filename,))
 
 
 class _Parser:
@@ -256,6 +259,7 @@ class _Parser:
         self.diagnostics = diagnostics
         self.carry = carry
         self.proxies: list[Proxy] = []
+        self.programs: list = []  # model.Program, see haply.config.programs
         self.section: str | None = None  # "global", "defaults", "frontend", ...
         self.current: ProxyState | None = None
         self.skipping = False  # inside a section haply refuses
@@ -322,7 +326,7 @@ class _Parser:
             self.diagnostics.warning(line.location, f"'{name}' is deprecated; write '{keyword.modern}' instead")
             keyword = KEYWORDS[keyword.modern]
             name = keyword.name
-        handler = HANDLERS.get(name)
+        handler = (programs.HANDLERS if self.section == "program" else HANDLERS).get(name)
         if handler is None:  # a keyword of the table without a handler is a bug
             raise ParseError(f"'{name}' has no handler in haply (internal error)")
         target = self.carry.global_ if self.section == "global" else self.current
@@ -347,6 +351,9 @@ class _Parser:
         if kind == "global":
             if args:
                 raise ParseError(f"'global' takes no argument (got '{args[0]}')")
+            return
+        if kind == "program":
+            self.current = programs.open_section(args, line.location)
             return
         name, parent, legacy_address = None, None, None
         rest = list(args)
@@ -409,6 +416,11 @@ class _Parser:
         if state is not None and self.section in ("frontend", "backend", "listen"):
             self.http_fallbacks(state)
             self.proxies.append(state.freeze())
+        elif state is not None and self.section == "program":
+            try:
+                self.programs.append(programs.close_section(state, self.carry.programs))
+            except ParseError as error:  # reported at the section, not at the next line
+                self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "defaults":
             self.carry.last_defaults = state
             if state.name:
@@ -1450,6 +1462,7 @@ HANDLERS: dict[str, Handler] = {
     "server": _server,
     "default-server": _default_server,
     "server-template": _server_template,
+    "program-servers": programs.program_servers,
     "http-check send": _http_check_send,
     "http-check expect": _http_check_expect,
     "tcp-check connect": _tcp_check_connect,

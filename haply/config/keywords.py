@@ -8,7 +8,7 @@ user reads "not supported by haply" instead of "unknown keyword", and nothing is
 ever silently ignored.
 
 Sections are written as letters: g global, d defaults, f frontend, l listen,
-b backend. Synopses and meanings follow HAProxy 2.6's configuration manual.
+b backend, p program. Synopses and meanings follow HAProxy 2.6's configuration manual.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ SUPPORTED = "supported"
 LEGACY = "legacy"  # accepted with a warning naming the modern form
 UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear error
 
-SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend"}
+SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program"}
 SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
-SECTIONS = ("global", "defaults", "frontend", "backend", "listen")
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program")
 # Handled by lexer.apply_conditions before the parser sees the lines.
 PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
-    "peers", "resolvers", "userlist", "cache", "ring", "mailers", "program",
+    "peers", "resolvers", "userlist", "cache", "ring", "mailers",
     "http-errors", "fcgi-app", "log-forward",
 )
 
@@ -47,7 +47,7 @@ class Keyword:
 
     @property
     def section_list(self) -> str:
-        return ", ".join(SECTION_NAMES[c] for c in "gdflb" if c in self.sections)
+        return ", ".join(SECTION_NAMES[c] for c in SECTION_NAMES if c in self.sections)
 
 
 def _rows() -> list[Keyword]:
@@ -57,9 +57,9 @@ def _rows() -> list[Keyword]:
         # ------------------------------------------------------------ global
         K("maxconn", "gdfl", "<number>", "Maximum concurrent connections (process-wide in global, per frontend elsewhere)."),
         K("daemon", "g", "", "Run in the background."),
-        K("pidfile", "g", "<path>", "Write the process id to this file."),
-        K("user", "g", "<name>", "Drop privileges to this user after binding."),
-        K("group", "g", "<name>", "Drop privileges to this group after binding."),
+        K("pidfile", "gp", "<path>", "Write the process id to this file (program: %i and %p name the instance; see option daemon)."),
+        K("user", "gp", "<name>", "Drop privileges to this user after binding (program: run the command as this user)."),
+        K("group", "gp", "<name>", "Drop privileges to this group after binding (program: run the command with this group)."),
         K("uid", "g", "<number>", "Drop privileges to this numeric user id."),
         K("gid", "g", "<number>", "Drop privileges to this numeric group id."),
         K("chroot", "g", "<dir>", "Change root to this directory after binding."),
@@ -261,6 +261,34 @@ def _rows() -> list[Keyword]:
             if action == "cache-use" and family == "http-response" or action == "cache-store" and family == "http-request":
                 continue
             rows.append(K(name, "dflb", "...", "HAProxy action not implemented by haply.", U))
+    # program sections (manual 3.9) and haply's supervision extensions
+    rows += [
+        K("command", "p", "<command> [<argument>...]",
+          "The program to run (no shell); %p and %i become the instance's port and number, and "
+          "HAPLY_PORT / HAPLY_INSTANCE are set in its environment."),
+        K("option start-on-reload", "p", "",
+          "On a reload, start new instances (the default); `no option start-on-reload` keeps the running ones."),
+        K("instances", "p", "<count>", "haply: run this many instances of the command (default 1)."),
+        K("port", "p", "<first port>", "haply: port of instance 1; instance i gets port + i - 1."),
+        K("setenv", "p", "<name> <value>", "haply: set an environment variable for the command."),
+        K("directory", "p", "<dir>", "haply: working directory of the command."),
+        K("stdout", "p", "<file>", "haply: append the command's standard output to this file (%i, %p allowed)."),
+        K("stderr", "p", "<file>", "haply: append the command's standard error to this file (%i, %p allowed)."),
+        K("option daemon", "p", "",
+          "haply: the command forks and leaves the process id in `pidfile` (monit's start program); "
+          "that process is the one supervised."),
+        K("stop-command", "p", "<command> [<argument>...]",
+          "haply: run this to stop an instance (monit's stop program) instead of sending SIGTERM."),
+        K("timeout stop", "p", "<time>", "haply: time between SIGTERM (or stop-command) and SIGKILL (default 10s)."),
+        K("restart-backoff", "p", "<first> [<max>]",
+          "haply: delay before restarting an instance that exited, doubled per consecutive crash (default 1s 60s)."),
+        K("crash-limit", "p", "<exits> <window>",
+          "haply: after this many exits within the window the instance is FATAL and not restarted (default 5 60s)."),
+        K("service-group", "p", "<name>", "haply: monit's group; control commands may name the group."),
+        K("program-servers", "lb", "<program> [<server option>...]",
+          "haply: one server per instance of the program, named <program>-1..N at 127.0.0.1:<port>, "
+          "with default-server settings and these options; an instance its checks mark DOWN is restarted."),
+    ]
     return rows
 
 

@@ -341,6 +341,44 @@ class Global:
 
 
 @dataclass(frozen=True, slots=True)
+class Program:
+    """A supervised program: HAProxy's `program` section plus haply's extensions
+    for the monit pattern (N instances on consecutive ports, restarts).
+
+    command is the argv as written; `%p` / `%i` in it (and in pidfile, stdout,
+    stderr) become the instance's port and number. instances > 1 needs port:
+    instance i (1-based) gets port + i - 1. daemon: the command forks and
+    leaves the process id in pidfile (monit's `start program`), so the process
+    watched is the one named there and stop_command, when set, stops it.
+    """
+
+    name: str
+    command: tuple[str, ...] = ()
+    user: str | None = None
+    group: str | None = None
+    start_on_reload: bool = True  # HAProxy's default (`option start-on-reload`)
+    instances: int = 1
+    port: int | None = None  # the first instance's port
+    environment: tuple[tuple[str, str], ...] = ()
+    directory: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    pidfile: str | None = None
+    daemon: bool = False
+    stop_command: tuple[str, ...] = ()
+    stop_timeout: float = 10.0
+    backoff: float = 1.0  # first restart delay, doubled per consecutive crash
+    backoff_max: float = 60.0
+    crash_limit: int = 5  # this many exits within crash_window -> FATAL
+    crash_window: float = 60.0
+    service_group: str | None = None  # monit's `group`: commands may name it
+    location: Location = NOWHERE
+
+    def port_of(self, instance: int) -> int | None:
+        return None if self.port is None else self.port + instance - 1
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     global_: Global = Global()
     proxies: tuple[Proxy, ...] = ()
@@ -366,6 +404,6 @@ class Config:
 
 __all__ = [
     "Acl", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global",
-    "HeaderRule", "HttpCheck", "Location", "LogTarget", "Proxy", "ProxyStats",
+    "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
     "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "field",
 ]

@@ -29,7 +29,7 @@ def _code(text: str) -> str:
 
 
 def _sections(row: Keyword) -> str:
-    return ", ".join(SECTION_NAMES[c] for c in "gdflb" if c in row.sections)
+    return ", ".join(SECTION_NAMES[c] for c in SECTION_NAMES if c in row.sections)
 
 
 def _table(rows: list[Keyword], with_modern: bool) -> list[str]:

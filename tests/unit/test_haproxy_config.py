@@ -920,12 +920,13 @@ def test_dialect_table_plugs_in_a_parser(tmp_path, monkeypatch):
 
 def test_every_keyword_has_a_handler_and_back():
     accepted = {name for name, row in KEYWORDS.items() if row.status == SUPPORTED}
-    assert accepted - PREPROCESSOR == set(HANDLERS)
+    from haply.config.programs import HANDLERS as PROGRAM_HANDLERS
+    assert accepted - PREPROCESSOR == set(HANDLERS) | set(PROGRAM_HANDLERS)
     assert PREPROCESSOR <= accepted
     for row in KEYWORDS.values():
         if row.status == LEGACY:
             assert KEYWORDS[row.modern].status == SUPPORTED, row.name
-        assert row.sections and set(row.sections) <= set("gdflb"), row.name
+        assert row.sections and set(row.sections) <= set("gdflbp"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
 
@@ -988,7 +989,8 @@ def test_server_values_reach_the_model(tmp_path, value, unit, weight):
 def test_every_accepted_keyword_is_exercised_by_a_test():
     """A keyword added to the table without a test fails here."""
     here = Path(__file__).parent
-    source = "".join((here / name).read_text() for name in ("test_haproxy_config.py", "test_seed_configs.py", "test_lexer.py"))
+    source = "".join((here / name).read_text() for name in ("test_haproxy_config.py", "test_seed_configs.py", "test_lexer.py",
+                                                                    "test_programs_config.py"))
     source += "".join(p.read_text() for p in (here.parents[1] / ".." / "shared" / "fixtures" / "seed-configs").glob("*.haproxy.cfg"))
     untested = [
         name for name, row in KEYWORDS.items()
