@@ -29,6 +29,36 @@ h1_total_streams h1_bytes_in h1_bytes_out h1_spliced_bytes_in h1_spliced_bytes_o
 
 INDEX = {name: i for i, name in enumerate(COLUMNS)}
 
+# How a column's values from several worker processes combine into one row
+# (each worker counts its own traffic):
+#   "sum"    counters, current values and per-second rates: they add up
+#   "max"    highest values seen: the largest worker's is a lower bound of the
+#            true one, the sum an upper bound; either is an approximation
+#   "min"    lastsess (seconds since the last session): the most recent worker's
+#   "avg"    averages over each worker's last 1024 sessions: weight by req_tot
+#            or stot where known, else the plain mean
+#   "state"  names, ids, states, check results, configured limits and
+#            weights: the same in every worker, or first-hand only in the one
+#            that runs the checks; take that worker's value, never add
+COLUMN_KIND: dict[str, str] = {}
+for _kind, _names in (
+    ("state", """pxname svname slim status weight act bck chkfail chkdown lastchg downtime
+        qlimit pid iid sid throttle tracked type rate_lim check_status check_code
+        check_duration hanafail last_chk last_agt agent_status agent_code agent_duration
+        check_desc agent_desc check_rise check_fall check_health agent_rise agent_fall
+        agent_health addr cookie mode algo src_ilim uweight agg_server_status
+        agg_server_check_status agg_check_status -"""),
+    ("max", """qmax smax rate_max req_rate_max conn_rate_max qtime_max ctime_max rtime_max
+        ttime_max"""),
+    ("min", "lastsess"),
+    ("avg", "qtime ctime rtime ttime"),
+):
+    for _name in _names.split():
+        COLUMN_KIND[_name] = _kind
+for _name in COLUMNS:
+    COLUMN_KIND.setdefault(_name, "sum")
+del _kind, _names, _name
+
 # `type` column values.
 TYPE_FRONTEND = 0
 TYPE_BACKEND = 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from haply.admin import columns, snapshot, vrrp_status
+from haply.admin import columns, rates, snapshot, vrrp_status
 
 F, B, S = "frontend", "backend", "server"
 # (metric suffix, CSV column, type, kinds, help)
@@ -187,6 +187,7 @@ class Exporter:
     def __init__(self, engine):
         self.engine = engine
         self.vrrp = vrrp_status.for_engine(engine)
+        rates.for_engine(engine)
 
     def answer(self, request, body: bytes = b"") -> bytes:
         from haply.admin.stats_page import response

@@ -447,7 +447,7 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
 # Counters `clear counters all` zeroes (current values such as sessions in
 # progress are states, not counters, and stay).
 SERVER_COUNTERS = ("total_sessions", "bytes_in", "bytes_out", "connect_errors",
-                   "response_errors", "retries", "redispatches")
+                   "response_errors", "retries", "redispatches", "failed_checks")
 BACKEND_COUNTERS = ("total_sessions", "connect_errors", "retried", "redispatched",
                     "no_server", "bytes_in", "bytes_out")
 FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests")
@@ -469,6 +469,7 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
             state.http_responses.clear()
     for backend in engine.backends.values():
         backend.max_queued = backend.queued
+        backend.max_sessions = backend.current_sessions
         if everything:
             for name in BACKEND_COUNTERS:
                 setattr(backend, name, 0)
@@ -479,6 +480,10 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
                 setattr(frontend, name, 0)
             frontend.http_responses.clear()
             frontend.gate.total = 0
+    from haply.admin import rates
+    sampler = rates.of(engine)
+    if sampler is not None:
+        sampler.clear_maxima()
     return ""
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from haply.admin import rates as _rates
 from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_SERVER
 from haply.runtime.registry import DOWN, DRAIN, MAINT, ServerState
 
@@ -130,6 +131,7 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
     pid = pid if pid is not None else 1
     health = getattr(engine, "health", None)
     counters = getattr(engine, "check_counters", None)
+    sampler = _rates.of(engine)
     rows: list[dict] = []
     for position, proxy in enumerate(engine.config.proxies):
         iid = proxy.id if proxy.id is not None else position + 2
@@ -137,6 +139,8 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
         frontend = engine.frontends.get(proxy.name)
         if frontend is not None:
             rows.append(_frontend_row(frontend, iid, pid, mode))
+            if sampler is not None:
+                _frontend_rates(rows[-1], sampler, frontend, now)
         backend = engine.backends.get(proxy.name)
         if backend is not None:
             servers = [_server_row(state, health, iid, pid, mode, now, counters)
@@ -144,9 +148,30 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
             rows.extend(servers)
             rows.append(_backend_row(backend, servers, iid, pid, mode, now, engine.frontends,
                                      getattr(engine, "started_at", now)))
+            if sampler is not None:
+                _session_rates(rows[-1], sampler, ("sess", proxy.name, None),
+                               backend.total_sessions, now)
+                for row, state in zip(servers, engine.registry.servers(proxy.name)):
+                    _session_rates(row, sampler, ("sess", proxy.name, state.name),
+                                   state.total_sessions, now)
     snap = Snapshot(rows, info(engine, now, pid))
     peers = getattr(engine, "peers", None)
     return peers.merge(snap) if merged and peers is not None else snap
+
+
+def _frontend_rates(row: dict, sampler, frontend, now: float) -> None:
+    # haply's frontend sessions are its accepted connections (stot == conn_tot)
+    key = ("conn", frontend.name, None)
+    row["rate"] = row["conn_rate"] = sampler.rate(key, getattr(frontend.gate, "total", 0), now)
+    row["rate_max"] = row["conn_rate_max"] = sampler.maximum(key)
+    key = ("req", frontend.name, None)
+    row["req_rate"] = sampler.rate(key, frontend.http_requests, now)
+    row["req_rate_max"] = sampler.maximum(key)
+
+
+def _session_rates(row: dict, sampler, key, total: int, now: float) -> None:
+    row["rate"] = sampler.rate(key, total, now)
+    row["rate_max"] = sampler.maximum(key)
 
 
 def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
@@ -192,7 +217,7 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
         t = health.timing
         status = state.check_status or "INI"
         row.update(
-            chkfail=getattr(health, "failed_checks", 0),
+            chkfail=getattr(state, "failed_checks", 0),
             chkdown=counters.chkdown(state.backend, state.name) if counters else 0,
             downtime=counters.downtime(state.backend, state.name, now) if counters else 0,
             check_status=status,

@@ -14,6 +14,7 @@ import atexit
 import os
 import socket
 
+from haply.admin import rates
 from haply.admin.runtime_api import LEVELS, RuntimeApi, Unframed
 
 # A command line longer than this is refused (HAProxy's tune.bufsize is 16 kB).
@@ -207,6 +208,7 @@ async def serve_stats_sockets(engine, opened) -> list[asyncio.AbstractServer]:
     """Serve the runtime API on sockets bound by open_stats_sockets."""
     api = RuntimeApi(engine)
     engine.runtime_api = api
+    rates.for_engine(engine)  # `show stat` shows per-second rates
     timeout = engine.config.global_.stats_timeout or DEFAULT_TIMEOUT
     servers = []
     for spec, sock in opened:

@@ -26,7 +26,7 @@ import html
 import time
 from urllib.parse import parse_qs
 
-from haply.admin import columns, snapshot, vrrp_status
+from haply.admin import columns, rates, snapshot, vrrp_status
 from haply.admin.runtime_api import set_admin
 from haply.runtime.registry import DRAIN, MAINT, READY
 
@@ -87,6 +87,7 @@ class StatsPage:
         self.scopes = frozenset(proxy.name if name == "." else name for name in stats.scopes)
         self.description = (proxy.description or "") if stats.show_desc == "" else stats.show_desc
         self.vrrp = vrrp_status.for_engine(engine)
+        rates.for_engine(engine)
 
     def matches(self, request) -> bool:
         return request.url.startswith(self.uri)

@@ -630,6 +630,7 @@ class HealthChecker:
         if result.ok:
             transition = health.check_passed(now, result.status, result.reason, result.duration)
         else:
+            self.registry.count_failed_check(checked.state)  # stats: chkfail
             transition = health.check_failed(now, result.status, result.reason, result.duration)
         self.registry.set_operational(checked.state, UP if health.up else DOWN, now,
                                       result.status, result.reason, result.duration,

@@ -76,6 +76,7 @@ class BackendRuntime:
         # counters read by pages and metrics
         self.total_sessions = 0
         self.current_sessions = 0
+        self.max_sessions = 0
         self.max_queued = 0
         self.connect_errors = 0
         self.retried = 0
@@ -139,6 +140,8 @@ class BackendRuntime:
             server.max_sessions = server.current_sessions
         self.current_sessions += 1
         self.total_sessions += 1
+        if self.current_sessions > self.max_sessions:
+            self.max_sessions = self.current_sessions
         self.balancer.connection_started(server)
 
     def _serve_queue(self) -> None:

@@ -55,6 +55,8 @@ class ServerState:
     response_errors: int = 0
     retries: int = 0
     redispatches: int = 0
+    # checks that failed while the server was UP (HAProxy's `chkfail`)
+    failed_checks: int = 0
     http_responses: Counter[int] = field(default_factory=Counter)  # status class 1..5
     # health details for pages and logs
     last_change: float = 0.0
@@ -173,6 +175,12 @@ class Registry:
             state.operational = operational
             state.last_change = now
             self._notify(state)
+
+    def count_failed_check(self, state: ServerState) -> None:
+        """A health check of state failed; HAProxy's `chkfail` counts only those
+        that fail while the server is UP (management guide 9.1)."""
+        if state.operational == UP:
+            state.failed_checks += 1
 
     def set_weight(self, state: ServerState, weight: int, now: float) -> None:
         if not 0 <= weight <= 256:

@@ -1,0 +1,114 @@
+"""Per-second rates for `show stat`: rate, req_rate, conn_rate and their maxima.
+
+HAProxy's management guide ("show stat", 9.1) defines `rate` as the number of
+sessions per second over the last elapsed second, `req_rate` and `conn_rate`
+likewise for HTTP requests and accepted connections, and the `*_max` columns as
+the highest such rate seen. Nothing is timestamped per event: the hot path only
+bumps the totals it already keeps, and this sampler reads those totals once per
+PERIOD, off the hot path (a few hundred integer reads a second for a large
+config).
+
+Between two samples a rate is read as the events of the current, unfinished
+period plus the previous full period's count weighted by the part of it still
+inside the last second: a burst shows at once and fades over one second rather
+than appearing only at the next sample. The *_max columns keep the highest rate
+read or sampled.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+PERIOD = 1.0  # seconds: the rates are per second (management guide 9.1)
+
+
+class RateSampler:
+    """Totals sampled every PERIOD; `rate(key, total, now)` for a page."""
+
+    def __init__(self, loop, totals, stopping=lambda: False):
+        self.loop = loop
+        self.totals = totals  # () -> iterable of (key, running total)
+        self.stopping = stopping
+        self.last: dict = {}  # key -> total at the last sample
+        self.previous: dict = {}  # key -> events in the last full period
+        self.maxima: dict = {}  # key -> highest rate seen
+        self.sampled_at: float | None = None
+        self._timer = None
+
+    def start(self) -> None:
+        if self._timer is None and self.sampled_at is None:
+            self.sample()
+
+    def sample(self) -> None:
+        now = self.loop.time()
+        self._timer = None
+        last, previous, maxima = self.last, self.previous, self.maxima
+        for key, total in self.totals():
+            count = total - last.get(key, 0)
+            if count < 0:  # `clear counters all` zeroed the total
+                count = total
+            previous[key] = count
+            last[key] = total
+            if count > maxima.get(key, 0):
+                maxima[key] = count
+        self.sampled_at = now
+        if not self.stopping():
+            self._timer = self.loop.call_at(self.sampled_at + PERIOD, self.sample)
+
+    def rate(self, key, total: int, now: float) -> int:
+        """Events per second over the last second for key, whose running total
+        is total now; updates key's maximum."""
+        if self.sampled_at is None:
+            return 0
+        current = total - self.last.get(key, 0)
+        if current < 0:
+            current = total
+        elapsed = min(max(now - self.sampled_at, 0.0), PERIOD)
+        value = int(current + self.previous.get(key, 0) * (PERIOD - elapsed) / PERIOD)
+        if value > self.maxima.get(key, 0):
+            self.maxima[key] = value
+        return value
+
+    def maximum(self, key) -> int:
+        return self.maxima.get(key, 0)
+
+    def clear_maxima(self) -> None:
+        """`clear counters`: maxima restart from now."""
+        self.maxima.clear()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+# Keys (kind, proxy, server-or-counter) of the totals sampled for an engine.
+def engine_totals(engine):
+    for name, frontend in engine.frontends.items():
+        yield ("conn", name, None), getattr(frontend.gate, "total", 0)
+        yield ("req", name, None), frontend.http_requests
+    for name, backend in engine.backends.items():
+        yield ("sess", name, None), backend.total_sessions
+        for state in backend.servers:
+            yield ("sess", name, state.name), state.total_sessions
+
+
+_BY_ENGINE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def for_engine(engine) -> RateSampler:
+    """The engine's sampler, started on first use (by the stats page, the
+    exporter and the stats sockets: whatever can show a rate)."""
+    sampler = _BY_ENGINE.get(engine)
+    if sampler is None:
+        sampler = RateSampler(engine.loop, lambda: engine_totals(engine),
+                              lambda: getattr(engine, "stopping", False))
+        _BY_ENGINE[engine] = sampler
+        sampler.start()
+    return sampler
+
+
+def of(engine) -> RateSampler | None:
+    """The engine's sampler if something started one (snapshot.take reads it;
+    rates stay 0 where nothing can show them)."""
+    return _BY_ENGINE.get(engine)

@@ -1,0 +1,90 @@
+"""Per-second rates from sampled totals, on a clock the test drives."""
+
+from __future__ import annotations
+
+from haply.admin.rates import PERIOD, RateSampler
+from haply.admin.columns import COLUMN_KIND, COLUMNS
+
+
+class Clock:
+    """The two loop methods the sampler uses; timers fire when time is moved."""
+
+    def __init__(self):
+        self.now = 100.0
+        self.timers: list = []
+
+    def time(self):
+        return self.now
+
+    def call_at(self, when, callback):
+        clock = self
+
+        class Handle:
+            def cancel(self):
+                clock.timers.remove(entry)
+        entry = (when, callback)
+        self.timers.append(entry)
+        return Handle()
+
+    def advance(self, seconds):
+        target = self.now + seconds
+        while self.timers and min(self.timers)[0] <= target:
+            entry = min(self.timers)
+            self.timers.remove(entry)
+            self.now = entry[0]
+            entry[1]()
+        self.now = target
+
+
+def make():
+    clock = Clock()
+    totals = {"k": 0}
+    sampler = RateSampler(clock, lambda: totals.items())
+    sampler.start()
+    return clock, totals, sampler
+
+
+def test_a_burst_shows_at_once_and_fades_over_one_second():
+    clock, totals, sampler = make()
+    clock.advance(0.3)
+    totals["k"] = 10
+    assert sampler.rate("k", 10, clock.now) == 10  # before any new sample
+    clock.advance(0.8)  # a sample at +1.0 took the 10 as the last full period
+    assert sampler.rate("k", 10, clock.now) == int(10 * (PERIOD - 0.1))
+    clock.advance(0.5)
+    assert sampler.rate("k", 10, clock.now) == 4  # 10 * 0.4 of the period left
+    clock.advance(1.0)
+    assert sampler.rate("k", 10, clock.now) == 0
+    assert sampler.maximum("k") == 10
+
+
+def test_steady_traffic_reads_its_rate_between_samples():
+    clock, totals, sampler = make()
+    for _ in range(30):  # 50 events a second, in 0.1 s steps
+        clock.advance(0.1)
+        totals["k"] += 5
+    for _ in range(5):
+        clock.advance(0.1)
+        totals["k"] += 5
+        assert 45 <= sampler.rate("k", totals["k"], clock.now) <= 55
+
+
+def test_zeroed_totals_and_cleared_maxima():
+    clock, totals, sampler = make()
+    totals["k"] = 40
+    clock.advance(1.0)
+    assert sampler.maximum("k") == 40
+    sampler.clear_maxima()
+    assert sampler.maximum("k") == 0
+    totals["k"] = 3  # `clear counters all`, then 3 more events
+    assert sampler.rate("k", 3, clock.now) >= 3
+    sampler.close()
+    assert clock.timers == []
+
+
+def test_every_column_has_a_merge_kind():
+    assert set(COLUMN_KIND) == set(COLUMNS)
+    assert set(COLUMN_KIND.values()) == {"sum", "max", "min", "avg", "state"}
+    assert COLUMN_KIND["smax"] == "max" and COLUMN_KIND["rate"] == "sum"
+    assert COLUMN_KIND["status"] == "state" and COLUMN_KIND["ttime"] == "avg"
+    assert COLUMN_KIND["stot"] == "sum" and COLUMN_KIND["lastsess"] == "min"
