@@ -54,7 +54,7 @@ async def serve_until_stopped(engine, signals: StopSignals,
     if on_started is not None:
         on_started()
     signum = await signals.stopping
-    engine.stop_accepting()
+    engine.stop_accepting(close_idle=signum != signal.SIGUSR1)
     drained = asyncio.ensure_future(
         engine.drained(grace_for(signum, engine.config.global_.hard_stop_after)))
     await asyncio.wait([drained, signals.forced], return_when=asyncio.FIRST_COMPLETED)

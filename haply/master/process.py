@@ -199,7 +199,8 @@ class Master:
     async def broadcast_command(self, line: str) -> list[str]:
         """Run a runtime API command in every current worker; their answers."""
         replies = await asyncio.gather(*(
-            self.query(w, {"what": "command", "line": line}) for w in self.workers.values()
+            self.query(w, {"what": "command", "line": line, "relay": False})
+            for w in self.workers.values()
             if w.channel is not None))
         return [r.get("answer", r.get("error", "")) for r in replies]
 
@@ -261,7 +262,8 @@ class Master:
         from haply.admin.socket_server import StatsSocketError
         from haply.proxy.listeners import BindError
 
-        notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        from haply import systemd
+        notify(*systemd.reloading())
         try:
             try:
                 loaded = load(self.options.files, os.environ)

@@ -206,7 +206,17 @@ class MasterLink:
             return {"operational": state.operational, "admin": state.admin,
                     "current_sessions": state.current_sessions}
         if what == "command":
-            return {"answer": self._apply_command(message["line"])}
+            # `@N command` on the master socket: this worker's own view, as
+            # HAProxy's master CLI shows one process's own counters.
+            # A change made so is passed on like any operator's, unless the
+            # master is already sending it to every worker (relay False).
+            peers, self.engine.peers = self.engine.peers, None
+            try:
+                if message.get("relay", True):
+                    return {"answer": RuntimeApi(self.engine).execute(message["line"])}
+                return {"answer": self._apply_command(message["line"])}
+            finally:
+                self.engine.peers = peers
         if what == "servers_state":
             return {"answer": RuntimeApi(self.engine).execute("show servers state")}
         return {"error": f"unknown query {what!r}"}

@@ -222,14 +222,15 @@ class Engine:
         self._servers.clear()
         self._sockets.clear()
 
-    def stop_accepting(self) -> None:
-        """Close the listeners; idle keep-alive connections close now, busy
-        ones after their current response."""
+    def stop_accepting(self, close_idle: bool = True) -> None:
+        """Close the listeners; busy connections close after their current
+        response, idle keep-alive ones now (or, with close_idle False, after
+        their next request or keep-alive timeout)."""
         self.stopping = True
         for server in self._servers:
             server.close()
         for session in list(self.sessions):
-            session.shutdown()
+            session.shutdown(close_idle)
 
     def close_all(self) -> None:
         for session in list(self.sessions):

@@ -293,7 +293,8 @@ class HttpSession(asyncio.Protocol):
         request = self.parsing
         request.method_bytes = parser.get_method()
         request.version = parser.get_http_version()
-        request.keep_alive = parser.should_keep_alive()
+        # A stopping process answers each request with Connection: close.
+        request.keep_alive = parser.should_keep_alive() and not self.frontend.engine.stopping
         request.upgrade = parser.should_upgrade()
         url = request.url
         try:
@@ -473,7 +474,6 @@ class HttpSession(asyncio.Protocol):
         request = self.requests[0]
         route = request.route
         self.deadline.touch()
-        headers = upstream.headers
         upgrade = request.upgrade and status == 101
         if status in route.retry_statuses and self._can_replay(request, str(status)):
             # `retry-on 503` and the like: this answer is dropped and the request
@@ -482,8 +482,13 @@ class HttpSession(asyncio.Protocol):
             upstream.close()
             self._exchange_failed(request, str(status), event=status)
             return
+        writer = route.response_writer
+        raw = upstream.head
+        matches = writer.scan(raw)
         try:
-            body = framing.response_framing(request.method_bytes, status, version, headers)
+            # Only the framing fields matter here, and the scan found them all.
+            body = framing.response_framing(request.method_bytes, status, version,
+                                            [(m[1], m[2]) for m in matches])
         except RemoteProtocolError as exc:
             self.server_protocol_error(upstream, str(exc))
             return
@@ -498,8 +503,11 @@ class HttpSession(asyncio.Protocol):
         self.response_until_close = until_close
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
                                   and not upgrade and not until_close)
-        head = route.response_writer.write(version, status, upstream.reason, headers, body,
-                                           keep_client, request.version, request, upgrade)
+        head = None if upgrade else writer.write_raw(raw, matches, status, body, keep_client,
+                                                      request.version)
+        if head is None:
+            head = writer.write(version, status, upstream.reason, upstream.headers, body,
+                                keep_client, request.version, request, upgrade)
         self.response_started = True
         server = request.server
         backend = request.backend
@@ -735,10 +743,14 @@ class HttpSession(asyncio.Protocol):
         self.transport.close()
         self._release()
 
-    def shutdown(self) -> None:
-        """Stopping: close now if idle, else after the response in progress."""
+    def shutdown(self, close_idle: bool = True) -> None:
+        """Stopping: close after the response in progress, and now if idle
+        unless close_idle is False (a soft stop: an idle connection is closed
+        after its next request instead, or when its keep-alive timeout ends,
+        so a client never sends a request into a connection being closed)."""
         if not self.requests and self.parsing is None:
-            self.close()
+            if close_idle:
+                self.close()
             return
         for request in self.requests:
             request.keep_alive = False

@@ -182,7 +182,7 @@ class TcpClientProtocol(asyncio.Protocol):
     def on_deadline(self, which: str) -> None:
         self.close()
 
-    def shutdown(self) -> None:
+    def shutdown(self, close_idle: bool = True) -> None:
         """Stopping: a TCP session has no request boundary; it may finish
         within the stop's grace period."""
 

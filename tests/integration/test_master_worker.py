@@ -1,0 +1,365 @@
+"""The master process (`haply -W`, nbthread N): workers, reloads, supervision.
+
+Everything runs for real: haply's master with its worker processes, echo
+backends on loopback, an HTTP client loop, the master socket over a unix
+socket, HAProxy-format runtime commands on the stats socket.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.client_loop import ClientLoop
+from tests.support.haproxy_oracle import echo_backends, free_port, http_get
+from tests.support.haply_process import HAPLY_BIN, run_haply
+
+
+def master_config(port: int, sock: str, servers: str, workers: int = 2,
+                  extra_global: str = "", extra_listen: str = "") -> str:
+    return f"""\
+global
+    master-worker
+    nbthread {workers}
+    stats socket {sock} level admin
+{extra_global}
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+    timeout http-keep-alive 2s
+
+listen app
+    bind 127.0.0.1:{port}
+    balance roundrobin
+{extra_listen}{servers}
+"""
+
+
+def send(path: str, command: str, timeout: float = 30.0) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode()
+
+
+def workers_of(master_sock: str) -> dict[int, int]:
+    """index -> pid of the current workers, from `show proc`."""
+    found = {}
+    section = None
+    if not os.path.exists(master_sock):
+        return found  # the master opens its socket once its workers are ready
+    for line in send(master_sock, "show proc").splitlines():
+        if line.startswith("#"):
+            section = line
+            continue
+        fields = line.split()
+        if section == "# workers" and len(fields) >= 3 and fields[1] == "worker":
+            found[int(fields[2])] = int(fields[0])
+    return found
+
+
+def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(step)
+
+
+def server_states(stats_sock: str) -> dict[str, list[str]]:
+    lines = send(stats_sock, "show servers state").splitlines()[2:]
+    return {fields[3]: fields for fields in (l.split() for l in lines) if len(fields) > 8}
+
+
+def frontend_requests(stat_csv: str) -> int:
+    lines = stat_csv.splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    row = next(l.split(",") for l in lines if l.startswith("app,FRONTEND"))
+    return int(row[header.index("req_tot")])
+
+
+@pytest.fixture
+def sockets(tmp_path):
+    stats = str(tmp_path / "admin.sock")
+    return stats, stats + ".master"
+
+
+def test_workers_serve_and_stats_add_up(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    with echo_backends(["s1", "s2"]) as (s1, s2):
+        servers = f"    server s1 {s1.address}\n    server s2 {s2.address}\n"
+        with run_haply(master_config(port, stats, servers)) as proxy:
+            pids = wait_for(lambda: len(workers_of(master)) == 2 and workers_of(master))
+            assert proxy.process.pid not in pids.values()
+            assert all(os.getppid() != pid for pid in pids.values())
+            for pid in pids.values():
+                assert Path(f"/proc/{pid}/status").read_text().count(f"PPid:\t{proxy.process.pid}") == 1
+            answers = [http_get(port).backend for _ in range(40)]
+            assert answers.count("s1") + answers.count("s2") == 40
+            # Each worker counts its own; every view shows the sum (the other
+            # workers' rows are at most a stats period old).
+            wait_for(lambda: frontend_requests(send(stats, "show stat")) == 40, timeout=5)
+            # both workers took part (connections spread by SO_REUSEPORT): the
+            # counts each one reports about itself add up to the total
+            own = [frontend_requests(send(master, f"@{index} show stat")) for index in pids]
+            assert sum(own) == 40 and all(own), own
+
+
+def test_reload_under_load_loses_nothing_and_keeps_server_states(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    with echo_backends(["s1", "s2", "s3"]) as (s1, s2, s3):
+        servers = (f"    server s1 {s1.address} check inter 200ms\n"
+                   f"    server s2 {s2.address} check inter 200ms\n"
+                   f"    server s3 {s3.address} check inter 200ms weight 10\n")
+        with run_haply(master_config(port, stats, servers)) as proxy:
+            wait_for(lambda: len(workers_of(master)) == 2)
+            send(stats, "set server app/s1 state maint")
+            send(stats, "set server app/s3 weight 3")
+            before = workers_of(master)
+            with ClientLoop(port, seconds=90) as fresh, ClientLoop(port, keepalive=True, seconds=90) as kept:
+                for n in range(20):
+                    answer = send(master, "reload")
+                    assert answer.startswith("Success=1"), answer
+                    time.sleep(0.15)
+                time.sleep(0.3)
+            for loop in (fresh, kept):
+                assert loop.result.failures == [], loop.result.failures[:5]
+                assert loop.result.ok > 100
+                assert "s1" not in loop.result.backends  # MAINT carried over every reload
+            after = workers_of(master)
+            assert set(after.values()).isdisjoint(before.values())
+            states = server_states(stats)
+            assert states["s1"][6] == "1"  # srv_admin_state: forced maintenance
+            assert states["s3"][7] == "3"  # weight set at run time
+            # the old workers are gone once their connections ended
+            wait_for(lambda: len([l for l in send(master, "show proc").splitlines()
+                                  if "old workers" in l]) == 0, timeout=10)
+
+
+def test_reload_with_a_bad_configuration_keeps_the_old_one(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    with echo_backends(["s1"]) as (s1,):
+        servers = f"    server s1 {s1.address}\n"
+        with run_haply(master_config(port, stats, servers)) as proxy:
+            wait_for(lambda: len(workers_of(master)) == 2)
+            before = workers_of(master)
+            good = Path(proxy.config_path).read_text()
+            Path(proxy.config_path).write_text(good + "    bogus-keyword 1\n")
+            answer = send(master, "reload")
+            assert answer.startswith("Success=0")
+            assert "haproxy.cfg:" in answer and "bogus-keyword" in answer
+            assert workers_of(master) == before
+            assert http_get(port).status == 200
+            # a certificate that is not there: refused before any worker starts
+            Path(proxy.config_path).write_text(good.replace(
+                f"bind 127.0.0.1:{port}", f"bind 127.0.0.1:{port} ssl crt {tmp_path}/missing.pem"))
+            answer = send(master, "reload")
+            assert answer.startswith("Success=0") and "missing.pem" in answer
+            assert workers_of(master) == before
+            # SIGUSR2 and SIGHUP reload too, once the file is good again
+            Path(proxy.config_path).write_text(good)
+            proxy.process.send_signal(signal.SIGUSR2)
+            wait_for(lambda: set(workers_of(master).values()).isdisjoint(before.values()))
+            middle = workers_of(master)
+            proxy.process.send_signal(signal.SIGHUP)
+            wait_for(lambda: set(workers_of(master).values()).isdisjoint(middle.values()))
+            assert http_get(port).status == 200
+
+
+def test_a_killed_worker_is_replaced_and_no_connection_is_refused(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    with echo_backends(["s1"]) as (s1,):
+        servers = f"    server s1 {s1.address}\n"
+        with run_haply(master_config(port, stats, servers)) as proxy:
+            wait_for(lambda: len(workers_of(master)) == 2)
+            with ClientLoop(port, seconds=60) as loop:
+                for _ in range(3):
+                    victim = workers_of(master)[1]
+                    os.kill(victim, signal.SIGKILL)
+                    wait_for(lambda: workers_of(master).get(1) not in (None, victim))
+                    time.sleep(0.3)
+            # connections the killed worker had accepted die with it; none is
+            # refused, and new ones queue on its socket until the new worker
+            assert not any("refused" in f.lower() for f in loop.result.failures), loop.result.failures
+            assert len(loop.result.failures) <= 3
+            assert loop.result.ok > 10
+            assert "exited with signal 9; restarting" in proxy.output()
+
+
+def test_health_checks_run_once_per_interval_whatever_the_workers(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    accepted = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    check_port = listener.getsockname()[1]
+    with echo_backends(["s1"]) as (s1,):
+        servers = f"    server s1 {s1.address} check port {check_port} inter 100ms\n"
+        with run_haply(master_config(port, stats, servers, workers=2)):
+            wait_for(lambda: len(workers_of(master)) == 2)
+            start = time.monotonic()
+            while time.monotonic() - start < 2.0:
+                try:
+                    conn, _ = listener.accept()
+                    accepted.append(time.monotonic())
+                    conn.close()
+                except socket.timeout:
+                    pass
+    listener.close()
+    # one checker at 10 checks/s: about 20 in 2 s; two would make about 40
+    assert 12 <= len(accepted) <= 28, len(accepted)
+
+
+def test_health_changes_reach_every_worker(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    with echo_backends(["s1", "s2"]) as (s1, s2):
+        servers = (f"    server s1 {s1.address} check inter 100ms fall 2 rise 2\n"
+                   f"    server s2 {s2.address} check inter 100ms fall 2 rise 2\n")
+        with run_haply(master_config(port, stats, servers)) as proxy:
+            wait_for(lambda: len(workers_of(master)) == 2)
+            s2.stop()
+            for index in (0, 1):
+                wait_for(lambda: " s2 " in send(master, f"@{index} show servers state")
+                         and any(l.split()[3] == "s2" and l.split()[5] == "0"
+                                 for l in send(master, f"@{index} show servers state").splitlines()[2:]))
+            answers = {http_get(port).backend for _ in range(20)}
+            assert answers == {"s1"}
+            # an operator's change made on one worker reaches the other
+            send(master, "@1 set server app/s1 state drain")
+            wait_for(lambda: any(l.split()[3] == "s1" and l.split()[6] == "8"
+                                 for l in send(master, "@0 show servers state").splitlines()[2:]))
+
+
+def test_certificates_are_read_again_on_reload(tmp_path, sockets):
+    import ssl
+    import trustme
+    stats, master = sockets
+    port = free_port()
+    ca = trustme.CA()
+    pem = tmp_path / "site.pem"
+
+    def issue(name: str) -> None:
+        cert = ca.issue_cert(name)
+        pem.write_bytes(b"".join(b.bytes() for b in cert.cert_chain_pems) + cert.private_key_pem.bytes())
+
+    def served_name() -> str:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        context.check_hostname = False
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="x") as tls:
+                return tls.getpeercert()["subjectAltName"][0][1]
+
+    issue("before.example")
+    with echo_backends(["s1"]) as (s1,):
+        config = master_config(port, stats, f"    server s1 {s1.address}\n").replace(
+            f"bind 127.0.0.1:{port}", f"bind 127.0.0.1:{port} ssl crt {pem}")
+        with run_haply(config):
+            wait_for(lambda: len(workers_of(master)) == 2)
+            assert served_name() == "before.example"
+            issue("after.example")
+            assert send(master, "reload").startswith("Success=1")
+            wait_for(lambda: served_name() == "after.example")
+
+
+def test_sigterm_stops_master_and_workers(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    cfg = tmp_path / "h.cfg"
+    with echo_backends(["s1"]) as (s1,):
+        cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
+        proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
+                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            pids = wait_for(lambda: os.path.exists(master) and len(workers_of(master)) == 2
+                            and workers_of(master))
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+            for pid in pids.values():
+                assert not Path(f"/proc/{pid}").exists() or \
+                    "zombie" in Path(f"/proc/{pid}/status").read_text()
+            assert not os.path.exists(master)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_workers_stop_when_the_master_is_killed(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    cfg = tmp_path / "h.cfg"
+    with echo_backends(["s1"]) as (s1,):
+        cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
+        proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
+                                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pids = {}
+        try:
+            pids = wait_for(lambda: os.path.exists(master) and len(workers_of(master)) == 2
+                            and workers_of(master))
+            proc.kill()
+            proc.wait()
+            wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids.values()),
+                     timeout=10)
+        finally:
+            for pid in pids.values():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def test_systemd_notify_ready_reloading_stopping(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    cfg = tmp_path / "h.cfg"
+    notify_path = str(tmp_path / "notify")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(notify_path)
+    receiver.settimeout(15)
+    with echo_backends(["s1"]) as (s1,):
+        cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
+        proc = subprocess.Popen([HAPLY_BIN, "-Ws", "-f", str(cfg)], stdin=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                env={**os.environ, "NOTIFY_SOCKET": notify_path})
+        try:
+            ready = receiver.recv(4096).decode()
+            assert "READY=1" in ready and f"MAINPID={proc.pid}" in ready
+            assert http_get(port).status == 200  # READY means serving
+            proc.send_signal(signal.SIGUSR2)
+            reloading = receiver.recv(4096).decode()
+            assert "RELOADING=1" in reloading and "MONOTONIC_USEC=" in reloading
+            assert "READY=1" in receiver.recv(4096).decode()
+            proc.send_signal(signal.SIGTERM)
+            assert "STOPPING=1" in receiver.recv(4096).decode()
+            assert proc.wait(timeout=15) == 0
+        finally:
+            receiver.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
