@@ -36,6 +36,12 @@ friendly commands:
 any runtime API command, e.g.:
   show stat | show servers state | show errors | help
   show vrrp                    VRRP instances: state, priority, master, last transition
+master process (haply -W, nbthread > 1; its socket is the stats socket + .master,
+or --master PATH):
+  reload                       load the configuration again, hitless; errors keep
+                               the old one running and are printed
+  show proc                    master, workers, old workers finishing, vrrp
+  @N COMMAND                   a runtime API command in worker N only
 """
 
 
@@ -183,11 +189,56 @@ def show_vrrp(stats_socket: str, raw: bool) -> int:
     return 0
 
 
+MASTER_COMMANDS = (("reload",), ("show", "proc"))
+
+
+def master_control_path(stats_socket: str) -> str:
+    """The master process's socket lies beside the stats socket
+    (haply.master.control.master_socket_path)."""
+    return stats_socket.removeprefix("unix@") + ".master"
+
+
+def for_master(words: list[str], stats_socket: str) -> bool:
+    """Commands only the master answers; program commands too when a master
+    runs (otherwise the proxy's own runtime API has them)."""
+    lowered = tuple(w.lower() for w in words)
+    if any(lowered[:len(c)] == c for c in MASTER_COMMANDS) or lowered[:1] == ("@",) \
+            or (lowered and lowered[0].startswith("@")):
+        return True
+    programs = "program" in lowered[:2] or lowered[:2] == ("show", "programs")
+    return programs and os.path.exists(master_control_path(stats_socket))
+
+
+def master_command(path: str, words: list[str]) -> int:
+    """`haply ctl reload` and friends: one command on the master socket."""
+    try:
+        answer = send(path, " ".join(words), timeout=MASTER_TIMEOUT)
+    except OSError as exc:
+        print(f"haply ctl: no master process answers at {path}: {exc.strerror or exc} "
+              "(is haply running with -W or nbthread > 1?)", file=sys.stderr)
+        return 1
+    text = answer.rstrip("\n")
+    if words[0].lower() == "reload":
+        ok = text.startswith("Success=1")
+        report = text.split("--\n", 1)[1] if "--\n" in text else ""
+        print(("reloaded" if ok else "reload failed") + (f":\n{report}" if report else ""),
+              file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+    if text:
+        print(text)
+    return 1 if text.startswith(("Unknown command", "No such")) else 0
+
+
+# A reload or a rolling restart answers when done.
+MASTER_TIMEOUT = 600.0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="haply ctl", usage=USAGE, add_help=False)
     parser.add_argument("-S", "--socket")
     parser.add_argument("-f", "--config")
     parser.add_argument("--raw", action="store_true")
+    parser.add_argument("--master", dest="master_socket")
     parser.add_argument("-h", "--help", action="store_true")
     parser.add_argument("words", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -208,6 +259,8 @@ def main(argv: list[str]) -> int:
     address = address or DEFAULT_SOCKET
     if [w.lower() for w in args.words] in (["show", "vrrp"], ["vrrp"]):
         return show_vrrp(address, args.raw)
+    if for_master(args.words, address):
+        return master_command(args.master_socket or master_control_path(address), args.words)
     command, renderer = translate(args.words)
     try:
         answer = send(address, command)

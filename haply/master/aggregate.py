@@ -5,36 +5,26 @@ page or /metrics adds the others' latest rows (pushed to the master every
 STATS_PERIOD, so they are at most that old) to its own live ones. Rows are
 matched by (pxname, svname). Counters and current values add up; state and
 check columns come from the worker that runs the health checks (index 0),
-because only its values are first-hand; averages are averaged.
+because only its values are first-hand; averages are weighted by sessions.
 """
 
 from __future__ import annotations
 
-# Columns that describe state rather than count something: taken from the
-# checking worker's row, never added.
-STATE_COLUMNS = frozenset("""
-pxname svname status weight act bck chkfail chkdown lastchg downtime pid iid sid
-throttle tracked type check_status check_code check_duration hanafail last_chk
-last_agt agent_status agent_code agent_duration check_desc agent_desc check_rise
-check_fall check_health agent_rise agent_fall agent_health addr cookie mode algo
-uweight agg_server_status agg_server_check_status agg_check_status lastsess
-rate_lim src_ilim -
-""".split())
+from haply.admin.columns import COLUMN_KIND
 
-# Averages over recent sessions (HAProxy: the last 1024): the mean of the
-# workers' averages.
-AVERAGE_COLUMNS = frozenset({"qtime", "ctime", "rtime", "ttime"})
-
-# Highest values seen: each worker's maximum is a lower bound of the true one,
-# their sum an upper bound; the sum is shown so that a limit is never hidden.
-# (Documented approximation.)
+# Limits are split between the workers (haply.master.shares): their shares
+# add up to the configured limit.
+SPLIT_LIMITS = frozenset({"slim", "qlimit"})
 
 
 def merge_rows(local: list[dict], peers: list[list[dict]], leader: list[dict] | None) -> list[dict]:
-    """local rows (in display order) with peers' rows added in.
+    """local rows (in display order) with peers' rows added in, column by
+    column as haply.admin.columns.COLUMN_KIND says.
 
     leader: the checking worker's rows when it is a peer (None when local is
-    the checking worker's own)."""
+    the checking worker's own). "max" columns are added: each worker's maximum
+    is a lower bound of the true one and their sum an upper bound; the sum is
+    shown so that a limit being reached is never hidden."""
     if not peers:
         return local
     by_key = [{(r.get("pxname"), r.get("svname")): r for r in rows} for rows in peers]
@@ -48,18 +38,33 @@ def merge_rows(local: list[dict], peers: list[list[dict]], leader: list[dict] | 
             continue
         out = dict(row)
         source = lead.get(key) if lead is not None else None
+        everyone = [row] + others
         for name, value in row.items():
-            if name in STATE_COLUMNS:
+            kind = "sum" if name in SPLIT_LIMITS else COLUMN_KIND.get(name, "state")
+            if kind == "state":
                 if source is not None and name in source:
                     out[name] = source[name]
                 continue
-            if not _number(value):
+            values = [r.get(name) for r in everyone if _number(r.get(name))]
+            if not values:
                 continue
-            values = [value] + [o.get(name) for o in others if _number(o.get(name))]
-            total = sum(values)
-            out[name] = total / len(values) if name in AVERAGE_COLUMNS else total
+            if kind in ("sum", "max"):
+                out[name] = sum(values)
+            elif kind == "min":
+                known = [v for v in values if v >= 0]
+                out[name] = min(known) if known else value
+            elif kind == "avg":
+                out[name] = _weighted_mean(everyone, name)
         merged.append(out)
     return merged
+
+
+def _weighted_mean(rows: list[dict], name: str) -> int:
+    pairs = [(r[name], r.get("req_tot") or r.get("stot") or 0) for r in rows if _number(r.get(name))]
+    weight = sum(w for _, w in pairs if _number(w))
+    if not weight:
+        return int(sum(v for v, _ in pairs) / len(pairs))
+    return int(sum(v * w for v, w in pairs if _number(w)) / weight)
 
 
 def merge_info(local: dict, peers: list[dict]) -> dict:

@@ -54,11 +54,15 @@ class Channel(asyncio.Protocol):
 
     def send(self, message: dict) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            self.transport.write(encode(message))
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def encode(message: dict) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 async def open_channel(loop: asyncio.AbstractEventLoop, sock, on_message,

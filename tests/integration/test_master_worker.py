@@ -177,6 +177,11 @@ def test_reload_with_a_bad_configuration_keeps_the_old_one(tmp_path, sockets):
             answer = send(master, "reload")
             assert answer.startswith("Success=0") and "missing.pem" in answer
             assert workers_of(master) == before
+            # `haply ctl reload` says so and fails
+            ctl = subprocess.run([HAPLY_BIN, "ctl", "-S", stats, "reload"], capture_output=True,
+                                 text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert ctl.returncode == 1 and "missing.pem" in ctl.stderr
+            assert workers_of(master) == before
             # SIGUSR2 and SIGHUP reload too, once the file is good again
             Path(proxy.config_path).write_text(good)
             proxy.process.send_signal(signal.SIGUSR2)
@@ -363,3 +368,30 @@ def test_systemd_notify_ready_reloading_stopping(tmp_path, sockets):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_reload_moves_listeners_and_ctl_reports_it(tmp_path, sockets):
+    stats, master = sockets
+    port, moved = free_port(), free_port()
+    with echo_backends(["s1"]) as (s1,):
+        servers = f"    server s1 {s1.address}\n"
+        with run_haply(master_config(port, stats, servers)) as proxy:
+            wait_for(lambda: len(workers_of(master)) == 2)
+            text = Path(proxy.config_path).read_text()
+            Path(proxy.config_path).write_text(text.replace(
+                f"bind 127.0.0.1:{port}", f"bind 127.0.0.1:{moved}\n    bind 127.0.0.1:{port}"))
+            ctl = subprocess.run([HAPLY_BIN, "ctl", "-S", stats, "reload"], capture_output=True,
+                                 text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert ctl.returncode == 0 and ctl.stdout.startswith("reloaded"), ctl
+            assert http_get(moved).status == 200 and http_get(port).status == 200
+            Path(proxy.config_path).write_text(text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{moved}"))
+            assert send(master, "reload").startswith("Success=1")
+            assert http_get(moved).status == 200
+            # the old address is closed once the workers that used it are gone
+            def refused():
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return False
+                except ConnectionRefusedError:
+                    return True
+            wait_for(refused, timeout=10)
