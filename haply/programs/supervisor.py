@@ -1,0 +1,565 @@
+"""ProgramSupervisor: runs the instances of `program` sections as child processes.
+
+The decisions are policy.Instance's; this module carries them out in an
+asyncio loop (uvloop in haply): it spawns children, watches them exit, keeps
+one timer per instance, and answers the control commands of the runtime API.
+
+Children:
+- started with asyncio subprocesses, `close_fds` (the supervising process holds
+  listening sockets that must not leak into an API worker), in their own
+  session and so their own process group (a stop reaches the worker's own
+  children too), with the program's user/group, environment and directory,
+  stdout/stderr appended to their files (else /dev/null), stdin /dev/null;
+- watched without polling: `await process.wait()` (the loop's child watcher,
+  woken by SIGCHLD); a daemonizing command (`option daemon`, monit's start
+  program) leaves a process that is not our child, watched with a pidfd
+  (Linux 5.3) that becomes readable when it exits;
+- stopped with SIGTERM to the group (or the stop command), SIGKILL after
+  `timeout stop`.
+
+Reload (`reconfigure`): a program whose definition did not change keeps its
+processes, so a reload of haply costs no API capacity; a removed program is
+stopped; a new one is started; a changed one is replaced when it has
+`option start-on-reload` (the default) and left running with its old
+definition under `no option start-on-reload` until an operator restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import pwd
+import signal
+import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+from haply.config.diagnostics import NOWHERE
+from haply.config.model import Program
+from haply.programs import policy, spec
+from haply.programs.policy import FATAL, RUNNING, STOPPED, Instance
+
+# A daemonizing start command must have forked and exited by then (monit's
+# default start timeout is 30 s).
+START_TIMEOUT = 30.0
+# A daemon's pidfile may be written by the daemon just after its parent exits.
+PIDFILE_WAIT = 2.0
+# After SIGKILL the kernel reaps at once; this bounds a wait on a process
+# stuck in uninterruptible sleep (D state), which nothing can kill.
+KILL_GRACE = 5.0
+# How often a rolling restart asks the proxy for a drained server's sessions
+# and probes a restarted instance's port: ProxyControl answers questions and
+# has no subscription (a master asks its workers over their channels), and
+# this runs once per operator command, never on the traffic path.
+ROLLING_POLL = 0.05
+# How long `start` / `restart` commands wait for the outcome before answering.
+COMMAND_WAIT = 30.0
+
+
+class SpawnError(Exception):
+    pass
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _same(a: Program, b: Program) -> bool:
+    return replace(a, location=NOWHERE) == replace(b, location=NOWHERE)
+
+
+class _Runner:
+    """One instance: its state machine plus the process, timer and waiters."""
+
+    def __init__(self, instance: Instance):
+        self.instance = instance
+        self.process: asyncio.subprocess.Process | None = None
+        self.pidfd: int | None = None
+        self.pidfile: str | None = None  # written by us, removed at exit
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiters: list[asyncio.Future] = []
+        self.task: asyncio.Task | None = None
+
+
+class ProgramSupervisor:
+    def __init__(self, programs: Iterable[Program], loop: asyncio.AbstractEventLoop, proxy=None,
+                 log: logging.Logger | None = None,
+                 servers: Mapping[tuple[str, int], list[tuple[str, str]]] | None = None,
+                 environ: Mapping[str, str] | None = None):
+        self.loop = loop
+        self.proxy = proxy  # haply.programs.control.ProxyControl, or None without a proxy
+        self.log = log or logging.getLogger("haply.programs")
+        self.environ = dict(os.environ if environ is None else environ)
+        self.programs: dict[str, Program] = {}
+        self.runners: dict[str, list[_Runner]] = {}
+        self.servers: dict[tuple[str, int], list[tuple[str, str]]] = dict(servers or {})
+        self.rolling: set[str] = set()  # programs in a rolling restart
+        self.tasks: set[asyncio.Task] = set()
+        self.stopping = False
+        for program in programs:
+            self._add(program)
+
+    # ------------------------------------------------------------- lifecycle
+
+    def _add(self, program: Program) -> None:
+        self.programs[program.name] = program
+        self.runners[program.name] = [_Runner(Instance(program, n)) for n in range(1, program.instances + 1)]
+
+    def start(self, reloading: bool = False) -> None:
+        """Start every instance; on a reload (a new supervisor taking over
+        from an old process) programs with `no option start-on-reload` are
+        left to the instances already running."""
+        for name, runners in self.runners.items():
+            if reloading and not self.programs[name].start_on_reload:
+                continue
+            for runner in runners:
+                self._apply(runner, runner.instance.start(self.loop.time()))
+
+    async def stop(self) -> None:
+        """Stop everything: SIGTERM (or the stop command), SIGKILL after the
+        stop timeout, and wait until every process is reaped."""
+        self.stopping = True
+        runners = [r for rs in self.runners.values() for r in rs]
+        for runner in runners:
+            self._apply(runner, runner.instance.stop(self.loop.time()))
+        await asyncio.gather(*(self._until(r, lambda i: i.state in (STOPPED, FATAL),
+                                           r.instance.program.stop_timeout + KILL_GRACE) for r in runners))
+        for task in list(self.tasks):
+            task.cancel()
+        for runner in runners:
+            self._close_pidfd(runner)
+
+    def reconfigure(self, programs: Iterable[Program],
+                    servers: Mapping[tuple[str, int], list[tuple[str, str]]] | None = None) -> None:
+        """Apply a reloaded configuration (see the module docstring)."""
+        if servers is not None:
+            self.servers = dict(servers)
+        new = {p.name: p for p in programs}
+        now = self.loop.time()
+        for name in list(self.programs):
+            if name not in new:
+                self._retire(name)
+        for name, program in new.items():
+            old = self.programs.get(name)
+            if old is None:
+                self._add(program)
+                for runner in self.runners[name]:
+                    self._apply(runner, runner.instance.start(now))
+            elif _same(old, program):
+                self.programs[name] = program  # new locations for messages
+            elif program.start_on_reload:
+                self._log("info", f"program {name}: definition changed, replacing its instances")
+                self._retire(name)
+                self._add(program)
+                for runner in self.runners[name]:
+                    self._apply(runner, runner.instance.start(now))
+            else:
+                self._log("info", f"program {name}: definition changed; kept running (no option "
+                                  "start-on-reload) until 'restart program'")
+
+    def _retire(self, name: str) -> None:
+        runners = self.runners.pop(name)
+        self.programs.pop(name)
+        for runner in runners:
+            self._apply(runner, runner.instance.stop(self.loop.time()))
+            self._track(self._until(runner, lambda i: i.state in (STOPPED, FATAL),
+                                    runner.instance.program.stop_timeout + KILL_GRACE))
+
+    # -------------------------------------------------------------- actions
+
+    def _apply(self, runner: _Runner, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, policy.Spawn):
+                runner.task = self._track(self._spawn(runner))
+            elif isinstance(action, policy.Terminate):
+                self._terminate(runner)
+            elif isinstance(action, policy.Kill):
+                self._signal(runner, signal.SIGKILL)
+            elif isinstance(action, policy.Wake):
+                if runner.timer is not None:
+                    runner.timer.cancel()
+                    runner.timer = None
+                if action.at is not None:
+                    runner.timer = self.loop.call_at(action.at, self._timer, runner)
+            elif isinstance(action, policy.Log):
+                self._log(action.level, action.message)
+        waiters, runner.waiters = runner.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _timer(self, runner: _Runner) -> None:
+        runner.timer = None
+        self._apply(runner, runner.instance.timer(self.loop.time()))
+
+    def _track(self, coroutine) -> asyncio.Task:
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("program supervisor task failed", exc_info=task.exception())
+
+    def _log(self, level: str, message: str) -> None:
+        {"info": self.log.info, "warning": self.log.warning}.get(level, self.log.error)(message)
+
+    async def _until(self, runner: _Runner, predicate: Callable[[Instance], bool], timeout: float) -> bool:
+        """Wait until the instance satisfies predicate (True) or timeout (False)."""
+        deadline = self.loop.time() + timeout
+        while not predicate(runner.instance):
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                return False
+            waiter = self.loop.create_future()
+            runner.waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return predicate(runner.instance)
+        return True
+
+    # ------------------------------------------------------------ processes
+
+    def _credentials(self, program: Program):
+        """A function for the child that switches user/group, or None."""
+        if program.user is None and program.group is None:
+            return None
+        try:
+            uid = gid = None
+            if program.user is not None:
+                entry = pwd.getpwuid(int(program.user)) if program.user.isdigit() else pwd.getpwnam(program.user)
+                uid, gid = entry.pw_uid, entry.pw_gid
+            if program.group is not None:
+                gid = int(program.group) if program.group.isdigit() else grp.getgrnam(program.group).gr_gid
+        except KeyError as exc:
+            raise SpawnError(f"unknown user or group: {exc.args[0]}") from None
+
+        def switch() -> None:
+            # supplementary groups first (needs root), then group, then user
+            if os.getuid() == 0:
+                os.setgroups([] if gid is None else [gid])
+            if gid is not None:
+                os.setgid(gid)
+            if uid is not None:
+                os.setuid(uid)
+        return switch
+
+    def _open_output(self, path: str | None):
+        if path is None:
+            return subprocess.DEVNULL
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    async def _exec(self, argv, launch: spec.Launch, program: Program) -> asyncio.subprocess.Process:
+        outputs = []
+        try:
+            stdout = self._open_output(launch.stdout)
+            outputs.append(stdout)
+            stderr = stdout if launch.stderr == launch.stdout else self._open_output(launch.stderr)
+            outputs.append(stderr)
+            return await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=launch.cwd, env=launch.env,
+                close_fds=True, start_new_session=True, preexec_fn=self._credentials(program),
+            )
+        finally:
+            for fd in set(outputs):
+                if isinstance(fd, int) and fd >= 0:
+                    os.close(fd)
+
+    async def _spawn(self, runner: _Runner) -> None:
+        instance = runner.instance
+        program = instance.program
+        launch = spec.launch(program, instance.number, self.environ)
+        try:
+            if program.daemon:
+                pid = await self._spawn_daemon(runner, launch, program)
+            else:
+                process = await self._exec(launch.argv, launch, program)
+                pid = process.pid
+                runner.process = process
+                if launch.pidfile:
+                    self._write_pidfile(launch.pidfile, pid)
+                    runner.pidfile = launch.pidfile
+        except (OSError, SpawnError, subprocess.SubprocessError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._apply(runner, instance.spawn_failed(self.loop.time(), reason))
+            return
+        self._apply(runner, instance.spawned(self.loop.time(), pid))
+        if runner.process is not None:
+            await self._watch(runner, runner.process)
+
+    async def _watch(self, runner: _Runner, process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        runner.process = None
+        self._remove_pidfile(runner)
+        how = f"exit {code}" if code >= 0 else f"signal {_signal_name(-code)}"
+        self._apply(runner, runner.instance.exited(self.loop.time(), how))
+
+    async def _spawn_daemon(self, runner: _Runner, launch: spec.Launch, program: Program) -> int:
+        """Run a command that forks; the process left in the pidfile is watched."""
+        process = await self._exec(launch.argv, launch, program)
+        try:
+            code = await asyncio.wait_for(process.wait(), START_TIMEOUT)
+        except TimeoutError:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            raise SpawnError(f"start command still running after {START_TIMEOUT:g}s") from None
+        if code != 0:
+            raise SpawnError(f"start command failed ({'exit ' + str(code) if code >= 0 else 'signal ' + _signal_name(-code)})")
+        pid = await self._read_pidfile(launch.pidfile)
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise SpawnError(f"pid {pid} from {launch.pidfile} is not running") from None
+        runner.pidfd = fd
+        self.loop.add_reader(fd, self._daemon_exited, runner, fd)
+        return pid
+
+    async def _read_pidfile(self, path: str) -> int:
+        deadline = self.loop.time() + PIDFILE_WAIT
+        while True:
+            try:
+                with open(path, encoding="ascii") as handle:
+                    text = handle.read().strip()
+                if text.isdigit() and int(text) > 0:
+                    return int(text)
+            except (OSError, UnicodeDecodeError):
+                pass
+            if self.loop.time() >= deadline:
+                raise SpawnError(f"no process id in {path} after the start command")
+            # the file appears once; asking a few times within PIDFILE_WAIT is
+            # cheaper than an inotify watch for a once-per-start event
+            await asyncio.sleep(ROLLING_POLL)
+
+    def _daemon_exited(self, runner: _Runner, fd: int) -> None:
+        if runner.pidfd != fd:
+            return
+        self._close_pidfd(runner)
+        # not our child: its exit status belongs to its own parent
+        self._apply(runner, runner.instance.exited(self.loop.time(), "exited"))
+
+    def _close_pidfd(self, runner: _Runner) -> None:
+        if runner.pidfd is not None:
+            self.loop.remove_reader(runner.pidfd)
+            os.close(runner.pidfd)
+            runner.pidfd = None
+
+    def _write_pidfile(self, path: str, pid: int) -> None:
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="ascii") as handle:
+            handle.write(f"{pid}\n")
+        os.replace(temporary, path)
+
+    def _remove_pidfile(self, runner: _Runner) -> None:
+        if runner.pidfile:
+            try:
+                os.unlink(runner.pidfile)
+            except OSError:
+                pass
+            runner.pidfile = None
+
+    def _terminate(self, runner: _Runner) -> None:
+        program = runner.instance.program
+        if program.stop_command:
+            launch = spec.launch(program, runner.instance.number, self.environ)
+            self._track(self._stop_command(runner, launch))
+        else:
+            self._signal(runner, signal.SIGTERM)
+
+    async def _stop_command(self, runner: _Runner, launch: spec.Launch) -> None:
+        program = runner.instance.program
+        try:
+            process = await self._exec(launch.stop_argv, launch, program)
+        except (OSError, SpawnError, subprocess.SubprocessError) as exc:
+            self._log("warning", f"program {runner.instance.name}: stop command failed ({exc}); sending SIGTERM")
+            self._signal(runner, signal.SIGTERM)
+            return
+        try:
+            await asyncio.wait_for(process.wait(), program.stop_timeout)
+        except TimeoutError:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+
+    def _signal(self, runner: _Runner, number: int) -> None:
+        pid = runner.instance.pid
+        if pid is None:
+            return
+        try:
+            if runner.process is not None:
+                os.killpg(pid, number)  # the child leads its own group
+            else:
+                os.kill(pid, number)  # a daemon's process: not necessarily a group leader
+        except ProcessLookupError:
+            pass
+
+    # ------------------------------------------------------------- control
+
+    def server_down(self, backend: str, server: str) -> None:
+        """Health checks marked a server DOWN: restart it when it is a program
+        instance that is running (not when it is being restarted already)."""
+        if self.stopping:
+            return
+        for (name, number), places in self.servers.items():
+            if (backend, server) in places and name in self.runners and name not in self.rolling:
+                runners = self.runners[name]
+                if number <= len(runners):
+                    runner = runners[number - 1]
+                    self._apply(runner, runner.instance.check_failed(self.loop.time()))
+
+    def select(self, target: str) -> list[_Runner]:
+        """NAME, NAME:INSTANCE, or a service group; [] when nothing matches."""
+        name, sep, number = target.partition(":")
+        if sep:
+            runners = self.runners.get(name, [])
+            if number.isdigit() and 1 <= int(number) <= len(runners):
+                return [runners[int(number) - 1]]
+            return []
+        if name in self.runners:
+            return list(self.runners[name])
+        return [r for n, rs in self.runners.items() if self.programs[n].service_group == name for r in rs]
+
+    async def command(self, words: list[str]) -> str:
+        """`start|stop|restart program TARGET`, `rolling-restart program NAME`,
+        `show programs`; the answer text (lines end with a newline)."""
+        if words[:2] == ["show", "programs"]:
+            return self.show()
+        if len(words) != 3 or words[1] != "program" or words[0] not in (
+                "start", "stop", "restart", "rolling-restart"):
+            return ("usage: start|stop|restart program <name>[:<instance>] | "
+                    "rolling-restart program <name>\n")
+        verb, target = words[0], words[2]
+        runners = self.select(target)
+        if not runners:
+            return f"No such program '{target}'.\n"
+        if verb == "rolling-restart":
+            return await self.rolling_restart(runners)
+        now = self.loop.time()
+        for runner in runners:
+            self._apply(runner, getattr(runner.instance, verb)(now))
+        if verb == "stop":
+            wanted, timeout = (STOPPED, FATAL), max(r.instance.program.stop_timeout for r in runners) + KILL_GRACE
+        else:
+            wanted, timeout = (RUNNING, FATAL), COMMAND_WAIT + max(r.instance.program.stop_timeout for r in runners)
+        await asyncio.gather(*(self._until(r, lambda i: i.state in wanted and not i.spawning, timeout)
+                               for r in runners))
+        return "".join(f"program {r.instance.name}: {r.instance.state}"
+                       + (f" pid {r.instance.pid}" if r.instance.pid else "")
+                       + (f" ({r.instance.last_exit})" if r.instance.state == FATAL else "") + "\n"
+                       for r in runners)
+
+    async def rolling_restart(self, runners: list[_Runner]) -> str:
+        """One instance at a time: drain its servers, wait for their sessions
+        to end (bounded), restart it, wait until it is healthy (bounded), put
+        it back in service. Stops at the first instance that does not come back."""
+        names = {r.instance.program.name for r in runners}
+        busy = names & self.rolling
+        if busy:
+            return f"A rolling restart of {', '.join(sorted(busy))} is already in progress.\n"
+        self.rolling |= names
+        lines = []
+        try:
+            for instance in policy.rolling_order([r.instance for r in runners]):
+                ok, line = await self._roll_one(next(r for r in runners if r.instance is instance))
+                lines.append(line)
+                if not ok:
+                    lines.append("rolling restart aborted\n")
+                    break
+            else:
+                lines.append(f"rolling restart done: {len(runners)} instance(s)\n")
+        finally:
+            self.rolling -= names
+        return "".join(lines)
+
+    async def _roll_one(self, runner: _Runner) -> tuple[bool, str]:
+        instance = runner.instance
+        places = self.servers.get((instance.program.name, instance.number), []) if self.proxy else []
+        started = self.loop.time()
+        old_pid, old_restarts = instance.pid, instance.restarts
+        for backend, server in places:
+            await self.proxy.set_server_state(backend, server, "drain")
+        drained = await self._sessions_gone(places, policy.DRAIN_TIMEOUT)
+        self._apply(runner, instance.restart(self.loop.time()))
+        back = await self._until(
+            runner, lambda i: i.state == FATAL or (i.state == RUNNING and not i.spawning and i.restarts > old_restarts),
+            instance.program.stop_timeout + KILL_GRACE + policy.HEALTHY_TIMEOUT)
+        if not back or instance.state != RUNNING:
+            return False, (f"program {instance.name}: did not come back ({instance.state}"
+                           f"{', ' + instance.last_exit if instance.last_exit else ''}); left drained\n")
+        healthy = await self._healthy(runner, places, policy.HEALTHY_TIMEOUT)
+        if not healthy:
+            return False, f"program {instance.name}: pid {instance.pid} not healthy after " \
+                          f"{policy.HEALTHY_TIMEOUT:g}s; left drained\n"
+        for backend, server in places:
+            await self.proxy.set_server_state(backend, server, "ready")
+        note = "" if drained else f" (sessions still open after {policy.DRAIN_TIMEOUT:g}s)"
+        return True, (f"program {instance.name}: restarted, pid {old_pid} -> {instance.pid} in "
+                      f"{self.loop.time() - started:.1f}s{note}\n")
+
+    async def _sessions_gone(self, places, timeout: float) -> bool:
+        deadline = self.loop.time() + timeout
+        while True:
+            counts = [(await self.proxy.server_status(b, s))[1] for b, s in places]
+            if not any(counts):
+                return True
+            if self.loop.time() >= deadline:
+                return False
+            await asyncio.sleep(ROLLING_POLL)
+
+    async def _healthy(self, runner: _Runner, places, timeout: float) -> bool:
+        """The new process accepts connections on its port and the proxy's
+        checks see its servers UP (a check may still report the old process'
+        state, so both are asked)."""
+        deadline = self.loop.time() + timeout
+        port = runner.instance.port
+        while self.loop.time() < deadline:
+            if runner.instance.state != RUNNING:
+                return False
+            if port is None or await self._accepts(port):
+                statuses = [(await self.proxy.server_status(b, s))[0] for b, s in places]
+                if all(status == "UP" for status in statuses):
+                    return True
+            await asyncio.sleep(ROLLING_POLL)
+        return False
+
+    async def _accepts(self, port: int) -> bool:
+        from haply.config.programs import INSTANCE_HOST
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(INSTANCE_HOST, port), 1.0)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
+    # ------------------------------------------------------------------ show
+
+    def show(self) -> str:
+        """The `show programs` table: one line per instance (HAProxy's master
+        CLI `show proc` lists its children the same way)."""
+        now = self.loop.time()
+        rows = [("#<program>", "<state>", "<pid>", "<port>", "<uptime>", "<restarts>", "<last exit>")]
+        for runners in self.runners.values():
+            for runner in runners:
+                i = runner.instance
+                uptime = i.uptime(now)
+                rows.append((i.name, i.state, str(i.pid or "-"), str(i.port or "-"),
+                             "-" if uptime is None else format_uptime(uptime), str(i.restarts),
+                             i.last_exit or "-"))
+        widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
+        return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] + "\n"
+                       for row in rows)
+
+
+def format_uptime(seconds: float) -> str:
+    """HAProxy's uptime format: 0d00h02m05s."""
+    s = int(seconds)
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h{s % 3600 // 60:02d}m{s % 60:02d}s"
+
+
+__all__ = ["ProgramSupervisor", "SpawnError", "format_uptime"]

@@ -1,0 +1,270 @@
+"""ProgramSupervisor with real child processes (tests/support/programs_app.py)
+on uvloop, without a proxy: crash and backoff, crash loop, stop then kill,
+pidfiles, environment, logs, daemons, control commands, reconfigure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+import urllib.request
+
+import pytest
+import uvloop
+
+from haply.config.model import Program
+from haply.programs.policy import BACKOFF, FATAL, RUNNING, STOPPED
+from haply.programs.supervisor import ProgramSupervisor
+from tests.support.programs import APP, free_ports
+
+LOG = logging.getLogger("test.programs")
+
+
+def program(name="app", *options, **fields) -> Program:
+    port = fields.pop("port", None) or free_ports(fields.get("instances", 1))
+    return Program(name, command=(sys.executable, APP, "%p", *options), port=port, **fields)
+
+
+def run(coroutine_function, *programs: Program, timeout: float = 30.0):
+    """Run test(supervisor) with the supervisor started, and always stop it."""
+    async def main():
+        supervisor = ProgramSupervisor(programs, asyncio.get_running_loop(), log=LOG)
+        supervisor.start()
+        try:
+            async with asyncio.timeout(timeout):
+                return await coroutine_function(supervisor)
+        finally:
+            await supervisor.stop()
+            assert all(r.instance.pid is None for rs in supervisor.runners.values() for r in rs)
+    return uvloop.run(main())
+
+
+async def until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def get(port: int, path: str = "/") -> tuple[int, str]:
+    def fetch():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+    return await asyncio.to_thread(fetch)
+
+
+async def serving(port: int) -> str:
+    async def up():
+        try:
+            return await get(port)
+        except OSError:
+            return None
+    deadline = time.monotonic() + 10
+    while (answer := await up()) is None:
+        assert time.monotonic() < deadline, f"port {port} never answered"
+        await asyncio.sleep(0.05)
+    return answer[1]
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie left to a parent that does not reap it is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_instances_on_consecutive_ports_with_env_logs_and_pidfiles(tmp_path):
+    p = program("api", instances=3, environment=(("APP_NAME", "api-%i"),), stdout=str(tmp_path / "out-%i.log"),
+                stderr=str(tmp_path / "err-%i.log"), pidfile=str(tmp_path / "api-%i.pid"), directory=str(tmp_path))
+
+    async def test(supervisor):
+        for n in range(1, 4):
+            body = await serving(p.port_of(n))
+            runner = supervisor.runners["api"][n - 1]
+            assert body == f"{p.port_of(n)} {runner.instance.pid}\n"
+            assert (tmp_path / f"api-{n}.pid").read_text() == f"{runner.instance.pid}\n"
+        await until(lambda: (tmp_path / "err-3.log").exists() and (tmp_path / "err-3.log").read_text())
+        out = (tmp_path / "out-2.log").read_text()
+        assert f"HAPLY_INSTANCE=2 HAPLY_PORT={p.port_of(2)} HAPLY_PROGRAM=api" in out and "APP_NAME=api-2" in out
+        assert (tmp_path / "err-3.log").read_text() == f"stderr {p.port_of(3)}\n"
+        table = supervisor.show()
+        assert table.splitlines()[0].split() == ["#<program>", "<state>", "<pid>", "<port>", "<uptime>",
+                                                 "<restarts>", "<last", "exit>"]
+        assert [line.split()[:2] for line in table.splitlines()[1:]] == [[f"api:{n}", RUNNING] for n in (1, 2, 3)]
+        return [r.instance.pid for r in supervisor.runners["api"]]
+
+    pids = run(test, p)
+    assert not any(alive(pid) for pid in pids)
+    assert not list(tmp_path.glob("*.pid"))  # removed at exit
+
+
+def test_crash_restarts_with_backoff_then_fatal():
+    p = program("crashy", "--exit-after", "0.1", backoff=0.2, backoff_max=5.0, crash_limit=3, crash_window=30.0)
+
+    async def test(supervisor):
+        instance = supervisor.runners["crashy"][0].instance
+        starts = []
+        seen = None
+        while instance.state != FATAL:
+            if instance.state == RUNNING and instance.pid != seen:
+                seen = instance.pid
+                starts.append(time.monotonic())
+            await asyncio.sleep(0.01)
+        assert len(starts) == 3 and instance.restarts == 2
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        # each gap: ~0.1 s run + the backoff (0.2 s, then 0.4 s)
+        assert 0.25 < gaps[0] < 0.9 and gaps[1] > gaps[0] + 0.1, gaps
+        assert instance.last_exit == "exit 3"
+        assert "FATAL" in supervisor.show()
+        # an operator start tries again
+        answer = await supervisor.command(["start", "program", "crashy"])
+        assert answer.startswith("program crashy:1: RUNNING pid ")
+
+    run(test, p)
+
+
+def test_sigterm_then_sigkill_after_stop_timeout():
+    p = program("stubborn", "--ignore-term", stop_timeout=0.5)
+
+    async def test(supervisor):
+        await serving(p.port)
+        instance = supervisor.runners["stubborn"][0].instance
+        pid = instance.pid
+        started = time.monotonic()
+        answer = await supervisor.command(["stop", "program", "stubborn"])
+        elapsed = time.monotonic() - started
+        assert answer == "program stubborn:1: STOPPED\n"
+        assert instance.last_exit == "signal SIGKILL" and not alive(pid)
+        assert 0.45 < elapsed < 3.0, elapsed
+
+    run(test, p)
+
+
+def test_polite_child_stops_on_sigterm():
+    p = program("polite", stop_timeout=5.0)
+
+    async def test(supervisor):
+        await serving(p.port)
+        started = time.monotonic()
+        assert await supervisor.command(["stop", "program", "polite:1"]) == "program polite:1: STOPPED\n"
+        assert time.monotonic() - started < 2.0
+        assert supervisor.runners["polite"][0].instance.last_exit == "signal SIGTERM"
+
+    run(test, p)
+
+
+def test_killed_child_is_restarted_and_commands():
+    p = program("api", instances=2, backoff=0.1)
+
+    async def test(supervisor):
+        await serving(p.port_of(2))
+        second = supervisor.runners["api"][1].instance
+        old = second.pid
+        os.kill(old, signal.SIGKILL)
+        await until(lambda: second.state == RUNNING and second.pid != old, what="restart")
+        assert second.restarts == 1 and second.last_exit == "signal SIGKILL"
+        body = await serving(p.port_of(2))
+        assert body.split()[1] == str(second.pid)
+        answer = await supervisor.command(["restart", "program", "api:1"])
+        assert answer.startswith("program api:1: RUNNING pid")
+        assert await supervisor.command(["stop", "program", "nope"]) == "No such program 'nope'.\n"
+        assert await supervisor.command(["stop", "program", "api:3"]) == "No such program 'api:3'.\n"
+        assert (await supervisor.command(["frob"])).startswith("usage:")
+
+    run(test, p)
+
+
+def test_spawn_failure_backs_off():
+    p = Program("missing", command=("/nonexistent/binary",), backoff=0.05, crash_limit=3)
+
+    async def test(supervisor):
+        instance = supervisor.runners["missing"][0].instance
+        await until(lambda: instance.state == FATAL, what="FATAL")
+        assert "spawn failed" in instance.last_exit and "No such file" in instance.last_exit
+
+    run(test, p)
+
+
+def test_daemon_with_pidfile_and_stop_command(tmp_path):
+    pidfile = str(tmp_path / "d.pid")
+    port = free_ports(1)
+    stop = tmp_path / "stop.sh"
+    stop.write_text(f"#!/bin/sh\necho stopping >> {tmp_path}/stop.log\nkill $(cat {pidfile})\n")
+    stop.chmod(0o755)
+    p = Program("d", command=(sys.executable, APP, "%p", "--daemon", pidfile), port=port, daemon=True,
+                pidfile=pidfile, stop_command=(str(stop),), backoff=0.1)
+
+    async def test(supervisor):
+        instance = supervisor.runners["d"][0].instance
+        await until(lambda: instance.state == RUNNING, what="daemon running")
+        body = await serving(port)
+        assert body.split()[1] == str(instance.pid) == open(pidfile).read().strip()
+        old = instance.pid
+        os.kill(old, signal.SIGKILL)  # watched through a pidfd: not our child
+        await until(lambda: instance.state == RUNNING and instance.pid != old, what="daemon restarted")
+        assert instance.last_exit == "exited" and instance.restarts == 1
+        pid = instance.pid
+        assert await supervisor.command(["stop", "program", "d"]) == "program d:1: STOPPED\n"
+        assert (tmp_path / "stop.log").read_text() == "stopping\n" and not alive(pid)
+
+    run(test, p)
+
+
+def test_service_group_and_reconfigure():
+    a = program("a", service_group="nova")
+    b = program("b", service_group="nova")
+
+    async def test(supervisor):
+        await serving(a.port)
+        await serving(b.port)
+        answer = await supervisor.command(["restart", "program", "nova"])
+        assert answer.count("RUNNING") == 2
+        a_pid = supervisor.runners["a"][0].instance.pid
+        b_pid = supervisor.runners["b"][0].instance.pid
+        c = program("c")
+        changed = Program(b.name, command=b.command + ("--ignore-term",), port=b.port, stop_timeout=0.3)
+        supervisor.reconfigure([a, changed, c])
+        await serving(c.port)
+        assert supervisor.runners["a"][0].instance.pid == a_pid  # unchanged: kept
+        new_b = supervisor.runners["b"][0].instance
+        await until(lambda: new_b.state == RUNNING and not alive(b_pid), what="b replaced")
+        supervisor.reconfigure([changed, c])
+        await until(lambda: not alive(a_pid), what="a stopped")
+        assert "a" not in supervisor.runners
+        kept = Program(c.name, command=c.command + ("--ignore-term",), port=c.port, start_on_reload=False)
+        c_pid = supervisor.runners["c"][0].instance.pid
+        supervisor.reconfigure([changed, kept])
+        await asyncio.sleep(0.2)
+        assert supervisor.runners["c"][0].instance.pid == c_pid  # no-start-on-reload: left running
+
+    run(test, a, b)
+
+
+def test_user_switch(tmp_path):
+    if os.getuid() != 0:
+        pytest.skip("switching users needs root")
+    # the system interpreter: the test's own may live where nobody cannot read
+    system_python = "/usr/bin/python3"
+    if not os.access(system_python, os.X_OK):
+        pytest.skip("no /usr/bin/python3 for the unprivileged child")
+    port = free_ports(1)
+    p = Program("nobody", command=(system_python, APP, "%p"), port=port, user="nobody", directory="/")
+
+    async def test(supervisor):
+        await serving(p.port)
+        pid = supervisor.runners["nobody"][0].instance.pid
+        with open(f"/proc/{pid}/status") as status:
+            uids = next(line for line in status if line.startswith("Uid:")).split()[1:]
+        import pwd
+        assert set(uids) == {str(pwd.getpwnam("nobody").pw_uid)}
+
+    run(test, p)
