@@ -172,6 +172,14 @@ def run(options: Options) -> int:
         if not options.quiet:
             print("Configuration file is valid")
         return 0
+    from haply.limits import LimitError, ensure_nofile
+    try:
+        warning = ensure_nofile(config)  # before binding; workers inherit it
+    except LimitError as exc:
+        print(f"[ALERT] {exc}", file=sys.stderr)
+        return 1
+    if warning and not options.quiet:
+        print(f"[WARNING] {warning}", file=sys.stderr)
     return serve(config, options)
 
 

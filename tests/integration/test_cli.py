@@ -307,3 +307,19 @@ def test_reload_with_sf_hands_over_without_failed_requests(tmp_path):
                 if proc is not None and proc.poll() is None:
                     proc.kill()
                     proc.wait()
+
+
+def test_open_file_limit_too_small_for_maxconn_is_a_start_error(tmp_path):
+    """More descriptors than the kernel allows any process (fs.nr_open): haply
+    refuses to start and says how many it needs, instead of failing under load."""
+    nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    maxconn = nr_open  # needs 2 per connection: twice what any process may have
+    cfg = tmp_path / "big.cfg"
+    port = free_port()
+    cfg.write_text(PRELUDE.replace("maxconn 100\n", f"maxconn {maxconn}\n")
+                   + f"\nfrontend fe\n    bind 127.0.0.1:{port}\n")
+    result = subprocess.run([HAPLY_BIN, "-db", "-f", str(cfg)], capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert "open files are needed" in result.stderr and f"maxconn {maxconn}" in result.stderr
+    assert "fs.nr_open" in result.stderr
