@@ -36,6 +36,10 @@ friendly commands:
 any runtime API command, e.g.:
   show stat | show servers state | show errors | help
   show vrrp                    VRRP instances: state, priority, master, last transition
+supervised programs:
+  programs                     every instance: state, pid, port, uptime, restarts, last exit
+  start|stop|restart program NAME[:N]   NAME may also be a service group
+  rolling-restart program NAME drain, restart and re-enable each instance in turn
 master process (haply -W, nbthread > 1; its socket is the stats socket + .master,
 or --master PATH):
   reload                       load the configuration again, hitless; errors keep
@@ -259,11 +263,15 @@ def main(argv: list[str]) -> int:
     address = address or DEFAULT_SOCKET
     if [w.lower() for w in args.words] in (["show", "vrrp"], ["vrrp"]):
         return show_vrrp(address, args.raw)
+    if [w.lower() for w in args.words] == ["programs"]:
+        args.words = ["show", "programs"]
     if for_master(args.words, address):
         return master_command(args.master_socket or master_control_path(address), args.words)
     command, renderer = translate(args.words)
+    # program commands answer when done (a rolling restart: every instance back)
+    long = "program" in command.split()[1:2]
     try:
-        answer = send(address, command)
+        answer = send(address, command, MASTER_TIMEOUT if long else TIMEOUT)
     except OSError as exc:
         print(f"haply ctl: cannot talk to the stats socket {address}: {exc.strerror or exc}",
               file=sys.stderr)
@@ -273,7 +281,8 @@ def main(argv: list[str]) -> int:
         if text:
             print(text)
         failed = text.startswith(("Permission denied", "Unknown command", "No such",
-                                  "Require", "Can't find")) or "expects" in text
+                                  "Require", "Can't find")) or "expects" in text \
+            or "rolling restart aborted" in text
         return 1 if failed else 0
     try:
         if renderer == "status":

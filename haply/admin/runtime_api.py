@@ -62,6 +62,17 @@ class Unframed(str):
     (`add server` and `del server` messages, some parse errors)."""
 
 
+class Deferred:
+    """An answer that takes time (a rolling restart of programs): `start()`
+    returns the awaitable whose text is the answer; the socket session awaits
+    it before writing."""
+
+    __slots__ = ("start",)
+
+    def __init__(self, start: Callable):
+        self.start = start
+
+
 class CommandError(Exception):
     """A command that cannot be done; the text is the answer."""
 
@@ -487,6 +498,27 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
     return ""
 
 
+def _programs(api: RuntimeApi):
+    """The program supervisor (haply.programs) attached to the engine."""
+    supervisor = getattr(api.engine, "programs", None)
+    if supervisor is None:
+        raise CommandError("No programs are supervised by this process.")
+    return supervisor
+
+
+def cmd_show_programs(api: RuntimeApi, args: list[str]) -> str:
+    return _programs(api).show()
+
+
+def _program_command(verb: str):
+    def run(api: RuntimeApi, args: list[str]) -> Deferred:
+        supervisor = _programs(api)
+        if len(args) != 1:
+            raise CommandError(f"Require 'program <name>{'' if verb == 'rolling-restart' else '[:<instance>]'}'.")
+        return Deferred(lambda: supervisor.command([verb, "program", args[0]]))
+    return run
+
+
 def _need(args: list[str], count: int, message: str) -> None:
     if len(args) < count:
         raise CommandError(message)
@@ -511,4 +543,9 @@ _COMMANDS = [
     ("set weight", "admin", "set weight <bk>/<srv> (DEPRECATED)", "change a server's weight (use 'set server' instead)", cmd_set_weight),
     ("add server", "admin", "add server <bk>/<srv> <addr> [opts]", "create a new server (honours default-server)", cmd_add_server),
     ("del server", "admin", "del server <bk>/<srv>", "remove a server (in maintenance, without sessions)", cmd_del_server),
+    ("show programs", "user", "show programs", "supervised programs: state, pid, uptime, restarts", cmd_show_programs),
+    ("start program", "admin", "start program <name>[:<inst>]", "start a program's instances", _program_command("start")),
+    ("stop program", "admin", "stop program <name>[:<inst>]", "stop a program's instances", _program_command("stop")),
+    ("restart program", "admin", "restart program <name>[:<inst>]", "restart a program's instances", _program_command("restart")),
+    ("rolling-restart program", "admin", "rolling-restart program <name>", "drain, restart and re-enable each instance in turn", _program_command("rolling-restart")),
 ]

@@ -15,7 +15,7 @@ import os
 import socket
 
 from haply.admin import rates
-from haply.admin.runtime_api import LEVELS, RuntimeApi, Unframed
+from haply.admin.runtime_api import LEVELS, Deferred, RuntimeApi, Unframed
 
 # A command line longer than this is refused (HAProxy's tune.bufsize is 16 kB).
 MAX_LINE = 16384
@@ -32,6 +32,7 @@ class CliProtocol(asyncio.Protocol):
         self.interactive = False
         self.transport = None
         self.timer = None
+        self.deferred: asyncio.Task | None = None  # a long command being answered
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -55,7 +56,7 @@ class CliProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         self._arm()
-        while self.transport is not None:
+        while self.transport is not None and self.deferred is None:
             cut = self.buffer.find(b"\n")
             if cut < 0:
                 if len(self.buffer) > MAX_LINE:
@@ -71,9 +72,10 @@ class CliProtocol(asyncio.Protocol):
         return False
 
     def _line(self, line: str) -> None:
-        out = []
-        close = not self.interactive
-        for command in _split_commands(line):
+        self._commands(_split_commands(line), [], not self.interactive)
+
+    def _commands(self, commands: list[str], out: list[str], close: bool) -> None:
+        for index, command in enumerate(commands):
             word = command.strip()
             if word == "prompt":
                 self.interactive = not self.interactive
@@ -87,12 +89,38 @@ class CliProtocol(asyncio.Protocol):
                 self.level = word  # a session may only lower its own level
                 continue
             answer = self.api.execute(command, self.level)
+            if isinstance(answer, Deferred):
+                self._defer(answer, commands[index + 1:], out, close)
+                return
             out.append(answer if isinstance(answer, Unframed) else answer + "\n")
         if self.interactive:
             out.append("> ")
         self.transport.write("".join(out).encode())
         if close:
             self.transport.close()
+
+    def _defer(self, answer: Deferred, rest: list[str], out: list[str], close: bool) -> None:
+        """A long command (rolling restart): no reading and no idle timeout
+        until its answer is written; the following commands run after it."""
+        self.transport.pause_reading()
+        if self.timer is not None:
+            self.timer.cancel()
+        task = asyncio.get_running_loop().create_task(answer.start())
+
+        def done(task: asyncio.Task) -> None:
+            if self.transport is None or task.cancelled():
+                return
+            error = task.exception()
+            out.append((f"{error}\n" if error is not None else task.result()) + "\n")
+            self.deferred = None
+            self.transport.resume_reading()
+            self._arm()
+            self._commands(rest, out, close)
+            if self.transport is not None and b"\n" in self.buffer:
+                self.data_received(b"")  # lines that arrived meanwhile
+
+        task.add_done_callback(done)
+        self.deferred = task
 
 
 def _split_commands(line: str) -> list[str]:

@@ -7,7 +7,8 @@
         await supervisor.stop()
 
 The engine must be started (its health checker exists then). Health events
-that mark a program's server DOWN restart that instance; the runtime API finds
+that mark a program's server DOWN restart that instance (UP events tell the
+supervisor the process has started serving); the runtime API finds
 the supervisor as `engine.programs` for `show programs` and the program
 commands.
 """
@@ -30,8 +31,8 @@ def start_programs(config: Config, engine, loop: asyncio.AbstractEventLoop,
                                    servers=instance_servers(config))
     engine.programs = supervisor
     if engine.health is not None:
-        engine.health.subscribe(lambda event: None if event.up else supervisor.server_down(event.backend,
-                                                                                         event.server))
+        engine.health.subscribe(lambda event: (supervisor.server_up if event.up else supervisor.server_down)(
+            event.backend, event.server))
     supervisor.start(reloading=reloading)
     return supervisor
 

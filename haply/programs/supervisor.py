@@ -56,6 +56,14 @@ KILL_GRACE = 5.0
 ROLLING_POLL = 0.05
 # How long `start` / `restart` commands wait for the outcome before answering.
 COMMAND_WAIT = 30.0
+# A new process is not restarted for failing health checks before it passed
+# one (the host calls server_up) or before this long: an API worker that takes
+# a few seconds to listen would otherwise be killed while starting, again and
+# again (monit's "start delay" serves the same purpose).
+STARTUP_GRACE = 10.0
+
+
+LEVEL_WORDS = {"info": "NOTICE", "warning": "WARNING", "alert": "ALERT"}
 
 
 class SpawnError(Exception):
@@ -84,11 +92,12 @@ class _Runner:
         self.timer: asyncio.TimerHandle | None = None
         self.waiters: list[asyncio.Future] = []
         self.task: asyncio.Task | None = None
+        self.passed_check = False  # since the current process started
 
 
 class ProgramSupervisor:
     def __init__(self, programs: Iterable[Program], loop: asyncio.AbstractEventLoop, proxy=None,
-                 log: logging.Logger | None = None,
+                 log: logging.Logger | Callable[[str], None] | None = None,
                  servers: Mapping[tuple[str, int], list[tuple[str, str]]] | None = None,
                  environ: Mapping[str, str] | None = None):
         self.loop = loop
@@ -175,6 +184,7 @@ class ProgramSupervisor:
     def _apply(self, runner: _Runner, actions: list) -> None:
         for action in actions:
             if isinstance(action, policy.Spawn):
+                runner.passed_check = False
                 runner.task = self._track(self._spawn(runner))
             elif isinstance(action, policy.Terminate):
                 self._terminate(runner)
@@ -206,10 +216,16 @@ class ProgramSupervisor:
     def _done(self, task: asyncio.Task) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.log.error("program supervisor task failed", exc_info=task.exception())
+            error = task.exception()
+            self._log("alert", f"program supervisor task failed: {type(error).__name__}: {error}")
 
     def _log(self, level: str, message: str) -> None:
-        {"info": self.log.info, "warning": self.log.warning}.get(level, self.log.error)(message)
+        """To a logging.Logger, or to a plain function of one line (the
+        master's stderr log), prefixed with HAProxy's level words."""
+        if isinstance(self.log, logging.Logger):
+            {"info": self.log.info, "warning": self.log.warning}.get(level, self.log.error)(message)
+        else:
+            self.log(f"[{LEVEL_WORDS.get(level, 'ALERT')}] {message}")
 
     async def _until(self, runner: _Runner, predicate: Callable[[Instance], bool], timeout: float) -> bool:
         """Wait until the instance satisfies predicate (True) or timeout (False)."""
@@ -401,17 +417,32 @@ class ProgramSupervisor:
 
     # ------------------------------------------------------------- control
 
+    def _runner_of(self, backend: str, server: str) -> _Runner | None:
+        for (name, number), places in self.servers.items():
+            if (backend, server) in places and name in self.runners and number <= len(self.runners[name]):
+                return self.runners[name][number - 1]
+        return None
+
+    def server_up(self, backend: str, server: str) -> None:
+        """Health checks marked a server UP: its process has started serving."""
+        runner = self._runner_of(backend, server)
+        if runner is not None and runner.instance.state == RUNNING:
+            runner.passed_check = True
+
     def server_down(self, backend: str, server: str) -> None:
         """Health checks marked a server DOWN: restart it when it is a program
-        instance that is running (not when it is being restarted already)."""
-        if self.stopping:
+        instance that is running and has started (passed a check, or is older
+        than STARTUP_GRACE), unless a rolling restart is handling it."""
+        runner = self._runner_of(backend, server)
+        if runner is None or self.stopping or runner.instance.program.name in self.rolling:
             return
-        for (name, number), places in self.servers.items():
-            if (backend, server) in places and name in self.runners and name not in self.rolling:
-                runners = self.runners[name]
-                if number <= len(runners):
-                    runner = runners[number - 1]
-                    self._apply(runner, runner.instance.check_failed(self.loop.time()))
+        now = self.loop.time()
+        uptime = runner.instance.uptime(now)
+        if not runner.passed_check and (uptime is None or uptime < STARTUP_GRACE):
+            self._log("info", f"program {runner.instance.name}: {backend}/{server} DOWN while starting; "
+                              "not restarted")
+            return
+        self._apply(runner, runner.instance.check_failed(now))
 
     def select(self, target: str) -> list[_Runner]:
         """NAME, NAME:INSTANCE, or a service group; [] when nothing matches."""

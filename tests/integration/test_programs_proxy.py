@@ -1,0 +1,197 @@
+"""Programs behind a real proxy Engine in the same process (the single-process
+host, haply.programs.host): a client loop through haply sees no failed
+request during a rolling restart of 4 instances; an instance failing its
+health checks is restarted; the runtime API and `haply ctl` drive it all."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import threading
+import time
+
+import uvloop
+
+from haply import ctl
+from haply.config import load
+from haply.programs.host import start_programs
+from haply.proxy.engine import Engine
+from tests.support.programs import app_command, free_ports
+
+CLIENT_LIMIT = 4000  # requests; the loop also stops when the restart is done
+
+
+def config_text(tmp_path, front: int, first: int, instances: int = 4, app_options: str = "") -> str:
+    return f"""
+global
+    stats socket {tmp_path}/admin.sock level admin
+
+program api
+    command {app_command()} {app_options}
+    instances {instances}
+    port {first}
+    timeout stop 2s
+    restart-backoff 100ms 1s
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    retries 3
+
+frontend fe
+    bind 127.0.0.1:{front}
+    default_backend be
+
+backend be
+    option httpchk GET /
+    default-server check inter 100ms fall 2 rise 1
+    program-servers api
+"""
+
+
+def run_with_proxy(tmp_path, text: str, test, timeout: float = 60.0):
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    config = load([str(path)]).config
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        engine = Engine(config, loop)
+        await engine.start()
+        supervisor = start_programs(config, engine, loop)
+        try:
+            async with asyncio.timeout(timeout):
+                return await test(engine, supervisor)
+        finally:
+            await supervisor.stop()
+            await engine.stop()
+            engine.close_all()
+    return uvloop.run(main())
+
+
+async def all_up(engine, names, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not all(engine.registry.get("be", n).operational == "UP" and
+                  engine.registry.get("be", n).check_status.startswith("L7OK") for n in names):
+        assert time.monotonic() < deadline, [engine.registry.get("be", n) for n in names]
+        await asyncio.sleep(0.05)
+
+
+class ClientLoop(threading.Thread):
+    """Requests through the proxy one after another (new connection each
+    time, as API clients often do) until stopped or CLIENT_LIMIT."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[str] = set()
+
+    def run(self):
+        deadline = time.monotonic() + 60
+        while not self.stop.is_set() and self.ok + len(self.failures) < CLIENT_LIMIT and time.monotonic() < deadline:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            try:
+                connection.request("GET", "/slow?s=0.02")
+                response = connection.getresponse()
+                body = response.read().decode()
+                if response.status == 200:
+                    self.ok += 1
+                    self.pids.add(body.split()[1])
+                else:
+                    self.failures.append(f"status {response.status}")
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(repr(exc))
+            finally:
+                connection.close()
+
+
+def test_rolling_restart_of_four_instances_loses_no_request(tmp_path):
+    front = free_ports(1)
+    first = free_ports(4)
+    names = [f"api-{n}" for n in range(1, 5)]
+
+    async def test(engine, supervisor):
+        await all_up(engine, names)
+        before = {r.instance.number: r.instance.pid for r in supervisor.runners["api"]}
+        client = ClientLoop(front)
+        client.start()
+        try:
+            await asyncio.sleep(0.3)
+            # through the stats socket, as `haply ctl rolling-restart program api` does
+            answer = await asyncio.to_thread(ctl.send, str(tmp_path / "admin.sock"),
+                                             "rolling-restart program api", 120.0)
+            await asyncio.sleep(0.3)
+        finally:
+            client.stop.set()
+            await asyncio.to_thread(client.join, 10)
+        after = {r.instance.number: r.instance.pid for r in supervisor.runners["api"]}
+        return answer, before, after, client
+
+    answer, before, after, client = run_with_proxy(tmp_path, config_text(tmp_path, front, first), test)
+    lines = answer.strip().splitlines()
+    assert lines[-1] == "rolling restart done: 4 instance(s)", answer
+    for n in range(1, 5):
+        assert f"program api:{n}: restarted, pid {before[n]} -> {after[n]} in " in answer
+    assert all(before[n] != after[n] for n in range(1, 5))
+    assert client.failures == [], client.failures[:5]
+    assert client.ok > 50
+    # requests reached old and new processes of every instance
+    assert {str(p) for p in after.values()} <= client.pids
+    assert len(client.pids & {str(p) for p in before.values()}) >= 1
+
+
+def test_failing_health_checks_restart_the_instance(tmp_path):
+    front = free_ports(1)
+    first = free_ports(2)
+    names = ["api-1", "api-2"]
+    text = config_text(tmp_path, front, first, instances=2, app_options=f"--sick-dir {tmp_path}")
+
+    async def test(engine, supervisor):
+        await all_up(engine, names)
+        second = supervisor.runners["api"][1].instance
+        old = second.pid
+        (tmp_path / f"sick-{first + 1}").write_text("")  # api-2 answers 503 from now on
+        deadline = time.monotonic() + 10
+        while not (second.pid != old and second.pid is not None):
+            assert time.monotonic() < deadline, supervisor.show()
+            await asyncio.sleep(0.05)
+        assert second.restarts == 1 and supervisor.runners["api"][0].instance.restarts == 0
+        await all_up(engine, names)  # the new process removed the flag: healthy again
+        assert not (tmp_path / f"sick-{first + 1}").exists()
+        # the runtime API through the socket
+        sock = str(tmp_path / "admin.sock")
+        table = await asyncio.to_thread(ctl.send, sock, "show programs")
+        assert [line.split()[:3] for line in table.splitlines()[1:3]] == [
+            ["api:1", "RUNNING", str(supervisor.runners["api"][0].instance.pid)],
+            ["api:2", "RUNNING", str(second.pid)]]
+        answer = await asyncio.to_thread(ctl.send, sock, "stop program api:2; show programs", 30.0)
+        assert answer.startswith("program api:2: STOPPED\n\n#<program>")
+        assert await asyncio.to_thread(ctl.send, sock, "start program api:2", 30.0) == \
+            f"program api:2: RUNNING pid {second.pid}\n\n"
+        assert (await asyncio.to_thread(ctl.send, sock, "restart program")).startswith("Require 'program")
+        return True
+
+    assert run_with_proxy(tmp_path, text, test)
+
+
+def test_ctl_programs_table(tmp_path, capsys):
+    front = free_ports(1)
+    first = free_ports(1)
+
+    async def test(engine, supervisor):
+        await all_up(engine, ["api-1"])
+        code = await asyncio.to_thread(ctl.main, ["-S", str(tmp_path / "admin.sock"), "programs"])
+        code2 = await asyncio.to_thread(ctl.main, ["-S", str(tmp_path / "admin.sock"), "restart", "program", "api"])
+        return code, code2, supervisor.runners["api"][0].instance.pid
+
+    code, code2, pid = run_with_proxy(tmp_path, config_text(tmp_path, front, first, instances=1), test)
+    out = capsys.readouterr().out
+    assert code == 0 and code2 == 0
+    assert out.splitlines()[1].split()[:2] == ["api:1", "RUNNING"]
+    assert f"program api:1: RUNNING pid {pid}" in out
