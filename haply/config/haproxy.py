@@ -742,6 +742,13 @@ def _extra(parser, state: ProxyState, args, line, negated) -> None:
     state.extra.append((keyword.name, tuple(_texts(args))))
 
 
+def _load_server_state(parser, state: ProxyState, args, line, negated) -> None:
+    mode = _one("load-server-state-from-file", args, "global, local or none")
+    if mode not in ("global", "local", "none"):
+        raise ParseError(f"invalid load-server-state-from-file '{mode}': expected global, local or none")
+    state.extra.append(("load-server-state-from-file", (mode,)))
+
+
 def _description(parser, state, args, line, negated) -> None:
     text = " ".join(_texts(args))
     if isinstance(state, GlobalState):
@@ -1425,6 +1432,8 @@ HANDLERS: dict[str, Handler] = {
     "crt-base": _global_extra,
     "ulimit-n": _global_extra,
     "master-worker": _global_extra,
+    "server-state-file": _global_extra,
+    "server-state-base": _global_extra,
     "tune.ssl.default-dh-param": _global_extra,
     "ssl-server-verify": _ssl_server_verify,
     **{f"ssl-default-{side}-{what}": _global_extra for side in ("bind", "server") for what in ("ciphers", "ciphersuites", "options")},
@@ -1458,6 +1467,8 @@ HANDLERS: dict[str, Handler] = {
     "redirect": _redirect,
     "errorfile": _errorfile,
     "monitor-uri": _monitor_uri,
+    "load-server-state-from-file": _load_server_state,
+    "server-state-file-name": _extra,
     "log-format": _log_format,
     "server": _server,
     "default-server": _default_server,

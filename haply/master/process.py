@@ -386,6 +386,7 @@ def validate(config, loop) -> None:
     server addresses, certificates and log formats (StartError naming the line)."""
     from haply.proxy.engine import Engine
     engine = Engine(config, loop, sockets=_NoSockets())
+    engine.load_state_files = False
     try:
         engine.prepare()
     finally:

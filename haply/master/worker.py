@@ -99,6 +99,7 @@ def _run(spec: WorkerSpec) -> int:
     config = for_worker(spec.config, spec.index, spec.count)
     engine = Engine(config, loop, sockets=sockets)
     engine.health_probing = spec.index == CHECKING_WORKER
+    engine.load_state_files = not spec.state_text
     try:
         engine.prepare()
         if spec.state_text:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import sys
 from collections import deque
 
 from haply.config.model import Config
@@ -51,6 +52,9 @@ class Engine:
         # The other workers' stats (haply.master.worker.PeerStats), merged into
         # every snapshot this engine's pages and sockets show.
         self.peers = None
+        # `load-server-state-from-file` at start; off when a master hands over
+        # fresher states from the workers being replaced.
+        self.load_state_files = True
         # False in a worker that follows another worker's health checks.
         self.health_probing = True
         self.loop = loop
@@ -87,6 +91,10 @@ class Engine:
                         f"{state.config.location}: cannot resolve server "
                         f"{proxy.name}/{state.name} address {state.host!r}: {exc}") from exc
             self.backends[proxy.name] = BackendRuntime(proxy, self.registry, self.loop)
+        if self.load_state_files:
+            from haply.runtime.server_state import load_configured
+            for warning in load_configured(self.config, self.registry, now):
+                print(f"[WARNING] {warning}", file=sys.stderr)
         # Every certificate and TLS option is built before the first bind.
         contexts = self._tls_contexts()
         try:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from haply.runtime.registry import DOWN, DRAIN, MAINT, UP, Registry
+import os
+
+from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP, Registry
 
 # srv_admin_state bits (management guide, "show servers state")
 ADMIN_FORCED_MAINT = 0x01
@@ -76,6 +78,8 @@ def apply(registry: Registry, saved: list[SavedServer], now: float) -> int:
             registry.set_admin(state, MAINT, now)
         elif entry.admin & ADMIN_FORCED_DRAIN:
             registry.set_admin(state, DRAIN, now)
+        elif state.config is None or not state.config.disabled:
+            registry.set_admin(state, READY, now)
         if entry.configured_weight == state.weight and entry.weight != state.effective_weight:
             registry.set_weight(state, entry.weight, now)
         if entry.operational == OP_STOPPED and not entry.admin & ADMIN_FORCED_MAINT:
@@ -83,3 +87,60 @@ def apply(registry: Registry, saved: list[SavedServer], now: float) -> int:
         elif entry.operational == OP_RUNNING:
             registry.set_operational(state, UP, now, state.check_status, state.check_reason)
     return matched
+
+
+def _setting(pairs, name: str) -> tuple[str, ...] | None:
+    found = None
+    for key, values in pairs:
+        if key == name:
+            found = values
+    return found
+
+
+def configured_files(config) -> dict[str, str]:
+    """backend name -> the state file its `load-server-state-from-file` names."""
+    base = _setting(config.global_.extra, "server-state-base")
+    global_file = _setting(config.global_.extra, "server-state-file")
+
+    def where(name: str) -> str:
+        if os.path.isabs(name) or not base:
+            return name
+        return os.path.join(base[0], name)
+
+    files = {}
+    for proxy in config.backends:
+        mode = _setting(proxy.extra, "load-server-state-from-file")
+        if not mode or mode[0] == "none":
+            continue
+        if mode[0] == "global":
+            if global_file:
+                files[proxy.name] = where(global_file[0])
+            continue
+        own = _setting(proxy.extra, "server-state-file-name")
+        name = own[0] if own and own[0] != "use-backend-name" else proxy.name
+        files[proxy.name] = where(name)
+    return files
+
+
+def load_configured(config, registry: Registry, now: float) -> list[str]:
+    """Apply the state files the configuration names (HAProxy does it at
+    start). A missing or broken file is a warning naming it, never fatal:
+    the servers then start as configured. Returns the warnings."""
+    warnings = []
+    parsed: dict[str, list[SavedServer] | None] = {}
+    for backend, path in configured_files(config).items():
+        if path not in parsed:
+            try:
+                with open(path) as handle:
+                    parsed[path] = parse(handle.read())
+            except OSError as exc:
+                warnings.append(f"server state file {path}: {exc.strerror or exc}; "
+                                "servers start as configured")
+                parsed[path] = None
+            except StateFileError as exc:
+                warnings.append(f"server state file {path}: {exc}; servers start as configured")
+                parsed[path] = None
+        entries = parsed[path]
+        if entries:
+            apply(registry, [e for e in entries if e.backend == backend], now)
+    return warnings

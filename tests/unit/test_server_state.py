@@ -87,3 +87,40 @@ def test_what_show_servers_state_prints_reads_back(tmp_path):
         fresh.close_sockets()
     finally:
         loop.close()
+
+
+def test_which_file_each_backend_loads(tmp_path):
+    from haply.config import load
+    cfg = tmp_path / "h.cfg"
+    cfg.write_text("""
+global
+    server-state-base /var/lib/haply
+    server-state-file global.state
+defaults
+    mode http
+    load-server-state-from-file global
+backend a
+    server s1 127.0.0.1:1
+backend b
+    load-server-state-from-file local
+    server s1 127.0.0.1:1
+backend c
+    load-server-state-from-file local
+    server-state-file-name /etc/c.state
+    server s1 127.0.0.1:1
+backend d
+    load-server-state-from-file none
+    server s1 127.0.0.1:1
+""")
+    files = server_state.configured_files(load([str(cfg)]).config)
+    assert files == {"a": "/var/lib/haply/global.state", "b": "/var/lib/haply/b",
+                     "c": "/etc/c.state"}
+
+
+def test_bad_mode_is_a_config_error_with_its_line(tmp_path):
+    from haply.config import ConfigError, load
+    cfg = tmp_path / "h.cfg"
+    cfg.write_text("defaults\n    load-server-state-from-file sometimes\n")
+    with pytest.raises(ConfigError) as error:
+        load([str(cfg)])
+    assert "h.cfg:2" in str(error.value.diagnostics[0]) and "global, local or none" in str(error.value.diagnostics[0])
