@@ -3,11 +3,21 @@
 Two nodes and a client in network namespaces on one bridge. Each node runs a
 tiny TCP server that answers with its name on every address, so a client
 connection to the VIP says which node holds it. A prober in the client
-namespace connects to VIP:8080 every few milliseconds and reports each change.
+namespace connects to VIP:8080 every millisecond or two and reports each change.
 
 failover: the master is crashed (haply: SIGKILL; keepalived: its VRRP child and
           parent SIGKILLed, so no priority-0 advertisement is sent) -> the
-          client's first answer from the new master.
+          client's first answer from the new master. The crash is not at a
+          random moment: a sniffer in the client namespace kills the master the
+          moment one of its advertisements is on the wire, so every run measures
+          the backup's full Master_Down_Interval (3 x advert_int + Skew_Time,
+          RFC 3768 6.1 / RFC 5798 6.1) plus the reaction, and a worst case says
+          something about the implementation rather than about the phase.
+takeover: crash -> the new master's first advertisement on the wire; minus the
+          Master_Down_Interval this is how late the backup's timer fired.
+reaction: the new master's first advertisement or gratuitous ARP, whichever
+          is first on the wire -> the client's first answer from it (addresses
+          up, ARP, the prober's own ~1-3 ms sampling included).
 failback: the crashed node's VRRP process is started again, and is ready
           (control socket / "Entering BACKUP STATE") -> the client's first
           answer from it. Start-up time is printed apart.
@@ -20,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -31,7 +40,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.support.netns import VIP, Keepalived, Lab, lab, wait_for  # noqa: E402
+from tests.support.netns import VIP, Keepalived, Lab, _read_int, lab, wait_for  # noqa: E402
 
 PORT = 8080
 ENV = {**os.environ, "PYTHONPATH": ROOT}
@@ -48,19 +57,53 @@ while True:
         c.close()
 """ % PORT
 
+SNIFFER = r"""
+import os, select, signal, socket, sys, time
+ETH_P_ALL, IPPROTO_VRRP = 3, 112
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+s.bind(("eth0", 0))
+vip, end = socket.inet_aton(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+armed, pending = None, b""
+print(f"{time.monotonic():.6f} ready", flush=True)
+while time.monotonic() < end:
+    ready, _, _ = select.select([s, 0], [], [], 0.5)
+    if 0 in ready:  # "arm PID SRC": SIGKILL PID right after SRC's next advertisement
+        data = os.read(0, 256)
+        if not data:
+            break
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            _, pid, src = line.split()
+            armed = (int(pid), socket.inet_aton(src.decode()))
+    if s in ready:
+        frame = s.recv(2048)
+        t = time.monotonic()
+        if frame[12:14] == b"\x08\x00" and frame[23] == IPPROTO_VRRP:
+            src = frame[26:30]
+            if armed and src == armed[1]:
+                os.kill(armed[0], signal.SIGKILL)
+                print(f"{time.monotonic():.6f} killed {armed[0]}", flush=True)
+                armed = None
+            priority = frame[14 + (frame[14] & 15) * 4 + 2]
+            print(f"{t:.6f} adv {socket.inet_ntoa(src)} {priority}", flush=True)
+        elif frame[12:14] == b"\x08\x06" and frame[28:32] == vip and frame[38:42] == vip:
+            print(f"{t:.6f} garp {frame[22:28].hex()}", flush=True)
+"""
+
 PROBER = """
 import socket, sys, time
 last, end = None, time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end:
     try:
-        with socket.create_connection((sys.argv[1], %d), timeout=0.005) as s:
+        with socket.create_connection((sys.argv[1], %d), timeout=0.002) as s:
             name = s.recv(64).decode().strip() or "-"
     except OSError:
         name = "-"
     if name != last:
         print(f"{time.monotonic():.4f} {name}", flush=True)
         last = name
-    time.sleep(0.003)
+    time.sleep(0.001)
 """ % PORT
 
 CONF = """global_defs {{
@@ -112,6 +155,49 @@ class Prober:
         self.proc.wait(5)
 
 
+class Sniffer:
+    """VRRP advertisements and gratuitous ARPs as the client sees them, and the
+    crash of the master timed on its advertisement (see SNIFFER)."""
+
+    def __init__(self, net: Lab, duration: float):
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", net.client.name, sys.executable, "-c", SNIFFER, VIP,
+             str(duration)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.events: list[tuple[float, str, list[str]]] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        if wait_for(lambda: self.events, 10) is None:
+            raise RuntimeError("sniffer did not start")
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            t, kind, *rest = line.split()
+            self.events.append((float(t), kind, rest))
+
+    def kill_after_advert(self, pid: int, src: str, timeout: float) -> float | None:
+        """SIGKILL pid right after src's next advertisement; when it was done."""
+        self.proc.stdin.write(f"arm {pid} {src}\n")
+        self.proc.stdin.flush()
+        return wait_for(lambda: next((t for t, kind, rest in list(self.events)
+                                      if kind == "killed" and rest == [str(pid)]), None),
+                        timeout, 0.002)
+
+    def first(self, kind: str, after: float, src: str | None = None) -> float | None:
+        return next((t for t, k, rest in list(self.events)
+                     if k == kind and t >= after and (src is None or rest[0] == src)), None)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def master_down_interval(version: int, advert: float, priority: int) -> float:
+    """RFC 3768 6.1 (v2, skew in seconds) and RFC 5798 6.1 (v3, skew scaled by
+    the interval): 3 x interval + Skew_Time."""
+    skew = (256 - priority) / 256 * (advert if version == 3 else 1.0)
+    return 3 * advert + skew
+
+
 class Watch(threading.Thread):
     """Counts samples where both live nodes hold the VIP."""
 
@@ -135,6 +221,16 @@ def start(kind: str, net: Lab, index: int, priority: int, version: int, advert: 
     if kind == "keepalived":
         k = Keepalived(net, node, text, name)
         k.is_ready = k.ready
+
+        # Keepalived.crash in three steps, so the VRRP child dies on cue: the
+        # parent is frozen first (it would respawn the child, and a child whose
+        # parent dies shuts down cleanly with a priority-0 advertisement).
+        def finish_crash():
+            os.kill(k.proc.pid, signal.SIGKILL)
+            k.proc.wait(5)
+        k.prepare_crash = lambda: os.kill(k.proc.pid, signal.SIGSTOP)
+        k.vrrp_pid = lambda: _read_int(k.vrrp_pidfile)
+        k.finish_crash = finish_crash
         return k
     path = net.write(f"{name}.conf", text)
     control = os.path.join(net.workdir, f"{name}.sock")
@@ -147,6 +243,9 @@ def start(kind: str, net: Lab, index: int, priority: int, version: int, advert: 
         proc.wait(5)
     proc.crash = crash
     proc.proc = proc
+    proc.vrrp_pid = lambda: proc.pid  # `ip netns exec` execs: the VRRP process itself
+    proc.prepare_crash = lambda: None
+    proc.finish_crash = lambda: proc.wait(5)
     return proc
 
 
@@ -158,6 +257,7 @@ def one_run(kind: str, version: int, advert: float, run: int) -> dict:
         for node in net.nodes:
             net.spawn(node, [sys.executable, "-c", SERVER, node.name.rsplit("-", 1)[1]], log_name=f"srv-{node.name}")
         prober = Prober(net, 120)
+        sniffer = Sniffer(net, 120)
         watch = Watch(net)
         try:
             high = start(kind, net, 0, 200, version, advert, f"high{run}")
@@ -166,15 +266,27 @@ def one_run(kind: str, version: int, advert: float, run: int) -> dict:
                 raise RuntimeError("nodes not ready")
             if not wait_for(lambda: prober.current() == "n0", down + 10):
                 raise RuntimeError("no initial election")
-            # crash at a random phase of the advertisement cycle, as a real crash would
-            time.sleep(max(1.0, 3 * advert) + random.uniform(0, advert))
+            time.sleep(max(1.0, 3 * advert))
             watch.start()
-            # failover
+            # failover: killed the moment its advertisement is on the wire
             watch.excluded.add(a.name)
-            crashed = time.monotonic()
-            high.crash()
+            high.prepare_crash()
+            crashed = sniffer.kill_after_advert(high.vrrp_pid(), a.address, 3 * advert + 5)
+            if crashed is None:
+                raise RuntimeError("the master was not killed on its advertisement")
+            high.finish_crash()
             t = prober.first_answer("n1", crashed, down + 10)
             result["failover"] = None if t is None else t - crashed
+            advert_seen = sniffer.first("adv", crashed, b.address)
+            garp_seen = sniffer.first("garp", crashed)
+            if advert_seen is not None:
+                result["takeover"] = advert_seen - crashed
+                result["late"] = advert_seen - crashed - master_down_interval(version, advert, 100)
+            first_sign = min((x for x in (advert_seen, garp_seen) if x is not None), default=None)
+            if t is not None and first_sign is not None:
+                result["reaction"] = t - first_sign
+            if garp_seen is not None and advert_seen is not None:
+                result["garp_after_advert"] = garp_seen - advert_seen
             time.sleep(max(0.5, 3 * advert))
             # failback
             net.run(a, ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])  # a crashed keepalived's leftover
@@ -192,6 +304,7 @@ def one_run(kind: str, version: int, advert: float, run: int) -> dict:
             if watch.is_alive():
                 watch.join(5)
             prober.close()
+            sniffer.close()
         result["doubles"] = watch.doubles
     return result
 
@@ -222,7 +335,14 @@ def main() -> int:
         for kind in kinds:
             results = [one_run(kind, version, advert, i) for i in range(args.runs)]
             print(f"{label} advert_int {advert:g} {kind:10s} failover: "
-                  f"{summary([r.get('failover') for r in results])}")
+                  f"{summary([r.get('failover') for r in results])}  (Master_Down_Interval "
+                  f"{master_down_interval(version, advert, 100) * 1000:.1f} ms)")
+            print(f"{label} advert_int {advert:g} {kind:10s} takeover: "
+                  f"{summary([r.get('takeover') for r in results])}  (timer late: "
+                  f"{summary([r.get('late') for r in results])})")
+            print(f"{label} advert_int {advert:g} {kind:10s} reaction: "
+                  f"{summary([r.get('reaction') for r in results])}  (GARP after advert: "
+                  f"{summary([r.get('garp_after_advert') for r in results])})")
             print(f"{label} advert_int {advert:g} {kind:10s} failback: "
                   f"{summary([r.get('failback') for r in results])}  "
                   f"(start-up {summary([r.get('startup') for r in results])})")

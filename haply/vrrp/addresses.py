@@ -1,11 +1,13 @@
-"""Virtual addresses on and off the interface, through netlink (pyroute2).
+"""Virtual addresses on and off the interface, through netlink.
 
-Calls are synchronous: a netlink request to the local kernel answers in well
-under a millisecond, far below an advertisement interval, and waiting for it
-keeps the order of add/remove exactly the order the state machine asked for.
-pyroute2's IPRoute drives its own asyncio loop internally, which cannot run in
-the thread of the service's (uv)loop, so it lives on one dedicated thread and
-every call is handed to that thread and waited for.
+Calls are synchronous: a netlink request to the local kernel answers in tens of
+microseconds, far below an advertisement interval, and waiting for it keeps the
+order of add/remove exactly the order the state machine asked for. Adding and
+removing use haply.vrrp.netlink (one request, on the failover's path); the
+start-up look-ups (interface index, primary address) use pyroute2, whose
+IPRoute drives its own asyncio loop internally, which cannot run in the thread
+of the service's loop, so it lives on one dedicated thread and every call is
+handed to that thread and waited for.
 
 `spawn_guard()` covers the one case a process cannot handle itself: SIGKILL.
 A killed VRRP process would leave its VIPs on the interface, so a node that is
@@ -27,9 +29,9 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from haply.config.vrrp_model import VirtualAddress
+from haply.vrrp.netlink import AddressSocket
 
 log = logging.getLogger("haply.vrrp")
 
@@ -54,10 +56,12 @@ class _NetlinkThread:
 
 class AddressManager:
     def __init__(self) -> None:
-        self.ipr = _NetlinkThread()
+        self.ipr = _NetlinkThread()  # look-ups (start-up, not time-critical)
+        self.changes = AddressSocket()  # add/remove: on the failover's path (netlink.py)
         self._index: dict[str, int] = {}
 
     def close(self) -> None:
+        self.changes.close()
         self.ipr.close()
 
     def index(self, ifname: str) -> int:
@@ -84,30 +88,24 @@ class AddressManager:
         return any(a == vip.address for a, _ in self.addresses(vip.dev or ifname))
 
     def add(self, vip: VirtualAddress, ifname: str) -> bool:
-        kwargs: dict = {"index": self.index(vip.dev or ifname), "address": vip.address,
-                        "prefixlen": vip.prefixlen}
-        if vip.brd:
-            kwargs["broadcast"] = vip.brd
-        if vip.label:
-            kwargs["label"] = vip.label
-        if vip.scope:
-            kwargs["scope"] = SCOPES[vip.scope]
+        """Put vip on its interface; False if it was there already."""
         try:
-            self.ipr.call("addr", "add", **kwargs)
+            self.changes.change(True, self.index(vip.dev or ifname), vip.address, vip.prefixlen,
+                                vip.brd, vip.label, SCOPES[vip.scope] if vip.scope else 0)
             return True
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
                 return False
             raise
 
     def remove(self, vip: VirtualAddress, ifname: str) -> bool:
+        """Take vip off its interface; False if it was not there (or the
+        interface is gone)."""
         try:
-            self.ipr.call("addr", "del", index=self.index(vip.dev or ifname), address=vip.address,
-                          prefixlen=vip.prefixlen)
+            self.changes.change(False, self.index(vip.dev or ifname), vip.address, vip.prefixlen)
             return True
-        except (NetlinkError, OSError) as exc:
-            if getattr(exc, "code", None) in (errno.EADDRNOTAVAIL, errno.ENODEV) or \
-                    getattr(exc, "errno", None) == errno.ENODEV:
+        except OSError as exc:
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.ENODEV):
                 return False
             raise
 
