@@ -35,6 +35,7 @@ a predicate from the caller (`compile_condition`), which receives the same
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Callable, Iterable, Sequence
 
 from haply.config.model import ForwardFor, HeaderRule, Proxy
@@ -44,6 +45,26 @@ from haply.http.framing import (
 )
 
 Headers = Sequence[tuple[bytes, bytes]]
+
+
+def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The fields of a raw head (start line, fields, blank line) that llhttp has
+    already accepted, as its on_header callback reports them: name as sent,
+    value without its leading whitespace (llhttp keeps the trailing one).
+
+    llhttp in its strict mode (httptools' default) refuses bare LF, obs-fold
+    and whitespace before the colon, so a split on CRLF and on the first colon
+    is the whole grammar here. The proxy asks for this list only when a rule,
+    a condition or an unusual head needs it; the common head is rewritten
+    from its bytes (`_HeadWriter.raw_fields`).
+    """
+    fields = []
+    for line in head.split(b"\r\n")[1:]:
+        if not line:
+            break
+        name, _, value = line.partition(b":")
+        fields.append((name, value.lstrip(b" \t")))
+    return fields
 
 # ----------------------------------------------------------------- sample context
 
@@ -340,6 +361,7 @@ _PROTECTED = frozenset((b"host", b"content-length", b"transfer-encoding"))
 # Connection options that are not field names to remove (or are protected).
 _NOT_FIELD_OPTIONS = _PROTECTED | {b"close", b"keep-alive", b"upgrade"}
 _VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
+_RAW_VERSIONS = frozenset(_VERSIONS.values())
 _CONN_CLOSE = b"Connection: close\r\n"
 _CONN_KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CONN_UPGRADE = b"Connection: upgrade\r\n"
@@ -370,6 +392,63 @@ class _HeadWriter:
         }
         # (framed?, upgrade?) -> (names dropped, lengths of those names)
         self._drop = {key: (names, frozenset(map(len, names))) for key, names in drops.items()}
+        # The raw path (`raw_fields`) looks only at the fields it may drop or
+        # rewrite, found by one regular expression over the head; llhttp has
+        # already refused whitespace before a colon, so "\r\nname:" is a field.
+        names = sorted(base | _FRAMING_FIELDS | self._watched(), key=len, reverse=True)
+        self._special = re.compile(
+            rb"\r\n(" + b"|".join(map(re.escape, names)) + rb"):[ \t]*([^\r\n]*)", re.I)
+        self._static_lines = [line for _, line in added]
+
+    def _watched(self) -> frozenset[bytes]:
+        """Names the raw path must also report to the caller (not dropped)."""
+        return frozenset()
+
+    def scan(self, head: bytes) -> list:
+        """The fields of a raw head this writer may drop or rewrite, plus the
+        framing fields, as regex matches: m[1] the name, m[2] the value as
+        llhttp reports it; in head order."""
+        return list(self._special.finditer(head))
+
+    def raw_fields(self, out: list, head: bytes, matches: list, framing: Framing,
+                   upgrade: bool) -> bool | None:
+        """Append head without its blank line as slices, the dropped fields cut
+        out and the framing field rewritten in place (what `_fields` does field
+        by field, for the same result); return whether the framing field was
+        written, or None when a Connection option names another field to
+        remove (rare: the caller then takes the field-list path).
+
+        Only for writers whose rules are static (`self.static`).
+        """
+        framed = framing.kind == LENGTH or framing.kind == CHUNKED
+        drop = self._drop[framed, upgrade][0]
+        pos = 0
+        placed = False
+        connection = None
+        for m in matches:
+            lname = m[1].lower()
+            if framed and lname in _FRAMING_FIELDS:
+                if placed:
+                    out.append(head[pos:m.start()])
+                    pos = m.end()
+                    continue
+                placed = True
+                value = self._framing_value(framing)
+                if m[2] != value or head[m.start(2) - 2:m.start(2)] != b": ":
+                    out += (head[pos:m.start()], b"\r\n", m[1], b": ", value)
+                    pos = m.end()
+            elif lname in drop:
+                if lname == b"connection":
+                    if connection is None:
+                        connection = []
+                    connection.append((lname, m[2]))
+                out.append(head[pos:m.start()])
+                pos = m.end()
+        if connection is not None and connection_options(connection) - _NOT_FIELD_OPTIONS:
+            return None
+        out.append(head[pos:-2])
+        out += self._static_lines
+        return placed
 
     def _fields(self, out: list, headers: Headers, framing: Framing, upgrade: bool,
                 ctx, options: frozenset[bytes] | None, ff_lname: bytes | None
@@ -511,6 +590,28 @@ class ResponseHeadWriter(_HeadWriter):
         added, _, placed = self._fields(out, headers, framing, upgrade, ctx, options, None)
         for _, line in added:
             out.append(line)
+        return self._tail(out, status, framing, keep_alive, request_version, upgrade, placed)
+
+    def write_raw(self, head: bytes, matches: list, status: int, framing: Framing,
+                  keep_alive: bool, request_version: str) -> bytes | None:
+        """What `write` returns, built from the server's raw head (llhttp-checked,
+        leading CRLFs removed) and `scan(head)`; None when only `write` can do it
+        (rules that depend on the message, a Connection option naming a field,
+        an upgrade, a status line without a reason phrase).
+
+        The server's field lines pass as they came (its spacing after the
+        colon included): the usual response costs two slices and a join.
+        """
+        if not self.static or head[12:13] != b" " or head[:8] not in _RAW_VERSIONS:
+            return None
+        out: list[bytes] = []
+        placed = self.raw_fields(out, head, matches, framing, False)
+        if placed is None:
+            return None
+        return self._tail(out, status, framing, keep_alive, request_version, False, placed)
+
+    def _tail(self, out: list, status: int, framing: Framing, keep_alive: bool,
+              request_version: str, upgrade: bool, placed: bool) -> bytes:
         if upgrade:
             out.append(_CONN_UPGRADE)
         elif status < 200:

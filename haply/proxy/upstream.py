@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from haply.http.headers import parse_fields
 from haply.runtime.registry import ServerState
 
 if TYPE_CHECKING:
@@ -38,21 +39,32 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel = False
         self.idle_since = 0.0
         self.stale_parser = False
+        # The pool's key: the server, or (server, SNI) for a TLS connection that
+        # sent one: a connection is only reused for requests wanting that name.
+        self.pool_key: object = server
         # Per-exchange
         self.session: HttpSession | None = None
         self.head_request = False
-        self.reason = b""
-        self.headers: list[tuple[bytes, bytes]] = []
         self.received_any = False
+        # The response head is kept as the bytes the server sent: the parser
+        # gets no per-field callback, and the session rewrites the head from
+        # these bytes. `pending` holds what arrived since the exchange began
+        # until a final head is complete; `head_start` skips interim heads.
+        self.pending = b""
+        self.head_start = 0
+        self.head = b""
+        self._headers: list[tuple[bytes, bytes]] | None = None
 
     # ------------------------------------------------------------- exchanges
 
     def begin(self, session: "HttpSession", head_request: bool) -> None:
         self.session = session
         self.head_request = head_request
-        self.reason = b""
-        self.headers = []
         self.received_any = False
+        self.pending = b""
+        self.head_start = 0
+        self.head = b""
+        self._headers = None
         if self.stale_parser:
             self.parser = httptools.HttpResponseParser(self)
             self.stale_parser = False
@@ -64,6 +76,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.server_hostname:
+            self.pool_key = (self.server, ssl_object.server_hostname)
 
     def data_received(self, data: bytes) -> None:
         session = self.session
@@ -76,6 +91,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.received_any = True
+        if self.head_start >= 0:  # a final head is not complete yet
+            self.pending = self.pending + data if self.pending else data
         try:
             self.parser.feed_data(data)
             if self.session is not None:
@@ -118,21 +135,42 @@ class UpstreamConnection(asyncio.Protocol):
 
     # --------------------------------------------------------- parser events
 
-    def on_status(self, status: bytes) -> None:
-        self.reason += status
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The fields of the current head, split only when asked for."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = parse_fields(self.head)
+        return headers
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+    @property
+    def reason(self) -> bytes:
+        line = self.head[:self.head.find(b"\r\n")]
+        parts = line.split(b" ", 2)
+        return parts[2] if len(parts) > 2 else b""
+
+    def _take_head(self) -> None:
+        """Cut the head llhttp just completed out of `pending`."""
+        pending = self.pending
+        start = self.head_start
+        # llhttp skips empty lines before a status line.
+        while pending.startswith(b"\r\n", start):
+            start += 2
+        end = pending.find(b"\r\n\r\n", start) + 4
+        self.head = pending if start == 0 and end == len(pending) else pending[start:end]
+        self._headers = None
+        self.head_start = end
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         status = parser.get_status_code()
         session = self.session
+        self._take_head()
         if 100 <= status < 200 and status != 101:
             session.informational_response(self, status)
-            self.reason = b""
-            self.headers = []
             return
+        self.head_start = -1
+        self.pending = b""
         session.response_head(self, status, parser.get_http_version(),
                               parser.should_keep_alive())
         if self.session is None:
@@ -164,11 +202,12 @@ class ConnectionPool:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self._idle: dict[ServerState, list[UpstreamConnection]] = {}
+        self._idle: dict[object, list[UpstreamConnection]] = {}  # by pool_key
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def take(self, server: ServerState) -> UpstreamConnection | None:
-        idle = self._idle.get(server)
+    def take(self, server: ServerState, sni: str | None = None) -> UpstreamConnection | None:
+        """An idle connection to server that sent this SNI (None: none sent)."""
+        idle = self._idle.get(server if sni is None else (server, sni))
         while idle:
             connection = idle.pop()
             if not connection.closed:
@@ -180,15 +219,15 @@ class ConnectionPool:
             return
         connection.detach()
         connection.idle_since = self.loop.time()
-        idle = self._idle.get(connection.server)
+        idle = self._idle.get(connection.pool_key)
         if idle is None:
-            idle = self._idle[connection.server] = []
+            idle = self._idle[connection.pool_key] = []
         idle.append(connection)
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(POOL_IDLE_TIMEOUT, self._sweep)
 
     def discard(self, connection: UpstreamConnection) -> None:
-        idle = self._idle.get(connection.server)
+        idle = self._idle.get(connection.pool_key)
         if idle and connection in idle:
             idle.remove(connection)
 
