@@ -107,6 +107,11 @@ def close_section(state: ProgramState, known: dict[str, Program]) -> Program:
             "(instance i listens on port + i - 1)")
     if program.port is not None and program.port_of(program.instances) > 65535:
         raise ParseError(f"{where}: {program.instances} instances from port {program.port} go beyond 65535")
+    if program.port is None:
+        texts = [*program.command, *program.stop_command, program.pidfile or "", program.stdout or "",
+                 program.stderr or "", *(value for _, value in program.environment)]
+        if any("%p" in text for text in texts):
+            raise ParseError(f"{where} uses %p but has no 'port': add 'port <first port>'")
     if program.daemon and not program.pidfile:
         raise ParseError(f"{where} has 'option daemon' but no 'pidfile': haply needs the file "
                          "where the command leaves the process id")

@@ -106,7 +106,11 @@ class ProgramSupervisor:
         self.environ = dict(os.environ if environ is None else environ)
         self.programs: dict[str, Program] = {}
         self.runners: dict[str, list[_Runner]] = {}
+        # (program, instance) -> [(backend, server)] from spec.instance_servers;
+        # without it a DOWN server is matched by the name program-servers
+        # gives (PROGRAM-N), and a rolling restart cannot drain.
         self.servers: dict[tuple[str, int], list[tuple[str, str]]] = dict(servers or {})
+        self.by_name = servers is None
         self.rolling: set[str] = set()  # programs in a rolling restart
         self.tasks: set[asyncio.Task] = set()
         self.stopping = False
@@ -147,7 +151,7 @@ class ProgramSupervisor:
                     servers: Mapping[tuple[str, int], list[tuple[str, str]]] | None = None) -> None:
         """Apply a reloaded configuration (see the module docstring)."""
         if servers is not None:
-            self.servers = dict(servers)
+            self.servers, self.by_name = dict(servers), False
         new = {p.name: p for p in programs}
         now = self.loop.time()
         for name in list(self.programs):
@@ -259,9 +263,10 @@ class ProgramSupervisor:
             raise SpawnError(f"unknown user or group: {exc.args[0]}") from None
 
         def switch() -> None:
-            # supplementary groups first (needs root), then group, then user
+            # no supplementary groups (as HAProxy leaves its programs; needs
+            # root), then the group, then the user
             if os.getuid() == 0:
-                os.setgroups([] if gid is None else [gid])
+                os.setgroups([])
             if gid is not None:
                 os.setgid(gid)
             if uid is not None:
@@ -421,6 +426,11 @@ class ProgramSupervisor:
         for (name, number), places in self.servers.items():
             if (backend, server) in places and name in self.runners and number <= len(self.runners[name]):
                 return self.runners[name][number - 1]
+        if self.by_name:
+            name, _, number = server.rpartition("-")
+            runners = self.runners.get(name, [])
+            if number.isdigit() and 1 <= int(number) <= len(runners) and self.programs[name].port is not None:
+                return runners[int(number) - 1]
         return None
 
     def server_up(self, backend: str, server: str) -> None:
@@ -530,6 +540,8 @@ class ProgramSupervisor:
         for backend, server in places:
             await self.proxy.set_server_state(backend, server, "ready")
         note = "" if drained else f" (sessions still open after {policy.DRAIN_TIMEOUT:g}s)"
+        if not places:
+            note += " (no server of it known to drain)"
         return True, (f"program {instance.name}: restarted, pid {old_pid} -> {instance.pid} in "
                       f"{self.loop.time() - started:.1f}s{note}\n")
 

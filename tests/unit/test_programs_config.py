@@ -109,6 +109,7 @@ def test_program_servers_across_files(tmp_path):
     ("program a\n    user x\n", "has no 'command' line"),
     ("program a\n    command x\n    instances 2\n", "but no 'port'"),
     ("program a\n    command x\n    option daemon\n", "but no 'pidfile'"),
+    ("program a\n    command x --port %p\n", "uses %p but has no 'port'"),
     ("program a\n    command x\n    instances 2\n    port 80\n    pidfile /run/x.pid\n", "share the pidfile"),
     ("program a\n    command x\n    instances 3\n    port 65534\n", "beyond 65535"),
     ("program a\n    command x\n    instances 0\n", "out of range"),
