@@ -172,8 +172,9 @@ class Master:
             for other in self.workers.values():
                 if other is not worker and other.channel is not None:
                     other.channel.send(message)
-            if kind == "health" and not message["up"] and self.programs is not None:
-                self.programs.server_down(message["backend"], message["server"])
+            if kind == "health" and self.programs is not None:
+                react = self.programs.server_up if message["up"] else self.programs.server_down
+                react(message["backend"], message["server"])
 
     def _share_stats(self) -> None:
         """Every worker gets everyone's latest rows (once a period, paced by
@@ -305,7 +306,10 @@ class Master:
                 _signal(worker.pid, signal.SIGUSR1)  # soft stop: finish in flight, exit
             self._release_old_sockets()
             if self.programs is not None:
-                self.programs.reconfigure(getattr(config, "programs", ()))
+                from haply.programs.spec import instance_servers
+                self.programs.reconfigure(config.programs, servers=instance_servers(config))
+            elif config.programs:
+                await self._start_programs()
             self.reloads += 1
             print(f"[NOTICE] reloaded: {count} worker(s) of generation {generation} serving; "
                   f"{len(old)} old worker(s) finishing", file=sys.stderr)
@@ -345,13 +349,14 @@ class Master:
         return list(self.workers.values()) + list(self.old)
 
     async def _start_programs(self) -> None:
-        programs = getattr(self.config, "programs", ())
+        programs = self.config.programs
         if not programs:
             return
         from haply.master.control import MasterProxyControl
+        from haply.programs.spec import instance_servers
         from haply.programs.supervisor import ProgramSupervisor
         self.programs = ProgramSupervisor(programs, self.loop, MasterProxyControl(self),
-                                          _log)
+                                          _log, servers=instance_servers(self.config))
         self.programs.start()
 
     # ------------------------------------------------------------- stop

@@ -395,3 +395,85 @@ def test_reload_moves_listeners_and_ctl_reports_it(tmp_path, sockets):
                 except ConnectionRefusedError:
                     return True
             wait_for(refused, timeout=10)
+
+
+APP = """\
+import http.server, os, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = f"instance {os.environ['HAPLY_INSTANCE']} pid {os.getpid()}\\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Backend", "api-" + os.environ["HAPLY_INSTANCE"])
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def programs_of(master_sock: str) -> dict[str, tuple[str, int]]:
+    found = {}
+    for line in send(master_sock, "show programs").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3 and fields[2].isdigit():
+            found[fields[0]] = (fields[1], int(fields[2]))
+    return found
+
+
+def test_programs_run_under_the_master_restart_and_roll_without_a_failed_request(tmp_path, sockets):
+    """The nova-lb-api pattern: 4 API processes on consecutive ports, their
+    backend made from them, supervised by the master process."""
+    import sys
+    stats, master = sockets
+    port = free_port()
+    first = free_port()
+    while any(p in (port,) for p in range(first, first + 4)):
+        first = free_port()
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    config = f"""\
+global
+    stats socket {stats} level admin
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+program api
+    command {sys.executable} {app} %p
+    instances 4
+    port {first}
+listen nova
+    bind 127.0.0.1:{port}
+    retries 3
+    option redispatch
+    program-servers api check inter 100ms fall 2 rise 1
+"""
+    with run_haply(config) as proxy:
+        wait_for(lambda: len(workers_of(master)) == 1)
+        wait_for(lambda: {s for s, _ in programs_of(master).values()} == {"RUNNING"}
+                 and len(programs_of(master)) == 4)
+        wait_for(lambda: {http_get(port).backend for _ in range(12)} ==
+                 {"api-1", "api-2", "api-3", "api-4"})
+        # a crashed instance is started again by the master
+        _, victim = programs_of(master)["api:2"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: programs_of(master).get("api:2", ("", victim))[1] != victim and
+                 programs_of(master)["api:2"][0] == "RUNNING")
+        before = {name: pid for name, (_, pid) in programs_of(master).items()}
+        with ClientLoop(port, seconds=60) as loop:
+            time.sleep(0.3)
+            answer = send(master, "rolling-restart program api", timeout=120)
+            time.sleep(0.3)
+        assert "rolling restart done: 4 instance(s)" in answer, answer
+        assert loop.result.failures == [], loop.result.failures[:5]
+        assert loop.result.ok > 20
+        after = {name: pid for name, (_, pid) in programs_of(master).items()}
+        assert all(after[name] != before[name] for name in before)
+    # stopping haply stops its programs
+    for pid in after.values():
+        wait_for(lambda: not Path(f"/proc/{pid}").exists()
+                 or "zombie" in Path(f"/proc/{pid}/status").read_text(), timeout=15)
