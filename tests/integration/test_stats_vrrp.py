@@ -16,8 +16,10 @@ import sys
 
 import pytest
 
+from tests.support import chromium as browser
 from tests.support import netns
 from tests.support.haply_process import HAPLY_BIN
+from tests.support.netns_relay import relay
 
 pytestmark = pytest.mark.skipif(netns.available() is not None,
                                 reason=str(netns.available()))
@@ -163,3 +165,28 @@ def test_stats_page_reports_a_dead_vrrp_process_and_its_restart():
             and 'id="vrrp-problem"' not in (fetch(net, node, "/stats") or ""), 15, 0.2), \
             netns.dump_logs(net)
         assert vrrp_child(proxy.pid) != child
+
+
+@pytest.mark.skipif(not browser.available(), reason="chromium or websocket-client not installed")
+def test_vrrp_table_in_chromium():
+    with netns.lab(2, with_client=False) as net:
+        first, second = net.nodes
+        start_node(net, first, 150)
+        start_node(net, second, 100)
+        assert netns.wait_for(
+            lambda: (vrrp_row(fetch(net, second, "/stats"), "api") or {}).get("state") == "BACKUP"
+            and (vrrp_row(fetch(net, first, "/stats"), "api") or {}).get("state") == "MASTER",
+            15, 0.2), netns.dump_logs(net)
+        with relay(second.name, "127.0.0.1", STATS_PORT) as port, browser.chromium() as page:
+            page.call("Page.enable")
+            page.call("Page.navigate", url=f"http://127.0.0.1:{port}/stats;norefresh")
+            page.wait_event("Page.loadEventFired")
+            row = "document.querySelector('tr.vrrp-instance[data-instance=\"api\"]')"
+            assert page.evaluate(f"{row}.querySelector('td.status').textContent") == "BACKUP"
+            assert page.evaluate(f"{row}.cells[2].textContent") == "100"
+            assert page.evaluate(f"{row}.cells[3].textContent") == first.address
+            colour = page.evaluate(
+                f"getComputedStyle({row}.querySelector('td.status')).backgroundColor")
+            assert colour not in ("", "rgba(0, 0, 0, 0)")
+            # the VRRP section sits above the proxies' tables
+            assert page.evaluate("document.querySelector('section').id") == "vrrp"
