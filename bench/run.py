@@ -300,14 +300,15 @@ def write_backend_files(workdir: Path, ports: list[int]) -> Path:
     return conf
 
 
-def proxy_config(scenario: Scenario, listen_port: int, server_ports: list[int]) -> str:
+def proxy_config(scenario: Scenario, listen_port: int, server_ports: list[int],
+                 workers: int = 1) -> str:
     maxconn = IDLE_CONNECTIONS + 500 if scenario.idle else 4000
     lines = [
         "# written by bench/run.py: the same file runs under HAProxy and haply",
         "global",
         f"    maxconn {maxconn}",
-        "    # one thread: HAProxy on one core, like one haply worker",
-        "    nbthread 1",
+        "    # HAProxy threads, haply worker processes (under its master when > 1)",
+        f"    nbthread {workers}",
         "",
         "defaults",
         f"    mode {scenario.mode}",
@@ -454,7 +455,7 @@ def run_once(scenario: Scenario, proxy: str, rnd: int, args, workdir: Path,
     run = Run(proxy=proxy, round=rnd)
     listen_port = free_ports(1)[0]
     config = workdir / f"{scenario.name}.cfg"
-    config.write_text(proxy_config(scenario, listen_port, server_ports))
+    config.write_text(proxy_config(scenario, listen_port, server_ports, args.workers))
     log = workdir / f"{scenario.name}.{proxy}.log"
     proc = start(proxy_command(proxy, config, args.haproxy), log,
                  cpu=0 if args.pin else None)
@@ -585,12 +586,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"connections held open in the idle scenario (default {IDLE_CONNECTIONS})")
     p.add_argument("--pin", action="store_true",
                    help="pin the proxy to CPU 0 and wrk to CPU 1")
+    p.add_argument("--workers", type=int, default=1,
+                   help="nbthread for both: HAProxy threads, haply worker processes (default 1)")
     p.add_argument("--haproxy", default=HAPROXY, help=f"HAProxy binary (default {HAPROXY})")
     p.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory (configs and logs) and print its path")
     args = p.parse_args(argv)
-    if args.rounds < 1 or args.duration <= 0 or args.idle_connections < 1:
+    if args.workers > 1 and args.pin:
+        p.error("--pin puts the proxy on one CPU: use it with --workers 1")
+    if args.rounds < 1 or args.duration <= 0 or args.idle_connections < 1 or args.workers < 1:
         p.error("--rounds, --duration and --idle-connections must be positive")
     return args
 
