@@ -6,9 +6,6 @@ health checks is restarted; the runtime API and `haply ctl` drive it all."""
 from __future__ import annotations
 
 import asyncio
-import http.client
-import os
-import threading
 import time
 
 import uvloop
@@ -17,10 +14,7 @@ from haply import ctl
 from haply.config import load
 from haply.programs.host import start_programs
 from haply.proxy.engine import Engine
-from tests.support.programs import app_command, free_ports
-
-CLIENT_LIMIT = 4000  # requests; the loop also stops when the restart is done
-
+from tests.support.programs import ClientLoop, app_command, free_ports
 
 def config_text(tmp_path, front: int, first: int, instances: int = 4, app_options: str = "") -> str:
     return f"""
@@ -78,37 +72,6 @@ async def all_up(engine, names, timeout=15.0):
                   engine.registry.get("be", n).check_status.startswith("L7OK") for n in names):
         assert time.monotonic() < deadline, [engine.registry.get("be", n) for n in names]
         await asyncio.sleep(0.05)
-
-
-class ClientLoop(threading.Thread):
-    """Requests through the proxy one after another (new connection each
-    time, as API clients often do) until stopped or CLIENT_LIMIT."""
-
-    def __init__(self, port: int):
-        super().__init__(daemon=True)
-        self.port = port
-        self.stop = threading.Event()
-        self.ok = 0
-        self.failures: list[str] = []
-        self.pids: set[str] = set()
-
-    def run(self):
-        deadline = time.monotonic() + 60
-        while not self.stop.is_set() and self.ok + len(self.failures) < CLIENT_LIMIT and time.monotonic() < deadline:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            try:
-                connection.request("GET", "/slow?s=0.02")
-                response = connection.getresponse()
-                body = response.read().decode()
-                if response.status == 200:
-                    self.ok += 1
-                    self.pids.add(body.split()[1])
-                else:
-                    self.failures.append(f"status {response.status}")
-            except (OSError, http.client.HTTPException) as exc:
-                self.failures.append(repr(exc))
-            finally:
-                connection.close()
 
 
 def test_rolling_restart_of_four_instances_loses_no_request(tmp_path):

@@ -3,11 +3,16 @@ a supervisor run in the test's own event loop."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 APP = str(Path(__file__).with_name("programs_app.py"))
+CLIENT_LIMIT = 4000  # requests; the loop also stops when told or after CLIENT_SECONDS
+CLIENT_SECONDS = 60.0
 
 
 def free_ports(count: int) -> int:
@@ -36,3 +41,34 @@ def free_ports(count: int) -> int:
 def app_command(*options: str) -> str:
     """The `command` line running the worker on the instance's port."""
     return " ".join([sys.executable, APP, "%p", *options])
+
+
+class ClientLoop(threading.Thread):
+    """Requests through the proxy one after another (new connection each
+    time, as API clients often do) until stopped or CLIENT_LIMIT."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: set[str] = set()
+
+    def run(self):
+        deadline = time.monotonic() + CLIENT_SECONDS
+        while not self.stop.is_set() and self.ok + len(self.failures) < CLIENT_LIMIT and time.monotonic() < deadline:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            try:
+                connection.request("GET", "/slow?s=0.02")
+                response = connection.getresponse()
+                body = response.read().decode()
+                if response.status == 200:
+                    self.ok += 1
+                    self.pids.add(body.split()[1])
+                else:
+                    self.failures.append(f"status {response.status}")
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(repr(exc))
+            finally:
+                connection.close()
