@@ -7,6 +7,7 @@ set-up (HAProxy + keepalived on every controller) with haply in place of both.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def stats_socket(net, node) -> str:
     return f"{net.workdir}/{node.name.rsplit('-', 1)[1]}.sock"
 
 
-def start_node(net, node, priority: int):
+def start_node(net, node, priority: int, flags: tuple[str, ...] = ()):
     name = node.name.rsplit("-", 1)[1]
     net.spawn(node, [sys.executable, "-c", API_SERVER, name], log_name=f"{name}-api")
     haproxy = net.write(f"{name}.haproxy.cfg", HAPROXY_CFG % {
@@ -90,7 +91,7 @@ def start_node(net, node, priority: int):
         "api_port": API_PORT})
     keepalived = net.write(f"{name}.keepalived.conf",
                            KEEPALIVED_CONF % {"name": name, "priority": priority, "vip": netns.VIP})
-    return net.spawn(node, [HAPLY_BIN, "-db", "-f", haproxy, "-f", keepalived],
+    return net.spawn(node, [HAPLY_BIN, *flags, "-db", "-f", haproxy, "-f", keepalived],
                      log_name=f"{name}-haply")
 
 
@@ -129,3 +130,34 @@ def test_node_stop_hands_over_and_restart_takes_back():
         start_node(net, first, 150)
         assert netns.wait_for(lambda: ask(net, 0.2) == "n0", 10), netns.dump_logs(net)
         assert net.holders(netns.VIP) == [first]
+
+
+def test_master_worker_node_keeps_the_vip_through_worker_crashes_and_reloads():
+    """`haply -W`: VRRP is the master's child and tracks the master. A worker
+    that dies is replaced and a reload switches workers, both without moving
+    the address; the master's death moves it."""
+    with netns.lab(2) as net:
+        first, second = net.nodes
+        master1 = start_node(net, first, 150, ("-W",))
+        start_node(net, second, 100, ("-W",))
+        assert netns.wait_for(lambda: ask(net) == "n0", 10), netns.dump_logs(net)
+        control = stats_socket(net, first) + ".master"
+
+        def workers() -> list[int]:
+            shown = subprocess.run([HAPLY_BIN, "ctl", "--master", control, "show", "proc"],
+                                   capture_output=True, text=True, timeout=10)
+            return [int(l.split()[0]) for l in shown.stdout.splitlines()
+                    if len(l.split()) > 1 and l.split()[1] == "worker"]
+
+        assert netns.wait_for(lambda: len(workers()) == 1, 10)
+        os.kill(workers()[0], signal.SIGKILL)
+        reload = subprocess.run([HAPLY_BIN, "ctl", "--master", control, "reload"],
+                                capture_output=True, text=True, timeout=30)
+        assert reload.returncode == 0, reload.stderr
+        for _ in range(20):
+            assert net.holders(netns.VIP) == [first]
+            time.sleep(0.05)
+        assert netns.wait_for(lambda: ask(net) == "n0", 5), netns.dump_logs(net)
+        master1.send_signal(signal.SIGKILL)
+        assert netns.wait_for(lambda: ask(net, 0.2) == "n1", 5), netns.dump_logs(net)
+        assert net.holders(netns.VIP) == [second]
