@@ -65,9 +65,10 @@ class BackendRuntime:
         # set by the engine only when a server of this backend observes, so the
         # hot path pays one `is None` test otherwise.
         self.observer: Callable[[str, str, object], None] | None = None
-        # Re-encryption: server name -> (SSLContext, server_hostname), built once by
+        # Re-encryption: server name -> (SSLContext, server_hostname), or a
+        # haply.tls.DynamicServerTls when `sni` varies per request; built once by
         # the engine (haply.tls.server_context); empty when no server uses ssl.
-        self.tls: dict[str, tuple] = {}
+        self.tls: dict[str, object] = {}
         # Live sessions per server, kept only when `on-marked-down
         # shutdown-sessions` or `on-marked-up shutdown-backup-sessions` needs them.
         self.sessions: dict[ServerState, set] | None = None
@@ -199,15 +200,26 @@ class BackendRuntime:
         """HAProxy's default `option redispatch` moves the last retry elsewhere."""
         return self.redispatch and attempt == self.retries
 
+    def server_sni(self, server: ServerState, key, client=None) -> str | None:
+        """The SNI a connection to server sends for key (None: none, or no TLS).
+        Pooled connections are reused only for the same name."""
+        tls = self.tls.get(server.name)
+        if tls is None:
+            return None
+        if type(tls) is tuple:
+            return tls[1] or None
+        return tls.server_name(key, client)
+
     async def connect(self, key, factory: Callable[[ServerState], asyncio.Protocol],
                       dest_port: int | None = None, exclude: ServerState | None = None,
                       server: ServerState | None = None,
-                      gave_up: Callable[[], bool] | None = None):
+                      gave_up: Callable[[], bool] | None = None, client=None):
         """Connect to a server chosen for key, with retries and redispatch.
 
         factory(server) makes the protocol for an attempt on server. `server`, when
         given, is one whose slot the caller already holds. `gave_up()` true stops
-        retrying (the client left). Returns (server, transport, protocol); the
+        retrying (the client left). `client`, the client's transport, is read only
+        by an `sni ssl_fc_sni` expression. Returns (server, transport, protocol); the
         server's slot is held and must be given back with `release`. Raises
         NoServerAvailable.
         """
@@ -217,6 +229,8 @@ class BackendRuntime:
         while True:
             address = server_address(server, dest_port)
             tls = self.tls.get(server.name) if self.tls else None
+            if tls is not None and type(tls) is not tuple:
+                tls = tls.resolve(key, client)  # `sni EXPR`: this request's name
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     transport, protocol = await self.loop.create_connection(

@@ -389,7 +389,9 @@ class HttpSession(asyncio.Protocol):
             return
         server = backend.try_acquire(request)
         if server is not None:
-            upstream = self.pool.take(server) if request.retryable else None
+            upstream = (self.pool.take(server, backend.server_sni(server, request, self.transport)
+                                       if backend.tls else None)
+                        if request.retryable else None)
             if upstream is not None:
                 request.server = server
                 self._send_request(upstream, request)
@@ -404,7 +406,7 @@ class HttpSession(asyncio.Protocol):
             pool = self.pool
             server, transport, upstream = await backend.connect(
                 request, lambda server: UpstreamConnection(server, pool), self.dest_port,
-                server=server, gave_up=lambda: self.closed)
+                server=server, gave_up=lambda: self.closed, client=self.transport)
         except NoServerAvailable as exc:
             if not self.closed and self.requests and self.requests[0] is request:
                 self._respond_local(exc.status)

@@ -104,7 +104,7 @@ class TcpClientProtocol(asyncio.Protocol):
             server, transport, _ = await self.backend.connect(
                 SourceKey(peer[0] if peer else ""),
                 lambda server: TcpServerProtocol(self, server),
-                dest_port=sockname[1] if sockname else None,
+                dest_port=sockname[1] if sockname else None, client=self.transport,
             )
         except NoServerAvailable:
             self.close()

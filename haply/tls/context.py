@@ -17,6 +17,7 @@ from haply.config.diagnostics import Diagnostics
 from haply.config.model import Bind, Config, Proxy, Server
 from haply.tls.certificates import (Bundle, CertificateError, load_crt,
                                     load_crt_list, name_matches)
+from haply.tls.sni import SniExpression, SniSyntaxError, compile_sni, record_client_sni
 
 # Mozilla server-side TLS, "intermediate" configuration, version 5.
 DEFAULT_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -221,7 +222,17 @@ def bind_context(bind: Bind, proxy: Proxy, config: Config,
     default = contexts[0]
     if len(contexts) > 1 or strict:
         default.sni_callback = _sni_selector(list(zip(bundles, contexts)), default, strict)
+    elif _reads_client_sni(config):
+        # Only to remember the name asked for, when a server's `sni ssl_fc_sni`
+        # needs it; otherwise the handshake path has no Python call.
+        default.sni_callback = record_client_sni
     return default
+
+
+def _reads_client_sni(config: Config) -> bool:
+    return any(option == "sni" and "ssl_fc_sni" in value
+               for proxy in config.backends for server in proxy.servers
+               for option, value in server.extra)
 
 
 def _sni_selector(table: list[tuple[Bundle, ssl.SSLContext]], default: ssl.SSLContext, strict: bool):
@@ -242,6 +253,7 @@ def _sni_selector(table: list[tuple[Bundle, ssl.SSLContext]], default: ssl.SSLCo
     def select(ssl_object, server_name, _context):
         chosen = None
         if server_name:
+            record_client_sni(ssl_object, server_name, _context)
             name = server_name.lower()
             chosen = exact.get(name)
             if chosen is None:
@@ -258,18 +270,47 @@ def _sni_selector(table: list[tuple[Bundle, ssl.SSLContext]], default: ssl.SSLCo
     return select
 
 
-def server_context(server: Server, config: Config) -> tuple[ssl.SSLContext, str] | None:
-    """(context, server_hostname) for a `server ... ssl` line, None without ssl.
+class DynamicServerTls:
+    """A `server ... ssl` whose SNI is evaluated per connection (`sni req.hdr(host)`).
 
-    server_hostname is the `sni` value (only constant `str(NAME)` expressions)
-    or "" (no SNI, as HAProxy sends none without `sni`)."""
+    Two contexts: with `verify required`, a connection that sends a name has the
+    certificate checked against it (HAProxy's rule when `verifyhost` is absent);
+    one that sends none (no Host header) has the chain checked only.
+    """
+
+    __slots__ = ("named", "unnamed", "expression")
+
+    def __init__(self, named: ssl.SSLContext, unnamed: ssl.SSLContext, expression: SniExpression):
+        self.named = named
+        self.unnamed = unnamed
+        self.expression = expression
+
+    def server_name(self, source, client=None) -> str | None:
+        """The SNI for one connection (also the key of pooled connections).
+        client: the client's transport, read by ssl_fc_sni only."""
+        return self.expression(source, client)
+
+    def resolve(self, source, client=None) -> tuple[ssl.SSLContext, str]:
+        """(context, server_hostname) for create_connection ("": no SNI)."""
+        name = self.expression(source, client)
+        return (self.named, name) if name else (self.unnamed, "")
+
+
+def server_context(server: Server, config: Config) -> tuple[ssl.SSLContext, str] | DynamicServerTls | None:
+    """How to encrypt towards a `server ... ssl` line; None without ssl.
+
+    (context, server_hostname) when the name sent is constant: the `sni`
+    value, else `verifyhost`'s, else "" (no SNI, as HAProxy sends none without
+    `sni`). A DynamicServerTls when `sni` depends on the request or the client
+    (haply.tls.sni)."""
     options = _default_options(config, "server") + list(server.extra)
     flags = [o for o, _ in options if o in ("ssl", "no-ssl")]
     if not flags or flags[-1] != "ssl":
         return None
     verify_default = _global(config, "ssl-server-verify")
     verify = verify_default[0] if verify_default else "required"
-    ca_file = sni = verifyhost = cert = None
+    ca_file = verifyhost = cert = None
+    expression: SniExpression | None = None
     alpn = None
     for option, value in options:
         if option == "verify":
@@ -277,47 +318,55 @@ def server_context(server: Server, config: Config) -> tuple[ssl.SSLContext, str]
         elif option == "ca-file":
             ca_file = _base(config, "ca-base", value)
         elif option == "sni":
-            sni = _constant_sni(value)
+            try:
+                expression = compile_sni(value)
+            except SniSyntaxError as exc:
+                raise TlsOptionError(str(exc)) from None
         elif option == "verifyhost":
             verifyhost = value
         elif option == "crt":
             cert = _base(config, "crt-base", value)
         elif option == "alpn":
             alpn = [p for p in value.split(",") if p in HTTP1_PROTOCOLS] or ["http/1.1"]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.options |= ssl.OP_NO_COMPRESSION
-    context.set_ciphers(DEFAULT_CIPHERS)
-    _apply_common(context, options)
-    context.check_hostname = False
-    if verify == "none":
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        if ca_file is None:
-            raise TlsOptionError("'verify required' needs 'ca-file FILE' (or 'verify none')")
-        try:
-            if ca_file == "@system-ca":
-                context.load_default_certs()
-            else:
-                context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsOptionError(f"ca-file '{ca_file}' cannot be loaded: {exc}") from None
-        context.verify_mode = ssl.CERT_REQUIRED
-        if verifyhost or sni:
+    if verify != "none" and ca_file is None:
+        raise TlsOptionError("'verify required' needs 'ca-file FILE' (or 'verify none')")
+    sni = expression.constant if expression is not None else None
+
+    def build(check_hostname: bool) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.options |= ssl.OP_NO_COMPRESSION
+        context.set_ciphers(DEFAULT_CIPHERS)
+        _apply_common(context, options)
+        context.check_hostname = False
+        if verify == "none":
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            try:
+                if ca_file == "@system-ca":
+                    context.load_default_certs()
+                else:
+                    context.load_verify_locations(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise TlsOptionError(f"ca-file '{ca_file}' cannot be loaded: {exc}") from None
+            context.verify_mode = ssl.CERT_REQUIRED
             # OpenSSL checks the name given as server_hostname.
-            context.check_hostname = True
-    if cert is not None:
-        bundle = load_crt(cert)[0]
-        context.load_cert_chain(bundle.path, None if bundle.key_path == bundle.path else bundle.key_path)
-    if alpn:
-        context.set_alpn_protocols(alpn)
+            context.check_hostname = check_hostname
+        if cert is not None:
+            bundle = load_crt(cert)[0]
+            context.load_cert_chain(bundle.path, None if bundle.key_path == bundle.path else bundle.key_path)
+        if alpn:
+            context.set_alpn_protocols(alpn)
+        return context
+
+    if expression is not None and sni is None:
+        if verifyhost and verify != "none":
+            # Python's ssl checks the certificate against the name it sends.
+            raise TlsOptionError(f"'verifyhost' with 'sni {expression.text}' is not supported by haply: "
+                                 "the certificate is checked against the name sent; drop verifyhost")
+        return DynamicServerTls(build(verify != "none"), build(False), expression)
+    context = build(bool(verifyhost or sni))
     hostname = verifyhost if (verifyhost and not sni) else (sni or "")
     return context, hostname
-
-
-def _constant_sni(expression: str) -> str:
-    if expression.startswith("str(") and expression.endswith(")"):
-        return expression[4:-1]
-    raise TlsOptionError(f"'sni {expression}': haply supports constant names, written str(NAME)")
 
 
 def validate(config: Config, diagnostics: Diagnostics) -> None:
@@ -343,5 +392,5 @@ def validate(config: Config, diagnostics: Diagnostics) -> None:
                     diagnostics.error(server.location, f"server '{server.name}': TLS set-up failed: {exc.reason or exc}")
 
 
-__all__ = ["DEFAULT_CIPHERS", "TlsOptionError", "bind_context", "bind_uses_tls",
+__all__ = ["DEFAULT_CIPHERS", "DynamicServerTls", "TlsOptionError", "bind_context", "bind_uses_tls",
            "server_context", "set_ciphersuites", "validate"]
