@@ -124,3 +124,25 @@ def test_tokenizer_keeps_quoted_strings_whole(parts):
     assert quoted == [p[1:-1] for p in parts if p.startswith('"')]
     assert all(t.location.line == 1 for t in tokens)
     assert "comment" not in [t.text for t in tokens if not t.quoted] or "comment" in line
+
+
+_WORDS = ["check", "process", "system", "host", "set", "daemon", "include", "with", "pidfile", "start", "stop",
+          "restart", "program", "=", "as", "uid", "gid", "and", "timeout", "seconds", "group", "if", "failed",
+          "port", "then", "else", "alert", "restarts", "within", "cycles", "unmonitor", "depends", "on", ",",
+          "mode", "active", "matching", "5", "8080", "0", "nova", '"/bin/x start"', "'/bin/y'", '"', "#", "\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=40))
+def test_any_token_soup_is_parsed_or_refused_with_a_location(tmp_path_factory, words):
+    path = tmp_path_factory.mktemp("soup") / "monitrc"
+    path.write_text(" ".join(words))
+    try:
+        loaded = load([str(path)], {})
+    except ConfigError as error:
+        errors = [d for d in error.diagnostics if d.severity == "error"]
+        assert errors and all(d.location.file in (str(path), "<command line>") for d in errors)
+        assert all(d.location.line >= 1 for d in errors if d.location.file == str(path))
+    else:
+        for program in loaded.config.programs:
+            assert program.command and program.pidfile and program.daemon

@@ -169,3 +169,32 @@ def test_convert_round_trip(tmp_path_factory, command, instances, port, stop, en
     (back,) = load([str(path)], {}).config.programs
     assert back == Program(**{**{f: getattr(program, f) for f in program.__dataclass_fields__},
                               "location": back.location})
+
+
+_LINES = ["command /bin/x %p", "command", "instances 3", "instances 0", "port 9000", "port 70000",
+          "setenv A b", "setenv", "directory /tmp", "stdout /tmp/%i", "stderr", "pidfile /run/x-%i.pid",
+          "pidfile /run/x.pid", "option daemon", "no option daemon", "stop-command /bin/stop",
+          "timeout stop 5s", "timeout stop x", "restart-backoff 1s", "restart-backoff 2s 1s", "crash-limit 3 10s",
+          "crash-limit 0 1s", "service-group g", "user nobody", "group nogroup", "option start-on-reload",
+          "no option start-on-reload", "bind :80", "server s 1.2.3.4:80", "program-servers p"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(_LINES), max_size=12), st.booleans())
+def test_any_program_section_is_parsed_or_refused_with_a_location(tmp_path_factory, lines, with_backend):
+    text = "program p\n" + "".join(f"    {line}\n" for line in lines)
+    if with_backend:
+        text += DEFAULTS + "backend be\n    program-servers p check\n"
+    path = tmp_path_factory.mktemp("fuzz") / "haproxy.cfg"
+    path.write_text(text)
+    try:
+        config = load([str(path)], {}).config
+    except ConfigError as error:
+        errors = [d for d in error.diagnostics if d.severity == "error"]
+        assert errors and all(d.location.file == str(path) and d.location.line >= 1 for d in errors)
+        assert all("internal error" not in d.message for d in errors)
+    else:
+        (program,) = config.programs
+        assert program.command and (program.instances == 1 or program.port is not None)
+        if with_backend:
+            assert len(config.proxy("be").servers) == program.instances
