@@ -20,8 +20,10 @@ Children:
 Reload (`reconfigure`): a program whose definition did not change keeps its
 processes, so a reload of haply costs no API capacity; a removed program is
 stopped; a new one is started; a changed one is replaced when it has
-`option start-on-reload` (the default) and left running with its old
-definition under `no option start-on-reload` until an operator restarts it.
+`option start-on-reload` (the default). Under `no option start-on-reload` its
+running processes are left alone and the new definition applies from their
+next start (an operator restart, a rolling restart, a crash); instances added
+are started and instances beyond the new count stopped.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class ProgramSupervisor:
         self.servers: dict[tuple[str, int], list[tuple[str, str]]] = dict(servers or {})
         self.by_name = servers is None
         self.rolling: set[str] = set()  # programs in a rolling restart
+        self.retired: list[_Runner] = []  # removed by a reload, still stopping
         self.tasks: set[asyncio.Task] = set()
         self.stopping = False
         for program in programs:
@@ -137,7 +140,7 @@ class ProgramSupervisor:
         """Stop everything: SIGTERM (or the stop command), SIGKILL after the
         stop timeout, and wait until every process is reaped."""
         self.stopping = True
-        runners = [r for rs in self.runners.values() for r in rs]
+        runners = [r for rs in self.runners.values() for r in rs] + self.retired
         for runner in runners:
             self._apply(runner, runner.instance.stop(self.loop.time()))
         await asyncio.gather(*(self._until(r, lambda i: i.state in (STOPPED, FATAL),
@@ -172,16 +175,38 @@ class ProgramSupervisor:
                 for runner in self.runners[name]:
                     self._apply(runner, runner.instance.start(now))
             else:
-                self._log("info", f"program {name}: definition changed; kept running (no option "
-                                  "start-on-reload) until 'restart program'")
+                self._log("info", f"program {name}: definition changed; running instances kept (no option "
+                                  "start-on-reload), the new one applies from their next start")
+                self._redefine(program, now)
+
+    def _redefine(self, program: Program, now: float) -> None:
+        runners = self.runners[program.name]
+        self.programs[program.name] = program
+        for runner in runners[:program.instances]:
+            runner.instance.program = program
+        for runner in runners[program.instances:]:
+            self._stop_retired(runner)
+        del runners[program.instances:]
+        for number in range(len(runners) + 1, program.instances + 1):
+            runner = _Runner(Instance(program, number))
+            runners.append(runner)
+            self._apply(runner, runner.instance.start(now))
 
     def _retire(self, name: str) -> None:
-        runners = self.runners.pop(name)
         self.programs.pop(name)
-        for runner in runners:
-            self._apply(runner, runner.instance.stop(self.loop.time()))
-            self._track(self._until(runner, lambda i: i.state in (STOPPED, FATAL),
-                                    runner.instance.program.stop_timeout + KILL_GRACE))
+        for runner in self.runners.pop(name):
+            self._stop_retired(runner)
+
+    def _stop_retired(self, runner: _Runner) -> None:
+        self.retired.append(runner)
+        self._apply(runner, runner.instance.stop(self.loop.time()))
+        self._track(self._forget_when_stopped(runner))
+
+    async def _forget_when_stopped(self, runner: _Runner) -> None:
+        await self._until(runner, lambda i: i.state in (STOPPED, FATAL),
+                          runner.instance.program.stop_timeout + KILL_GRACE)
+        if runner.instance.state in (STOPPED, FATAL) and runner in self.retired:
+            self.retired.remove(runner)
 
     # -------------------------------------------------------------- actions
 

@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 
+from dataclasses import replace
+
 import pytest
 import uvloop
 
@@ -230,7 +232,7 @@ def test_service_group_and_reconfigure():
         assert answer.count("RUNNING") == 2
         a_pid = supervisor.runners["a"][0].instance.pid
         b_pid = supervisor.runners["b"][0].instance.pid
-        c = program("c")
+        c = program("c", port=free_ports(2))
         changed = Program(b.name, command=b.command + ("--ignore-term",), port=b.port, stop_timeout=0.3)
         supervisor.reconfigure([a, changed, c])
         await serving(c.port)
@@ -240,11 +242,18 @@ def test_service_group_and_reconfigure():
         supervisor.reconfigure([changed, c])
         await until(lambda: not alive(a_pid), what="a stopped")
         assert "a" not in supervisor.runners
-        kept = Program(c.name, command=c.command + ("--ignore-term",), port=c.port, start_on_reload=False)
+        kept = Program(c.name, command=c.command, port=c.port, start_on_reload=False, instances=2)
         c_pid = supervisor.runners["c"][0].instance.pid
         supervisor.reconfigure([changed, kept])
-        await asyncio.sleep(0.2)
+        await serving(c.port + 1)  # the added instance is started
         assert supervisor.runners["c"][0].instance.pid == c_pid  # no-start-on-reload: left running
+        assert supervisor.runners["c"][0].instance.program is kept  # for its next start
+        fewer = replace(kept, instances=1, stop_timeout=0.5)
+        second = supervisor.runners["c"][1].instance.pid
+        supervisor.reconfigure([changed, fewer])
+        assert len(supervisor.runners["c"]) == 1 and len(supervisor.retired) == 1
+        await until(lambda: not alive(second) and not supervisor.retired, what="c:2 stopped")
+        assert supervisor.runners["c"][0].instance.pid == c_pid
 
     run(test, a, b)
 
