@@ -5,8 +5,9 @@ asyncio loop (uvloop in haply): it spawns children, watches them exit, keeps
 one timer per instance, and answers the control commands of the runtime API.
 
 Children:
-- started with asyncio subprocesses, `close_fds` (the supervising process holds
-  listening sockets that must not leak into an API worker), in their own
+- started with asyncio subprocesses holding no descriptor of ours beyond
+  stdio (the supervising process holds listening sockets that must not leak
+  into an API worker; see `_child_setup`), in their own
   session and so their own process group (a stop reaches the worker's own
   children too), with the program's user/group, environment and directory,
   stdout/stderr appended to their files (else /dev/null), stdin /dev/null;
@@ -273,6 +274,29 @@ class ProgramSupervisor:
 
     # ------------------------------------------------------------ processes
 
+    def _child_setup(self, program: Program):
+        """What the child does between fork and exec: drop every descriptor
+        it inherited beyond stdio, then switch group and user.
+
+        `close_fds` alone is not enough: uvloop's subprocess transport does not
+        honour it, and the supervising process holds listening sockets made
+        inheritable for a re-executed master. Marking them close-on-exec
+        (rather than closing them) keeps the loop's own exec-error pipe
+        working until the exec."""
+        switch = self._credentials(program)
+
+        def setup() -> None:
+            for name in os.listdir("/proc/self/fd"):
+                fd = int(name)
+                if fd > 2:
+                    try:
+                        os.set_inheritable(fd, False)
+                    except OSError:
+                        pass  # the directory's own descriptor, already closed
+            if switch is not None:
+                switch()
+        return setup
+
     def _credentials(self, program: Program):
         """A function for the child that switches user/group, or None."""
         if program.user is None and program.group is None:
@@ -312,7 +336,7 @@ class ProgramSupervisor:
             outputs.append(stderr)
             return await asyncio.create_subprocess_exec(
                 *argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=launch.cwd, env=launch.env,
-                close_fds=True, start_new_session=True, preexec_fn=self._credentials(program),
+                close_fds=True, start_new_session=True, preexec_fn=self._child_setup(program),
             )
         finally:
             for fd in set(outputs):

@@ -277,3 +277,28 @@ def test_user_switch(tmp_path):
         assert set(uids) == {str(pwd.getpwnam("nobody").pw_uid)}
 
     run(test, p)
+
+
+def test_children_do_not_inherit_the_listening_sockets(tmp_path):
+    """The supervising process holds the proxy's listeners (some inheritable,
+    for a re-executed master); a program must hold none of them."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.set_inheritable(True)
+    out = tmp_path / "fds.txt"
+    p = Program("fds", command=("/bin/sh", "-c", f"ls -l /proc/self/fd > {out}; exec sleep 30"))
+
+    async def test(supervisor):
+        await until(lambda: out.exists() and out.read_text().strip(), what="fd listing")
+        return out.read_text()
+
+    try:
+        listing = run(test, p)
+    finally:
+        listener.close()
+    targets = [line.split("-> ")[1] for line in listing.splitlines() if "->" in line]
+    assert not any(target.startswith("socket:") for target in targets), listing
+    assert len(targets) <= 4, listing  # stdin, stdout, stderr and ls' own directory handle
