@@ -119,6 +119,7 @@ class _Service:
     servers: list[Server] = field(default_factory=list)
     redirect: Redirect | None = None
     balance: str = "roundrobin"
+    balance_arg: str | None = None
     disabled: bool = False
     ignore_case: bool = False
 
@@ -405,20 +406,32 @@ class _Parser:
             raise _Error(f"invalid regular expression \"{pattern}\": {exc}") from None
 
     def session(self, opener: Line, body: list[Line], service: _Service) -> None:
-        kind = None
+        """Pound keeps a table of session key -> back-end for TTL seconds; haply
+        hashes the same key over the back-ends instead (HAProxy's `balance
+        source | url_param | hdr`): the same key reaches the same back-end while
+        the set of live back-ends does not change, with no table to expire, and
+        a request without the key is balanced normally, as Pound does."""
+        kind = identifier = None
         for line in body:
             if line.keyword == "type":
                 kind = self.one(line, "IP, COOKIE, URL, PARM, BASIC or HEADER").upper()
-            elif line.keyword in ("ttl", "id"):
+            elif line.keyword == "id":
+                identifier = self.one(line, "a parameter, cookie or header name")
+            elif line.keyword == "ttl":
                 continue
             else:
                 raise _Error(f"unknown Pound keyword '{line.keyword}' in Session")
+        if kind is None:
+            raise _Error("Session has no Type")
         if kind == "IP":
             service.balance = "source"
-        elif kind is None:
-            raise _Error("Session has no Type")
+        elif kind in ("URL", "HEADER"):
+            if not identifier:
+                what = "query parameter" if kind == "URL" else "header"
+                raise _Error(f"Session Type {kind} needs ID \"NAME\" (the {what} holding the session)")
+            service.balance, service.balance_arg = ("url_param" if kind == "URL" else "hdr"), identifier
         else:
-            raise _Error(f"Session Type {kind} is not supported by haply (Type IP is)")
+            raise _Error(f"Session Type {kind} is not supported by haply (Types IP, URL and HEADER are)")
 
     def backend(self, opener: Line, body: list[Line], service: _Service, backup: bool) -> Server | None:
         address = port = None
@@ -490,6 +503,7 @@ class _Parser:
                 servers = tuple(_strip_pound(s) for s in service.servers)
                 backends[name] = Proxy(
                     name=name, kind="backend", mode="http", servers=servers, balance=service.balance,
+                    balance_arg=service.balance_arg,
                     # Pound tries another back-end at once when one fails to connect.
                     retries=max(1, len(servers)), redispatch=True,
                     timeouts=Timeouts(connect=service_connect, server=server_timeout, check=service_connect),

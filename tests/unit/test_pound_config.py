@@ -190,3 +190,12 @@ def test_include_nested_relative_and_located(tmp_path):
     (tmp_path / "conf.d" / "more.cfg").write_text("")
     config = parsed(text, tmp_path).config
     assert [s.port for s in config.proxy("service1").servers] == [81]
+
+
+@pytest.mark.parametrize("kind, balance, arg", [("URL", "url_param", "sid"), ("HEADER", "hdr", "X-Session"),
+                                                ("ip", "source", None)])
+def test_session_types_map_to_hashing(tmp_path, kind, balance, arg):
+    text = (f'ListenHTTP\n Address 127.0.0.1\n Port 8080\n Service "s"\n  Session\n   Type {kind}\n'
+            f'   ID "{arg or "x"}"\n   TTL 60\n  End\n  BackEnd\n   Address 10.0.0.1\n   Port 80\n  End\n End\nEnd\n')
+    backend = parsed(text, tmp_path).config.proxy("s")
+    assert (backend.balance, backend.balance_arg) == (balance, arg)
