@@ -5,26 +5,15 @@ HAProxy documents static-rr as round-robin whose weights are fixed at start
 limit on the number of servers. That shape suggests a precomputed map of
 W = sum(weights) slots walked by an index: one array read per pick, O(1).
 
-The map layout (`weighted_map`) was chosen to follow what HAProxy 2.6 does,
-observed by black-box runs (tests/interop/test_balance_oracle.py):
-
-- the first server of the group owns slot 0, and its w turns fall at
-  k * W / w for k = 0 .. w-1;
-- every other server's k-th turn (k = 1 .. w) falls at k * W / w, i.e. one
-  full step after the start of the cycle, so the last turn of each lands at
-  the end of the cycle;
-- turns falling on the same point: servers other than the first one go
-  first, in server_id order (so equal weights alternate: 1 2 1 2 ...).
-
-Each server gets exactly its weight in slots and its turns are evenly spaced.
-This reproduces HAProxy exactly for two-server backends and for many small
-mixes ((1,1,1), (3,2,1), (5,1), (1,2,3), (2,2,1), (3,3,2), (4,4), ...; 30 of
-78 recorded mixes). HAProxy's own cycles are not always evenly spaced
-((4,2,1) gives 1 1 2 1 2 1 3: two adjacent turns of s1, then gaps of two), so
-no evenly spaced layout can reproduce all of them; for those mixes (for
-example (2,3,4,1), (4,2,1), (10,1,1)) the per-cycle share is still exactly
-HAProxy's, only the order inside a cycle differs. The oracle test names them
-with both cycles.
+The layout of the map follows what HAProxy 2.6 does, found by black-box runs
+(tests/interop/test_balance_oracle.py records its cycles). Slots are filled
+one at a time; for each slot every server's credit grows by its weight, and
+the slot goes to the server with the most *whole cycles* of credit
+(credit // W, counted from one cycle up), the first server in the group among
+equals; the winner then pays one cycle (W) of credit. Each server gets exactly
+its weight in slots per cycle. Because credit is compared in whole cycles, a
+heavy server can take adjacent slots ((4,2,1) gives 1 1 2 1 2 1 3), which an
+evenly spaced layout never does; this rule reproduces every recorded cycle.
 
 The same map serves `hash-type map-based` (hashing.py): a hash modulo W
 indexes it, so a server's share of keys is its share of the weight.
@@ -32,7 +21,6 @@ indexes it, so a server's share of keys is its share of the weight.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Callable, Sequence
 
 from haply.balance.selection import GroupBalancer, has_free_slot
@@ -48,17 +36,22 @@ def configured_weight(server: ServerState) -> int:
 def weighted_map(group: Sequence[ServerState],
                  weight_of: Callable[[ServerState], int] = configured_weight) -> list[ServerState]:
     """W slots (W = total weight) holding each server as often as its weight."""
-    events: list[tuple[Fraction, int, ServerState]] = []
-    for index, server in enumerate(group):
-        weight = weight_of(server)
-        if weight <= 0:
-            continue
-        total_steps = range(weight) if index == 0 else range(1, weight + 1)
-        for k in total_steps:
-            events.append((Fraction(k, weight), index, server))
-    # Positions are k/w of the cycle; multiplying by W does not change the order.
-    events.sort(key=lambda e: (e[0], e[1] == 0, e[1]))
-    return [server for _, _, server in events]
+    weighted = [(server, weight_of(server)) for server in group]
+    weighted = [(server, weight) for server, weight in weighted if weight > 0]
+    total = sum(weight for _, weight in weighted)
+    credit = [0] * len(weighted)
+    slots: list[ServerState] = []
+    for _ in range(total):
+        best = -1
+        best_cycles = 0
+        for index, (_, weight) in enumerate(weighted):
+            credit[index] += weight
+            cycles = (credit[index] + total) // total
+            if best < 0 or cycles > best_cycles:
+                best, best_cycles = index, cycles
+        slots.append(weighted[best][0])
+        credit[best] -= total
+    return slots
 
 
 class StaticRoundRobin(GroupBalancer):
