@@ -146,7 +146,8 @@ def _how(number: int) -> str:
 def plan_nofile(config: Config, soft: int, hard: int, root: bool,
                 nr_open: int | None = None) -> Plan:
     """Decide the new (soft, hard) limits. Pure: the current limits, whether the
-    process may raise the hard limit (root), and the kernel's ceiling come in.
+    process may raise the hard limit (root: holds CAP_SYS_RESOURCE), and the
+    kernel's ceiling come in.
 
     `hard` may be resource.RLIM_INFINITY. Never lowers a limit the process
     already has, except to apply an explicit `ulimit-n`. Raises LimitError with
@@ -183,7 +184,7 @@ def plan_nofile(config: Config, soft: int, hard: int, root: bool,
         return Plan((target, target), warning)
     raise LimitError(
         f"{target} open files are needed ({need.explain()}) but the hard limit is {hard} "
-        f"and only root can raise it: {_how(target)}")
+        f"and only root (with CAP_SYS_RESOURCE) can raise it: {_how(target)}")
 
 
 def _unbounded_warning(limit: int) -> str:
@@ -200,6 +201,23 @@ def _nr_open() -> int | None:
         return None
 
 
+# CAP_SYS_RESOURCE (capabilities(7)): what raising a hard limit takes. Root in a
+# container often lacks it, so being uid 0 is not enough.
+CAP_SYS_RESOURCE = 24
+
+
+def can_raise_hard_limit() -> bool:
+    """True if this process holds CAP_SYS_RESOURCE in its effective set."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
 def ensure_nofile(config: Config) -> str | None:
     """Raise RLIMIT_NOFILE to what the configuration needs, before binding.
 
@@ -207,7 +225,7 @@ def ensure_nofile(config: Config) -> str | None:
     the limit cannot be had, with the number needed and how to get it.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    plan = plan_nofile(config, soft, hard, os.geteuid() == 0, _nr_open())
+    plan = plan_nofile(config, soft, hard, can_raise_hard_limit(), _nr_open())
     if plan.limits is not None and plan.limits != (soft, hard):
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, plan.limits)
@@ -217,6 +235,6 @@ def ensure_nofile(config: Config) -> str | None:
     return plan.warning
 
 
-__all__ = ["DEFAULT_STATS_MAXCONN", "LimitError", "Need", "Plan", "RESERVED_DESCRIPTORS",
-           "configured_ulimit", "descriptors_needed", "effective_maxconn", "ensure_nofile",
+__all__ = ["CAP_SYS_RESOURCE", "DEFAULT_STATS_MAXCONN", "LimitError", "Need", "Plan", "RESERVED_DESCRIPTORS",
+           "can_raise_hard_limit", "configured_ulimit", "descriptors_needed", "effective_maxconn", "ensure_nofile",
            "plan_nofile"]

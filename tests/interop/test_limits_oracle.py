@@ -1,0 +1,112 @@
+"""haply.limits against HAProxy 2.6's own count (`show info` Maxsock) on the same
+configurations: the terms that grow with the configuration (2 per connection,
+listeners, checked servers) must grow the same way, and haply must never ask
+for fewer descriptors than HAProxy would."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from haply.config import load
+from haply.limits import descriptors_needed
+from tests.support.haply_process import REPO_ROOT
+from tests.support.haproxy_oracle import HAPROXY_BIN, free_port, haproxy_available, run_haproxy
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy 2.6 not installed")
+
+
+def configuration(sock: str, maxconn: int, binds: int, checked: int) -> str:
+    ports = [free_port() for _ in range(binds)]
+    bind_lines = "\n".join(f"    bind 127.0.0.1:{port}" for port in ports)
+    servers = "\n".join(f"    server s{i} 127.0.0.1:{free_port()}" + (" check inter 60s" if i < checked else "")
+                        for i in range(3))
+    return textwrap.dedent(f"""\
+        global
+            maxconn {maxconn}
+            stats socket {sock} level admin
+        defaults
+            mode tcp
+            timeout connect 1s
+            timeout client 5s
+            timeout server 5s
+        """) + f"listen app\n{bind_lines}\n{servers}\n"
+
+
+def maxsock(sock: str) -> int:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as client:
+                client.settimeout(5)
+                client.connect(sock)
+                client.sendall(b"show info\n")
+                data = b""
+                while chunk := client.recv(65536):
+                    data += chunk
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    for line in data.decode().splitlines():
+        if line.startswith("Maxsock:"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError(f"no Maxsock in {data!r}")
+
+
+@pytest.mark.parametrize("maxconn, binds, checked", [
+    (1000, 1, 0), (5000, 1, 0), (1000, 3, 0), (1000, 1, 2), (4000, 4, 3),
+])
+def test_count_grows_like_haproxys(tmp_path, maxconn, binds, checked):
+    sock = str(tmp_path / "admin.sock")
+    text = configuration(sock, maxconn, binds, checked)
+    with run_haproxy(text):
+        theirs = maxsock(sock)
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    need = descriptors_needed(load([str(path)], {}).config)
+    assert need.total >= theirs
+    # The part that does not depend on this configuration: for the base case
+    # (1000, 1, 0) HAProxy 2.6 counts 2028, haply 2000 + 2 + 10 + 32 = 2044.
+    constant = need.total - theirs
+    assert constant == (2 * 1000 + 2 + 10 + 32) - 2028
+
+
+def _lowered(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return apply
+
+
+def test_both_refuse_to_start_below_the_need(tmp_path):
+    """With a hard limit below what maxconn needs and no way to raise it (this
+    test lowers soft and hard; a process cannot raise its hard limit again
+    without CAP_SYS_RESOURCE, which root here may lack), HAProxy refuses to start,
+    and so does haply, with the number and the remedy."""
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1024:
+        pytest.skip("hard open-file limit below 1024 already")
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(configuration(str(tmp_path / "admin.sock"), 1000, 1, 0))
+    theirs = subprocess.run([HAPROXY_BIN, "-db", "-f", str(path)], capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL, preexec_fn=_lowered(1024))
+    assert theirs.returncode != 0 and "Cannot raise FD limit to 2028, limit is 1024" in theirs.stderr
+    script = ("import sys\nfrom haply.config import load\nfrom haply.limits import LimitError, ensure_nofile\n"
+              "try:\n    ensure_nofile(load([sys.argv[1]], {}).config)\n"
+              "except LimitError as exc:\n    print(exc)\n    sys.exit(1)\n")
+    # Without CAP_SYS_RESOURCE, as an unprivileged service or a container's root.
+    ours = subprocess.run(["capsh", "--drop=cap_sys_resource", "--", "-c",
+                           f"exec {sys.executable} -c '{script}' {path}"] if shutil.which("capsh") else
+                          [sys.executable, "-c", script, str(path)],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                          preexec_fn=_lowered(1024), cwd=REPO_ROOT)
+    assert ours.returncode == 1, ours.stdout + ours.stderr
+    assert "2044 open files are needed" in ours.stdout and "hard limit is 1024" in ours.stdout
+    assert "LimitNOFILE=2044" in ours.stdout
