@@ -66,6 +66,9 @@ class Master:
         self.loop = loop
         self.generation = 0
         self.sockets: SocketSet | None = None
+        # Socket sets of earlier generations whose workers are still finishing:
+        # their sockets that no later set kept are closed once those are gone.
+        self._retired: list[tuple[int, SocketSet]] = []
         self.workers: dict[int, Worker] = {}  # current generation, by index
         self.old: set[Worker] = set()  # previous generations, finishing
         self.vrrp = None
@@ -217,7 +220,10 @@ class Master:
         except ChildProcessError:
             code = -1
         worker.exited.set_result(code)
-        worker.channel_sock.close() if worker.channel is None else worker.channel.close()
+        if worker.channel is not None:
+            worker.channel.close()
+        else:
+            worker.channel_sock.close()
         for future in worker.pending.values():
             if not future.done():
                 future.set_exception(ConnectionError(f"worker {worker.index} exited"))
@@ -244,10 +250,14 @@ class Master:
         self.workers[index] = self._spawn(index)
 
     def _release_old_sockets(self) -> None:
-        previous = getattr(self, "_previous_sockets", None)
-        if previous is not None and not self.old:
-            self.sockets.release_unused(previous)
-            self._previous_sockets = None
+        finishing = {w.generation for w in self.old}
+        done = [(g, sockets) for g, sockets in self._retired if g not in finishing]
+        if not done:
+            return
+        self._retired = [(g, sockets) for g, sockets in self._retired if g in finishing]
+        keep = [self.sockets] + [sockets for _, sockets in self._retired]
+        for _, sockets in done:
+            sockets.close_unless_in(keep)
 
     # ------------------------------------------------------------- reload
 
@@ -293,10 +303,10 @@ class Master:
             except RuntimeError as exc:
                 for worker in new:
                     _signal(worker.pid, signal.SIGKILL)
-                sockets.release_unused(self.sockets)  # close only what was new
+                sockets.close_unless_in([self.sockets])  # close only what was new
                 return False, f"new workers failed ({exc}); the old configuration keeps running"
             old = list(self.workers.values())
-            self._previous_sockets = self.sockets
+            self._retired.append((self.generation, self.sockets))
             self.sockets = sockets
             self.config = config
             self.generation = generation

@@ -77,16 +77,18 @@ class SocketSet:
             raise
         return new
 
-    def release_unused(self, previous: "SocketSet") -> None:
-        """Close previous's sockets that this set does not keep (after the
+    def close_unless_in(self, others: "list[SocketSet]") -> None:
+        """Close this set's sockets that none of others holds (after the
         workers that used them are gone)."""
-        kept = {id(s) for sockets in self.binds.values() for s in sockets}
-        kept.update(id(sock) for _, sock in self.stats.values())
-        for sockets in previous.binds.values():
+        kept = set()
+        for other in others:
+            kept.update(id(s) for sockets in other.binds.values() for s in sockets)
+            kept.update(id(sock) for _, sock in other.stats.values())
+        for sockets in self.binds.values():
             for sock in sockets:
                 if id(sock) not in kept:
                     sock.close()
-        for _, sock in previous.stats.values():
+        for _, sock in self.stats.values():
             if id(sock) not in kept:
                 sock.close()
 
