@@ -297,6 +297,8 @@ class _Parser:
             if not port.isdigit() or not 1 <= int(port) <= 65535:
                 raise _Error(f"{start.location}: 'if failed port' expects a port, got '{port}'")
             check.port = int(port)
+        elif "exist" in texts and "not" in texts and action in ("restart", "start"):
+            pass  # what haply does anyway: a process that is gone is started again
         elif len(texts) >= 4 and texts[0].isdigit() and texts[1] == "restarts" and texts[2] == "within" \
                 and texts[3].isdigit() and action in ("unmonitor", "timeout", "stop"):
             check.crash = (int(texts[0]), int(texts[3]))

@@ -63,6 +63,7 @@ check process api with pidfile '/run/api.pid'
     stop program="/usr/bin/api-stop" with timeout 2 minutes
     if failed host 127.0.0.1 port 8000 protocol http then restart
     if 3 restarts within 6 cycles then unmonitor
+    if does not exist then restart
     if cpu > 90% for 5 cycles then alert
     group nova
     depends on db, cache
@@ -76,7 +77,7 @@ check system host1
     assert program.stop_command == ("/usr/bin/api-stop",) and program.service_group == "nova"
     warnings = " ".join(str(w) for w in loaded.diagnostics.warnings)
     assert "'set logfile'" in warnings and "cpu > 90%" in warnings and "check system" in warnings
-    assert "depends on" in warnings
+    assert "depends on" in warnings and "exist" not in warnings
 
 
 def test_include(tmp_path):
