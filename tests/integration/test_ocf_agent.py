@@ -228,3 +228,10 @@ def test_ocf_tester(tmp_path):
             _kill_from_pidfile(pidfile)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "passed all tests" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck (Debian package shellcheck) is not installed")
+def test_agent_is_clean_posix_sh():
+    result = subprocess.run(["shellcheck", "-s", "sh", str(AGENT)], capture_output=True, text=True,
+                            timeout=CALL_TIMEOUT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout
