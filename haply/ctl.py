@@ -282,7 +282,7 @@ def main(argv: list[str]) -> int:
             print(text)
         failed = text.startswith(("Permission denied", "Unknown command", "No such",
                                   "Require", "Can't find")) or "expects" in text \
-            or "rolling restart aborted" in text
+            or "rolling restart aborted" in text or text.startswith("No programs")
         return 1 if failed else 0
     try:
         if renderer == "status":
