@@ -18,7 +18,7 @@ import pytest
 import uvloop
 
 from haply.config.model import Program
-from haply.programs.policy import BACKOFF, FATAL, RUNNING, STOPPED
+from haply.programs.policy import FATAL, RUNNING
 from haply.programs.supervisor import ProgramSupervisor
 from tests.support.programs import APP, free_ports
 
