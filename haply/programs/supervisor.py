@@ -73,6 +73,30 @@ class SpawnError(Exception):
     pass
 
 
+def _load_prctl():
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _parent_death_signal(number: int) -> None:
+    """Ask the kernel to send `number` to this process when its parent dies
+    (prctl(2) PR_SET_PDEATHSIG): a supervisor killed with SIGKILL leaves no
+    API worker behind holding its port, which would make the next haply's
+    instances fail to bind. Without prctl this is a no-op."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(number), 0, 0, 0)
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -284,6 +308,9 @@ class ProgramSupervisor:
         (rather than closing them) keeps the loop's own exec-error pipe
         working until the exec."""
         switch = self._credentials(program)
+        parent = os.getpid()
+        # A daemonizing command's process outlives the command on purpose.
+        tie = None if program.daemon else _parent_death_signal
 
         def setup() -> None:
             for name in os.listdir("/proc/self/fd"):
@@ -295,6 +322,10 @@ class ProgramSupervisor:
                         pass  # the directory's own descriptor, already closed
             if switch is not None:
                 switch()
+            if tie is not None:  # after the switch, which clears it
+                tie(signal.SIGTERM)
+                if os.getppid() != parent:  # the supervisor died before the tie
+                    os._exit(1)
         return setup
 
     def _credentials(self, program: Program):

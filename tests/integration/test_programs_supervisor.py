@@ -302,3 +302,58 @@ def test_children_do_not_inherit_the_listening_sockets(tmp_path):
     targets = [line.split("-> ")[1] for line in listing.splitlines() if "->" in line]
     assert not any(target.startswith("socket:") for target in targets), listing
     assert len(targets) <= 4, listing  # stdin, stdout, stderr and ls' own directory handle
+
+
+SUPERVISOR_SCRIPT = """
+import asyncio, sys, uvloop
+sys.path.insert(0, {root!r})
+from haply.config.model import Program
+from haply.programs.supervisor import ProgramSupervisor
+
+async def main():
+    supervisor = ProgramSupervisor([Program("p", command={command!r}, port={port}, user={user!r})],
+                                   asyncio.get_running_loop())
+    supervisor.start()
+    await asyncio.sleep(60)
+
+uvloop.run(main())
+"""
+
+
+@pytest.mark.parametrize("user", [None, "nobody"])
+def test_a_killed_supervisor_leaves_no_program_behind(user):
+    """SIGKILL to the supervising process: its children get SIGTERM from the
+    kernel (parent-death signal), also after a user switch."""
+    import subprocess
+    from pathlib import Path
+
+    python = sys.executable if user is None else "/usr/bin/python3"
+    if user is not None and (os.getuid() != 0 or not os.access(python, os.X_OK)):
+        pytest.skip("needs root and /usr/bin/python3")
+    port = free_ports(1)
+    root = str(Path(__file__).resolve().parents[2])
+    script = SUPERVISOR_SCRIPT.format(root=root, command=(python, APP, "%p"), port=port, user=user)
+    supervisor = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL)
+    child = None
+    try:
+        deadline = time.monotonic() + 15
+        while child is None:
+            assert time.monotonic() < deadline and supervisor.poll() is None, "no child started"
+            try:
+                children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text().split()
+                child = int(children[0]) if children else None
+            except OSError:
+                pass
+            time.sleep(0.05)
+        supervisor.kill()
+        supervisor.wait(10)
+        deadline = time.monotonic() + 5
+        while alive(child):
+            assert time.monotonic() < deadline, "the program outlived its supervisor"
+            time.sleep(0.05)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait(10)
+        if child is not None and alive(child):
+            os.kill(child, signal.SIGKILL)
