@@ -386,8 +386,12 @@ class ProgramSupervisor:
                 pid = process.pid
                 runner.process = process
                 if launch.pidfile:
-                    self._write_pidfile(launch.pidfile, pid)
-                    runner.pidfile = launch.pidfile
+                    try:
+                        self._write_pidfile(launch.pidfile, pid)
+                        runner.pidfile = launch.pidfile
+                    except OSError as exc:  # the process runs: watch it all the same
+                        self._log("warning", f"program {instance.name}: cannot write pidfile "
+                                             f"{launch.pidfile}: {exc.strerror}")
         except (OSError, SpawnError, subprocess.SubprocessError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self._apply(runner, instance.spawn_failed(self.loop.time(), reason))
