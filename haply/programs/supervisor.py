@@ -356,7 +356,10 @@ class ProgramSupervisor:
     def _open_output(self, path: str | None):
         if path is None:
             return subprocess.DEVNULL
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise SpawnError(f"cannot open log file {path}: {exc.strerror}") from None
 
     async def _exec(self, argv, launch: spec.Launch, program: Program) -> asyncio.subprocess.Process:
         outputs = []
@@ -382,7 +385,10 @@ class ProgramSupervisor:
             if program.daemon:
                 pid = await self._spawn_daemon(runner, launch, program)
             else:
-                process = await self._exec(launch.argv, launch, program)
+                try:
+                    process = await self._exec(launch.argv, launch, program)
+                except FileNotFoundError:
+                    raise SpawnError(f"cannot run {launch.argv[0]}: no such file") from None
                 pid = process.pid
                 runner.process = process
                 if launch.pidfile:

@@ -191,7 +191,19 @@ def test_spawn_failure_backs_off():
     async def test(supervisor):
         instance = supervisor.runners["missing"][0].instance
         await until(lambda: instance.state == FATAL, what="FATAL")
-        assert "spawn failed" in instance.last_exit and "No such file" in instance.last_exit
+        assert instance.last_exit == "spawn failed: cannot run /nonexistent/binary: no such file"
+
+    run(test, p)
+
+
+def test_log_file_that_cannot_be_opened():
+    p = Program("nolog", command=("/bin/true",), stdout="/nonexistent/dir/out.log", backoff=0.05, crash_limit=2)
+
+    async def test(supervisor):
+        instance = supervisor.runners["nolog"][0].instance
+        await until(lambda: instance.state == FATAL, what="FATAL")
+        assert instance.last_exit == "spawn failed: cannot open log file /nonexistent/dir/out.log: " \
+                                     "No such file or directory"
 
     run(test, p)
 
