@@ -136,27 +136,33 @@ def test_exec_start_pre_checks_the_configuration(tmp_path):
 
 
 class NotifySocket:
-    """The datagram socket systemd binds for a Type=notify service."""
+    """The datagram socket systemd binds for a Type=notify service. Like
+    systemd, it reads the sender's credentials: with the default
+    NotifyAccess=main, systemd ignores notifications from any other process."""
 
     def __init__(self, path: Path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(str(path))
         self.path = str(path)
         self.seen: list[str] = []
 
-    def wait_for(self, state: str) -> list[str]:
-        """Datagrams until one holds `state` (a line such as READY=1)."""
+    def wait_for(self, state: str, sender: int) -> list[str]:
+        """Datagrams until one from pid `sender` holds `state` (a line such as READY=1)."""
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             self.sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
-                lines = self.sock.recv(4096).decode().split("\n")
+                data, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
             except socket.timeout:
                 break
-            self.seen.append("|".join(lines))
-            if state in lines:
+            pid = next((int.from_bytes(d[:4], "little") for level, kind, d in ancillary
+                        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS)), None)
+            lines = data.decode().split("\n")
+            self.seen.append(f"{pid}: {'|'.join(lines)}")
+            if state in lines and pid == sender:
                 return lines
-        raise AssertionError(f"no {state} within {WAIT}s; got {self.seen}")
+        raise AssertionError(f"no {state} from pid {sender} within {WAIT}s; got {self.seen}")
 
     def close(self) -> None:
         self.sock.close()
@@ -176,16 +182,16 @@ def test_exec_start_speaks_type_notify(tmp_path):
         process = subprocess.Popen(localized(command("ExecStart"), config, pidfile), env=env,
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            notify.wait_for("READY=1")
+            notify.wait_for("READY=1", process.pid)
             assert http_get(port).status == 200  # ready means serving
             assert int(pidfile.read_text()) == process.pid  # $MAINPID is the master
             process.send_signal(signal.SIGUSR2)  # ExecReload=/bin/kill -USR2 $MAINPID
-            lines = notify.wait_for("RELOADING=1")
+            lines = notify.wait_for("RELOADING=1", process.pid)
             assert any(line.startswith("MONOTONIC_USEC=") for line in lines)
-            notify.wait_for("READY=1")
+            notify.wait_for("READY=1", process.pid)
             assert http_get(port).status == 200
             process.send_signal(signal.SIGTERM)  # KillMode=mixed: the master alone
-            notify.wait_for("STOPPING=1")
+            notify.wait_for("STOPPING=1", process.pid)
             assert process.wait(timeout=WAIT) == 0
         finally:
             with contextlib.suppress(ProcessLookupError):
