@@ -613,6 +613,8 @@ class ProgramSupervisor:
         places = self.servers.get((instance.program.name, instance.number), []) if self.proxy else []
         started = self.loop.time()
         old_pid, old_restarts = instance.pid, instance.restarts
+        # a server an operator put in maintenance takes no traffic and stays so
+        places = [(b, s) for b, s in places if (await self.proxy.server_status(b, s))[0] != "MAINT"]
         for backend, server in places:
             await self.proxy.set_server_state(backend, server, "drain")
         drained = await self._sessions_gone(places, policy.DRAIN_TIMEOUT)

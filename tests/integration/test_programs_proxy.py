@@ -158,3 +158,18 @@ def test_ctl_programs_table(tmp_path, capsys):
     assert code == 0 and code2 == 0
     assert out.splitlines()[1].split()[:2] == ["api:1", "RUNNING"]
     assert f"program api:1: RUNNING pid {pid}" in out
+
+
+def test_rolling_restart_leaves_maintenance_alone(tmp_path):
+    front, first = free_ports(1), free_ports(2)
+
+    async def test(engine, supervisor):
+        await all_up(engine, ["api-1", "api-2"])
+        await supervisor.proxy.set_server_state("be", "api-2", "maint")
+        answer = await supervisor.command(["rolling-restart", "program", "api"])
+        return answer, engine.registry.get("be", "api-1").admin, engine.registry.get("be", "api-2").admin
+
+    answer, first_admin, second_admin = run_with_proxy(
+        tmp_path, config_text(tmp_path, front, first, instances=2), test)
+    assert answer.endswith("rolling restart done: 2 instance(s)\n"), answer
+    assert (first_admin, second_admin) == ("READY", "MAINT")
