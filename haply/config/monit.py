@@ -264,6 +264,11 @@ class _Parser:
                 self.i += 1
                 value = self.next(f"a {option}").text
                 if word == "start":
+                    from haply.config.programs import check_account
+                    try:
+                        check_account("user" if option == "uid" else "group", value)
+                    except ValueError as exc:
+                        raise _Error(f"{token.location}: {exc}") from None
                     if option == "uid":
                         check.user = value
                     else:

@@ -154,6 +154,28 @@ def _text(name: str, key: str, what: str):
     return handler
 
 
+def check_account(kind: str, name: str) -> None:
+    """HAProxy refuses a program whose user or group does not exist on this
+    machine at load time (not when the program starts); so does haply."""
+    import grp
+    import pwd
+
+    if name.isdigit():
+        return
+    try:
+        (pwd.getpwnam if kind == "user" else grp.getgrnam)(name)
+    except KeyError:
+        raise _error(f"cannot find {kind} id for '{name}'") from None
+
+
+def _account(kind: str):
+    def handler(parser, state: ProgramState, args, line, negated) -> None:
+        name = _one(kind, args, f"a {kind} name")
+        check_account(kind, name)
+        state.values[kind] = name
+    return handler
+
+
 def _instances(parser, state: ProgramState, args, line, negated) -> None:
     state.values["instances"] = parse_int(_one("instances", args, "a number"), "instances", 1, MAX_INSTANCES)
 
@@ -208,8 +230,8 @@ def _option(key: str):
 # Keyword name (as in keywords.py) -> handler, for lines inside a program section.
 HANDLERS = {
     "command": _argv("command"),
-    "user": _text("user", "user", "a user name"),
-    "group": _text("group", "group", "a group name"),
+    "user": _account("user"),
+    "group": _account("group"),
     "option start-on-reload": _option("start_on_reload"),
     "option daemon": _option("daemon"),
     "instances": _instances,

@@ -51,6 +51,8 @@ def haply_accepts(path: Path) -> bool:
     "program p\n    command /bin/true\n    option start-on-reload x\n",
     "program p\n    command /bin/true\n    bind :80\n",
     "program p\n    command /bin/true\n    no user nobody\n",
+    "program p\n    command /bin/true\n    user no-such-user-here\n",
+    "program p\n    command /bin/true\n    group no-such-group-here\n",
 ])
 def test_same_verdict_as_haproxy(tmp_path, body):
     path = tmp_path / "haproxy.cfg"

@@ -59,7 +59,7 @@ def test_full_syntax(tmp_path):
 set daemon 10 with start delay 5
 set logfile syslog facility log_daemon   # ignored with a warning
 check process api with pidfile '/run/api.pid'
-    start program = "/usr/bin/api --port 8000" as uid nova and gid nova with timeout 30 seconds
+    start program = "/usr/bin/api --port 8000" as uid nobody and gid nogroup with timeout 30 seconds
     stop program="/usr/bin/api-stop" with timeout 2 minutes
     if failed host 127.0.0.1 port 8000 protocol http then restart
     if 3 restarts within 6 cycles then unmonitor
@@ -72,7 +72,7 @@ check system host1
     if loadavg (1min) > 4 then alert
 """)
     (program,) = loaded.config.programs
-    assert (program.user, program.group, program.port) == ("nova", "nova", 8000)
+    assert (program.user, program.group, program.port) == ("nobody", "nogroup", 8000)
     assert (program.stop_timeout, program.crash_limit, program.crash_window) == (120.0, 3, 60.0)
     assert program.stop_command == ("/usr/bin/api-stop",) and program.service_group == "nova"
     warnings = " ".join(str(w) for w in loaded.diagnostics.warnings)
@@ -96,6 +96,7 @@ def test_include(tmp_path):
     ('check process a with pidfile /r\n start "/a\n', "unterminated string"),
     ('check process a with pidfile /r\n  start "/a"\n  frobnicate\n', "'frobnicate' is not a statement"),
     ("set daemon soon\n", "set daemon expects a number"),
+    ('check process a with pidfile /r\n start "/a" as uid no-such-user-here\n', "cannot find user id"),
     ('bogus\ncheck process a with pidfile /r start "/a"\n', "unexpected 'bogus'"),
     ('check process a with pidfile /r start "/a"\ncheck process a with pidfile /s start "/b"\n', "already defined"),
 ])

@@ -118,6 +118,8 @@ def test_program_servers_across_files(tmp_path):
     ("program a\n    command x\n    crash-limit 3\n", "'crash-limit' expects"),
     ("program a\n    command x\n    restart-backoff 10s 1s\n", "maximum is below"),
     ("program a\n    command x\n    bind :80\n", "not allowed in a 'program' section"),
+    ("program a\n    command x\n    user no-such-user-here\n", "cannot find user id for 'no-such-user-here'"),
+    ("program a\n    command x\n    group no-such-group-here\n", "cannot find group id"),
     ("program a\n    command x\n    comand y\n", "did you mean 'command'"),
     ("program a b\n    command x\n", "expects one name"),
     ("program a\n    command x\nprogram a\n    command y\n", "already defined"),
