@@ -113,6 +113,24 @@ def test_start_monitor_stop_monitor(resource):
         http_get(port, timeout=2)
 
 
+def test_recovery_after_a_crash(resource):
+    """What Pacemaker does when haply dies: monitor says not running, start
+    brings it back on the same ports (stale pid file and sockets included)."""
+    env, port, backend = resource
+    assert agent("start", env).returncode == OCF_SUCCESS
+    pid = int(Path(env["OCF_RESKEY_pidfile"]).read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while agent("monitor", env).returncode != OCF_NOT_RUNNING:
+        assert time.monotonic() < deadline, "monitor still reports a killed haply"
+        time.sleep(0.1)
+    restarted = agent("start", env)
+    assert restarted.returncode == OCF_SUCCESS, restarted.stderr
+    assert int(Path(env["OCF_RESKEY_pidfile"]).read_text()) != pid
+    assert http_get(port).status == 200
+    assert agent("stop", env).returncode == OCF_SUCCESS
+
+
 def test_reload_keeps_serving_and_takes_the_new_configuration(resource):
     env, port, backend = resource
     assert agent("reload", env).returncode == OCF_NOT_RUNNING
