@@ -13,11 +13,14 @@ The count (`descriptors_needed`), per process:
     2 x maxconn          each proxied connection holds the client's socket and
                          the server's (an idle pooled server connection stands
                          in for a finished client one, so 2 per slot still bounds it)
-  + listeners            one per bound address and port, stats sockets included
+  + listeners            one per bound address and port and per worker (the
+                         master keeps one socket per worker in each bind's
+                         SO_REUSEPORT group), plus the stats sockets
   + stats connections    `stats maxconn` per stats socket (HAProxy's default 10)
   + checks               one per server with `check`, one more with `agent-check`
   + log sockets          one per network or UNIX log target
   + programs             three per supervised program (pidfd and two output pipes)
+  + workers              three per proxy worker (its channel, pidfd, a spare)
   + RESERVED_DESCRIPTORS stdio, the event loop (epoll, self-pipe, signal socket),
                          the master's child channels and pidfds, certificate and
                          error files read at start, name resolution
@@ -44,6 +47,8 @@ RESERVED_DESCRIPTORS = 32
 DEFAULT_STATS_MAXCONN = 10
 # A supervised program: its pidfd and the two pipes carrying its output.
 DESCRIPTORS_PER_PROGRAM = 3
+# A proxy worker, in the master: its socketpair channel, its pidfd, one spare.
+DESCRIPTORS_PER_WORKER = 3
 # Where Linux publishes the largest RLIMIT_NOFILE it allows (proc(5), fs.nr_open).
 NR_OPEN_PATH = "/proc/sys/fs/nr_open"
 # Log targets that do not open a socket of their own.
@@ -118,12 +123,13 @@ def _stats_maxconn(config: Config) -> int:
 def descriptors_needed(config: Config) -> Need:
     maxconn = effective_maxconn(config)
     sockets = len(config.global_.stats_sockets)
-    listeners = sum(len(p.binds) for p in config.frontends) + sockets
+    workers = max(1, config.global_.nbthread)  # haply.master: one worker per thread asked
+    listeners = sum(len(p.binds) for p in config.frontends) * workers + sockets
     checks = sum(int(s.check) + int(s.agent_check) for p in config.backends for s in p.servers)
     targets = list(config.global_.logs) + [t for p in config.proxies for t in p.logs]
     logs = sum(1 for t in targets if t.address not in NO_SOCKET_LOGS)
     other = (sockets * _stats_maxconn(config) + len(config.programs) * DESCRIPTORS_PER_PROGRAM
-             + RESERVED_DESCRIPTORS)
+             + (DESCRIPTORS_PER_WORKER * workers if workers > 1 else 0) + RESERVED_DESCRIPTORS)
     return Need(maxconn, 2 * (maxconn or 0), listeners, checks, logs, other)
 
 

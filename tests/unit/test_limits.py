@@ -67,6 +67,16 @@ def test_count_follows_the_documented_formula(tmp_path):
     assert "maxconn 1000" in need.explain()
 
 
+def test_workers_multiply_the_listeners(tmp_path):
+    """In master-worker mode each bind has one socket per worker, all held by
+    the master, which also keeps a channel and a pidfd per worker."""
+    one = descriptors_needed(make(tmp_path, "maxconn 1000"))
+    four = descriptors_needed(make(tmp_path, "maxconn 1000\n    nbthread 4"))
+    assert four.listeners == 4 * one.listeners
+    assert four.connections == one.connections  # maxconn is shared out, not multiplied
+    assert four.other == one.other + 4 * 3
+
+
 def test_default_stats_maxconn_is_haproxys(tmp_path):
     config = make(tmp_path, "maxconn 10\n    stats socket /tmp/haply-limits.sock")
     assert descriptors_needed(config).other == DEFAULT_STATS_MAXCONN + RESERVED_DESCRIPTORS
