@@ -52,12 +52,23 @@ class ControlServer:
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        if os.path.exists(self.path):
-            os.unlink(self.path)  # a previous master's: ours now
+        # Bound and listening under a temporary name, then renamed over any
+        # previous master's: a client never finds the path refusing.
+        staging = f"{self.path}.{os.getpid()}"
+        if os.path.exists(staging):
+            os.unlink(staging)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(self.path)
-        os.chmod(self.path, 0o600)
-        self.server = await asyncio.start_unix_server(self._serve, sock=sock)
+        try:
+            sock.bind(staging)
+            os.chmod(staging, 0o600)
+            sock.listen(16)
+            self.server = await asyncio.start_unix_server(self._serve, sock=sock)
+            os.rename(staging, self.path)
+        except BaseException:
+            sock.close()
+            if os.path.exists(staging):
+                os.unlink(staging)
+            raise
 
     def fds(self) -> list[int]:
         if self.server is None:
