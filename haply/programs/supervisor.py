@@ -414,8 +414,22 @@ class ProgramSupervisor:
         self._apply(runner, runner.instance.exited(self.loop.time(), how))
 
     async def _spawn_daemon(self, runner: _Runner, launch: spec.Launch, program: Program) -> int:
-        """Run a command that forks; the process left in the pidfile is watched."""
-        process = await self._exec(launch.argv, launch, program)
+        """Run a command that forks; the process left in the pidfile is watched.
+
+        A pidfile naming a live process before the command runs means the
+        daemon is already there (haply restarted, not the daemon): it is
+        adopted instead of started twice, as monit does."""
+        adopted = self._open_pid(launch.pidfile)
+        if adopted is not None:
+            pid, fd = adopted
+            self._log("info", f"program {runner.instance.name}: pid {pid} from {launch.pidfile} is "
+                              "running, adopted")
+            self._watch_pidfd(runner, fd)
+            return pid
+        try:
+            process = await self._exec(launch.argv, launch, program)
+        except FileNotFoundError:
+            raise SpawnError(f"cannot run {launch.argv[0]}: no such file") from None
         try:
             code = await asyncio.wait_for(process.wait(), START_TIMEOUT)
         except TimeoutError:
@@ -424,30 +438,44 @@ class ProgramSupervisor:
             raise SpawnError(f"start command still running after {START_TIMEOUT:g}s") from None
         if code != 0:
             raise SpawnError(f"start command failed ({'exit ' + str(code) if code >= 0 else 'signal ' + _signal_name(-code)})")
-        pid = await self._read_pidfile(launch.pidfile)
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            raise SpawnError(f"pid {pid} from {launch.pidfile} is not running") from None
-        runner.pidfd = fd
-        self.loop.add_reader(fd, self._daemon_exited, runner, fd)
+        deadline = self.loop.time() + PIDFILE_WAIT
+        while (found := self._open_pid(launch.pidfile)) is None:
+            if self.loop.time() >= deadline:
+                raise SpawnError(f"no running process named in {launch.pidfile} after the start command")
+            # the daemon may write the file just after its parent exited (or
+            # a stale one is still there); asking a few times within
+            # PIDFILE_WAIT is cheaper than an inotify watch, once per start
+            await asyncio.sleep(ROLLING_POLL)
+        pid, fd = found
+        self._watch_pidfd(runner, fd)
         return pid
 
-    async def _read_pidfile(self, path: str) -> int:
-        deadline = self.loop.time() + PIDFILE_WAIT
-        while True:
-            try:
-                with open(path, encoding="ascii") as handle:
-                    text = handle.read().strip()
-                if text.isdigit() and int(text) > 0:
-                    return int(text)
-            except (OSError, UnicodeDecodeError):
-                pass
-            if self.loop.time() >= deadline:
-                raise SpawnError(f"no process id in {path} after the start command")
-            # the file appears once; asking a few times within PIDFILE_WAIT is
-            # cheaper than an inotify watch for a once-per-start event
-            await asyncio.sleep(ROLLING_POLL)
+    @staticmethod
+    def _open_pid(path: str) -> tuple[int, int] | None:
+        """(pid, pidfd) of the live process a pidfile names, or None."""
+        try:
+            with open(path, encoding="ascii") as handle:
+                text = handle.read().strip()
+            pid = int(text) if text.isdigit() else 0
+            if pid <= 1:
+                return None
+            fd = os.pidfd_open(pid)
+        except (OSError, UnicodeDecodeError):
+            return None
+        try:
+            # a zombie (exited, not yet reaped by its parent) is gone for us
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                if stat.read().rpartition(")")[2].split()[:1] == ["Z"]:
+                    os.close(fd)
+                    return None
+        except OSError:
+            os.close(fd)
+            return None
+        return pid, fd
+
+    def _watch_pidfd(self, runner: _Runner, fd: int) -> None:
+        runner.pidfd = fd
+        self.loop.add_reader(fd, self._daemon_exited, runner, fd)
 
     def _daemon_exited(self, runner: _Runner, fd: int) -> None:
         if runner.pidfd != fd:

@@ -233,6 +233,35 @@ def test_daemon_with_pidfile_and_stop_command(tmp_path):
     run(test, p)
 
 
+def test_running_daemon_is_adopted(tmp_path):
+    """A daemon left running (haply restarted, not the daemon) is watched, not
+    started a second time."""
+    import subprocess
+
+    pidfile = str(tmp_path / "d.pid")
+    port = free_ports(1)
+    subprocess.run([sys.executable, APP, str(port), "--daemon", pidfile], check=True, timeout=10)
+    deadline = time.monotonic() + 5
+    while not os.path.exists(pidfile):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    existing = int(open(pidfile).read())
+    p = Program("d", command=(sys.executable, APP, "%p", "--daemon", pidfile), port=port, daemon=True,
+                pidfile=pidfile)
+
+    async def test(supervisor):
+        instance = supervisor.runners["d"][0].instance
+        await until(lambda: instance.state == RUNNING, what="adopted")
+        assert instance.pid == existing and instance.restarts == 0
+
+    try:
+        run(test, p)
+        assert not alive(existing)  # stopped with the supervisor (SIGTERM, no stop command)
+    finally:
+        if alive(existing):
+            os.kill(existing, signal.SIGKILL)
+
+
 def test_service_group_and_reconfigure():
     a = program("a", service_group="nova")
     b = program("b", service_group="nova")
