@@ -58,9 +58,11 @@ while True:
 """ % PORT
 
 SNIFFER = r"""
-import os, select, signal, socket, sys, time
+import os, select, signal, socket, struct, sys, time
 ETH_P_ALL, IPPROTO_VRRP = 3, 112
+SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>: the kernel's receive time, in a cmsg
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 s.bind(("eth0", 0))
 vip, end = socket.inet_aton(sys.argv[1]), time.monotonic() + float(sys.argv[2])
 armed, pending = None, b""
@@ -77,8 +79,14 @@ while time.monotonic() < end:
             _, pid, src = line.split()
             armed = (int(pid), socket.inet_aton(src.decode()))
     if s in ready:
-        frame = s.recv(2048)
+        frame, ancillary, _, _ = s.recvmsg(2048, 64)
+        # the kernel's arrival time (wall clock) moved to the monotonic clock,
+        # so a sniffer scheduled late does not make the packet late
         t = time.monotonic()
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", data[:16])
+                t -= time.time() - (sec + nsec / 1e9)
         if frame[12:14] == b"\x08\x00" and frame[23] == IPPROTO_VRRP:
             src = frame[26:30]
             if armed and src == armed[1]:
