@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from haply.admin import snapshot
 from haply.admin.runtime_api import RuntimeApi
-from haply.master.aggregate import merge_info, merge_rows
+from haply.admin.columns import COLUMN_KIND
+from haply.master.aggregate import SPLIT_LIMITS, merge_info, merge_rows
 from haply.master.channel import Channel, open_channel
 from haply.master.shares import for_worker
 
@@ -34,6 +35,10 @@ from haply.master.shares import for_worker
 # the staleness bound of the other workers' figures on any stats view.
 STATS_PERIOD = 1.0
 CHECKING_WORKER = 0
+# What a worker other than the checking one reports per row: the row's key and
+# the columns that add up across workers.
+COUNTED = frozenset({"pxname", "svname"} | SPLIT_LIMITS |
+                    {name for name, kind in COLUMN_KIND.items() if kind != "state"})
 
 
 @dataclass
@@ -170,8 +175,13 @@ class MasterLink:
     def _report(self) -> None:
         now = self.loop.time()
         snap = snapshot.take(self.engine, now, merged=False)
+        rows = snap.rows
+        if self.spec.index != CHECKING_WORKER:
+            # The others take state columns from the checking worker only.
+            rows = [{name: value for name, value in row.items() if name in COUNTED}
+                    for row in rows]
         state = RuntimeApi(self.engine).execute("show servers state")
-        self.channel.send({"t": "stats", "rows": snap.rows, "info": snap.info, "state": state})
+        self.channel.send({"t": "stats", "rows": rows, "info": snap.info, "state": state})
         self._timer = self.loop.call_later(STATS_PERIOD, self._report)
 
     # ------------------------------------------------------------ incoming
