@@ -55,12 +55,14 @@ def app_command(*options: str) -> str:
 
 
 class ClientLoop(threading.Thread):
-    """Requests through the proxy one after another (new connection each
-    time, as API clients often do) until stopped or CLIENT_LIMIT."""
+    """Requests through the proxy one after another until stopped or
+    CLIENT_LIMIT: a new connection each time (as many API clients do), or one
+    kept-alive connection (a failure then opens a new one)."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, keep_alive: bool = False):
         super().__init__(daemon=True)
         self.port = port
+        self.keep_alive = keep_alive
         self.stop = threading.Event()
         self.ok = 0
         self.failures: list[str] = []
@@ -68,8 +70,10 @@ class ClientLoop(threading.Thread):
 
     def run(self):
         deadline = time.monotonic() + CLIENT_SECONDS
+        connection = None
         while not self.stop.is_set() and self.ok + len(self.failures) < CLIENT_LIMIT and time.monotonic() < deadline:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            if connection is None:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
                 connection.request("GET", "/slow?s=0.02")
                 response = connection.getresponse()
@@ -81,5 +85,10 @@ class ClientLoop(threading.Thread):
                     self.failures.append(f"status {response.status}")
             except (OSError, http.client.HTTPException) as exc:
                 self.failures.append(repr(exc))
-            finally:
                 connection.close()
+                connection = None
+            if not self.keep_alive and connection is not None:
+                connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
