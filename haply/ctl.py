@@ -196,6 +196,56 @@ def show_vrrp(stats_socket: str, raw: bool) -> int:
 MASTER_COMMANDS = (("reload",), ("show", "proc"))
 
 
+def render_programs(text: str) -> str:
+    """`show programs` as a table with words for headers and short uptimes."""
+    import re
+
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("#<program>"):
+        raise ValueError(text.strip() or "empty answer")
+    rows = []
+    for line in lines[1:]:
+        cells = re.split(r"\s{2,}", line.strip(), maxsplit=6)
+        cells += [""] * (7 - len(cells))
+        name, state, pid, port, uptime, restarts, last = cells
+        rows.append([name, state, pid, port, _short_uptime(uptime), restarts, last])
+    return table(["INSTANCE", "STATE", "PID", "PORT", "UPTIME", "RESTARTS", "LAST EXIT"], rows)
+
+
+def _short_uptime(text: str) -> str:
+    """0d01h02m05s -> 1h02m05s; "-" stays."""
+    import re
+
+    match = re.fullmatch(r"(\d+)d(\d+)h(\d+)m(\d+)s", text)
+    if not match:
+        return text
+    days, hours, minutes, seconds = (int(x) for x in match.groups())
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def show_programs(address: str, master_socket: str | None) -> int:
+    """`haply ctl programs`: from the master when one runs, else the proxy."""
+    words = ["show", "programs"]
+    target = master_socket or master_control_path(address)
+    if not (master_socket or for_master(words, address)):
+        target = address
+    try:
+        answer = send(target, "show programs")
+    except OSError as exc:
+        print(f"haply ctl: cannot talk to {target}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        print(render_programs(answer), end="")
+    except ValueError as exc:
+        print(f"haply ctl: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def master_control_path(stats_socket: str) -> str:
     """The master process's socket lies beside the stats socket
     (haply.master.control.master_socket_path)."""
@@ -263,6 +313,8 @@ def main(argv: list[str]) -> int:
     address = address or DEFAULT_SOCKET
     if [w.lower() for w in args.words] in (["show", "vrrp"], ["vrrp"]):
         return show_vrrp(address, args.raw)
+    if [w.lower() for w in args.words] in (["programs"], ["show", "programs"]) and not args.raw:
+        return show_programs(address, args.master_socket)
     if [w.lower() for w in args.words] == ["programs"]:
         args.words = ["show", "programs"]
     if for_master(args.words, address):

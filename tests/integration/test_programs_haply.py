@@ -23,7 +23,7 @@ def ctl(sock: str, *words: str, timeout: float = 120.0) -> subprocess.CompletedP
 
 
 def table(sock: str) -> dict[str, list[str]]:
-    result = ctl(sock, "programs", timeout=20)
+    result = ctl(sock, "--raw", "programs", timeout=20)
     assert result.returncode == 0, result.stderr
     return {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
 
@@ -107,6 +107,10 @@ backend be
                 time.sleep(0.1)
             assert row[5] == "2" and row[6:] == ["signal", "SIGKILL"]
             pids.append(int(row[2]))
+            friendly = ctl(sock, "programs", timeout=20)
+            assert friendly.returncode == 0 and friendly.stdout.splitlines()[0].split() == [
+                "INSTANCE", "STATE", "PID", "PORT", "UPTIME", "RESTARTS", "LAST", "EXIT"]
+            assert friendly.stdout.splitlines()[4].split()[:3] == ["api:3", "RUNNING", row[2]]
         deadline = time.monotonic() + 10
         while any(alive(pid) for pid in pids):
             assert time.monotonic() < deadline, [pid for pid in pids if alive(pid)]

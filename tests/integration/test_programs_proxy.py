@@ -161,7 +161,8 @@ def test_ctl_programs_table(tmp_path, capsys):
     code, code2, pid = run_with_proxy(tmp_path, config_text(tmp_path, front, first, instances=1), test)
     out = capsys.readouterr().out
     assert code == 0 and code2 == 0
-    assert out.splitlines()[1].split()[:2] == ["api:1", "RUNNING"]
+    assert out.splitlines()[0].split() == ["INSTANCE", "STATE", "PID", "PORT", "UPTIME", "RESTARTS", "LAST", "EXIT"]
+    assert out.splitlines()[2].split()[:2] == ["api:1", "RUNNING"]
     assert f"program api:1: RUNNING pid {pid}" in out
 
 

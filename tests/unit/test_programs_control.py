@@ -44,3 +44,19 @@ def test_set_state_and_status(tmp_path):
             run(control.server_status("be", "nope"))
     finally:
         loop.close()
+
+
+def test_ctl_renders_show_programs():
+    from haply.ctl import _short_uptime, render_programs
+
+    text = ("#<program>  <state>  <pid>  <port>  <uptime>     <restarts>  <last exit>\n"
+            "api:1       RUNNING  28605  38625   0d01h02m05s  1           signal SIGTERM\n"
+            "api:2       FATAL    -      38626   -            4           spawn failed: cannot run x: no such file\n")
+    lines = render_programs(text).splitlines()
+    assert lines[0].split() == ["INSTANCE", "STATE", "PID", "PORT", "UPTIME", "RESTARTS", "LAST", "EXIT"]
+    assert lines[2].split() == ["api:1", "RUNNING", "28605", "38625", "1h02m", "1", "signal", "SIGTERM"]
+    assert lines[3].endswith("4         spawn failed: cannot run x: no such file")
+    assert [_short_uptime(t) for t in ("0d00h00m07s", "0d00h03m07s", "2d05h00m00s", "-")] == \
+        ["7s", "3m07s", "2d05h", "-"]
+    with pytest.raises(ValueError):
+        render_programs("No programs are supervised by this process.\n")
