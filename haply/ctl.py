@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import os
+import re
 import socket
 import sys
 
@@ -198,8 +199,6 @@ MASTER_COMMANDS = (("reload",), ("show", "proc"))
 
 def render_programs(text: str) -> str:
     """`show programs` as a table with words for headers and short uptimes."""
-    import re
-
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines or not lines[0].startswith("#<program>"):
         raise ValueError(text.strip() or "empty answer")
@@ -213,9 +212,7 @@ def render_programs(text: str) -> str:
 
 
 def _short_uptime(text: str) -> str:
-    """0d01h02m05s -> 1h02m05s; "-" stays."""
-    import re
-
+    """0d01h02m05s -> 1h02m (two units are enough to read); "-" stays."""
     match = re.fullmatch(r"(\d+)d(\d+)h(\d+)m(\d+)s", text)
     if not match:
         return text
