@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from haply.config.diagnostics import Diagnostics, Location
 from haply.config.model import Config, Program
+from haply.config.programs import check_account
 
 # monit(1) "set daemon n": the cycle length; monit's own example uses 30 s, and
 # "N cycles" in a restart limit is only meaningful with one.
@@ -47,7 +48,9 @@ CHECK_WORDS = frozenset({"start", "stop", "restart", "group", "if", "depends", "
 
 
 class _Error(Exception):
-    pass
+    def __init__(self, location: Location, message: str):
+        super().__init__(message)
+        self.location = location
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,7 @@ def tokenize(text: str, filename: str) -> list[Token]:
             elif char in "\"'":
                 end = raw.find(char, i + 1)
                 if end < 0:
-                    raise _Error(f"{location}: unterminated string (missing {char})")
+                    raise _Error(location, f"unterminated string (missing {char})")
                 tokens.append(Token(raw[i + 1:end], location, True))
                 i = end + 1
             else:
@@ -118,7 +121,7 @@ class _Parser:
         token = self.peek()
         if token is None:
             last = self.tokens[-1].location if self.tokens else Location("<monitrc>", 0)
-            raise _Error(f"{last}: the file ends where {what} was expected")
+            raise _Error(last, f"the file ends where {what} was expected")
         self.i += 1
         return token
 
@@ -146,7 +149,7 @@ class _Parser:
                     self.i += 1  # expanded before parsing; a leftover is a bad pattern
                     self.next("a file pattern after include")
                 else:
-                    raise _Error(f"{token.location}: unexpected '{token.text}': a monit statement starts "
+                    raise _Error(token.location, f"unexpected '{token.text}': a monit statement starts "
                                  "with set, check or include")
             except _Error as error:
                 self._report(error)
@@ -156,13 +159,7 @@ class _Parser:
                     self.i += 1
 
     def _report(self, error: _Error) -> None:
-        text = str(error)
-        file, _, rest = text.partition(": ")
-        path, _, line = file.rpartition(":")
-        if line.isdigit():
-            self.diagnostics.error(Location(path, int(line)), rest)
-        else:
-            self.diagnostics.error(Location("<monitrc>", 0), text)
+        self.diagnostics.error(error.location, str(error))
 
     def set_statement(self) -> None:
         start = self.next("set")
@@ -170,7 +167,7 @@ class _Parser:
         if what.text.lower() == "daemon":
             value = self.next("the cycle length in seconds after set daemon")
             if not value.text.isdigit() or int(value.text) < 1:
-                raise _Error(f"{value.location}: set daemon expects a number of seconds, got '{value.text}'")
+                raise _Error(value.location, f"set daemon expects a number of seconds, got '{value.text}'")
             self.cycle = float(value.text)
             while not self.at_statement():  # `with start delay N` changes no supervision
                 self.i += 1
@@ -191,7 +188,7 @@ class _Parser:
                 self.i += 1
             return
         if kind != "process":
-            raise _Error(f"{start.location}: 'check {kind}' is not supported by haply; only 'check process' "
+            raise _Error(start.location, f"'check {kind}' is not supported by haply; only 'check process' "
                          "entries (with a pidfile) are supervised")
         check = _Check(name.text, start.location)
         while not self.at_statement():
@@ -207,7 +204,7 @@ class _Parser:
         if word == "pidfile":
             check.pidfile = self.next("a file after pidfile").text
         elif word == "matching":
-            raise _Error(f"{token.location}: 'matching' is not supported by haply: give the process a "
+            raise _Error(token.location, f"'matching' is not supported by haply: give the process a "
                          "'with pidfile' so that haply knows which process to watch")
         elif word in ("start", "stop"):
             self.skip_noise()
@@ -215,9 +212,9 @@ class _Parser:
             try:
                 argv = tuple(shlex.split(command.text))
             except ValueError as exc:
-                raise _Error(f"{command.location}: cannot split the {word} program '{command.text}': {exc}") from None
+                raise _Error(command.location, f"cannot split the {word} program '{command.text}': {exc}") from None
             if not argv:
-                raise _Error(f"{command.location}: the {word} program is empty")
+                raise _Error(command.location, f"the {word} program is empty")
             if word == "start":
                 check.start = argv
             else:
@@ -249,7 +246,7 @@ class _Parser:
         elif word in ("every", "onreboot"):
             self.next(f"a value after {word}")
         else:
-            raise _Error(f"{token.location}: '{token.text}' is not a statement haply knows in a check process "
+            raise _Error(token.location, f"'{token.text}' is not a statement haply knows in a check process "
                          "entry (expected pidfile, start, stop, group, if, depends, mode)")
 
     def program_options(self, check: _Check, word: str) -> None:
@@ -264,11 +261,10 @@ class _Parser:
                 self.i += 1
                 value = self.next(f"a {option}").text
                 if word == "start":
-                    from haply.config.programs import check_account
                     try:
                         check_account("user" if option == "uid" else "group", value)
                     except ValueError as exc:
-                        raise _Error(f"{token.location}: {exc}") from None
+                        raise _Error(token.location, str(exc)) from None
                     if option == "uid":
                         check.user = value
                     else:
@@ -277,7 +273,7 @@ class _Parser:
                 self.i += 1
                 value = self.next("a number after timeout")
                 if not value.text.isdigit():
-                    raise _Error(f"{value.location}: timeout expects a number of seconds, got '{value.text}'")
+                    raise _Error(value.location, f"timeout expects a number of seconds, got '{value.text}'")
                 unit = self.peek()
                 scale = 1.0
                 if unit is not None and unit.text.lower() in TIME_UNITS:
@@ -300,7 +296,7 @@ class _Parser:
         if texts and texts[0] == "failed" and "port" in texts and action == "restart":
             port = words[texts.index("port") + 1].text if texts.index("port") + 1 < len(words) else ""
             if not port.isdigit() or not 1 <= int(port) <= 65535:
-                raise _Error(f"{start.location}: 'if failed port' expects a port, got '{port}'")
+                raise _Error(start.location, f"'if failed port' expects a port, got '{port}'")
             check.port = int(port)
         elif "exist" in texts and "not" in texts and action in ("restart", "start"):
             pass  # what haply does anyway: a process that is gone is started again
@@ -319,10 +315,10 @@ class _Parser:
 
     def finish(self, check: _Check) -> None:
         if check.pidfile is None:
-            raise _Error(f"{check.location}: check process '{check.name}' has no 'with pidfile': haply needs "
+            raise _Error(check.location, f"check process '{check.name}' has no 'with pidfile': haply needs "
                          "it to know which process the start program left running")
         if not check.start:
-            raise _Error(f"{check.location}: check process '{check.name}' has no 'start program'")
+            raise _Error(check.location, f"check process '{check.name}' has no 'start program'")
         self.checks.append(check)
 
     def programs(self) -> tuple[Program, ...]:
