@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -182,6 +183,26 @@ def test_stale_pidfile_is_not_running(resource):
     finally:
         other.kill()
         other.wait()
+
+
+def test_stop_kills_what_ignores_sigterm_before_pacemakers_timeout(resource):
+    env, port, backend = resource
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                                 "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)", "haply"])
+    try:
+        time.sleep(0.3)  # the interpreter has set its signal handling
+        Path(env["OCF_RESKEY_pidfile"]).write_text(f"{stubborn.pid}\n")
+        env = dict(env, OCF_RESKEY_CRM_meta_timeout="6000")
+        started = time.monotonic()
+        result = agent("stop", env)
+        elapsed = time.monotonic() - started
+        assert result.returncode == OCF_SUCCESS, result.stderr
+        assert stubborn.wait(timeout=5) == -signal.SIGKILL
+        assert elapsed < 6.0  # within the operation's timeout
+        assert "killing it" in result.stderr or "killing it" in Path(env["HA_LOGFILE"]).read_text()
+    finally:
+        stubborn.kill()
+        stubborn.wait()
 
 
 def test_validate_all(resource):
