@@ -119,3 +119,89 @@ backend be
         for pid in pids:  # never leave a worker behind, whatever failed
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_reload_keeps_unchanged_programs_and_applies_changes(tmp_path):
+    """`haply ctl reload`: an unchanged program keeps its processes (no API
+    capacity lost), a new one starts, a removed one stops; under `no option
+    start-on-reload` a grown program keeps its processes, starts the added
+    instance, and the backend's program-servers follow the new count."""
+    front, first, side_port, fresh_port = free_ports(1), free_ports(3), free_ports(1), free_ports(1)
+    sock = str(tmp_path / "admin.sock")
+
+    def text(instances: int, extra: str, option: str = "") -> str:
+        return f"""
+global
+    stats socket {sock} level admin
+
+program api
+    command {app_command()}
+    instances {instances}
+    port {first}
+    timeout stop 2s
+{option}
+{extra}
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+
+frontend fe
+    bind 127.0.0.1:{front}
+    default_backend be
+
+backend be
+    option httpchk GET /
+    default-server check inter 100ms fall 2 rise 1
+    program-servers api
+"""
+
+    def running(expected: set[str], haply) -> dict[str, list[str]]:
+        deadline = time.monotonic() + 20
+        while True:
+            rows = table(sock)
+            if set(rows) == expected and all(row[1] == "RUNNING" for row in rows.values()):
+                return rows
+            assert time.monotonic() < deadline, (rows, haply.output())
+            time.sleep(0.1)
+
+    def reload(haply, new_text: str) -> None:
+        with open(haply.config_path, "w") as handle:
+            handle.write(new_text)
+        result = ctl(sock, "reload", timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr + haply.output()
+
+    side = f"program side\n    command {app_command()}\n    port {side_port}\n"
+    fresh = f"program fresh\n    command {app_command()}\n    port {fresh_port}\n"
+    pids: list[int] = []
+    try:
+        with run_haply(text(2, side)) as haply:
+            before = running({"api:1", "api:2", "side:1"}, haply)
+            pids += [int(row[2]) for row in before.values()]
+
+            reload(haply, text(2, fresh))
+            after = running({"api:1", "api:2", "fresh:1"}, haply)
+            pids.append(int(after["fresh:1"][2]))
+            assert [after[f"api:{n}"][2] for n in (1, 2)] == [before[f"api:{n}"][2] for n in (1, 2)]
+            deadline = time.monotonic() + 10
+            while alive(int(before["side:1"][2])):
+                assert time.monotonic() < deadline, "the removed program is still running"
+                time.sleep(0.05)
+
+            reload(haply, text(3, fresh, "    no option start-on-reload"))
+            grown = running({"api:1", "api:2", "api:3", "fresh:1"}, haply)
+            pids.append(int(grown["api:3"][2]))
+            assert [grown[f"api:{n}"][2] for n in (1, 2)] == [before[f"api:{n}"][2] for n in (1, 2)]
+            seen = set()
+            deadline = time.monotonic() + 20
+            while len(seen) < 3:  # the added instance is a server of the backend
+                assert time.monotonic() < deadline, (seen, haply.output())
+                response = http_get(front, "/")
+                if response.status == 200:
+                    seen.add(int(response.body.split()[0]))
+            assert seen == {first, first + 1, first + 2}
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
