@@ -130,3 +130,47 @@ def test_parser_refuses_or_compiles(text):
         return
     result = expression(Source(host="h.example"))
     assert result is None or isinstance(result, str)
+
+
+# ------------------------------------------------------- the bind side (ssl_fc_sni)
+
+def _handshake(server_context: ssl.SSLContext, name: str | None):
+    """A real TLS handshake in memory; returns the server's SSLObject."""
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_context.wrap_bio(c_in, c_out, server_hostname=name)
+    server = server_context.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for side in (client, server):
+            try:
+                side.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    return server
+
+
+@pytest.mark.parametrize("certificates", [1, 2])
+def test_binds_record_the_client_name_only_when_a_server_reads_it(tmp_path, certificates):
+    from haply.config.model import Bind, Config, Proxy, Server
+    from haply.tls.context import bind_context
+    from tests.support.certs import make_tls_files
+
+    files = make_tls_files(tmp_path, ("front.example",))
+    crts = [("crt", str(files.pem))]
+    if certificates == 2:
+        crts.append(("crt", str(files.issue(tmp_path, "other.pem", "other.example"))))
+    bind = Bind("127.0.0.1", 443, options=(("ssl", ""), *crts))
+    front = Proxy("front", "frontend", mode="http", binds=(bind,))
+    reader = Server("s", "127.0.0.1", 443, extra=(("ssl", ""), ("verify", "none"), ("sni", "ssl_fc_sni")))
+    back = Proxy("back", "backend", mode="http", servers=(reader,))
+    recording = bind_context(bind, front, Config(proxies=(front, back)))
+    server = _handshake(recording, "front.example")
+    assert getattr(server, CLIENT_SNI_ATTRIBUTE) == "front.example"
+    assert not hasattr(_handshake(recording, None), CLIENT_SNI_ATTRIBUTE)
+    quiet = bind_context(bind, front, Config(proxies=(front,)))
+    if certificates == 1:
+        assert quiet.sni_callback is None  # nobody reads it: no Python call per handshake
