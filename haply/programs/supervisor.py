@@ -21,7 +21,9 @@ Children:
 Reload (`reconfigure`): a program whose definition did not change keeps its
 processes, so a reload of haply costs no API capacity; a removed program is
 stopped; a new one is started; a changed one is replaced when it has
-`option start-on-reload` (the default). Under `no option start-on-reload` its
+`option start-on-reload` (the default): by a rolling restart into the new
+definition when its instances and ports did not change (no capacity lost),
+else all at once. Under `no option start-on-reload` its
 running processes are left alone and the new definition applies from their
 next start (an operator restart, a rolling restart, a crash); instances added
 are started and instances beyond the new count stopped.
@@ -193,6 +195,11 @@ class ProgramSupervisor:
                     self._apply(runner, runner.instance.start(now))
             elif _same(old, program):
                 self.programs[name] = program  # new locations for messages
+            elif program.start_on_reload and (old.instances, old.port) == (program.instances, program.port) \
+                    and name not in self.rolling:
+                self._log("info", f"program {name}: definition changed, rolling restart into it")
+                self._redefine(program, now)
+                self._track(self._roll_after_reload(name))
             elif program.start_on_reload:
                 self._log("info", f"program {name}: definition changed, replacing its instances")
                 self._retire(name)
@@ -203,6 +210,12 @@ class ProgramSupervisor:
                 self._log("info", f"program {name}: definition changed; running instances kept (no option "
                                   "start-on-reload), the new one applies from their next start")
                 self._redefine(program, now)
+
+    async def _roll_after_reload(self, name: str) -> None:
+        runners = self.runners.get(name)
+        if runners:
+            for line in (await self.rolling_restart(list(runners))).splitlines():
+                self._log("info", line)
 
     def _redefine(self, program: Program, now: float) -> None:
         runners = self.runners[program.name]

@@ -279,7 +279,8 @@ def test_service_group_and_reconfigure():
         await serving(c.port)
         assert supervisor.runners["a"][0].instance.pid == a_pid  # unchanged: kept
         new_b = supervisor.runners["b"][0].instance
-        await until(lambda: new_b.state == RUNNING and not alive(b_pid), what="b replaced")
+        await until(lambda: new_b.state == RUNNING and not alive(b_pid), what="b rolled into its new definition")
+        assert new_b.program is changed and new_b.restarts == 2  # the group restart, then the roll
         supervisor.reconfigure([changed, c])
         await until(lambda: not alive(a_pid), what="a stopped")
         assert "a" not in supervisor.runners
@@ -297,6 +298,28 @@ def test_service_group_and_reconfigure():
         assert supervisor.runners["c"][0].instance.pid == c_pid
 
     run(test, a, b)
+
+
+def test_a_changed_program_is_rolled_one_instance_at_a_time():
+    """start-on-reload with the same instances and ports: a rolling restart
+    into the new definition, so some instance always serves."""
+    p = program("api", instances=3)
+
+    async def test(supervisor):
+        for n in (1, 2, 3):
+            await serving(p.port_of(n))
+        before = [r.instance.pid for r in supervisor.runners["api"]]
+        changed = replace(p, environment=(("APP_VERSION", "2"),))
+        supervisor.reconfigure([changed])
+        fewest = 3
+        while any(r.instance.pid in before or r.instance.state != RUNNING for r in supervisor.runners["api"]):
+            fewest = min(fewest, sum(r.instance.state == RUNNING and r.instance.pid not in (None,)
+                                     for r in supervisor.runners["api"]))
+            await asyncio.sleep(0.005)
+        assert fewest >= 2  # never more than one instance down
+        assert all(r.instance.program is changed for r in supervisor.runners["api"])
+
+    run(test, p)
 
 
 def test_user_switch(tmp_path):
