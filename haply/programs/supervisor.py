@@ -607,6 +607,8 @@ class ProgramSupervisor:
             return ("usage: start|stop|restart program <name>[:<instance>] | "
                     "rolling-restart program <name>\n")
         verb, target = words[0], words[2]
+        if self.stopping:
+            return "Programs are being stopped.\n"
         runners = self.select(target)
         if not runners:
             return f"No such program '{target}'.\n"
@@ -659,6 +661,8 @@ class ProgramSupervisor:
         for backend, server in places:
             await self.proxy.set_server_state(backend, server, "drain")
         drained = await self._sessions_gone(places, policy.DRAIN_TIMEOUT)
+        if self.stopping:  # haply is stopping: no instance starts again
+            return False, f"program {instance.name}: not restarted, the supervisor is stopping\n"
         self._apply(runner, instance.restart(self.loop.time()))
         back = await self._until(
             runner, lambda i: i.state == FATAL or (i.state == RUNNING and not i.spawning and i.restarts > old_restarts),
