@@ -57,6 +57,12 @@ def exited(pid: int) -> bool:
         return True
 
 
+def write_pidfile(env: dict[str, str], pid: int) -> None:
+    path = Path(env["OCF_RESKEY_pidfile"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{pid}\n")
+
+
 def agent(action: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(["/bin/sh", str(AGENT), action], env=env, capture_output=True,
                           text=True, timeout=CALL_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -80,10 +86,11 @@ def resource(request, tmp_path):
         pytest.skip("resource-agents is not installed (Debian package resource-agents)")
     with echo_backends(["app"]) as (backend,):
         port = free_port()
-        socket_path = tmp_path / "admin.sock"
+        # In directories that do not exist yet, as under /run after a reboot.
+        socket_path = tmp_path / "run" / "haply" / "admin.sock"
         config = tmp_path / "haply.cfg"
         config.write_text(CONFIG.format(socket=socket_path, port=port, backend=backend.address))
-        pidfile = tmp_path / "haply.pid"
+        pidfile = tmp_path / "run" / "haply.pid"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "OCF_ROOT": str(OCF_ROOT) if request.param == "ocf-shellfuncs" else str(tmp_path / "no-ocf"),
@@ -183,7 +190,7 @@ def test_stale_pidfile_is_not_running(resource):
     # After a crash the pid may belong to another program, which stop must spare.
     other = subprocess.Popen(["sleep", "30"])
     try:
-        Path(env["OCF_RESKEY_pidfile"]).write_text(f"{other.pid}\n")
+        write_pidfile(env, other.pid)
         assert agent("monitor", env).returncode == OCF_NOT_RUNNING
         assert agent("stop", env).returncode == OCF_SUCCESS
         assert not Path(env["OCF_RESKEY_pidfile"]).exists()
@@ -199,7 +206,7 @@ def test_stop_kills_what_ignores_sigterm_before_pacemakers_timeout(resource):
                                  "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)", "haply"])
     try:
         time.sleep(0.3)  # the interpreter has set its signal handling
-        Path(env["OCF_RESKEY_pidfile"]).write_text(f"{stubborn.pid}\n")
+        write_pidfile(env, stubborn.pid)
         env = dict(env, OCF_RESKEY_CRM_meta_timeout="6000")
         started = time.monotonic()
         result = agent("stop", env)
