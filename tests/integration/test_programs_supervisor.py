@@ -111,27 +111,38 @@ def test_instances_on_consecutive_ports_with_env_logs_and_pidfiles(tmp_path):
 
 def test_crash_restarts_with_backoff_then_fatal():
     p = program("crashy", "--exit-after", "0.1", backoff=0.2, backoff_max=5.0, crash_limit=3, crash_window=30.0)
+    events: list[tuple[float, str]] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            events.append((record.created, record.getMessage()))
+
+    recorder = Recorder()
+    LOG.addHandler(recorder)
+    level = LOG.level
+    LOG.setLevel(logging.INFO)
 
     async def test(supervisor):
         instance = supervisor.runners["crashy"][0].instance
-        starts = []
-        seen = None
-        while instance.state != FATAL:
-            if instance.state == RUNNING and instance.pid != seen:
-                seen = instance.pid
-                starts.append(time.monotonic())
-            await asyncio.sleep(0.01)
-        assert len(starts) == 3 and instance.restarts == 2
-        gaps = [b - a for a, b in zip(starts, starts[1:])]
-        # each gap: ~0.1 s run + the backoff (0.2 s, then 0.4 s)
-        assert 0.25 < gaps[0] < 0.9 and gaps[1] > gaps[0] + 0.1, gaps
-        assert instance.last_exit == "exit 3"
+        await until(lambda: instance.state == FATAL, what="FATAL")
+        assert instance.restarts == 2 and instance.last_exit == "exit 3"
         assert "FATAL" in supervisor.show()
+        # the delay from each exit to the next start is the backoff: 0.2 s, then 0.4 s
+        exits = [t for t, message in events if "exited unexpectedly" in message]
+        starts = [t for t, message in events if ": started pid" in message]
+        assert len(exits) == 3 and len(starts) == 3
+        delays = [start - exit for exit, start in zip(exits, starts[1:])]
+        assert 0.19 < delays[0] < 0.35 and 0.39 < delays[1] < 0.55, delays
+        assert any("giving up (FATAL)" in message for _, message in events)
         # an operator start tries again
         answer = await supervisor.command(["start", "program", "crashy"])
         assert answer.startswith("program crashy:1: RUNNING pid ")
 
-    run(test, p)
+    try:
+        run(test, p)
+    finally:
+        LOG.removeHandler(recorder)
+        LOG.setLevel(level)
 
 
 def test_sigterm_then_sigkill_after_stop_timeout():
