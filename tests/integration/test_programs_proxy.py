@@ -107,7 +107,7 @@ def test_rolling_restart_of_four_instances_loses_no_request(tmp_path):
     assert all(before[n] != after[n] for n in range(1, 5))
     for client in clients:
         assert client.failures == [], client.failures[:5]
-        assert client.ok > 30
+        assert client.ok > 20
     # requests reached old and new processes of every instance
     pids = clients[0].pids | clients[1].pids
     assert {str(p) for p in after.values()} <= pids
