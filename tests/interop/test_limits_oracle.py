@@ -5,6 +5,7 @@ for fewer descriptors than HAProxy would."""
 
 from __future__ import annotations
 
+import re
 import resource
 import shutil
 import socket
@@ -62,22 +63,29 @@ def maxsock(sock: str) -> int:
     raise AssertionError(f"no Maxsock in {data!r}")
 
 
-@pytest.mark.parametrize("maxconn, binds, checked", [
-    (1000, 1, 0), (5000, 1, 0), (1000, 3, 0), (1000, 1, 2), (4000, 4, 3),
-])
-def test_count_grows_like_haproxys(tmp_path, maxconn, binds, checked):
-    sock = str(tmp_path / "admin.sock")
+def counts(directory, maxconn: int, binds: int, checked: int) -> tuple[int, int]:
+    """(haply's need, HAProxy's Maxsock) for one configuration."""
+    directory.mkdir()
+    sock = str(directory / "admin.sock")
     text = configuration(sock, maxconn, binds, checked)
     with run_haproxy(text):
         theirs = maxsock(sock)
-    path = tmp_path / "haproxy.cfg"
+    path = directory / "haproxy.cfg"
     path.write_text(text)
-    need = descriptors_needed(load([str(path)], {}).config)
-    assert need.total >= theirs
-    # The part that does not depend on this configuration: for the base case
-    # (1000, 1, 0) HAProxy 2.6 counts 2028, haply 2000 + 2 + 10 + 32 = 2044.
-    constant = need.total - theirs
-    assert constant == (2 * 1000 + 2 + 10 + 32) - 2028
+    return descriptors_needed(load([str(path)], {}).config).total, theirs
+
+
+@pytest.mark.parametrize("maxconn, binds, checked", [
+    (5000, 1, 0), (1000, 3, 0), (1000, 1, 2), (4000, 4, 3),
+])
+def test_count_grows_like_haproxys(tmp_path, maxconn, binds, checked):
+    base_ours, base_theirs = counts(tmp_path / "base", 1000, 1, 0)
+    ours, theirs = counts(tmp_path / "case", maxconn, binds, checked)
+    assert ours >= theirs and base_ours >= base_theirs
+    # What does not depend on the configuration differs (HAProxy's fixed part
+    # depends on its thread count, haply's is RESERVED_DESCRIPTORS and the stats
+    # socket's connections); what grows with it grows the same.
+    assert ours - theirs == base_ours - base_theirs
 
 
 def _lowered(limit: int):
@@ -97,7 +105,7 @@ def test_both_refuse_to_start_below_the_need(tmp_path):
     path.write_text(configuration(str(tmp_path / "admin.sock"), 1000, 1, 0))
     theirs = subprocess.run([HAPROXY_BIN, "-db", "-f", str(path)], capture_output=True, text=True,
                             timeout=30, stdin=subprocess.DEVNULL, preexec_fn=_lowered(1024))
-    assert theirs.returncode != 0 and "Cannot raise FD limit to 2028, limit is 1024" in theirs.stderr
+    assert theirs.returncode != 0 and re.search(r"Cannot raise FD limit to \d+, limit is 1024", theirs.stderr)
     script = ("import sys\nfrom haply.config import load\nfrom haply.limits import LimitError, ensure_nofile\n"
               "try:\n    ensure_nofile(load([sys.argv[1]], {}).config)\n"
               "except LimitError as exc:\n    print(exc)\n    sys.exit(1)\n")
