@@ -94,25 +94,31 @@ def _lowered(limit: int):
     return apply
 
 
+def without_sys_resource(command: str) -> list[str]:
+    """Run a shell command as an unprivileged service or a container's root
+    would: CAP_SYS_RESOURCE dropped, so the hard limit cannot be raised."""
+    return ["capsh", "--drop=cap_sys_resource", "--", "-c", command]
+
+
+@pytest.mark.skipif(not shutil.which("capsh"), reason="capsh (Debian package libcap2-bin) is not installed")
 def test_both_refuse_to_start_below_the_need(tmp_path):
-    """With a hard limit below what maxconn needs and no way to raise it (this
-    test lowers soft and hard; a process cannot raise its hard limit again
-    without CAP_SYS_RESOURCE, which root here may lack), HAProxy refuses to start,
-    and so does haply, with the number and the remedy."""
+    """With a hard limit below what maxconn needs and no capability to raise it,
+    HAProxy refuses to start, and so does haply, with the number and the remedy."""
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 1024:
         pytest.skip("hard open-file limit below 1024 already")
     path = tmp_path / "haproxy.cfg"
     path.write_text(configuration(str(tmp_path / "admin.sock"), 1000, 1, 0))
-    theirs = subprocess.run([HAPROXY_BIN, "-db", "-f", str(path)], capture_output=True, text=True,
-                            timeout=30, stdin=subprocess.DEVNULL, preexec_fn=_lowered(1024))
+    try:
+        theirs = subprocess.run(without_sys_resource(f"exec {HAPROXY_BIN} -db -f {path}"),
+                                capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                                preexec_fn=_lowered(1024))
+    except subprocess.TimeoutExpired:
+        pytest.fail("HAProxy started although its hard limit was below its need")
     assert theirs.returncode != 0 and re.search(r"Cannot raise FD limit to \d+, limit is 1024", theirs.stderr)
     script = ("import sys\nfrom haply.config import load\nfrom haply.limits import LimitError, ensure_nofile\n"
               "try:\n    ensure_nofile(load([sys.argv[1]], {}).config)\n"
               "except LimitError as exc:\n    print(exc)\n    sys.exit(1)\n")
-    # Without CAP_SYS_RESOURCE, as an unprivileged service or a container's root.
-    ours = subprocess.run(["capsh", "--drop=cap_sys_resource", "--", "-c",
-                           f"exec {sys.executable} -c '{script}' {path}"] if shutil.which("capsh") else
-                          [sys.executable, "-c", script, str(path)],
+    ours = subprocess.run(without_sys_resource(f"exec {sys.executable} -c '{script}' {path}"),
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
                           preexec_fn=_lowered(1024), cwd=REPO_ROOT)
     assert ours.returncode == 1, ours.stdout + ours.stderr
