@@ -7,7 +7,7 @@ one timer per instance, and answers the control commands of the runtime API.
 Children:
 - started with asyncio subprocesses holding no descriptor of ours beyond
   stdio (the supervising process holds listening sockets that must not leak
-  into an API worker; see `_child_setup`), in their own
+  into an API worker; see children.child_setup), in their own
   session and so their own process group (a stop reaches the worker's own
   children too), with the program's user/group, environment and directory,
   stdout/stderr appended to their files (else /dev/null), stdin /dev/null;
@@ -32,10 +32,8 @@ are started and instances beyond the new count stopped.
 from __future__ import annotations
 
 import asyncio
-import grp
 import logging
 import os
-import pwd
 import signal
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -43,7 +41,8 @@ from dataclasses import replace
 
 from haply.config.diagnostics import NOWHERE
 from haply.config.model import Program
-from haply.programs import policy, spec
+from haply.programs import children, policy, spec
+from haply.programs.children import SpawnError
 from haply.programs.policy import FATAL, RUNNING, STOPPED, Instance
 
 # A daemonizing start command must have forked and exited by then (monit's
@@ -54,11 +53,9 @@ PIDFILE_WAIT = 2.0
 # After SIGKILL the kernel reaps at once; this bounds a wait on a process
 # stuck in uninterruptible sleep (D state), which nothing can kill.
 KILL_GRACE = 5.0
-# How often a rolling restart asks the proxy for a drained server's sessions
-# and probes a restarted instance's port: ProxyControl answers questions and
-# has no subscription (a master asks its workers over their channels), and
-# this runs once per operator command, never on the traffic path.
-ROLLING_POLL = 0.05
+# How often a daemon's pidfile is read while its start command's child
+# writes it (within PIDFILE_WAIT, once per start).
+PIDFILE_POLL = 0.05
 # How long `start` / `restart` commands wait for the outcome before answering.
 COMMAND_WAIT = 30.0
 # A new process is not restarted for failing health checks before it passed
@@ -69,41 +66,6 @@ STARTUP_GRACE = 10.0
 
 
 LEVEL_WORDS = {"info": "NOTICE", "warning": "WARNING", "alert": "ALERT"}
-
-
-class SpawnError(Exception):
-    pass
-
-
-def _load_prctl():
-    try:
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _parent_death_signal(number: int) -> None:
-    """Ask the kernel to send `number` to this process when its parent dies
-    (prctl(2) PR_SET_PDEATHSIG): a supervisor killed with SIGKILL leaves no
-    API worker behind holding its port, which would make the next haply's
-    instances fail to bind. Without prctl this is a no-op."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, int(number), 0, 0, 0)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
 
 
 def _same(a: Program, b: Program) -> bool:
@@ -311,85 +273,6 @@ class ProgramSupervisor:
 
     # ------------------------------------------------------------ processes
 
-    def _child_setup(self, program: Program):
-        """What the child does between fork and exec: drop every descriptor
-        it inherited beyond stdio, then switch group and user.
-
-        `close_fds` alone is not enough: uvloop's subprocess transport does not
-        honour it, and the supervising process holds listening sockets made
-        inheritable for a re-executed master. Marking them close-on-exec
-        (rather than closing them) keeps the loop's own exec-error pipe
-        working until the exec."""
-        switch = self._credentials(program)
-        parent = os.getpid()
-        # A daemonizing command's process outlives the command on purpose.
-        tie = None if program.daemon else _parent_death_signal
-
-        def setup() -> None:
-            for name in os.listdir("/proc/self/fd"):
-                fd = int(name)
-                if fd > 2:
-                    try:
-                        os.set_inheritable(fd, False)
-                    except OSError:
-                        pass  # the directory's own descriptor, already closed
-            if switch is not None:
-                switch()
-            if tie is not None:  # after the switch, which clears it
-                tie(signal.SIGTERM)
-                if os.getppid() != parent:  # the supervisor died before the tie
-                    os._exit(1)
-        return setup
-
-    def _credentials(self, program: Program):
-        """A function for the child that switches user/group, or None."""
-        if program.user is None and program.group is None:
-            return None
-        try:
-            uid = gid = None
-            if program.user is not None:
-                entry = pwd.getpwuid(int(program.user)) if program.user.isdigit() else pwd.getpwnam(program.user)
-                uid, gid = entry.pw_uid, entry.pw_gid
-            if program.group is not None:
-                gid = int(program.group) if program.group.isdigit() else grp.getgrnam(program.group).gr_gid
-        except KeyError as exc:
-            raise SpawnError(f"unknown user or group: {exc.args[0]}") from None
-
-        def switch() -> None:
-            # no supplementary groups (as HAProxy leaves its programs; needs
-            # root), then the group, then the user
-            if os.getuid() == 0:
-                os.setgroups([])
-            if gid is not None:
-                os.setgid(gid)
-            if uid is not None:
-                os.setuid(uid)
-        return switch
-
-    def _open_output(self, path: str | None):
-        if path is None:
-            return subprocess.DEVNULL
-        try:
-            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        except OSError as exc:
-            raise SpawnError(f"cannot open log file {path}: {exc.strerror}") from None
-
-    async def _exec(self, argv, launch: spec.Launch, program: Program) -> asyncio.subprocess.Process:
-        outputs = []
-        try:
-            stdout = self._open_output(launch.stdout)
-            outputs.append(stdout)
-            stderr = stdout if launch.stderr == launch.stdout else self._open_output(launch.stderr)
-            outputs.append(stderr)
-            return await asyncio.create_subprocess_exec(
-                *argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=launch.cwd, env=launch.env,
-                close_fds=True, start_new_session=True, preexec_fn=self._child_setup(program),
-            )
-        finally:
-            for fd in set(outputs):
-                if isinstance(fd, int) and fd >= 0:
-                    os.close(fd)
-
     async def _spawn(self, runner: _Runner) -> None:
         instance = runner.instance
         program = instance.program
@@ -399,14 +282,14 @@ class ProgramSupervisor:
                 pid = await self._spawn_daemon(runner, launch, program)
             else:
                 try:
-                    process = await self._exec(launch.argv, launch, program)
+                    process = await children.spawn(launch.argv, launch, program)
                 except FileNotFoundError:
                     raise SpawnError(f"cannot run {launch.argv[0]}: no such file") from None
                 pid = process.pid
                 runner.process = process
                 if launch.pidfile:
                     try:
-                        self._write_pidfile(launch.pidfile, pid)
+                        children.write_pidfile(launch.pidfile, pid)
                         runner.pidfile = launch.pidfile
                     except OSError as exc:  # the process runs: watch it all the same
                         self._log("warning", f"program {instance.name}: cannot write pidfile "
@@ -423,7 +306,7 @@ class ProgramSupervisor:
         code = await process.wait()
         runner.process = None
         self._remove_pidfile(runner)
-        how = f"exit {code}" if code >= 0 else f"signal {_signal_name(-code)}"
+        how = children.describe_exit(code)
         self._apply(runner, runner.instance.exited(self.loop.time(), how))
 
     async def _spawn_daemon(self, runner: _Runner, launch: spec.Launch, program: Program) -> int:
@@ -432,7 +315,7 @@ class ProgramSupervisor:
         A pidfile naming a live process before the command runs means the
         daemon is already there (haply restarted, not the daemon): it is
         adopted instead of started twice, as monit does."""
-        adopted = self._open_pid(launch.pidfile)
+        adopted = children.open_pid(launch.pidfile)
         if adopted is not None:
             pid, fd = adopted
             self._log("info", f"program {runner.instance.name}: pid {pid} from {launch.pidfile} is "
@@ -440,7 +323,7 @@ class ProgramSupervisor:
             self._watch_pidfd(runner, fd)
             return pid
         try:
-            process = await self._exec(launch.argv, launch, program)
+            process = await children.spawn(launch.argv, launch, program)
         except FileNotFoundError:
             raise SpawnError(f"cannot run {launch.argv[0]}: no such file") from None
         try:
@@ -450,41 +333,18 @@ class ProgramSupervisor:
             await process.wait()
             raise SpawnError(f"start command still running after {START_TIMEOUT:g}s") from None
         if code != 0:
-            raise SpawnError(f"start command failed ({'exit ' + str(code) if code >= 0 else 'signal ' + _signal_name(-code)})")
+            raise SpawnError(f"start command failed ({children.describe_exit(code)})")
         deadline = self.loop.time() + PIDFILE_WAIT
-        while (found := self._open_pid(launch.pidfile)) is None:
+        while (found := children.open_pid(launch.pidfile)) is None:
             if self.loop.time() >= deadline:
                 raise SpawnError(f"no running process named in {launch.pidfile} after the start command")
             # the daemon may write the file just after its parent exited (or
             # a stale one is still there); asking a few times within
             # PIDFILE_WAIT is cheaper than an inotify watch, once per start
-            await asyncio.sleep(ROLLING_POLL)
+            await asyncio.sleep(PIDFILE_POLL)
         pid, fd = found
         self._watch_pidfd(runner, fd)
         return pid
-
-    @staticmethod
-    def _open_pid(path: str) -> tuple[int, int] | None:
-        """(pid, pidfd) of the live process a pidfile names, or None."""
-        try:
-            with open(path, encoding="ascii") as handle:
-                text = handle.read().strip()
-            pid = int(text) if text.isdigit() else 0
-            if pid <= 1:
-                return None
-            fd = os.pidfd_open(pid)
-        except (OSError, UnicodeDecodeError):
-            return None
-        try:
-            # a zombie (exited, not yet reaped by its parent) is gone for us
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-                if stat.read().rpartition(")")[2].split()[:1] == ["Z"]:
-                    os.close(fd)
-                    return None
-        except OSError:
-            os.close(fd)
-            return None
-        return pid, fd
 
     def _watch_pidfd(self, runner: _Runner, fd: int) -> None:
         runner.pidfd = fd
@@ -502,12 +362,6 @@ class ProgramSupervisor:
             self.loop.remove_reader(runner.pidfd)
             os.close(runner.pidfd)
             runner.pidfd = None
-
-    def _write_pidfile(self, path: str, pid: int) -> None:
-        temporary = f"{path}.{os.getpid()}.tmp"
-        with open(temporary, "w", encoding="ascii") as handle:
-            handle.write(f"{pid}\n")
-        os.replace(temporary, path)
 
     def _remove_pidfile(self, runner: _Runner) -> None:
         if runner.pidfile:
@@ -528,7 +382,7 @@ class ProgramSupervisor:
     async def _stop_command(self, runner: _Runner, launch: spec.Launch) -> None:
         program = runner.instance.program
         try:
-            process = await self._exec(launch.stop_argv, launch, program)
+            process = await children.spawn(launch.stop_argv, launch, program)
         except (OSError, SpawnError, subprocess.SubprocessError) as exc:
             self._log("warning", f"program {runner.instance.name}: stop command failed ({exc}); sending SIGTERM")
             self._signal(runner, signal.SIGTERM)
@@ -629,93 +483,10 @@ class ProgramSupervisor:
                        for r in runners)
 
     async def rolling_restart(self, runners: list[_Runner]) -> str:
-        """One instance at a time: drain its servers, wait for their sessions
-        to end (bounded), restart it, wait until it is healthy (bounded), put
-        it back in service. Stops at the first instance that does not come back."""
-        names = {r.instance.program.name for r in runners}
-        busy = names & self.rolling
-        if busy:
-            return f"A rolling restart of {', '.join(sorted(busy))} is already in progress.\n"
-        self.rolling |= names
-        lines = []
-        try:
-            for instance in policy.rolling_order([r.instance for r in runners]):
-                ok, line = await self._roll_one(next(r for r in runners if r.instance is instance))
-                lines.append(line)
-                if not ok:
-                    lines.append("rolling restart aborted\n")
-                    break
-            else:
-                lines.append(f"rolling restart done: {len(runners)} instance(s)\n")
-        finally:
-            self.rolling -= names
-        return "".join(lines)
+        """See haply.programs.rolling."""
+        from haply.programs.rolling import rolling_restart
 
-    async def _roll_one(self, runner: _Runner) -> tuple[bool, str]:
-        instance = runner.instance
-        places = self.servers.get((instance.program.name, instance.number), []) if self.proxy else []
-        started = self.loop.time()
-        old_pid, old_restarts = instance.pid, instance.restarts
-        # a server an operator put in maintenance takes no traffic and stays so
-        places = [(b, s) for b, s in places if (await self.proxy.server_status(b, s))[0] != "MAINT"]
-        for backend, server in places:
-            await self.proxy.set_server_state(backend, server, "drain")
-        drained = await self._sessions_gone(places, policy.DRAIN_TIMEOUT)
-        if self.stopping:  # haply is stopping: no instance starts again
-            return False, f"program {instance.name}: not restarted, the supervisor is stopping\n"
-        self._apply(runner, instance.restart(self.loop.time()))
-        back = await self._until(
-            runner, lambda i: i.state == FATAL or (i.state == RUNNING and not i.spawning and i.restarts > old_restarts),
-            instance.program.stop_timeout + KILL_GRACE + policy.HEALTHY_TIMEOUT)
-        if not back or instance.state != RUNNING:
-            return False, (f"program {instance.name}: did not come back ({instance.state}"
-                           f"{', ' + instance.last_exit if instance.last_exit else ''}); left drained\n")
-        healthy = await self._healthy(runner, places, policy.HEALTHY_TIMEOUT)
-        if not healthy:
-            return False, f"program {instance.name}: pid {instance.pid} not healthy after " \
-                          f"{policy.HEALTHY_TIMEOUT:g}s; left drained\n"
-        for backend, server in places:
-            await self.proxy.set_server_state(backend, server, "ready")
-        note = "" if drained else f" (sessions still open after {policy.DRAIN_TIMEOUT:g}s)"
-        if not places:
-            note += " (no server of it known to drain)"
-        return True, (f"program {instance.name}: restarted, pid {old_pid} -> {instance.pid} in "
-                      f"{self.loop.time() - started:.1f}s{note}\n")
-
-    async def _sessions_gone(self, places, timeout: float) -> bool:
-        deadline = self.loop.time() + timeout
-        while True:
-            counts = [(await self.proxy.server_status(b, s))[1] for b, s in places]
-            if not any(counts):
-                return True
-            if self.loop.time() >= deadline:
-                return False
-            await asyncio.sleep(ROLLING_POLL)
-
-    async def _healthy(self, runner: _Runner, places, timeout: float) -> bool:
-        """The new process accepts connections on its port and the proxy's
-        checks see its servers UP (a check may still report the old process'
-        state, so both are asked)."""
-        deadline = self.loop.time() + timeout
-        port = runner.instance.port
-        while self.loop.time() < deadline:
-            if runner.instance.state != RUNNING:
-                return False
-            if port is None or await self._accepts(port):
-                statuses = [(await self.proxy.server_status(b, s))[0] for b, s in places]
-                if all(status == "UP" for status in statuses):
-                    return True
-            await asyncio.sleep(ROLLING_POLL)
-        return False
-
-    async def _accepts(self, port: int) -> bool:
-        from haply.config.programs import INSTANCE_HOST
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(INSTANCE_HOST, port), 1.0)
-        except (OSError, TimeoutError):
-            return False
-        writer.close()
-        return True
+        return await rolling_restart(self, runners)
 
     # ------------------------------------------------------------------ show
 
