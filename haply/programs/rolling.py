@@ -15,7 +15,7 @@ import asyncio
 
 from haply.config.programs import INSTANCE_HOST
 from haply.programs import policy
-from haply.programs.policy import FATAL, RUNNING
+from haply.programs.policy import FATAL, RUNNING, STOPPED
 from haply.programs.supervisor import KILL_GRACE
 
 # How often the proxy is asked for a drained server's sessions and a
@@ -69,6 +69,9 @@ async def _roll_one(supervisor, runner) -> tuple[bool, str]:
         return False, (f"program {instance.name}: did not come back ({instance.state}"
                        f"{', ' + instance.last_exit if instance.last_exit else ''}); left drained\n")
     healthy = await _healthy(supervisor, runner, places, policy.HEALTHY_TIMEOUT)
+    if not healthy and instance.state != RUNNING:
+        return False, (f"program {instance.name}: did not come back ({instance.state}"
+                       f"{', ' + instance.last_exit if instance.last_exit else ''}); left drained\n")
     if not healthy:
         return False, f"program {instance.name}: pid {instance.pid} not healthy after " \
                       f"{policy.HEALTHY_TIMEOUT:g}s; left drained\n"
@@ -95,13 +98,16 @@ async def _sessions_gone(supervisor, places, timeout: float) -> bool:
 async def _healthy(supervisor, runner, places, timeout: float) -> bool:
     """The new process accepts connections on its port and the proxy's
     checks see its servers UP (a check may still report the old process'
-    state, so both are asked)."""
+    state, so both are asked). A process that exits meanwhile is waited for
+    through its restarts (a worker may fail once while starting) until it is
+    healthy, FATAL or stopped."""
     deadline = supervisor.loop.time() + timeout
     port = runner.instance.port
     while supervisor.loop.time() < deadline:
-        if runner.instance.state != RUNNING:
+        state = runner.instance.state
+        if state in (FATAL, STOPPED):
             return False
-        if port is None or await _accepts(port):
+        if state == RUNNING and (port is None or await _accepts(port)):
             statuses = [(await supervisor.proxy.server_status(b, s))[0] for b, s in places]
             if all(status == "UP" for status in statuses):
                 return True

@@ -179,3 +179,29 @@ def test_rolling_restart_leaves_maintenance_alone(tmp_path):
         tmp_path, config_text(tmp_path, front, first, instances=2), test)
     assert answer.endswith("rolling restart done: 2 instance(s)\n"), answer
     assert (first_admin, second_admin) == ("READY", "MAINT")
+
+
+def test_rolling_restart_stops_at_an_instance_that_does_not_come_back(tmp_path):
+    """The new process of api-1 cannot start (its command fails once a flag
+    file exists): the run ends there, api-1 stays drained, api-2 is untouched."""
+    front, first = free_ports(1), free_ports(2)
+    flag = tmp_path / "broken"
+    text = config_text(tmp_path, front, first, instances=2).replace(
+        f"    command {app_command()} \n",
+        f"    command /bin/sh -c 'test -e {flag} && exit 1; exec {app_command().replace('%p', '$HAPLY_PORT')}'\n"
+        "    crash-limit 2 60s\n")
+    assert "crash-limit 2" in text
+
+    async def test(engine, supervisor):
+        await all_up(engine, ["api-1", "api-2"])
+        second = supervisor.runners["api"][1].instance.pid
+        flag.write_text("")
+        answer = await supervisor.command(["rolling-restart", "program", "api"])
+        return answer, engine.registry.get("be", "api-1").admin, engine.registry.get("be", "api-2").admin, \
+            second, supervisor.runners["api"][1].instance.pid
+
+    answer, first_admin, second_admin, second_before, second_after = run_with_proxy(tmp_path, text, test)
+    assert answer.splitlines() == [
+        "program api:1: did not come back (FATAL, exit 1); left drained", "rolling restart aborted"], answer
+    assert (first_admin, second_admin) == ("DRAIN", "READY")
+    assert second_before == second_after
