@@ -360,6 +360,8 @@ _FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding"))
 _PROTECTED = frozenset((b"host", b"content-length", b"transfer-encoding"))
 # Connection options that are not field names to remove (or are protected).
 _NOT_FIELD_OPTIONS = _PROTECTED | {b"close", b"keep-alive", b"upgrade"}
+# Connection values that name no field (lower-cased, as `scan` reports them).
+_PLAIN_CONNECTION = frozenset((b"close", b"keep-alive"))
 _VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 _RAW_VERSIONS = frozenset(_VERSIONS.values())
 _CONN_CLOSE = b"Connection: close\r\n"
@@ -393,57 +395,67 @@ class _HeadWriter:
         # (framed?, upgrade?) -> (names dropped, lengths of those names)
         self._drop = {key: (names, frozenset(map(len, names))) for key, names in drops.items()}
         # The raw path (`raw_fields`) looks only at the fields it may drop or
-        # rewrite, found by one regular expression over the head; llhttp has
-        # already refused whitespace before a colon, so "\r\nname:" is a field.
+        # rewrite, found by one regular expression over the lower-cased head
+        # (faster than a case-insensitive one); llhttp has already refused
+        # whitespace before a colon, so "\r\nname:" starts such a field.
         names = sorted(base | _FRAMING_FIELDS | self._watched(), key=len, reverse=True)
         self._special = re.compile(
-            rb"\r\n(" + b"|".join(map(re.escape, names)) + rb"):[ \t]*([^\r\n]*)", re.I)
+            rb"\r\n(" + b"|".join(map(re.escape, names)) + rb"):[ \t]*([^\r\n]*)")
         self._static_lines = [line for _, line in added]
 
     def _watched(self) -> frozenset[bytes]:
         """Names the raw path must also report to the caller (not dropped)."""
         return frozenset()
 
-    def scan(self, head: bytes) -> list:
-        """The fields of a raw head this writer may drop or rewrite, plus the
-        framing fields, as regex matches: m[1] the name, m[2] the value as
-        llhttp reports it; in head order."""
-        return list(self._special.finditer(head))
+    def scan(self, head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """(head lower-cased, fields): the fields of a raw head this writer may
+        drop or rewrite, plus the framing fields, in head order, as (name,
+        value) lower-cased, the value as llhttp reports it. Enough for
+        `framing.request_framing` / `response_framing`, which only read those."""
+        low = head.lower()
+        return low, self._special.findall(low)
 
-    def raw_fields(self, out: list, head: bytes, matches: list, framing: Framing,
+    def raw_fields(self, out: list, head: bytes, low: bytes,
+                   fields: list[tuple[bytes, bytes]], framing: Framing,
                    upgrade: bool) -> bool | None:
         """Append head without its blank line as slices, the dropped fields cut
         out and the framing field rewritten in place (what `_fields` does field
-        by field, for the same result); return whether the framing field was
-        written, or None when a Connection option names another field to
-        remove (rare: the caller then takes the field-list path).
+        by field, for the same result), then the static rules' lines; return
+        whether the framing field was written, or None when a Connection option
+        names another field to remove (rare: the caller then takes the
+        field-list path). `low` and `fields` come from `scan(head)`.
 
         Only for writers whose rules are static (`self.static`).
         """
         framed = framing.kind == LENGTH or framing.kind == CHUNKED
         drop = self._drop[framed, upgrade][0]
-        pos = 0
+        pos = 0  # head[:pos] is written
+        search = 0  # fields before this offset are found
         placed = False
         connection = None
-        for m in matches:
-            lname = m[1].lower()
+        for lname, value in fields:
             if framed and lname in _FRAMING_FIELDS:
+                start = low.find(b"\r\n" + lname + b":", search)
+                end = search = low.find(b"\r\n", start + 2)
                 if placed:
-                    out.append(head[pos:m.start()])
-                    pos = m.end()
+                    out.append(head[pos:start])
+                    pos = end
                     continue
                 placed = True
-                value = self._framing_value(framing)
-                if m[2] != value or head[m.start(2) - 2:m.start(2)] != b": ":
-                    out += (head[pos:m.start()], b"\r\n", m[1], b": ", value)
-                    pos = m.end()
+                line = head[start + 2:start + 2 + len(lname)] + b": " + \
+                    self._framing_value(framing)
+                if head[start + 2:end] != line:
+                    out += (head[pos:start], b"\r\n", line)
+                    pos = end
             elif lname in drop:
-                if lname == b"connection":
+                start = low.find(b"\r\n" + lname + b":", search)
+                end = search = low.find(b"\r\n", start + 2)
+                out.append(head[pos:start])
+                pos = end
+                if lname == b"connection" and value not in _PLAIN_CONNECTION:
                     if connection is None:
                         connection = []
-                    connection.append((lname, m[2]))
-                out.append(head[pos:m.start()])
-                pos = m.end()
+                    connection.append((lname, value))
         if connection is not None and connection_options(connection) - _NOT_FIELD_OPTIONS:
             return None
         out.append(head[pos:-2])
@@ -592,10 +604,10 @@ class ResponseHeadWriter(_HeadWriter):
             out.append(line)
         return self._tail(out, status, framing, keep_alive, request_version, upgrade, placed)
 
-    def write_raw(self, head: bytes, matches: list, status: int, framing: Framing,
-                  keep_alive: bool, request_version: str) -> bytes | None:
+    def write_raw(self, head: bytes, low: bytes, fields: list, status: int,
+                  framing: Framing, keep_alive: bool, request_version: str) -> bytes | None:
         """What `write` returns, built from the server's raw head (llhttp-checked,
-        leading CRLFs removed) and `scan(head)`; None when only `write` can do it
+        leading CRLFs removed) and `scan(head)`'s low and fields; None when only `write` can do it
         (rules that depend on the message, a Connection option naming a field,
         an upgrade, a status line without a reason phrase).
 
@@ -605,7 +617,7 @@ class ResponseHeadWriter(_HeadWriter):
         if not self.static or head[12:13] != b" " or head[:8] not in _RAW_VERSIONS:
             return None
         out: list[bytes] = []
-        placed = self.raw_fields(out, head, matches, framing, False)
+        placed = self.raw_fields(out, head, low, fields, framing, False)
         if placed is None:
             return None
         return self._tail(out, status, framing, keep_alive, request_version, False, placed)

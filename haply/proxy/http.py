@@ -486,11 +486,10 @@ class HttpSession(asyncio.Protocol):
             return
         writer = route.response_writer
         raw = upstream.head
-        matches = writer.scan(raw)
+        low, fields = writer.scan(raw)
         try:
             # Only the framing fields matter here, and the scan found them all.
-            body = framing.response_framing(request.method_bytes, status, version,
-                                            [(m[1], m[2]) for m in matches])
+            body = framing.response_framing(request.method_bytes, status, version, fields)
         except RemoteProtocolError as exc:
             self.server_protocol_error(upstream, str(exc))
             return
@@ -505,8 +504,8 @@ class HttpSession(asyncio.Protocol):
         self.response_until_close = until_close
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
                                   and not upgrade and not until_close)
-        head = None if upgrade else writer.write_raw(raw, matches, status, body, keep_client,
-                                                      request.version)
+        head = None if upgrade else writer.write_raw(raw, low, fields, status, body,
+                                                      keep_client, request.version)
         if head is None:
             head = writer.write(version, status, upstream.reason, upstream.headers, body,
                                 keep_client, request.version, request, upgrade)

@@ -10,9 +10,11 @@ from haply.config.diagnostics import Location
 from haply.config.model import Condition, ForwardFor, HeaderRule, Proxy
 from haply.http.errors import LocalProtocolError
 from haply.http.framing import CHUNKED, LENGTH, NONE, UNTIL_CLOSE, Framing
+from haply.http.framing import response_framing
+from haply.http.errors import RemoteProtocolError
 from haply.http.headers import (
     RequestHeadWriter, ResponseHeadWriter, SampleContext, compile_forward_for,
-    compile_header_rules, compile_value, for_route,
+    compile_header_rules, compile_value, for_route, parse_fields,
 )
 
 CTX = SampleContext("192.0.2.7", 40000, "127.0.0.1", 8080)
@@ -396,6 +398,96 @@ def test_written_requests_always_parse_and_keep_end_to_end_fields(fields, framin
     kept = [(n, v) for n, v in fields if n.lower() not in dropped]
     assert out[:len(kept)] == kept
     assert (b"X-Forwarded-For", b"192.0.2.7") in out[len(kept):]
+
+
+# ------------------------------------------------- raw heads (no field list)
+
+
+def llhttp_fields(head: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The fields llhttp reports for a response head, or None if it refuses it."""
+    class Sink:
+        def __init__(self):
+            self.headers = []
+
+        def on_header(self, name, value):
+            self.headers.append((name, value))
+
+    sink = Sink()
+    try:
+        httptools.HttpResponseParser(sink).feed_data(head)
+    except httptools.HttpParserError:
+        return None
+    return sink.headers
+
+
+_special_name = st.sampled_from([b"Connection", b"connection", b"Keep-Alive", b"TE",
+                                 b"Upgrade", b"Proxy-Connection", b"Content-Length",
+                                 b"content-length", b"Transfer-Encoding", b"X-Kept",
+                                 b"Set-Cookie", b"Content-Type", b"Tea"])
+_special_value = st.sampled_from([b"keep-alive", b"close", b"Close, X-Kept", b"5", b"12",
+                                  b"0012", b"chunked", b"Chunked", b"gzip", b"x", b"",
+                                  b"upgrade"])
+_spacing = st.sampled_from([b": ", b":", b":  ", b":\t"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.tuples(st.one_of(_special_name, _token),
+                                 st.one_of(_special_value, _value), _spacing), max_size=10),
+       status=st.sampled_from([200, 204, 304, 404]), method=st.sampled_from([b"GET", b"HEAD"]),
+       keep=st.booleans(), request_version=st.sampled_from(["1.0", "1.1"]),
+       rules=st.sampled_from([(), (rule("del-header", "X-Kept"),),
+                              (rule("set-header", "X-Added", "1"),)]))
+def test_raw_response_head_is_written_as_from_the_field_list(fields, status, method, keep,
+                                                              request_version, rules):
+    """write_raw, from the server's bytes, gives write()'s head with the kept
+    fields exactly as the server spaced them; framing read from scan() is the
+    framing read from the whole list."""
+    head = b"HTTP/1.1 %d Fine\r\n" % status + b"".join(
+        name + spacing + value + b"\r\n" for name, value, spacing in fields) + b"\r\n"
+    parsed = llhttp_fields(head)
+    if parsed is None:
+        return  # llhttp refuses it (duplicate Content-Length ...): never reaches a writer
+    assert parse_fields(head) == parsed
+    writer = ResponseHeadWriter(compile_header_rules(rules))
+    low, found = writer.scan(head)
+    try:
+        framing = response_framing(method, status, "1.1", parsed)
+    except RemoteProtocolError as exc:
+        with pytest.raises(RemoteProtocolError) as raised:
+            response_framing(method, status, "1.1", found)
+        assert str(raised.value) == str(exc)
+        return
+    assert response_framing(method, status, "1.1", found) == framing
+    raw = writer.write_raw(head, low, found, status, framing, keep, request_version)
+    expected = writer.write("1.1", status, b"Fine", parsed, framing, keep, request_version, CTX)
+    if raw is None:
+        # Only a Connection option naming a field falls back to the list.
+        from haply.http.framing import connection_options
+        assert connection_options(parsed) - {b"close", b"keep-alive", b"upgrade", b"host",
+                                             b"content-length", b"transfer-encoding"}
+        return
+    normal = b"".join(name + b": " + value + b"\r\n" for name, value in llhttp_fields(raw))
+    assert raw.split(b"\r\n", 1)[0] == expected.split(b"\r\n", 1)[0]
+    assert normal == b"".join(name + b": " + value + b"\r\n"
+                              for name, value in llhttp_fields(expected))
+
+
+def test_raw_response_head_keeps_the_server_bytes():
+    head = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n"
+            b"Connection: keep-alive\r\nX-A:b\r\n\r\n")
+    writer = ResponseHeadWriter()
+    low, fields = writer.scan(head)
+    assert fields == [(b"content-length", b"5"), (b"connection", b"keep-alive")]
+    assert writer.write_raw(head, low, fields, 200, Framing(LENGTH, 5), True, "1.1") == (
+        b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nX-A:b\r\n\r\n")
+    assert writer.write_raw(head, low, fields, 200, Framing(LENGTH, 5), False, "1.1") == (
+        b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nX-A:b\r\n"
+        b"Connection: close\r\n\r\n")
+    # A status line without a reason phrase, or rules that read the request,
+    # are left to write().
+    bare = b"HTTP/1.1 200\r\nContent-Length: 5\r\n\r\n"
+    assert writer.write_raw(bare, *writer.scan(bare), 200, Framing(LENGTH, 5), True,
+                            "1.1") is None
 
 
 # ------------------------------------------------------- live HAProxy oracle
