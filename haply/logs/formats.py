@@ -124,7 +124,7 @@ HTTP_VARIABLES: dict[str, str] = {
     "trl": "_date(x.wall, False)", "ms": "f'{int(x.wall % 1 * 1000):03d}'",
     "Ti": "0", "TR": "(int((x.headers_at - x.begin) * 1000) if x.headers_at else -1)",
     "Tq": "(int((x.headers_at - x.begin) * 1000) if x.headers_at else -1)",
-    "Tw": "0", "Tc": "(0 if srv is not None else -1)",
+    "Tw": "q.t_wait", "Tc": "q.t_connect",
     "Tr": "(int((x.response_at - (x.headers_at or x.begin)) * 1000) if x.response_at else -1)",
     "Ta": "int((now - x.begin) * 1000)", "Tt": "int((now - x.begin) * 1000)",
     "T": "int((now - x.begin) * 1000)", "ST": "status",

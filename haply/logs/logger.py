@@ -89,8 +89,8 @@ class HttpRecord:
     request_time = property(lambda self: self.exchange.wall)
     TR = property(lambda self: int((self.exchange.headers_at - self.exchange.begin) * 1000)
                   if self.exchange.headers_at else -1)
-    Tw = property(lambda self: 0)
-    Tc = property(lambda self: 0 if self.server_state is not None else -1)
+    Tw = property(lambda self: getattr(self.request, "t_wait", -1))
+    Tc = property(lambda self: getattr(self.request, "t_connect", -1))
     Tr = property(lambda self: int((self.exchange.response_at
                                     - (self.exchange.headers_at or self.exchange.begin)) * 1000)
                   if self.exchange.response_at else -1)
@@ -270,7 +270,9 @@ class ProxyLog:
 
     def tcp_done(self, frontend, client: tuple | None, backend, server, begin: float,
                  wall: float, now: float, bytes_in: int, bytes_out: int,
-                 termination: str = "--") -> None:
+                 termination: str = "--", t_wait: int = 0, t_connect: int = 0) -> None:
+        """t_wait, t_connect: ms in the backend's queue and to connect (Tw, Tc),
+        -1 when the connection never got there."""
         if self.dontlognull and bytes_in == 0:
             return
         ms = int((now - begin) * 1000)
@@ -279,8 +281,9 @@ class ProxyLog:
             frontend=frontend.name, ssl=False,
             backend=backend.name if backend is not None else frontend.name,
             server=server.name if server is not None else "<NOSRV>",
-            accept_time=wall, request_time=wall, TR=0, Tw=0, Tc=0, Tr=0, Ta=ms, Tt=ms, Ti=0,
-            status=-1, bytes_read=bytes_out, bytes_uploaded=bytes_in, termination=termination,
+            accept_time=wall, request_time=wall, TR=0, Tw=t_wait, Tc=t_connect, Tr=0, Ta=ms,
+            Tt=ms, Ti=0, status=-1, bytes_read=bytes_out, bytes_uploaded=bytes_in,
+            termination=termination,
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
             beconn=max(0, backend.current_sessions - 1) if backend is not None else 0,
             srv_conn=max(0, server.current_sessions - 1) if server is not None else 0, retries=0,

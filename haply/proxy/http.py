@@ -33,6 +33,9 @@ from haply.proxy.timers import Deadline
 from haply.proxy.upstream import ConnectionPool, UpstreamConnection
 from haply.admin.services import Deferred, finish_deferred
 
+# NoServerAvailable.reason of a request that waited in the queue until
+# `timeout queue` (haply.proxy.backend): its log line shows the time waited as Tw.
+QUEUE_TIMEOUT = "queue timeout"
 # HAProxy only replays a request that still fits its buffer (tune.bufsize, 16 KiB).
 RETRY_BUFFER_SIZE = 16384
 # RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
@@ -54,7 +57,7 @@ class Request:
                  "body", "body_size", "complete", "upgrade", "tunnel_data",
                  "error", "head_bytes", "_header_map", "client_ip", "ssl",
                  "attempts", "backend", "server", "sent_body", "framing",
-                 "route", "context")
+                 "route", "context", "t_wait", "t_connect")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -76,6 +79,10 @@ class Request:
         self.sent_body = 0  # bytes of body already written to the current server
         self.chunked = False
         self.route = None
+        # The log's Tw and Tc (ms in the backend's queue, ms to connect to the
+        # server; 0 for a pooled connection), -1 until the request gets there.
+        self.t_wait = -1
+        self.t_connect = -1
 
     # SampleContext, for header values such as %[src] (per connection, shared)
     src = property(lambda self: self.context.src)
@@ -389,10 +396,14 @@ class HttpSession(asyncio.Protocol):
             return
         server = backend.try_acquire(request)
         if server is not None:
+            request.t_wait = 0
+            # request.retryable, without the property call
             upstream = (self.pool.take(server, backend.server_sni(server, request, self.transport)
                                        if backend.tls else None)
-                        if request.retryable else None)
+                        if request.method_bytes in IDEMPOTENT_METHODS
+                        and request.body_size <= RETRY_BUFFER_SIZE else None)
             if upstream is not None:
+                request.t_connect = 0
                 request.server = server
                 self._send_request(upstream, request)
                 return
@@ -400,9 +411,21 @@ class HttpSession(asyncio.Protocol):
 
     async def _connect_and_send(self, request: Request, server) -> None:
         backend = request.backend
+        loop = self.loop
+        start = loop.time()  # queue entry, then connect start (Tw, Tc)
         try:
             if server is None:
-                server = await backend.acquire(request, exclude=None)
+                try:
+                    server = await backend.acquire(request, exclude=None)
+                except NoServerAvailable as exc:
+                    if exc.reason == QUEUE_TIMEOUT:  # it waited: HAProxy logs how long
+                        request.t_wait = int((loop.time() - start) * 1000)
+                    raise
+                now = loop.time()
+                request.t_wait = int((now - start) * 1000)
+                start = now
+            else:
+                request.t_wait = 0
             pool = self.pool
             server, transport, upstream = await backend.connect(
                 request, lambda server: UpstreamConnection(server, pool), self.dest_port,
@@ -411,6 +434,7 @@ class HttpSession(asyncio.Protocol):
             if not self.closed and self.requests and self.requests[0] is request:
                 self._respond_local(exc.status)
             return
+        request.t_connect = int((loop.time() - start) * 1000)
         if self.closed or not self.requests or self.requests[0] is not request:
             upstream.close()
             backend.release(server)

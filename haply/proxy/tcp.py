@@ -48,7 +48,8 @@ class TcpClientProtocol(asyncio.Protocol):
     # Slots: an idle connection's whole cost in haply is these objects, and a
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
-                 "pending", "timer", "admitted", "closed", "client_eof", "server_eof")
+                 "pending", "timer", "admitted", "closed", "client_eof", "server_eof",
+                 "t_wait", "t_connect")
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None):
         # Global
@@ -65,6 +66,9 @@ class TcpClientProtocol(asyncio.Protocol):
         self.closed = False
         self.client_eof = False
         self.server_eof = False
+        # The log's Tw and Tc: ms in the backend's queue, ms to connect (-1: not yet).
+        self.t_wait = -1
+        self.t_connect = -1
 
     # ------------------------------------------------------------------ client
 
@@ -100,13 +104,22 @@ class TcpClientProtocol(asyncio.Protocol):
     async def _connect(self) -> None:
         peer = self.transport.get_extra_info("peername")
         sockname = self.transport.get_extra_info("sockname")
+        key = SourceKey(peer[0] if peer else "")
+        loop = self.loop
+        start = loop.time()
         try:
+            server = await self.backend.acquire(key)
+            now = loop.time()
+            self.t_wait = int((now - start) * 1000)
             server, transport, _ = await self.backend.connect(
-                SourceKey(peer[0] if peer else ""),
-                lambda server: TcpServerProtocol(self, server),
-                dest_port=sockname[1] if sockname else None, client=self.transport,
+                key, lambda server: TcpServerProtocol(self, server),
+                dest_port=sockname[1] if sockname else None, server=server,
+                client=self.transport,
             )
-        except NoServerAvailable:
+            self.t_connect = int((loop.time() - now) * 1000)
+        except NoServerAvailable as exc:
+            if exc.reason == "queue timeout" and self.t_wait < 0:
+                self.t_wait = int((loop.time() - start) * 1000)
             self.close()
             return
         if self.upstream is None:

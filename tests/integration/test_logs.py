@@ -392,3 +392,95 @@ listen tcpin
     assert (fe, be, srv, term) == ("tcpin", "tcpin", "t1", "--")
     assert int(size) > len(response.body)  # the whole response, head included
     assert (ac, fc, bc, sc, rc, sq, bq) == ("1", "1", "0", "0", "0", "0", "0")
+
+
+class SlowBackend:
+    """An HTTP server that answers each request after `delay` seconds, one
+    thread per connection, so that a second request queues behind the first
+    in a `maxconn 1` server (the queue time is what Tw reports)."""
+
+    def __init__(self, delay: float) -> None:
+        import threading
+        self.delay = delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+        self.sock.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                self.stopped.wait(self.delay)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                             b"Connection: close\r\n\r\nok")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_httplog_tw_is_the_queue_time_and_tc_the_connect_time(name, receiver):
+    """Three requests at once to a `maxconn 1` server that answers in 0.3 s:
+    the first is not queued (Tw 0), the later ones wait for the slot before
+    theirs (Tw at least one answer's time); every connect is a fresh one on
+    loopback (Tc a small non-negative number, not the -1 of "never tried")."""
+    import threading
+    delay = 0.3
+    port = free_port()
+    backend = SlowBackend(delay)
+    try:
+        config = httplog_config(receiver.port, port, [backend]).replace(
+            f"server s1 {backend.address}", f"server s1 {backend.address} maxconn 1")
+        with run_haproxy(config, PROXIES[name]):
+            statuses = []
+            clients = [threading.Thread(target=lambda i=i: statuses.append(
+                http_get(port, f"/q{i}").status)) for i in range(3)]
+            for client in clients:
+                client.start()
+                time.sleep(0.05)  # in this order, all before the first answer
+            for client in clients:
+                client.join(timeout=10)
+            # and the start-up probe's <BADREQ> line, which both write
+            lines = [line for line in receiver.lines(4) if b"<BADREQ>" not in line]
+    finally:
+        backend.close()
+    assert statuses == [200, 200, 200]
+    fields = []
+    for raw in lines:
+        match = HTTPLOG.fullmatch(RFC3164.fullmatch(raw.rstrip(b"\n")).group(6).decode())
+        assert match, raw
+        fields.append((match.group(18), int(match.group(4)), int(match.group(5)),
+                       int(match.group(7))))
+    by_path = {request.split()[1]: (tw, tc, ta) for request, tw, tc, ta in fields}
+    assert sorted(by_path) == ["/q0", "/q1", "/q2"]
+    assert by_path["/q0"][0] == 0
+    for path in ("/q1", "/q2"):
+        tw, tc, ta = by_path[path]
+        # queued behind at least one whole answer, then answered itself
+        assert tw >= delay * 1000 * 0.8, (path, fields)
+        assert ta >= tw + delay * 1000 * 0.8, (path, fields)
+    assert all(0 <= tc < ta for tw, tc, ta in by_path.values()), fields
