@@ -97,6 +97,7 @@ def test_instances_on_consecutive_ports_with_env_logs_and_pidfiles(tmp_path):
         await until(lambda: (tmp_path / "err-3.log").exists() and (tmp_path / "err-3.log").read_text())
         out = (tmp_path / "out-2.log").read_text()
         assert f"HAPLY_INSTANCE=2 HAPLY_PORT={p.port_of(2)} HAPLY_PROGRAM=api" in out and "APP_NAME=api-2" in out
+        assert out.rstrip().endswith(f"cwd={tmp_path}")
         assert (tmp_path / "err-3.log").read_text() == f"stderr {p.port_of(3)}\n"
         table = supervisor.show()
         assert table.splitlines()[0].split() == ["#<program>", "<state>", "<pid>", "<port>", "<uptime>",

@@ -9,7 +9,8 @@ command: `python programs_app.py PORT [options]`.
 
 GET / answers "port PID\\n" (PID distinguishes a restarted worker);
 GET /slow?s=0.3 answers after that many seconds. On start it prints
-"start PORT PID" and the environment variables HAPLY_* to stdout.
+"start PORT PID", the variables HAPLY_* and APP_* and its working directory
+to stdout.
 """
 
 import argparse
@@ -64,7 +65,7 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(("HAPLY_", "APP_")))
-    print(f"start {args.port} {os.getpid()} {env}", flush=True)
+    print(f"start {args.port} {os.getpid()} {env} cwd={os.getcwd()}", flush=True)
     print(f"stderr {args.port}", file=sys.stderr, flush=True)
     if args.exit_after is not None:
         threading.Timer(args.exit_after, lambda: os._exit(3)).start()
