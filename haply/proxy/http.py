@@ -315,7 +315,6 @@ class HttpSession(asyncio.Protocol):
         self.frontend.http_requests += 1
         self.requests.append(request)
         if len(self.requests) == 1:
-            self.deadline.arm_idle(self.timeout_client, "client")
             self._start(request)
         else:
             # Pipelined: answered in order once the one before it is done.
@@ -357,7 +356,12 @@ class HttpSession(asyncio.Protocol):
     # ================================================================= routing
 
     def _start(self, request: Request) -> None:
-        """Route the request at the head of the queue and send it to a server."""
+        """Route the request at the head of the queue and send it to a server.
+
+        Until it is sent, `timeout client` runs (idle); a request that leaves
+        here on a pooled server connection goes straight to `timeout server`,
+        so that one is armed only on the other paths (local answers re-arm or
+        close themselves)."""
         monitor_uri = self.router.monitor_uri
         if monitor_uri is not None and request.url == monitor_uri:
             self._respond_local(200, responses.error_response(200, None, close=False),
@@ -372,6 +376,7 @@ class HttpSession(asyncio.Protocol):
             if rule is not None:
                 self._redirect(request, rule)
                 return
+        self.deadline.arm_idle(self.timeout_client, "client")
         services = self.router.services
         if services is not None and services.serve(self, request):
             return
@@ -499,7 +504,6 @@ class HttpSession(asyncio.Protocol):
         Connection field (RFC 9112 §9.3), so no field is scanned twice."""
         request = self.requests[0]
         route = request.route
-        self.deadline.touch()
         upgrade = request.upgrade and status == 101
         if status in route.retry_statuses and self._can_replay(request, str(status)):
             # `retry-on 503` and the like: this answer is dropped and the request
@@ -544,7 +548,6 @@ class HttpSession(asyncio.Protocol):
         self.frontend.bytes_out += len(head)
 
     def response_body(self, body: bytes) -> None:
-        self.deadline.touch()
         if self.response_chunked:
             self.out += (b"%x\r\n" % len(body), body, CRLF)
         else:
@@ -606,7 +609,6 @@ class HttpSession(asyncio.Protocol):
 
     def _next_request(self) -> None:
         if self.requests:
-            self.deadline.arm_idle(self.timeout_client, "client")
             self._start(self.requests[0])
             return
         self.resume_client_reading(PAUSE_WAITING)

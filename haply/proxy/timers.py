@@ -39,15 +39,34 @@ class Deadline:
         self.idle = False
         self.tag = ""  # which timeout this is, passed to the callback
 
+    # arm and arm_idle each do the whole job (no shared helper): they run
+    # several times per HTTP request, and a Python call is most of their cost.
+
     def arm(self, timeout: float | None, tag: str) -> None:
         """Expire `timeout` seconds from now, whatever happens meanwhile."""
         self.idle = False
-        self._set(timeout, tag)
+        self.tag = tag
+        self.timeout = timeout
+        if not timeout:
+            self.deadline = None
+            return
+        deadline = self.deadline = self._loop.time() + timeout
+        handle = self._handle
+        if handle is None or deadline < handle.when():
+            self._move(deadline)
 
     def arm_idle(self, timeout: float | None, tag: str) -> None:
         """Expire after `timeout` seconds without a `touch()`."""
         self.idle = True
-        self._set(timeout, tag)
+        self.tag = tag
+        self.timeout = timeout
+        if not timeout:
+            self.deadline = None
+            return
+        deadline = self.deadline = self._loop.time() + timeout
+        handle = self._handle
+        if handle is None or deadline < handle.when():
+            self._move(deadline)
 
     def touch(self) -> None:
         if self.idle and self.timeout:
@@ -59,19 +78,11 @@ class Deadline:
             self._handle.cancel()
             self._handle = None
 
-    def _set(self, timeout: float | None, tag: str) -> None:
-        self.tag = tag
-        self.timeout = timeout
-        if not timeout:
-            self.deadline = None
-            return
-        deadline = self._loop.time() + timeout
-        self.deadline = deadline
-        handle = self._handle
-        if handle is None or deadline < handle.when():
-            if handle is not None:
-                handle.cancel()
-            self._handle = self._loop.call_at(deadline, self._fire)
+    def _move(self, deadline: float) -> None:
+        """The pending timer (if any) fires too late: replace it."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(deadline, self._fire)
 
     def _fire(self) -> None:
         self._handle = None

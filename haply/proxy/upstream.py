@@ -91,6 +91,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.received_any = True
+        session.deadline.touch()  # `timeout server` counts from the last read
         if self.head_start >= 0:  # a final head is not complete yet
             self.pending = self.pending + data if self.pending else data
         try:
