@@ -440,16 +440,17 @@ class ProgramSupervisor:
         self._apply(runner, runner.instance.check_failed(now))
 
     def select(self, target: str) -> list[_Runner]:
-        """NAME, NAME:INSTANCE, or a service group; [] when nothing matches."""
-        name, sep, number = target.partition(":")
-        if sep:
-            runners = self.runners.get(name, [])
+        """NAME, NAME:INSTANCE, or a service group; [] when nothing matches.
+        (A program name may itself contain ':', hence the last one counts.)"""
+        if target in self.runners:
+            return list(self.runners[target])
+        name, sep, number = target.rpartition(":")
+        if sep and name in self.runners:
+            runners = self.runners[name]
             if number.isdigit() and 1 <= int(number) <= len(runners):
                 return [runners[int(number) - 1]]
             return []
-        if name in self.runners:
-            return list(self.runners[name])
-        return [r for n, rs in self.runners.items() if self.programs[n].service_group == name for r in rs]
+        return [r for n, rs in self.runners.items() if self.programs[n].service_group == target for r in rs]
 
     async def command(self, words: list[str]) -> str:
         """`start|stop|restart program TARGET`, `rolling-restart program NAME`,

@@ -73,7 +73,8 @@ listen c
 
 def _supervisor(servers=None):
     loop = asyncio.new_event_loop()
-    programs = [Program("api", command=("x",), instances=2, port=9000), Program("solo", command=("y",))]
+    programs = [Program("api", command=("x",), instances=2, port=9000), Program("solo", command=("y",)),
+                Program("ns:api", command=("z",), instances=2, port=9100, service_group="grp")]
     return ProgramSupervisor(programs, loop, servers=servers), loop
 
 
@@ -98,7 +99,10 @@ def test_select_and_show():
     try:
         assert [r.instance.name for r in supervisor.select("api")] == ["api:1", "api:2"]
         assert [r.instance.name for r in supervisor.select("api:2")] == ["api:2"]
-        assert supervisor.select("api:0") == supervisor.select("nope") == []
+        assert supervisor.select("api:0") == supervisor.select("nope") == supervisor.select("api:x") == []
+        assert [r.instance.name for r in supervisor.select("ns:api:2")] == ["ns:api:2"]
+        assert [r.instance.name for r in supervisor.select("ns:api")] == ["ns:api:1", "ns:api:2"]
+        assert [r.instance.name for r in supervisor.select("grp")] == ["ns:api:1", "ns:api:2"]
         first = supervisor.runners["api"][0].instance
         first.state, first.pid, first.started_at, first.restarts = RUNNING, 4242, loop.time() - 3725, 2
         lines = supervisor.show().splitlines()
