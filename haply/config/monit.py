@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from haply.config.diagnostics import Diagnostics, Location
 from haply.config.model import Config, Program
 from haply.config.programs import check_account
 
+# The names haproxy.cfg allows for a program (haply convert writes them there).
+PROGRAM_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 # monit(1) "set daemon n": the cycle length; monit's own example uses 30 s, and
 # "N cycles" in a restart limit is only meaningful with one.
 DEFAULT_CYCLE = 30.0
@@ -190,6 +193,9 @@ class _Parser:
         if kind != "process":
             raise _Error(start.location, f"'check {kind}' is not supported by haply; only 'check process' "
                          "entries (with a pidfile) are supervised")
+        if not PROGRAM_NAME.fullmatch(name.text):
+            raise _Error(name.location, f"check process name '{name.text}' cannot name a program: use letters, "
+                                        "digits, '-', '_', '.' and ':'")
         check = _Check(name.text, start.location)
         while not self.at_statement():
             self.check_item(check)

@@ -96,6 +96,7 @@ def test_include(tmp_path):
     ('check process a with pidfile /r\n start "/a\n', "unterminated string"),
     ('check process a with pidfile /r\n  start "/a"\n  frobnicate\n', "'frobnicate' is not a statement"),
     ("set daemon soon\n", "set daemon expects a number"),
+    ('check process "my api" with pidfile /r\n start "/a"\n', "cannot name a program"),
     ('check process a with pidfile /r\n start "/a" as uid no-such-user-here\n', "cannot find user id"),
     ('bogus\ncheck process a with pidfile /r start "/a"\n', "unexpected 'bogus'"),
     ('check process a with pidfile /r start "/a"\ncheck process a with pidfile /s start "/b"\n', "already defined"),
