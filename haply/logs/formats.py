@@ -303,7 +303,7 @@ def parse_format(text: str) -> list:
 
 
 def _generate(parts: list, variables: dict[str, str] | None = None,
-              arguments: str = "r") -> Callable[[object], str]:
+              arguments: str = "r", fstring: bool = True) -> Callable[[object], str]:
     """One generated expression for the whole line: a line costs one call."""
     pieces: list[str] = []
     skip_space = False
@@ -331,10 +331,57 @@ def _generate(parts: list, variables: dict[str, str] | None = None,
         else:
             pieces.append(f"_dash({expression})")
     body = " + ".join(pieces) if pieces else "''"
-    source = f"def render({arguments}):\n    return {body}\n"
+    fstring = _fstring(parts, variables or VARIABLES) if fstring else None
+    # One f-string builds the line in one allocation; the concatenation is kept
+    # for the rare expression an f-string cannot hold (a backslash, '"""').
+    source = f"def render({arguments}):\n    return {fstring or body}\n"
     namespace = dict(_NAMESPACE)
     exec(compile(source, "<log-format>", "exec"), namespace)  # noqa: S102 (built from a fixed table)
     return namespace["render"]
+
+
+def _fstring(parts: list, variables: dict[str, str]) -> str | None:
+    """The line as one f-string expression (the same text as the concatenation
+    `_generate` builds), or None when an expression cannot go in one."""
+    pieces: list[str] = []
+    skip_space = False
+
+    def literal(text: str) -> None:
+        if text:
+            pieces.append("f" + repr(text.replace("{", "{{").replace("}", "}}")))
+
+    def value(expression: str) -> bool:
+        if "\\" in expression or '"""' in expression or expression.endswith('"'):
+            return False
+        pieces.append(f'f"""{{{expression}}}"""')
+        return True
+
+    for part in parts:
+        if part.__class__ is str:
+            if skip_space and part.startswith(" "):
+                part = part[1:]
+            skip_space = False
+            literal(part)
+            continue
+        name, quoted = part
+        if name.__class__ is tuple:  # a %[sample]: text
+            expression = f"_dash({name[1]})"
+        elif name in OMITTED_WHEN_EMPTY:
+            skip_space = True
+            continue
+        elif quoted:
+            expression = f"str({variables[name]})"
+        elif name in NUMERIC:
+            expression = f"({variables[name]})"
+        else:
+            expression = f"_dash({variables[name]})"
+        if quoted:
+            literal('"')
+        if not value(expression):
+            return None
+        if quoted:
+            literal('"')
+    return " ".join(pieces) if pieces else None
 
 
 def _json_renderer() -> Callable[[object], str]:

@@ -101,3 +101,21 @@ def test_sample_fetches_and_converters():
         formats.compile_format("%[rand(5)]")
     with pytest.raises(formats.FormatError):
         formats.compile_format("%[src,base64]")
+
+
+@given(text=st.lists(st.sampled_from(list("ab{}'\"\\ %[]") + ["%ci", "%{+Q}r", "%ST", "%[src]",
+                                                                "%hr", "%o ", "%{+Q}o "]),
+                     max_size=12).map("".join))
+def test_fstring_line_is_the_concatenated_line(text):
+    """The generated f-string (one allocation per line) writes exactly what
+    the plain concatenation of the same parts writes, braces, quotes and
+    backslashes in literals included."""
+    try:
+        parts = formats.parse_format(text)
+    except formats.FormatError:
+        return
+    fast = formats._generate(parts)
+    fstring = formats._fstring(parts, formats.VARIABLES)
+    plain = formats._generate(parts, fstring=False)
+    assert fast(record()) == plain(record())
+    assert fstring is not None or plain(record()) == ""  # only an empty line has none
