@@ -12,6 +12,7 @@ writes one JSON object with the httplog fields.
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from typing import Callable
@@ -103,6 +104,8 @@ VARIABLES: dict[str, str] = {
     "HV": "r.http_version", "H": "r.hostname", "pid": "r.pid", "ID": "''", "o": "''",
     "lc": "0", "rt": "r.request_counter", "rq": "r.request_counter",
 }
+# Text variables that are never empty (names), so never '-'.
+NEVER_EMPTY = frozenset({"f", "ft", "b", "s"})
 # Captures: when nothing was captured HAProxy writes nothing, not even the space.
 OMITTED_WHEN_EMPTY = frozenset({"hr", "hs", "hrl", "hsl"})
 # Variables HAProxy never quotes under +Q (numbers, dates, flags: observed on
@@ -369,12 +372,22 @@ def _fstring(parts: list, variables: dict[str, str]) -> str | None:
         elif name in OMITTED_WHEN_EMPTY:
             skip_space = True
             continue
-        elif quoted:
-            expression = f"str({variables[name]})"
-        elif name in NUMERIC:
-            expression = f"({variables[name]})"
         else:
-            expression = f"_dash({variables[name]})"
+            expression = variables[name]
+            try:
+                constant = ast.literal_eval(expression)  # %CC, %sq ...: written once here
+            except (ValueError, SyntaxError):
+                pass
+            else:
+                text = str(constant) if quoted or name in NUMERIC else _dash(constant)
+                literal(f'"{text}"' if quoted else text)
+                continue
+            if quoted:
+                expression = f"str({expression})"
+            elif name in NUMERIC or name in NEVER_EMPTY:
+                expression = f"({expression})"
+            else:
+                expression = f"_dash({expression})"
         if quoted:
             literal('"')
         if not value(expression):

@@ -104,7 +104,7 @@ def test_sample_fetches_and_converters():
 
 
 @given(text=st.lists(st.sampled_from(list("ab{}'\"\\ %[]") + ["%ci", "%{+Q}r", "%ST", "%[src]",
-                                                                "%hr", "%o ", "%{+Q}o "]),
+                                                                "%hr", "%o ", "%{+Q}o ", "%CC", "%sq", "%f", "%{+Q}CC"]),
                      max_size=12).map("".join))
 def test_fstring_line_is_the_concatenated_line(text):
     """The generated f-string (one allocation per line) writes exactly what
