@@ -990,7 +990,7 @@ def test_every_accepted_keyword_is_exercised_by_a_test():
     """A keyword added to the table without a test fails here."""
     here = Path(__file__).parent
     source = "".join((here / name).read_text() for name in ("test_haproxy_config.py", "test_seed_configs.py", "test_lexer.py",
-                                                                    "test_programs_config.py"))
+                                                                    "test_programs_config.py", "test_server_state.py"))
     source += "".join(p.read_text() for p in (here.parents[1] / ".." / "shared" / "fixtures" / "seed-configs").glob("*.haproxy.cfg"))
     untested = [
         name for name, row in KEYWORDS.items()
