@@ -226,6 +226,10 @@ class ProxyLog:
         except formats.FormatError as exc:
             raise formats.FormatError(f"{proxy.location}: log-format of '{proxy.name}': {exc}") from None
         self.http = proxy.mode == "http"
+        # Traffic lines are "info": the targets that take it, resolved once
+        # (a line per request goes straight to framer and sink).
+        info = syslog.SEVERITIES["info"]
+        self._info = [(t.framer.frame, t.sink.send) for t in targets if info <= t.max_severity]
 
     # ------------------------------------------------------------- HTTP
 
@@ -244,7 +248,9 @@ class ProxyLog:
         else:
             line = self.render(HttpRecord(self, session, request, exchange, session.loop.time(),
                                           status, termination, server))
-        logging.send(self.targets, "info", line)
+        now = logging.clock()
+        for frame, send in self._info:
+            send(frame("info", line, now))
 
     def http_empty(self, session, begin: float, wall: float) -> None:
         """A connection closed before sending any request."""

@@ -102,7 +102,7 @@ class Framer:
             head = self._heads[severity] = (
                 f"<{priority(self.facility, severity)}>{rfc3164_time(second)} "
                 f"{self.tag}[{self.pid}]: ")
-        data = (head + message).encode("utf-8", "replace")
-        if len(data) >= self.length:
-            data = data[:self.length - 1]
-        return data + b"\n"
+        data = f"{head}{message}\n".encode("utf-8", "replace")
+        if len(data) > self.length:
+            data = data[:self.length - 1] + b"\n"
+        return data
