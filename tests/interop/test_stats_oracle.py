@@ -124,7 +124,9 @@ def test_rows_field_by_field(answers):
             elif column in ("lastchg", "downtime"):
                 if abs(int(a or 0) - int(b or 0)) > 2:
                     differences.append(where)
-            elif column in RATES:
+            elif column in RATES or (column == "smax" and their[1] == "FRONTEND"):
+                # the start-up probe's connection may still be open when the
+                # first request's arrives, in either proxy: a peak of 1 or 2
                 if abs(int(a or 0) - int(b or 0)) > 1:
                     differences.append(where)
             elif column not in NOT_TRACKED and a != b:
