@@ -213,13 +213,8 @@ def serve(config, options: Options) -> int:
     if daemon:
         _daemonize()
     pidfile = options.pidfile or config.global_.pidfile
-    if pidfile:
-        try:
-            with open(pidfile, "w") as handle:
-                handle.write(f"{os.getpid()}\n")
-        except OSError as exc:
-            print(f"[ALERT] cannot write pidfile {pidfile}: {exc}", file=sys.stderr)
-            return 1
+    if pidfile and not write_pidfile(pidfile):
+        return 1
     vrrp = None
     if config.vrrp:
         proxy_pid = os.getpid() if config.frontends else None
@@ -254,10 +249,7 @@ def serve(config, options: Options) -> int:
         loop.run_until_complete(main_task())
     finally:
         if pidfile:
-            try:
-                os.unlink(pidfile)
-            except OSError:
-                pass
+            remove_pidfile(pidfile)
         loop.close()
     return 0
 
@@ -308,6 +300,28 @@ class VrrpSupervisor:
             self._watch = None
         if self.pid is not None:
             child.stop(self.pid)
+
+
+def write_pidfile(path: str) -> bool:
+    try:
+        with open(path, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return True
+    except OSError as exc:
+        print(f"[ALERT] cannot write pidfile {path}: {exc}", file=sys.stderr)
+        return False
+
+
+def remove_pidfile(path: str) -> None:
+    """Only while it still names this process: after a `-sf` reload it names
+    the new one, which must keep it."""
+    try:
+        with open(path) as handle:
+            if handle.read().strip() != str(os.getpid()):
+                return
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _daemonize() -> None:

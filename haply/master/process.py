@@ -290,6 +290,13 @@ class Master:
             except StartError as exc:
                 return False, f"{exc}\nthe old configuration keeps running"
             count = max(1, config.global_.nbthread)
+            from haply.limits import LimitError, ensure_nofile
+            try:
+                limit_warning = ensure_nofile(config)
+            except LimitError as exc:
+                return False, f"{exc}\nthe old configuration keeps running"
+            if limit_warning:
+                warnings += f"{limit_warning}\n"
             try:
                 sockets = SocketSet.open(config, count, previous=self.sockets)
             except (BindError, StatsSocketError, OSError) as exc:

@@ -18,7 +18,7 @@ def serve_master(config, options) -> int:
     import uvloop
 
     from haply.admin.socket_server import StatsSocketError
-    from haply.cli import _daemonize
+    from haply.cli import _daemonize, remove_pidfile, write_pidfile
     from haply.proxy.engine import StartError
     from haply.proxy.listeners import BindError
 
@@ -36,23 +36,15 @@ def serve_master(config, options) -> int:
     if options.daemon or (config.global_.daemon and not options.foreground):
         _daemonize()
     pidfile = options.pidfile or config.global_.pidfile
-    if pidfile:
-        try:
-            with open(pidfile, "w") as handle:
-                handle.write(f"{os.getpid()}\n")
-        except OSError as exc:
-            print(f"[ALERT] cannot write pidfile {pidfile}: {exc}", file=sys.stderr)
-            master.sockets.close()
-            return 1
+    if pidfile and not write_pidfile(pidfile):
+        master.sockets.close()
+        return 1
     status = 0
     try:
         status = loop.run_until_complete(_main(master, config, options))
     finally:
         if pidfile:
-            try:
-                os.unlink(pidfile)
-            except OSError:
-                pass
+            remove_pidfile(pidfile)
         loop.close()
     return status
 

@@ -274,7 +274,9 @@ def test_reload_with_sf_hands_over_without_failed_requests(tmp_path):
         port = free_port()
         cfg = tmp_path / "reload.cfg"
         cfg.write_text(PRELUDE + f"\nlisten app\n    bind 127.0.0.1:{port}\n    server s1 {s1.address}\n")
-        old = subprocess.Popen([HAPLY_BIN, "-db", "-f", str(cfg)], stdin=subprocess.DEVNULL)
+        pidfile = tmp_path / "haply.pid"
+        old = subprocess.Popen([HAPLY_BIN, "-db", "-p", str(pidfile), "-f", str(cfg)],
+                               stdin=subprocess.DEVNULL)
         new = None
         try:
             wait_listening(port)
@@ -290,9 +292,11 @@ def test_reload_with_sf_hands_over_without_failed_requests(tmp_path):
             worker = threading.Thread(target=client)
             worker.start()
             time.sleep(0.3)
-            new = subprocess.Popen([HAPLY_BIN, "-db", "-f", str(cfg), "-sf", str(old.pid)],
-                                   stdin=subprocess.DEVNULL)
+            new = subprocess.Popen([HAPLY_BIN, "-db", "-p", str(pidfile), "-f", str(cfg),
+                                    "-sf", str(old.pid)], stdin=subprocess.DEVNULL)
             assert old.wait(timeout=10) == 0  # the old process finished and left
+            # and left the pidfile to the new one
+            assert pidfile.read_text().strip() == str(new.pid)
             time.sleep(0.3)
             done.set()
             worker.join(10)
