@@ -179,17 +179,25 @@ def _bind(spec) -> socket.socket:
     address = tcp_address(spec.path)
     if address is None:
         path = spec.path.removeprefix("unix@")
-        if os.path.exists(path) and _is_stale(path):
-            os.unlink(path)  # left by a process that is gone
+        # Bound and set up under a temporary name, then renamed over the path
+        # (as HAProxy does): a process started with -sf takes the path over
+        # from the running one, which keeps answering its own connections,
+        # and a client never finds the path refusing while it is set up.
+        staging = f"{path}.{os.getpid()}.tmp"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.bind(path)
+            if os.path.exists(staging):
+                os.unlink(staging)
+            sock.bind(staging)
             if spec.mode is not None:
-                os.chmod(path, spec.mode)
-            _chown(path, dict(spec.options))
+                os.chmod(staging, spec.mode)
+            _chown(staging, dict(spec.options))
             sock.listen(64)
-        except OSError:
+            os.rename(staging, path)
+        except BaseException:
             sock.close()
+            if os.path.exists(staging):
+                os.unlink(staging)
             raise
         inode = os.stat(path).st_ino
         # Removed at exit unless another process has bound the path since (reload).
@@ -252,15 +260,3 @@ async def serve_stats_sockets(engine, opened) -> list[asyncio.AbstractServer]:
 async def start_stats_sockets(engine) -> list[asyncio.AbstractServer]:
     """Bind and serve in one step (for an engine that did not bind them in prepare)."""
     return await serve_stats_sockets(engine, open_stats_sockets(engine.config))
-
-
-def _is_stale(path: str) -> bool:
-    """A socket file nobody listens on (left by a killed process)."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-        return False
-    except OSError:
-        return True
-    finally:
-        probe.close()

@@ -273,7 +273,9 @@ def test_reload_with_sf_hands_over_without_failed_requests(tmp_path):
     with echo_backends(["s1"]) as (s1,):
         port = free_port()
         cfg = tmp_path / "reload.cfg"
-        cfg.write_text(PRELUDE + f"\nlisten app\n    bind 127.0.0.1:{port}\n    server s1 {s1.address}\n")
+        stats = tmp_path / "admin.sock"
+        cfg.write_text(PRELUDE.replace("global\n", f"global\n    stats socket {stats} level admin\n")
+                       + f"\nlisten app\n    bind 127.0.0.1:{port}\n    server s1 {s1.address}\n")
         pidfile = tmp_path / "haply.pid"
         old = subprocess.Popen([HAPLY_BIN, "-db", "-p", str(pidfile), "-f", str(cfg)],
                                stdin=subprocess.DEVNULL)
@@ -297,6 +299,10 @@ def test_reload_with_sf_hands_over_without_failed_requests(tmp_path):
             assert old.wait(timeout=10) == 0  # the old process finished and left
             # and left the pidfile to the new one
             assert pidfile.read_text().strip() == str(new.pid)
+            # and the stats socket: the new process took the path over
+            info = subprocess.run([HAPLY_BIN, "ctl", "-S", str(stats), "show", "info"],
+                                  capture_output=True, text=True, timeout=10)
+            assert f"Pid: {new.pid}" in info.stdout, info
             time.sleep(0.3)
             done.set()
             worker.join(10)
