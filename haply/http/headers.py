@@ -427,7 +427,8 @@ class _HeadWriter:
 
         Only for writers whose rules are static (`self.static`).
         """
-        framed = framing.kind == LENGTH or framing.kind == CHUNKED
+        kind = framing.kind
+        framed = kind == LENGTH or kind == CHUNKED
         drop = self._drop[framed, upgrade][0]
         pos = 0  # head[:pos] is written
         search = 0  # fields before this offset are found
@@ -436,16 +437,21 @@ class _HeadWriter:
         for lname, value in fields:
             if framed and lname in _FRAMING_FIELDS:
                 start = low.find(b"\r\n" + lname + b":", search)
-                end = search = low.find(b"\r\n", start + 2)
+                search = start + 2
                 if placed:
+                    end = search = low.find(b"\r\n", search)
                     out.append(head[pos:start])
                     pos = end
                     continue
                 placed = True
-                line = head[start + 2:start + 2 + len(lname)] + b": " + \
-                    self._framing_value(framing)
-                if head[start + 2:end] != line:
-                    out += (head[pos:start], b"\r\n", line)
+                canonical = b"%d" % framing.length if kind == LENGTH else b"chunked"
+                # "\r\nName: value" with one space and no trailing blank is
+                # kept as the server wrote it (its case too)
+                if value != canonical or \
+                        not low.startswith(b"\r\n", start + len(lname) + 4 + len(value)):
+                    end = search = low.find(b"\r\n", search)
+                    out += (head[pos:start], b"\r\n", head[start + 2:start + 2 + len(lname)],
+                            b": ", canonical)
                     pos = end
             elif lname in drop:
                 start = low.find(b"\r\n" + lname + b":", search)
