@@ -477,3 +477,28 @@ listen nova
     for pid in after.values():
         wait_for(lambda: not Path(f"/proc/{pid}").exists()
                  or "zombie" in Path(f"/proc/{pid}/status").read_text(), timeout=15)
+
+
+def test_old_workers_are_bounded_by_hard_stop_after(tmp_path, sockets):
+    stats, master = sockets
+    port = free_port()
+    with echo_backends(["s1"]) as (s1,):
+        config = master_config(port, stats, f"    server s1 {s1.address}\n", workers=1,
+                               extra_global="    hard-stop-after 1s\n").replace(
+            "listen app\n", "listen app\n    mode tcp\n    timeout client 60s\n    timeout server 60s\n")
+        with run_haply(config):
+            wait_for(lambda: len(workers_of(master)) == 1)
+            (old,) = workers_of(master).values()
+            held = socket.create_connection(("127.0.0.1", port), timeout=5)
+            held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held.recv(100).startswith(b"HTTP/1.1 200")  # a live TCP session
+            assert send(master, "reload").startswith("Success=1")
+            started = time.monotonic()
+            wait_for(lambda: not Path(f"/proc/{old}").exists()
+                     or "zombie" in Path(f"/proc/{old}/status").read_text(), timeout=10)
+            assert time.monotonic() - started < 3.0
+            held.settimeout(5)
+            while held.recv(65536):  # the rest of the answer, then the close
+                pass
+            held.close()
+            assert http_get(port).status == 200
