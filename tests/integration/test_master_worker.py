@@ -104,10 +104,15 @@ def sockets(tmp_path):
 
 def test_workers_serve_and_stats_add_up(tmp_path, sockets):
     stats, master = sockets
-    port = free_port()
+    port, metrics = free_port(), free_port()
     with echo_backends(["s1", "s2"]) as (s1, s2):
         servers = f"    server s1 {s1.address}\n    server s2 {s2.address}\n"
-        with run_haply(master_config(port, stats, servers)) as proxy:
+        config = master_config(port, stats, servers) + f"""
+frontend metrics
+    bind 127.0.0.1:{metrics}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+"""
+        with run_haply(config) as proxy:
             pids = wait_for(lambda: len(workers_of(master)) == 2 and workers_of(master))
             assert proxy.process.pid not in pids.values()
             assert all(os.getppid() != pid for pid in pids.values())
@@ -122,6 +127,11 @@ def test_workers_serve_and_stats_add_up(tmp_path, sockets):
             # counts each one reports about itself add up to the total
             own = [frontend_requests(send(master, f"@{index} show stat")) for index in pids]
             assert sum(own) == 40 and all(own), own
+            # /metrics, answered by whichever worker, shows the totals too
+            text = http_get(metrics, "/metrics").body.decode()
+            line = next(l for l in text.splitlines()
+                        if l.startswith('haproxy_frontend_http_requests_total{proxy="app"}'))
+            assert float(line.split()[-1]) == 40
 
 
 def test_reload_under_load_loses_nothing_and_keeps_server_states(tmp_path, sockets):
