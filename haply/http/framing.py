@@ -87,6 +87,19 @@ CHUNKED_BODY = Framing(CHUNKED)
 UNTIL_CLOSE_BODY = Framing(UNTIL_CLOSE)
 _EMPTY_BODY = Framing(LENGTH, 0)
 
+# Framings of the lengths seen, shared: an API answers with a few sizes over
+# and over, and a NamedTuple costs a Python call to build. Bounded.
+_LENGTHS: dict[int, Framing] = {0: _EMPTY_BODY}
+_LENGTHS_KEPT = 4096
+
+
+def _length(length: int) -> Framing:
+    framing = Framing(LENGTH, length)
+    if len(_LENGTHS) < _LENGTHS_KEPT:
+        _LENGTHS[length] = framing
+    return framing
+
+
 _SUPPORTED_VERSIONS = frozenset(("1.0", "1.1"))
 _OWS = b" \t"
 _CHUNKED = b"chunked"
@@ -134,7 +147,7 @@ def request_framing(method: bytes, version: str, headers: Headers) -> Framing:
 
     # Step 6 (RFC 9112 §6.3 item 6): a valid Content-Length gives the length.
     if content_length is not None:
-        return _EMPTY_BODY if content_length == 0 else Framing(LENGTH, content_length)
+        return _LENGTHS.get(content_length) or _length(content_length)
 
     # Step 7 (RFC 9112 §6.3 item 7): a request with neither has no body.
     return NO_BODY
@@ -187,7 +200,7 @@ def response_framing(request_method: bytes, status: int, version: str,
 
     # Step 8 (RFC 9112 §6.3 item 6): a valid Content-Length gives the length.
     if content_length is not None:
-        return _EMPTY_BODY if content_length == 0 else Framing(LENGTH, content_length)
+        return _LENGTHS.get(content_length) or _length(content_length)
 
     # Step 9 (RFC 9112 §6.3 item 8): otherwise the body runs until the server
     # closes; the client connection must then close too.
@@ -216,7 +229,10 @@ def _framing_fields(headers: Headers, status: int,
                 reason = ("duplicate Content-Length" if length == content_length
                           else "duplicate Content-Length with different values")
                 raise RemoteProtocolError(reason, status, b"content-length")
-            content_length = _parse_content_length(value, status)
+            # Plain digits, fewer than 19 (always below the maximum): the
+            # usual case needs none of the checks' work.
+            content_length = int(value) if value.isdigit() and \
+                len(value) < MAX_CONTENT_LENGTH_DIGITS else _parse_content_length(value, status)
         elif size == 17 and name.lower() == b"transfer-encoding":
             if transfer_encoding is None:
                 transfer_encoding = [value]
