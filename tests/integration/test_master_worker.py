@@ -7,6 +7,7 @@ socket, HAProxy-format runtime commands on the stats socket.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.admin_cli import ask as send
 from tests.support.client_loop import ClientLoop
 from tests.support.haproxy_oracle import echo_backends, free_port, http_get
 from tests.support.haply_process import HAPLY_BIN, run_haply
@@ -41,20 +43,6 @@ listen app
     balance roundrobin
 {extra_listen}{servers}
 """
-
-
-def send(path: str, command: str, timeout: float = 30.0) -> str:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode()
 
 
 def workers_of(master_sock: str) -> dict[int, int]:
@@ -128,10 +116,13 @@ frontend metrics
             own = [frontend_requests(send(master, f"@{index} show stat")) for index in pids]
             assert sum(own) == 40 and all(own), own
             # /metrics, answered by whichever worker, shows the totals too
-            text = http_get(metrics, "/metrics").body.decode()
-            line = next(l for l in text.splitlines()
-                        if l.startswith('haproxy_frontend_http_requests_total{proxy="app"}'))
-            assert float(line.split()[-1]) == 40
+            def metric() -> float:
+                text = http_get(metrics, "/metrics").body.decode()
+                line = next(l for l in text.splitlines()
+                            if l.startswith('haproxy_frontend_http_requests_total{proxy="app"}'))
+                return float(line.split()[-1])
+            for _ in range(4):  # whichever worker answers
+                wait_for(lambda: metric() == 40, timeout=5)
 
 
 def test_reload_under_load_loses_nothing_and_keeps_server_states(tmp_path, sockets):
@@ -302,51 +293,49 @@ def test_certificates_are_read_again_on_reload(tmp_path, sockets):
             wait_for(lambda: served_name() == "after.example")
 
 
-def test_sigterm_stops_master_and_workers(tmp_path, sockets):
+@contextlib.contextmanager
+def master_process(tmp_path, sockets):
+    """haply -W started by hand (the test signals or kills it), with its two
+    workers up: (process, {index: worker pid}). Killed at the end if alive."""
     stats, master = sockets
-    port = free_port()
     cfg = tmp_path / "h.cfg"
     with echo_backends(["s1"]) as (s1,):
-        cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
-        proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
-                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            pids = wait_for(lambda: os.path.exists(master) and len(workers_of(master)) == 2
-                            and workers_of(master))
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=15) == 0
-            for pid in pids.values():
-                assert not Path(f"/proc/{pid}").exists() or \
-                    "zombie" in Path(f"/proc/{pid}/status").read_text()
-            assert not os.path.exists(master)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
-def test_workers_stop_when_the_master_is_killed(tmp_path, sockets):
-    stats, master = sockets
-    port = free_port()
-    cfg = tmp_path / "h.cfg"
-    with echo_backends(["s1"]) as (s1,):
-        cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
+        cfg.write_text(master_config(free_port(), stats, f"    server s1 {s1.address}\n"))
         proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
                                 stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pids = {}
         try:
-            pids = wait_for(lambda: os.path.exists(master) and len(workers_of(master)) == 2
-                            and workers_of(master))
-            proc.kill()
-            proc.wait()
-            wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids.values()),
-                     timeout=10)
+            pids = wait_for(lambda: len(workers_of(master)) == 2 and workers_of(master))
+            yield proc, pids
         finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
             for pid in pids.values():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_sigterm_stops_master_and_workers(tmp_path, sockets):
+    _, master = sockets
+    with master_process(tmp_path, sockets) as (proc, pids):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert all(gone(pid) for pid in pids.values())
+        assert not os.path.exists(master)
+
+
+def test_workers_stop_when_the_master_is_killed(tmp_path, sockets):
+    with master_process(tmp_path, sockets) as (proc, pids):
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: all(gone(pid) for pid in pids.values()), timeout=10)
 
 
 def test_systemd_notify_ready_reloading_stopping(tmp_path, sockets):
@@ -485,8 +474,7 @@ listen nova
         assert all(after[name] != before[name] for name in before)
     # stopping haply stops its programs
     for pid in after.values():
-        wait_for(lambda: not Path(f"/proc/{pid}").exists()
-                 or "zombie" in Path(f"/proc/{pid}/status").read_text(), timeout=15)
+        wait_for(lambda: gone(pid), timeout=15)
 
 
 def test_old_workers_are_bounded_by_hard_stop_after(tmp_path, sockets):
@@ -504,8 +492,7 @@ def test_old_workers_are_bounded_by_hard_stop_after(tmp_path, sockets):
             assert held.recv(100).startswith(b"HTTP/1.1 200")  # a live TCP session
             assert send(master, "reload").startswith("Success=1")
             started = time.monotonic()
-            wait_for(lambda: not Path(f"/proc/{old}").exists()
-                     or "zombie" in Path(f"/proc/{old}/status").read_text(), timeout=10)
+            wait_for(lambda: gone(old), timeout=10)
             assert time.monotonic() - started < 3.0
             held.settimeout(5)
             while held.recv(65536):  # the rest of the answer, then the close

@@ -3,18 +3,9 @@ runtime API's `show servers state` come back after a restart."""
 
 from __future__ import annotations
 
-import socket
-
+from tests.support.admin_cli import ask as send
 from tests.support.haproxy_oracle import echo_backends, free_port, http_get
 from tests.support.haply_process import run_haply
-
-
-def send(path: str, command: str) -> str:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(10)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        return b"".join(iter(lambda: sock.recv(65536), b"")).decode()
 
 
 def test_states_saved_before_a_restart_are_loaded(tmp_path):

@@ -37,3 +37,18 @@ def socat(address: str, text: str, timeout: float = 5.0) -> str:
 
 def cli(path: str, command: str) -> str:
     return socat(path, command + "\n")
+
+
+def ask(path: str, command: str, timeout: float = 30.0) -> str:
+    """One command on a unix socket (stats or master socket), read to the close."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
+
+from tests.support.admin_cli import ask
 
 HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", ""))
 
@@ -55,17 +56,7 @@ class HAProxyOracle:
         raise RuntimeError(f"haproxy did not start: {self.log()[-4000:]}")
 
     def command(self, line: str) -> str:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(2.0)
-            sock.connect(self.socket_path)
-            sock.sendall(line.encode() + b"\n")
-            chunks = []
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-        return b"".join(chunks).decode()
+        return ask(self.socket_path, line, timeout=2.0)
 
     def servers_state(self, backend: str) -> dict[str, dict[str, str]]:
         """server name -> columns of `show servers state BACKEND`."""
