@@ -285,8 +285,9 @@ def one_run(kind: str, version: int, advert: float, run: int) -> dict:
             high.finish_crash()
             t = prober.first_answer("n1", crashed, down + 10)
             result["failover"] = None if t is None else t - crashed
-            advert_seen = sniffer.first("adv", crashed, b.address)
-            garp_seen = sniffer.first("garp", crashed)
+            # the sniffer may print a moment after the prober saw the answer
+            advert_seen = wait_for(lambda: sniffer.first("adv", crashed, b.address), 2, 0.01)
+            garp_seen = wait_for(lambda: sniffer.first("garp", crashed), 2, 0.01)
             if advert_seen is not None:
                 result["takeover"] = advert_seen - crashed
                 result["late"] = advert_seen - crashed - master_down_interval(version, advert, 100)

@@ -32,6 +32,7 @@ class RateSampler:
         self.last: dict = {}  # key -> total at the last sample
         self.previous: dict = {}  # key -> events in the last full period
         self.maxima: dict = {}  # key -> highest rate seen
+        self.active_at: dict = {}  # key -> time of the last sample that saw an event
         self.sampled_at: float | None = None
         self._timer = None
 
@@ -49,6 +50,8 @@ class RateSampler:
                 count = total
             previous[key] = count
             last[key] = total
+            if count:
+                self.active_at[key] = now
             if count > maxima.get(key, 0):
                 maxima[key] = count
         self.sampled_at = now
@@ -68,6 +71,18 @@ class RateSampler:
         if value > self.maxima.get(key, 0):
             self.maxima[key] = value
         return value
+
+    def idle_seconds(self, key, total: int, now: float) -> int:
+        """`lastsess`: whole seconds since key's last event, to the sampling
+        period's precision; -1 when it never had one."""
+        if not total:
+            return -1
+        if self.sampled_at is None or total != self.last.get(key, 0):
+            return 0  # an event since the last sample
+        since = self.active_at.get(key)
+        if since is None:
+            return int(now - self.sampled_at) if self.sampled_at is not None else 0
+        return max(0, int(now - since))
 
     def maximum(self, key) -> int:
         return self.maxima.get(key, 0)

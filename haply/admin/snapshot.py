@@ -172,6 +172,7 @@ def _frontend_rates(row: dict, sampler, frontend, now: float) -> None:
 def _session_rates(row: dict, sampler, key, total: int, now: float) -> None:
     row["rate"] = sampler.rate(key, total, now)
     row["rate_max"] = sampler.maximum(key)
+    row["lastsess"] = sampler.idle_seconds(key, total, now)
 
 
 def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:

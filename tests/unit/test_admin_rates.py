@@ -88,3 +88,17 @@ def test_every_column_has_a_merge_kind():
     assert COLUMN_KIND["smax"] == "max" and COLUMN_KIND["rate"] == "sum"
     assert COLUMN_KIND["status"] == "state" and COLUMN_KIND["ttime"] == "avg"
     assert COLUMN_KIND["stot"] == "sum" and COLUMN_KIND["lastsess"] == "min"
+
+
+def test_lastsess_counts_whole_seconds_since_the_last_event():
+    clock, totals, sampler = make()
+    assert sampler.idle_seconds("k", 0, clock.now) == -1  # never had a session
+    clock.advance(0.5)
+    totals["k"] = 1
+    assert sampler.idle_seconds("k", 1, clock.now) == 0  # since the last sample
+    clock.advance(0.6)  # sampled at +1.0: the event is in that period
+    assert sampler.idle_seconds("k", 1, clock.now) == 0
+    clock.advance(3.0)
+    assert sampler.idle_seconds("k", 1, clock.now) == 3
+    totals["k"] = 2
+    assert sampler.idle_seconds("k", 2, clock.now) == 0
