@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from haply.master.channel import Channel
 from haply.master.sockets import SocketSet
-from haply.master.worker import CHECKING_WORKER, STATS_PERIOD, WorkerSpec
+from haply.master.worker import CHECKING_WORKER, WorkerSpec
 from haply.master import worker as worker_module
 
 # How long new workers may take to be ready before a start or reload fails.
