@@ -362,25 +362,26 @@ class HttpSession(asyncio.Protocol):
         here on a pooled server connection goes straight to `timeout server`,
         so that one is armed only on the other paths (local answers re-arm or
         close themselves)."""
-        monitor_uri = self.router.monitor_uri
+        router = self.router
+        monitor_uri = router.monitor_uri
         if monitor_uri is not None and request.url == monitor_uri:
             self._respond_local(200, responses.error_response(200, None, close=False),
                                 keep_alive=request.keep_alive)
             return
-        allowed = self.router.allowed_methods
+        allowed = router.allowed_methods
         if allowed is not None and request.method_bytes not in allowed:
             self._respond_local(501)
             return
-        if self.router.redirects is not None:
-            rule = redirect.first_match(self.router.redirects, request)
+        if router.redirects is not None:
+            rule = redirect.first_match(router.redirects, request)
             if rule is not None:
                 self._redirect(request, rule)
                 return
         self.deadline.arm_idle(self.timeout_client, "client")
-        services = self.router.services
+        services = router.services
         if services is not None and services.serve(self, request):
             return
-        route = self.router.route(request)
+        route = router.route(request)
         if route is None:
             self._respond_local(503)
             return
@@ -449,8 +450,9 @@ class HttpSession(asyncio.Protocol):
 
     def _send_request(self, upstream: UpstreamConnection, request: Request) -> None:
         self.upstream = upstream
-        if request.backend.sessions is not None:
-            request.backend.track(request.server, self)
+        backend = request.backend
+        if backend.sessions is not None:
+            backend.track(request.server, self)
         self.response_started = False
         upstream.begin(self, request.method_bytes == b"HEAD")
         transport = upstream.transport
@@ -478,9 +480,9 @@ class HttpSession(asyncio.Protocol):
         request.server.bytes_in += len(request.head_bytes)
         if request.upgrade and request.tunnel_data:
             pass  # sent once the server accepts the upgrade
-        else:
+        elif self.paused & PAUSE_WAITING:
             self.resume_client_reading(PAUSE_WAITING)
-        self.deadline.arm_idle(request.backend.proxy.timeouts.server, "server")
+        self.deadline.arm_idle(backend.proxy.timeouts.server, "server")
 
     @staticmethod
     def _send_body(upstream: UpstreamConnection, body: bytes, chunked: bool) -> None:
@@ -558,9 +560,12 @@ class HttpSession(asyncio.Protocol):
 
     def response_complete(self, upstream: UpstreamConnection) -> None:
         request = self.requests[0]
+        out = self.out
         if self.response_chunked:
-            self.out.append(LAST_CHUNK)
-        self.flush()
+            out.append(LAST_CHUNK)
+        if out:  # flush(), inline: once per response
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
         if upstream.tunnel:
             return
         self._finish_exchange(request, upstream, reusable=self.upstream_reusable and request.complete)
@@ -595,7 +600,13 @@ class HttpSession(asyncio.Protocol):
     def _finish_exchange(self, request: Request, upstream: UpstreamConnection,
                          reusable: bool) -> None:
         self.upstream = None
-        self._give_back_server(request)
+        # _give_back_server(request), inline: once per request
+        server = request.server
+        backend = request.backend
+        request.server = None
+        if backend.sessions is not None:
+            backend.untrack(server, self)
+        backend.release(server)
         if reusable and not upstream.closed:
             self.pool.put(upstream)
         else:
@@ -611,7 +622,8 @@ class HttpSession(asyncio.Protocol):
         if self.requests:
             self._start(self.requests[0])
             return
-        self.resume_client_reading(PAUSE_WAITING)
+        if self.paused & PAUSE_WAITING:
+            self.resume_client_reading(PAUSE_WAITING)
         if self.parsing is not None:
             self.deadline.arm(self.timeout_http_request, "http-request")
         else:

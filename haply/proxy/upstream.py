@@ -150,23 +150,19 @@ class UpstreamConnection(asyncio.Protocol):
         parts = line.split(b" ", 2)
         return parts[2] if len(parts) > 2 else b""
 
-    def _take_head(self) -> None:
-        """Cut the head llhttp just completed out of `pending`."""
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        status = parser.get_status_code()
+        session = self.session
+        # Cut the head llhttp just completed out of `pending`.
         pending = self.pending
         start = self.head_start
-        # llhttp skips empty lines before a status line.
-        while pending.startswith(b"\r\n", start):
+        while pending.startswith(b"\r\n", start):  # llhttp skips empty lines before it
             start += 2
         end = pending.find(b"\r\n\r\n", start) + 4
         self.head = pending if start == 0 and end == len(pending) else pending[start:end]
         self._headers = None
         self.head_start = end
-
-    def on_headers_complete(self) -> None:
-        parser = self.parser
-        status = parser.get_status_code()
-        session = self.session
-        self._take_head()
         if 100 <= status < 200 and status != 101:
             session.informational_response(self, status)
             return
