@@ -4,13 +4,14 @@
 1. httplog: the l7_keepalive scenario of bench/run.py (wrk, 50 keep-alive
    clients, 2 nginx servers, option forwardfor) with `option httplog` and
    `log 127.0.0.1:PORT local0` to a UDP syslog sink run by this script. Reported:
-   requests/s per proxy, the ratio haply/HAProxy, and the log lines received
-   (a sink that cannot keep up makes haply drop lines, never slow down).
+   requests/s and CPU microseconds per request of each proxy (the figure to
+   compare on a shared machine), the ratios haply/HAProxy, and the log lines
+   received (a sink that cannot keep up makes haply drop lines, never slow down).
 2. stats page: one backend of 500 servers; the time to fetch the HTML page and
    `;csv` (median of N fetches over keep-alive-free connections), both proxies.
 
 Not a test: prints figures and the commands. Keep runs short on a shared machine:
-    python bench/stats.py --duration 3
+    python bench/stats.py --duration 3 --pin
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import importlib.util
+import os
 import shlex
 import socket
 import statistics
@@ -41,7 +43,10 @@ LOG_TARGET_RATIO = 0.8
 class UdpSink:
     """A syslog receiver: counts datagrams in a thread until stopped."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: int | None = None) -> None:
+        # cpu: the sink's thread runs there (with wrk, off the proxy's CPU:
+        # sharing the proxy's CPU would charge it a context switch per line).
+        self.cpu = cpu
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         self.sock.bind(("127.0.0.1", 0))
@@ -54,6 +59,8 @@ class UdpSink:
         self.thread.start()
 
     def _run(self) -> None:
+        if self.cpu is not None:
+            os.sched_setaffinity(0, {self.cpu})  # this thread only (Linux)
         while self.running:
             try:
                 data = self.sock.recv(65535)
@@ -79,7 +86,7 @@ def httplog_config(listen_port: int, server_ports: list[int], log_port: int) -> 
 
 def run_httplog(proxy: str, args, workdir: Path, server_ports: list[int],
                 logging: bool = True) -> dict:
-    sink = UdpSink()
+    sink = UdpSink(1 if args.pin else None)
     listen_port = base.free_ports(1)[0]
     config = workdir / f"httplog.{proxy}.cfg"
     if logging:
@@ -88,18 +95,23 @@ def run_httplog(proxy: str, args, workdir: Path, server_ports: list[int],
         config.write_text(base.proxy_config(base.SCENARIOS["l7_keepalive"], listen_port,
                                             server_ports))
     log = workdir / f"httplog.{proxy}.log"
-    proc = base.start(base.proxy_command(proxy, config, args.haproxy), log)
+    proc = base.start(base.proxy_command(proxy, config, args.haproxy), log,
+                      cpu=0 if args.pin else None)
     run = base.Run(proxy=proxy, round=0)
     try:
         base.wait_http(proc, listen_port, base.SMALL_PATH, proxy, log)
         started = sink.count
-        base.run_wrk(base.SCENARIOS["l7_keepalive"], listen_port, args.duration, None, run, log)
+        before = base.cpu_ticks(proc.pid)
+        base.run_wrk(base.SCENARIOS["l7_keepalive"], listen_port, args.duration,
+                     1 if args.pin else None, run, log)
+        used = base.cpu_ticks(proc.pid) - before
         time.sleep(0.3)
         lines = sink.count - started
     finally:
         base.stop(proc)
         sink.close()
-    return {"rps": run.rps, "requests": run.requests, "lines": lines,
+    cpu = used / base.CLK_TCK * 1e6 / run.requests if run.requests else 0.0
+    return {"rps": run.rps, "requests": run.requests, "lines": lines, "cpu_us": cpu,
             "sample": sink.sample[:160].decode(errors="replace")}
 
 
@@ -153,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetches", type=int, default=20, help="stats page fetches")
     parser.add_argument("--haproxy", default=base.HAPROXY)
     parser.add_argument("--skip-httplog", action="store_true")
+    parser.add_argument("--skip-stats", action="store_true", help="httplog only")
+    parser.add_argument("--pin", action="store_true",
+                        help="pin the proxy to CPU 0 and wrk to CPU 1 (httplog)")
     args = parser.parse_args(argv)
     base.raise_nofile_limit()
     print(f"$ {shlex.join([sys.executable, *sys.argv])}")
@@ -171,18 +186,24 @@ def main(argv: list[str] | None = None) -> int:
                 for proxy in ("haproxy", "haply"):
                     found[proxy] = run_httplog(proxy, args, workdir, server_ports)
                     r = found[proxy]
-                    print(f"{proxy:8} {r['rps']:10.0f} req/s  {r['requests']:8d} requests  "
-                          f"{r['lines']:8d} log lines received")
+                    print(f"{proxy:8} {r['rps']:10.0f} req/s  {r['cpu_us']:6.1f} CPU us/req  "
+                          f"{r['requests']:8d} requests  {r['lines']:8d} log lines received")
                 ratio = found["haply"]["rps"] / found["haproxy"]["rps"] if found["haproxy"]["rps"] else 0
-                print(f"ratio haply/haproxy: {ratio:.2f} (goal >= {LOG_TARGET_RATIO})")
+                cpu_ratio = (found["haproxy"]["cpu_us"] / found["haply"]["cpu_us"]
+                             if found["haply"]["cpu_us"] else 0)
+                print(f"ratio haply/haproxy: {ratio:.2f} req/s, {cpu_ratio:.2f} by CPU per "
+                      f"request (goal >= {LOG_TARGET_RATIO})")
                 print("same scenario without logs (what logging costs each proxy):")
                 for proxy in ("haproxy", "haply"):
                     plain = run_httplog(proxy, args, workdir, server_ports, logging=False)
                     cost = 1 - found[proxy]["rps"] / plain["rps"] if plain["rps"] else 0
-                    print(f"{proxy:8} {plain['rps']:10.0f} req/s without logs; "
-                          f"httplog costs {cost:.0%} of throughput")
+                    print(f"{proxy:8} {plain['rps']:10.0f} req/s {plain['cpu_us']:6.1f} CPU "
+                          f"us/req without logs; httplog costs {cost:.0%} of throughput, "
+                          f"{found[proxy]['cpu_us'] - plain['cpu_us']:+.1f} us/req")
                 print(f"haply line: {found['haply']['sample'].strip()}")
                 print(f"haproxy line: {found['haproxy']['sample'].strip()}")
+            if args.skip_stats:
+                return 0
             print(f"\n## stats page, one backend of {STATS_SERVERS} servers "
                   f"(median of {args.fetches} fetches)")
             for proxy in ("haproxy", "haply"):
