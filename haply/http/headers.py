@@ -546,12 +546,56 @@ class _HeadWriter:
         return b""
 
 
+# Field names a request head must not pass unchanged (hop-by-hop, framing), and
+# their lengths: the proxy flags a request carrying one while its parser reports
+# fields, so a request without any can pass as received (`write_plain`).
+REWRITTEN = _HOP_BY_HOP | _FRAMING_FIELDS
+REWRITTEN_SIZES = frozenset(map(len, REWRITTEN))
+# A Connection field with one of these values names no other field: the proxy
+# may cut it from a plain request (its own Connection field follows).
+PLAIN_CONNECTION_VALUES = frozenset((b"keep-alive", b"close"))
+
+
 class RequestHeadWriter(_HeadWriter):
     """Builds the request head sent to a server."""
 
     def __init__(self, ops: Sequence[HeaderOp] = (), forward_for: CompiledForwardFor | None = None):
         super().__init__(ops)
         self.forward_for = forward_for
+        # write_plain applies: rules that only add fields, and a forwardfor
+        # that needs not know whether the request already has the field.
+        self.plain = self.static and not self._static_deleted and not (
+            forward_for is not None and forward_for.if_none)
+
+    def write_plain(self, head: bytes, cut: bytes | None, version: str, keep_alive: bool,
+                    ctx: SampleContext) -> bytes | None:
+        """What `write` returns for a request without body whose head, as
+        received (request line to blank line, checked by llhttp), has no field
+        to drop or rewrite except at most one `cut`: "Name: value" of a plain
+        Connection field (PLAIN_CONNECTION_VALUES), removed as written. The
+        client's field lines pass as they came; the rules' lines, forwardfor
+        and haply's Connection field are inserted before the blank line.
+
+        Only when `self.plain`; the caller checked the fields and the framing.
+        None when `cut` is not found as written (then `write` does it).
+        """
+        if cut is not None:
+            at = head.find(b"\r\n" + cut + b"\r\n")
+            if at < 0:
+                return None  # spaced otherwise: `write` cuts it
+            head = head[:at] + head[at + len(cut) + 2:]
+        out = [head[:-2]]
+        out += self._static_lines
+        ff = self.forward_for
+        if ff is not None and ff.applies(ctx):
+            out += (ff.prefix, ctx.src, b"\r\n")
+        if keep_alive:
+            if version == "1.0":
+                out.append(_CONN_KEEP_ALIVE)
+        elif version == "1.1":
+            out.append(_CONN_CLOSE)
+        out.append(b"\r\n")
+        return b"".join(out)
 
     def write(self, method: bytes, url: bytes, version: str, headers: Headers,
               framing: Framing, keep_alive: bool, ctx: SampleContext,

@@ -25,7 +25,8 @@ import httptools
 from haply.http import framing, responses
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
 from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
-from haply.http.headers import SampleContext
+from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
+                                SampleContext)
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
 from haply.proxy import redirect
 from haply.proxy.frontend import FrontendRuntime
@@ -57,7 +58,7 @@ class Request:
                  "body", "body_size", "complete", "upgrade", "tunnel_data",
                  "error", "head_bytes", "_header_map", "client_ip", "ssl",
                  "attempts", "backend", "server", "sent_body", "framing",
-                 "route", "context", "t_wait", "t_connect")
+                 "route", "context", "t_wait", "t_connect", "plain", "cut", "raw")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -83,6 +84,12 @@ class Request:
         # server; 0 for a pooled connection), -1 until the request gets there.
         self.t_wait = -1
         self.t_connect = -1
+        # A head without field to drop or rewrite (but for one plain Connection
+        # field, `cut`) goes to the server as received: `raw` is the bytes it
+        # starts, when it starts a read (else the field list is written).
+        self.plain = True
+        self.cut: bytes | None = None
+        self.raw: bytes | None = None
 
     # SampleContext, for header values such as %[src] (per connection, shared)
     src = property(lambda self: self.context.src)
@@ -166,6 +173,7 @@ class HttpSession(asyncio.Protocol):
         # `flush` (head and body of a small response in one send).
         self.out: list[bytes] = []
         self.broken = False  # a request was rejected; read nothing more
+        self.fresh: bytes | None = None  # the read being parsed, if no request was begun
 
     # ================================================================ client
 
@@ -204,6 +212,8 @@ class HttpSession(asyncio.Protocol):
             self.frontend.bytes_in += len(data)
             return
         self.frontend.bytes_in += len(data)
+        # A request that begins in this read begins at its first byte.
+        self.fresh = data if self.parsing is None else None
         if self.deadline.tag == "http-keep-alive":
             self.deadline.arm(self.timeout_http_request, "http-request")
         else:
@@ -268,7 +278,9 @@ class HttpSession(asyncio.Protocol):
     # ---------------------------------------------------------- parser events
 
     def on_message_begin(self) -> None:
-        self.parsing = Request(self.context, self.client_ip, self.ssl)
+        self.parsing = request = Request(self.context, self.client_ip, self.ssl)
+        request.raw = self.fresh
+        self.fresh = None
         self.head_size = 0
         if self.deadline.tag != "http-request":
             self.deadline.arm(self.timeout_http_request, "http-request")
@@ -285,7 +297,16 @@ class HttpSession(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.parsing
         request.headers.append((name, value))
-        self.head_size += len(name) + len(value) + 4
+        size = len(name)
+        if size in REWRITTEN_SIZES and request.plain:
+            lname = name.lower()
+            if lname in REWRITTEN:
+                if (lname == b"connection" and request.cut is None
+                        and value.lower() in PLAIN_CONNECTION_VALUES):
+                    request.cut = name + b": " + value
+                else:
+                    request.plain = False
+        self.head_size += size + len(value) + 4
         if self.head_size > framing.MAX_HEAD_SIZE:
             error = framing.head_too_large(len(request.url))
         elif len(request.headers) > framing.MAX_HEADERS:
@@ -393,13 +414,26 @@ class HttpSession(asyncio.Protocol):
         backend = route.backend
         request.backend = backend
         request.route = route
-        try:
-            request.head_bytes = route.request_writer.write(
-                request.method_bytes, request.url, request.version, request.headers,
-                request.framing, route.server_keep_alive, request, request.upgrade)
-        except LocalProtocolError:
-            self._respond_local(505)
-            return
+        writer = route.request_writer
+        head = None
+        raw = request.raw
+        if raw is not None:
+            request.raw = None  # the read may be large: not kept
+            if (request.plain and writer.plain and not request.upgrade
+                    and request.framing.kind == framing.NONE and raw[:2] != CRLF):
+                end = raw.find(b"\r\n\r\n")
+                if end >= 0:  # else the head spans reads
+                    head = writer.write_plain(raw[:end + 4], request.cut, request.version,
+                                              route.server_keep_alive, request)
+        if head is None:
+            try:
+                head = writer.write(
+                    request.method_bytes, request.url, request.version, request.headers,
+                    request.framing, route.server_keep_alive, request, request.upgrade)
+            except LocalProtocolError:
+                self._respond_local(505)
+                return
+        request.head_bytes = head
         server = backend.try_acquire(request)
         if server is not None:
             request.t_wait = 0

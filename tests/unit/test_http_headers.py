@@ -490,6 +490,54 @@ def test_raw_response_head_keeps_the_server_bytes():
                             "1.1") is None
 
 
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.tuples(st.one_of(st.sampled_from([b"Host", b"User-Agent", b"X-Forwarded-For",
+                                                          b"Accept", b"X-Long-Name-Field"]),
+                                           _token),
+                                 _value, _spacing), max_size=10),
+       connection=st.sampled_from([None, b"keep-alive", b"close", b"Keep-Alive"]),
+       version=st.sampled_from(["1.0", "1.1"]), keep=st.booleans(),
+       rules=st.sampled_from([(), (rule("add-header", "X-Added", "1"),)]),
+       src=st.sampled_from(["192.0.2.7", "10.1.2.3"]))
+def test_plain_request_head_passes_as_received(fields, connection, version, keep, rules, src):
+    """write_plain, from the client's bytes, gives the fields write() gives
+    from the list (spacing aside) for heads without hop-by-hop or framing
+    fields, a plain Connection field cut."""
+    from haply.http.headers import REWRITTEN
+    fields = [f for f in fields if f[0].lower() not in REWRITTEN]
+    if connection is not None:
+        fields.insert(len(fields) // 2, (b"Connection", connection, b": "))
+    head = (b"GET /p?q HTTP/%s\r\n" % version.encode() + b"".join(
+        name + spacing + value + b"\r\n" for name, value, spacing in fields) + b"\r\n")
+    method, url, got_version, parsed = parse_request(head)
+    if got_version != version:
+        return  # llhttp refused it
+    ctx = SampleContext(src, 40000, "127.0.0.1", 8080)
+    writer = RequestHeadWriter(compile_header_rules(rules),
+                               compile_forward_for(ForwardFor(except_network="10.0.0.0/8"), None))
+    assert writer.plain
+    cut = None if connection is None else b"Connection: " + connection
+    plain = writer.write_plain(head, cut, version, keep, ctx)
+    expected = writer.write(b"GET", b"/p?q", version, parsed, NO_BODY, keep, ctx)
+    if plain is None:
+        assert connection is not None  # only a Connection field spaced otherwise
+        return
+    assert parse_request(plain) == parse_request(expected)
+    assert plain.split(b"\r\n", 1)[0] == expected.split(b"\r\n", 1)[0]
+
+
+def test_plain_request_writer_only_without_deletions_or_if_none():
+    ff = compile_forward_for(ForwardFor(), None)
+    assert RequestHeadWriter((), ff).plain
+    assert not RequestHeadWriter(compile_header_rules([rule("del-header", "X-A")]), ff).plain
+    assert not RequestHeadWriter((), compile_forward_for(ForwardFor(if_none=True), None)).plain
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nX-B: c\r\n\r\n"
+    writer = RequestHeadWriter((), ff)
+    assert writer.write_plain(head, b"Connection: keep-alive", "1.1", False, CTX) == (
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-B: c\r\nX-Forwarded-For: 192.0.2.7\r\n"
+        b"Connection: close\r\n\r\n")
+
+
 # ------------------------------------------------------- live HAProxy oracle
 
 from tests.support.haproxy_oracle import (  # noqa: E402
