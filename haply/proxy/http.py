@@ -48,6 +48,8 @@ PAUSE_SERVER_FULL = 2  # the server's socket does not take the request body fast
 PAUSE_PARKED = 4  # over maxconn
 
 CRLF = b"\r\n"
+# The versions framing.request_framing accepts (it explains the others' refusal).
+PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
 LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -58,7 +60,7 @@ class Request:
                  "body", "body_size", "complete", "upgrade", "tunnel_data",
                  "error", "head_bytes", "_header_map", "client_ip", "ssl",
                  "attempts", "backend", "server", "sent_body", "framing",
-                 "route", "context", "t_wait", "t_connect", "plain", "cut", "raw")
+                 "route", "context", "t_wait", "t_connect", "plain", "cut", "raw", "hosts")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -90,6 +92,7 @@ class Request:
         self.plain = True
         self.cut: bytes | None = None
         self.raw: bytes | None = None
+        self.hosts = 0  # Host fields: with plain, all request_framing would look at
 
     # SampleContext, for header values such as %[src] (per connection, shared)
     src = property(lambda self: self.context.src)
@@ -298,7 +301,9 @@ class HttpSession(asyncio.Protocol):
         request = self.parsing
         request.headers.append((name, value))
         size = len(name)
-        if size in REWRITTEN_SIZES and request.plain:
+        if size == 4 and name.lower() == b"host":
+            request.hosts += 1
+        elif size in REWRITTEN_SIZES and request.plain:
             lname = name.lower()
             if lname in REWRITTEN:
                 if (lname == b"connection" and request.cut is None
@@ -327,8 +332,13 @@ class HttpSession(asyncio.Protocol):
         url = request.url
         try:
             framing.check_request_target(url)
-            body = request.framing = framing.request_framing(
-                request.method_bytes, request.version, request.headers)
+            if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
+                # No framing field and at most one Host: what request_framing
+                # would find in its pass over the fields.
+                body = request.framing = framing.NO_BODY
+            else:
+                body = request.framing = framing.request_framing(
+                    request.method_bytes, request.version, request.headers)
         except RemoteProtocolError as exc:
             request.error = (exc.status_hint, str(exc))
             raise

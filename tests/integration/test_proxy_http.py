@@ -211,8 +211,10 @@ def test_slowloris_cut_by_timeout_http_request_others_unaffected():
     b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",
     b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
     b"NOT A REQUEST\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 ], ids=["cl-and-te", "differing-cl", "bad-chunk-size", "obs-fold", "nul-in-value",
-        "ctl-in-uri", "garbage"])
+        "ctl-in-uri", "garbage", "differing-host", "te-in-http10"])
 def test_smuggling_vectors_refused_and_never_forwarded(request_bytes):
     with scripted_backend(keepalive_echo) as backend:
         port = free_port()
@@ -448,3 +450,26 @@ def test_maxqueue_bounds_the_queue():
                 t.join()
             # one served, one queued behind it, the two others refused at once
             assert sorted(results) == [200, 200, 503, 503]
+
+
+def test_plain_heads_pass_as_sent_with_forwardfor_and_without_connection():
+    """A GET whose head has no hop-by-hop or framing field but a plain
+    Connection goes to the server with its fields as the client wrote them
+    (in order), X-Forwarded-For added and the Connection field gone;
+    with a hop-by-hop field the head is rewritten field by field instead."""
+    with scripted_backend(keepalive_echo) as backend:
+        port = free_port()
+        with run_haply(listen(port, [("b", backend.address)], "    option forwardfor\n")):
+            head = (b"GET /plain HTTP/1.1\r\nHost: x\r\nX-Tight:no-space\r\n"
+                    b"Connection: keep-alive\r\nX-Trail: v\r\n\r\n")
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+                sock.sendall(b"GET /hop HTTP/1.1\r\nHost: x\r\nKeep-Alive: 5\r\n"
+                             b"X-Tight:no-space\r\n\r\n")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    plain, hop = backend.requests
+    assert plain.headers == [("Host", "x"), ("X-Tight", "no-space"), ("X-Trail", "v"),
+                             ("X-Forwarded-For", "127.0.0.1")]
+    assert hop.headers == [("Host", "x"), ("X-Tight", "no-space"),
+                           ("X-Forwarded-For", "127.0.0.1")]
