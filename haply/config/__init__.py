@@ -86,15 +86,16 @@ class Loaded:
 
 
 def detect(path: str, text: str) -> Dialect:
-    """The dialect of a file: by its name first, else by its first keyword,
-    else haproxy (whose files have no fixed name)."""
-    name = os.path.basename(path).lower()
-    for dialect in DIALECTS:
-        if any(token in name for token in dialect.names):
-            return dialect
+    """The dialect of a file: by its first keyword when only one dialect has
+    it (a converted monitrc saved as monit.cfg is haproxy.cfg syntax), else by
+    its name, else haproxy (whose files have no fixed name)."""
     first = _first_keyword(text)
-    for dialect in DIALECTS:
-        if first in dialect.keywords:
+    owners = [d for d in DIALECTS if first in d.keywords]
+    if len(owners) == 1:
+        return owners[0]
+    name = os.path.basename(path).lower()
+    for dialect in owners or DIALECTS:
+        if any(token in name for token in dialect.names):
             return dialect
     return next(d for d in DIALECTS if d.name == DEFAULT_DIALECT)
 

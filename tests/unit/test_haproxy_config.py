@@ -882,6 +882,13 @@ def test_dialect_detection():
         ("x.cfg", "check process x\n"): "monit",
         ("x.cfg", "global\n"): "haproxy",
         ("haproxy.cfg", ""): "haproxy",
+        # the content wins over a misleading name when it is unambiguous
+        ("monit.cfg", "program api\n    command x\n"): "haproxy",
+        ("/etc/haproxy/monitoring.cfg", "global\n"): "haproxy",
+        ("keepalived-pound.cfg", "frontend fe\n"): "haproxy",
+        # `include` starts both keepalived and monit files: the name decides
+        ("/etc/monit/monitrc", "include /etc/monit/conf.d/*\n"): "monit",
+        ("/etc/keepalived/keepalived.conf", "include /etc/keepalived/*.conf\n"): "keepalived",
     }
     for (path, text), dialect in names.items():
         assert detect(path, text).name == dialect, path
