@@ -261,6 +261,7 @@ class StatsPage:
             f'<td class="name">{esc(str(r["svname"]))}</td>',
             f'<td class="status {status_class(status)}">{esc(status)}</td>',
             _td(g("weight")), _td(g("qcur")), _td(g("qmax")), _td(g("qlimit")),
+            _td(g("rate")), _td(g("rate_max")),
             _td(g("scur")), _td(g("smax")), _td(g("slim")), _td(g("stot")),
             _td(_bytes(g("bin"))), _td(_bytes(g("bout"))),
             _td(g("dreq")), _td(g("ereq")), _td(g("econ")), _td(g("eresp")),
@@ -345,6 +346,7 @@ def _duration(seconds) -> str:
 
 HEADER_CELLS = "".join(f"<th>{h}</th>" for h in (
     "Name", "Status", "Weight", "Queue cur", "Queue max", "Queue limit",
+    "Session rate", "Session rate max",
     "Sessions cur", "Sessions max", "Sessions limit", "Sessions total",
     "Bytes in", "Bytes out", "Denied req", "Errors req", "Errors conn",
     "Errors resp", "Retries", "Redispatches", "Last check", "Last change", "Downtime"))

@@ -102,3 +102,27 @@ def test_lastsess_counts_whole_seconds_since_the_last_event():
     assert sampler.idle_seconds("k", 1, clock.now) == 3
     totals["k"] = 2
     assert sampler.idle_seconds("k", 2, clock.now) == 0
+
+
+def test_stats_page_shows_rates_of_its_engine(tmp_path):
+    from tests.unit.test_admin_stats_page import config, request
+    from haply.admin.stats_page import StatsPage
+    from haply.proxy.conditions import compile_condition
+    from tests.support.admin_engine import engine_from
+
+    engine = engine_from(config(), directory=str(tmp_path))
+    try:
+        page = StatsPage(engine.config.proxy("stats"), engine, compile_condition)
+        engine.registry.get("be", "s0").total_sessions = 5  # as five sessions would
+        engine.backends["be"].total_sessions = 5
+        body = page.answer(request("/st;csv")).split(b"\r\n\r\n", 1)[1].decode()
+        header = body.split("\n", 1)[0][2:].split(",")
+        rows = {tuple(line.split(",")[:2]): line.split(",") for line in body.split("\n")[1:] if line}
+        at = header.index
+        assert rows[("be", "s0")][at("rate")] == "5" and rows[("be", "s0")][at("rate_max")] == "5"
+        assert rows[("be", "BACKEND")][at("rate")] == "5"
+        assert rows[("be", "s1")][at("rate")] == "0"
+        html = page.answer(request("/st")).decode()
+        assert "<th>Session rate</th>" in html
+    finally:
+        engine.loop.close()
