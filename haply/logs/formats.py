@@ -160,11 +160,17 @@ def _version(request) -> str:
 
 
 def _request_line(request) -> str:
-    return f"{_method(request)} {request.uri} {_version(request)}"
+    try:  # the proxy's Request, read directly (no property per part)
+        return (f"{request.method_bytes.decode('ascii', 'replace')} "
+                f"{request.url.decode('latin-1')} HTTP/{request.version or '1.1'}")
+    except AttributeError:  # rejected before the request line was read, or another kind
+        return f"{_method(request)} {request.uri} {_version(request)}"
 
 
 _NAMESPACE = {"_text": _text, "_method": _method, "_version": _version,
-              "_request_line": _request_line, "_date": _date, "_gmt_date": _gmt_date, "_dash": _dash, "json": json,
+              # the cache's methods themselves: one call per date, not two
+              "_request_line": _request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
+              "_dash": _dash, "json": json,
               "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):
     pass
