@@ -63,6 +63,13 @@ class Router:
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
+        # A session's (http-request, http-keep-alive, client) timeouts, with
+        # their fallbacks: timeout http-request defaults to timeout client, and
+        # http-keep-alive to http-request (HAProxy manual, 4.2).
+        timeouts = proxy.timeouts
+        http_request = timeouts.http_request or timeouts.client
+        self.session_timeouts = (http_request, timeouts.http_keep_alive or http_request,
+                                 timeouts.client)
         self._routes: dict[str, Route] = {}
         for name in {s.backend for s in proxy.backend_switches} | {proxy.default_backend}:
             if name is not None and name in backends:
