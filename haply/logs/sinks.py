@@ -40,10 +40,24 @@ class DatagramSink:
             self.sock = socket.socket(family, socket.SOCK_DGRAM)
             self.target = (host, int(port) if port else SYSLOG_PORT)
         self.sock.setblocking(False)
+        # A UDP socket is connected once: each line is then a send() without
+        # an address to convert and a route to look up (a line per request).
+        # Not a unix socket: a syslog daemon that restarts makes a new
+        # /dev/log, which only sendto with the path reaches.
+        self.connected = False
+        if self.sock.family != socket.AF_UNIX:
+            try:
+                self.sock.connect(self.target)
+                self.connected = True
+            except OSError:
+                pass
 
     def send(self, data: bytes) -> None:
         try:
-            self.sock.sendto(data, self.target)
+            if self.connected:
+                self.sock.send(data)
+            else:
+                self.sock.sendto(data, self.target)
             self.sent += 1
         except OSError:  # EAGAIN, ENOBUFS, ECONNREFUSED, no /dev/log: drop
             self.dropped += 1
