@@ -117,7 +117,7 @@ NUMERIC = frozenset("cp fp sp fc TR Tq Tw Tc Tr Ta Tt T Th Ti ST B U ac bc sc rc
 # holds it (HAProxy counts after the release), log the ProxyLog.
 HTTP_VARIABLES: dict[str, str] = {
     **VARIABLES,
-    "ci": "q.client_ip", "cp": "_text(q.context.src_port)", "fi": "_text(q.context.dst)",
+    "ci": "q.client_ip", "cp": "q.context.src_port.decode()", "fi": "q.context.dst.decode()",
     "fp": "s.dest_port", "f": "s.frontend.name",
     "ft": "s.frontend.name + ('~' if q.ssl else '')", "fc": "s.frontend.gate.current",
     "b": "(q.backend.name if q.backend is not None else s.frontend.name)",
