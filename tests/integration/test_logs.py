@@ -445,7 +445,7 @@ class SlowBackend:
 @pytest.mark.parametrize("name", sorted(PROXIES))
 def test_httplog_tw_is_the_queue_time_and_tc_the_connect_time(name, receiver):
     """Three requests at once to a `maxconn 1` server that answers in 0.3 s:
-    the first is not queued (Tw 0), the later ones wait for the slot before
+    the first is not queued (Tw about 0), the later ones wait for the slot before
     theirs (Tw at least one answer's time); every connect is a fresh one on
     loopback (Tc a small non-negative number, not the -1 of "never tried")."""
     import threading
@@ -477,10 +477,57 @@ def test_httplog_tw_is_the_queue_time_and_tc_the_connect_time(name, receiver):
                        int(match.group(7))))
     by_path = {request.split()[1]: (tw, tc, ta) for request, tw, tc, ta in fields}
     assert sorted(by_path) == ["/q0", "/q1", "/q2"]
-    assert by_path["/q0"][0] == 0
+    assert 0 <= by_path["/q0"][0] < delay * 1000 * 0.5  # not queued (a millisecond at most)
     for path in ("/q1", "/q2"):
         tw, tc, ta = by_path[path]
         # queued behind at least one whole answer, then answered itself
         assert tw >= delay * 1000 * 0.8, (path, fields)
         assert ta >= tw + delay * 1000 * 0.8, (path, fields)
     assert all(0 <= tc < ta for tw, tc, ta in by_path.values()), fields
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_tcplog_tw_is_the_wait_for_a_maxconn_slot(name, receiver):
+    """mode tcp, a `maxconn 1` server answering in 0.3 s: the second
+    connection waits in the queue for the first to end (Tw at least half an
+    answer's time), the first does not (Tw about 0); both then connect (Tc >= 0)."""
+    import threading
+    delay = 0.3
+    port = free_port()
+    backend = SlowBackend(delay)
+    try:
+        prelude = haproxy_config("").replace(
+            "    nbthread 1\n", f"    nbthread 1\n    log 127.0.0.1:{receiver.port} local0\n")
+        config = prelude + f"""
+listen tcpq
+    mode tcp
+    bind 127.0.0.1:{port}
+    log global
+    option tcplog
+    option dontlognull
+    server t1 {backend.address} maxconn 1
+"""
+        with run_haproxy(config, PROXIES[name]):
+            statuses = []
+            clients = [threading.Thread(target=lambda: statuses.append(
+                http_get(port, "/tcp").status)) for _ in range(2)]
+            for client in clients:
+                client.start()
+                time.sleep(0.05)
+            for client in clients:
+                client.join(timeout=10)
+            lines = receiver.lines(2)
+    finally:
+        backend.close()
+    assert statuses == [200, 200]
+    timers = []
+    for raw in lines:
+        match = TCPLOG.fullmatch(RFC3164.fullmatch(raw.rstrip(b"\n")).group(6).decode())
+        assert match, raw
+        timers.append(tuple(int(match.group(i)) for i in (4, 5, 6)))  # Tw, Tc, Tt
+    timers.sort()
+    (first_tw, first_tc, _), (second_tw, second_tc, second_tt) = timers
+    # the first is not queued (HAProxy may print a millisecond of its own)
+    assert 0 <= first_tw < delay * 1000 * 0.5 <= second_tw, timers
+    assert first_tc >= 0
+    assert second_tc >= 0 and second_tt >= second_tw + delay * 1000 * 0.8, timers
