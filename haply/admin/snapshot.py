@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from haply.admin import rates as _rates
 from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_SERVER
-from haply.runtime.registry import DOWN, DRAIN, MAINT, ServerState
+from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, ServerState, timing_averages
 
 _H2H1 = ("ssl_sess ssl_reused_sess ssl_failed_handshake h2_headers_rcvd h2_data_rcvd "
          "h2_settings_rcvd h2_rst_stream_rcvd h2_goaway_rcvd "
@@ -213,6 +213,8 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
         lastchg=max(0, int(now - state.last_change)),
         qlimit=state.maxqueue or None,
         addr=_addr(state), req_tot=sum(state.http_responses.values()) if mode == "http" else None)
+    row["qtime"], row["ctime"] = timing_averages(state)
+    row["qtime_max"], row["ctime_max"] = state.queue_time_max, state.connect_time_max
     row["-"] = "-"
     if health is not None:
         t = health.timing
@@ -300,6 +302,15 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         lastchg=max(0, int(now - last)),
         req_tot=sum(sum(s.http_responses.values()) for s in states) if mode == "http" else None)
     row["slim"] = backend.proxy.maxconn or fullconn(engine_frontends, backend.name) or None
+    # The backend's averages: its servers', weighted by the sessions each average
+    # covers (the servers' rows were just computed, so no state is touched here).
+    weights = [min(s.total_sessions, TIME_WINDOW) for s in states]
+    if sum(weights):
+        for column in ("qtime", "ctime"):
+            row[column] = int(sum(w * r[column] for w, r in zip(weights, servers))
+                              / sum(weights) + 0.5)
+    for column in ("qtime_max", "ctime_max"):
+        row[column] = max((r[column] for r in servers), default=0)
     if not states:
         row["downtime"] = None
     row["-"] = "-"

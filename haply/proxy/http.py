@@ -488,6 +488,7 @@ class HttpSession(asyncio.Protocol):
                 self._respond_local(exc.status)
             return
         request.t_connect = int((loop.time() - start) * 1000)
+        backend.registry.record_times(server, request.t_wait, request.t_connect)  # stats
         if self.closed or not self.requests or self.requests[0] is not request:
             upstream.close()
             backend.release(server)

@@ -117,6 +117,7 @@ class TcpClientProtocol(asyncio.Protocol):
                 client=self.transport,
             )
             self.t_connect = int((loop.time() - now) * 1000)
+            self.backend.registry.record_times(server, self.t_wait, self.t_connect)  # stats
         except NoServerAvailable as exc:
             if exc.reason == "queue timeout" and self.t_wait < 0:
                 self.t_wait = int((loop.time() - start) * 1000)

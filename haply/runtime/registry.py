@@ -57,6 +57,12 @@ class ServerState:
     redispatches: int = 0
     # checks that failed while the server was UP (HAProxy's `chkfail`)
     failed_checks: int = 0
+    # queue and connect times in ms (stats qtime/ctime: Registry.record_times)
+    queue_time_avg: float = 0.0
+    connect_time_avg: float = 0.0
+    queue_time_max: int = 0
+    connect_time_max: int = 0
+    timed_upto: int = 0  # total_sessions when the averages were last brought up to date
     http_responses: Counter[int] = field(default_factory=Counter)  # status class 1..5
     # health details for pages and logs
     last_change: float = 0.0
@@ -182,6 +188,22 @@ class Registry:
         if state.operational == UP:
             state.failed_checks += 1
 
+    def record_times(self, state: ServerState, queue_ms: int, connect_ms: int) -> None:
+        """A session that queued and/or opened a new connection to state
+        (HAProxy's qtime/ctime: averages over the last TIME_WINDOW sessions).
+        Sessions served on a pooled connection waited and connected for 0 ms
+        and are not reported one by one: they are folded in here and at read
+        time (timing_averages), so the keep-alive path pays nothing."""
+        _fold_idle_sessions(state, state.total_sessions - 1)
+        n = min(state.timed_upto + 1, TIME_WINDOW)
+        state.queue_time_avg += (queue_ms - state.queue_time_avg) / n
+        state.connect_time_avg += (connect_ms - state.connect_time_avg) / n
+        state.timed_upto = state.total_sessions
+        if queue_ms > state.queue_time_max:
+            state.queue_time_max = queue_ms
+        if connect_ms > state.connect_time_max:
+            state.connect_time_max = connect_ms
+
     def set_weight(self, state: ServerState, weight: int, now: float) -> None:
         if not 0 <= weight <= 256:
             raise ValueError("weight must be between 0 and 256")
@@ -192,3 +214,41 @@ class Registry:
     def _notify(self, state: ServerState) -> None:
         for listener in self._listeners.get(state.backend, ()):
             listener(state)
+
+
+# HAProxy averages qtime/ctime/rtime/ttime over the last 1024 sessions
+# (management guide 9.1); a running mean until then, a 1/1024 moving average after.
+TIME_WINDOW = 1024
+
+
+def _idle_factor(done: int, upto: int) -> float:
+    """What the averages after session done become at session upto when every
+    session in between counted 0 ms: a running mean until TIME_WINDOW
+    sessions (x * done / upto), a 1/TIME_WINDOW moving average after."""
+    zeros = upto - done
+    if zeros <= 0:
+        return 1.0
+    factor = 1.0
+    if done < TIME_WINDOW:
+        m = min(zeros, TIME_WINDOW - done)
+        factor = done / (done + m) if done else 0.0
+        zeros -= m
+    if zeros:
+        factor *= (1 - 1 / TIME_WINDOW) ** zeros
+    return factor
+
+
+def _fold_idle_sessions(state: ServerState, upto: int) -> None:
+    """Bring state's averages up to session number upto (see _idle_factor);
+    totals cleared since (upto below the mark) restart the count there."""
+    factor = _idle_factor(state.timed_upto, upto)
+    state.queue_time_avg *= factor
+    state.connect_time_avg *= factor
+    state.timed_upto = upto
+
+
+def timing_averages(state: ServerState) -> tuple[int, int]:
+    """(qtime, ctime) in whole ms as of now, pooled sessions counted as 0;
+    reads only (pages take snapshots without changing state)."""
+    factor = _idle_factor(state.timed_upto, state.total_sessions)
+    return int(state.queue_time_avg * factor + 0.5), int(state.connect_time_avg * factor + 0.5)
