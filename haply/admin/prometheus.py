@@ -43,6 +43,18 @@ METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ("http_requests_total", "req_tot", "counter", "FB", "Total number of HTTP requests processed by this object since the worker process started"),
     ("connections_total", "conn_tot", "counter", "F", "Total number of new connections accepted on this frontend since the worker process started"),
     ("uweight", "uweight", "gauge", "BS", "Server's user weight, or sum of active servers' user weights for a backend"),
+    ("max_session_rate", "rate_max", "gauge", "FBS", "Maximum observed number of sessions per second"),
+    ("limit_session_rate", "rate_lim", "gauge", "F", "Configured limit on new sessions per second"),
+    ("http_requests_rate_max", "req_rate_max", "gauge", "F", "Maximum observed number of HTTP requests per second observed since the worker process started"),
+    ("connections_rate_max", "conn_rate_max", "gauge", "F", "Highest value of connections per second observed since the worker process started"),
+    ("last_session_seconds", "lastsess", "gauge", "BS", "How long ago some traffic was seen on this object on this worker process, in seconds"),
+)
+# Columns in milliseconds that HAProxy's exporter gives in seconds.
+MS_METRICS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("queue_time_average_seconds", "qtime", "gauge", "BS", "Avg. queue time for last 1024 successful connections."),
+    ("connect_time_average_seconds", "ctime", "gauge", "BS", "Avg. connect time for last 1024 successful connections."),
+    ("max_queue_time_seconds", "qtime_max", "gauge", "BS", "Maximum observed time spent in the queue"),
+    ("max_connect_time_seconds", "ctime_max", "gauge", "BS", "Maximum observed time spent waiting for a connection to complete"),
 )
 SERVER_STATES = ("DOWN", "UP", "MAINT", "DRAIN", "NOLB")
 CHECK_STATES = ("HANA", "SOCKERR", "L4OK", "L4TOUT", "L4CON", "L6OK", "L6TOUT", "L6RSP",
@@ -118,6 +130,15 @@ def render(snap: snapshot.Snapshot) -> str:
             out.append(f"# HELP {metric} {text}\n# TYPE {metric} {mtype}\n")
             for row, label in zip(rows, labels):
                 out.append(f"{metric}{{{label}}} {_number(row.get(column))}\n")
+        for suffix, column, mtype, kinds, text in MS_METRICS:
+            if letter not in kinds:
+                continue
+            metric = f"haproxy_{kind}_{suffix}"
+            out.append(f"# HELP {metric} {text}\n# TYPE {metric} {mtype}\n")
+            for row, label in zip(rows, labels):
+                value = row.get(column)
+                out.append(f"{metric}{{{label}}} "
+                           f"{'NaN' if value in (None, '') else format(value / 1000, '.6f')}\n")
         if kind == S:
             metric = "haproxy_server_check_status"
             out.append(f"# HELP {metric} Status of last health check, per state label value.\n"
