@@ -62,7 +62,8 @@ def logged_http_session(base):
             return super().response_head(upstream, status, *args, **kwargs)
 
         def _finish_exchange(self, request, *args, **kwargs):
-            self._log(request, None, "----")
+            if self.log_queue:  # _log(request, None, "----"), inline: once per request
+                self.frontend.logger.http_done(self, request, self.log_queue.popleft())
             return super()._finish_exchange(request, *args, **kwargs)
 
         def _respond_local(self, status, *args, **kwargs):
