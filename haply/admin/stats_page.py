@@ -32,6 +32,14 @@ from haply.runtime.registry import DRAIN, MAINT, READY
 
 DEFAULT_REALM = "HAProxy Statistics"  # HAProxy's realm when `stats realm` is absent
 ADMIN_ACTIONS = {"ready": READY, "drain": DRAIN, "maint": MAINT}
+# The runtime API command each page action amounts to (passed on to the other
+# worker processes through Engine.on_operator_change).
+PAGE_ACTION_COMMANDS = {
+    "ready": "set server {} state ready", "drain": "set server {} state drain",
+    "maint": "set server {} state maint", "dhlth": "disable health {}",
+    "ehlth": "enable health {}", "hrunn": "set server {} health up",
+    "hdown": "set server {} health down",
+}
 # What `;st=` means, shown above the tables after an admin action.
 ACTION_RESULTS = {
     "DONE": "Action processed successfully.",
@@ -163,6 +171,9 @@ class StatsPage:
                 failed += 1
                 continue
             done += 1
+            if self.engine.on_operator_change is not None:
+                command = PAGE_ACTION_COMMANDS[action].format(f"{backend}/{name}")
+                self.engine.on_operator_change(command)
         if not done:
             return "ERRP" if failed else "NONE"
         return "PART" if failed else "DONE"

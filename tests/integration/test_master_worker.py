@@ -8,6 +8,7 @@ socket, HAProxy-format runtime commands on the stats socket.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -72,8 +73,9 @@ def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
         time.sleep(step)
 
 
-def server_states(stats_sock: str) -> dict[str, list[str]]:
-    lines = send(stats_sock, "show servers state").splitlines()[2:]
+def server_states(sock: str, command: str = "show servers state") -> dict[str, list[str]]:
+    """server name -> fields of `show servers state` (prefix `@N ` for one worker)."""
+    lines = send(sock, command).splitlines()[2:]
     return {fields[3]: fields for fields in (l.split() for l in lines) if len(fields) > 8}
 
 
@@ -259,6 +261,34 @@ def test_health_changes_reach_every_worker(tmp_path, sockets):
             send(master, "@1 set server app/s1 state drain")
             wait_for(lambda: any(l.split()[3] == "s1" and l.split()[6] == "8"
                                  for l in send(master, "@0 show servers state").splitlines()[2:]))
+
+
+def test_stats_page_actions_reach_every_worker(tmp_path, sockets):
+    stats, master = sockets
+    port, page = free_port(), free_port()
+    with echo_backends(["s1", "s2"]) as (s1, s2):
+        servers = f"    server s1 {s1.address}\n    server s2 {s2.address}\n"
+        config = master_config(port, stats, servers) + f"""
+listen stats
+    bind 127.0.0.1:{page}
+    stats enable
+    stats uri /
+    stats admin if TRUE
+"""
+        with run_haply(config):
+            wait_for(lambda: len(workers_of(master)) == 2)
+            # whichever worker takes the POST, both must put s2 in maintenance
+            conn = http.client.HTTPConnection("127.0.0.1", page, timeout=5)
+            conn.request("POST", "/", body="b=app&s=s2&action=maint",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            response = conn.getresponse()
+            assert response.status == 303
+            assert response.getheader("Location") == "/;st=DONE"
+            conn.close()
+            for index in (0, 1):
+                wait_for(lambda: server_states(master, f"@{index} show servers state")
+                         ["s2"][6] == "1", timeout=5)
+            assert {http_get(port).backend for _ in range(10)} == {"s1"}
 
 
 def test_certificates_are_read_again_on_reload(tmp_path, sockets):
