@@ -460,7 +460,7 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
 SERVER_COUNTERS = ("total_sessions", "bytes_in", "bytes_out", "connect_errors",
                    "response_errors", "retries", "redispatches", "failed_checks")
 BACKEND_COUNTERS = ("total_sessions", "connect_errors", "retried", "redispatched",
-                    "no_server", "bytes_in", "bytes_out")
+                    "no_server", "denied", "bytes_in", "bytes_out")
 FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests")
 
 

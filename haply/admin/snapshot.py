@@ -292,7 +292,7 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         # HTTP exchanges count bytes on servers only; a backend's are its servers'.
         bin=max(backend.bytes_in, sum(s.bytes_in for s in states)),
         bout=max(backend.bytes_out, sum(s.bytes_out for s in states)),
-        econ=backend.connect_errors,
+        dreq=backend.denied, econ=backend.connect_errors,
         eresp=sum(s.response_errors for s in states),
         wretr=backend.retried, wredis=backend.redispatched,
         status="UP" if up else "DOWN",

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
+from haply.config.answers import AnswerError, parse_answer
 from haply.config import programs
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
@@ -34,7 +35,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    BackendSwitch, Bind, Config, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    BackendSwitch, Bind, Config, DenyRule, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_time
@@ -901,6 +902,46 @@ def _use_service(parser, state: ProxyState, args, line, negated) -> None:
     state.http_request_rules.append(HeaderRule("use-service", service, None, condition, line.location))
 
 
+def _deny(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args)
+    try:
+        answer = parse_answer(_texts(before), "http-request deny", ("deny_status", "status"),
+                              _read_errorfile_for_answer, default_status=403)
+    except AnswerError as exc:
+        raise ParseError(str(exc)) from None
+    if answer.response is None and answer.status not in ERRORFILE_CODES:
+        raise ParseError(
+            f"'http-request deny' status {answer.status} has no error page: use one of "
+            f"{', '.join(map(str, sorted(ERRORFILE_CODES)))}, or give file or string")
+    state.http_request_rules.append(DenyRule(answer.status, answer.response, condition,
+                                             line.location, closes=answer.closes))
+
+
+def _http_error(parser, state: ProxyState, args, line, negated) -> None:
+    try:
+        answer = parse_answer(_texts(args), "http-error", ("status",), _read_errorfile_for_answer)
+    except AnswerError as exc:
+        raise ParseError(str(exc)) from None
+    if answer.status not in ERRORFILE_CODES:
+        raise ParseError(
+            f"http-error status {answer.status} cannot be customised: expected one of "
+            f"{', '.join(map(str, sorted(ERRORFILE_CODES)))}")
+    if answer.default_errorfiles:
+        state.errorfiles.pop(answer.status, None)
+    elif answer.response is None:
+        raise ParseError("'http-error' expects errorfile, file or string (with content-type), "
+                         "or default-errorfiles")
+    else:
+        state.errorfiles[answer.status] = answer.response
+
+
+def _read_errorfile_for_answer(path: str) -> bytes:
+    try:
+        return read_errorfile(path)
+    except ParseError as exc:
+        raise AnswerError(str(exc)) from None
+
+
 def _redirect(parser, state: ProxyState, args, line, negated) -> None:
     before, condition = _condition(state, args)
     texts = _texts(before)
@@ -1461,11 +1502,13 @@ HANDLERS: dict[str, Handler] = {
     "http-request add-header": _header_rule("http-request", "add-header"),
     "http-request del-header": _header_rule("http-request", "del-header"),
     "http-request use-service": _use_service,
+    "http-request deny": _deny,
     "http-response set-header": _header_rule("http-response", "set-header"),
     "http-response add-header": _header_rule("http-response", "add-header"),
     "http-response del-header": _header_rule("http-response", "del-header"),
     "redirect": _redirect,
     "errorfile": _errorfile,
+    "http-error": _http_error,
     "monitor-uri": _monitor_uri,
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,
@@ -1541,6 +1584,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                     "set 'mode http' on the backend (or 'mode tcp' on the frontend)",
                 )
         _check_timeouts(proxy, diagnostics)
+        _check_deny_after_edits(proxy, diagnostics)
         if proxy.kind == "frontend" and not proxy.binds:
             diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
         if proxy.mode == "tcp":
@@ -1559,6 +1603,24 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             diagnostics.warning(proxy.location, f"http-check rules in '{proxy.name}' have no effect without 'option httpchk'")
         if proxy.tcp_check_steps and proxy.check_kind != "tcp-check":
             diagnostics.warning(proxy.location, f"tcp-check rules in '{proxy.name}' have no effect without 'option tcp-check'")
+
+
+def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:
+    """HAProxy tests a deny's condition on the request as the rules above it left
+    it; haply applies header edits when it writes the request out, so a deny
+    sees the fields as the client sent them. Say so where that can differ."""
+    edited: set[str] = set()
+    for rule in proxy.http_request_rules:
+        if rule.action in ("set-header", "add-header", "del-header"):
+            edited.add(rule.name.lower())
+        elif rule.action == "deny" and rule.condition is not None:
+            read = {term.acl.arg.lower() for group in rule.condition.any_of for term in group
+                    if term.acl.fetch.startswith("hdr") and term.acl.arg}
+            for name in sorted(read & edited):
+                diagnostics.warning(
+                    rule.location,
+                    f"http-request deny tests header '{name}', which an http-request rule above "
+                    "it edits: haply tests the field as the client sent it (HAProxy, as edited)")
 
 
 def _check_timeouts(proxy: Proxy, diagnostics: Diagnostics) -> None:

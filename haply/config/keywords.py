@@ -121,12 +121,18 @@ def _rows() -> list[Keyword]:
         K("http-request add-header", "flb", "<name> <fmt> [if|unless <cond>]", "Append a request header."),
         K("http-request del-header", "flb", "<name> [if|unless <cond>]", "Remove a request header."),
         K("http-request use-service", "fl", "prometheus-exporter [if|unless <cond>]", "Answer with the Prometheus metrics exporter."),
+        K("http-request deny", "flb",
+          "[deny_status|status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
+          "Answer the request with an error (403 by default) instead of forwarding it."),
         K("http-response set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a response header."),
         K("http-response add-header", "flb", "<name> <fmt> [if|unless <cond>]", "Append a response header."),
         K("http-response del-header", "flb", "<name> [if|unless <cond>]", "Remove a response header."),
         K("redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
           "Answer with an HTTP redirect."),
         K("errorfile", "dflb", "<code> <file>", "Send this file (a full HTTP response) instead of the built-in error page; read at load time."),
+        K("http-error", "dflb",
+          "status <code> [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]...",
+          "The page sent for this status, as errorfile but with a body and content type; read at load time."),
         K("monitor-uri", "dfl", "<uri>", "Answer 200 on this URI without forwarding (load-balancer health probe)."),
         K("log-format", "dfl", "<format>", "Custom log line format."),
         K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
@@ -236,7 +242,7 @@ def _rows() -> list[Keyword]:
         ("stick-table", "flb"), ("stick", "lb"), ("tcp-request", "dflb"), ("tcp-response", "dlb"),
         ("cookie", "dlb"), ("compression", "dflb"), ("filter", "flb"), ("capture", "fl"),
         ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"), ("http-reuse", "dlb"),
-        ("http-send-name-header", "dlb"), ("http-after-response", "dflb"), ("http-error", "dflb"),
+        ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("errorfiles", "dflb"), ("errorloc", "dflb"), ("errorloc302", "dflb"), ("errorloc303", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"), ("monitor", "fl"),
@@ -265,6 +271,8 @@ def _rows() -> list[Keyword]:
             name = f"{family} {action}"
             if action == "cache-use" and family == "http-response" or action == "cache-store" and family == "http-request":
                 continue
+            if name == "http-request deny":
+                continue  # supported
             rows.append(K(name, "dflb", "...", "HAProxy action not implemented by haply.", U))
     # program sections (manual 3.9) and haply's supervision extensions
     rows += [

@@ -9,6 +9,7 @@ sets up logging or exits. Durations are seconds (float), sizes are bytes (int),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from haply.config.diagnostics import NOWHERE, Location
 
@@ -76,6 +77,25 @@ class HeaderRule:
     value: str | None = None
     condition: Condition | None = None
     location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class DenyRule:
+    """http-request deny: answer `status` and forward nothing.
+
+    response: the whole answer, built at load time from the rule's own content
+    options (errorfile, file or string, content-type, hdr); None means the
+    proxy's page for that status (its errorfile or http-error, else HAProxy's).
+    It sits among the http-request rules so that their order is kept.
+    """
+
+    status: int = 403
+    response: bytes | None = None
+    condition: Condition | None = None
+    location: Location = NOWHERE
+    # The response's end is the connection's (an unframed errorfile).
+    closes: bool = False
+    action: ClassVar[str] = "deny"
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +285,7 @@ class Proxy:
     acls: tuple[Acl, ...] = ()
     backend_switches: tuple[BackendSwitch, ...] = ()
     default_backend: str | None = None
-    http_request_rules: tuple[HeaderRule, ...] = ()
+    http_request_rules: tuple[HeaderRule | DenyRule, ...] = ()
     http_response_rules: tuple[HeaderRule, ...] = ()
     # backend side
     servers: tuple[Server, ...] = ()

@@ -134,10 +134,24 @@ def must_close(status: int, errorfiles: dict[int, bytes] | None = None) -> bool:
     """Whether the connection must close after error_response(status, errorfiles)."""
     if status in (400, 408):
         return True
-    if errorfiles and (status in errorfiles or
-                       errorfiles.get(_ERRORFILE_FALLBACK.get(status, -1)) is not None):
-        return True
+    if errorfiles:
+        data = errorfiles.get(status)
+        if data is None:
+            data = errorfiles.get(_ERRORFILE_FALLBACK.get(status, -1))
+        if data is not None:
+            return not framed(data)
     return False
+
+
+def framed(answer: bytes) -> bool:
+    """Whether another answer can follow this one on the connection: an HTTP/1.1
+    answer with a Content-Length (what `http-error` and `http-request deny ...
+    string|file` build). An HTTP/1.0 errorfile, or one without a length (as
+    Debian's /etc/haproxy/errors are), ends with the close. HAProxy 2.6 also keeps
+    the connection after a framed HTTP/1.0 errorfile, adding `Connection:
+    keep-alive`; haply sends errorfiles as written and closes instead."""
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    return answer.startswith(b"HTTP/1.1 ") and b"\r\ncontent-length:" in head
 
 
 # -------------------------------------------------------------------- errorfiles
@@ -191,5 +205,5 @@ def _check_status_line(line: bytes) -> str | None:
 
 __all__ = [
     "DEFAULT_PAGES", "ERRORFILE_CODES", "HAPLY_PAGES", "HAPROXY_PAGES", "error_response",
-    "must_close", "route_errorfiles", "validate_errorfile",
+    "framed", "must_close", "route_errorfiles", "validate_errorfile",
 ]

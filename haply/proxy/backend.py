@@ -82,6 +82,7 @@ class BackendRuntime:
         self.connect_errors = 0
         self.retried = 0
         self.redispatched = 0
+        self.denied = 0  # requests refused by its own `http-request deny` rules
         self.no_server = 0
         self.bytes_in = 0
         self.bytes_out = 0

@@ -52,6 +52,23 @@ def compile_condition(condition: Condition | None) -> Predicate | None:
     return matches
 
 
+def compile_rules(rules):
+    """[(predicate or None, rule)] in file order for rules that each end a
+    request when their condition holds (redirect, http-request deny), or None
+    without rules, so that a proxy without any pays one `is None` test."""
+    if not rules:
+        return None
+    return [(compile_condition(rule.condition), rule) for rule in rules]
+
+
+def first_match(compiled, request):
+    """The first compiled rule whose condition holds for request, or None."""
+    for test, rule in compiled:
+        if test is None or test(request):
+            return rule
+    return None
+
+
 def _compile_term(acl: Acl, negated: bool) -> Predicate:
     test = compile_acl(acl)
     if negated:

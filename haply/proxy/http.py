@@ -28,6 +28,7 @@ from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
 from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
                                 SampleContext)
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
+from haply.proxy.conditions import first_match
 from haply.proxy import redirect
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.timers import Deadline
@@ -402,12 +403,13 @@ class HttpSession(asyncio.Protocol):
             self._respond_local(200, responses.error_response(200, None, close=False),
                                 keep_alive=request.keep_alive)
             return
-        allowed = router.allowed_methods
-        if allowed is not None and request.method_bytes not in allowed:
-            self._respond_local(501)
-            return
+        if router.denials is not None:
+            rule = first_match(router.denials, request)
+            if rule is not None:
+                self._deny(request, rule, router.errorfiles, None)
+                return
         if router.redirects is not None:
-            rule = redirect.first_match(router.redirects, request)
+            rule = first_match(router.redirects, request)
             if rule is not None:
                 self._redirect(request, rule)
                 return
@@ -419,8 +421,13 @@ class HttpSession(asyncio.Protocol):
         if route is None:
             self._respond_local(503)
             return
+        if route.denials is not None:
+            rule = first_match(route.denials, request)
+            if rule is not None:
+                self._deny(request, rule, route.errorfiles, route.backend)
+                return
         if route.redirects is not None:
-            rule = redirect.first_match(route.redirects, request)
+            rule = first_match(route.redirects, request)
             if rule is not None:
                 self._redirect(request, rule)
                 return
@@ -776,6 +783,22 @@ class HttpSession(asyncio.Protocol):
             self._next_request()
             return
         self._close_after_write()
+
+    def _deny(self, request: Request, rule, errorfiles: dict[int, bytes],
+              backend: BackendRuntime | None) -> None:
+        """`http-request deny`: counted as denied (in the backend too for its
+        own rules, as HAProxy counts them), answered, never forwarded. The
+        connection stays open after a framed answer, as HAProxy keeps it."""
+        self.frontend.denied += 1
+        if backend is not None:
+            backend.denied += 1
+        status = rule.status
+        if rule.response is not None:
+            self._respond_local(status, rule.response, keep_alive=not rule.closes and request.keep_alive)
+        else:
+            close = responses.must_close(status, errorfiles) or not request.keep_alive
+            self._respond_local(status, responses.error_response(status, errorfiles, close=close),
+                                keep_alive=not close)
 
     def _redirect(self, request: Request, rule) -> None:
         """Answer a `redirect` rule; the connection stays open as HAProxy keeps

@@ -10,7 +10,7 @@ test per request.
 from __future__ import annotations
 
 from haply.config.model import Redirect
-from haply.proxy.conditions import compile_condition
+from haply.proxy.conditions import compile_rules
 
 REASONS = {301: "Moved Permanently", 302: "Found", 303: "See Other",
            307: "Temporary Redirect", 308: "Permanent Redirect"}
@@ -20,16 +20,7 @@ CACHEABLE = frozenset({301, 308})
 
 def compile_redirects(rules: tuple[Redirect, ...]):
     """[(predicate or None, Redirect)] in file order, or None without rules."""
-    if not rules:
-        return None
-    return [(compile_condition(rule.condition), rule) for rule in rules]
-
-
-def first_match(compiled, request) -> Redirect | None:
-    for test, rule in compiled:
-        if test is None or test(request):
-            return rule
-    return None
+    return compile_rules(rules)
 
 
 def location(rule: Redirect, url: str, host: str | None) -> str:
@@ -58,4 +49,4 @@ def response(code: int, where: str, close: bool) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "replace")
 
 
-__all__ = ["compile_redirects", "first_match", "location", "response"]
+__all__ = ["compile_redirects", "location", "response"]

@@ -17,7 +17,7 @@ from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
-from haply.proxy.conditions import compile_condition
+from haply.proxy.conditions import compile_condition, compile_rules
 from haply.proxy.redirect import compile_redirects
 
 # How many rejected requests `show errors` keeps.
@@ -39,8 +39,10 @@ class Route:
     errorfiles: dict[int, bytes]
     retry_on: frozenset[str]
     retry_statuses: frozenset[int]  # the status codes among retry_on
-    # The backend's own `redirect` rules (None: none, or the backend is the frontend).
+    # The backend's own `redirect` and `http-request deny` rules (None: none, or
+    # the backend is the frontend).
     redirects: list | None = None
+    denials: list | None = None
 
 
 class Router:
@@ -57,9 +59,8 @@ class Router:
         self.default_backend = proxy.default_backend
         # `redirect` rules, answered before any backend is chosen (None: no rules).
         self.redirects = compile_redirects(proxy.redirects)
-        # Methods a Pound listener accepts (its xHTTP level); others get 501.
-        self.allowed_methods = next((frozenset(m.encode() for m in args[1:])
-                                     for key, args in proxy.extra if key == "pound-xhttp"), None)
+        # `http-request deny` rules, evaluated before redirects as in HAProxy.
+        self.denials = compile_denials(proxy)
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
@@ -88,6 +89,7 @@ class Router:
                       retry_on, frozenset(int(t) for t in retry_on if t.isdigit()))
         if bproxy.name != frontend.name:
             route.redirects = compile_redirects(bproxy.redirects)
+            route.denials = compile_denials(bproxy)
         return route
 
     def route(self, request) -> Route | None:
@@ -104,6 +106,11 @@ class Router:
                      session=None) -> None:
         """Keep a rejected request for `show errors` (haply.admin.errors)."""
         self.errors.append(capture(client_ip, reason, data, session))
+
+
+def compile_denials(proxy: Proxy):
+    """A proxy's `http-request deny` rules, compiled (None: it has none)."""
+    return compile_rules([rule for rule in proxy.http_request_rules if rule.action == "deny"])
 
 
 def retry_policy(configured: frozenset[str] | None) -> frozenset[str]:

@@ -384,6 +384,103 @@ def test_errorfile_is_read(tmp_path):
     ]
 
 
+def test_http_request_deny_rules(tmp_path):
+    page = tmp_path / "403.http"
+    page.write_bytes(b"HTTP/1.0 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nno\n")
+    body = tmp_path / "down.txt"
+    body.write_bytes(b"down\n")
+    f = load_text(tmp_path, DEFAULTS + f"""\
+        frontend f
+            http-request set-header X-A 1
+            http-request deny if {{ path_beg /admin }}
+            http-request deny deny_status 429 unless {{ src 10.0.0.0/8 }}
+            http-request deny status 404 content-type text/plain string "gone away"
+            http-request deny errorfile {page}
+            http-request deny status 500 hdr X-Why maintenance content-type text/plain file {body}
+        """).config.proxy("f")
+    header, admin, limited, string, errorfile, built = f.http_request_rules
+    assert header.action == "set-header"
+    assert (admin.action, admin.status, admin.response, admin.closes) == ("deny", 403, None, False)
+    assert admin.condition.any_of[0][0].acl.patterns == ("/admin",)
+    assert (limited.status, limited.condition.unless) == (429, True)
+    assert string.response == (b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n"
+                               b"content-type: text/plain\r\n\r\ngone away")
+    assert (errorfile.response, errorfile.closes) == (page.read_bytes(), True)
+    assert built.response == (b"HTTP/1.1 500 Internal Server Error\r\nx-why: maintenance\r\n"
+                              b"content-length: 5\r\ncontent-type: text/plain\r\n\r\ndown\n")
+    assert messages(tmp_path, DEFAULTS + f"""\
+        frontend f
+            http-request deny deny_status 302
+            http-request deny status 99 string x content-type text/plain
+            http-request deny string x
+            http-request deny lf-string %[src] content-type text/plain
+            http-request deny errorfile {page} content-type text/plain
+            http-request deny file {tmp_path}/missing content-type text/plain
+            http-request deny tarpit
+            http-request deny hdr X-A %[src] string x content-type text/plain
+        """) == [
+        "7: 'http-request deny' status 302 has no error page: use one of 200, 400, 401, 403, 404, "
+        "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504, or give file or string",
+        "8: 'http-request deny': invalid status code '99': expected 200 to 599",
+        "9: 'http-request deny': 'string' needs 'content-type <type>'",
+        "10: 'http-request deny ... lf-string' is not supported by haply: use errorfile, file or string",
+        "11: 'http-request deny': an errorfile is a whole response; content-type and hdr go with "
+        "file or string",
+        f"12: 'http-request deny': cannot read file '{tmp_path}/missing': No such file or directory",
+        "13: unexpected 'tarpit' in 'http-request deny': expected one of deny_status, status, "
+        "content-type, default-errorfiles, errorfile, file, string, hdr, then optionally "
+        "if|unless CONDITION",
+        "14: 'http-request deny': 'hdr X-A' takes a plain value; log-format values are not "
+        "supported by haply",
+    ]
+
+
+def test_deny_after_an_edit_of_the_field_it_tests_is_warned(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            default_backend b
+            http-request del-header X-Admin
+            http-request deny if { hdr(x-admin) yes }
+            http-request deny if { hdr(host) evil }
+        backend b
+            server s 10.0.0.1:80
+        """)
+    assert warnings(loaded) == [
+        "10: http-request deny tests header 'x-admin', which an http-request rule above it "
+        "edits: haply tests the field as the client sent it (HAProxy, as edited)"]
+
+
+def test_http_error_sets_the_page_of_a_status(tmp_path):
+    body = tmp_path / "down.txt"
+    body.write_bytes(b"Sorry, we are down\n")
+    loaded = load_text(tmp_path, DEFAULTS + f"""\
+            http-error status 503 content-type text/plain file {body}
+        backend b
+            http-error status 429 content-type text/html string "<p>slow down</p>"
+        backend c
+            http-error status 503 default-errorfiles
+        """).config
+    b, c = loaded.proxy("b"), loaded.proxy("c")
+    assert dict(b.errorfiles) == {
+        503: b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 19\r\n"
+             b"content-type: text/plain\r\n\r\nSorry, we are down\n",
+        429: b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 16\r\n"
+             b"content-type: text/html\r\n\r\n<p>slow down</p>"}
+    assert c.errorfiles == ()  # back to HAProxy's page
+    assert messages(tmp_path, DEFAULTS + """\
+        backend b
+            http-error status 302 content-type text/plain string x
+            http-error content-type text/plain string x
+            http-error status 503
+        """) == [
+        "7: http-error status 302 cannot be customised: expected one of 200, 400, 401, 403, 404, "
+        "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
+        "8: 'http-error' expects 'status <code>'",
+        "9: 'http-error' expects errorfile, file or string (with content-type), or default-errorfiles",
+    ]
+
+
 def test_debian_errorfiles_load(tmp_path):
     assert ERRORS_DIR.is_dir(), "Debian's haproxy package provides /etc/haproxy/errors"
     b = load_text(tmp_path, DEFAULTS + f"backend b\n    errorfile 504 {ERRORS_DIR}/504.http\n").config.proxy("b")
@@ -696,7 +793,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             stick-table type ip size 1m
         frontend f
             tcp-request connection reject
-            http-request deny
+            http-request tarpit
             http-request lua.foo
             server s 1.2.3.4:80
         backend b
@@ -712,7 +809,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "7: unknown keyword 'option httpclse' in 'defaults' section; did you mean 'option httpclose'?",
         "8: 'stick-table' is not supported by haply",
         "10: 'tcp-request' is not supported by haply",
-        "11: 'http-request deny' is not supported by haply",
+        "11: 'http-request tarpit' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
         "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend)",
         "15: 'default_backend' is not allowed in a 'backend' section (allowed in: defaults, frontend, listen)",

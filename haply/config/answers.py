@@ -1,0 +1,151 @@
+"""The answers a configuration writes itself: `http-request deny` and `http-error`.
+
+Both take HAProxy 2.6's content options (manual 4.2, "http-error" and
+"http-request deny"):
+
+    [status|deny_status <code>] [content-type <type>]
+    [default-errorfiles | errorfile <file> | file <file> | string <str>]
+    [hdr <name> <value>]...
+
+and become, at load time, either the bytes of a whole response or None ("the
+proxy's page for that status"), so nothing is read or formatted per request.
+An `errorfile` is a whole response sent as it is; `file` and `string` are a body,
+sent under a status line, the `hdr` fields, Content-Length and the
+`content-type`, in the order and case HAProxy 2.6 writes them (observed).
+`errorfiles`, `lf-file` and `lf-string` (named error sections and log-format
+bodies) are refused with their name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from haply.http.responses import HAPROXY_PAGES, framed
+
+# A body must fit in one buffer less the rewrite reserve, as an errorfile must
+# (tune.bufsize 16384 - tune.maxrewrite 1024, HAProxy's defaults).
+BODY_MAX_BYTES = 16384 - 1024
+PAYLOADS = ("errorfile", "file", "string")
+UNSUPPORTED = ("errorfiles", "lf-file", "lf-string")
+FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+
+
+class AnswerError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None
+    response: bytes | None  # None: the proxy's page for the status
+    default_errorfiles: bool = False
+    closes: bool = False  # the response's end is the connection's (responses.framed)
+
+
+def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
+                 read_errorfile, default_status: int | None = None) -> Answer:
+    """The options of one deny or http-error line (conditions already cut off).
+
+    read_errorfile(path) -> bytes reads and checks an errorfile (the parser's,
+    so that both directives refuse the same files with the same words).
+    Without default_status, a status is required.
+    """
+    status = content_type = payload = None
+    headers: list[tuple[str, str]] = []
+    default = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in status_words or word == "content-type" or word in PAYLOADS:
+            if i + 1 >= len(words):
+                raise AnswerError(f"'{what}': '{word}' expects a value")
+            value = words[i + 1]
+            i += 2
+            if word in status_words:
+                status = _status(value, what)
+            elif word == "content-type":
+                content_type = value
+            else:
+                if payload is not None or default:
+                    raise AnswerError(f"'{what}': give only one of default-errorfiles, "
+                                      "errorfile, file and string")
+                payload = (word, value)
+        elif word == "hdr":
+            if i + 2 >= len(words):
+                raise AnswerError(f"'{what}': 'hdr' expects a field name and a value")
+            name, value = words[i + 1], words[i + 2]
+            i += 3
+            if not FIELD_NAME.fullmatch(name):
+                raise AnswerError(f"'{what}': invalid field name '{name}' after 'hdr'")
+            if "%" in value or "\r" in value or "\n" in value:
+                raise AnswerError(f"'{what}': 'hdr {name}' takes a plain value; log-format "
+                                  "values are not supported by haply")
+            headers.append((name.lower(), value))
+        elif word == "default-errorfiles":
+            if payload is not None:
+                raise AnswerError(f"'{what}': give only one of default-errorfiles, "
+                                  "errorfile, file and string")
+            default = True
+            i += 1
+        elif word in UNSUPPORTED:
+            raise AnswerError(f"'{what} ... {word}' is not supported by haply: "
+                              "use errorfile, file or string")
+        else:
+            expected = ", ".join((*status_words, "content-type", "default-errorfiles",
+                                  *PAYLOADS, "hdr"))
+            raise AnswerError(f"unexpected '{word}' in '{what}': expected one of {expected}, "
+                              "then optionally if|unless CONDITION")
+    if status is None:
+        if default_status is None:
+            raise AnswerError(f"'{what}' expects '{status_words[0]} <code>'")
+        status = default_status
+    if payload is None:
+        if content_type is not None or headers:
+            raise AnswerError(f"'{what}': content-type and hdr need a body: add file or string")
+        return Answer(status, None, default)
+    kind, argument = payload
+    if kind == "errorfile":
+        if content_type is not None or headers:
+            raise AnswerError(f"'{what}': an errorfile is a whole response; content-type "
+                              "and hdr go with file or string")
+        response = read_errorfile(argument)
+        return Answer(status, response, closes=not framed(response))
+    if content_type is None:
+        raise AnswerError(f"'{what}': '{kind}' needs 'content-type <type>'")
+    body = _read_body(argument, what) if kind == "file" else argument.encode("utf-8")
+    head = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
+    head += [f"{name}: {value}\r\n" for name, value in headers]
+    head.append(f"content-length: {len(body)}\r\ncontent-type: {content_type}\r\n\r\n")
+    return Answer(status, "".join(head).encode("latin-1") + body)
+
+
+def reason(status: int) -> str:
+    """HAProxy's reason phrase where it has a page, else the standard one."""
+    if status in HAPROXY_PAGES:
+        return HAPROXY_PAGES[status][0]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _status(text: str, what: str) -> int:
+    if not text.isdigit() or not 200 <= int(text) <= 599:
+        raise AnswerError(f"'{what}': invalid status code '{text}': expected 200 to 599")
+    return int(text)
+
+
+def _read_body(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            body = handle.read(BODY_MAX_BYTES + 1)
+    except OSError as error:
+        raise AnswerError(f"'{what}': cannot read file '{path}': {error.strerror}") from None
+    if len(body) > BODY_MAX_BYTES:
+        raise AnswerError(f"'{what}': file '{path}' is larger than {BODY_MAX_BYTES} bytes")
+    return body
+
+
+__all__ = ["Answer", "AnswerError", "parse_answer", "reason"]
