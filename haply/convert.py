@@ -2,15 +2,12 @@
 
 The file is loaded as haply loads it (same parser, same checks, certificates
 included), and the resulting model is written out in HAProxy's syntax, so what
-HAProxy 2.6 runs from the output is what haply runs from the Pound file. Pound
-behaviour that HAProxy spells differently is written the HAProxy way: xHTTP as
+HAProxy 2.6 runs from the output is what haply runs from the Pound file, and
+both `haply -c` and `haproxy -c` accept it. Pound behaviour that HAProxy spells
+differently is written the HAProxy way: xHTTP as
 `http-request deny deny_status 501 unless { method ... }`, Err5xx pages as
-`http-error status N content-type text/html file PATH`. haply's own haproxy.cfg
-parser has neither keyword, so by default those lines are written as comments
-and a warning says what the converted file does not do; `--haproxy` writes them
-as directives, for a file meant for HAProxy only. Everything else is accepted by
-both `haply -c` and `haproxy -c`. A monitrc's `check process` entries become
-`program` sections (haply.config.programs).
+`http-error status N content-type text/html file PATH`. A monitrc's
+`check process` entries become `program` sections (haply.config.programs).
 """
 
 from __future__ import annotations
@@ -19,16 +16,10 @@ import sys
 
 from haply.config.model import Condition, Config, Program, Proxy, Server, Timeouts
 
-USAGE = ("usage: haply convert [--haproxy] FILE.pound.cfg|FILE.monitrc\n"
-         "  --haproxy  write Pound's xHTTP and Err pages as HAProxy directives, which\n"
-         "             haply does not read (default: as comments, with a warning)\n")
-# Directives HAProxy reads and haply's haproxy.cfg parser does not.
-HAPROXY_ONLY = ("http-request deny", "http-error")
+USAGE = "usage: haply convert FILE.pound.cfg|FILE.monitrc\n"
 
 
 def main(argv: list[str]) -> int:
-    haproxy_only = "--haproxy" in argv
-    argv = [a for a in argv if a != "--haproxy"]
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
         print(USAGE, end="", file=sys.stderr if len(argv) != 1 else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
@@ -42,18 +33,12 @@ def main(argv: list[str]) -> int:
         return 1
     for diagnostic in loaded.diagnostics.warnings:
         print(diagnostic, file=sys.stderr)
-    notes: list[str] = []
-    sys.stdout.write(render(loaded.config, argv[0], haproxy_only, notes))
-    for note in notes:
-        print(f"haply convert: warning: {note}", file=sys.stderr)
+    sys.stdout.write(render(loaded.config, argv[0]))
     return 0
 
 
-def render(config: Config, source: str = "", haproxy_only: bool = False,
-           notes: list[str] | None = None) -> str:
-    """haproxy.cfg text for config. haproxy_only: write HAPROXY_ONLY directives
-    as such; otherwise as comments, each explained by a line added to notes."""
-    notes = notes if notes is not None else []
+def render(config: Config, source: str = "") -> str:
+    """haproxy.cfg text for config."""
     out = [f"# haproxy.cfg equivalent of {source}, written by haply convert", ""]
     if not config.proxies:  # a monitrc: programs only
         for program in config.programs:
@@ -68,7 +53,7 @@ def render(config: Config, source: str = "", haproxy_only: bool = False,
         out.append("    daemon")
     out += ["", "defaults", "    mode http", ""]
     for proxy in config.proxies:
-        out += _proxy(proxy, haproxy_only, notes)
+        out += _proxy(proxy)
     for program in config.programs:
         out += render_program(program)
     return "\n".join(out)
@@ -148,20 +133,7 @@ def condition(cond: Condition | None) -> str:
     return (" unless " if cond.unless else " if ") + " || ".join(groups)
 
 
-def _haproxy_only(line: str, haproxy_only: bool, proxy: Proxy, what: str, notes: list[str]) -> str:
-    """line as a directive for HAProxy, or commented out for a file both read."""
-    if haproxy_only:
-        return line
-    where = f"{proxy.location.file}:{proxy.location.line}" if proxy.location.line else proxy.name
-    keyword = next(k for k in HAPROXY_ONLY if line.strip().startswith(k))
-    notes.append(f"{where}: {what}: haply's haproxy.cfg has no '{keyword}', so the converted "
-                 "file does not do this (written as a comment; run the Pound file itself with "
-                 "haply, or convert with --haproxy for HAProxy)")
-    return "    # HAProxy only: " + line.strip()
-
-
-def _proxy(proxy: Proxy, haproxy_only: bool = True, notes: list[str] | None = None) -> list[str]:
-    notes = notes if notes is not None else []
+def _proxy(proxy: Proxy) -> list[str]:
     out = [f"{proxy.kind} {proxy.name}"]
     if proxy.is_frontend:
         for bind in proxy.binds:
@@ -169,18 +141,13 @@ def _proxy(proxy: Proxy, haproxy_only: bool = True, notes: list[str] | None = No
             options = "".join(f" {o} {quote(v)}" if v else f" {o}" for o, v in bind.options)
             out.append(f"    bind {host}:{bind.port}{options}")
     out += _timeouts(proxy.timeouts)
-    extra = dict(proxy.extra)
-    xhttp = extra.get("pound-xhttp")
-    if xhttp:
-        line = f"    http-request deny deny_status 501 unless {{ method {' '.join(xhttp[1:])} }}"
-        out.append(_haproxy_only(line, haproxy_only, proxy,
-                                 f"xHTTP {xhttp[0]} answers 501 to methods other than {', '.join(xhttp[1:])}",
-                                 notes))
     for key, args in proxy.extra:
         if key.startswith("pound-err"):
-            line = f"    http-error status {key[9:]} content-type text/html file {quote(args[0])}"
-            out.append(_haproxy_only(line, haproxy_only, proxy, f"Err{key[9:]} serves {args[0]}", notes))
+            out.append(f"    http-error status {key[9:]} content-type text/html file {quote(args[0])}")
     for rule in proxy.http_request_rules:
+        if rule.action == "deny":  # Pound's xHTTP
+            out.append(f"    http-request deny deny_status {rule.status}{condition(rule.condition)}")
+            continue
         value = f" {quote(rule.value)}" if rule.value is not None else ""
         out.append(f"    http-request {rule.action} {rule.name}{value}{condition(rule.condition)}")
     if proxy.forward_for is not None:

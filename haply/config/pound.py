@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from haply.config.diagnostics import Diagnostics, Location
-from haply.config.model import (Acl, BackendSwitch, Bind, Condition, Config, ForwardFor, Global,
-                                HeaderRule, Proxy, Redirect, Server, Term, Timeouts)
+from haply.config.model import (Acl, BackendSwitch, Bind, Condition, Config, DenyRule, ForwardFor,
+                                Global, HeaderRule, Proxy, Redirect, Server, Term, Timeouts)
 
 # pound(8) defaults.
 DEFAULT_TIMEOUT = 15.0  # TimeOut: waiting for a back-end's response
@@ -523,7 +523,12 @@ class _Parser:
                 if service.disabled:
                     continue
                 condition = Condition(False, (tuple(service.terms),), service.location) if service.terms else None
-                if service.redirect is not None and not service.servers:
+                # A redirect-only Service is a frontend `redirect` while no Service
+                # with back-ends comes before it: HAProxy evaluates redirect rules
+                # before use_backend, Pound takes the first Service that matches.
+                # After one, it is a back-end of its own whose only rule is the
+                # redirect, so the order of the Services is kept.
+                if service.redirect is not None and not service.servers and not switches:
                     redirects.append(Redirect(service.redirect.kind, service.redirect.target,
                                               service.redirect.code, (), condition, service.redirect.location))
                     continue
@@ -533,11 +538,12 @@ class _Parser:
                 continue
             rules = list(listener.rules)
             if listener.xhttp < len(XHTTP_METHODS) - 1:
+                # xHTTP: methods above the level get 501, before any other rule.
                 allowed = tuple(m for level in XHTTP_METHODS[:listener.xhttp + 1] for m in level)
-                extra = (("pound-xhttp", (str(listener.xhttp),) + allowed),)
-            else:
-                extra = ()
-            extra += tuple(listener.error_paths)
+                methods = Acl("", "method", None, frozenset(), allowed, listener.location)
+                unless_allowed = Condition(True, ((Term(methods),),), listener.location)
+                rules.insert(0, DenyRule(501, None, unless_allowed, listener.location))
+            extra = tuple(listener.error_paths)
             frontends.append(Proxy(
                 name=name, kind="frontend", mode="http",
                 binds=(Bind(listener.address, listener.port, options=tuple(listener.bind_options),

@@ -1,6 +1,6 @@
 """`haply convert FILE.pound.cfg`: the output loads in both `haply -c` and
-`haproxy -c`; what only HAProxy reads is commented out with a warning, or
-written as directives with --haproxy; Session types route like Pound's."""
+`haproxy -c` (xHTTP and Err pages as http-request deny and http-error) and
+behaves alike in both; Session types route like Pound's."""
 
 from __future__ import annotations
 
@@ -109,30 +109,24 @@ def test_default_output_loads_in_haply_and_haproxy(tmp_path):
         assert theirs.returncode == 0, (name, theirs.stdout + theirs.stderr, converted.stdout)
 
 
-def test_haproxy_only_lines_are_comments_and_warned(tmp_path):
+@needs_haproxy
+def test_xhttp_and_error_pages_become_directives_both_run_alike(tmp_path):
     path = pound_files(tmp_path)["xhttp-errors"]
     converted = convert(path)
-    active = [line for line in converted.stdout.splitlines() if not line.lstrip().startswith("#")]
-    assert not any(line.strip().startswith(("http-request deny", "http-error")) for line in active)
-    assert "    # HAProxy only: http-request deny deny_status 501 unless { method GET POST HEAD PUT PATCH DELETE }" \
-        in converted.stdout
-    assert converted.stdout.count("# HAProxy only: http-error status") == 2
-    warnings = [line for line in converted.stderr.splitlines() if line.startswith("haply convert: warning:")]
-    assert len(warnings) == 3
-    assert f"{path}:1: xHTTP 1 answers 501" in warnings[0] and "'http-request deny'" in warnings[0]
-    assert "--haproxy" in warnings[0]
-
-
-@needs_haproxy
-def test_haproxy_flag_writes_directives_haproxy_accepts(tmp_path):
-    for name, path in pound_files(tmp_path).items():
-        converted = convert(path, "--haproxy")
-        assert converted.returncode == 0 and "warning" not in converted.stderr, converted.stderr
-        theirs = check(HAPROXY_BIN, converted.stdout, tmp_path)
-        assert theirs.returncode == 0, (name, theirs.stdout + theirs.stderr)
-    text = convert(pound_files(tmp_path)["xhttp-errors"], "--haproxy").stdout
+    assert converted.returncode == 0 and not converted.stderr, converted.stderr
+    text = converted.stdout
     assert re.search(r"(?m)^    http-request deny deny_status 501 unless \{ method GET POST HEAD PUT PATCH DELETE \}$", text)
     assert re.search(r"(?m)^    http-error status 503 content-type text/html file \S+error\.html$", text)
+    port = int(re.search(r"(?m)^    bind 127\.0\.0\.1:(\d+)$", text).group(1))
+    answers = {}
+    for name, runner in (("pound file under haply", lambda: run_pound(path.read_text(), port)),
+                         ("conversion under haply", lambda: run_haproxy(text, binary=HAPLY_BIN)),
+                         ("conversion under HAProxy", lambda: run_haproxy(text))):
+        with runner():
+            answers[name] = (http_get(port, "/api/x", method="OPTIONS").status,
+                             http_get(port, "/api/x", method="MKCOL").status,
+                             http_get(port, "/api/x").status)
+    assert set(answers.values()) == {(501, 501, 503)}, answers
 
 
 def test_session_types_in_the_model_and_the_output(tmp_path):

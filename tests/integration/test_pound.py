@@ -155,7 +155,7 @@ def test_convert_output_behaves_the_same_in_haproxy(tmp_path, tls):
         http_port, https_port = free_port(), free_port()
         path = tmp_path / "dair.pound.cfg"
         path.write_text(adapted_seed(http_port, https_port, [b.port for b in backends], tls.pem))
-        converted = subprocess.run([HAPLY_BIN, "convert", "--haproxy", str(path)], capture_output=True, text=True,
+        converted = subprocess.run([HAPLY_BIN, "convert", str(path)], capture_output=True, text=True,
                                    timeout=30)
         assert converted.returncode == 0, converted.stderr
         assert "option forwardfor" in converted.stdout and "http-request del-header X-Forwarded-For" in converted.stdout
@@ -210,7 +210,7 @@ End
 """
         path = tmp_path / "routes.pound.cfg"
         path.write_text(text)
-        converted = subprocess.run([HAPLY_BIN, "convert", "--haproxy", str(path)], capture_output=True, text=True,
+        converted = subprocess.run([HAPLY_BIN, "convert", str(path)], capture_output=True, text=True,
                                    timeout=30)
         assert converted.returncode == 0, converted.stderr
         cases = [("/api/x.json", {"Host": "www.example.com"}), ("/api/xjson", {"Host": "www.example.com"}),

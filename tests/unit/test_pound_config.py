@@ -45,11 +45,13 @@ def test_seed_configuration(tmp_path, cert):
     assert [(b.host, b.port) for b in https.binds] == [("136.159.94.150", 8772)]
     assert https.binds[0].options == (("ssl", ""), ("crt", str(cert)))
     for listener in (http, https):
-        assert [(r.action, r.name) for r in listener.http_request_rules] == [("del-header", "X-Forwarded-For")]
+        xhttp, head_remove = listener.http_request_rules
+        assert (xhttp.action, xhttp.status, xhttp.condition.unless) == ("deny", 501, True)
+        assert xhttp.condition.any_of[0][0].acl.patterns == ("GET", "POST", "HEAD")
+        assert (head_remove.action, head_remove.name) == ("del-header", "X-Forwarded-For")
         assert listener.forward_for is not None and listener.forward_for.header == "X-Forwarded-For"
         assert [s.backend for s in listener.backend_switches] == ["service1"]
         assert listener.backend_switches[0].condition is None
-        assert dict(listener.extra)["pound-xhttp"] == ("0", "GET", "POST", "HEAD")
     assert [(s.host, s.port, s.weight, s.backup) for s in service.servers] == [
         ("127.0.0.1", port, 5, False) for port in (8781, 8782, 8783, 8784)]
     assert service.timeouts.server == 15.0 and http.timeouts.client == 10.0
@@ -108,17 +110,22 @@ def test_services_backends_emergency_session(tmp_path):
     config = parsed(text, tmp_path).config
     frontend = config.proxy("listenhttp_8080")
     api, other = config.proxy("api"), config.proxy("service2")
-    assert [s.backend for s in frontend.backend_switches] == ["api", "service2"]
+    # The redirect Service comes after Services with back-ends: it becomes a
+    # back-end of its own (a frontend redirect would be evaluated before them).
+    assert [s.backend for s in frontend.backend_switches] == ["api", "service2", "old"]
     terms = frontend.backend_switches[0].condition.any_of[0]
     assert [(t.acl.fetch, t.acl.arg, t.acl.patterns, t.negated) for t in terms] == [
         ("url_reg", None, (r"^/api/.*\.json$",), False), ("hdr_reg", "host", (r".*example\.com",), False)]
     deny = frontend.backend_switches[1].condition.any_of[0][0]
     assert (deny.acl.arg, deny.negated) == ("user-agent", True)
-    assert [(r.kind, r.target, r.code, r.condition) for r in frontend.redirects] == [
+    assert frontend.redirects == ()
+    assert [(r.kind, r.target, r.code, r.condition) for r in config.proxy("old").redirects] == [
         ("prefix", "https://new.example", 301, None)]
-    assert [(r.action, r.name, r.value) for r in frontend.http_request_rules] == [
-        ("add-header", "X-Via", "pound 100%%")]
-    assert dict(frontend.extra)["pound-xhttp"][1:] == ("GET", "POST", "HEAD", "PUT", "PATCH", "DELETE")
+    assert config.proxy("old").servers == ()
+    xhttp, add_header = frontend.http_request_rules
+    assert (xhttp.action, xhttp.status) == ("deny", 501)
+    assert xhttp.condition.any_of[0][0].acl.patterns == ("GET", "POST", "HEAD", "PUT", "PATCH", "DELETE")
+    assert (add_header.action, add_header.name, add_header.value) == ("add-header", "X-Via", "pound 100%%")
     assert api.balance == "source" and api.timeouts.server == 30.0
     assert [(s.host, s.weight, s.backup, s.inter) for s in api.servers] == [
         ("10.0.0.1", 9, False, 5.0), ("10.0.0.9", 5, True, 5.0)]
