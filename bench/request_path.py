@@ -17,6 +17,13 @@ wrk, minus the kernel's sends and receives (which both proxies pay).
 l7_close); --log adds `option httplog` to a UDP socket nobody reads. The figure
 is the best round's mean (least disturbed), in microseconds per request, with
 the median beside it.
+
+On a shared machine CPU time moves from run to run; instructions do not. Count
+them with cachegrind for two request counts and take the difference, which
+leaves start-up out (bench/RESULTS.md has the figures):
+
+    valgrind --tool=cachegrind --cache-sim=no python3.11 bench/request_path.py \
+        --rounds 1 --requests 1000      # then 3000; (I3000 - I1000) / 4000
 """
 
 from __future__ import annotations
