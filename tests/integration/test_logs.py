@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.support.admin_cli import wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_config, http_get,
                                           run_haproxy)
@@ -366,11 +367,13 @@ TCPLOG = re.compile(r"127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\
 
 
 @pytest.mark.parametrize("name", sorted(PROXIES))
-def test_tcplog_fields_as_haproxy(name, receiver):
+def test_tcplog_fields_as_haproxy(name, receiver, tmp_path):
     port = free_port()
+    sock = str(tmp_path / "admin.sock")
     with echo_backends(["a"]) as backends:
         prelude = haproxy_config("").replace(
-            "    nbthread 1\n", f"    nbthread 1\n    log 127.0.0.1:{receiver.port} local0\n")
+            "    nbthread 1\n", f"    nbthread 1\n    log 127.0.0.1:{receiver.port} local0\n"
+                              f"    stats socket {sock}\n")
         config = prelude + f"""
 listen tcpin
     mode tcp
@@ -381,6 +384,10 @@ listen tcpin
     server t1 {backends[0].address}
 """
         with run_haproxy(config, PROXIES[name]):
+            # The probe that waited for the port opened a session too (relayed
+            # to the server in mode tcp): the counts below must not include it.
+            wait_socket(sock)
+            wait_no_sessions(sock)
             response = http_get(port, "/tcp")
             assert response.status == 200
             lines = receiver.lines(1)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.support.admin_cli import cli, wait_socket
+from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_available,
                                           http_get, run_haproxy)
@@ -94,7 +94,7 @@ def answers():
                     time.sleep(1.0)  # c goes down, a stays up
                     for _ in range(3):
                         assert http_get(port).status == 200
-                        wait_sessions_ended(sock)
+                        wait_no_sessions(sock)  # the peaks must not depend on it
                     assert http_get(tcp_port).status == 200
                     cli(sock, "set server be/b state drain")
                     found[name] = {"stat": cli(sock, "show stat"),
@@ -104,23 +104,6 @@ def answers():
             finally:
                 shutil.rmtree(directory, ignore_errors=True)
     return found
-
-
-def wait_sessions_ended(sock: str, timeout: float = 5.0) -> None:
-    """Wait until no proxy row counts a current session.
-
-    The client closes as soon as it has read the answer, but either proxy may
-    release the session a moment later; the next request must not overlap it, or
-    the session peaks (smax) would depend on that race.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        header, table = rows(cli(sock, "show stat"))
-        current = header.index("scur")
-        if all(row[current] in ("", "0") for row in table):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"sessions still open after {timeout} s:\n{cli(sock, 'show stat')}")
 
 
 def rows(text: str) -> tuple[list[str], list[list[str]]]:

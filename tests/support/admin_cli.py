@@ -52,3 +52,24 @@ def ask(path: str, command: str, timeout: float = 30.0) -> str:
                 break
             chunks.append(data)
     return b"".join(chunks).decode()
+
+
+def wait_no_sessions(path: str, timeout: float = 5.0) -> None:
+    """Wait until no row of `show stat` counts a current session (scur).
+
+    A client may have closed while the proxy has not released its session yet
+    (the probe that waits for a port, the previous request): a test that counts
+    sessions or connections waits for this first, whichever proxy it runs.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in cli(path, "show stat").split("\n") if line]
+        if lines:
+            header = lines[0][2:].split(",")
+            current = header.index("scur")
+            if all(row.split(",")[current] in ("", "0") for row in lines[1:]):
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sessions still open after {timeout} s:\n" + "\n".join(lines))
+        time.sleep(0.01)
+
