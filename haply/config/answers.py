@@ -24,9 +24,9 @@ from http import HTTPStatus
 
 from haply.http.responses import HAPROXY_PAGES, framed
 
-# A body must fit in one buffer less the rewrite reserve, as an errorfile must
+# An errorfile or a body must fit in one buffer less the rewrite reserve
 # (tune.bufsize 16384 - tune.maxrewrite 1024, HAProxy's defaults).
-BODY_MAX_BYTES = 16384 - 1024
+MAX_BYTES = 16384 - 1024
 PAYLOADS = ("errorfile", "file", "string")
 UNSUPPORTED = ("errorfiles", "lf-file", "lf-string")
 FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
@@ -139,13 +139,22 @@ def _status(text: str, what: str) -> int:
 
 def _read_body(path: str, what: str) -> bytes:
     try:
+        return read_limited(path, "file")
+    except AnswerError as exc:
+        raise AnswerError(f"'{what}': {exc}") from None
+
+
+def read_limited(path: str, label: str) -> bytes:
+    """The bytes of a file read at load time (an errorfile, a body), at most
+    MAX_BYTES; AnswerError names the file as `label 'path'` and says why not."""
+    try:
         with open(path, "rb") as handle:
-            body = handle.read(BODY_MAX_BYTES + 1)
+            data = handle.read(MAX_BYTES + 1)
     except OSError as error:
-        raise AnswerError(f"'{what}': cannot read file '{path}': {error.strerror}") from None
-    if len(body) > BODY_MAX_BYTES:
-        raise AnswerError(f"'{what}': file '{path}' is larger than {BODY_MAX_BYTES} bytes")
-    return body
+        raise AnswerError(f"cannot read {label} '{path}': {error.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise AnswerError(f"{label} '{path}' is larger than {MAX_BYTES} bytes")
+    return data
 
 
-__all__ = ["Answer", "AnswerError", "parse_answer", "reason"]
+__all__ = ["Answer", "AnswerError", "MAX_BYTES", "parse_answer", "read_limited", "reason"]

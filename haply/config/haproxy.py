@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
-from haply.config.answers import AnswerError, parse_answer
+from haply.config.answers import AnswerError, parse_answer, read_limited
 from haply.config import programs
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
@@ -50,9 +50,6 @@ LOG_FORMATS = frozenset({"local", "rfc3164", "rfc5424", "priority", "short", "ti
 LOG_LENGTH_RANGE = (80, 65535)
 # Manual 4.2 "errorfile": the status codes HAProxy can produce itself.
 ERRORFILE_CODES = frozenset({200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504})
-# An error file must fit in one buffer less the rewrite reserve (tune.bufsize
-# 16384 - tune.maxrewrite 1024, HAProxy's defaults).
-ERRORFILE_MAX_BYTES = 16384 - 1024
 # Manual 4.2 "retry-on".
 RETRY_EVENTS = frozenset({
     "none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
@@ -982,12 +979,9 @@ def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
 def read_errorfile(path: str) -> bytes:
     """The bytes of an errorfile, checked to be a plausible HTTP response."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(ERRORFILE_MAX_BYTES + 1)
-    except OSError as error:
-        raise ParseError(f"cannot read errorfile '{path}': {error.strerror}") from None
-    if len(data) > ERRORFILE_MAX_BYTES:
-        raise ParseError(f"errorfile '{path}' is larger than {ERRORFILE_MAX_BYTES} bytes")
+        data = read_limited(path, "errorfile")
+    except AnswerError as exc:
+        raise ParseError(str(exc)) from None
     if not re.match(rb"HTTP/1\.[01] [1-5][0-9][0-9]", data):
         raise ParseError(
             f"errorfile '{path}' does not look like an HTTP response: it must start with a status line "
