@@ -207,16 +207,17 @@ def _float(st: Statement, lo: float, hi: float, value: str | None = None) -> flo
     return x
 
 
-def _ipv4(st: Statement, text: str) -> str:
+def _ip(st: Statement, text: str) -> str:
+    """An IPv4 or IPv6 address, in its canonical spelling (what the kernel and
+    the advertisements of peers report)."""
     try:
-        return str(ipaddress.IPv4Address(text))
+        return str(ipaddress.ip_address(text))
     except ValueError:
-        pass
-    try:
-        ipaddress.IPv6Address(text.split("/")[0])
-    except ValueError:
-        raise _Bad(f"{st.keyword}: '{text}' is not an IPv4 address") from None
-    raise _Bad(f"{st.keyword}: IPv6 address '{text}' is not supported by haply yet")
+        raise _Bad(f"{st.keyword}: '{text}' is not an IPv4 or IPv6 address") from None
+
+
+def _family(address: str) -> str:
+    return "IPv6" if ":" in address else "IPv4"
 
 
 def _command(st: Statement) -> str:
@@ -378,6 +379,28 @@ class _Parser:
             out.append(TrackedScript(script, script.weight if weight is None else weight))
         return tuple(out)
 
+    def one_family(self, name: str, adverts: list[VirtualAddress], acc: dict) -> bool:
+        """An advertisement carries addresses of one family (RFC 5798 5.2.9),
+        and is sent from and to addresses of that family; excluded addresses,
+        never advertised, may be of either (keepalived's way to a dual stack)."""
+        family = _family(adverts[0].address)
+        ok = True
+        for a in adverts[1:]:
+            if _family(a.address) != family:
+                self.err(a.location, f"vrrp_instance {name}: virtual_ipaddress mixes {family} and "
+                         f"{_family(a.address)} ({a.address}); put one family in "
+                         "virtual_ipaddress_excluded or in an instance of its own")
+                ok = False
+        for key in ("unicast_src_ip", "unicast_peer"):
+            given = acc.get(key)
+            for address in ([given] if isinstance(given, str) else given or ()):
+                if _family(address) != family:
+                    self.err(acc[f"{key}_loc"],
+                             f"vrrp_instance {name}: {key} {address} is {_family(address)}, "
+                             f"the virtual addresses are {family}")
+                    ok = False
+        return ok
+
     def instance(self, acc: dict, st: Statement, g: GlobalDefs) -> VrrpInstance | None:
         loc = st.location
         name = acc["name"]
@@ -386,6 +409,13 @@ class _Parser:
             self.err(loc, f"vrrp_instance {name} has no {' or '.join(missing)}")
             return None
         version = acc.get("version", g.vrrp_version)
+        adverts = [a for a in acc["addresses"] if not a.excluded]
+        if adverts and not self.one_family(name, adverts, acc):
+            return None
+        if adverts and ":" in adverts[0].address and version == 2:
+            self.diagnostics.warning(loc, f"vrrp_instance {name}: VRRPv2 is IPv4 only (RFC 3768); "
+                                     "this IPv6 instance uses VRRPv3")
+            version = 3
         advert = acc.get("advert_int", 1.0)
         priority = acc.get("priority", 100)
         state = acc.get("state", "BACKUP")
@@ -412,7 +442,6 @@ class _Parser:
             if a.label and not a.label.startswith(dev):
                 # the kernel refuses a label that does not begin with the device name
                 self.err(a.location, f"label {a.label} must begin with the device name {dev}")
-        adverts = [a for a in acc["addresses"] if not a.excluded]
         if not adverts:
             self.err(loc, f"vrrp_instance {name} has no virtual_ipaddress")
         garp = replace(g.garp, **{k[5:]: v for k, v in acc.items() if k.startswith("garp_")})
@@ -438,6 +467,15 @@ class _Parser:
 def _set(key: str, conv: Callable[[Statement], object]) -> _Handler:
     def handler(p: _Parser, st: Statement, acc: dict) -> None:
         acc[key] = conv(st)
+    handler.__doc__ = key
+    return handler
+
+
+def _located(key: str, conv: Callable[[Statement], object]) -> _Handler:
+    """As _set, and keeps the line for checks made once the block is read."""
+    def handler(p: _Parser, st: Statement, acc: dict) -> None:
+        acc[key] = conv(st)
+        acc[f"{key}_loc"] = st.location
     handler.__doc__ = key
     return handler
 
@@ -526,8 +564,9 @@ def _addresses(excluded: bool) -> _Handler:
 def _address(st: Statement, excluded: bool) -> VirtualAddress:
     text = st.keyword
     addr, _, plen = text.partition("/")
-    address = _ipv4(st, addr)
-    prefixlen = _int(st, 0, 32, plen) if plen else 32
+    address = _ip(st, addr)
+    width = 128 if ":" in address else 32
+    prefixlen = _int(st, 0, width, plen) if plen else width
     opts: dict[str, str] = {}
     args = list(st.args)
     while args:
@@ -538,7 +577,11 @@ def _address(st: Statement, excluded: bool) -> VirtualAddress:
             raise _Bad(f"virtual address option '{key}' needs a value")
         opts[key] = args.pop(0)
     if "brd" in opts:
-        opts["brd"] = _ipv4(st, opts["brd"])
+        if width == 128:
+            raise _Bad("brd: IPv6 has no broadcast address")
+        opts["brd"] = _ip(st, opts["brd"])
+        if ":" in opts["brd"]:
+            raise _Bad(f"brd: '{opts['brd']}' is not an IPv4 address")
     if opts.get("scope", "global") not in SCOPES:
         raise _Bad(f"scope must be one of {', '.join(SCOPES)}")
     return VirtualAddress(address=address, prefixlen=prefixlen, excluded=excluded,
@@ -570,12 +613,13 @@ def _track_interface(p: _Parser, st: Statement, acc: dict) -> None:
 
 def _unicast_peer(p: _Parser, st: Statement, acc: dict) -> None:
     peers = acc.setdefault("unicast_peer", [])
+    acc["unicast_peer_loc"] = st.location
     for line in st.children or ():
         if line.args:
             p.err(line.location, f"unicast_peer option '{line.args[0]}' is not supported by haply")
             continue
         try:
-            peers.append(_ipv4(line, line.keyword))
+            peers.append(_ip(line, line.keyword))
         except _Bad as exc:
             p.err(line.location, str(exc))
 
@@ -655,7 +699,7 @@ INSTANCE: dict[str, _Handler] = {
     "preempt_delay": _set("preempt_delay", lambda s: _float(s, 0, 1000)),
     "virtual_ipaddress": _addresses(False),
     "virtual_ipaddress_excluded": _addresses(True),
-    "unicast_src_ip": _set("unicast_src_ip", lambda s: _ipv4(s, _one(s))),
+    "unicast_src_ip": _located("unicast_src_ip", lambda s: _ip(s, _one(s))),
     "unicast_peer": _unicast_peer,
     "authentication": _authentication,
     "track_script": _name_list("track_script"),

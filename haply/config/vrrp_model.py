@@ -176,6 +176,12 @@ class VrrpInstance:
     def unicast(self) -> bool:
         return bool(self.unicast_peers)
 
+    @property
+    def ipv6(self) -> bool:
+        """Advertised over IPv6: the parser makes the advertised addresses one family."""
+        adverts = self.advertised_addresses
+        return bool(adverts) and ":" in adverts[0].address
+
 
 @dataclass(frozen=True, slots=True)
 class VrrpConfig:

@@ -72,20 +72,28 @@ class AddressManager:
             self._index[ifname] = found[0]
         return self._index[ifname]
 
-    def addresses(self, ifname: str) -> list[tuple[str, int]]:
+    def addresses(self, ifname: str, family: int = socket.AF_INET) -> list[tuple[str, int]]:
         idx = self.index(ifname)
         return [(m.get_attr("IFA_ADDRESS"), m["prefixlen"])
-                for m in self.ipr.call("get_addr", index=idx, family=socket.AF_INET)]
+                for m in self.ipr.call("get_addr", index=idx, family=family)]
 
-    def primary_ipv4(self, ifname: str, exclude: set[str]) -> str | None:
-        """The first address of the interface that is not one of our VIPs."""
+    def primary_address(self, ifname: str, exclude: set[str], ipv6: bool = False) -> str | None:
+        """The address to advertise from: the interface's first IPv4 address
+        that is not one of our VIPs, or for IPv6 its link-local address
+        (RFC 5798 5.1.2.1)."""
+        if ipv6:
+            for addr, _ in self.addresses(ifname, socket.AF_INET6):
+                if addr.lower().startswith("fe80:") and addr not in exclude:
+                    return addr
+            return None
         for addr, _ in self.addresses(ifname):
             if addr not in exclude:
                 return addr
         return None
 
     def present(self, vip: VirtualAddress, ifname: str) -> bool:
-        return any(a == vip.address for a, _ in self.addresses(vip.dev or ifname))
+        family = socket.AF_INET6 if ":" in vip.address else socket.AF_INET
+        return any(a == vip.address for a, _ in self.addresses(vip.dev or ifname, family))
 
     def add(self, vip: VirtualAddress, ifname: str) -> bool:
         """Put vip on its interface; False if it was there already."""

@@ -1,4 +1,4 @@
-"""Adding and removing an IPv4 address: one rtnetlink request, answered in place.
+"""Adding and removing an address: one rtnetlink request, answered in place.
 
 This is the step between "the Master_Down_Interval has passed" and "the
 address answers", so it is on the failover's critical path. pyroute2 took
@@ -11,7 +11,10 @@ matter.
 
 Message layout: rtnetlink(7) and <linux/if_addr.h>: nlmsghdr, ifaddrmsg, then
 IFA_LOCAL and IFA_ADDRESS (the same address, as `ip addr add` sends for an
-address without a peer), and IFA_BROADCAST / IFA_LABEL when configured.
+address without a peer), and IFA_BROADCAST / IFA_LABEL when configured. An IPv6
+address is added with IFA_F_NODAD: duplicate address detection would hold it
+"tentative" (unusable) for a second or more, and VRRP has already made sure that
+no other node holds it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ RTM_NEWADDR, RTM_DELADDR = 20, 21
 NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
+IFA_F_NODAD = 0x02
 NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, ifindex
 RTATTR = struct.Struct("=HH")
@@ -42,8 +46,10 @@ def address_request(add: bool, seq: int, index: int, address: str, prefixlen: in
                     broadcast: str | None = None, label: str | None = None,
                     scope: int = 0) -> bytes:
     """The RTM_NEWADDR (add, failing if present) or RTM_DELADDR message."""
-    packed = socket.inet_aton(address)
-    body = IFADDRMSG.pack(socket.AF_INET, prefixlen, 0, scope, index)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    packed = socket.inet_pton(family, address)
+    flags = IFA_F_NODAD if family == socket.AF_INET6 and add else 0
+    body = IFADDRMSG.pack(family, prefixlen, flags, scope, index)
     body += _attr(IFA_LOCAL, packed) + _attr(IFA_ADDRESS, packed)
     if add and broadcast:
         body += _attr(IFA_BROADCAST, socket.inet_aton(broadcast))

@@ -34,7 +34,7 @@ from haply.config.vrrp_model import VrrpConfig, VrrpInstance
 from haply.vrrp import packet, scripts, state
 from haply.vrrp.addresses import AddressManager, spawn_guard, update_guard
 from haply.vrrp.garp import GarpSender
-from haply.vrrp.io import VrrpSocket
+from haply.vrrp.io import VrrpSocket, VrrpSocket6
 
 log = logging.getLogger("haply.vrrp")
 
@@ -57,9 +57,11 @@ class InstanceRunner:
         self.vips = [a.address for a in inst.addresses]
         self.advertised = tuple(a.address for a in inst.advertised_addresses)
         ifindex = addrs.index(inst.interface)
-        src = inst.unicast_src_ip or addrs.primary_ipv4(inst.interface, set(self.vips))
+        ipv6 = inst.ipv6
+        src = inst.unicast_src_ip or addrs.primary_address(inst.interface, set(self.vips), ipv6)
         if src is None:
-            raise OSError(f"vrrp_instance {inst.name}: {inst.interface} has no IPv4 address "
+            kind = "IPv6 link-local" if ipv6 else "IPv4"
+            raise OSError(f"vrrp_instance {inst.name}: {inst.interface} has no {kind} address "
                           "to advertise from")
         self.src = src
         g = inst.garp
@@ -69,7 +71,8 @@ class InstanceRunner:
             initial_state=inst.initial_state, local_ip=src, garp_repeat=g.master_repeat,
             garp_delay=g.master_delay, garp_refresh=g.master_refresh,
             garp_refresh_repeat=g.master_refresh_repeat))
-        self.sock = VrrpSocket(inst.interface, ifindex, src, inst.unicast_peers)
+        self.sock = (VrrpSocket6 if ipv6 else VrrpSocket)(inst.interface, ifindex, src,
+                                                          inst.unicast_peers)
         self.garp = GarpSender(inst.interface)
         self.timer: asyncio.TimerHandle | None = None
         self.tasks: list[asyncio.Task] = []
@@ -152,14 +155,17 @@ class InstanceRunner:
     # --- events
     def _readable(self) -> None:
         for _ in range(64):  # bounded: a flood cannot starve the timers
-            data = self.sock.recv()
-            if data is None:
+            try:
+                rx = self.sock.recv()
+            except packet.PacketError as exc:
+                self._drop(exc)
+                continue
+            if rx is None:
                 return
-            self._datagram(data)
+            self._received(rx)
 
-    def _datagram(self, data: bytes) -> None:
+    def _received(self, rx: packet.Received) -> None:
         try:
-            rx = packet.decode_ip(data)
             if rx.src == self.src:
                 return  # our own packet (a multicast loop we did not ask for)
             packet.check(rx, vrid=self.inst.virtual_router_id, version=self.inst.version,

@@ -96,8 +96,10 @@ class Params:
 
 
 def _ip(text: str) -> int:
+    # RFC 5798 6.4.3: between equal priorities the higher primary address wins;
+    # both sides are of the instance's one family, so the integers compare.
     try:
-        return int(ipaddress.IPv4Address(text))
+        return int(ipaddress.ip_address(text))
     except ValueError:
         return 0
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from haply.vrrp import packet
-from tests.support.netns import VIP, Lab, available, dump_logs, lab, wait_for
+from tests.support.netns import VIP, VIP6, Lab, available, dump_logs, lab, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(available() is not None, reason=str(available()))]
 
@@ -27,7 +27,8 @@ CONVERGE = 3.0  # seconds: generous bound for start-up election at advert_int 0.
 
 
 def config(priority: int, *, version=3, advert=0.1, vrid=51, state="BACKUP", extra="",
-           peers: tuple[str, ...] = (), src: str | None = None, scripts: str = "") -> str:
+           peers: tuple[str, ...] = (), src: str | None = None, scripts: str = "",
+           vip: str = f"{VIP}/24") -> str:
     unicast = ""
     if peers:
         unicast = f"    unicast_src_ip {src}\n    unicast_peer {{\n" + "".join(
@@ -41,7 +42,7 @@ vrrp_instance VI_1 {{
     version {version}
     advert_int {advert}
     virtual_ipaddress {{
-        {VIP}/24
+        {vip}
     }}
 {unicast}{extra}
 }}
@@ -70,8 +71,8 @@ def snapshot(net: Lab, index: int, proc) -> dict:
 class Sampler:
     """Samples which live nodes hold the VIP, in a thread, until stopped."""
 
-    def __init__(self, net: Lab, interval: float = 0.02):
-        self.net, self.interval = net, interval
+    def __init__(self, net: Lab, interval: float = 0.02, address: str = VIP):
+        self.net, self.interval, self.address = net, interval, address
         self.samples: list[tuple[float, tuple[str, ...]]] = []
         self.excluded: set[str] = set()
         self._stop = threading.Event()
@@ -81,7 +82,8 @@ class Sampler:
         deadline = time.monotonic() + 60  # bounded whatever happens
         while not self._stop.is_set() and time.monotonic() < deadline:
             nodes = [n for n in self.net.nodes if n.name not in self.excluded]
-            self.samples.append((time.monotonic(), tuple(n.name for n in self.net.holders(VIP, nodes))))
+            holders = self.net.holders(self.address, nodes)
+            self.samples.append((time.monotonic(), tuple(n.name for n in holders)))
             time.sleep(self.interval)
 
     def __enter__(self):
@@ -104,8 +106,8 @@ def net2():
         print(dump_logs(net))
 
 
-def holder(net: Lab):
-    found = net.holders(VIP)
+def holder(net: Lab, address: str = VIP):
+    found = net.holders(address)
     return found[0] if len(found) == 1 else None
 
 
@@ -335,7 +337,7 @@ def mac_of(net: Lab, node) -> str:
 
 
 def neighbour_mac(net: Lab, node, address: str) -> str | None:
-    out = net.run(node, ["ip", "-4", "neigh", "show", address, "dev", "eth0"]).stdout.split()
+    out = net.run(node, ["ip", "neigh", "show", address, "dev", "eth0"]).stdout.split()
     return out[out.index("lladdr") + 1].lower() if "lladdr" in out else None
 
 
@@ -403,3 +405,85 @@ def test_busy_cpus_on_the_master_cause_no_false_failover(net2):
             p.wait(BURN_SECONDS + 10)
     assert snapshot(net, 1, procs[1])["transitions"] == before, dump_logs(net)
     assert all(s[1] == (a.name,) for s in sampler.samples), dump_logs(net)
+
+
+def test_ipv6_vip_elects_fails_over_and_announces_itself(net2):
+    """VRRPv3 over IPv6 (RFC 5798 5.1.2): advertisements from the link-local
+    address to ff02::12, the VIP added without duplicate address detection, and
+    an unsolicited Neighbor Advertisement that moves the client's neighbour
+    entry without the client asking."""
+    net = net2
+    a, b = net.nodes
+    ipv6 = f"{VIP6}/64"
+    procs = [start(net, 0, config(150, vip=ipv6)), start(net, 1, config(100, vip=ipv6))]
+    with Sampler(net, address=VIP6) as sampler:
+        assert wait_for(lambda: holder(net, VIP6) == a, CONVERGE), dump_logs(net)
+        time.sleep(0.5)
+        assert holder(net, VIP6) == a
+        snap = snapshot(net, 1, procs[1])
+        assert snap["state"] == "BACKUP" and snap["master"] == a.link_local, snap
+        assert snap["source"] == b.link_local and snap["version"] == 3
+        assert snap["received"] > 0 and snap["dropped"] == {}, snap
+        # The VIP answers at once: no tentative phase (a UDP echo would need a
+        # server; a TCP connect to a closed port gets its RST from the holder).
+        probe = (f"import socket; s = socket.socket(socket.AF_INET6); s.settimeout(2)\n"
+                 f"try: s.connect(({VIP6!r}, 9))\nexcept ConnectionRefusedError: print('refused')")
+        assert net.run(net.client, [sys.executable, "-c", probe]).stdout.strip() == "refused"
+        assert wait_for(lambda: neighbour_mac(net, net.client, VIP6) == mac_of(net, a), 2.0)
+        procs[0].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        assert wait_for(lambda: holder(net, VIP6) == b, 2.0), dump_logs(net)
+        assert time.monotonic() - killed < 1.0
+        # The client sent nothing: only b's Neighbor Advertisement changes its cache.
+        assert wait_for(lambda: neighbour_mac(net, net.client, VIP6) == mac_of(net, b), 2.0), \
+            (neighbour_mac(net, net.client, VIP6), mac_of(net, b), dump_logs(net))
+        procs[0] = start(net, 0, config(150, vip=ipv6), name="n0-again")
+        assert wait_for(lambda: holder(net, VIP6) == a, CONVERGE), dump_logs(net)
+        time.sleep(0.3)
+    assert holder(net, VIP6) == a
+    assert sampler.double_masters() == [], sampler.double_masters()[:5]
+
+
+def test_ipv6_unicast_peers(net2):
+    net = net2
+    a, b = net.nodes
+    ipv6 = f"{VIP6}/64"
+    procs = [start(net, 0, config(150, vip=ipv6, peers=(b.address6,), src=a.address6)),
+             start(net, 1, config(100, vip=ipv6, peers=(a.address6,), src=b.address6))]
+    assert wait_for(lambda: holder(net, VIP6) == a, CONVERGE), dump_logs(net)
+    snap = snapshot(net, 1, procs[1])
+    assert snap["state"] == "BACKUP" and snap["master"] == a.address6, snap
+    procs[0].send_signal(signal.SIGKILL)
+    assert wait_for(lambda: holder(net, VIP6) == b, 2.0), dump_logs(net)
+
+
+def test_bad_ipv6_packets_are_dropped_and_counted(net2):
+    net = net2
+    ipv6 = f"{VIP6}/64"
+    procs = [start(net, 0, config(150, vip=ipv6)), start(net, 1, config(100, vip=ipv6))]
+    assert wait_for(lambda: holder(net, VIP6) == net.nodes[0], CONVERGE), dump_logs(net)
+    client = net.client.link_local
+    good = packet.encode(packet.Advertisement(3, 51, 254, 0.1, (VIP6,)), client)
+    wrong_list = packet.encode(packet.Advertisement(3, 51, 254, 0.1, ("2001:db8::99",)), client)
+    v2 = packet.encode(packet.Advertisement(2, 51, 254, 1, ("192.0.2.100",)))
+    bad = [b"", b"\x31", good[:-1], good + bytes(16), bytes([0x41]) + good[1:], v2,
+           good[:6] + b"\0\0" + good[8:], wrong_list, os.urandom(4200)]
+    code = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112)\n"
+        "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, int(sys.argv[1]))\n"
+        "index = socket.if_nametoindex('eth0')\n"
+        f"for p in {bad!r}:\n"
+        "    s.sendto(p, ('ff02::12', 0, 0, index))\n"
+    )
+    assert net.run(net.client, [sys.executable, "-c", code, "255"]).returncode == 0
+    # A good advertisement from off the link (hop limit 1): dropped too.
+    hop_code = code.replace(f"{bad!r}", f"[{good!r}]")
+    assert net.run(net.client, [sys.executable, "-c", hop_code, "1"]).returncode == 0
+    time.sleep(0.5)
+    assert all(p.poll() is None for p in procs), dump_logs(net)
+    assert holder(net, VIP6) == net.nodes[0]  # the priority-254 forgeries changed nothing
+    dropped = snapshot(net, 1, procs[1])["dropped"]
+    for reason in ("short", "truncated", "length", "oversized", "version", "checksum",
+                   "address-list", "ttl"):
+        assert dropped.get(reason, 0) >= 1, dropped

@@ -2,7 +2,8 @@
 
 Both nodes read the same keepalived.conf text (only priority and router_id
 differ). For VRRPv2 (advert_int 1) and VRRPv3 (advert_int 0.1, multicast and unicast),
-in both directions: the higher-priority node wins the election, the other takes over
+in both directions, and for VRRPv3 over IPv6 (multicast to ff02::12 from the
+link-local addresses, and unicast): the higher-priority node wins the election, the other takes over
 when it crashes, and the first takes the address back when it returns. At every
 sample the VIP is on at most one live node.
 """
@@ -17,7 +18,8 @@ import time
 import pytest
 
 from tests.integration.test_vrrp_netns import ENV, Sampler, holder, snapshot
-from tests.support.netns import KEEPALIVED, VIP, Keepalived, available, dump_logs, lab, wait_for
+from tests.support.netns import (KEEPALIVED, VIP, VIP6, Keepalived, available, dump_logs, lab,
+                                 wait_for)
 
 pytestmark = [
     pytest.mark.root,
@@ -37,21 +39,21 @@ vrrp_instance VI_1 {{
     version {version}
     advert_int {advert}
 {auth}{unicast}    virtual_ipaddress {{
-        {vip}/24
+        {vip}
     }}
 }}
 """
 
 
 def conf(router_id: str, priority: int, version: int, advert: float,
-         unicast: tuple[str, str] | None = None) -> str:
+         unicast: tuple[str, str] | None = None, ipv6: bool = False) -> str:
     auth = "    authentication {\n        auth_type PASS\n        auth_pass haply1\n    }\n" \
         if version == 2 else ""
     uni = ""
     if unicast:
         uni = f"    unicast_src_ip {unicast[0]}\n    unicast_peer {{\n        {unicast[1]}\n    }}\n"
     return CONF.format(router_id=router_id, priority=priority, version=version, advert=advert,
-                       vip=VIP, auth=auth, unicast=uni)
+                       vip=f"{VIP6}/64" if ipv6 else f"{VIP}/24", auth=auth, unicast=uni)
 
 
 COMPLAINT_WORDS = ("invalid", "mismatch", "not present", "wrong", "bad ", "error", "discard")
@@ -85,43 +87,52 @@ class HaplyNode:
 
 
 def start_node(kind: str, net, index: int, priority: int, version: int, advert: float, name: str,
-               unicast: bool = False):
+               unicast: bool = False, ipv6: bool = False):
     me, other = net.nodes[index], net.nodes[1 - index]
-    text = conf(name, priority, version, advert, (me.address, other.address) if unicast else None)
+    pair = (me.address6, other.address6) if ipv6 else (me.address, other.address)
+    text = conf(name, priority, version, advert, pair if unicast else None, ipv6)
     if kind == "haply":
         return HaplyNode(net, index, text, name)
     return Keepalived(net, net.nodes[index], text, name)
 
 
 CASES = [
-    pytest.param(2, 1.0, "haply", "keepalived", id="v2-haply-master"),
-    pytest.param(2, 1.0, "keepalived", "haply", id="v2-keepalived-master"),
-    pytest.param(3, 0.1, "haply", "keepalived", id="v3-haply-master"),
-    pytest.param(3, 0.1, "keepalived", "haply", id="v3-keepalived-master"),
-    pytest.param(3, 0.1, "haply", "keepalived", True, id="v3-unicast-haply-master"),
-    pytest.param(3, 0.1, "keepalived", "haply", True, id="v3-unicast-keepalived-master"),
+    pytest.param(2, 1.0, "haply", "keepalived", False, False, id="v2-haply-master"),
+    pytest.param(2, 1.0, "keepalived", "haply", False, False, id="v2-keepalived-master"),
+    pytest.param(3, 0.1, "haply", "keepalived", False, False, id="v3-haply-master"),
+    pytest.param(3, 0.1, "keepalived", "haply", False, False, id="v3-keepalived-master"),
+    pytest.param(3, 0.1, "haply", "keepalived", True, False, id="v3-unicast-haply-master"),
+    pytest.param(3, 0.1, "keepalived", "haply", True, False, id="v3-unicast-keepalived-master"),
+    pytest.param(3, 0.1, "haply", "keepalived", False, True, id="v3-ipv6-haply-master"),
+    pytest.param(3, 0.1, "keepalived", "haply", False, True, id="v3-ipv6-keepalived-master"),
+    pytest.param(3, 0.1, "haply", "keepalived", True, True, id="v3-ipv6-unicast-haply-master"),
+    pytest.param(3, 0.1, "keepalived", "haply", True, True,
+                 id="v3-ipv6-unicast-keepalived-master"),
 ]
 
 
-@pytest.mark.parametrize("version, advert, high_kind, low_kind, unicast",
-                         [c if len(c.values) == 5 else pytest.param(*c.values, False, id=c.id)
-                          for c in CASES])
-def test_mixed_pair_elects_fails_over_and_fails_back(version, advert, high_kind, low_kind, unicast):
+@pytest.mark.parametrize("version, advert, high_kind, low_kind, unicast, ipv6", CASES)
+def test_mixed_pair_elects_fails_over_and_fails_back(version, advert, high_kind, low_kind, unicast,
+                                                     ipv6):
     down = 3 * advert + advert  # Master_Down_Interval plus slack (skew < one interval)
+    vip = VIP6 if ipv6 else VIP
     with lab(2) as net:
         try:
             high_node, low_node = net.nodes
-            high = start_node(high_kind, net, 0, 200, version, advert, "high", unicast)
-            low = start_node(low_kind, net, 1, 100, version, advert, "low", unicast)
+            high = start_node(high_kind, net, 0, 200, version, advert, "high", unicast, ipv6)
+            low = start_node(low_kind, net, 1, 100, version, advert, "low", unicast, ipv6)
             assert wait_for(lambda: high.ready() and low.ready(), 15), dump_logs(net)
-            with Sampler(net) as sampler:
+            with Sampler(net, address=vip) as sampler:
                 # election: the higher priority wins whoever started first
-                assert wait_for(lambda: holder(net) == high_node, down + 3), dump_logs(net)
+                assert wait_for(lambda: holder(net, vip) == high_node, down + 3), dump_logs(net)
                 time.sleep(3 * advert)
-                assert holder(net) == high_node
+                assert holder(net, vip) == high_node
                 if low_kind == "haply":
                     snap = low.snapshot()
-                    assert snap["state"] == "BACKUP" and snap["master"] == high_node.address
+                    # IPv6 multicast advertisements come from the link-local address.
+                    source = (high_node.address if not ipv6 else
+                              high_node.address6 if unicast else high_node.link_local)
+                    assert snap["state"] == "BACKUP" and snap["master"] == source, snap
                     assert snap["received"] >= 2 and not snap["dropped"], snap
                 else:
                     # "Entering BACKUP STATE (init)" when it never was master
@@ -133,17 +144,19 @@ def test_mixed_pair_elects_fails_over_and_fails_back(version, advert, high_kind,
                 high.crash()
                 sampler.excluded.add(high_node.name)  # a dead node's stale address is not a vote
                 crashed = time.monotonic()
-                assert wait_for(lambda: net.has_address(low_node, VIP), down + 2), dump_logs(net)
+                assert wait_for(lambda: net.has_address(low_node, vip), down + 2), dump_logs(net)
                 took = time.monotonic() - crashed
                 assert took <= down + 0.5, took
                 # failback: the high-priority node returns and preempts
                 # a crashed keepalived leaves its VIP behind; the node "reboots" without it
-                net.run(high_node, ["ip", "addr", "del", f"{VIP}/24", "dev", "eth0"])
+                net.run(high_node, ["ip", "addr", "del", f"{VIP6}/64" if ipv6 else f"{VIP}/24",
+                                    "dev", "eth0"])
                 sampler.excluded.discard(high_node.name)
-                high = start_node(high_kind, net, 0, 200, version, advert, "high-again", unicast)
-                assert wait_for(lambda: holder(net) == high_node, down + 8), dump_logs(net)
+                high = start_node(high_kind, net, 0, 200, version, advert, "high-again", unicast,
+                                  ipv6)
+                assert wait_for(lambda: holder(net, vip) == high_node, down + 8), dump_logs(net)
                 time.sleep(3 * advert)
-                assert holder(net) == high_node, dump_logs(net)
+                assert holder(net, vip) == high_node, dump_logs(net)
             doubles = sampler.double_masters()
             assert doubles == [], doubles[:5]
             for node in (high, low):

@@ -2,7 +2,9 @@
 
 Every namespace, link and process made here is made by the test and removed when
 its `lab()` context ends, whatever happened. Addresses are from 192.0.2.0/24
-(TEST-NET-1, RFC 5737) and exist only inside these namespaces.
+(TEST-NET-1, RFC 5737) and 2001:db8::/64 (RFC 3849) and exist only inside these
+namespaces. Duplicate address detection is off on the nodes' links, so that their
+IPv6 link-local addresses (VRRP's sources) are usable as soon as the link is up.
 
     with lab(2) as net:
         proc = net.spawn(net.nodes[0], [sys.executable, "-m", "haply.vrrp", "-f", conf])
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 
 SUBNET = "192.0.2"
 VIP = f"{SUBNET}.100"
+SUBNET6 = "2001:db8::"
+VIP6 = f"{SUBNET6}100"
 _counter = itertools.count()
 
 
@@ -44,6 +48,13 @@ class Node:
     name: str  # namespace
     address: str
     ifname: str = "eth0"
+    address6: str = ""
+
+    @property
+    def link_local(self) -> str:
+        out = _ip("-n", self.name, "-6", "-o", "addr", "show", "dev", self.ifname, "scope",
+                  "link", check=False).stdout
+        return out.split()[3].split("/")[0] if out.strip() else ""
 
 
 @dataclass
@@ -71,8 +82,9 @@ class Lab:
                               text=True, timeout=timeout)
 
     def addresses(self, node: Node) -> set[str]:
-        out = _ip("-n", node.name, "-4", "-o", "addr", "show", "dev", node.ifname, check=False).stdout
-        return {line.split()[3].split("/")[0] for line in out.splitlines() if " inet " in line}
+        out = _ip("-n", node.name, "-o", "addr", "show", "dev", node.ifname, check=False).stdout
+        return {line.split()[3].split("/")[0] for line in out.splitlines()
+                if " inet " in line or " inet6 " in line}
 
     def has_address(self, node: Node, address: str) -> bool:
         return address in self.addresses(node)
@@ -146,10 +158,14 @@ def lab(n_nodes: int, with_client: bool = True):
                 "netns", ns)
             _ip("-n", bridge_ns, "link", "set", f"p{i}", "master", "br0", "up")
             address = f"{SUBNET}.{10 + i}" if i < n_nodes else f"{SUBNET}.200"
+            address6 = f"{SUBNET6}{10 + i}" if i < n_nodes else f"{SUBNET6}200"
+            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                            "net.ipv6.conf.eth0.accept_dad=0"], check=True, timeout=10)
             _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+            _ip("-n", ns, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", "eth0", "up")
-            nodes.append(Node(ns, address))
+            nodes.append(Node(ns, address, address6=address6))
         client = nodes.pop() if with_client else Node("", "")
         lab_obj = Lab(prefix, bridge_ns, nodes, client, workdir)
         yield lab_obj

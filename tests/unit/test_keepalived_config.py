@@ -205,10 +205,14 @@ def test_unsupported_keywords_are_errors_with_location(text, where, words):
     ("state LEADER", "state must be MASTER or BACKUP"),
     ("advert_int 0", "outside"),
     ("authentication {\n auth_type AH\n auth_pass x\n }", "auth_type AH is not supported"),
-    ("virtual_ipaddress_excluded {\n 10.0.0.300\n }", "'10.0.0.300' is not an IPv4 address"),
+    ("virtual_ipaddress_excluded {\n 10.0.0.300\n }", "'10.0.0.300' is not an IPv4 or IPv6 address"),
     ("virtual_ipaddress_excluded {\n 10.0.0.3 nodev eth0\n }", "option 'nodev' is not supported"),
     ("virtual_ipaddress_excluded {\n 10.0.0.3/33\n }", "outside 0..32"),
-    ("virtual_ipaddress_excluded {\n fe80::1\n }", "IPv6 address 'fe80::1' is not supported"),
+    ("virtual_ipaddress_excluded {\n 2001:db8::1/129\n }", "outside 0..128"),
+    ("virtual_ipaddress_excluded {\n 2001:db8::1 brd 2001:db8::ff\n }", "IPv6 has no broadcast"),
+    ("virtual_ipaddress {\n 2001:db8::1\n }", "mixes IPv4 and IPv6 (2001:db8::1)"),
+    ("unicast_src_ip fe80::1", "unicast_src_ip fe80::1 is IPv6, the virtual addresses are IPv4"),
+    ("unicast_peer {\n 2001:db8::2\n }", "unicast_peer 2001:db8::2 is IPv6"),
     ("track_script {\n missing\n }", "no vrrp_script named 'missing'"),
     ("track_proxy tcp 1.2.3.4", "track_proxy expects socket PATH"),
     ("notify_master /bin/echo a b c", "notify_master expects SCRIPT [USER [GROUP]]"),
@@ -246,6 +250,25 @@ def test_version_rules():
     assert config.instances[0].initial_state == "MASTER"  # the address owner
     config, diags = parse(base.format("state MASTER\n nopreempt"))
     assert config.instances[0].initial_state == "BACKUP" and diags.warnings
+
+
+def test_ipv6_instances():
+    text = ("vrrp_instance V6 {\n interface eth0\n virtual_router_id 7\n advert_int 0.5\n"
+            " virtual_ipaddress {\n 2001:DB8:0::10/64 dev eth1\n 2001:db8::11\n }\n"
+            " virtual_ipaddress_excluded {\n 192.0.2.10/24\n }\n"
+            " unicast_src_ip 2001:db8::2\n unicast_peer {\n 2001:db8::3\n }\n}\n")
+    config, diags = parse(text)
+    inst = config.instances[0]
+    # VRRPv2 is IPv4 only: the default version 2 becomes 3, with a warning.
+    assert inst.ipv6 and inst.version == 3 and inst.advert_int == 0.5
+    assert any("VRRPv2 is IPv4 only" in str(w) for w in diags.warnings) and not diags.errors
+    first, second, excluded = inst.addresses
+    assert (first.address, first.prefixlen, first.dev) == ("2001:db8::10", 64, "eth1")
+    assert (second.address, second.prefixlen) == ("2001:db8::11", 128)
+    assert excluded.excluded and excluded.address == "192.0.2.10"  # the other family is allowed
+    assert inst.unicast_src_ip == "2001:db8::2" and inst.unicast_peers == ("2001:db8::3",)
+    config, diags = parse(text.replace(" advert_int 0.5\n", " version 3\n"))
+    assert config.instances[0].version == 3 and not diags.items
 
 
 def test_include(tmp_path):

@@ -43,6 +43,18 @@ def test_delete_request_has_no_create_flags_nor_extras():
     assert set(attrs(raw[24:])) == {netlink.IFA_LOCAL, netlink.IFA_ADDRESS}
 
 
+def test_ipv6_add_skips_duplicate_address_detection():
+    raw = netlink.address_request(True, 3, 4, "2001:db8::100", 64)
+    family, prefixlen, flags, _scope, index = netlink.IFADDRMSG.unpack_from(raw, 16)
+    # Without NODAD the kernel keeps the address tentative (unusable) for DAD's
+    # second or more after the failover.
+    assert (family, prefixlen, flags, index) == (socket.AF_INET6, 64, netlink.IFA_F_NODAD, 4)
+    packed = socket.inet_pton(socket.AF_INET6, "2001:db8::100")
+    assert attrs(raw[24:]) == {netlink.IFA_LOCAL: packed, netlink.IFA_ADDRESS: packed}
+    removal = netlink.address_request(False, 4, 4, "2001:db8::100", 64)
+    assert netlink.IFADDRMSG.unpack_from(removal, 16)[2] == 0
+
+
 def ack(seq: int, error: int) -> bytes:
     body = struct.pack("=i", error) + netlink.NLMSGHDR.pack(16, netlink.RTM_NEWADDR, 0, seq, 0)
     return netlink.NLMSGHDR.pack(16 + len(body), netlink.NLMSG_ERROR, 0, seq, 1234) + body

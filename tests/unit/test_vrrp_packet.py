@@ -115,6 +115,9 @@ def test_receiver_checks():
     assert check_reason(v3(), dst="192.0.2.50", local_dst=("192.0.2.50",)) is None
     assert check_reason(v3(), unicast_peers=("192.0.2.11",)) == "peer"
     assert check_reason(v3(), unicast_peers=(SRC,)) is None
+    # Unicast peers may be routed (keepalived does not check their TTL either).
+    assert check_reason(v3(), ttl=63, unicast_peers=(SRC,)) is None
+    assert check_reason(v3(), ttl=63, unicast_peers=("192.0.2.11",)) == "peer"
     assert check_reason(v2(password="pw"), auth_pass="pw") is None
     assert check_reason(v2(password="pw"), auth_pass="other") == "auth"
     assert check_reason(v2(), auth_pass="pw") == "auth"
@@ -171,5 +174,79 @@ def test_mutated_packets_only_raise_packet_error(noise, pos, version):
     try:
         rx = packet.decode_ip(bytes(data))
         packet.check(rx, vrid=51, version=version, addresses=("192.0.2.100",))
+    except PacketError:
+        pass
+
+
+# ------------------------------------------------------------------ IPv6
+
+SRC6, DST6 = "fe80::200:ff:fe00:1", packet.VRRP_GROUP6
+
+
+def v6(priority=100, addrs=("2001:db8::100",), interval=1.0) -> Advertisement:
+    return Advertisement(3, 51, priority, interval, addrs)
+
+
+def test_ipv6_layout_pseudo_header_and_round_trip():
+    adv = v6(addrs=("2001:db8::100", "2001:db8::101"), interval=0.1)
+    msg = packet.encode(adv, SRC6)  # the destination defaults to ff02::12
+    assert msg[:4] == bytes([0x31, 51, 100, 2])
+    assert len(msg) == 8 + 2 * 16
+    assert msg[8:24] == ipaddress.IPv6Address("2001:db8::100").packed
+    # RFC 8200 8.1: source, destination, 32-bit upper-layer length, 3 zero
+    # octets, next header.
+    pseudo = (ipaddress.IPv6Address(SRC6).packed + ipaddress.IPv6Address(DST6).packed
+              + struct.pack("!I", len(msg)) + bytes(3) + bytes([112]))
+    assert packet.checksum(pseudo + msg) == 0
+    assert packet.decode(msg, SRC6, DST6) == adv
+    rx = packet.received_ipv6(msg, SRC6, DST6, 255)
+    assert (rx.src, rx.dst, rx.ttl, rx.advert) == (SRC6, DST6, 255, adv)
+    assert reason(packet.decode, msg, "fe80::2", DST6) == "checksum"
+    # Read as IPv4 the same bytes are another packet: 16-octet addresses matter.
+    assert reason(packet.decode, msg, SRC, DST) in ("length", "checksum")
+
+
+def test_ipv6_rejections():
+    v2_bytes = packet.encode(v2())
+    assert reason(packet.decode, v2_bytes, SRC6, DST6) == "version"  # VRRPv2 is IPv4 only
+    with pytest.raises(ValueError):
+        packet.encode(v2(), SRC6)
+    msg = packet.encode(v6(), SRC6)
+    assert reason(packet.received_ipv6, msg, SRC6, "", 255) == "address"  # no destination known
+    assert reason(packet.received_ipv6, msg + bytes(16), SRC6, DST6, 255) == "length"
+    assert reason(packet.received_ipv6, msg[:20], SRC6, DST6, 255) == "truncated"
+    assert reason(packet.received_ipv6, bytes(5000), SRC6, DST6, 255) == "oversized"
+
+    def checked(rx, **kwargs):
+        try:
+            packet.check(rx, vrid=51, version=3, addresses=("2001:db8::100",), **kwargs)
+        except PacketError as exc:
+            return exc.reason
+        return None
+
+    assert checked(packet.received_ipv6(msg, SRC6, DST6, 255)) is None
+    assert checked(packet.received_ipv6(msg, SRC6, DST6, 64)) == "ttl"  # hop limit 255 only
+    other = packet.encode(v6(), SRC6, "ff02::1")
+    assert checked(packet.received_ipv6(other, SRC6, "ff02::1", 255)) == "destination"
+
+
+addresses6 = st.lists(st.integers(0, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n))),
+                      max_size=20).map(tuple)
+
+
+@given(vrid=st.integers(1, 255), prio=st.integers(0, 255), addrs=addresses6,
+       centis=st.integers(1, 4095), src=st.integers(1, 2**128 - 1))
+def test_ipv6_round_trip_property(vrid, prio, addrs, centis, src):
+    src_ip = str(ipaddress.IPv6Address(src))
+    adv = Advertisement(3, vrid, prio, centis / 100, addrs)
+    assert packet.decode(packet.encode(adv, src_ip), src_ip) == adv
+
+
+@settings(max_examples=1000)
+@given(st.binary(max_size=4200), st.integers(0, 255))
+def test_arbitrary_ipv6_payloads_only_raise_packet_error(data, hop_limit):
+    try:
+        rx = packet.received_ipv6(data, SRC6, DST6, hop_limit)
+        packet.check(rx, vrid=51, version=3, addresses=("2001:db8::100",))
     except PacketError:
         pass
