@@ -35,7 +35,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    BackendSwitch, Bind, Config, DenyRule, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    BackendSwitch, Bind, Config, CookiePersistence, DenyRule, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_time
@@ -95,7 +95,7 @@ SERVER_TLS_OPTIONS: dict[str, int] = {
     "no-ssl-reuse": 0, "allow-0rtt": 0,
 }
 UNSUPPORTED_SERVER_OPTIONS = frozenset({
-    "cookie", "track", "resolvers", "resolve-prefer", "resolve-net", "resolve-opts", "send-proxy",
+    "track", "resolvers", "resolve-prefer", "resolve-net", "resolve-opts", "send-proxy",
     "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "check-send-proxy", "proxy-v2-options",
     "source", "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "minconn", "max-reuse",
     "pool-low-conn", "pool-max-conn", "pool-purge-delay", "tfo", "tcp-ut", "proto", "check-proto",
@@ -166,6 +166,7 @@ class ProxyState:
     description: str | None = None
     id: int | None = None
     disabled: bool = False
+    cookie: CookiePersistence | None = None
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -199,7 +200,7 @@ class ProxyState:
             redirects=tuple(self.redirects), tcp_check_steps=tuple(self.tcp_check_steps),
             mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
             stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
-            default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
+            cookie=self.cookie, default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
 
 
@@ -992,6 +993,61 @@ def read_errorfile(path: str) -> bytes:
     return data
 
 
+COOKIE_MODES = ("insert", "rewrite", "prefix")
+COOKIE_FLAGS = ("indirect", "nocache", "postonly", "preserve", "httponly", "secure")
+COOKIE_UNSUPPORTED = ("maxidle", "maxlife", "dynamic")
+
+
+def _cookie(parser, state: ProxyState, args, line, negated) -> None:
+    texts = _texts(args)
+    if not texts:
+        raise ParseError("'cookie' expects a cookie name")
+    name, words = texts[0], texts[1:]
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise ParseError(f"cookie name '{name}' is not a valid cookie name (RFC 6265 token)")
+    mode = "passive"
+    flags: dict[str, bool] = {}
+    domains: list[str] = []
+    attrs: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in COOKIE_MODES:
+            if mode != "passive" and mode != word:
+                raise ParseError(f"cookie '{name}': '{mode}' and '{word}' cannot be combined")
+            mode = word
+        elif word in COOKIE_FLAGS:
+            flags[word] = True
+        elif word in ("domain", "attr"):
+            if i + 1 >= len(words):
+                raise ParseError(f"cookie '{name}': '{word}' needs a value")
+            value = words[i + 1]
+            if any(c in value for c in ";\r\n") or any(ord(c) < 32 for c in value):
+                raise ParseError(f"cookie '{name}': {word} '{value}' may not contain ';' or control characters")
+            (domains if word == "domain" else attrs).append(value)
+            i += 1
+        elif word in COOKIE_UNSUPPORTED:
+            raise ParseError(f"cookie option '{word}' is not supported by haply")
+        else:
+            raise ParseError(f"unknown cookie option '{word}': expected insert, rewrite, prefix, "
+                             f"{', '.join(COOKIE_FLAGS)}, domain or attr")
+        i += 1
+    # HAProxy's rules for combining them (its cookie-options table).
+    if flags.get("indirect") and mode == "rewrite":
+        raise ParseError(f"cookie '{name}': 'indirect' cannot be used with 'rewrite'")
+    if flags.get("preserve") and mode != "insert" and not flags.get("indirect"):
+        raise ParseError(f"cookie '{name}': 'preserve' needs 'insert' or 'indirect'")
+    if mode != "insert":
+        for word in ("nocache", "postonly", "httponly", "secure"):
+            if flags.get(word):
+                raise ParseError(f"cookie '{name}': '{word}' only applies to 'insert'")
+        if domains or attrs:
+            raise ParseError(f"cookie '{name}': 'domain' and 'attr' only apply to 'insert'")
+    state.cookie = CookiePersistence(
+        name=name, mode=mode, domains=tuple(domains), attrs=tuple(attrs), location=line.location,
+        **{flag: flags.get(flag, False) for flag in COOKIE_FLAGS})
+
+
 def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
     uri = _one("monitor-uri", args, "a URI")
     if not uri.startswith("/"):
@@ -1316,6 +1372,10 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
             values["check_addr"] = host
         elif option in ("agent-addr", "agent-send"):
             values[option.replace("-", "_")] = value("a value")
+        elif option == "cookie":
+            if for_default:
+                raise ParseError("'cookie' cannot be set on default-server: each server needs its own value")
+            values["cookie"] = value("a value")
         elif option == "id":
             if for_default:
                 raise ParseError("'id' cannot be set on default-server")
@@ -1504,6 +1564,7 @@ HANDLERS: dict[str, Handler] = {
     "errorfile": _errorfile,
     "http-error": _http_error,
     "monitor-uri": _monitor_uri,
+    "cookie": _cookie,
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,
     "log-format": _log_format,
@@ -1593,6 +1654,12 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             continue
         if proxy.kind == "backend":
             _check_timeouts(proxy, diagnostics)
+        if proxy.cookie is not None:
+            if proxy.mode == "tcp":
+                diagnostics.warning(proxy.cookie.location, f"cookie persistence in '{proxy.name}' has no effect in mode tcp")
+            elif not any(server.cookie for server in proxy.servers):
+                diagnostics.warning(proxy.cookie.location, f"cookie persistence in '{proxy.name}': no server has a "
+                                    "'cookie' value, so no client is ever sent to a server by its cookie")
         if proxy.http_check is not None and proxy.check_kind == "tcp":
             diagnostics.warning(proxy.location, f"http-check rules in '{proxy.name}' have no effect without 'option httpchk'")
         if proxy.tcp_check_steps and proxy.check_kind != "tcp-check":

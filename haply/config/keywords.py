@@ -134,9 +134,11 @@ def _rows() -> list[Keyword]:
           "status <code> [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]...",
           "The page sent for this status, as errorfile but with a body and content type; read at load time."),
         K("monitor-uri", "dfl", "<uri>", "Answer 200 on this URI without forwarding (load-balancer health probe)."),
+        K("cookie", "dlb", "<name> [insert|rewrite|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [attr <a>]*",
+          "Cookie-based persistence: a client's requests go to the server named by its cookie (`server ... cookie <value>`). maxidle, maxlife and dynamic are not supported."),
         K("log-format", "dfl", "<format>", "Custom log line format."),
         K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
-          "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr; TLS options kept for the TLS layer."),
+          "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie; TLS options kept for the TLS layer."),
         K("default-server", "dlb", "[<option>...]", "Options applied to the following server lines."),
         K("server-template", "lb", "<prefix> <num>|<from>-<to> <addr>[:<port>] [<option>...]", "Servers <prefix>1..N sharing one address."),
         K("http-check send", "dlb", "[meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <string>]", "The HTTP health-check request."),
@@ -240,7 +242,7 @@ def _rows() -> list[Keyword]:
         rows.append(K(name, "dflb", "...", "Removed from HAProxy (2.1 and later).", U, modern))
     for name, sections in (
         ("stick-table", "flb"), ("stick", "lb"), ("tcp-request", "dflb"), ("tcp-response", "dlb"),
-        ("cookie", "dlb"), ("compression", "dflb"), ("filter", "flb"), ("capture", "fl"),
+        ("compression", "dflb"), ("filter", "flb"), ("capture", "fl"),
         ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"), ("http-reuse", "dlb"),
         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("errorfiles", "dflb"), ("errorloc", "dflb"), ("errorloc302", "dflb"), ("errorloc303", "dflb"),

@@ -197,6 +197,7 @@ class Server:
     on_marked_up: str | None = None  # "shutdown-backup-sessions"
     id: int | None = None  # `id N`; None = position in the backend
     init_addr: tuple[str, ...] = ()  # methods as written: "last", "libc", "none", an IP
+    cookie: str | None = None  # its value for the backend's persistence cookie
     # anything else parsed from the server line, keyword -> raw value(s); lets the
     # checks and TLS layers read their keywords without the model knowing them all
     extra: tuple[tuple[str, str], ...] = ()
@@ -246,6 +247,27 @@ class LogTarget:
     max_level: str | None = None
     length: int = 1024
     format: str = "rfc3164"
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePersistence:
+    """`cookie NAME [insert|rewrite|prefix] [indirect] [nocache] [postonly]
+    [preserve] [httponly] [secure] [domain D]* [attr A]*` of a backend; the
+    servers' own values are `Server.cookie`. mode "passive" is a cookie line
+    without insert, rewrite or prefix: persistence read from the client's
+    cookie, nothing written."""
+
+    name: str
+    mode: str = "passive"  # "passive" | "insert" | "rewrite" | "prefix"
+    indirect: bool = False
+    nocache: bool = False
+    postonly: bool = False
+    preserve: bool = False
+    httponly: bool = False
+    secure: bool = False
+    domains: tuple[str, ...] = ()
+    attrs: tuple[str, ...] = ()
     location: Location = NOWHERE
 
 
@@ -324,6 +346,7 @@ class Proxy:
     description: str | None = None
     id: int | None = None
     default_backend_location: Location = NOWHERE
+    cookie: CookiePersistence | None = None
 
     @property
     def is_frontend(self) -> bool:

@@ -237,6 +237,8 @@ class ProxyLog:
                   termination: str = "----", server=None) -> None:
         logging = self.logging
         logging.request_counter += 1
+        if request.cookie_flags != "--":  # cookie persistence's two characters
+            termination = termination[:2] + request.cookie_flags
         render = self.http_render
         if render is not None:
             held = request.server

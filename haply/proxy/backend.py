@@ -99,6 +99,13 @@ class BackendRuntime:
             self._take(server)
         return server
 
+    def try_acquire_server(self, server: ServerState) -> ServerState | None:
+        """A slot on this very server (cookie persistence), if it has one free."""
+        if server.maxconn > 0 and server.current_sessions >= server.maxconn:
+            return None
+        self._take(server)
+        return server
+
     async def acquire(self, key, exclude: ServerState | None = None) -> ServerState:
         server = self.try_acquire(key, exclude)
         if server is not None:

@@ -61,7 +61,8 @@ class Request:
                  "body", "body_size", "complete", "upgrade", "tunnel_data",
                  "error", "head_bytes", "_header_map", "client_ip", "ssl",
                  "attempts", "backend", "server", "sent_body", "framing",
-                 "route", "context", "t_wait", "t_connect", "plain", "cut", "raw", "hosts")
+                 "route", "context", "t_wait", "t_connect", "plain", "cut", "raw", "hosts",
+                 "cookie_server", "cookie_flags")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -94,6 +95,10 @@ class Request:
         self.cut: bytes | None = None
         self.raw: bytes | None = None
         self.hosts = 0  # Host fields: with plain, all request_framing would look at
+        # Cookie persistence: the server the client's cookie names (if usable),
+        # and the log's two persistence flags (haply.proxy.persistence).
+        self.cookie_server = None
+        self.cookie_flags = "--"
 
     # SampleContext, for header values such as %[src] (per connection, shared)
     src = property(lambda self: self.context.src)
@@ -434,6 +439,8 @@ class HttpSession(asyncio.Protocol):
         backend = route.backend
         request.backend = backend
         request.route = route
+        if route.cookie is not None:
+            self._persist(request, route.cookie)
         writer = route.request_writer
         head = None
         raw = request.raw
@@ -454,7 +461,10 @@ class HttpSession(asyncio.Protocol):
                 self._respond_local(505)
                 return
         request.head_bytes = head
-        server = backend.try_acquire(request)
+        if request.cookie_server is None:
+            server = backend.try_acquire(request)
+        else:
+            server = backend.try_acquire_server(request.cookie_server)
         if server is not None:
             request.t_wait = 0
             # request.retryable, without the property call
@@ -468,6 +478,19 @@ class HttpSession(asyncio.Protocol):
                 self._send_request(upstream, request)
                 return
         self.loop.create_task(self._connect_and_send(request, server))
+
+    @staticmethod
+    def _persist(request: Request, cookie) -> None:
+        """The server the client's persistence cookie names, and the Cookie
+        fields the server is to see (haply.proxy.persistence)."""
+        server, flag, headers = cookie.on_request(request.headers)
+        request.cookie_server = server
+        if cookie.logs_flags:
+            request.cookie_flags = flag + "-"
+        if headers is not None:
+            request.headers = headers
+            request.plain = False  # written from the fields, not as received
+            request._header_map = None
 
     async def _connect_and_send(self, request: Request, server) -> None:
         backend = request.backend
@@ -594,6 +617,12 @@ class HttpSession(asyncio.Protocol):
         if head is None:
             head = writer.write(version, status, upstream.reason, upstream.headers, body,
                                 keep_client, request.version, request, upgrade)
+        if route.cookie is not None and not upgrade:
+            server = request.server
+            head, flag = route.cookie.edit_response(head, request.method_bytes, status, server,
+                                                    request.cookie_server is server)
+            if route.cookie.logs_flags:
+                request.cookie_flags = request.cookie_flags[0] + flag
         self.response_started = True
         server = request.server
         backend = request.backend

@@ -18,6 +18,7 @@ from haply.http import (connection_modes, for_route, route_errorfiles,
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
 from haply.proxy.conditions import compile_condition, compile_rules
+from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
 
 # How many rejected requests `show errors` keeps.
@@ -43,6 +44,8 @@ class Route:
     # the backend is the frontend).
     redirects: list | None = None
     denials: list | None = None
+    # The backend's cookie persistence (haply.proxy.persistence), None without one.
+    cookie: CookieRouting | None = None
 
 
 class Router:
@@ -90,6 +93,8 @@ class Router:
         if bproxy.name != frontend.name:
             route.redirects = compile_redirects(bproxy.redirects)
             route.denials = compile_denials(bproxy)
+        if bproxy.cookie is not None and bproxy.mode == "http":
+            route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route
 
     def route(self, request) -> Route | None:

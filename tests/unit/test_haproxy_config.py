@@ -1101,3 +1101,65 @@ def test_every_accepted_keyword_is_exercised_by_a_test():
         if row.status != UNSUPPORTED and not re.search(r"(^|[\s\"']|\\n)" + re.escape(name) + r"(\s|\\n|$|\")", source, re.M)
     ]
     assert untested == []
+
+
+# -------------------------------------------------------------- cookie persistence
+
+
+def test_cookie_persistence(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend horizon
+            cookie SERVERID insert indirect nocache httponly secure domain .example.org attr SameSite=Lax
+            server controller-0 192.0.2.10:80 check cookie controller-0
+            server controller-1 192.0.2.11:80 check cookie controller-1
+        backend passive
+            cookie JSESSIONID
+            server a 192.0.2.10:80 cookie a
+        """)
+    horizon = loaded.config.proxy("horizon")
+    cookie = horizon.cookie
+    assert (cookie.name, cookie.mode, cookie.indirect, cookie.nocache, cookie.httponly,
+            cookie.secure, cookie.postonly, cookie.preserve) == (
+        "SERVERID", "insert", True, True, True, True, False, False)
+    assert cookie.domains == (".example.org",) and cookie.attrs == ("SameSite=Lax",)
+    assert [s.cookie for s in horizon.servers] == ["controller-0", "controller-1"]
+    assert loaded.config.proxy("passive").cookie.mode == "passive"
+    assert not loaded.diagnostics.warnings
+
+
+@pytest.mark.parametrize("line, message", [
+    ("cookie SRV insert rewrite", "'insert' and 'rewrite' cannot be combined"),
+    ("cookie SRV rewrite indirect", "'indirect' cannot be used with 'rewrite'"),
+    ("cookie SRV preserve", "'preserve' needs 'insert' or 'indirect'"),
+    ("cookie SRV prefix nocache", "'nocache' only applies to 'insert'"),
+    ("cookie SRV rewrite domain .x.org", "'domain' and 'attr' only apply to 'insert'"),
+    ("cookie SRV insert maxidle 30m", "cookie option 'maxidle' is not supported by haply"),
+    ("cookie SRV insert dynamic", "cookie option 'dynamic' is not supported by haply"),
+    ("cookie SRV insert sticky", "unknown cookie option 'sticky'"),
+    ("cookie SRV insert domain", "'domain' needs a value"),
+    ("cookie SRV insert attr a;b", "may not contain ';'"),
+    ("cookie S=V insert", "is not a valid cookie name"),
+    ("cookie", "'cookie' expects a cookie name"),
+])
+def test_cookie_errors(tmp_path, line, message):
+    found = messages(tmp_path, DEFAULTS + f"backend b\n    {line}\n    server s 192.0.2.1:80 cookie s\n")
+    assert any(message in m and m.startswith("7:") for m in found), found
+
+
+def test_cookie_warnings_and_server_option_errors(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend nocookies
+            cookie SRV insert
+            server s 192.0.2.1:80
+        backend tcp
+            mode tcp
+            cookie SRV insert
+            server s 192.0.2.1:80 cookie s
+        """)
+    found = warnings(loaded)
+    assert any("no server has a 'cookie' value" in w for w in found), found
+    assert any("has no effect in mode tcp" in w and w.startswith("11:") for w in found), found
+    assert any("each server needs its own value" in m for m in messages(
+        tmp_path, DEFAULTS + "backend b\n    default-server cookie x\n    server s 192.0.2.1:80\n"))
+    assert any("'cookie' is not allowed in a 'frontend' section" in m for m in messages(
+        tmp_path, DEFAULTS + "frontend f\n    bind :80\n    cookie SRV insert\n"))
