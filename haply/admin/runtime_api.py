@@ -247,6 +247,54 @@ def cmd_show_backend(api: RuntimeApi, args: list[str]) -> str:
     return "# name\n" + "".join(f"{name}\n" for name in api.engine.backends)
 
 
+def _stick_tables(api: RuntimeApi) -> list:
+    # HAProxy lists the most recently declared table first.
+    return [b.stick.table for b in reversed(list(api.engine.backends.values()))
+            if getattr(b, "stick", None) is not None]
+
+
+def _table_header(table) -> str:
+    return f"# table: {table.name}, type: {table.kind}, size:{table.size}, used:{len(table.entries)}\n"
+
+
+def cmd_show_table(api: RuntimeApi, args: list[str]) -> str:
+    """HAProxy's `show table [NAME]`: the tables, or one table's entries."""
+    tables = _stick_tables(api)
+    if not args:
+        return "".join(_table_header(t) for t in tables)
+    table = next((t for t in tables if t.name == args[0]), None)
+    if table is None:
+        raise CommandError("No such table")
+    now = api.clock()
+    table.purge(now)
+    lines = [_table_header(table)]
+    for key, entry in list(table.entries.items()):
+        expires = 0 if entry.expires is None else max(0, int((entry.expires - now) * 1000))
+        lines.append(f"{id(entry):#x}: key={key} use=0 exp={expires} server_id={entry.server_id} "
+                     f"server_key={entry.server}\n")
+    return "".join(lines)
+
+
+def cmd_clear_table(api: RuntimeApi, args: list[str]) -> str:
+    """`clear table NAME [key KEY]`: forget every entry, or one."""
+    if not args:
+        raise CommandError('Required arguments: <table> "data.<store_data_type>" <operator> <value> '
+                           "or <table> key <key>")
+    table = next((t for t in _stick_tables(api) if t.name == args[0]), None)
+    if table is None:
+        raise CommandError("No such table")
+    if len(args) == 1:
+        table.clear()
+    elif args[1] == "key" and len(args) == 3:
+        table.clear(args[2])
+    elif args[1].startswith("data."):
+        raise CommandError("clearing by stored data is not supported by haply (tables store only the server)")
+    else:
+        raise CommandError('Required arguments: <table> "data.<store_data_type>" <operator> <value> '
+                           "or <table> key <key>")
+    return ""
+
+
 def cmd_show_sess(api: RuntimeApi, args: list[str]) -> str:
     now = api.clock()
     lines = []
@@ -533,6 +581,8 @@ _COMMANDS = [
     ("show servers state", "user", "show servers state [<backend>]", "dump volatile server information (all or for a single backend)", cmd_show_servers_state),
     ("show backend", "user", "show backend", "list backends in the current running config", cmd_show_backend),
     ("show sess", "operator", "show sess", "report the list of current sessions", cmd_show_sess),
+    ("show table", "user", "show table [<name>]", "report table usage stats or dump this table's contents", cmd_show_table),
+    ("clear table", "operator", "clear table <table> [key <key>]", "remove an entry from a table, or all of them", cmd_clear_table),
     ("show errors", "operator", "show errors", "report last request and/or response errors for each proxy", cmd_show_errors),
     ("get weight", "user", "get weight <bk>/<srv>", "report a server's current weight", cmd_get_weight),
     ("clear counters", "operator", "clear counters [all]", "clear max statistics counters", cmd_clear_counters),

@@ -35,7 +35,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    BackendSwitch, Bind, Config, CookiePersistence, DenyRule, ForwardFor, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    BackendSwitch, Bind, Config, CookiePersistence, DenyRule, ForwardFor, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_time
@@ -167,6 +167,8 @@ class ProxyState:
     id: int | None = None
     disabled: bool = False
     cookie: CookiePersistence | None = None
+    stick_table: StickTableSpec | None = None
+    stick_rules: list[StickRule] = field(default_factory=list)
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -200,7 +202,8 @@ class ProxyState:
             redirects=tuple(self.redirects), tcp_check_steps=tuple(self.tcp_check_steps),
             mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
             stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
-            cookie=self.cookie, default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
+            cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
+            default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
 
 
@@ -1048,6 +1051,82 @@ def _cookie(parser, state: ProxyState, args, line, negated) -> None:
         **{flag: flags.get(flag, False) for flag in COOKIE_FLAGS})
 
 
+STICK_TABLE_TYPES = ("ip", "ipv6", "integer", "string")
+STICK_TABLE_UNSUPPORTED = ("peers", "store", "srvkey", "write-to", "recv-only")
+STICK_PATTERNS = ("src", "dst", "src_port", "dst_port")
+STICK_FUNCTIONS = re.compile(r"(req\.hdr|hdr|req\.cook|cookie)\(([^(),]+)\)")
+MAX_STICK_TABLE_EXPIRE = 2**31 / 1000  # HAProxy's limit: "slightly above 24 days"
+
+
+def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
+    if state.kind == "frontend":
+        raise ParseError("a stick-table in a frontend serves track-sc rules, which are not supported by haply; "
+                         "declare it in the backend with its stick rules")
+    words = _texts(args)
+    kind = length = size = expire = None
+    nopurge = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        value = words[i + 1] if i + 1 < len(words) else None
+        if word == "nopurge":
+            nopurge, i = True, i + 1
+            continue
+        if word in STICK_TABLE_UNSUPPORTED:
+            raise ParseError(f"stick-table option '{word}' is not supported by haply")
+        if word not in ("type", "len", "size", "expire"):
+            raise ParseError(f"unknown stick-table option '{word}': expected type, len, size, expire or nopurge")
+        if value is None:
+            raise ParseError(f"stick-table '{word}' needs a value")
+        if word == "type":
+            if value == "binary":
+                raise ParseError("stick-table type 'binary' is not supported by haply")
+            if value not in STICK_TABLE_TYPES:
+                raise ParseError(f"stick-table type '{value}': expected ip, ipv6, integer or string")
+            kind = value
+        elif word == "len":
+            length = parse_int(value, "stick-table len", 1, 65535)
+        elif word == "size":
+            multiplier = {"k": 2**10, "m": 2**20, "g": 2**30}.get(value[-1:].lower(), 1)
+            size = parse_int(value[:-1] if multiplier > 1 else value, "stick-table size", 1) * multiplier
+        else:
+            expire = parse_time(value, "stick-table expire")
+            if not 0 < expire <= MAX_STICK_TABLE_EXPIRE:
+                raise ParseError(f"stick-table expire {value} must be above 0 and at most 24 days")
+        i += 2
+    if kind is None or size is None:
+        raise ParseError("stick-table needs 'type' and 'size', as in 'stick-table type ip size 1000'")
+    if length is not None and kind != "string":
+        raise ParseError("stick-table 'len' only applies to type string")
+    state.stick_table = StickTableSpec(state.name, kind, size, length or 32, expire, nopurge, line.location)
+
+
+def _stick(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args)
+    words = _texts(before)
+    if not words or words[0] not in ("on", "match", "store-request", "store-response"):
+        raise ParseError("'stick' expects on, match or store-request, then a pattern")
+    kind = words[0]
+    if kind == "store-response":
+        raise ParseError("'stick store-response' is not supported by haply")
+    if len(words) < 2:
+        raise ParseError(f"'stick {kind}' expects a pattern such as src or dst")
+    pattern = words[1]
+    if pattern not in STICK_PATTERNS and not STICK_FUNCTIONS.fullmatch(pattern):
+        raise ParseError(f"stick pattern '{pattern}' is not supported by haply "
+                         "(supported: src, dst, src_port, dst_port, req.hdr(NAME), req.cook(NAME))")
+    rest = words[2:]
+    if rest[:1] == ["table"]:
+        if len(rest) < 2:
+            raise ParseError("'table' needs a table name")
+        if rest[1] != state.name:
+            raise ParseError(f"stick rules on another proxy's table ('{rest[1]}') are not supported by haply")
+        rest = rest[2:]
+    if rest:
+        raise ParseError(f"unexpected '{rest[0]}' after the stick pattern: expected table NAME or if|unless CONDITION")
+    state.stick_rules.append(StickRule(kind, pattern, condition, line.location))
+
+
 def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
     uri = _one("monitor-uri", args, "a URI")
     if not uri.startswith("/"):
@@ -1565,6 +1644,8 @@ HANDLERS: dict[str, Handler] = {
     "http-error": _http_error,
     "monitor-uri": _monitor_uri,
     "cookie": _cookie,
+    "stick-table": _stick_table,
+    "stick": _stick,
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,
     "log-format": _log_format,
@@ -1654,6 +1735,11 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             continue
         if proxy.kind == "backend":
             _check_timeouts(proxy, diagnostics)
+        if proxy.stick_rules and proxy.stick_table is None:
+            diagnostics.error(proxy.stick_rules[0].location, f"stick rules in '{proxy.name}' need a "
+                              "'stick-table' in the same section")
+        if proxy.stick_table is not None:
+            _check_stick_types(proxy, diagnostics, config.global_.nbthread)
         if proxy.cookie is not None:
             if proxy.mode == "tcp":
                 diagnostics.warning(proxy.cookie.location, f"cookie persistence in '{proxy.name}' has no effect in mode tcp")
@@ -1664,6 +1750,24 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             diagnostics.warning(proxy.location, f"http-check rules in '{proxy.name}' have no effect without 'option httpchk'")
         if proxy.tcp_check_steps and proxy.check_kind != "tcp-check":
             diagnostics.warning(proxy.location, f"tcp-check rules in '{proxy.name}' have no effect without 'option tcp-check'")
+
+
+def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | None) -> None:
+    table = proxy.stick_table
+    for rule in proxy.stick_rules:
+        address = rule.pattern in ("src", "dst")
+        port = rule.pattern.endswith("_port")
+        if (table.kind in ("ip", "ipv6") and not address) or (table.kind == "integer" and not port):
+            diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' does not fit the {table.kind} "
+                              f"table of '{proxy.name}'")
+        if proxy.mode == "tcp" and not (address or port):
+            diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' reads the HTTP request; "
+                              f"'{proxy.name}' is in mode tcp")
+    if not proxy.stick_rules:
+        diagnostics.warning(table.location, f"the stick-table of '{proxy.name}' has no stick rule using it")
+    if workers and workers > 1:
+        diagnostics.warning(table.location, f"the stick-table of '{proxy.name}' is kept by each of the {workers} "
+                            "worker processes apart: a client can stick to different servers through different workers")
 
 
 def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:

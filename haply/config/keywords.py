@@ -136,6 +136,10 @@ def _rows() -> list[Keyword]:
         K("monitor-uri", "dfl", "<uri>", "Answer 200 on this URI without forwarding (load-balancer health probe)."),
         K("cookie", "dlb", "<name> [insert|rewrite|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [attr <a>]*",
           "Cookie-based persistence: a client's requests go to the server named by its cookie (`server ... cookie <value>`). maxidle, maxlife and dynamic are not supported."),
+        K("stick-table", "flb", "type ip|ipv6|integer|string [len <n>] size <n> [expire <time>] [nopurge]",
+          "The proxy's stickiness table (peers, store, srvkey and type binary are not supported; each worker process keeps its own)."),
+        K("stick", "lb", "on|match|store-request <pattern> [table <own name>] [if|unless <cond>]",
+          "Stick a client to a server by src, dst, src_port, dst_port, req.hdr(<name>) or req.cook(<name>)."),
         K("log-format", "dfl", "<format>", "Custom log line format."),
         K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
           "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie; TLS options kept for the TLS layer."),
@@ -241,7 +245,7 @@ def _rows() -> list[Keyword]:
     ):
         rows.append(K(name, "dflb", "...", "Removed from HAProxy (2.1 and later).", U, modern))
     for name, sections in (
-        ("stick-table", "flb"), ("stick", "lb"), ("tcp-request", "dflb"), ("tcp-response", "dlb"),
+        ("tcp-request", "dflb"), ("tcp-response", "dlb"),
         ("compression", "dflb"), ("filter", "flb"), ("capture", "fl"),
         ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"), ("http-reuse", "dlb"),
         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),

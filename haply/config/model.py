@@ -272,6 +272,30 @@ class CookiePersistence:
 
 
 @dataclass(frozen=True, slots=True)
+class StickTableSpec:
+    """`stick-table type ip|ipv6|integer|string [len N] size N [expire T]
+    [nopurge]` of a proxy; the table is named after it."""
+
+    name: str
+    kind: str  # "ip" | "ipv6" | "integer" | "string"
+    size: int
+    length: int = 32  # string tables: characters kept
+    expire: float | None = None  # seconds; None: entries never expire
+    nopurge: bool = False
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class StickRule:
+    """`stick on | match | store-request PATTERN [if|unless COND]`."""
+
+    kind: str  # "on" | "match" | "store-request"
+    pattern: str  # src, dst, src_port, dst_port, req.hdr(NAME), req.cook(NAME)
+    condition: Condition | None = None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyStats:
     """The `stats` keywords of a proxy: the statistics page (served later by the
     admin layer). HAProxy enables the page with any of uri, realm, auth, refresh,
@@ -347,6 +371,8 @@ class Proxy:
     id: int | None = None
     default_backend_location: Location = NOWHERE
     cookie: CookiePersistence | None = None
+    stick_table: StickTableSpec | None = None
+    stick_rules: tuple[StickRule, ...] = ()
 
     @property
     def is_frontend(self) -> bool:

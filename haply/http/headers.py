@@ -445,10 +445,12 @@ class _HeadWriter:
                     continue
                 placed = True
                 canonical = b"%d" % framing.length if kind == LENGTH else b"chunked"
-                # "\r\nName: value" with one space and no trailing blank is
-                # kept as the server wrote it (its case too)
-                if value != canonical or \
-                        not low.startswith(b"\r\n", start + len(lname) + 4 + len(value)):
+                # "\r\nName: value" with one space, no trailing blank and the
+                # value in canonical case (chunked, not Chunked) is kept as the
+                # server wrote it (the name's case too)
+                at = start + len(lname) + 4  # where the value starts, after ": "
+                if value != canonical or not head.startswith(canonical, at) or \
+                        not low.startswith(b"\r\n", at + len(value)):
                     end = search = low.find(b"\r\n", search)
                     out += (head[pos:start], b"\r\n", head[start + 2:start + 2 + len(lname)],
                             b": ", canonical)

@@ -19,6 +19,7 @@ from typing import Callable
 from haply.balance import make_balancer
 from haply.config.model import Proxy
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
+from haply.proxy.stick import Stickiness
 from haply.runtime.registry import Registry, ServerState
 
 # HAProxy applies `timeout connect` to the queue when `timeout queue` is unset, and
@@ -83,6 +84,10 @@ class BackendRuntime:
         self.retried = 0
         self.redispatched = 0
         self.denied = 0  # requests refused by its own `http-request deny` rules
+        # `stick-table` with stick rules (haply.proxy.stick), else None.
+        self.stick: Stickiness | None = None
+        if proxy.stick_table is not None and proxy.stick_rules:
+            self.stick = Stickiness(proxy.stick_table, proxy.stick_rules, self.servers)
         self.no_server = 0
         self.bytes_in = 0
         self.bytes_out = 0

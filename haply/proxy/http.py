@@ -461,10 +461,13 @@ class HttpSession(asyncio.Protocol):
                 self._respond_local(505)
                 return
         request.head_bytes = head
-        if request.cookie_server is None:
+        persistent = request.cookie_server  # the cookie goes first, then stick rules
+        if persistent is None and backend.stick is not None:
+            persistent = backend.stick.match(request, self.loop.time())
+        if persistent is None:
             server = backend.try_acquire(request)
         else:
-            server = backend.try_acquire_server(request.cookie_server)
+            server = backend.try_acquire_server(persistent)
         if server is not None:
             request.t_wait = 0
             # request.retryable, without the property call
@@ -531,6 +534,8 @@ class HttpSession(asyncio.Protocol):
         backend = request.backend
         if backend.sessions is not None:
             backend.track(request.server, self)
+        if backend.stick is not None:  # the server really sent to (store-request)
+            backend.stick.store(request, request.server, self.loop.time())
         self.response_started = False
         upstream.begin(self, request.method_bytes == b"HEAD")
         transport = upstream.transport

@@ -20,7 +20,7 @@ from haply.proxy.timers import Deadline
 class SourceKey:
     """What the balancer may hash in mode tcp: only the client's address."""
 
-    __slots__ = ("client_ip",)
+    __slots__ = ("client_ip", "src_port", "dst", "dst_port")
     uri = ""
     query = ""
 
@@ -28,8 +28,12 @@ class SourceKey:
     def header(name: str) -> list[str]:
         return []
 
-    def __init__(self, client_ip: str):
+    def __init__(self, client_ip: str, src_port: int = 0, dst: str = "", dst_port: int = 0):
+        # The addresses also feed stick rules (src, dst, src_port, dst_port).
         self.client_ip = client_ip
+        self.src_port = src_port
+        self.dst = dst
+        self.dst_port = dst_port
 
 
 def session_timeout(client: float | None, server: float | None,
@@ -104,11 +108,20 @@ class TcpClientProtocol(asyncio.Protocol):
     async def _connect(self) -> None:
         peer = self.transport.get_extra_info("peername")
         sockname = self.transport.get_extra_info("sockname")
-        key = SourceKey(peer[0] if peer else "")
+        key = SourceKey(peer[0] if peer else "", peer[1] if peer else 0,
+                        sockname[0] if sockname else "", sockname[1] if sockname else 0)
         loop = self.loop
         start = loop.time()
+        backend = self.backend
+        stick = backend.stick
         try:
-            server = await self.backend.acquire(key)
+            server = None
+            if stick is not None:
+                persistent = stick.match(key, start)
+                if persistent is not None:
+                    server = backend.try_acquire_server(persistent)
+            if server is None:
+                server = await backend.acquire(key)
             now = loop.time()
             self.t_wait = int((now - start) * 1000)
             server, transport, _ = await self.backend.connect(
@@ -117,7 +130,9 @@ class TcpClientProtocol(asyncio.Protocol):
                 client=self.transport,
             )
             self.t_connect = int((loop.time() - now) * 1000)
-            self.backend.registry.record_times(server, self.t_wait, self.t_connect)  # stats
+            backend.registry.record_times(server, self.t_wait, self.t_connect)  # stats
+            if stick is not None:  # the server really connected to (HAProxy's store-request)
+                stick.store(key, server, loop.time())
         except NoServerAvailable as exc:
             if exc.reason == "queue timeout" and self.t_wait < 0:
                 self.t_wait = int((loop.time() - start) * 1000)

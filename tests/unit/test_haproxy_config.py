@@ -790,7 +790,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             timeout conect 5s
             optoin httplog
             option httpclse
-            stick-table type ip size 1m
+            stick-table type ip size 1m peers mypeers
         frontend f
             tcp-request connection reject
             http-request tarpit
@@ -807,7 +807,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "5: unknown keyword 'timeout conect' in 'defaults' section; did you mean 'timeout connect'?",
         "6: unknown keyword 'optoin' in 'defaults' section; did you mean 'option'?",
         "7: unknown keyword 'option httpclse' in 'defaults' section; did you mean 'option httpclose'?",
-        "8: 'stick-table' is not supported by haply",
+        "8: 'stick-table' is not allowed in a 'defaults' section (allowed in: frontend, listen, backend)",
         "10: 'tcp-request' is not supported by haply",
         "11: 'http-request tarpit' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
@@ -1163,3 +1163,71 @@ def test_cookie_warnings_and_server_option_errors(tmp_path):
         tmp_path, DEFAULTS + "backend b\n    default-server cookie x\n    server s 192.0.2.1:80\n"))
     assert any("'cookie' is not allowed in a 'frontend' section" in m for m in messages(
         tmp_path, DEFAULTS + "frontend f\n    bind :80\n    cookie SRV insert\n"))
+
+
+# --------------------------------------------------------------- stick tables
+
+
+def test_stick_table_and_rules(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        listen mysql
+            bind 192.0.2.5:3306
+            mode tcp
+            stick on dst
+            stick-table type ip size 1k expire 30m
+            server c0 192.0.2.13:3306 backup check port 9200
+        backend web
+            stick-table type string len 16 size 10 nopurge
+            stick match req.cook(SESSION) table web
+            stick store-request req.hdr(X-User) if { src 10.0.0.0/8 }
+            server s 192.0.2.1:80
+        """)
+    mysql, web = loaded.config.proxy("mysql"), loaded.config.proxy("web")
+    table = mysql.stick_table
+    assert (table.name, table.kind, table.size, table.expire, table.nopurge) == ("mysql", "ip", 1024, 1800.0, False)
+    assert [(r.kind, r.pattern) for r in mysql.stick_rules] == [("on", "dst")]
+    assert (web.stick_table.kind, web.stick_table.length, web.stick_table.nopurge) == ("string", 16, True)
+    assert [(r.kind, r.pattern, r.condition is not None) for r in web.stick_rules] == [
+        ("match", "req.cook(SESSION)", False), ("store-request", "req.hdr(X-User)", True)]
+    assert not loaded.diagnostics.warnings
+
+
+@pytest.mark.parametrize("lines, message", [
+    ("stick-table type ip", "needs 'type' and 'size'"),
+    ("stick-table type binary size 10", "type 'binary' is not supported by haply"),
+    ("stick-table type ip size 10 peers mypeers", "option 'peers' is not supported by haply"),
+    ("stick-table type ip size 10 store conn_cur", "option 'store' is not supported by haply"),
+    ("stick-table type ip len 4 size 10", "'len' only applies to type string"),
+    ("stick-table type ip size 10 expire 30d", "at most 24 days"),
+    ("stick-table type mac size 10", "expected ip, ipv6, integer or string"),
+    ("stick on src", "need a 'stick-table' in the same section"),
+    ("stick-table type ip size 10\n    stick store-response src", "'stick store-response' is not supported"),
+    ("stick-table type ip size 10\n    stick on url_param(x)", "stick pattern 'url_param(x)' is not supported"),
+    ("stick-table type ip size 10\n    stick on src table other", "another proxy's table ('other')"),
+    ("stick-table type ip size 10\n    stick on req.hdr(x)", "does not fit the ip table"),
+    ("stick-table type integer size 10\n    stick on src", "does not fit the integer table"),
+    ("stick-table type ip size 10\n    stick", "expects on, match or store-request"),
+])
+def test_stick_errors(tmp_path, lines, message):
+    found = messages(tmp_path, DEFAULTS + f"backend b\n    {lines}\n    server s 192.0.2.1:80\n")
+    assert any(message in m for m in found), found
+
+
+def test_stick_warnings(tmp_path):
+    loaded = load_text(tmp_path, "global\n    nbthread 2\n" + DEFAULTS + """\
+        backend b
+            stick-table type ip size 10
+            stick on src
+            server s 192.0.2.1:80
+        backend unused
+            stick-table type ip size 10
+            server s 192.0.2.1:80
+        """)
+    found = warnings(loaded)
+    assert any("kept by each of the 2 worker processes" in w for w in found), found
+    assert any("has no stick rule using it" in w for w in found), found
+    assert any("track-sc rules, which are not supported" in m for m in messages(
+        tmp_path, DEFAULTS + "frontend f\n    bind :80\n    stick-table type ip size 10\n"))
+    assert any("reads the HTTP request" in m for m in messages(tmp_path, DEFAULTS + (
+        "backend t\n    mode tcp\n    stick-table type string size 10\n    stick on req.hdr(x)\n"
+        "    server s 192.0.2.1:80\n")))
