@@ -42,12 +42,13 @@ CHECK_STATUS_CODES = {
     "L6TOUT": 10, "L6RSP": 11, "L7TOUT": 12, "L7RSP": 13, "L7OK": 15, "L7OKC": 16,
     "L7STS": 17,
 }
-# Commands that change server state: a worker process passes them on to the
-# others (Engine.on_operator_change) so every worker's registry agrees.
+# Commands that change server state (or forget stick entries): a worker process
+# passes them on to the others (Engine.on_operator_change) so every worker agrees.
 OPERATOR_CHANGES = frozenset({
     ("disable", "server"), ("enable", "server"), ("disable", "health"),
     ("enable", "health"), ("disable", "agent"), ("enable", "agent"), ("set", "server"),
     ("set", "weight"), ("add", "server"), ("del", "server"), ("clear", "counters"),
+    ("clear", "table"),
 })
 SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
