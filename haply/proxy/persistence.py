@@ -37,7 +37,7 @@ backend), and the answer then moves the client with a new cookie.
 from __future__ import annotations
 
 from haply.config.model import CookiePersistence
-from haply.runtime.registry import DOWN, MAINT, ServerState
+from haply.runtime.registry import ServerState
 
 PREFIX_DELIMITER = b"~"
 CACHE_CONTROL_PRIVATE = b"Cache-control: private\r\n"
@@ -45,11 +45,6 @@ CACHE_CONTROL_PRIVATE = b"Cache-control: private\r\n"
 HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
 UNCACHEABLE_DIRECTIVES = frozenset({b"private", b"no-cache", b"no-store", b"max-age=0",
                                     b"s-maxage=0"})
-
-
-def persistent(server: ServerState) -> bool:
-    """May take a request by cookie: not DOWN and not in maintenance."""
-    return server.admin != MAINT and server.operational != DOWN
 
 
 def cacheable(method: bytes, status: int, fields: list[tuple[bytes, bytes]]) -> bool:
@@ -169,7 +164,7 @@ class CookieRouting:
             server = self.server_named(found) if found else None
             if server is None:
                 flag = "I"
-            elif persistent(server):
+            elif server.takes_persistent:
                 flag = "V"
             else:
                 flag, server = "D", None

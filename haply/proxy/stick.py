@@ -15,6 +15,9 @@ Pure: keys and servers in, decisions out; time is an argument. Entries expire
 table forgets its least recently used entry, or refuses the new one with
 `nopurge`.
 
+As with cookies (haply.proxy.persistence), a request whose stuck server is at its
+`maxconn` is balanced rather than queued for that server.
+
 Each worker process has its own tables (HAProxy shares them between threads, or
 between nodes with `peers`, which haply does not support); `haply -c` says so
 when nbthread is above 1.
@@ -29,7 +32,7 @@ from typing import Callable, Protocol
 
 from haply.config.model import StickRule, StickTableSpec
 from haply.proxy.conditions import compile_condition
-from haply.runtime.registry import DOWN, MAINT, ServerState
+from haply.runtime.registry import ServerState
 
 
 class StickView(Protocol):
@@ -176,24 +179,30 @@ class Stickiness:
         self.stores = [(fetch_for(r.pattern), compile_condition(r.condition))
                        for r in rules if r.kind in ("on", "store-request")]
 
-    def match(self, view: StickView, now: float) -> ServerState | None:
-        """The server the first matching rule's entry names, if it may take
-        the request (not DOWN, not in maintenance; a draining one may)."""
+    def _keys(self, rules, view: StickView):
+        """The table's keys the rules whose condition holds take from view, in
+        rule order."""
         table = self.table
-        for fetch, condition in self.matches:
+        for fetch, condition in rules:
             if condition is not None and not condition(view):
                 continue
             raw = fetch(view)
             key = table.normalise(raw) if raw is not None else None
-            if key is None:
-                continue
+            if key is not None:
+                yield key
+
+    def match(self, view: StickView, now: float) -> ServerState | None:
+        """The server the first matching rule's entry names, if it may take
+        the request (not DOWN, not in maintenance; a draining one may)."""
+        table = self.table
+        for key in self._keys(self.matches, view):
             entry = table.lookup(key, now)
             if entry is None:
                 continue
             table.touch(key, now)
             for server in self.servers:
                 if server.name == entry.server:
-                    if server.admin != MAINT and server.operational != DOWN:
+                    if server.takes_persistent:
                         return server
                     break
         return None
@@ -201,12 +210,6 @@ class Stickiness:
     def store(self, view: StickView, server: ServerState, now: float) -> None:
         """Once connected: the first rule that yields a key records server
         (HAProxy stores one key per table and request)."""
-        table = self.table
-        for fetch, condition in self.stores:
-            if condition is not None and not condition(view):
-                continue
-            raw = fetch(view)
-            key = table.normalise(raw) if raw is not None else None
-            if key is not None:
-                table.store(key, server, now)
-                return
+        key = next(self._keys(self.stores, view), None)
+        if key is not None:
+            self.table.store(key, server, now)

@@ -82,6 +82,12 @@ class ServerState:
         )
 
     @property
+    def takes_persistent(self) -> bool:
+        """May take a client that a cookie or a stick table sends to it: not
+        DOWN and not in maintenance (a draining server keeps its clients)."""
+        return self.admin != MAINT and self.operational != DOWN
+
+    @property
     def has_free_slot(self) -> bool:
         return self.maxconn <= 0 or self.current_sessions < self.maxconn
 
