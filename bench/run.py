@@ -333,9 +333,14 @@ def proxy_config(scenario: Scenario, listen_port: int, server_ports: list[int],
     return "\n".join(lines) + "\n"
 
 
-def proxy_command(proxy: str, config: Path, haproxy: str) -> list[str]:
+FLOOR_RELAY = Path(__file__).resolve().parent / "http_floor.py"
+
+
+def proxy_command(proxy: str, config: Path, haproxy: str, floor: bool = False) -> list[str]:
     if proxy == "haproxy":
         return [haproxy, "-f", str(config), "-db"]
+    if floor:  # the minimal relay in haply's place (bench/http_floor.py)
+        return [sys.executable, str(FLOOR_RELAY), str(config)]
     return [sys.executable, "-m", "haply", "-f", str(config), "-db"]
 
 
@@ -457,7 +462,7 @@ def run_once(scenario: Scenario, proxy: str, rnd: int, args, workdir: Path,
     config = workdir / f"{scenario.name}.cfg"
     config.write_text(proxy_config(scenario, listen_port, server_ports, args.workers))
     log = workdir / f"{scenario.name}.{proxy}.log"
-    proc = start(proxy_command(proxy, config, args.haproxy), log,
+    proc = start(proxy_command(proxy, config, args.haproxy, args.floor), log,
                  cpu=0 if args.pin else None)
     try:
         wait_http(proc, listen_port, SMALL_PATH, proxy, log)
@@ -590,9 +595,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="nbthread for both: HAProxy threads, haply worker processes (default 1)")
     p.add_argument("--haproxy", default=HAPROXY, help=f"HAProxy binary (default {HAPROXY})")
     p.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    p.add_argument("--floor", action="store_true",
+                   help="run bench/http_floor.py (a minimal httptools relay) in haply's "
+                        "place, to measure what any Python relay pays (http scenarios)")
     p.add_argument("--keep", action="store_true",
                    help="keep the work directory (configs and logs) and print its path")
     args = p.parse_args(argv)
+    if args.floor and (args.workers > 1 or any(
+            SCENARIOS[name].mode != "http" for name in args.scenario or SCENARIOS)):
+        p.error("--floor is for the http scenarios (l7_keepalive, l7_close) with one worker")
     if args.workers > 1 and args.pin:
         p.error("--pin puts the proxy on one CPU: use it with --workers 1")
     if args.rounds < 1 or args.duration <= 0 or args.idle_connections < 1 or args.workers < 1:

@@ -31,7 +31,9 @@ def adapted_seed(http_port: int, https_port: int, backend_ports: list[int], cert
     for seed_port, port in zip((8781, 8782, 8783, 8784), backend_ports):
         text = re.sub(rf"(?m)^(\s*Port)\s+{seed_port}$", rf"\g<1> {port}", text)
     text = text.replace("/etc/ssl/pound.crt-key", str(cert))
-    assert "8773" not in text and "136.159" not in text and "878" not in text
+    # Every seed address and port was replaced (word bounds: a free port such
+    # as 38789 may contain "878").
+    assert not re.search(r"\b(8773|8772|878[1-4])\b|136\.159", text), text
     return text
 
 
