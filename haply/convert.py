@@ -148,6 +148,10 @@ def _proxy(proxy: Proxy) -> list[str]:
         if rule.action == "deny":  # Pound's xHTTP
             out.append(f"    http-request deny deny_status {rule.status}{condition(rule.condition)}")
             continue
+        if rule.action == "redirect":
+            out.append(f"    http-request redirect {rule.kind} {quote(rule.target)} code {rule.code}"
+                       f"{condition(rule.condition)}")
+            continue
         value = f" {quote(rule.value)}" if rule.value is not None else ""
         out.append(f"    http-request {rule.action} {rule.name}{value}{condition(rule.condition)}")
     if proxy.forward_for is not None:

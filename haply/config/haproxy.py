@@ -944,10 +944,24 @@ def _read_errorfile_for_answer(path: str) -> bytes:
 
 
 def _redirect(parser, state: ProxyState, args, line, negated) -> None:
+    state.redirects.append(_parse_redirect(state, args, line, "redirect"))
+
+
+def _http_request_redirect(parser, state: ProxyState, args, line, negated) -> None:
+    """Evaluated in order among the http-request rules (the legacy `redirect`
+    lines come after all of them), as in HAProxy."""
+    rule = _parse_redirect(state, args, line, "http-request redirect")
+    if "%" in rule.target:
+        raise ParseError("log-format values (%[...], %H ...) in http-request redirect targets are "
+                         "not supported by haply: give a literal scheme, location or prefix")
+    state.http_request_rules.append(rule)
+
+
+def _parse_redirect(state: ProxyState, args, line, keyword: str) -> Redirect:
     before, condition = _condition(state, args)
     texts = _texts(before)
     if len(texts) < 2 or texts[0] not in ("scheme", "location", "prefix"):
-        raise ParseError("'redirect' expects scheme|location|prefix followed by a target")
+        raise ParseError(f"'{keyword}' expects scheme|location|prefix followed by a target")
     kind, target, rest = texts[0], texts[1], texts[2:]
     code, options = 302, []
     i = 0
@@ -965,7 +979,7 @@ def _redirect(parser, state: ProxyState, args, line, negated) -> None:
             raise ParseError(f"redirect option '{word}' is not supported by haply")
         else:
             raise ParseError(f"unexpected '{word}' in redirect: expected code N, drop-query, append-slash or if|unless")
-    state.redirects.append(Redirect(kind, target, code, tuple(options), condition, line.location))
+    return Redirect(kind, target, code, tuple(options), condition, line.location)
 
 
 def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
@@ -1636,6 +1650,7 @@ HANDLERS: dict[str, Handler] = {
     "http-request del-header": _header_rule("http-request", "del-header"),
     "http-request use-service": _use_service,
     "http-request deny": _deny,
+    "http-request redirect": _http_request_redirect,
     "http-response set-header": _header_rule("http-response", "set-header"),
     "http-response add-header": _header_rule("http-response", "add-header"),
     "http-response del-header": _header_rule("http-response", "del-header"),
@@ -1771,21 +1786,26 @@ def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | No
 
 
 def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:
-    """HAProxy tests a deny's condition on the request as the rules above it left
-    it; haply applies header edits when it writes the request out, so a deny
-    sees the fields as the client sent them. Say so where that can differ."""
+    """HAProxy reads a deny's or redirect's fields on the request as the rules
+    above it left it; haply applies header edits when it writes the request out,
+    so those rules see the fields as the client sent them. Say so where that
+    can differ."""
     edited: set[str] = set()
     for rule in proxy.http_request_rules:
         if rule.action in ("set-header", "add-header", "del-header"):
             edited.add(rule.name.lower())
-        elif rule.action == "deny" and rule.condition is not None:
-            read = {term.acl.arg.lower() for group in rule.condition.any_of for term in group
-                    if term.acl.fetch.startswith("hdr") and term.acl.arg}
+        elif rule.action in ("deny", "redirect"):
+            read = set()
+            if rule.condition is not None:
+                read = {term.acl.arg.lower() for group in rule.condition.any_of for term in group
+                        if term.acl.fetch.startswith("hdr") and term.acl.arg}
+            if rule.action == "redirect" and rule.kind == "scheme":
+                read.add("host")  # the Location is built from it
             for name in sorted(read & edited):
                 diagnostics.warning(
                     rule.location,
-                    f"http-request deny tests header '{name}', which an http-request rule above "
-                    "it edits: haply tests the field as the client sent it (HAProxy, as edited)")
+                    f"http-request {rule.action} reads header '{name}', which an http-request rule "
+                    "above it edits: haply reads the field as the client sent it (HAProxy, as edited)")
 
 
 def _check_timeouts(proxy: Proxy, diagnostics: Diagnostics) -> None:

@@ -124,6 +124,8 @@ def _rows() -> list[Keyword]:
         K("http-request deny", "flb",
           "[deny_status|status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
           "Answer the request with an error (403 by default) instead of forwarding it."),
+        K("http-request redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
+          "A redirect evaluated in order among the http-request rules (literal targets; log-format values are not supported)."),
         K("http-response set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a response header."),
         K("http-response add-header", "flb", "<name> <fmt> [if|unless <cond>]", "Append a response header."),
         K("http-response del-header", "flb", "<name> [if|unless <cond>]", "Remove a response header."),
@@ -277,7 +279,7 @@ def _rows() -> list[Keyword]:
             name = f"{family} {action}"
             if action == "cache-use" and family == "http-response" or action == "cache-store" and family == "http-request":
                 continue
-            if name == "http-request deny":
+            if name in ("http-request deny", "http-request redirect"):
                 continue  # supported
             rows.append(K(name, "dflb", "...", "HAProxy action not implemented by haply.", U))
     # program sections (manual 3.9) and haply's supervision extensions

@@ -107,6 +107,7 @@ class Redirect:
     refused by the parser).
     """
 
+    action: ClassVar[str] = "redirect"  # as an http-request rule (`http-request redirect`)
     kind: str  # "scheme" | "location" | "prefix"
     target: str
     code: int = 302
@@ -331,7 +332,7 @@ class Proxy:
     acls: tuple[Acl, ...] = ()
     backend_switches: tuple[BackendSwitch, ...] = ()
     default_backend: str | None = None
-    http_request_rules: tuple[HeaderRule | DenyRule, ...] = ()
+    http_request_rules: tuple[HeaderRule | DenyRule | Redirect, ...] = ()
     http_response_rules: tuple[HeaderRule, ...] = ()
     # backend side
     servers: tuple[Server, ...] = ()

@@ -408,10 +408,10 @@ class HttpSession(asyncio.Protocol):
             self._respond_local(200, responses.error_response(200, None, close=False),
                                 keep_alive=request.keep_alive)
             return
-        if router.denials is not None:
-            rule = first_match(router.denials, request)
+        if router.answers is not None:
+            rule = first_match(router.answers, request)
             if rule is not None:
-                self._deny(request, rule, router.errorfiles, None)
+                self._answer(request, rule, router.errorfiles, None)
                 return
         if router.redirects is not None:
             rule = first_match(router.redirects, request)
@@ -426,10 +426,10 @@ class HttpSession(asyncio.Protocol):
         if route is None:
             self._respond_local(503)
             return
-        if route.denials is not None:
-            rule = first_match(route.denials, request)
+        if route.answers is not None:
+            rule = first_match(route.answers, request)
             if rule is not None:
-                self._deny(request, rule, route.errorfiles, route.backend)
+                self._answer(request, rule, route.errorfiles, route.backend)
                 return
         if route.redirects is not None:
             rule = first_match(route.redirects, request)
@@ -817,6 +817,14 @@ class HttpSession(asyncio.Protocol):
             self._next_request()
             return
         self._close_after_write()
+
+    def _answer(self, request: Request, rule, errorfiles: dict[int, bytes],
+                backend: BackendRuntime | None) -> None:
+        """An http-request rule that answers: `deny` or `redirect`."""
+        if rule.action == "deny":
+            self._deny(request, rule, errorfiles, backend)
+        else:
+            self._redirect(request, rule)
 
     def _deny(self, request: Request, rule, errorfiles: dict[int, bytes],
               backend: BackendRuntime | None) -> None:

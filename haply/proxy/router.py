@@ -40,10 +40,10 @@ class Route:
     errorfiles: dict[int, bytes]
     retry_on: frozenset[str]
     retry_statuses: frozenset[int]  # the status codes among retry_on
-    # The backend's own `redirect` and `http-request deny` rules (None: none, or
-    # the backend is the frontend).
+    # The backend's own `redirect` rules and the http-request rules that answer
+    # (`deny`, `redirect`) (None: none, or the backend is the frontend).
     redirects: list | None = None
-    denials: list | None = None
+    answers: list | None = None
     # The backend's cookie persistence (haply.proxy.persistence), None without one.
     cookie: CookieRouting | None = None
 
@@ -62,8 +62,9 @@ class Router:
         self.default_backend = proxy.default_backend
         # `redirect` rules, answered before any backend is chosen (None: no rules).
         self.redirects = compile_redirects(proxy.redirects)
-        # `http-request deny` rules, evaluated before redirects as in HAProxy.
-        self.denials = compile_denials(proxy)
+        # `http-request deny | redirect` rules, in file order, evaluated before
+        # the `redirect` lines as in HAProxy.
+        self.answers = compile_answers(proxy)
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
@@ -92,7 +93,7 @@ class Router:
                       retry_on, frozenset(int(t) for t in retry_on if t.isdigit()))
         if bproxy.name != frontend.name:
             route.redirects = compile_redirects(bproxy.redirects)
-            route.denials = compile_denials(bproxy)
+            route.answers = compile_answers(bproxy)
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route
@@ -113,9 +114,14 @@ class Router:
         self.errors.append(capture(client_ip, reason, data, session))
 
 
-def compile_denials(proxy: Proxy):
-    """A proxy's `http-request deny` rules, compiled (None: it has none)."""
-    return compile_rules([rule for rule in proxy.http_request_rules if rule.action == "deny"])
+ANSWERING_ACTIONS = ("deny", "redirect")
+
+
+def compile_answers(proxy: Proxy):
+    """A proxy's http-request rules that answer the request themselves (`deny`,
+    `redirect`), compiled in file order (None: it has none)."""
+    return compile_rules([rule for rule in proxy.http_request_rules
+                          if rule.action in ANSWERING_ACTIONS])
 
 
 def retry_policy(configured: frozenset[str] | None) -> frozenset[str]:

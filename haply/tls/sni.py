@@ -83,7 +83,8 @@ class SniExpression:
 
 def sendable(name: str | None) -> str | None:
     """name if the TLS library can put it in server_name, else None."""
-    if not name or len(name) > MAX_NAME or not name.isascii() or name[0] == "." or "\0" in name:
+    if (not name or len(name) > MAX_NAME or not name.isascii() or name[0] == "." or "\0" in name
+            or ".." in name):  # an empty label, which the TLS library's IDNA step refuses
         return None
     if len(name) > MAX_LABEL and any(len(label) > MAX_LABEL for label in name.split(".")):
         return None

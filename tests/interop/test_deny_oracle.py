@@ -111,3 +111,37 @@ def test_denials_are_counted_on_the_same_rows(answers):
     ours, theirs = dreq(answers["haply"][1]), dreq(answers["haproxy"][1])
     assert ours["fe/FRONTEND"] == theirs["fe/FRONTEND"] == str(len(CASES))
     assert ours["be/BACKEND"] == theirs["be/BACKEND"]
+
+
+def test_http_request_redirect_in_rule_order_as_haproxy():
+    """`http-request redirect` is evaluated in file order with `http-request
+    deny`; the legacy `redirect` lines come after all http-request rules."""
+    requests = ["/both", "/r/deny", "/r/x?q=1", "/leg/a", "/ok"]
+    with scripted_backend(keepalive_echo) as backend:
+        cfg = PRELUDE + f"""
+frontend fe
+    bind 127.0.0.1:@PORT@
+    http-request deny if {{ path_beg /both }}
+    http-request redirect location /moved code 301 if {{ path_beg /both }} || {{ path_beg /r }}
+    http-request deny deny_status 429 if {{ path_beg /r/deny }}
+    redirect prefix /legacy if {{ path_beg /r }}
+    redirect scheme https code 308 if {{ path_beg /leg }}
+    http-request redirect prefix /v2 drop-query if {{ path_beg /leg }}
+    default_backend be
+
+backend be
+    server s {backend.address}
+"""
+
+        def exercise(port):
+            answers = []
+            for path in requests:
+                reply = raw_exchange(port, b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+                                     % path.encode())
+                line, fields = split_head(reply)
+                answers.append((line, dict(fields).get(b"location")))
+            return answers
+
+        results = run_both(cfg, exercise)
+    assert results["haply"] == results["haproxy"]
+    assert [line.split()[1] for line, _ in results["haply"]] == [b"403", b"301", b"301", b"302", b"200"]

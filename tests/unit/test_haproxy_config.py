@@ -447,8 +447,8 @@ def test_deny_after_an_edit_of_the_field_it_tests_is_warned(tmp_path):
             server s 10.0.0.1:80
         """)
     assert warnings(loaded) == [
-        "10: http-request deny tests header 'x-admin', which an http-request rule above it "
-        "edits: haply tests the field as the client sent it (HAProxy, as edited)"]
+        "10: http-request deny reads header 'x-admin', which an http-request rule above it "
+        "edits: haply reads the field as the client sent it (HAProxy, as edited)"]
 
 
 def test_http_error_sets_the_page_of_a_status(tmp_path):
@@ -1231,3 +1231,29 @@ def test_stick_warnings(tmp_path):
     assert any("reads the HTTP request" in m for m in messages(tmp_path, DEFAULTS + (
         "backend t\n    mode tcp\n    stick-table type string size 10\n    stick on req.hdr(x)\n"
         "    server s 192.0.2.1:80\n")))
+
+
+def test_http_request_redirect(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            http-request set-header Host example.org
+            http-request redirect scheme https code 301 unless { ssl_fc }
+            http-request deny if { path_beg /admin }
+            redirect prefix /v2 if { path_beg /old }
+            default_backend b
+        backend b
+            server s 10.0.0.1:80
+        """)
+    f = loaded.config.proxy("f")
+    assert [r.action for r in f.http_request_rules] == ["set-header", "redirect", "deny"]
+    redirect = f.http_request_rules[1]
+    assert (redirect.kind, redirect.target, redirect.code) == ("scheme", "https", 301)
+    assert [r.target for r in f.redirects] == ["/v2"]
+    assert warnings(loaded) == [
+        "9: http-request redirect reads header 'host', which an http-request rule above it "
+        "edits: haply reads the field as the client sent it (HAProxy, as edited)"]
+    assert any("log-format values" in m for m in messages(tmp_path, DEFAULTS + (
+        "frontend f\n    bind :80\n    http-request redirect location https://%[hdr(host)]/x\n")))
+    assert any("'http-request redirect' expects scheme|location|prefix" in m for m in messages(
+        tmp_path, DEFAULTS + "frontend f\n    bind :80\n    http-request redirect to /x\n"))

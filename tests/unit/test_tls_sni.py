@@ -105,7 +105,8 @@ def test_sendable_matches_what_pythons_ssl_accepts():
     for name in ["a.example", "b.example:8443", "x" * 63 + ".example", "10.0.0.1", "bad host!"]:
         assert sendable(name) == name
         context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=name)
-    for name in ["", ".leading", "x" * 64 + ".example", "nul\0byte", "caf\xe9.example", "a" * 254]:
+    for name in ["", ".leading", "x" * 64 + ".example", "nul\0byte", "caf\xe9.example", "a" * 254,
+                 "0..", "a..example"]:  # empty labels (hypothesis found "0..")
         assert sendable(name) is None
 
 
