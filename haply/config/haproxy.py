@@ -35,7 +35,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    BackendSwitch, Bind, Config, CookiePersistence, DenyRule, ForwardFor, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    BackendSwitch, Bind, Capture, Config, CookiePersistence, DenyRule, ForwardFor, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_time
@@ -169,6 +169,7 @@ class ProxyState:
     cookie: CookiePersistence | None = None
     stick_table: StickTableSpec | None = None
     stick_rules: list[StickRule] = field(default_factory=list)
+    captures: list[Capture] = field(default_factory=list)
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -203,6 +204,7 @@ class ProxyState:
             mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
             stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
+            captures=tuple(self.captures),
             default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
 
@@ -1141,6 +1143,27 @@ def _stick(parser, state: ProxyState, args, line, negated) -> None:
     state.stick_rules.append(StickRule(kind, pattern, condition, line.location))
 
 
+MAX_COOKIE_CAPTURE = 63  # HAProxy's tune.http.cookielen default
+
+
+def _capture(parser, state: ProxyState, args, line, negated) -> None:
+    words = _texts(args)
+    if words[:2] in (["request", "header"], ["response", "header"]):
+        kind, rest = words[0], words[2:]
+    elif words[:1] == ["cookie"]:
+        kind, rest = "cookie", words[1:]
+    else:
+        raise ParseError("'capture' expects 'request header', 'response header' or 'cookie'")
+    if len(rest) != 3 or rest[1] != "len":
+        what = "cookie" if kind == "cookie" else f"{kind} header"
+        raise ParseError(f"'capture {what}' expects a name and 'len N'")
+    name = rest[0]
+    length = parse_int(rest[2], "capture len", 1, MAX_COOKIE_CAPTURE if kind == "cookie" else 65535)
+    if kind == "cookie" and any(c.kind == "cookie" for c in state.captures):
+        raise ParseError("only one 'capture cookie' is allowed per frontend")
+    state.captures.append(Capture(kind, name, length, line.location))
+
+
 def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
     uri = _one("monitor-uri", args, "a URI")
     if not uri.startswith("/"):
@@ -1660,6 +1683,7 @@ HANDLERS: dict[str, Handler] = {
     "monitor-uri": _monitor_uri,
     "cookie": _cookie,
     "stick-table": _stick_table,
+    "capture": _capture,
     "stick": _stick,
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,
@@ -1745,6 +1769,8 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                 diagnostics.warning(proxy.stats.location, f"the statistics page of '{proxy.name}' needs 'mode http'")
             if proxy.monitor_uri:
                 diagnostics.warning(proxy.location, f"monitor-uri of '{proxy.name}' has no effect in mode tcp")
+            for capture in proxy.captures:
+                diagnostics.warning(capture.location, f"capture in '{proxy.name}' has no effect in mode tcp")
     for proxy in config.proxies:
         if not proxy.is_backend:
             continue

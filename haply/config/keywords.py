@@ -142,6 +142,8 @@ def _rows() -> list[Keyword]:
           "The proxy's stickiness table (peers, store, srvkey and type binary are not supported; each worker process keeps its own)."),
         K("stick", "lb", "on|match|store-request <pattern> [table <own name>] [if|unless <cond>]",
           "Stick a client to a server by src, dst, src_port, dst_port, req.hdr(<name>) or req.cook(<name>)."),
+        K("capture", "fl", "request header <name> len <n> | response header <name> len <n> | cookie <name> len <n>",
+          "Log a header's last value (%hr/%hs, %hrl/%hsl) or the first cookie whose name begins with <name> (%CC/%CS)."),
         K("log-format", "dfl", "<format>", "Custom log line format."),
         K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
           "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie; TLS options kept for the TLS layer."),
@@ -248,7 +250,7 @@ def _rows() -> list[Keyword]:
         rows.append(K(name, "dflb", "...", "Removed from HAProxy (2.1 and later).", U, modern))
     for name, sections in (
         ("tcp-request", "dflb"), ("tcp-response", "dlb"),
-        ("compression", "dflb"), ("filter", "flb"), ("capture", "fl"),
+        ("compression", "dflb"), ("filter", "flb"),
         ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"), ("http-reuse", "dlb"),
         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("errorfiles", "dflb"), ("errorloc", "dflb"), ("errorloc302", "dflb"), ("errorloc303", "dflb"),

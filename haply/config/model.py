@@ -273,6 +273,18 @@ class CookiePersistence:
 
 
 @dataclass(frozen=True, slots=True)
+class Capture:
+    """`capture request header NAME len N`, `capture response header NAME len N`
+    or `capture cookie NAME len N` (kind "request", "response", "cookie"): what
+    a frontend's log lines show in %hr/%hs (and %hrl/%hsl) and %CC/%CS."""
+
+    kind: str
+    name: str  # a header name, or the beginning of a cookie name
+    length: int
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class StickTableSpec:
     """`stick-table type ip|ipv6|integer|string [len N] size N [expire T]
     [nopurge]` of a proxy; the table is named after it."""
@@ -374,6 +386,7 @@ class Proxy:
     cookie: CookiePersistence | None = None
     stick_table: StickTableSpec | None = None
     stick_rules: tuple[StickRule, ...] = ()
+    captures: tuple[Capture, ...] = ()
 
     @property
     def is_frontend(self) -> bool:

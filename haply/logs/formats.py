@@ -17,6 +17,8 @@ import json
 import time
 from typing import Callable
 
+from haply.logs import captures as captures_module
+
 TCPLOG = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
 HTTPLOG = ("%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
            "%ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r")
@@ -95,7 +97,9 @@ VARIABLES: dict[str, str] = {
     "Th": "0", "Ti": "r.Ti", "TR": "r.TR", "Tq": "r.TR", "Tw": "r.Tw", "Tc": "r.Tc",
     "Tr": "r.Tr", "Ta": "r.Ta", "Tt": "r.Tt", "T": "r.Tt",
     "ST": "r.status", "B": "r.bytes_read", "U": "r.bytes_uploaded",
-    "CC": "''", "CS": "''", "hr": "''", "hs": "''", "hrl": "''", "hsl": "''",
+    # Captures: None is "not configured", written as nothing, not even the
+    # space after it (with_captures fills them in for a frontend that captures).
+    "CC": "''", "CS": "''", "hr": None, "hs": None, "hrl": None, "hsl": None,
     "ts": "r.termination[:2]", "tsc": "r.termination",
     "ac": "r.actconn", "bc": "r.beconn", "sc": "r.srv_conn", "rc": "r.retries",
     "sq": "r.srv_queue", "bq": "r.backend_queue",
@@ -106,12 +110,11 @@ VARIABLES: dict[str, str] = {
 }
 # Text variables that are never empty (names), so never '-'.
 NEVER_EMPTY = frozenset({"f", "ft", "b", "s"})
-# Captures: when nothing was captured HAProxy writes nothing, not even the space.
-OMITTED_WHEN_EMPTY = frozenset({"hr", "hs", "hrl", "hsl"})
-# Variables HAProxy never quotes under +Q (numbers, dates, flags: observed on
-# HAProxy 2.6's `option httplog clf` lines).
+# Variables HAProxy never quotes under +Q (numbers, dates, flags, and captures,
+# which carry their own braces or quotes: observed on HAProxy 2.6's `option
+# httplog clf` lines).
 NUMERIC = frozenset("cp fp sp fc TR Tq Tw Tc Tr Ta Tt T Th Ti ST B U ac bc sc rc sq bq pid lc "
-                    "rt rq t tr trg trl ms ts tsc".split())
+                    "rt rq t tr trg trl ms ts tsc hr hs hrl hsl".split())
 # The same variables read straight from an HTTP exchange: s session, q request,
 # x its Exchange, srv the server (or None), held 1 while the request still
 # holds it (HAProxy counts after the release), log the ProxyLog.
@@ -167,7 +170,29 @@ def _request_line(request) -> str:
         return f"{_method(request)} {request.uri} {_version(request)}"
 
 
+def with_captures(variables: dict[str, str | None], captures, request: str
+                  ) -> dict[str, str | None]:
+    """variables with the capture variables of a frontend that captures
+    (haply.logs.captures.Captures, or None); `request` is the expression for
+    the proxy's Request in those variables."""
+    if captures is None:
+        return variables
+    out = dict(variables)
+    for short, configured, attribute in (
+            ("r", captures.request_headers, "captured_request"),
+            ("s", captures.response_headers, "captured_response")):
+        if configured:
+            values = f"getattr({request}, {attribute!r}, None)"
+            out[f"h{short}"] = f"_braces({values}, {len(configured)})"
+            out[f"h{short}l"] = f"_quoted({values}, {len(configured)})"
+    if captures.cookie is not None:
+        out["CC"] = f"getattr({request}, 'captured_cookie', '')"
+        out["CS"] = f"getattr({request}, 'captured_set_cookie', '')"
+    return out
+
+
 _NAMESPACE = {"_text": _text, "_method": _method, "_version": _version,
+              "_braces": captures_module.braces, "_quoted": captures_module.quoted,
               # the cache's methods themselves: one call per date, not two
               "_request_line": _request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
               "_dash": _dash, "json": json,
@@ -214,14 +239,16 @@ def _header(record, name: str) -> str:
     return values[-1] if values else ""
 
 
-def compile_format(text: str) -> Callable[[object], str]:
-    """A function record -> line for a log-format string (or a named format)."""
+def compile_format(text: str, captures=None) -> Callable[[object], str]:
+    """A function record -> line for a log-format string (or a named format);
+    captures: the frontend's (haply.logs.captures.Captures) or None."""
     if text == "json":
         return _json_renderer()
-    return _generate(parse_format(text))
+    return _generate(parse_format(text),
+                     with_captures(VARIABLES, captures, "getattr(r, 'request', None)"))
 
 
-def compile_http(text: str) -> Callable | None:
+def compile_http(text: str, captures=None) -> Callable | None:
     """The HTTP fast path: a function (session, request, exchange, now, status,
     termination, server, held, log) -> line reading the proxy's objects
     directly, without a record; None for formats it does not cover (json,
@@ -231,7 +258,7 @@ def compile_http(text: str) -> Callable | None:
     parts = parse_format(text)
     if any(part.__class__ is tuple and part[0].__class__ is tuple for part in parts):
         return None
-    return _generate(parts, HTTP_VARIABLES,
+    return _generate(parts, with_captures(HTTP_VARIABLES, captures, "q"),
                      "s, q, x, now, status, term, srv, held, log")
 
 
@@ -329,10 +356,10 @@ def _generate(parts: list, variables: dict[str, str] | None = None,
             expression = name[1]
             pieces.append(f"'\"' + _dash({expression}) + '\"'" if quoted else f"_dash({expression})")
             continue
-        if name in OMITTED_WHEN_EMPTY:  # never captured by haply: nothing, no space
+        expression = (variables or VARIABLES)[name]
+        if expression is None:  # a capture the frontend does not make: nothing, no space
             skip_space = True
             continue
-        expression = (variables or VARIABLES)[name]
         if quoted:
             pieces.append(f"'\"' + str({expression}) + '\"'")
         elif name in NUMERIC:
@@ -375,7 +402,7 @@ def _fstring(parts: list, variables: dict[str, str]) -> str | None:
         name, quoted = part
         if name.__class__ is tuple:  # a %[sample]: text
             expression = f"_dash({name[1]})"
-        elif name in OMITTED_WHEN_EMPTY:
+        elif variables[name] is None:
             skip_space = True
             continue
         else:

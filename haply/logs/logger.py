@@ -15,6 +15,7 @@ import socket
 import time
 
 from haply.logs import formats, syslog
+from haply.logs.captures import Captures
 from haply.logs.sinks import open_sink
 
 TAG = "haproxy"  # HAProxy's default `log-tag`; log parsers key on it
@@ -221,8 +222,9 @@ class ProxyLog:
         self.dontlognull = proxy.dontlognull
         fmt = proxy.log_format or formats.DEFAULT
         try:
-            self.render = formats.compile_format(fmt)
-            self.http_render = formats.compile_http(fmt)
+            captures = Captures.compile(proxy.captures)
+            self.render = formats.compile_format(fmt, captures)
+            self.http_render = formats.compile_http(fmt, captures)
         except formats.FormatError as exc:
             raise formats.FormatError(f"{proxy.location}: log-format of '{proxy.name}': {exc}") from None
         self.http = proxy.mode == "http"

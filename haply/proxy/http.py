@@ -62,7 +62,10 @@ class Request:
                  "error", "head_bytes", "_header_map", "client_ip", "ssl",
                  "attempts", "backend", "server", "sent_body", "framing",
                  "route", "context", "t_wait", "t_connect", "plain", "cut", "raw", "hosts",
-                 "cookie_server", "cookie_flags")
+                 "cookie_server", "cookie_flags",
+                 # set only for a frontend with `capture` lines (haply.logs.captures)
+                 "captured_request", "captured_response", "captured_cookie",
+                 "captured_set_cookie")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -353,6 +356,9 @@ class HttpSession(asyncio.Protocol):
             raise
         request.chunked = body.kind == framing.CHUNKED
         self.frontend.http_requests += 1
+        captures = self.router.captures
+        if captures is not None:
+            captures.on_request(request, request.headers)
         self.requests.append(request)
         if len(self.requests) == 1:
             self._start(request)
@@ -606,6 +612,9 @@ class HttpSession(asyncio.Protocol):
         except RemoteProtocolError as exc:
             self.server_protocol_error(upstream, str(exc))
             return
+        captures = self.router.captures
+        if captures is not None:
+            captures.on_response(request, upstream.headers)
         until_close = body.kind == framing.UNTIL_CLOSE
         # request.keep_alive is llhttp's reading of the client's version and
         # Connection field; the mode and a body running until close can only

@@ -18,6 +18,7 @@ from haply.http import (connection_modes, for_route, route_errorfiles,
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
 from haply.proxy.conditions import compile_condition, compile_rules
+from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
 
@@ -68,6 +69,8 @@ class Router:
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
+        # `capture` lines: what the log shows of requests and responses (None: none).
+        self.captures = Captures.compile(proxy.captures)
         # A session's (http-request, http-keep-alive, client) timeouts, with
         # their fallbacks: timeout http-request defaults to timeout client, and
         # http-keep-alive to http-request (HAProxy manual, 4.2).

@@ -538,3 +538,68 @@ listen tcpq
     assert 0 <= first_tw < delay * 1000 * 0.5 <= second_tw, timers
     assert first_tc >= 0
     assert second_tc >= 0 and second_tt >= second_tw + delay * 1000 * 0.8, timers
+
+
+CAPTURE_REQUESTS = [
+    b"GET /a HTTP/1.1\r\nHost: example.org\r\nUser-Agent: a|b{c}\"d#e\xc3\xa9 f~\r\n"
+    b"Cookie: x=1; SRVID=abcdefghijklmnop\r\nConnection: close\r\n\r\n",
+    b"GET /b HTTP/1.1\r\nUser-Agent: one\r\nUser-Agent: two\r\nConnection: close\r\n\r\n",
+    b"GET /set HTTP/1.1\r\nCookie: SRV=1\r\nConnection: close\r\n\r\n",
+]
+
+
+def capture_server(conn) -> None:
+    request = conn.read_request()
+    if request is None:
+        return
+    headers = [("Content-Type", "text/plain")]
+    if request.url == "/set":
+        headers.append(("Set-Cookie", "SRVNEW=value-of-it; path=/; HttpOnly"))
+    conn.respond(200, b"ok\n", headers)
+
+
+# status, %CC, %CS, termination state, %hr, %hs (httplog); termination state and
+# everything from %CC on (clf: "CC" "CS" then each capture quoted)
+CAPTURED = {
+    "": re.compile(rb" (\d{3}) \d+ (\S+) (\S+) (\S{4}) \S+ \S+ (\{[^}]*\}) (\{[^}]*\}) \""),
+    "clf": re.compile(rb" (\S{4})(?: \d+){7} (.*)$"),
+}
+
+
+@pytest.mark.parametrize("fmt", ["", "clf"])
+def test_captures_logged_as_haproxy(fmt, receiver):
+    """`capture request|response header` and `capture cookie`: the same braces
+    (httplog) or quoted lists (clf), the same %CC/%CS, the same escaping."""
+    from tests.interop.test_proxy_oracle import raw_exchange
+    from tests.support.scripted_backend import scripted_backend
+
+    seen = {}
+    with scripted_backend(capture_server) as backend:
+        for name, binary in sorted(PROXIES.items()):
+            port = free_port()
+            config = haproxy_config("") + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{receiver.port} local2 info
+    option httplog {fmt}
+    capture request header Host len 5
+    capture request header X-Missing len 10
+    capture request header User-Agent len 40
+    capture response header Content-Type len 20
+    capture cookie SRV len 12
+    default_backend be
+backend be
+    server s1 {backend.address}
+"""
+            with run_haproxy(config, binary):
+                receiver.lines(1, timeout=0.5)  # the start-up probe's line
+                for request in CAPTURE_REQUESTS:
+                    raw_exchange(port, request)
+                lines = receiver.lines(len(CAPTURE_REQUESTS))
+            assert len(lines) == len(CAPTURE_REQUESTS), lines
+            seen[name] = [CAPTURED[fmt].search(line.rstrip(b"\n")).groups() for line in lines]
+    assert seen["haply"] == seen["haproxy"]
+    if not fmt:
+        assert seen["haply"][0] == (b"200", b"SRVID=abcdef", b"-", b"----",
+                                    b"{examp||a#7Cb#7Bc#7D#22d#23e#C3#A9 f~}", b"{text/plain}")
+        assert seen["haply"][2][1:3] == (b"SRV=1", b"SRVNEW=value")  # Set-Cookie: name=value

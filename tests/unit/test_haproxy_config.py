@@ -1257,3 +1257,29 @@ def test_http_request_redirect(tmp_path):
         "frontend f\n    bind :80\n    http-request redirect location https://%[hdr(host)]/x\n")))
     assert any("'http-request redirect' expects scheme|location|prefix" in m for m in messages(
         tmp_path, DEFAULTS + "frontend f\n    bind :80\n    http-request redirect to /x\n"))
+
+
+def test_captures(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            option httplog
+            capture request header Host len 32
+            capture response header Content-Type len 20
+            capture cookie JSESSIONID= len 40
+            default_backend b
+        backend b
+            server s 10.0.0.1:80
+        """)
+    assert [(c.kind, c.name, c.length) for c in loaded.config.proxy("f").captures] == [
+        ("request", "Host", 32), ("response", "Content-Type", 20), ("cookie", "JSESSIONID=", 40)]
+    for line, message in [
+        ("capture request Host len 3", "expects 'request header', 'response header' or 'cookie'"),
+        ("capture request header Host", "expects a name and 'len N'"),
+        ("capture cookie SRV len 64", "expected between 1 and 63"),
+        ("capture cookie A len 5\n    capture cookie B len 5", "only one 'capture cookie'"),
+    ]:
+        found = messages(tmp_path, DEFAULTS + f"frontend f\n    bind :80\n    {line}\n")
+        assert any(message in m for m in found), (line, found)
+    assert any("'capture' is not allowed in a 'backend' section" in m for m in messages(
+        tmp_path, DEFAULTS + "backend b\n    capture request header Host len 3\n"))
