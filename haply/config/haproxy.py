@@ -170,6 +170,7 @@ class ProxyState:
     stick_table: StickTableSpec | None = None
     stick_rules: list[StickRule] = field(default_factory=list)
     captures: list[Capture] = field(default_factory=list)
+    http_reuse: str | None = None
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -204,7 +205,7 @@ class ProxyState:
             mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
             stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
-            captures=tuple(self.captures),
+            captures=tuple(self.captures), http_reuse=self.http_reuse,
             default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
 
@@ -1164,6 +1165,16 @@ def _capture(parser, state: ProxyState, args, line, negated) -> None:
     state.captures.append(Capture(kind, name, length, line.location))
 
 
+HTTP_REUSE = ("never", "safe", "aggressive", "always")
+
+
+def _http_reuse(parser, state: ProxyState, args, line, negated) -> None:
+    mode = _one("http-reuse", args, "never, safe, aggressive or always")
+    if mode not in HTTP_REUSE:
+        raise ParseError(f"'http-reuse {mode}': expected never, safe, aggressive or always")
+    state.http_reuse = mode
+
+
 def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
     uri = _one("monitor-uri", args, "a URI")
     if not uri.startswith("/"):
@@ -1684,6 +1695,7 @@ HANDLERS: dict[str, Handler] = {
     "cookie": _cookie,
     "stick-table": _stick_table,
     "capture": _capture,
+    "http-reuse": _http_reuse,
     "stick": _stick,
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,

@@ -144,6 +144,8 @@ def _rows() -> list[Keyword]:
           "Stick a client to a server by src, dst, src_port, dst_port, req.hdr(<name>) or req.cook(<name>)."),
         K("capture", "fl", "request header <name> len <n> | response header <name> len <n> | cookie <name> len <n>",
           "Log a header's last value (%hr/%hs, %hrl/%hsl) or the first cookie whose name begins with <name> (%CC/%CS)."),
+        K("http-reuse", "dlb", "never|safe|aggressive|always",
+          "How idle server connections are shared: never (each client keeps its own), safe (not for a client's first request), aggressive (a first request only on a connection reused before), always. Without it haply shares them for requests it can replay."),
         K("log-format", "dfl", "<format>", "Custom log line format."),
         K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
           "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie; TLS options kept for the TLS layer."),
@@ -251,8 +253,7 @@ def _rows() -> list[Keyword]:
     for name, sections in (
         ("tcp-request", "dflb"), ("tcp-response", "dlb"),
         ("compression", "dflb"), ("filter", "flb"),
-        ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"), ("http-reuse", "dlb"),
-        ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
+        ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"),         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("errorfiles", "dflb"), ("errorloc", "dflb"), ("errorloc302", "dflb"), ("errorloc303", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"), ("monitor", "fl"),

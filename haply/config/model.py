@@ -387,6 +387,7 @@ class Proxy:
     stick_table: StickTableSpec | None = None
     stick_rules: tuple[StickRule, ...] = ()
     captures: tuple[Capture, ...] = ()
+    http_reuse: str | None = None  # never | safe | aggressive | always; None: haply's default
 
     @property
     def is_frontend(self) -> bool:

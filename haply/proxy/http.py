@@ -173,6 +173,9 @@ class HttpSession(asyncio.Protocol):
     response_until_close = False
     upstream_reusable = False
     tunnel = False
+    exchanges = 0  # finished on this connection (the next is not its first)
+    # `http-reuse never`: this client's own idle server connection
+    private: UpstreamConnection | None = None
 
     def __init__(self, frontend: FrontendRuntime, router, pool: ConnectionPool):
         # Global
@@ -476,11 +479,15 @@ class HttpSession(asyncio.Protocol):
             server = backend.try_acquire_server(persistent)
         if server is not None:
             request.t_wait = 0
-            # request.retryable, without the property call
-            upstream = (self.pool.take(server, backend.server_sni(server, request, self.transport)
-                                       if backend.tls else None)
-                        if request.method_bytes in IDEMPOTENT_METHODS
-                        and request.body_size <= RETRY_BUFFER_SIZE else None)
+            if route.reuse is None:
+                # haply's default: an idle connection for a request it can
+                # replay elsewhere should that connection be dead (request.retryable)
+                upstream = (self.pool.take(server, backend.server_sni(server, request, self.transport)
+                                           if backend.tls else None)
+                            if request.method_bytes in IDEMPOTENT_METHODS
+                            and request.body_size <= RETRY_BUFFER_SIZE else None)
+            else:
+                upstream = self._idle_connection(route.reuse, request, server, backend)
             if upstream is not None:
                 request.t_connect = 0
                 request.server = server
@@ -500,6 +507,25 @@ class HttpSession(asyncio.Protocol):
             request.headers = headers
             request.plain = False  # written from the fields, not as received
             request._header_map = None
+
+    def _idle_connection(self, reuse: str, request: Request, server,
+                         backend: BackendRuntime) -> UpstreamConnection | None:
+        """An idle server connection under `http-reuse` (None: connect anew).
+        never: only this client's own; safe: none for its first request;
+        aggressive: for a first request, one proven by an earlier reuse;
+        always: any."""
+        if reuse == "never":
+            private, self.private = self.private, None
+            if private is not None:
+                if not private.closed and private.server is server:
+                    return private
+                private.close()
+            return None
+        first = self.exchanges == 0
+        if first and reuse == "safe":
+            return None
+        return self.pool.take(server, backend.server_sni(server, request, self.transport)
+                              if backend.tls else None, proven=first and reuse == "aggressive")
 
     async def _connect_and_send(self, request: Request, server) -> None:
         backend = request.backend
@@ -705,8 +731,15 @@ class HttpSession(asyncio.Protocol):
         if backend.sessions is not None:
             backend.untrack(server, self)
         backend.release(server)
+        self.exchanges += 1
         if reusable and not upstream.closed:
-            self.pool.put(upstream)
+            if request.route.reuse != "never":
+                self.pool.put(upstream)
+            else:  # kept for this client alone
+                upstream.detach()
+                if self.private is not None:
+                    self.private.close()
+                self.private = upstream
         else:
             upstream.detach()
             upstream.close()
@@ -928,6 +961,9 @@ class HttpSession(asyncio.Protocol):
 
     def _release(self) -> None:
         self.deadline.cancel()
+        if self.private is not None:
+            self.private.close()
+            self.private = None
         upstream = self.upstream
         if upstream is not None:
             self.upstream = None

@@ -47,6 +47,9 @@ class Route:
     answers: list | None = None
     # The backend's cookie persistence (haply.proxy.persistence), None without one.
     cookie: CookieRouting | None = None
+    # `http-reuse never|safe|aggressive|always`; None: haply's default (idle
+    # connections for requests haply can replay, see HttpSession._start).
+    reuse: str | None = None
 
 
 class Router:
@@ -97,6 +100,7 @@ class Router:
         if bproxy.name != frontend.name:
             route.redirects = compile_redirects(bproxy.redirects)
             route.answers = compile_answers(bproxy)
+        route.reuse = bproxy.http_reuse
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route

@@ -42,6 +42,7 @@ class UpstreamConnection(asyncio.Protocol):
         # The pool's key: the server, or (server, SNI) for a TLS connection that
         # sent one: a connection is only reused for requests wanting that name.
         self.pool_key: object = server
+        self.exchanges = 0  # begun on it: `http-reuse aggressive` trusts those reused once
         # Per-exchange
         self.session: HttpSession | None = None
         self.head_request = False
@@ -59,6 +60,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def begin(self, session: "HttpSession", head_request: bool) -> None:
         self.session = session
+        self.exchanges += 1
         self.head_request = head_request
         self.received_any = False
         self.pending = b""
@@ -202,9 +204,18 @@ class ConnectionPool:
         self._idle: dict[object, list[UpstreamConnection]] = {}  # by pool_key
         self._sweeper: asyncio.TimerHandle | None = None
 
-    def take(self, server: ServerState, sni: str | None = None) -> UpstreamConnection | None:
-        """An idle connection to server that sent this SNI (None: none sent)."""
+    def take(self, server: ServerState, sni: str | None = None,
+             proven: bool = False) -> UpstreamConnection | None:
+        """An idle connection to server that sent this SNI (None: none sent);
+        proven: only one that has carried two exchanges or more."""
         idle = self._idle.get(server if sni is None else (server, sni))
+        if proven:
+            for i in range(len(idle) - 1, -1, -1) if idle else ():
+                connection = idle[i]
+                if not connection.closed and connection.exchanges >= 2:
+                    del idle[i]
+                    return connection
+            return None
         while idle:
             connection = idle.pop()
             if not connection.closed:

@@ -1283,3 +1283,17 @@ def test_captures(tmp_path):
         assert any(message in m for m in found), (line, found)
     assert any("'capture' is not allowed in a 'backend' section" in m for m in messages(
         tmp_path, DEFAULTS + "backend b\n    capture request header Host len 3\n"))
+
+
+def test_http_reuse(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("defaults\n", "defaults\n    http-reuse safe\n") + """\
+        backend b
+            server s 10.0.0.1:80
+        backend n
+            http-reuse never
+            server s 10.0.0.1:80
+        """)
+    assert loaded.config.proxy("b").http_reuse == "safe"
+    assert loaded.config.proxy("n").http_reuse == "never"
+    assert any("expected never, safe, aggressive or always" in m for m in messages(
+        tmp_path, DEFAULTS + "backend b\n    http-reuse sometimes\n"))
