@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
-from haply.config.answers import AnswerError, parse_answer, read_limited
+from haply.config.answers import AnswerError, parse_answer, read_limited, reason
 from haply.config import programs
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
@@ -35,7 +35,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    BackendSwitch, Bind, Capture, Config, CookiePersistence, DenyRule, ForwardFor, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    BackendSwitch, Bind, Capture, Config, CookiePersistence, DenyRule, ForwardFor, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_time
@@ -921,6 +921,26 @@ def _deny(parser, state: ProxyState, args, line, negated) -> None:
                                              line.location, closes=answer.closes))
 
 
+def _return(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args)
+    try:
+        answer = parse_answer(_texts(before), "http-request return", ("status",),
+                              _read_errorfile_for_answer, default_status=200)
+    except AnswerError as exc:
+        raise ParseError(str(exc)) from None
+    response = answer.response
+    if response is None:
+        if answer.default_errorfiles:
+            if answer.status not in ERRORFILE_CODES:
+                raise ParseError(f"'http-request return' status {answer.status} has no error page "
+                                 "for default-errorfiles: give file or string, or nothing")
+        else:  # no content: an empty answer (none at all for 204 and 304)
+            length = "" if answer.status in (204, 304) else "content-length: 0\r\n"
+            response = f"HTTP/1.1 {answer.status} {reason(answer.status)}\r\n{length}\r\n".encode()
+    state.http_request_rules.append(ReturnRule(answer.status, response, condition, line.location,
+                                               closes=answer.closes))
+
+
 def _http_error(parser, state: ProxyState, args, line, negated) -> None:
     try:
         answer = parse_answer(_texts(args), "http-error", ("status",), _read_errorfile_for_answer)
@@ -1685,6 +1705,7 @@ HANDLERS: dict[str, Handler] = {
     "http-request use-service": _use_service,
     "http-request deny": _deny,
     "http-request redirect": _http_request_redirect,
+    "http-request return": _return,
     "http-response set-header": _header_rule("http-response", "set-header"),
     "http-response add-header": _header_rule("http-response", "add-header"),
     "http-response del-header": _header_rule("http-response", "del-header"),
@@ -1832,7 +1853,7 @@ def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:
     for rule in proxy.http_request_rules:
         if rule.action in ("set-header", "add-header", "del-header"):
             edited.add(rule.name.lower())
-        elif rule.action in ("deny", "redirect"):
+        elif rule.action in ("deny", "return", "redirect"):
             read = set()
             if rule.condition is not None:
                 read = {term.acl.arg.lower() for group in rule.condition.any_of for term in group

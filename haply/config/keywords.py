@@ -124,6 +124,9 @@ def _rows() -> list[Keyword]:
         K("http-request deny", "flb",
           "[deny_status|status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
           "Answer the request with an error (403 by default) instead of forwarding it."),
+        K("http-request return", "flb",
+          "[status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
+          "Answer the request from the configuration (200 and no body by default) instead of forwarding it."),
         K("http-request redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
           "A redirect evaluated in order among the http-request rules (literal targets; log-format values are not supported)."),
         K("http-response set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a response header."),
@@ -282,7 +285,7 @@ def _rows() -> list[Keyword]:
             name = f"{family} {action}"
             if action == "cache-use" and family == "http-response" or action == "cache-store" and family == "http-request":
                 continue
-            if name in ("http-request deny", "http-request redirect"):
+            if name in ("http-request deny", "http-request redirect", "http-request return"):
                 continue  # supported
             rows.append(K(name, "dflb", "...", "HAProxy action not implemented by haply.", U))
     # program sections (manual 3.9) and haply's supervision extensions

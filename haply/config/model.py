@@ -99,6 +99,20 @@ class DenyRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ReturnRule:
+    """http-request return: answer the request from the configuration (a
+    health endpoint, a maintenance page) instead of forwarding it; the same
+    content options as DenyRule, status 200 by default, not counted as denied."""
+
+    status: int = 200
+    response: bytes | None = None  # None: the proxy's page (`default-errorfiles`)
+    condition: Condition | None = None
+    location: Location = NOWHERE
+    closes: bool = False
+    action: ClassVar[str] = "return"
+
+
+@dataclass(frozen=True, slots=True)
 class Redirect:
     """`redirect scheme|location|prefix TARGET [code N] [option]... [if|unless COND]`.
 
@@ -344,7 +358,7 @@ class Proxy:
     acls: tuple[Acl, ...] = ()
     backend_switches: tuple[BackendSwitch, ...] = ()
     default_backend: str | None = None
-    http_request_rules: tuple[HeaderRule | DenyRule | Redirect, ...] = ()
+    http_request_rules: tuple[HeaderRule | DenyRule | ReturnRule | Redirect, ...] = ()
     http_response_rules: tuple[HeaderRule, ...] = ()
     # backend side
     servers: tuple[Server, ...] = ()

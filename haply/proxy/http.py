@@ -862,20 +862,18 @@ class HttpSession(asyncio.Protocol):
 
     def _answer(self, request: Request, rule, errorfiles: dict[int, bytes],
                 backend: BackendRuntime | None) -> None:
-        """An http-request rule that answers: `deny` or `redirect`."""
-        if rule.action == "deny":
-            self._deny(request, rule, errorfiles, backend)
-        else:
+        """An http-request rule that answers: `deny`, `return` or `redirect`.
+        `deny` is counted as denied (in the backend too for its own rules, as
+        HAProxy counts them). Nothing is forwarded; the connection stays open
+        after a framed answer, as HAProxy keeps it."""
+        action = rule.action
+        if action == "redirect":
             self._redirect(request, rule)
-
-    def _deny(self, request: Request, rule, errorfiles: dict[int, bytes],
-              backend: BackendRuntime | None) -> None:
-        """`http-request deny`: counted as denied (in the backend too for its
-        own rules, as HAProxy counts them), answered, never forwarded. The
-        connection stays open after a framed answer, as HAProxy keeps it."""
-        self.frontend.denied += 1
-        if backend is not None:
-            backend.denied += 1
+            return
+        if action == "deny":
+            self.frontend.denied += 1
+            if backend is not None:
+                backend.denied += 1
         status = rule.status
         if rule.response is not None:
             self._respond_local(status, rule.response, keep_alive=not rule.closes and request.keep_alive)

@@ -42,7 +42,7 @@ class Route:
     retry_on: frozenset[str]
     retry_statuses: frozenset[int]  # the status codes among retry_on
     # The backend's own `redirect` rules and the http-request rules that answer
-    # (`deny`, `redirect`) (None: none, or the backend is the frontend).
+    # (`deny`, `return`, `redirect`) (None: none, or the backend is the frontend).
     redirects: list | None = None
     answers: list | None = None
     # The backend's cookie persistence (haply.proxy.persistence), None without one.
@@ -66,7 +66,7 @@ class Router:
         self.default_backend = proxy.default_backend
         # `redirect` rules, answered before any backend is chosen (None: no rules).
         self.redirects = compile_redirects(proxy.redirects)
-        # `http-request deny | redirect` rules, in file order, evaluated before
+        # `http-request deny | return | redirect` rules, in file order, evaluated before
         # the `redirect` lines as in HAProxy.
         self.answers = compile_answers(proxy)
         # `monitor-uri`: answered by haply itself, for an external load balancer
@@ -121,12 +121,12 @@ class Router:
         self.errors.append(capture(client_ip, reason, data, session))
 
 
-ANSWERING_ACTIONS = ("deny", "redirect")
+ANSWERING_ACTIONS = ("deny", "return", "redirect")
 
 
 def compile_answers(proxy: Proxy):
     """A proxy's http-request rules that answer the request themselves (`deny`,
-    `redirect`), compiled in file order (None: it has none)."""
+    `return`, `redirect`), compiled in file order (None: it has none)."""
     return compile_rules([rule for rule in proxy.http_request_rules
                           if rule.action in ANSWERING_ACTIONS])
 

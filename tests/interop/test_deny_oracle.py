@@ -145,3 +145,38 @@ backend be
         results = run_both(cfg, exercise)
     assert results["haply"] == results["haproxy"]
     assert [line.split()[1] for line, _ in results["haply"]] == [b"403", b"301", b"301", b"302", b"200"]
+
+
+def test_http_request_return_as_haproxy():
+    """`http-request return`: an empty answer (none at all for 204), a string
+    with fields, a default page; each answered on a connection that stays
+    open, the next request forwarded."""
+    paths = ["/empty", "/204", "/string", "/503", "/404"]
+    with scripted_backend(keepalive_echo) as backend:
+        cfg = PRELUDE + f"""
+frontend fe
+    bind 127.0.0.1:@PORT@
+    http-request return if {{ path /empty }}
+    http-request return status 204 if {{ path /204 }}
+    http-request return status 200 content-type text/plain string "OK" hdr X-A b if {{ path /string }}
+    http-request return status 503 default-errorfiles if {{ path /503 }}
+    http-request return status 404 if {{ path /404 }}
+    default_backend be
+
+backend be
+    server s {backend.address}
+"""
+
+        def exercise(port):
+            return {path: normalised(raw_exchange(
+                port, b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path.encode() + ALLOWED))
+                for path in paths}
+
+        results = run_both(cfg, exercise)
+        forwarded = [r.url for r in backend.requests]
+    for path in paths:
+        ours, theirs = results["haply"][path], results["haproxy"][path]
+        assert ours[0] == theirs[0], path  # the answer, byte for byte but the field order
+        assert len(ours) == len(theirs) == 2, (path, ours)  # and the next request's answer
+    # Only the follow-up requests reached the server, under both proxies.
+    assert forwarded == ["/ok"] * (2 * len(paths)), forwarded

@@ -1297,3 +1297,26 @@ def test_http_reuse(tmp_path):
     assert loaded.config.proxy("n").http_reuse == "never"
     assert any("expected never, safe, aggressive or always" in m for m in messages(
         tmp_path, DEFAULTS + "backend b\n    http-reuse sometimes\n"))
+
+
+def test_http_request_return(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            http-request return if { path /healthz }
+            http-request return status 204 if { path /204 }
+            http-request return status 503 default-errorfiles if { path /maint }
+            http-request return content-type text/plain string ok hdr X-A b if { path /ok }
+            default_backend b
+        backend b
+            server s 10.0.0.1:80
+        """)
+    rules = loaded.config.proxy("f").http_request_rules
+    assert [(r.action, r.status) for r in rules] == [("return", 200), ("return", 204),
+                                                      ("return", 503), ("return", 200)]
+    assert rules[0].response == b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+    assert rules[1].response == b"HTTP/1.1 204 No Content\r\n\r\n"
+    assert rules[2].response is None  # the proxy's page for 503
+    assert rules[3].response.endswith(b"content-type: text/plain\r\n\r\nok")
+    assert any("status 418 has no error page" in m for m in messages(tmp_path, DEFAULTS + (
+        "frontend f\n    bind :80\n    http-request return status 418 default-errorfiles\n")))
