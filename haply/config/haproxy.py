@@ -1793,6 +1793,9 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                 )
         _check_timeouts(proxy, diagnostics)
         _check_deny_after_edits(proxy, diagnostics)
+        if proxy.mode == "tcp":
+            for switch in proxy.backend_switches:
+                _check_tcp_condition(switch.condition, "use_backend", switch.location, diagnostics)
         if proxy.kind == "frontend" and not proxy.binds:
             diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
         if proxy.mode == "tcp":
@@ -1826,9 +1829,26 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             diagnostics.warning(proxy.location, f"tcp-check rules in '{proxy.name}' have no effect without 'option tcp-check'")
 
 
+HTTP_ONLY_FETCHES = frozenset(name for name in acls.FETCHES
+                              if name.split("_")[0] in ("path", "url", "hdr", "method"))
+
+
+def _check_tcp_condition(condition, what: str, location: Location, diagnostics: Diagnostics) -> None:
+    """In mode tcp a condition can only read the connection (src, dst, dst_port)."""
+    if condition is None:
+        return
+    for group in condition.any_of:
+        for term in group:
+            if term.acl.fetch in HTTP_ONLY_FETCHES:
+                diagnostics.error(location, f"{what} condition reads '{term.acl.fetch}', which only "
+                                  "exists in mode http: in mode tcp use src, dst or dst_port")
+
+
 def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | None) -> None:
     table = proxy.stick_table
     for rule in proxy.stick_rules:
+        if proxy.mode == "tcp":
+            _check_tcp_condition(rule.condition, "stick", rule.location, diagnostics)
         address = rule.pattern in ("src", "dst")
         port = rule.pattern.endswith("_port")
         if (table.kind in ("ip", "ipv6") and not address) or (table.kind == "integer" and not port):

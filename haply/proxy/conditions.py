@@ -20,6 +20,8 @@ class RequestView(Protocol):
     method: str
     path: str  # without the query string
     client_ip: str
+    local_ip: str  # the address the client connected to (dst)
+    local_port: int  # and its port (dst_port)
     ssl: bool
 
     def header(self, name: str) -> list[str]:
@@ -87,18 +89,26 @@ def compile_acl(acl: Acl) -> Predicate:
         constant = fetch in ("always_true", "TRUE")
         return lambda request: constant
 
-    if fetch == "src":
+    if fetch in ("src", "dst"):
         networks = tuple(ipaddress.ip_network(p, strict=False) for p in acl.patterns)
+        local = fetch == "dst"
 
-        def match_src(request: RequestView) -> bool:
+        def match_address(request: RequestView) -> bool:
             try:
-                address = ipaddress.ip_address(request.client_ip)
+                address = ipaddress.ip_address(request.local_ip if local else request.client_ip)
             except ValueError:
                 return False
             if address.version == 6 and address.ipv4_mapped is not None:
                 address = address.ipv4_mapped
             return any(address in net for net in networks)
-        return match_src
+        return match_address
+
+    if fetch == "dst_port":
+        ranges = []
+        for pattern in acl.patterns:  # N or LOW:HIGH (the parser checked them)
+            low, _, high = pattern.partition(":")
+            ranges.append((int(low), int(high or low)))
+        return lambda request: any(low <= request.local_port <= high for low, high in ranges)
 
     sample, method = _split_fetch(fetch, acl.arg)
     matcher = _matcher(method, patterns)

@@ -19,6 +19,7 @@ from haply.health import HealthChecker
 from haply.proxy.backend import BackendRuntime, resolve
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.gate import Gate
+from haply.proxy.conditions import compile_condition
 from haply.proxy.http import HttpSession
 from haply.proxy.listeners import BindError, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
@@ -157,8 +158,11 @@ class Engine:
             session = HttpSession if frontend.logger is None else logged_http_session(HttpSession)
             return lambda: session(frontend, router, pool)
         backend = self.backends.get(proxy.default_backend) if proxy.default_backend else None
+        # use_backend in mode tcp: conditions on the connection (src, dst, dst_port)
+        switches = tuple((compile_condition(s.condition), self.backends.get(s.backend))
+                         for s in proxy.backend_switches) or None
         client = TcpClientProtocol if frontend.logger is None else logged_tcp_session(TcpClientProtocol)
-        return lambda: client(frontend, backend)
+        return lambda: client(frontend, backend, switches)
 
     async def start(self) -> None:
         if not self._sockets:

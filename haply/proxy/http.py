@@ -110,6 +110,10 @@ class Request:
     dst = property(lambda self: self.context.dst)
     dst_port = property(lambda self: self.context.dst_port)
     ssl_fc = property(lambda self: self.context.ssl_fc)
+    # The same as text and numbers, for conditions and stick rules (RequestView)
+    local_ip = property(lambda self: self.context.dst.decode())
+    local_port = property(lambda self: int(self.context.dst_port))
+    client_port = property(lambda self: int(self.context.src_port))
 
     # RequestView / RequestKey for conditions and hashing balancers
     def header(self, name: str) -> list[str]:

@@ -40,9 +40,9 @@ class StickView(Protocol):
     request's fields."""
 
     client_ip: str
-    src_port: int
-    dst: str
-    dst_port: int
+    client_port: int
+    local_ip: str
+    local_port: int
 
     def header(self, name: str) -> list[str]:
         """Every value of a header (lower-case name)."""
@@ -144,11 +144,11 @@ def fetch_for(pattern: str) -> Callable[[StickView], str | None]:
     if pattern == "src":
         return lambda view: view.client_ip or None
     if pattern == "dst":
-        return lambda view: view.dst or None
+        return lambda view: view.local_ip or None
     if pattern == "src_port":
-        return lambda view: str(view.src_port) if view.src_port else None
+        return lambda view: str(view.client_port) if view.client_port else None
     if pattern == "dst_port":
-        return lambda view: str(view.dst_port) if view.dst_port else None
+        return lambda view: str(view.local_port) if view.local_port else None
     name = pattern[pattern.index("(") + 1:-1].lower()
     if pattern.startswith(("req.hdr(", "hdr(")):
         def header(view: StickView) -> str | None:

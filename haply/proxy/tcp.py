@@ -18,22 +18,31 @@ from haply.proxy.timers import Deadline
 
 
 class SourceKey:
-    """What the balancer may hash in mode tcp: only the client's address."""
+    """What a mode tcp connection offers the balancer (the client's address),
+    the conditions of use_backend (src, dst, dst_port) and stick rules."""
 
-    __slots__ = ("client_ip", "src_port", "dst", "dst_port")
+    __slots__ = ("client_ip", "client_port", "local_ip", "local_port")
     uri = ""
     query = ""
+    ssl = False  # ssl_fc: a mode tcp frontend does not terminate TLS
 
     @staticmethod
     def header(name: str) -> list[str]:
         return []
 
-    def __init__(self, client_ip: str, src_port: int = 0, dst: str = "", dst_port: int = 0):
-        # The addresses also feed stick rules (src, dst, src_port, dst_port).
+    def __init__(self, client_ip: str, client_port: int = 0, local_ip: str = "",
+                 local_port: int = 0):
         self.client_ip = client_ip
-        self.src_port = src_port
-        self.dst = dst
-        self.dst_port = dst_port
+        self.client_port = client_port
+        self.local_ip = local_ip
+        self.local_port = local_port
+
+    @classmethod
+    def of(cls, transport) -> "SourceKey":
+        peer = transport.get_extra_info("peername")
+        sockname = transport.get_extra_info("sockname")
+        return cls(peer[0] if peer else "", peer[1] if peer else 0,
+                   sockname[0] if sockname else "", sockname[1] if sockname else 0)
 
 
 def session_timeout(client: float | None, server: float | None,
@@ -53,12 +62,15 @@ class TcpClientProtocol(asyncio.Protocol):
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
                  "pending", "timer", "admitted", "closed", "client_eof", "server_eof",
-                 "t_wait", "t_connect")
+                 "t_wait", "t_connect", "switches")
 
-    def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None):
+    def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
+                 switches: tuple | None = None):
         # Global
         self.frontend = frontend
-        self.backend = backend
+        self.backend = backend  # the default backend until a use_backend rule applies
+        # use_backend rules: (condition or None, BackendRuntime) in order (None: none)
+        self.switches = switches
         self.loop = frontend.loop
         # Per-connection
         self.transport: asyncio.Transport | None = None
@@ -99,17 +111,19 @@ class TcpClientProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.timer = Deadline(self.loop, self)
         self.timer.arm_idle(proxy.timeouts.client, "client")
+        key = SourceKey.of(self.transport)
+        if self.switches is not None:
+            for test, backend in self.switches:
+                if test is None or test(key):
+                    self.backend = backend
+                    break
         if self.backend is None:
             self.close()
             return
         self.transport.resume_reading()
-        self.loop.create_task(self._connect())
+        self.loop.create_task(self._connect(key))
 
-    async def _connect(self) -> None:
-        peer = self.transport.get_extra_info("peername")
-        sockname = self.transport.get_extra_info("sockname")
-        key = SourceKey(peer[0] if peer else "", peer[1] if peer else 0,
-                        sockname[0] if sockname else "", sockname[1] if sockname else 0)
+    async def _connect(self, key: SourceKey) -> None:
         loop = self.loop
         start = loop.time()
         backend = self.backend
@@ -126,7 +140,7 @@ class TcpClientProtocol(asyncio.Protocol):
             self.t_wait = int((now - start) * 1000)
             server, transport, _ = await self.backend.connect(
                 key, lambda server: TcpServerProtocol(self, server),
-                dest_port=sockname[1] if sockname else None, server=server,
+                dest_port=key.local_port or None, server=server,
                 client=self.transport,
             )
             self.t_connect = int((loop.time() - now) * 1000)

@@ -125,3 +125,50 @@ def test_quoted_if_is_not_a_keyword():
     before, keyword, after = split_condition(words)
     assert [w.text for w in before] == ["http-request", "set-header", "X", "if"]
     assert [w.text for w in after] == ["TRUE"]
+
+
+# ------------------------------------------------------- every fetch runs
+
+
+class View:
+    """What the proxy hands a condition, in both modes."""
+
+    method = "GET"
+    path = "/v2/images"
+    uri = "/v2/images?limit=1"
+    client_ip = "10.1.2.3"
+    local_ip = "192.0.2.5"
+    local_port = 5000
+    ssl = False
+
+    @staticmethod
+    def header(name: str) -> list[str]:
+        return {"host": ["api.example.org"]}.get(name, [])
+
+
+SAMPLE_PATTERNS = {"ip": "0.0.0.0/0", "port": "1:65535", "regex": ".", "string": "x"}
+
+
+@pytest.mark.parametrize("fetch", sorted(__import__("haply.config.acl", fromlist=["FETCHES"]).FETCHES))
+def test_every_fetch_the_parser_accepts_is_evaluated(fetch):
+    """A fetch `haply -c` accepts must work at run time (dst and dst_port were
+    accepted once and failed at start)."""
+    from haply.config.acl import FETCHES
+    from haply.proxy.conditions import compile_acl
+    spec = FETCHES[fetch]
+    arg = "(host)" if spec.argument != "none" else ""
+    words = [fetch + arg] + ([SAMPLE_PATTERNS[spec.patterns]] if spec.patterns != "none" else [])
+    test = compile_acl(parse_acl("a", words, Location("t", 1)))
+    assert test(View()) in (True, False)
+
+
+def test_dst_and_dst_port():
+    from haply.proxy.conditions import compile_acl
+
+    def matches(*words):
+        return compile_acl(parse_acl("a", list(words), Location("t", 1)))(View())
+
+    assert matches("dst", "192.0.2.0/24") and not matches("dst", "10.0.0.0/8")
+    assert matches("dst", "192.0.2.5/255.255.0.0")  # dotted masks, as the charms write them
+    assert matches("dst_port", "5000") and matches("dst_port", "4000:6000")
+    assert not matches("dst_port", "5001:6000")

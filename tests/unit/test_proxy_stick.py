@@ -20,9 +20,9 @@ def states(*names: str) -> list[ServerState]:
 @dataclass
 class View:
     client_ip: str = "192.0.2.50"
-    src_port: int = 40000
-    dst: str = "192.0.2.5"
-    dst_port: int = 3306
+    client_port: int = 40000
+    local_ip: str = "192.0.2.5"
+    local_port: int = 3306
     headers: dict = field(default_factory=dict)
 
     def header(self, name: str) -> list[str]:
