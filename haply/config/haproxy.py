@@ -1807,6 +1807,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                 diagnostics.warning(proxy.location, f"monitor-uri of '{proxy.name}' has no effect in mode tcp")
             for capture in proxy.captures:
                 diagnostics.warning(capture.location, f"capture in '{proxy.name}' has no effect in mode tcp")
+            _warn_http_only_settings(proxy, diagnostics)
     for proxy in config.proxies:
         if not proxy.is_backend:
             continue
@@ -1817,6 +1818,8 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                               "'stick-table' in the same section")
         if proxy.stick_table is not None:
             _check_stick_types(proxy, diagnostics, config.global_.nbthread)
+        if proxy.mode == "tcp" and proxy.kind == "backend":
+            _warn_http_only_settings(proxy, diagnostics)
         if proxy.cookie is not None:
             if proxy.mode == "tcp":
                 diagnostics.warning(proxy.cookie.location, f"cookie persistence in '{proxy.name}' has no effect in mode tcp")
@@ -1827,6 +1830,15 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             diagnostics.warning(proxy.location, f"http-check rules in '{proxy.name}' have no effect without 'option httpchk'")
         if proxy.tcp_check_steps and proxy.check_kind != "tcp-check":
             diagnostics.warning(proxy.location, f"tcp-check rules in '{proxy.name}' have no effect without 'option tcp-check'")
+
+
+def _warn_http_only_settings(proxy: Proxy, diagnostics: Diagnostics) -> None:
+    """`option forwardfor` in a mode tcp proxy: HAProxy warns that it ignores
+    it, inherited from defaults or not, and so does haply. (Errorfiles and
+    http-reuse from a shared defaults section are left unsaid, as HAProxy does.)"""
+    if proxy.forward_for is not None:
+        diagnostics.warning(proxy.location, f"'option forwardfor' in '{proxy.name}' has no "
+                            "effect in mode tcp")
 
 
 HTTP_ONLY_FETCHES = frozenset(name for name in acls.FETCHES

@@ -1320,3 +1320,14 @@ def test_http_request_return(tmp_path):
     assert rules[3].response.endswith(b"content-type: text/plain\r\n\r\nok")
     assert any("status 418 has no error page" in m for m in messages(tmp_path, DEFAULTS + (
         "frontend f\n    bind :80\n    http-request return status 418 default-errorfiles\n")))
+
+
+def test_forwardfor_in_mode_tcp_is_warned_about(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        listen mysql
+            bind :3306
+            option forwardfor
+            server s 10.0.0.1:3306
+        """)
+    assert any("'option forwardfor' in 'mysql' has no effect in mode tcp" in w
+               for w in warnings(loaded)), warnings(loaded)
