@@ -189,6 +189,8 @@ def _rows() -> list[Keyword]:
         ("tcplog", "dflb", "", "Log in the TCP format."),
         ("httplog", "dfl", "[clf]", "Log in the HTTP format (or the Common Log Format)."),
         ("dontlognull", "dfl", "", "Do not log connections that sent no data."),
+        ("dontlog-normal", "dfl", "", "Log only what went wrong: a termination other than a normal end, or a 5xx status."),
+        ("log-separate-errors", "dfl", "", "Log what went wrong at level err instead of info."),
         ("tcpka", "dflb", "", "TCP keep-alive on both sides."),
         ("clitcpka", "dfl", "", "TCP keep-alive on the client side."),
         ("srvtcpka", "dlb", "", "TCP keep-alive on the server side."),
@@ -208,10 +210,10 @@ def _rows() -> list[Keyword]:
     rows.append(K("option forceclose", "dflb", "", "Old name of option httpclose.", L, "option httpclose"))
     for name in (
         "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
-        "contstats", "disable-h2-upgrade", "dontlog-normal", "h1-case-adjust-bogus-client",
+        "contstats", "disable-h2-upgrade", "h1-case-adjust-bogus-client",
         "h1-case-adjust-bogus-server", "http-buffer-request", "http-ignore-probes", "http-no-delay",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
-        "independent-streams", "ldap-check", "external-check", "log-separate-errors", "logasap",
+        "independent-streams", "ldap-check", "external-check", "logasap",
         "nolinger", "originalto", "persist", "pgsql-check", "prefer-last-server", "redis-check",
         "smtpchk", "socket-stats", "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",

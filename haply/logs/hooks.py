@@ -68,7 +68,9 @@ def logged_http_session(base):
 
         def _respond_local(self, status, *args, **kwargs):
             request = self.requests[0] if self.requests else None
-            server = request.server if request is not None else None
+            server = None
+            if request is not None:
+                server = request.server or getattr(request, "tried", None)
             result = super()._respond_local(status, *args, **kwargs)
             if request is not None:
                 self._log(request, status, LOCAL_TERMINATION.get(status, "LR--"), server)

@@ -220,6 +220,10 @@ class ProxyLog:
         self.targets = targets
         self.engine = engine
         self.dontlognull = proxy.dontlognull
+        # `option dontlog-normal` / `log-separate-errors`: lines of exchanges that
+        # went wrong (termination flags other than "--", or a 5xx) alone, or at err.
+        self.dontlog_normal = "dontlog-normal" in proxy.options
+        self.separate_errors = "log-separate-errors" in proxy.options
         fmt = proxy.log_format or formats.DEFAULT
         try:
             captures = Captures.compile(proxy.captures)
@@ -241,6 +245,12 @@ class ProxyLog:
         logging.request_counter += 1
         if request.cookie_flags != "--":  # cookie persistence's two characters
             termination = termination[:2] + request.cookie_flags
+        problem = False
+        if self.dontlog_normal or self.separate_errors:
+            final = status if status is not None else exchange.status
+            problem = termination[:2] != "--" or final is None or final >= 500
+            if self.dontlog_normal and not problem:
+                return
         render = self.http_render
         if render is not None:
             held = request.server
@@ -252,6 +262,9 @@ class ProxyLog:
         else:
             line = self.render(HttpRecord(self, session, request, exchange, session.loop.time(),
                                           status, termination, server))
+        if problem and self.separate_errors:
+            logging.send(self.targets, "err", line)
+            return
         now = logging.clock()
         for frame, send in self._info:
             send(frame("info", line, now))
@@ -285,6 +298,9 @@ class ProxyLog:
         -1 when the connection never got there."""
         if self.dontlognull and bytes_in == 0:
             return
+        problem = termination[:2] != "--"
+        if self.dontlog_normal and not problem:
+            return
         ms = int((now - begin) * 1000)
         record = Record(
             client_ip=client[0] if client else "", client_port=client[1] if client else "",
@@ -300,7 +316,8 @@ class ProxyLog:
             srv_queue=0, backend_queue=backend.queued if backend is not None else 0,
             request_line="", method="", uri="", http_version="",
             hostname=self.logging.hostname, pid=self.logging.pid, request_counter=0)
-        self.logging.send(self.targets, "info", self.render(record))
+        level = "err" if problem and self.separate_errors else "info"
+        self.logging.send(self.targets, level, self.render(record))
 
 
 def _text(value) -> str:

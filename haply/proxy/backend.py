@@ -30,9 +30,10 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 class NoServerAvailable(Exception):
     """No server could take the request: the proxy answers 503 or closes."""
 
-    def __init__(self, reason: str, status: int = 503):
+    def __init__(self, reason: str, status: int = 503, server: ServerState | None = None):
         self.reason = reason
         self.status = status
+        self.server = server  # the last one tried, for the log (HAProxy names it)
         super().__init__(reason)
 
 
@@ -261,7 +262,7 @@ class BackendRuntime:
                                 else EV_L4_ERROR)
                 self.release(server)
                 if attempt >= self.retries or (gave_up is not None and gave_up()):
-                    raise NoServerAvailable("connection failed", 503) from None
+                    raise NoServerAvailable("connection failed", 503, server) from None
                 attempt += 1
                 server.retries += 1
                 self.retried += 1

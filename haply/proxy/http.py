@@ -65,7 +65,9 @@ class Request:
                  "cookie_server", "cookie_flags",
                  # set only for a frontend with `capture` lines (haply.logs.captures)
                  "captured_request", "captured_response", "captured_cookie",
-                 "captured_set_cookie")
+                 "captured_set_cookie",
+                 # the server a failed connection was for, named by the log's %s
+                 "tried")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -553,6 +555,7 @@ class HttpSession(asyncio.Protocol):
                 request, lambda server: UpstreamConnection(server, pool), self.dest_port,
                 server=server, gave_up=lambda: self.closed, client=self.transport)
         except NoServerAvailable as exc:
+            request.tried = exc.server
             if not self.closed and self.requests and self.requests[0] is request:
                 self._respond_local(exc.status)
             return

@@ -603,3 +603,35 @@ backend be
         assert seen["haply"][0] == (b"200", b"SRVID=abcdef", b"-", b"----",
                                     b"{examp||a#7Cb#7Bc#7D#22d#23e#C3#A9 f~}", b"{text/plain}")
         assert seen["haply"][2][1:3] == (b"SRV=1", b"SRVNEW=value")  # Set-Cookie: name=value
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_dontlog_normal_and_separate_errors(name, receiver):
+    """Only what went wrong is logged (a 503 with no server left, SC--), at
+    level err (local2.err: priority 147); the successful request is not."""
+    port = free_port()
+    with echo_backends(["a"]) as backends:
+        config = haproxy_config("") + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{receiver.port} local2 info
+    option httplog
+    option dontlog-normal
+    option log-separate-errors
+    use_backend dead if {{ path_beg /dead }}
+    default_backend be
+backend be
+    server s1 {backends[0].address}
+backend dead
+    retries 0
+    server gone 127.0.0.1:{free_port()}
+"""
+        with run_haproxy(config, PROXIES[name]):
+            receiver.lines(1, timeout=0.5)  # the start-up probe, if it logs
+            assert http_get(port, "/fine").status == 200
+            assert http_get(port, "/dead").status == 503
+            lines = receiver.lines(2, timeout=1.5)
+    assert len(lines) == 1, lines
+    match = RFC3164.fullmatch(lines[0].rstrip(b"\n"))
+    assert match.group(1) == b"147", lines[0]  # local2 (18) * 8 + err (3)
+    assert b"fe dead/gone" in lines[0] and b" 503 " in lines[0] and b"SC--" in lines[0]
