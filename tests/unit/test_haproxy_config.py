@@ -1331,3 +1331,17 @@ def test_forwardfor_in_mode_tcp_is_warned_about(tmp_path):
         """)
     assert any("'option forwardfor' in 'mysql' has no effect in mode tcp" in w
                for w in warnings(loaded)), warnings(loaded)
+
+
+def test_logging_options_for_problems_only(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            option httplog
+            option dontlog-normal
+            option log-separate-errors
+            default_backend b
+        backend b
+            server s 10.0.0.1:80
+        """)
+    assert {"dontlog-normal", "log-separate-errors"} <= loaded.config.proxy("f").options
