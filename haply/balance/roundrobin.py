@@ -33,7 +33,10 @@ bunched at the start.
 Per pick this is one heap pop and one push: O(log n), no allocation beyond
 the pushed tuple. A full server is passed over and loses that turn; an
 excluded one keeps it. `rebuild()` keeps the positions of servers whose weight did
-not change, so a server going up or down does not reset everyone's rhythm.
+not change, so a server going up or down does not reset everyone's rhythm; but a
+position that the old, larger total put beyond one period of the new total is
+brought within it (a heavy server going down would otherwise leave the light ones
+due far ahead, and one of them served several times in a row until they came due).
 """
 
 from __future__ import annotations
@@ -70,8 +73,15 @@ class RoundRobin(GroupBalancer):
         weight_of = self._weight
         members = {id(s): weight_of(s) for s in group}
         self._total = sum(members.values())
-        kept = [e for e in self._heap
-                if members.get(id(e[_SERVER])) == e[_WEIGHT]]
+        total, pos = self._total, self._pos
+        kept = []
+        for entry in self._heap:
+            weight = members.get(id(entry[_SERVER]))
+            if weight != entry[_WEIGHT]:
+                continue
+            # Due within one of its periods under the new total at the latest.
+            latest = pos + -(-total // weight)
+            kept.append(entry if entry[_DUE] <= latest else (latest,) + entry[1:])
         placed = {id(e[_SERVER]) for e in kept}
         heapify(kept)
         self._heap = kept

@@ -148,3 +148,16 @@ def test_exclude_moves_on_without_losing_the_rhythm():
 def test_factory_returns_roundrobin():
     _, states = farm([2, 1])
     assert isinstance(make_balancer("roundrobin", states), RoundRobin)
+
+
+def test_heavy_server_down_leaves_light_ones_alternating():
+    """Weights 1, 1, 6 and the heavy one goes down after four picks: the light
+    ones were due far ahead under the old total and one of them was served
+    twice in a row (hypothesis found it); they alternate from the first cycle."""
+    registry, states = farm([1, 1, 6])
+    balancer = RoundRobin(states)
+    registry.subscribe("app", lambda state: balancer.rebuild())
+    run(balancer, 4)
+    registry.set_operational(states[2], DOWN, 1.0)
+    seq = run(balancer, 6)
+    assert all(seq[i] != seq[i + 1] for i in range(1, 5)), seq
