@@ -185,6 +185,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         slim=gate.limit or frontend.global_gate.limit or None,
         stot=getattr(gate, "total", 0), conn_tot=getattr(gate, "total", 0),
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
+        dcon=frontend.denied_connections, dses=frontend.denied_sessions,
         ereq=frontend.request_errors, req_tot=frontend.http_requests)
     row["-"] = "-"
     if mode == "http":

@@ -35,7 +35,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    BackendSwitch, Bind, Capture, Config, CookiePersistence, DenyRule, ForwardFor, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    BackendSwitch, Bind, Capture, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_time
@@ -171,6 +171,8 @@ class ProxyState:
     stick_rules: list[StickRule] = field(default_factory=list)
     captures: list[Capture] = field(default_factory=list)
     http_reuse: str | None = None
+    tcp_request_rules: list[TcpRequestRule] = field(default_factory=list)
+    inspect_delay: float | None = None
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -206,6 +208,7 @@ class ProxyState:
             stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
             captures=tuple(self.captures), http_reuse=self.http_reuse,
+            tcp_request_rules=tuple(self.tcp_request_rules), inspect_delay=self.inspect_delay,
             default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
 
@@ -1195,6 +1198,35 @@ def _http_reuse(parser, state: ProxyState, args, line, negated) -> None:
     state.http_reuse = mode
 
 
+TCP_REQUEST_STAGES = ("connection", "session", "content")
+
+
+def _tcp_request(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args)
+    words = _texts(before)
+    if words[:1] == ["inspect-delay"]:
+        if len(words) != 2:
+            raise ParseError("'tcp-request inspect-delay' expects a time")
+        state.inspect_delay = parse_time(words[1], "tcp-request inspect-delay")
+        return
+    if not words or words[0] not in TCP_REQUEST_STAGES:
+        raise ParseError("'tcp-request' expects connection, session, content or inspect-delay")
+    stage = words[0]
+    if state.kind == "backend":
+        raise ParseError(f"'tcp-request {stage}' in a backend is not supported by haply: "
+                         "put the rule in the frontend")
+    if len(words) < 2:
+        raise ParseError(f"'tcp-request {stage}' expects accept or reject")
+    action = words[1]
+    if action not in ("accept", "reject"):
+        raise ParseError(f"'tcp-request {stage} {action}' is not supported by haply "
+                         "(only accept and reject are)")
+    if len(words) > 2:
+        raise ParseError(f"unexpected '{words[2]}' after 'tcp-request {stage} {action}': "
+                         "expected if|unless CONDITION")
+    state.tcp_request_rules.append(TcpRequestRule(stage, action, condition, line.location))
+
+
 def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
     uri = _one("monitor-uri", args, "a URI")
     if not uri.startswith("/"):
@@ -1717,6 +1749,7 @@ HANDLERS: dict[str, Handler] = {
     "stick-table": _stick_table,
     "capture": _capture,
     "http-reuse": _http_reuse,
+    "tcp-request": _tcp_request,
     "stick": _stick,
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,
@@ -1796,6 +1829,8 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
         if proxy.mode == "tcp":
             for switch in proxy.backend_switches:
                 _check_tcp_condition(switch.condition, "use_backend", switch.location, diagnostics)
+        for rule in proxy.tcp_request_rules:  # decided before any HTTP is read
+            _check_tcp_condition(rule.condition, f"tcp-request {rule.stage}", rule.location, diagnostics)
         if proxy.kind == "frontend" and not proxy.binds:
             diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
         if proxy.mode == "tcp":
@@ -1853,7 +1888,7 @@ def _check_tcp_condition(condition, what: str, location: Location, diagnostics: 
         for term in group:
             if term.acl.fetch in HTTP_ONLY_FETCHES:
                 diagnostics.error(location, f"{what} condition reads '{term.acl.fetch}', which only "
-                                  "exists in mode http: in mode tcp use src, dst or dst_port")
+                                  "exists in mode http: on a connection use src, dst or dst_port")
 
 
 def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | None) -> None:

@@ -149,6 +149,8 @@ def _rows() -> list[Keyword]:
           "Log a header's last value (%hr/%hs, %hrl/%hsl) or the first cookie whose name begins with <name> (%CC/%CS)."),
         K("http-reuse", "dlb", "never|safe|aggressive|always",
           "How idle server connections are shared: never (each client keeps its own), safe (not for a client's first request), aggressive (a first request only on a connection reused before), always. Without it haply shares them for requests it can replay."),
+        K("tcp-request", "fl", "connection|session|content accept|reject [if|unless <cond>] | inspect-delay <time>",
+          "Accept or refuse a connection by its addresses (src, dst, dst_port), in order; rejects count in dcon (connection, session) or dreq (content). Other actions are not supported."),
         K("log-format", "dfl", "<format>", "Custom log line format."),
         K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
           "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie; TLS options kept for the TLS layer."),
@@ -256,7 +258,7 @@ def _rows() -> list[Keyword]:
     ):
         rows.append(K(name, "dflb", "...", "Removed from HAProxy (2.1 and later).", U, modern))
     for name, sections in (
-        ("tcp-request", "dflb"), ("tcp-response", "dlb"),
+        ("tcp-response", "dlb"),
         ("compression", "dflb"), ("filter", "flb"),
         ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"),         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("errorfiles", "dflb"), ("errorloc", "dflb"), ("errorloc302", "dflb"), ("errorloc303", "dflb"),

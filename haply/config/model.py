@@ -287,6 +287,17 @@ class CookiePersistence:
 
 
 @dataclass(frozen=True, slots=True)
+class TcpRequestRule:
+    """`tcp-request connection|session|content accept|reject [if|unless COND]`:
+    a frontend's verdict on a connection from its addresses alone."""
+
+    stage: str  # "connection" | "session" | "content"
+    action: str  # "accept" | "reject"
+    condition: Condition | None = None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class Capture:
     """`capture request header NAME len N`, `capture response header NAME len N`
     or `capture cookie NAME len N` (kind "request", "response", "cookie"): what
@@ -402,6 +413,8 @@ class Proxy:
     stick_rules: tuple[StickRule, ...] = ()
     captures: tuple[Capture, ...] = ()
     http_reuse: str | None = None  # never | safe | aggressive | always; None: haply's default
+    tcp_request_rules: tuple[TcpRequestRule, ...] = ()
+    inspect_delay: float | None = None  # tcp-request inspect-delay (rules read no payload)
 
     @property
     def is_frontend(self) -> bool:

@@ -35,7 +35,7 @@ def logged_http_session(base):
             super().connection_made(transport)
 
         def connection_lost(self, exc) -> None:
-            if not self.log_started:
+            if not self.log_started and not self.refused:
                 # A connection that never sent a request: HAProxy logs it as
                 # <BADREQ> closed by the client (CR--) unless dontlognull.
                 self.log_started = True

@@ -7,7 +7,9 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from haply.config.model import Proxy
+from haply.proxy.conditions import compile_condition
 from haply.proxy.gate import Gate
+from haply.proxy.connection import SourceKey
 
 if TYPE_CHECKING:
     from haply.proxy.engine import Engine
@@ -30,6 +32,41 @@ class FrontendRuntime:
         self.request_errors = 0
         self.http_requests = 0
         self.http_responses: Counter[int] = Counter()  # status class (1..5) -> count
+        self.denied_connections = 0  # by tcp-request connection|session rules (dcon, dses)
+        self.denied_sessions = 0
+        # tcp-request rules by stage, in HAProxy's order: for each stage the
+        # (condition or None, accept?) pairs in file order (None: no rule at all)
+        stages = [[(compile_condition(r.condition), r.action == "accept")
+                   for r in proxy.tcp_request_rules if r.stage == stage]
+                  for stage in ("connection", "session", "content")]
+        self.tcp_rules = stages if any(stages) else None
+
+    @property
+    def content_rules(self) -> bool:
+        return self.tcp_rules is not None and bool(self.tcp_rules[2])
+
+    def refuses(self, transport, stages: slice = slice(0, 3)) -> bool:
+        """tcp-request rules: in each stage the first rule that applies decides
+        for that stage (none: accept), and a reject ends it all. A refused
+        connection is counted (dcon, dses, dreq) and closed here. stages: all
+        of them (mode tcp: the rules read addresses only, so the content stage
+        needs no data), or connection and session, then content at the first
+        request (mode http, where HAProxy evaluates them on the request)."""
+        view = SourceKey.of(transport)
+        for stage, rules in list(enumerate(self.tcp_rules))[stages]:
+            for test, accept in rules:
+                if test is None or test(view):
+                    if accept:
+                        break
+                    if stage == 0:
+                        self.denied_connections += 1
+                    elif stage == 1:
+                        self.denied_sessions += 1
+                    else:
+                        self.denied += 1
+                    transport.close()
+                    return True
+        return False
 
     def admit(self, resume) -> bool:
         """Count a new connection in, or park it (False) until a slot frees."""

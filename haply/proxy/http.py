@@ -170,6 +170,8 @@ class HttpSession(asyncio.Protocol):
     client_writable = True
     dest_port: int | None = None
     broken = False  # a request was rejected; read nothing more
+    refused = False  # by a tcp-request rule, before anything was read (not logged)
+    content_rules_pending = False  # tcp-request content rules to apply at the first read
     fresh: bytes | None = None  # the read being parsed, if no request was begun
     # Per-exchange (the request at requests[0])
     upstream: UpstreamConnection | None = None
@@ -203,6 +205,12 @@ class HttpSession(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        frontend = self.frontend
+        if frontend.tcp_rules is not None:
+            if frontend.refuses(transport, slice(0, 2)):
+                self.closed = self.refused = True
+                return
+            self.content_rules_pending = frontend.content_rules
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         sockname = transport.get_extra_info("sockname")
@@ -230,6 +238,12 @@ class HttpSession(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.broken:
             return
+        if self.content_rules_pending:
+            self.content_rules_pending = False
+            if self.frontend.refuses(self.transport, slice(2, 3)):
+                self.refused = True
+                self.close()
+                return
         if self.tunnel:
             self.deadline.touch()
             self.upstream.transport.write(data)

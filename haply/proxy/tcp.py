@@ -13,36 +13,9 @@ import asyncio
 import socket
 
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
+from haply.proxy.connection import SourceKey
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.timers import Deadline
-
-
-class SourceKey:
-    """What a mode tcp connection offers the balancer (the client's address),
-    the conditions of use_backend (src, dst, dst_port) and stick rules."""
-
-    __slots__ = ("client_ip", "client_port", "local_ip", "local_port")
-    uri = ""
-    query = ""
-    ssl = False  # ssl_fc: a mode tcp frontend does not terminate TLS
-
-    @staticmethod
-    def header(name: str) -> list[str]:
-        return []
-
-    def __init__(self, client_ip: str, client_port: int = 0, local_ip: str = "",
-                 local_port: int = 0):
-        self.client_ip = client_ip
-        self.client_port = client_port
-        self.local_ip = local_ip
-        self.local_port = local_port
-
-    @classmethod
-    def of(cls, transport) -> "SourceKey":
-        peer = transport.get_extra_info("peername")
-        sockname = transport.get_extra_info("sockname")
-        return cls(peer[0] if peer else "", peer[1] if peer else 0,
-                   sockname[0] if sockname else "", sockname[1] if sockname else 0)
 
 
 def session_timeout(client: float | None, server: float | None,
@@ -90,6 +63,9 @@ class TcpClientProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        if self.frontend.tcp_rules is not None and self.frontend.refuses(transport):
+            self.closed = True
+            return
         transport.pause_reading()
         if self.frontend.admit(self._resume_admission):
             self._start()

@@ -792,7 +792,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             option httpclse
             stick-table type ip size 1m peers mypeers
         frontend f
-            tcp-request connection reject
+            tcp-request connection track-sc0 src
             http-request tarpit
             http-request lua.foo
             server s 1.2.3.4:80
@@ -808,7 +808,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "6: unknown keyword 'optoin' in 'defaults' section; did you mean 'option'?",
         "7: unknown keyword 'option httpclse' in 'defaults' section; did you mean 'option httpclose'?",
         "8: 'stick-table' is not allowed in a 'defaults' section (allowed in: frontend, listen, backend)",
-        "10: 'tcp-request' is not supported by haply",
+        "10: 'tcp-request connection track-sc0' is not supported by haply (only accept and reject are)",
         "11: 'http-request tarpit' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
         "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend)",
@@ -1345,3 +1345,32 @@ def test_logging_options_for_problems_only(tmp_path):
             server s 10.0.0.1:80
         """)
     assert {"dontlog-normal", "log-separate-errors"} <= loaded.config.proxy("f").options
+
+
+def test_tcp_request_rules(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            tcp-request inspect-delay 5s
+            tcp-request connection reject unless { src 10.0.0.0/8 }
+            tcp-request session accept if { dst_port 80 }
+            tcp-request content reject if { dst 192.0.2.1 }
+            default_backend b
+        backend b
+            server s 10.0.0.1:80
+        """)
+    f = loaded.config.proxy("f")
+    assert f.inspect_delay == 5.0
+    assert [(r.stage, r.action, r.condition.unless) for r in f.tcp_request_rules] == [
+        ("connection", "reject", True), ("session", "accept", False), ("content", "reject", False)]
+    for line, message in [
+        ("tcp-request connection track-sc0 src", "'tcp-request connection track-sc0' is not supported"),
+        ("tcp-request content reject if { path_beg /x }", "reads 'path_beg', which only exists in mode http"),
+        ("tcp-request inspect-delay", "expects a time"),
+        ("tcp-request whenever reject", "expects connection, session, content or inspect-delay"),
+        ("tcp-request connection reject now", "unexpected 'now'"),
+    ]:
+        found = messages(tmp_path, DEFAULTS + f"frontend f\n    bind :80\n    {line}\n")
+        assert any(message in m for m in found), (line, found)
+    assert any("'tcp-request' is not allowed in a 'backend' section" in m for m in messages(
+        tmp_path, DEFAULTS + "backend b\n    tcp-request content reject\n"))

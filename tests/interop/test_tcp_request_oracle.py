@@ -1,0 +1,78 @@
+"""`tcp-request connection|content accept|reject` against HAProxy 2.6: the
+same connections are refused (closed before anything is read) and counted in
+the same stats columns (dcon for connection rules, dreq for content rules),
+in mode tcp and in mode http."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+
+import pytest
+
+from tests.interop.test_proxy_oracle import PRELUDE, run_both
+from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
+from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
+
+
+def answered(address: str, port: int) -> bool:
+    """Whether the proxy answered a request on a new connection from 127.0.0.1."""
+    try:  # a refused connection may be reset as soon as it is accepted
+        with socket.create_connection((address, port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\nHost: h\r\n\r\n")
+            return sock.recv(65536).startswith(b"HTTP/1.")
+    except (ConnectionResetError, BrokenPipeError):
+        return False
+
+
+def frontend_counters(stat: str, name: str) -> tuple[str, str]:
+    lines = [line for line in stat.split("\n") if line]
+    header = lines[0][2:].split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row["pxname"] == name and row["svname"] == "FRONTEND":
+            return row["dcon"], row["dreq"]
+    raise AssertionError(f"no frontend {name}")
+
+
+@pytest.mark.parametrize("mode", ["tcp", "http"])
+def test_tcp_request_rules_as_haproxy(mode):
+    with echo_backends(["a"]) as (a,):
+        directory = tempfile.mkdtemp(prefix="tcpreq-")
+        sock = os.path.join(directory, "admin.sock")
+        second = free_port()
+        cfg = PRELUDE.replace("mode http", f"mode {mode}").replace(
+            "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n") + f"""
+frontend fe
+    bind 127.0.0.1:@PORT@
+    bind 127.0.0.2:@PORT@
+    bind 127.0.0.3:{second}
+    tcp-request inspect-delay 5s
+    tcp-request connection accept if {{ dst 127.0.0.3 }}
+    tcp-request connection reject if {{ dst 127.0.0.2 }}
+    tcp-request content reject if {{ dst_port {second} }}
+    tcp-request connection reject unless {{ src 127.0.0.0/8 }}
+    default_backend be
+
+backend be
+    server s {a.address}
+"""
+
+        def exercise(port):
+            wait_socket(sock)
+            wait_no_sessions(sock)
+            seen = [answered("127.0.0.1", port), answered("127.0.0.2", port),
+                    answered("127.0.0.3", second), answered("127.0.0.2", port)]
+            wait_no_sessions(sock)
+            counters = frontend_counters(cli(sock, "show stat"), "fe")
+            os.unlink(sock)
+            return seen, counters
+
+        results = run_both(cfg, exercise)
+    assert results["haply"] == results["haproxy"]
+    seen, (dcon, dreq) = results["haply"]
+    # The start-up probe's connections count too (to 127.0.0.2: dcon).
+    assert seen == [True, False, False, False] and int(dcon) >= 2 and int(dreq) >= 1
