@@ -128,7 +128,7 @@ def logged_tcp_session(base):
                 return
             server = self.server if self.upstream is not None else None
             self.frontend.logger.tcp_done(
-                self.frontend, self.log_peer, self.backend, server, self.log_begin,
+                self.frontend, self.log_peer, self.backend, server or self.tried, self.log_begin,
                 self.log_wall, self.loop.time(), self.log_in,
                 self.transport.written if isinstance(self.transport, CountingTransport) else 0,
                 "--" if server is not None else "SC", self.t_wait, self.t_connect)

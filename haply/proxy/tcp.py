@@ -35,7 +35,7 @@ class TcpClientProtocol(asyncio.Protocol):
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
                  "pending", "timer", "admitted", "closed", "client_eof", "server_eof",
-                 "t_wait", "t_connect", "switches")
+                 "t_wait", "t_connect", "switches", "tried")
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
                  switches: tuple | None = None):
@@ -58,6 +58,7 @@ class TcpClientProtocol(asyncio.Protocol):
         # The log's Tw and Tc: ms in the backend's queue, ms to connect (-1: not yet).
         self.t_wait = -1
         self.t_connect = -1
+        self.tried = None  # the server whose connection attempts all failed, for the log
 
     # ------------------------------------------------------------------ client
 
@@ -126,6 +127,7 @@ class TcpClientProtocol(asyncio.Protocol):
         except NoServerAvailable as exc:
             if exc.reason == "queue timeout" and self.t_wait < 0:
                 self.t_wait = int((loop.time() - start) * 1000)
+            self.tried = exc.server
             self.close()
             return
         if self.upstream is None:

@@ -637,3 +637,28 @@ backend dead
     match = RFC3164.fullmatch(lines[0].rstrip(b"\n"))
     assert match.group(1) == b"147", lines[0]  # local2 (18) * 8 + err (3)
     assert b"fe dead/gone" in lines[0] and b" 503 " in lines[0] and b"SC--" in lines[0]
+
+
+def test_tcplog_names_the_server_a_failed_connection_was_for(receiver):
+    """As HAProxy does: `be/gone` and SC, not <NOSRV>, when every attempt to
+    connect to the chosen server failed."""
+    port = free_port()
+    config = haproxy_config("").replace("mode http", "mode tcp") + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    mode tcp
+    log 127.0.0.1:{receiver.port} local2 info
+    option tcplog
+    default_backend be
+backend be
+    mode tcp
+    retries 1
+    server gone 127.0.0.1:{free_port()}
+"""
+    with run_haproxy(config, PROXIES["haply"]):
+        receiver.lines(1, timeout=0.5)  # the start-up probe's line
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"x")
+            sock.recv(10)  # closed by the proxy once it gives up
+        lines = receiver.lines(1, timeout=3)
+    assert lines and b" fe be/gone " in lines[0] and b" SC " in lines[0], lines
