@@ -251,7 +251,7 @@ def cmd_show_backend(api: RuntimeApi, args: list[str]) -> str:
 def _stick_tables(api: RuntimeApi) -> list:
     # HAProxy lists the most recently declared table first.
     return [b.stick.table for b in reversed(list(api.engine.backends.values()))
-            if getattr(b, "stick", None) is not None]
+            if b.stick is not None]
 
 
 def _table_header(table) -> str:
@@ -276,11 +276,14 @@ def cmd_show_table(api: RuntimeApi, args: list[str]) -> str:
     return "".join(lines)
 
 
+CLEAR_TABLE_USAGE = ('Required arguments: <table> "data.<store_data_type>" <operator> <value> '
+                     "or <table> key <key>")
+
+
 def cmd_clear_table(api: RuntimeApi, args: list[str]) -> str:
     """`clear table NAME [key KEY]`: forget every entry, or one."""
     if not args:
-        raise CommandError('Required arguments: <table> "data.<store_data_type>" <operator> <value> '
-                           "or <table> key <key>")
+        raise CommandError(CLEAR_TABLE_USAGE)
     table = next((t for t in _stick_tables(api) if t.name == args[0]), None)
     if table is None:
         raise CommandError("No such table")
@@ -291,8 +294,7 @@ def cmd_clear_table(api: RuntimeApi, args: list[str]) -> str:
     elif args[1].startswith("data."):
         raise CommandError("clearing by stored data is not supported by haply (tables store only the server)")
     else:
-        raise CommandError('Required arguments: <table> "data.<store_data_type>" <operator> <value> '
-                           "or <table> key <key>")
+        raise CommandError(CLEAR_TABLE_USAGE)
     return ""
 
 

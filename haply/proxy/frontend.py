@@ -14,6 +14,10 @@ from haply.proxy.connection import SourceKey
 if TYPE_CHECKING:
     from haply.proxy.engine import Engine
 
+# tcp-request stages, in the order they apply (indexes of FrontendRuntime.tcp_rules)
+CONNECTION, SESSION, CONTENT = range(3)
+BEFORE_CONTENT = range(CONNECTION, CONTENT)
+
 
 class FrontendRuntime:
     def __init__(self, proxy: Proxy, engine: "Engine"):
@@ -40,12 +44,9 @@ class FrontendRuntime:
                    for r in proxy.tcp_request_rules if r.stage == stage]
                   for stage in ("connection", "session", "content")]
         self.tcp_rules = stages if any(stages) else None
+        self.content_rules = bool(stages[CONTENT])
 
-    @property
-    def content_rules(self) -> bool:
-        return self.tcp_rules is not None and bool(self.tcp_rules[2])
-
-    def refuses(self, transport, stages: slice = slice(0, 3)) -> bool:
+    def refuses(self, transport, stages=range(3)) -> bool:
         """tcp-request rules: in each stage the first rule that applies decides
         for that stage (none: accept), and a reject ends it all. A refused
         connection is counted (dcon, dses, dreq) and closed here. stages: all
@@ -53,14 +54,14 @@ class FrontendRuntime:
         needs no data), or connection and session, then content at the first
         request (mode http, where HAProxy evaluates them on the request)."""
         view = SourceKey.of(transport)
-        for stage, rules in list(enumerate(self.tcp_rules))[stages]:
-            for test, accept in rules:
+        for stage in stages:
+            for test, accept in self.tcp_rules[stage]:
                 if test is None or test(view):
                     if accept:
                         break
-                    if stage == 0:
+                    if stage == CONNECTION:
                         self.denied_connections += 1
-                    elif stage == 1:
+                    elif stage == SESSION:
                         self.denied_sessions += 1
                     else:
                         self.denied += 1

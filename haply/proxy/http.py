@@ -30,7 +30,7 @@ from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SI
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
 from haply.proxy.conditions import first_match
 from haply.proxy import redirect
-from haply.proxy.frontend import FrontendRuntime
+from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.proxy.upstream import ConnectionPool, UpstreamConnection
 from haply.admin.services import Deferred, finish_deferred
@@ -207,7 +207,7 @@ class HttpSession(asyncio.Protocol):
         self.transport = transport
         frontend = self.frontend
         if frontend.tcp_rules is not None:
-            if frontend.refuses(transport, slice(0, 2)):
+            if frontend.refuses(transport, BEFORE_CONTENT):
                 self.closed = self.refused = True
                 return
             self.content_rules_pending = frontend.content_rules
@@ -240,7 +240,7 @@ class HttpSession(asyncio.Protocol):
             return
         if self.content_rules_pending:
             self.content_rules_pending = False
-            if self.frontend.refuses(self.transport, slice(2, 3)):
+            if self.frontend.refuses(self.transport, (CONTENT,)):
                 self.refused = True
                 self.close()
                 return

@@ -37,6 +37,7 @@ backend), and the answer then moves the client with a new cookie.
 from __future__ import annotations
 
 from haply.config.model import CookiePersistence
+from haply.http.headers import parse_fields
 from haply.runtime.registry import ServerState
 
 PREFIX_DELIMITER = b"~"
@@ -222,7 +223,7 @@ class CookieRouting:
         if insert:
             flag = "I"
             tail = b"Set-Cookie: " + name + b"=" + value + self.set_cookie_tail
-            if settings.nocache and cacheable(method, status, _fields(kept)):
+            if settings.nocache and cacheable(method, status, parse_fields(head)):
                 tail += CACHE_CONTROL_PRIVATE
         return b"\r\n".join(kept) + b"\r\n" + tail + b"\r\n", flag
 
@@ -252,11 +253,3 @@ def _joined(kept: list[bytes], part: bytes, gap: bool) -> bytes:
         kept[-1] = kept[-1].rstrip()
         return b"; " + part.lstrip()
     return b";" + part
-
-
-def _fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
-    fields = []
-    for line in lines[1:]:
-        field_name, _, value = line.partition(b":")
-        fields.append((field_name.strip(), value.strip()))
-    return fields

@@ -149,19 +149,20 @@ def fetch_for(pattern: str) -> Callable[[StickView], str | None]:
         return lambda view: str(view.client_port) if view.client_port else None
     if pattern == "dst_port":
         return lambda view: str(view.local_port) if view.local_port else None
-    name = pattern[pattern.index("(") + 1:-1].lower()
+    argument = pattern[pattern.index("(") + 1:-1]
     if pattern.startswith(("req.hdr(", "hdr(")):
+        name = argument.lower()
+
         def header(view: StickView) -> str | None:
             values = view.header(name)
             return values[-1].strip() if values else None  # HAProxy: the last occurrence
         return header
-    cookie_name = pattern[pattern.index("(") + 1:-1]
 
     def cookie(view: StickView) -> str | None:
         for value in view.header("cookie"):
             for part in value.split(";"):
                 key, equals, found = part.partition("=")
-                if equals and key.strip() == cookie_name:
+                if equals and key.strip() == argument:
                     return found.strip()
         return None
     return cookie
