@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from haply.http import framing
 from haply.http.headers import parse_fields
 from haply.runtime.registry import ServerState
 
@@ -99,6 +100,11 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
             if self.session is not None:
+                if self.head_start >= 0 and len(self.pending) - self.head_start > framing.MAX_HEAD_SIZE:
+                    # A head that does not end within the budget will not fit
+                    # HAProxy's buffer either: refuse it now, before it grows.
+                    self._refuse_head(framing.head_too_large(0, response=True))
+                    return
                 self.session.flush()
         except httptools.HttpParserUpgrade as upgrade:
             rest = data[upgrade.args[0]:]
@@ -162,9 +168,18 @@ class UpstreamConnection(asyncio.Protocol):
         while pending.startswith(b"\r\n", start):  # llhttp skips empty lines before it
             start += 2
         end = pending.find(b"\r\n\r\n", start) + 4
-        self.head = pending if start == 0 and end == len(pending) else pending[start:end]
+        head = self.head = pending if start == 0 and end == len(pending) else pending[start:end]
         self._headers = None
         self.head_start = end
+        # The limits HAProxy puts on a response head (502 past them). A field line
+        # takes at least 4 bytes, so short heads cannot have too many.
+        if len(head) > 4 * framing.MAX_HEADERS:
+            if len(head) > framing.MAX_HEAD_SIZE:
+                self._refuse_head(framing.head_too_large(0, response=True))
+                return
+            if head.count(b"\r\n") - 2 > framing.MAX_HEADERS:
+                self._refuse_head(framing.too_many_headers(response=True))
+                return
         if 100 <= status < 200 and status != 101:
             session.informational_response(self, status)
             return
@@ -180,6 +195,12 @@ class UpstreamConnection(asyncio.Protocol):
             # fresh parser.
             self.stale_parser = True
             session.response_complete(self)
+
+    def _refuse_head(self, error: Exception) -> None:
+        if self.session is not None:
+            self.session.server_protocol_error(self, str(error))
+        else:
+            self.close()
 
     def on_body(self, body: bytes) -> None:
         if self.session is not None and not self.stale_parser:
