@@ -22,11 +22,12 @@ import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from haply.http.framing import head_budget
 from haply.http.responses import HAPROXY_PAGES, framed
 
 # An errorfile or a body must fit in one buffer less the rewrite reserve
-# (tune.bufsize 16384 - tune.maxrewrite 1024, HAProxy's defaults).
-MAX_BYTES = 16384 - 1024
+# (at HAProxy's default tune.bufsize and tune.maxrewrite, unless configured).
+MAX_BYTES = head_budget()
 PAYLOADS = ("errorfile", "file", "string")
 UNSUPPORTED = ("errorfiles", "lf-file", "lf-string")
 FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
@@ -45,12 +46,14 @@ class Answer:
 
 
 def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
-                 read_errorfile, default_status: int | None = None) -> Answer:
+                 read_errorfile, default_status: int | None = None,
+                 limit: int = MAX_BYTES) -> Answer:
     """The options of one deny or http-error line (conditions already cut off).
 
     read_errorfile(path) -> bytes reads and checks an errorfile (the parser's,
     so that both directives refuse the same files with the same words).
-    Without default_status, a status is required.
+    Without default_status, a status is required. A file body may take up to
+    `limit` bytes (the head budget of the configured buffer size).
     """
     status = content_type = payload = None
     headers: list[tuple[str, str]] = []
@@ -114,7 +117,7 @@ def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
         return Answer(status, response, closes=not framed(response))
     if content_type is None:
         raise AnswerError(f"'{what}': '{kind}' needs 'content-type <type>'")
-    body = _read_body(argument, what) if kind == "file" else argument.encode("utf-8")
+    body = _read_body(argument, what, limit) if kind == "file" else argument.encode("utf-8")
     head = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
     head += [f"{name}: {value}\r\n" for name, value in headers]
     head.append(f"content-length: {len(body)}\r\ncontent-type: {content_type}\r\n\r\n")
@@ -137,23 +140,24 @@ def _status(text: str, what: str) -> int:
     return int(text)
 
 
-def _read_body(path: str, what: str) -> bytes:
+def _read_body(path: str, what: str, limit: int) -> bytes:
     try:
-        return read_limited(path, "file")
+        return read_limited(path, "file", limit)
     except AnswerError as exc:
         raise AnswerError(f"'{what}': {exc}") from None
 
 
-def read_limited(path: str, label: str) -> bytes:
+def read_limited(path: str, label: str, limit: int = MAX_BYTES) -> bytes:
     """The bytes of a file read at load time (an errorfile, a body), at most
-    MAX_BYTES; AnswerError names the file as `label 'path'` and says why not."""
+    `limit`; AnswerError names the file as `label 'path'` and says why not."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+            data = handle.read(limit + 1)
     except OSError as error:
         raise AnswerError(f"cannot read {label} '{path}': {error.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise AnswerError(f"{label} '{path}' is larger than {MAX_BYTES} bytes")
+    if len(data) > limit:
+        raise AnswerError(f"{label} '{path}' is larger than {limit} bytes "
+                          "(tune.bufsize - tune.maxrewrite)")
     return data
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
-from haply.config.answers import AnswerError, parse_answer, read_limited, reason
+from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited, reason
 from haply.config import programs
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
@@ -38,7 +38,8 @@ from haply.config.model import (
     BackendSwitch, Bind, Capture, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
-from haply.config.units import UnitError, parse_int, parse_port, parse_time
+from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
+from haply.http import framing
 
 # Manual 3.1 "log": the 24 syslog facilities and 8 levels; len accepts 80..65535.
 FACILITIES = frozenset(
@@ -562,6 +563,19 @@ def _global_value(field_name: str, convert: Callable[[str], object], what: str):
     return handler
 
 
+MIN_BUFSIZE = 1024
+MAX_BUFSIZE = 256 << 20
+
+
+def _bufsize(text: str) -> int:
+    size = parse_size(text, "tune.bufsize")
+    # Below this haply's own error answers and the stats page no longer fit;
+    # HAProxy refuses 256 MB and more when HTTP is in use.
+    if not MIN_BUFSIZE <= size < MAX_BUFSIZE:
+        raise ParseError(f"tune.bufsize {text}: expected {MIN_BUFSIZE} to {MAX_BUFSIZE - 1} bytes")
+    return size
+
+
 def _global_flag(field_name: str):
     def handler(parser, state: GlobalState, args, line, negated) -> None:
         _none(line.words[0].text, args)
@@ -913,7 +927,8 @@ def _deny(parser, state: ProxyState, args, line, negated) -> None:
     before, condition = _condition(state, args)
     try:
         answer = parse_answer(_texts(before), "http-request deny", ("deny_status", "status"),
-                              _read_errorfile_for_answer, default_status=403)
+                              _errorfile_reader(parser), default_status=403,
+                              limit=_head_budget(parser))
     except AnswerError as exc:
         raise ParseError(str(exc)) from None
     if answer.response is None and answer.status not in ERRORFILE_CODES:
@@ -928,7 +943,8 @@ def _return(parser, state: ProxyState, args, line, negated) -> None:
     before, condition = _condition(state, args)
     try:
         answer = parse_answer(_texts(before), "http-request return", ("status",),
-                              _read_errorfile_for_answer, default_status=200)
+                              _errorfile_reader(parser), default_status=200,
+                              limit=_head_budget(parser))
     except AnswerError as exc:
         raise ParseError(str(exc)) from None
     response = answer.response
@@ -946,7 +962,8 @@ def _return(parser, state: ProxyState, args, line, negated) -> None:
 
 def _http_error(parser, state: ProxyState, args, line, negated) -> None:
     try:
-        answer = parse_answer(_texts(args), "http-error", ("status",), _read_errorfile_for_answer)
+        answer = parse_answer(_texts(args), "http-error", ("status",), _errorfile_reader(parser),
+                              limit=_head_budget(parser))
     except AnswerError as exc:
         raise ParseError(str(exc)) from None
     if answer.status not in ERRORFILE_CODES:
@@ -962,11 +979,24 @@ def _http_error(parser, state: ProxyState, args, line, negated) -> None:
         state.errorfiles[answer.status] = answer.response
 
 
-def _read_errorfile_for_answer(path: str) -> bytes:
-    try:
-        return read_errorfile(path)
-    except ParseError as exc:
-        raise AnswerError(str(exc)) from None
+def _errorfile_reader(parser):
+    """read_errorfile for parse_answer, within this configuration's buffer."""
+    limit = _head_budget(parser)
+
+    def read(path: str) -> bytes:
+        try:
+            return read_errorfile(path, limit)
+        except ParseError as exc:
+            raise AnswerError(str(exc)) from None
+    return read
+
+
+def _head_budget(parser) -> int:
+    """The largest head the buffers hold, with the tune settings read so far
+    (the global section comes first, as HAProxy expects)."""
+    values = parser.carry.global_.values
+    return framing.head_budget(values.get("bufsize", framing.HAPROXY_BUFSIZE),
+                               values.get("maxrewrite", framing.HAPROXY_MAXREWRITE))
 
 
 def _redirect(parser, state: ProxyState, args, line, negated) -> None:
@@ -1017,13 +1047,13 @@ def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError(
             f"errorfile status {code} cannot be customised: expected one of {', '.join(map(str, sorted(ERRORFILE_CODES)))}"
         )
-    state.errorfiles[code] = read_errorfile(texts[1])
+    state.errorfiles[code] = read_errorfile(texts[1], _head_budget(parser))
 
 
-def read_errorfile(path: str) -> bytes:
+def read_errorfile(path: str, limit: int = MAX_BYTES) -> bytes:
     """The bytes of an errorfile, checked to be a plausible HTTP response."""
     try:
-        data = read_limited(path, "errorfile")
+        data = read_limited(path, "errorfile", limit)
     except AnswerError as exc:
         raise ParseError(str(exc)) from None
     if not re.match(rb"HTTP/1\.[01] [1-5][0-9][0-9]", data):
@@ -1693,6 +1723,10 @@ HANDLERS: dict[str, Handler] = {
     "group": _global_value("group", str, "a group name"),
     "chroot": _global_value("chroot", str, "a directory"),
     "nbthread": _global_value("nbthread", lambda text: parse_int(text, "nbthread", 1, 4096), "a number of threads"),
+    "tune.bufsize": _global_value("bufsize", _bufsize, "a buffer size in bytes"),
+    "tune.maxrewrite": _global_value("maxrewrite", lambda text: parse_size(text, "tune.maxrewrite"), "a size in bytes"),
+    "tune.http.maxhdr": _global_value("http_maxhdr", lambda text: parse_int(text, "tune.http.maxhdr", 1, 32767),
+                                      "a number of header lines, 1 to 32767"),
     "spread-checks": _spread_checks,
     "hard-stop-after": _hard_stop_after,
     "stats socket": _stats_socket,

@@ -86,6 +86,9 @@ def _rows() -> list[Keyword]:
         K("ssl-default-server-ciphersuites", "g", "<suites>", "Default TLS 1.3 cipher suites of `server ... ssl`."),
         K("ssl-default-server-options", "g", "<option>...", "Default TLS options of `server ... ssl`."),
         K("ssl-server-verify", "g", "none|required", "Default certificate verification of `server ... ssl` (required unless set to none)."),
+        K("tune.bufsize", "g", "<bytes>", "Buffer size (default 16384): a request or response head larger than tune.bufsize - tune.maxrewrite is refused (431/414 or 502)."),
+        K("tune.maxrewrite", "g", "<bytes>", "Room kept in the buffer for rules that add fields (default 1024, at most half of tune.bufsize)."),
+        K("tune.http.maxhdr", "g", "<number>", "Most lines in a head, the start line included (default 101): more is refused (431 or 502)."),
         K("tune.ssl.default-dh-param", "g", "<bits>", "Size of generated Diffie-Hellman parameters (kept for the TLS layer)."),
         K("ulimit-n", "g", "<number>", "Maximum number of open files (kept for the process manager)."),
         K("master-worker", "g", "", "Run a master process that supervises the proxy workers (as -W)."),
@@ -94,7 +97,6 @@ def _rows() -> list[Keyword]:
         K("nbproc", "g", "<number>", "Removed in HAProxy 2.5.", U, "nbthread"),
         K("lua-load", "g", "<file>", "Lua scripting.", U),
         K("ssl-engine", "g", "<name>", "OpenSSL engines.", U),
-        K("tune.bufsize", "g", "<size>", "Buffer size.", U),
         # ----------------------------------------------------------- proxies
         K("mode", "dflb", "tcp|http", "Proxy mode: raw TCP relay or HTTP."),
         K("bind", "fl", "<addr>:<port>[,...] [<option>...]",

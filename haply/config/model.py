@@ -449,6 +449,9 @@ class Global:
     spread_checks: int = 0  # percent
     hard_stop_after: float | None = None
     stats_timeout: float | None = None
+    bufsize: int = 16384  # tune.bufsize
+    maxrewrite: int = 1024  # tune.maxrewrite
+    http_maxhdr: int = 101  # tune.http.maxhdr, the start line included
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,12 +42,29 @@ Headers = Iterable[tuple[bytes, bytes]]
 # haply keeps the same budget so that a request HAProxy accepted still passes.
 HAPROXY_BUFSIZE = 16384
 HAPROXY_MAXREWRITE = 1024
-MAX_HEAD_SIZE = HAPROXY_BUFSIZE - HAPROXY_MAXREWRITE  # start line + fields + CRLFs
 
 # tune.http.maxhdr defaults to 101 and counts the start line, so 100 header
 # fields pass and the 101st is refused (observed with HAProxy 2.6).
 HAPROXY_MAXHDR = 101
+
+
+def head_budget(bufsize: int = HAPROXY_BUFSIZE, maxrewrite: int = HAPROXY_MAXREWRITE) -> int:
+    """The largest head (start line, fields and CRLFs) a buffer of `bufsize`
+    holds; HAProxy lowers a maxrewrite over half the buffer to half."""
+    return bufsize - min(maxrewrite, bufsize // 2)
+
+
+MAX_HEAD_SIZE = head_budget()
 MAX_HEADERS = HAPROXY_MAXHDR - 1
+
+
+def set_limits(bufsize: int, maxrewrite: int, maxhdr: int) -> None:
+    """Apply the global section's tune.bufsize, tune.maxrewrite and
+    tune.http.maxhdr. Like HAProxy's, they hold for the whole process; the
+    proxy reads them from this module at each check."""
+    global MAX_HEAD_SIZE, MAX_HEADERS
+    MAX_HEAD_SIZE = head_budget(bufsize, maxrewrite)
+    MAX_HEADERS = maxhdr - 1
 
 # Statuses for an oversized request. HAProxy answers 400 to both; haply names
 # the fault instead: 431 (RFC 6585 §5) for too many or too large header fields,
@@ -467,7 +484,7 @@ __all__ = [
     "HAPROXY_MAXREWRITE", "KEEP_ALIVE", "LENGTH", "MAX_CONTENT_LENGTH", "MAX_HEADERS",
     "MAX_HEAD_SIZE", "NONE", "NO_BODY", "SERVER_CLOSE", "STATUS_HEAD_TOO_LARGE",
     "STATUS_URI_TOO_LONG", "TCHAR", "UNTIL_CLOSE", "UNTIL_CLOSE_BODY",
-    "check_request_target", "connection_modes", "connection_options", "head_too_large",
+    "check_request_target", "connection_modes", "connection_options", "head_budget", "head_too_large",
     "keep_alive", "peer_wants_keep_alive", "request_framing", "response_framing",
-    "server_keep_alive", "too_many_headers", "validate_header_fields",
+    "server_keep_alive", "set_limits", "too_many_headers", "validate_header_fields",
 ]

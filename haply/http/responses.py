@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from haply.http.framing import MAX_HEAD_SIZE, TCHAR
+from haply.http import framing
+from haply.http.framing import TCHAR
 
 # status -> (reason phrase, sentence), as HAProxy 2.6 sends them (observed;
 # "407 Unauthorized" and the leading "." of the 501 sentence included).
@@ -170,8 +171,8 @@ def validate_errorfile(data: bytes) -> str | None:
     """
     if not data:
         return None
-    if len(data) > MAX_HEAD_SIZE:
-        return f"larger than {MAX_HEAD_SIZE} bytes (tune.bufsize - tune.maxrewrite)"
+    if len(data) > framing.MAX_HEAD_SIZE:
+        return f"larger than {framing.MAX_HEAD_SIZE} bytes (tune.bufsize - tune.maxrewrite)"
     crlf, lf = data.find(b"\r\n\r\n"), data.find(b"\n\n")
     candidates = [i for i in (crlf, lf) if i >= 0]
     if not candidates:

@@ -16,6 +16,7 @@ from collections import deque
 
 from haply.config.model import Config
 from haply.health import HealthChecker
+from haply.http import framing
 from haply.proxy.backend import BackendRuntime, resolve
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.gate import Gate
@@ -61,6 +62,8 @@ class Engine:
         self.loop = loop
         self.registry = registry or Registry()
         self.global_gate = Gate(config.global_.maxconn)
+        settings = config.global_
+        framing.set_limits(settings.bufsize, settings.maxrewrite, settings.http_maxhdr)
         self.default_maxconn = None
         self.pool = ConnectionPool(loop)
         self.errors: deque = deque(maxlen=ERROR_HISTORY)

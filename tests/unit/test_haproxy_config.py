@@ -1374,3 +1374,51 @@ def test_tcp_request_rules(tmp_path):
         assert any(message in m for m in found), (line, found)
     assert any("'tcp-request' is not allowed in a 'backend' section" in m for m in messages(
         tmp_path, DEFAULTS + "backend b\n    tcp-request content reject\n"))
+
+
+# ------------------------------------------------------------------ buffer sizes
+
+
+def test_tune_buffer_sizes(tmp_path):
+    assert load_text(tmp_path, DEFAULTS).config.global_.bufsize == 16384
+    settings = load_text(tmp_path, """\
+        global
+            tune.bufsize 65536
+            tune.maxrewrite 2048
+            tune.http.maxhdr 200
+        """ + DEFAULTS).config.global_
+    assert (settings.bufsize, settings.maxrewrite, settings.http_maxhdr) == (65536, 2048, 200)
+    assert messages(tmp_path, """\
+        global
+            tune.bufsize 100
+            tune.bufsize 256m
+            tune.http.maxhdr 0
+            tune.http.maxhdr 32768
+            tune.maxrewrite lots
+        """) == [
+        "2: tune.bufsize 100: expected 1024 to 268435455 bytes",
+        "3: tune.bufsize 256m: expected 1024 to 268435455 bytes",
+        "4: tune.http.maxhdr '0' is out of range: expected between 1 and 32767",
+        "5: tune.http.maxhdr '32768' is out of range: expected between 1 and 32767",
+        "6: invalid tune.maxrewrite 'lots': expected a whole number of bytes with an optional unit among k, m, g, e.g. 16k",
+    ]
+
+
+def test_files_may_fill_the_configured_buffer(tmp_path):
+    """An errorfile or a `return file` body must fit the head budget of the
+    buffer the global section configures (bufsize - maxrewrite)."""
+    page = tmp_path / "503.http"
+    page.write_bytes(b"HTTP/1.0 503 Service Unavailable\r\n\r\n" + b"x" * 20000)
+    body = tmp_path / "body.txt"
+    body.write_bytes(b"y" * 20000)
+    proxy = f"""\
+        backend b
+            errorfile 503 {page}
+            http-request return status 200 content-type text/plain file {body}
+        """
+    assert messages(tmp_path, DEFAULTS + proxy) == [
+        f"7: errorfile '{page}' is larger than 15360 bytes (tune.bufsize - tune.maxrewrite)",
+        f"8: 'http-request return': file '{body}' is larger than 15360 bytes (tune.bufsize - tune.maxrewrite)",
+    ]
+    b = load_text(tmp_path, "global\n    tune.bufsize 32768\n" + DEFAULTS + proxy).config.proxy("b")
+    assert b.errorfiles == ((503, page.read_bytes()),)

@@ -1,5 +1,6 @@
-"""Response heads past HAProxy's limits, against HAProxy 2.6: a 502, and the
-server's connection dropped before the head can grow without bound.
+"""Head size limits against HAProxy 2.6: a response head past them is a 502
+(the server's connection dropped before the head can grow without bound), and
+tune.bufsize / tune.http.maxhdr move them for requests and responses alike.
 
 HAProxy holds a response head in one buffer (tune.bufsize less tune.maxrewrite)
 and counts at most tune.http.maxhdr lines; a head over either is answered 502.
@@ -67,3 +68,39 @@ def test_oversized_response_head_is_a_502(path):
     assert results["haply"][0] == str(expected).encode()
     if expected == 200:
         assert results["haply"][1] == b"ok"
+
+
+TUNED = PRELUDE.replace("    maxconn 1000\n", "    maxconn 1000\n    tune.bufsize 32768\n    tune.http.maxhdr 150\n")
+
+
+def large_answer(conn: Conn) -> None:
+    """Answers with as many fields as the request had, and one as large."""
+    while (request := conn.read_request()) is not None:
+        big = dict((k.lower(), v) for k, v in request.headers).get("x-big", "")
+        extra = fields(len(request.headers) - 2) + b"X-Big: " + big.encode() + b"\r\n"
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + extra + b"\r\nok")
+
+
+@pytest.mark.parametrize("case", ["20000-bytes", "140-fields", "40000-bytes", "160-fields"])
+def test_tune_bufsize_and_maxhdr_move_the_limits(case):
+    """With tune.bufsize 32768 and tune.http.maxhdr 150, heads of 20 KB and of
+    140 fields pass both ways; 40 KB and 160 fields are still refused."""
+    size, unit = case.split("-")
+    if unit == "bytes":
+        request = b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"a" * int(size) + b"\r\n"
+    else:
+        request = b"GET / HTTP/1.1\r\nHost: h\r\n" + fields(int(size) - 2) + b"X-Big: a\r\n"
+    request += b"Connection: close\r\n\r\n"
+    with scripted_backend(large_answer) as backend:
+        cfg = TUNED + f"\nlisten app\n    bind 127.0.0.1:@PORT@\n    server s {backend.address}\n"
+        results = run_both(cfg, lambda port: raw_exchange(port, request))
+        reached = len(backend.requests)
+    statuses = {name: status_and_body(reply)[0] for name, reply in results.items()}
+    if size in ("20000", "140"):
+        assert statuses == {"haply": b"200", "haproxy": b"200"}
+        assert reached == 2
+        assert all(reply.endswith(b"ok") for reply in results.values())
+    else:
+        # HAProxy answers 400; haply names the fault (431), as for the defaults.
+        assert statuses == {"haply": b"431", "haproxy": b"400"}
+        assert reached == 0
