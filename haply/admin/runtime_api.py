@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from haply.admin import columns, snapshot
+from haply.proxy.addresses import is_ip
 from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
@@ -34,6 +35,7 @@ SESSION_COMMANDS = (
 
 # `show servers state` numbering (HAProxy's state file format, version 1).
 OP_STOPPED, OP_STARTING, OP_RUNNING = 0, 1, 2
+ADMF_RMAINT = 0x20  # maintenance for want of an address (init-addr none)
 ADMF_FMAINT = 0x01
 ADMF_CMAINT = 0x04
 ADMF_FDRAIN = 0x08
@@ -233,13 +235,16 @@ def cmd_show_servers_state(api: RuntimeApi, args: list[str]) -> str:
                 check = (CHECK_STATUS_CODES.get(s.check_status or "INI", 0),
                          2 if s.operational == DOWN else 3,
                          h.health, 6 if s.operational == DOWN else 6)
-            addr = s.address[0] if s.address else s.host
+            if s.unresolved:
+                admin = ADMF_RMAINT  # in maintenance for want of an address, not by an operator
+            addr = s.address[0] if s.address else "-"
+            fqdn = "-" if is_ip(s.host) else s.host
             config = s.config
             check_port = (config.check_port or 0) if config is not None else 0
             out.append(
                 f"{ids.get(name, 0)} {name} {s.server_id} {s.name} {addr} {op} {admin} "
                 f"{s.effective_weight} {s.weight} {max(0, int(now - s.last_change))} "
-                f"{check[0]} {check[1]} {check[2]} {check[3]} 0 0 0 - "
+                f"{check[0]} {check[1]} {check[2]} {check[3]} 0 0 0 {fqdn} "
                 f"{s.port if s.port is not None else 0} - 0 {check_port} - - 0")
     return "\n".join(out) + "\n"
 
@@ -387,6 +392,8 @@ def cmd_set_server(api: RuntimeApi, args: list[str]) -> str:
     _need(args, 2, SET_SERVER_USAGE)
     if args[1] == "weight" and len(args) < 3:
         raise CommandError("Require <weight> or <weight%>.")
+    if args[1] == "addr" and len(args) < 3:
+        raise CommandError("set server <b>/<s> addr requires an address and optionally a port.")
     _need(args, 3, SET_SERVER_USAGE)
     what, value = args[1], args[2]
     if what == "state":
@@ -397,6 +404,8 @@ def cmd_set_server(api: RuntimeApi, args: list[str]) -> str:
         return ""
     if what == "weight":
         return _set_weight(api, state, value)
+    if what == "addr":
+        return _set_address(api, state, args[2:])
     if what == "health":
         health = api.engine.health
         if health is None or health.health_of(state.backend, state.name) is None:
@@ -406,6 +415,34 @@ def cmd_set_server(api: RuntimeApi, args: list[str]) -> str:
         health.set_health(state.backend, state.name, "down" if value == "stopping" else value)
         return ""
     raise CommandError(SET_SERVER_USAGE)
+
+
+def _set_address(api: RuntimeApi, state, args: list[str]) -> str:
+    """`set server B/S addr IP [port PORT]`, answered in HAProxy's words. New
+    connections go to the new address; idle ones to the old are closed. A server
+    that started without an address (init-addr none) leaves maintenance."""
+    by = " by 'stats socket command'\n"
+    address = args[0]
+    if not is_ip(address):
+        raise CommandError(f"Invalid addr '{address}'{by}")
+    old = state.address[0] if state.address else None
+    said = [f"IP changed from '{old or '-'}' to '{address}'" if address != old
+            else "no need to change the addr"]
+    port = state.port
+    if len(args) >= 3 and args[1] == "port":
+        text = args[2]
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            said.append(f"problem converting port '{text}' to an int")
+        elif int(text) != port:
+            said.append(f"port changed from '{port}' to '{text}'")
+            port = int(text)
+    if address != old or port != state.port:
+        state.address, state.port = (address,), port
+        api.engine.pool.close_idle(state)
+        if state.unresolved:
+            state.unresolved = False
+            _set_admin(api, state, READY)
+    return ", ".join(said) + by
 
 
 SET_SERVER_USAGE = ("usage: set server <backend>/<server> addr | agent | agent-addr | "

@@ -84,7 +84,7 @@ class Snapshot:
 def server_status(state: ServerState, health) -> str:
     """The `status` column of a server row (HAProxy's words)."""
     if state.admin == MAINT:
-        return "MAINT"
+        return "MAINT (resolution)" if state.unresolved else "MAINT"
     if health is None:
         if state.operational == DOWN:
             return "DOWN"

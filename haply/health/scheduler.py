@@ -592,8 +592,10 @@ class HealthChecker:
         server = state.config
         if state.address and server is not None and not server.check_addr \
                 and spec.target is not None and spec.target.host == server.host:
-            return Target(state.address[0], spec.target.port, spec.target.tls,
-                          spec.target.sni)
+            # Without a check port of its own, the check follows the server's
+            # port (which `set server B/S addr A port P` may change).
+            port = state.port if spec.target.port == server.port else spec.target.port
+            return Target(state.address[0], port, spec.target.tls, spec.target.sni)
         return None
 
     def _fire_agent(self, checked: _Checked) -> None:

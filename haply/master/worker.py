@@ -104,11 +104,10 @@ def _run(spec: WorkerSpec) -> int:
     config = for_worker(spec.config, spec.index, spec.count)
     engine = Engine(config, loop, sockets=sockets)
     engine.health_probing = spec.index == CHECKING_WORKER
-    engine.load_state_files = not spec.state_text
     try:
-        engine.prepare()
         if spec.state_text:
-            server_state.apply(engine.registry, server_state.parse(spec.state_text), loop.time())
+            engine.carried_states = server_state.parse(spec.state_text)
+        engine.prepare()
         drop_privileges(config.global_)
     except (StartError, PrivilegeError, OSError, server_state.StateFileError) as exc:
         print(f"[ALERT] worker {spec.index}: {exc}", file=sys.stderr)

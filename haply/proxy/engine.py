@@ -17,7 +17,8 @@ from collections import deque
 from haply.config.model import Config
 from haply.health import HealthChecker
 from haply.http import framing
-from haply.proxy.backend import BackendRuntime, resolve
+from haply.proxy.addresses import AddressError, initial_address
+from haply.proxy.backend import BackendRuntime
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.gate import Gate
 from haply.proxy.conditions import compile_condition
@@ -26,7 +27,7 @@ from haply.proxy.listeners import BindError, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
 from haply.proxy.tcp import TcpClientProtocol
 from haply.proxy.upstream import ConnectionPool
-from haply.runtime.registry import Registry
+from haply.runtime.registry import MAINT, Registry
 from haply.admin.counters import CheckCounters
 from haply.admin.services import compile_services
 from haply.admin.socket_server import StatsSocketError, open_stats_sockets, serve_stats_sockets
@@ -54,9 +55,10 @@ class Engine:
         # The other workers' stats (haply.master.worker.PeerStats), merged into
         # every snapshot this engine's pages and sockets show.
         self.peers = None
-        # `load-server-state-from-file` at start; off when a master hands over
-        # fresher states from the workers being replaced.
-        self.load_state_files = True
+        # The servers' states at start: None reads the state files the
+        # configuration names (`load-server-state-from-file`); a master hands
+        # over the replaced workers' fresher states here instead.
+        self.carried_states = None
         # False in a worker that follows another worker's health checks.
         self.health_probing = True
         self.loop = loop
@@ -83,22 +85,20 @@ class Engine:
 
     def prepare(self) -> None:
         """Resolve servers and bind every listener, or undo everything and raise."""
+        from haply.runtime import server_state
         now = self.loop.time()
+        saved, warnings = ((self.carried_states, []) if self.carried_states is not None
+                           else server_state.read_configured(self.config))
+        for warning in warnings:
+            print(f"[WARNING] {warning}", file=sys.stderr)
+        last = {(entry.backend, entry.server): entry.address for entry in saved}
         for proxy in self.config.backends:
             if not self.registry.servers(proxy.name):
                 self.registry.add_backend(proxy, now)
             for state in self.registry.servers(proxy.name):
-                try:
-                    state.address = resolve(state.host)
-                except OSError as exc:
-                    raise StartError(
-                        f"{state.config.location}: cannot resolve server "
-                        f"{proxy.name}/{state.name} address {state.host!r}: {exc}") from exc
+                self._place(state, last.get((proxy.name, state.name)), now)
             self.backends[proxy.name] = BackendRuntime(proxy, self.registry, self.loop)
-        if self.load_state_files:
-            from haply.runtime.server_state import load_configured
-            for warning in load_configured(self.config, self.registry, now):
-                print(f"[WARNING] {warning}", file=sys.stderr)
+        server_state.apply(self.registry, saved, now)
         # Every certificate and TLS option is built before the first bind.
         contexts = self._tls_contexts()
         try:
@@ -118,6 +118,24 @@ class Engine:
         except (BindError, StatsSocketError, FormatError) as exc:
             self.close_sockets()
             raise StartError(str(exc)) from exc
+
+    def _place(self, state, last: str | None, now: float) -> None:
+        """Give a server its address at start (init-addr), or keep it in
+        maintenance without one."""
+        methods = state.config.init_addr if state.config is not None else ()
+        try:
+            address = initial_address(state.host, methods, last)
+        except AddressError as exc:
+            raise StartError(f"{state.config.location}: server {state.backend}/{state.name}: "
+                             f"{exc}") from None
+        if address is None:
+            state.unresolved = True
+            self.registry.set_admin(state, MAINT, now)
+            print(f"[WARNING] {state.config.location}: server {state.backend}/{state.name} has no "
+                  f"address (init-addr none): in maintenance until `set server "
+                  f"{state.backend}/{state.name} addr` gives it one", file=sys.stderr)
+        else:
+            state.address = (address,)
 
     def _tls_contexts(self) -> dict[int, object]:
         """Server-side contexts per TLS bind (by id) and client-side contexts

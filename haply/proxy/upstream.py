@@ -260,6 +260,13 @@ class ConnectionPool:
         if idle and connection in idle:
             idle.remove(connection)
 
+    def close_idle(self, server: ServerState) -> None:
+        """Close the idle connections to server (its address changed)."""
+        for key in [key for key in self._idle
+                    if key is server or (isinstance(key, tuple) and key[0] is server)]:
+            for connection in self._idle.pop(key):
+                connection.close()
+
     def _sweep(self) -> None:
         self._sweeper = None
         limit = self.loop.time() - POOL_IDLE_TIMEOUT

@@ -43,6 +43,9 @@ class ServerState:
     effective_weight: int = 0  # set at creation; runtime `set weight` changes it
     # resolved connect address (host may be a name); the proxy fills it at start
     address: tuple | None = None
+    # started without an address (`init-addr none`): in maintenance until
+    # `set server B/S addr` gives it one
+    unresolved: bool = False
     # counters
     current_sessions: int = 0
     max_sessions: int = 0

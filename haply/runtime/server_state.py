@@ -40,6 +40,7 @@ class SavedServer:
     admin: int
     weight: int  # srv_uweight: the weight in use
     configured_weight: int  # srv_iweight: the configured weight then
+    address: str | None = None  # srv_addr ("-" when the server had none)
 
 
 def parse(text: str) -> list[SavedServer]:
@@ -60,7 +61,8 @@ def parse(text: str) -> list[SavedServer]:
             raise StateFileError(f"line {number}: expected at least 9 fields, got {len(fields)}")
         try:
             saved.append(SavedServer(fields[1], fields[3], int(fields[5]), int(fields[6]),
-                                     int(fields[7]), int(fields[8])))
+                                     int(fields[7]), int(fields[8]),
+                                     None if fields[4] == "-" else fields[4]))
         except ValueError as exc:
             raise StateFileError(f"line {number}: {exc}") from exc
     return saved
@@ -78,8 +80,8 @@ def apply(registry: Registry, saved: list[SavedServer], now: float) -> int:
             registry.set_admin(state, MAINT, now)
         elif entry.admin & ADMIN_FORCED_DRAIN:
             registry.set_admin(state, DRAIN, now)
-        elif state.config is None or not state.config.disabled:
-            registry.set_admin(state, READY, now)
+        elif (state.config is None or not state.config.disabled) and not state.unresolved:
+            registry.set_admin(state, READY, now)  # (a server without address stays out)
         if entry.configured_weight == state.weight and entry.weight != state.effective_weight:
             registry.set_weight(state, entry.weight, now)
         if entry.operational == OP_STOPPED and not entry.admin & ADMIN_FORCED_MAINT:
@@ -122,11 +124,13 @@ def configured_files(config) -> dict[str, str]:
     return files
 
 
-def load_configured(config, registry: Registry, now: float) -> list[str]:
-    """Apply the state files the configuration names (HAProxy does it at
-    start). A missing or broken file is a warning naming it, never fatal:
-    the servers then start as configured. Returns the warnings."""
+def read_configured(config) -> tuple[list[SavedServer], list[str]]:
+    """The saved servers of the state files the configuration names (HAProxy
+    reads them at start), each backend's from its own file. A missing or
+    broken file is a warning naming it, never fatal: the servers then start as
+    configured. Returns the saved servers and the warnings."""
     warnings = []
+    found: list[SavedServer] = []
     parsed: dict[str, list[SavedServer] | None] = {}
     for backend, path in configured_files(config).items():
         if path not in parsed:
@@ -142,5 +146,5 @@ def load_configured(config, registry: Registry, now: float) -> list[str]:
                 parsed[path] = None
         entries = parsed[path]
         if entries:
-            apply(registry, [e for e in entries if e.backend == backend], now)
-    return warnings
+            found.extend(e for e in entries if e.backend == backend)
+    return found, warnings

@@ -124,3 +124,17 @@ def test_bad_mode_is_a_config_error_with_its_line(tmp_path):
     with pytest.raises(ConfigError) as error:
         load([str(cfg)])
     assert "h.cfg:2" in str(error.value.diagnostics[0]) and "global, local or none" in str(error.value.diagnostics[0])
+
+
+def test_the_saved_address_is_read_for_init_addr_last():
+    saved = server_state.parse(HEADER + line("s1", 2, 0, 1, 1)
+                               + "3 be 2 s2 - 0 32 1 1 5 6 3 4 6 0 0 0 name.invalid 1 - 0 0 - - 0\n")
+    assert [entry.address for entry in saved] == ["127.0.0.1", None]
+
+
+def test_a_server_without_address_stays_in_maintenance():
+    reg = registry()
+    reg.get("be", "s1").unresolved = True
+    reg.set_admin(reg.get("be", "s1"), MAINT, 0.0)
+    server_state.apply(reg, server_state.parse(HEADER + line("s1", 2, 0, 1, 1)), 0.0)
+    assert reg.get("be", "s1").admin == MAINT
