@@ -49,9 +49,10 @@ class BackendRuntime:
             proxy.balance, self.servers, arg=arg or None,
             hash_type=proxy.hash_type, allbackups=proxy.allbackups,
         )
-        # haply keeps one queue per backend, not one per server: `maxqueue` on
-        # every server bounds it by their sum (a server without maxqueue means
-        # no bound, as in HAProxy). Beyond it a request gets 503 at once.
+        # Balanced requests wait in one queue per backend, not one per server:
+        # `maxqueue` on every server bounds it by their sum (a server without
+        # maxqueue means no bound, as in HAProxy). Beyond it a request gets 503
+        # at once. (Persistent requests wait for their server: _server_queues.)
         limits = [server.maxqueue for server in proxy.servers]
         self.max_queue = sum(limits) if limits and all(limits) else 0
         registry.subscribe(proxy.name, self._on_server_change)
@@ -63,6 +64,10 @@ class BackendRuntime:
         self.retries = 0 if proxy.retry_on == frozenset() else proxy.retries
         self.redispatch = proxy.redispatch
         self._queue: deque[tuple[asyncio.Future, object, ServerState | None]] = deque()
+        # Requests that persistence (a cookie, a stick table) ties to a server
+        # that is full wait for that server in a queue of its own, as in
+        # HAProxy, bounded by the server's `maxqueue`.
+        self._server_queues: dict[ServerState, deque[asyncio.Future]] = {}
         # Passive health (`observe`): the checker's observe(backend, server, event),
         # set by the engine only when a server of this backend observes, so the
         # hot path pays one `is None` test otherwise.
@@ -112,6 +117,43 @@ class BackendRuntime:
         self._take(server)
         return server
 
+    async def acquire_server(self, server: ServerState, key) -> ServerState:
+        """A slot on the server persistence chose, waiting in its queue while it
+        is full (up to `timeout queue`). Past its `maxqueue`, or when it leaves
+        service meanwhile, the request is balanced with `option redispatch`
+        and refused (503) without."""
+        if server.takes_persistent and self.try_acquire_server(server) is not None:
+            return server
+        if server.takes_persistent and not (server.maxqueue and server.queued >= server.maxqueue):
+            waiter = self.loop.create_future()
+            queue = self._server_queues.get(server)
+            if queue is None:
+                queue = self._server_queues[server] = deque()
+            queue.append(waiter)
+            server.queued += 1
+            if server.queued > server.max_queued:
+                server.max_queued = server.queued
+            try:
+                async with asyncio.timeout(self.queue_timeout):
+                    granted = await waiter
+            except TimeoutError:
+                self.no_server += 1
+                raise NoServerAvailable("queue timeout") from None
+            finally:
+                server.queued -= 1
+                if not waiter.done():
+                    waiter.cancel()
+                try:
+                    queue.remove(waiter)
+                except ValueError:
+                    pass
+            if granted is not None:
+                return granted
+        if not self.redispatch:
+            self.no_server += 1
+            raise NoServerAvailable("queue full" if server.takes_persistent else "no server available")
+        return await self.acquire(key)
+
     async def acquire(self, key, exclude: ServerState | None = None) -> ServerState:
         server = self.try_acquire(key, exclude)
         if server is not None:
@@ -145,8 +187,22 @@ class BackendRuntime:
         server.current_sessions -= 1
         self.current_sessions -= 1
         self.balancer.connection_ended(server)
+        if self._server_queues and self._serve_server_queue(server):
+            return
         if self._queue:
             self._serve_queue()
+
+    def _serve_server_queue(self, server: ServerState) -> bool:
+        """Give the slot server just freed to the first request waiting for
+        that very server; False when none waits."""
+        queue = self._server_queues.get(server)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                self._take(server)
+                waiter.set_result(server)
+                return True
+        return False
 
     def _take(self, server: ServerState) -> None:
         server.current_sessions += 1
@@ -180,6 +236,13 @@ class BackendRuntime:
 
     def _on_server_change(self, state: ServerState) -> None:
         self.balancer.rebuild()
+        queue = self._server_queues.get(state)
+        if queue and not state.takes_persistent:
+            # Out of service: its waiting requests are redispatched or refused.
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
         if self._queue:
             self._serve_queue()
 

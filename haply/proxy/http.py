@@ -497,6 +497,9 @@ class HttpSession(asyncio.Protocol):
             server = backend.try_acquire(request)
         else:
             server = backend.try_acquire_server(persistent)
+            if server is None:  # full: wait for it in its own queue
+                self.loop.create_task(self._connect_and_send(request, None, persistent))
+                return
         if server is not None:
             request.t_wait = 0
             if route.reuse is None:
@@ -547,14 +550,15 @@ class HttpSession(asyncio.Protocol):
         return self.pool.take(server, backend.server_sni(server, request, self.transport)
                               if backend.tls else None, proven=first and reuse == "aggressive")
 
-    async def _connect_and_send(self, request: Request, server) -> None:
+    async def _connect_and_send(self, request: Request, server, persistent=None) -> None:
         backend = request.backend
         loop = self.loop
         start = loop.time()  # queue entry, then connect start (Tw, Tc)
         try:
             if server is None:
                 try:
-                    server = await backend.acquire(request, exclude=None)
+                    server = await (backend.acquire(request, exclude=None) if persistent is None
+                                    else backend.acquire_server(persistent, request))
                 except NoServerAvailable as exc:
                     if exc.reason == QUEUE_TIMEOUT:  # it waited: HAProxy logs how long
                         request.t_wait = int((loop.time() - start) * 1000)

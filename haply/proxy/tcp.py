@@ -110,7 +110,7 @@ class TcpClientProtocol(asyncio.Protocol):
             if stick is not None:
                 persistent = stick.match(key, start)
                 if persistent is not None:
-                    server = backend.try_acquire_server(persistent)
+                    server = await backend.acquire_server(persistent, key)
             if server is None:
                 server = await backend.acquire(key)
             now = loop.time()
