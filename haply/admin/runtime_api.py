@@ -13,6 +13,7 @@ the socket's level answers "Permission denied".
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
 from dataclasses import dataclass
@@ -189,13 +190,20 @@ def cmd_show_info(api: RuntimeApi, args: list[str]) -> str:
     return "".join(f"{key}: {value}\n" for key, value in info.items())
 
 
+def _atoi(text: str) -> int:
+    match = re.match(r"[+-]?[0-9]+", text.strip())
+    return int(match.group()) if match else 0
+
+
 def cmd_show_stat(api: RuntimeApi, args: list[str]) -> str:
     rows = api.snapshot().rows
     wanted = [a for a in args if a not in ("json", "typed", "desc", "up", "no-maint")]
     if len(wanted) >= 3:
         # show stat <iid|name> <type mask> <sid>: HAProxy's filter.
         proxy, mask, sid = wanted[:3]
-        mask_value = int(mask)
+        if proxy != "-1" and not any(r["pxname"] == proxy or str(r["iid"]) == proxy for r in rows):
+            raise CommandError("No such proxy.")
+        mask_value = _atoi(mask)  # HAProxy reads the leading digits: "x" is 0, "4x" is 4
         rows = [r for r in rows
                 if (proxy == "-1" or r["pxname"] == proxy or str(r["iid"]) == proxy)
                 and mask_value & (1 << r["type"])

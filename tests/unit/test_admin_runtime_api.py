@@ -135,7 +135,7 @@ def test_show_stat_filter(api):
     assert [line.split(",")[1] for line in lines] == ["s1", "s2"]
 
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
 WORDS = ["show", "stat", "info", "servers", "state", "set", "server", "weight", "be/s1",
          "be/s2", "be/", "/s1", "nope/x", "ready", "drain", "maint", "add", "del", "get",
@@ -146,6 +146,7 @@ WORDS = ["show", "stat", "info", "servers", "state", "set", "server", "weight", 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=8)), max_size=7),
        st.sampled_from(["user", "operator", "admin"]))
+@example(["show", "stat", "show", "show", "show"], "user")  # a mask that is not a number
 def test_any_line_gets_an_answer_never_an_exception(api, words, level):
     answer = api.execute(" ".join(words), level)
     assert isinstance(answer, str)
@@ -169,3 +170,10 @@ def test_clear_counters(api):
     assert api.execute("clear counters all", "admin") == ""
     assert s1.total_sessions == 0 and s1.bytes_out == 0
     assert frontend.bytes_in == 0 and frontend.http_responses == {}
+
+
+def test_show_stat_filter_reads_the_mask_as_haproxy_does(api):
+    assert api.execute("show stat nowhere 4 -1", "user") == "No such proxy.\n"
+    lines = api.execute("show stat -1 4x -1", "user").splitlines()[1:]
+    assert lines and all(line.split(",")[1] not in ("FRONTEND", "BACKEND") for line in lines if line)
+    assert api.execute("show stat -1 x -1", "user").splitlines()[1:] in ([], [""])

@@ -75,6 +75,8 @@ def test_json_format_is_json():
 
 @given(st.text(alphabet=st.characters(blacklist_characters="%\\"), max_size=60))
 def test_text_without_variables_is_copied(text):
+    if text == "json":  # the name of haply's JSON format
+        return
     assert formats.compile_format(text)(record()) == text
 
 
