@@ -171,6 +171,7 @@ def merge(partials: list[Config]) -> Config:
             proxies=result.proxies + part.proxies,
             vrrp=tuple(result.vrrp) + tuple(part.vrrp),
             programs=tuple(result.programs) + tuple(part.programs),
+            userlists=tuple(result.userlists) + tuple(part.userlists),
             sources=result.sources + tuple(s for s in part.sources if s not in result.sources),
         )
     return result

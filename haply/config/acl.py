@@ -58,6 +58,9 @@ FETCHES: dict[str, Fetch] = {
     "dst": Fetch("none", "ip", "local address the client connected to is in a network"),
     "dst_port": Fetch("none", "port", "local port the client connected to is in a range"),
     "ssl_fc": Fetch("none", "none", "the client connection uses TLS"),
+    "http_auth": Fetch("required", "none", "the request's Basic credentials are an account of the userlist"),
+    "http_auth_group": Fetch("required", "string",
+                             "the request's Basic credentials are an account of the userlist in one of the groups"),
     "always_true": Fetch("none", "none", "always matches"),
     "always_false": Fetch("none", "none", "never matches"),
 }

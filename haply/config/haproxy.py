@@ -28,14 +28,14 @@ from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
 from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited, reason
-from haply.config import programs
+from haply.config import programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup, suggest,
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    BackendSwitch, Bind, Capture, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -233,6 +233,7 @@ class Carry:
     named_defaults: dict[str, ProxyState] = field(default_factory=dict)
     global_: GlobalState = field(default_factory=GlobalState)
     programs: dict = field(default_factory=dict)  # name -> model.Program, for program-servers
+    userlists: dict = field(default_factory=dict)  # name -> model.Userlist
 
 
 # ------------------------------------------------------------------------ parser
@@ -258,7 +259,8 @@ def parse(
     lines = apply_conditions(split_lines(text, filename, environ, diagnostics), environ, diagnostics)
     parser.run(lines)
     return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies),
-                  programs=tuple(parser.programs), sources=(filename,))
+                  programs=tuple(parser.programs), userlists=tuple(parser.userlists),
+                  sources=(filename,))
 
 
 class _Parser:
@@ -269,6 +271,7 @@ class _Parser:
         self.carry = carry
         self.proxies: list[Proxy] = []
         self.programs: list = []  # model.Program, see haply.config.programs
+        self.userlists: list = []  # model.Userlist, see haply.config.userlists
         self.section: str | None = None  # "global", "defaults", "frontend", ...
         self.current: ProxyState | None = None
         self.skipping = False  # inside a section haply refuses
@@ -335,7 +338,7 @@ class _Parser:
             self.diagnostics.warning(line.location, f"'{name}' is deprecated; write '{keyword.modern}' instead")
             keyword = KEYWORDS[keyword.modern]
             name = keyword.name
-        handler = (programs.HANDLERS if self.section == "program" else HANDLERS).get(name)
+        handler = SECTION_HANDLERS.get(self.section, HANDLERS).get(name)
         if handler is None:  # a keyword of the table without a handler is a bug
             raise ParseError(f"'{name}' has no handler in haply (internal error)")
         target = self.carry.global_ if self.section == "global" else self.current
@@ -363,6 +366,9 @@ class _Parser:
             return
         if kind == "program":
             self.current = programs.open_section(args, line.location)
+            return
+        if kind == "userlist":
+            self.current = userlists.open_section(args, line.location)
             return
         name, parent, legacy_address = None, None, None
         rest = list(args)
@@ -429,6 +435,11 @@ class _Parser:
             try:
                 self.programs.append(programs.close_section(state, self.carry.programs))
             except ParseError as error:  # reported at the section, not at the next line
+                self.diagnostics.error(state.location, str(error))
+        elif state is not None and self.section == "userlist":
+            try:
+                self.userlists.append(userlists.close_section(state, self.carry.userlists))
+            except ParseError as error:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "defaults":
             self.carry.last_defaults = state
@@ -937,6 +948,20 @@ def _deny(parser, state: ProxyState, args, line, negated) -> None:
             f"{', '.join(map(str, sorted(ERRORFILE_CODES)))}, or give file or string")
     state.http_request_rules.append(DenyRule(answer.status, answer.response, condition,
                                              line.location, closes=answer.closes))
+
+
+def _auth(parser, state: ProxyState, args, line, negated) -> None:
+    """`http-request auth [realm REALM]` (the realm defaults to the proxy's name)."""
+    before, condition = _condition(state, args)
+    texts = _texts(before)
+    realm = state.name
+    if texts:
+        if texts[0] != "realm" or len(texts) != 2:
+            raise ParseError("'http-request auth' expects [realm <realm>], then optionally if|unless CONDITION")
+        realm = texts[1]
+    if '"' in realm or "\\" in realm or any(ord(c) < 0x20 or ord(c) == 0x7F for c in realm):
+        raise ParseError(f"realm '{realm}' cannot hold quotes, backslashes or control characters")
+    state.http_request_rules.append(AuthRule(realm, condition, line.location))
 
 
 def _return(parser, state: ProxyState, args, line, negated) -> None:
@@ -1772,6 +1797,7 @@ HANDLERS: dict[str, Handler] = {
     "http-request deny": _deny,
     "http-request redirect": _http_request_redirect,
     "http-request return": _return,
+    "http-request auth": _auth,
     "http-response set-header": _header_rule("http-response", "set-header"),
     "http-response add-header": _header_rule("http-response", "add-header"),
     "http-response del-header": _header_rule("http-response", "del-header"),
@@ -1811,6 +1837,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+# The keywords of the sections that are not proxies, by section kind.
+SECTION_HANDLERS: dict[str, dict[str, Handler]] = {
+    "program": programs.HANDLERS,
+    "userlist": userlists.HANDLERS,
+}
+
+
 # --------------------------------------------------------------------- validation
 
 
@@ -1824,7 +1857,33 @@ def validate(config: Config, diagnostics: Diagnostics) -> None:
     diagnostics.items.extend(found.items)
 
 
+def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagnostics) -> None:
+    """http_auth(L) and http_auth_group(L) G... name a userlist L, and groups of it."""
+    conditions = [rule.condition for rule in (*proxy.http_request_rules, *proxy.http_response_rules,
+                                              *proxy.backend_switches, *proxy.redirects)]
+    acls = list(proxy.acls)
+    for condition in conditions:
+        for group in condition.any_of if condition is not None else ():
+            for term in group:
+                acls.extend(term.acls)
+    for acl in acls:
+        if acl.fetch not in ("http_auth", "http_auth_group"):
+            continue
+        userlist = userlists.get(acl.arg)
+        if userlist is None:
+            diagnostics.error(acl.location, f"{acl.fetch}({acl.arg}): no userlist named '{acl.arg}'")
+            continue
+        known = {name for name, _ in userlist.groups}
+        for group in acl.patterns:
+            if group not in known:
+                diagnostics.error(acl.location, f"{acl.fetch}({acl.arg}): userlist '{acl.arg}' "
+                                  f"has no group '{group}'")
+
+
 def _validate(config: Config, diagnostics: Diagnostics) -> None:
+    userlists = {userlist.name: userlist for userlist in config.userlists}
+    for proxy in config.proxies:
+        _check_userlist_references(proxy, userlists, diagnostics)
     frontends: dict[str, Proxy] = {}
     backends: dict[str, Proxy] = {}
     for proxy in config.proxies:

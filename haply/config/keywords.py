@@ -8,7 +8,7 @@ user reads "not supported by haply" instead of "unknown keyword", and nothing is
 ever silently ignored.
 
 Sections are written as letters: g global, d defaults, f frontend, l listen,
-b backend, p program. Synopses and meanings follow HAProxy 2.6's configuration manual.
+b backend, p program, u userlist. Synopses and meanings follow HAProxy 2.6's configuration manual.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ SUPPORTED = "supported"
 LEGACY = "legacy"  # accepted with a warning naming the modern form
 UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear error
 
-SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program"}
+SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program",
+                 "u": "userlist"}
 SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
-SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program")
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist")
 # Handled by lexer.apply_conditions before the parser sees the lines.
 PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
-    "peers", "resolvers", "userlist", "cache", "ring", "mailers",
+    "peers", "resolvers", "cache", "ring", "mailers",
     "http-errors", "fcgi-app", "log-forward",
 )
 
@@ -58,8 +59,10 @@ def _rows() -> list[Keyword]:
         K("maxconn", "gdfl", "<number>", "Maximum concurrent connections (process-wide in global, per frontend elsewhere)."),
         K("daemon", "g", "", "Run in the background."),
         K("pidfile", "gp", "<path>", "Write the process id to this file (program: %i and %p name the instance; see option daemon)."),
-        K("user", "gp", "<name>", "Drop privileges to this user after binding (program: run the command as this user)."),
-        K("group", "gp", "<name>", "Drop privileges to this group after binding (program: run the command with this group)."),
+        K("user", "gpu", "<name> (userlist: <name> [password <crypt hash>|insecure-password <password>] [groups <group>[,...]])",
+          "Drop privileges to this user after binding (program: run the command as this user; userlist: an account for http_auth)."),
+        K("group", "gpu", "<name> (userlist: <name> [users <user>[,...]])",
+          "Drop privileges to this group after binding (program: run the command with this group; userlist: a group of accounts)."),
         K("uid", "g", "<number>", "Drop privileges to this numeric user id."),
         K("gid", "g", "<number>", "Drop privileges to this numeric group id."),
         K("chroot", "g", "<dir>", "Change root to this directory after binding."),
@@ -129,6 +132,8 @@ def _rows() -> list[Keyword]:
         K("http-request return", "flb",
           "[status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
           "Answer the request from the configuration (200 and no body by default) instead of forwarding it."),
+        K("http-request auth", "flb", "[realm <realm>] [if|unless <cond>]",
+          "Answer 401 with a Basic authentication challenge (realm: the proxy's name by default); with an http_auth acl, protects what follows."),
         K("http-request redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
           "A redirect evaluated in order among the http-request rules (literal targets; log-format values are not supported)."),
         K("http-response set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a response header."),
@@ -291,7 +296,7 @@ def _rows() -> list[Keyword]:
             name = f"{family} {action}"
             if action == "cache-use" and family == "http-response" or action == "cache-store" and family == "http-request":
                 continue
-            if name in ("http-request deny", "http-request redirect", "http-request return"):
+            if name in ("http-request auth", "http-request deny", "http-request redirect", "http-request return"):
                 continue  # supported
             rows.append(K(name, "dflb", "...", "HAProxy action not implemented by haply.", U))
     # program sections (manual 3.9) and haply's supervision extensions

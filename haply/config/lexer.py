@@ -41,6 +41,8 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _NAME_START = re.compile(r"[A-Za-z_.]")
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
 _UNQUOTED_VARIABLE = re.compile(r"\$\{?[A-Za-z_]")
+# A crypt(3) hash ($6$salt$..., $y$..., $2b$...) is not a variable reference.
+_CRYPT_HASH = re.compile(r"\$[0-9a-z]{1,4}\$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,8 @@ def split_lines(
         except LexError as error:
             diagnostics.error(location, str(error))
             continue
-        if _UNQUOTED_VARIABLE.search(_strip_comment_and_quotes(raw)):
+        if any(_UNQUOTED_VARIABLE.search(word) and not _CRYPT_HASH.match(word)
+               for word in _strip_comment_and_quotes(raw).split()):
             diagnostics.warning(
                 location,
                 "environment variables are only expanded inside double quotes; "

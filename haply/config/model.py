@@ -113,6 +113,41 @@ class ReturnRule:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthRule:
+    """http-request auth: answer the proxy's 401 page (its errorfile, else
+    HAProxy's) with a Basic challenge for `realm`."""
+
+    realm: str
+    condition: Condition | None = None
+    location: Location = NOWHERE
+    status: int = 401
+    action: ClassVar[str] = "auth"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account of a userlist: a crypt(3) hash, or the password itself when
+    written `insecure-password`."""
+
+    name: str
+    password: str | None  # None: nobody can authenticate as this user
+    insecure: bool = False
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Userlist:
+    """A `userlist` section: accounts for the http_auth and http_auth_group
+    fetches. `groups` has every group, each with all of its members (those its
+    `group ... users` line names and those whose `user ... groups` names it)."""
+
+    name: str
+    users: tuple[User, ...] = ()
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class Redirect:
     """`redirect scheme|location|prefix TARGET [code N] [option]... [if|unless COND]`.
 
@@ -499,6 +534,7 @@ class Config:
     # other dialects add their parts here (vrrp instances, programs, ...)
     vrrp: tuple = ()
     programs: tuple = ()
+    userlists: tuple[Userlist, ...] = ()
     sources: tuple[str, ...] = ()
 
     def proxy(self, name: str) -> Proxy | None:
@@ -517,7 +553,7 @@ class Config:
 
 
 __all__ = [
-    "Acl", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global",
+    "Acl", "AuthRule", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global",
     "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
-    "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "field",
+    "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
 ]

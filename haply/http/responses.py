@@ -92,6 +92,20 @@ def _build_pages() -> dict[tuple[int, bool], bytes]:
 DEFAULT_PAGES = _build_pages()
 
 
+def with_challenge(page: bytes, realm: str) -> bytes:
+    """A 401 page with the Basic authentication challenge for realm, the last
+    field of its head (where HAProxy adds it). An empty errorfile stays empty."""
+    if not page:
+        return page
+    end = page.find(b"\r\n\r\n")
+    if end < 0:
+        end = page.find(b"\n\n")  # an errorfile written with bare LFs
+        field = f'\nwww-authenticate: Basic realm="{realm}"'
+    else:
+        field = f'\r\nwww-authenticate: Basic realm="{realm}"'
+    return page[:end] + field.encode("latin-1") + page[end:]
+
+
 def error_response(status: int, errorfiles: dict[int, bytes] | None = None,
                    close: bool = True) -> bytes:
     """The ready bytes haply sends for `status`: an errorfile, else the default page.
@@ -206,5 +220,5 @@ def _check_status_line(line: bytes) -> str | None:
 
 __all__ = [
     "DEFAULT_PAGES", "ERRORFILE_CODES", "HAPLY_PAGES", "HAPROXY_PAGES", "error_response",
-    "framed", "must_close", "route_errorfiles", "validate_errorfile",
+    "framed", "must_close", "route_errorfiles", "validate_errorfile", "with_challenge",
 ]

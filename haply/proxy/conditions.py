@@ -13,7 +13,8 @@ import ipaddress
 import re
 from typing import Callable, Protocol
 
-from haply.config.model import Acl, Condition
+from haply.config.model import Acl, Condition, Userlist
+from haply.http.basic_auth import Accounts
 
 
 class RequestView(Protocol):
@@ -33,6 +34,18 @@ Predicate = Callable[[RequestView], bool]
 
 class UnsupportedFetch(ValueError):
     pass
+
+
+# The userlists of the configuration in force (`use_userlists`), for http_auth.
+_accounts: dict[str, Accounts] = {}
+
+
+def use_userlists(userlists) -> None:
+    """Make the configuration's userlists those http_auth and http_auth_group
+    read; the engine calls it before compiling any condition."""
+    _accounts.clear()
+    for userlist in userlists:
+        _accounts[userlist.name] = Accounts(userlist)
 
 
 def compile_condition(condition: Condition | None) -> Predicate | None:
@@ -102,6 +115,18 @@ def compile_acl(acl: Acl) -> Predicate:
                 address = address.ipv4_mapped
             return any(address in net for net in networks)
         return match_address
+
+    if fetch in ("http_auth", "http_auth_group"):
+        # (the configuration check made sure the userlist exists)
+        accounts = _accounts.get(acl.arg) or Accounts(Userlist(acl.arg or ""))
+        if fetch == "http_auth":
+            return lambda request: accounts.authenticated(request.header("authorization")) is not None
+        groups = acl.patterns
+
+        def match_group(request: RequestView) -> bool:
+            user = accounts.authenticated(request.header("authorization"))
+            return user is not None and accounts.in_groups(user, groups)
+        return match_group
 
     if fetch == "dst_port":
         ranges = []

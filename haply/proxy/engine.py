@@ -21,7 +21,7 @@ from haply.proxy.addresses import AddressError, initial_address
 from haply.proxy.backend import BackendRuntime
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.gate import Gate
-from haply.proxy.conditions import compile_condition
+from haply.proxy.conditions import compile_condition, use_userlists
 from haply.proxy.http import HttpSession
 from haply.proxy.listeners import BindError, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
@@ -66,6 +66,7 @@ class Engine:
         self.global_gate = Gate(config.global_.maxconn)
         settings = config.global_
         framing.set_limits(settings.bufsize, settings.maxrewrite, settings.http_maxhdr)
+        use_userlists(config.userlists)
         self.default_maxconn = None
         self.pool = ConnectionPool(loop)
         self.errors: deque = deque(maxlen=ERROR_HISTORY)

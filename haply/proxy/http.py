@@ -887,13 +887,18 @@ class HttpSession(asyncio.Protocol):
 
     def _answer(self, request: Request, rule, errorfiles: dict[int, bytes],
                 backend: BackendRuntime | None) -> None:
-        """An http-request rule that answers: `deny`, `return` or `redirect`.
+        """An http-request rule that answers: `deny`, `return`, `redirect` or `auth`.
         `deny` is counted as denied (in the backend too for its own rules, as
         HAProxy counts them). Nothing is forwarded; the connection stays open
         after a framed answer, as HAProxy keeps it."""
         action = rule.action
         if action == "redirect":
             self._redirect(request, rule)
+            return
+        if action == "auth":
+            close = responses.must_close(401, errorfiles) or not request.keep_alive
+            page = responses.error_response(401, errorfiles, close=close)
+            self._respond_local(401, responses.with_challenge(page, rule.realm), keep_alive=not close)
             return
         if action == "deny":
             self.frontend.denied += 1

@@ -121,12 +121,12 @@ class Router:
         self.errors.append(capture(client_ip, reason, data, session))
 
 
-ANSWERING_ACTIONS = ("deny", "return", "redirect")
+ANSWERING_ACTIONS = ("deny", "return", "redirect", "auth")
 
 
 def compile_answers(proxy: Proxy):
     """A proxy's http-request rules that answer the request themselves (`deny`,
-    `return`, `redirect`), compiled in file order (None: it has none)."""
+    `return`, `redirect`, `auth`), compiled in file order (None: it has none)."""
     return compile_rules([rule for rule in proxy.http_request_rules
                           if rule.action in ANSWERING_ACTIONS])
 

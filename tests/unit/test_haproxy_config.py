@@ -1025,12 +1025,13 @@ def test_dialect_table_plugs_in_a_parser(tmp_path, monkeypatch):
 def test_every_keyword_has_a_handler_and_back():
     accepted = {name for name, row in KEYWORDS.items() if row.status == SUPPORTED}
     from haply.config.programs import HANDLERS as PROGRAM_HANDLERS
-    assert accepted - PREPROCESSOR == set(HANDLERS) | set(PROGRAM_HANDLERS)
+    from haply.config.userlists import HANDLERS as USERLIST_HANDLERS
+    assert accepted - PREPROCESSOR == set(HANDLERS) | set(PROGRAM_HANDLERS) | set(USERLIST_HANDLERS)
     assert PREPROCESSOR <= accepted
     for row in KEYWORDS.values():
         if row.status == LEGACY:
             assert KEYWORDS[row.modern].status == SUPPORTED, row.name
-        assert row.sections and set(row.sections) <= set("gdflbp"), row.name
+        assert row.sections and set(row.sections) <= set("gdflbpu"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
 
@@ -1422,3 +1423,65 @@ def test_files_may_fill_the_configured_buffer(tmp_path):
     ]
     b = load_text(tmp_path, "global\n    tune.bufsize 32768\n" + DEFAULTS + proxy).config.proxy("b")
     assert b.errorfiles == ((503, page.read_bytes()),)
+
+
+# -------------------------------------------------------------------- userlists
+
+
+def test_userlists_and_http_auth(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        userlist operators
+            group admins users alice
+            group readers
+            user alice insecure-password wonder
+            user bob password $6$salt$hash groups readers,admins
+            user nobody
+        frontend api
+            acl known http_auth(operators)
+            acl admin http_auth_group(operators) admins
+            http-request auth realm OpenStack\\ API unless known
+            http-request auth if !admin { path_beg /admin }
+            default_backend b
+        backend b
+            server s 127.0.0.1:80
+        """)
+    (userlist,) = loaded.config.userlists
+    assert [(u.name, u.password, u.insecure, u.groups) for u in userlist.users] == [
+        ("alice", "wonder", True, ()), ("bob", "$6$salt$hash", False, ("readers", "admins")),
+        ("nobody", None, False, ())]
+    assert dict(userlist.groups) == {"admins": ("alice", "bob"), "readers": ("bob",)}
+    rules = loaded.config.proxy("api").http_request_rules
+    assert [(rule.action, rule.realm) for rule in rules] == [("auth", "OpenStack API"), ("auth", "api")]
+    assert warnings(loaded)[0] == ("11: user 'nobody' has no password: nobody can authenticate "
+                                   "as it (add password or insecure-password)")
+
+
+def test_userlist_errors(tmp_path):
+    assert messages(tmp_path, DEFAULTS + """\
+        userlist a
+            user x insecure-password p groups missing
+        userlist b
+            group g users y
+        userlist c
+            user z insecure-password p
+            user z insecure-password q
+            user w colour blue
+        frontend f
+            acl bad http_auth(nowhere)
+            acl worse http_auth_group(c) nogroup
+            http-request auth realm "say \\"hi\\""
+            http-request auth somewhere
+            default_backend bk
+        backend bk
+            server s 127.0.0.1:80
+        """) == [
+        "6: user 'x' of userlist 'a' names group 'missing', which no 'group' line of the userlist declares",
+        "8: group 'g' of userlist 'b' names user 'y', which no 'user' line of the userlist declares",
+        "12: user 'z' is declared twice in userlist 'c'",
+        "13: unexpected 'colour' in 'user w': expected password, insecure-password or groups",
+        "17: realm 'say \"hi\"' cannot hold quotes, backslashes or control characters",
+        "18: 'http-request auth' expects [realm <realm>], then optionally if|unless CONDITION",
+        # (references are checked once every file is read)
+        "15: http_auth(nowhere): no userlist named 'nowhere'",
+        "16: http_auth_group(c): userlist 'c' has no group 'nogroup'",
+    ]

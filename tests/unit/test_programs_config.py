@@ -143,7 +143,7 @@ def test_directives_reference_lists_program_keywords():
     text = render()
     assert "| `program-servers` | listen, backend |" in text
     assert "| `instances` | program |" in text
-    assert "| `user` | global, program |" in text
+    assert "| `user` | global, program, userlist |" in text
 
 
 _word = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="\"'\\#$"),
