@@ -198,6 +198,7 @@ def _rows() -> list[Keyword]:
         ("srvtcpka", "dlb", "", "TCP keep-alive on the server side."),
         ("redispatch", "dlb", "", "Let a retry go to another server when the chosen one fails."),
         ("forwardfor", "dflb", "[except <network>] [header <name>] [if-none]", "Add the client address in X-Forwarded-For."),
+        ("originalto", "dflb", "[except <network>] [header <name>]", "Add the address the client connected to in X-Original-To."),
         ("http-keep-alive", "dflb", "", "Keep both connections open between requests (the default)."),
         ("http-server-close", "dflb", "", "Close the server connection after each response."),
         ("httpclose", "dflb", "", "Close both connections after each response."),
@@ -216,7 +217,7 @@ def _rows() -> list[Keyword]:
         "h1-case-adjust-bogus-server", "http-buffer-request", "http-ignore-probes", "http-no-delay",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
         "independent-streams", "ldap-check", "external-check", "logasap",
-        "nolinger", "originalto", "persist", "pgsql-check", "prefer-last-server", "redis-check",
+        "nolinger", "persist", "pgsql-check", "prefer-last-server", "redis-check",
         "smtpchk", "socket-stats", "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
     ):

@@ -110,6 +110,7 @@ class Request:
     src_ip = property(lambda self: self.context.src_ip)
     src_port = property(lambda self: self.context.src_port)
     dst = property(lambda self: self.context.dst)
+    dst_ip = property(lambda self: self.context.dst_ip)
     dst_port = property(lambda self: self.context.dst_port)
     ssl_fc = property(lambda self: self.context.ssl_fc)
     # The same as text and numbers, for conditions and stick rules (RequestView)

@@ -11,7 +11,7 @@ import haply.config as config_package
 from haply.config import ConfigError, Dialect, detect, load
 from haply.config.haproxy import HANDLERS
 from haply.config.keywords import KEYWORDS, LEGACY, PREPROCESSOR, SUPPORTED, UNSUPPORTED
-from haply.config.model import ForwardFor, HttpCheck, TcpCheckStep
+from haply.config.model import ForwardFor, HttpCheck, OriginalTo, TcpCheckStep
 
 ERRORS_DIR = Path("/etc/haproxy/errors")  # shipped by Debian's haproxy package
 
@@ -1374,3 +1374,44 @@ def test_tcp_request_rules(tmp_path):
         assert any(message in m for m in found), (line, found)
     assert any("'tcp-request' is not allowed in a 'backend' section" in m for m in messages(
         tmp_path, DEFAULTS + "backend b\n    tcp-request content reject\n"))
+
+
+
+def test_originalto(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option originalto except 10.0.0.0/8 header X-Client-Dst
+        frontend f
+            bind :80
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        listen l
+            bind :81
+            option originalto
+            server s 127.0.0.1:82
+        """)
+    f, b, l = loaded.config.proxies
+    assert f.original_to == b.original_to == OriginalTo("X-Client-Dst", "10.0.0.0/8")
+    assert l.original_to == OriginalTo("X-Original-To", None)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("option originalto if-none", "unexpected 'if-none' in option originalto: expected except NET or header NAME"),
+    ("option originalto except foo", "invalid network 'foo' after 'except'"),
+    ("option originalto header", "unexpected 'header' in option originalto"),
+    ("no option originalto", "'no option originalto' is not accepted"),
+])
+def test_originalto_errors(tmp_path, line, expected):
+    found = messages(tmp_path, DEFAULTS + f"backend b\n    {line}\n    server s 127.0.0.1:81\n")
+    assert any(m.startswith("7: ") and expected in m for m in found), found  # the option's line
+
+
+def test_originalto_in_mode_tcp_is_warned_about(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        listen mysql
+            bind :3306
+            option originalto
+            server s 10.0.0.1:3306
+        """)
+    assert any("'option originalto' in 'mysql' has no effect in mode tcp" in w
+               for w in warnings(loaded)), warnings(loaded)
