@@ -199,6 +199,7 @@ def _rows() -> list[Keyword]:
         ("redispatch", "dlb", "", "Let a retry go to another server when the chosen one fails."),
         ("forwardfor", "dflb", "[except <network>] [header <name>] [if-none]", "Add the client address in X-Forwarded-For."),
         ("originalto", "dflb", "[except <network>] [header <name>]", "Add the address the client connected to in X-Original-To."),
+        ("prefer-last-server", "dlb", "", "Send a keep-alive client's next request to the server whose connection it still holds (not with hash balancing)."),
         ("http-keep-alive", "dflb", "", "Keep both connections open between requests (the default)."),
         ("http-server-close", "dflb", "", "Close the server connection after each response."),
         ("httpclose", "dflb", "", "Close both connections after each response."),
@@ -217,7 +218,7 @@ def _rows() -> list[Keyword]:
         "h1-case-adjust-bogus-server", "http-buffer-request", "http-ignore-probes", "http-no-delay",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
         "independent-streams", "ldap-check", "external-check", "logasap",
-        "nolinger", "persist", "pgsql-check", "prefer-last-server", "redis-check",
+        "nolinger", "persist", "pgsql-check", "redis-check",
         "smtpchk", "socket-stats", "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
     ):

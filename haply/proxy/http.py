@@ -494,6 +494,8 @@ class HttpSession(asyncio.Protocol):
         persistent = request.cookie_server  # the cookie goes first, then stick rules
         if persistent is None and backend.stick is not None:
             persistent = backend.stick.match(request, self.loop.time())
+        if persistent is None and self.private is not None and route.prefer_last_server:
+            persistent = self._last_server(backend)
         if persistent is None:
             server = backend.try_acquire(request)
         else:
@@ -528,6 +530,19 @@ class HttpSession(asyncio.Protocol):
             request.headers = headers
             request.plain = False  # written from the fields, not as received
             request._header_map = None
+
+    def _last_server(self, backend: BackendRuntime):
+        """`option prefer-last-server`: the server of the connection this
+        session still holds (only `http-reuse never` keeps one, as in HAProxy
+        2.6, whose other modes hand it to every session), if it may take the
+        request now: usable, a slot free (checked by the caller), no request
+        of the backend queued."""
+        private = self.private
+        server = private.server
+        if (private.closed or server.backend != backend.name or not server.usable
+                or backend.queued):
+            return None
+        return server
 
     def _idle_connection(self, reuse: str, request: Request, server,
                          backend: BackendRuntime) -> UpstreamConnection | None:

@@ -99,3 +99,96 @@ listen app
 """
     seen = _fields_seen(cfg, "::1")
     assert seen["haply"] == seen["haproxy"], seen
+
+
+# ---------------------------------------------------------- prefer-last-server
+
+
+def _answer_and_close(conn) -> None:
+    """One answer per connection, the server closing it: nothing left to prefer."""
+    request = conn.read_request()
+    if request is not None:
+        conn.respond(200, f"{conn.server.name} x\n".encode(), headers=[("Connection", "close")])
+
+
+# name -> (backend lines, urls one client sends on its connection, server handler,
+# whether server connection counts are compared). HAProxy 2.6 keeps a server
+# connection with the session only under `http-reuse never` (its other modes
+# share it with every session), so that is where the option shows; a hash
+# balance and a connection the server closed are where it does not apply.
+# Counts are not compared where haply's reuse differs for reasons of its own:
+# its default policy (not HAProxy's `safe`) reuses for a client's first
+# request, and under `never` it keeps one connection per session where
+# HAProxy keeps one per server (up to 5).
+NEVER_PREFER = "http-reuse never\n    option prefer-last-server"
+PREFER_LAST_CASES = {
+    "roundrobin": ("", ("/",) * 4, keepalive_echo, False),
+    "roundrobin-option": ("option prefer-last-server", ("/",) * 4, keepalive_echo, False),
+    "never": ("http-reuse never", ("/",) * 4, keepalive_echo, False),
+    "never-option": (NEVER_PREFER, ("/",) * 4, keepalive_echo, True),
+    "never-option-static-rr": (NEVER_PREFER + "\n    balance static-rr", ("/",) * 4,
+                               keepalive_echo, True),
+    "never-option-leastconn": (NEVER_PREFER + "\n    balance leastconn", ("/",) * 4,
+                               keepalive_echo, True),
+    "never-option-url-param-fallback": (NEVER_PREFER + "\n    balance url_param id",
+                                        ("/1", "/2", "/3", "/4"), keepalive_echo, False),
+    "never-option-server-closes": (NEVER_PREFER, ("/",) * 4, _answer_and_close, True),
+    "never-option-server-close-mode": (NEVER_PREFER + "\n    option http-server-close",
+                                       ("/",) * 4, keepalive_echo, True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREFER_LAST_CASES))
+def test_prefer_last_server_as_haproxy(case):
+    lines, urls, handler, compare_connections = PREFER_LAST_CASES[case]
+    with scripted_backend(handler, "a") as a, scripted_backend(handler, "b") as b:
+        cfg = PRELUDE + f"""
+listen app
+    bind 127.0.0.1:@PORT@
+    {lines}
+    server a {a.address}
+    server b {b.address}
+"""
+
+        def exercise(port):
+            before = (a.connections, b.connections)
+            answered = []
+            for _ in range(2):  # two clients in turn, each on one connection
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    answered.append([exchange(sock, f"GET {url} HTTP/1.1\r\nHost: h\r\n\r\n"
+                                              .encode()).rsplit(b"\r\n\r\n", 1)[1].split()[0]
+                                     for url in urls])
+            return answered, (a.connections - before[0], b.connections - before[1])
+
+        results = run_both(cfg, exercise)
+    assert results["haply"][0] == results["haproxy"][0], results  # who answered
+    if compare_connections:
+        assert results["haply"][1] == results["haproxy"][1], results
+
+
+def test_prefer_last_server_leaves_a_hash_balance_alone():
+    """balance uri sends each request where its key says, with the option or
+    without it, in both proxies (which hash these keys each their own way:
+    what is compared is the option's effect)."""
+    urls = ("/1", "/2", "/3", "/4", "/5", "/6")
+    with scripted_backend(keepalive_echo, "a") as a, scripted_backend(keepalive_echo, "b") as b:
+        def answers(lines):
+            cfg = PRELUDE + f"""
+listen app
+    bind 127.0.0.1:@PORT@
+    http-reuse never
+    balance uri
+    {lines}
+    server a {a.address}
+    server b {b.address}
+"""
+
+            def exercise(port):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    return [exchange(sock, f"GET {url} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+                            .rsplit(b"\r\n\r\n", 1)[1].split()[0] for url in urls]
+            return run_both(cfg, exercise)
+
+        without, with_option = answers(""), answers("option prefer-last-server")
+    assert with_option == without
+    assert all(len(set(seq)) == 2 for seq in without.values()), without  # both servers answered

@@ -1415,3 +1415,21 @@ def test_originalto_in_mode_tcp_is_warned_about(tmp_path):
         """)
     assert any("'option originalto' in 'mysql' has no effect in mode tcp" in w
                for w in warnings(loaded)), warnings(loaded)
+
+
+def test_prefer_last_server_and_its_negation(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option prefer-last-server
+        backend b
+            server s 127.0.0.1:81
+        backend c
+            no option prefer-last-server
+            server s 127.0.0.1:82
+        """)
+    assert [p.prefer_last_server for p in loaded.config.proxies] == [True, False]
+    found = messages(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    option prefer-last-server\n")
+    # HAProxy ignores it in a frontend with a warning; the table says where it applies
+    assert any("'option prefer-last-server' is not allowed in a 'frontend' section" in m
+               for m in found), found
+    found = messages(tmp_path, DEFAULTS + "backend b\n    option prefer-last-server x\n")
+    assert "7: 'option prefer-last-server' takes no argument (got 'x')" in found, found
