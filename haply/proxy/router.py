@@ -54,6 +54,8 @@ class Route:
     # `option prefer-last-server` where it applies: not with a hash balance,
     # which already sends a request where its key says (manual).
     prefer_last_server: bool = False
+    # `option http-buffer-request` in the frontend or the backend.
+    buffer_request: bool = False
 
 
 class Router:
@@ -106,6 +108,7 @@ class Router:
             route.answers = compile_answers(bproxy)
         route.reuse = bproxy.http_reuse
         route.prefer_last_server = bproxy.prefer_last_server and not hashes_requests(bproxy.balance)
+        route.buffer_request = frontend.buffer_request or bproxy.buffer_request
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route

@@ -8,6 +8,7 @@ opened) is compared.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -192,3 +193,89 @@ listen app
         without, with_option = answers(""), answers("option prefer-last-server")
     assert with_option == without
     assert all(len(set(seq)) == 2 for seq in without.values()), without  # both servers answered
+
+
+# --------------------------------------------------------- http-buffer-request
+
+BUFFER_PRELUDE = PRELUDE.replace("timeout http-request 2s", "timeout http-request 1s")
+
+
+def _wait_for(test, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not test():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _post(length: int, extra: bytes = b"") -> bytes:
+    return (b"POST /up HTTP/1.1\r\nHost: h\r\n" + extra
+            + b"Content-Length: %d\r\n\r\n" % length)
+
+
+CHUNKED_HEAD = b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+# name -> (option line, head, body sent first, rest of the body, pause between).
+BUFFER_CASES = {
+    "no-option": ("", _post(10), b"x" * 5, b"y" * 5, 0),
+    "small-body": ("option http-buffer-request", _post(10), b"x" * 5, b"y" * 5, 0),
+    "chunked": ("option http-buffer-request", CHUNKED_HEAD, b"5\r\nhello\r\n", b"0\r\n\r\n", 0),
+    "half-a-buffer": ("option http-buffer-request", _post(100000), b"x" * 8000,
+                      b"y" * 92000, 0),
+    "larger-than-the-buffer": ("option http-buffer-request", _post(100000), b"x" * 17000,
+                               b"y" * 83000, 0),
+    "expect-100-continue": ("option http-buffer-request",
+                            _post(10, b"Expect: 100-continue\r\n"), b"", b"y" * 10, 0),
+    # timeout http-request (1s) covers the body only with the option
+    "slow-body-timeout": ("option http-buffer-request", _post(10), b"x" * 5, b"y" * 5, 2.0),
+    "slow-body-no-option": ("", _post(10), b"x" * 5, b"y" * 5, 2.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BUFFER_CASES))
+def test_http_buffer_request_as_haproxy(case):
+    """Does the server connection open before the rest of the body is sent,
+    what does the client see in between and at the end, what reached the
+    server."""
+    option, head, first, rest, pause = BUFFER_CASES[case]
+    with scripted_backend(keepalive_echo) as backend:
+        cfg = BUFFER_PRELUDE + f"""
+listen app
+    bind 127.0.0.1:@PORT@
+    {option}
+    server s {backend.address}
+"""
+
+        def exercise(port):
+            before = backend.connections
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head + first)
+                # A connection that opens does so at once; one that waits for
+                # the body is given a second to show it does not.
+                early = _wait_for(lambda: backend.connections > before, 1.0)
+                time.sleep(pause)
+                sock.settimeout(0.5)
+                try:
+                    interim = sock.recv(65536)  # 100 Continue, or 408 after the pause
+                except TimeoutError:
+                    interim = b""
+                sock.settimeout(5)
+                reply = b""
+                try:
+                    sock.sendall(rest)
+                    while not reply.endswith(b"\n") and not interim.startswith(b"HTTP/1.1 408"):
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        reply += chunk
+                except ConnectionError:
+                    pass
+            received = [(r.method, r.url, len(r.body),
+                         sorted(k.lower() for k, _ in r.headers)) for r in backend.requests]
+            backend.requests.clear()
+            return (early, interim.split(b"\r\n", 1)[0], reply.split(b"\r\n", 1)[0],
+                    reply.rsplit(b"\r\n\r\n", 1)[-1], received)
+
+        results = run_both(cfg, exercise)
+    assert results["haply"] == results["haproxy"], results

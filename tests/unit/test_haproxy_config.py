@@ -1433,3 +1433,31 @@ def test_prefer_last_server_and_its_negation(tmp_path):
                for m in found), found
     found = messages(tmp_path, DEFAULTS + "backend b\n    option prefer-last-server x\n")
     assert "7: 'option prefer-last-server' takes no argument (got 'x')" in found, found
+
+
+def test_http_buffer_request_and_its_negation(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option http-buffer-request
+        frontend f
+            bind :80
+            no option http-buffer-request
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    assert [p.buffer_request for p in loaded.config.proxies] == [False, True]
+    found = messages(tmp_path, DEFAULTS + "frontend f\n    option http-buffer-request 1\n")
+    assert "7: 'option http-buffer-request' takes no argument (got '1')" in found, found
+
+
+def test_http_only_request_options_in_mode_tcp_are_warned_about(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        listen mysql
+            bind :3306
+            option http-buffer-request
+            option prefer-last-server
+            server s 10.0.0.1:3306
+        """)
+    for option in ("http-buffer-request", "prefer-last-server"):
+        assert any(f"'option {option}' in 'mysql' has no effect in mode tcp" in w
+                   for w in warnings(loaded)), warnings(loaded)
