@@ -194,6 +194,8 @@ class HttpSession(asyncio.Protocol):
     exchanges = 0  # finished on this connection (the next is not its first)
     # `http-reuse never`: this client's own idle server connection
     private: UpstreamConnection | None = None
+    # The task finding a server for requests[0] (queue, connect), if any.
+    connecting: asyncio.Task | None = None
 
     def __init__(self, frontend: FrontendRuntime, router, pool: ConnectionPool):
         # Global
@@ -292,13 +294,33 @@ class HttpSession(asyncio.Protocol):
             self._reject(status, reason, data)
 
     def eof_received(self) -> bool:
-        # A client half-close after a complete request still wants its answer.
+        # A client half-close after a complete request still wants its answer,
+        # unless `option abortonclose` drops a request still waiting for a server.
         if self.requests and self.parsing is None:
-            return True
+            return not self._abort_waiting()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.requests and not self.closed:
+            self._abort_waiting()
         self.close()
+
+    def _abort_waiting(self) -> bool:
+        """`option abortonclose`: the client closed (or half-closed) its side
+        while its request waits in the queue or for its server connection:
+        the request is dropped, never sent, and the connection closed.
+        Without the option the request goes on, as HAProxy 2.6 sends it."""
+        request = self.requests[0]
+        task = self.connecting
+        if (request.server is not None or task is None or task.done()
+                or request.backend is None or not request.backend.proxy.abort_on_close):
+            return False
+        self.connecting = None
+        # Cancelled after its first step: a task cancelled before it starts
+        # never runs the code that gives back a slot taken for it.
+        self.loop.call_soon(task.cancel)
+        self.close()
+        return True
 
     def pause_writing(self) -> None:
         self.client_writable = False
@@ -569,7 +591,7 @@ class HttpSession(asyncio.Protocol):
                 request.server = server
                 self._send_request(upstream, request)
                 return
-        self.loop.create_task(self._connect_and_send(request, server))
+        self.connecting = self.loop.create_task(self._connect_and_send(request, server))
 
     @staticmethod
     def _persist(request: Request, cookie) -> None:
@@ -903,7 +925,7 @@ class HttpSession(asyncio.Protocol):
             if next_server is not None and next_server is not server:
                 server.redispatches += 1
                 backend.redispatched += 1
-            self.loop.create_task(self._connect_and_send(request, next_server))
+            self.connecting = self.loop.create_task(self._connect_and_send(request, next_server))
             return
         self._respond_local(status)
 

@@ -279,3 +279,59 @@ listen app
 
         results = run_both(cfg, exercise)
     assert results["haply"] == results["haproxy"], results
+
+
+# ----------------------------------------------------------------- abortonclose
+
+
+def _slow_first(conn) -> None:
+    """/slow takes a second: with `maxconn 1` the next request waits in the queue."""
+    while True:
+        request = conn.read_request()
+        if request is None:
+            return
+        if request.url == "/slow":
+            time.sleep(1.0)
+        conn.respond(200, f"{request.url}\n".encode())
+
+
+@pytest.mark.parametrize("option", ["", "option abortonclose"])
+@pytest.mark.parametrize("how", ["half-close", "close"])
+def test_abortonclose_as_haproxy(option, how):
+    """A second client's request waits in the queue behind a slow one; it
+    shuts its write side (or closes) there. Does it reach the server once the
+    slot frees, and what does a half-closed client read?"""
+    with scripted_backend(_slow_first) as backend:
+        cfg = PRELUDE + f"""
+listen app
+    bind 127.0.0.1:@PORT@
+    timeout queue 5s
+    {option}
+    server s {backend.address} maxconn 1
+"""
+
+        def exercise(port):
+            before = (len(backend.requests), backend.connections)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as first:
+                first.sendall(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+                assert _wait_for(lambda: len(backend.requests) > before[0], 3.0)
+                second = socket.create_connection(("127.0.0.1", port), timeout=5)
+                second.sendall(b"GET /queued HTTP/1.1\r\nHost: h\r\n\r\n")
+                time.sleep(0.2)  # in the queue by now: the slot is busy for a second
+                answer = b""
+                if how == "close":
+                    second.close()
+                else:
+                    second.shutdown(socket.SHUT_WR)
+                assert exchange(first, b"").endswith(b"/slow\n")
+                if how == "half-close":
+                    while chunk := second.recv(65536):
+                        answer += chunk
+                    second.close()
+            # a request let through reaches the server within the second after
+            _wait_for(lambda: len(backend.requests) > before[0] + 1, 1.0)
+            return ([r.url for r in backend.requests[before[0]:]],
+                    backend.connections - before[1], answer.split(b"\r\n", 1)[0])
+
+        results = run_both(cfg, exercise)
+    assert results["haply"] == results["haproxy"], results

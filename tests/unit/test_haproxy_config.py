@@ -1461,3 +1461,38 @@ def test_http_only_request_options_in_mode_tcp_are_warned_about(tmp_path):
     for option in ("http-buffer-request", "prefer-last-server"):
         assert any(f"'option {option}' in 'mysql' has no effect in mode tcp" in w
                    for w in warnings(loaded)), warnings(loaded)
+
+
+def test_abortonclose_and_its_negation(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option abortonclose
+        frontend f
+            bind :80
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        listen l
+            bind :81
+            no option abortonclose
+            server s 127.0.0.1:82
+        """)
+    f, b, l = loaded.config.proxies
+    assert (b.abort_on_close, l.abort_on_close) == (True, False)
+    found = messages(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    option abortonclose\n")
+    assert any("'option abortonclose' is not allowed in a 'frontend' section" in m for m in found), found
+    found = messages(tmp_path, DEFAULTS + "backend b\n    option abortonclose now\n")
+    assert "7: 'option abortonclose' takes no argument (got 'now')" in found, found
+
+
+def test_abortonclose_in_mode_tcp_is_refused_by_name(tmp_path):
+    # HAProxy applies it to TCP connections in the queue too; haply only to HTTP.
+    found = messages(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+            option abortonclose
+        frontend f
+            bind :3306
+            default_backend b
+        backend b
+            server s 10.0.0.1:3306
+        """)
+    assert found == ["10: 'option abortonclose' in mode tcp ('b') is not supported by haply: "
+                     "it applies to mode http only"], found
