@@ -30,8 +30,8 @@ ALGORITHMS = ("roundrobin", "static-rr", "leastconn", "first", "source", "uri",
 
 __all__ = [
     "ALGORITHMS", "Balancer", "First", "GroupBalancer", "HashBalancer", "LeastConn",
-    "RandomDraws", "RequestKey", "RoundRobin", "StaticRoundRobin", "make_balancer",
-    "select_group",
+    "RandomDraws", "RequestKey", "RoundRobin", "StaticRoundRobin", "hashes_requests",
+    "make_balancer", "select_group",
 ]
 
 
@@ -42,6 +42,12 @@ def _split_call(algorithm: str) -> tuple[str, str | None]:
         head, _, inner = name[:-1].partition("(")
         return head.strip().lower(), inner.strip() or None
     return name.lower(), None
+
+
+def hashes_requests(algorithm: str) -> bool:
+    """True for the algorithms that pick a server from the request's own key
+    (source, uri, url_param, hdr): "deterministic" in the manual's words."""
+    return _split_call(algorithm)[0] in HASH_KINDS
 
 
 def make_balancer(algorithm: str, servers: Sequence[ServerState], *, arg: str | None = None,

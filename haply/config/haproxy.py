@@ -35,7 +35,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -157,6 +157,7 @@ class ProxyState:
     timeouts: dict[str, float] = field(default_factory=dict)
     http_connection_mode: str = "keep-alive"
     forward_for: ForwardFor | None = None
+    original_to: OriginalTo | None = None
     logs: list[LogTarget] = field(default_factory=list)
     log_format: str | None = None
     errorfiles: dict[int, bytes] = field(default_factory=dict)
@@ -199,7 +200,10 @@ class ProxyState:
             retries=self.retries, retry_on=self.retry_on, redispatch="redispatch" in options,
             allbackups="allbackups" in options, http_check=self.http_check, check_kind=self.check_kind,
             timeouts=Timeouts(**self.timeouts), http_connection_mode=self.http_connection_mode,
-            forward_for=self.forward_for, tcpka="tcpka" in options, logs=tuple(self.logs),
+            forward_for=self.forward_for, original_to=self.original_to,
+            buffer_request="http-buffer-request" in options,
+            prefer_last_server="prefer-last-server" in options,
+            abort_on_close="abortonclose" in options, tcpka="tcpka" in options, logs=tuple(self.logs),
             log_format=self.log_format, dontlognull="dontlognull" in options,
             errorfiles=tuple(sorted(self.errorfiles.items())), options=frozenset(options),
             extra=tuple(self.extra), location=self.location, balance_options=self.balance_options,
@@ -1304,8 +1308,14 @@ def _option(name: str) -> Handler:
     return handler
 
 
+# Options HAProxy 2.6 refuses to negate ("negation/default is not supported").
+NOT_NEGATABLE = frozenset({"originalto"})
+
+
 def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, negated: bool) -> None:
     if negated:
+        if name in NOT_NEGATABLE:
+            raise ParseError(f"'no option {name}' is not accepted: HAProxy has no negation for this option")
         if values:
             raise ParseError(f"'no option {name}' takes no argument")
         state.options.discard(name)
@@ -1351,7 +1361,21 @@ def _option_connection_mode(mode: str):
 
 
 def _option_forwardfor(state: ProxyState, values: list[str], line: Line) -> None:
-    header, network, if_none = "X-Forwarded-For", None, False
+    header, network, if_none = _address_field_words("forwardfor", values, "X-Forwarded-For", True)
+    state.forward_for = ForwardFor(header, network, if_none)
+
+
+def _option_originalto(state: ProxyState, values: list[str], line: Line) -> None:
+    header, network, _ = _address_field_words("originalto", values, "X-Original-To", False)
+    state.original_to = OriginalTo(header, network)
+
+
+def _address_field_words(option: str, values: list[str], header: str,
+                         allow_if_none: bool) -> tuple[str, str | None, bool]:
+    """The words of `option forwardfor` / `option originalto`: [except NET]
+    [header NAME], and [if-none] for forwardfor only (HAProxy refuses it for
+    originalto). Returns (header, network or None, if_none)."""
+    network, if_none = None, False
     i = 0
     while i < len(values):
         word = values[i]
@@ -1365,12 +1389,13 @@ def _option_forwardfor(state: ProxyState, values: list[str], line: Line) -> None
         elif word == "header" and i + 1 < len(values):
             header = values[i + 1]
             i += 2
-        elif word == "if-none":
+        elif word == "if-none" and allow_if_none:
             if_none = True
             i += 1
         else:
-            raise ParseError(f"unexpected '{word}' in option forwardfor: expected except NET, header NAME or if-none")
-    state.forward_for = ForwardFor(header, network, if_none)
+            expected = "except NET, header NAME or if-none" if allow_if_none else "except NET or header NAME"
+            raise ParseError(f"unexpected '{word}' in option {option}: expected {expected}")
+    return header, network, if_none
 
 
 def _option_httpchk(state: ProxyState, values: list[str], line: Line) -> None:
@@ -1422,6 +1447,7 @@ OPTION_HANDLERS: dict[str, Callable[[ProxyState, list[str], Line], None]] = {
     "http-server-close": _option_connection_mode("server-close"),
     "httpclose": _option_connection_mode("close"),
     "forwardfor": _option_forwardfor,
+    "originalto": _option_originalto,
     "httpchk": _option_httpchk,
     "mysql-check": _option_mysql_check,
     "ssl-hello-chk": _option_check_kind("ssl-hello"),
@@ -1961,12 +1987,20 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
 
 
 def _warn_http_only_settings(proxy: Proxy, diagnostics: Diagnostics) -> None:
-    """`option forwardfor` in a mode tcp proxy: HAProxy warns that it ignores
-    it, inherited from defaults or not, and so does haply. (Errorfiles and
+    """HTTP-only options in a mode tcp proxy: HAProxy warns that it ignores
+    them, inherited from defaults or not, and so does haply. (Errorfiles and
     http-reuse from a shared defaults section are left unsaid, as HAProxy does.)"""
-    if proxy.forward_for is not None:
-        diagnostics.warning(proxy.location, f"'option forwardfor' in '{proxy.name}' has no "
-                            "effect in mode tcp")
+    for option, present in (("forwardfor", proxy.forward_for is not None),
+                            ("originalto", proxy.original_to is not None),
+                            ("http-buffer-request", proxy.buffer_request),
+                            ("prefer-last-server", proxy.prefer_last_server)):
+        if present:
+            diagnostics.warning(proxy.location, f"'option {option}' in '{proxy.name}' has no "
+                                "effect in mode tcp")
+    if proxy.abort_on_close and proxy.is_backend:
+        # HAProxy also drops a TCP connection whose client closed in the queue.
+        diagnostics.error(proxy.location, f"'option abortonclose' in mode tcp ('{proxy.name}') "
+                          "is not supported by haply: it applies to mode http only")
 
 
 HTTP_ONLY_FETCHES = frozenset(name for name in acls.FETCHES

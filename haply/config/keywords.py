@@ -205,6 +205,10 @@ def _rows() -> list[Keyword]:
         ("srvtcpka", "dlb", "", "TCP keep-alive on the server side."),
         ("redispatch", "dlb", "", "Let a retry go to another server when the chosen one fails."),
         ("forwardfor", "dflb", "[except <network>] [header <name>] [if-none]", "Add the client address in X-Forwarded-For."),
+        ("originalto", "dflb", "[except <network>] [header <name>]", "Add the address the client connected to in X-Original-To."),
+        ("abortonclose", "dlb", "", "Drop a request whose client closed while it waits in the queue or for its connection."),
+        ("http-buffer-request", "dflb", "", "Read the request body (up to one 16 kB buffer) before choosing a server; timeout http-request then covers the body."),
+        ("prefer-last-server", "dlb", "", "Send a keep-alive client's next request to the server whose connection it still holds (not with hash balancing)."),
         ("http-keep-alive", "dflb", "", "Keep both connections open between requests (the default)."),
         ("http-server-close", "dflb", "", "Close the server connection after each response."),
         ("httpclose", "dflb", "", "Close both connections after each response."),
@@ -218,12 +222,12 @@ def _rows() -> list[Keyword]:
     rows += [K(f"option {name}", sections, synopsis, text) for name, sections, synopsis, text in options]
     rows.append(K("option forceclose", "dflb", "", "Old name of option httpclose.", L, "option httpclose"))
     for name in (
-        "abortonclose", "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
+        "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
         "contstats", "disable-h2-upgrade", "h1-case-adjust-bogus-client",
-        "h1-case-adjust-bogus-server", "http-buffer-request", "http-ignore-probes", "http-no-delay",
+        "h1-case-adjust-bogus-server", "http-ignore-probes", "http-no-delay",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
         "independent-streams", "ldap-check", "external-check", "logasap",
-        "nolinger", "originalto", "persist", "pgsql-check", "prefer-last-server", "redis-check",
+        "nolinger", "persist", "pgsql-check", "redis-check",
         "smtpchk", "socket-stats", "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
     ):

@@ -180,6 +180,14 @@ class ForwardFor:
 
 
 @dataclass(frozen=True, slots=True)
+class OriginalTo:
+    """`option originalto`: the address the client connected to, in a field."""
+
+    header: str = "X-Original-To"
+    except_network: str | None = None  # "10.0.0.0/8" style, None = always add
+
+
+@dataclass(frozen=True, slots=True)
 class HttpCheck:
     """option httpchk [METHOD] [URI] [VERSION] plus http-check send/expect."""
 
@@ -416,12 +424,22 @@ class Proxy:
     retry_on: frozenset[str] | None = None
     redispatch: bool = False
     allbackups: bool = False
+    # `option prefer-last-server`: a keep-alive client's next request goes to
+    # the server whose connection its session still holds.
+    prefer_last_server: bool = False
+    # `option abortonclose`: a request whose client closed is dropped while it
+    # waits for a server slot or a connection, instead of being sent.
+    abort_on_close: bool = False
     http_check: HttpCheck | None = None
     check_kind: str = "tcp"  # "tcp" | "http" | "mysql" | "ssl-hello" | "tcp-check"
     # both
     timeouts: Timeouts = Timeouts()
     http_connection_mode: str = "keep-alive"  # "keep-alive" | "server-close" | "close"
     forward_for: ForwardFor | None = None
+    original_to: OriginalTo | None = None
+    # `option http-buffer-request`: the request body (up to a buffer) is read
+    # before a server is chosen.
+    buffer_request: bool = False
     tcpka: bool = False
     logs: tuple[LogTarget, ...] = ()
     log_format: str | None = None  # None | "tcplog" | "httplog" | "httplog clf" | custom
@@ -553,7 +571,7 @@ class Config:
 
 
 __all__ = [
-    "Acl", "AuthRule", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global",
+    "Acl", "AuthRule", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global", "OriginalTo",
     "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
     "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
 ]

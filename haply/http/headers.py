@@ -19,7 +19,10 @@ does one pass over the header list and one b"".join. What it does, in order:
 3. `option forwardfor`: appends "X-Forwarded-For: <client ip>" (or the
    configured name) after the rules, so "del-header X-Forwarded-For" followed
    by forwardfor leaves only haply's value; `except NET` skips clients in NET;
-   `if-none` adds only if no such field is present.
+   `if-none` adds only if no such field is present. Then `option originalto`:
+   "X-Original-To: <the address the client connected to>", `except NET`
+   skipping those addresses; a field the client sent is kept, as HAProxy
+   keeps it (the manual tells servers to read the last one).
 4. the Connection field for the side: what HAProxy 2.6 sends (observed):
    to a server kept alive, nothing for HTTP/1.1 and "keep-alive" for 1.0; to
    a server closed after the response, "close" for 1.1 and nothing for 1.0;
@@ -38,7 +41,7 @@ import ipaddress
 import re
 from typing import Callable, Iterable, Sequence
 
-from haply.config.model import ForwardFor, HeaderRule, Proxy
+from haply.config.model import ForwardFor, HeaderRule, OriginalTo, Proxy
 from haply.http.errors import LocalProtocolError
 from haply.http.framing import (
     CHUNKED, LENGTH, TCHAR, UNTIL_CLOSE, Framing, connection_options,
@@ -82,7 +85,7 @@ class SampleContext:
     so dynamic header values need no check per request.
     """
 
-    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip")
+    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip")
 
     def __init__(self, src: str = "", src_port: int = 0, dst: str = "", dst_port: int = 0,
                  ssl_fc: bool = False):
@@ -94,13 +97,19 @@ class SampleContext:
         self.dst = _printable(dst)
         self.dst_port = str(dst_port).encode()
         self.ssl_fc = b"1" if ssl_fc else b"0"
-        self._src_ip = False  # parsed on first use (forwardfor's "except")
+        self._src_ip = self._dst_ip = False  # parsed on first use (an "except")
 
     @property
     def src_ip(self):
         if self._src_ip is False:
             self._src_ip = _parse_ip(self.src.decode())
         return self._src_ip
+
+    @property
+    def dst_ip(self):
+        if self._dst_ip is False:
+            self._dst_ip = _parse_ip(self.dst.decode())
+        return self._dst_ip
 
     @classmethod
     def from_sockets(cls, peername, sockname, ssl_fc: bool = False) -> "SampleContext":
@@ -300,54 +309,74 @@ def _run_ops(ops: Sequence[HeaderOp], ctx) -> tuple[set[bytes], list[tuple[bytes
     return deleted, added
 
 
-# ------------------------------------------------------------------- forwardfor
+# ------------------------------------------------------- forwardfor, originalto
 
 
-class CompiledForwardFor:
-    """`option forwardfor` of a route, merged from frontend and backend."""
+class CompiledAddressField:
+    """`option forwardfor` (the client's address) or `option originalto` (the
+    address the client connected to) of a route, merged from frontend and
+    backend."""
 
-    __slots__ = ("name", "lname", "prefix", "excepts", "if_none", "always")
+    __slots__ = ("name", "lname", "prefix", "excepts", "if_none", "destination")
 
-    def __init__(self, name: bytes, excepts: tuple, if_none: bool):
+    def __init__(self, name: bytes, excepts: tuple, if_none: bool = False,
+                 destination: bool = False):
         self.name = name
         self.lname = name.lower()
         self.prefix = name + b": "
-        self.excepts = excepts  # one network (or None) per proxy that enabled it
+        self.excepts = excepts  # the `except` networks of the enabling proxies
         self.if_none = if_none
-        self.always = None in excepts
+        self.destination = destination  # print dst (originalto), else src
 
-    def applies(self, ctx: SampleContext) -> bool:
-        """False when every enabling proxy excepts the client's network."""
-        if self.always:
-            return True  # no `except`: the client address is never parsed
-        ip = ctx.src_ip
-        for network in self.excepts:
-            if network is None or ip is None or ip.version != network.version \
-                    or ip not in network:
-                return True
-        return False
+    def value(self, ctx: SampleContext) -> bytes | None:
+        """The field's value for this connection, None when an enabling proxy
+        excepts the address (HAProxy skips the field if any of them does)."""
+        address = ctx.dst if self.destination else ctx.src
+        if not self.excepts:
+            return address  # no `except`: the address is never parsed
+        ip = ctx.dst_ip if self.destination else ctx.src_ip
+        if ip is not None:
+            for network in self.excepts:
+                if ip.version == network.version and ip in network:
+                    return None
+        return address
 
 
 def compile_forward_for(frontend: ForwardFor | None, backend: ForwardFor | None
-                        ) -> CompiledForwardFor | None:
+                        ) -> CompiledAddressField | None:
     """Merge per the manual ("option forwardfor"): added if either proxy enables
     it; the backend's header name wins; if-none only when every enabling proxy
-    says if-none. `except` is kept per proxy: skipped only if all except it."""
+    says if-none. Not added when either enabling proxy's `except` holds the
+    client (observed on HAProxy 2.6, which the manual leaves unsaid)."""
     enabled = [ff for ff in (frontend, backend) if ff is not None]
     if not enabled:
         return None
-    name = compile_name((backend or frontend).header)
-    excepts = []
-    for ff in enabled:
-        if ff.except_network:
+    return CompiledAddressField(compile_name((backend or frontend).header),
+                                _except_networks("forwardfor", enabled),
+                                all(ff.if_none for ff in enabled))
+
+
+def compile_original_to(frontend: OriginalTo | None, backend: OriginalTo | None
+                        ) -> CompiledAddressField | None:
+    """`option originalto`, merged as forwardfor is (manual: added if either
+    enables it, the backend's header name wins); it has no if-none."""
+    enabled = [ot for ot in (frontend, backend) if ot is not None]
+    if not enabled:
+        return None
+    return CompiledAddressField(compile_name((backend or frontend).header),
+                                _except_networks("originalto", enabled), destination=True)
+
+
+def _except_networks(option: str, enabled: list) -> tuple:
+    networks = []
+    for setting in enabled:
+        if setting.except_network:
             try:
-                excepts.append(ipaddress.ip_network(ff.except_network, strict=False))
+                networks.append(ipaddress.ip_network(setting.except_network, strict=False))
             except ValueError:
-                raise ValueError(f"option forwardfor: invalid network "
-                                 f"{ff.except_network!r}") from None
-        else:
-            excepts.append(None)
-    return CompiledForwardFor(name, tuple(excepts), all(ff.if_none for ff in enabled))
+                raise ValueError(f"option {option}: invalid network "
+                                 f"{setting.except_network!r}") from None
+    return tuple(networks)
 
 
 # ------------------------------------------------------------------ the writers
@@ -561,9 +590,11 @@ PLAIN_CONNECTION_VALUES = frozenset((b"keep-alive", b"close"))
 class RequestHeadWriter(_HeadWriter):
     """Builds the request head sent to a server."""
 
-    def __init__(self, ops: Sequence[HeaderOp] = (), forward_for: CompiledForwardFor | None = None):
+    def __init__(self, ops: Sequence[HeaderOp] = (), forward_for: CompiledAddressField | None = None,
+                 original_to: CompiledAddressField | None = None):
         super().__init__(ops)
         self.forward_for = forward_for
+        self.original_to = original_to
         # write_plain applies: rules that only add fields, and a forwardfor
         # that needs not know whether the request already has the field.
         self.plain = self.static and not self._static_deleted and not (
@@ -575,8 +606,9 @@ class RequestHeadWriter(_HeadWriter):
         received (request line to blank line, checked by llhttp), has no field
         to drop or rewrite except at most one `cut`: "Name: value" of a plain
         Connection field (PLAIN_CONNECTION_VALUES), removed as written. The
-        client's field lines pass as they came; the rules' lines, forwardfor
-        and haply's Connection field are inserted before the blank line.
+        client's field lines pass as they came; the rules' lines, forwardfor,
+        originalto and haply's Connection field are inserted before the blank
+        line.
 
         Only when `self.plain`; the caller checked the fields and the framing.
         None when `cut` is not found as written (then `write` does it).
@@ -589,8 +621,12 @@ class RequestHeadWriter(_HeadWriter):
         out = [head[:-2]]
         out += self._static_lines
         ff = self.forward_for
-        if ff is not None and ff.applies(ctx):
-            out += (ff.prefix, ctx.src, b"\r\n")
+        if ff is not None:
+            value = ff.value(ctx)
+            if value is not None:
+                out += (ff.prefix, value, b"\r\n")
+        if self.original_to is not None:
+            self._add_original_to(out, ctx)
         if keep_alive:
             if version == "1.0":
                 out.append(_CONN_KEEP_ALIVE)
@@ -621,8 +657,12 @@ class RequestHeadWriter(_HeadWriter):
             out.append(line)
             if ff_check and lname == ff.lname:
                 seen = True
-        if ff is not None and not (ff_check and seen) and ff.applies(ctx):
-            out += (ff.prefix, ctx.src, b"\r\n")
+        if ff is not None and not (ff_check and seen):
+            value = ff.value(ctx)
+            if value is not None:
+                out += (ff.prefix, value, b"\r\n")
+        if self.original_to is not None:
+            self._add_original_to(out, ctx)
         if upgrade:
             out.append(_CONN_UPGRADE)
         elif keep_alive:
@@ -632,6 +672,14 @@ class RequestHeadWriter(_HeadWriter):
             out.append(_CONN_CLOSE)
         out += (b"" if placed else self._framing_line(framing), b"\r\n")
         return b"".join(out)
+
+
+    def _add_original_to(self, out: list, ctx: SampleContext) -> None:
+        # After X-Forwarded-For, as HAProxy 2.6 places them (observed).
+        ot = self.original_to
+        value = ot.value(ctx)
+        if value is not None:
+            out += (ot.prefix, value, b"\r\n")
 
 
 class ResponseHeadWriter(_HeadWriter):
@@ -705,14 +753,16 @@ def for_route(frontend: Proxy, backend: Proxy,
         frontend.http_response_rules
     forward_for = compile_forward_for(frontend.forward_for,
                                       None if same else backend.forward_for)
+    original_to = compile_original_to(frontend.original_to,
+                                      None if same else backend.original_to)
     return (RequestHeadWriter(compile_header_rules(request_rules, compile_condition),
-                              forward_for),
+                              forward_for, original_to),
             ResponseHeadWriter(compile_header_rules(response_rules, compile_condition)))
 
 
 __all__ = [
-    "ADD", "DEL", "SET", "CompiledForwardFor", "HeaderOp", "RequestHeadWriter",
+    "ADD", "DEL", "SET", "CompiledAddressField", "HeaderOp", "RequestHeadWriter",
     "ResponseHeadWriter", "SUPPORTED_VALUE_SEQUENCES", "SampleContext",
-    "compile_forward_for", "compile_header_rules", "compile_name", "compile_value",
+    "compile_forward_for", "compile_header_rules", "compile_original_to", "compile_name", "compile_value",
     "for_route",
 ]

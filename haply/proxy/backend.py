@@ -175,6 +175,12 @@ class BackendRuntime:
         except TimeoutError:
             self.no_server += 1
             raise NoServerAvailable("queue timeout") from None
+        except asyncio.CancelledError:
+            # The client left (option abortonclose): a slot handed over just
+            # before is given back.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result())
+            raise
         finally:
             if not waiter.done():
                 waiter.cancel()
@@ -317,6 +323,9 @@ class BackendRuntime:
                 if self.observer is not None:
                     self.report(server, EV_L4_OK)
                 return server, transport, protocol
+            except asyncio.CancelledError:
+                self.release(server)  # the client left while connecting (abortonclose)
+                raise
             except (OSError, TimeoutError) as exc:
                 server.connect_errors += 1
                 self.connect_errors += 1

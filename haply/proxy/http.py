@@ -49,6 +49,12 @@ PAUSE_SERVER_FULL = 2  # the server's socket does not take the request body fast
 PAUSE_PARKED = 4  # over maxconn
 
 CRLF = b"\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# `option http-buffer-request` waits for the body until the request fills
+# HAProxy's buffer: tune.bufsize less tune.maxrewrite (framing.MAX_HEAD_SIZE,
+# read at each use since the global section sets it), head included (HAProxy
+# 2.6 was seen to connect once 15000 to 15300 bytes of body followed a 60-byte
+# head).
 # The versions framing.request_framing accepts (it explains the others' refusal).
 PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
 LAST_CHUNK = b"0\r\n\r\n"
@@ -67,7 +73,9 @@ class Request:
                  "captured_request", "captured_response", "captured_cookie",
                  "captured_set_cookie",
                  # the server a failed connection was for, named by the log's %s
-                 "tried")
+                 "tried",
+                 # waiting for its body before a server is chosen (http-buffer-request)
+                 "buffering")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -104,12 +112,14 @@ class Request:
         # and the log's two persistence flags (haply.proxy.persistence).
         self.cookie_server = None
         self.cookie_flags = "--"
+        self.buffering = False
 
     # SampleContext, for header values such as %[src] (per connection, shared)
     src = property(lambda self: self.context.src)
     src_ip = property(lambda self: self.context.src_ip)
     src_port = property(lambda self: self.context.src_port)
     dst = property(lambda self: self.context.dst)
+    dst_ip = property(lambda self: self.context.dst_ip)
     dst_port = property(lambda self: self.context.dst_port)
     ssl_fc = property(lambda self: self.context.ssl_fc)
     # The same as text and numbers, for conditions and stick rules (RequestView)
@@ -184,6 +194,8 @@ class HttpSession(asyncio.Protocol):
     exchanges = 0  # finished on this connection (the next is not its first)
     # `http-reuse never`: this client's own idle server connection
     private: UpstreamConnection | None = None
+    # The task finding a server for requests[0] (queue, connect), if any.
+    connecting: asyncio.Task | None = None
 
     def __init__(self, frontend: FrontendRuntime, router, pool: ConnectionPool):
         # Global
@@ -282,13 +294,33 @@ class HttpSession(asyncio.Protocol):
             self._reject(status, reason, data)
 
     def eof_received(self) -> bool:
-        # A client half-close after a complete request still wants its answer.
+        # A client half-close after a complete request still wants its answer,
+        # unless `option abortonclose` drops a request still waiting for a server.
         if self.requests and self.parsing is None:
-            return True
+            return not self._abort_waiting()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.requests and not self.closed:
+            self._abort_waiting()
         self.close()
+
+    def _abort_waiting(self) -> bool:
+        """`option abortonclose`: the client closed (or half-closed) its side
+        while its request waits in the queue or for its server connection:
+        the request is dropped, never sent, and the connection closed.
+        Without the option the request goes on, as HAProxy 2.6 sends it."""
+        request = self.requests[0]
+        task = self.connecting
+        if (request.server is not None or task is None or task.done()
+                or request.backend is None or not request.backend.proxy.abort_on_close):
+            return False
+        self.connecting = None
+        # Cancelled after its first step: a task cancelled before it starts
+        # never runs the code that gives back a slot taken for it.
+        self.loop.call_soon(task.cancel)
+        self.close()
+        return True
 
     def pause_writing(self) -> None:
         self.client_writable = False
@@ -402,7 +434,9 @@ class HttpSession(asyncio.Protocol):
             request.sent_body += size
             return
         request.body.append(body)
-        if request.body_size > RETRY_BUFFER_SIZE:
+        if request.buffering and self.head_size + request.body_size >= framing.MAX_HEAD_SIZE:
+            self._body_buffered(request)  # the buffer is full: on to a server
+        elif request.body_size > RETRY_BUFFER_SIZE:
             # No server to take it yet: hold one buffer, then stop reading.
             self.pause_client_reading(PAUSE_WAITING)
 
@@ -412,6 +446,11 @@ class HttpSession(asyncio.Protocol):
         request.complete = True
         if request.route.__class__ is Deferred:
             finish_deferred(self, request)
+            return
+        if request.buffering:
+            self._body_buffered(request)
+            if not request.keep_alive:
+                self.pause_client_reading(PAUSE_WAITING)
             return
         upstream = self.upstream
         # The queue may be empty: haply itself may already have answered this
@@ -470,6 +509,43 @@ class HttpSession(asyncio.Protocol):
         request.route = route
         if route.cookie is not None:
             self._persist(request, route.cookie)
+        if (route.buffer_request and not request.complete
+                and request.framing.kind != framing.NONE):
+            self._buffer_body(request)
+            if request.buffering:
+                return
+        self._dispatch(request)
+
+    def _buffer_body(self, request: Request) -> None:
+        """`option http-buffer-request`: hold the body until it is complete or
+        fills a buffer, then choose the server (`_dispatch`); `timeout
+        http-request` covers that wait (counted from the end of the head).
+        A client waiting for 100 Continue gets it from haply, and the
+        server does not see its Expect field, as with HAProxy 2.6."""
+        if self.head_size + request.body_size >= framing.MAX_HEAD_SIZE:
+            return
+        request.buffering = True
+        self.deadline.arm(self.timeout_http_request, "http-request")
+        if self.paused & PAUSE_WAITING:  # a pipelined request: its body is to be read
+            self.resume_client_reading(PAUSE_WAITING)
+        expect = request.header("expect")
+        if expect and request.version == "1.1" and expect[-1].lower() == "100-continue":
+            request.headers = [field for field in request.headers
+                               if field[0].lower() != b"expect"]
+            request._header_map = None
+            request.plain = False
+            self.transport.write(CONTINUE)
+
+    def _body_buffered(self, request: Request) -> None:
+        request.buffering = False
+        if self.requests and self.requests[0] is request:
+            self.deadline.arm_idle(self.timeout_client, "client")
+            self._dispatch(request)
+
+    def _dispatch(self, request: Request) -> None:
+        """Write the request's head and send it to a server of its route."""
+        route = request.route
+        backend = request.backend
         writer = route.request_writer
         head = None
         raw = request.raw
@@ -493,6 +569,8 @@ class HttpSession(asyncio.Protocol):
         persistent = request.cookie_server  # the cookie goes first, then stick rules
         if persistent is None and backend.stick is not None:
             persistent = backend.stick.match(request, self.loop.time())
+        if persistent is None and self.private is not None and route.prefer_last_server:
+            persistent = self._last_server(backend)
         if persistent is None:
             server = backend.try_acquire(request)
         else:
@@ -516,7 +594,7 @@ class HttpSession(asyncio.Protocol):
                 request.server = server
                 self._send_request(upstream, request)
                 return
-        self.loop.create_task(self._connect_and_send(request, server))
+        self.connecting = self.loop.create_task(self._connect_and_send(request, server))
 
     @staticmethod
     def _persist(request: Request, cookie) -> None:
@@ -530,6 +608,19 @@ class HttpSession(asyncio.Protocol):
             request.headers = headers
             request.plain = False  # written from the fields, not as received
             request._header_map = None
+
+    def _last_server(self, backend: BackendRuntime):
+        """`option prefer-last-server`: the server of the connection this
+        session still holds (only `http-reuse never` keeps one, as in HAProxy
+        2.6, whose other modes hand it to every session), if it may take the
+        request now: usable, a slot free (checked by the caller), no request
+        of the backend queued."""
+        private = self.private
+        server = private.server
+        if (private.closed or server.backend != backend.name or not server.usable
+                or backend.queued):
+            return None
+        return server
 
     def _idle_connection(self, reuse: str, request: Request, server,
                          backend: BackendRuntime) -> UpstreamConnection | None:
@@ -838,7 +929,7 @@ class HttpSession(asyncio.Protocol):
             if next_server is not None and next_server is not server:
                 server.redispatches += 1
                 backend.redispatched += 1
-            self.loop.create_task(self._connect_and_send(request, next_server))
+            self.connecting = self.loop.create_task(self._connect_and_send(request, next_server))
             return
         self._respond_local(status)
 

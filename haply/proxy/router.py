@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from haply.balance import hashes_requests
 from haply.config.model import Proxy
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
@@ -50,6 +51,11 @@ class Route:
     # `http-reuse never|safe|aggressive|always`; None: haply's default (idle
     # connections for requests haply can replay, see HttpSession._start).
     reuse: str | None = None
+    # `option prefer-last-server` where it applies: not with a hash balance,
+    # which already sends a request where its key says (manual).
+    prefer_last_server: bool = False
+    # `option http-buffer-request` in the frontend or the backend.
+    buffer_request: bool = False
 
 
 class Router:
@@ -101,6 +107,8 @@ class Router:
             route.redirects = compile_redirects(bproxy.redirects)
             route.answers = compile_answers(bproxy)
         route.reuse = bproxy.http_reuse
+        route.prefer_last_server = bproxy.prefer_last_server and not hashes_requests(bproxy.balance)
+        route.buffer_request = frontend.buffer_request or bproxy.buffer_request
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from haply.balance import (
-    First, HashBalancer, LeastConn, RandomDraws, RoundRobin, StaticRoundRobin, make_balancer,
+    First, HashBalancer, LeastConn, RandomDraws, RoundRobin, StaticRoundRobin, hashes_requests,
+    make_balancer,
 )
 from tests.support.balance_servers import farm
 
@@ -56,3 +57,13 @@ def test_errors(algorithm, arg, hash_type):
     _, states = farm([1])
     with pytest.raises(ValueError):
         make_balancer(algorithm, states, arg=arg, hash_type=hash_type)
+
+
+@pytest.mark.parametrize("algorithm, hashes", [
+    ("roundrobin", False), ("static-rr", False), ("leastconn", False), ("first", False),
+    ("random", False), ("random(3)", False), ("source", True), ("uri", True),
+    ("url_param", True), ("hdr", True), ("hdr(Host)", True),
+])
+def test_hashes_requests_names_the_deterministic_algorithms(algorithm, hashes):
+    # option prefer-last-server does not apply to these (configuration manual)
+    assert hashes_requests(algorithm) is hashes

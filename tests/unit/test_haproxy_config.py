@@ -11,7 +11,7 @@ import haply.config as config_package
 from haply.config import ConfigError, Dialect, detect, load
 from haply.config.haproxy import HANDLERS
 from haply.config.keywords import KEYWORDS, LEGACY, PREPROCESSOR, SUPPORTED, UNSUPPORTED
-from haply.config.model import ForwardFor, HttpCheck, TcpCheckStep
+from haply.config.model import ForwardFor, HttpCheck, OriginalTo, TcpCheckStep
 
 ERRORS_DIR = Path("/etc/haproxy/errors")  # shipped by Debian's haproxy package
 
@@ -1485,3 +1485,124 @@ def test_userlist_errors(tmp_path):
         "15: http_auth(nowhere): no userlist named 'nowhere'",
         "16: http_auth_group(c): userlist 'c' has no group 'nogroup'",
     ]
+
+
+def test_originalto(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option originalto except 10.0.0.0/8 header X-Client-Dst
+        frontend f
+            bind :80
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        listen l
+            bind :81
+            option originalto
+            server s 127.0.0.1:82
+        """)
+    f, b, l = loaded.config.proxies
+    assert f.original_to == b.original_to == OriginalTo("X-Client-Dst", "10.0.0.0/8")
+    assert l.original_to == OriginalTo("X-Original-To", None)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("option originalto if-none", "unexpected 'if-none' in option originalto: expected except NET or header NAME"),
+    ("option originalto except foo", "invalid network 'foo' after 'except'"),
+    ("option originalto header", "unexpected 'header' in option originalto"),
+    ("no option originalto", "'no option originalto' is not accepted"),
+])
+def test_originalto_errors(tmp_path, line, expected):
+    found = messages(tmp_path, DEFAULTS + f"backend b\n    {line}\n    server s 127.0.0.1:81\n")
+    assert any(m.startswith("7: ") and expected in m for m in found), found  # the option's line
+
+
+def test_originalto_in_mode_tcp_is_warned_about(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        listen mysql
+            bind :3306
+            option originalto
+            server s 10.0.0.1:3306
+        """)
+    assert any("'option originalto' in 'mysql' has no effect in mode tcp" in w
+               for w in warnings(loaded)), warnings(loaded)
+
+
+def test_prefer_last_server_and_its_negation(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option prefer-last-server
+        backend b
+            server s 127.0.0.1:81
+        backend c
+            no option prefer-last-server
+            server s 127.0.0.1:82
+        """)
+    assert [p.prefer_last_server for p in loaded.config.proxies] == [True, False]
+    found = messages(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    option prefer-last-server\n")
+    # HAProxy ignores it in a frontend with a warning; the table says where it applies
+    assert any("'option prefer-last-server' is not allowed in a 'frontend' section" in m
+               for m in found), found
+    found = messages(tmp_path, DEFAULTS + "backend b\n    option prefer-last-server x\n")
+    assert "7: 'option prefer-last-server' takes no argument (got 'x')" in found, found
+
+
+def test_http_buffer_request_and_its_negation(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option http-buffer-request
+        frontend f
+            bind :80
+            no option http-buffer-request
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    assert [p.buffer_request for p in loaded.config.proxies] == [False, True]
+    found = messages(tmp_path, DEFAULTS + "frontend f\n    option http-buffer-request 1\n")
+    assert "7: 'option http-buffer-request' takes no argument (got '1')" in found, found
+
+
+def test_http_only_request_options_in_mode_tcp_are_warned_about(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        listen mysql
+            bind :3306
+            option http-buffer-request
+            option prefer-last-server
+            server s 10.0.0.1:3306
+        """)
+    for option in ("http-buffer-request", "prefer-last-server"):
+        assert any(f"'option {option}' in 'mysql' has no effect in mode tcp" in w
+                   for w in warnings(loaded)), warnings(loaded)
+
+
+def test_abortonclose_and_its_negation(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            option abortonclose
+        frontend f
+            bind :80
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        listen l
+            bind :81
+            no option abortonclose
+            server s 127.0.0.1:82
+        """)
+    f, b, l = loaded.config.proxies
+    assert (b.abort_on_close, l.abort_on_close) == (True, False)
+    found = messages(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    option abortonclose\n")
+    assert any("'option abortonclose' is not allowed in a 'frontend' section" in m for m in found), found
+    found = messages(tmp_path, DEFAULTS + "backend b\n    option abortonclose now\n")
+    assert "7: 'option abortonclose' takes no argument (got 'now')" in found, found
+
+
+def test_abortonclose_in_mode_tcp_is_refused_by_name(tmp_path):
+    # HAProxy applies it to TCP connections in the queue too; haply only to HTTP.
+    found = messages(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+            option abortonclose
+        frontend f
+            bind :3306
+            default_backend b
+        backend b
+            server s 10.0.0.1:3306
+        """)
+    assert found == ["10: 'option abortonclose' in mode tcp ('b') is not supported by haply: "
+                     "it applies to mode http only"], found

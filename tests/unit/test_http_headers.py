@@ -7,14 +7,14 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from haply.config.diagnostics import Location
-from haply.config.model import Condition, ForwardFor, HeaderRule, Proxy
+from haply.config.model import Condition, ForwardFor, HeaderRule, OriginalTo, Proxy
 from haply.http.errors import LocalProtocolError
 from haply.http.framing import CHUNKED, LENGTH, NONE, UNTIL_CLOSE, Framing
 from haply.http.framing import response_framing
 from haply.http.errors import RemoteProtocolError
 from haply.http.headers import (
     RequestHeadWriter, ResponseHeadWriter, SampleContext, compile_forward_for,
-    compile_header_rules, compile_value, for_route, parse_fields,
+    compile_header_rules, compile_original_to, compile_value, for_route, parse_fields,
 )
 
 CTX = SampleContext("192.0.2.7", 40000, "127.0.0.1", 8080)
@@ -224,10 +224,23 @@ def test_forwardfor_mapped_ipv6_prints_as_ipv4():
     assert out == [(b"X-Forwarded-For", b"192.0.2.9")]
 
 
-def test_forwardfor_except_needs_every_enabling_proxy_to_except():
-    writer = ff_writer(ForwardFor(except_network="127.0.0.0/8"), ForwardFor())
-    ctx = SampleContext("127.0.0.1", 1, "127.0.0.1", 80)
-    assert b"x-forwarded-for" in names(write(writer, [], ctx=ctx)[3])
+# (frontend's except, backend's except) -> added, for a client at 127.0.0.1; None:
+# the proxy does not enable the option, "": enabled without except. HAProxy 2.6
+# leaves the field out when either enabling proxy excepts the client.
+EXCEPT_MERGES = [
+    ("127.0.0.0/8", None, False), (None, "127.0.0.0/8", False),
+    ("127.0.0.0/8", "", False), ("", "127.0.0.0/8", False),
+    ("10.0.0.0/8", "127.0.0.0/8", False), ("127.0.0.0/8", "10.0.0.0/8", False),
+    ("10.0.0.0/8", "10.0.0.0/8", True), ("10.0.0.0/8", "", True), ("", None, True),
+]
+
+
+@pytest.mark.parametrize("frontend,backend,added", EXCEPT_MERGES)
+def test_forwardfor_except_of_either_proxy_skips_the_field(frontend, backend, added):
+    writer = ff_writer(*(None if net is None else ForwardFor(except_network=net or None)
+                         for net in (frontend, backend)))
+    ctx = SampleContext("127.0.0.1", 1, "192.0.2.1", 80)
+    assert (b"x-forwarded-for" in names(write(writer, [], ctx=ctx)[3])) is added
 
 
 def test_forwardfor_if_none():
@@ -250,6 +263,73 @@ def test_forwardfor_comes_after_rules():
 def test_forwardfor_invalid_network():
     with pytest.raises(ValueError, match="invalid network"):
         compile_forward_for(ForwardFor(except_network="10.0.0.300/8"), None)
+
+
+# ------------------------------------------------------------------ originalto
+
+
+def ot_writer(frontend=None, backend=None, forward_for=None):
+    return RequestHeadWriter((), forward_for, compile_original_to(frontend, backend))
+
+
+def test_originalto_appends_the_destination_address_after_forwardfor():
+    """The client's own X-Original-To stays; haply's comes last, after
+    X-Forwarded-For, as HAProxy 2.6 writes them."""
+    writer = ot_writer(OriginalTo(), forward_for=compile_forward_for(ForwardFor(), None))
+    headers = [(b"Host", b"a"), (b"X-Original-To", b"9.9.9.9")]
+    assert write(writer, headers)[3] == headers + [
+        (b"X-Forwarded-For", b"192.0.2.7"), (b"X-Original-To", b"127.0.0.1")]
+
+
+@pytest.mark.parametrize("dst,printed", [
+    ("127.0.0.1", b"127.0.0.1"), ("::1", b"::1"), ("fd00:0:0::5", b"fd00::5"),
+    ("::ffff:192.0.2.9", b"192.0.2.9"),  # a dual-stack listener: as forwardfor prints it
+])
+def test_originalto_prints_ipv4_and_ipv6(dst, printed):
+    ctx = SampleContext("192.0.2.7", 1, dst, 80)
+    assert write(ot_writer(OriginalTo()), [], ctx=ctx)[3] == [(b"X-Original-To", printed)]
+
+
+def test_originalto_backend_name_wins():
+    writer = ot_writer(OriginalTo(header="X-Fe"), OriginalTo(header="X-Client-Dst"))
+    assert write(writer, [])[3] == [(b"X-Client-Dst", b"127.0.0.1")]
+    assert write(ot_writer(OriginalTo(header="X-Fe")), [])[3] == [(b"X-Fe", b"127.0.0.1")]
+
+
+@pytest.mark.parametrize("dst,network,added", [
+    ("127.0.0.1", "127.0.0.1", False), ("127.0.0.2", "127.0.0.1", True),
+    ("10.1.2.3", "10.0.0.0/8", False), ("::1", "::1", False), ("::1", "10.0.0.0/8", True),
+    ("fd00::5", "fd00::/8", False), ("", "10.0.0.0/8", True),
+])
+def test_originalto_except_looks_at_the_destination(dst, network, added):
+    ctx = SampleContext("10.9.9.9", 1, dst, 80)  # the client's address plays no part
+    out = write(ot_writer(OriginalTo(except_network=network)), [], ctx=ctx)[3]
+    assert (b"x-original-to" in names(out)) is added
+
+
+@pytest.mark.parametrize("frontend,backend,added", EXCEPT_MERGES)
+def test_originalto_except_merges_as_forwardfor(frontend, backend, added):
+    writer = ot_writer(*(None if net is None else OriginalTo(except_network=net or None)
+                         for net in (frontend, backend)))
+    ctx = SampleContext("192.0.2.1", 1, "127.0.0.1", 80)
+    assert (b"x-original-to" in names(write(writer, [], ctx=ctx)[3])) is added
+
+
+def test_originalto_on_a_plain_request_and_for_a_route():
+    fe = Proxy("fe", "frontend", mode="http", original_to=OriginalTo(header="X-Fe"))
+    be = Proxy("be", "backend", mode="http", original_to=OriginalTo(except_network="10.0.0.0/8"))
+    writer, _ = for_route(fe, be)
+    assert writer.plain
+    head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert writer.write_plain(head, None, "1.1", True, CTX) == (
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Original-To: 127.0.0.1\r\n\r\n")
+    assert for_route(fe, fe)[0].original_to.name == b"X-Fe"
+    assert for_route(Proxy("fe", "frontend"), Proxy("be", "backend"))[0].original_to is None
+
+
+def test_originalto_invalid_network():
+    with pytest.raises(ValueError, match="option originalto: invalid network"):
+        compile_original_to(None, OriginalTo(except_network="10.0.0.300/8"))
 
 
 # --------------------------------------------------------------- header rules
@@ -518,7 +598,8 @@ def test_plain_request_head_passes_as_received(fields, connection, version, keep
         return  # llhttp refused it
     ctx = SampleContext(src, 40000, "127.0.0.1", 8080)
     writer = RequestHeadWriter(compile_header_rules(rules),
-                               compile_forward_for(ForwardFor(except_network="10.0.0.0/8"), None))
+                               compile_forward_for(ForwardFor(except_network="10.0.0.0/8"), None),
+                               compile_original_to(OriginalTo(except_network="10.0.0.0/8"), None))
     assert writer.plain
     cut = None if connection is None else b"Connection: " + connection
     plain = writer.write_plain(head, cut, version, keep, ctx)
