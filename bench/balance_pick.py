@@ -37,13 +37,18 @@ CASES = [
 
 
 class Key:
-    __slots__ = ("client_ip", "path", "query", "headers")
+    __slots__ = ("client_ip", "path", "uri", "query", "headers")
 
     def __init__(self) -> None:
         self.client_ip = "192.0.2.17"
-        self.path = "/v3/auth/tokens?id=42"
+        self.path = "/v3/auth/tokens"
+        self.uri = "/v3/auth/tokens?id=42"
         self.query = "id=42"
         self.headers = {"x-user": "alice", "host": "keystone"}
+
+    def header(self, name: str) -> list[str]:
+        value = self.headers.get(name)
+        return [] if value is None else [value]
 
 
 def states(n: int):

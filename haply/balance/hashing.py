@@ -38,16 +38,30 @@ When the chosen server is full or excluded the next slot (map) or the next
 ring point of another server (ring) is tried, so the fallback is itself
 stable for a given key.
 
-Hash function: CRC-32 (zlib, so C speed on any key length, and stable across
-processes and versions, unlike Python's salted hash()) followed by the
-32-bit finaliser of MurmurHash3 (public domain), because CRC-32 alone is
-linear: keys differing in a few bits (neighbouring IP addresses, URIs
-/a1, /a2) get hashes differing in few bits, which clusters them on the ring
-and on `% W`. The finaliser spreads every input bit over the whole word.
+Hash functions (`hash-type <method> [<function>] [avalanche]`), as HAProxy 2.6
+maps keys, so that haply and HAProxy send the same client to the same server
+(one may replace the other node by node, behind the same VIP):
+
+- the key of uri, url_param and hdr goes through sdbm (the default), djb2 or
+  crc32 (the public algorithms of those names); `balance source` uses the
+  IPv4 address itself as a 32-bit number, whatever the function;
+- `avalanche` passes the result through Bob Jenkins' 32-bit integer hash
+  (public domain) times 3221225473, as HAProxy does;
+- map-based: that number modulo the map's size picks the slot (checked
+  against HAProxy for every function, with and without avalanche);
+- consistent: haply's own ring (below), so the number is spread over the
+  ring with MurmurHash3's finaliser unless avalanche already did. The servers'
+  points are haply's own: a key can land on another server than HAProxy's.
+
+An IPv6 source is hashed with CRC-32 of its 16 bytes (HAProxy's mapping of
+IPv6 clients was not reproduced). sdbm and djb2 walk the key byte by byte in
+Python, so the last keys' hashes are remembered (REMEMBERED_KEYS): an API's
+URIs and clients' addresses repeat.
 """
 
 from __future__ import annotations
 
+import socket
 import zlib
 from bisect import bisect_left
 from typing import Sequence
@@ -81,18 +95,57 @@ def fmix32(h: int) -> int:
 
 
 def hash_bytes(data: bytes) -> int:
-    """The stable 32-bit hash used for every key and ring point."""
+    """The stable 32-bit hash of the ring's points."""
     return fmix32(zlib.crc32(data))
 
 
+def sdbm(data: bytes) -> int:
+    h = 0
+    for byte in data:
+        h = (byte + (h << 6) + (h << 16) - h) & _MASK32
+    return h
+
+
+def djb2(data: bytes) -> int:
+    h = 5381
+    for byte in data:
+        h = (h * 33 + byte) & _MASK32
+    return h
+
+
+def crc32(data: bytes) -> int:
+    return _crc32(data)
+
+
+def avalanche(a: int) -> int:
+    """Bob Jenkins' 32-bit integer hash, times 3221225473 (HAProxy's avalanche)."""
+    a = (a + 0x7ED55D16 + (a << 12)) & _MASK32
+    a = (a ^ 0xC761C23C ^ (a >> 19)) & _MASK32
+    a = (a + 0x165667B1 + (a << 5)) & _MASK32
+    a = ((a + 0xD3A2646C) ^ (a << 9)) & _MASK32
+    a = (a + 0xFD7046C5 + (a << 3)) & _MASK32
+    a = (a ^ 0xB55A4F09 ^ (a >> 16)) & _MASK32
+    return (a * 3221225473) & _MASK32
+
+
+FUNCTIONS = {"sdbm": sdbm, "djb2": djb2, "crc32": crc32}
+REMEMBERED_KEYS = 4096
+
+
+def source_number(address: str) -> int | None:
+    """An IPv4 client address (or IPv4-mapped IPv6) as the number HAProxy
+    hashes; None for IPv6."""
+    if address.startswith("::ffff:") and "." in address:
+        address = address[7:]
+    try:
+        return int.from_bytes(socket.inet_aton(address), "big") if ":" not in address else None
+    except OSError:
+        return None
+
+
 def hash_text(text: str) -> int:
-    """hash_bytes of the UTF-8 text, with the finaliser inlined (hot path)."""
-    h = _crc32(text.encode("utf-8", "surrogateescape"))
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _MASK32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _MASK32
-    return h ^ (h >> 16)
+    """The default key hash (sdbm, map-based) of a text."""
+    return sdbm(text.encode("utf-8", "surrogateescape"))
 
 
 # ---------------------------------------------------------------- key extraction
@@ -175,19 +228,27 @@ def domain_only(host: str) -> str:
 class HashBalancer(GroupBalancer):
     """`balance source|uri|url_param|hdr` over a weight map or a ring."""
 
-    __slots__ = ("kind", "arg", "consistent", "_extract", "_fallback",
-                 "_map", "_ring_keys", "_ring_servers", "_point_cache")
+    __slots__ = ("kind", "arg", "consistent", "_extract", "_fallback", "_function",
+                 "_avalanche", "_hashes", "_map", "_ring_keys", "_ring_servers", "_point_cache")
 
     def __init__(self, kind: str, servers: Sequence[ServerState], *, arg: str | None = None,
                  hash_type: str = "map-based", allbackups: bool = False) -> None:
         if kind not in HASH_KINDS:
             raise ValueError(f"unknown hash balance {kind!r}")
-        method = (hash_type or "map-based").split()[0]
+        words = (hash_type or "map-based").split()
+        method, options = words[0], words[1:]
         if method not in ("map-based", "consistent"):
             raise ValueError(f"unknown hash-type {hash_type!r}: expected map-based or consistent")
+        function = options[0] if options and options[0] != "avalanche" else "sdbm"
+        if function not in FUNCTIONS:
+            raise ValueError(f"hash function {function!r} is not supported by haply: "
+                             f"expected {', '.join(FUNCTIONS)}")
         self.kind = kind
         self.arg = arg
         self.consistent = method == "consistent"
+        self._function = FUNCTIONS[function]
+        self._avalanche = "avalanche" in options
+        self._hashes: dict[str, int] = {}
         self._extract = self._make_extractor(kind, arg)
         self._map: list[ServerState] = []
         self._ring_keys: list[int] = []
@@ -236,13 +297,29 @@ class HashBalancer(GroupBalancer):
         return first_value
 
     def key_hash(self, key: object) -> int | None:
-        """The 32-bit hash of the request's key, or None if it has none."""
+        """The 32-bit number of the request's key that picks its server, or None
+        if it has none."""
         if key is None:
             return None
         value = self._extract(key)
         if value is None:
             return None
-        return hash_text(value)
+        h = self._hashes.get(value)
+        if h is None:
+            h = self._hash(value)
+            if len(self._hashes) >= REMEMBERED_KEYS:
+                self._hashes.clear()
+            self._hashes[value] = h
+        return h
+
+    def _hash(self, value: str) -> int:
+        number = source_number(value) if self.kind == "source" else None
+        if number is None:
+            data = value.encode("utf-8", "surrogateescape")
+            number = crc32(data) if self.kind == "source" else self._function(data)
+        if self._avalanche:
+            return avalanche(number)
+        return fmix32(number) if self.consistent else number
 
     # -- structures
 

@@ -880,7 +880,9 @@ def _hash_type(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError("'hash-type' expects map-based or consistent")
     function = modifier = None
     for word in texts[1:]:
-        if word in ("sdbm", "djb2", "wt6", "crc32") and function is None and modifier is None:
+        if word == "wt6":
+            raise ParseError("hash function 'wt6' is not supported by haply: use sdbm (the default), djb2 or crc32")
+        if word in ("sdbm", "djb2", "crc32") and function is None and modifier is None:
             function = word
         elif word == "avalanche" and modifier is None:
             modifier = word

@@ -47,7 +47,9 @@ class BackendRuntime:
         arg = " ".join(w for w in (proxy.balance_arg, *proxy.balance_options) if w)
         self.balancer = make_balancer(
             proxy.balance, self.servers, arg=arg or None,
-            hash_type=proxy.hash_type, allbackups=proxy.allbackups,
+            hash_type=" ".join(word for word in (proxy.hash_type, proxy.hash_function,
+                                                 proxy.hash_modifier) if word),
+            allbackups=proxy.allbackups,
         )
         # Balanced requests wait in one queue per backend, not one per server:
         # `maxqueue` on every server bounds it by their sum (a server without

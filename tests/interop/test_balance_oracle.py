@@ -148,3 +148,54 @@ def test_same_sequence_as_haproxy(case, backends):
     expected = haproxy_sequence(case, backends)
     got = haply_sequence(case)
     assert got == expected
+
+
+# ------------------------------------------------------------------ hash keys
+
+# Client addresses on the loopback (any 127.x.y.z can be a source on Linux).
+SOURCES = [f"127.{i % 5}.{i * 3 % 7}.{i * 11 % 250 + 1}" for i in range(20)]
+PATHS = [f"/v2.1/servers/{i}/action" for i in range(12)] + ["/", "/v3/auth/tokens", "/a?b=1", "/a?b=2"]
+HASH_CASES = [
+    # (balance, hash-type, weights)
+    ("uri", "map-based", (1, 1, 1)),
+    ("uri", "map-based", (2, 3, 2)),
+    ("uri", "map-based djb2", (2, 3, 2)),
+    ("uri", "map-based crc32", (1, 2)),
+    ("uri", "map-based sdbm avalanche", (2, 3, 2)),
+    ("uri whole", "map-based", (1, 1, 1)),
+    ("url_param id", "map-based djb2 avalanche", (1, 1, 1)),
+    ("hdr(x-user)", "map-based", (3, 1, 2)),
+    ("source", "map-based", (1, 1, 1)),
+    ("source", "map-based", (2, 3, 2, 1)),
+    ("source", "map-based crc32 avalanche", (2, 3, 2)),
+]
+
+
+def answered(port: int, balance: str) -> list[str]:
+    if balance == "source":
+        return [http_get(port, source=source).backend for source in SOURCES]
+    if balance.startswith("url_param"):
+        return [http_get(port, f"/servers?id={i}&x=1").backend for i in range(16)]
+    if balance.startswith("hdr"):
+        return [http_get(port, headers={"X-User": f"user-{i}"}).backend for i in range(16)]
+    return [http_get(port, path).backend for path in PATHS]
+
+
+@pytest.mark.parametrize("balance,hash_type,weights", HASH_CASES,
+                         ids=[f"{b}-{h}-{','.join(map(str, w))}" for b, h, w in HASH_CASES])
+def test_same_server_for_the_same_key_as_haproxy(balance, hash_type, weights, backends):
+    """haply maps keys to servers as HAProxy does with map-based hashing, so
+    either may serve a client that the other served before."""
+    from tests.support.haply_process import PROXIES
+
+    servers = "".join(f"    server s{i + 1} {backends[i].address} weight {weight}\n"
+                      for i, weight in enumerate(weights))
+    results = {}
+    for name, binary in PROXIES.items():
+        port = free_port()
+        config = haproxy_config(f"listen app\n    bind 127.0.0.1:{port}\n    balance {balance}\n"
+                                f"    hash-type {hash_type}\n{servers}")
+        with run_haproxy(config, binary=binary):
+            results[name] = answered(port, balance)
+    assert results["haply"] == results["haproxy"]
+    assert len(set(results["haply"])) > 1  # the keys do spread

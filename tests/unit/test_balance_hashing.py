@@ -197,3 +197,25 @@ def test_full_server_key_goes_to_the_next_ring_server_stably():
     owner.current_sessions = 1
     second = balancer.pick(key)
     assert second is not owner and second is balancer.pick(key)
+
+
+def test_hash_functions_of_their_published_definitions():
+    from haply.balance.hashing import crc32, djb2, sdbm
+    assert djb2(b"") == 5381 and djb2(b"a") == 5381 * 33 + 97
+    assert sdbm(b"") == 0 and sdbm(b"ab") == 98 + 97 * 65599
+    assert crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value
+
+
+def test_map_based_key_picks_slot_of_the_function_result():
+    from haply.balance.hashing import avalanche, djb2, source_number
+    from haply.balance.static_rr import weighted_map
+    _, states = farm((2, 3, 2))
+    slots = weighted_map(tuple(states))
+    for hash_type, number in (("map-based djb2", djb2(b"/v3/auth/tokens")),
+                              ("map-based djb2 avalanche", avalanche(djb2(b"/v3/auth/tokens")))):
+        balancer = HashBalancer("uri", states, hash_type=hash_type)
+        assert balancer.pick(Key(path="/v3/auth/tokens")) is slots[number % len(slots)]
+    assert source_number("10.0.0.1") == 0x0A000001 == source_number("::ffff:10.0.0.1")
+    assert source_number("2001:db8::1") is None
+    with pytest.raises(ValueError, match="not supported by haply"):
+        HashBalancer("uri", states, hash_type="map-based wt6")
