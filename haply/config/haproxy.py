@@ -1999,10 +1999,6 @@ def _warn_http_only_settings(proxy: Proxy, diagnostics: Diagnostics) -> None:
         if present:
             diagnostics.warning(proxy.location, f"'option {option}' in '{proxy.name}' has no "
                                 "effect in mode tcp")
-    if proxy.abort_on_close and proxy.is_backend:
-        # HAProxy also drops a TCP connection whose client closed in the queue.
-        diagnostics.error(proxy.location, f"'option abortonclose' in mode tcp ('{proxy.name}') "
-                          "is not supported by haply: it applies to mode http only")
 
 
 HTTP_ONLY_FETCHES = frozenset(name for name in acls.FETCHES

@@ -141,6 +141,12 @@ class BackendRuntime:
             except TimeoutError:
                 self.no_server += 1
                 raise NoServerAvailable("queue timeout") from None
+            except asyncio.CancelledError:
+                # The client left (option abortonclose): a slot handed over just
+                # before is given back.
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    self.release(waiter.result())
+                raise
             finally:
                 server.queued -= 1
                 if not waiter.done():

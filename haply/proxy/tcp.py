@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from haply.http import framing
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
 from haply.proxy.connection import SourceKey
 from haply.proxy.frontend import FrontendRuntime
@@ -34,7 +35,7 @@ class TcpClientProtocol(asyncio.Protocol):
     # Slots: an idle connection's whole cost in haply is these objects, and a
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
-                 "pending", "timer", "admitted", "closed", "client_eof", "server_eof",
+                 "pending", "pending_size", "connecting", "timer", "admitted", "closed", "client_eof", "server_eof",
                  "t_wait", "t_connect", "switches", "tried")
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
@@ -50,6 +51,8 @@ class TcpClientProtocol(asyncio.Protocol):
         self.upstream: TcpServerProtocol | None = None
         self.server = None
         self.pending: list[bytes] | None = None  # data sent before the server answered
+        self.pending_size = 0
+        self.connecting: asyncio.Task | None = None  # choosing and connecting a server
         self.timer: Deadline | None = None
         self.admitted = False
         self.closed = False
@@ -98,7 +101,7 @@ class TcpClientProtocol(asyncio.Protocol):
             self.close()
             return
         self.transport.resume_reading()
-        self.loop.create_task(self._connect(key))
+        self.connecting = self.loop.create_task(self._connect(key))
 
     async def _connect(self, key: SourceKey) -> None:
         loop = self.loop
@@ -166,17 +169,22 @@ class TcpClientProtocol(asyncio.Protocol):
         self.frontend.bytes_in += len(data)
         upstream = self.upstream
         if upstream is None:
-            # Hold one chunk until the server answers the connect, then stop reading.
+            # Hold what fits HAProxy's buffer until the server answers the
+            # connect, then stop reading (reading on, a close is seen: abortonclose).
             if self.pending is None:
                 self.pending = []
             self.pending.append(data)
-            self.transport.pause_reading()
+            self.pending_size += len(data)
+            if self.pending_size >= framing.MAX_HEAD_SIZE:
+                self.transport.pause_reading()
             return
         upstream.transport.write(data)
         self.server.bytes_in += len(data)
 
     def eof_received(self) -> bool:
         self.client_eof = True
+        if self._abort_waiting():
+            return False
         upstream = self.upstream
         if upstream is not None and not upstream.closed:
             if upstream.transport.can_write_eof():
@@ -196,7 +204,22 @@ class TcpClientProtocol(asyncio.Protocol):
             self.upstream.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._abort_waiting()
         self.close()
+
+    def _abort_waiting(self) -> bool:
+        """`option abortonclose`: the client closed (or half-closed) while its
+        connection waits in the queue or for the server: drop it, never connect."""
+        task = self.connecting
+        if (self.upstream is not None or task is None or task.done() or self.backend is None
+                or not self.backend.proxy.abort_on_close):
+            return False
+        self.connecting = None
+        # Cancelled after its first step: a task cancelled before it starts never
+        # runs the code that gives back a slot taken for it.
+        self.loop.call_soon(task.cancel)
+        self.close()
+        return True
 
     # ----------------------------------------------------------------- session
 

@@ -1594,9 +1594,8 @@ def test_abortonclose_and_its_negation(tmp_path):
     assert "7: 'option abortonclose' takes no argument (got 'now')" in found, found
 
 
-def test_abortonclose_in_mode_tcp_is_refused_by_name(tmp_path):
-    # HAProxy applies it to TCP connections in the queue too; haply only to HTTP.
-    found = messages(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+def test_abortonclose_in_mode_tcp(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
             option abortonclose
         frontend f
             bind :3306
@@ -1604,5 +1603,4 @@ def test_abortonclose_in_mode_tcp_is_refused_by_name(tmp_path):
         backend b
             server s 10.0.0.1:3306
         """)
-    assert found == ["10: 'option abortonclose' in mode tcp ('b') is not supported by haply: "
-                     "it applies to mode http only"], found
+    assert loaded.config.proxy("b").abort_on_close
