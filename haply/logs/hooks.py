@@ -36,6 +36,9 @@ def logged_http_session(base):
     class LoggedHttpSession(base):
         log_started = False
         log_queue: collections.deque[Exchange]
+        # The texts of the log line that are the same for every request of the
+        # connection (haply.logs.formats._connection_constants), from its first.
+        log_constants: tuple[str, ...] | None = None
 
         def connection_made(self, transport) -> None:
             self.log_queue = collections.deque()
