@@ -401,6 +401,8 @@ class _HeadWriter:
         names = sorted(base | _FRAMING_FIELDS | self._watched(), key=len, reverse=True)
         self._special = re.compile(
             rb"\r\n(" + b"|".join(map(re.escape, names)) + rb"):[ \t]*([^\r\n]*)")
+        # What raw_fields searches the lower-cased head for, per name it reports.
+        self._line_starts = {name: b"\r\n" + name + b":" for name in names}
         self._static_lines = [line for _, line in added]
 
     def _watched(self) -> frozenset[bytes]:
@@ -434,9 +436,10 @@ class _HeadWriter:
         search = 0  # fields before this offset are found
         placed = False
         connection = None
+        line_starts = self._line_starts
         for lname, value in fields:
             if framed and lname in _FRAMING_FIELDS:
-                start = low.find(b"\r\n" + lname + b":", search)
+                start = low.find(line_starts[lname], search)
                 search = start + 2
                 if placed:
                     end = search = low.find(b"\r\n", search)
@@ -456,7 +459,7 @@ class _HeadWriter:
                             b": ", canonical)
                     pos = end
             elif lname in drop:
-                start = low.find(b"\r\n" + lname + b":", search)
+                start = low.find(line_starts[lname], search)
                 end = search = low.find(b"\r\n", start + 2)
                 out.append(head[pos:start])
                 pos = end
