@@ -89,9 +89,9 @@ class SampleContext:
         # Built for every connection: only IPv6 text can need normalising (an
         # IPv4-mapped peer prints as IPv4), so plain IPv4 skips the ipaddress
         # module, whose parse costs more than the rest of a request's set-up.
-        self.src = _printable(src)
+        self.src = _printable(src) if ":" in src else src.encode()
         self.src_port = str(src_port).encode()
-        self.dst = _printable(dst)
+        self.dst = _printable(dst) if ":" in dst else dst.encode()
         self.dst_port = str(dst_port).encode()
         self.ssl_fc = b"1" if ssl_fc else b"0"
         self._src_ip = False  # parsed on first use (forwardfor's "except")
@@ -111,8 +111,7 @@ class SampleContext:
 
 
 def _printable(address: str) -> bytes:
-    if ":" not in address:
-        return address.encode()
+    """An IPv6 address as it prints (SampleContext does IPv4 inline)."""
     ip = _parse_ip(address)
     return (str(ip) if ip is not None else address).encode()
 
