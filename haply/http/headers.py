@@ -92,9 +92,9 @@ class SampleContext:
         # Built for every connection: only IPv6 text can need normalising (an
         # IPv4-mapped peer prints as IPv4), so plain IPv4 skips the ipaddress
         # module, whose parse costs more than the rest of a request's set-up.
-        self.src = _printable(src)
+        self.src = _printable(src) if ":" in src else src.encode()
         self.src_port = str(src_port).encode()
-        self.dst = _printable(dst)
+        self.dst = _printable(dst) if ":" in dst else dst.encode()
         self.dst_port = str(dst_port).encode()
         self.ssl_fc = b"1" if ssl_fc else b"0"
         self._src_ip = self._dst_ip = False  # parsed on first use (an "except")
@@ -120,8 +120,7 @@ class SampleContext:
 
 
 def _printable(address: str) -> bytes:
-    if ":" not in address:
-        return address.encode()
+    """An IPv6 address as it prints (SampleContext does IPv4 inline)."""
     ip = _parse_ip(address)
     return (str(ip) if ip is not None else address).encode()
 
@@ -430,6 +429,8 @@ class _HeadWriter:
         names = sorted(base | _FRAMING_FIELDS | self._watched(), key=len, reverse=True)
         self._special = re.compile(
             rb"\r\n(" + b"|".join(map(re.escape, names)) + rb"):[ \t]*([^\r\n]*)")
+        # What raw_fields searches the lower-cased head for, per name it reports.
+        self._line_starts = {name: b"\r\n" + name + b":" for name in names}
         self._static_lines = [line for _, line in added]
 
     def _watched(self) -> frozenset[bytes]:
@@ -463,9 +464,10 @@ class _HeadWriter:
         search = 0  # fields before this offset are found
         placed = False
         connection = None
+        line_starts = self._line_starts
         for lname, value in fields:
             if framed and lname in _FRAMING_FIELDS:
-                start = low.find(b"\r\n" + lname + b":", search)
+                start = low.find(line_starts[lname], search)
                 search = start + 2
                 if placed:
                     end = search = low.find(b"\r\n", search)
@@ -485,7 +487,7 @@ class _HeadWriter:
                             b": ", canonical)
                     pos = end
             elif lname in drop:
-                start = low.find(b"\r\n" + lname + b":", search)
+                start = low.find(line_starts[lname], search)
                 end = search = low.find(b"\r\n", start + 2)
                 out.append(head[pos:start])
                 pos = end

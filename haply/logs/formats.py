@@ -39,25 +39,42 @@ JSON_FIELDS = (
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-class _DateCache:
-    """Dates change once a second: format the second once, add the milliseconds."""
+# ".000" to ".999": a date's milliseconds by index, not formatted per line.
+_MILLIS = tuple(f".{n:03d}" for n in range(1000))
 
-    __slots__ = ("second", "text", "gmt_second", "gmt_text")
+
+class _DateCache:
+    """Dates change once a second: format the second once, add the milliseconds;
+    a line in the same millisecond as the one before reuses its text."""
+
+    __slots__ = ("second", "text", "milli", "milli_text", "gmt_second", "gmt_text")
 
     def __init__(self) -> None:
-        self.second = self.gmt_second = -1
-        self.text = self.gmt_text = ""
+        self.second = self.gmt_second = self.milli = -1
+        self.text = self.gmt_text = self.milli_text = ""
 
-    def local(self, now: float, millis: bool = True) -> str:
+    def local(self, now: float) -> str:
+        """dd/Mmm/yyyy:hh:mm:ss.mmm"""
+        milli = int(now * 1000)
+        if milli == self.milli:
+            return self.milli_text
+        second = milli // 1000
+        text = self.text if second == self.second else self._second_text(second)
+        self.milli = milli
+        text = self.milli_text = text + _MILLIS[milli - second * 1000]
+        return text
+
+    def seconds(self, now: float) -> str:
+        """dd/Mmm/yyyy:hh:mm:ss"""
         second = int(now)
-        if second != self.second:
-            t = time.localtime(second)
-            self.second = second
-            self.text = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
-                         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
-        if not millis:
-            return self.text
-        return f"{self.text}.{int((now - second) * 1000):03d}"
+        return self.text if second == self.second else self._second_text(second)
+
+    def _second_text(self, second: int) -> str:
+        t = time.localtime(second)
+        self.second = second
+        self.text = (f"{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                     f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+        return self.text
 
     def gmt(self, now: float) -> str:
         second = int(now)
@@ -73,7 +90,7 @@ _DATES = _DateCache()
 
 
 def _date(now: float, millis: bool = True) -> str:
-    return _DATES.local(now, millis)
+    return _DATES.local(now) if millis else _DATES.seconds(now)
 
 
 def _gmt_date(now: float) -> str:
@@ -92,7 +109,7 @@ VARIABLES: dict[str, str] = {
     "f": "r.frontend", "ft": "r.frontend + ('~' if r.ssl else '')", "fc": "r.feconn",
     "b": "r.backend", "s": "r.server", "si": "r.server_ip", "sp": "r.server_port",
     "t": "_date(r.accept_time)", "tr": "_date(r.request_time)",
-    "trg": "_gmt_date(r.request_time)", "trl": "_date(r.request_time, False)",
+    "trg": "_gmt_date(r.request_time)", "trl": "_date_seconds(r.request_time)",
     "ms": "f'{int(r.accept_time % 1 * 1000):03d}'",
     "Th": "0", "Ti": "r.Ti", "TR": "r.TR", "Tq": "r.TR", "Tw": "r.Tw", "Tc": "r.Tc",
     "Tr": "r.Tr", "Ta": "r.Ta", "Tt": "r.Tt", "T": "r.Tt",
@@ -147,6 +164,11 @@ HTTP_VARIABLES: dict[str, str] = {
 }
 
 
+# HTTP_VARIABLES whose values are the same for every request of a connection:
+# the client's and the frontend's addresses, the frontend and whether it is TLS.
+CONNECTION_VARIABLES = frozenset({"ci", "cp", "fi", "fp", "f", "ft"})
+
+
 def _text(value) -> str:
     return value.decode("latin-1") if value.__class__ is bytes else value
 
@@ -195,6 +217,7 @@ _NAMESPACE = {"_text": _text, "_method": _method, "_version": _version,
               "_braces": captures_module.braces, "_quoted": captures_module.quoted,
               # the cache's methods themselves: one call per date, not two
               "_request_line": _request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
+              "_date_seconds": _DATES.seconds,
               "_dash": _dash, "json": json,
               "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):
@@ -259,7 +282,8 @@ def compile_http(text: str, captures=None) -> Callable | None:
     if any(part.__class__ is tuple and part[0].__class__ is tuple for part in parts):
         return None
     return _generate(parts, with_captures(HTTP_VARIABLES, captures, "q"),
-                     "s, q, x, now, status, term, srv, held, log")
+                     "s, q, x, now, status, term, srv, held, log",
+                     per_connection=(CONNECTION_VARIABLES, "s.log_constants"))
 
 
 def parse_format(text: str) -> list:
@@ -339,8 +363,12 @@ def parse_format(text: str) -> list:
 
 
 def _generate(parts: list, variables: dict[str, str] | None = None,
-              arguments: str = "r", fstring: bool = True) -> Callable[[object], str]:
-    """One generated expression for the whole line: a line costs one call."""
+              arguments: str = "r", fstring: bool = True,
+              per_connection: tuple[frozenset[str], str] | None = None
+              ) -> Callable[[object], str]:
+    """One generated expression for the whole line: a line costs one call.
+    per_connection: the variables whose values a connection keeps, and where
+    the text they make is kept (see _connection_constants)."""
     pieces: list[str] = []
     skip_space = False
     for part in parts:
@@ -367,29 +395,39 @@ def _generate(parts: list, variables: dict[str, str] | None = None,
         else:
             pieces.append(f"_dash({expression})")
     body = " + ".join(pieces) if pieces else "''"
-    fstring = _fstring(parts, variables or VARIABLES) if fstring else None
+    fpieces = _fstring(parts, variables or VARIABLES) if fstring else None
     # One f-string builds the line in one allocation; the concatenation is kept
     # for the rare expression an f-string cannot hold (a backslash, '"""').
-    source = f"def render({arguments}):\n    return {fstring or body}\n"
+    prelude = ""
+    if fpieces and per_connection:
+        prelude, fpieces = _connection_constants(fpieces, per_connection)
+    expression = " ".join(piece for piece, _ in fpieces) if fpieces else body
+    source = f"def render({arguments}):\n{prelude}    return {expression}\n"
     namespace = dict(_NAMESPACE)
     exec(compile(source, "<log-format>", "exec"), namespace)  # noqa: S102 (built from a fixed table)
     return namespace["render"]
 
 
-def _fstring(parts: list, variables: dict[str, str]) -> str | None:
-    """The line as one f-string expression (the same text as the concatenation
-    `_generate` builds), or None when an expression cannot go in one."""
-    pieces: list[str] = []
+# _fstring's pieces: a literal, a variable a connection keeps, any other value.
+LITERAL, CONNECTION, VALUE = 0, 1, 2
+
+
+def _fstring(parts: list, variables: dict[str, str]) -> list[tuple[str, int]] | None:
+    """The line as f-string pieces, joined by spaces into one expression (the
+    same text as the concatenation `_generate` builds), each with its kind;
+    None when an expression cannot go in one."""
+    pieces: list[tuple[str, int]] = []
     skip_space = False
+    kind = VALUE
 
     def literal(text: str) -> None:
         if text:
-            pieces.append("f" + repr(text.replace("{", "{{").replace("}", "}}")))
+            pieces.append(("f" + repr(text.replace("{", "{{").replace("}", "}}")), LITERAL))
 
     def value(expression: str) -> bool:
         if "\\" in expression or '"""' in expression or expression.endswith('"'):
             return False
-        pieces.append(f'f"""{{{expression}}}"""')
+        pieces.append((f'f"""{{{expression}}}"""', kind))
         return True
 
     for part in parts:
@@ -400,6 +438,7 @@ def _fstring(parts: list, variables: dict[str, str]) -> str | None:
             literal(part)
             continue
         name, quoted = part
+        kind = VALUE
         if name.__class__ is tuple:  # a %[sample]: text
             expression = f"_dash({name[1]})"
         elif variables[name] is None:
@@ -415,6 +454,7 @@ def _fstring(parts: list, variables: dict[str, str]) -> str | None:
                 text = str(constant) if quoted or name in NUMERIC else _dash(constant)
                 literal(f'"{text}"' if quoted else text)
                 continue
+            kind = CONNECTION if name in CONNECTION_VARIABLES else VALUE
             if quoted:
                 expression = f"str({expression})"
             elif name in NUMERIC or name in NEVER_EMPTY:
@@ -427,7 +467,41 @@ def _fstring(parts: list, variables: dict[str, str]) -> str | None:
             return None
         if quoted:
             literal('"')
-    return " ".join(pieces) if pieces else None
+    return pieces or None
+
+
+def _connection_constants(pieces: list[tuple[str, int]], per_connection: tuple[frozenset[str], str]
+                          ) -> tuple[str, list[tuple[str, int]]]:
+    """Each run of literals and per-connection values (`%ci:%cp [`) becomes one
+    text, made at the connection's first line and kept where per_connection
+    names (an attribute): a keep-alive connection's later lines take it whole.
+    Returns the statements that make or fetch the texts and the new pieces."""
+    runs: list[str] = []
+    out: list[tuple[str, int]] = []
+    run: list[tuple[str, int]] = []
+
+    def end_run() -> None:
+        if any(kind == CONNECTION for _, kind in run):
+            out.append((f'f"""{{_c[{len(runs)}]}}"""', VALUE))
+            runs.append(" ".join(piece for piece, _ in run))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for piece in pieces:
+        if piece[1] == VALUE:
+            end_run()
+            out.append(piece)
+        else:
+            run.append(piece)
+    end_run()
+    if not runs:
+        return "", pieces
+    kept = per_connection[1]
+    prelude = (f"    _c = {kept}\n"
+               f"    if _c is None:\n"
+               f"        _c = {kept} = ({', '.join(runs)},)\n")
+    return prelude, out
 
 
 def _json_renderer() -> Callable[[object], str]:

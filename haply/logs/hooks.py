@@ -24,15 +24,26 @@ LOCAL_TERMINATION = {503: "SC--", 502: "SH--", 504: "sH--", 408: "cR--", 400: "P
 
 
 def logged_http_session(base):
+    # The base methods are called directly rather than through super() with
+    # *args: these hooks run several times per request.
+    base_connection_made = base.connection_made
+    base_message_begin = base.on_message_begin
+    base_headers_complete = base.on_headers_complete
+    base_response_head = base.response_head
+    base_finish_exchange = base._finish_exchange
+    wall_clock = time.time
+
     class LoggedHttpSession(base):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.log_queue: collections.deque[Exchange] = collections.deque()
-            self.log_started = False
+        log_started = False
+        log_queue: collections.deque[Exchange]
+        # The texts of the log line that are the same for every request of the
+        # connection (haply.logs.formats._connection_constants), from its first.
+        log_constants: tuple[str, ...] | None = None
 
         def connection_made(self, transport) -> None:
-            self.log_accepted = (self.loop.time(), time.time())
-            super().connection_made(transport)
+            self.log_queue = collections.deque()
+            self.log_accepted = (self.loop.time(), wall_clock())
+            base_connection_made(self, transport)
 
         def connection_lost(self, exc) -> None:
             if not self.log_started and not self.refused:
@@ -44,27 +55,31 @@ def logged_http_session(base):
 
         def on_message_begin(self) -> None:
             self.log_started = True
-            super().on_message_begin()
+            base_message_begin(self)
             frontend = self.frontend
-            self.log_queue.append(Exchange(self.loop.time(), time.time(),
+            self.log_queue.append(Exchange(self.loop.time(), wall_clock(),
                                            frontend.bytes_out, frontend.bytes_in))
 
         def on_headers_complete(self) -> None:
-            if self.log_queue:
-                self.log_queue[-1].headers_at = self.loop.time()
-            super().on_headers_complete()
+            log_queue = self.log_queue
+            if log_queue:
+                log_queue[-1].headers_at = self.loop.time()
+            base_headers_complete(self)
 
-        def response_head(self, upstream, status, *args, **kwargs):
-            if self.log_queue:
-                exchange = self.log_queue[0]
+        def response_head(self, upstream, status: int, version: str,
+                          server_keep_alive: bool) -> None:
+            log_queue = self.log_queue
+            if log_queue:
+                exchange = log_queue[0]
                 exchange.status = status
                 exchange.response_at = self.loop.time()
-            return super().response_head(upstream, status, *args, **kwargs)
+            base_response_head(self, upstream, status, version, server_keep_alive)
 
-        def _finish_exchange(self, request, *args, **kwargs):
-            if self.log_queue:  # _log(request, None, "----"), inline: once per request
-                self.frontend.logger.http_done(self, request, self.log_queue.popleft())
-            return super()._finish_exchange(request, *args, **kwargs)
+        def _finish_exchange(self, request, upstream, reusable: bool) -> None:
+            log_queue = self.log_queue
+            if log_queue:  # _log(request, None, "----"), inline: once per request
+                self.frontend.logger.http_done(self, request, log_queue.popleft())
+            base_finish_exchange(self, request, upstream, reusable)
 
         def _respond_local(self, status, *args, **kwargs):
             request = self.requests[0] if self.requests else None

@@ -69,8 +69,8 @@ class Framer:
     """frame() for one target, with the header text kept for the current second
     (a busy proxy writes thousands of lines with the same time stamp)."""
 
-    __slots__ = ("fmt", "facility", "tag", "pid", "hostname", "length", "_second", "_heads",
-                 "send_hostname")
+    __slots__ = ("fmt", "facility", "tag", "pid", "hostname", "length", "_from", "_until",
+                 "_heads", "send_hostname", "kept")
 
     def __init__(self, fmt: str, facility: str, tag: str, pid: int, hostname: str, length: int,
                  send_hostname: str | None = None):
@@ -81,11 +81,14 @@ class Framer:
         self.pid = pid
         self.hostname = hostname
         self.length = length
-        self._second = -1
+        # The second whose heads are kept, as times: [_from, _until).
+        self._from = self._until = 0.0
         self._heads: dict[str, str] = {}
+        # Only RFC 3164 heads without a host name are kept (HAProxy's default).
+        self.kept = fmt in ("rfc3164", "local") and not send_hostname
 
     def frame(self, severity: str, message: str, now: float) -> bytes:
-        if self.fmt not in ("rfc3164", "local") or self.send_hostname:
+        if not self.kept:
             if self.send_hostname and self.fmt in ("rfc3164", "local"):
                 line = (f"<{priority(self.facility, severity)}>{rfc3164_time(now)} "
                         f"{self.send_hostname} {self.tag}[{self.pid}]: {message}")
@@ -93,14 +96,15 @@ class Framer:
                 return (data[:self.length - 1] if len(data) >= self.length else data) + b"\n"
             return frame(self.fmt, self.facility, severity, message, now, self.tag, self.pid,
                          self.hostname, self.length)
-        second = int(now)
-        if second != self._second:
-            self._second = second
+        if not self._from <= now < self._until:  # compared as times: no int() per line
+            second = int(now)
+            self._from = float(second)
+            self._until = second + 1.0
             self._heads = {}
         head = self._heads.get(severity)
         if head is None:
             head = self._heads[severity] = (
-                f"<{priority(self.facility, severity)}>{rfc3164_time(second)} "
+                f"<{priority(self.facility, severity)}>{rfc3164_time(self._from)} "
                 f"{self.tag}[{self.pid}]: ")
         data = f"{head}{message}\n".encode("utf-8", "replace")
         if len(data) > self.length:

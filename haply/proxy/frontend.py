@@ -71,18 +71,25 @@ class FrontendRuntime:
 
     def admit(self, resume) -> bool:
         """Count a new connection in, or park it (False) until a slot frees."""
-        if self.global_gate.full:
-            self.global_gate.park(resume)
+        # Gate.full, inline: once per connection
+        global_gate = self.global_gate
+        if 0 < global_gate.limit <= global_gate.current:
+            global_gate.park(resume)
             return False
-        if self.gate.full:
-            self.gate.park(resume)
+        gate = self.gate
+        if 0 < gate.limit <= gate.current:
+            gate.park(resume)
             return False
-        self.gate.enter()
-        self.global_gate.enter()
+        gate.enter()
+        global_gate.enter()
         return True
 
     def leave(self) -> None:
-        self.gate.leave()
-        self.global_gate.leave()
-        self.gate.wake_one()
-        self.global_gate.wake_one()
+        gate = self.gate
+        global_gate = self.global_gate
+        gate.leave()
+        global_gate.leave()
+        if gate.waiting:
+            gate.wake_one()
+        if global_gate.waiting:
+            global_gate.wake_one()

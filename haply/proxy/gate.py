@@ -14,14 +14,16 @@ from typing import Callable
 
 
 class Gate:
-    __slots__ = ("limit", "current", "max_seen", "total", "_parked", "on_empty")
+    __slots__ = ("limit", "current", "max_seen", "total", "waiting", "on_empty")
 
     def __init__(self, limit: int | None):
         self.limit = limit or 0  # 0 = unlimited
         self.current = 0
         self.max_seen = 0
         self.total = 0
-        self._parked: deque[Callable[[], bool]] = deque()
+        # Resumes of the parked connections, oldest first (the caller may test
+        # it before calling wake_one: a connection's end costs no call then).
+        self.waiting: deque[Callable[[], bool]] = deque()
         self.on_empty: Callable[[], object] | None = None  # set while draining
 
     @property
@@ -30,7 +32,7 @@ class Gate:
 
     @property
     def parked(self) -> int:
-        return len(self._parked)
+        return len(self.waiting)
 
     def enter(self) -> None:
         self.current += 1
@@ -46,9 +48,9 @@ class Gate:
     def park(self, resume: Callable[[], bool]) -> None:
         """resume() is called when a slot frees; it returns False if the parked
         connection has gone meanwhile (then the next one is tried)."""
-        self._parked.append(resume)
+        self.waiting.append(resume)
 
     def wake_one(self) -> None:
-        while self._parked and not self.full:
-            if self._parked.popleft()():
+        while self.waiting and not self.full:
+            if self.waiting.popleft()():
                 return

@@ -486,20 +486,25 @@ class HttpSession(asyncio.Protocol):
             if rule is not None:
                 self._redirect(request, rule)
                 return
-        self.deadline.arm_idle(self.timeout_client, "client")
+        # `timeout client` is armed before each way out but the pooled send
+        # (local answers that close cancel it anyway).
         services = router.services
-        if services is not None and services.serve(self, request):
-            return
+        if services is not None:
+            self.deadline.arm_idle(self.timeout_client, "client")
+            if services.serve(self, request):
+                return
         route = router.route(request)
         if route is None:
             self._respond_local(503)
             return
         if route.answers is not None:
+            self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_match(route.answers, request)
             if rule is not None:
                 self._answer(request, rule, route.errorfiles, route.backend)
                 return
         if route.redirects is not None:
+            self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_match(route.redirects, request)
             if rule is not None:
                 self._redirect(request, rule)
@@ -576,7 +581,9 @@ class HttpSession(asyncio.Protocol):
         else:
             server = backend.try_acquire_server(persistent)
             if server is None:  # full: wait for it in its own queue
-                self.loop.create_task(self._connect_and_send(request, None, persistent))
+                self.deadline.arm_idle(self.timeout_client, "client")
+                self.connecting = self.loop.create_task(
+                    self._connect_and_send(request, None, persistent))
                 return
         if server is not None:
             request.t_wait = 0
@@ -592,8 +599,9 @@ class HttpSession(asyncio.Protocol):
             if upstream is not None:
                 request.t_connect = 0
                 request.server = server
-                self._send_request(upstream, request)
+                self._send_request(upstream, request)  # arms `timeout server`
                 return
+        self.deadline.arm_idle(self.timeout_client, "client")
         self.connecting = self.loop.create_task(self._connect_and_send(request, server))
 
     @staticmethod
