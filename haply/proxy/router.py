@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from haply.config.model import Proxy
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
+from haply.http.compression import Policy, policy_for
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
 from haply.proxy.conditions import compile_condition, compile_rules
@@ -50,6 +51,8 @@ class Route:
     # `http-reuse never|safe|aggressive|always`; None: haply's default (idle
     # connections for requests haply can replay, see HttpSession._start).
     reuse: str | None = None
+    # `compression` of the pair (haply.http.compression), None when it has no algorithm.
+    compression: Policy | None = None
 
 
 class Router:
@@ -101,6 +104,7 @@ class Router:
             route.redirects = compile_redirects(bproxy.redirects)
             route.answers = compile_answers(bproxy)
         route.reuse = bproxy.http_reuse
+        route.compression = policy_for(frontend.compression, bproxy.compression)
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route
