@@ -62,6 +62,7 @@ import zlib
 from typing import Iterable, NamedTuple, Sequence
 
 from haply.http.framing import CHUNKED, LENGTH
+from haply.http.headers import parse_fields
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -313,6 +314,31 @@ def response_fields(policy: Policy, headers: Headers) -> list[tuple[bytes, bytes
     return fields
 
 
+def compress_whole(policy: Policy, algorithm: Algorithm, request_version: str,
+                   message: bytes) -> tuple[bytes, int, int] | None:
+    """A complete response haply answers itself (the statistics page, the
+    Prometheus exporter: HAProxy compresses what its services answer too), with
+    its body compressed in one chunk, and the counts (bytes in, bytes out); None
+    when it is not to be compressed. message: head and Content-Length body."""
+    end = message.find(b"\r\n\r\n") + 4
+    head, body = message[:end], message[end:]
+    if not compressible(int(head[9:12]), request_version, head[5:8].decode("latin-1"),
+                        LENGTH, len(body)):
+        return None
+    fields = response_fields(policy, parse_fields(head))
+    if fields is None:
+        return None
+    encoder = algorithm.encoder(False)
+    encoder.feed(body)
+    data, taken, made = encoder.flush(last=True)
+    out = [head[:head.find(b"\r\n") + 2]]
+    for name, value in fields:
+        out += (name, b": ", value, b"\r\n")
+    out += (b"Transfer-Encoding: chunked\r\n", algorithm.lines, b"\r\n",
+            b"%x\r\n" % len(data), data, b"\r\n0\r\n\r\n")
+    return b"".join(out), taken, made
+
+
 # ------------------------------------------------------------------- counters
 
 
@@ -421,6 +447,6 @@ class IdentityEncoder:
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "Counters", "Encoder", "IdentityEncoder", "LEVEL", "Policy", "STATUSES",
-    "VARY_LINE", "compressible", "list_elements", "old_mozilla", "policy_for", "qvalue",
+    "VARY_LINE", "compress_whole", "compressible", "list_elements", "old_mozilla", "policy_for", "qvalue",
     "response_fields", "select",
 ]

@@ -508,6 +508,52 @@ def test_a_trickling_body_reaches_the_client_as_it_comes():
     assert results["haply"]["first"] == TEXT
 
 
+# ---------------------------------------------------------------- services
+
+SERVICES = """
+frontend fe
+    bind 127.0.0.1:@PORT@
+    compression algo gzip
+    monitor-uri /alive
+    stats enable
+    stats uri /stats
+    http-request return status 200 content-type text/plain string ok-ok-ok if { path /return }
+    http-request use-service prometheus-exporter if { path /metrics }
+    default_backend be
+backend be
+    server s @SERVER@
+"""
+
+
+def test_what_the_proxy_answers_itself_is_compressed_as_haproxy_compresses_it():
+    """HAProxy compresses its statistics page and exporter (services), not
+    `http-request return` nor monitor-uri. (Uncompressed, HAProxy streams its
+    pages chunked and haply sends them with a Content-Length: not compared.)"""
+    paths = ["stats", "stats;csv", "metrics", "return", "alive"]
+
+    def exercise(port, server):
+        found = {}
+        for path in paths:
+            for accept in ("gzip", None):
+                reply = exchange(port, [request(path, accept)])[0]
+                body, _ = reply.decoded()
+                coding = reply.values("content-encoding")
+                found[path, accept] = (reply.status, coding, reply.values("vary"),
+                                       bool(coding and reply.values("content-length")),
+                                       reply.complete, body is not None and len(body) > 0)
+        return found
+
+    results = {}
+    for name, binary in PROXIES.items():
+        with scripted_backend(serve) as server:
+            port = free_port()
+            text = PRELUDE + SERVICES.replace("@PORT@", str(port)).replace("@SERVER@", server.address)
+            with run_haproxy(text, binary=binary):
+                results[name] = exercise(port, server)
+    assert results["haply"] == results["haproxy"]
+    assert results["haply"]["metrics", "gzip"][1] == ["gzip"]
+
+
 # ---------------------------------------------------------------- counters
 
 COUNTED = """

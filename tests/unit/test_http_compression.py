@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 from haply.config.model import Compression
 from haply.http.compression import (
-    ALGORITHMS, Counters, Encoder, IdentityEncoder, Policy, compressible, list_elements, old_mozilla,
+    ALGORITHMS, Counters, Encoder, IdentityEncoder, Policy, compress_whole, compressible, list_elements, old_mozilla,
     policy_for, qvalue, response_fields, select,
 )
 
@@ -275,6 +275,26 @@ def test_any_body_round_trips(name, reads, chunked):
     stream = b"".join(sent)
     assert (stream if name == "identity" else zlib.decompressobj(ALGORITHMS[name].wbits)
             .decompress(stream)) == body
+
+
+def test_a_whole_answer_compressed():
+    """What haply answers itself (statistics page, exporter) in one piece."""
+    body = b"haproxy_frontend_bytes_in_total{proxy=\"fe\"} 0\n" * 200
+    message = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+               b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n" % len(body)) + body
+    gzip = ALGORITHMS["gzip"]
+    out, taken, made = compress_whole(policy("gzip"), gzip, "1.1", message)
+    head, _, chunks = out.partition(b"\r\n\r\n")
+    assert head == (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-cache\r\n"
+                    b"Connection: close\r\nTransfer-Encoding: chunked\r\nVary: Accept-Encoding\r\n"
+                    b"Content-Encoding: gzip")
+    size, _, rest = chunks.partition(b"\r\n")
+    data = rest[:int(size, 16)]
+    assert rest[int(size, 16):] == b"\r\n0\r\n\r\n"
+    assert zlib.decompress(data, 31) == body and (taken, made) == (len(body), len(data))
+    assert compress_whole(policy("gzip"), gzip, "1.0", message) is None  # an HTTP/1.0 client
+    assert compress_whole(policy("gzip", "text/html"), gzip, "1.1", message) is None
+    assert compress_whole(policy("gzip"), gzip, "1.1", message.replace(b"200 OK", b"303 See Other")) is None
 
 
 def test_counters():
