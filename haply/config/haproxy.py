@@ -598,6 +598,12 @@ def _spread_checks(parser, state: GlobalState, args, line, negated) -> None:
     state.values["spread_checks"] = parse_int(_one("spread-checks", args, "a percentage 0-50"), "spread-checks", 0, 50)
 
 
+def _comp_maxlevel(parser, state: GlobalState, args, line, negated) -> None:
+    level = _one("tune.comp.maxlevel", args, "a level from 1 to 9")
+    parse_int(level, "tune.comp.maxlevel", 1, 9)
+    state.extra.append(("tune.comp.maxlevel", (level,)))
+
+
 def _stats_timeout(parser, state: GlobalState, args, line, negated) -> None:
     state.values["stats_timeout"] = parse_time(_one("stats timeout", args, "a time such as 30s"), "stats timeout")
 
@@ -1747,6 +1753,7 @@ HANDLERS: dict[str, Handler] = {
     "chroot": _global_value("chroot", str, "a directory"),
     "nbthread": _global_value("nbthread", lambda text: parse_int(text, "nbthread", 1, 4096), "a number of threads"),
     "spread-checks": _spread_checks,
+    "tune.comp.maxlevel": _comp_maxlevel,
     "hard-stop-after": _hard_stop_after,
     "stats socket": _stats_socket,
     "stats timeout": _stats_timeout,

@@ -95,6 +95,12 @@ def _rows() -> list[Keyword]:
         K("lua-load", "g", "<file>", "Lua scripting.", U),
         K("ssl-engine", "g", "<name>", "OpenSSL engines.", U),
         K("tune.bufsize", "g", "<size>", "Buffer size.", U),
+        K("tune.comp.maxlevel", "g", "<1..9>",
+          "Highest compression level. Accepted for compatibility: haply compresses at level 1, as Debian's HAProxy 2.6 "
+          "(built with libslz) does whatever this says."),
+        K("maxcompcpuusage", "g", "<percent>", "Stop compressing above this CPU usage.", U),
+        K("maxcomprate", "g", "<kB/s>", "Stop compressing above this input rate.", U),
+        K("maxzlibmem", "g", "<MB>", "Bound on the memory of compression streams.", U),
         # ----------------------------------------------------------- proxies
         K("mode", "dflb", "tcp|http", "Proxy mode: raw TCP relay or HTTP."),
         K("bind", "fl", "<addr>:<port>[,...] [<option>...]",

@@ -46,7 +46,9 @@ Compression level: HAProxy's `tune.comp.maxlevel` defaults to 1, and Debian's
 HAProxy compresses with libslz, which has no other level; zlib's level 1 is the
 nearest, with zlib's default window (15 bits) and memory level (8), which are
 HAProxy's tune.zlib defaults too. The gzip header is the same bytes (no name,
-no time, "fastest" flag, Unix).
+no time, "fastest" flag, Unix). A response being compressed holds one zlib
+stream, 262 KiB, from its head to the end of its body (HAProxy built with zlib
+holds the same; `maxzlibmem`, which bounds them there, is not read by haply).
 
 Streaming: nothing is buffered beyond one server read. The encoder is flushed
 (Z_SYNC_FLUSH) after every read, as HAProxy flushes per buffer it forwards, so a
@@ -88,9 +90,7 @@ class Algorithm(NamedTuple):
     # What the response head gets after its fields (Vary, Content-Encoding).
     lines: bytes
 
-    def encoder(self, chunked_input: bool) -> "Encoder | IdentityEncoder":
-        if self.wbits is None:
-            return IdentityEncoder(chunked_input)
+    def encoder(self, chunked_input: bool) -> "Encoder":
         return Encoder(self.wbits, chunked_input)
 
 
@@ -381,26 +381,30 @@ class Encoder:
     last flush (last=True) ends the stream. A flush with nothing fed returns
     nothing, so a read without body adds no flush marker.
 
-    HAProxy counts one byte more in and out at the end of a chunked body (the
-    block that ends its trailers), so the counts do too.
+    wbits None is `compression algo identity`: the body passes unchanged, but
+    framed and counted as a compressed one (HAProxy counts it in comp_byp:
+    `compresses` is False). HAProxy counts one byte more in and out at the end
+    of a chunked body (the block that ends its trailers), so the counts do too.
     """
 
     __slots__ = ("compresses", "_compress", "_flush", "_parts", "_taken", "_chunked")
 
-    def __init__(self, wbits: int, chunked_input: bool):
-        self.compresses = True
-        compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, wbits)
-        self._compress = compressor.compress
-        self._flush = compressor.flush
+    def __init__(self, wbits: int | None, chunked_input: bool):
+        self.compresses = wbits is not None
+        if self.compresses:
+            compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, wbits)
+            self._compress = compressor.compress
+            self._flush = compressor.flush
         self._parts: list[bytes] = []
         self._taken = 0
         self._chunked = chunked_input
 
     def feed(self, data: bytes) -> None:
         self._taken += len(data)
-        out = self._compress(data)
-        if out:
-            self._parts.append(out)
+        if self.compresses:
+            data = self._compress(data)
+        if data:
+            self._parts.append(data)
 
     def flush(self, last: bool = False) -> tuple[bytes, int, int]:
         """(bytes for the client, bytes in, bytes out as HAProxy counts them)."""
@@ -408,36 +412,8 @@ class Encoder:
         if not taken and not last:
             return b"", 0, 0
         parts = self._parts
-        parts.append(self._flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
-        data = b"".join(parts)
-        parts.clear()
-        self._taken = 0
-        extra = 1 if last and self._chunked else 0
-        return data, taken + extra, len(data) + extra
-
-
-class IdentityEncoder:
-    """`compression algo identity`: the body passes unchanged, but framed and
-    counted as a compressed one (HAProxy counts it in comp_byp)."""
-
-    __slots__ = ("compresses", "_parts", "_taken", "_chunked")
-
-    def __init__(self, chunked_input: bool):
-        self.compresses = False
-        self._parts: list[bytes] = []
-        self._taken = 0
-        self._chunked = chunked_input
-
-    def feed(self, data: bytes) -> None:
-        self._taken += len(data)
-        self._parts.append(data)
-
-    def flush(self, last: bool = False) -> tuple[bytes, int, int]:
-        taken = self._taken
-        if not taken:
-            extra = 1 if last and self._chunked else 0
-            return b"", extra, extra
-        parts = self._parts
+        if self.compresses:
+            parts.append(self._flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         parts.clear()
         self._taken = 0
@@ -446,7 +422,7 @@ class IdentityEncoder:
 
 
 __all__ = [
-    "ALGORITHMS", "Algorithm", "Counters", "Encoder", "IdentityEncoder", "LEVEL", "Policy", "STATUSES",
+    "ALGORITHMS", "Algorithm", "Counters", "Encoder", "LEVEL", "Policy", "STATUSES",
     "VARY_LINE", "compress_whole", "compressible", "list_elements", "old_mozilla", "policy_for", "qvalue",
     "response_fields", "select",
 ]

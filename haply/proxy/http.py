@@ -185,7 +185,7 @@ class HttpSession(asyncio.Protocol):
     upstream_reusable = False
     tunnel = False
     # The body being compressed (haply.http.compression), else None.
-    encoder: compression.Encoder | compression.IdentityEncoder | None = None
+    encoder: compression.Encoder | None = None
     exchanges = 0  # finished on this connection (the next is not its first)
     # `http-reuse never`: this client's own idle server connection
     private: UpstreamConnection | None = None

@@ -1352,6 +1352,16 @@ def test_compression(tmp_path):
     ]:
         found = messages(tmp_path, DEFAULTS + f"listen l\n    bind :80\n    {line}\n")
         assert any(message in m for m in found), (line, found)
+    # the global settings: the level is accepted (Debian's HAProxy compresses at
+    # one level whatever it says), the limits are refused
+    loaded = load_text(tmp_path, "global\n    tune.comp.maxlevel 9\n" + DEFAULTS)
+    assert ("tune.comp.maxlevel", ("9",)) in loaded.config.global_.extra
+    assert messages(tmp_path, "global\n    tune.comp.maxlevel 0\n    maxzlibmem 10\n"
+                    "    maxcomprate 100\n    maxcompcpuusage 50\n") == [
+        "2: tune.comp.maxlevel '0' is out of range: expected between 1 and 9",
+        "3: 'maxzlibmem' is not supported by haply",
+        "4: 'maxcomprate' is not supported by haply",
+        "5: 'maxcompcpuusage' is not supported by haply"]
 
 
 def test_http_request_return(tmp_path):
