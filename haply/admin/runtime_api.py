@@ -581,11 +581,13 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
         if everything:
             for name in BACKEND_COUNTERS:
                 setattr(backend, name, 0)
+            backend.comp.clear()
     for frontend in engine.frontends.values():
         frontend.gate.max_seen = frontend.gate.current
         if everything:
             for name in FRONTEND_COUNTERS:
                 setattr(frontend, name, 0)
+            frontend.comp.clear()
             frontend.http_responses.clear()
             frontend.gate.total = 0
     from haply.admin import rates

@@ -4,13 +4,15 @@ and `http-request use-service prometheus-exporter`.
 Decided once per frontend at start: `compile_services` returns None for a
 frontend with neither, and the request path then pays one `is None` test.
 A request that needs its body (an admin POST) is answered when the body is
-complete (`Deferred`).
+complete (`Deferred`). The proxy's `compression` applies to these answers,
+as HAProxy compresses what its services answer.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+from haply.http import compression
 from haply.proxy.conditions import compile_condition
 
 
@@ -36,6 +38,14 @@ class Services:
             from haply.admin.stats_page import StatsPage
             page = StatsPage(proxy, engine, compile_condition)
             self.entries.append((page.matches, page.answer))
+        policy = compression.policy_for(proxy.compression, proxy.compression)
+        if policy is not None:
+            # counted in the proxy's rows: its frontend, and its backend for a listen
+            counters = [engine.frontends[proxy.name].comp]
+            if proxy.is_backend and proxy.name in engine.backends:
+                counters.append(engine.backends[proxy.name].comp)
+            self.entries = [(test, _compressing(answer, policy, counters))
+                            for test, answer in self.entries]
 
     def serve(self, session, request) -> bool:
         """Answer request locally if a service takes it (True)."""
@@ -47,6 +57,25 @@ class Services:
                     request.route = Deferred(answer)
                 return True
         return False
+
+
+def _compressing(answer: Callable, policy: compression.Policy, counters: list) -> Callable:
+    """answer, its response compressed when the request and the response allow."""
+
+    def compressed(request, body: bytes = b"") -> bytes:
+        message = answer(request, body)
+        algorithm, _ = compression.select(policy, request.headers)
+        if algorithm is None or request.method_bytes == b"HEAD":
+            return message
+        done = compression.compress_whole(policy, algorithm, request.version, message)
+        if done is None:
+            return message
+        message, taken, made = done
+        for count in counters:
+            count.add(algorithm.wbits is not None, taken, made, True)
+        return message
+
+    return compressed
 
 
 def finish_deferred(session, request) -> None:

@@ -175,6 +175,14 @@ def _session_rates(row: dict, sampler, key, total: int, now: float) -> None:
     row["lastsess"] = sampler.idle_seconds(key, total, now)
 
 
+def _compression(row: dict, proxy) -> None:
+    """comp_in, comp_out, comp_byp, comp_rsp of a frontend or backend runtime
+    (0 in mode tcp, as HAProxy shows them)."""
+    counters = proxy.comp
+    row.update(comp_in=counters.comp_in, comp_out=counters.comp_out,
+               comp_byp=counters.comp_byp, comp_rsp=counters.comp_rsp)
+
+
 def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
     row = dict.fromkeys(FRONTEND_ZEROS, 0)
     gate = frontend.gate
@@ -187,6 +195,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
         dcon=frontend.denied_connections, dses=frontend.denied_sessions,
         ereq=frontend.request_errors, req_tot=frontend.http_requests)
+    _compression(row, frontend)
     row["-"] = "-"
     if mode == "http":
         _hrsp(row, frontend.http_responses)
@@ -302,6 +311,7 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         act=len(usable_active), bck=len(usable_backup),
         lastchg=max(0, int(now - last)),
         req_tot=sum(sum(s.http_responses.values()) for s in states) if mode == "http" else None)
+    _compression(row, backend)
     row["slim"] = backend.proxy.maxconn or fullconn(engine_frontends, backend.name) or None
     # The backend's averages: its servers', weighted by the sessions each average
     # covers (the servers' rows were just computed, so no state is touched here).

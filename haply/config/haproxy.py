@@ -31,11 +31,12 @@ from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limi
 from haply.config import programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
-    FAMILIES, KEYWORDS, LEGACY, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup, suggest,
+    FAMILIES, KEYWORDS, LEGACY, SECTION_LETTERS, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup,
+    suggest,
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -175,12 +176,15 @@ class ProxyState:
     http_reuse: str | None = None
     tcp_request_rules: list[TcpRequestRule] = field(default_factory=list)
     inspect_delay: float | None = None
+    compression: Compression | None = None
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
         state = copy.deepcopy(self)
         state.name, state.kind, state.location = name, kind, location
         state.own_tcp_check = state.own_http_check_send = False
+        if state.compression is not None:  # the lists carry over; the line is the defaults'
+            state.compression = replace(state.compression, location=NOWHERE)
         return state
 
     def freeze(self) -> Proxy:
@@ -214,6 +218,7 @@ class ProxyState:
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
             captures=tuple(self.captures), http_reuse=self.http_reuse,
             tcp_request_rules=tuple(self.tcp_request_rules), inspect_delay=self.inspect_delay,
+            compression=self.compression,
             default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
 
@@ -350,6 +355,13 @@ class _Parser:
 
     def unknown(self, texts: list[str]) -> None:
         name = texts[0]
+        if name in FAMILIES and len(texts) == 1:
+            letter = SECTION_LETTERS.get(self.section or "", "")
+            words = sorted(k.split(" ", 1)[1] for k, row in KEYWORDS.items()
+                           if k.startswith(name + " ") and letter in row.sections
+                           and row.status != UNSUPPORTED)
+            if words:
+                raise ParseError(f"'{name}' expects one of: {', '.join(words)}")
         if name in FAMILIES and len(texts) > 1:
             name = f"{texts[0]} {texts[1]}"
         message = f"unknown keyword '{name}' in '{self.section}' section"
@@ -613,6 +625,12 @@ def _ssl_server_verify(parser, state: GlobalState, args, line, negated) -> None:
 
 def _spread_checks(parser, state: GlobalState, args, line, negated) -> None:
     state.values["spread_checks"] = parse_int(_one("spread-checks", args, "a percentage 0-50"), "spread-checks", 0, 50)
+
+
+def _comp_maxlevel(parser, state: GlobalState, args, line, negated) -> None:
+    level = _one("tune.comp.maxlevel", args, "a level from 1 to 9")
+    parse_int(level, "tune.comp.maxlevel", 1, 9)
+    state.extra.append(("tune.comp.maxlevel", (level,)))
 
 
 def _stats_timeout(parser, state: GlobalState, args, line, negated) -> None:
@@ -1259,6 +1277,47 @@ def _http_reuse(parser, state: ProxyState, args, line, negated) -> None:
     state.http_reuse = mode
 
 
+COMPRESSION_ALGORITHMS = ("identity", "gzip", "deflate", "raw-deflate")
+
+
+def _compression(what: str) -> Handler:
+    """`compression algo|type|offload`. HAProxy 2.6 puts each algorithm or type
+    in front of its list, after what the section inherited, and ignores
+    offload in defaults with a warning; haply keeps the same lists."""
+
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        words = _texts(args)
+        current = state.compression or Compression()
+        if current.location == NOWHERE:
+            current = replace(current, location=line.location)
+        if what == "offload":
+            if words:
+                parser.diagnostics.warning(line.location, f"'compression offload' takes no argument; "
+                                           f"'{words[0]}' is ignored (as HAProxy ignores it)")
+            if state.kind == "defaults":
+                parser.diagnostics.warning(line.location, "'compression offload' is ignored in a "
+                                           "defaults section (as HAProxy ignores it): set it in "
+                                           "the frontend, listen or backend")
+            else:
+                current = replace(current, offload=True)
+        elif what == "algo":
+            if not words:
+                raise ParseError("'compression algo' expects one or more algorithms: "
+                                 + ", ".join(COMPRESSION_ALGORITHMS))
+            for word in words:
+                if word not in COMPRESSION_ALGORITHMS:
+                    raise ParseError(f"'compression algo': '{word}' is not a supported algorithm "
+                                     f"(expected {', '.join(COMPRESSION_ALGORITHMS)})")
+            current = replace(current, algorithms=(*reversed(words), *current.algorithms))
+        else:
+            if not words:
+                raise ParseError("'compression type' expects one or more MIME types such as text/html")
+            current = replace(current, types=(*reversed(words), *current.types))
+        state.compression = current
+
+    return handler
+
+
 TCP_REQUEST_STAGES = ("connection", "session", "content")
 
 
@@ -1781,6 +1840,7 @@ HANDLERS: dict[str, Handler] = {
     "tune.http.maxhdr": _global_value("http_maxhdr", lambda text: parse_int(text, "tune.http.maxhdr", 1, 32767),
                                       "a number of header lines, 1 to 32767"),
     "spread-checks": _spread_checks,
+    "tune.comp.maxlevel": _comp_maxlevel,
     "hard-stop-after": _hard_stop_after,
     "stats socket": _stats_socket,
     "stats timeout": _stats_timeout,
@@ -1837,6 +1897,9 @@ HANDLERS: dict[str, Handler] = {
     "stick-table": _stick_table,
     "capture": _capture,
     "http-reuse": _http_reuse,
+    "compression algo": _compression("algo"),
+    "compression type": _compression("type"),
+    "compression offload": _compression("offload"),
     "tcp-request": _tcp_request,
     "stick": _stick,
     "load-server-state-from-file": _load_server_state,
@@ -1999,6 +2062,11 @@ def _warn_http_only_settings(proxy: Proxy, diagnostics: Diagnostics) -> None:
         if present:
             diagnostics.warning(proxy.location, f"'option {option}' in '{proxy.name}' has no "
                                 "effect in mode tcp")
+    if proxy.compression is not None and proxy.compression.location != NOWHERE:
+        # only for the proxy's own lines: `compression` in a defaults section
+        # shared by http and tcp proxies is usual, and HAProxy says nothing
+        diagnostics.warning(proxy.compression.location, f"compression in '{proxy.name}' has no "
+                            "effect in mode tcp")
 
 
 HTTP_ONLY_FETCHES = frozenset(name for name in acls.FETCHES

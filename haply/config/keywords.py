@@ -100,6 +100,12 @@ def _rows() -> list[Keyword]:
         K("nbproc", "g", "<number>", "Removed in HAProxy 2.5.", U, "nbthread"),
         K("lua-load", "g", "<file>", "Lua scripting.", U),
         K("ssl-engine", "g", "<name>", "OpenSSL engines.", U),
+        K("tune.comp.maxlevel", "g", "<1..9>",
+          "Highest compression level. Accepted for compatibility: haply compresses at level 1, as Debian's HAProxy 2.6 "
+          "(built with libslz) does whatever this says."),
+        K("maxcompcpuusage", "g", "<percent>", "Stop compressing above this CPU usage.", U),
+        K("maxcomprate", "g", "<kB/s>", "Stop compressing above this input rate.", U),
+        K("maxzlibmem", "g", "<MB>", "Bound on the memory of compression streams.", U),
         # ----------------------------------------------------------- proxies
         K("mode", "dflb", "tcp|http", "Proxy mode: raw TCP relay or HTTP."),
         K("bind", "fl", "<addr>:<port>[,...] [<option>...]",
@@ -157,6 +163,14 @@ def _rows() -> list[Keyword]:
           "Log a header's last value (%hr/%hs, %hrl/%hsl) or the first cookie whose name begins with <name> (%CC/%CS)."),
         K("http-reuse", "dlb", "never|safe|aggressive|always",
           "How idle server connections are shared: never (each client keeps its own), safe (not for a client's first request), aggressive (a first request only on a connection reused before), always. Without it haply shares them for requests it can replay."),
+        K("compression algo", "dflb", "<algorithm> ...",
+          "Compress responses (mode http) with the algorithm the request's Accept-Encoding prefers: identity, gzip, deflate, raw-deflate; "
+          "a backend's algorithms take precedence over its frontend's. Responses already encoded, not 200-203, "
+          "without Content-Length or chunked framing, multipart, marked no-transform, or to old Mozilla/4 clients stay as they are."),
+        K("compression type", "dflb", "<mime type> ...",
+          "Compress only responses whose Content-Type starts with one of these types (a backend's list takes precedence over its frontend's)."),
+        K("compression offload", "dflb", "",
+          "Remove Accept-Encoding from the requests that haply compresses the answer to, so that servers never compress (ignored in defaults, as in HAProxy)."),
         K("tcp-request", "fl", "connection|session|content accept|reject [if|unless <cond>] | inspect-delay <time>",
           "Accept or refuse a connection by its addresses (src, dst, dst_port), in order; rejects count in dcon (connection, session) or dreq (content). Other actions are not supported."),
         K("log-format", "dfl", "<format>", "Custom log line format."),
@@ -271,7 +285,7 @@ def _rows() -> list[Keyword]:
         rows.append(K(name, "dflb", "...", "Removed from HAProxy (2.1 and later).", U, modern))
     for name, sections in (
         ("tcp-response", "dlb"),
-        ("compression", "dflb"), ("filter", "flb"),
+        ("filter", "flb"),
         ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"),         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("errorfiles", "dflb"), ("errorloc", "dflb"), ("errorloc302", "dflb"), ("errorloc303", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),

@@ -188,6 +188,24 @@ class OriginalTo:
 
 
 @dataclass(frozen=True, slots=True)
+class Compression:
+    """`compression algo|type|offload` of a proxy, with what it inherited from
+    defaults (HAProxy 2.6, observed: a proxy's lines add to the inherited lists).
+
+    algorithms and types are in HAProxy's order of preference, the reverse of
+    the order written: each word goes to the front of the list, in front of what
+    was inherited (haply.http.compression explains what the order decides).
+    offload is never inherited (HAProxy ignores it in defaults). location: the
+    proxy's own first `compression` line, NOWHERE when it only inherited one.
+    """
+
+    algorithms: tuple[str, ...] = ()  # identity | gzip | deflate | raw-deflate
+    types: tuple[str, ...] = ()  # Content-Type prefixes, matched case-insensitively
+    offload: bool = False
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class HttpCheck:
     """option httpchk [METHOD] [URI] [VERSION] plus http-check send/expect."""
 
@@ -468,6 +486,7 @@ class Proxy:
     http_reuse: str | None = None  # never | safe | aggressive | always; None: haply's default
     tcp_request_rules: tuple[TcpRequestRule, ...] = ()
     inspect_delay: float | None = None  # tcp-request inspect-delay (rules read no payload)
+    compression: Compression | None = None  # None: no `compression` line here or in defaults
 
     @property
     def is_frontend(self) -> bool:

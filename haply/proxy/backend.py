@@ -18,6 +18,7 @@ from typing import Callable
 
 from haply.balance import make_balancer
 from haply.config.model import Proxy
+from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
 from haply.proxy.stick import Stickiness
 from haply.runtime.registry import Registry, ServerState
@@ -99,6 +100,7 @@ class BackendRuntime:
         self.no_server = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
 
     # ----------------------------------------------------------------- slots
 

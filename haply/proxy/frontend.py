@@ -7,6 +7,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from haply.config.model import Proxy
+from haply.http import compression
 from haply.proxy.conditions import compile_condition
 from haply.proxy.gate import Gate
 from haply.proxy.connection import SourceKey
@@ -38,6 +39,7 @@ class FrontendRuntime:
         self.http_responses: Counter[int] = Counter()  # status class (1..5) -> count
         self.denied_connections = 0  # by tcp-request connection|session rules (dcon, dses)
         self.denied_sessions = 0
+        self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
         # tcp-request rules by stage, in HAProxy's order: for each stage the
         # (condition or None, accept?) pairs in file order (None: no rule at all)
         stages = [[(compile_condition(r.condition), r.action == "accept")

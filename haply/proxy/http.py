@@ -22,7 +22,7 @@ from collections import deque
 
 import httptools
 
-from haply.http import framing, responses
+from haply.http import compression, framing, responses
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
 from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
 from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
@@ -75,7 +75,10 @@ class Request:
                  # the server a failed connection was for, named by the log's %s
                  "tried",
                  # waiting for its body before a server is chosen (http-buffer-request)
-                 "buffering")
+                 "buffering",
+                 # the algorithm chosen for the response (haply.http.compression),
+                 # set only on a route with `compression`
+                 "coding")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -191,6 +194,8 @@ class HttpSession(asyncio.Protocol):
     response_until_close = False
     upstream_reusable = False
     tunnel = False
+    # The body being compressed (haply.http.compression), else None.
+    encoder: compression.Encoder | None = None
     exchanges = 0  # finished on this connection (the next is not its first)
     # `http-reuse never`: this client's own idle server connection
     private: UpstreamConnection | None = None
@@ -514,6 +519,8 @@ class HttpSession(asyncio.Protocol):
         request.route = route
         if route.cookie is not None:
             self._persist(request, route.cookie)
+        if route.compression is not None:
+            self._select_coding(request, route.compression)
         if (route.buffer_request and not request.complete
                 and request.framing.kind != framing.NONE):
             self._buffer_body(request)
@@ -617,6 +624,17 @@ class HttpSession(asyncio.Protocol):
             request.plain = False  # written from the fields, not as received
             request._header_map = None
 
+    @staticmethod
+    def _select_coding(request: Request, policy: compression.Policy) -> None:
+        """The algorithm for the answer, from the request's Accept-Encoding; with
+        `compression offload`, the server then sees no Accept-Encoding (when
+        the field chose it)."""
+        request.coding, accepted = compression.select(policy, request.headers)
+        if accepted and policy.offload:
+            request.headers = [field for field in request.headers
+                               if len(field[0]) != 15 or field[0].lower() != b"accept-encoding"]
+            request.plain = False  # written from the fields, not as received
+            request._header_map = None
     def _last_server(self, backend: BackendRuntime):
         """`option prefer-last-server`: the server of the connection this
         session still holds (only `http-reuse never` keeps one, as in HAProxy
@@ -776,8 +794,11 @@ class HttpSession(asyncio.Protocol):
         self.response_until_close = until_close
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
                                   and not upgrade and not until_close)
-        head = None if upgrade else writer.write_raw(raw, low, fields, status, body,
-                                                      keep_client, request.version)
+        head = None
+        if route.compression is not None and request.coding is not None:
+            head = self._compressed_head(request, status, version, body, keep_client, upstream)
+        if head is None and not upgrade:
+            head = writer.write_raw(raw, low, fields, status, body, keep_client, request.version)
         if head is None:
             head = writer.write(version, status, upstream.reason, upstream.headers, body,
                                 keep_client, request.version, request, upgrade)
@@ -797,9 +818,33 @@ class HttpSession(asyncio.Protocol):
         self.out.append(head)
         self.frontend.bytes_out += len(head)
 
+    def _compressed_head(self, request: Request, status: int, version: str,
+                         body: framing.Framing, keep_client: bool,
+                         upstream: UpstreamConnection) -> bytes | None:
+        """The head of a response haply compresses (its body then goes through
+        `encoder`, chunked), or None when it goes as it came."""
+        if not compression.compressible(status, request.version, version, body.kind, body.length):
+            return None
+        route = request.route
+        fields = compression.response_fields(route.compression, upstream.headers)
+        if fields is None:
+            return None
+        coding = request.coding
+        head = route.response_writer.write(version, status, upstream.reason, fields,
+                                           framing.CHUNKED_BODY, keep_client, request.version,
+                                           request)
+        self.encoder = coding.encoder(body.kind == framing.CHUNKED)
+        self.response_chunked = True
+        # Vary and Content-Encoding come after the rules' fields, as HAProxy adds them
+        return head[:-2] + coding.lines + CRLF
+
     def response_body(self, body: bytes) -> None:
         if self.response_chunked:
-            self.out += (b"%x\r\n" % len(body), body, CRLF)
+            encoder = self.encoder
+            if encoder is None:
+                self.out += (b"%x\r\n" % len(body), body, CRLF)
+            else:
+                encoder.feed(body)  # sent by the flush after this read
         else:
             self.out.append(body)
         size = len(body)
@@ -810,6 +855,8 @@ class HttpSession(asyncio.Protocol):
         request = self.requests[0]
         out = self.out
         if self.response_chunked:
+            if self.encoder is not None:
+                self._flush_encoder(True)
             out.append(LAST_CHUNK)
         if out:  # flush(), inline: once per response
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
@@ -819,10 +866,26 @@ class HttpSession(asyncio.Protocol):
         self._finish_exchange(request, upstream, reusable=self.upstream_reusable and request.complete)
 
     def flush(self) -> None:
+        """Write what the last server read produced (called after each read)."""
+        if self.encoder is not None:
+            self._flush_encoder(False)
         out = self.out
         if out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
+
+    def _flush_encoder(self, last: bool) -> None:
+        """What the body fed since the last flush became, as one chunk, counted
+        as HAProxy counts it (comp_in/comp_out, or comp_byp for identity, in
+        the frontend and the backend; comp_rsp once the body is complete)."""
+        encoder = self.encoder
+        data, taken, made = encoder.flush(last)
+        if data:
+            self.out += (b"%x\r\n" % len(data), data, CRLF)
+        self.frontend.comp.add(encoder.compresses, taken, made, last)
+        self.requests[0].backend.comp.add(encoder.compresses, taken, made, last)
+        if last:
+            self.encoder = None
 
     def upgraded(self, early_server_data: bytes) -> None:
         """The server answered 101: both sides become a raw byte tunnel."""

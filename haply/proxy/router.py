@@ -16,6 +16,7 @@ from haply.balance import hashes_requests
 from haply.config.model import Proxy
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
+from haply.http.compression import Policy, policy_for
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
 from haply.proxy.conditions import compile_condition, compile_rules
@@ -56,6 +57,8 @@ class Route:
     prefer_last_server: bool = False
     # `option http-buffer-request` in the frontend or the backend.
     buffer_request: bool = False
+    # `compression` of the pair (haply.http.compression), None when it has no algorithm.
+    compression: Policy | None = None
 
 
 class Router:
@@ -109,6 +112,7 @@ class Router:
         route.reuse = bproxy.http_reuse
         route.prefer_last_server = bproxy.prefer_last_server and not hashes_requests(bproxy.balance)
         route.buffer_request = frontend.buffer_request or bproxy.buffer_request
+        route.compression = policy_for(frontend.compression, bproxy.compression)
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route

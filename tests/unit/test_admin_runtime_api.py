@@ -164,12 +164,18 @@ def test_clear_counters(api):
     s1.total_sessions, s1.bytes_out, s1.max_sessions = 9, 999, 4
     frontend = engine.frontends["fe"]
     frontend.bytes_in, frontend.http_responses[2] = 50, 7
+    backend = engine.backends["be"]
+    for counters in (frontend.comp, backend.comp):
+        counters.add(True, 100, 20, last=True)
     assert api.execute("clear counters", "operator") == ""
+    assert frontend.comp.comp_rsp == backend.comp.comp_in // 100 == 1
     assert s1.max_sessions == 0 and s1.total_sessions == 9  # only maximums
     assert api.execute("clear counters all", "operator") == PERMISSION_DENIED
     assert api.execute("clear counters all", "admin") == ""
     assert s1.total_sessions == 0 and s1.bytes_out == 0
     assert frontend.bytes_in == 0 and frontend.http_responses == {}
+    for counters in (frontend.comp, backend.comp):
+        assert (counters.comp_in, counters.comp_out, counters.comp_byp, counters.comp_rsp) == (0,) * 4
 
 
 def test_show_stat_filter_reads_the_mask_as_haproxy_does(api):

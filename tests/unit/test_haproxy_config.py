@@ -1300,6 +1300,71 @@ def test_http_reuse(tmp_path):
         tmp_path, DEFAULTS + "backend b\n    http-reuse sometimes\n"))
 
 
+def test_compression(tmp_path):
+    """Lists in HAProxy 2.6's order (each word to the front, after what was
+    inherited), offload not inherited and refused in defaults with a warning,
+    as HAProxy warns and ignores it."""
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            compression algo gzip
+            compression type text/html
+            compression offload
+        frontend f
+            bind :80
+            compression algo deflate raw-deflate
+            compression type text/plain application/json
+            default_backend b
+        backend b
+            compression offload
+            server s 10.0.0.1:80
+        listen l
+            bind :81
+            compression algo identity
+            compression offload extra
+            server s 10.0.0.1:80
+        listen t
+            mode tcp
+            bind :82
+            server s 10.0.0.1:80
+        """)
+    f, b, l, t = (loaded.config.proxy(name).compression for name in "fblt")
+    assert (f.algorithms, f.types, f.offload) == (
+        ("raw-deflate", "deflate", "gzip"), ("application/json", "text/plain", "text/html"), False)
+    assert (b.algorithms, b.types, b.offload) == (("gzip",), ("text/html",), True)
+    assert (l.algorithms, l.offload) == (("identity", "gzip"), True)
+    assert (t.algorithms, t.location.line) == (("gzip",), 0)  # inherited: no warning for it
+    assert f.location.line == 11 and b.location.line == 15
+    assert warnings(loaded) == [
+        "8: 'compression offload' is ignored in a defaults section (as HAProxy ignores it): "
+        "set it in the frontend, listen or backend",
+        "20: 'compression offload' takes no argument; 'extra' is ignored (as HAProxy ignores it)"]
+    assert loaded.config.proxy("f").compression is not None
+    assert load_text(tmp_path, DEFAULTS + "backend b\n    server s 10.0.0.1:80\n"
+                     ).config.proxy("b").compression is None
+    tcp = load_text(tmp_path, DEFAULTS + "listen t\n    mode tcp\n    bind :80\n"
+                    "    compression algo gzip\n    server s 10.0.0.1:80\n")
+    assert warnings(tcp) == ["9: compression in 't' has no effect in mode tcp"]
+    for line, message in [
+        ("compression algo br", "'compression algo': 'br' is not a supported algorithm "
+                                "(expected identity, gzip, deflate, raw-deflate)"),
+        ("compression algo", "'compression algo' expects one or more algorithms"),
+        ("compression type", "'compression type' expects one or more MIME types"),
+        ("compression", "'compression' expects one of: algo, offload, type"),
+        ("compression gzip", "unknown keyword 'compression gzip'"),
+    ]:
+        found = messages(tmp_path, DEFAULTS + f"listen l\n    bind :80\n    {line}\n")
+        assert any(message in m for m in found), (line, found)
+    # the global settings: the level is accepted (Debian's HAProxy compresses at
+    # one level whatever it says), the limits are refused
+    loaded = load_text(tmp_path, "global\n    tune.comp.maxlevel 9\n" + DEFAULTS)
+    assert ("tune.comp.maxlevel", ("9",)) in loaded.config.global_.extra
+    assert messages(tmp_path, "global\n    tune.comp.maxlevel 0\n    maxzlibmem 10\n"
+                    "    maxcomprate 100\n    maxcompcpuusage 50\n") == [
+        "2: tune.comp.maxlevel '0' is out of range: expected between 1 and 9",
+        "3: 'maxzlibmem' is not supported by haply",
+        "4: 'maxcomprate' is not supported by haply",
+        "5: 'maxcompcpuusage' is not supported by haply"]
+
+
 def test_http_request_return(tmp_path):
     loaded = load_text(tmp_path, DEFAULTS + """\
         frontend f
