@@ -196,7 +196,7 @@ def serve(config, options: Options) -> int:
         return serve_master(config, options)
     import uvloop
 
-    from haply.lifecycle import StopSignals, serve_until_stopped
+    from haply.lifecycle import StopSignals, bind_to_cpus, serve_until_stopped
     from haply.privileges import PrivilegeError, drop_privileges
     from haply.proxy.engine import Engine, StartError
 
@@ -222,6 +222,7 @@ def serve(config, options: Options) -> int:
     if vrrp is not None:
         vrrp.start()  # before dropping privileges: VRRP needs raw sockets
     try:
+        bind_to_cpus(config.global_, 1)  # (the VRRP process, started above, is not bound)
         drop_privileges(config.global_)
     except (PrivilegeError, OSError) as exc:
         print(f"[ALERT] {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 from typing import Callable
 
@@ -62,3 +63,19 @@ async def serve_until_stopped(engine, signals: StopSignals,
     engine.close_all()
     await engine.stop()
     return signum
+
+
+def bind_to_cpus(settings, worker: int) -> None:
+    """Run this process on the CPUs `cpu-map` gives worker n (1-based), if any.
+    A CPU the machine lacks is an OSError naming the set, and the process does
+    not start, as HAProxy does not."""
+    from haply.config.cpu_map import cpus_for_worker
+
+    cpus = cpus_for_worker(settings.cpu_map, worker)
+    if cpus is None:
+        return
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        raise OSError(f"cpu-map: cannot run thread {worker} of nbthread on CPUs "
+                      f"{','.join(map(str, cpus))}: {exc.strerror}") from None

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
 from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited, reason
-from haply.config import programs, userlists
+from haply.config import cpu_map, programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTION_LETTERS, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup,
@@ -601,6 +601,24 @@ def _bufsize(text: str) -> int:
     if not MIN_BUFSIZE <= size < MAX_BUFSIZE:
         raise ParseError(f"tune.bufsize {text}: expected {MIN_BUFSIZE} to {MAX_BUFSIZE - 1} bytes")
     return size
+
+
+def _cpu_map(parser, state: GlobalState, args, line, negated) -> None:
+    try:
+        mapping = cpu_map.parse(_texts(args))
+    except cpu_map.CpuMapError as exc:
+        raise ParseError(str(exc)) from None
+    for word in cpu_map.truncated_lists(_texts(args)):
+        parser.diagnostics.warning(line.location, f"cpu-map: '{word}' means CPU "
+                                   f"{word.split(',', 1)[0]} only, as HAProxy 2.6 reads it: "
+                                   "separate CPUs with spaces")
+    if not mapping.process_matches:
+        parser.diagnostics.warning(line.location, "cpu-map for a process other than 1 binds "
+                                   "nothing: haply runs one process of workers (write 1/<threads>)")
+    elif mapping.threads is None:
+        parser.diagnostics.warning(line.location, "cpu-map without a thread set binds no worker, "
+                                   "as in HAProxy 2.6: write 1/all or 1/<threads>")
+    state.values["cpu_map"] = state.values.get("cpu_map", ()) + (mapping,)
 
 
 def _global_flag(field_name: str):
@@ -1836,6 +1854,7 @@ HANDLERS: dict[str, Handler] = {
     "chroot": _global_value("chroot", str, "a directory"),
     "nbthread": _global_value("nbthread", lambda text: parse_int(text, "nbthread", 1, 4096), "a number of threads"),
     "tune.bufsize": _global_value("bufsize", _bufsize, "a buffer size in bytes"),
+    "cpu-map": _cpu_map,
     "tune.maxrewrite": _global_value("maxrewrite", lambda text: parse_size(text, "tune.maxrewrite"), "a size in bytes"),
     "tune.http.maxhdr": _global_value("http_maxhdr", lambda text: parse_int(text, "tune.http.maxhdr", 1, 32767),
                                       "a number of header lines, 1 to 32767"),

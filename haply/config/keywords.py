@@ -89,6 +89,8 @@ def _rows() -> list[Keyword]:
         K("ssl-default-server-ciphersuites", "g", "<suites>", "Default TLS 1.3 cipher suites of `server ... ssl`."),
         K("ssl-default-server-options", "g", "<option>...", "Default TLS options of `server ... ssl`."),
         K("ssl-server-verify", "g", "none|required", "Default certificate verification of `server ... ssl` (required unless set to none)."),
+        K("cpu-map", "g", "[auto:]<process-set>[/<thread-set>] <cpu-set>...",
+          "CPUs the proxy workers run on (thread n of the set is worker n of nbthread); auto: one CPU each, in order."),
         K("tune.bufsize", "g", "<bytes>", "Buffer size (default 16384): a request or response head larger than tune.bufsize - tune.maxrewrite is refused (431/414 or 502)."),
         K("tune.maxrewrite", "g", "<bytes>", "Room kept in the buffer for rules that add fields (default 1024, at most half of tune.bufsize)."),
         K("tune.http.maxhdr", "g", "<number>", "Most lines in a head, the start line included (default 101): more is refused (431 or 502)."),

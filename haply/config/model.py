@@ -524,6 +524,7 @@ class Global:
     bufsize: int = 16384  # tune.bufsize
     maxrewrite: int = 1024  # tune.maxrewrite
     http_maxhdr: int = 101  # tune.http.maxhdr, the start line included
+    cpu_map: tuple = ()  # haply.config.cpu_map.CpuMapping, in file order
 
 
 @dataclass(frozen=True, slots=True)

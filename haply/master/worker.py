@@ -89,7 +89,7 @@ def _close_other_fds(keep: set[int]) -> None:
 def _run(spec: WorkerSpec) -> int:
     import uvloop
 
-    from haply.lifecycle import StopSignals, serve_until_stopped
+    from haply.lifecycle import StopSignals, bind_to_cpus, serve_until_stopped
     from haply.privileges import PrivilegeError, drop_privileges
     from haply.proxy.engine import Engine, StartError
     from haply.runtime import server_state
@@ -102,6 +102,11 @@ def _run(spec: WorkerSpec) -> int:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     config = for_worker(spec.config, spec.index, spec.count)
+    try:
+        bind_to_cpus(config.global_, spec.index + 1)  # first: everything after runs there
+    except OSError as exc:
+        print(f"[ALERT] worker {spec.index}: {exc}", file=sys.stderr)
+        return 1
     engine = Engine(config, loop, sockets=sockets)
     engine.health_probing = spec.index == CHECKING_WORKER
     try:

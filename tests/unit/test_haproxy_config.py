@@ -1669,3 +1669,43 @@ def test_abortonclose_in_mode_tcp(tmp_path):
             server s 10.0.0.1:3306
         """)
     assert loaded.config.proxy("b").abort_on_close
+
+
+# ---------------------------------------------------------------------- cpu-map
+
+
+def test_cpu_map(tmp_path):
+    from haply.config.cpu_map import cpus_for_worker
+    loaded = load_text(tmp_path, """\
+        global
+            nbthread 4
+            cpu-map auto:1/1-4 0-3
+            cpu-map 1/4 2 3
+            cpu-map 1 0
+            cpu-map 2/1 0
+            cpu-map 1/3 0,1
+        """ + DEFAULTS)
+    mappings = loaded.config.global_.cpu_map
+    assert [cpus_for_worker(mappings, worker) for worker in (1, 2, 3, 4, 5)] == [
+        (0,), (1,), (0,), (2, 3), None]
+    assert warnings(loaded) == [
+        "5: cpu-map without a thread set binds no worker, as in HAProxy 2.6: write 1/all or 1/<threads>",
+        "6: cpu-map for a process other than 1 binds nothing: haply runs one process of workers (write 1/<threads>)",
+        "7: cpu-map: '0,1' means CPU 0 only, as HAProxy 2.6 reads it: separate CPUs with spaces",
+    ]
+    assert messages(tmp_path, """\
+        global
+            cpu-map x 0
+            cpu-map auto:1/1-2 0-2
+            cpu-map auto:1/all 0-1
+            cpu-map 1/1
+            cpu-map 1/70 0
+            cpu-map 1/1 64
+        """) == [
+        "2: cpu-map: 'x' is not a valid process number or range (a number, a-b, all, odd or even)",
+        "3: cpu-map: 2 thread(s) and 3 CPUs: with auto: each thread takes one CPU, so give no more CPUs than threads",
+        "4: cpu-map: auto: needs an explicit thread range, not 'all', to pair threads with CPUs",
+        "5: cpu-map expects [auto:]<process>[/<thread>] and then CPUs",
+        "6: cpu-map: thread range '70' must lie within 1-64",
+        "7: cpu-map: CPU range '64' must lie within 0-63",
+    ]
