@@ -454,7 +454,7 @@ class HttpSession(asyncio.Protocol):
             return
         if request.buffering:
             self._body_buffered(request)
-            if not request.keep_alive:
+            if not request.keep_alive and not self._watches_close(request):
                 self.pause_client_reading(PAUSE_WAITING)
             return
         upstream = self.upstream
@@ -463,8 +463,16 @@ class HttpSession(asyncio.Protocol):
         if (upstream is not None and self.requests and request is self.requests[0]
                 and request.server is not None and request.chunked):
             upstream.transport.write(LAST_CHUNK)
-        if not request.keep_alive:
+        if not request.keep_alive and not self._watches_close(request):
             self.pause_client_reading(PAUSE_WAITING)
+
+    @staticmethod
+    def _watches_close(request: Request) -> bool:
+        """Whether reading goes on after a last request: `option abortonclose`
+        must see its client leave while it waits for a server (bytes after a
+        last request are refused by the parser, as they were before)."""
+        backend = request.backend
+        return request.server is None and backend is not None and backend.proxy.abort_on_close
 
     # ================================================================= routing
 
