@@ -197,7 +197,9 @@ listen app
 
 # --------------------------------------------------------- http-buffer-request
 
-BUFFER_PRELUDE = PRELUDE.replace("timeout http-request 2s", "timeout http-request 1s")
+# timeout http-request 2s: the exercise spends up to 1.5 s before sending the
+# rest of a body, which must stay clear of it except in the slow cases (3 s).
+BUFFER_PRELUDE = PRELUDE
 
 
 def _wait_for(test, within: float) -> bool:
@@ -227,9 +229,9 @@ BUFFER_CASES = {
                                b"y" * 83000, 0),
     "expect-100-continue": ("option http-buffer-request",
                             _post(10, b"Expect: 100-continue\r\n"), b"", b"y" * 10, 0),
-    # timeout http-request (1s) covers the body only with the option
-    "slow-body-timeout": ("option http-buffer-request", _post(10), b"x" * 5, b"y" * 5, 2.0),
-    "slow-body-no-option": ("", _post(10), b"x" * 5, b"y" * 5, 2.0),
+    # timeout http-request (2s) covers the body only with the option
+    "slow-body-timeout": ("option http-buffer-request", _post(10), b"x" * 5, b"y" * 5, 3.0),
+    "slow-body-no-option": ("", _post(10), b"x" * 5, b"y" * 5, 3.0),
 }
 
 
