@@ -56,15 +56,19 @@ def head_budget(bufsize: int = HAPROXY_BUFSIZE, maxrewrite: int = HAPROXY_MAXREW
 
 MAX_HEAD_SIZE = head_budget()
 MAX_HEADERS = HAPROXY_MAXHDR - 1
+# The shortest head that can hold more than MAX_HEADERS fields ("a:" CRLF each):
+# a shorter one need not be counted.
+CROWDED_HEAD = 4 * MAX_HEADERS
 
 
 def set_limits(bufsize: int, maxrewrite: int, maxhdr: int) -> None:
     """Apply the global section's tune.bufsize, tune.maxrewrite and
     tune.http.maxhdr. Like HAProxy's, they hold for the whole process; the
     proxy reads them from this module at each check."""
-    global MAX_HEAD_SIZE, MAX_HEADERS
+    global MAX_HEAD_SIZE, MAX_HEADERS, CROWDED_HEAD
     MAX_HEAD_SIZE = head_budget(bufsize, maxrewrite)
     MAX_HEADERS = maxhdr - 1
+    CROWDED_HEAD = 4 * MAX_HEADERS
 
 # Statuses for an oversized request. HAProxy answers 400 to both; haply names
 # the fault instead: 431 (RFC 6585 §5) for too many or too large header fields,

@@ -126,42 +126,28 @@ class BackendRuntime:
         is full (up to `timeout queue`). Past its `maxqueue`, or when it leaves
         service meanwhile, the request is balanced with `option redispatch`
         and refused (503) without."""
-        if server.takes_persistent and self.try_acquire_server(server) is not None:
-            return server
-        if server.takes_persistent and not (server.maxqueue and server.queued >= server.maxqueue):
-            waiter = self.loop.create_future()
-            queue = self._server_queues.get(server)
-            if queue is None:
-                queue = self._server_queues[server] = deque()
-            queue.append(waiter)
-            server.queued += 1
-            if server.queued > server.max_queued:
-                server.max_queued = server.queued
-            try:
-                async with asyncio.timeout(self.queue_timeout):
-                    granted = await waiter
-            except TimeoutError:
-                self.no_server += 1
-                raise NoServerAvailable("queue timeout") from None
-            except asyncio.CancelledError:
-                # The client left (option abortonclose): a slot handed over just
-                # before is given back.
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self.release(waiter.result())
-                raise
-            finally:
-                server.queued -= 1
-                if not waiter.done():
-                    waiter.cancel()
+        in_service = server.takes_persistent
+        if in_service:
+            if self.try_acquire_server(server) is not None:
+                return server
+            if not (server.maxqueue and server.queued >= server.maxqueue):
+                queue = self._server_queues.get(server)
+                if queue is None:
+                    queue = self._server_queues[server] = deque()
+                waiter = self.loop.create_future()
+                server.queued += 1
+                if server.queued > server.max_queued:
+                    server.max_queued = server.queued
                 try:
-                    queue.remove(waiter)
-                except ValueError:
-                    pass
-            if granted is not None:
-                return granted
+                    granted = await self._wait(queue, waiter, waiter)
+                finally:
+                    server.queued -= 1
+                if granted is not None:
+                    return granted
+                in_service = False  # it left service while the request waited
         if not self.redispatch:
             self.no_server += 1
-            raise NoServerAvailable("queue full" if server.takes_persistent else "no server available")
+            raise NoServerAvailable("queue full" if in_service else "no server available")
         return await self.acquire(key)
 
     async def acquire(self, key, exclude: ServerState | None = None) -> ServerState:
@@ -175,10 +161,14 @@ class BackendRuntime:
             self.no_server += 1
             raise NoServerAvailable("queue full")
         waiter = self.loop.create_future()
-        entry = (waiter, key, exclude)
-        self._queue.append(entry)
-        if len(self._queue) > self.max_queued:
-            self.max_queued = len(self._queue)
+        if len(self._queue) + 1 > self.max_queued:
+            self.max_queued = len(self._queue) + 1
+        return await self._wait(self._queue, (waiter, key, exclude), waiter)
+
+    async def _wait(self, queue: deque, entry, waiter: asyncio.Future) -> ServerState | None:
+        """Wait in queue (as entry) until waiter gets a server slot, for `timeout
+        queue` at most; the server, or None when the slot's server left service."""
+        queue.append(entry)
         try:
             async with asyncio.timeout(self.queue_timeout):
                 return await waiter
@@ -188,14 +178,15 @@ class BackendRuntime:
         except asyncio.CancelledError:
             # The client left (option abortonclose): a slot handed over just
             # before is given back.
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None \
+                    and waiter.result() is not None:
                 self.release(waiter.result())
             raise
         finally:
             if not waiter.done():
                 waiter.cancel()
             try:
-                self._queue.remove(entry)
+                queue.remove(entry)
             except ValueError:
                 pass
 

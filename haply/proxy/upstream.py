@@ -171,9 +171,8 @@ class UpstreamConnection(asyncio.Protocol):
         head = self.head = pending if start == 0 and end == len(pending) else pending[start:end]
         self._headers = None
         self.head_start = end
-        # The limits HAProxy puts on a response head (502 past them). A field line
-        # takes at least 4 bytes, so short heads cannot have too many.
-        if len(head) > 4 * framing.MAX_HEADERS:
+        # The limits HAProxy puts on a response head (502 past them).
+        if len(head) > framing.CROWDED_HEAD:
             if len(head) > framing.MAX_HEAD_SIZE:
                 self._refuse_head(framing.head_too_large(0, response=True))
                 return

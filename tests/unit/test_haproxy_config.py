@@ -1388,14 +1388,15 @@ def test_http_request_return(tmp_path):
         "frontend f\n    bind :80\n    http-request return status 418 default-errorfiles\n")))
 
 
-def test_forwardfor_in_mode_tcp_is_warned_about(tmp_path):
-    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+@pytest.mark.parametrize("option", ["forwardfor", "originalto"])
+def test_header_options_in_mode_tcp_are_warned_about(tmp_path, option):
+    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + f"""\
         listen mysql
             bind :3306
-            option forwardfor
+            option {option}
             server s 10.0.0.1:3306
         """)
-    assert any("'option forwardfor' in 'mysql' has no effect in mode tcp" in w
+    assert any(f"'option {option}' in 'mysql' has no effect in mode tcp" in w
                for w in warnings(loaded)), warnings(loaded)
 
 
@@ -1579,17 +1580,6 @@ def test_originalto(tmp_path):
 def test_originalto_errors(tmp_path, line, expected):
     found = messages(tmp_path, DEFAULTS + f"backend b\n    {line}\n    server s 127.0.0.1:81\n")
     assert any(m.startswith("7: ") and expected in m for m in found), found  # the option's line
-
-
-def test_originalto_in_mode_tcp_is_warned_about(tmp_path):
-    loaded = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
-        listen mysql
-            bind :3306
-            option originalto
-            server s 10.0.0.1:3306
-        """)
-    assert any("'option originalto' in 'mysql' has no effect in mode tcp" in w
-               for w in warnings(loaded)), warnings(loaded)
 
 
 def test_prefer_last_server_and_its_negation(tmp_path):
