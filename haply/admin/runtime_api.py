@@ -12,7 +12,6 @@ the socket's level answers "Permission denied".
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import time

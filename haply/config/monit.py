@@ -210,7 +210,7 @@ class _Parser:
         if word == "pidfile":
             check.pidfile = self.next("a file after pidfile").text
         elif word == "matching":
-            raise _Error(token.location, f"'matching' is not supported by haply: give the process a "
+            raise _Error(token.location, "'matching' is not supported by haply: give the process a "
                          "'with pidfile' so that haply knows which process to watch")
         elif word in ("start", "stop"):
             self.skip_noise()

@@ -192,7 +192,7 @@ def test_bind_failure_leaves_nothing_half_started(tmp_path):
         # without it, as a plain listener is.
         result = haply("-db", "-f", str(cfg))
         assert result.returncode == 1
-        assert f"busy.cfg:" in result.stderr and "cannot bind" in result.stderr
+        assert "busy.cfg:" in result.stderr and "cannot bind" in result.stderr
         assert _free(free)  # the first listener was closed again
     finally:
         busy.close()

@@ -8,7 +8,6 @@ inter of slack for where in its cycle the change happened.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import statistics
 import subprocess

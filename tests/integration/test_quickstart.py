@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "quickstart.cfg"
 HAPROXY = "/usr/sbin/haproxy"
@@ -78,12 +80,6 @@ def test_quickstart_refuses_a_busy_port():
                       "--port", str(port), "--proxy", HAPROXY])
     assert result.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in result.stderr
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_refuses(port):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support.admin_cli import cli, socat, wait_socket
+from tests.support.admin_cli import cli, wait_socket
 from tests.support.haply_process import run_haply
 from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_config, http_get
 

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import tempfile
-import time
 
 import pytest
 

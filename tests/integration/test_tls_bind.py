@@ -242,7 +242,7 @@ def test_certificate_errors_with_file_line_from_check_and_start(tls, backend, tm
         for run in (check, start):
             result = run(cfg, tmp_path)
             assert result.returncode != 0, (expected, result)
-            assert f"haproxy.cfg:9: error: " in result.stderr and expected in result.stderr, (expected, result.stderr)
+            assert "haproxy.cfg:9: error: " in result.stderr and expected in result.stderr, (expected, result.stderr)
             # Never half-started: nothing listens on the port.
             with pytest.raises(OSError):
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()

@@ -168,7 +168,7 @@ def test_server_tls_errors_located(tls, tmp_path):
 
     port = free_port()
     for line, expected in ((f"127.0.0.1:1 ssl verify required ca-file {tls.pem}.nope", "no such file"),
-                           (f"127.0.0.1:1 ssl verify none sni req.cook(host)", "req.hdr(NAME"),
+                           ("127.0.0.1:1 ssl verify none sni req.cook(host)", "req.hdr(NAME"),
                            (f"127.0.0.1:1 ssl verify required ca-file {tls.ca_file} ssl-min-ver TLSv9",
                             "expected one of")):
         path = tmp_path / "haproxy.cfg"

@@ -26,6 +26,7 @@ from haply.health import HealthChecker
 from haply.runtime.registry import DOWN, UP, Registry
 from tests.support.health_backends import Backend, BackendThread, ClusterCheck, closed_port
 from tests.support.health_oracle import HAPROXY, HAProxyOracle
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.oracle
 
@@ -45,10 +46,7 @@ def seed_section(name: str) -> str:
 
 def free_port_on_all(hosts) -> int:
     for _ in range(50):
-        probe = socket.socket()
-        probe.bind((hosts[0], 0))
-        port = probe.getsockname()[1]
-        probe.close()
+        port = free_port()
         try:
             for host in hosts:
                 s = socket.socket()

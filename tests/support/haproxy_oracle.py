@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
+from tests.support.ports import free_port  # noqa: F401 (re-exported)
+
 HAPROXY_BIN = os.environ.get("HAPLY_HAPROXY", "/usr/sbin/haproxy")
 
 # How long HAProxy may take to parse its configuration and bind: it starts in
@@ -79,18 +81,6 @@ def haproxy_available() -> bool:
 def haproxy_config(sections: str, prelude: str = DEFAULT_PRELUDE) -> str:
     """A full configuration: the test prelude followed by the given sections."""
     return prelude + "\n" + sections
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free when this returned.
-
-    HAProxy cannot report which port it got for `:0`, so tests choose one. The
-    tiny race with other processes is acceptable on a test machine; `HAProxy`
-    reports a bind failure with HAProxy's own message.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --------------------------------------------------------------------- backends

@@ -14,6 +14,8 @@ import ssl
 import threading
 from typing import Awaitable, Callable
 
+from tests.support.ports import free_port
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -171,8 +173,4 @@ class ClusterCheck:
 
 def closed_port() -> int:
     """A loopback port with nothing listening (bound then released)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
+    return free_port()

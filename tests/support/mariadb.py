@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 import time
 
+from tests.support.ports import free_port
+
 INSTALL_DB = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
 SERVER = shutil.which("mariadbd", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", "")) \
     or shutil.which("mysqld", path="/usr/sbin:/usr/bin")
@@ -29,21 +31,13 @@ def available() -> bool:
     return bool(INSTALL_DB and SERVER and CLIENT)
 
 
-def _free_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 class MariaDB:
     def __init__(self, check_user: str = "haproxy_check") -> None:
         self.check_user = check_user
         self.dir = tempfile.mkdtemp(prefix="haply-mariadb-")
         self.datadir = os.path.join(self.dir, "data")
         self.socket = os.path.join(self.dir, "mysqld.sock")
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen | None = None
 
     def _user_args(self) -> list[str]:

@@ -4,49 +4,16 @@ a supervisor run in the test's own event loop."""
 from __future__ import annotations
 
 import http.client
-import random
-import socket
 import sys
 import threading
 import time
 from pathlib import Path
 
+from tests.support.ports import free_ports  # noqa: F401 (re-exported)
+
 APP = str(Path(__file__).with_name("programs_app.py"))
 CLIENT_LIMIT = 4000  # requests; the loop also stops when told or after CLIENT_SECONDS
 CLIENT_SECONDS = 60.0
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
-            low, high = (int(x) for x in handle.read().split())
-            return low, high
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports free on 127.0.0.1 now, below
-    the ephemeral range: a program listens there after a restart, and an
-    ephemeral port could meanwhile be the source port of any connection
-    (health checks, clients), which makes the program's bind fail."""
-    low, _ = _ephemeral_range()
-    top = max(low - count, 10000 + count)
-    for _ in range(500):
-        first = random.randrange(10000, top)
-        held = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-    raise RuntimeError("no run of free ports found")
 
 
 def app_command(*options: str) -> str:

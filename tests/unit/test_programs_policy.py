@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from haply.config.model import Program
 from haply.programs.policy import (
-    BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Instance, Kill, Log, PolicyError, Spawn, Terminate,
+    BACKOFF, FATAL, RUNNING, STARTING, STOPPED, STOPPING, Instance, Log, PolicyError, Spawn, Terminate,
     Wake, backoff_delay, rolling_order,
 )
 
