@@ -147,6 +147,7 @@ class ProxyState:
     hash_function: str | None = None
     hash_modifier: str | None = None
     retries: int = 3
+    redispatch_every: int = -1
     retry_on: frozenset[str] | None = None  # None: haply's default policy
     http_check: HttpCheck | None = None
     check_kind: str = "tcp"
@@ -201,7 +202,8 @@ class ProxyState:
             default_backend=default_backend, http_request_rules=tuple(self.http_request_rules),
             http_response_rules=tuple(self.http_response_rules), servers=tuple(self.servers),
             balance=self.balance, balance_arg=self.balance_arg, hash_type=self.hash_type,
-            retries=self.retries, retry_on=self.retry_on, redispatch="redispatch" in options,
+            retries=self.retries, retry_on=self.retry_on, redispatch="redispatch" in options and self.redispatch_every != 0,
+            redispatch_every=self.redispatch_every,
             allbackups="allbackups" in options, http_check=self.http_check, check_kind=self.check_kind,
             timeouts=Timeouts(**self.timeouts), http_connection_mode=self.http_connection_mode,
             forward_for=self.forward_for, original_to=self.original_to,
@@ -1430,6 +1432,18 @@ def _option_tcplog(state: ProxyState, values: list[str], line: Line) -> None:
     state.log_format = "tcplog"
 
 
+def _option_redispatch(state: ProxyState, values: list[str], line: Line) -> None:
+    if len(values) > 1:
+        raise ParseError(f"unexpected '{values[1]}' after option redispatch: expected one interval")
+    every = -1
+    if values:
+        try:
+            every = int(values[0])
+        except ValueError:
+            raise ParseError(f"option redispatch expects an integer interval, not '{values[0]}'") from None
+    state.redispatch_every = every  # 0 turns redispatching off, as in HAProxy
+
+
 def _option_connection_mode(mode: str):
     def handler(state: ProxyState, values: list[str], line: Line) -> None:
         if values:
@@ -1527,6 +1541,7 @@ OPTION_HANDLERS: dict[str, Callable[[ProxyState, list[str], Line], None]] = {
     "httpclose": _option_connection_mode("close"),
     "forwardfor": _option_forwardfor,
     "originalto": _option_originalto,
+    "redispatch": _option_redispatch,
     "httpchk": _option_httpchk,
     "mysql-check": _option_mysql_check,
     "ssl-hello-chk": _option_check_kind("ssl-hello"),

@@ -220,7 +220,8 @@ def _rows() -> list[Keyword]:
         ("tcpka", "dflb", "", "TCP keep-alive on both sides."),
         ("clitcpka", "dfl", "", "TCP keep-alive on the client side."),
         ("srvtcpka", "dlb", "", "TCP keep-alive on the server side."),
-        ("redispatch", "dlb", "", "Let a retry go to another server when the chosen one fails."),
+        ("redispatch", "dlb", "[<interval>]", "Let a retry go to another server when the chosen one fails "
+         "(every interval-th retry; negative: that many before the last; 0: never)."),
         ("forwardfor", "dflb", "[except <network>] [header <name>] [if-none]", "Add the client address in X-Forwarded-For."),
         ("originalto", "dflb", "[except <network>] [header <name>]", "Add the address the client connected to in X-Original-To."),
         ("abortonclose", "dlb", "", "Drop a request whose client closed while it waits in the queue or for its connection."),

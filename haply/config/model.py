@@ -441,6 +441,9 @@ class Proxy:
     # None: haply's default retry policy (see README "What haply retries and why")
     retry_on: frozenset[str] | None = None
     redispatch: bool = False
+    # `option redispatch <interval>`: every interval-th retry goes back to the
+    # balancer (> 0), or the retry that many before the last (< 0; -1: the last).
+    redispatch_every: int = -1
     allbackups: bool = False
     # `option prefer-last-server`: a keep-alive client's next request goes to
     # the server whose connection its session still holds.

@@ -97,6 +97,12 @@ def _gmt_date(now: float) -> str:
     return _DATES.gmt(now)
 
 
+def retries_field(tally) -> int | str:
+    """%rc: a request's or a connection's retries, "+N" once one of them took
+    it to another server (HAProxy's redispatch mark)."""
+    return f"+{tally.attempts}" if tally.redispatched else tally.attempts
+
+
 def _dash(value) -> str:
     """HAProxy writes '-' for an empty text field."""
     return "-" if value is None or value == "" else str(value)
@@ -154,7 +160,7 @@ HTTP_VARIABLES: dict[str, str] = {
     "B": "(s.frontend.bytes_out - x.bytes_out)", "U": "(s.frontend.bytes_in - x.bytes_in)",
     "ts": "term[:2]", "tsc": "term", "ac": "log.engine.global_gate.current",
     "bc": "(q.backend.current_sessions - held if q.backend is not None else 0)",
-    "sc": "(srv.current_sessions - held if srv is not None else 0)", "rc": "q.attempts",
+    "sc": "(srv.current_sessions - held if srv is not None else 0)", "rc": "(f'+{q.attempts}' if q.redispatched else q.attempts)",
     "sq": "0", "bq": "(q.backend.queued if q.backend is not None else 0)",
     "r": "_request_line(q)", "HM": "_method(q)", "HU": "q.uri",
     "HP": "q.uri.split('?', 1)[0]",
@@ -173,7 +179,7 @@ def _text(value) -> str:
     return value.decode("latin-1") if value.__class__ is bytes else value
 
 
-def _method(request) -> str:
+def method(request) -> str:
     try:
         return request.method
     except AttributeError:  # rejected before the request line was read
@@ -184,12 +190,16 @@ def _version(request) -> str:
     return f"HTTP/{getattr(request, 'version', '1.1') or '1.1'}"
 
 
-def _request_line(request) -> str:
-    try:  # the proxy's Request, read directly (no property per part)
-        return (f"{request.method_bytes.decode('ascii', 'replace')} "
-                f"{request.url.decode('latin-1')} HTTP/{request.version or '1.1'}")
-    except AttributeError:  # rejected before the request line was read, or another kind
-        return f"{_method(request)} {request.uri} {_version(request)}"
+def request_line(request) -> str:
+    """%r: the proxy's Request, read directly (no property per part);
+    <BADREQ>, as HAProxy writes it, for a head that could not be parsed."""
+    try:
+        if request.error is None:
+            return (f"{request.method_bytes.decode('ascii', 'replace')} "
+                    f"{request.url.decode('latin-1')} HTTP/{request.version or '1.1'}")
+    except AttributeError:  # rejected before the request line was read
+        pass
+    return "<BADREQ>"
 
 
 def with_captures(variables: dict[str, str | None], captures, request: str
@@ -213,12 +223,12 @@ def with_captures(variables: dict[str, str | None], captures, request: str
     return out
 
 
-_NAMESPACE = {"_text": _text, "_method": _method, "_version": _version,
+_NAMESPACE = {"_text": _text, "_method": method, "_version": _version,
               "_braces": captures_module.braces, "_quoted": captures_module.quoted,
               # the cache's methods themselves: one call per date, not two
-              "_request_line": _request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
+              "_request_line": request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
               "_date_seconds": _DATES.seconds,
-              "_dash": _dash, "json": json,
+              "_dash": _dash, "json": json, "retries_field": retries_field,
               "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):
     pass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import time
 
+from haply.logs.formats import retries_field
 from haply.logs.logger import Exchange
 
 # Termination state of local answers (manual 8.5): first letter who ended it,
@@ -81,23 +82,24 @@ def logged_http_session(base):
                 self.frontend.logger.http_done(self, request, log_queue.popleft())
             base_finish_exchange(self, request, upstream, reusable)
 
-        def _respond_local(self, status, *args, **kwargs):
-            request = self.requests[0] if self.requests else None
-            server = None
-            if request is not None:
-                server = request.server or getattr(request, "tried", None)
-            result = super()._respond_local(status, *args, **kwargs)
-            if request is not None:
-                self._log(request, status, LOCAL_TERMINATION.get(status, "LR--"), server)
-            return result
+        def _answered_locally(self, request, status, termination) -> None:
+            # while the session still counts in ac/fc/bc, as HAProxy logs it
+            server = request.server or getattr(request, "tried", None)
+            cookie = request.route.cookie if request.route is not None else None
+            if cookie is not None and cookie.logs_flags:
+                # the answer came from no server and sets no cookie: "N"
+                request.cookie_flags = request.cookie_flags[0] + "N"
+            self._log(request, status, termination or LOCAL_TERMINATION.get(status, "LR--"), server)
 
-        def _reject(self, status, reason, *args, **kwargs):
+        def _rejected(self, status) -> None:
             request = self.parsing or (self.requests[-1] if self.requests else None)
-            result = super()._reject(status, reason, *args, **kwargs)
-            if request is not None and self.log_queue:
-                self.log_queue.rotate(-(len(self.log_queue) - 1))  # the last one
+            log_queue = self.log_queue
+            if request is not None and log_queue:
+                # HAProxy logs no byte for a refused request, even when the
+                # answers to the requests before it went out since it came.
+                log_queue[-1].bytes_out = self.frontend.bytes_out
+                log_queue.rotate(-(len(log_queue) - 1))  # the last one
                 self._log(request, status, "PR--" if status != 408 else "cR--")
-            return result
 
         def _log(self, request, status, termination, server=None) -> None:
             if not self.log_queue:
@@ -146,7 +148,8 @@ def logged_tcp_session(base):
                 self.frontend, self.log_peer, self.backend, server or self.tried, self.log_begin,
                 self.log_wall, self.loop.time(), self.log_in,
                 self.transport.written if isinstance(self.transport, CountingTransport) else 0,
-                "--" if server is not None else "SC", self.t_wait, self.t_connect)
+                "--" if server is not None else "SC", self.t_wait, self.t_connect,
+                retries_field(self))
             super().close()
 
     return LoggedTcpSession

@@ -15,6 +15,7 @@ import socket
 import time
 
 from haply.logs import formats, syslog
+from haply.logs.formats import retries_field
 from haply.logs.captures import Captures
 from haply.logs.sinks import open_sink
 
@@ -106,27 +107,20 @@ class HttpRecord:
                       if self.request.backend is not None else 0)
     srv_conn = property(lambda self: self.server_state.current_sessions - self.held
                         if self.server_state is not None else 0)
-    retries = property(lambda self: self.request.attempts)
+    retries = property(lambda self: retries_field(self.request))
     srv_queue = property(lambda self: 0)
     backend_queue = property(lambda self: self.request.backend.queued
                              if self.request.backend is not None else 0)
-    method = property(lambda self: _method(self.request))
+    method = property(lambda self: formats.method(self.request))
     uri = property(lambda self: self.request.uri)
     http_version = property(lambda self: f"HTTP/{getattr(self.request, 'version', '1.1') or '1.1'}")
-    request_line = property(lambda self: f"{self.method} {self.request.uri} {self.http_version}")
+    request_line = property(lambda self: formats.request_line(self.request))
     hostname = property(lambda self: self.log.logging.hostname)
     pid = property(lambda self: self.log.logging.pid)
     request_counter = property(lambda self: self.log.logging.request_counter)
 
     def header(self, name: str) -> list[str]:
         return self.request.header(name)
-
-
-def _method(request) -> str:
-    try:
-        return request.method
-    except AttributeError:  # rejected before the request line was read
-        return ""
 
 
 class Target:
@@ -293,9 +287,10 @@ class ProxyLog:
 
     def tcp_done(self, frontend, client: tuple | None, backend, server, begin: float,
                  wall: float, now: float, bytes_in: int, bytes_out: int,
-                 termination: str = "--", t_wait: int = 0, t_connect: int = 0) -> None:
+                 termination: str = "--", t_wait: int = 0, t_connect: int = 0,
+                 retries: int | str = 0) -> None:
         """t_wait, t_connect: ms in the backend's queue and to connect (Tw, Tc),
-        -1 when the connection never got there."""
+        -1 when the connection never got there; retries: the %rc field."""
         if self.dontlognull and bytes_in == 0:
             return
         problem = termination[:2] != "--"
@@ -312,7 +307,7 @@ class ProxyLog:
             termination=termination,
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
             beconn=max(0, backend.current_sessions - 1) if backend is not None else 0,
-            srv_conn=max(0, server.current_sessions - 1) if server is not None else 0, retries=0,
+            srv_conn=max(0, server.current_sessions - 1) if server is not None else 0, retries=retries,
             srv_queue=0, backend_queue=backend.queued if backend is not None else 0,
             request_line="", method="", uri="", http_version="",
             hostname=self.logging.hostname, pid=self.logging.pid, request_counter=0)

@@ -17,6 +17,7 @@ from collections import defaultdict, deque
 from typing import Callable
 
 from haply.balance import make_balancer
+from haply.balance.hashing import HashBalancer
 from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
@@ -66,6 +67,13 @@ class BackendRuntime:
         # (the parser stores `none` as the empty set).
         self.retries = 0 if proxy.retry_on == frozenset() else proxy.retries
         self.redispatch = proxy.redispatch
+        self.redispatch_every = proxy.redispatch_every
+        # A balancer that would choose the same server again (a hash of the
+        # request) gains nothing from leaving it at the first failure.
+        self._balances_freely = not isinstance(self.balancer, HashBalancer)
+        # Before a retry on the same server, HAProxy waits min(timeout
+        # connect, 1 s): a server that is restarting gets a moment to listen.
+        self.turnaround = min(self.connect_timeout, 1.0)
         self._queue: deque[tuple[asyncio.Future, object, ServerState | None]] = deque()
         # Requests that persistence (a cookie, a stick table) ties to a server
         # that is full wait for that server in a queue of its own, as in
@@ -280,9 +288,23 @@ class BackendRuntime:
 
     # -------------------------------------------------------------- connecting
 
-    def should_redispatch(self, attempt: int) -> bool:
-        """HAProxy's default `option redispatch` moves the last retry elsewhere."""
-        return self.redispatch and attempt == self.retries
+    def should_redispatch(self, attempt: int, persistent: bool) -> bool:
+        """Whether retry number `attempt` (from 1) goes back to the balancer
+        rather than to the server that just failed, under `option redispatch
+        [interval]`: every interval-th retry when positive, the retry that many
+        before the last when negative (-1, the default: the last one). As in
+        HAProxy, a request no persistence ties to a server leaves a failed
+        server at once when the balancer has another active server to give."""
+        if not self.redispatch:
+            return False
+        every = self.redispatch_every
+        if every > 0 and attempt % every == 0:
+            return True
+        if every < 0 and attempt == self.retries + 1 + every:
+            return True
+        group = self.balancer.group
+        return (not persistent and self._balances_freely and len(group) > 1
+                and not group[0].backup)
 
     def server_sni(self, server: ServerState, key, client=None) -> str | None:
         """The SNI a connection to server sends for key (None: none, or no TLS).
@@ -297,19 +319,23 @@ class BackendRuntime:
     async def connect(self, key, factory: Callable[[ServerState], asyncio.Protocol],
                       dest_port: int | None = None, exclude: ServerState | None = None,
                       server: ServerState | None = None,
-                      gave_up: Callable[[], bool] | None = None, client=None):
+                      gave_up: Callable[[], bool] | None = None, client=None,
+                      tally=None, persistent: bool = False):
         """Connect to a server chosen for key, with retries and redispatch.
 
         factory(server) makes the protocol for an attempt on server. `server`, when
-        given, is one whose slot the caller already holds. `gave_up()` true stops
-        retrying (the client left). `client`, the client's transport, is read only
-        by an `sni ssl_fc_sni` expression. Returns (server, transport, protocol); the
-        server's slot is held and must be given back with `release`. Raises
-        NoServerAvailable.
+        given, is one whose slot the caller already holds; `persistent` says that
+        persistence chose it. `gave_up()` true stops retrying (the client left).
+        `client`, the client's transport, is read only by an `sni ssl_fc_sni`
+        expression. `tally`, the request or session, counts the retries in its
+        `attempts` (retries already spent there count against `retries`) and
+        notes a move to another server in `redispatched` (the log's %rc, "+N").
+        Returns (server, transport, protocol); the server's slot is held and must
+        be given back with `release`. Raises NoServerAvailable.
         """
         if server is None:
             server = await self.acquire(key, exclude)
-        attempt = 0
+        attempt = tally.attempts if tally is not None else 0
         while True:
             address = server_address(server, dest_port)
             tls = self.tls.get(server.name) if self.tls else None
@@ -337,16 +363,34 @@ class BackendRuntime:
                 if attempt >= self.retries or (gave_up is not None and gave_up()):
                     raise NoServerAvailable("connection failed", 503, server) from None
                 attempt += 1
+                if tally is not None:
+                    tally.attempts = attempt
                 server.retries += 1
                 self.retried += 1
-                if self.should_redispatch(attempt) or not server.usable:
+                if self.should_redispatch(attempt, persistent) or not server.usable:
                     previous = server
                     server = await self.acquire(key, exclude=previous)
                     if server is not previous:
                         server.redispatches += 1
                         self.redispatched += 1
+                        if tally is not None:
+                            tally.redispatched = True
+                        persistent = False
+                        continue
                 else:
                     self._take(server)
+                await self._turn_around(server, gave_up)
+
+    async def _turn_around(self, server: ServerState, gave_up) -> None:
+        """The pause before a retry on the same server, its slot held."""
+        try:
+            await asyncio.sleep(self.turnaround)
+        except asyncio.CancelledError:
+            self.release(server)  # the client left (abortonclose)
+            raise
+        if gave_up is not None and gave_up():
+            self.release(server)
+            raise NoServerAvailable("connection failed", 503, server)
 
 
 def server_address(server: ServerState, dest_port: int | None) -> tuple[str, int]:

@@ -66,7 +66,7 @@ class Request:
     __slots__ = ("method_bytes", "url", "version", "headers", "keep_alive", "chunked",
                  "body", "body_size", "complete", "upgrade", "tunnel_data",
                  "error", "head_bytes", "_header_map", "client_ip", "ssl",
-                 "attempts", "backend", "server", "sent_body", "framing",
+                 "attempts", "redispatched", "backend", "server", "sent_body", "framing",
                  "route", "context", "t_wait", "t_connect", "plain", "cut", "raw", "hosts",
                  "cookie_server", "cookie_flags",
                  # set only for a frontend with `capture` lines (haply.logs.captures)
@@ -94,7 +94,8 @@ class Request:
         self._header_map: dict[str, list[str]] | None = None
         self.client_ip = client_ip
         self.ssl = ssl
-        self.attempts = 0
+        self.attempts = 0  # retries, connecting and replaying (the log's %rc)
+        self.redispatched = False  # a retry moved it to another server ("+" in %rc)
         self.backend: BackendRuntime | None = None
         self.server = None
         self.sent_body = 0  # bytes of body already written to the current server
@@ -183,6 +184,7 @@ class HttpSession(asyncio.Protocol):
     client_writable = True
     dest_port: int | None = None
     broken = False  # a request was rejected; read nothing more
+    rejection = 0  # the status owed to a bad request once those before it are answered
     refused = False  # by a tcp-request rule, before anything was read (not logged)
     content_rules_pending = False  # tcp-request content rules to apply at the first read
     fresh: bytes | None = None  # the read being parsed, if no request was begun
@@ -514,7 +516,7 @@ class HttpSession(asyncio.Protocol):
             self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_match(route.answers, request)
             if rule is not None:
-                self._answer(request, rule, route.errorfiles, route.backend)
+                self._answer(request, rule, route.errorfiles, route)
                 return
         if route.redirects is not None:
             self.deadline.arm_idle(self.timeout_client, "client")
@@ -617,7 +619,7 @@ class HttpSession(asyncio.Protocol):
                 self._send_request(upstream, request)  # arms `timeout server`
                 return
         self.deadline.arm_idle(self.timeout_client, "client")
-        self.connecting = self.loop.create_task(self._connect_and_send(request, server))
+        self.connecting = self.loop.create_task(self._connect_and_send(request, server, persistent))
 
     @staticmethod
     def _persist(request: Request, cookie) -> None:
@@ -696,7 +698,8 @@ class HttpSession(asyncio.Protocol):
             pool = self.pool
             server, transport, upstream = await backend.connect(
                 request, lambda server: UpstreamConnection(server, pool), self.dest_port,
-                server=server, gave_up=lambda: self.closed, client=self.transport)
+                server=server, gave_up=lambda: self.closed, client=self.transport,
+                tally=request, persistent=server is persistent)
         except NoServerAvailable as exc:
             request.tried = exc.server
             if not self.closed and self.requests and self.requests[0] is request:
@@ -704,6 +707,9 @@ class HttpSession(asyncio.Protocol):
             return
         request.t_connect = int((loop.time() - start) * 1000)
         backend.registry.record_times(server, request.t_wait, request.t_connect)  # stats
+        if request.redispatched and request.cookie_flags[0] == "V":
+            # the cookie's server failed: HAProxy logs the cookie as "D" (down)
+            request.cookie_flags = "D" + request.cookie_flags[1]
         if self.closed or not self.requests or self.requests[0] is not request:
             upstream.close()
             backend.release(server)
@@ -948,6 +954,9 @@ class HttpSession(asyncio.Protocol):
         if self.requests:
             self._start(self.requests[0])
             return
+        if self.rejection:  # a bad request waited for those before it
+            self._send_rejection(self.rejection)
+            return
         if self.paused & PAUSE_WAITING:
             self.resume_client_reading(PAUSE_WAITING)
         if self.parsing is not None:
@@ -1008,6 +1017,7 @@ class HttpSession(asyncio.Protocol):
             if next_server is not None and next_server is not server:
                 server.redispatches += 1
                 backend.redispatched += 1
+                request.redispatched = True
             self.connecting = self.loop.create_task(self._connect_and_send(request, next_server))
             return
         self._respond_local(status)
@@ -1035,11 +1045,13 @@ class HttpSession(asyncio.Protocol):
     # =========================================================== local answers
 
     def _respond_local(self, status: int, body: bytes | None = None,
-                       keep_alive: bool = False) -> None:
+                       keep_alive: bool = False, termination: str | None = None) -> None:
         """Answer the request at the head of the queue from haply itself.
 
         Error answers close the connection (as HAProxy's do); keep_alive keeps it
-        for an answer that is not an error, when the request had no body."""
+        for an answer that is not an error, when the request had no body.
+        termination: the log's termination state, when the status does not
+        tell it (haply.logs.hooks.LOCAL_TERMINATION)."""
         if body is None:
             request = self.requests[0] if self.requests else None
             route = request.route if request is not None else None
@@ -1049,19 +1061,38 @@ class HttpSession(asyncio.Protocol):
         self.transport.write(body)
         self.frontend.bytes_out += len(body)
         request = self.requests[0] if self.requests else None
+        if request is not None:
+            self._answered_locally(request, status, termination)
         if keep_alive and request is not None and request.framing.kind == framing.NONE:
             self.requests.popleft()
             self._next_request()
             return
         self._close_after_write()
 
-    def _answer(self, request: Request, rule, errorfiles: dict[int, bytes],
-                backend: BackendRuntime | None) -> None:
-        """An http-request rule that answers: `deny`, `return`, `redirect` or `auth`.
-        `deny` is counted as denied (in the backend too for its own rules, as
-        HAProxy counts them). Nothing is forwarded; the connection stays open
-        after a framed answer, as HAProxy keeps it."""
+    def _answered_locally(self, request: Request, status: int, termination: str | None) -> None:
+        """Called once haply's own answer to request is written, before the
+        connection may close and leave the counts: logging records it here."""
+
+    def _answer(self, request: Request, rule, errorfiles: dict[int, bytes], route) -> None:
+        """An http-request rule that answers: `deny`, `return`, `redirect` or `auth`,
+        a frontend's (route None) or a backend's. `deny` is counted as denied (in
+        the backend too for its own rules, as HAProxy counts them). Nothing is
+        forwarded; the connection stays open after a framed answer, as HAProxy
+        keeps it."""
         action = rule.action
+        backend = None
+        if route is not None:
+            # Logged as HAProxy logs a backend's answer: under the backend; a
+            # deny after the persistence cookie was read, under its server.
+            backend = request.backend = route.backend
+            request.route = route
+            cookie = route.cookie
+            if cookie is not None and cookie.logs_flags:
+                if action == "deny":
+                    self._persist(request, cookie)
+                    request.tried = request.cookie_server
+                else:
+                    request.cookie_flags = "N-"
         if action == "redirect":
             self._redirect(request, rule)
             return
@@ -1070,17 +1101,20 @@ class HttpSession(asyncio.Protocol):
             page = responses.error_response(401, errorfiles, close=close)
             self._respond_local(401, responses.with_challenge(page, rule.realm), keep_alive=not close)
             return
+        termination = None
         if action == "deny":
             self.frontend.denied += 1
             if backend is not None:
                 backend.denied += 1
+            termination = "PR--"  # the proxy refused the request
         status = rule.status
         if rule.response is not None:
-            self._respond_local(status, rule.response, keep_alive=not rule.closes and request.keep_alive)
+            self._respond_local(status, rule.response, keep_alive=not rule.closes and request.keep_alive,
+                                termination=termination)
         else:
             close = responses.must_close(status, errorfiles) or not request.keep_alive
             self._respond_local(status, responses.error_response(status, errorfiles, close=close),
-                                keep_alive=not close)
+                                keep_alive=not close, termination=termination)
 
     def _redirect(self, request: Request, rule) -> None:
         """Answer a `redirect` rule; the connection stays open as HAProxy keeps
@@ -1094,6 +1128,7 @@ class HttpSession(asyncio.Protocol):
         self.frontend.http_responses[3] += 1
         self.frontend.bytes_out += len(answer)
         self.transport.write(answer)
+        self._answered_locally(request, rule.code, None)
         if close:
             self._close_after_write()
             return
@@ -1111,15 +1146,35 @@ class HttpSession(asyncio.Protocol):
         data: the bytes being parsed when it failed, kept for `show errors`."""
         self.frontend.request_errors += 1
         self.router.record_error(self.client_ip, reason, data, self)
-        if self.upstream is not None and self.requests and self.requests[0].server is not None:
-            # An earlier request is still being answered: let it finish, then stop.
+        requests = self.requests
+        parsing = self.parsing
+        if requests and parsing is not None and parsing is not requests[-1]:
+            # A bad head pipelined behind requests not answered yet: they are
+            # answered first, then this error (_next_request), as HAProxy, which
+            # reads a request only once the one before it is done.
+            self.broken = True
+            self.rejection = status
+            self.pause_client_reading(PAUSE_WAITING)
+            return
+        if self.upstream is not None and requests and requests[0].server is not None:
+            # The request being answered is itself broken (its body): let the
+            # answer end, then stop.
             self.broken = True
             self.pause_client_reading(PAUSE_WAITING)
-            self.requests[0].keep_alive = False
+            requests[0].keep_alive = False
+            self._rejected(status)
             return
+        self._send_rejection(status)
+
+    def _send_rejection(self, status: int) -> None:
         self.frontend.http_responses[status // 100] += 1
         self.transport.write(responses.error_response(status, self.router.errorfiles))
+        self._rejected(status)
         self._close_after_write()
+
+    def _rejected(self, status: int) -> None:
+        """Called when a request is refused (its answer written, if any),
+        before the connection may close: logging records it here."""
 
     def _close_after_write(self) -> None:
         self.deadline.cancel()

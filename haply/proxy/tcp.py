@@ -36,7 +36,7 @@ class TcpClientProtocol(asyncio.Protocol):
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
                  "pending", "pending_size", "connecting", "timer", "admitted", "closed", "client_eof", "server_eof",
-                 "t_wait", "t_connect", "switches", "tried")
+                 "t_wait", "t_connect", "switches", "tried", "attempts", "redispatched")
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
                  switches: tuple | None = None):
@@ -62,6 +62,8 @@ class TcpClientProtocol(asyncio.Protocol):
         self.t_wait = -1
         self.t_connect = -1
         self.tried = None  # the server whose connection attempts all failed, for the log
+        self.attempts = 0  # connection retries (the log's %rc, "+N" once redispatched)
+        self.redispatched = False
 
     # ------------------------------------------------------------------ client
 
@@ -109,7 +111,7 @@ class TcpClientProtocol(asyncio.Protocol):
         backend = self.backend
         stick = backend.stick
         try:
-            server = None
+            server = persistent = None
             if stick is not None:
                 persistent = stick.match(key, start)
                 if persistent is not None:
@@ -121,7 +123,7 @@ class TcpClientProtocol(asyncio.Protocol):
             server, transport, _ = await self.backend.connect(
                 key, lambda server: TcpServerProtocol(self, server),
                 dest_port=key.local_port or None, server=server,
-                client=self.transport,
+                client=self.transport, tally=self, persistent=server is persistent,
             )
             self.t_connect = int((loop.time() - now) * 1000)
             backend.registry.record_times(server, self.t_wait, self.t_connect)  # stats

@@ -13,35 +13,14 @@ from tests.support.admin_cli import wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_config, http_get,
                                           run_haproxy)
+from tests.support.syslog_receiver import RFC3164, Receiver
 
-RFC3164 = re.compile(rb"<(\d{1,3})>([A-Z][a-z]{2}) ([ \d]\d) \d\d:\d\d:\d\d (\S+)\[(\d+)\]: (.*)")
 RFC5424 = re.compile(rb"<(\d{1,3})>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z) "
                      rb"(\S+) (\S+) (\d+) - - (.*)")
 HTTPLOG = re.compile(
     r"127\.0\.0\.1:(\d+) \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] fe be/(\w+) "
     r"(-?\d+)/(-?\d+)/(-?\d+)/(-?\d+)/(\d+) (\d{3}) (\d+) - - (\S{4}) "
     r"(\d+)/(\d+)/(\d+)/(\d+)/(\d+) (\d+)/(\d+) \"(.*)\"")
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-
-    def lines(self, count: int, timeout: float = 5.0) -> list[bytes]:
-        found: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        while len(found) < count and time.monotonic() < deadline:
-            try:
-                found.append(self.sock.recv(65535))
-            except socket.timeout:
-                pass
-        return found
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -1699,3 +1699,29 @@ def test_cpu_map(tmp_path):
         "6: cpu-map: thread range '70' must lie within 1-64",
         "7: cpu-map: CPU range '64' must lie within 0-63",
     ]
+
+
+def test_option_redispatch_interval(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        defaults
+            option redispatch 3
+        backend every_third
+            server a 127.0.0.1:1
+        backend last
+            option redispatch
+            server a 127.0.0.1:1
+        backend before_last
+            option redispatch -2
+            server a 127.0.0.1:1
+        backend never
+            option redispatch 0
+            server a 127.0.0.1:1
+        """)
+    assert [(p.name, p.redispatch, p.redispatch_every) for p in loaded.config.proxies] == [
+        ("every_third", True, 3), ("last", True, -1), ("before_last", True, -2), ("never", False, 0)]
+    assert messages(tmp_path, DEFAULTS + """\
+        backend b
+            option redispatch often
+            option redispatch 1 2
+        """) == ["7: option redispatch expects an integer interval, not 'often'",
+                 "8: unexpected '2' after option redispatch: expected one interval"]
