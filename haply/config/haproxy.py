@@ -41,6 +41,7 @@ from haply.config.model import (
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
 from haply.http import framing
+from haply.http.rewrite import LINE_ACTIONS, REGEX_LINE_ACTIONS, compile_regex
 
 # Manual 3.1 "log": the 24 syslog facilities and 8 levels; len accepts 80..65535.
 FACILITIES = frozenset(
@@ -968,6 +969,50 @@ def _header_rule(family: str, action: str):
         rule = HeaderRule(action, texts[0], texts[1] if takes_value else None, condition, line.location)
         (state.http_request_rules if family == "http-request" else state.http_response_rules).append(rule)
     return handler
+
+
+def _replace_field_rule(family: str, action: str):
+    """`replace-header|replace-value <name> <match-regex> <replace-fmt>`."""
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        before, condition = _condition(state, args)
+        texts = _texts(before)
+        if len(texts) != 3:
+            raise ParseError(f"'{family} {action}' expects a header name, a regular expression "
+                             "and a replacement, then optionally if|unless CONDITION")
+        name, pattern, value = texts
+        _check_rewrite(pattern, value, family == "http-request")
+        rule = HeaderRule(action, name, value, condition, line.location, pattern)
+        (state.http_request_rules if family == "http-request" else state.http_response_rules).append(rule)
+    return handler
+
+
+def _line_rule(action: str):
+    """`http-request set-method|set-path|set-pathq|set-query|set-uri <fmt>` and
+    `replace-path|replace-pathq|replace-uri <match-regex> <replace-fmt>`."""
+    takes_regex = action in REGEX_LINE_ACTIONS
+
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        before, condition = _condition(state, args)
+        texts = _texts(before)
+        if len(texts) != (2 if takes_regex else 1) or not texts[-1]:
+            expected = "a regular expression and a replacement" if takes_regex else "a value"
+            raise ParseError(f"'http-request {action}' expects {expected}, then optionally if|unless CONDITION")
+        pattern = texts[0] if takes_regex else None
+        _check_rewrite(pattern, texts[-1], True)
+        state.http_request_rules.append(HeaderRule(action, "", texts[-1], condition, line.location, pattern))
+    return handler
+
+
+def _check_rewrite(pattern: str | None, value: str, request: bool) -> None:
+    # imported here: haply.http.headers itself imports the configuration model
+    from haply.http.headers import compile_value
+
+    try:
+        if pattern is not None:
+            compile_regex(pattern)
+        compile_value(value, request)
+    except ValueError as exc:
+        raise ParseError(str(exc)) from None
 
 
 def _use_service(parser, state: ProxyState, args, line, negated) -> None:
@@ -1923,6 +1968,11 @@ HANDLERS: dict[str, Handler] = {
     "http-response set-header": _header_rule("http-response", "set-header"),
     "http-response add-header": _header_rule("http-response", "add-header"),
     "http-response del-header": _header_rule("http-response", "del-header"),
+    "http-request replace-header": _replace_field_rule("http-request", "replace-header"),
+    "http-request replace-value": _replace_field_rule("http-request", "replace-value"),
+    "http-response replace-header": _replace_field_rule("http-response", "replace-header"),
+    "http-response replace-value": _replace_field_rule("http-response", "replace-value"),
+    **{f"http-request {action}": _line_rule(action) for action in sorted(LINE_ACTIONS)},
     "redirect": _redirect,
     "errorfile": _errorfile,
     "http-error": _http_error,
@@ -2145,7 +2195,7 @@ def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:
     can differ."""
     edited: set[str] = set()
     for rule in proxy.http_request_rules:
-        if rule.action in ("set-header", "add-header", "del-header"):
+        if rule.action in ("set-header", "add-header", "del-header", "replace-header", "replace-value"):
             edited.add(rule.name.lower())
         elif rule.action in ("deny", "return", "redirect"):
             read = set()

@@ -145,9 +145,28 @@ def _rows() -> list[Keyword]:
           "Answer 401 with a Basic authentication challenge (realm: the proxy's name by default); with an http_auth acl, protects what follows."),
         K("http-request redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
           "A redirect evaluated in order among the http-request rules (literal targets; log-format values are not supported)."),
+        K("http-request replace-header", "flb", "<name> <match-regex> <replace-fmt> [if|unless <cond>]",
+          "Rewrite each field of that name the regex matches: its whole value becomes the replacement (\\1... the groups)."),
+        K("http-request replace-value", "flb", "<name> <match-regex> <replace-fmt> [if|unless <cond>]",
+          "As replace-header, for each comma-separated value of the fields."),
+        K("http-request set-method", "flb", "<fmt> [if|unless <cond>]", "Change the request's method."),
+        K("http-request set-path", "flb", "<fmt> [if|unless <cond>]", "Change the request's path (the query stays)."),
+        K("http-request set-pathq", "flb", "<fmt> [if|unless <cond>]", "Change the request's path and query."),
+        K("http-request set-query", "flb", "<fmt> [if|unless <cond>]", "Change the request's query (after '?')."),
+        K("http-request set-uri", "flb", "<fmt> [if|unless <cond>]", "Change the request's whole target."),
+        K("http-request replace-path", "flb", "<match-regex> <replace-fmt> [if|unless <cond>]",
+          "Rewrite the path when the regex matches it (the query stays)."),
+        K("http-request replace-pathq", "flb", "<match-regex> <replace-fmt> [if|unless <cond>]",
+          "Rewrite the path and query when the regex matches them."),
+        K("http-request replace-uri", "flb", "<match-regex> <replace-fmt> [if|unless <cond>]",
+          "Rewrite the whole target when the regex matches it."),
         K("http-response set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a response header."),
         K("http-response add-header", "flb", "<name> <fmt> [if|unless <cond>]", "Append a response header."),
         K("http-response del-header", "flb", "<name> [if|unless <cond>]", "Remove a response header."),
+        K("http-response replace-header", "flb", "<name> <match-regex> <replace-fmt> [if|unless <cond>]",
+          "Rewrite each field of that name the regex matches (e.g. a Location from http:// to https://)."),
+        K("http-response replace-value", "flb", "<name> <match-regex> <replace-fmt> [if|unless <cond>]",
+          "As replace-header, for each comma-separated value of the fields."),
         K("redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
           "Answer with an HTTP redirect."),
         K("errorfile", "dflb", "<code> <file>", "Send this file (a full HTTP response) instead of the built-in error page; read at load time."),
@@ -303,6 +322,7 @@ def _rows() -> list[Keyword]:
         ("stats http-request", "flb"), ("stats show-modules", "dflb"), ("stats bind-process", "g"),
     ):
         rows.append(K(name, sections, "...", "HAProxy keyword not implemented by haply.", U))
+    SUPPORTED_ACTIONS = {row.name for row in rows}
     for action in (
         "allow", "deny", "auth", "redirect", "tarpit", "return", "reject", "silent-drop",
         "set-path", "set-pathq", "set-query", "set-uri", "set-method", "set-var", "unset-var",
@@ -318,8 +338,8 @@ def _rows() -> list[Keyword]:
             name = f"{family} {action}"
             if action == "cache-use" and family == "http-response" or action == "cache-store" and family == "http-request":
                 continue
-            if name in ("http-request auth", "http-request deny", "http-request redirect", "http-request return"):
-                continue  # supported
+            if name in SUPPORTED_ACTIONS:
+                continue
             rows.append(K(name, "dflb", "...", "HAProxy action not implemented by haply.", U))
     # program sections (manual 3.9) and haply's supervision extensions
     rows += [

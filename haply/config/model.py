@@ -66,10 +66,13 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class HeaderRule:
-    """http-request / http-response header edit.
+    """http-request / http-response rule that edits the message.
 
-    action: "set-header" | "add-header" | "del-header" (more may follow:
-    "redirect", "deny", "use-service" ...); value is the raw log-format string.
+    action: "set-header" | "add-header" | "del-header" | "replace-header" |
+    "replace-value" (name: the field), or for requests "set-method" |
+    "set-path" | "set-pathq" | "set-query" | "set-uri" | "replace-path" |
+    "replace-pathq" | "replace-uri" (name: ""), or "use-service"; value is the
+    raw log-format string; pattern the match-regex of the replace-* actions.
     """
 
     action: str
@@ -77,6 +80,7 @@ class HeaderRule:
     value: str | None = None
     condition: Condition | None = None
     location: Location = NOWHERE
+    pattern: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

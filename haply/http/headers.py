@@ -12,8 +12,10 @@ does one pass over the header list and one b"".join. What it does, in order:
    "CHUNKED"), so no parser behind can read the body differently from us.
    HAProxy 2.6 forwards these fields as received (observed); haply follows
    the RFC's MUST. Connection options cannot remove Host.
-2. http-request (or http-response) del-header / set-header / add-header,
-   in configuration order; names case-insensitive; set = delete all, then add.
+2. http-request (or http-response) del-header / set-header / add-header /
+   replace-header / replace-value, in configuration order; names
+   case-insensitive; set = delete all, then add; the replace rules rewrite a
+   field where it stands (haply.http.rewrite).
    HAProxy runs frontend request rules then backend ones, and backend
    response rules then frontend ones; `for_route` keeps that order.
 3. `option forwardfor`: appends "X-Forwarded-For: <client ip>" (or the
@@ -43,6 +45,7 @@ from typing import Callable, Iterable, Sequence
 
 from haply.config.model import ForwardFor, HeaderRule, OriginalTo, Proxy
 from haply.http.errors import LocalProtocolError
+from haply.http.rewrite import FIELD_ACTIONS, compile_regex, replace_header, replace_values
 from haply.http.framing import (
     CHUNKED, LENGTH, TCHAR, UNTIL_CLOSE, Framing, connection_options,
 )
@@ -145,22 +148,35 @@ _FETCHES = {
     "ssl_fc": "ssl_fc",
 }
 _ALIASES = {"ci": "src", "cp": "src_port", "fi": "dst", "fp": "dst_port"}
+# What else a request rule may read of its request (the ctx is the Request).
+_REQUEST_FETCHES: dict[str, Callable[[object], bytes]] = {
+    "path": lambda request: request.path.encode("latin-1"),
+    "query": lambda request: request.query.encode("latin-1"),
+    "url": lambda request: request.url,
+    "method": lambda request: request.method_bytes,
+}
+_HEADER_FETCH = re.compile(r"(req\.)?(f?)hdr\(([!#$%&'*+.^_`|~0-9A-Za-z-]+)\)")
 SUPPORTED_VALUE_SEQUENCES = ("%%", *(f"%[{f}]" for f in _FETCHES), *(f"%{a}" for a in _ALIASES))
+REQUEST_VALUE_SEQUENCES = (*(f"%[{f}]" for f in _REQUEST_FETCHES), "%[hdr(<name>)]",
+                           "%[req.hdr(<name>)]", "%[req.fhdr(<name>)]")
 
 # Bytes a header value may hold (RFC 9110 §5.5): VCHAR, obs-text, SP, HTAB.
 _VALUE_OK = bytes([0x09, 0x20]) + bytes(range(0x21, 0x7F)) + bytes(range(0x80, 0x100))
 
 
-def compile_value(fmt: str) -> "bytes | Callable[[SampleContext], bytes]":
+def compile_value(fmt: str, request: bool = False) -> "bytes | Callable[[SampleContext], bytes]":
     """Compile a set-header/add-header log-format value, or raise ValueError.
 
     Supported: literal text, "%%" for a percent sign, the sample fetches
     %[src] %[src_port] %[dst] %[dst_port] %[ssl_fc] (prints 1 or 0), and the
-    log-format variables %ci %cp %fi %fp. Anything else starting with "%"
-    (other fetches, converters such as %[src,ipmask(24)], %{+Q} flags, a lone
-    "%") raises ValueError with a message the config layer prefixes with
-    file:line. A value without % sequences compiles to bytes; otherwise to a
-    callable taking the SampleContext.
+    log-format variables %ci %cp %fi %fp; in a request rule (`request`)
+    also %[path] %[query] %[url] %[method] and %[hdr(NAME)] (the last value,
+    commas separating values), %[req.hdr(NAME)], %[req.fhdr(NAME)] (the last
+    field whole). Anything else starting with "%" (other fetches, converters
+    such as %[src,ipmask(24)], %{+Q} flags, a lone "%") raises ValueError with
+    a message the config layer prefixes with file:line. A value without %
+    sequences compiles to bytes; otherwise to a callable taking the
+    SampleContext (the Request).
     """
     parts: list[bytes | Callable[[SampleContext], bytes]] = []
     literal: list[str] = []
@@ -180,10 +196,17 @@ def compile_value(fmt: str) -> "bytes | Callable[[SampleContext], bytes]":
             if end < 0:
                 raise ValueError(f"unterminated sample fetch in {fmt!r} (missing ']')")
             expr = fmt[i + 2:end].strip()
-            if expr not in _FETCHES:
-                raise ValueError(_unsupported(f"%[{expr}]", fmt))
-            attr = _FETCHES[expr]
             i = end + 1
+            fetch = _request_fetch(expr) if request else None
+            if fetch is not None:
+                if literal:
+                    parts.append(_literal("".join(literal), fmt))
+                    literal.clear()
+                parts.append(fetch)
+                continue
+            if expr not in _FETCHES:
+                raise ValueError(_unsupported(f"%[{expr}]", fmt, request))
+            attr = _FETCHES[expr]
         else:
             name = ""
             j = i + 1
@@ -192,7 +215,7 @@ def compile_value(fmt: str) -> "bytes | Callable[[SampleContext], bytes]":
                 j += 1
             if name not in _ALIASES:
                 raise ValueError(_unsupported(fmt[i:max(j, i + 2)] if j < size or name else "%",
-                                              fmt))
+                                              fmt, request))
             attr = _ALIASES[name]
             i = j
         if literal:
@@ -209,10 +232,28 @@ def compile_value(fmt: str) -> "bytes | Callable[[SampleContext], bytes]":
     return lambda ctx: b"".join([p if p.__class__ is bytes else p(ctx) for p in frozen])
 
 
-def _unsupported(sequence: str, fmt: str) -> str:
-    return (f"unsupported log-format sequence {sequence!r} in header value {fmt!r}; "
-            f"supported: {', '.join(SUPPORTED_VALUE_SEQUENCES)} (write %% for a "
-            f"literal percent sign)")
+def _request_fetch(expr: str) -> Callable[[object], bytes] | None:
+    fetch = _REQUEST_FETCHES.get(expr)
+    if fetch is not None:
+        return fetch
+    match = _HEADER_FETCH.fullmatch(expr)
+    if match is None:
+        return None
+    name = match.group(3).lower()
+    if match.group(2):  # fhdr: the last field, commas and all
+        return lambda request: _last(request.header(name)).encode("latin-1")
+    return lambda request: _last([value.strip() for field in request.header(name)
+                                  for value in field.split(",")]).encode("latin-1")
+
+
+def _last(values: list[str]) -> str:
+    return values[-1] if values else ""
+
+
+def _unsupported(sequence: str, fmt: str, request: bool = False) -> str:
+    supported = SUPPORTED_VALUE_SEQUENCES + (REQUEST_VALUE_SEQUENCES if request else ())
+    return (f"unsupported log-format sequence {sequence!r} in value {fmt!r}; "
+            f"supported: {', '.join(supported)} (write %% for a literal percent sign)")
 
 
 def _literal(text: str, fmt: str) -> bytes:
@@ -241,16 +282,18 @@ def compile_name(name: str) -> bytes:
 # ------------------------------------------------------------------- header rules
 
 SET, ADD, DEL = "set-header", "add-header", "del-header"
-_ACTIONS = (SET, ADD, DEL)
+REPLACE_HEADER, REPLACE_VALUE = "replace-header", "replace-value"
+_ACTIONS = (SET, ADD, DEL, REPLACE_HEADER, REPLACE_VALUE)
 Condition = Callable[[object], bool]
 
 
 class HeaderOp:
     """One compiled header rule."""
 
-    __slots__ = ("action", "name", "lname", "value", "condition")
+    __slots__ = ("action", "name", "lname", "value", "condition", "regex")
 
-    def __init__(self, action: str, name: bytes, value=None, condition: Condition | None = None):
+    def __init__(self, action: str, name: bytes, value=None, condition: Condition | None = None,
+                 regex: re.Pattern[bytes] | None = None):
         if action not in _ACTIONS:
             raise ValueError(f"unsupported header action {action!r}")
         self.action = action
@@ -258,16 +301,20 @@ class HeaderOp:
         self.lname = name.lower()
         self.value = value
         self.condition = condition
+        self.regex = regex  # replace-header, replace-value
 
     @property
     def static(self) -> bool:
-        return self.condition is None and not callable(self.value)
+        """Whether its effect is the same for every message (then computed once)."""
+        return self.condition is None and not callable(self.value) and self.regex is None
 
 
 def compile_header_rules(rules: Iterable[HeaderRule],
-                         compile_condition: Callable[[object], Condition] | None = None
-                         ) -> tuple[HeaderOp, ...]:
-    """HeaderRules (set/add/del-header) to HeaderOps; other actions are skipped.
+                         compile_condition: Callable[[object], Condition] | None = None,
+                         request: bool = False) -> tuple[HeaderOp, ...]:
+    """The rules that edit fields (set/add/del-header, replace-header/value)
+    as HeaderOps; other actions are skipped. `request`: the rules of requests,
+    whose values may read the request (compile_value).
 
     ValueError names the rule's location, for `haply -c`.
     """
@@ -277,9 +324,11 @@ def compile_header_rules(rules: Iterable[HeaderRule],
             continue  # deny, redirect ... belong to other layers
         try:
             name = compile_name(rule.name)
-            value = None
+            value = regex = None
+            if rule.action in FIELD_ACTIONS:
+                regex = compile_regex(rule.pattern)
             if rule.action != DEL:
-                value = compile_value(rule.value or "")
+                value = compile_value(rule.value or "", request)
             condition = None
             if rule.condition is not None:
                 if compile_condition is None:
@@ -287,8 +336,32 @@ def compile_header_rules(rules: Iterable[HeaderRule],
                 condition = compile_condition(rule.condition)
         except ValueError as exc:
             raise ValueError(f"{rule.location}: {rule.action}: {exc}") from None
-        ops.append(HeaderOp(rule.action, name, value, condition))
+        ops.append(HeaderOp(rule.action, name, value, condition, regex))
     return tuple(ops)
+
+
+def _apply_in_order(ops: Sequence[HeaderOp], headers: Headers, ctx) -> list[tuple[bytes, bytes]]:
+    """The fields once every rule has run, in order, on the message's own:
+    for writers with replace rules, which edit fields where they stand. A
+    replacement that would put a control character in a field is not made."""
+    fields = list(headers)
+    for op in ops:
+        if op.condition is not None and not op.condition(ctx):
+            continue
+        action = op.action
+        lname = op.lname
+        if action == SET or action == DEL:
+            fields = [field for field in fields if field[0].lower() != lname]
+        if action == SET or action == ADD:
+            fields.append((op.name, op.value if op.value.__class__ is bytes else op.value(ctx)))
+        elif action != DEL:
+            replace = replace_header if action == REPLACE_HEADER else replace_values
+            for index, (name, value) in enumerate(fields):
+                if name.lower() == lname:
+                    new = replace(value, op.regex, op.value, ctx)
+                    if new is not None and not new.translate(None, _VALUE_OK):
+                        fields[index] = (name, new)
+    return fields
 
 
 def _run_ops(ops: Sequence[HeaderOp], ctx) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
@@ -407,6 +480,10 @@ class _HeadWriter:
     def __init__(self, ops: Sequence[HeaderOp] = ()):
         self.ops = tuple(ops)
         self.static = all(op.static for op in self.ops)
+        # With a replace rule every rule runs on the message's own fields
+        # (_apply_in_order); without, they come down to names to drop and
+        # lines to append (_run_ops), computed once when static.
+        self.in_order = any(op.regex is not None for op in self.ops)
         # Precomputed when no rule depends on the request: the per-message work
         # is then a set lookup per field and appending one ready-made tail.
         deleted, added = _run_ops(self.ops, None) if self.static else (set(), [])
@@ -521,6 +598,9 @@ class _HeadWriter:
         drop, lengths = self._drop[framed, upgrade]
         if self.static:
             added = self._static_added
+        elif self.in_order:
+            headers = _apply_in_order(self.ops, headers, ctx)
+            added = ()
         else:
             deleted, added = _run_ops(self.ops, ctx)
             if deleted:
@@ -757,7 +837,7 @@ def for_route(frontend: Proxy, backend: Proxy,
                                       None if same else backend.forward_for)
     original_to = compile_original_to(frontend.original_to,
                                       None if same else backend.original_to)
-    return (RequestHeadWriter(compile_header_rules(request_rules, compile_condition),
+    return (RequestHeadWriter(compile_header_rules(request_rules, compile_condition, request=True),
                               forward_for, original_to),
             ResponseHeadWriter(compile_header_rules(response_rules, compile_condition)))
 

@@ -95,15 +95,23 @@ DEFAULT_PAGES = _build_pages()
 def with_challenge(page: bytes, realm: str) -> bytes:
     """A 401 page with the Basic authentication challenge for realm, the last
     field of its head (where HAProxy adds it). An empty errorfile stays empty."""
+    return _with_last_field(page, f'www-authenticate: Basic realm="{realm}"'.encode("latin-1"))
+
+
+def with_close(page: bytes) -> bytes:
+    """A framed answer of the configuration (`return`, `deny ... string`) for
+    a client whose connection ends after it: HAProxy says so in the answer."""
+    return _with_last_field(page, b"connection: close")
+
+
+def _with_last_field(page: bytes, field: bytes) -> bytes:
     if not page:
-        return page
+        return page  # an empty errorfile stays empty
     end = page.find(b"\r\n\r\n")
     if end < 0:
         end = page.find(b"\n\n")  # an errorfile written with bare LFs
-        field = f'\nwww-authenticate: Basic realm="{realm}"'
-    else:
-        field = f'\r\nwww-authenticate: Basic realm="{realm}"'
-    return page[:end] + field.encode("latin-1") + page[end:]
+        return page[:end] + b"\n" + field + page[end:]
+    return page[:end] + b"\r\n" + field + page[end:]
 
 
 def error_response(status: int, errorfiles: dict[int, bytes] | None = None,

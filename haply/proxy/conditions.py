@@ -84,6 +84,18 @@ def first_match(compiled, request):
     return None
 
 
+def first_answer(compiled, request):
+    """first_match over a proxy's answering rules, among which those that
+    rewrite the request line (haply.http.rewrite.LineRewrite) are applied as
+    they come, so that each rule sees the request as the ones above left it."""
+    for test, rule in compiled:
+        if test is None or test(request):
+            if rule.action != "rewrite":
+                return rule
+            rule.apply(request)
+    return None
+
+
 def _compile_term(acl: Acl, negated: bool) -> Predicate:
     test = compile_acl(acl)
     if negated:

@@ -28,7 +28,8 @@ from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
 from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
                                 SampleContext)
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
-from haply.proxy.conditions import first_match
+from haply.http.rewrite import split_target
+from haply.proxy.conditions import first_answer, first_match
 from haply.proxy import redirect
 from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
@@ -152,9 +153,8 @@ class Request:
 
     @property
     def path(self) -> str:
-        url = self.url
-        cut = url.find(b"?")
-        return (url if cut < 0 else url[:cut]).decode("latin-1")
+        """As HAProxy's `path`: without an absolute form's scheme and host."""
+        return split_target(self.url)[1].decode("latin-1")
 
     @property
     def query(self) -> str:
@@ -492,7 +492,7 @@ class HttpSession(asyncio.Protocol):
                                 keep_alive=request.keep_alive)
             return
         if router.answers is not None:
-            rule = first_match(router.answers, request)
+            rule = first_answer(router.answers, request)
             if rule is not None:
                 self._answer(request, rule, router.errorfiles, None)
                 return
@@ -514,7 +514,7 @@ class HttpSession(asyncio.Protocol):
             return
         if route.answers is not None:
             self.deadline.arm_idle(self.timeout_client, "client")
-            rule = first_match(route.answers, request)
+            rule = first_answer(route.answers, request)
             if rule is not None:
                 self._answer(request, rule, route.errorfiles, route)
                 return
@@ -1109,7 +1109,10 @@ class HttpSession(asyncio.Protocol):
             termination = "PR--"  # the proxy refused the request
         status = rule.status
         if rule.response is not None:
-            self._respond_local(status, rule.response, keep_alive=not rule.closes and request.keep_alive,
+            page = rule.response
+            if not request.keep_alive and not rule.closes:
+                page = responses.with_close(page)
+            self._respond_local(status, page, keep_alive=not rule.closes and request.keep_alive,
                                 termination=termination)
         else:
             close = responses.must_close(status, errorfiles) or not request.keep_alive

@@ -19,7 +19,9 @@ from haply.http import (connection_modes, for_route, route_errorfiles,
 from haply.http.compression import Policy, policy_for
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
-from haply.proxy.conditions import compile_condition, compile_rules
+from haply.http.headers import compile_value
+from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
+from haply.proxy.conditions import compile_condition
 from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
@@ -138,9 +140,17 @@ ANSWERING_ACTIONS = ("deny", "return", "redirect", "auth")
 
 def compile_answers(proxy: Proxy):
     """A proxy's http-request rules that answer the request themselves (`deny`,
-    `return`, `redirect`, `auth`), compiled in file order (None: it has none)."""
-    return compile_rules([rule for rule in proxy.http_request_rules
-                          if rule.action in ANSWERING_ACTIONS])
+    `return`, `redirect`, `auth`) and those that rewrite its line (`set-path`
+    ...), compiled in file order (None: it has none): see `first_answer`."""
+    compiled = []
+    for rule in proxy.http_request_rules:
+        if rule.action in ANSWERING_ACTIONS:
+            compiled.append((compile_condition(rule.condition), rule))
+        elif rule.action in LINE_ACTIONS:
+            regex = compile_regex(rule.pattern) if rule.pattern is not None else None
+            compiled.append((compile_condition(rule.condition),
+                             LineRewrite(rule.action, compile_value(rule.value, True), regex)))
+    return compiled or None
 
 
 def retry_policy(configured: frozenset[str] | None) -> frozenset[str]:

@@ -1725,3 +1725,65 @@ def test_option_redispatch_interval(tmp_path):
             option redispatch 1 2
         """) == ["7: option redispatch expects an integer interval, not 'often'",
                  "8: unexpected '2' after option redispatch: expected one interval"]
+
+
+def test_rewrite_rules_are_checked_where_written(tmp_path):
+    assert messages(tmp_path, DEFAULTS + r"""
+        backend b
+            http-request replace-header X-A (unclosed x
+            http-request replace-path /a
+            http-request set-path
+            http-request set-query %[path,lower]
+            http-response replace-value X-B a %[path]
+            http-request replace-uri ^/a(.*) /b\1 extra
+            http-request replace-value X-C a b if { path /x }
+            http-request set-uri /u%[hdr(host)] unless { src 10.0.0.0/8 }
+            server a 127.0.0.1:1
+        """) == [
+        "8: invalid regular expression '(unclosed': missing ), unterminated subpattern at position 0",
+        "9: 'http-request replace-path' expects a regular expression and a replacement, "
+        "then optionally if|unless CONDITION",
+        "10: 'http-request set-path' expects a value, then optionally if|unless CONDITION",
+        "11: unsupported log-format sequence '%[path,lower]' in value '%[path,lower]'; supported: "
+        "%%, %[src], %[src_port], %[dst], %[dst_port], %[ssl_fc], %ci, %cp, %fi, %fp, %[path], "
+        "%[query], %[url], %[method], %[hdr(<name>)], %[req.hdr(<name>)], %[req.fhdr(<name>)] "
+        "(write %% for a literal percent sign)",
+        "12: unsupported log-format sequence '%[path]' in value '%[path]'; supported: %%, %[src], "
+        "%[src_port], %[dst], %[dst_port], %[ssl_fc], %ci, %cp, %fi, %fp (write %% for a literal "
+        "percent sign)",
+        "13: 'http-request replace-uri' expects a regular expression and a replacement, "
+        "then optionally if|unless CONDITION",
+    ]
+
+
+def test_rewrite_rules_in_the_model(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + r"""
+        frontend f
+            bind :80
+            http-request set-method PUT if { path /put }
+            http-request set-path /v2%[path]
+            http-request set-pathq /q?x=1
+            http-request set-query a=%[query]
+            http-request set-uri /u
+            http-request replace-path ^/a(.*) /b\1
+            http-request replace-pathq ^/a(.*) /b\1
+            http-request replace-uri ^/a(.*) /b\1
+            http-request replace-header X-A ^(.*)$ <\1>
+            http-request replace-value X-B ^b$ B
+            http-response replace-header Location ^http://(.*)$ https://\1
+            http-response replace-value Vary ^Cookie$ Accept
+            default_backend b
+        backend b
+            server a 127.0.0.1:1
+        """)
+    f = loaded.config.proxy("f")
+    assert [(r.action, r.name, r.pattern, r.value) for r in f.http_request_rules] == [
+        ("set-method", "", None, "PUT"), ("set-path", "", None, "/v2%[path]"),
+        ("set-pathq", "", None, "/q?x=1"), ("set-query", "", None, "a=%[query]"),
+        ("set-uri", "", None, "/u"), ("replace-path", "", "^/a(.*)", r"/b\1"),
+        ("replace-pathq", "", "^/a(.*)", r"/b\1"), ("replace-uri", "", "^/a(.*)", r"/b\1"),
+        ("replace-header", "X-A", "^(.*)$", r"<\1>"), ("replace-value", "X-B", "^b$", "B")]
+    assert f.http_request_rules[0].condition is not None
+    assert [(r.action, r.name, r.pattern, r.value) for r in f.http_response_rules] == [
+        ("replace-header", "Location", "^http://(.*)$", r"https://\1"),
+        ("replace-value", "Vary", "^Cookie$", "Accept")]

@@ -1,0 +1,154 @@
+"""Rewriting requests and responses in place, against HAProxy 2.6:
+`replace-header` / `replace-value` on both sides, and the request-line
+actions (`set-method`, `set-path`, `set-pathq`, `set-query`, `set-uri`,
+`replace-path`, `replace-pathq`, `replace-uri`), for origin-form and
+absolute-form targets, with log-format values and back-references; and the
+order of the rules: a rewritten path is what `use_backend` and a later
+`deny` see.
+
+Compared: the request line and fields the server received (names
+lower-cased: HAProxy lower-cases them, haply keeps the client's spelling),
+and the status and fields of the answer the client received.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from tests.interop.test_proxy_oracle import PRELUDE
+from tests.support.haply_process import PROXIES
+from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
+
+VOLATILE = {"date", "server", "content-length"}
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def lines_of(head: bytes) -> list[bytes]:
+    """A head's first line, then its fields with lower-cased names."""
+    first, *fields = re.split(rb"\r?\n", head)
+    out = [first]
+    for field in fields:
+        name, _, value = field.partition(b":")
+        if name and name.lower() not in {v.encode() for v in VOLATILE}:
+            out.append(name.lower() + b":" + value)
+    return out
+
+
+def seen(received: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(the answer's status line and fields, the request the server got)."""
+    head, _, body = received.partition(b"\r\n\r\n")
+    status, *fields = lines_of(head)
+    answer = [status, *sorted(fields)]  # haply's error pages order theirs otherwise
+    if not body.startswith((b"a\n", b"api\n")):
+        return answer, []
+    _, _, echoed = body.partition(b"\n")  # the echo server's name, then the request head
+    return answer, lines_of(echoed.strip())
+
+
+def run_both(sections: str, request: bytes) -> dict[str, tuple]:
+    results = {}
+    for name, binary in PROXIES.items():
+        port = free_port()
+        with echo_backends(["a", "api"]) as (a, api):
+            config = PRELUDE + sections.format(port=port, a=a.address, api=api.address)
+            with run_haproxy(config, binary):
+                results[name] = seen(exchange(port, request))
+    return results
+
+
+FIELD_RULES = r"""
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    http-request replace-header X-A b Z
+    http-request replace-value X-C ^b$ B
+    http-request replace-header X-D ^$ empty
+    http-request replace-value X-E (.*) <\1>-%[src]
+    http-request set-header X-B "a b"
+    http-request replace-header X-B ^(a)\ (b)$ \2\\\1
+    http-request replace-header Host ^(.*)$ \1.example if {{ path_beg /h }}
+    http-request replace-header X-Nothing .* never
+    http-response replace-header X-Backend (.) <\1>
+    http-response replace-value Content-Type ^text/(.*) application/\1
+    server a {a}
+"""
+
+
+@pytest.mark.parametrize("path", ["/", "/h"])
+def test_field_rewrites_as_haproxy(path):
+    request = (f"GET {path} HTTP/1.1\r\nHost: h\r\nX-A: abc\r\nX-A: one, two\r\nX-C: a ,b , c\r\n"
+               "X-D:\r\nX-E: \"a,b\", c\r\nConnection: close\r\n\r\n").encode()
+    results = run_both(FIELD_RULES, request)
+    assert results["haply"] == results["haproxy"]
+    answer, server_saw = results["haply"]
+    assert b"x-backend: <a>" in answer and b"content-type: application/plain" in answer
+    assert b"x-a: Z" in server_saw and b"x-c: a ,B, c" in server_saw
+
+
+LINE_RULES = [
+    "set-path /new%[path]",
+    "set-pathq /q?z=2",
+    "set-query y=%[query]",
+    "set-uri /u?v",
+    r"replace-path /a/(.*) /x/\1",
+    r"replace-pathq /a/(.*) /x/\1",
+    r"replace-uri ^/a(.*) /zz\1",
+    r"replace-path ^/nomatch(.*) /x\1",
+    "set-method PUT",
+    "set-path %[hdr(x-p)]%[path]",
+    "set-query m=%[method]&u=%[url]",
+]
+
+
+@pytest.mark.parametrize("target", ["/a/b?x=1", "http://h/a/b?x=1"])
+@pytest.mark.parametrize("rule", LINE_RULES)
+def test_request_line_rewrites_as_haproxy(rule, target):
+    sections = f"""
+frontend fe
+    bind 127.0.0.1:{{port}}
+    default_backend be
+backend be
+    http-request {rule}
+    server a {{a}}
+"""
+    request = f"GET {target} HTTP/1.1\r\nHost: h\r\nX-P: /p1, /p2\r\nConnection: close\r\n\r\n".encode()
+    results = run_both(sections, request)
+    assert results["haply"] == results["haproxy"]
+
+
+ORDER_RULES = r"""
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request deny if {{ path_beg /api/secret }}
+    http-request replace-path ^/v1(/.*) /api\1
+    http-request deny deny_status 429 if {{ path /api/limited }}
+    use_backend api if {{ path_beg /api }}
+    default_backend be
+backend api
+    http-request set-path /inner%[path] if {{ path_beg /api/in }}
+    http-request return status 200 content-type text/plain string inner if {{ path_beg /inner }}
+    server api {api}
+backend be
+    server a {a}
+"""
+
+
+@pytest.mark.parametrize("path", ["/v1/secret", "/v1/limited", "/v1/x", "/v1/in", "/other"])
+def test_rewritten_request_is_what_later_rules_see(path):
+    request = f"GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode()
+    results = run_both(ORDER_RULES, request)
+    assert results["haply"] == results["haproxy"]
