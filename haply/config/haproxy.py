@@ -36,7 +36,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StickRule, StickTableSpec, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -174,6 +174,7 @@ class ProxyState:
     cookie: CookiePersistence | None = None
     stick_table: StickTableSpec | None = None
     stick_rules: list[StickRule] = field(default_factory=list)
+    use_server_rules: list[UseServerRule] = field(default_factory=list)
     captures: list[Capture] = field(default_factory=list)
     http_reuse: str | None = None
     tcp_request_rules: list[TcpRequestRule] = field(default_factory=list)
@@ -219,6 +220,7 @@ class ProxyState:
             mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
             stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
+            use_server_rules=tuple(self.use_server_rules),
             captures=tuple(self.captures), http_reuse=self.http_reuse,
             tcp_request_rules=tuple(self.tcp_request_rules), inspect_delay=self.inspect_delay,
             compression=self.compression,
@@ -1285,6 +1287,16 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
     state.stick_table = StickTableSpec(state.name, kind, size, length or 32, expire, nopurge, line.location)
 
 
+def _use_server(parser, state: ProxyState, args, line, negated) -> None:
+    before, condition = _condition(state, args)
+    if condition is None:
+        raise ParseError("'use-server' expects a server name followed by if|unless CONDITION")
+    name = _one("use-server", before, "a server name followed by if|unless CONDITION")
+    if "%[" in name:
+        raise ParseError("dynamic server names (log-format) are not supported by haply")
+    state.use_server_rules.append(UseServerRule(name, condition, line.location))
+
+
 def _stick(parser, state: ProxyState, args, line, negated) -> None:
     before, condition = _condition(state, args)
     words = _texts(before)
@@ -1986,6 +1998,7 @@ HANDLERS: dict[str, Handler] = {
     "compression offload": _compression("offload"),
     "tcp-request": _tcp_request,
     "stick": _stick,
+    "use-server": _use_server,
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,
     "log-format": _log_format,
@@ -2116,6 +2129,10 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             continue
         if proxy.kind == "backend":
             _check_timeouts(proxy, diagnostics)
+        names = {server.name for server in proxy.servers}
+        for rule in proxy.use_server_rules:
+            if rule.server not in names:
+                diagnostics.error(rule.location, f"use-server: no server '{rule.server}' in '{proxy.name}'")
         if proxy.stick_rules and proxy.stick_table is None:
             diagnostics.error(proxy.stick_rules[0].location, f"stick rules in '{proxy.name}' need a "
                               "'stick-table' in the same section")

@@ -178,6 +178,9 @@ def _rows() -> list[Keyword]:
           "Cookie-based persistence: a client's requests go to the server named by its cookie (`server ... cookie <value>`). maxidle, maxlife and dynamic are not supported."),
         K("stick-table", "flb", "type ip|ipv6|integer|string [len <n>] size <n> [expire <time>] [nopurge]",
           "The proxy's stickiness table (peers, store, srvkey and type binary are not supported; each worker process keeps its own)."),
+        K("use-server", "lb", "<server> if|unless <cond>",
+          "Send a request the condition holds for to this server, ahead of cookies and stick tables, "
+          "while it is usable (the first such rule wins)."),
         K("stick", "lb", "on|match|store-request <pattern> [table <own name>] [if|unless <cond>]",
           "Stick a client to a server by src, dst, src_port, dst_port, req.hdr(<name>) or req.cook(<name>)."),
         K("capture", "fl", "request header <name> len <n> | response header <name> len <n> | cookie <name> len <n>",
@@ -313,7 +316,7 @@ def _rows() -> list[Keyword]:
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"), ("monitor", "fl"),
         ("persist", "dlb"), ("rate-limit", "dfl"), ("source", "dlb"), ("unique-id-format", "dfl"),
-        ("unique-id-header", "dfl"), ("use-server", "lb"), ("use-fcgi-app", "lb"),
+        ("unique-id-header", "dfl"), ("use-fcgi-app", "lb"),
         ("email-alert", "dflb"), ("external-check", "dlb"), ("transparent", "dlb"), ("bind-process", "dflb"),
         ("http-check connect", "dlb"), ("http-check disable-on-404", "dlb"), ("http-check send-state", "dlb"),
         ("http-check comment", "dlb"), ("http-check set-var", "dlb"), ("http-check unset-var", "dlb"),

@@ -389,6 +389,16 @@ class StickTableSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class UseServerRule:
+    """`use-server NAME if|unless COND`: the server for a request the
+    condition holds for, ahead of cookies and stick tables."""
+
+    server: str
+    condition: Condition
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class StickRule:
     """`stick on | match | store-request PATTERN [if|unless COND]`."""
 
@@ -489,6 +499,7 @@ class Proxy:
     cookie: CookiePersistence | None = None
     stick_table: StickTableSpec | None = None
     stick_rules: tuple[StickRule, ...] = ()
+    use_server_rules: tuple[UseServerRule, ...] = ()
     captures: tuple[Capture, ...] = ()
     http_reuse: str | None = None  # never | safe | aggressive | always; None: haply's default
     tcp_request_rules: tuple[TcpRequestRule, ...] = ()

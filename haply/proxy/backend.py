@@ -21,6 +21,7 @@ from haply.balance.hashing import HashBalancer
 from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
+from haply.proxy.conditions import compile_condition
 from haply.proxy.stick import Stickiness
 from haply.runtime.registry import Registry, ServerState
 
@@ -106,6 +107,12 @@ class BackendRuntime:
         if proxy.stick_table is not None and proxy.stick_rules:
             self.stick = Stickiness(proxy.stick_table, proxy.stick_rules, self.servers)
         self.no_server = 0
+        # `use-server` rules: (predicate, server) in file order, or None.
+        self.use_server: list | None = None
+        if proxy.use_server_rules:
+            by_name = {server.name: server for server in self.servers}
+            self.use_server = [(compile_condition(rule.condition), by_name[rule.server])
+                               for rule in proxy.use_server_rules]
         self.bytes_in = 0
         self.bytes_out = 0
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
@@ -121,6 +128,15 @@ class BackendRuntime:
         if server is not None:
             self._take(server)
         return server
+
+    def forced_server(self, key) -> ServerState | None:
+        """The server of the first `use-server` rule whose condition holds for
+        key and whose server may take it (not DOWN, not in maintenance: such a
+        rule is passed over, as in HAProxy), else None."""
+        for test, server in self.use_server:
+            if test(key) and server.takes_persistent:
+                return server
+        return None
 
     def try_acquire_server(self, server: ServerState) -> ServerState | None:
         """A slot on this very server (cookie persistence), if it has one free."""

@@ -588,7 +588,14 @@ class HttpSession(asyncio.Protocol):
                 self._respond_local(505)
                 return
         request.head_bytes = head
-        persistent = request.cookie_server  # the cookie goes first, then stick rules
+        persistent = None
+        if backend.use_server is not None:  # use-server first, then the cookie, then stick rules
+            persistent = backend.forced_server(request)
+            if persistent is not None:
+                # as chosen by its cookie: no cookie is inserted (HAProxy)
+                request.cookie_server = persistent
+        if persistent is None:
+            persistent = request.cookie_server
         if persistent is None and backend.stick is not None:
             persistent = backend.stick.match(request, self.loop.time())
         if persistent is None and self.private is not None and route.prefer_last_server:

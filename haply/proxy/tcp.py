@@ -112,10 +112,12 @@ class TcpClientProtocol(asyncio.Protocol):
         stick = backend.stick
         try:
             server = persistent = None
-            if stick is not None:
+            if backend.use_server is not None:
+                persistent = backend.forced_server(key)
+            if persistent is None and stick is not None:
                 persistent = stick.match(key, start)
-                if persistent is not None:
-                    server = await backend.acquire_server(persistent, key)
+            if persistent is not None:
+                server = await backend.acquire_server(persistent, key)
             if server is None:
                 server = await backend.acquire(key)
             now = loop.time()

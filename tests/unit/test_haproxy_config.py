@@ -1787,3 +1787,22 @@ def test_rewrite_rules_in_the_model(tmp_path):
     assert [(r.action, r.name, r.pattern, r.value) for r in f.http_response_rules] == [
         ("replace-header", "Location", "^http://(.*)$", r"https://\1"),
         ("replace-value", "Vary", "^Cookie$", "Accept")]
+
+
+def test_use_server(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend b
+            use-server db2 if { src 10.0.0.0/8 }
+            use-server db1 unless { path_beg /api }
+            server db1 127.0.0.1:3306
+            server db2 127.0.0.1:3307
+        """)
+    rules = loaded.config.proxy("b").use_server_rules
+    assert [(rule.server, rule.location.line) for rule in rules] == [("db2", 7), ("db1", 8)]
+    assert messages(tmp_path, DEFAULTS + """\
+        backend b
+            use-server db1
+            use-server nope if TRUE
+            server db1 127.0.0.1:3306
+        """) == ["7: 'use-server' expects a server name followed by if|unless CONDITION",
+                 "8: use-server: no server 'nope' in 'b'"]
