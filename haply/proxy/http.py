@@ -1052,25 +1052,32 @@ class HttpSession(asyncio.Protocol):
     # =========================================================== local answers
 
     def _respond_local(self, status: int, body: bytes | None = None,
-                       keep_alive: bool = False, termination: str | None = None) -> None:
+                       keep_alive: bool | None = None, termination: str | None = None) -> None:
         """Answer the request at the head of the queue from haply itself.
 
-        Error answers close the connection (as HAProxy's do); keep_alive keeps it
-        for an answer that is not an error, when the request had no body.
+        Without body, the proxy's page for status (an errorfile, else the
+        default page); the connection then stays open, as HAProxy keeps it
+        after a 502, 503 or 504, when the client keeps it and its request was
+        read whole, and the page is framed (never after 400 or 408). With a
+        body, keep_alive says whether the connection stays open (not by
+        default), when the request had no body or was read whole.
         termination: the log's termination state, when the status does not
         tell it (haply.logs.hooks.LOCAL_TERMINATION)."""
+        request = self.requests[0] if self.requests else None
         if body is None:
-            request = self.requests[0] if self.requests else None
             route = request.route if request is not None else None
-            body = responses.error_response(
-                status, route.errorfiles if route is not None else self.router.errorfiles)
+            errorfiles = route.errorfiles if route is not None else self.router.errorfiles
+            if keep_alive is None:
+                keep_alive = (request is not None and request.keep_alive and request.complete
+                              and not responses.must_close(status, errorfiles))
+            body = responses.error_response(status, errorfiles, close=not keep_alive)
         self.frontend.http_responses[status // 100] += 1
         self.transport.write(body)
         self.frontend.bytes_out += len(body)
-        request = self.requests[0] if self.requests else None
         if request is not None:
             self._answered_locally(request, status, termination)
-        if keep_alive and request is not None and request.framing.kind == framing.NONE:
+        if keep_alive and request is not None and (
+                request.complete or request.framing.kind == framing.NONE):
             self.requests.popleft()
             self._next_request()
             return
