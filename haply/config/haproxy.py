@@ -1166,6 +1166,27 @@ def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
     state.errorfiles[code] = read_errorfile(texts[1], _head_budget(parser))
 
 
+def _errorloc(keyword: str, redirect_code: int):
+    """`errorloc|errorloc302|errorloc303 <code> <url>`: the error is answered
+    with a redirect (no body, the connection kept), as HAProxy writes it."""
+    reason = "Found" if redirect_code == 302 else "See Other"
+
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        texts = _texts(args)
+        if len(texts) != 2 or not texts[1]:
+            raise ParseError(f"'{keyword}' expects a status code and a URL")
+        code = parse_int(texts[0], f"{keyword} status code")
+        if code not in ERRORFILE_CODES:
+            raise ParseError(f"{keyword} status {code} cannot be customised: expected one of "
+                             f"{', '.join(map(str, sorted(ERRORFILE_CODES)))}")
+        url = texts[1].encode("latin-1", "replace")
+        if re.search(rb"[\x00-\x20\x7f]", url):
+            raise ParseError(f"{keyword}: the URL '{texts[1]}' contains a space or a control character")
+        state.errorfiles[code] = (b"HTTP/1.1 %d %s\r\ncache-control: no-cache\r\ncontent-length: 0\r\n"
+                                  b"location: %s\r\n\r\n" % (redirect_code, reason.encode(), url))
+    return handler
+
+
 def read_errorfile(path: str, limit: int = MAX_BYTES) -> bytes:
     """The bytes of an errorfile, checked to be a plausible HTTP response."""
     try:
@@ -1987,6 +2008,9 @@ HANDLERS: dict[str, Handler] = {
     **{f"http-request {action}": _line_rule(action) for action in sorted(LINE_ACTIONS)},
     "redirect": _redirect,
     "errorfile": _errorfile,
+    "errorloc": _errorloc("errorloc", 302),
+    "errorloc302": _errorloc("errorloc302", 302),
+    "errorloc303": _errorloc("errorloc303", 303),
     "http-error": _http_error,
     "monitor-uri": _monitor_uri,
     "cookie": _cookie,

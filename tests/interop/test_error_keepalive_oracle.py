@@ -77,3 +77,42 @@ backend good
                 seen[name] = exchange(port, request + NEXT)
     assert seen["haply"] == seen["haproxy"]
     assert seen["haply"][1:] == [b"http/1.1 200 ok", b"good get /good", b"<open>"]
+
+
+def test_errorloc_redirects_as_haproxy():
+    """errorloc, errorloc302 and errorloc303 answer an error with a redirect
+    that keeps the connection, byte for byte as HAProxy writes it."""
+    seen = {}
+    for name, binary in PROXIES.items():
+        with scripted_backend(keepalive_echo, "good") as good:
+            port = free_port()
+            config = haproxy_config("") + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    errorloc 503 http://example.com/down
+    errorloc303 403 /forbidden
+    errorloc302 404 /nf
+    http-request deny if {{ path /d }}
+    http-request deny deny_status 404 if {{ path /n }}
+    use_backend good if {{ path /good }}
+    default_backend be
+backend be
+    retries 0
+    server gone 127.0.0.1:{free_port()}
+backend good
+    server good {good.address}
+"""
+            with run_haproxy(config, binary):
+                answers = []
+                for path in ("/", "/d", "/n"):
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode() + NEXT
+                                     + b"GET /good HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                        received = b""
+                        while chunk := sock.recv(65536):
+                            received += chunk
+                    answers.append(received.split(b"HTTP/1.1 200", 1)[0])
+                seen[name] = answers
+    assert seen["haply"] == seen["haproxy"]
+    assert seen["haply"][1] == (b"HTTP/1.1 303 See Other\r\ncache-control: no-cache\r\n"
+                                b"content-length: 0\r\nlocation: /forbidden\r\n\r\n")

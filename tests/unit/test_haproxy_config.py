@@ -1806,3 +1806,28 @@ def test_use_server(tmp_path):
             server db1 127.0.0.1:3306
         """) == ["7: 'use-server' expects a server name followed by if|unless CONDITION",
                  "8: use-server: no server 'nope' in 'b'"]
+
+
+def test_errorloc_pages(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            errorloc 503 https://status.example.org/
+            errorloc302 502 /busy
+            errorloc303 403 /login
+            default_backend b
+        backend b
+            server a 127.0.0.1:1
+        """)
+    pages = dict(loaded.config.proxy("f").errorfiles)
+    assert pages[503] == (b"HTTP/1.1 302 Found\r\ncache-control: no-cache\r\ncontent-length: 0\r\n"
+                          b"location: https://status.example.org/\r\n\r\n")
+    assert pages[502].startswith(b"HTTP/1.1 302 Found\r\n") and b"location: /busy\r\n" in pages[502]
+    assert pages[403].startswith(b"HTTP/1.1 303 See Other\r\n")
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend f
+            errorloc 418 /teapot
+            errorloc303 503
+        """) == ["7: errorloc status 418 cannot be customised: expected one of "
+                 "200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
+                 "8: 'errorloc303' expects a status code and a URL"]
