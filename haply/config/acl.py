@@ -65,6 +65,12 @@ FETCHES: dict[str, Fetch] = {
     "always_false": Fetch("none", "none", "never matches"),
 }
 
+# Fetches that read the request's target, fields or credentials. HAProxy
+# cannot evaluate them in an http-response rule (the request has gone out)
+# and warns that such an acl never matches there; haply does the same.
+REQUEST_ONLY_FETCHES = frozenset(
+    name for name in FETCHES if name.startswith(("path", "url", "hdr", "http_auth")))
+
 # `-m METHOD` folded into the fetch name, for the fetch families that have
 # suffixed spellings (manual 7.1.3).
 MATCH_SUFFIXES = {"str": "", "beg": "_beg", "end": "_end", "sub": "_sub", "reg": "_reg", "dom": "_dom", "dir": "_dir"}

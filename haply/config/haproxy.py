@@ -2096,6 +2096,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
     userlists = {userlist.name: userlist for userlist in config.userlists}
     for proxy in config.proxies:
         _check_userlist_references(proxy, userlists, diagnostics)
+        _check_response_conditions(proxy, diagnostics)
     frontends: dict[str, Proxy] = {}
     backends: dict[str, Proxy] = {}
     for proxy in config.proxies:
@@ -2227,6 +2228,23 @@ def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | No
     if workers and workers > 1:
         diagnostics.warning(table.location, f"the stick-table of '{proxy.name}' is kept by each of the {workers} "
                             "worker processes apart: a client can stick to different servers through different workers")
+
+
+def _check_response_conditions(proxy: Proxy, diagnostics: Diagnostics) -> None:
+    """An acl on the request's target, fields or credentials in an
+    http-response rule never matches (HAProxy warns the same way)."""
+    for rule in proxy.http_response_rules:
+        if rule.condition is None:
+            continue
+        for group in rule.condition.any_of:
+            for term in group:
+                acl = term.acl
+                if acl.fetch in acls.REQUEST_ONLY_FETCHES:
+                    what = f"acl '{acl.name}'" if acl.name else "anonymous acl"
+                    diagnostics.warning(
+                        rule.location,
+                        f"{what} will never match in an http-response rule: '{acl.fetch}' reads the "
+                        "request, which is no longer at hand (as in HAProxy)")
 
 
 def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:

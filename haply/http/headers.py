@@ -820,9 +820,12 @@ class ResponseHeadWriter(_HeadWriter):
 
 
 def for_route(frontend: Proxy, backend: Proxy,
-              compile_condition: Callable[[object], Condition] | None = None
+              compile_condition: Callable[[object], Condition] | None = None,
+              compile_response_condition: Callable[[object], Condition] | None = None
               ) -> tuple[RequestHeadWriter, ResponseHeadWriter]:
     """The two writers of a frontend/backend pair (the same proxy for a listen).
+    The response rules' conditions are compiled by compile_response_condition
+    when given (an http-response rule cannot read everything a request rule can).
 
     Request rules: frontend's then backend's; response rules: backend's then
     frontend's (HAProxy's evaluation order). Raises ValueError for rules the
@@ -839,7 +842,8 @@ def for_route(frontend: Proxy, backend: Proxy,
                                       None if same else backend.original_to)
     return (RequestHeadWriter(compile_header_rules(request_rules, compile_condition, request=True),
                               forward_for, original_to),
-            ResponseHeadWriter(compile_header_rules(response_rules, compile_condition)))
+            ResponseHeadWriter(compile_header_rules(response_rules,
+                                                    compile_response_condition or compile_condition)))
 
 
 __all__ = [

@@ -13,6 +13,7 @@ import ipaddress
 import re
 from typing import Callable, Protocol
 
+from haply.config.acl import REQUEST_ONLY_FETCHES
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
 
@@ -48,10 +49,14 @@ def use_userlists(userlists) -> None:
         _accounts[userlist.name] = Accounts(userlist)
 
 
-def compile_condition(condition: Condition | None) -> Predicate | None:
+def compile_condition(condition: Condition | None, response: bool = False) -> Predicate | None:
+    """A predicate over a request (RequestView). `response`: the condition
+    of an http-response rule, where an acl on the request's target, fields or
+    credentials never matches, as in HAProxy (REQUEST_ONLY_FETCHES)."""
     if condition is None:
         return None
-    groups = [[_compile_term(t.acl, t.negated) for t in group] for group in condition.any_of]
+    groups = [[_compile_term(t.acl, t.negated, response) for t in group]
+              for group in condition.any_of]
 
     def matches(request: RequestView) -> bool:
         for group in groups:
@@ -96,8 +101,16 @@ def first_answer(compiled, request):
     return None
 
 
-def _compile_term(acl: Acl, negated: bool) -> Predicate:
-    test = compile_acl(acl)
+def compile_response_condition(condition: Condition | None) -> Predicate | None:
+    return compile_condition(condition, response=True)
+
+
+def _never(request) -> bool:
+    return False
+
+
+def _compile_term(acl: Acl, negated: bool, response: bool = False) -> Predicate:
+    test = _never if response and acl.fetch in REQUEST_ONLY_FETCHES else compile_acl(acl)
     if negated:
         return lambda request: not test(request)
     return test

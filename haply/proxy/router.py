@@ -21,7 +21,7 @@ from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
 from haply.http.headers import compile_value
 from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
-from haply.proxy.conditions import compile_condition
+from haply.proxy.conditions import compile_condition, compile_response_condition
 from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
@@ -99,7 +99,8 @@ class Router:
 
     def _compile(self, backend) -> Route:
         frontend, bproxy = self.proxy, backend.proxy
-        request_writer, response_writer = for_route(frontend, bproxy, compile_condition)
+        request_writer, response_writer = for_route(frontend, bproxy, compile_condition,
+                                                    compile_response_condition)
         client_mode, server_mode = connection_modes(frontend.http_connection_mode,
                                                     bproxy.http_connection_mode)
         retry_on = retry_policy(bproxy.retry_on)

@@ -152,3 +152,28 @@ def test_rewritten_request_is_what_later_rules_see(path):
     request = f"GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode()
     results = run_both(ORDER_RULES, request)
     assert results["haply"] == results["haproxy"]
+
+
+RESPONSE_CONDITIONS = """
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    http-response set-header X-Path yes if {{ path /a }}
+    http-response set-header X-Src yes if {{ src 127.0.0.1 }}
+    http-response set-header X-Host yes if {{ hdr(host) h }}
+    http-response set-header X-Not-Host yes unless {{ hdr(host) h }}
+    http-response set-header X-Method yes if {{ method GET }}
+    http-response set-header X-Port yes if {{ dst_port {port} }}
+    server a {a}
+"""
+
+
+def test_response_rule_conditions_read_what_haproxy_reads():
+    """In an http-response rule an acl on the request's target or fields never
+    matches (HAProxy warns so); the method and the addresses still do."""
+    results = run_both(RESPONSE_CONDITIONS, b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert results["haply"] == results["haproxy"]
+    answer, _ = results["haply"]
+    assert [field for field in answer if field.startswith(b"x-") and field != b"x-backend: a"] == [
+        b"x-method: yes", b"x-not-host: yes", b"x-port: yes", b"x-src: yes"]

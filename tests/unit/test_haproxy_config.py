@@ -1831,3 +1831,19 @@ def test_errorloc_pages(tmp_path):
         """) == ["7: errorloc status 418 cannot be customised: expected one of "
                  "200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
                  "8: 'errorloc303' expects a status code and a URL"]
+
+
+def test_request_acls_in_response_rules_are_said_to_never_match(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend b
+            acl api path_beg /api
+            http-response set-header X-A 1 if api
+            http-response set-header X-B 1 if { method GET } { hdr(host) h }
+            http-response set-header X-C 1 if { src 10.0.0.0/8 }
+            server a 127.0.0.1:1
+        """)
+    assert warnings(loaded) == [
+        "8: acl 'api' will never match in an http-response rule: 'path_beg' reads the request, "
+        "which is no longer at hand (as in HAProxy)",
+        "9: anonymous acl will never match in an http-response rule: 'hdr' reads the request, "
+        "which is no longer at hand (as in HAProxy)"]
