@@ -36,7 +36,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -1015,6 +1015,22 @@ def _check_rewrite(pattern: str | None, value: str, request: bool) -> None:
         compile_value(value, request)
     except ValueError as exc:
         raise ParseError(str(exc)) from None
+
+
+def _set_status(parser, state: ProxyState, args, line, negated) -> None:
+    """`http-response set-status <status> [reason <text>]`."""
+    before, condition = _condition(state, args)
+    texts = _texts(before)
+    if len(texts) not in (1, 3) or (len(texts) == 3 and texts[1] != "reason"):
+        raise ParseError("'http-response set-status' expects a status, optionally 'reason TEXT', "
+                         "then optionally if|unless CONDITION")
+    status = parse_int(texts[0], "http-response set-status status")
+    if not 200 <= status <= 599:
+        raise ParseError(f"http-response set-status {status}: haply sets a final status, 200 to 599")
+    reason = texts[2] if len(texts) == 3 else None
+    if reason is not None and re.search(r"[\x00-\x1f\x7f]", reason):
+        raise ParseError("http-response set-status: the reason contains a control character")
+    state.http_response_rules.append(StatusRule(status, reason, condition, line.location))
 
 
 def _use_service(parser, state: ProxyState, args, line, negated) -> None:
@@ -2004,6 +2020,7 @@ HANDLERS: dict[str, Handler] = {
     "http-request replace-header": _replace_field_rule("http-request", "replace-header"),
     "http-request replace-value": _replace_field_rule("http-request", "replace-value"),
     "http-response replace-header": _replace_field_rule("http-response", "replace-header"),
+    "http-response set-status": _set_status,
     "http-response replace-value": _replace_field_rule("http-response", "replace-value"),
     **{f"http-request {action}": _line_rule(action) for action in sorted(LINE_ACTIONS)},
     "redirect": _redirect,

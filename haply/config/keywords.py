@@ -165,6 +165,8 @@ def _rows() -> list[Keyword]:
         K("http-response del-header", "flb", "<name> [if|unless <cond>]", "Remove a response header."),
         K("http-response replace-header", "flb", "<name> <match-regex> <replace-fmt> [if|unless <cond>]",
           "Rewrite each field of that name the regex matches (e.g. a Location from http:// to https://)."),
+        K("http-response set-status", "flb", "<status> [reason <text>] [if|unless <cond>]",
+          "Send the client this status (200 to 599) instead of the server's; the log shows it."),
         K("http-response replace-value", "flb", "<name> <match-regex> <replace-fmt> [if|unless <cond>]",
           "As replace-header, for each comma-separated value of the fields."),
         K("redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",

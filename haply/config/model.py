@@ -117,6 +117,18 @@ class ReturnRule:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusRule:
+    """http-response set-status: the status (and reason phrase) the client
+    sees instead of the server's."""
+
+    status: int
+    reason: str | None = None  # None: HAProxy's phrase for the status
+    condition: Condition | None = None
+    location: Location = NOWHERE
+    action: ClassVar[str] = "set-status"
+
+
+@dataclass(frozen=True, slots=True)
 class AuthRule:
     """http-request auth: answer the proxy's 401 page (its errorfile, else
     HAProxy's) with a Basic challenge for `realm`."""

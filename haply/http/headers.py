@@ -819,6 +819,17 @@ class ResponseHeadWriter(_HeadWriter):
         return b"".join(out)
 
 
+def _same(frontend: Proxy, backend: Proxy) -> bool:
+    return frontend is backend or frontend.name == backend.name and frontend.kind == backend.kind
+
+
+def response_rules_of(frontend: Proxy, backend: Proxy) -> tuple:
+    """The http-response rules of a pair, in HAProxy's order: the backend's,
+    then the frontend's (once for a listen section)."""
+    return (() if _same(frontend, backend) else backend.http_response_rules) + \
+        frontend.http_response_rules
+
+
 def for_route(frontend: Proxy, backend: Proxy,
               compile_condition: Callable[[object], Condition] | None = None,
               compile_response_condition: Callable[[object], Condition] | None = None
@@ -831,11 +842,9 @@ def for_route(frontend: Proxy, backend: Proxy,
     frontend's (HAProxy's evaluation order). Raises ValueError for rules the
     config layer should have refused.
     """
-    same = frontend is backend or frontend.name == backend.name and \
-        frontend.kind == backend.kind
+    same = _same(frontend, backend)
     request_rules = frontend.http_request_rules + (() if same else backend.http_request_rules)
-    response_rules = (() if same else backend.http_response_rules) + \
-        frontend.http_response_rules
+    response_rules = response_rules_of(frontend, backend)
     forward_for = compile_forward_for(frontend.forward_for,
                                       None if same else backend.forward_for)
     original_to = compile_original_to(frontend.original_to,

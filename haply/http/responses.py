@@ -92,6 +92,34 @@ def _build_pages() -> dict[tuple[int, bool], bytes]:
 DEFAULT_PAGES = _build_pages()
 
 
+# The reason phrase HAProxy 2.6 writes for a status it sets (`http-response
+# set-status` without `reason`) where it differs from http.HTTPStatus's
+# (observed for every status from 200 to 599); a status neither knows takes
+# the name of its class.
+_SET_STATUS_REASONS = {
+    208: "Success", 210: "Content Different", 302: "Moved Temporarily", 310: "Too many Redirects",
+    408: "Request Time-out", 416: "Requested range unsatisfiable", 417: "Expectation failed",
+    418: "I'm a teapot", 422: "Unprocessable Content", 424: "Method failure", 449: "Retry With",
+    450: "Blocked by Windows Parental Controls", 456: "Unrecoverable Error",
+    499: "client has closed connection", 502: "Bad Gateway or Proxy Error", 504: "Gateway Time-out",
+    505: "HTTP Version not supported", 506: "Variant also negotiate", 507: "Insufficient storage",
+    508: "Loop detected", 509: "Bandwidth Limit Exceeded", 510: "Not extended",
+    511: "Network authentication required", 520: "Web server is returning an unknown error",
+}
+_CLASS_REASONS = {2: "Success", 3: "Redirection", 4: "Client Error", 5: "Server Error"}
+
+
+def status_reason(status: int) -> str:
+    """The reason phrase HAProxy gives a status it sets (200 to 599)."""
+    reason = _SET_STATUS_REASONS.get(status)
+    if reason is None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = _CLASS_REASONS[status // 100]
+    return reason
+
+
 def with_challenge(page: bytes, realm: str) -> bytes:
     """A 401 page with the Basic authentication challenge for realm, the last
     field of its head (where HAProxy adds it). An empty errorfile stays empty."""

@@ -76,6 +76,10 @@ def logged_http_session(base):
                 exchange.response_at = self.loop.time()
             base_response_head(self, upstream, status, version, server_keep_alive)
 
+        def _status_set(self, status) -> None:
+            if self.log_queue:
+                self.log_queue[0].status = status
+
         def _finish_exchange(self, request, upstream, reusable: bool) -> None:
             log_queue = self.log_queue
             if log_queue:  # _log(request, None, "----"), inline: once per request

@@ -628,6 +628,20 @@ class HttpSession(asyncio.Protocol):
         self.deadline.arm_idle(self.timeout_client, "client")
         self.connecting = self.loop.create_task(self._connect_and_send(request, server, persistent))
 
+    def _set_status(self, rules, request: Request, status: int, reason: bytes) -> tuple[int, bytes]:
+        """The status and reason `http-response set-status` rules give the
+        answer (the last rule that applies wins); the log records it."""
+        sent = status
+        for test, new_status, new_reason in rules:
+            if test is None or test(request):
+                sent, reason = new_status, new_reason
+        if sent != status:
+            self._status_set(sent)
+        return sent, reason
+
+    def _status_set(self, status: int) -> None:
+        """Called when set-status changed the answer's status: logging records it."""
+
     @staticmethod
     def _persist(request: Request, cookie) -> None:
         """The server the client's persistence cookie names, and the Cookie
@@ -816,13 +830,17 @@ class HttpSession(asyncio.Protocol):
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
                                   and not upgrade and not until_close)
         head = None
+        sent, reason = status, upstream.reason  # the server's, or set-status's
+        if route.status_rules is not None and not upgrade:
+            sent, reason = self._set_status(route.status_rules, request, status, reason)
         if route.compression is not None and request.coding is not None:
-            head = self._compressed_head(request, status, version, body, keep_client, upstream)
-        if head is None and not upgrade:
+            head = self._compressed_head(request, status, version, body, keep_client, upstream,
+                                         sent, reason)
+        if head is None and not upgrade and sent == status:
             head = writer.write_raw(raw, low, fields, status, body, keep_client, request.version)
         if head is None:
-            head = writer.write(version, status, upstream.reason, upstream.headers, body,
-                                keep_client, request.version, request, upgrade)
+            head = writer.write(version, sent, reason, upstream.headers, body, keep_client,
+                                request.version, request, upgrade)
         if route.cookie is not None and not upgrade:
             server = request.server
             head, flag = route.cookie.edit_response(head, request.method_bytes, status, server,
@@ -835,13 +853,13 @@ class HttpSession(asyncio.Protocol):
         if backend.observer is not None:
             backend.report(server, status)
         server.http_responses[status // 100] += 1
-        self.frontend.http_responses[status // 100] += 1
+        self.frontend.http_responses[sent // 100] += 1  # HAProxy counts there what it sent
         self.out.append(head)
         self.frontend.bytes_out += len(head)
 
     def _compressed_head(self, request: Request, status: int, version: str,
                          body: framing.Framing, keep_client: bool,
-                         upstream: UpstreamConnection) -> bytes | None:
+                         upstream: UpstreamConnection, sent: int, reason: bytes) -> bytes | None:
         """The head of a response haply compresses (its body then goes through
         `encoder`, chunked), or None when it goes as it came."""
         if not compression.compressible(status, request.version, version, body.kind, body.length):
@@ -851,7 +869,7 @@ class HttpSession(asyncio.Protocol):
         if fields is None:
             return None
         coding = request.coding
-        head = route.response_writer.write(version, status, upstream.reason, fields,
+        head = route.response_writer.write(version, sent, reason, fields,
                                            framing.CHUNKED_BODY, keep_client, request.version,
                                            request)
         self.encoder = coding.encoder(body.kind == framing.CHUNKED)

@@ -19,7 +19,8 @@ from haply.http import (connection_modes, for_route, route_errorfiles,
 from haply.http.compression import Policy, policy_for
 from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
 from haply.admin.errors import capture
-from haply.http.headers import compile_value
+from haply.http.headers import compile_value, response_rules_of
+from haply.http.responses import status_reason
 from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
 from haply.proxy.conditions import compile_condition, compile_response_condition
 from haply.logs.captures import Captures
@@ -61,6 +62,9 @@ class Route:
     buffer_request: bool = False
     # `compression` of the pair (haply.http.compression), None when it has no algorithm.
     compression: Policy | None = None
+    # `http-response set-status` rules: (predicate or None, status, reason), in
+    # order (the last that applies wins), or None without any.
+    status_rules: list | None = None
 
 
 class Router:
@@ -116,6 +120,10 @@ class Router:
         route.prefer_last_server = bproxy.prefer_last_server and not hashes_requests(bproxy.balance)
         route.buffer_request = frontend.buffer_request or bproxy.buffer_request
         route.compression = policy_for(frontend.compression, bproxy.compression)
+        route.status_rules = [
+            (compile_response_condition(rule.condition), rule.status,
+             (rule.reason or status_reason(rule.status)).encode("latin-1"))
+            for rule in response_rules_of(frontend, bproxy) if rule.action == "set-status"] or None
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route

@@ -21,6 +21,7 @@ import pytest
 from tests.interop.test_proxy_oracle import PRELUDE
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
+from tests.support.syslog_receiver import Receiver
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -177,3 +178,53 @@ def test_response_rule_conditions_read_what_haproxy_reads():
     answer, _ = results["haply"]
     assert [field for field in answer if field.startswith(b"x-") and field != b"x-backend: a"] == [
         b"x-method: yes", b"x-not-host: yes", b"x-port: yes", b"x-src: yes"]
+
+
+SET_STATUS = """
+frontend fe
+    bind 127.0.0.1:{port}
+    http-response set-status 299 reason "Fine Thanks" if {{ method POST }}
+    default_backend be
+backend be
+    http-response set-status 503
+    http-response set-status 504 if {{ method PUT }}
+    http-response set-status 418 if {{ method DELETE }}
+    http-response set-status 207 if {{ method OPTIONS }}
+    http-response set-header X-Rule yes
+    server a {a}
+"""
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+def test_set_status_as_haproxy(method):
+    """The backend's rules, then the frontend's; the last that applies wins;
+    the reason is HAProxy's for the status unless one is given."""
+    request = f"{method} / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    results = run_both(SET_STATUS, request)
+    assert results["haply"] == results["haproxy"]
+
+
+def test_set_status_is_what_the_log_shows():
+    seen = {}
+    for name, binary in PROXIES.items():
+        receiver = Receiver()
+        port = free_port()
+        try:
+            with echo_backends(["a"]) as (a,):
+                config = PRELUDE + f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{receiver.port} local2 info
+    option httplog
+    default_backend be
+backend be
+    http-response set-status 404 if {{ method GET }}
+    server a {a.address}
+"""
+                with run_haproxy(config, binary):
+                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
+                    exchange(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                    seen[name] = [message.split("] ", 1)[1].split()[3] for message in receiver.messages(1)]
+        finally:
+            receiver.close()
+    assert seen["haply"] == seen["haproxy"] == ["404"]

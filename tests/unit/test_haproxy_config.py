@@ -1847,3 +1847,29 @@ def test_request_acls_in_response_rules_are_said_to_never_match(tmp_path):
         "which is no longer at hand (as in HAProxy)",
         "9: anonymous acl will never match in an http-response rule: 'hdr' reads the request, "
         "which is no longer at hand (as in HAProxy)"]
+
+
+def test_set_status(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend b
+            http-response set-status 503
+            http-response set-status 299 reason "All Fine" if { method POST }
+            server a 127.0.0.1:1
+        """)
+    rules = loaded.config.proxy("b").http_response_rules
+    assert [(r.action, r.status, r.reason, r.condition is not None) for r in rules] == [
+        ("set-status", 503, None, False), ("set-status", 299, "All Fine", True)]
+    assert messages(tmp_path, DEFAULTS + """\
+        backend b
+            http-response set-status 101
+            http-response set-status 200 because
+            server a 127.0.0.1:1
+        """) == ["7: http-response set-status 101: haply sets a final status, 200 to 599",
+                 "8: 'http-response set-status' expects a status, optionally 'reason TEXT', "
+                 "then optionally if|unless CONDITION"]
+
+
+def test_set_status_reasons_are_haproxys():
+    from haply.http.responses import status_reason
+    assert [status_reason(s) for s in (200, 299, 302, 404, 504, 599)] == [
+        "OK", "Success", "Moved Temporarily", "Not Found", "Gateway Time-out", "Server Error"]
