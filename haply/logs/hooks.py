@@ -32,10 +32,10 @@ def logged_http_session(base):
     base_headers_complete = base.on_headers_complete
     base_response_head = base.response_head
     base_finish_exchange = base._finish_exchange
+    base_left_before_request = base._left_before_request
     wall_clock = time.time
 
     class LoggedHttpSession(base):
-        log_started = False
         log_queue: collections.deque[Exchange]
         # The texts of the log line that are the same for every request of the
         # connection (haply.logs.formats._connection_constants), from its first.
@@ -46,16 +46,20 @@ def logged_http_session(base):
             self.log_accepted = (self.loop.time(), wall_clock())
             base_connection_made(self, transport)
 
-        def connection_lost(self, exc) -> None:
-            if not self.log_started and not self.refused:
-                # A connection that never sent a request: HAProxy logs it as
-                # <BADREQ> closed by the client (CR--) unless dontlognull.
-                self.log_started = True
-                self.frontend.logger.http_empty(self, *self.log_accepted)
-            super().connection_lost(exc)
+        def _left_before_request(self) -> None:
+            # HAProxy logs it as <BADREQ> closed by the client (CR--), an empty
+            # connection only without dontlognull.
+            base_left_before_request(self)
+            null = self.parsing is None
+            log_queue = self.log_queue
+            if not null and log_queue:
+                exchange = log_queue.pop()
+                begin, wall = exchange.begin, exchange.wall
+            else:
+                begin, wall = self.log_accepted
+            self.frontend.logger.http_empty(self, begin, wall, null)
 
         def on_message_begin(self) -> None:
-            self.log_started = True
             base_message_begin(self)
             frontend = self.frontend
             self.log_queue.append(Exchange(self.loop.time(), wall_clock(),

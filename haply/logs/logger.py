@@ -263,9 +263,10 @@ class ProxyLog:
         for frame, send in self._info:
             send(frame("info", line, now))
 
-    def http_empty(self, session, begin: float, wall: float) -> None:
-        """A connection closed before sending any request."""
-        if self.dontlognull:
+    def http_empty(self, session, begin: float, wall: float, null: bool = True) -> None:
+        """A client that closed before sending a whole request head: `null`,
+        nothing at all (not logged under dontlognull)."""
+        if null and self.dontlognull:
             return
         frontend = session.frontend
         context = getattr(session, "context", None)

@@ -308,9 +308,22 @@ class HttpSession(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.requests and not self.closed:
-            self._abort_waiting()
+        if not self.closed:
+            if self.requests:
+                self._abort_waiting()
+            elif self.admitted and not self.refused and self.deadline.tag == "http-request":
+                self._left_before_request()
         self.close()
+
+    def _left_before_request(self) -> None:
+        """The client closed before a whole request head came (nothing at all
+        on a new connection, or part of a head): HAProxy counts a request
+        answered 400 and a request error (and logs <BADREQ> CR--). An idle
+        keep-alive connection that closes is not counted."""
+        frontend = self.frontend
+        frontend.http_requests += 1
+        frontend.http_responses[4] += 1
+        frontend.request_errors += 1
 
     def _abort_waiting(self) -> bool:
         """`option abortonclose`: the client closed (or half-closed) its side

@@ -7,12 +7,16 @@ is logged as <BADREQ>)."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import tempfile
+import time
 
 import pytest
 
 from tests.interop.test_proxy_oracle import PRELUDE
+from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
 from tests.support.syslog_receiver import Receiver
@@ -109,3 +113,46 @@ def test_bad_request_pipelined_behind_a_good_one():
     assert seen["haply"] == ([b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad request"], [
         ("be/live", "200", "--NI", "1/1/0/0/0", '"GET /ok HTTP/1.1"'),
         ("fe/<NOSRV>", "400", "PR--", "1/1/0/0/0", '"<BADREQ>"')])
+
+
+def test_client_leaving_before_a_whole_request_as_haproxy():
+    """A client that closes having sent nothing, part of a first request, or
+    part of a second one after an answer: logged <BADREQ> CR-- 400 and counted
+    as a request answered 400 and a request error, as HAProxy does."""
+    def counters(sock):
+        lines = cli(sock, "show stat").split("\n")
+        header = lines[0][2:].split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(",")))
+            if row.get("pxname") == "fe" and row.get("svname") == "FRONTEND":
+                return [int(row[k] or 0) for k in ("req_tot", "hrsp_4xx", "ereq")]
+        raise AssertionError("no frontend row")
+
+    seen = {}
+    for name, binary in PROXIES.items():
+        receiver = Receiver()
+        sock = os.path.join(tempfile.mkdtemp(prefix="left-"), "admin.sock")
+        port = free_port()
+        try:
+            with echo_backends(["live"]) as (live,):
+                cfg = config(port, receiver.port, live.address).replace(
+                    "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n")
+                with run_haproxy(cfg, binary):
+                    wait_socket(sock)
+                    wait_no_sessions(sock)
+                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
+                    before = counters(sock)
+                    lines = []
+                    for data in (b"", b"GET / HT", b"GET / HTTP/1.1\r\nHost: h\r\n",
+                                 b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\nGET /ok HTTP/1.1\r\nHo"):
+                        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+                        client.sendall(data)
+                        time.sleep(0.1)
+                        client.close()
+                        lines.append([logged(message) for message in receiver.messages(1 + data.count(b"\r\n\r\n"))])
+                    wait_no_sessions(sock)
+                    seen[name] = lines, [a - b for a, b in zip(counters(sock), before)]
+        finally:
+            receiver.close()
+    assert seen["haply"] == seen["haproxy"]
+    assert seen["haply"][1] == [5, 4, 4]  # the /ok exchange counts one more request
