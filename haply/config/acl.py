@@ -31,7 +31,7 @@ class AclError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Fetch:
     argument: str  # "none" | "optional" | "required"
-    patterns: str  # "string" | "regex" | "ip" | "port" | "none" (a boolean fetch)
+    patterns: str  # "string" | "regex" | "ip" | "port" | "integer" | "none" (a boolean fetch)
     description: str
 
 
@@ -57,6 +57,8 @@ FETCHES: dict[str, Fetch] = {
     "src": Fetch("none", "ip", "client address is in a network"),
     "dst": Fetch("none", "ip", "local address the client connected to is in a network"),
     "dst_port": Fetch("none", "port", "local port the client connected to is in a range"),
+    "status": Fetch("none", "integer",
+                    "the response's status (http-response rules): N, LOW:HIGH, or eq|ge|gt|le|lt N"),
     "ssl_fc": Fetch("none", "none", "the client connection uses TLS"),
     "http_auth": Fetch("required", "none", "the request's Basic credentials are an account of the userlist"),
     "http_auth_group": Fetch("required", "string",
@@ -70,6 +72,10 @@ FETCHES: dict[str, Fetch] = {
 # and warns that such an acl never matches there; haply does the same.
 REQUEST_ONLY_FETCHES = frozenset(
     name for name in FETCHES if name.startswith(("path", "url", "hdr", "http_auth")))
+
+# And the one that reads the response, which only http-response rules have.
+RESPONSE_ONLY_FETCHES = frozenset({"status"})
+INTEGER_OPERATORS = frozenset({"eq", "ge", "gt", "le", "lt"})
 
 # `-m METHOD` folded into the fetch name, for the fetch families that have
 # suffixed spellings (manual 7.1.3).
@@ -171,6 +177,12 @@ def _check_patterns(fetch: str, spec: Fetch, patterns: tuple[str, ...]) -> None:
         elif spec.patterns == "port":
             if not re.fullmatch(r"[0-9]+(:[0-9]+)?", pattern):
                 raise AclError(f"invalid port '{pattern}' for '{fetch}': expected N or LOW:HIGH")
+        elif spec.patterns == "integer":
+            if pattern not in INTEGER_OPERATORS and not re.fullmatch(r"[0-9]+(:[0-9]+)?", pattern):
+                raise AclError(f"invalid integer '{pattern}' for '{fetch}': expected N, LOW:HIGH "
+                               "or eq|ge|gt|le|lt N")
+    if spec.patterns == "integer" and patterns[-1] in INTEGER_OPERATORS:
+        raise AclError(f"'{patterns[-1]}' in '{fetch}' needs a number after it")
 
 
 class AclTable:

@@ -2249,19 +2249,27 @@ def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | No
 
 def _check_response_conditions(proxy: Proxy, diagnostics: Diagnostics) -> None:
     """An acl on the request's target, fields or credentials in an
-    http-response rule never matches (HAProxy warns the same way)."""
-    for rule in proxy.http_response_rules:
-        if rule.condition is None:
+    http-response rule never matches, nor one on the response elsewhere
+    (HAProxy warns the same way)."""
+    response_rules = [(rule, True) for rule in proxy.http_response_rules]
+    others = [*proxy.http_request_rules, *proxy.backend_switches, *proxy.redirects,
+              *proxy.use_server_rules, *proxy.stick_rules, *proxy.tcp_request_rules]
+    for rule, in_response in response_rules + [(rule, False) for rule in others]:
+        condition = getattr(rule, "condition", None)
+        if condition is None:
             continue
-        for group in rule.condition.any_of:
+        unreadable = acls.REQUEST_ONLY_FETCHES if in_response else acls.RESPONSE_ONLY_FETCHES
+        for group in condition.any_of:
             for term in group:
                 acl = term.acl
-                if acl.fetch in acls.REQUEST_ONLY_FETCHES:
+                if acl.fetch in unreadable:
                     what = f"acl '{acl.name}'" if acl.name else "anonymous acl"
                     diagnostics.warning(
                         rule.location,
-                        f"{what} will never match in an http-response rule: '{acl.fetch}' reads the "
-                        "request, which is no longer at hand (as in HAProxy)")
+                        f"{what} will never match here: '{acl.fetch}' reads the "
+                        + ("request, which is no longer at hand in an http-response rule"
+                           if in_response else "response, which only http-response rules see")
+                        + " (as in HAProxy)")
 
 
 def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:

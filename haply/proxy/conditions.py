@@ -13,7 +13,7 @@ import ipaddress
 import re
 from typing import Callable, Protocol
 
-from haply.config.acl import REQUEST_ONLY_FETCHES
+from haply.config.acl import REQUEST_ONLY_FETCHES, RESPONSE_ONLY_FETCHES
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
 
@@ -89,6 +89,31 @@ def first_match(compiled, request):
     return None
 
 
+def _integer_tests(patterns: tuple[str, ...]) -> list[Callable[[int], bool]]:
+    """HAProxy's integer patterns: N, LOW:HIGH, or an operator (eq, ge, gt,
+    le, lt) and the number after it (the parser checked them)."""
+    tests: list[Callable[[int], bool]] = []
+    operator = None
+    for pattern in patterns:
+        if pattern in ("eq", "ge", "gt", "le", "lt"):
+            operator = pattern
+            continue
+        low, _, high = pattern.partition(":")
+        low, high = int(low), int(high or low)
+        if operator is None or operator == "eq":
+            tests.append(lambda value, low=low, high=high: low <= value <= high)
+        elif operator == "ge":
+            tests.append(lambda value, low=low: value >= low)
+        elif operator == "gt":
+            tests.append(lambda value, low=low: value > low)
+        elif operator == "le":
+            tests.append(lambda value, low=low: value <= low)
+        else:
+            tests.append(lambda value, low=low: value < low)
+        operator = None
+    return tests
+
+
 def first_answer(compiled, request):
     """first_match over a proxy's answering rules, among which those that
     rewrite the request line (haply.http.rewrite.LineRewrite) are applied as
@@ -110,7 +135,8 @@ def _never(request) -> bool:
 
 
 def _compile_term(acl: Acl, negated: bool, response: bool = False) -> Predicate:
-    test = _never if response and acl.fetch in REQUEST_ONLY_FETCHES else compile_acl(acl)
+    unreadable = REQUEST_ONLY_FETCHES if response else RESPONSE_ONLY_FETCHES
+    test = _never if acl.fetch in unreadable else compile_acl(acl)
     if negated:
         return lambda request: not test(request)
     return test
@@ -152,6 +178,10 @@ def compile_acl(acl: Acl) -> Predicate:
             user = accounts.authenticated(request.header("authorization"))
             return user is not None and accounts.in_groups(user, groups)
         return match_group
+
+    if fetch == "status":
+        tests = _integer_tests(acl.patterns)
+        return lambda request: any(test(request.status) for test in tests)
 
     if fetch == "dst_port":
         ranges = []

@@ -79,7 +79,10 @@ class Request:
                  "buffering",
                  # the algorithm chosen for the response (haply.http.compression),
                  # set only on a route with `compression`
-                 "coding")
+                 "coding",
+                 # the server's status, once its answer came (http-response
+                 # rules' `status` acls read it)
+                 "status")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -810,6 +813,7 @@ class HttpSession(asyncio.Protocol):
         """server_keep_alive: llhttp's reading of the response's version and
         Connection field (RFC 9112 §9.3), so no field is scanned twice."""
         request = self.requests[0]
+        request.status = status
         route = request.route
         upgrade = request.upgrade and status == 101
         if status in route.retry_statuses and self._can_replay(request, str(status)):

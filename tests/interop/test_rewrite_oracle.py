@@ -228,3 +228,33 @@ backend be
         finally:
             receiver.close()
     assert seen["haply"] == seen["haproxy"] == ["404"]
+
+
+STATUS_CONDITIONS = """
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    acl ok status 200
+    acl failed status 500:599
+    http-response set-header X-Ok yes if ok
+    http-response set-header X-Failed yes if failed
+    http-response set-header X-Ge yes if {{ status ge 200 }}
+    http-response set-header X-Lt yes if {{ status lt 200 }}
+    http-response set-header X-List yes if {{ status 201 204 200 }}
+    http-response set-header X-Not-Ok yes unless ok
+    http-request set-header X-Never yes if failed
+    http-response set-status 299 if {{ status 200 }} {{ method POST }}
+    server a {a}
+"""
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_status_acls_as_haproxy(method):
+    request = f"{method} / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    results = run_both(STATUS_CONDITIONS, request)
+    assert results["haply"] == results["haproxy"]
+    answer, server_saw = results["haply"]
+    assert [f for f in answer if f.startswith(b"x-") and f != b"x-backend: a"] == [
+        b"x-ge: yes", b"x-list: yes", b"x-ok: yes"]
+    assert not any(f.startswith(b"x-never") for f in server_saw)

@@ -140,13 +140,14 @@ class View:
     local_ip = "192.0.2.5"
     local_port = 5000
     ssl = False
+    status = 200  # the server's answer, for http-response rules
 
     @staticmethod
     def header(name: str) -> list[str]:
         return {"host": ["api.example.org"]}.get(name, [])
 
 
-SAMPLE_PATTERNS = {"ip": "0.0.0.0/0", "port": "1:65535", "regex": ".", "string": "x"}
+SAMPLE_PATTERNS = {"ip": "0.0.0.0/0", "port": "1:65535", "regex": ".", "string": "x", "integer": "200"}
 
 
 @pytest.mark.parametrize("fetch", sorted(__import__("haply.config.acl", fromlist=["FETCHES"]).FETCHES))
@@ -160,6 +161,22 @@ def test_every_fetch_the_parser_accepts_is_evaluated(fetch):
     words = [fetch + arg] + ([SAMPLE_PATTERNS[spec.patterns]] if spec.patterns != "none" else [])
     test = compile_acl(parse_acl("a", words, Location("t", 1)))
     assert test(View()) in (True, False)
+
+
+def test_status_patterns():
+    from haply.proxy.conditions import compile_acl
+
+    def matches(*words):
+        return compile_acl(parse_acl("a", list(words), Location("t", 1)))(View())
+
+    assert matches("status", "200") and matches("status", "404", "200:299")
+    assert matches("status", "ge", "200") and matches("status", "lt", "201", "500")
+    assert not matches("status", "gt", "200") and not matches("status", "le", "199")
+    assert not matches("status", "500:599") and matches("status", "eq", "200")
+    with pytest.raises(AclError, match="needs a number after it"):
+        parse_acl("a", ["status", "ge"], Location("t", 1))
+    with pytest.raises(AclError, match="invalid integer 'ok'"):
+        parse_acl("a", ["status", "ok"], Location("t", 1))
 
 
 def test_dst_and_dst_port():

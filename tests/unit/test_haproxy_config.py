@@ -1843,10 +1843,20 @@ def test_request_acls_in_response_rules_are_said_to_never_match(tmp_path):
             server a 127.0.0.1:1
         """)
     assert warnings(loaded) == [
-        "8: acl 'api' will never match in an http-response rule: 'path_beg' reads the request, "
-        "which is no longer at hand (as in HAProxy)",
-        "9: anonymous acl will never match in an http-response rule: 'hdr' reads the request, "
-        "which is no longer at hand (as in HAProxy)"]
+        "8: acl 'api' will never match here: 'path_beg' reads the request, "
+        "which is no longer at hand in an http-response rule (as in HAProxy)",
+        "9: anonymous acl will never match here: 'hdr' reads the request, "
+        "which is no longer at hand in an http-response rule (as in HAProxy)"]
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend b
+            acl failed status 500:599
+            http-response set-header X-Failed 1 if failed
+            http-request deny if failed
+            server a 127.0.0.1:1
+        """)
+    assert warnings(loaded) == [
+        "9: acl 'failed' will never match here: 'status' reads the response, "
+        "which only http-response rules see (as in HAProxy)"]
 
 
 def test_set_status(tmp_path):
