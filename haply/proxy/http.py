@@ -604,14 +604,12 @@ class HttpSession(asyncio.Protocol):
                 self._respond_local(505)
                 return
         request.head_bytes = head
-        persistent = None
-        if backend.use_server is not None:  # use-server first, then the cookie, then stick rules
-            persistent = backend.forced_server(request)
-            if persistent is not None:
-                # as chosen by its cookie: no cookie is inserted (HAProxy)
-                request.cookie_server = persistent
-        if persistent is None:
-            persistent = request.cookie_server
+        persistent = request.cookie_server  # use-server first, then the cookie, then stick rules
+        if backend.use_server is not None:
+            forced = backend.forced_server(request)
+            if forced is not None:
+                # as if its cookie chose it: no cookie is inserted (HAProxy)
+                persistent = request.cookie_server = forced
         if persistent is None and backend.stick is not None:
             persistent = backend.stick.match(request, self.loop.time())
         if persistent is None and self.private is not None and route.prefer_last_server:
@@ -644,10 +642,11 @@ class HttpSession(asyncio.Protocol):
         self.deadline.arm_idle(self.timeout_client, "client")
         self.connecting = self.loop.create_task(self._connect_and_send(request, server, persistent))
 
-    def _set_status(self, rules, request: Request, status: int, reason: bytes) -> tuple[int, bytes]:
+    def _set_status(self, rules, request: Request, status: int) -> tuple[int, bytes | None]:
         """The status and reason `http-response set-status` rules give the
-        answer (the last rule that applies wins); the log records it."""
-        sent = status
+        answer (the last rule that applies wins; None: none applies); the log
+        records it."""
+        sent, reason = status, None
         for test, new_status, new_reason in rules:
             if test is None or test(request):
                 sent, reason = new_status, new_reason
@@ -847,17 +846,17 @@ class HttpSession(asyncio.Protocol):
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
                                   and not upgrade and not until_close)
         head = None
-        sent, reason = status, upstream.reason  # the server's, or set-status's
+        sent, reason = status, None  # a reason: set-status gave another status
         if route.status_rules is not None and not upgrade:
-            sent, reason = self._set_status(route.status_rules, request, status, reason)
+            sent, reason = self._set_status(route.status_rules, request, status)
         if route.compression is not None and request.coding is not None:
             head = self._compressed_head(request, status, version, body, keep_client, upstream,
-                                         sent, reason)
-        if head is None and not upgrade and sent == status:
+                                         sent, reason or upstream.reason)
+        if head is None and not upgrade and reason is None:
             head = writer.write_raw(raw, low, fields, status, body, keep_client, request.version)
         if head is None:
-            head = writer.write(version, sent, reason, upstream.headers, body, keep_client,
-                                request.version, request, upgrade)
+            head = writer.write(version, sent, reason or upstream.reason, upstream.headers, body,
+                                keep_client, request.version, request, upgrade)
         if route.cookie is not None and not upgrade:
             server = request.server
             head, flag = route.cookie.edit_response(head, request.method_bytes, status, server,

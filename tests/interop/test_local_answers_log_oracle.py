@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.interop.test_proxy_oracle import PRELUDE
+from tests.interop.test_proxy_oracle import PRELUDE, raw_exchange
 from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
@@ -56,15 +56,6 @@ backend nosrv
 """
 
 
-def exchange(port: int, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(data)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-        return received
-
-
 def logged(message: str) -> tuple[str, ...]:
     """An httplog line without its times and byte count (HAProxy counts its
     internal representation of the answer, haply the bytes sent)."""
@@ -91,7 +82,7 @@ def test_local_answers_logged_as_haproxy():
     def exercise(port, receiver):
         lines = []
         for path in PATHS:
-            status = exchange(port, f"GET {path} HTTP/1.0\r\nCookie: SRV=l\r\n\r\n".encode())[:12]
+            status = raw_exchange(port, f"GET {path} HTTP/1.0\r\nCookie: SRV=l\r\n\r\n".encode())[:12]
             messages = receiver.messages(1)
             lines.append((path, status, logged(messages[0]) if messages else None))
         return lines
@@ -104,7 +95,7 @@ def test_local_answers_logged_as_haproxy():
 
 def test_bad_request_pipelined_behind_a_good_one():
     def exercise(port, receiver):
-        answer = exchange(port, b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nXYZ\r\n\r\n")
+        answer = raw_exchange(port, b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nXYZ\r\n\r\n")
         statuses = re.findall(rb"HTTP/1\.1 \d{3} [^\r\n]*", answer)
         return statuses, [logged(message) for message in receiver.messages(2)]
 

@@ -14,11 +14,10 @@ and the status and fields of the answer the client received.
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 
-from tests.interop.test_proxy_oracle import PRELUDE
+from tests.interop.test_proxy_oracle import PRELUDE, raw_exchange
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
 from tests.support.syslog_receiver import Receiver
@@ -26,15 +25,6 @@ from tests.support.syslog_receiver import Receiver
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
 VOLATILE = {"date", "server", "content-length"}
-
-
-def exchange(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(request)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-        return received
 
 
 def lines_of(head: bytes) -> list[bytes]:
@@ -66,7 +56,7 @@ def run_both(sections: str, request: bytes) -> dict[str, tuple]:
         with echo_backends(["a", "api"]) as (a, api):
             config = PRELUDE + sections.format(port=port, a=a.address, api=api.address)
             with run_haproxy(config, binary):
-                results[name] = seen(exchange(port, request))
+                results[name] = seen(raw_exchange(port, request))
     return results
 
 
@@ -223,7 +213,7 @@ backend be
 """
                 with run_haproxy(config, binary):
                     receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    exchange(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                    raw_exchange(port, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
                     seen[name] = [message.split("] ", 1)[1].split()[3] for message in receiver.messages(1)]
         finally:
             receiver.close()
