@@ -132,6 +132,12 @@ def with_close(page: bytes) -> bytes:
     return _with_last_field(page, b"connection: close")
 
 
+def with_keep_alive(page: bytes) -> bytes:
+    """An answer that keeps an HTTP/1.0 client's connection: it must say so,
+    or the client takes it as the last one (HAProxy says so too)."""
+    return _with_last_field(page, b"Connection: keep-alive")
+
+
 def _with_last_field(page: bytes, field: bytes) -> bytes:
     if not page:
         return page  # an empty errorfile stays empty

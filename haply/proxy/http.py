@@ -1105,6 +1105,8 @@ class HttpSession(asyncio.Protocol):
                 keep_alive = (request is not None and request.keep_alive and request.complete
                               and not responses.must_close(status, errorfiles))
             body = responses.error_response(status, errorfiles, close=not keep_alive)
+        if keep_alive and request is not None and request.version == "1.0":
+            body = responses.with_keep_alive(body)
         self.frontend.http_responses[status // 100] += 1
         self.transport.write(body)
         self.frontend.bytes_out += len(body)
