@@ -80,10 +80,12 @@ def server_states(sock: str, command: str = "show servers state") -> dict[str, l
 
 
 def frontend_requests(stat_csv: str) -> int:
+    """The requests the frontend answered 2xx: the start-up probe, a connection
+    closed without a request, counts as a request answered 400 (as in HAProxy)."""
     lines = stat_csv.splitlines()
     header = lines[0].lstrip("# ").split(",")
     row = next(l.split(",") for l in lines if l.startswith("app,FRONTEND"))
-    return int(row[header.index("req_tot")])
+    return int(row[header.index("hrsp_2xx")])
 
 
 @pytest.fixture
@@ -121,7 +123,7 @@ frontend metrics
             def metric() -> float:
                 text = http_get(metrics, "/metrics").body.decode()
                 line = next(l for l in text.splitlines()
-                            if l.startswith('haproxy_frontend_http_requests_total{proxy="app"}'))
+                            if l.startswith('haproxy_frontend_http_responses_total{proxy="app",code="2xx"}'))
                 return float(line.split()[-1])
             for _ in range(4):  # whichever worker answers
                 wait_for(lambda: metric() == 40, timeout=5)
