@@ -154,7 +154,10 @@ HTTP_VARIABLES: dict[str, str] = {
     "Ti": "0", "TR": "(int((x.headers_at - x.begin) * 1000) if x.headers_at else -1)",
     "Tq": "(int((x.headers_at - x.begin) * 1000) if x.headers_at else -1)",
     "Tw": "q.t_wait", "Tc": "q.t_connect",
-    "Tr": "(int((x.response_at - (x.headers_at or x.begin)) * 1000) if x.response_at else -1)",
+    # Tr counts from when the server connection was ready: the queue and the
+    # connect (Tw, Tc) are left out, as in HAProxy
+    "Tr": "(int((x.response_at - (x.headers_at or x.begin)) * 1000) - max(q.t_wait, 0)"
+          " - max(q.t_connect, 0) if x.response_at else -1)",
     "Ta": "int((now - x.begin) * 1000)", "Tt": "int((now - x.begin) * 1000)",
     "T": "int((now - x.begin) * 1000)", "ST": "status",
     "B": "(s.frontend.bytes_out - x.bytes_out)", "U": "(s.frontend.bytes_in - x.bytes_in)",

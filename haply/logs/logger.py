@@ -95,6 +95,7 @@ class HttpRecord:
     Tc = property(lambda self: getattr(self.request, "t_connect", -1))
     Tr = property(lambda self: int((self.exchange.response_at
                                     - (self.exchange.headers_at or self.exchange.begin)) * 1000)
+                  - max(self.request.t_wait, 0) - max(self.request.t_connect, 0)
                   if self.exchange.response_at else -1)
     Ta = property(lambda self: int((self.now - self.exchange.begin) * 1000))
     Tt = Ta

@@ -344,14 +344,18 @@ class BackendRuntime:
         persistence chose it. `gave_up()` true stops retrying (the client left).
         `client`, the client's transport, is read only by an `sni ssl_fc_sni`
         expression. `tally`, the request or session, counts the retries in its
-        `attempts` (retries already spent there count against `retries`) and
-        notes a move to another server in `redispatched` (the log's %rc, "+N").
+        `attempts` (retries already spent there count against `retries`), notes
+        a move to another server in `redispatched` (the log's %rc, "+N") and
+        gets the log's Tc in `t_connect`: the time to connect to the server
+        finally used; as in HAProxy, what went before a move to another server
+        is added to its Tw (`t_wait`).
         Returns (server, transport, protocol); the server's slot is held and must
         be given back with `release`. Raises NoServerAvailable.
         """
         if server is None:
             server = await self.acquire(key, exclude)
         attempt = tally.attempts if tally is not None else 0
+        began = self.loop.time()
         while True:
             address = server_address(server, dest_port)
             tls = self.tls.get(server.name) if self.tls else None
@@ -365,6 +369,8 @@ class BackendRuntime:
                         server_hostname=tls[1] if tls else None)
                 if self.observer is not None:
                     self.report(server, EV_L4_OK)
+                if tally is not None:
+                    tally.t_connect = int((self.loop.time() - began) * 1000)
                 return server, transport, protocol
             except asyncio.CancelledError:
                 self.release(server)  # the client left while connecting (abortonclose)
@@ -383,7 +389,8 @@ class BackendRuntime:
                     tally.attempts = attempt
                 server.retries += 1
                 self.retried += 1
-                if self.should_redispatch(attempt, persistent) or not server.usable:
+                moved = self.should_redispatch(attempt, persistent) or not server.usable
+                if moved:
                     previous = server
                     server = await self.acquire(key, exclude=previous)
                     if server is not previous:
@@ -391,11 +398,14 @@ class BackendRuntime:
                         self.redispatched += 1
                         if tally is not None:
                             tally.redispatched = True
+                            began = _into_wait(tally, began, self.loop.time())
                         persistent = False
                         continue
                 else:
                     self._take(server)
                 await self._turn_around(server, gave_up)
+                if moved and tally is not None:  # back through the balancer to the same one
+                    began = _into_wait(tally, began, self.loop.time())
 
     async def _turn_around(self, server: ServerState, gave_up) -> None:
         """The pause before a retry on the same server, its slot held."""
@@ -407,6 +417,13 @@ class BackendRuntime:
         if gave_up is not None and gave_up():
             self.release(server)
             raise NoServerAvailable("connection failed", 503, server)
+
+
+def _into_wait(tally, began: float, now: float) -> float:
+    """A request goes back through the balancer (a redispatch): as in HAProxy,
+    the time spent connecting so far counts in its Tw, and Tc starts again."""
+    tally.t_wait = max(tally.t_wait, 0) + int((now - began) * 1000)
+    return now
 
 
 def server_address(server: ServerState, dest_port: int | None) -> tuple[str, int]:

@@ -716,7 +716,7 @@ class HttpSession(asyncio.Protocol):
     async def _connect_and_send(self, request: Request, server, persistent=None) -> None:
         backend = request.backend
         loop = self.loop
-        start = loop.time()  # queue entry, then connect start (Tw, Tc)
+        start = loop.time()  # queue entry (Tw; backend.connect gives Tc)
         try:
             if server is None:
                 try:
@@ -726,9 +726,7 @@ class HttpSession(asyncio.Protocol):
                     if exc.reason == QUEUE_TIMEOUT:  # it waited: HAProxy logs how long
                         request.t_wait = int((loop.time() - start) * 1000)
                     raise
-                now = loop.time()
-                request.t_wait = int((now - start) * 1000)
-                start = now
+                request.t_wait = int((loop.time() - start) * 1000)
             else:
                 request.t_wait = 0
             pool = self.pool
@@ -741,7 +739,6 @@ class HttpSession(asyncio.Protocol):
             if not self.closed and self.requests and self.requests[0] is request:
                 self._respond_local(exc.status)
             return
-        request.t_connect = int((loop.time() - start) * 1000)
         backend.registry.record_times(server, request.t_wait, request.t_connect)  # stats
         if request.redispatched and request.cookie_flags[0] == "V":
             # the cookie's server failed: HAProxy logs the cookie as "D" (down)

@@ -120,14 +120,12 @@ class TcpClientProtocol(asyncio.Protocol):
                 server = await backend.acquire_server(persistent, key)
             if server is None:
                 server = await backend.acquire(key)
-            now = loop.time()
-            self.t_wait = int((now - start) * 1000)
+            self.t_wait = int((loop.time() - start) * 1000)
             server, transport, _ = await self.backend.connect(
                 key, lambda server: TcpServerProtocol(self, server),
                 dest_port=key.local_port or None, server=server,
                 client=self.transport, tally=self, persistent=server is persistent,
             )
-            self.t_connect = int((loop.time() - now) * 1000)
             backend.registry.record_times(server, self.t_wait, self.t_connect)  # stats
             if stick is not None:  # the server really connected to (HAProxy's store-request)
                 stick.store(key, server, loop.time())

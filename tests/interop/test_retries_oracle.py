@@ -77,12 +77,15 @@ def outcome(port: int, request: bytes) -> tuple[bytes, int]:
 
 
 def logged(message: str, mode: str) -> tuple[str, ...]:
-    """The log line's fields that do not depend on timing or byte counting:
-    backend/server, termination state, ac/fc/bc/sc/rc (and the status)."""
+    """The log line's fields but its byte count: backend/server, the timers
+    in whole seconds (a retry's pause is a second: the failed attempts count
+    in Tc on one server, in Tw once the request moved), the status,
+    termination state, ac/fc/bc/sc/rc."""
     words = message.split("] ", 1)[1].split()
+    timers = "/".join(str(round(int(t) / 1000)) if t != "-1" else t for t in words[2].split("/"))
     if mode == "http":
-        return words[1], words[3], words[7], words[8]
-    return words[1], words[4], words[5]
+        return words[1], timers, words[3], words[7], words[8]
+    return words[1], timers, words[4], words[5]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
