@@ -242,6 +242,9 @@ def _rows() -> list[Keyword]:
         ("tcplog", "dflb", "", "Log in the TCP format."),
         ("httplog", "dfl", "[clf]", "Log in the HTTP format (or the Common Log Format)."),
         ("dontlognull", "dfl", "", "Do not log connections that sent no data."),
+        ("http-ignore-probes", "dfl", "",
+         "A connection that sends nothing (a browser's pre-connect) is neither logged nor counted as "
+         "an error, and is closed without a 408 at `timeout http-request`."),
         ("dontlog-normal", "dfl", "", "Log only what went wrong: a termination other than a normal end, or a 5xx status."),
         ("log-separate-errors", "dfl", "", "Log what went wrong at level err instead of info."),
         ("tcpka", "dflb", "", "TCP keep-alive on both sides."),
@@ -269,7 +272,7 @@ def _rows() -> list[Keyword]:
     for name in (
         "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
         "contstats", "disable-h2-upgrade", "h1-case-adjust-bogus-client",
-        "h1-case-adjust-bogus-server", "http-ignore-probes", "http-no-delay",
+        "h1-case-adjust-bogus-server", "http-no-delay",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
         "independent-streams", "ldap-check", "external-check", "logasap",
         "nolinger", "persist", "pgsql-check", "redis-check",

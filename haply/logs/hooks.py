@@ -46,10 +46,11 @@ def logged_http_session(base):
             self.log_accepted = (self.loop.time(), wall_clock())
             base_connection_made(self, transport)
 
-        def _left_before_request(self) -> None:
+        def _left_before_request(self) -> bool:
             # HAProxy logs it as <BADREQ> closed by the client (CR--), an empty
             # connection only without dontlognull.
-            base_left_before_request(self)
+            if not base_left_before_request(self):
+                return False
             null = self.parsing is None
             log_queue = self.log_queue
             if not null and log_queue:
@@ -58,6 +59,7 @@ def logged_http_session(base):
             else:
                 begin, wall = self.log_accepted
             self.frontend.logger.http_empty(self, begin, wall, null)
+            return True
 
         def on_message_begin(self) -> None:
             base_message_begin(self)
@@ -102,7 +104,10 @@ def logged_http_session(base):
         def _rejected(self, status) -> None:
             request = self.parsing or (self.requests[-1] if self.requests else None)
             log_queue = self.log_queue
-            if request is not None and log_queue:
+            if request is None:  # a new connection sent nothing: its 408
+                self.frontend.logger.http_empty(self, *self.log_accepted, status=status,
+                                                termination="cR--")
+            elif log_queue:
                 # HAProxy logs no byte for a refused request, even when the
                 # answers to the requests before it went out since it came.
                 log_queue[-1].bytes_out = self.frontend.bytes_out

@@ -264,9 +264,11 @@ class ProxyLog:
         for frame, send in self._info:
             send(frame("info", line, now))
 
-    def http_empty(self, session, begin: float, wall: float, null: bool = True) -> None:
-        """A client that closed before sending a whole request head: `null`,
-        nothing at all (not logged under dontlognull)."""
+    def http_empty(self, session, begin: float, wall: float, null: bool = True,
+                   status: int = 400, termination: str = "CR--") -> None:
+        """A client that closed before sending a whole request head (or, with
+        status 408 and cR--, that timed out sending nothing): `null`, nothing
+        at all (not logged under dontlognull)."""
         if null and self.dontlognull:
             return
         frontend = session.frontend
@@ -278,7 +280,7 @@ class ProxyLog:
             frontend_ip=_text(context.dst) if context else "", frontend_port=session.dest_port,
             frontend=frontend.name, ssl=session.ssl, backend=frontend.name, server="<NOSRV>",
             accept_time=wall, request_time=wall, TR=-1, Tw=-1, Tc=-1, Tr=-1, Ta=ms, Tt=ms,
-            Ti=0, status=400, bytes_read=0, bytes_uploaded=0, termination="CR--",
+            Ti=0, status=status, bytes_read=0, bytes_uploaded=0, termination=termination,
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current, beconn=0,
             srv_conn=0, retries=0, srv_queue=0, backend_queue=0, request_line="<BADREQ>",
             method="", uri="", http_version="", hostname=self.logging.hostname,

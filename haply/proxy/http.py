@@ -318,16 +318,24 @@ class HttpSession(asyncio.Protocol):
                 self._left_before_request()
         self.close()
 
-    def _left_before_request(self) -> None:
+    def _left_before_request(self) -> bool:
         """The client closed before a whole request head came (nothing at all
         on a new connection, or part of a head): HAProxy counts a request
         answered 400 and a request error (and logs <BADREQ> CR--). An idle
-        keep-alive connection that closes is not counted."""
+        keep-alive connection that closes is not counted. False when it is
+        not (`option http-ignore-probes`), nor to be logged."""
+        if self.parsing is None and self._ignores_probe():
+            return False
         frontend = self.frontend
         frontend.http_requests += 1
         frontend.http_responses[4] += 1
         frontend.request_errors += 1
+        return True
 
+    def _ignores_probe(self) -> bool:
+        """`option http-ignore-probes`, for a connection that sent nothing
+        (the caller checked): not logged, not counted, no 408."""
+        return "http-ignore-probes" in self.frontend.proxy.options
     def _abort_waiting(self) -> bool:
         """`option abortonclose`: the client closed (or half-closed) its side
         while its request waits in the queue or for its server connection:
@@ -1064,7 +1072,8 @@ class HttpSession(asyncio.Protocol):
         if self.closed:
             return
         if which == "http-request":
-            if self.parsing is not None or self.requests:
+            if self.parsing is not None or self.requests or not self._ignores_probe():
+                # nothing at all on a new connection gets its 408 too, as in HAProxy
                 self._reject(408, "timeout http-request")
             else:
                 self.close()
@@ -1194,10 +1203,14 @@ class HttpSession(asyncio.Protocol):
     def _reject(self, status: int, reason: str, data: bytes = b"") -> None:
         """A malformed or too slow request: answer status and close, never forward.
         data: the bytes being parsed when it failed, kept for `show errors`."""
-        self.frontend.request_errors += 1
+        frontend = self.frontend
+        frontend.request_errors += 1
         self.router.record_error(self.client_ip, reason, data, self)
         requests = self.requests
         parsing = self.parsing
+        if parsing is None and not requests or parsing is not None and not (
+                requests and requests[-1] is parsing):
+            frontend.http_requests += 1  # its head never came whole: counted here, as HAProxy does
         if requests and parsing is not None and parsing is not requests[-1]:
             # A bad head pipelined behind requests not answered yet: they are
             # answered first, then this error (_next_request), as HAProxy, which

@@ -147,3 +147,57 @@ def test_client_leaving_before_a_whole_request_as_haproxy():
             receiver.close()
     assert seen["haply"] == seen["haproxy"]
     assert seen["haply"][1] == [5, 4, 4]  # the /ok exchange counts one more request
+
+
+@pytest.mark.parametrize("option", ["", "option http-ignore-probes"])
+def test_silent_connections_as_haproxy(option):
+    """Past `timeout http-request`, a connection that sent nothing gets a 408
+    as one that sent part of a head does, and both are logged and counted
+    (req_tot, hrsp_4xx, ereq) with a malformed request; under `option
+    http-ignore-probes` a connection that sends nothing (a browser's
+    pre-connect) is closed quietly, neither logged nor counted."""
+
+    def counters(sock):
+        lines = cli(sock, "show stat").split("\n")
+        header = lines[0][2:].split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(",")))
+            if row.get("pxname") == "fe" and row.get("svname") == "FRONTEND":
+                return [int(row[k] or 0) for k in ("req_tot", "hrsp_4xx", "ereq")]
+        raise AssertionError("no frontend row")
+
+    seen = {}
+    for name, binary in PROXIES.items():
+        receiver = Receiver()
+        sock = os.path.join(tempfile.mkdtemp(prefix="probes-"), "admin.sock")
+        port = free_port()
+        try:
+            with echo_backends(["live"]) as (live,):
+                cfg = config(port, receiver.port, live.address).replace(
+                    "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n"
+                ).replace("    option httplog\n", f"    option httplog\n    timeout http-request 500ms\n    {option}\n")
+                with run_haproxy(cfg, binary):
+                    wait_socket(sock)
+                    wait_no_sessions(sock)
+                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
+                    before = counters(sock)
+                    answers = []
+                    for data in (b"", b"GET / HT", None, b"GET / HTTP/1.1\r\nbad header\r\n\r\n"):
+                        with socket.create_connection(("127.0.0.1", port), timeout=3) as client:
+                            if data is None:  # closed at once, having sent nothing
+                                answers.append(b"closed")
+                                client.close()
+                                wait_no_sessions(sock)  # gone before the next one comes
+                                continue
+                            client.sendall(data)
+                            received = b""
+                            while chunk := client.recv(65536):
+                                received += chunk
+                            answers.append(received.split(b"\r\n", 1)[0])
+                    time.sleep(0.2)
+                    wait_no_sessions(sock)
+                    lines = [logged(message) for message in receiver.messages(4, timeout=1)]
+                    seen[name] = answers, lines, [a - b for a, b in zip(counters(sock), before)]
+        finally:
+            receiver.close()
+    assert seen["haply"] == seen["haproxy"]

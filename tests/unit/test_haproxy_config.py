@@ -1883,3 +1883,22 @@ def test_set_status_reasons_are_haproxys():
     from haply.http.responses import status_reason
     assert [status_reason(s) for s in (200, 299, 302, 404, 504, 599)] == [
         "OK", "Success", "Moved Temporarily", "Not Found", "Gateway Time-out", "Server Error"]
+
+
+def test_http_ignore_probes(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        defaults
+            mode http
+            option http-ignore-probes
+        frontend f
+            bind :80
+            default_backend b
+        frontend g
+            bind :81
+            no option http-ignore-probes
+            default_backend b
+        backend b
+            server a 127.0.0.1:1
+        """)
+    assert "http-ignore-probes" in loaded.config.proxy("f").options
+    assert "http-ignore-probes" not in loaded.config.proxy("g").options
