@@ -63,6 +63,17 @@ def logged(message: str) -> tuple[str, ...]:
     return words[1], words[3], words[7], words[8], words[10]
 
 
+def error_counters(sock: str) -> list[int]:
+    """The frontend's req_tot, hrsp_4xx and ereq."""
+    lines = cli(sock, "show stat").split("\n")
+    header = lines[0][2:].split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("pxname") == "fe" and row.get("svname") == "FRONTEND":
+            return [int(row[k] or 0) for k in ("req_tot", "hrsp_4xx", "ereq")]
+    raise AssertionError("no frontend row")
+
+
 def run_each(exercise) -> dict[str, object]:
     seen = {}
     for name, binary in PROXIES.items():
@@ -110,15 +121,6 @@ def test_client_leaving_before_a_whole_request_as_haproxy():
     """A client that closes having sent nothing, part of a first request, or
     part of a second one after an answer: logged <BADREQ> CR-- 400 and counted
     as a request answered 400 and a request error, as HAProxy does."""
-    def counters(sock):
-        lines = cli(sock, "show stat").split("\n")
-        header = lines[0][2:].split(",")
-        for line in lines[1:]:
-            row = dict(zip(header, line.split(",")))
-            if row.get("pxname") == "fe" and row.get("svname") == "FRONTEND":
-                return [int(row[k] or 0) for k in ("req_tot", "hrsp_4xx", "ereq")]
-        raise AssertionError("no frontend row")
-
     seen = {}
     for name, binary in PROXIES.items():
         receiver = Receiver()
@@ -132,7 +134,7 @@ def test_client_leaving_before_a_whole_request_as_haproxy():
                     wait_socket(sock)
                     wait_no_sessions(sock)
                     receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    before = counters(sock)
+                    before = error_counters(sock)
                     lines = []
                     for data in (b"", b"GET / HT", b"GET / HTTP/1.1\r\nHost: h\r\n",
                                  b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\nGET /ok HTTP/1.1\r\nHo"):
@@ -142,7 +144,7 @@ def test_client_leaving_before_a_whole_request_as_haproxy():
                         client.close()
                         lines.append([logged(message) for message in receiver.messages(1 + data.count(b"\r\n\r\n"))])
                     wait_no_sessions(sock)
-                    seen[name] = lines, [a - b for a, b in zip(counters(sock), before)]
+                    seen[name] = lines, [a - b for a, b in zip(error_counters(sock), before)]
         finally:
             receiver.close()
     assert seen["haply"] == seen["haproxy"]
@@ -156,15 +158,6 @@ def test_silent_connections_as_haproxy(option):
     (req_tot, hrsp_4xx, ereq) with a malformed request; under `option
     http-ignore-probes` a connection that sends nothing (a browser's
     pre-connect) is closed quietly, neither logged nor counted."""
-
-    def counters(sock):
-        lines = cli(sock, "show stat").split("\n")
-        header = lines[0][2:].split(",")
-        for line in lines[1:]:
-            row = dict(zip(header, line.split(",")))
-            if row.get("pxname") == "fe" and row.get("svname") == "FRONTEND":
-                return [int(row[k] or 0) for k in ("req_tot", "hrsp_4xx", "ereq")]
-        raise AssertionError("no frontend row")
 
     seen = {}
     for name, binary in PROXIES.items():
@@ -180,7 +173,7 @@ def test_silent_connections_as_haproxy(option):
                     wait_socket(sock)
                     wait_no_sessions(sock)
                     receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    before = counters(sock)
+                    before = error_counters(sock)
                     answers = []
                     for data in (b"", b"GET / HT", None, b"GET / HTTP/1.1\r\nbad header\r\n\r\n"):
                         with socket.create_connection(("127.0.0.1", port), timeout=3) as client:
@@ -197,7 +190,7 @@ def test_silent_connections_as_haproxy(option):
                     time.sleep(0.2)
                     wait_no_sessions(sock)
                     lines = [logged(message) for message in receiver.messages(4, timeout=1)]
-                    seen[name] = answers, lines, [a - b for a, b in zip(counters(sock), before)]
+                    seen[name] = answers, lines, [a - b for a, b in zip(error_counters(sock), before)]
         finally:
             receiver.close()
     assert seen["haply"] == seen["haproxy"]
