@@ -231,7 +231,7 @@ _NAMESPACE = {"_text": _text, "_method": method, "_version": _version,
               # the cache's methods themselves: one call per date, not two
               "_request_line": request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
               "_date_seconds": _DATES.seconds,
-              "_dash": _dash, "json": json, "retries_field": retries_field,
+              "_dash": _dash, "json": json,
               "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):
     pass

@@ -183,12 +183,9 @@ def compile_acl(acl: Acl) -> Predicate:
         tests = _integer_tests(acl.patterns)
         return lambda request: any(test(request.status) for test in tests)
 
-    if fetch == "dst_port":
-        ranges = []
-        for pattern in acl.patterns:  # N or LOW:HIGH (the parser checked them)
-            low, _, high = pattern.partition(":")
-            ranges.append((int(low), int(high or low)))
-        return lambda request: any(low <= request.local_port <= high for low, high in ranges)
+    if fetch == "dst_port":  # N or LOW:HIGH (the parser checked them)
+        tests = _integer_tests(acl.patterns)
+        return lambda request: any(test(request.local_port) for test in tests)
 
     sample, method = _split_fetch(fetch, acl.arg)
     matcher = _matcher(method, patterns)

@@ -17,9 +17,8 @@ from haply.config.model import Proxy
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.compression import Policy, policy_for
-from haply.http.headers import RequestHeadWriter, ResponseHeadWriter
+from haply.http.headers import RequestHeadWriter, ResponseHeadWriter, compile_value, response_rules_of
 from haply.admin.errors import capture
-from haply.http.headers import compile_value, response_rules_of
 from haply.http.responses import status_reason
 from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
 from haply.proxy.conditions import compile_condition, compile_response_condition

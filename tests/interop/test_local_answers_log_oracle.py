@@ -7,11 +7,13 @@ is logged as <BADREQ>)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import tempfile
 import time
+from typing import Iterator
 
 import pytest
 
@@ -74,6 +76,27 @@ def error_counters(sock: str) -> list[int]:
     raise AssertionError("no frontend row")
 
 
+@contextlib.contextmanager
+def counted_proxy(binary: str, frontend_extra: str = "") -> Iterator[tuple[int, Receiver, str]]:
+    """The proxy on `config` with a stats socket (and frontend_extra after
+    `option httplog`), its start-up probe gone and logged: (port, receiver, socket)."""
+    receiver = Receiver()
+    sock = os.path.join(tempfile.mkdtemp(prefix="counted-"), "admin.sock")
+    port = free_port()
+    try:
+        with echo_backends(["live"]) as (live,):
+            cfg = config(port, receiver.port, live.address).replace(
+                "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n"
+            ).replace("    option httplog\n", f"    option httplog\n{frontend_extra}")
+            with run_haproxy(cfg, binary):
+                wait_socket(sock)
+                wait_no_sessions(sock)
+                receiver.lines(5, timeout=0.3)  # the start-up probe's line
+                yield port, receiver, sock
+    finally:
+        receiver.close()
+
+
 def run_each(exercise) -> dict[str, object]:
     seen = {}
     for name, binary in PROXIES.items():
@@ -123,30 +146,18 @@ def test_client_leaving_before_a_whole_request_as_haproxy():
     as a request answered 400 and a request error, as HAProxy does."""
     seen = {}
     for name, binary in PROXIES.items():
-        receiver = Receiver()
-        sock = os.path.join(tempfile.mkdtemp(prefix="left-"), "admin.sock")
-        port = free_port()
-        try:
-            with echo_backends(["live"]) as (live,):
-                cfg = config(port, receiver.port, live.address).replace(
-                    "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n")
-                with run_haproxy(cfg, binary):
-                    wait_socket(sock)
-                    wait_no_sessions(sock)
-                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    before = error_counters(sock)
-                    lines = []
-                    for data in (b"", b"GET / HT", b"GET / HTTP/1.1\r\nHost: h\r\n",
-                                 b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\nGET /ok HTTP/1.1\r\nHo"):
-                        client = socket.create_connection(("127.0.0.1", port), timeout=5)
-                        client.sendall(data)
-                        time.sleep(0.1)
-                        client.close()
-                        lines.append([logged(message) for message in receiver.messages(1 + data.count(b"\r\n\r\n"))])
-                    wait_no_sessions(sock)
-                    seen[name] = lines, [a - b for a, b in zip(error_counters(sock), before)]
-        finally:
-            receiver.close()
+        with counted_proxy(binary) as (port, receiver, sock):
+            before = error_counters(sock)
+            lines = []
+            for data in (b"", b"GET / HT", b"GET / HTTP/1.1\r\nHost: h\r\n",
+                         b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\nGET /ok HTTP/1.1\r\nHo"):
+                client = socket.create_connection(("127.0.0.1", port), timeout=5)
+                client.sendall(data)
+                time.sleep(0.1)
+                client.close()
+                lines.append([logged(message) for message in receiver.messages(1 + data.count(b"\r\n\r\n"))])
+            wait_no_sessions(sock)
+            seen[name] = lines, [a - b for a, b in zip(error_counters(sock), before)]
     assert seen["haply"] == seen["haproxy"]
     assert seen["haply"][1] == [5, 4, 4]  # the /ok exchange counts one more request
 
@@ -158,39 +169,25 @@ def test_silent_connections_as_haproxy(option):
     (req_tot, hrsp_4xx, ereq) with a malformed request; under `option
     http-ignore-probes` a connection that sends nothing (a browser's
     pre-connect) is closed quietly, neither logged nor counted."""
-
     seen = {}
     for name, binary in PROXIES.items():
-        receiver = Receiver()
-        sock = os.path.join(tempfile.mkdtemp(prefix="probes-"), "admin.sock")
-        port = free_port()
-        try:
-            with echo_backends(["live"]) as (live,):
-                cfg = config(port, receiver.port, live.address).replace(
-                    "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n"
-                ).replace("    option httplog\n", f"    option httplog\n    timeout http-request 500ms\n    {option}\n")
-                with run_haproxy(cfg, binary):
-                    wait_socket(sock)
-                    wait_no_sessions(sock)
-                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    before = error_counters(sock)
-                    answers = []
-                    for data in (b"", b"GET / HT", None, b"GET / HTTP/1.1\r\nbad header\r\n\r\n"):
-                        with socket.create_connection(("127.0.0.1", port), timeout=3) as client:
-                            if data is None:  # closed at once, having sent nothing
-                                answers.append(b"closed")
-                                client.close()
-                                wait_no_sessions(sock)  # gone before the next one comes
-                                continue
-                            client.sendall(data)
-                            received = b""
-                            while chunk := client.recv(65536):
-                                received += chunk
-                            answers.append(received.split(b"\r\n", 1)[0])
-                    time.sleep(0.2)
-                    wait_no_sessions(sock)
-                    lines = [logged(message) for message in receiver.messages(4, timeout=1)]
-                    seen[name] = answers, lines, [a - b for a, b in zip(error_counters(sock), before)]
-        finally:
-            receiver.close()
+        with counted_proxy(binary, f"    timeout http-request 500ms\n    {option}\n") as (port, receiver, sock):
+            before = error_counters(sock)
+            answers = []
+            for data in (b"", b"GET / HT", None, b"GET / HTTP/1.1\r\nbad header\r\n\r\n"):
+                with socket.create_connection(("127.0.0.1", port), timeout=3) as client:
+                    if data is None:  # closed at once, having sent nothing
+                        answers.append(b"closed")
+                        client.close()
+                        wait_no_sessions(sock)  # gone before the next one comes
+                        continue
+                    client.sendall(data)
+                    received = b""
+                    while chunk := client.recv(65536):
+                        received += chunk
+                    answers.append(received.split(b"\r\n", 1)[0])
+            time.sleep(0.2)
+            wait_no_sessions(sock)
+            lines = [logged(message) for message in receiver.messages(4, timeout=1)]
+            seen[name] = answers, lines, [a - b for a, b in zip(error_counters(sock), before)]
     assert seen["haply"] == seen["haproxy"]
