@@ -383,7 +383,9 @@ class HttpSession(asyncio.Protocol):
         request.raw = self.fresh
         self.fresh = None
         self.head_size = 0
-        if self.deadline.tag != "http-request":
+        # A request pipelined behind one in flight gets its time once it is
+        # the current one (_next_request): the deadline is the exchange's now.
+        if self.deadline.tag != "http-request" and not self.requests:
             self.deadline.arm(self.timeout_http_request, "http-request")
 
     def on_url(self, url: bytes) -> None:
