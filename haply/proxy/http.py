@@ -770,6 +770,8 @@ class HttpSession(asyncio.Protocol):
         self.response_started = False
         upstream.begin(self, request.method_bytes == b"HEAD")
         transport = upstream.transport
+        if not self.client_writable:  # the answer waits until the client reads
+            transport.pause_reading()
         request.sent_body = 0
         if request.body:
             chunked = request.chunked
@@ -982,6 +984,8 @@ class HttpSession(asyncio.Protocol):
         backend.release(server)
         self.exchanges += 1
         if reusable and not upstream.closed:
+            if not self.client_writable:  # paused for this client alone
+                upstream.transport.resume_reading()
             if request.route.reuse != "never":
                 self.pool.put(upstream)
             else:  # kept for this client alone
