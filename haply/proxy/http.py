@@ -191,6 +191,9 @@ class HttpSession(asyncio.Protocol):
     refused = False  # by a tcp-request rule, before anything was read (not logged)
     content_rules_pending = False  # tcp-request content rules to apply at the first read
     fresh: bytes | None = None  # the read being parsed, if no request was begun
+    # A request whose answer ended before its body did: the rest of its body
+    # is read and dropped, so that the next request on the connection is found.
+    discarding: Request | None = None
     # Per-exchange (the request at requests[0])
     upstream: UpstreamConnection | None = None
     response_started = False
@@ -466,6 +469,8 @@ class HttpSession(asyncio.Protocol):
                 request.body.append(body)
             request.sent_body += size
             return
+        if request is self.discarding:
+            return
         request.body.append(body)
         if request.buffering and self.head_size + request.body_size >= framing.MAX_HEAD_SIZE:
             self._body_buffered(request)  # the buffer is full: on to a server
@@ -477,6 +482,10 @@ class HttpSession(asyncio.Protocol):
         request = self.parsing
         self.parsing = None
         request.complete = True
+        if request is self.discarding:
+            self.discarding = None
+            self._next_request()
+            return
         if request.route.__class__ is Deferred:
             finish_deferred(self, request)
             return
@@ -1000,7 +1009,21 @@ class HttpSession(asyncio.Protocol):
         if not self.response_keep_alive or request.upgrade:
             self._close_after_write()
             return
+        if not request.complete:
+            self._discard_rest(request)
+            return
         self._next_request()
+
+    def _discard_rest(self, request: Request) -> None:
+        """The server answered before the request's body ended (an early 413,
+        401, or a server that reads no body): the client may go on sending
+        it, then ask again on this connection. Its body is read to its end and
+        dropped, under `timeout client`, and the next request is read after."""
+        self.discarding = request
+        request.body = []
+        if self.paused & PAUSE_WAITING:
+            self.resume_client_reading(PAUSE_WAITING)
+        self.deadline.arm_idle(self.timeout_client, "client")
 
     def _next_request(self) -> None:
         if self.requests:
