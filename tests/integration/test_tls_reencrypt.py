@@ -4,9 +4,6 @@ server-connection reuse."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
 import subprocess
 import textwrap
 import time
@@ -17,63 +14,22 @@ import requests
 from tests.support.certs import make_tls_files
 from tests.support.haply_process import run_haply
 from tests.support.haproxy_oracle import free_port
+from tests.support.nginx import nginx_available, run_nginx
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-pytestmark = pytest.mark.skipif(not shutil.which("nginx") and not __import__("os").path.exists(NGINX),
-                                reason="nginx (Debian nginx-light) not installed")
+pytestmark = pytest.mark.skipif(not nginx_available(), reason="nginx (Debian nginx-light) not installed")
 
 
-@contextlib.contextmanager
 def nginx_tls(directory, pem, port: int):
     """nginx serving HTTPS on 127.0.0.1:port; the answer names the SNI and the
     connection serial, so a test sees both the name sent and connection reuse."""
-    conf = directory / "nginx.conf"
-    conf.write_text(textwrap.dedent(f"""\
-        daemon off;
-        master_process off;
-        worker_processes 1;
-        pid {directory}/nginx.pid;
-        error_log {directory}/error.log warn;
-        events {{ worker_connections 64; }}
-        http {{
-          access_log off;
-          client_body_temp_path {directory}/body;
-          proxy_temp_path {directory}/proxy;
-          fastcgi_temp_path {directory}/fastcgi;
-          uwsgi_temp_path {directory}/uwsgi;
-          scgi_temp_path {directory}/scgi;
-          keepalive_requests 1000;
-          server {{
-            listen 127.0.0.1:{port} ssl;
-            ssl_certificate {pem};
-            ssl_certificate_key {pem};
-            location / {{
-              default_type text/plain;
-              return 200 "sni=$ssl_server_name conn=$connection proto=$ssl_protocol\\n";
-            }}
-          }}
+    return run_nginx(directory, port, f"""\
+        ssl_certificate {pem};
+        ssl_certificate_key {pem};
+        location / {{
+          default_type text/plain;
+          return 200 "sni=$ssl_server_name conn=$connection proto=$ssl_protocol\\n";
         }}
-        """))
-    process = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(conf)],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx did not start: {process.stderr.read().decode()}")
-                time.sleep(0.05)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        """, listen_options="ssl")
 
 
 def haply_cfg(port: int, server_line: str) -> str:
