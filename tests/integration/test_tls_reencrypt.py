@@ -14,22 +14,9 @@ import requests
 from tests.support.certs import make_tls_files
 from tests.support.haply_process import run_haply
 from tests.support.haproxy_oracle import free_port
-from tests.support.nginx import nginx_available, run_nginx
+from tests.support.nginx import nginx_available, nginx_tls
 
 pytestmark = pytest.mark.skipif(not nginx_available(), reason="nginx (Debian nginx-light) not installed")
-
-
-def nginx_tls(directory, pem, port: int):
-    """nginx serving HTTPS on 127.0.0.1:port; the answer names the SNI and the
-    connection serial, so a test sees both the name sent and connection reuse."""
-    return run_nginx(directory, port, f"""\
-        ssl_certificate {pem};
-        ssl_certificate_key {pem};
-        location / {{
-          default_type text/plain;
-          return 200 "sni=$ssl_server_name conn=$connection proto=$ssl_protocol\\n";
-        }}
-        """, listen_options="ssl")
 
 
 def haply_cfg(port: int, server_line: str) -> str:

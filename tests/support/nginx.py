@@ -63,3 +63,16 @@ def run_nginx(directory: Path, port: int, server_body: str, listen_options: str 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+def nginx_tls(directory, pem, port: int):
+    """nginx serving HTTPS on 127.0.0.1:port; the answer names the SNI and the
+    connection serial, so a test sees both the name sent and connection reuse."""
+    return run_nginx(directory, port, f"""\
+        ssl_certificate {pem};
+        ssl_certificate_key {pem};
+        location / {{
+          default_type text/plain;
+          return 200 "sni=$ssl_server_name conn=$connection proto=$ssl_protocol\\n";
+        }}
+        """, listen_options="ssl")

@@ -1,6 +1,6 @@
 """A TLS backend that reports the SNI it received, and clients for SNI tests.
 
-The backend is nginx (tests.integration.test_tls_reencrypt.nginx_tls): each
+The backend is nginx (tests.support.nginx.nginx_tls): each
 answer is "sni=NAME conn=SERIAL proto=...", so a test sees the name sent and
 which requests shared a server connection.
 """
@@ -14,7 +14,7 @@ import ssl
 from pathlib import Path
 from typing import Iterator
 
-from tests.integration.test_tls_reencrypt import NGINX, nginx_tls
+from tests.support.nginx import NGINX, nginx_tls
 from tests.support.certs import TlsFiles, make_tls_files
 from tests.support.haproxy_oracle import free_port
 
