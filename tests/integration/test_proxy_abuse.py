@@ -3,8 +3,9 @@ well-behaved clients keep asking: haply answers every well-behaved request,
 and once the misbehaving clients are gone it holds nothing of theirs (no
 session, no descriptor, no queued request) and its memory settles.
 
-The backend is nginx; the clients are raw sockets in threads, bounded in
-count and time."""
+Over plain HTTP and over TLS (where clients also misbehave in the handshake).
+The backend is nginx; the clients are sockets in threads, bounded in count
+and time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import io
 import os
 import random
 import socket
+import ssl
 import struct
 import textwrap
 import threading
@@ -22,6 +24,7 @@ import time
 import pytest
 
 from tests.support.admin_cli import cli, wait_socket
+from tests.support.certs import make_tls_files
 from tests.support.haply_process import rss_kib, run_haply
 from tests.support.nginx import nginx_available, run_nginx
 from tests.support.ports import free_ports
@@ -51,7 +54,7 @@ NGINX_SERVER = """\
     """
 
 
-def haply_config(port: int, servers: list[int], socket_path: str) -> str:
+def haply_config(port: int, servers: list[int], socket_path: str, pem=None) -> str:
     lines = "\n".join(f"  server web{i} 127.0.0.1:{p} maxconn 20" for i, p in enumerate(servers))
     return textwrap.dedent(f"""\
         global
@@ -67,7 +70,7 @@ def haply_config(port: int, servers: list[int], socket_path: str) -> str:
           timeout http-request 2s
           timeout http-keep-alive 1s
         frontend web
-          bind 127.0.0.1:{port}
+          bind 127.0.0.1:{port}{f" ssl crt {pem}" if pem else ""}
           option forwardfor
           default_backend pool
         backend pool
@@ -75,9 +78,21 @@ def haply_config(port: int, servers: list[int], socket_path: str) -> str:
         """) + lines + "\n"
 
 
-def connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    return sock
+class Connector:
+    """Connected sockets to the proxy: plain, or TLS with the handshake done
+    (`raw` gives the TCP socket alone, for misbehaving in the handshake)."""
+
+    def __init__(self, port: int, tls_context: ssl.SSLContext | None = None):
+        self.port, self.tls_context = port, tls_context
+
+    def raw(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+    def __call__(self) -> socket.socket:
+        sock = self.raw()
+        if self.tls_context is None:
+            return sock
+        return self.tls_context.wrap_socket(sock, server_hostname="localhost")
 
 
 def reset(sock: socket.socket) -> None:
@@ -190,6 +205,49 @@ def websocket_upgrade_cut(sock):
     reset(sock)
 
 
+# ... and in the TLS handshake, given the TCP socket alone.
+
+def hello_cut_short(sock):
+    sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(40))
+    time.sleep(0.05)
+    sock.close()
+
+
+def hello_then_reset(sock, tls_context):
+    outgoing = ssl.MemoryBIO()
+    tls = tls_context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    sock.sendall(outgoing.read())  # the ClientHello, and nothing after
+    reset(sock)
+
+
+def plain_http_on_tls_port(sock):
+    sock.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+    read_some(sock, 4096)
+    sock.close()
+
+
+def handshake_then_silence_then_reset(sock, tls_context):
+    tls = tls_context.wrap_socket(sock, server_hostname="localhost")
+    time.sleep(0.05)
+    reset(tls)
+
+
+def close_notify_mid_request(sock, tls_context):
+    tls = tls_context.wrap_socket(sock, server_hostname="localhost")
+    tls.sendall(b"GET /small HTTP/1.1\r\nHost: x\r\n")
+    try:
+        tls.unwrap().close()
+    except (OSError, ssl.SSLError):
+        sock.close()
+
+
+TLS_MISBEHAVIOURS = [hello_cut_short, hello_then_reset, plain_http_on_tls_port,
+                     handshake_then_silence_then_reset, close_notify_mid_request]
+
 MISBEHAVIOURS = [half_head, half_head_reset, upload_cut_short, chunked_upload_cut_short,
                  download_abandoned, download_half_closed, slow_reader_gives_up, garbage,
                  bad_after_good, pipelined_unread, connect_and_leave, request_then_reset,
@@ -197,9 +255,9 @@ MISBEHAVIOURS = [half_head, half_head_reset, upload_cut_short, chunked_upload_cu
 
 
 class Misbehaving(threading.Thread):
-    def __init__(self, port: int, kinds, seed: int):
+    def __init__(self, connector: Connector, kinds, seed: int):
         super().__init__(daemon=True)
-        self.port, self.kinds, self.random = port, kinds, random.Random(seed)
+        self.connector, self.kinds, self.random = connector, kinds, random.Random(seed)
         self.done = 0
         self.errors: list[str] = []
 
@@ -212,8 +270,15 @@ class Misbehaving(threading.Thread):
                 self.errors.append("ran out of time")
                 return
             try:
-                kind(connect(self.port))
-            except OSError:
+                if kind in TLS_MISBEHAVIOURS:
+                    sock = self.connector.raw()
+                    if "tls_context" in kind.__code__.co_varnames:
+                        kind(sock, self.connector.tls_context)
+                    else:
+                        kind(sock)
+                else:
+                    kind(self.connector())
+            except OSError:  # ssl.SSLError is one
                 pass  # the proxy may cut a misbehaving client off: that is its right
             except Exception as exc:  # a defect in the test itself
                 self.errors.append(f"{kind.__name__}: {exc!r}")
@@ -223,9 +288,9 @@ class Misbehaving(threading.Thread):
 class WellBehaved(threading.Thread):
     """Keep-alive GETs and uploads whose answers are checked byte for byte."""
 
-    def __init__(self, port: int, big_digest: str, seed: int):
+    def __init__(self, connector: Connector, big_digest: str, seed: int):
         super().__init__(daemon=True)
-        self.port, self.big_digest, self.random = port, big_digest, random.Random(seed)
+        self.connector, self.big_digest, self.random = connector, big_digest, random.Random(seed)
         self.ok = 0
         self.failures: list[str] = []
 
@@ -251,7 +316,7 @@ class WellBehaved(threading.Thread):
                 return
             choice = self.random.random()
             try:
-                sock = sock or connect(self.port)
+                sock = sock or self.connector()
                 if choice < 0.1:
                     status, body = self.exchange(sock, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
                     good = status == 200 and hashlib.sha256(body).hexdigest() == self.big_digest
@@ -312,35 +377,40 @@ def wait_idle(socket_path: str, timeout: float) -> dict:
         time.sleep(0.2)
 
 
-@pytest.fixture
-def setup(tmp_path):
+@pytest.fixture(params=["http", "https"])
+def setup(request, tmp_path):
     big = make_files(tmp_path)
     first = free_ports(3)
     nginx_a, nginx_b, port = first, first + 1, first + 2
     socket_path = str(tmp_path / "stats.sock")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
+    pem, kinds, connector = None, MISBEHAVIOURS, Connector(port)
+    if request.param == "https":
+        tls = make_tls_files(tmp_path)
+        pem, kinds = tls.pem, MISBEHAVIOURS + TLS_MISBEHAVIOURS
+        connector = Connector(port, ssl.create_default_context(cafile=str(tls.ca_file)))
     with run_nginx(tmp_path / "a", nginx_a, NGINX_SERVER.format(root=tmp_path)), \
             run_nginx(tmp_path / "b", nginx_b, NGINX_SERVER.format(root=tmp_path)), \
-            run_haply(haply_config(port, [nginx_a, nginx_b], socket_path)) as proxy:
+            run_haply(haply_config(port, [nginx_a, nginx_b], socket_path, pem)) as proxy:
         wait_socket(socket_path)
-        yield proxy, port, socket_path, hashlib.sha256(big).hexdigest()
+        yield proxy, connector, kinds, socket_path, hashlib.sha256(big).hexdigest()
 
 
 def test_misbehaving_clients_cost_nothing_once_gone(setup):
-    proxy, port, socket_path, big_digest = setup
+    proxy, connector, kinds, socket_path, big_digest = setup
     pid = proxy.process.pid
 
     # warm up the paths (and the pools) the exercise uses, then take the baseline
-    warm = WellBehaved(port, big_digest, seed=0)
+    warm = WellBehaved(connector, big_digest, seed=0)
     warm.run()
     assert warm.failures == [] and warm.ok == WELL_BEHAVED_REQUESTS
     assert wait_idle(socket_path, 10) == {"held": {}, "CurrConns": 0}
     descriptors_before, rss_before = open_descriptors(pid), rss_kib(pid)
 
     for repeat in range(2):
-        bad = [Misbehaving(port, MISBEHAVIOURS[i::3], seed=10 * repeat + i) for i in range(3)]
-        good = [WellBehaved(port, big_digest, seed=100 * repeat + i) for i in range(2)]
+        bad = [Misbehaving(connector, kinds[i::3], seed=10 * repeat + i) for i in range(3)]
+        good = [WellBehaved(connector, big_digest, seed=100 * repeat + i) for i in range(2)]
         for thread in bad + good:
             thread.start()
         for thread in bad + good:
@@ -364,7 +434,7 @@ def test_misbehaving_clients_cost_nothing_once_gone(setup):
     assert rss_kib(pid) - rss_before < 40_000, (rss_before, rss_kib(pid))
 
     # and the proxy still answers, with its counters consistent
-    check = WellBehaved(port, big_digest, seed=999)
+    check = WellBehaved(connector, big_digest, seed=999)
     check.run()
     assert check.failures == [] and check.ok == WELL_BEHAVED_REQUESTS
     frontend = next(r for r in stat_rows(socket_path) if r["pxname"] == "web" and r["svname"] == "FRONTEND")
