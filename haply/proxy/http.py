@@ -1080,10 +1080,19 @@ class HttpSession(asyncio.Protocol):
         backend = request.backend
         self.upstream = None
         server = self._give_back_server(request)
+        request.tried = server  # the log names it, as HAProxy does
+        replay = self._can_replay(request, why)
+        if why == "empty-response" and self.exchanges and not replay:
+            # HAProxy's answer to a server that closed on a request that is
+            # not its connection's first: none. The client sees what it sees
+            # when a keep-alive connection closes as it sends, and sends the
+            # request again; nothing is logged or counted.
+            self.close()
+            return
         server.response_errors += 1
         if backend.observer is not None:
             backend.report(server, event)
-        if self._can_replay(request, why):
+        if replay:
             request.attempts += 1
             server.retries += 1
             backend.retried += 1
@@ -1095,7 +1104,8 @@ class HttpSession(asyncio.Protocol):
                 request.redispatched = True
             self.connecting = self.loop.create_task(self._connect_and_send(request, next_server))
             return
-        self._respond_local(status)
+        # an answer that is not HTTP is the proxy's finding (P), an empty one the server's (S)
+        self._respond_local(status, termination="PH--" if why == "junk-response" else None)
 
     def on_deadline(self, which: str) -> None:
         if self.closed:
