@@ -28,6 +28,8 @@ METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ("request_errors_total", "ereq", "counter", "F", "Total number of invalid requests since process started"),
     ("connection_errors_total", "econ", "counter", "BS", "Total number of failed connections to server since the worker process started"),
     ("response_errors_total", "eresp", "counter", "BS", "Total number of invalid responses since the worker process started"),
+    ("client_aborts_total", "cli_abrt", "counter", "BS", "Total number of requests or connections aborted by the client since the worker process started"),
+    ("server_aborts_total", "srv_abrt", "counter", "BS", "Total number of requests or connections aborted by the server since the worker process started"),
     ("retry_warnings_total", "wretr", "counter", "BS", "Total number of server connection retries since the worker process started"),
     ("redispatch_warnings_total", "wredis", "counter", "BS", "Total number of server redispatches due to connection failures since the worker process started"),
     ("weight", "weight", "gauge", "BS", "Server's effective weight, or sum of active servers' effective weights for a backend"),

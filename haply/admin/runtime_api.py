@@ -553,8 +553,9 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
 # Counters `clear counters all` zeroes (current values such as sessions in
 # progress are states, not counters, and stay).
 SERVER_COUNTERS = ("total_sessions", "bytes_in", "bytes_out", "connect_errors",
-                   "response_errors", "retries", "redispatches", "failed_checks")
-BACKEND_COUNTERS = ("total_sessions", "connect_errors", "retried", "redispatched",
+                   "response_errors", "retries", "redispatches", "failed_checks",
+                   "client_aborts", "server_aborts")
+BACKEND_COUNTERS = ("total_sessions", "connect_errors", "retried", "redispatched", "unanswered",
                     "no_server", "denied", "bytes_in", "bytes_out")
 FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests")
 
@@ -581,6 +582,7 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
             for name in BACKEND_COUNTERS:
                 setattr(backend, name, 0)
             backend.comp.clear()
+            backend.local_responses.clear()
     for frontend in engine.frontends.values():
         frontend.gate.max_seen = frontend.gate.current
         if everything:

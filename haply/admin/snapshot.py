@@ -217,6 +217,7 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
         slim=state.maxconn or None, stot=state.total_sessions, lbtot=state.total_sessions,
         bin=state.bytes_in, bout=state.bytes_out, econ=state.connect_errors,
         eresp=state.response_errors, wretr=state.retries, wredis=state.redispatches,
+        cli_abrt=state.client_aborts, srv_abrt=state.server_aborts,
         status=server_status(state, health),
         weight=state.effective_weight, uweight=state.weight,
         act=int(active), bck=int(not active),
@@ -304,13 +305,14 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         bout=max(backend.bytes_out, sum(s.bytes_out for s in states)),
         dreq=backend.denied, econ=backend.connect_errors,
         eresp=sum(s.response_errors for s in states),
+        cli_abrt=sum(s.client_aborts for s in states), srv_abrt=sum(s.server_aborts for s in states),
         wretr=backend.retried, wredis=backend.redispatched,
         status="UP" if up else "DOWN",
         weight=sum(s.effective_weight for s in (usable_active or usable_backup)),
         uweight=sum(s.weight for s in (usable_active or usable_backup)),
         act=len(usable_active), bck=len(usable_backup),
         lastchg=max(0, int(now - last)),
-        req_tot=sum(sum(s.http_responses.values()) for s in states) if mode == "http" else None)
+        req_tot=None)
     _compression(row, backend)
     row["slim"] = backend.proxy.maxconn or fullconn(engine_frontends, backend.name) or None
     # The backend's averages: its servers', weighted by the sessions each average
@@ -326,11 +328,15 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         row["downtime"] = None
     row["-"] = "-"
     if mode == "http":
-        counts: dict[int, int] = {}
+        # every answer to a request routed here: its servers' final ones
+        # (their 1xx count on the servers alone) and haply's own, as HAProxy counts
+        counts: dict[int, int] = dict(backend.local_responses)
         for s in states:
             for klass, n in s.http_responses.items():
-                counts[klass] = counts.get(klass, 0) + n
+                if klass != 1:
+                    counts[klass] = counts.get(klass, 0) + n
         _hrsp(row, counts)
+        row["req_tot"] = sum(counts.values()) + backend.unanswered
     else:
         _blank(row, TCP_BLANK)
     row["lastsess"] = -1 if not backend.total_sessions else 0

@@ -101,6 +101,10 @@ def logged_http_session(base):
                 request.cookie_flags = request.cookie_flags[0] + "N"
             self._log(request, status, termination or LOCAL_TERMINATION.get(status, "LR--"), server)
 
+        def _aborted(self, request, termination) -> None:
+            # the status is the server's if its head came, else -1
+            self._log(request, None, termination, request.server)
+
         def _rejected(self, status) -> None:
             request = self.parsing or (self.requests[-1] if self.requests else None)
             log_queue = self.log_queue
@@ -161,7 +165,7 @@ def logged_tcp_session(base):
                 self.frontend, self.log_peer, self.backend, server or self.tried, self.log_begin,
                 self.log_wall, self.loop.time(), self.log_in,
                 self.transport.written if isinstance(self.transport, CountingTransport) else 0,
-                "--" if server is not None else "SC", self.t_wait, self.t_connect,
+                (self.ending or "--") if server is not None else "SC", self.t_wait, self.t_connect,
                 retries_field(self))
             super().close()
 

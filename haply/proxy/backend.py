@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from typing import Callable
 
 from haply.balance import make_balancer
@@ -102,6 +102,13 @@ class BackendRuntime:
         self.retried = 0
         self.redispatched = 0
         self.denied = 0  # requests refused by its own `http-request deny` rules
+        # haply's own answers to requests routed here (errors, denials,
+        # redirects), by status class: with its servers' answers, the
+        # backend's req_tot and hrsp_* as HAProxy counts them
+        self.local_responses: Counter[int] = Counter()
+        # requests routed here that the client broke off before any answer:
+        # in req_tot too, as HAProxy counts them
+        self.unanswered = 0
         # `stick-table` with stick rules (haply.proxy.stick), else None.
         self.stick: Stickiness | None = None
         if proxy.stick_table is not None and proxy.stick_rules:

@@ -316,7 +316,10 @@ class HttpSession(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:
             if self.requests:
-                self._abort_waiting()
+                if not self._abort_waiting() and self.requests[0].server is not None:
+                    # C: the client left; H: while the server had not answered yet
+                    self._broken_off("CH--" if self.requests[0].complete and not self.response_started
+                                     else "CD--")
             elif self.admitted and not self.refused and self.deadline.tag == "http-request":
                 self._left_before_request()
         self.close()
@@ -557,6 +560,8 @@ class HttpSession(asyncio.Protocol):
             self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_match(route.redirects, request)
             if rule is not None:
+                request.backend = route.backend
+                request.route = route
                 self._redirect(request, rule)
                 return
         backend = route.backend
@@ -820,6 +825,7 @@ class HttpSession(asyncio.Protocol):
 
     def informational_response(self, upstream: UpstreamConnection, status: int) -> None:
         request = self.requests[0]
+        request.server.http_responses[1] += 1  # HAProxy counts each response it reads
         head = request.route.response_writer.write(
             upstream.parser.get_http_version(), status, upstream.reason, upstream.headers,
             framing.NO_BODY, True, request.version, request)
@@ -1052,6 +1058,8 @@ class HttpSession(asyncio.Protocol):
                 # The body ran until close: that was its end.
                 self._finish_exchange(request, upstream, reusable=False)
                 return
+            if not self.tunnel:
+                self._broken_off("SD--")
             self.close()  # truncated response: the client must see it broken
             return
         self._exchange_failed(request, "empty-response" if not upstream.received_any
@@ -1126,6 +1134,9 @@ class HttpSession(asyncio.Protocol):
             else:
                 self._respond_local(504)
         else:
+            if self.requests and self.requests[0].server is not None and not self.tunnel:
+                # the side that went quiet in the middle of the transfer
+                self._broken_off("sD--" if which == "server" else "cD--")
             self.close()
 
     # =========================================================== local answers
@@ -1153,6 +1164,8 @@ class HttpSession(asyncio.Protocol):
         if keep_alive and request is not None and request.version == "1.0":
             body = responses.with_keep_alive(body)
         self.frontend.http_responses[status // 100] += 1
+        if request is not None and request.backend is not None:
+            request.backend.local_responses[status // 100] += 1
         self.transport.write(body)
         self.frontend.bytes_out += len(body)
         if request is not None:
@@ -1163,6 +1176,26 @@ class HttpSession(asyncio.Protocol):
             self._next_request()
             return
         self._close_after_write()
+
+    def _broken_off(self, termination: str) -> None:
+        """The exchange at the head of the queue ends before its answer did: a
+        client that left or went quiet (C, c), or a server that did (S, s).
+        Counted as HAProxy counts it (cli_abrt, or srv_abrt and eresp, on the
+        server) and logged with `termination`, before the session closes."""
+        request = self.requests[0]
+        server = request.server
+        if not self.response_started:
+            request.backend.unanswered += 1
+        if termination[0] in "Cc":
+            server.client_aborts += 1
+        else:
+            server.server_aborts += 1
+            server.response_errors += 1
+        self._aborted(request, termination)
+
+    def _aborted(self, request: Request, termination: str) -> None:
+        """Called when an exchange is broken off, before the connection
+        closes and leaves the counts: logging records it here."""
 
     def _answered_locally(self, request: Request, status: int, termination: str | None) -> None:
         """Called once haply's own answer to request is written, before the
@@ -1224,6 +1257,8 @@ class HttpSession(asyncio.Protocol):
             body_kind == framing.NONE or (body_kind == framing.LENGTH and request.framing.length == 0))
         answer = redirect.response(rule.code, where, close)
         self.frontend.http_responses[3] += 1
+        if request.backend is not None:
+            request.backend.local_responses[3] += 1
         self.frontend.bytes_out += len(answer)
         self.transport.write(answer)
         self._answered_locally(request, rule.code, None)

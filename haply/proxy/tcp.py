@@ -36,7 +36,7 @@ class TcpClientProtocol(asyncio.Protocol):
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
                  "pending", "pending_size", "connecting", "timer", "admitted", "closed", "client_eof", "server_eof",
-                 "t_wait", "t_connect", "switches", "tried", "attempts", "redispatched")
+                 "t_wait", "t_connect", "switches", "tried", "attempts", "redispatched", "ending")
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
                  switches: tuple | None = None):
@@ -64,6 +64,9 @@ class TcpClientProtocol(asyncio.Protocol):
         self.tried = None  # the server whose connection attempts all failed, for the log
         self.attempts = 0  # connection retries (the log's %rc, "+N" once redispatched)
         self.redispatched = False
+        # How the session ended, when not in good order (the log's termination
+        # state: CD, SD, cD, sD), else None
+        self.ending: str | None = None
 
     # ------------------------------------------------------------------ client
 
@@ -155,8 +158,11 @@ class TcpClientProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         front = self.frontend.proxy.timeouts
         back = backend_proxy.timeouts
-        self.timer.arm_idle(session_timeout(front.client, back.server,
-                                            back.tunnel or front.tunnel), "session")
+        tunnel = back.tunnel or front.tunnel
+        # The log names the side whose timeout ends an idle session first.
+        server_side = not tunnel and back.server and (not front.client or back.server < front.client)
+        self.timer.arm_idle(session_timeout(front.client, back.server, tunnel),
+                            "server" if server_side else "client")
         if self.pending:
             for chunk in self.pending:
                 transport.write(chunk)
@@ -206,6 +212,8 @@ class TcpClientProtocol(asyncio.Protocol):
             self.upstream.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self.upstream is not None and not self.closed:
+            self.broken_off("CD")  # reset by the client in the middle of the session
         self._abort_waiting()
         self.close()
 
@@ -226,7 +234,24 @@ class TcpClientProtocol(asyncio.Protocol):
     # ----------------------------------------------------------------- session
 
     def on_deadline(self, which: str) -> None:
+        if self.upstream is not None:
+            self.broken_off("sD" if which.startswith("server") else "cD")
         self.close()
+
+    def broken_off(self, ending: str) -> None:
+        """The session ends out of order: a side reset it (C, S) or went quiet
+        past its timeout (c, s). Counted on the server as HAProxy counts it
+        (cli_abrt; srv_abrt, and eresp for a reset) and logged with ending."""
+        if self.ending is not None:
+            return
+        self.ending = ending
+        server = self.server
+        if ending[0] in "Cc":
+            server.client_aborts += 1
+        else:
+            server.server_aborts += 1
+            if ending == "SD":
+                server.response_errors += 1
 
     def shutdown(self, close_idle: bool = True) -> None:
         """Stopping: a TCP session has no request boundary; it may finish
@@ -303,4 +328,7 @@ class TcpServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.client.close()
+        client = self.client
+        if exc is not None and not client.closed:
+            client.broken_off("SD")  # reset by the server in the middle of the session
+        client.close()

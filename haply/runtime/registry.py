@@ -56,6 +56,9 @@ class ServerState:
     bytes_out: int = 0
     connect_errors: int = 0
     response_errors: int = 0
+    # exchanges the client (cli_abrt) or the server (srv_abrt) broke off
+    client_aborts: int = 0
+    server_aborts: int = 0
     retries: int = 0
     redispatches: int = 0
     # checks that failed while the server was UP (HAProxy's `chkfail`)
