@@ -10,9 +10,7 @@ and time."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import random
 import socket
@@ -24,7 +22,7 @@ import time
 
 import pytest
 
-from tests.support.admin_cli import cli, wait_socket
+from tests.support.admin_cli import cli, stat_rows, wait_socket
 from tests.support.certs import make_tls_files
 from tests.support.haply_process import rss_kib, run_haply
 from tests.support.nginx import nginx_available, run_nginx
@@ -350,11 +348,6 @@ class WellBehaved(threading.Thread):
                 self.failures.append(f"status {status}, {len(body)} bytes")
         if sock:
             sock.close()
-
-
-def stat_rows(socket_path: str) -> list[dict]:
-    text = cli(socket_path, "show stat")
-    return list(csv.DictReader(io.StringIO(text.lstrip("# "))))
 
 
 def info(socket_path: str) -> dict:

@@ -16,8 +16,6 @@ against HAProxy 2.6:
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import socket
 import struct
@@ -26,7 +24,7 @@ import time
 
 import pytest
 
-from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
+from tests.support.admin_cli import stat_counts, wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config, run_haproxy
 from tests.support.scripted_backend import scripted_backend
@@ -103,9 +101,7 @@ def logged(message: str) -> tuple[str, ...]:
 
 
 def counters(socket_path: str) -> dict[str, dict[str, str]]:
-    rows = csv.DictReader(io.StringIO(cli(socket_path, "show stat").lstrip("# ")))
-    return {f"{row['pxname']}/{row['svname']}": {k: row[k] for k in COUNTED}
-            for row in rows if row["pxname"] in ("be", "empty", "dead")}
+    return stat_counts(socket_path, ("be", "empty", "dead"), COUNTED)
 
 
 def exercise(port: int) -> None:

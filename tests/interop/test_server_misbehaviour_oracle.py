@@ -23,13 +23,14 @@ import time
 
 import pytest
 
-from tests.support.admin_cli import cli, wait_socket
+from tests.support.admin_cli import cli, stat_counts, wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES, run_haply
 from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config, run_haproxy
 from tests.support.scripted_backend import scripted_backend
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
+COUNTED = ("req_tot", "hrsp_1xx", "hrsp_2xx", "hrsp_5xx", "eresp", "srv_abrt", "cli_abrt", "wretr")
 BEHAVIOURS = ("good", "close", "junk", "short-body", "silent", "extra-body", "continue", "good",
               "close-after", "good")
 
@@ -163,16 +164,24 @@ backend be
     return config.replace("timeout server 5s", "timeout server 1s")
 
 
-def test_each_misbehaviour_seen_by_the_client_as_through_haproxy():
-    seen = {}
+def test_each_misbehaviour_seen_by_the_client_as_through_haproxy(tmp_path):
+    seen, counted = {}, {}
     for name, binary in PROXIES.items():
         with scripted_backend(misbehaving_server) as server:
             port = free_port()
+            socket_path = str(tmp_path / f"{name}.sock")
             # HAProxy's retry policy for both (haply's own replays more)
-            with run_haproxy(proxy_config(port, server.address, "retry-on conn-failure"), binary):
+            config = proxy_config(port, server.address, "retry-on conn-failure").replace(
+                "global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+            with run_haproxy(config, binary):
+                wait_socket(socket_path)
                 client = Client(port)
                 seen[name] = [client.ask(number) for number in range(1, 31)]
                 client.close()
+                wait_no_sessions(socket_path)
+                counted[name] = stat_counts(socket_path, ("be",), COUNTED)
+    # the servers' and the backend's counts too (requests, answers by class, errors, aborts)
+    assert counted["haply"] == counted["haproxy"]
     by_behaviour = {}
     for outcome in seen["haproxy"]:
         by_behaviour.setdefault(outcome[0], set()).add(outcome[1:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import subprocess
@@ -73,3 +75,13 @@ def wait_no_sessions(path: str, timeout: float = 5.0) -> None:
             raise AssertionError(f"sessions still open after {timeout} s:\n" + "\n".join(lines))
         time.sleep(0.01)
 
+
+def stat_rows(path: str) -> list[dict[str, str]]:
+    """`show stat` on a unix socket, one dict per row, by column name."""
+    return list(csv.DictReader(io.StringIO(cli(path, "show stat").lstrip("# "))))
+
+
+def stat_counts(path: str, proxies: tuple[str, ...], columns: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Those columns of `show stat` for the rows of those proxies, by "proxy/row"."""
+    return {f"{row['pxname']}/{row['svname']}": {column: row[column] for column in columns}
+            for row in stat_rows(path) if row["pxname"] in proxies}
