@@ -367,6 +367,28 @@ def check_request_target(url: bytes) -> None:
             400)
 
 
+def is_websocket_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether an upgrade request asks for websocket (RFC 6455 §4.1) and, if
+    so, carries its Sec-WebSocket-Key; RemoteProtocolError (400) when it does
+    not, as HAProxy refuses it."""
+    websocket = has_key = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"upgrade":
+            websocket = websocket or any(token.strip().lower() == b"websocket" for token in value.split(b","))
+        elif lname == b"sec-websocket-key":
+            has_key = True
+    if websocket and not has_key:
+        raise RemoteProtocolError("websocket upgrade without Sec-WebSocket-Key", 400)
+    return websocket
+
+
+def accepts_websocket(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a 101 answer to a websocket upgrade has its Sec-WebSocket-Accept
+    (RFC 6455 §4.2.2); HAProxy answers 502 for one that has not."""
+    return any(name.lower() == b"sec-websocket-accept" for name, _ in headers)
+
+
 # ---------------------------------------------------------------- header fields
 
 # RFC 9110 §5.6.2 tchar: the bytes a field name may contain.

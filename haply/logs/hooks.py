@@ -101,7 +101,7 @@ def logged_http_session(base):
                 request.cookie_flags = request.cookie_flags[0] + "N"
             self._log(request, status, termination or LOCAL_TERMINATION.get(status, "LR--"), server)
 
-        def _aborted(self, request, termination) -> None:
+        def _ended(self, request, termination) -> None:
             # the status is the server's if its head came, else -1
             self._log(request, None, termination, request.server)
 
@@ -115,6 +115,10 @@ def logged_http_session(base):
                 # HAProxy logs no byte for a refused request, even when the
                 # answers to the requests before it went out since it came.
                 log_queue[-1].bytes_out = self.frontend.bytes_out
+                if request.error is not None:
+                    # refused in its head (a bad target, framing or upgrade):
+                    # HAProxy never had a request, so no TR
+                    log_queue[-1].headers_at = None
                 log_queue.rotate(-(len(log_queue) - 1))  # the last one
                 self._log(request, status, "PR--" if status != 408 else "cR--")
 

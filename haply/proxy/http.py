@@ -59,6 +59,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # The versions framing.request_framing accepts (it explains the others' refusal).
 PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
 LAST_CHUNK = b"0\r\n\r\n"
+CLIENT_EOF, SERVER_EOF = 1, 2
 
 
 class Request:
@@ -82,7 +83,9 @@ class Request:
                  "coding",
                  # the server's status, once its answer came (http-response
                  # rules' `status` acls read it)
-                 "status")
+                 "status",
+                 # set (and read) only for an upgrade request: it asks for websocket
+                 "websocket")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -202,6 +205,7 @@ class HttpSession(asyncio.Protocol):
     response_until_close = False
     upstream_reusable = False
     tunnel = False
+    tunnel_eofs = 0  # the sides of a tunnel that sent their end (CLIENT_EOF, SERVER_EOF)
     # The body being compressed (haply.http.compression), else None.
     encoder: compression.Encoder | None = None
     exchanges = 0  # finished on this connection (the next is not its first)
@@ -307,6 +311,8 @@ class HttpSession(asyncio.Protocol):
             self._reject(status, reason, data)
 
     def eof_received(self) -> bool:
+        if self.tunnel:
+            return self._tunnel_eof(CLIENT_EOF, self.upstream.transport)
         # A client half-close after a complete request still wants its answer,
         # unless `option abortonclose` drops a request still waiting for a server.
         if self.requests and self.parsing is None:
@@ -314,7 +320,9 @@ class HttpSession(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed:
+        if not self.closed and self.tunnel:
+            self._end_tunnel("CD--" if exc is not None else "----")
+        elif not self.closed:
             if self.requests:
                 if not self._abort_waiting() and self.requests[0].server is not None:
                     # C: the client left; H: while the server had not answered yet
@@ -438,6 +446,8 @@ class HttpSession(asyncio.Protocol):
         url = request.url
         try:
             framing.check_request_target(url)
+            if request.upgrade:
+                request.websocket = framing.is_websocket_upgrade(request.headers)
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
                 # No framing field and at most one Host: what request_framing
                 # would find in its pass over the fields.
@@ -846,6 +856,9 @@ class HttpSession(asyncio.Protocol):
             upstream.close()
             self._exchange_failed(request, str(status), event=status)
             return
+        if upgrade and request.websocket and not framing.accepts_websocket(upstream.headers):
+            self.server_protocol_error(upstream, "websocket upgrade answered without Sec-WebSocket-Accept")
+            return
         writer = route.response_writer
         raw = upstream.head
         low, fields = writer.scan(raw)
@@ -867,8 +880,10 @@ class HttpSession(asyncio.Protocol):
         self.response_keep_alive = keep_client
         self.response_chunked = body.kind == framing.CHUNKED
         self.response_until_close = until_close
+        # not after an upgrade, even a refused one (as HAProxy): what state
+        # the server left that connection in is its own
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
-                                  and not upgrade and not until_close)
+                                  and not request.upgrade and not until_close)
         head = None
         sent, reason = status, None  # a reason: set-status gave another status
         if route.status_rules is not None and not upgrade:
@@ -982,6 +997,31 @@ class HttpSession(asyncio.Protocol):
         self.paused = 0
         self.transport.resume_reading()
 
+    def tunnel_server_eof(self) -> bool:
+        """The server ended its side of the tunnel: False to close its connection."""
+        return self._tunnel_eof(SERVER_EOF, self.transport)
+
+    def _tunnel_eof(self, side: int, other: asyncio.Transport) -> bool:
+        """One side of a tunnel ended its stream: the other side is told
+        (half-close), and the tunnel ends once both have. A TLS side cannot
+        be half-closed (close_notify ends it): the tunnel ends there."""
+        self.tunnel_eofs |= side
+        if self.tunnel_eofs == CLIENT_EOF | SERVER_EOF or not other.can_write_eof():
+            self._end_tunnel("----")
+            return False
+        other.write_eof()
+        return True
+
+    def _end_tunnel(self, termination: str) -> None:
+        """The tunnel is over: logged now as HAProxy logs it, with the 101 and
+        the whole session's time and bytes, then closed."""
+        request = self.requests[0]
+        if termination != "----":
+            self._broken_off(termination)
+        else:
+            self._ended(request, termination)
+        self.close()
+
     def tunnel_from_server(self, data: bytes) -> None:
         self.deadline.touch()
         self.transport.write(data)
@@ -1012,13 +1052,30 @@ class HttpSession(asyncio.Protocol):
             upstream.detach()
             upstream.close()
         self.requests.popleft()
-        if not self.response_keep_alive or request.upgrade:
+        if not self.response_keep_alive:
             self._close_after_write()
             return
+        if request.upgrade:
+            self._upgrade_refused(request)
         if not request.complete:
             self._discard_rest(request)
             return
         self._next_request()
+
+    def _upgrade_refused(self, request: Request) -> None:
+        """An upgrade request answered otherwise than by a tunnel (the server
+        refused it, or haply answered it): the connection goes on in HTTP, as
+        in HAProxy. The parser stopped at the upgrade; a new one reads on, from
+        the bytes that came after it, once this call chain has returned."""
+        self.parser = httptools.HttpRequestParser(self)
+        rest, request.tunnel_data = request.tunnel_data, b""
+        if rest:
+            self.frontend.bytes_in -= len(rest)  # counted when they came
+            self.loop.call_soon(self._read_again, rest)
+
+    def _read_again(self, data: bytes) -> None:
+        if not self.closed:
+            self.data_received(data)
 
     def _discard_rest(self, request: Request) -> None:
         """The server answered before the request's body ended (an early 413,
@@ -1053,13 +1110,15 @@ class HttpSession(asyncio.Protocol):
             return
         request = self.requests[0]
         self.flush()  # what the server sent before closing still goes out
-        if self.tunnel or self.response_started:
+        if self.tunnel:
+            self._end_tunnel("SD--" if upstream.reset else "----")
+            return
+        if self.response_started:
             if self.response_until_close and not self.tunnel:
                 # The body ran until close: that was its end.
                 self._finish_exchange(request, upstream, reusable=False)
                 return
-            if not self.tunnel:
-                self._broken_off("SD--")
+            self._broken_off("SD--")
             self.close()  # truncated response: the client must see it broken
             return
         self._exchange_failed(request, "empty-response" if not upstream.received_any
@@ -1134,8 +1193,12 @@ class HttpSession(asyncio.Protocol):
             else:
                 self._respond_local(504)
         else:
-            if self.requests and self.requests[0].server is not None and not self.tunnel:
-                # the side that went quiet in the middle of the transfer
+            if self.requests and self.requests[0].server is not None:
+                # the side that went quiet in the middle of the transfer (a
+                # tunnel's timeout is the client's, as HAProxy logs it)
+                if self.tunnel:
+                    self._end_tunnel("cD--")
+                    return
                 self._broken_off("sD--" if which == "server" else "cD--")
             self.close()
 
@@ -1173,6 +1236,8 @@ class HttpSession(asyncio.Protocol):
         if keep_alive and request is not None and (
                 request.complete or request.framing.kind == framing.NONE):
             self.requests.popleft()
+            if request.upgrade:
+                self._upgrade_refused(request)
             self._next_request()
             return
         self._close_after_write()
@@ -1191,11 +1256,12 @@ class HttpSession(asyncio.Protocol):
         else:
             server.server_aborts += 1
             server.response_errors += 1
-        self._aborted(request, termination)
+        self._ended(request, termination)
 
-    def _aborted(self, request: Request, termination: str) -> None:
-        """Called when an exchange is broken off, before the connection
-        closes and leaves the counts: logging records it here."""
+    def _ended(self, request: Request, termination: str) -> None:
+        """Called when an exchange ends otherwise than with its answer (broken
+        off, or a tunnel that closed), before the connection closes and
+        leaves the counts: logging records it here."""
 
     def _answered_locally(self, request: Request, status: int, termination: str | None) -> None:
         """Called once haply's own answer to request is written, before the

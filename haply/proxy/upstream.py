@@ -38,6 +38,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.tunnel = False
+        self.reset = False  # lost by a reset rather than a close
         self.idle_since = 0.0
         self.stale_parser = False
         # The pool's key: the server, or (server, SNI) for a TLS connection that
@@ -118,10 +119,13 @@ class UpstreamConnection(asyncio.Protocol):
                 self.close()
 
     def eof_received(self) -> bool:
+        if self.tunnel and self.session is not None:
+            return self.session.tunnel_server_eof()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.reset = exc is not None
         session = self.session
         if session is not None:
             self.session = None

@@ -145,7 +145,7 @@ def test_websocket_upgrade_tunnel():
         request = conn.read_request()
         assert request.header("Upgrade") == "websocket"
         conn.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                  b"Connection: Upgrade\r\n\r\n")
+                  b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
         while data := conn.recv():
             conn.send(data.upper())
     with scripted_backend(handler) as backend:
@@ -153,7 +153,7 @@ def test_websocket_upgrade_tunnel():
         with run_haply(listen(port, [("b", backend.address)], "    timeout tunnel 1h\n")):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                             b"Connection: Upgrade\r\n\r\n")
+                             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
                 head = b""
                 while b"\r\n\r\n" not in head:
                     head += sock.recv(4096)
