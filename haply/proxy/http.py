@@ -880,10 +880,8 @@ class HttpSession(asyncio.Protocol):
         self.response_keep_alive = keep_client
         self.response_chunked = body.kind == framing.CHUNKED
         self.response_until_close = until_close
-        # not after an upgrade, even a refused one (as HAProxy): what state
-        # the server left that connection in is its own
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
-                                  and not request.upgrade and not until_close)
+                                  and not upgrade and not until_close)
         head = None
         sent, reason = status, None  # a reason: set-status gave another status
         if route.status_rules is not None and not upgrade:

@@ -16,19 +16,16 @@ against HAProxy 2.6:
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
-import tempfile
 import time
 
 import pytest
 
-from tests.support.admin_cli import stat_counts, wait_no_sessions, wait_socket
+from tests.support.admin_cli import stat_counts, wait_no_sessions
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config, run_haproxy
-from tests.support.scripted_backend import scripted_backend
-from tests.support.syslog_receiver import Receiver
+from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config
+from tests.support.observed import observed_proxy
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -127,23 +124,14 @@ def exercise(port: int) -> None:
 
 def test_broken_exchanges_logged_and_counted_as_haproxy():
     seen = {}
+    dead = free_port()
     for name, binary in PROXIES.items():
-        receiver = Receiver()
-        socket_path = os.path.join(tempfile.mkdtemp(prefix="broken-"), "admin.sock")
-        try:
-            with scripted_backend(server) as backend:
-                port = free_port()
-                with run_haproxy(config(port, receiver.port, socket_path, backend.address, free_port()),
-                                 binary):
-                    wait_socket(socket_path)
-                    wait_no_sessions(socket_path)
-                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    exercise(port)
-                    wait_no_sessions(socket_path)
-                    lines = sorted(logged(message) for message in receiver.messages(12, timeout=3))
-                    seen[name] = lines, counters(socket_path)
-        finally:
-            receiver.close()
+        with observed_proxy(binary, server, lambda port, log_port, path, address:
+                            config(port, log_port, path, address, dead)) as (port, receiver, path):
+            exercise(port)
+            wait_no_sessions(path)
+            lines = sorted(logged(message) for message in receiver.messages(12, timeout=3))
+            seen[name] = lines, counters(path)
     lines, counts = seen["haproxy"]
     assert ("be/s1", "200", "SD--", '"GET /short HTTP/1.1"') in lines
     assert ("be/s1", "200", "CD--", '"GET /big HTTP/1.1"') in lines
@@ -165,48 +153,41 @@ def tcp_server(conn) -> None:
         conn.sock.sendall(b"hello")
 
 
-def test_tcp_sessions_broken_off_as_haproxy():
-    seen = {}
-    for name, binary in PROXIES.items():
-        receiver = Receiver()
-        socket_path = os.path.join(tempfile.mkdtemp(prefix="broken-tcp-"), "admin.sock")
-        try:
-            with scripted_backend(tcp_server) as backend:
-                port = free_port()
-                config = haproxy_config(f"""
+def tcp_config(port: int, log_port: int, socket_path: str, address: str) -> str:
+    return haproxy_config(f"""
 listen be
     mode tcp
     bind 127.0.0.1:{port}
-    log 127.0.0.1:{receiver.port} local2 info
+    log 127.0.0.1:{log_port} local2 info
     option tcplog
-    server s1 {backend.address}
+    server s1 {address}
 """).replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1).replace(
-                    "timeout server 5s", "timeout server 1s")
-                with run_haproxy(config, binary):
-                    wait_socket(socket_path)
-                    wait_no_sessions(socket_path)
-                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    endings = []
-                    for what in (b"hello", b"reset", b"big", b"silent"):
-                        sock = socket.socket()
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                        sock.connect(("127.0.0.1", port))
-                        sock.settimeout(3)
-                        sock.sendall(what)
-                        try:
-                            sock.recv(1000)
-                            if what == b"silent":
-                                sock.recv(1000)  # until the proxy gives up on the server
-                        except OSError:
-                            pass
-                        if what == b"big":
-                            reset(sock)  # in the middle of the download
-                        else:
-                            sock.close()
-                        endings.append(receiver.messages(1, timeout=3)[0].split()[6])
-                    wait_no_sessions(socket_path)
-                    seen[name] = endings, counters(socket_path)
-        finally:
-            receiver.close()
+        "timeout server 5s", "timeout server 1s")
+
+
+def test_tcp_sessions_broken_off_as_haproxy():
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, tcp_server, tcp_config) as (port, receiver, path):
+            endings = []
+            for what in (b"hello", b"reset", b"big", b"silent"):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect(("127.0.0.1", port))
+                sock.settimeout(3)
+                sock.sendall(what)
+                try:
+                    sock.recv(1000)
+                    if what == b"silent":
+                        sock.recv(1000)  # until the proxy gives up on the server
+                except OSError:
+                    pass
+                if what == b"big":
+                    reset(sock)  # in the middle of the download
+                else:
+                    sock.close()
+                endings.append(receiver.messages(1, timeout=3)[0].split()[6])
+            wait_no_sessions(path)
+            seen[name] = endings, counters(path)
     assert seen["haproxy"][0] == ["--", "SD", "CD", "sD"]
     assert seen["haply"] == seen["haproxy"]

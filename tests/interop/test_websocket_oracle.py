@@ -18,9 +18,8 @@ import time
 import pytest
 
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config, run_haproxy
-from tests.support.scripted_backend import scripted_backend
-from tests.support.syslog_receiver import Receiver
+from tests.support.haproxy_oracle import haproxy_available, haproxy_config
+from tests.support.observed import observed_proxy
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -39,6 +38,7 @@ def server(conn) -> None:
     while (request := conn.read_request()) is not None:
         if request.url == "/refused":
             conn.respond(401, b"no")
+            conn.http_again()
         elif request.url == "/noaccept":
             conn.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
         elif request.url == "/tunnel":
@@ -51,7 +51,7 @@ def server(conn) -> None:
             conn.respond(200, f"plain {request.url}".encode())
 
 
-def config(port: int, log_port: int, address: str) -> str:
+def config(port: int, log_port: int, socket_path: str, address: str) -> str:
     return haproxy_config(f"""
 frontend fe
     bind 127.0.0.1:{port}
@@ -67,15 +67,8 @@ backend be
 def run_both(exercise) -> dict[str, object]:
     seen = {}
     for name, binary in PROXIES.items():
-        receiver = Receiver()
-        try:
-            with scripted_backend(server) as backend:
-                port = free_port()
-                with run_haproxy(config(port, receiver.port, backend.address), binary):
-                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    seen[name] = exercise(port, receiver)
-        finally:
-            receiver.close()
+        with observed_proxy(binary, server, config) as (port, receiver, _):
+            seen[name] = exercise(port, receiver)
     return seen
 
 

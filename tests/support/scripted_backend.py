@@ -99,11 +99,20 @@ class Conn:
                 reader.parser.feed_data(data)
             except httptools.HttpParserUpgrade as upgrade:
                 self.leftover = data[upgrade.args[0]:]
+                reader.done.clear()  # returned here, not again
                 return Request(reader.parser.get_method().decode(), reader.url.decode(),
                                reader.parser.get_http_version(), reader.headers, b"")
         request = reader.done.pop(0)
         self.server.record(request)
         return request
+
+    def http_again(self) -> None:
+        """After refusing an upgrade: what follows is HTTP again, read by a
+        new parser from the bytes that came after the upgrade request."""
+        self.reader = _RequestReader()
+        rest, self.leftover = self.leftover, b""
+        if rest:
+            self.reader.parser.feed_data(rest)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
