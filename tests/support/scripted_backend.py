@@ -70,6 +70,7 @@ class _RequestReader:
         self.body.append(body)
 
     def on_message_complete(self):
+        self.headers_done = False  # of the next request, not yet begun
         self.done.append(Request(self.parser.get_method().decode(), self.url.decode("latin-1"),
                                  self.parser.get_http_version(), self.headers,
                                  b"".join(self.body)))
