@@ -495,10 +495,6 @@ class HttpSession(asyncio.Protocol):
         request = self.parsing
         self.parsing = None
         request.complete = True
-        if request is self.discarding:
-            self.discarding = None
-            self._next_request()
-            return
         if request.route.__class__ is Deferred:
             finish_deferred(self, request)
             return
@@ -508,9 +504,14 @@ class HttpSession(asyncio.Protocol):
                 self.pause_client_reading(PAUSE_WAITING)
             return
         upstream = self.upstream
+        if upstream is None:
+            if request is self.discarding:  # its answer came before its end
+                self.discarding = None
+                self._next_request()
+                return
         # The queue may be empty: haply itself may already have answered this
         # request (monitor-uri, a redirect) from its head.
-        if (upstream is not None and self.requests and request is self.requests[0]
+        elif (self.requests and request is self.requests[0]
                 and request.server is not None and request.chunked):
             upstream.transport.write(LAST_CHUNK)
         if not request.keep_alive and not self._watches_close(request):
