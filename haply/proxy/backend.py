@@ -41,6 +41,16 @@ class NoServerAvailable(Exception):
 
 
 class BackendRuntime:
+    # Slots: read on every request, and past 30 attributes CPython gives an
+    # instance a plain dictionary, slower to read than slots or shared keys.
+    __slots__ = ("_balances_freely", "_queue", "_server_queues", "balancer", "bytes_in",
+                 "bytes_out", "comp", "connect_errors", "connect_timeout", "current_sessions",
+                 "denied", "local_responses", "loop", "max_queue", "max_queued",
+                 "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
+                 "redispatch", "redispatch_every", "redispatched", "registry", "retried",
+                 "retries", "servers", "sessions", "stick", "tls", "total_sessions",
+                 "turnaround", "unanswered", "use_server")
+
     def __init__(self, proxy: Proxy, registry: Registry, loop: asyncio.AbstractEventLoop):
         self.proxy = proxy
         self.name = proxy.name
