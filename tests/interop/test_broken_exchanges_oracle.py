@@ -25,7 +25,7 @@ import pytest
 from tests.support.admin_cli import stat_counts, wait_no_sessions
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config
-from tests.support.observed import observed_proxy
+from tests.support.observed import observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -126,8 +126,8 @@ def test_broken_exchanges_logged_and_counted_as_haproxy():
     seen = {}
     dead = free_port()
     for name, binary in PROXIES.items():
-        with observed_proxy(binary, server, lambda port, log_port, path, address:
-                            config(port, log_port, path, address, dead)) as (port, receiver, path):
+        with observed_proxy(binary, lambda port, log_port, path, address:
+                            config(port, log_port, path, address, dead), scripted(server)) as (port, receiver, path):
             exercise(port)
             wait_no_sessions(path)
             lines = sorted(logged(message) for message in receiver.messages(12, timeout=3))
@@ -168,7 +168,7 @@ listen be
 def test_tcp_sessions_broken_off_as_haproxy():
     seen = {}
     for name, binary in PROXIES.items():
-        with observed_proxy(binary, tcp_server, tcp_config) as (port, receiver, path):
+        with observed_proxy(binary, tcp_config, scripted(tcp_server)) as (port, receiver, path):
             endings = []
             for what in (b"hello", b"reset", b"big", b"silent"):
                 sock = socket.socket()

@@ -7,21 +7,17 @@ is logged as <BADREQ>)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import socket
-import tempfile
 import time
-from typing import Iterator
 
 import pytest
 
 from tests.interop.test_proxy_oracle import PRELUDE, raw_exchange
-from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
+from tests.support.admin_cli import cli, wait_no_sessions
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
-from tests.support.syslog_receiver import Receiver
+from tests.support.haproxy_oracle import haproxy_available
+from tests.support.observed import echoing, observed_proxy
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -76,39 +72,22 @@ def error_counters(sock: str) -> list[int]:
     raise AssertionError("no frontend row")
 
 
-@contextlib.contextmanager
-def counted_proxy(binary: str, frontend_extra: str = "") -> Iterator[tuple[int, Receiver, str]]:
+def counted_proxy(binary: str, frontend_extra: str = ""):
     """The proxy on `config` with a stats socket (and frontend_extra after
     `option httplog`), its start-up probe gone and logged: (port, receiver, socket)."""
-    receiver = Receiver()
-    sock = os.path.join(tempfile.mkdtemp(prefix="counted-"), "admin.sock")
-    port = free_port()
-    try:
-        with echo_backends(["live"]) as (live,):
-            cfg = config(port, receiver.port, live.address).replace(
-                "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n"
-            ).replace("    option httplog\n", f"    option httplog\n{frontend_extra}")
-            with run_haproxy(cfg, binary):
-                wait_socket(sock)
-                wait_no_sessions(sock)
-                receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                yield port, receiver, sock
-    finally:
-        receiver.close()
+    def make_config(port, log_port, sock, address):
+        return config(port, log_port, address).replace(
+            "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n"
+        ).replace("    option httplog\n", f"    option httplog\n{frontend_extra}")
+    return observed_proxy(binary, make_config, echoing("live"))
 
 
 def run_each(exercise) -> dict[str, object]:
     seen = {}
     for name, binary in PROXIES.items():
-        receiver = Receiver()
-        port = free_port()
-        try:
-            with echo_backends(["live"]) as (live,):
-                with run_haproxy(config(port, receiver.port, live.address), binary):
-                    receiver.lines(5, timeout=0.3)  # the start-up probe's line
-                    seen[name] = exercise(port, receiver)
-        finally:
-            receiver.close()
+        with observed_proxy(binary, lambda port, log_port, _, address: config(port, log_port, address),
+                            echoing("live")) as (port, receiver, _):
+            seen[name] = exercise(port, receiver)
     return seen
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import haproxy_available, haproxy_config
-from tests.support.observed import observed_proxy
+from tests.support.observed import observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -67,7 +67,7 @@ backend be
 def run_both(exercise) -> dict[str, object]:
     seen = {}
     for name, binary in PROXIES.items():
-        with observed_proxy(binary, server, config) as (port, receiver, _):
+        with observed_proxy(binary, config, scripted(server)) as (port, receiver, _):
             seen[name] = exercise(port, receiver)
     return seen
 
