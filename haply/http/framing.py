@@ -104,6 +104,9 @@ class Framing(NamedTuple):
 
 
 NO_BODY = Framing(NONE)
+# No body, and no framing field may say otherwise: a 1xx or 204 (RFC 9110
+# §8.6: a server MUST NOT send Content-Length in them); HAProxy removes it.
+NO_BODY_NO_LENGTH = Framing(NONE, -1)
 CHUNKED_BODY = Framing(CHUNKED)
 UNTIL_CLOSE_BODY = Framing(UNTIL_CLOSE)
 _EMPTY_BODY = Framing(LENGTH, 0)
@@ -191,9 +194,12 @@ def response_framing(request_method: bytes, status: int, version: str,
                                   BAD_GATEWAY)
 
     # Step 2 (RFC 9112 §6.3 item 1): HEAD responses, 1xx, 204 and 304 end at
-    # the end of the head; any Content-Length describes the representation
-    # and is passed on untouched.
-    if request_method == _HEAD or status < 200 or status == 204 or status == 304:
+    # the end of the head; a Content-Length in a 304 or an answer to HEAD
+    # describes the representation and is passed on untouched. A 1xx or 204
+    # may have none (RFC 9110 §8.6): it is removed.
+    if status < 200 or status == 204:
+        return NO_BODY_NO_LENGTH
+    if request_method == _HEAD or status == 304:
         return NO_BODY
     # Step 3 (RFC 9112 §6.3 item 2): a 2xx to CONNECT switches to a tunnel.
     if request_method == _CONNECT and status < 300:

@@ -536,7 +536,8 @@ class _HeadWriter:
         """
         kind = framing.kind
         framed = kind == LENGTH or kind == CHUNKED
-        drop = self._drop[framed, upgrade][0]
+        # a 1xx or 204 loses its framing fields, as the duplicates of a framed one
+        drop = self._drop[framed or framing.length < 0, upgrade][0]
         pos = 0  # head[:pos] is written
         search = 0  # fields before this offset are found
         placed = False
@@ -595,7 +596,7 @@ class _HeadWriter:
         applied by filtering `out` afterwards.
         """
         framed = framing.kind == LENGTH or framing.kind == CHUNKED
-        drop, lengths = self._drop[framed, upgrade]
+        drop, lengths = self._drop[framed or framing.length < 0, upgrade]
         if self.static:
             added = self._static_added
         elif self.in_order:

@@ -839,7 +839,7 @@ class HttpSession(asyncio.Protocol):
         request.server.http_responses[1] += 1  # HAProxy counts each response it reads
         head = request.route.response_writer.write(
             upstream.parser.get_http_version(), status, upstream.reason, upstream.headers,
-            framing.NO_BODY, True, request.version, request)
+            framing.NO_BODY_NO_LENGTH, True, request.version, request)
         self.out.append(head)
 
     def response_head(self, upstream: UpstreamConnection, status: int, version: str,

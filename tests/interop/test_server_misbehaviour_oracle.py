@@ -236,3 +236,42 @@ def test_many_clients_never_get_an_answer_meant_for_another(tmp_path):
             while (current := cli(socket_path, "show info")) and "CurrConns: 0" not in current:
                 assert time.monotonic() < deadline, current
                 time.sleep(0.2)
+
+
+NO_BODY_ANSWERS = {
+    "204": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Kept: yes\r\n\r\n",
+    "304": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nX-Kept: yes\r\n\r\n",
+    "103": b"HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\nLink: </a>\r\n\r\n"
+           b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+}
+
+
+def answers_without_body(conn) -> None:
+    while (request := conn.read_request()) is not None:
+        conn.send(NO_BODY_ANSWERS[request.url.strip("/")])
+
+
+def test_framing_fields_of_answers_without_body_as_haproxy():
+    """A 1xx or 204 may not carry Content-Length (RFC 9110 §8.6): it is
+    removed, as HAProxy removes it; a 304's describes the representation and
+    stays."""
+    seen = {}
+    for name, binary in PROXIES.items():
+        with scripted_backend(answers_without_body) as server:
+            port = free_port()
+            with run_haproxy(proxy_config(port, server.address), binary), \
+                    socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.settimeout(1)
+                received = b""
+                for status in NO_BODY_ANSWERS:
+                    sock.sendall(b"GET /%s HTTP/1.1\r\nHost: h\r\n\r\n" % status.encode())
+                    try:
+                        while not received.endswith((b"\r\n\r\n", b"hello")):
+                            received += sock.recv(65536)
+                    except socket.timeout:
+                        pass
+                    received += b"|"
+                seen[name] = [line.lower() for line in received.split(b"\r\n")
+                              if line.lower().startswith((b"http/", b"content-length", b"x-kept", b"link"))]
+    assert seen["haproxy"].count(b"content-length: 5") == 2  # the 304's and the final 200's
+    assert seen["haply"] == seen["haproxy"]
