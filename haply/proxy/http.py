@@ -320,16 +320,18 @@ class HttpSession(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed and self.tunnel:
+        if self.closed:
+            return
+        if self.tunnel:
             self._end_tunnel("CD--" if exc is not None else "----")
-        elif not self.closed:
-            if self.requests:
-                if not self._abort_waiting() and self.requests[0].server is not None:
-                    # C: the client left; H: while the server had not answered yet
-                    self._broken_off("CH--" if self.requests[0].complete and not self.response_started
-                                     else "CD--")
-            elif self.admitted and not self.refused and self.deadline.tag == "http-request":
-                self._left_before_request()
+            return
+        if self.requests:
+            if not self._abort_waiting() and self.requests[0].server is not None:
+                # C: the client left; H: while the server had not answered yet
+                self._broken_off("CH--" if self.requests[0].complete and not self.response_started
+                                 else "CD--")
+        elif self.admitted and not self.refused and self.deadline.tag == "http-request":
+            self._left_before_request()
         self.close()
 
     def _left_before_request(self) -> bool:
@@ -1113,7 +1115,7 @@ class HttpSession(asyncio.Protocol):
             self._end_tunnel("SD--" if upstream.reset else "----")
             return
         if self.response_started:
-            if self.response_until_close and not self.tunnel:
+            if self.response_until_close:
                 # The body ran until close: that was its end.
                 self._finish_exchange(request, upstream, reusable=False)
                 return
@@ -1225,9 +1227,7 @@ class HttpSession(asyncio.Protocol):
             body = responses.error_response(status, errorfiles, close=not keep_alive)
         if keep_alive and request is not None and request.version == "1.0":
             body = responses.with_keep_alive(body)
-        self.frontend.http_responses[status // 100] += 1
-        if request is not None and request.backend is not None:
-            request.backend.local_responses[status // 100] += 1
+        self._count_local_answer(request, status)
         self.transport.write(body)
         self.frontend.bytes_out += len(body)
         if request is not None:
@@ -1241,20 +1241,23 @@ class HttpSession(asyncio.Protocol):
             return
         self._close_after_write()
 
+    def _count_local_answer(self, request: Request | None, status: int) -> None:
+        """haply's own answer: counted in the frontend and, for a request
+        routed to a backend, in the backend too, as HAProxy counts it."""
+        klass = status // 100
+        self.frontend.http_responses[klass] += 1
+        if request is not None and request.backend is not None:
+            request.backend.local_responses[klass] += 1
+
     def _broken_off(self, termination: str) -> None:
         """The exchange at the head of the queue ends before its answer did: a
         client that left or went quiet (C, c), or a server that did (S, s).
         Counted as HAProxy counts it (cli_abrt, or srv_abrt and eresp, on the
         server) and logged with `termination`, before the session closes."""
         request = self.requests[0]
-        server = request.server
         if not self.response_started:
             request.backend.unanswered += 1
-        if termination[0] in "Cc":
-            server.client_aborts += 1
-        else:
-            server.server_aborts += 1
-            server.response_errors += 1
+        request.server.count_abort(termination, response_error=True)
         self._ended(request, termination)
 
     def _ended(self, request: Request, termination: str) -> None:
@@ -1321,9 +1324,7 @@ class HttpSession(asyncio.Protocol):
         close = not request.keep_alive or not (
             body_kind == framing.NONE or (body_kind == framing.LENGTH and request.framing.length == 0))
         answer = redirect.response(rule.code, where, close)
-        self.frontend.http_responses[3] += 1
-        if request.backend is not None:
-            request.backend.local_responses[3] += 1
+        self._count_local_answer(request, rule.code)
         self.frontend.bytes_out += len(answer)
         self.transport.write(answer)
         self._answered_locally(request, rule.code, None)
@@ -1369,7 +1370,7 @@ class HttpSession(asyncio.Protocol):
         self._send_rejection(status)
 
     def _send_rejection(self, status: int) -> None:
-        self.frontend.http_responses[status // 100] += 1
+        self._count_local_answer(None, status)
         self.transport.write(responses.error_response(status, self.router.errorfiles))
         self._rejected(status)
         self._close_after_write()

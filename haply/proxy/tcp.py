@@ -245,13 +245,7 @@ class TcpClientProtocol(asyncio.Protocol):
         if self.ending is not None:
             return
         self.ending = ending
-        server = self.server
-        if ending[0] in "Cc":
-            server.client_aborts += 1
-        else:
-            server.server_aborts += 1
-            if ending == "SD":
-                server.response_errors += 1
+        self.server.count_abort(ending, response_error=ending == "SD")
 
     def shutdown(self, close_idle: bool = True) -> None:
         """Stopping: a TCP session has no request boundary; it may finish

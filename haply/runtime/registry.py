@@ -78,6 +78,17 @@ class ServerState:
     check_code: int | None = None  # HTTP status / MySQL error of the last check
     config: Server | None = None
 
+    def count_abort(self, ending: str, response_error: bool) -> None:
+        """An exchange or session on this server ended out of order; `ending`
+        is the log's termination state (C, c: the client; S, s: the server).
+        Counted in cli_abrt or srv_abrt, and in eresp when response_error."""
+        if ending[0] in "Cc":
+            self.client_aborts += 1
+        else:
+            self.server_aborts += 1
+            if response_error:
+                self.response_errors += 1
+
     @property
     def usable(self) -> bool:
         """May receive new traffic from the balancer."""
