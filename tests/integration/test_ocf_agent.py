@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.haply_process import HAPLY_BIN, REPO_ROOT
 from tests.support.haproxy_oracle import echo_backends, free_port, http_get
+from tests.support.programs import readable_by_anyone
 
 AGENT = REPO_ROOT / "contrib" / "ocf" / "haply"
 OCF_ROOT = Path("/usr/lib/ocf")
@@ -275,7 +276,8 @@ def test_ocf_tester(tmp_path):
         try:
             result = subprocess.run(
                 ["ocf-tester", "-n", "lb-haply", "-o", f"binary={HAPLY_BIN}", "-o", f"config={config}",
-                 "-o", f"pidfile={pidfile}", "-o", f"stats_socket={socket_path}", str(AGENT)],
+                 "-o", f"pidfile={pidfile}", "-o", f"stats_socket={socket_path}",
+                 readable_by_anyone(AGENT)],
                 capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OCF_ROOT": str(OCF_ROOT)})
         finally:

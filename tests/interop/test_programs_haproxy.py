@@ -19,9 +19,10 @@ import uvloop
 
 from haply.config import ConfigError, load
 from haply.programs.supervisor import ProgramSupervisor
+from tests.support.programs import readable_by_anyone
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-RECORDER = str(Path(__file__).resolve().parents[1] / "support" / "programs_argv.py")
+RECORDER = readable_by_anyone(Path(__file__).resolve().parents[1] / "support" / "programs_argv.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # readable by the unprivileged user, unlike a home-dir interpreter
 
 pytestmark = pytest.mark.skipif(not os.access(HAPROXY, os.X_OK), reason="HAProxy 2.6 is not installed")

@@ -3,15 +3,38 @@ a supervisor run in the test's own event loop."""
 
 from __future__ import annotations
 
+import atexit
 import http.client
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from tests.support.ports import free_ports  # noqa: F401 (re-exported)
 
-APP = str(Path(__file__).with_name("programs_app.py"))
+_READABLE_DIR: str | None = None
+
+
+def readable_by_anyone(path: Path) -> str:
+    """A copy of path (mode 755) in a directory any user may enter: a program
+    started as nobody cannot reach the checkout when a directory above it is
+    private (a clone in a `mktemp -d` directory, or under /root)."""
+    global _READABLE_DIR
+    if _READABLE_DIR is None:
+        _READABLE_DIR = tempfile.mkdtemp(prefix="haply-test-files-")
+        os.chmod(_READABLE_DIR, 0o755)
+        atexit.register(shutil.rmtree, _READABLE_DIR, True)
+    copy = os.path.join(_READABLE_DIR, path.name)
+    if not os.path.exists(copy):
+        shutil.copyfile(path, copy)
+        os.chmod(copy, 0o755)
+    return copy
+
+
+APP = readable_by_anyone(Path(__file__).with_name("programs_app.py"))
 CLIENT_LIMIT = 4000  # requests; the loop also stops when told or after CLIENT_SECONDS
 CLIENT_SECONDS = 60.0
 
