@@ -22,7 +22,9 @@ refuse, Transfer-Encoding in HTTP/1.0, HTTP/0.9 and HTTP/2.0 request lines,
 `#` fragments, a leading empty Transfer-Encoding element, and any number or
 size of header fields. The smuggling rules below are still checked in full:
 this function is the one place that decides framing, and it must stay right
-if the parser is ever made lenient (`set_dangerous_leniencies`) or replaced.
+if the parser is made more lenient (`set_dangerous_leniencies`) or replaced.
+The only leniency used is in servers' answers, spaces after a chunk size, as
+HAProxy reads them (haply.proxy.upstream.response_parser); it moves no boundary.
 """
 
 from __future__ import annotations

@@ -199,7 +199,9 @@ class HttpSession(asyncio.Protocol):
     discarding: Request | None = None
     # Per-exchange (the request at requests[0])
     upstream: UpstreamConnection | None = None
-    response_started = False
+    # False until the answer's head is made, then that head (bytes): while it
+    # is still in `out`, nothing of the answer has reached the client.
+    response_started: bytes | bool = False
     response_chunked = False
     response_keep_alive = True
     response_until_close = False
@@ -903,7 +905,7 @@ class HttpSession(asyncio.Protocol):
                                                     request.cookie_server is server)
             if route.cookie.logs_flags:
                 request.cookie_flags = request.cookie_flags[0] + flag
-        self.response_started = True
+        self.response_started = head
         server = request.server
         backend = request.backend
         if backend.observer is not None:
@@ -1130,10 +1132,36 @@ class HttpSession(asyncio.Protocol):
         upstream.close()
         if self.closed or not self.requests:
             return
-        if self.response_started:
+        if self.response_started and not self._withdraw_head():
+            # Part of the answer went out: the client must see it broken. HAProxy
+            # logs the server's fault (SD--) and counts an error, not an abort.
+            request = self.requests[0]
+            request.server.response_errors += 1
+            self._ended(request, "SD--")
             self.close()
             return
         self._exchange_failed(self.requests[0], "junk-response")
+
+    def _withdraw_head(self) -> bool:
+        """Take back an answer whose head has not left yet (its body broke its
+        framing in the read that carried the head), uncounting it: the client
+        then gets a 502, as from HAProxy, which reads head and body in one
+        buffer before sending either. False if any of it was written."""
+        head = self.response_started
+        out = self.out
+        for index, part in enumerate(out):
+            if part is head:
+                break
+        else:
+            return False
+        del out[index:]
+        request = self.requests[0]
+        request.server.http_responses[request.status // 100] -= 1
+        self.frontend.http_responses[int(head[9:12]) // 100] -= 1  # the status it was to send
+        self.frontend.bytes_out -= len(head)
+        self.encoder = None
+        self.response_started = False
+        return True
 
     def _can_replay(self, request: Request, why: str) -> bool:
         """May this exchange be sent again (README: what haply retries and why)?"""

@@ -28,6 +28,15 @@ if TYPE_CHECKING:
 POOL_IDLE_TIMEOUT = 5.0
 
 
+def response_parser(protocol: "UpstreamConnection") -> httptools.HttpResponseParser:
+    """llhttp for a server's answers, as lenient as HAProxy is with servers
+    where that cannot change the framing: spaces after a chunk size
+    (`5 \\r\\n`) are accepted."""
+    parser = httptools.HttpResponseParser(protocol)
+    parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
+    return parser
+
+
 class UpstreamConnection(asyncio.Protocol):
     def __init__(self, server: ServerState, pool: "ConnectionPool"):
         # Global
@@ -35,7 +44,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         # Per-connection
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = response_parser(self)
         self.closed = False
         self.tunnel = False
         self.reset = False  # lost by a reset rather than a close
@@ -70,7 +79,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head = b""
         self._headers = None
         if self.stale_parser:
-            self.parser = httptools.HttpResponseParser(self)
+            self.parser = response_parser(self)
             self.stale_parser = False
 
     def detach(self) -> None:

@@ -23,6 +23,7 @@ from haply.http.framing import (
     CHUNKED, LENGTH, MAX_HEADERS, NONE, UNTIL_CLOSE, check_request_target, request_framing,
     response_framing, validate_header_fields,
 )
+from haply.proxy.upstream import response_parser
 
 
 class Recorder:
@@ -59,8 +60,9 @@ def feed_request(raw: bytes) -> tuple[httptools.HttpRequestParser, Recorder]:
 
 
 def feed_response(raw: bytes) -> tuple[httptools.HttpResponseParser, Recorder]:
+    """raw fed to the parser the proxy reads servers' answers with."""
     recorder = Recorder()
-    parser = httptools.HttpResponseParser(recorder)
+    parser = response_parser(recorder)
     parser.feed_data(raw)
     return parser, recorder
 
@@ -140,6 +142,18 @@ def test_llhttp_response_parser_rejects_fold_and_smuggling():
     with pytest.raises(httptools.HttpParserError):
         feed_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
                       b"Transfer-Encoding: chunked\r\n\r\n")
+
+
+def test_spaces_after_a_chunk_size_accepted_from_servers_only():
+    """HAProxy reads `5 \\r\\n` from a server; so does haply's response parser.
+    llhttp's default, kept for requests, refuses it."""
+    chunked = b"Transfer-Encoding: chunked\r\n\r\n5  \r\nhello\r\n0 \r\n\r\n"
+    _, recorder = feed_response(b"HTTP/1.1 200 OK\r\n" + chunked)
+    assert recorder.body == b"hello" and recorder.done
+    with pytest.raises(httptools.HttpParserError):
+        httptools.HttpResponseParser(Recorder()).feed_data(b"HTTP/1.1 200 OK\r\n" + chunked)
+    with pytest.raises(httptools.HttpParserError):
+        feed_request(b"POST / HTTP/1.1\r\nHost: h\r\n" + chunked)
 
 
 # Fields llhttp rejected above, as a list haply.http would see if a lenient

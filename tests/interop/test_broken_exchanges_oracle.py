@@ -46,6 +46,14 @@ def server(conn) -> None:
             conn.respond(200, b"after 100")
         elif request.url == "/close":
             return
+        elif request.url.startswith("/bad-chunk"):
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            if request.url == "/bad-chunk-later":  # the head and a chunk go out first
+                conn.send(head + b"5\r\nhello\r\n")
+                time.sleep(0.2)
+                head = b""
+            conn.send(head + b"1\r\nxy\r\n0\r\n\r\n")  # more data than the size said
+            return
         elif request.url == "/silent":
             time.sleep(1.3)  # past timeout server
             return
@@ -104,7 +112,7 @@ def counters(socket_path: str) -> dict[str, dict[str, str]]:
 def exercise(port: int) -> None:
     close = b"Connection: close\r\n"
     for path in ("/ok", "/short", "/continue", "/deny", "/redirect", "/return", "/empty",
-                 "/dead", "/close", "/silent"):
+                 "/dead", "/close", "/silent", "/bad-chunk", "/bad-chunk-later"):
         ask(port, b"GET %s HTTP/1.1\r\nHost: h\r\n%s\r\n" % (path.encode(), close))
     # a client that resets its connection in the middle of a download
     sock = socket.socket()
@@ -130,12 +138,14 @@ def test_broken_exchanges_logged_and_counted_as_haproxy():
                             config(port, log_port, path, address, dead), scripted(server)) as (port, receiver, path):
             exercise(port)
             wait_no_sessions(path)
-            lines = sorted(logged(message) for message in receiver.messages(12, timeout=3))
+            lines = sorted(logged(message) for message in receiver.messages(14, timeout=3))
             seen[name] = lines, counters(path)
     lines, counts = seen["haproxy"]
     assert ("be/s1", "200", "SD--", '"GET /short HTTP/1.1"') in lines
     assert ("be/s1", "200", "CD--", '"GET /big HTTP/1.1"') in lines
     assert ("be/s1", "-1", "CD--", '"POST /upload HTTP/1.1"') in lines
+    assert ("be/s1", "502", "PH--", '"GET /bad-chunk HTTP/1.1"') in lines
+    assert ("be/s1", "200", "SD--", '"GET /bad-chunk-later HTTP/1.1"') in lines
     assert seen["haply"][0] == lines
     for row, theirs in counts.items():
         assert seen["haply"][1][row] == theirs, row

@@ -3,7 +3,8 @@
 The server chooses what to do from the request's number: answer well, close
 without answering, send junk, cut its body short, stay silent past `timeout
 server`, send more body than it announced, send 100 Continue first, close
-right after answering without saying so. One client asks in turn, on one
+right after answering without saying so, break its chunked framing (in the
+read that carries the head, or later), put spaces after a chunk size. One client asks in turn, on one
 keep-alive connection while the proxy keeps it; what it sees of each
 request (status, whether the body is the one asked for, whether the
 connection stayed open) is the same through haply as through HAProxy.
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle 
 
 COUNTED = ("req_tot", "hrsp_1xx", "hrsp_2xx", "hrsp_5xx", "eresp", "srv_abrt", "cli_abrt", "wretr")
 BEHAVIOURS = ("good", "close", "junk", "short-body", "silent", "extra-body", "continue", "good",
-              "close-after", "good")
+              "close-after", "good", "bad-chunk", "bad-chunk-later", "chunk-size-spaces")
 
 
 def behaviour(number: int) -> str:
@@ -63,6 +64,18 @@ def misbehaving_server(conn) -> None:
             conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%sHTTP/1.1 200 OK\r\n"
                       b"Content-Length: 17\r\n\r\nanswer 0 smuggled" % (len(body), body))
             continue
+        if what.startswith(("bad-chunk", "chunk-")):
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            if what == "chunk-size-spaces":
+                conn.send(head + b"%x  \r\n%s\r\n0 \r\n\r\n" % (len(body), body))
+                continue
+            if what == "bad-chunk-later":
+                conn.send(head + b"%x\r\n%s\r\n" % (len(body) - 1, body[:-1]))
+                time.sleep(0.2)
+                head = b""
+            # a chunk's data longer than its size said, in the read with the head
+            conn.send(head + b"1\r\nxy\r\n0\r\n\r\n")
+            return
         if what == "continue":
             conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         conn.respond(200, body)
@@ -91,7 +104,7 @@ def read_head(sock: socket.socket, data: bytes) -> tuple[bytes, bytes] | None:
 
 def read_answer(sock: socket.socket) -> tuple[int | None, bytes, bool]:
     """(status or None, body, complete) of one final answer framed by
-    Content-Length, after any interim (1xx) ones."""
+    Content-Length or chunked, after any interim (1xx) ones."""
     body, status = b"", 100
     while 100 <= status < 200:
         parts = read_head(sock, body)
@@ -99,6 +112,8 @@ def read_answer(sock: socket.socket) -> tuple[int | None, bytes, bool]:
             return None, b"", False
         head, body = parts
         status = int(head.split(None, 2)[1])
+    if re.search(rb"(?i)\r\ntransfer-encoding: *chunked", head):
+        return (status, *read_chunked(sock, body))
     length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
     wanted = int(length.group(1)) if length else None
     while wanted is None or len(body) < wanted:
@@ -107,6 +122,27 @@ def read_answer(sock: socket.socket) -> tuple[int | None, bytes, bool]:
             return status, body, wanted is None
         body += chunk
     return status, body[:wanted], True
+
+
+def read_chunked(sock: socket.socket, data: bytes) -> tuple[bytes, bool]:
+    """(body, complete) of a chunked body whose first bytes are data."""
+    body = b""
+    while True:
+        while b"\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return body, False
+            data += chunk
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        while len(data) < size + 2:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return body + data[:size], False
+            data += chunk
+        if size == 0:
+            return body, data[:2] == b"\r\n"
+        body, data = body + data[:size], data[size + 2:]
 
 
 class Client:
@@ -192,6 +228,11 @@ def test_each_misbehaviour_seen_by_the_client_as_through_haproxy(tmp_path):
     assert by_behaviour["close"] == {(502, False, True, True), (None, False, False, True)}
     assert by_behaviour["silent"] == {(504, False, True, True)}
     assert by_behaviour["continue"] == {(200, True, True, False)}
+    # a body that breaks its framing in the read with the head: the head is
+    # not sent, the client gets a 502; later, the answer is cut off
+    assert by_behaviour["bad-chunk"] == {(502, False, True, True)}
+    assert by_behaviour["bad-chunk-later"] == {(200, False, False, True)}
+    assert by_behaviour["chunk-size-spaces"] == {(200, True, True, False)}
     for number, (ours, theirs) in enumerate(zip(seen["haply"], seen["haproxy"]), start=1):
         assert ours == theirs, (number, ours, theirs)
 
@@ -219,7 +260,8 @@ def test_many_clients_never_get_an_answer_meant_for_another(tmp_path):
                         counts[what] = counts.get(what, 0) + 1
                         if status == 200 and complete and not right:
                             wrong.append((number, what))
-                        if what in ("good", "continue", "close-after", "extra-body") and \
+                        if what in ("good", "continue", "close-after", "extra-body",
+                                    "chunk-size-spaces") and \
                                 not (status == 200 and right):
                             wrong.append((number, what, status))
                 client.close()
