@@ -208,6 +208,7 @@ class HttpSession(asyncio.Protocol):
     upstream_reusable = False
     tunnel = False
     tunnel_eofs = 0  # the sides of a tunnel that sent their end (CLIENT_EOF, SERVER_EOF)
+    client_ended = False  # the client half-closed with requests still to answer
     # The body being compressed (haply.http.compression), else None.
     encoder: compression.Encoder | None = None
     exchanges = 0  # finished on this connection (the next is not its first)
@@ -318,7 +319,10 @@ class HttpSession(asyncio.Protocol):
         # A client half-close after a complete request still wants its answer,
         # unless `option abortonclose` drops a request still waiting for a server.
         if self.requests and self.parsing is None:
-            return not self._abort_waiting()
+            if self._abort_waiting():
+                return False
+            self.client_ended = True  # no request can follow: close once these are answered
+            return True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -513,6 +517,11 @@ class HttpSession(asyncio.Protocol):
                 self.discarding = None
                 self._next_request()
                 return
+            if not self.requests and self.deadline.tag == "http-request" and not self.closed:
+                # haply answered it from its head, while it was still being
+                # read: the wait that follows is for a next request, and a
+                # client that leaves now leaves no request behind.
+                self.deadline.arm(self.timeout_keep_alive, "http-keep-alive")
         # The queue may be empty: haply itself may already have answered this
         # request (monitor-uri, a redirect) from its head.
         elif (self.requests and request is self.requests[0]
@@ -1097,6 +1106,9 @@ class HttpSession(asyncio.Protocol):
             return
         if self.rejection:  # a bad request waited for those before it
             self._send_rejection(self.rejection)
+            return
+        if self.client_ended:
+            self._close_after_write()
             return
         if self.paused & PAUSE_WAITING:
             self.resume_client_reading(PAUSE_WAITING)

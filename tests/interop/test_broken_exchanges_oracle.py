@@ -25,7 +25,7 @@ import pytest
 from tests.support.admin_cli import stat_counts, wait_no_sessions
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config
-from tests.support.observed import observed_proxy, scripted
+from tests.support.observed import httplog_fields, observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -98,13 +98,6 @@ def ask(port: int, request: bytes) -> None:
             pass
 
 
-def logged(message: str) -> tuple[str, ...]:
-    """server, status, termination, request of an httplog line (times and
-    byte counts differ in ways the proxies are free to)."""
-    words = message.split("] ", 1)[1].split(" ", 10)
-    return words[1], words[3], words[7], words[10]
-
-
 def counters(socket_path: str) -> dict[str, dict[str, str]]:
     return stat_counts(socket_path, ("be", "empty", "dead"), COUNTED)
 
@@ -138,7 +131,7 @@ def test_broken_exchanges_logged_and_counted_as_haproxy():
                             config(port, log_port, path, address, dead), scripted(server)) as (port, receiver, path):
             exercise(port)
             wait_no_sessions(path)
-            lines = sorted(logged(message) for message in receiver.messages(14, timeout=3))
+            lines = sorted(httplog_fields(message) for message in receiver.messages(14, timeout=3))
             seen[name] = lines, counters(path)
     lines, counts = seen["haproxy"]
     assert ("be/s1", "200", "SD--", '"GET /short HTTP/1.1"') in lines

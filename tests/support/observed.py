@@ -52,3 +52,10 @@ def observed_proxy(binary: str, make_config: Callable[[int, int, str, str], str]
     finally:
         receiver.close()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def httplog_fields(message: str) -> tuple[str, ...]:
+    """server, status, termination, request of an httplog line (times and
+    byte counts differ in ways the proxies are free to)."""
+    words = message.split("] ", 1)[1].split(" ", 10)
+    return words[1], words[3], words[7], words[10]
