@@ -18,7 +18,7 @@ Per request, while the head arrives: count bytes fed to httptools and header
 callbacks; past MAX_HEAD_SIZE raise head_too_large(len(url)), past MAX_HEADERS
 raise too_many_headers(). When the head is complete::
 
-    check_request_target(url)
+    check_request_target(url, headers)
     framing = request_framing(method, version, headers)
     options = connection_options(headers)
     head = request_writer.write(method, url, version, headers, framing,

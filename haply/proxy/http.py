@@ -453,7 +453,7 @@ class HttpSession(asyncio.Protocol):
         request.upgrade = parser.should_upgrade()
         url = request.url
         try:
-            framing.check_request_target(url)
+            framing.check_request_target(url, request.headers)
             if request.upgrade:
                 request.websocket = framing.is_websocket_upgrade(request.headers)
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
@@ -463,6 +463,8 @@ class HttpSession(asyncio.Protocol):
             else:
                 body = request.framing = framing.request_framing(
                     request.method_bytes, request.version, request.headers)
+                if request.hosts > 1:  # identical copies (others were refused): keep one
+                    self._keep_one_host(request)
         except RemoteProtocolError as exc:
             request.error = (exc.status_hint, str(exc))
             raise
@@ -704,6 +706,22 @@ class HttpSession(asyncio.Protocol):
 
     def _status_set(self, status: int) -> None:
         """Called when set-status changed the answer's status: logging records it."""
+
+    @staticmethod
+    def _keep_one_host(request: Request) -> None:
+        """Forward the first of several identical Host fields alone, as HAProxy
+        does: a server may answer 400 to more than one (RFC 9112 §3.2)."""
+        kept, seen = [], False
+        for name, value in request.headers:
+            if len(name) == 4 and name.lower() == b"host":
+                if seen:
+                    continue
+                seen = True
+            kept.append((name, value))
+        request.headers = kept
+        request.hosts = 1
+        request.plain = False  # written from the fields, not as received
+        request._header_map = None
 
     @staticmethod
     def _persist(request: Request, cookie) -> None:

@@ -213,11 +213,21 @@ def test_versions_llhttp_accepts(line, version, status):
     assert info.value.status_hint == status
 
 
+def test_printable_characters_outside_rfc3986_pass_llhttp_and_us():
+    """As HAProxy 2.6 forwards them; DEL and bytes above 0x7F llhttp refuses."""
+    _, seen = feed_request(b'GET /a{b}|c^d\\e`f?q="<x>" HTTP/1.1\r\nHost: a\r\n\r\n')
+    assert seen.url == b'/a{b}|c^d\\e`f?q="<x>"'
+    check_request_target(seen.url, seen.headers)
+    for refused in (b"\x7f", b"\x80", b"\xc3\xa9"):
+        with pytest.raises(httptools.HttpParserError):
+            feed_request(b"GET /a%sb HTTP/1.1\r\nHost: a\r\n\r\n" % refused)
+
+
 def test_fragment_in_url_accepted_by_llhttp_refused_by_us():
     _, seen = feed_request(b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n")
     assert seen.url == b"/a#b"
     with pytest.raises(RemoteProtocolError):
-        check_request_target(seen.url)
+        check_request_target(seen.url, seen.headers)
 
 
 def test_differing_hosts_accepted_by_llhttp_refused_by_us():

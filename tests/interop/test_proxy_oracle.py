@@ -71,6 +71,11 @@ HEAD_CASES = {
     "post-body": b"POST /g HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
     "chunked-body": (b"POST /h HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"5\r\nhello\r\n0\r\n\r\n"),
+    # printable characters RFC 3986 leaves out, which browsers send unescaped
+    "unescaped-uri": b'GET /a{b}|c^d\\e`f?q="<x>" HTTP/1.1\r\nHost: h\r\n\r\n',
+    # identical Host fields: one is forwarded
+    "duplicate-host": b"GET /i HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nhost: H\r\n\r\n",
+    "absolute-form": b"GET http://h/j?k HTTP/1.1\r\nHost: h\r\n\r\n",
 }
 
 
@@ -115,6 +120,10 @@ ERROR_CASES = {
     "garbage": ("    server s @BACKEND@\n", b"HELLO\r\n\r\n", 400),
     "bad-chunk": ("    server s @BACKEND@\n",
                   b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    "absolute-form-other-host": ("    server s @BACKEND@\n",
+                                 b"GET http://other/x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    "absolute-form-other-port": ("    server s @BACKEND@\n",
+                                 b"GET http://h:81/x HTTP/1.0\r\nHost: h:82\r\n\r\n", 400),
     "differing-content-length": ("    server s @BACKEND@\n",
                                  b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n"
                                  b"Content-Length: 2\r\n\r\nab", 400),

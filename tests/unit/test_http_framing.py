@@ -313,15 +313,31 @@ def test_limit_errors():
     assert str(MAX_HEADERS) in too_many_headers().message
 
 
-@pytest.mark.parametrize("url", [b"/a#b", b"/a<b", b"/{x}", b'/"', b"/a|b", b"/\\", b"/^",
-                                 b"/`"])
-def test_request_target_refused(url):
-    assert refused(check_request_target, url).status_hint == 400
+HOST_H = [(b"Host", b"h")]
 
 
-@pytest.mark.parametrize("url", [b"/", b"*", b"http://h:80/p?q=1&r=%20", b"/a;b=c/~d!$'()*+,"])
-def test_request_target_accepted(url):
-    check_request_target(url)
+@pytest.mark.parametrize("url,headers", [
+    (b"/a#b", HOST_H), (b"/#", []),
+    # an absolute form naming another host than Host (RFC 9112 §3.2.2)
+    (b"http://other/x", HOST_H), (b"http://h:81/x", [(b"Host", b"h:82")]),
+    (b"https://h/x", [(b"Host", b"h:80")]), (b"http://h/x", [(b"X", b"1"), (b"host", b"g")]),
+])
+def test_request_target_refused(url, headers):
+    assert refused(check_request_target, url, headers).status_hint == 400
+
+
+@pytest.mark.parametrize("url,headers", [
+    (b"/", []), (b"*", HOST_H), (b"h:443", [(b"Host", b"h:443")]),
+    (b"/a;b=c/~d!$'()*+,", HOST_H),
+    # what RFC 3986 leaves out of a URI but HAProxy forwards
+    (b'/a<b>{c}|d^e\\f`g?q="x"', HOST_H),
+    # the same host: default ports, case, user information, no Host at all
+    (b"http://h:80/p?q=1&r=%20", HOST_H), (b"http://h/x", [(b"Host", b"h:80")]),
+    (b"https://H:443/x", [(b"host", b" h ")]), (b"http://u:p@h/x", HOST_H),
+    (b"http://h:8080/x", [(b"Host", b"h:8080")]), (b"http://h?q", HOST_H), (b"http://h/x", []),
+])
+def test_request_target_accepted(url, headers):
+    check_request_target(url, headers)
 
 
 # ------------------------------------------------------------------ keep-alive
