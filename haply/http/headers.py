@@ -29,7 +29,9 @@ does one pass over the header list and one b"".join. What it does, in order:
    to a server kept alive, nothing for HTTP/1.1 and "keep-alive" for 1.0; to
    a server closed after the response, "close" for 1.1 and nothing for 1.0;
    to a client, "close" when haply will close, "keep-alive" to a 1.0 client
-   it keeps, nothing otherwise; "upgrade" while tunnelling an upgrade.
+   it keeps, nothing otherwise; "upgrade" while tunnelling an upgrade. A
+   response whose status line says HTTP/1.0 gets "keep-alive" when the client
+   is kept and nothing when it is closed, whatever the client's version.
 
 Values of set-header/add-header are HAProxy log-format strings; see
 `compile_value` for the supported subset. Rules with an ACL condition take
@@ -785,7 +787,8 @@ class ResponseHeadWriter(_HeadWriter):
         added, _, placed = self._fields(out, headers, framing, upgrade, ctx, options, None)
         for _, line in added:
             out.append(line)
-        return self._tail(out, status, framing, keep_alive, request_version, upgrade, placed)
+        return self._tail(out, status, framing, keep_alive, request_version, upgrade, placed,
+                          version == "1.0")
 
     def write_raw(self, head: bytes, low: bytes, fields: list, status: int,
                   framing: Framing, keep_alive: bool, request_version: str) -> bytes | None:
@@ -803,18 +806,23 @@ class ResponseHeadWriter(_HeadWriter):
         placed = self.raw_fields(out, head, low, fields, framing, False)
         if placed is None:
             return None
-        return self._tail(out, status, framing, keep_alive, request_version, False, placed)
+        return self._tail(out, status, framing, keep_alive, request_version, False, placed,
+                          head[7] == 48)  # HTTP/1.0
 
     def _tail(self, out: list, status: int, framing: Framing, keep_alive: bool,
-              request_version: str, upgrade: bool, placed: bool) -> bytes:
+              request_version: str, upgrade: bool, placed: bool, response_10: bool) -> bytes:
+        """The Connection field and the framing line. An HTTP/1.0 status line
+        means close unless it says keep-alive (RFC 9112 §9.3), whatever the
+        client's version: HAProxy says keep-alive on it when it keeps the
+        connection, and nothing when it closes it."""
         if upgrade:
             out.append(_CONN_UPGRADE)
         elif status < 200:
             pass  # an interim response (100 Continue ...) says nothing about the connection
         elif keep_alive and framing.kind != UNTIL_CLOSE:
-            if request_version == "1.0":
+            if request_version == "1.0" or response_10:
                 out.append(_CONN_KEEP_ALIVE)
-        else:
+        elif not response_10:
             out.append(_CONN_CLOSE)
         out += (b"" if placed else self._framing_line(framing), b"\r\n")
         return b"".join(out)

@@ -114,6 +114,56 @@ def test_same_response_head_reaches_the_client():
     assert results["haply"] == results["haproxy"]
 
 
+HTTP10_ANSWERS = {
+    "until-close": b"HTTP/1.0 200 OK\r\n\r\nhello",
+    "keep-alive": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello",
+}
+HTTP10_CLIENTS = {
+    "1.1": b"GET /%s HTTP/1.1\r\nHost: h\r\n\r\n",
+    "1.0": b"GET /%s HTTP/1.0\r\n\r\n",
+    "1.0 keep-alive": b"GET /%s HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    "1.1 close": b"GET /%s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    "HEAD 1.1": b"HEAD /%s HTTP/1.1\r\nHost: h\r\n\r\n",
+}
+
+
+def http10_server(conn) -> None:
+    while (request := conn.read_request()) is not None:
+        answer = request.url.strip("/")
+        conn.send(HTTP10_ANSWERS[answer])
+        if answer == "until-close":
+            return
+
+
+def test_same_connection_field_for_an_http10_server():
+    """An HTTP/1.0 status line means close unless it says keep-alive (RFC 9112
+    §9.3): the proxy says keep-alive when it keeps the client, whatever its
+    version, and nothing when it closes."""
+    def exercise(port):
+        seen = {}
+        for answer in HTTP10_ANSWERS:
+            for client, request in HTTP10_CLIENTS.items():
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(request % answer.encode())
+                    reply = b""
+                    try:
+                        while chunk := sock.recv(65536):
+                            reply += chunk
+                        closed = True
+                    except socket.timeout:
+                        closed = False
+                line, fields = split_head(reply)
+                seen[answer, client] = line, sorted(fields), closed
+        return seen
+
+    with scripted_backend(http10_server) as backend:
+        cfg = PRELUDE + f"\nlisten app\n    bind 127.0.0.1:@PORT@\n    server s {backend.address}\n"
+        results = run_both(cfg, exercise)
+    assert results["haproxy"]["keep-alive", "1.1"] == (
+        b"HTTP/1.0 200 OK", [(b"connection", b"keep-alive"), (b"content-length", b"5")], False)
+    assert results["haply"] == results["haproxy"]
+
+
 ERROR_CASES = {
     "no-server": ("    server s 127.0.0.1:@DEAD@\n    retries 0\n",
                   b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 503),
