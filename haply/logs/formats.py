@@ -160,7 +160,7 @@ HTTP_VARIABLES: dict[str, str] = {
           " - max(q.t_connect, 0) if x.response_at else -1)",
     "Ta": "int((now - x.begin) * 1000)", "Tt": "int((now - x.begin) * 1000)",
     "T": "int((now - x.begin) * 1000)", "ST": "status",
-    "B": "(s.frontend.bytes_out - x.bytes_out)", "U": "(s.frontend.bytes_in - x.bytes_in)",
+    "B": "(s.transport.written - x.bytes_out)", "U": "(s.transport.received - x.bytes_in)",
     "ts": "term[:2]", "tsc": "term", "ac": "log.engine.global_gate.current",
     "bc": "(q.backend.current_sessions - held if q.backend is not None else 0)",
     "sc": "(srv.current_sessions - held if srv is not None else 0)", "rc": "(f'+{q.attempts}' if q.redispatched else q.attempts)",

@@ -6,8 +6,8 @@ HTTP: one `Exchange` per request, in arrival order (requests are answered in
 order, pipelined or not), timed from the first byte of the request (TR ends
 when its head is complete, Tr when the server's head arrives); the line is
 written when the exchange ends (response complete, local answer, or rejection).
-TCP: one line per connection when it closes; bytes are counted per connection
-by a thin transport wrapper that only logging connections get.
+TCP: one line per connection when it closes. In both, bytes are counted per
+connection by a thin transport wrapper that only logging connections get.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def logged_http_session(base):
     # The base methods are called directly rather than through super() with
     # *args: these hooks run several times per request.
     base_connection_made = base.connection_made
+    base_data_received = base.data_received
     base_message_begin = base.on_message_begin
     base_headers_complete = base.on_headers_complete
     base_response_head = base.response_head
@@ -44,7 +45,13 @@ def logged_http_session(base):
         def connection_made(self, transport) -> None:
             self.log_queue = collections.deque()
             self.log_accepted = (self.loop.time(), wall_clock())
-            base_connection_made(self, transport)
+            # %B and %U are this connection's bytes (the frontend's totals
+            # move with every other connection's traffic)
+            base_connection_made(self, CountingTransport(transport))
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.received += len(data)
+            base_data_received(self, data)
 
         def _left_before_request(self) -> bool:
             # HAProxy logs it as <BADREQ> closed by the client (CR--), an empty
@@ -62,10 +69,14 @@ def logged_http_session(base):
             return True
 
         def on_message_begin(self) -> None:
+            # `fresh`: the read in which this request begins, at its first
+            # byte; it was counted as received already
+            fresh = self.fresh
             base_message_begin(self)
-            frontend = self.frontend
-            self.log_queue.append(Exchange(self.loop.time(), wall_clock(),
-                                           frontend.bytes_out, frontend.bytes_in))
+            transport = self.transport
+            received = transport.received
+            self.log_queue.append(Exchange(self.loop.time(), wall_clock(), transport.written,
+                                           received - len(fresh) if fresh is not None else received))
 
         def on_headers_complete(self) -> None:
             log_queue = self.log_queue
@@ -114,7 +125,7 @@ def logged_http_session(base):
             elif log_queue:
                 # HAProxy logs no byte for a refused request, even when the
                 # answers to the requests before it went out since it came.
-                log_queue[-1].bytes_out = self.frontend.bytes_out
+                log_queue[-1].bytes_out = self.transport.written
                 if request.error is not None:
                     # refused in its head (a bad target, framing or upgrade):
                     # HAProxy never had a request, so no TR
@@ -132,13 +143,15 @@ def logged_http_session(base):
 
 
 class CountingTransport:
-    """A transport that counts what is written through it."""
+    """A transport that counts what is written through it (and, for the
+    protocol that counts them, the bytes it received)."""
 
-    __slots__ = ("transport", "written")
+    __slots__ = ("transport", "written", "received")
 
     def __init__(self, transport):
         self.transport = transport
         self.written = 0
+        self.received = 0
 
     def write(self, data) -> None:
         self.written += len(data)

@@ -100,8 +100,8 @@ class HttpRecord:
     Ta = property(lambda self: int((self.now - self.exchange.begin) * 1000))
     Tt = Ta
     Ti = property(lambda self: 0)
-    bytes_read = property(lambda self: self.session.frontend.bytes_out - self.exchange.bytes_out)
-    bytes_uploaded = property(lambda self: self.session.frontend.bytes_in - self.exchange.bytes_in)
+    bytes_read = property(lambda self: self.session.transport.written - self.exchange.bytes_out)
+    bytes_uploaded = property(lambda self: self.session.transport.received - self.exchange.bytes_in)
     actconn = property(lambda self: self.log.engine.global_gate.current)
     feconn = property(lambda self: self.session.frontend.gate.current)
     beconn = property(lambda self: self.request.backend.current_sessions - self.held

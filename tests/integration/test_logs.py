@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from tests.support.admin_cli import wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_config, http_get,
                                           run_haproxy)
+from tests.support.scripted_backend import scripted_backend
 from tests.support.syslog_receiver import RFC3164, Receiver
 
 RFC5424 = re.compile(rb"<(\d{1,3})>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z) "
@@ -645,3 +647,59 @@ backend be
             sock.recv(10)  # closed by the proxy once it gives up
         lines = receiver.lines(1, timeout=3)
     assert lines and b" fe be/gone " in lines[0] and b" SC " in lines[0], lines
+
+
+def sizes_server(conn) -> None:
+    while (request := conn.read_request()) is not None:
+        if request.url == "/big":
+            conn.respond(200, b"x" * 300_000)
+        else:
+            time.sleep(0.5)  # answered while /big goes through the same frontend
+            conn.respond(200, b"small")
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_bytes_logged_are_the_requests_own_under_concurrency(name, receiver):
+    """%B and %U count what went through this request's connection, not what
+    the frontend moved meanwhile for other connections (haply counts wire
+    bytes; HAProxy counts its internal form, a few bytes fewer per field)."""
+    port = free_port()
+    config = haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{receiver.port} local2 info
+    log-format "%HU %B %U"
+    default_backend be
+backend be
+    server s1 @SERVER@
+""")
+    exchanged = {}
+
+    def ask(path: bytes, body: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            request = (b"POST %s HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n"
+                       b"Connection: close\r\n\r\n%s" % (path, len(body), body))
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            exchanged[path.decode()] = (len(answer), len(request))
+
+    with scripted_backend(sizes_server) as server:
+        with run_haproxy(config.replace("@SERVER@", server.address), PROXIES[name]):
+            small = threading.Thread(target=ask, args=(b"/small", b""))
+            small.start()
+            time.sleep(0.1)
+            ask(b"/big", b"y" * 200_000)
+            small.join(5)
+            logged = {}
+            for line in receiver.lines(3, timeout=3):
+                words = line.rstrip(b"\n").rsplit(b" ", 3)[-3:]
+                if words[0].startswith(b"/"):
+                    logged[words[0].decode()] = (int(words[1]), int(words[2]))
+    assert set(logged) == {"/small", "/big"}
+    for path, (received, sent) in exchanged.items():
+        sent_back, read = logged[path]
+        # the same within a few bytes per field of the heads (HAProxy's count)
+        assert received - 40 <= sent_back <= received, (path, logged, exchanged)
+        assert sent - 40 <= read <= sent, (path, logged, exchanged)
