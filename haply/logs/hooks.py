@@ -182,7 +182,7 @@ def logged_tcp_session(base):
                 self.frontend, self.log_peer, self.backend, server or self.tried, self.log_begin,
                 self.log_wall, self.loop.time(), self.log_in,
                 self.transport.written if isinstance(self.transport, CountingTransport) else 0,
-                (self.ending or "--") if server is not None else "SC", self.t_wait, self.t_connect,
+                (self.ending or ("--" if server is not None else "SC")), self.t_wait, self.t_connect,
                 retries_field(self))
             super().close()
 

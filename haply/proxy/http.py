@@ -380,12 +380,18 @@ class HttpSession(asyncio.Protocol):
         upstream = self.upstream
         if upstream is not None and not upstream.closed:
             upstream.transport.pause_reading()
+            if self.deadline.tag == "server":
+                # The client now holds the transfer up, not the server: its
+                # timeout runs, and expiring is its fault (cD--), as in HAProxy.
+                self.deadline.arm_idle(self.timeout_client, "client")
 
     def resume_writing(self) -> None:
         self.client_writable = True
         upstream = self.upstream
         if upstream is not None and not upstream.closed:
             upstream.transport.resume_reading()
+            if self.deadline.tag == "client" and self.requests:
+                self.deadline.arm_idle(self.requests[0].backend.proxy.timeouts.server, "server")
 
     def pause_client_reading(self, reason: int) -> None:
         if not self.paused and self.transport is not None and not self.closed:
@@ -803,7 +809,9 @@ class HttpSession(asyncio.Protocol):
         except NoServerAvailable as exc:
             request.tried = exc.server
             if not self.closed and self.requests and self.requests[0] is request:
-                self._respond_local(exc.status)
+                # s: `timeout queue` ran out; Q: while the request was queued
+                self._respond_local(exc.status, termination="sQ--" if exc.reason == QUEUE_TIMEOUT
+                                    else None)
             return
         backend.registry.record_times(server, request.t_wait, request.t_connect)  # stats
         if request.redispatched and request.cookie_flags[0] == "V":

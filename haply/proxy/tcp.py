@@ -133,8 +133,10 @@ class TcpClientProtocol(asyncio.Protocol):
             if stick is not None:  # the server really connected to (HAProxy's store-request)
                 stick.store(key, server, loop.time())
         except NoServerAvailable as exc:
-            if exc.reason == "queue timeout" and self.t_wait < 0:
-                self.t_wait = int((loop.time() - start) * 1000)
+            if exc.reason == "queue timeout":
+                self.ending = "sQ"  # s: `timeout queue` ran out; Q: while queued
+                if self.t_wait < 0:
+                    self.t_wait = int((loop.time() - start) * 1000)
             self.tried = exc.server
             self.close()
             return
@@ -156,13 +158,7 @@ class TcpClientProtocol(asyncio.Protocol):
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        front = self.frontend.proxy.timeouts
-        back = backend_proxy.timeouts
-        tunnel = back.tunnel or front.tunnel
-        # The log names the side whose timeout ends an idle session first.
-        server_side = not tunnel and back.server and (not front.client or back.server < front.client)
-        self.timer.arm_idle(session_timeout(front.client, back.server, tunnel),
-                            "server" if server_side else "client")
+        self._arm_session_timer()
         if self.pending:
             for chunk in self.pending:
                 transport.write(chunk)
@@ -203,13 +199,31 @@ class TcpClientProtocol(asyncio.Protocol):
             self.timer.arm_idle(self.frontend.proxy.timeouts.client_fin, "client-fin")
         return True  # keep the transport open for the server's answer
 
+    def _arm_session_timer(self) -> None:
+        front = self.frontend.proxy.timeouts
+        back = self.backend.proxy.timeouts
+        tunnel = back.tunnel or front.tunnel
+        # The log names the side whose timeout ends an idle session first.
+        server_side = not tunnel and back.server and (not front.client or back.server < front.client)
+        self.timer.arm_idle(session_timeout(front.client, back.server, tunnel),
+                            "server" if server_side else "client")
+
     def pause_writing(self) -> None:
         if self.upstream is not None:
             self.upstream.transport.pause_reading()
+            if self.timer.tag == "server":
+                # Nothing is awaited from the server while the client does not
+                # read: the client's timeout runs, and it is the client's
+                # fault when it expires (cD), as in HAProxy.
+                client_timeout = self.frontend.proxy.timeouts.client
+                if client_timeout:
+                    self.timer.arm_idle(client_timeout, "client")
 
     def resume_writing(self) -> None:
         if self.upstream is not None and not self.upstream.closed:
             self.upstream.transport.resume_reading()
+            if self.timer.tag == "client":
+                self._arm_session_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None and self.upstream is not None and not self.closed:
