@@ -103,7 +103,7 @@ def engine_totals(engine):
         yield ("conn", name, None), getattr(frontend.gate, "total", 0)
         yield ("req", name, None), frontend.http_requests
     for name, backend in engine.backends.items():
-        yield ("sess", name, None), backend.total_sessions
+        yield ("sess", name, None), backend.routed
         for state in backend.servers:
             yield ("sess", name, state.name), state.total_sessions
 

@@ -552,10 +552,10 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
 
 # Counters `clear counters all` zeroes (current values such as sessions in
 # progress are states, not counters, and stay).
-SERVER_COUNTERS = ("total_sessions", "bytes_in", "bytes_out", "connect_errors",
+SERVER_COUNTERS = ("total_sessions", "balanced", "bytes_in", "bytes_out", "connect_errors",
                    "response_errors", "retries", "redispatches", "failed_checks",
                    "client_aborts", "server_aborts")
-BACKEND_COUNTERS = ("total_sessions", "connect_errors", "retried", "redispatched", "unanswered",
+BACKEND_COUNTERS = ("routed", "total_sessions", "balanced", "connect_errors", "retried", "redispatched", "unanswered",
                     "no_server", "denied", "bytes_in", "bytes_out")
 FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests")
 
@@ -577,7 +577,7 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
             state.http_responses.clear()
     for backend in engine.backends.values():
         backend.max_queued = backend.queued
-        backend.max_sessions = backend.current_sessions
+        backend.max_sessions = backend.current_sessions + backend.waiting
         if everything:
             for name in BACKEND_COUNTERS:
                 setattr(backend, name, 0)

@@ -150,7 +150,7 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
                                      getattr(engine, "started_at", now)))
             if sampler is not None:
                 _session_rates(rows[-1], sampler, ("sess", proxy.name, None),
-                               backend.total_sessions, now)
+                               backend.routed, now)
                 for row, state in zip(servers, engine.registry.servers(proxy.name)):
                     _session_rates(row, sampler, ("sess", proxy.name, state.name),
                                    state.total_sessions, now)
@@ -214,7 +214,7 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
         sid=state.server_id, mode=mode,
         qcur=state.queued, qmax=state.max_queued,
         scur=state.current_sessions, smax=state.max_sessions,
-        slim=state.maxconn or None, stot=state.total_sessions, lbtot=state.total_sessions,
+        slim=state.maxconn or None, stot=state.total_sessions, lbtot=state.balanced,
         bin=state.bytes_in, bout=state.bytes_out, econ=state.connect_errors,
         eresp=state.response_errors, wretr=state.retries, wredis=state.redispatches,
         cli_abrt=state.client_aborts, srv_abrt=state.server_aborts,
@@ -298,12 +298,13 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         pxname=backend.name, svname="BACKEND", type=TYPE_BACKEND, pid=pid, iid=iid,
         sid=0, mode=mode, algo=backend.proxy.balance,
         qcur=backend.queued, qmax=backend.max_queued,
-        scur=backend.current_sessions, smax=getattr(backend, "max_sessions", backend.current_sessions),
-        stot=backend.total_sessions, lbtot=backend.total_sessions,
+        scur=backend.current_sessions + backend.waiting, smax=backend.max_sessions,
+        stot=backend.routed, lbtot=backend.balanced,
         # HTTP exchanges count bytes on servers only; a backend's are its servers'.
         bin=max(backend.bytes_in, sum(s.bytes_in for s in states)),
         bout=max(backend.bytes_out, sum(s.bytes_out for s in states)),
-        dreq=backend.denied, econ=backend.connect_errors,
+        # a request that found no server, or none in time, is a connection error too
+        dreq=backend.denied, econ=backend.connect_errors + backend.no_server,
         eresp=sum(s.response_errors for s in states),
         cli_abrt=sum(s.client_aborts for s in states), srv_abrt=sum(s.server_aborts for s in states),
         wretr=backend.retried, wredis=backend.redispatched,
@@ -339,7 +340,7 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         row["req_tot"] = sum(counts.values()) + backend.unanswered
     else:
         _blank(row, TCP_BLANK)
-    row["lastsess"] = -1 if not backend.total_sessions else 0
+    row["lastsess"] = -1 if not backend.routed else 0
     return row
 
 

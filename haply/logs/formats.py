@@ -162,7 +162,7 @@ HTTP_VARIABLES: dict[str, str] = {
     "T": "int((now - x.begin) * 1000)", "ST": "status",
     "B": "(s.transport.written - x.bytes_out)", "U": "(s.transport.received - x.bytes_in)",
     "ts": "term[:2]", "tsc": "term", "ac": "log.engine.global_gate.current",
-    "bc": "(q.backend.current_sessions - held if q.backend is not None else 0)",
+    "bc": "(q.backend.current_sessions + q.backend.waiting - held if q.backend is not None else 0)",
     "sc": "(srv.current_sessions - held if srv is not None else 0)", "rc": "(f'+{q.attempts}' if q.redispatched else q.attempts)",
     "sq": "0", "bq": "(q.backend.queued if q.backend is not None else 0)",
     "r": "_request_line(q)", "HM": "_method(q)", "HU": "q.uri",

@@ -104,7 +104,8 @@ class HttpRecord:
     bytes_uploaded = property(lambda self: self.session.transport.received - self.exchange.bytes_in)
     actconn = property(lambda self: self.log.engine.global_gate.current)
     feconn = property(lambda self: self.session.frontend.gate.current)
-    beconn = property(lambda self: self.request.backend.current_sessions - self.held
+    beconn = property(lambda self: self.request.backend.current_sessions
+                      + self.request.backend.waiting - self.held
                       if self.request.backend is not None else 0)
     srv_conn = property(lambda self: self.server_state.current_sessions - self.held
                         if self.server_state is not None else 0)
@@ -310,7 +311,7 @@ class ProxyLog:
             Tt=ms, Ti=0, status=-1, bytes_read=bytes_out, bytes_uploaded=bytes_in,
             termination=termination,
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
-            beconn=max(0, backend.current_sessions - 1) if backend is not None else 0,
+            beconn=max(0, backend.current_sessions + backend.waiting - 1) if backend is not None else 0,
             srv_conn=max(0, server.current_sessions - 1) if server is not None else 0, retries=retries,
             srv_queue=0, backend_queue=backend.queued if backend is not None else 0,
             request_line="", method="", uri="", http_version="",

@@ -48,8 +48,8 @@ class BackendRuntime:
                  "denied", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
                  "redispatch", "redispatch_every", "redispatched", "registry", "retried",
-                 "retries", "servers", "sessions", "stick", "tls", "total_sessions",
-                 "turnaround", "unanswered", "use_server")
+                 "retries", "balanced", "routed", "servers", "sessions", "stick", "tls", "total_sessions",
+                 "turnaround", "unanswered", "use_server", "waiting")
 
     def __init__(self, proxy: Proxy, registry: Registry, loop: asyncio.AbstractEventLoop):
         self.proxy = proxy
@@ -103,9 +103,15 @@ class BackendRuntime:
         self.sessions: dict[ServerState, set] | None = None
         if any(s.on_marked_down or s.on_marked_up for s in proxy.servers):
             self.sessions = defaultdict(set)
-        # counters read by pages and metrics
-        self.total_sessions = 0
-        self.current_sessions = 0
+        # counters read by pages and metrics. HAProxy's backend counts every
+        # request (HTTP) or connection (TCP) routed to it, from then until it
+        # ends, queued or not (stot, scur, smax); lbtot counts servers chosen.
+        self.routed = 0  # stot
+        self.total_sessions = 0  # slots taken on a server
+        self.balanced = 0  # lbtot: servers the balancer chose (ServerState.balanced)
+        self.current_sessions = 0  # slots held on its servers
+        self.waiting = 0  # in its queue or a server's: with the above, scur
+        # the most requests it had at once (counted as each is routed here)
         self.max_sessions = 0
         self.max_queued = 0
         self.connect_errors = 0
@@ -140,10 +146,20 @@ class BackendRuntime:
     def queued(self) -> int:
         return len(self._queue)
 
+    def routed_in(self) -> None:
+        """A request (or connection) is routed here: counted in stot, and in
+        smax with the ones here already (holding a slot or queued)."""
+        self.routed += 1
+        present = self.current_sessions + self.waiting + 1
+        if present > self.max_sessions:
+            self.max_sessions = present
+
     def try_acquire(self, key, exclude: ServerState | None = None) -> ServerState | None:
         server = self.balancer.pick(key, exclude)
         if server is not None:
             self._take(server)
+            server.balanced += 1
+            self.balanced += 1
         return server
 
     def forced_server(self, key) -> ServerState | None:
@@ -210,6 +226,7 @@ class BackendRuntime:
         """Wait in queue (as entry) until waiter gets a server slot, for `timeout
         queue` at most; the server, or None when the slot's server left service."""
         queue.append(entry)
+        self.waiting += 1
         try:
             async with asyncio.timeout(self.queue_timeout):
                 return await waiter
@@ -224,6 +241,7 @@ class BackendRuntime:
                 self.release(waiter.result())
             raise
         finally:
+            self.waiting -= 1
             if not waiter.done():
                 waiter.cancel()
             try:
@@ -259,8 +277,6 @@ class BackendRuntime:
             server.max_sessions = server.current_sessions
         self.current_sessions += 1
         self.total_sessions += 1
-        if self.current_sessions > self.max_sessions:
-            self.max_sessions = self.current_sessions
         self.balancer.connection_started(server)
 
     def _serve_queue(self) -> None:

@@ -582,6 +582,7 @@ class HttpSession(asyncio.Protocol):
         if route is None:
             self._respond_local(503)
             return
+        route.backend.routed_in()
         if route.answers is not None:
             self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_answer(route.answers, request)

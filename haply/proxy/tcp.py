@@ -105,6 +105,7 @@ class TcpClientProtocol(asyncio.Protocol):
         if self.backend is None:
             self.close()
             return
+        self.backend.routed_in()
         self.transport.resume_reading()
         self.connecting = self.loop.create_task(self._connect(key))
 

@@ -50,6 +50,9 @@ class ServerState:
     current_sessions: int = 0
     max_sessions: int = 0
     total_sessions: int = 0
+    # times the balancer chose it (lbtot): not for a request served from the
+    # queue, nor for one that persistence sent here
+    balanced: int = 0
     queued: int = 0
     max_queued: int = 0
     bytes_in: int = 0

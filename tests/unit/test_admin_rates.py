@@ -114,7 +114,7 @@ def test_stats_page_shows_rates_of_its_engine(tmp_path):
     try:
         page = StatsPage(engine.config.proxy("stats"), engine, compile_condition)
         engine.registry.get("be", "s0").total_sessions = 5  # as five sessions would
-        engine.backends["be"].total_sessions = 5
+        engine.backends["be"].routed = 5  # routed to the backend: its stot and rate
         body = page.answer(request("/st;csv")).split(b"\r\n\r\n", 1)[1].decode()
         header = body.split("\n", 1)[0][2:].split(",")
         rows = {tuple(line.split(",")[:2]): line.split(",") for line in body.split("\n")[1:] if line}
