@@ -183,7 +183,7 @@ def logged_tcp_session(base):
                 self.log_wall, self.loop.time(), self.log_in,
                 self.transport.written if isinstance(self.transport, CountingTransport) else 0,
                 (self.ending or ("--" if server is not None else "SC")), self.t_wait, self.t_connect,
-                retries_field(self))
+                retries_field(self), self.queue_positions)
             super().close()
 
     return LoggedTcpSession

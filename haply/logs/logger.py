@@ -110,9 +110,8 @@ class HttpRecord:
     srv_conn = property(lambda self: self.server_state.current_sessions - self.held
                         if self.server_state is not None else 0)
     retries = property(lambda self: retries_field(self.request))
-    srv_queue = property(lambda self: 0)
-    backend_queue = property(lambda self: self.request.backend.queued
-                             if self.request.backend is not None else 0)
+    srv_queue = property(lambda self: (self.request.queue_positions or (0, 0))[0])
+    backend_queue = property(lambda self: (self.request.queue_positions or (0, 0))[1])
     method = property(lambda self: formats.method(self.request))
     uri = property(lambda self: self.request.uri)
     http_version = property(lambda self: f"HTTP/{getattr(self.request, 'version', '1.1') or '1.1'}")
@@ -293,9 +292,10 @@ class ProxyLog:
     def tcp_done(self, frontend, client: tuple | None, backend, server, begin: float,
                  wall: float, now: float, bytes_in: int, bytes_out: int,
                  termination: str = "--", t_wait: int = 0, t_connect: int = 0,
-                 retries: int | str = 0) -> None:
+                 retries: int | str = 0, queue_positions: tuple | None = None) -> None:
         """t_wait, t_connect: ms in the backend's queue and to connect (Tw, Tc),
-        -1 when the connection never got there; retries: the %rc field."""
+        -1 when the connection never got there; retries: the %rc field;
+        queue_positions: %sq and %bq, if it waited in a queue."""
         if self.dontlognull and bytes_in == 0:
             return
         problem = termination[:2] != "--"
@@ -313,7 +313,8 @@ class ProxyLog:
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
             beconn=max(0, backend.current_sessions + backend.waiting - 1) if backend is not None else 0,
             srv_conn=max(0, server.current_sessions - 1) if server is not None else 0, retries=retries,
-            srv_queue=0, backend_queue=backend.queued if backend is not None else 0,
+            srv_queue=queue_positions[0] if queue_positions else 0,
+            backend_queue=queue_positions[1] if queue_positions else 0,
             request_line="", method="", uri="", http_version="",
             hostname=self.logging.hostname, pid=self.logging.pid, request_counter=0)
         level = "err" if problem and self.separate_errors else "info"

@@ -45,7 +45,7 @@ class BackendRuntime:
     # instance a plain dictionary, slower to read than slots or shared keys.
     __slots__ = ("_balances_freely", "_queue", "_server_queues", "balancer", "bytes_in",
                  "bytes_out", "comp", "connect_errors", "connect_timeout", "current_sessions",
-                 "denied", "local_responses", "loop", "max_queue", "max_queued",
+                 "denied", "dequeued", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
                  "redispatch", "redispatch_every", "redispatched", "registry", "retried",
                  "retries", "balanced", "routed", "servers", "sessions", "stick", "tls", "total_sessions",
@@ -111,6 +111,7 @@ class BackendRuntime:
         self.balanced = 0  # lbtot: servers the balancer chose (ServerState.balanced)
         self.current_sessions = 0  # slots held on its servers
         self.waiting = 0  # in its queue or a server's: with the above, scur
+        self.dequeued = 0  # requests that left its queue, served or not (the log's %bq)
         # the most requests it had at once (counted as each is routed here)
         self.max_sessions = 0
         self.max_queued = 0
@@ -148,7 +149,10 @@ class BackendRuntime:
 
     def routed_in(self) -> None:
         """A request (or connection) is routed here: counted in stot, and in
-        smax with the ones here already (holding a slot or queued)."""
+        smax with the ones here already (holding a slot or queued), so that
+        one answered without a server (a deny, none available) counts too.
+        Taking a slot and queueing count again: a request routed while
+        another is between here and its slot is not among these."""
         self.routed += 1
         present = self.current_sessions + self.waiting + 1
         if present > self.max_sessions:
@@ -160,6 +164,8 @@ class BackendRuntime:
             self._take(server)
             server.balanced += 1
             self.balanced += 1
+            if self.current_sessions + self.waiting > self.max_sessions:
+                self.max_sessions = self.current_sessions + self.waiting
         return server
 
     def forced_server(self, key) -> ServerState | None:
@@ -176,9 +182,11 @@ class BackendRuntime:
         if server.maxconn > 0 and server.current_sessions >= server.maxconn:
             return None
         self._take(server)
+        if self.current_sessions + self.waiting > self.max_sessions:
+            self.max_sessions = self.current_sessions + self.waiting
         return server
 
-    async def acquire_server(self, server: ServerState, key) -> ServerState:
+    async def acquire_server(self, server: ServerState, key, tally=None) -> ServerState:
         """A slot on the server persistence chose, waiting in its queue while it
         is full (up to `timeout queue`). Past its `maxqueue`, or when it leaves
         service meanwhile, the request is balanced with `option redispatch`
@@ -196,7 +204,7 @@ class BackendRuntime:
                 if server.queued > server.max_queued:
                     server.max_queued = server.queued
                 try:
-                    granted = await self._wait(queue, waiter, waiter)
+                    granted = await self._wait(queue, waiter, waiter, server, tally)
                 finally:
                     server.queued -= 1
                 if granted is not None:
@@ -205,9 +213,9 @@ class BackendRuntime:
         if not self.redispatch:
             self.no_server += 1
             raise NoServerAvailable("queue full" if in_service else "no server available")
-        return await self.acquire(key)
+        return await self.acquire(key, tally=tally)
 
-    async def acquire(self, key, exclude: ServerState | None = None) -> ServerState:
+    async def acquire(self, key, exclude: ServerState | None = None, tally=None) -> ServerState:
         server = self.try_acquire(key, exclude)
         if server is not None:
             return server
@@ -220,13 +228,20 @@ class BackendRuntime:
         waiter = self.loop.create_future()
         if len(self._queue) + 1 > self.max_queued:
             self.max_queued = len(self._queue) + 1
-        return await self._wait(self._queue, (waiter, key, exclude), waiter)
+        return await self._wait(self._queue, (waiter, key, exclude), waiter, self, tally)
 
-    async def _wait(self, queue: deque, entry, waiter: asyncio.Future) -> ServerState | None:
+    async def _wait(self, queue: deque, entry, waiter: asyncio.Future, owner,
+                    tally) -> ServerState | None:
         """Wait in queue (as entry) until waiter gets a server slot, for `timeout
-        queue` at most; the server, or None when the slot's server left service."""
+        queue` at most; the server, or None when the slot's server left service.
+        owner: the backend (its queue) or the server (its own); tally, if any,
+        gets in `queue_positions` (server's, backend's) how many requests left
+        that queue while it waited, itself included (HAProxy's %sq/%bq)."""
         queue.append(entry)
+        entered = owner.dequeued
         self.waiting += 1
+        if self.current_sessions + self.waiting > self.max_sessions:
+            self.max_sessions = self.current_sessions + self.waiting
         try:
             async with asyncio.timeout(self.queue_timeout):
                 return await waiter
@@ -242,6 +257,10 @@ class BackendRuntime:
             raise
         finally:
             self.waiting -= 1
+            owner.dequeued += 1
+            if tally is not None:
+                position = owner.dequeued - entered
+                tally.queue_positions = (0, position) if owner is self else (position, 0)
             if not waiter.done():
                 waiter.cancel()
             try:
@@ -386,7 +405,7 @@ class BackendRuntime:
         be given back with `release`. Raises NoServerAvailable.
         """
         if server is None:
-            server = await self.acquire(key, exclude)
+            server = await self.acquire(key, exclude, tally)
         attempt = tally.attempts if tally is not None else 0
         began = self.loop.time()
         while True:
@@ -425,7 +444,7 @@ class BackendRuntime:
                 moved = self.should_redispatch(attempt, persistent) or not server.usable
                 if moved:
                     previous = server
-                    server = await self.acquire(key, exclude=previous)
+                    server = await self.acquire(key, exclude=previous, tally=tally)
                     if server is not previous:
                         server.redispatches += 1
                         self.redispatched += 1

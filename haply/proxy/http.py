@@ -70,7 +70,7 @@ class Request:
                  "error", "head_bytes", "_header_map", "client_ip", "ssl",
                  "attempts", "redispatched", "backend", "server", "sent_body", "framing",
                  "route", "context", "t_wait", "t_connect", "plain", "cut", "raw", "hosts",
-                 "cookie_server", "cookie_flags",
+                 "cookie_server", "cookie_flags", "queue_positions",
                  # set only for a frontend with `capture` lines (haply.logs.captures)
                  "captured_request", "captured_response", "captured_cookie",
                  "captured_set_cookie",
@@ -112,6 +112,7 @@ class Request:
         # server; 0 for a pooled connection), -1 until the request gets there.
         self.t_wait = -1
         self.t_connect = -1
+        self.queue_positions: tuple[int, int] | None = None  # %sq/%bq, once queued
         # A head without field to drop or rewrite (but for one plain Connection
         # field, `cut`) goes to the server as received: `raw` is the bytes it
         # starts, when it starts a read (else the field list is written).
@@ -793,8 +794,8 @@ class HttpSession(asyncio.Protocol):
         try:
             if server is None:
                 try:
-                    server = await (backend.acquire(request, exclude=None) if persistent is None
-                                    else backend.acquire_server(persistent, request))
+                    server = await (backend.acquire(request, None, request) if persistent is None
+                                    else backend.acquire_server(persistent, request, request))
                 except NoServerAvailable as exc:
                     if exc.reason == QUEUE_TIMEOUT:  # it waited: HAProxy logs how long
                         request.t_wait = int((loop.time() - start) * 1000)

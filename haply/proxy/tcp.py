@@ -36,7 +36,7 @@ class TcpClientProtocol(asyncio.Protocol):
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
                  "pending", "pending_size", "connecting", "timer", "admitted", "closed", "client_eof", "server_eof",
-                 "t_wait", "t_connect", "switches", "tried", "attempts", "redispatched", "ending")
+                 "t_wait", "t_connect", "queue_positions", "switches", "tried", "attempts", "redispatched", "ending")
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
                  switches: tuple | None = None):
@@ -61,6 +61,7 @@ class TcpClientProtocol(asyncio.Protocol):
         # The log's Tw and Tc: ms in the backend's queue, ms to connect (-1: not yet).
         self.t_wait = -1
         self.t_connect = -1
+        self.queue_positions: tuple[int, int] | None = None  # %sq/%bq, once queued
         self.tried = None  # the server whose connection attempts all failed, for the log
         self.attempts = 0  # connection retries (the log's %rc, "+N" once redispatched)
         self.redispatched = False
@@ -121,9 +122,9 @@ class TcpClientProtocol(asyncio.Protocol):
             if persistent is None and stick is not None:
                 persistent = stick.match(key, start)
             if persistent is not None:
-                server = await backend.acquire_server(persistent, key)
+                server = await backend.acquire_server(persistent, key, self)
             if server is None:
-                server = await backend.acquire(key)
+                server = await backend.acquire(key, tally=self)
             self.t_wait = int((loop.time() - start) * 1000)
             server, transport, _ = await self.backend.connect(
                 key, lambda server: TcpServerProtocol(self, server),

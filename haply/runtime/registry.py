@@ -55,6 +55,7 @@ class ServerState:
     balanced: int = 0
     queued: int = 0
     max_queued: int = 0
+    dequeued: int = 0  # requests that left its queue, served or not (the log's %sq)
     bytes_in: int = 0
     bytes_out: int = 0
     connect_errors: int = 0

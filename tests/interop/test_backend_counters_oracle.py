@@ -48,11 +48,15 @@ backend down
 """).replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
 
 
-def get(port: int, path: bytes = b"/") -> None:
+def ask(port: int, request: bytes) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" % path)
+        sock.sendall(request)
         while sock.recv(65536):
             pass
+
+
+def get(port: int, path: bytes = b"/", cookie: bytes = b"") -> None:
+    ask(port, b"GET %s HTTP/1.1\r\nHost: h\r\n%sConnection: close\r\n\r\n" % (path, cookie))
 
 
 def three_at_once(port: int, during) -> None:
@@ -61,13 +65,13 @@ def three_at_once(port: int, during) -> None:
     threads = [threading.Thread(target=get, args=(port,)) for _ in range(3)]
     for thread in threads:
         thread.start()
-    time.sleep(0.1)  # within the shorter timeout queue
+    time.sleep(0.2)  # within the shorter timeout queue
     during()
     for thread in threads:
         thread.join(10)
 
 
-@pytest.mark.parametrize("queue_timeout", ["200ms", "5s"])
+@pytest.mark.parametrize("queue_timeout", ["500ms", "5s"])
 def test_backend_row_counts_as_haproxy(queue_timeout):
     seen = {}
     for name, binary in PROXIES.items():
@@ -106,10 +110,49 @@ backend be
     for name, binary in PROXIES.items():
         with observed_proxy(binary, make, scripted(quick_server)) as (port, _, path):
             for cookie in (b"", b"Cookie: SRV=a\r\n", b"Cookie: SRV=a\r\n", b"Cookie: SRV=b\r\n", b""):
-                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                    sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n%sConnection: close\r\n\r\n" % cookie)
-                    while sock.recv(65536):
-                        pass
+                get(port, b"/", cookie)
             seen[name] = stat_counts(path, ("be",), ("stot", "lbtot"))
     assert seen["haproxy"]["be/BACKEND"] == {"stot": "5", "lbtot": "2"}
+    assert seen["haply"] == seen["haproxy"]
+
+
+def test_queue_positions_logged_as_haproxy():
+    """%sq and %bq: how many requests left the server's or the backend's queue
+    while this one waited there, itself included; 0 for one that never waited.
+    A cookie sends a request to its own server's queue, else the backend's."""
+    def make(port: int, log_port: int, socket_path: str, address: str) -> str:
+        return haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    log-format "%HU %sq/%bq %bc"
+    default_backend be
+backend be
+    timeout queue 5s
+    cookie SRV insert indirect nocache
+    server s1 {address} maxconn 1 cookie a
+""")
+
+    def slower_server(conn) -> None:
+        while conn.read_request() is not None:
+            time.sleep(0.3)
+            conn.respond(200, b"ok")
+
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, make, scripted(slower_server)) as (port, receiver, _):
+            logged = []
+            for cookie in (b"", b"Cookie: SRV=a\r\n"):
+                threads = []
+                for number in range(4):
+                    threads.append(threading.Thread(target=get, args=(port, b"/%d" % number, cookie)))
+                    threads[-1].start()
+                    time.sleep(0.05)  # in this order
+                for thread in threads:
+                    thread.join(10)
+                logged.append(sorted(" ".join(message.split()[-3:])
+                                     for message in receiver.messages(4, timeout=2)))
+            seen[name] = logged
+    assert seen["haproxy"][0] == ["/0 0/0 3", "/1 0/1 2", "/2 0/2 1", "/3 0/3 0"]
+    assert seen["haproxy"][1] == ["/0 0/0 3", "/1 1/0 2", "/2 2/0 1", "/3 3/0 0"]
     assert seen["haply"] == seen["haproxy"]
