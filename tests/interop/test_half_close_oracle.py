@@ -60,12 +60,16 @@ def get(path: str) -> bytes:
 CLIENTS = {
     "slow server": get("/slow"),
     "fast server": get("/fast"),
-    "pipelined": get("/slow") + get("/fast") + get("/return"),
     "with a body": b"POST /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
     "denied": get("/deny"),
     "answered by the proxy": get("/return"),
     "HTTP/1.0": b"GET /slow HTTP/1.0\r\n\r\n",
 }
+
+
+# HAProxy 2.6 answers pipelined requests after a half-close in some runs and
+# only the first in others: haply, which answers every one, is checked alone.
+PIPELINED = get("/slow") + get("/fast") + get("/return")
 
 
 def half_closing_client(port: int, requests: bytes) -> tuple[list[bytes], bool]:
@@ -99,17 +103,17 @@ def test_half_closed_client_gets_its_answers_then_the_connection_closes():
         with observed_proxy(binary, config, scripted(server)) as (port, receiver, path):
             outcomes = {client: half_closing_client(port, requests)
                         for client, requests in CLIENTS.items()}
-            lines = sorted(httplog_fields(message) for message in receiver.messages(10, timeout=3))
+            lines = sorted(httplog_fields(message) for message in receiver.messages(7, timeout=1.5))
             wait_no_sessions(path)
-            seen[name] = outcomes, lines, stat_counts(path, ("fe", "be"), COUNTED)
-    outcomes, lines, counts = seen["haproxy"]
-    assert outcomes["pipelined"] == ([b"200 OK | /slow 0", b"200 OK | /fast 0", b"200 OK | hi"], True)
+            counts = stat_counts(path, ("fe", "be"), COUNTED)
+            seen[name] = outcomes, lines, counts, half_closing_client(port, PIPELINED)
+    outcomes, lines, counts, pipelined = seen["haproxy"]
     assert outcomes["with a body"] == ([b"200 OK | /slow 5"], True)
     assert all(closed for _, closed in outcomes.values())
-    assert len(lines) == 9
-    assert seen["haply"][0] == outcomes
-    assert seen["haply"][1] == lines
-    assert seen["haply"][2] == counts
+    assert len(lines) == 6
+    assert pipelined[1]  # closed, after one answer or three
+    assert seen["haply"][:3] == (outcomes, lines, counts)
+    assert seen["haply"][3] == ([b"200 OK | /slow 0", b"200 OK | /fast 0", b"200 OK | hi"], True)
 
 
 def test_client_leaving_after_the_proxys_own_answer_leaves_no_request():
