@@ -555,7 +555,7 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
 SERVER_COUNTERS = ("total_sessions", "balanced", "bytes_in", "bytes_out", "connect_errors",
                    "response_errors", "retries", "redispatches", "failed_checks",
                    "client_aborts", "server_aborts")
-BACKEND_COUNTERS = ("routed", "total_sessions", "balanced", "connect_errors", "retried", "redispatched", "unanswered",
+BACKEND_COUNTERS = ("routed", "total_sessions", "connect_errors", "retried", "redispatched", "unanswered",
                     "no_server", "denied", "bytes_in", "bytes_out")
 FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests")
 

@@ -299,7 +299,7 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         sid=0, mode=mode, algo=backend.proxy.balance,
         qcur=backend.queued, qmax=backend.max_queued,
         scur=backend.current_sessions + backend.waiting, smax=backend.max_sessions,
-        stot=backend.routed, lbtot=backend.balanced,
+        stot=backend.routed, lbtot=sum(s.balanced for s in states),
         # HTTP exchanges count bytes on servers only; a backend's are its servers'.
         bin=max(backend.bytes_in, sum(s.bytes_in for s in states)),
         bout=max(backend.bytes_out, sum(s.bytes_out for s in states)),

@@ -48,7 +48,7 @@ class BackendRuntime:
                  "denied", "dequeued", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
                  "redispatch", "redispatch_every", "redispatched", "registry", "retried",
-                 "retries", "balanced", "routed", "servers", "sessions", "stick", "tls", "total_sessions",
+                 "retries", "routed", "servers", "sessions", "stick", "tls", "total_sessions",
                  "turnaround", "unanswered", "use_server", "waiting")
 
     def __init__(self, proxy: Proxy, registry: Registry, loop: asyncio.AbstractEventLoop):
@@ -107,8 +107,7 @@ class BackendRuntime:
         # request (HTTP) or connection (TCP) routed to it, from then until it
         # ends, queued or not (stot, scur, smax); lbtot counts servers chosen.
         self.routed = 0  # stot
-        self.total_sessions = 0  # slots taken on a server
-        self.balanced = 0  # lbtot: servers the balancer chose (ServerState.balanced)
+        self.total_sessions = 0  # slots taken on a server (lbtot: its servers' `balanced`)
         self.current_sessions = 0  # slots held on its servers
         self.waiting = 0  # in its queue or a server's: with the above, scur
         self.dequeued = 0  # requests that left its queue, served or not (the log's %bq)
@@ -163,7 +162,6 @@ class BackendRuntime:
         if server is not None:
             self._take(server)
             server.balanced += 1
-            self.balanced += 1
             if self.current_sessions + self.waiting > self.max_sessions:
                 self.max_sessions = self.current_sessions + self.waiting
         return server

@@ -460,7 +460,8 @@ class HttpSession(asyncio.Protocol):
         request.upgrade = parser.should_upgrade()
         url = request.url
         try:
-            framing.check_request_target(url, request.headers)
+            if url[0] != 47 or b"#" in url:  # not a plain "/..." path: the whole check
+                framing.check_request_target(url, request.headers)
             if request.upgrade:
                 request.websocket = framing.is_websocket_upgrade(request.headers)
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
@@ -583,7 +584,11 @@ class HttpSession(asyncio.Protocol):
         if route is None:
             self._respond_local(503)
             return
-        route.backend.routed_in()
+        backend = route.backend
+        backend.routed += 1  # backend.routed_in(), inline: once per request
+        present = backend.current_sessions + backend.waiting + 1
+        if present > backend.max_sessions:
+            backend.max_sessions = present
         if route.answers is not None:
             self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_answer(route.answers, request)
@@ -594,11 +599,10 @@ class HttpSession(asyncio.Protocol):
             self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_match(route.redirects, request)
             if rule is not None:
-                request.backend = route.backend
+                request.backend = backend
                 request.route = route
                 self._redirect(request, rule)
                 return
-        backend = route.backend
         request.backend = backend
         request.route = route
         if route.cookie is not None:
