@@ -1041,20 +1041,27 @@ def _use_service(parser, state: ProxyState, args, line, negated) -> None:
     state.http_request_rules.append(HeaderRule("use-service", service, None, condition, line.location))
 
 
-def _deny(parser, state: ProxyState, args, line, negated) -> None:
-    before, condition = _condition(state, args)
-    try:
-        answer = parse_answer(_texts(before), "http-request deny", ("deny_status", "status"),
-                              _errorfile_reader(parser), default_status=403,
-                              limit=_head_budget(parser))
-    except AnswerError as exc:
-        raise ParseError(str(exc)) from None
-    if answer.response is None and answer.status not in ERRORFILE_CODES:
-        raise ParseError(
-            f"'http-request deny' status {answer.status} has no error page: use one of "
-            f"{', '.join(map(str, sorted(ERRORFILE_CODES)))}, or give file or string")
-    state.http_request_rules.append(DenyRule(answer.status, answer.response, condition,
-                                             line.location, closes=answer.closes))
+def _deny(action: str, default_status: int):
+    """`http-request deny`, or `http-request tarpit` (the same answer, given
+    after `timeout tarpit`)."""
+    name = "http-request " + action
+
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        before, condition = _condition(state, args)
+        try:
+            answer = parse_answer(_texts(before), name, ("deny_status", "status"),
+                                  _errorfile_reader(parser), default_status=default_status,
+                                  limit=_head_budget(parser))
+        except AnswerError as exc:
+            raise ParseError(str(exc)) from None
+        if answer.response is None and answer.status not in ERRORFILE_CODES:
+            raise ParseError(
+                f"'{name}' status {answer.status} has no error page: use one of "
+                f"{', '.join(map(str, sorted(ERRORFILE_CODES)))}, or give file or string")
+        state.http_request_rules.append(DenyRule(answer.status, answer.response, condition,
+                                                 line.location, closes=answer.closes,
+                                                 tarpit=action == "tarpit"))
+    return handler
 
 
 def _auth(parser, state: ProxyState, args, line, negated) -> None:
@@ -2010,7 +2017,8 @@ HANDLERS: dict[str, Handler] = {
     "http-request add-header": _header_rule("http-request", "add-header"),
     "http-request del-header": _header_rule("http-request", "del-header"),
     "http-request use-service": _use_service,
-    "http-request deny": _deny,
+    "http-request deny": _deny("deny", 403),
+    "http-request tarpit": _deny("tarpit", 500),
     "http-request redirect": _http_request_redirect,
     "http-request return": _return,
     "http-request auth": _auth,

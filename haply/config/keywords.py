@@ -138,6 +138,9 @@ def _rows() -> list[Keyword]:
         K("http-request deny", "flb",
           "[deny_status|status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
           "Answer the request with an error (403 by default) instead of forwarding it."),
+        K("http-request tarpit", "flb",
+          "[deny_status|status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
+          "Hold the request for `timeout tarpit`, then answer it with an error (500 by default); counted as denied."),
         K("http-request return", "flb",
           "[status <code>] [content-type <type>] [default-errorfiles|errorfile <file>|file <file>|string <str>] [hdr <name> <value>]... [if|unless <cond>]",
           "Answer the request from the configuration (200 and no body by default) instead of forwarding it."),
@@ -236,8 +239,8 @@ def _rows() -> list[Keyword]:
         ("check", "dlb", "Extra read timeout of health checks once connected."),
         ("client-fin", "dfl", "Inactivity timeout after the client half-closed."),
         ("server-fin", "dlb", "Inactivity timeout after the server half-closed."),
+        ("tarpit", "dflb", "How long http-request tarpit holds a request (timeout connect if unset)."),
     )]
-    rows.append(K("timeout tarpit", "dflb", "<time>", "Tarpit duration.", U))
     options = (
         ("tcplog", "dflb", "", "Log in the TCP format."),
         ("httplog", "dfl", "[clf]", "Log in the HTTP format (or the Common Log Format)."),

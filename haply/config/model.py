@@ -99,6 +99,9 @@ class DenyRule:
     location: Location = NOWHERE
     # The response's end is the connection's (an unframed errorfile).
     closes: bool = False
+    # `http-request tarpit`: the answer (500 by default) comes only after the
+    # proxy's `timeout tarpit`, to slow down a robot that waits for it.
+    tarpit: bool = False
     action: ClassVar[str] = "deny"
 
 
@@ -326,6 +329,7 @@ class Timeouts:
     check: float | None = None
     client_fin: float | None = None
     server_fin: float | None = None
+    tarpit: float | None = None  # `http-request tarpit`'s hold; `timeout connect` when unset
 
 
 # ------------------------------------------------------------------------ proxies

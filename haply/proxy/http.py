@@ -210,6 +210,8 @@ class HttpSession(asyncio.Protocol):
     tunnel = False
     tunnel_eofs = 0  # the sides of a tunnel that sent their end (CLIENT_EOF, SERVER_EOF)
     client_ended = False  # the client half-closed with requests still to answer
+    # While `http-request tarpit` holds requests[0]: (rule, errorfiles) of its answer.
+    tarpitted: tuple | None = None
     # The body being compressed (haply.http.compression), else None.
     encoder: compression.Encoder | None = None
     exchanges = 0  # finished on this connection (the next is not its first)
@@ -1250,6 +1252,9 @@ class HttpSession(asyncio.Protocol):
     def on_deadline(self, which: str) -> None:
         if self.closed:
             return
+        if which == "tarpit":
+            self._tarpit_over()
+            return
         if which == "http-request":
             if self.parsing is not None or self.requests or not self._ignores_probe():
                 # nothing at all on a new connection gets its 408 too, as in HAProxy
@@ -1374,7 +1379,21 @@ class HttpSession(asyncio.Protocol):
             self.frontend.denied += 1
             if backend is not None:
                 backend.denied += 1
+            if rule.tarpit:
+                # Held, answered when the deadline says (on_deadline): `timeout
+                # tarpit` of the rule's proxy, else its `timeout connect`.
+                timeouts = (backend or self.frontend).proxy.timeouts
+                self.tarpitted = (rule, errorfiles)
+                self.deadline.arm(timeouts.tarpit or timeouts.connect, "tarpit")
+                return
             termination = "PR--"  # the proxy refused the request
+        self._answer_with(request, rule, errorfiles, termination)
+
+    def _answer_with(self, request: Request, rule, errorfiles: dict[int, bytes],
+                     termination: str | None) -> None:
+        """The answer of a `deny`, `tarpit` or `return` rule: its own page, or
+        the proxy's for its status; the connection stays open when the page
+        is framed and the client keeps it."""
         status = rule.status
         if rule.response is not None:
             page = rule.response
@@ -1386,6 +1405,12 @@ class HttpSession(asyncio.Protocol):
             close = responses.must_close(status, errorfiles) or not request.keep_alive
             self._respond_local(status, responses.error_response(status, errorfiles, close=close),
                                 keep_alive=not close, termination=termination)
+
+    def _tarpit_over(self) -> None:
+        """The tarpit's time is up: the held request gets its answer, logged
+        PT-- (P: the proxy, T: while tarpitted)."""
+        (rule, errorfiles), self.tarpitted = self.tarpitted, None
+        self._answer_with(self.requests[0], rule, errorfiles, "PT--")
 
     def _redirect(self, request: Request, rule) -> None:
         """Answer a `redirect` rule; the connection stays open as HAProxy keeps

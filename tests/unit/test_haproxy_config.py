@@ -435,6 +435,30 @@ def test_http_request_deny_rules(tmp_path):
     ]
 
 
+def test_http_request_tarpit_rules(tmp_path):
+    config = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            timeout tarpit 2s
+            http-request tarpit if { path_beg /login }
+            http-request tarpit deny_status 429
+        backend b
+            http-request deny
+        """).config
+    tarpit, limited = config.proxy("f").http_request_rules
+    assert (tarpit.action, tarpit.status, tarpit.tarpit) == ("deny", 500, True)
+    assert (limited.status, limited.tarpit) == (429, True)
+    assert config.proxy("b").http_request_rules[0].tarpit is False
+    assert config.proxy("f").timeouts.tarpit == 2.0
+    assert config.proxy("b").timeouts.tarpit is None  # its timeout connect serves
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend f
+            http-request tarpit deny_status 302
+        """) == [
+        "7: 'http-request tarpit' status 302 has no error page: use one of 200, 400, 401, 403, 404, "
+        "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504, or give file or string",
+    ]
+
+
 def test_deny_after_an_edit_of_the_field_it_tests_is_warned(tmp_path):
     loaded = load_text(tmp_path, DEFAULTS + """\
         frontend f
@@ -793,7 +817,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             stick-table type ip size 1m peers mypeers
         frontend f
             tcp-request connection track-sc0 src
-            http-request tarpit
+            http-request silent-drop
             http-request lua.foo
             server s 1.2.3.4:80
         backend b
@@ -809,7 +833,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "7: unknown keyword 'option httpclse' in 'defaults' section; did you mean 'option httpclose'?",
         "8: 'stick-table' is not allowed in a 'defaults' section (allowed in: frontend, listen, backend)",
         "10: 'tcp-request connection track-sc0' is not supported by haply (only accept and reject are)",
-        "11: 'http-request tarpit' is not supported by haply",
+        "11: 'http-request silent-drop' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
         "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend)",
         "15: 'default_backend' is not allowed in a 'backend' section (allowed in: defaults, frontend, listen)",

@@ -1,0 +1,94 @@
+"""`http-request tarpit` against HAProxy 2.6: the request is held for the
+rule's proxy's `timeout tarpit` (its `timeout connect` when unset), then
+answered with an error (500 unless `deny_status` says otherwise), the
+connection kept; it is counted as denied and logged PT--. A client that
+half-closes while held is still answered, logged and counted as HAProxy does
+it. (One that resets its connection is only dropped by haply; HAProxy also
+logs and counts the answer it could not send.)
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import pytest
+
+from tests.support.admin_cli import stat_counts, wait_no_sessions
+from tests.support.haply_process import PROXIES
+from tests.support.haproxy_oracle import haproxy_available, haproxy_config
+from tests.support.observed import httplog_fields, observed_proxy, scripted
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
+
+COUNTED = ("req_tot", "dreq", "hrsp_2xx", "hrsp_4xx", "hrsp_5xx", "cli_abrt", "ereq")
+
+
+def server(conn) -> None:
+    while conn.read_request() is not None:
+        conn.respond(200, b"ok")
+
+
+def config(port: int, log_port: int, socket_path: str, address: str) -> str:
+    return haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    option httplog
+    timeout tarpit 400ms
+    http-request tarpit if {{ path /front }}
+    default_backend be
+backend be
+    timeout connect 300ms
+    http-request tarpit deny_status 403 if {{ path /back }}
+    server s1 {address}
+""").replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+
+
+def held(port: int, path: str, leave: str | None = None) -> tuple:
+    """(status line, whether the proxy closed, seconds until the answer) of a
+    keep-alive request for path; None for the status of a client that leaves
+    (closes, or resets) while held."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        start = time.monotonic()
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % path.encode())
+        if leave is not None:
+            time.sleep(0.1)
+            if leave == "reset":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return None, True, None
+        answer = b""
+        took = None
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if took is None and b"\r\n\r\n" in answer:
+                    took = round(time.monotonic() - start, 1)
+                    sock.settimeout(0.3)  # the close, if it comes
+            closed = True
+        except socket.timeout:
+            closed = False
+        return answer.split(b"\r\n", 1)[0], closed, took
+
+
+def test_tarpit_as_haproxy():
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, config, scripted(server)) as (port, receiver, path):
+            outcomes = [held(port, "/front"), held(port, "/back"), held(port, "/front", leave="close")]
+            time.sleep(0.5)  # past the left client's tarpit
+            lines = sorted(httplog_fields(message) for message in receiver.messages(4, timeout=1.5))
+            wait_no_sessions(path)
+            seen[name] = outcomes, lines, stat_counts(path, ("fe", "be"), COUNTED)
+            # a client that resets its connection while held leaves nothing behind
+            held(port, "/back", leave="reset")
+            time.sleep(0.4)
+            wait_no_sessions(path)
+    outcomes, lines, counts = seen["haproxy"]
+    # answered after the tarpit of the rule's proxy, on a connection kept open
+    assert outcomes[:2] == [(b"HTTP/1.1 500 Internal Server Error", False, 0.4),
+                            (b"HTTP/1.1 403 Forbidden", False, 0.3)]
+    assert ("fe/<NOSRV>", "500", "PT--", '"GET /front HTTP/1.1"') in lines
+    assert counts["fe/FRONTEND"]["dreq"] == "3" and counts["be/BACKEND"]["dreq"] == "1"
+    assert seen["haply"] == seen["haproxy"]
