@@ -64,7 +64,7 @@ def held(port: int, path: str, leave: str | None = None) -> tuple:
             while chunk := sock.recv(65536):
                 answer += chunk
                 if took is None and b"\r\n\r\n" in answer:
-                    took = round(time.monotonic() - start, 1)
+                    took = time.monotonic() - start
                     sock.settimeout(0.3)  # the close, if it comes
             closed = True
         except socket.timeout:
@@ -85,10 +85,14 @@ def test_tarpit_as_haproxy():
             held(port, "/back", leave="reset")
             time.sleep(0.4)
             wait_no_sessions(path)
+    # answered after the tarpit of the rule's proxy (0.4 s, 0.3 s), not much later
+    for name, (outcomes, _, _) in seen.items():
+        front, back = outcomes[0][2], outcomes[1][2]
+        assert 0.4 <= front < 0.8 and 0.3 <= back < 0.7, (name, outcomes)
+        outcomes[:] = [outcome[:2] for outcome in outcomes]
     outcomes, lines, counts = seen["haproxy"]
-    # answered after the tarpit of the rule's proxy, on a connection kept open
-    assert outcomes[:2] == [(b"HTTP/1.1 500 Internal Server Error", False, 0.4),
-                            (b"HTTP/1.1 403 Forbidden", False, 0.3)]
+    assert outcomes[:2] == [(b"HTTP/1.1 500 Internal Server Error", False),
+                            (b"HTTP/1.1 403 Forbidden", False)]
     assert ("fe/<NOSRV>", "500", "PT--", '"GET /front HTTP/1.1"') in lines
     assert counts["fe/FRONTEND"]["dreq"] == "3" and counts["be/BACKEND"]["dreq"] == "1"
     assert seen["haply"] == seen["haproxy"]

@@ -154,8 +154,9 @@ def test_tcp_timeouts_named_as_haproxy_names_them():
             queued = two_at_once(port, b"held")
             lines = sorted(tcplog_fields(message) for message in receiver.messages(4, timeout=3))
             seen[name] = lines, queued
-            # the idle session ends at timeout server (0.6 s), in both
-            assert 0.5 < idle < 0.9, (name, idle)
+            # the idle session ends at timeout server (0.6 s), in both (the
+            # log says which timeout it was: the bound only catches none)
+            assert 0.55 < idle < 2.0, (name, idle)
     lines, queued = seen["haproxy"]
     assert sorted(lines) == [("tl/<NOSRV>", "sQ"), ("tl/s1", "--"), ("tl/s1", "cD"), ("tl/s1", "sD")]
     assert queued == [b"", b"held"]
