@@ -143,8 +143,8 @@ def logged_http_session(base):
 
 
 class CountingTransport:
-    """A transport that counts what is written through it (and, for the
-    protocol that counts them, the bytes it received)."""
+    """A transport that counts what is written through it, and the bytes its
+    protocol received (which the protocol adds)."""
 
     __slots__ = ("transport", "written", "received")
 
@@ -167,21 +167,22 @@ def logged_tcp_session(base):
             self.log_begin = self.loop.time()
             self.log_wall = time.time()
             self.log_peer = transport.get_extra_info("peername")
-            self.log_in = 0
             super().connection_made(CountingTransport(transport))
 
         def data_received(self, data: bytes) -> None:
-            self.log_in += len(data)
+            self.transport.received += len(data)
             super().data_received(data)
 
         def close(self) -> None:
             if self.closed:
                 return
             server = self.server if self.upstream is not None else None
+            transport = self.transport
+            counted = isinstance(transport, CountingTransport)
             self.frontend.logger.tcp_done(
                 self.frontend, self.log_peer, self.backend, server or self.tried, self.log_begin,
-                self.log_wall, self.loop.time(), self.log_in,
-                self.transport.written if isinstance(self.transport, CountingTransport) else 0,
+                self.log_wall, self.loop.time(), transport.received if counted else 0,
+                transport.written if counted else 0,
                 (self.ending or ("--" if server is not None else "SC")), self.t_wait, self.t_connect,
                 retries_field(self), self.queue_positions)
             super().close()

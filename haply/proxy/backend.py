@@ -153,7 +153,12 @@ class BackendRuntime:
         Taking a slot and queueing count again: a request routed while
         another is between here and its slot is not among these."""
         self.routed += 1
-        present = self.current_sessions + self.waiting + 1
+        self._note_present(1)
+
+    def _note_present(self, arriving: int = 0) -> None:
+        """smax: the most requests here at once, holding a slot or queued
+        (and `arriving`, one not yet among them)."""
+        present = self.current_sessions + self.waiting + arriving
         if present > self.max_sessions:
             self.max_sessions = present
 
@@ -162,6 +167,7 @@ class BackendRuntime:
         if server is not None:
             self._take(server)
             server.balanced += 1
+            # _note_present(), inline: once per request
             if self.current_sessions + self.waiting > self.max_sessions:
                 self.max_sessions = self.current_sessions + self.waiting
         return server
@@ -180,8 +186,7 @@ class BackendRuntime:
         if server.maxconn > 0 and server.current_sessions >= server.maxconn:
             return None
         self._take(server)
-        if self.current_sessions + self.waiting > self.max_sessions:
-            self.max_sessions = self.current_sessions + self.waiting
+        self._note_present()
         return server
 
     async def acquire_server(self, server: ServerState, key, tally=None) -> ServerState:
@@ -238,8 +243,7 @@ class BackendRuntime:
         queue.append(entry)
         entered = owner.dequeued
         self.waiting += 1
-        if self.current_sessions + self.waiting > self.max_sessions:
-            self.max_sessions = self.current_sessions + self.waiting
+        self._note_present()
         try:
             async with asyncio.timeout(self.queue_timeout):
                 return await waiter

@@ -588,9 +588,8 @@ class HttpSession(asyncio.Protocol):
             return
         backend = route.backend
         backend.routed += 1  # backend.routed_in(), inline: once per request
-        present = backend.current_sessions + backend.waiting + 1
-        if present > backend.max_sessions:
-            backend.max_sessions = present
+        if backend.current_sessions + backend.waiting >= backend.max_sessions:
+            backend.max_sessions = backend.current_sessions + backend.waiting + 1
         if route.answers is not None:
             self.deadline.arm_idle(self.timeout_client, "client")
             rule = first_answer(route.answers, request)

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.admin_cli import stat_counts
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import haproxy_available, haproxy_config
+from tests.support.haproxy_oracle import haproxy_available, haproxy_config, with_stats_socket
 from tests.support.observed import observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
@@ -33,7 +33,7 @@ def slow_server(conn) -> None:
 
 
 def config(port: int, log_port: int, socket_path: str, address: str) -> str:
-    return haproxy_config(f"""
+    return with_stats_socket(haproxy_config(f"""
 frontend fe
     bind 127.0.0.1:{port}
     use_backend down if {{ path /down }}
@@ -45,7 +45,7 @@ backend be
     server s1 {address} maxconn 1
 backend down
     server s2 {address} disabled
-""").replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+"""), socket_path)
 
 
 def ask(port: int, request: bytes) -> None:
@@ -92,7 +92,7 @@ def test_lbtot_counts_the_balancers_choices_only():
     """A request its persistence cookie sends to a server is not a balancing
     choice: lbtot leaves it out; stot counts it."""
     def make(port: int, log_port: int, socket_path: str, address: str) -> str:
-        return haproxy_config(f"""
+        return with_stats_socket(haproxy_config(f"""
 frontend fe
     bind 127.0.0.1:{port}
     default_backend be
@@ -100,7 +100,7 @@ backend be
     cookie SRV insert indirect nocache
     server s1 {address} cookie a
     server s2 {address} cookie b
-""").replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+"""), socket_path)
 
     def quick_server(conn) -> None:
         while conn.read_request() is not None:

@@ -24,7 +24,7 @@ import pytest
 
 from tests.support.admin_cli import stat_counts, wait_no_sessions
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config
+from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config, with_stats_socket
 from tests.support.observed import httplog_fields, observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
@@ -62,7 +62,7 @@ def server(conn) -> None:
 
 
 def config(port: int, log_port: int, socket_path: str, address: str, dead: int) -> str:
-    return haproxy_config(f"""
+    return with_stats_socket(haproxy_config(f"""
 frontend fe
     bind 127.0.0.1:{port}
     log 127.0.0.1:{log_port} local2 info
@@ -81,8 +81,7 @@ backend empty
 backend dead
     retries 0
     server s3 127.0.0.1:{dead}
-""").replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1).replace(
-        "timeout server 5s", "timeout server 1s")
+"""), socket_path).replace("timeout server 5s", "timeout server 1s")
 
 
 def reset(sock: socket.socket) -> None:
@@ -157,15 +156,14 @@ def tcp_server(conn) -> None:
 
 
 def tcp_config(port: int, log_port: int, socket_path: str, address: str) -> str:
-    return haproxy_config(f"""
+    return with_stats_socket(haproxy_config(f"""
 listen be
     mode tcp
     bind 127.0.0.1:{port}
     log 127.0.0.1:{log_port} local2 info
     option tcplog
     server s1 {address}
-""").replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1).replace(
-        "timeout server 5s", "timeout server 1s")
+"""), socket_path).replace("timeout server 5s", "timeout server 1s")
 
 
 def test_tcp_sessions_broken_off_as_haproxy():

@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.admin_cli import stat_counts, wait_no_sessions
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import haproxy_available, haproxy_config
+from tests.support.haproxy_oracle import haproxy_available, haproxy_config, with_stats_socket
 from tests.support.observed import httplog_fields, observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
@@ -40,7 +40,7 @@ def server(conn) -> None:
 
 
 def config(port: int, log_port: int, socket_path: str, address: str) -> str:
-    return haproxy_config(f"""
+    return with_stats_socket(haproxy_config(f"""
 frontend fe
     bind 127.0.0.1:{port}
     log 127.0.0.1:{log_port} local2 info
@@ -50,7 +50,7 @@ frontend fe
 backend be
     http-request return status 200 content-type text/plain string hi if {{ path /return }}
     server s1 {address}
-""").replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+"""), socket_path)
 
 
 def get(path: str) -> bytes:

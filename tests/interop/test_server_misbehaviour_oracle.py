@@ -26,7 +26,8 @@ import pytest
 
 from tests.support.admin_cli import cli, stat_counts, wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES, run_haply
-from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config, run_haproxy
+from tests.support.haproxy_oracle import (free_port, haproxy_available, haproxy_config, run_haproxy,
+                                          with_stats_socket)
 from tests.support.scripted_backend import scripted_backend
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
@@ -207,8 +208,8 @@ def test_each_misbehaviour_seen_by_the_client_as_through_haproxy(tmp_path):
             port = free_port()
             socket_path = str(tmp_path / f"{name}.sock")
             # HAProxy's retry policy for both (haply's own replays more)
-            config = proxy_config(port, server.address, "retry-on conn-failure").replace(
-                "global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+            config = with_stats_socket(proxy_config(port, server.address, "retry-on conn-failure"),
+                                       socket_path)
             with run_haproxy(config, binary):
                 wait_socket(socket_path)
                 client = Client(port)
@@ -242,7 +243,7 @@ def test_many_clients_never_get_an_answer_meant_for_another(tmp_path):
     socket_path = str(tmp_path / "stats.sock")
     with scripted_backend(misbehaving_server) as one, scripted_backend(misbehaving_server) as two:
         config = proxy_config(first, one.address) + f"    server s2 {two.address}\n"
-        config = config.replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+        config = with_stats_socket(config, socket_path)
         with run_haply(config):
             wait_socket(socket_path)
             wrong: list[tuple] = []

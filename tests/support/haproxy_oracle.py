@@ -83,6 +83,11 @@ def haproxy_config(sections: str, prelude: str = DEFAULT_PRELUDE) -> str:
     return prelude + "\n" + sections
 
 
+def with_stats_socket(config: str, socket_path: str) -> str:
+    """config with an admin-level stats socket at socket_path in its global section."""
+    return config.replace("global\n", f"global\n    stats socket {socket_path} level admin\n", 1)
+
+
 # --------------------------------------------------------------------- backends
 
 
