@@ -110,6 +110,10 @@ def logged_http_session(base):
             if cookie is not None and cookie.logs_flags:
                 # the answer came from no server and sets no cookie: "N"
                 request.cookie_flags = request.cookie_flags[0] + "N"
+            if termination == "PT--" and self.log_queue:
+                # HAProxy logs a tarpitted request without TR (its time in the
+                # tarpit is its Tw)
+                self.log_queue[0].headers_at = None
             self._log(request, status, termination or LOCAL_TERMINATION.get(status, "LR--"), server)
 
         def _ended(self, request, termination) -> None:

@@ -44,7 +44,7 @@ class BackendRuntime:
     # Slots: read on every request, and past 30 attributes CPython gives an
     # instance a plain dictionary, slower to read than slots or shared keys.
     __slots__ = ("_balances_freely", "_queue", "_server_queues", "balancer", "bytes_in",
-                 "bytes_out", "comp", "connect_errors", "connect_timeout", "current_sessions",
+                 "bytes_out", "client_aborts", "comp", "connect_errors", "connect_timeout", "current_sessions",
                  "denied", "dequeued", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
                  "redispatch", "redispatch_every", "redispatched", "registry", "retried",
@@ -125,6 +125,9 @@ class BackendRuntime:
         # requests routed here that the client broke off before any answer:
         # in req_tot too, as HAProxy counts them
         self.unanswered = 0
+        # exchanges the client broke off with no server involved (a tarpit):
+        # its servers' cli_abrt are theirs
+        self.client_aborts = 0
         # `stick-table` with stick rules (haply.proxy.stick), else None.
         self.stick: Stickiness | None = None
         if proxy.stick_table is not None and proxy.stick_rules:

@@ -210,7 +210,8 @@ class HttpSession(asyncio.Protocol):
     tunnel = False
     tunnel_eofs = 0  # the sides of a tunnel that sent their end (CLIENT_EOF, SERVER_EOF)
     client_ended = False  # the client half-closed with requests still to answer
-    # While `http-request tarpit` holds requests[0]: (rule, errorfiles) of its answer.
+    # While `http-request tarpit` holds requests[0]: (rule, errorfiles, since)
+    # of its answer, since being the loop time it entered the tarpit.
     tarpitted: tuple | None = None
     # The body being compressed (haply.http.compression), else None.
     encoder: compression.Encoder | None = None
@@ -334,7 +335,9 @@ class HttpSession(asyncio.Protocol):
         if self.tunnel:
             self._end_tunnel("CD--" if exc is not None else "----")
             return
-        if self.requests:
+        if self.tarpitted is not None:
+            self._tarpit_abandoned()
+        elif self.requests:
             if not self._abort_waiting() and self.requests[0].server is not None:
                 # C: the client left; H: while the server had not answered yet
                 self._broken_off("CH--" if self.requests[0].complete and not self.response_started
@@ -1382,7 +1385,7 @@ class HttpSession(asyncio.Protocol):
                 # Held, answered when the deadline says (on_deadline): `timeout
                 # tarpit` of the rule's proxy, else its `timeout connect`.
                 timeouts = (backend or self.frontend).proxy.timeouts
-                self.tarpitted = (rule, errorfiles)
+                self.tarpitted = (rule, errorfiles, self.loop.time())
                 self.deadline.arm(timeouts.tarpit or timeouts.connect, "tarpit")
                 return
             termination = "PR--"  # the proxy refused the request
@@ -1408,8 +1411,28 @@ class HttpSession(asyncio.Protocol):
     def _tarpit_over(self) -> None:
         """The tarpit's time is up: the held request gets its answer, logged
         PT-- (P: the proxy, T: while tarpitted)."""
-        (rule, errorfiles), self.tarpitted = self.tarpitted, None
-        self._answer_with(self.requests[0], rule, errorfiles, "PT--")
+        request, rule, errorfiles = self._leave_tarpit()
+        self._answer_with(request, rule, errorfiles, "PT--")
+
+    def _tarpit_abandoned(self) -> None:
+        """The client left while its request was tarpitted. HAProxy notices it
+        only when its answer fails to go out, so the request is counted and
+        logged as answered (PT--), and counted as a client abort in its
+        backend (cli_abrt)."""
+        request, rule, errorfiles = self._leave_tarpit()
+        status = rule.status
+        self._count_local_answer(request, status)
+        if request.backend is not None:
+            request.backend.client_aborts += 1
+        self._answered_locally(request, status, "PT--")
+
+    def _leave_tarpit(self) -> tuple:
+        """(request, rule, errorfiles) of the tarpitted request, whose time in
+        the tarpit is logged as its Tw, as HAProxy logs it."""
+        (rule, errorfiles, since), self.tarpitted = self.tarpitted, None
+        request = self.requests[0]
+        request.t_wait = int((self.loop.time() - since) * 1000)
+        return request, rule, errorfiles
 
     def _redirect(self, request: Request, rule) -> None:
         """Answer a `redirect` rule; the connection stays open as HAProxy keeps

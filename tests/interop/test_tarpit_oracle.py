@@ -1,10 +1,11 @@
 """`http-request tarpit` against HAProxy 2.6: the request is held for the
 rule's proxy's `timeout tarpit` (its `timeout connect` when unset), then
 answered with an error (500 unless `deny_status` says otherwise), the
-connection kept; it is counted as denied and logged PT--. A client that
-half-closes while held is still answered, logged and counted as HAProxy does
-it. (One that resets its connection is only dropped by haply; HAProxy also
-logs and counts the answer it could not send.)
+connection kept; it is counted as denied and logged PT--, with no TR and its
+time in the tarpit as Tw. A client that half-closes while held is still
+answered, logged and counted as HAProxy does it; one that resets its
+connection is logged and counted as answered, and as a client abort in the
+backend, as HAProxy does when the answer it sends at the tarpit's end fails.
 """
 
 from __future__ import annotations
@@ -72,19 +73,25 @@ def held(port: int, path: str, leave: str | None = None) -> tuple:
         return answer.split(b"\r\n", 1)[0], closed, took
 
 
+def timers_of(message: str) -> tuple[int, ...]:
+    """TR/Tw/Tc/Tr/Ta of an httplog line."""
+    return tuple(int(t) for t in message.split("] ", 1)[1].split(" ")[2].split("/"))
+
+
 def test_tarpit_as_haproxy():
     seen = {}
+    timers = {}
     for name, binary in PROXIES.items():
         with observed_proxy(binary, config, scripted(server)) as (port, receiver, path):
-            outcomes = [held(port, "/front"), held(port, "/back"), held(port, "/front", leave="close")]
-            time.sleep(0.5)  # past the left client's tarpit
-            lines = sorted(httplog_fields(message) for message in receiver.messages(4, timeout=1.5))
+            outcomes = [held(port, "/front"), held(port, "/back"), held(port, "/front", leave="close"),
+                        held(port, "/back", leave="reset")]
+            time.sleep(0.5)  # past the left clients' tarpits
+            messages = receiver.messages(5, timeout=1.5)
             wait_no_sessions(path)
-            seen[name] = outcomes, lines, stat_counts(path, ("fe", "be"), COUNTED)
-            # a client that resets its connection while held leaves nothing behind
-            held(port, "/back", leave="reset")
-            time.sleep(0.4)
-            wait_no_sessions(path)
+            seen[name] = (outcomes, sorted(httplog_fields(message) for message in messages),
+                          stat_counts(path, ("fe", "be"), COUNTED))
+            timers[name] = sorted(timers_of(message) for message in messages
+                                  if " PT-- " in message and "/back" in message)
     # answered after the tarpit of the rule's proxy (0.4 s, 0.3 s), not much later
     for name, (outcomes, _, _) in seen.items():
         front, back = outcomes[0][2], outcomes[1][2]
@@ -94,5 +101,13 @@ def test_tarpit_as_haproxy():
     assert outcomes[:2] == [(b"HTTP/1.1 500 Internal Server Error", False),
                             (b"HTTP/1.1 403 Forbidden", False)]
     assert ("fe/<NOSRV>", "500", "PT--", '"GET /front HTTP/1.1"') in lines
-    assert counts["fe/FRONTEND"]["dreq"] == "3" and counts["be/BACKEND"]["dreq"] == "1"
+    assert counts["fe/FRONTEND"]["dreq"] == "4" and counts["be/BACKEND"]["dreq"] == "2"
+    assert counts["be/BACKEND"]["cli_abrt"] == "1"  # the reset client
     assert seen["haply"] == seen["haproxy"]
+    # No TR, the time in the tarpit as Tw, no connect or response time. A
+    # client that resets is logged by haply when it leaves (0.1 s), by
+    # HAProxy when the tarpit ends (0.3 s).
+    for name, both in timers.items():
+        assert all(TR == Tc == Tr == -1 for TR, _, Tc, Tr, _ in both), (name, both)
+        (_, reset, *_), (_, answered, *_) = both  # sorted: the shorter one first
+        assert (90 if name == "haply" else 300) <= reset and 300 <= answered < 600, (name, both)
