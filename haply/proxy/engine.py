@@ -26,6 +26,7 @@ from haply.proxy.http import HttpSession
 from haply.proxy.listeners import BindError, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
 from haply.proxy.tcp import TcpClientProtocol
+from haply.proxy.timers import Wheel
 from haply.proxy.upstream import ConnectionPool
 from haply.runtime.registry import MAINT, Registry
 from haply.admin.counters import CheckCounters
@@ -69,6 +70,8 @@ class Engine:
         use_userlists(config.userlists)
         self.default_maxconn = None
         self.pool = ConnectionPool(loop)
+        # the timeouts of every connection (haply.proxy.timers)
+        self.wheel = Wheel(loop)
         self.errors: deque = deque(maxlen=ERROR_HISTORY)
         self.backends: dict[str, BackendRuntime] = {}
         self.frontends: dict[str, FrontendRuntime] = {}

@@ -26,6 +26,7 @@ class FrontendRuntime:
         self.name = proxy.name
         self.engine = engine
         self.loop: asyncio.AbstractEventLoop = engine.loop
+        self.wheel = engine.wheel
         self.gate = Gate(proxy.maxconn if proxy.maxconn is not None else engine.default_maxconn)
         self.global_gate: Gate = engine.global_gate
         # haply.logs.ProxyLog when this frontend logs (set by the engine), else None

@@ -231,7 +231,7 @@ class HttpSession(asyncio.Protocol):
          self.timeout_client) = router.session_timeouts
         # Per-connection
         self.parser = httptools.HttpRequestParser(self)
-        self.deadline = Deadline(self.loop, self)
+        self.deadline = Deadline(frontend.wheel, self)
         self.requests: deque[Request] = deque()  # [0] is being answered
         # What one server read produced for the client, written at once by
         # `flush` (head and body of a small response in one send).

@@ -95,7 +95,7 @@ class TcpClientProtocol(asyncio.Protocol):
             sock = self.transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        self.timer = Deadline(self.loop, self)
+        self.timer = Deadline(self.frontend.wheel, self)
         self.timer.arm_idle(proxy.timeouts.client, "client")
         key = SourceKey.of(self.transport)
         if self.switches is not None:
