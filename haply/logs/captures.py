@@ -85,11 +85,25 @@ def _headers(wanted: tuple[tuple[bytes, int], ...], fields: list[tuple[bytes, by
 # ------------------------------------------------------------------ log rendering
 
 
-def braces(values: tuple[str, ...] | None, count: int) -> str:
-    """%hr / %hs: "{first|second}"."""
-    return "{" + "|".join(values if values is not None else ("",) * count) + "}"
+def _values(values: tuple[str, ...] | None, count: int, escape: bool) -> tuple[str, ...]:
+    if values is None:
+        return ("",) * count
+    if escape:  # `+E`, value by value
+        return tuple(v.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+                     for v in values)
+    return values
 
 
-def quoted(values: tuple[str, ...] | None, count: int) -> str:
-    """%hrl / %hsl (CLF): "first" "second"."""
-    return " ".join(f'"{v}"' for v in (values if values is not None else ("",) * count))
+def braces(values: tuple[str, ...] | None, count: int, escape: bool = False) -> str:
+    """%hr / %hs: {first|second}."""
+    return "{" + "|".join(_values(values, count, escape)) + "}"
+
+
+def spaced(values: tuple[str, ...] | None, count: int, escape: bool = False) -> str:
+    """%hrl / %hsl: first second."""
+    return " ".join(_values(values, count, escape))
+
+
+def quoted(values: tuple[str, ...] | None, count: int, escape: bool = False) -> str:
+    """%hrl / %hsl under `+Q` (as in CLF): "first" "second"."""
+    return " ".join(f'"{v}"' for v in _values(values, count, escape))

@@ -13,6 +13,7 @@ writes one JSON object with the httplog fields.
 from __future__ import annotations
 
 import ast
+import ipaddress
 import json
 import time
 from typing import Callable
@@ -76,6 +77,12 @@ class _DateCache:
                      f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
         return self.text
 
+    def zoned(self, now: float) -> str:
+        """dd/Mmm/yyyy:hh:mm:ss +zzzz, in local time"""
+        second = int(now)
+        text = self.text if second == self.second else self._second_text(second)
+        return f"{text} {time.strftime('%z', time.localtime(second))}"
+
     def gmt(self, now: float) -> str:
         second = int(now)
         if second != self.gmt_second:
@@ -108,6 +115,54 @@ def _dash(value) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+def _hex(value) -> str:
+    """`+X`: a number as upper-case hexadecimal of at least 4 digits, an IPv4
+    address as 8 digits, an IPv6 one as 32, as HAProxy writes them."""
+    text = str(value)
+    if "." in text or ":" in text:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return text
+        return f"{int(address):0{address.max_prefixlen // 4}X}"
+    try:
+        return f"{int(text):04X}"
+    except ValueError:
+        return text
+
+
+def _escape(value) -> str:
+    """`+E`: '"', '\\' and ']' behind a backslash (the line's own quotes and
+    brackets stay unambiguous)."""
+    if value is None:
+        return ""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+def _transfer(total: int, *phases: int) -> int:
+    """%Td: the time after the response head came (data transfer): the total
+    less TR, Tw, Tc and Tr; -1 when the exchange never got a response."""
+    if phases[-1] < 0:
+        return -1
+    return total - sum(phase for phase in phases if phase > 0)
+
+
+def _encode(text: str) -> str:
+    """Request text in a line: a '"' would end the quoted request early, so it
+    is written #22, as HAProxy writes it (control characters and bytes above
+    127 never reach here: such a request is refused)."""
+    return text.replace('"', "#22") if '"' in text else text
+
+
+def _ssl(session, what: str) -> str:
+    """%sslv and %sslc: the client connection's TLS version or cipher."""
+    transport = getattr(session, "transport", None)
+    tls = transport.get_extra_info("ssl_object") if transport is not None else None
+    if tls is None:
+        return ""
+    return tls.version() if what == "version" else tls.cipher()[0]
+
+
 # Each variable is a Python expression over a log record `r` (haply.logs.logger:
 # HttpRecord, TcpRecord or Record); compile_format joins them into one f-string.
 VARIABLES: dict[str, str] = {
@@ -126,18 +181,31 @@ VARIABLES: dict[str, str] = {
     "ts": "r.termination[:2]", "tsc": "r.termination",
     "ac": "r.actconn", "bc": "r.beconn", "sc": "r.srv_conn", "rc": "r.retries",
     "sq": "r.srv_queue", "bq": "r.backend_queue",
-    "r": "r.request_line", "HM": "r.method", "HU": "r.uri", "HP": "r.uri.split('?', 1)[0]",
-    "HQ": "('?' + r.uri.split('?', 1)[1]) if '?' in r.uri else ''",
+    "r": "r.request_line", "HM": "r.method", "HU": "_encode(r.uri)",
+    "HP": "_encode(r.uri.split('?', 1)[0])",
+    "HQ": "_encode(('?' + r.uri.split('?', 1)[1]) if '?' in r.uri else '')",
     "HV": "r.http_version", "H": "r.hostname", "pid": "r.pid", "ID": "''", "o": "''",
-    "lc": "0", "rt": "r.request_counter", "rq": "r.request_counter",
+    "lc": "r.log_counter", "rt": "r.request_counter", "rq": "r.request_counter",
+    "T": "_gmt_date(r.accept_time)", "Tl": "_zoned_date(r.accept_time)",
+    "Ts": "int(r.accept_time)", "Tu": "r.Tt", "Td": "_transfer(r.Tt, r.TR, r.Tw, r.Tc, r.Tr)",
+    "sslv": "_ssl(getattr(r, 'session', None), 'version')",
+    "sslc": "_ssl(getattr(r, 'session', None), 'cipher')",
 }
+# HAProxy variables haply does not write: an error that names them.
+UNSUPPORTED = frozenset({"bi", "bp"})
+# `+X` writes these in hexadecimal (HAProxy's choice: addresses, ports, the
+# timestamp and the counters); the other numbers stay decimal.
+HEX = frozenset("ci cp fi fp si sp Ts rt rq pid lc".split())
 # Text variables that are never empty (names), so never '-'.
-NEVER_EMPTY = frozenset({"f", "ft", "b", "s"})
+NEVER_EMPTY = frozenset({"f", "ft", "b", "s", "hr", "hs", "hrl", "hsl"})
 # Variables HAProxy never quotes under +Q (numbers, dates, flags, and captures,
 # which carry their own braces or quotes: observed on HAProxy 2.6's `option
 # httplog clf` lines).
 NUMERIC = frozenset("cp fp sp fc TR Tq Tw Tc Tr Ta Tt T Th Ti ST B U ac bc sc rc sq bq pid lc "
-                    "rt rq t tr trg trl ms ts tsc hr hs hrl hsl".split())
+                    "rt rq t tr trg trl ms ts tsc Tl Ts Td Tu".split())
+# Captures are quoted under `+Q` (%hr whole, %hrl value by value) but never
+# '-' when empty.
+CAPTURES = frozenset({"hr", "hs", "hrl", "hsl"})
 # The same variables read straight from an HTTP exchange: s session, q request,
 # x its Exchange, srv the server (or None), held 1 while the request still
 # holds it (HAProxy counts after the release), log the ProxyLog.
@@ -166,12 +234,16 @@ HTTP_VARIABLES: dict[str, str] = {
     "sc": "(srv.current_sessions - held if srv is not None else 0)", "rc": "(f'+{q.attempts}' if q.redispatched else q.attempts)",
     "sq": "(q.queue_positions[0] if q.queue_positions else 0)",
     "bq": "(q.queue_positions[1] if q.queue_positions else 0)",
-    "r": "_request_line(q)", "HM": "_method(q)", "HU": "q.uri",
-    "HP": "q.uri.split('?', 1)[0]",
-    "HQ": "(('?' + q.uri.split('?', 1)[1]) if '?' in q.uri else '')",
+    "r": "_request_line(q)", "HM": "_method(q)", "HU": "_encode(q.uri)",
+    "HP": "_encode(q.uri.split('?', 1)[0])",
+    "HQ": "_encode(('?' + q.uri.split('?', 1)[1]) if '?' in q.uri else '')",
     "HV": "_version(q)", "H": "log.logging.hostname", "pid": "log.logging.pid",
     "rt": "log.logging.request_counter", "rq": "log.logging.request_counter",
+    "lc": "log.lines", "T": "_gmt_date(x.wall)", "Tl": "_zoned_date(x.wall)",
+    "Ts": "int(x.wall)", "Tu": "int((now - x.begin) * 1000)",
+    "sslv": "_ssl(s, 'version')", "sslc": "_ssl(s, 'cipher')",
 }
+HTTP_VARIABLES["Td"] = "_transfer({Tt}, {TR}, {Tw}, {Tc}, {Tr})".format_map(HTTP_VARIABLES)
 
 
 # HTTP_VARIABLES whose values are the same for every request of a connection:
@@ -199,8 +271,11 @@ def request_line(request) -> str:
     <BADREQ>, as HAProxy writes it, for a head that could not be parsed."""
     try:
         if request.error is None:
+            url = request.url.decode("latin-1")
+            if '"' in url:
+                url = _encode(url)
             return (f"{request.method_bytes.decode('ascii', 'replace')} "
-                    f"{request.url.decode('latin-1')} HTTP/{request.version or '1.1'}")
+                    f"{url} HTTP/{request.version or '1.1'}")
     except AttributeError:  # rejected before the request line was read
         pass
     return "<BADREQ>"
@@ -219,8 +294,13 @@ def with_captures(variables: dict[str, str | None], captures, request: str
             ("s", captures.response_headers, "captured_response")):
         if configured:
             values = f"getattr({request}, {attribute!r}, None)"
-            out[f"h{short}"] = f"_braces({values}, {len(configured)})"
-            out[f"h{short}l"] = f"_quoted({values}, {len(configured)})"
+            count = len(configured)
+            out[f"h{short}"] = f"_braces({values}, {count})"
+            out[f"h{short}+E"] = f"_braces({values}, {count}, True)"
+            out[f"h{short}l"] = f"_spaced({values}, {count})"
+            out[f"h{short}l+E"] = f"_spaced({values}, {count}, True)"
+            out[f"h{short}l+Q"] = f"_quoted({values}, {count})"
+            out[f"h{short}l+Q+E"] = f"_quoted({values}, {count}, True)"
     if captures.cookie is not None:
         out["CC"] = f"getattr({request}, 'captured_cookie', '')"
         out["CS"] = f"getattr({request}, 'captured_set_cookie', '')"
@@ -229,9 +309,12 @@ def with_captures(variables: dict[str, str | None], captures, request: str
 
 _NAMESPACE = {"_text": _text, "_method": method, "_version": _version,
               "_braces": captures_module.braces, "_quoted": captures_module.quoted,
+              "_spaced": captures_module.spaced,
               # the cache's methods themselves: one call per date, not two
               "_request_line": request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
-              "_date_seconds": _DATES.seconds,
+              "_date_seconds": _DATES.seconds, "_zoned_date": _DATES.zoned,
+              "_hex": _hex, "_escape": _escape, "_encode": _encode, "_ssl": _ssl,
+              "_transfer": _transfer,
               "_dash": _dash, "json": json,
               "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):
@@ -281,8 +364,8 @@ def compile_format(text: str, captures=None) -> Callable[[object], str]:
     captures: the frontend's (haply.logs.captures.Captures) or None."""
     if text == "json":
         return _json_renderer()
-    return _generate(parse_format(text),
-                     with_captures(VARIABLES, captures, "getattr(r, 'request', None)"))
+    return _generate(parse_format(text), _with_variants(
+        with_captures(VARIABLES, captures, "getattr(r, 'request', None)")))
 
 
 def compile_http(text: str, captures=None) -> Callable | None:
@@ -295,18 +378,25 @@ def compile_http(text: str, captures=None) -> Callable | None:
     parts = parse_format(text)
     if any(part.__class__ is tuple and part[0].__class__ is tuple for part in parts):
         return None
-    return _generate(parts, with_captures(HTTP_VARIABLES, captures, "q"),
+    return _generate(parts, _with_variants(with_captures(HTTP_VARIABLES, captures, "q")),
                      "s, q, x, now, status, term, srv, held, log",
                      per_connection=(CONNECTION_VARIABLES, "s.log_constants"))
 
 
+FLAGS = {"+Q": ("quote", True), "-Q": ("quote", False), "+X": ("hex", True),
+         "-X": ("hex", False), "+E": ("escape", True), "-E": ("escape", False)}
+
+
 def parse_format(text: str) -> list:
-    """Literals and (variable, quoted) pairs of a log-format string."""
+    """Literals and (variable, quoted) pairs of a log-format string. A
+    variable written in hexadecimal (`+X`) or escaped (`+E`) is named with
+    that suffix ("cp+X"): `_with_variants` gives those names their values."""
     text = NAMED.get(text, text)
     parts: list = []  # str literals or (getter, quote)
     literal: list[str] = []
     i, n = 0, len(text)
-    quote = False  # a bare %o sets the default for following variables
+    # a bare %o sets the defaults for the variables that follow
+    defaults = {"quote": False, "hex": False, "escape": False}
     while i < n:
         char = text[i]
         if char == "\\" and i + 1 < n:
@@ -329,6 +419,13 @@ def parse_format(text: str) -> list:
                 raise FormatError(f"unterminated '%{{' in log-format: {text!r}")
             flags = text[i + 1:end]
             i = end + 1
+        options = dict(defaults)
+        for flag in filter(None, flags.split(",")):
+            if flag not in FLAGS:
+                raise FormatError(f"unknown flag '{flag}' in '%{{{flags}}}' in log-format "
+                                  "(expected +Q, -Q, +X, -X, +E or -E)")
+            option, value = FLAGS[flag]
+            options[option] = value
         if i < n and text[i] == "[":
             end = text.find("]", i)
             if end < 0:
@@ -336,44 +433,62 @@ def parse_format(text: str) -> list:
             sample = text[i + 1:end]
             i = end + 1
             expression = sample_expression(sample)
+            if options["escape"]:
+                expression = f"_escape({expression})"
             if literal:
                 parts.append("".join(literal))
                 literal = []
-            item_quote = quote or "+Q" in flags.split(",")
-            if "-Q" in flags.split(","):
-                item_quote = False
-            parts.append((("expr", expression), item_quote))
+            parts.append((("expr", expression), options["quote"]))
             continue
-        else:
-            start = i
-            while i < n and (text[i].isalnum() or text[i] == "_"):
-                i += 1
-            name = text[start:i]
-            # longest known variable name that prefixes what was read
-            while name and name not in VARIABLES:
-                name = name[:-1]
-                i -= 1
-            if not name:
-                raise FormatError(f"unknown variable at {text[start - 1:start + 8]!r} in log-format")
-        item_quote = quote
-        for flag in flags.split(","):
-            if flag == "+Q":
-                item_quote = True
-            elif flag == "-Q":
-                item_quote = False
+        start = i
+        while i < n and text[i].isalnum():
+            i += 1
+        name = text[start:i]
         if name == "o":
-            # %o only sets the default for what follows; its separator goes too
-            quote = item_quote
+            # %o only sets the defaults for what follows; its separator goes too
+            defaults = options
             if i < n and text[i] == " ":
                 i += 1
             continue
+        if name in UNSUPPORTED:
+            raise FormatError(f"log-format variable '%{name}' is not supported by haply")
+        if name not in VARIABLES:
+            raise FormatError(f"no such log-format variable '%{name}'" if name else
+                              f"'%' without a variable name at {text[start - 1:start + 8]!r} "
+                              "in log-format (write '%%' for a '%')")
+        quoted = options["quote"] and name not in NUMERIC
+        if quoted and name in ("hrl", "hsl"):
+            name += "+Q"  # each value in its quotes
+            quoted = False
+        if options["hex"] and name in HEX:
+            name += "+X"
+        elif options["escape"] and name not in NUMERIC:
+            name += "+E"
         if literal:
             parts.append("".join(literal))
             literal = []
-        parts.append((name, item_quote and name not in NUMERIC))
+        parts.append((name, quoted))
     if literal:
         parts.append("".join(literal))
     return parts
+
+
+def _with_variants(variables: dict[str, str | None]) -> dict[str, str | None]:
+    """variables and their `+X` and `+E` forms (those that captures make
+    themselves are kept)."""
+    out = dict(variables)
+    for name, expression in variables.items():
+        if "+" in name:
+            continue
+        if expression is None:  # not configured: every form writes nothing
+            for suffix in ("+X", "+E", "+Q", "+Q+E"):
+                out.setdefault(name + suffix, None)
+            continue
+        if name in HEX:
+            out.setdefault(name + "+X", f"_hex({expression})")
+        if name not in NUMERIC:
+            out.setdefault(name + "+E", f"_escape({expression})")
+    return out
 
 
 def _generate(parts: list, variables: dict[str, str] | None = None,
@@ -404,7 +519,7 @@ def _generate(parts: list, variables: dict[str, str] | None = None,
             continue
         if quoted:
             pieces.append(f"'\"' + str({expression}) + '\"'")
-        elif name in NUMERIC:
+        elif name in NUMERIC or name.partition("+")[0] in NEVER_EMPTY:
             pieces.append(f"str({expression})")
         else:
             pieces.append(f"_dash({expression})")
@@ -471,7 +586,7 @@ def _fstring(parts: list, variables: dict[str, str]) -> list[tuple[str, int]] | 
             kind = CONNECTION if name in CONNECTION_VARIABLES else VALUE
             if quoted:
                 expression = f"str({expression})"
-            elif name in NUMERIC or name in NEVER_EMPTY:
+            elif name in NUMERIC or name.partition("+")[0] in NEVER_EMPTY:
                 expression = f"({expression})"
             else:
                 expression = f"_dash({expression})"

@@ -46,7 +46,7 @@ class Record:
                  "TR", "Tw", "Tc", "Tr", "Ta", "Tt", "Ti", "status", "bytes_read",
                  "bytes_uploaded", "termination", "actconn", "feconn", "beconn", "srv_conn",
                  "retries", "srv_queue", "backend_queue", "request_line", "method", "uri",
-                 "http_version", "hostname", "pid", "request_counter")
+                 "http_version", "hostname", "pid", "request_counter", "log_counter")
 
     def __init__(self, **values):
         for name in Record.__slots__:
@@ -119,6 +119,7 @@ class HttpRecord:
     hostname = property(lambda self: self.log.logging.hostname)
     pid = property(lambda self: self.log.logging.pid)
     request_counter = property(lambda self: self.log.logging.request_counter)
+    log_counter = property(lambda self: self.log.lines)
 
     def header(self, name: str) -> list[str]:
         return self.request.header(name)
@@ -219,6 +220,7 @@ class ProxyLog:
         # went wrong (termination flags other than "--", or a 5xx) alone, or at err.
         self.dontlog_normal = "dontlog-normal" in proxy.options
         self.separate_errors = "log-separate-errors" in proxy.options
+        self.lines = 0  # lines this frontend logged (%lc)
         fmt = proxy.log_format or formats.DEFAULT
         try:
             captures = Captures.compile(proxy.captures)
@@ -246,6 +248,7 @@ class ProxyLog:
             problem = termination[:2] != "--" or final is None or final >= 500
             if self.dontlog_normal and not problem:
                 return
+        self.lines += 1
         render = self.http_render
         if render is not None:
             held = request.server
@@ -271,6 +274,8 @@ class ProxyLog:
         at all (not logged under dontlognull)."""
         if null and self.dontlognull:
             return
+        self.lines += 1
+        self.logging.request_counter += 1  # HAProxy numbers these too (%rt)
         frontend = session.frontend
         context = getattr(session, "context", None)
         ms = int((session.loop.time() - begin) * 1000)
@@ -284,7 +289,8 @@ class ProxyLog:
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current, beconn=0,
             srv_conn=0, retries=0, srv_queue=0, backend_queue=0, request_line="<BADREQ>",
             method="", uri="", http_version="", hostname=self.logging.hostname,
-            pid=self.logging.pid, request_counter=0)
+            pid=self.logging.pid, request_counter=self.logging.request_counter,
+            log_counter=self.lines)
         self.logging.send(self.targets, "info", self.render(record))
 
     # -------------------------------------------------------------- TCP
@@ -301,6 +307,7 @@ class ProxyLog:
         problem = termination[:2] != "--"
         if self.dontlog_normal and not problem:
             return
+        self.lines += 1
         ms = int((now - begin) * 1000)
         record = Record(
             client_ip=client[0] if client else "", client_port=client[1] if client else "",
@@ -316,7 +323,8 @@ class ProxyLog:
             srv_queue=queue_positions[0] if queue_positions else 0,
             backend_queue=queue_positions[1] if queue_positions else 0,
             request_line="", method="", uri="", http_version="",
-            hostname=self.logging.hostname, pid=self.logging.pid, request_counter=0)
+            hostname=self.logging.hostname, pid=self.logging.pid, request_counter=0,
+            log_counter=self.lines)
         level = "err" if problem and self.separate_errors else "info"
         self.logging.send(self.targets, level, self.render(record))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from hypothesis import given, strategies as st
@@ -57,8 +58,44 @@ def test_custom_format_with_quotes_and_samples():
     assert render(record()) == '"10.0.0.9" 200 10.0.0.9 GET /a ?b=1 100% "x'
 
 
-def test_longest_variable_wins_and_literal_suffix():
-    assert formats.compile_format("%Tw/%Tt|%Bx")(record()) == "2/12|1234x"
+def test_a_variable_name_ends_at_the_first_character_not_a_letter_or_digit():
+    assert formats.compile_format("%Tw/%Tt|%B_x")(record()) == "2/12|1234_x"
+    # HAProxy reads "%Bx" as the variable Bx, which does not exist
+    with pytest.raises(formats.FormatError, match="no such log-format variable '%Bx'"):
+        formats.compile_format("%Bx")
+
+
+def test_hexadecimal_flag_writes_addresses_ports_timestamp_and_counters_in_hex():
+    render = formats.compile_format("%{+X}o %ci:%cp %fp %Ts %rt %pid %lc %ST %B %{-X}o %cp %Ts")
+    line = render(record(frontend_port=80, log_counter=3))
+    assert line == (f"0A000009:A112 0050 {int(WHEN):08X} 0001 004D 0003 200 1234 "
+                    f"41234 {int(WHEN)}")
+    assert formats.compile_format("%{+X}ci")(record(client_ip="2001:db8::1")) == \
+        "20010DB8000000000000000000000001"
+
+
+def test_escape_flag_and_request_text_encoding():
+    uri = '/a"b]c\\d'
+    line = formats.compile_format('%HU %{+E}HU %{+Q,+E}HP')(record(uri=uri))
+    # '"' would end a quoted field: #22, as HAProxy writes it; +E puts a
+    # backslash before backslashes and ']'
+    assert line == '/a#22b]c\\d /a#22b\\]c\\\\d "/a#22b\\]c\\\\d"'
+
+
+def test_dates_timestamp_and_derived_times():
+    line = formats.compile_format("%T|%Tl|%Ts|%Td|%Tu")(record())
+    gmt = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(WHEN))
+    local = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(WHEN))
+    # Td: the total (12) less TR, Tw, Tc and Tr (1, 2, 3, 4)
+    assert line == f"{gmt}|{local}|{int(WHEN)}|2|12"
+    assert formats.compile_format("%Td")(record(Tr=-1)) == "-1"
+
+
+def test_unsupported_variables_and_unknown_flags_are_errors():
+    with pytest.raises(formats.FormatError, match="'%bi' is not supported by haply"):
+        formats.compile_format("%bi:%bp")
+    with pytest.raises(formats.FormatError, match="unknown flag '\\+Z'"):
+        formats.compile_format("%{+Z}o %ci")
 
 
 def test_unknown_variable_is_an_error():

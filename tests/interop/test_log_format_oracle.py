@@ -1,0 +1,98 @@
+"""log-format's flags and variables against HAProxy 2.6 on the same requests:
+`+X` (hexadecimal addresses, ports, timestamp and counters), `+Q` and `+E`
+(quotes, and backslashes before '\\', '"' and ']'), the captures' quoting, the
+'"' of a request written #22, the dates and timestamp, and the counters %lc
+(lines of the frontend) and %rt (requests, a connection that sent nothing
+included).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.support.haply_process import PROXIES
+from tests.support.haproxy_oracle import haproxy_available, haproxy_config
+from tests.support.observed import observed_proxy, scripted
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
+
+# The same on both proxies for the same request.
+SAME = ("%{+X}o %ci %fi %{-X}o| %r | %HU | %HP | %HQ | %hr | %hrl | %{+Q}o %r %hr %hrl %{-Q}o"
+        "| %{+E}o %HU %hr %hrl %{-E}o| %ST %tsc %ID %sslv")
+# Checked against what the client knows: its port, the time.
+OWN = "%{+X}o %cp %Ts %pid %lc %rt %{-X}o %cp %Ts %lc %rt | %T | %Tl"
+TARGET = '/a"b]c\\d{e}?q="x]'
+
+
+def server(conn) -> None:
+    while conn.read_request() is not None:
+        conn.respond(200, b"ok")
+
+
+def config(port: int, log_port: int, socket_path: str, address: str) -> str:
+    return haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    log-format "{SAME} ## {OWN}"
+    capture request header X-A len 40
+    capture request header Host len 10
+    default_backend be
+backend be
+    server s1 {address}
+""")
+
+
+def exchange(port: int, request: bytes) -> int:
+    """Send request on a new connection (nothing when empty) and read to the
+    end; the client's port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        if request:
+            sock.sendall(request)
+            while sock.recv(65536):
+                pass
+        else:
+            time.sleep(0.1)  # a connection that sends nothing (logged <BADREQ>)
+        return sock.getsockname()[1]
+
+
+def test_log_format_flags_and_variables_as_haproxy():
+    request = (b"GET %s HTTP/1.1\r\nHost: h\r\nX-A: %s\r\nConnection: close\r\n\r\n"
+               % (TARGET.encode(), TARGET.encode()))
+    same, own = {}, {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, config, scripted(server)) as (port, receiver, _):
+            before = time.time()
+            ports = [exchange(port, request), exchange(port, b""), exchange(port, request)]
+            lines = receiver.messages(3, timeout=2)
+            after = time.time()
+        same[name] = [line.split(" ## ")[0] for line in lines]
+        own[name] = [line.split(" ## ")[1] for line in lines], ports, before, after
+    # (the empty connection's <BADREQ> line differs: HAProxy writes <BADREQ>
+    # for %HU, %HP and %HQ too, and nothing for the captures)
+    assert same["haply"][::2] == same["haproxy"][::2]
+    assert same["haproxy"][0] == (
+        '7F000001 7F000001 | GET /a#22b]c\\d{e}?q=#22x] HTTP/1.1 | /a#22b]c\\d{e}?q=#22x] '
+        '| /a#22b]c\\d{e} | ?q=#22x] | {/a#22b]c\\d#7Be#7D?q=#22x]|h} '
+        '| /a#22b]c\\d#7Be#7D?q=#22x] h | "GET /a#22b]c\\d{e}?q=#22x] HTTP/1.1" '
+        '"{/a#22b]c\\d#7Be#7D?q=#22x]|h}" "/a#22b]c\\d#7Be#7D?q=#22x]" "h" '
+        '| /a#22b\\]c\\\\d{e}?q=#22x\\] {/a#22b\\]c\\\\d#7Be#7D?q=#22x\\]|h} '
+        '/a#22b\\]c\\\\d#7Be#7D?q=#22x\\] h | 200 ---- - -')
+    for name, (lines, ports, before, after) in own.items():
+        counters = []
+        for line, client_port in zip(lines, ports):
+            decimal, gmt, local = line.split(" | ")
+            cp_x, ts_x, pid_x, lc_x, rt_x, cp, ts, lc, rt = decimal.split()
+            assert int(cp_x, 16) == int(cp) == client_port and len(cp_x) == 4, (name, line)
+            assert int(ts_x, 16) == int(ts) and before - 1 <= int(ts) <= after, (name, line)
+            assert len(pid_x) >= 4 and int(pid_x, 16) > 1, (name, line)
+            assert int(lc_x, 16) == int(lc) and int(rt_x, 16) == int(rt), (name, line)
+            assert gmt == time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(int(ts)))
+            assert local == time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(int(ts)))
+            counters.append((int(lc), int(rt)))
+        # one more line and one more request each time, the empty connection's too
+        assert [(lc - counters[0][0], rt - counters[0][1]) for lc, rt in counters] == \
+            [(0, 0), (1, 1), (2, 2)], (name, counters)
