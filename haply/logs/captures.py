@@ -85,12 +85,17 @@ def _headers(wanted: tuple[tuple[bytes, int], ...], fields: list[tuple[bytes, by
 # ------------------------------------------------------------------ log rendering
 
 
+def escaped(text: str) -> str:
+    """log-format's `+E`: '"', '\\' and ']' behind a backslash (the line's
+    own quotes and brackets stay unambiguous)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
 def _values(values: tuple[str, ...] | None, count: int, escape: bool) -> tuple[str, ...]:
     if values is None:
         return ("",) * count
-    if escape:  # `+E`, value by value
-        return tuple(v.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
-                     for v in values)
+    if escape:  # value by value, inside the braces or quotes
+        return tuple(map(escaped, values))
     return values
 
 

@@ -132,11 +132,8 @@ def _hex(value) -> str:
 
 
 def _escape(value) -> str:
-    """`+E`: '"', '\\' and ']' behind a backslash (the line's own quotes and
-    brackets stay unambiguous)."""
-    if value is None:
-        return ""
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    """`+E` (captures_module.escaped) on any value."""
+    return "" if value is None else captures_module.escaped(str(value))
 
 
 def _transfer(total: int, *phases: int) -> int:
