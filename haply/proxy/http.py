@@ -174,6 +174,37 @@ class Request:
         return self.method_bytes in IDEMPOTENT_METHODS and self.body_size <= RETRY_BUFFER_SIZE
 
 
+class LostClient:
+    """The transport of a client that left while its request goes on
+    (HttpSession._outlives_client): what the session would send it goes
+    nowhere, and is counted as sent (the log's %B), as HAProxy counts it."""
+
+    __slots__ = ("_gone", "written", "received")
+
+    def __init__(self, gone: asyncio.BaseTransport):
+        self._gone = gone
+        self.written = getattr(gone, "written", 0)
+        self.received = getattr(gone, "received", 0)
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def writelines(self, parts) -> None:
+        for part in parts:
+            self.written += len(part)
+
+    def get_extra_info(self, name: str, default=None):
+        return self._gone.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Closed already."""
+
+    abort = pause_reading = resume_reading = close
+
+
 class HttpSession(asyncio.Protocol):
     # Per-connection and per-exchange state starts from these class-level
     # values: a new connection stores only what is its own (a third of the
@@ -210,6 +241,7 @@ class HttpSession(asyncio.Protocol):
     tunnel = False
     tunnel_eofs = 0  # the sides of a tunnel that sent their end (CLIENT_EOF, SERVER_EOF)
     client_ended = False  # the client half-closed with requests still to answer
+    client_gone = False  # the client left while its request went on (_outlives_client)
     # While `http-request tarpit` holds requests[0]: (rule, errorfiles, since)
     # of its answer, since being the loop time it entered the tarpit.
     tarpitted: tuple | None = None
@@ -338,12 +370,63 @@ class HttpSession(asyncio.Protocol):
         if self.tarpitted is not None:
             self._tarpit_abandoned()
         elif self.requests:
-            if not self._abort_waiting() and self.requests[0].server is not None:
-                # C: the client left; H: while the server had not answered yet
-                self._broken_off("CH--" if self.requests[0].complete and not self.response_started
-                                 else "CD--")
+            if self._outlives_client():
+                return
+            if self.requests[0].server is not None:
+                # C: the client left, D: with its request unfinished or its
+                # answer under way
+                self._broken_off("CD--")
+            elif self.connecting is not None and not self.connecting.done():
+                self._left_waiting()
         elif self.admitted and not self.refused and self.deadline.tag == "http-request":
             self._left_before_request()
+        self.close()
+
+    def _outlives_client(self) -> bool:
+        """A client that leaves once its whole request is at its server, or on
+        its way there (queued, connecting): without `option abortonclose` the
+        request goes on, as HAProxy 2.6 lets it, and its answer, counted, ends
+        the exchange as broken off by the client (CD--, `_answer_lost`). What
+        the session would still send goes nowhere (LostClient). False when
+        the request is not whole, or is already being answered. (HAProxy
+        notices a reset only when it writes, so `option abortonclose`, which
+        acts on a client's end of sending, does not apply.)"""
+        request = self.requests[0]
+        if not request.complete or self.response_started or self.client_gone:
+            return False
+        if request.server is None and (self.connecting is None or self.connecting.done()):
+            return False
+        self.client_gone = self.client_ended = True
+        self.transport = LostClient(self.transport)
+        return True
+
+    def _left_waiting(self) -> None:
+        """The client left while its request, not yet whole, waited for a
+        server: it is dropped, logged CQ-- (in the queue) or CC-- (while
+        connecting) and counted as a client abort in its backend, as HAProxy
+        does."""
+        request = self.requests[0]
+        backend = request.backend
+        backend.client_aborts += 1
+        backend.unanswered += 1
+        self._ended(request, "CQ--" if request.t_wait < 0 else "CC--")
+        task, self.connecting = self.connecting, None
+        # Cancelled after its first step (see _abort_waiting).
+        self.loop.call_soon(task.cancel)
+
+    def _answer_lost(self, upstream: UpstreamConnection, status: int) -> None:
+        """The answer to the request of a client that left (`_outlives_client`):
+        counted as an answer in the frontend and on the server, as HAProxy
+        counts it before its write to the client fails, then the exchange
+        ends broken off by the client."""
+        request = self.requests[0]
+        klass = status // 100
+        request.server.http_responses[klass] += 1
+        self.frontend.http_responses[klass] += 1
+        self.response_started = True
+        upstream.detach()
+        upstream.close()
+        self._broken_off("CD--")
         self.close()
 
     def _left_before_request(self) -> bool:
@@ -895,6 +978,9 @@ class HttpSession(asyncio.Protocol):
                       server_keep_alive: bool) -> None:
         """server_keep_alive: llhttp's reading of the response's version and
         Connection field (RFC 9112 §9.3), so no field is scanned twice."""
+        if self.client_gone:
+            self._answer_lost(upstream, status)
+            return
         request = self.requests[0]
         request.status = status
         route = request.route
@@ -1297,6 +1383,11 @@ class HttpSession(asyncio.Protocol):
         termination: the log's termination state, when the status does not
         tell it (haply.logs.hooks.LOCAL_TERMINATION)."""
         request = self.requests[0] if self.requests else None
+        if self.client_gone and request is not None:
+            # this answer cannot reach the client: a client abort, as HAProxy
+            # counts it when its write fails
+            server = request.server or getattr(request, "tried", None)
+            (server if server is not None else request.backend).client_aborts += 1
         if body is None:
             route = request.route if request is not None else None
             errorfiles = route.errorfiles if route is not None else self.router.errorfiles
