@@ -194,7 +194,10 @@ class LostClient:
             self.written += len(part)
 
     def get_extra_info(self, name: str, default=None):
-        return self._gone.get_extra_info(name, default)
+        try:
+            return self._gone.get_extra_info(name, default)
+        except AttributeError:  # uvloop's closed transport has no socket to ask
+            return default
 
     def is_closing(self) -> bool:
         return True
