@@ -163,6 +163,8 @@ class ProxyState:
     original_to: OriginalTo | None = None
     logs: list[LogTarget] = field(default_factory=list)
     log_format: str | None = None
+    unique_id_format: str | None = None
+    unique_id_header: str | None = None
     errorfiles: dict[int, bytes] = field(default_factory=dict)
     options: set[str] = field(default_factory=set)
     extra: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
@@ -213,6 +215,7 @@ class ProxyState:
             prefer_last_server="prefer-last-server" in options,
             abort_on_close="abortonclose" in options, tcpka="tcpka" in options, logs=tuple(self.logs),
             log_format=self.log_format, dontlognull="dontlognull" in options,
+            unique_id_format=self.unique_id_format, unique_id_header=self.unique_id_header,
             errorfiles=tuple(sorted(self.errorfiles.items())), options=frozenset(options),
             extra=tuple(self.extra), location=self.location, balance_options=self.balance_options,
             hash_function=self.hash_function, hash_modifier=self.hash_modifier,
@@ -1481,6 +1484,27 @@ def _log_format(parser, state: ProxyState, args, line, negated) -> None:
     state.log_format = " ".join(_texts(args))
 
 
+def _unique_id_format(parser, state: ProxyState, args, line, negated) -> None:
+    # imported here: the log formats read the configuration model
+    from haply.logs.formats import FormatError, parse_format
+
+    if not args:
+        raise ParseError("'unique-id-format' expects a log-format string")
+    fmt = " ".join(_texts(args))
+    try:
+        parse_format(fmt)
+    except FormatError as exc:
+        raise ParseError(f"'unique-id-format': {exc}") from None
+    state.unique_id_format = fmt
+
+
+def _unique_id_header(parser, state: ProxyState, args, line, negated) -> None:
+    name = _one("unique-id-header", args, "a header name")
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise ParseError(f"'unique-id-header': '{name}' is not a header name")
+    state.unique_id_header = name
+
+
 # -- options
 
 
@@ -2051,6 +2075,8 @@ HANDLERS: dict[str, Handler] = {
     "load-server-state-from-file": _load_server_state,
     "server-state-file-name": _extra,
     "log-format": _log_format,
+    "unique-id-format": _unique_id_format,
+    "unique-id-header": _unique_id_header,
     "server": _server,
     "default-server": _default_server,
     "server-template": _server_template,

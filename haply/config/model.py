@@ -494,6 +494,9 @@ class Proxy:
     tcpka: bool = False
     logs: tuple[LogTarget, ...] = ()
     log_format: str | None = None  # None | "tcplog" | "httplog" | "httplog clf" | custom
+    # `unique-id-format` (a log-format string) and `unique-id-header` (haply.logs.unique_id)
+    unique_id_format: str | None = None
+    unique_id_header: str | None = None
     dontlognull: bool = False
     errorfiles: tuple[tuple[int, bytes], ...] = ()  # status -> full HTTP response
     options: frozenset[str] = frozenset()  # every `option X` seen, for layers to read

@@ -156,6 +156,8 @@ _REQUEST_FETCHES: dict[str, Callable[[object], bytes]] = {
     "query": lambda request: request.query.encode("latin-1"),
     "url": lambda request: request.url,
     "method": lambda request: request.method_bytes,
+    # `unique-id-format`'s identifier (nothing without one)
+    "unique-id": lambda request: getattr(request, "unique_id", "").encode("latin-1"),
 }
 _HEADER_FETCH = re.compile(r"(req\.)?(f?)hdr\(([!#$%&'*+.^_`|~0-9A-Za-z-]+)\)")
 SUPPORTED_VALUE_SEQUENCES = ("%%", *(f"%[{f}]" for f in _FETCHES), *(f"%{a}" for a in _ALIASES))
@@ -853,6 +855,9 @@ def for_route(frontend: Proxy, backend: Proxy,
     """
     same = _same(frontend, backend)
     request_rules = frontend.http_request_rules + (() if same else backend.http_request_rules)
+    if frontend.unique_id_header is not None:
+        # added (a field the client sent stays) after every rule, as HAProxy adds it
+        request_rules += (HeaderRule("add-header", frontend.unique_id_header, "%[unique-id]"),)
     response_rules = response_rules_of(frontend, backend)
     forward_for = compile_forward_for(frontend.forward_for,
                                       None if same else backend.forward_for)

@@ -71,6 +71,8 @@ class Request:
                  "attempts", "redispatched", "backend", "server", "sent_body", "framing",
                  "route", "context", "t_wait", "t_connect", "plain", "cut", "raw", "hosts",
                  "cookie_server", "cookie_flags", "queue_positions",
+                 # set only for a frontend with a `unique-id-format` (haply.logs.unique_id)
+                 "unique_id",
                  # set only for a frontend with `capture` lines (haply.logs.captures)
                  "captured_request", "captured_response", "captured_cookie",
                  "captured_set_cookie",
@@ -572,6 +574,8 @@ class HttpSession(asyncio.Protocol):
         captures = self.router.captures
         if captures is not None:
             captures.on_request(request, request.headers)
+        if self.router.unique_id is not None:
+            request.unique_id = self.router.unique_id(self, request)
         self.requests.append(request)
         if len(self.requests) == 1:
             self._start(request)

@@ -22,6 +22,7 @@ from haply.admin.errors import capture
 from haply.http.responses import status_reason
 from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
 from haply.proxy.conditions import compile_condition, compile_response_condition
+from haply.logs import unique_id
 from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
@@ -88,6 +89,8 @@ class Router:
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
         # `capture` lines: what the log shows of requests and responses (None: none).
         self.captures = Captures.compile(proxy.captures)
+        # `unique-id-format`: (session, request) -> the request's identifier, or None.
+        self.unique_id = unique_id.compile_generator(proxy.unique_id_format, proxy.name)
         # A session's (http-request, http-keep-alive, client) timeouts, with
         # their fallbacks: timeout http-request defaults to timeout client, and
         # http-keep-alive to http-request (HAProxy manual, 4.2).

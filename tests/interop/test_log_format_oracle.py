@@ -8,6 +8,7 @@ included).
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -96,3 +97,53 @@ def test_log_format_flags_and_variables_as_haproxy():
         # one more line and one more request each time, the empty connection's too
         assert [(lc - counters[0][0], rt - counters[0][1]) for lc, rt in counters] == \
             [(0, 0), (1, 1), (2, 2)], (name, counters)
+
+
+def echo_unique_ids(conn) -> None:
+    while (request := conn.read_request()) is not None:
+        conn.respond(200, "|".join(value for name, value in request.headers
+                                   if name.lower() == "x-unique-id").encode())
+
+
+def unique_id_config(port: int, log_port: int, socket_path: str, address: str) -> str:
+    return haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    unique-id-format %{{+X}}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
+    unique-id-header X-Unique-ID
+    log-format "%ID %{{+Q}}r"
+    http-request set-header X-Copy %[unique-id]
+    default_backend be
+backend be
+    server s1 {address}
+""")
+
+
+def test_unique_id_as_haproxy():
+    """HAProxy's request-id recipe: the identifier reaches the server in
+    unique-id-header (added after a field the client sent) and the log as
+    %ID, the same for both."""
+    request = b"GET /a HTTP/1.1\r\nHost: h\r\nX-Unique-ID: sent\r\nConnection: close\r\n\r\n"
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, unique_id_config, scripted(echo_unique_ids)) as (port, receiver, _):
+            answers = []
+            for _ in range(2):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    sock.sendall(request)
+                    answer = b""
+                    while chunk := sock.recv(65536):
+                        answer += chunk
+                    answers.append((sock.getsockname()[1], answer.split(b"\r\n\r\n", 1)[1].decode()))
+            lines = receiver.messages(2, timeout=2)
+        for (client_port, sent), line in zip(answers, lines):
+            client, own, identifier = sent.partition("|")
+            assert client == "sent" and own == "|", (name, sent)
+            assert line == f'{identifier} "GET /a HTTP/1.1"', (name, line)
+            cp, fp, ts, rt, pid = re.fullmatch(
+                r"7F000001:([0-9A-F]{4})_7F000001:([0-9A-F]{4})_([0-9A-F]{8})_([0-9A-F]{4}):"
+                r"([0-9A-F]{4,})", identifier).groups()
+            assert int(cp, 16) == client_port and abs(int(ts, 16) - time.time()) < 10, (name, line)
+        (_, first), (_, second) = answers
+        # numbered one after the other
+        assert int(second.split(":")[-2][-4:], 16) == int(first.split(":")[-2][-4:], 16) + 1

@@ -1926,3 +1926,29 @@ def test_http_ignore_probes(tmp_path):
         """)
     assert "http-ignore-probes" in loaded.config.proxy("f").options
     assert "http-ignore-probes" not in loaded.config.proxy("g").options
+
+
+def test_unique_id_format_and_header(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
+        frontend f
+            bind :80
+            unique-id-header X-Request-ID
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    front = loaded.config.proxy("f")
+    assert front.unique_id_format == "%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid"  # from defaults
+    assert front.unique_id_header == "X-Request-ID"
+    found = messages(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            unique-id-format %ci_%Tz
+            unique-id-header X:Bad
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    assert "8: 'unique-id-format': no such log-format variable '%Tz'" in found, found
+    assert "9: 'unique-id-header': 'X:Bad' is not a header name" in found, found
