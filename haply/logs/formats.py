@@ -151,6 +151,33 @@ def _encode(text: str) -> str:
     return text.replace('"', "#22") if '"' in text else text
 
 
+BADREQ = "<BADREQ>"
+
+
+def _line_part(line: str, which: str, method: str, uri: str, version: str) -> str:
+    """%HM %HU %HP %HQ %HV: a part of the request line; each is <BADREQ>
+    for a request that could not be parsed, as HAProxy writes them."""
+    if line == BADREQ:
+        return BADREQ
+    if which == "HM":
+        return method
+    if which == "HV":
+        return version
+    uri = _encode(uri)
+    if which == "HU":
+        return uri
+    path, mark, query = uri.partition("?")
+    return path if which == "HP" else mark + query
+
+
+def _request_part(request, which: str) -> str:
+    """_line_part of the proxy's Request."""
+    line = request_line(request)
+    if line == BADREQ:
+        return BADREQ
+    return _line_part(line, which, method(request), request.uri, _version(request))
+
+
 def _ssl(session, what: str) -> str:
     """%sslv and %sslc: the client connection's TLS version or cipher."""
     transport = getattr(session, "transport", None)
@@ -178,10 +205,9 @@ VARIABLES: dict[str, str] = {
     "ts": "r.termination[:2]", "tsc": "r.termination",
     "ac": "r.actconn", "bc": "r.beconn", "sc": "r.srv_conn", "rc": "r.retries",
     "sq": "r.srv_queue", "bq": "r.backend_queue",
-    "r": "r.request_line", "HM": "r.method", "HU": "_encode(r.uri)",
-    "HP": "_encode(r.uri.split('?', 1)[0])",
-    "HQ": "_encode(('?' + r.uri.split('?', 1)[1]) if '?' in r.uri else '')",
-    "HV": "r.http_version", "H": "r.hostname", "pid": "r.pid", "ID": "getattr(getattr(r, 'request', None), 'unique_id', '')", "o": "''",
+    "r": "r.request_line",
+    **{part: f"_line_part(r.request_line, {part!r}, r.method, r.uri, r.http_version)"
+       for part in ("HM", "HU", "HP", "HQ", "HV")}, "H": "r.hostname", "pid": "r.pid", "ID": "getattr(getattr(r, 'request', None), 'unique_id', '')", "o": "''",
     "lc": "r.log_counter", "rt": "r.request_counter", "rq": "r.request_counter",
     "T": "_gmt_date(r.accept_time)", "Tl": "_zoned_date(r.accept_time)",
     "Ts": "int(r.accept_time)", "Tu": "r.Tt", "Td": "_transfer(r.Tt, r.TR, r.Tw, r.Tc, r.Tr)",
@@ -231,10 +257,8 @@ HTTP_VARIABLES: dict[str, str] = {
     "sc": "(srv.current_sessions - held if srv is not None else 0)", "rc": "(f'+{q.attempts}' if q.redispatched else q.attempts)",
     "sq": "(q.queue_positions[0] if q.queue_positions else 0)",
     "bq": "(q.queue_positions[1] if q.queue_positions else 0)",
-    "r": "_request_line(q)", "HM": "_method(q)", "HU": "_encode(q.uri)",
-    "HP": "_encode(q.uri.split('?', 1)[0])",
-    "HQ": "_encode(('?' + q.uri.split('?', 1)[1]) if '?' in q.uri else '')",
-    "HV": "_version(q)", "H": "log.logging.hostname", "pid": "log.logging.pid",
+    "r": "_request_line(q)",
+    **{part: f"_request_part(q, {part!r})" for part in ("HM", "HU", "HP", "HQ", "HV")}, "H": "log.logging.hostname", "pid": "log.logging.pid",
     "rt": "log.logging.request_counter", "rq": "log.logging.request_counter",
     "ID": "getattr(q, 'unique_id', '')",
     "lc": "log.lines", "T": "_gmt_date(x.wall)", "Tl": "_zoned_date(x.wall)",
@@ -276,7 +300,7 @@ def request_line(request) -> str:
                     f"{url} HTTP/{request.version or '1.1'}")
     except AttributeError:  # rejected before the request line was read
         pass
-    return "<BADREQ>"
+    return BADREQ
 
 
 def with_captures(variables: dict[str, str | None], captures, request: str
@@ -312,7 +336,8 @@ _NAMESPACE = {"_text": _text, "_method": method, "_version": _version,
               "_request_line": request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
               "_date_seconds": _DATES.seconds, "_zoned_date": _DATES.zoned,
               "_hex": _hex, "_escape": _escape, "_encode": _encode, "_ssl": _ssl,
-              "_transfer": _transfer,
+              "_transfer": _transfer, "_line_part": _line_part,
+              "_request_part": _request_part,
               "_dash": _dash, "json": json,
               "_header": lambda r, name: _header(r, name)}
 class FormatError(ValueError):

@@ -147,3 +147,35 @@ def test_unique_id_as_haproxy():
         (_, first), (_, second) = answers
         # numbered one after the other
         assert int(second.split(":")[-2][-4:], 16) == int(first.split(":")[-2][-4:], 16) + 1
+
+
+def request_parts_config(port: int, log_port: int, socket_path: str, address: str) -> str:
+    return haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    log-format "%HM|%HU|%HP|%HQ|%HV|%r|%ST|%tsc"
+    default_backend be
+backend be
+    server s1 {address}
+""")
+
+
+def test_request_line_parts_of_a_request_that_could_not_be_read():
+    """%HM %HU %HP %HQ %HV are <BADREQ>, like %r, for a connection that sent
+    nothing, a head cut short and a malformed one."""
+    requests = (b"", b"GET /cut?x=1 HTTP/1.1\r\nHo", b"GET /a?b HTTP/1.1\r\nBad Field\r\n\r\n",
+                b"GET /a?b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, request_parts_config, scripted(server)) as (port, receiver, _):
+            for request in requests:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    if request:
+                        sock.sendall(request)
+                    time.sleep(0.1)
+            seen[name] = receiver.messages(4, timeout=2)
+    bad = "<BADREQ>|<BADREQ>|<BADREQ>|<BADREQ>|<BADREQ>|<BADREQ>|"
+    assert seen["haproxy"] == [bad + "400|CR--", bad + "400|CR--", bad + "400|PR--",
+                               "GET|/a?b|/a|?b|HTTP/1.1|GET /a?b HTTP/1.1|200|----"]
+    assert seen["haply"] == seen["haproxy"]
