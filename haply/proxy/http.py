@@ -403,6 +403,10 @@ class HttpSession(asyncio.Protocol):
             return False
         self.client_gone = self.client_ended = True
         self.transport = LostClient(self.transport)
+        if not self.client_writable:
+            # the server's answer was held for a client that read slowly; it
+            # is wanted now, and the server's timeout runs again
+            self.resume_writing()
         return True
 
     def _left_waiting(self) -> None:

@@ -98,3 +98,43 @@ def test_client_reset_as_haproxy(option):
     ])
     assert counts["be/s1"]["cli_abrt"] == "3"
     assert seen["haply"] == seen["haproxy"]
+
+
+def big_answers(conn) -> None:
+    while conn.read_request() is not None:
+        conn.respond(200, b"y" * (1 << 20))
+
+
+def long_server_timeout(port: int, log_port: int, socket_path: str, address: str) -> str:
+    return with_stats_socket(haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    option httplog
+    default_backend be
+backend be
+    timeout server 30s
+    server s1 {address}
+"""), socket_path)
+
+
+def test_reset_behind_an_unread_answer_leaves_nothing_held():
+    """A client pipelines downloads, reads nothing (the proxy stops
+    reading the server for it), then resets: the second request, whole at
+    its server, goes on, and its answer is read and the session ended at
+    once, not after `timeout server` (haply only: what HAProxy does with a
+    pipelined request behind an unread answer is its own)."""
+    with observed_proxy(PROXIES["haply"], long_server_timeout, scripted(big_answers)) as (
+            port, receiver, path):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: h\r\n\r\n" % n for n in range(10)))
+        time.sleep(0.5)  # the first answers fill the buffers; the proxy pauses
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        started = time.monotonic()
+        wait_no_sessions(path, timeout=10)
+        assert time.monotonic() - started < 5
+        lines = [httplog_fields(message) for message in receiver.messages(10, timeout=2)]
+    # answered into the buffers, then the one the reset cut short
+    assert lines[-1][1:3] == ("200", "CD--") and all(line[2] == "----" for line in lines[:-1]), lines
