@@ -1770,7 +1770,7 @@ def test_rewrite_rules_are_checked_where_written(tmp_path):
         "10: 'http-request set-path' expects a value, then optionally if|unless CONDITION",
         "11: unsupported log-format sequence '%[path,lower]' in value '%[path,lower]'; supported: "
         "%%, %[src], %[src_port], %[dst], %[dst_port], %[ssl_fc], %ci, %cp, %fi, %fp, %[path], "
-        "%[query], %[url], %[method], %[hdr(<name>)], %[req.hdr(<name>)], %[req.fhdr(<name>)] "
+        "%[query], %[url], %[method], %[unique-id], %[hdr(<name>)], %[req.hdr(<name>)], %[req.fhdr(<name>)] "
         "(write %% for a literal percent sign)",
         "12: unsupported log-format sequence '%[path]' in value '%[path]'; supported: %%, %[src], "
         "%[src_port], %[dst], %[dst_port], %[ssl_fc], %ci, %cp, %fi, %fp (write %% for a literal "
