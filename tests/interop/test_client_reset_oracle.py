@@ -30,9 +30,9 @@ COUNTED = ("req_tot", "hrsp_2xx", "hrsp_5xx", "cli_abrt", "srv_abrt", "eresp", "
 def server(conn) -> None:
     while (request := conn.read_request()) is not None:
         if request.url == "/slow":
-            time.sleep(0.5)
+            time.sleep(0.3)
         elif request.url == "/hang":
-            time.sleep(1.5)  # past timeout server
+            time.sleep(0.8)  # past timeout server
         conn.respond(200, b"x" * 10)
 
 
@@ -46,7 +46,7 @@ frontend fe
     default_backend be
 backend be
     {option}
-    timeout server 1s
+    timeout server 500ms
     timeout queue 3s
     server s1 {address} maxconn 1
 """), socket_path)
@@ -80,10 +80,10 @@ def test_client_reset_as_haproxy(option):
             reset_after(port, b"GET /queued HTTP/1.1\r\nHost: h\r\n\r\n")
             first.join()
             reset_after(port, b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
-            time.sleep(0.6)
+            time.sleep(0.4)
             reset_after(port, b"GET /hang HTTP/1.1\r\nHost: h\r\n\r\n")
             reset_after(port, b"POST /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nabc")
-            time.sleep(1.6)  # past the 504
+            time.sleep(0.9)  # past the 504
             lines = sorted(httplog_fields(message) for message in receiver.messages(6, timeout=1.5))
             wait_no_sessions(path)
             seen[name] = lines, stat_counts(path, ("fe", "be"), COUNTED)
