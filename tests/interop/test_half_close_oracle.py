@@ -103,7 +103,8 @@ def test_half_closed_client_gets_its_answers_then_the_connection_closes():
         with observed_proxy(binary, config, scripted(server)) as (port, receiver, path):
             outcomes = {client: half_closing_client(port, requests)
                         for client, requests in CLIENTS.items()}
-            lines = sorted(httplog_fields(message) for message in receiver.messages(7, timeout=1.5))
+            messages = receiver.messages(6, timeout=3) + receiver.messages(1, timeout=0.3)
+            lines = sorted(httplog_fields(message) for message in messages)
             wait_no_sessions(path)
             counts = stat_counts(path, ("fe", "be"), COUNTED)
             seen[name] = outcomes, lines, counts, half_closing_client(port, PIPELINED)
@@ -126,7 +127,8 @@ def test_client_leaving_after_the_proxys_own_answer_leaves_no_request():
                     received = b""
                     while not received.endswith((b"</html>\n", b"hi", b"/fast 0")):
                         received += sock.recv(65536)
-            lines = sorted(httplog_fields(message) for message in receiver.messages(4, timeout=1))
+            messages = receiver.messages(3, timeout=3) + receiver.messages(1, timeout=0.3)
+            lines = sorted(httplog_fields(message) for message in messages)
             wait_no_sessions(path)
             seen[name] = lines, stat_counts(path, ("fe", "be"), COUNTED)
     lines, counts = seen["haproxy"]

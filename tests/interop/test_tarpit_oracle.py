@@ -86,7 +86,7 @@ def test_tarpit_as_haproxy():
             outcomes = [held(port, "/front"), held(port, "/back"), held(port, "/front", leave="close"),
                         held(port, "/back", leave="reset")]
             time.sleep(0.5)  # past the left clients' tarpits
-            messages = receiver.messages(5, timeout=1.5)
+            messages = receiver.messages(4, timeout=3) + receiver.messages(1, timeout=0.3)
             wait_no_sessions(path)
             seen[name] = (outcomes, sorted(httplog_fields(message) for message in messages),
                           stat_counts(path, ("fe", "be"), COUNTED))
