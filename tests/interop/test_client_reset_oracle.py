@@ -36,7 +36,8 @@ def server(conn) -> None:
         conn.respond(200, b"x" * 10)
 
 
-def make_config(option: str):
+def make_config(backend: str):
+    """A frontend logging httplog, in front of s1 with the backend's lines."""
     def config(port: int, log_port: int, socket_path: str, address: str) -> str:
         return with_stats_socket(haproxy_config(f"""
 frontend fe
@@ -45,10 +46,8 @@ frontend fe
     option httplog
     default_backend be
 backend be
-    {option}
-    timeout server 500ms
-    timeout queue 3s
-    server s1 {address} maxconn 1
+    {backend}
+    server s1 {address}
 """), socket_path)
     return config
 
@@ -72,7 +71,9 @@ def fetch(port: int, path: bytes) -> None:
 def test_client_reset_as_haproxy(option):
     seen = {}
     for name, binary in PROXIES.items():
-        with observed_proxy(binary, make_config(option), scripted(server)) as (port, receiver, path):
+        config = make_config(f"{option}\n    timeout server 500ms\n    timeout queue 3s\n"
+                             "    default-server maxconn 1")
+        with observed_proxy(binary, config, scripted(server)) as (port, receiver, path):
             first = threading.Thread(target=fetch, args=(port, b"/slow"))
             first.start()
             time.sleep(0.1)
@@ -106,26 +107,13 @@ def big_answers(conn) -> None:
         conn.respond(200, b"y" * (1 << 20))
 
 
-def long_server_timeout(port: int, log_port: int, socket_path: str, address: str) -> str:
-    return with_stats_socket(haproxy_config(f"""
-frontend fe
-    bind 127.0.0.1:{port}
-    log 127.0.0.1:{log_port} local2 info
-    option httplog
-    default_backend be
-backend be
-    timeout server 30s
-    server s1 {address}
-"""), socket_path)
-
-
 def test_reset_behind_an_unread_answer_leaves_nothing_held():
     """A client pipelines downloads, reads nothing (the proxy stops
     reading the server for it), then resets: the second request, whole at
     its server, goes on, and its answer is read and the session ended at
     once, not after `timeout server` (haply only: what HAProxy does with a
     pipelined request behind an unread answer is its own)."""
-    with observed_proxy(PROXIES["haply"], long_server_timeout, scripted(big_answers)) as (
+    with observed_proxy(PROXIES["haply"], make_config("timeout server 30s"), scripted(big_answers)) as (
             port, receiver, path):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

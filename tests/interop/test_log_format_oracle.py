@@ -33,18 +33,24 @@ def server(conn) -> None:
         conn.respond(200, b"ok")
 
 
-def config(port: int, log_port: int, socket_path: str, address: str) -> str:
-    return haproxy_config(f"""
+def logging_to(fmt: str, lines: str = ""):
+    """A frontend logging with fmt, with its other lines, in front of s1."""
+    def config(port: int, log_port: int, socket_path: str, address: str) -> str:
+        return haproxy_config(f"""
 frontend fe
     bind 127.0.0.1:{port}
     log 127.0.0.1:{log_port} local2 info
-    log-format "{SAME} ## {OWN}"
-    capture request header X-A len 40
-    capture request header Host len 10
+    log-format "{fmt}"
+    {lines}
     default_backend be
 backend be
     server s1 {address}
 """)
+    return config
+
+
+config = logging_to(f"{SAME} ## {OWN}", "capture request header X-A len 40\n"
+                    "    capture request header Host len 10")
 
 
 def exchange(port: int, request: bytes) -> int:
@@ -105,19 +111,9 @@ def echo_unique_ids(conn) -> None:
                                    if name.lower() == "x-unique-id").encode())
 
 
-def unique_id_config(port: int, log_port: int, socket_path: str, address: str) -> str:
-    return haproxy_config(f"""
-frontend fe
-    bind 127.0.0.1:{port}
-    log 127.0.0.1:{log_port} local2 info
-    unique-id-format %{{+X}}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
-    unique-id-header X-Unique-ID
-    log-format "%ID %{{+Q}}r"
-    http-request set-header X-Copy %[unique-id]
-    default_backend be
-backend be
-    server s1 {address}
-""")
+unique_id_config = logging_to(
+    "%ID %{+Q}r", "unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid\n"
+    "    unique-id-header X-Unique-ID\n    http-request set-header X-Copy %[unique-id]")
 
 
 def test_unique_id_as_haproxy():
@@ -149,16 +145,7 @@ def test_unique_id_as_haproxy():
         assert int(second.split(":")[-2][-4:], 16) == int(first.split(":")[-2][-4:], 16) + 1
 
 
-def request_parts_config(port: int, log_port: int, socket_path: str, address: str) -> str:
-    return haproxy_config(f"""
-frontend fe
-    bind 127.0.0.1:{port}
-    log 127.0.0.1:{log_port} local2 info
-    log-format "%HM|%HU|%HP|%HQ|%HV|%r|%ST|%tsc"
-    default_backend be
-backend be
-    server s1 {address}
-""")
+request_parts_config = logging_to("%HM|%HU|%HP|%HQ|%HV|%r|%ST|%tsc")
 
 
 def test_request_line_parts_of_a_request_that_could_not_be_read():
