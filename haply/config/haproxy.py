@@ -163,7 +163,9 @@ class ProxyState:
     original_to: OriginalTo | None = None
     logs: list[LogTarget] = field(default_factory=list)
     log_format: str | None = None
+    log_format_location: Location = NOWHERE
     unique_id_format: str | None = None
+    unique_id_format_location: Location = NOWHERE
     unique_id_header: str | None = None
     errorfiles: dict[int, bytes] = field(default_factory=dict)
     options: set[str] = field(default_factory=set)
@@ -292,6 +294,7 @@ class _Parser:
         self.section: str | None = None  # "global", "defaults", "frontend", ...
         self.current: ProxyState | None = None
         self.skipping = False  # inside a section haply refuses
+        self.reported_formats: set = set()  # (line, keyword, variable) refused once
 
     # -- driving
 
@@ -443,12 +446,30 @@ class _Parser:
                 f"'option httplog' needs 'mode http' in '{state.name}': falling back to 'option tcplog'",
             )
             state.log_format = "tcplog"
+        if state.kind != "backend":
+            self._http_only_variables(state, "log-format", state.log_format,
+                                      state.log_format_location)
+            self._http_only_variables(state, "unique-id-format", state.unique_id_format,
+                                      state.unique_id_format_location)
         if state.kind != "frontend" and state.balance in ("uri", "url_param", "hdr"):
             self.diagnostics.warning(
                 state.location,
                 f"'balance {state.balance}' needs 'mode http' in '{state.name}': falling back to roundrobin",
             )
             state.balance, state.balance_arg, state.balance_options = "roundrobin", None, ()
+
+    def _http_only_variables(self, state: ProxyState, keyword: str, fmt: str | None,
+                             location: Location) -> None:
+        """HAProxy refuses a format with HTTP variables in a mode tcp frontend,
+        at the format's line (a defaults section's, when inherited), once."""
+        from haply.logs.formats import http_only  # the log formats read the model
+
+        for name in http_only(fmt) if fmt else ():
+            if (location, keyword, name) not in self.reported_formats:
+                self.reported_formats.add((location, keyword, name))
+                self.diagnostics.error(
+                    location, f"'{keyword}': variable '%{name}' is reserved for mode http "
+                    f"('{state.name}' is in mode tcp)")
 
     def close_section(self) -> None:
         state = self.current
@@ -1478,24 +1499,30 @@ def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
     state.monitor_uri = uri
 
 
-def _log_format(parser, state: ProxyState, args, line, negated) -> None:
-    if not args:
-        raise ParseError("'log-format' expects a format string")
-    state.log_format = " ".join(_texts(args))
-
-
-def _unique_id_format(parser, state: ProxyState, args, line, negated) -> None:
+def _format_argument(keyword: str, args) -> str:
+    """The log-format string of a `log-format` or `unique-id-format` line,
+    checked here so that `haply -c` names the line of a wrong one."""
     # imported here: the log formats read the configuration model
     from haply.logs.formats import FormatError, parse_format
 
     if not args:
-        raise ParseError("'unique-id-format' expects a log-format string")
+        raise ParseError(f"'{keyword}' expects a log-format string")
     fmt = " ".join(_texts(args))
     try:
         parse_format(fmt)
     except FormatError as exc:
-        raise ParseError(f"'unique-id-format': {exc}") from None
-    state.unique_id_format = fmt
+        raise ParseError(f"'{keyword}': {exc}") from None
+    return fmt
+
+
+def _log_format(parser, state: ProxyState, args, line, negated) -> None:
+    state.log_format = _format_argument("log-format", args)
+    state.log_format_location = line.location
+
+
+def _unique_id_format(parser, state: ProxyState, args, line, negated) -> None:
+    state.unique_id_format = _format_argument("unique-id-format", args)
+    state.unique_id_format_location = line.location
 
 
 def _unique_id_header(parser, state: ProxyState, args, line, negated) -> None:

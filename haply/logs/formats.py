@@ -216,6 +216,9 @@ VARIABLES: dict[str, str] = {
 }
 # HAProxy variables haply does not write: an error that names them.
 UNSUPPORTED = frozenset({"bi", "bp"})
+# Variables that only an HTTP exchange has: HAProxy refuses them in a format
+# a mode tcp frontend uses (`http_only` names them).
+HTTP_ONLY = frozenset("CC CS HM HP HQ HU HV TR Ta Ti Tq Tr r tr trg trl".split())
 # `+X` writes these in hexadecimal (HAProxy's choice: addresses, ports, the
 # timestamp and the counters); the other numbers stay decimal.
 HEX = frozenset("ci cp fi fp si sp Ts rt rq pid lc".split())
@@ -494,6 +497,13 @@ def parse_format(text: str) -> list:
     if literal:
         parts.append("".join(literal))
     return parts
+
+
+def http_only(text: str) -> list[str]:
+    """The variables of a log-format string that need an HTTP exchange, in order."""
+    names = (part[0].partition("+")[0] for part in parse_format(text)
+             if part.__class__ is tuple and part[0].__class__ is str)
+    return list(dict.fromkeys(name for name in names if name in HTTP_ONLY))
 
 
 def _with_variants(variables: dict[str, str | None]) -> dict[str, str | None]:

@@ -324,23 +324,26 @@ backend be
                         lines[0]), lines[0]
 
 
-def test_unsupported_log_format_is_a_located_start_error(tmp_path):
+def test_unsupported_log_format_is_a_located_config_error(tmp_path):
     import subprocess
     import sys
     from tests.support.haply_process import REPO_ROOT
     config = tmp_path / "haproxy.cfg"
-    config.write_text(haproxy_config("") + f"""
+    text = haproxy_config("") + f"""
 frontend fe
     bind 127.0.0.1:{free_port()}
     log stdout local0
     log-format "%ci %[rand(9)]"
-""")
-    result = subprocess.run([sys.executable, "-m", "haply", "-db", "-f", str(config)],
-                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
-                            env=dict(__import__("os").environ, PYTHONPATH=str(REPO_ROOT)))
-    assert result.returncode == 1
-    assert "log-format of 'fe': sample fetch 'rand(9)' is not supported" in result.stderr
-    assert f"{config}:" in result.stderr
+"""
+    config.write_text(text)
+    line = text.splitlines().index('    log-format "%ci %[rand(9)]"') + 1
+    for mode in ("-c", "-db"):  # the check finds it, and so does a start
+        result = subprocess.run([sys.executable, "-m", "haply", mode, "-f", str(config)],
+                                capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+                                env=dict(__import__("os").environ, PYTHONPATH=str(REPO_ROOT)))
+        assert result.returncode == 1, (mode, result.stderr)
+        assert (f"{config}:{line}: error: 'log-format': sample fetch 'rand(9)' is not supported"
+                in result.stderr), (mode, result.stderr)
 
 
 TCPLOG = re.compile(r"127\.0\.0\.1:\d+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\] (\S+) (\S+)/(\S+) "

@@ -1952,3 +1952,33 @@ def test_unique_id_format_and_header(tmp_path):
         """)
     assert "8: 'unique-id-format': no such log-format variable '%Tz'" in found, found
     assert "9: 'unique-id-header': 'X:Bad' is not a header name" in found, found
+
+
+def test_log_formats_are_checked_at_their_line(tmp_path):
+    """An unknown variable, and a variable only HTTP has in a format a mode tcp
+    proxy uses (HAProxy refuses both): errors at the format's line, the
+    defaults' line reported once for all the proxies that inherit it."""
+    found = messages(tmp_path, DEFAULTS + """\
+        log-format "%ci %HM %{+Q}r"
+        listen galera
+            mode tcp
+            bind :3306
+            server s 127.0.0.1:3307
+        listen rabbit
+            mode tcp
+            bind :5672
+            unique-id-format %ci_%HU
+            server s 127.0.0.1:5673
+        frontend api
+            bind :80
+            log-format "%ci %dst"
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    assert sorted(found) == [
+        "14: 'unique-id-format': variable '%HU' is reserved for mode http ('rabbit' is in mode tcp)",
+        "18: 'log-format': no such log-format variable '%dst'",
+        "6: 'log-format': variable '%HM' is reserved for mode http ('galera' is in mode tcp)",
+        "6: 'log-format': variable '%r' is reserved for mode http ('galera' is in mode tcp)",
+    ], found
