@@ -426,11 +426,15 @@ def parse_format(text: str) -> list:
     while i < n:
         char = text[i]
         if char == "\\" and i + 1 < n:
-            literal.append(text[i + 1])
+            char = text[i + 1]
             i += 2
+            if char != " " or not literal or literal[-1] != " ":
+                literal.append(char)
             continue
         if char != "%":
-            literal.append(char)
+            # A run of spaces is one separator, written as one space (HAProxy's rule)
+            if char != " " or not literal or literal[-1] != " ":
+                literal.append(char)
             i += 1
             continue
         if i + 1 < n and text[i + 1] == "%":
@@ -471,10 +475,9 @@ def parse_format(text: str) -> list:
             i += 1
         name = text[start:i]
         if name == "o":
-            # %o only sets the defaults for what follows; its separator goes too
+            # %o only sets the defaults for what follows: it writes nothing and
+            # leaves the separators around it to the rule for runs of them
             defaults = options
-            if i < n and text[i] == " ":
-                i += 1
             continue
         if name in UNSUPPORTED:
             raise FormatError(f"log-format variable '%{name}' is not supported by haply")
@@ -524,6 +527,27 @@ def _with_variants(variables: dict[str, str | None]) -> dict[str, str | None]:
     return out
 
 
+def _separated(parts: list, variables: dict[str, str | None]) -> list:
+    """parts as HAProxy writes them: a capture the frontend does not make
+    writes nothing, and a separator (a space: parse_format made each run of
+    them one) is not written after another one, nor at the start of the line.
+    So "%sq/%bq %hr %hs %{+Q}r" has one space before the request, and
+    "hr=%hr hs=%hs" keeps both of its own."""
+    out: list = []
+    after_separator = True
+    for part in parts:
+        if part.__class__ is str:
+            if after_separator and part.startswith(" "):
+                part = part[1:]
+            if part:
+                out.append(part)
+                after_separator = part.endswith(" ")
+        elif part[0].__class__ is tuple or variables[part[0]] is not None:
+            out.append(part)
+            after_separator = False
+    return out
+
+
 def _generate(parts: list, variables: dict[str, str] | None = None,
               arguments: str = "r", fstring: bool = True,
               per_connection: tuple[frozenset[str], str] | None = None
@@ -531,25 +555,19 @@ def _generate(parts: list, variables: dict[str, str] | None = None,
     """One generated expression for the whole line: a line costs one call.
     per_connection: the variables whose values a connection keeps, and where
     the text they make is kept (see _connection_constants)."""
+    variables = variables or VARIABLES
+    parts = _separated(parts, variables)
     pieces: list[str] = []
-    skip_space = False
     for part in parts:
         if part.__class__ is str:
-            if skip_space and part.startswith(" "):
-                part = part[1:]
-            skip_space = False
-            if part:
-                pieces.append(repr(part))
+            pieces.append(repr(part))
             continue
         name, quoted = part
         if name.__class__ is tuple:  # a %[sample]: text
             expression = name[1]
             pieces.append(f"'\"' + _dash({expression}) + '\"'" if quoted else f"_dash({expression})")
             continue
-        expression = (variables or VARIABLES)[name]
-        if expression is None:  # a capture the frontend does not make: nothing, no space
-            skip_space = True
-            continue
+        expression = variables[name]
         if quoted:
             pieces.append(f"'\"' + str({expression}) + '\"'")
         elif name in NUMERIC or name.partition("+")[0] in NEVER_EMPTY:
@@ -557,7 +575,7 @@ def _generate(parts: list, variables: dict[str, str] | None = None,
         else:
             pieces.append(f"_dash({expression})")
     body = " + ".join(pieces) if pieces else "''"
-    fpieces = _fstring(parts, variables or VARIABLES) if fstring else None
+    fpieces = _fstring(parts, variables) if fstring else None
     # One f-string builds the line in one allocation; the concatenation is kept
     # for the rare expression an f-string cannot hold (a backslash, '"""').
     prelude = ""
@@ -579,7 +597,6 @@ def _fstring(parts: list, variables: dict[str, str]) -> list[tuple[str, int]] | 
     same text as the concatenation `_generate` builds), each with its kind;
     None when an expression cannot go in one."""
     pieces: list[tuple[str, int]] = []
-    skip_space = False
     kind = VALUE
 
     def literal(text: str) -> None:
@@ -594,18 +611,12 @@ def _fstring(parts: list, variables: dict[str, str]) -> list[tuple[str, int]] | 
 
     for part in parts:
         if part.__class__ is str:
-            if skip_space and part.startswith(" "):
-                part = part[1:]
-            skip_space = False
             literal(part)
             continue
         name, quoted = part
         kind = VALUE
         if name.__class__ is tuple:  # a %[sample]: text
             expression = f"_dash({name[1]})"
-        elif variables[name] is None:
-            skip_space = True
-            continue
         else:
             expression = variables[name]
             try:

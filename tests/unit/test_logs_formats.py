@@ -111,10 +111,20 @@ def test_json_format_is_json():
 
 
 @given(st.text(alphabet=st.characters(blacklist_characters="%\\"), max_size=60))
-def test_text_without_variables_is_copied(text):
+def test_text_without_variables_is_copied_with_spaces_as_separators(text):
     if text == "json":  # the name of haply's JSON format
         return
-    assert formats.compile_format(text)(record()) == text
+    # HAProxy's rule: a run of spaces is one separator, and none starts a line
+    expected = re.sub(" +", " ", text).removeprefix(" ")
+    assert formats.compile_format(text)(record()) == expected
+
+
+def test_separators_as_haproxy_writes_them():
+    line = formats.compile_format
+    assert line("a=%hr b=%hs c")(record()) == "a= b= c"
+    assert line("q %hr  r")(record()) == "q r"
+    assert line(" lead %ci  x")(record()) == "lead 10.0.0.9 x"
+    assert line("a\\ \\ b")(record()) == "a b"
 
 
 @given(st.lists(st.sampled_from(sorted(set(formats.VARIABLES) - {"o"})), min_size=1, max_size=8))
