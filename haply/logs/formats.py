@@ -207,7 +207,7 @@ VARIABLES: dict[str, str] = {
     "sq": "r.srv_queue", "bq": "r.backend_queue",
     "r": "r.request_line",
     **{part: f"_line_part(r.request_line, {part!r}, r.method, r.uri, r.http_version)"
-       for part in ("HM", "HU", "HP", "HQ", "HV")}, "H": "r.hostname", "pid": "r.pid", "ID": "getattr(getattr(r, 'request', None), 'unique_id', '')", "o": "''",
+       for part in ("HM", "HU", "HP", "HQ", "HV")}, "H": "r.hostname", "pid": "r.pid", "ID": "r.unique_id", "o": "''",
     "lc": "r.log_counter", "rt": "r.request_counter", "rq": "r.request_counter",
     "T": "_gmt_date(r.accept_time)", "Tl": "_zoned_date(r.accept_time)",
     "Ts": "int(r.accept_time)", "Tu": "r.Tt", "Td": "_transfer(r.Tt, r.TR, r.Tw, r.Tc, r.Tr)",

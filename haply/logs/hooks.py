@@ -171,6 +171,7 @@ def logged_tcp_session(base):
             self.log_begin = self.loop.time()
             self.log_wall = time.time()
             self.log_peer = transport.get_extra_info("peername")
+            self.log_local = transport.get_extra_info("sockname")
             super().connection_made(CountingTransport(transport))
 
         def data_received(self, data: bytes) -> None:
@@ -184,8 +185,8 @@ def logged_tcp_session(base):
             transport = self.transport
             counted = isinstance(transport, CountingTransport)
             self.frontend.logger.tcp_done(
-                self.frontend, self.log_peer, self.backend, server or self.tried, self.log_begin,
-                self.log_wall, self.loop.time(), transport.received if counted else 0,
+                self.frontend, self.log_peer, self.log_local, self.backend, server or self.tried,
+                self.log_begin, self.log_wall, self.loop.time(), transport.received if counted else 0,
                 transport.written if counted else 0,
                 (self.ending or ("--" if server is not None else "SC")), self.t_wait, self.t_connect,
                 retries_field(self), self.queue_positions)

@@ -46,7 +46,8 @@ class Record:
                  "TR", "Tw", "Tc", "Tr", "Ta", "Tt", "Ti", "status", "bytes_read",
                  "bytes_uploaded", "termination", "actconn", "feconn", "beconn", "srv_conn",
                  "retries", "srv_queue", "backend_queue", "request_line", "method", "uri",
-                 "http_version", "hostname", "pid", "request_counter", "log_counter")
+                 "http_version", "hostname", "pid", "request_counter", "log_counter",
+                 "unique_id")
 
     def __init__(self, **values):
         for name in Record.__slots__:
@@ -120,6 +121,7 @@ class HttpRecord:
     pid = property(lambda self: self.log.logging.pid)
     request_counter = property(lambda self: self.log.logging.request_counter)
     log_counter = property(lambda self: self.log.lines)
+    unique_id = property(lambda self: getattr(self.request, "unique_id", ""))
 
     def header(self, name: str) -> list[str]:
         return self.request.header(name)
@@ -220,7 +222,7 @@ class ProxyLog:
         # went wrong (termination flags other than "--", or a 5xx) alone, or at err.
         self.dontlog_normal = "dontlog-normal" in proxy.options
         self.separate_errors = "log-separate-errors" in proxy.options
-        self.lines = 0  # lines this frontend logged (%lc)
+        self.lines = 0  # lines this frontend logged (%lc: those before a line)
         fmt = proxy.log_format or formats.DEFAULT
         try:
             captures = Captures.compile(proxy.captures)
@@ -229,6 +231,10 @@ class ProxyLog:
         except formats.FormatError as exc:
             raise formats.FormatError(f"{proxy.location}: log-format of '{proxy.name}': {exc}") from None
         self.http = proxy.mode == "http"
+        # mode tcp: `unique-id-format` gives %ID its value when the line is made
+        # (mode http makes it with the request: haply.logs.unique_id)
+        self.tcp_unique_id = (formats.compile_format(proxy.unique_id_format)
+                              if not self.http and proxy.unique_id_format else None)
         # Traffic lines are "info": the targets that take it, resolved once
         # (a line per request goes straight to framer and sink).
         info = syslog.SEVERITIES["info"]
@@ -238,8 +244,9 @@ class ProxyLog:
 
     def http_done(self, session, request, exchange: Exchange, status: int | None = None,
                   termination: str = "----", server=None) -> None:
+        # %rt and %lc count the requests and lines before this one (HAProxy
+        # numbers from 0), so both counters move once the line is made.
         logging = self.logging
-        logging.request_counter += 1
         if request.cookie_flags != "--":  # cookie persistence's two characters
             termination = termination[:2] + request.cookie_flags
         problem = False
@@ -247,8 +254,8 @@ class ProxyLog:
             final = status if status is not None else exchange.status
             problem = termination[:2] != "--" or final is None or final >= 500
             if self.dontlog_normal and not problem:
+                logging.request_counter += 1  # numbered all the same
                 return
-        self.lines += 1
         render = self.http_render
         if render is not None:
             held = request.server
@@ -260,6 +267,8 @@ class ProxyLog:
         else:
             line = self.render(HttpRecord(self, session, request, exchange, session.loop.time(),
                                           status, termination, server))
+        self.lines += 1
+        logging.request_counter += 1
         if problem and self.separate_errors:
             logging.send(self.targets, "err", line)
             return
@@ -272,10 +281,12 @@ class ProxyLog:
         """A client that closed before sending a whole request head (or, with
         status 408 and cR--, that timed out sending nothing): `null`, nothing
         at all (not logged under dontlognull)."""
+        number = self.logging.request_counter  # HAProxy numbers these too (%rt)
+        self.logging.request_counter = number + 1
         if null and self.dontlognull:
             return
-        self.lines += 1
-        self.logging.request_counter += 1  # HAProxy numbers these too (%rt)
+        lines = self.lines
+        self.lines = lines + 1
         frontend = session.frontend
         context = getattr(session, "context", None)
         ms = int((session.loop.time() - begin) * 1000)
@@ -289,42 +300,52 @@ class ProxyLog:
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current, beconn=0,
             srv_conn=0, retries=0, srv_queue=0, backend_queue=0, request_line="<BADREQ>",
             method="", uri="", http_version="", hostname=self.logging.hostname,
-            pid=self.logging.pid, request_counter=self.logging.request_counter,
-            log_counter=self.lines)
+            pid=self.logging.pid, request_counter=number, log_counter=lines)
         self.logging.send(self.targets, "info", self.render(record))
 
     # -------------------------------------------------------------- TCP
 
-    def tcp_done(self, frontend, client: tuple | None, backend, server, begin: float,
-                 wall: float, now: float, bytes_in: int, bytes_out: int,
+    def tcp_done(self, frontend, client: tuple | None, local: tuple | None, backend, server,
+                 begin: float, wall: float, now: float, bytes_in: int, bytes_out: int,
                  termination: str = "--", t_wait: int = 0, t_connect: int = 0,
                  retries: int | str = 0, queue_positions: tuple | None = None) -> None:
-        """t_wait, t_connect: ms in the backend's queue and to connect (Tw, Tc),
-        -1 when the connection never got there; retries: the %rc field;
-        queue_positions: %sq and %bq, if it waited in a queue."""
+        """client, local: the connection's two addresses; t_wait, t_connect: ms
+        in the backend's queue and to connect (Tw, Tc), -1 when the connection
+        never got there; retries: the %rc field; queue_positions: %sq and %bq,
+        if it waited in a queue."""
+        # HAProxy numbers every session (%rt), logged or not
+        number = self.logging.request_counter
+        self.logging.request_counter = number + 1
         if self.dontlognull and bytes_in == 0:
             return
         problem = termination[:2] != "--"
         if self.dontlog_normal and not problem:
             return
-        self.lines += 1
+        lines = self.lines
+        self.lines = lines + 1
         ms = int((now - begin) * 1000)
         record = Record(
             client_ip=client[0] if client else "", client_port=client[1] if client else "",
+            frontend_ip=local[0] if local else "", frontend_port=local[1] if local else "",
             frontend=frontend.name, ssl=False,
             backend=backend.name if backend is not None else frontend.name,
             server=server.name if server is not None else "<NOSRV>",
+            server_ip=server.host if server is not None else "",
+            server_port=server.port if server is not None else "",
             accept_time=wall, request_time=wall, TR=0, Tw=t_wait, Tc=t_connect, Tr=0, Ta=ms,
-            Tt=ms, Ti=0, status=-1, bytes_read=bytes_out, bytes_uploaded=bytes_in,
-            termination=termination,
+            # no HTTP status: HAProxy writes 0; the cookie flags are always "--"
+            Tt=ms, Ti=0, status=0, bytes_read=bytes_out, bytes_uploaded=bytes_in,
+            termination=termination + "--",
             actconn=self.engine.global_gate.current, feconn=frontend.gate.current,
             beconn=max(0, backend.current_sessions + backend.waiting - 1) if backend is not None else 0,
             srv_conn=max(0, server.current_sessions - 1) if server is not None else 0, retries=retries,
             srv_queue=queue_positions[0] if queue_positions else 0,
             backend_queue=queue_positions[1] if queue_positions else 0,
             request_line="", method="", uri="", http_version="",
-            hostname=self.logging.hostname, pid=self.logging.pid, request_counter=0,
-            log_counter=self.lines)
+            hostname=self.logging.hostname, pid=self.logging.pid,
+            request_counter=number, log_counter=lines)
+        if self.tcp_unique_id is not None:  # made when the line is, as HAProxy does
+            record.unique_id = self.tcp_unique_id(record)
         level = "err" if problem and self.separate_errors else "info"
         self.logging.send(self.targets, level, self.render(record))
 

@@ -24,8 +24,8 @@ from typing import Callable
 from haply.logs import formats
 from haply.logs.logger import Record
 
-# %rt: requests given an identifier, numbered in this process.
-_numbers = itertools.count(1)
+# %rt: requests given an identifier, numbered in this process from 0 (as HAProxy).
+_numbers = itertools.count()
 
 
 def compile_generator(fmt: str | None, frontend: str) -> Callable | None:

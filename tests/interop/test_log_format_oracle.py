@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import time
 
 import pytest
 
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import haproxy_available, haproxy_config
+from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config
 from tests.support.observed import observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
@@ -166,3 +167,67 @@ def test_request_line_parts_of_a_request_that_could_not_be_read():
     assert seen["haproxy"] == [bad + "400|CR--", bad + "400|CR--", bad + "400|PR--",
                                "GET|/a?b|/a|?b|HTTP/1.1|GET /a?b HTTP/1.1|200|----"]
     assert seen["haply"] == seen["haproxy"]
+
+
+def tcp_logging_to(fmt: str):
+    """A mode tcp listener logging with fmt, its connections identified."""
+    def config(port: int, log_port: int, socket_path: str, address: str) -> str:
+        return haproxy_config(f"""
+listen galera
+    mode tcp
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    log-format "{fmt}"
+    unique-id-format %{{+X}}o\\ %ci_%fi
+    option dontlognull
+    server s1 {address}
+""")
+    return config
+
+
+def answer_once(conn) -> None:
+    """One answer, then the server closes (a tcp listener ends with it)."""
+    if conn.read_request() is not None:
+        conn.respond(200, b"ok")
+
+
+tcp_config = tcp_logging_to("%ci %fi:%{+X}o%fp%{-X}o %si %ST %tsc %ID [%hr]  %b/%s  %lc %rt ")
+
+
+def test_mode_tcp_variables_and_separators_as_haproxy():
+    """A mode tcp line: the frontend's and the server's addresses, the status
+    (0) and four-letter termination state, %ID from unique-id-format, no text
+    for a capture a tcp listener cannot make, runs of spaces as one, and
+    counters from 0 (a connection that sent nothing is numbered, not logged)."""
+    request = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, tcp_config, scripted(answer_once)) as (port, receiver, _):
+            exchange(port, b"")
+            exchange(port, request)
+            exchange(port, request)
+            lines = receiver.messages(2, timeout=2)
+        seen[name] = [line.replace(f"{port:04X}", "PORT") for line in lines]
+    # the start-up probe's connection came first: numbered 0, not logged; the
+    # separator at the end is kept
+    assert seen["haproxy"] == [
+        "127.0.0.1 127.0.0.1:PORT 127.0.0.1 0 ---- 7F000001_7F000001 [] galera/s1 0 2 ",
+        "127.0.0.1 127.0.0.1:PORT 127.0.0.1 0 ---- 7F000001_7F000001 [] galera/s1 1 3 "], seen
+    assert seen["haply"] == seen["haproxy"]
+
+
+@pytest.mark.parametrize("fmt", ["%ci %dst", "%ci %HM", "%ci %{+Q}r"])
+def test_a_format_haproxy_refuses_is_refused_by_the_check(tmp_path, fmt):
+    """An unknown variable, and one only an HTTP exchange has in a mode tcp
+    listener: `-c` refuses both, at the line of the log-format."""
+    path = tmp_path / "haproxy.cfg"
+    text = tcp_logging_to(fmt)(free_port(), free_port(), "", "127.0.0.1:9")
+    path.write_text(text)
+    line = next(number for number, content in enumerate(text.splitlines(), 1)
+                if "log-format" in content)
+    results = {name: subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True,
+                                    timeout=30, stdin=subprocess.DEVNULL)
+               for name, binary in PROXIES.items()}
+    assert results["haproxy"].returncode != 0, results["haproxy"].stderr
+    assert results["haply"].returncode != 0
+    assert f"haproxy.cfg:{line}: error: 'log-format': " in results["haply"].stderr
