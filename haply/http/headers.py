@@ -156,8 +156,9 @@ _REQUEST_FETCHES: dict[str, Callable[[object], bytes]] = {
     "query": lambda request: request.query.encode("latin-1"),
     "url": lambda request: request.url,
     "method": lambda request: request.method_bytes,
-    # `unique-id-format`'s identifier (nothing without one)
-    "unique-id": lambda request: getattr(request, "unique_id", "").encode("latin-1"),
+    # `unique-id-format`'s identifier (nothing without one), with the bytes of
+    # the fields it holds as they came (haply.logs.formats._wire_text)
+    "unique-id": lambda request: getattr(request, "unique_id", "").encode("utf-8", "surrogateescape"),
 }
 _HEADER_FETCH = re.compile(r"(req\.)?(f?)hdr\(([!#$%&'*+.^_`|~0-9A-Za-z-]+)\)")
 SUPPORTED_VALUE_SEQUENCES = ("%%", *(f"%[{f}]" for f in _FETCHES), *(f"%{a}" for a in _ALIASES))

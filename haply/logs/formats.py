@@ -15,10 +15,13 @@ from __future__ import annotations
 import ast
 import ipaddress
 import json
+import re
 import time
 from typing import Callable
 
 from haply.logs import captures as captures_module
+from haply.logs import json_text
+from haply.tls.sni import client_sni
 
 TCPLOG = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq"
 HTTPLOG = ("%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
@@ -342,7 +345,13 @@ _NAMESPACE = {"_text": _text, "_method": method, "_version": _version,
               "_transfer": _transfer, "_line_part": _line_part,
               "_request_part": _request_part,
               "_dash": _dash, "json": json,
-              "_header": lambda r, name: _header(r, name)}
+              "_header": lambda r, name: _header(r, name),
+              "_captured": lambda r, attribute, index: _captured(r, attribute, index),
+              # a converter passes on a failed sample (None: written '-')
+              "_json": lambda value, code: None if value is None else json_text.json_text(value, code),
+              "_client_sni": lambda transport: client_sni(transport),
+              "_lower": lambda value: None if value is None else value.lower(),
+              "_upper": lambda value: None if value is None else value.upper()}
 class FormatError(ValueError):
     pass
 
@@ -356,33 +365,85 @@ SAMPLE_FETCHES = {
     "fe_name": "r.frontend", "be_name": "r.backend", "srv_name": "r.server",
     "ssl_fc": "int(bool(r.ssl))",
 }
-_CONVERTERS = {"lower": "({}).lower()", "upper": "({}).upper()"}
+_CONVERTERS = {"lower": "_lower({})", "upper": "_upper({})"}
+# capture.req.* / capture.res.*: what the frontend captured, as the client or
+# server sent it (the captures keep the line's #XX form: see _captured).
+_CAPTURE_LISTS = {"capture.req.hdr": "captured_request", "capture.res.hdr": "captured_response"}
+_CAPTURED_REQUEST_LINE = {"capture.req.method": "r.method", "capture.req.uri": "r.uri",
+                          "capture.req.ver": "r.http_version"}
+# Fetches of the session or request that keep no field (no str(): '-' when absent).
+_SESSION_FETCHES = {"unique-id": "getattr(r, 'unique_id', '')",
+                    "ssl_fc_sni": "_client_sni(getattr(getattr(r, 'session', None), 'transport', None))"}
 
 
 def sample_expression(sample: str) -> str:
-    """The expression for one %[fetch(arg),converter...]; unknown fetches give ''."""
+    """The expression for one %[fetch(arg),converter(arg)...]."""
     fetch, *converters = [part.strip() for part in sample.split(",")]
     name, _, arg = fetch.partition("(")
     arg = arg.rstrip(")").strip()
     if name in ("req.hdr", "hdr", "req.fhdr") and arg:
         expression = f"_header(r, {arg.lower()!r})"
+    elif name in _CAPTURE_LISTS and arg:
+        if not arg.isdigit():
+            raise FormatError(f"sample fetch '{fetch}': the capture's index is a number "
+                              "(0 for the first capture line of its kind)")
+        expression = f"_captured(r, {_CAPTURE_LISTS[name]!r}, {int(arg)})"
+    elif name in _CAPTURED_REQUEST_LINE and not arg:
+        expression = _CAPTURED_REQUEST_LINE[name]
+    elif name in _SESSION_FETCHES and not arg:
+        expression = _SESSION_FETCHES[name]
     elif name in SAMPLE_FETCHES and not arg:
         expression = f"str({SAMPLE_FETCHES[name]})"
     else:
         raise FormatError(f"sample fetch '{fetch}' is not supported in haply's log-format")
     for converter in converters:
-        template = _CONVERTERS.get(converter)
-        if template is None:
-            raise FormatError(f"converter '{converter}' is not supported in haply's log-format")
-        expression = template.format(expression)
+        expression = _converted(expression, converter)
     return expression
+
+
+def _converted(expression: str, converter: str) -> str:
+    name, _, arg = converter.partition("(")
+    arg = arg.rstrip(")").strip()
+    if name == "json":
+        code = arg or "ascii"
+        if code not in json_text.INPUT_CODES:
+            raise FormatError(f"converter '{converter}': unknown input code {code!r} "
+                              f"(expected {', '.join(json_text.INPUT_CODES)})")
+        # a failed conversion is no sample: '-' (None) even under +Q
+        return f"_json({expression}, {code!r})"
+    template = _CONVERTERS.get(converter)
+    if template is None:
+        raise FormatError(f"converter '{converter}' is not supported in haply's log-format")
+    return template.format(expression)
+
+
+def _wire_text(value: str) -> str:
+    """A field's value (its bytes as latin-1 text) as the log line writes it:
+    the client's bytes, UTF-8 or not (syslog.py writes lines with
+    surrogateescape)."""
+    return value if value.isascii() else value.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 def _header(record, name: str) -> str:
     """Last value of a request header (HAProxy's hdr() picks the last occurrence)."""
     lookup = getattr(record, "header", None)
     values = lookup(name) if lookup is not None else []
-    return values[-1] if values else ""
+    return _wire_text(values[-1]) if values else ""
+
+
+def _captured(record, attribute: str, index: int) -> str:
+    """capture.req.hdr(index) / capture.res.hdr(index): the captured value as
+    it was sent, cut to its length; "" (written '-') without it."""
+    values = getattr(getattr(record, "request", None), attribute, None)
+    if values is None or index >= len(values):
+        return ""
+    value = values[index]
+    if "#" in value:  # every '#' the capture holds begins a #XX escape
+        value = _UNESCAPE.sub(lambda match: chr(int(match[1], 16)), value)
+    return _wire_text(value)
+
+
+_UNESCAPE = re.compile("#([0-9A-F]{2})")
 
 
 def compile_format(text: str, captures=None) -> Callable[[object], str]:

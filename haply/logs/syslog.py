@@ -41,6 +41,15 @@ def rfc5424_time(now: float) -> str:
             f"{t.tm_sec:02d}.{micro:06d}{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}")
 
 
+def encode_line(line: str) -> bytes:
+    """A line's bytes: what came from the wire is written as it came (its
+    bytes that are not UTF-8 are in the text as lone surrogates)."""
+    try:
+        return line.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no wire byte makes
+        return line.encode("utf-8", "replace")
+
+
 def frame(fmt: str, facility: str, severity: str, message: str, now: float, tag: str,
           pid: int, hostname: str, length: int) -> bytes:
     """The bytes of one syslog line, ending with a newline as HAProxy's do."""
@@ -59,7 +68,7 @@ def frame(fmt: str, facility: str, severity: str, message: str, now: float, tag:
         line = f"{rfc5424_time(now)} {message}"
     else:  # rfc3164, local
         line = f"<{priority(facility, severity)}>{rfc3164_time(now)} {tag}[{pid}]: {message}"
-    data = line.encode("utf-8", "replace")
+    data = encode_line(line)
     if len(data) >= length:
         data = data[:length - 1]
     return data + b"\n"
@@ -92,7 +101,7 @@ class Framer:
             if self.send_hostname and self.fmt in ("rfc3164", "local"):
                 line = (f"<{priority(self.facility, severity)}>{rfc3164_time(now)} "
                         f"{self.send_hostname} {self.tag}[{self.pid}]: {message}")
-                data = line.encode("utf-8", "replace")
+                data = encode_line(line)
                 return (data[:self.length - 1] if len(data) >= self.length else data) + b"\n"
             return frame(self.fmt, self.facility, severity, message, now, self.tag, self.pid,
                          self.hostname, self.length)
@@ -106,7 +115,7 @@ class Framer:
             head = self._heads[severity] = (
                 f"<{priority(self.facility, severity)}>{rfc3164_time(self._from)} "
                 f"{self.tag}[{self.pid}]: ")
-        data = f"{head}{message}\n".encode("utf-8", "replace")
+        data = encode_line(f"{head}{message}\n")
         if len(data) > self.length:
             data = data[:self.length - 1] + b"\n"
         return data

@@ -28,6 +28,16 @@ from haply.logs.logger import Record
 _numbers = itertools.count()
 
 
+class RequestRecord(Record):
+    """A record that also reaches the request and its session: what the
+    format's %[samples] read (a field, the client's TLS server name)."""
+
+    __slots__ = ("session", "request")
+
+    def header(self, name: str) -> list[str]:
+        return self.request.header(name)
+
+
 def compile_generator(fmt: str | None, frontend: str) -> Callable | None:
     """A function (session, request) -> identifier for a frontend's
     `unique-id-format`, or None without one; raises formats.FormatError."""
@@ -40,7 +50,7 @@ def compile_generator(fmt: str | None, frontend: str) -> Callable | None:
     def generate(session, request) -> str:
         context = request.context
         now = wall_clock()
-        return render(Record(
+        record = RequestRecord(
             client_ip=request.client_ip, client_port=context.src_port.decode(),
             frontend_ip=context.dst.decode(), frontend_port=session.dest_port,
             frontend=frontend, ssl=request.ssl, backend=frontend, server="<NOSRV>",
@@ -49,6 +59,8 @@ def compile_generator(fmt: str | None, frontend: str) -> Callable | None:
             feconn=0, beconn=0, srv_conn=0, retries=0, srv_queue=0, backend_queue=0,
             request_line=formats.request_line(request), method=formats.method(request),
             uri=request.uri, http_version=f"HTTP/{request.version or '1.1'}",
-            hostname=hostname, pid=pid, request_counter=next(_numbers), log_counter=0))
+            hostname=hostname, pid=pid, request_counter=next(_numbers), log_counter=0)
+        record.session, record.request = session, request
+        return render(record)
 
     return generate

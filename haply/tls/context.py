@@ -230,9 +230,12 @@ def bind_context(bind: Bind, proxy: Proxy, config: Config,
 
 
 def _reads_client_sni(config: Config) -> bool:
+    """A server's `sni`, a frontend's log line or its unique-id reads ssl_fc_sni."""
     return any(option == "sni" and "ssl_fc_sni" in value
                for proxy in config.backends for server in proxy.servers
-               for option, value in server.extra)
+               for option, value in server.extra) or any(
+        "ssl_fc_sni" in (proxy.log_format or "") + (proxy.unique_id_format or "")
+        for proxy in config.frontends)
 
 
 def _sni_selector(table: list[tuple[Bundle, ssl.SSLContext]], default: ssl.SSLContext, strict: bool):

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import subprocess
 import time
 
 import pytest
 
+from tests.support.certs import make_tls_files
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config
 from tests.support.observed import observed_proxy, scripted
@@ -34,14 +36,14 @@ def server(conn) -> None:
         conn.respond(200, b"ok")
 
 
-def logging_to(fmt: str, lines: str = ""):
-    """A frontend logging with fmt, with its other lines, in front of s1."""
+def logging_to(fmt: str, lines: str = "", quote: str = '"'):
+    """A frontend logging with fmt (in quote), with its other lines, in front of s1."""
     def config(port: int, log_port: int, socket_path: str, address: str) -> str:
         return haproxy_config(f"""
 frontend fe
     bind 127.0.0.1:{port}
     log 127.0.0.1:{log_port} local2 info
-    log-format "{fmt}"
+    log-format {quote}{fmt}{quote}
     {lines}
     default_backend be
 backend be
@@ -231,3 +233,73 @@ def test_a_format_haproxy_refuses_is_refused_by_the_check(tmp_path, fmt):
     assert results["haproxy"].returncode != 0, results["haproxy"].stderr
     assert results["haply"].returncode != 0
     assert f"haproxy.cfg:{line}: error: 'log-format': " in results["haply"].stderr
+
+
+def answer_with_id(conn) -> None:
+    while conn.read_request() is not None:
+        conn.respond(200, b"ok", headers=[("X-Request-Id", 'req-"1"/2')])
+
+
+# The JSON log recipe of HAProxy's own documentation and blog: the captures
+# read back as samples and escaped for JSON.
+json_config = logging_to(
+    '{"ua":"%[capture.req.hdr(1),json(utf8s)]","ascii":"%[capture.req.hdr(1),json]",'
+    '"strict":"%[capture.req.hdr(1),json(utf8)]","fixed":"%[capture.req.hdr(1),json(utf8ps)]",'
+    '"raw":"%[capture.req.hdr(1)]","none":"%[capture.req.hdr(7)]",'
+    '"id":"%[capture.res.hdr(0),json(utf8s)]",'
+    '"line":"%[capture.req.method] %[capture.req.uri] %[capture.req.ver]"}',
+    "capture request header Host len 20\n    capture request header User-Agent len 24\n"
+    "    capture response header X-Request-Id len 40", quote="'")
+
+USER_AGENTS = [b'curl/8.0 "quoted" back\\slash', "é€ ok".encode(), b"bad \xff byte",
+               b"cut \xe2\x82", b"astral \xf0\x9f\x98\x80", b"overlong \xe0\x80\xaf",
+               b"tab\there", b"a long value cut at its length"]
+
+
+def test_capture_samples_and_json_converter_as_haproxy():
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, json_config, scripted(answer_with_id)) as (port, receiver, _):
+            for agent in USER_AGENTS:
+                exchange(port, b"GET /v2.0/ports?x=1 HTTP/1.1\r\nHost: neutron\r\nUser-Agent: "
+                         + agent + b"\r\nConnection: close\r\n\r\n")
+            seen[name] = [line.split(b"]: ", 1)[1] for line in receiver.lines(len(USER_AGENTS), 2)]
+    assert seen["haproxy"][1] == (
+        '{"ua":"\\u00e9\\u20ac ok","ascii":"\\u00c3\\u00a9\\u00e2\\u0082\\u00ac ok",'
+        '"strict":"\\u00e9\\u20ac ok","fixed":"\\u00e9\\u20ac ok","raw":"é€ ok","none":"-",'
+        '"id":"req-\\"1\\"\\/2","line":"GET /v2.0/ports?x=1 HTTP/1.1"}\n').encode()
+    assert seen["haply"] == seen["haproxy"]
+
+
+def test_client_sni_and_unique_id_samples_as_haproxy(tmp_path):
+    """%[ssl_fc_sni] (the name the client asked for, '-' without one) and
+    %[unique-id], with the TLS version, on a TLS bind."""
+    pem = make_tls_files(tmp_path, ("api.example",)).pem
+
+    def config(port: int, log_port: int, socket_path: str, address: str) -> str:
+        return haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port} ssl crt {pem}
+    log 127.0.0.1:{log_port} local2 info
+    unique-id-format %[ssl_fc_sni,upper]
+    log-format "%[ssl_fc_sni] %[ssl_fc_sni,json] %[unique-id] %ID %sslv %ft"
+    default_backend be
+backend be
+    server s1 {address}
+""")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, config, scripted(server)) as (port, receiver, _):
+            for server_name in ("api.example", None):
+                with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                         server_hostname=server_name) as sock:
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                    while sock.recv(65536):
+                        pass
+            seen[name] = receiver.messages(2, timeout=2)
+    assert seen["haproxy"] == ["api.example api.example API.EXAMPLE API.EXAMPLE TLSv1.3 fe~",
+                               "- - - - TLSv1.3 fe~"], seen
+    assert seen["haply"] == seen["haproxy"]
