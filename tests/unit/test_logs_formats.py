@@ -168,3 +168,17 @@ def test_fstring_line_is_the_concatenated_line(text):
     plain = formats._generate(parts, fstring=False)
     assert fast(record()) == plain(record())
     assert fstring is not None or plain(record()) == ""  # only an empty line has none
+
+
+def test_sample_arguments_are_checked():
+    with pytest.raises(formats.FormatError, match="capture's index is a number"):
+        formats.compile_format("%[capture.req.hdr(host)]")
+    with pytest.raises(formats.FormatError, match="unknown input code 'utf16'"):
+        formats.compile_format("%[src,json(utf16)]")
+    with pytest.raises(formats.FormatError, match="'capture.res.ver' is not supported"):
+        formats.compile_format("%[capture.res.ver]")
+
+
+def test_an_absent_sample_stays_a_dash_through_converters():
+    assert formats.compile_format("%[capture.req.hdr(0),json(utf8),upper]|%{+Q}[dst,lower]")(
+        record()) == '-|"10.0.0.1"'
