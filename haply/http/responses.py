@@ -1,11 +1,14 @@
 """The responses haply generates itself: HAProxy's default error pages, errorfiles.
 
 The pages were written from observing HAProxy 2.6 (tests/unit/test_http_responses.py
-pins them; the interop test compares with the live binary): a status line,
-Content-length, Cache-Control: no-cache, Content-Type: text/html and a short
-HTML body. HAProxy writes "Connection: close" in the 400 and 408 pages, which
-always end the connection; for the others it keeps the client connection when
-it can. haply builds both forms of each page once, at import:
+pins them; the interop tests compare with the live binary): a status line,
+content-length, cache-control: no-cache, content-type: text/html and a short
+HTML body. HAProxy writes the 400 and 408 pages, which always end the
+connection, as raw text from its HTTP/1 layer ("Content-length", "Cache-Control",
+"Connection: close" before "Content-Type"); its other pages go through its
+message layer, which writes names in lower case and a "connection: close",
+when the connection ends, as the last field. haply builds both forms of each
+page once, at import:
 
     error_response(503)               -> bytes with "Connection: close"
     error_response(503, close=False)  -> bytes without it (the connection stays)
@@ -68,15 +71,27 @@ ERRORFILE_CODES = frozenset(HAPROXY_PAGES)
 _ERRORFILE_FALLBACK = {414: 400, 431: 400, 505: 400}
 
 
+# The pages HAProxy's HTTP/1 layer writes as raw text (a request it could not
+# read, or read in time), and haply's own refusals of a request's framing.
+RAW_PAGES = frozenset({400, 408, *HAPLY_PAGES})
+
+
 def _page(status: int, reason: str, sentence: str, close: bool) -> bytes:
     body = f"<html><body><h1>{status} {reason}</h1>\n{sentence}\n</body></html>\n".encode()
-    # Field order as HAProxy writes its raw pages (observed on the 400 it
-    # sends for a malformed request).
-    head = (f"HTTP/1.1 {status} {reason}\r\n"
-            f"Content-length: {len(body)}\r\n"
-            "Cache-Control: no-cache\r\n"
-            + ("Connection: close\r\n" if close else "")
-            + "Content-Type: text/html\r\n\r\n")
+    if status in RAW_PAGES:
+        # Field order as HAProxy writes its raw pages (observed on the 400 it
+        # sends for a malformed request).
+        head = (f"HTTP/1.1 {status} {reason}\r\n"
+                f"Content-length: {len(body)}\r\n"
+                "Cache-Control: no-cache\r\n"
+                + ("Connection: close\r\n" if close else "")
+                + "Content-Type: text/html\r\n\r\n")
+    else:
+        head = (f"HTTP/1.1 {status} {reason}\r\n"
+                f"content-length: {len(body)}\r\n"
+                "cache-control: no-cache\r\n"
+                "content-type: text/html\r\n"
+                + ("connection: close\r\n" if close else "") + "\r\n")
     return head.encode() + body
 
 

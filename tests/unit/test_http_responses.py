@@ -51,11 +51,19 @@ def test_400_page_bytes():
 
 
 def test_503_page_bytes_without_close():
+    # written by HAProxy's message layer: names in lower case
     assert error_response(503, close=False) == (
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-length: 107\r\n"
-        b"Cache-Control: no-cache\r\nContent-Type: text/html\r\n\r\n"
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 107\r\n"
+        b"cache-control: no-cache\r\ncontent-type: text/html\r\n\r\n"
         b"<html><body><h1>503 Service Unavailable</h1>\n"
         b"No server is available to handle this request.\n</body></html>\n")
+
+
+def test_403_page_bytes_with_close():
+    # "connection: close" comes last, as HAProxy writes it for an HTTP/1.0 client
+    assert error_response(403, close=True).split(b"\r\n\r\n")[0] == (
+        b"HTTP/1.1 403 Forbidden\r\ncontent-length: 93\r\ncache-control: no-cache\r\n"
+        b"content-type: text/html\r\nconnection: close")
 
 
 @pytest.mark.parametrize("status", sorted(HAPROXY_PAGES) + sorted(HAPLY_PAGES))
