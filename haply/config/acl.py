@@ -60,6 +60,9 @@ FETCHES: dict[str, Fetch] = {
     "status": Fetch("none", "integer",
                     "the response's status (http-response rules): N, LOW:HIGH, or eq|ge|gt|le|lt N"),
     "ssl_fc": Fetch("none", "none", "the client connection uses TLS"),
+    "nbsrv": Fetch("optional", "integer",
+                   "the usable servers of a backend (nbsrv(NAME); without NAME, the proxy's own), "
+                   "as the balancer counts them: N, LOW:HIGH, or eq|ge|gt|le|lt N"),
     "http_auth": Fetch("required", "none", "the request's Basic credentials are an account of the userlist"),
     "http_auth_group": Fetch("required", "string",
                              "the request's Basic credentials are an account of the userlist in one of the groups"),
@@ -106,8 +109,9 @@ UNSUPPORTED_PREDEFINED = frozenset({
 _FETCH = re.compile(r"([a-z0-9_.]+)(?:\((.*)\))?", re.S)
 
 
-def parse_acl(name: str, words: Sequence[str], location: Location) -> Acl:
-    """An ACL from its fetch word and what follows (flags then patterns)."""
+def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | None = None) -> Acl:
+    """An ACL from its fetch word and what follows (flags then patterns);
+    owner: the proxy it is written in (what `nbsrv` without a name counts)."""
     if not words:
         raise AclError(f"acl '{name}' needs a fetch such as path_beg, hdr(host) or src")
     match = _FETCH.fullmatch(words[0])
@@ -151,6 +155,8 @@ def parse_acl(name: str, words: Sequence[str], location: Location) -> Acl:
         raise AclError(f"fetch '{fetch}' needs an argument, as in {fetch}(NAME)")
     patterns = tuple(words[i:])
     _check_patterns(fetch, spec, patterns)
+    if fetch == "nbsrv" and not arg:
+        arg = owner
     return Acl(name, fetch, arg or None, frozenset(flags), patterns, location)
 
 
@@ -222,8 +228,10 @@ def split_condition(words: Sequence[Word]) -> tuple[list[Word], Word | None, lis
     return list(words), None, []
 
 
-def parse_condition(keyword: Word, words: Sequence[Word], table: AclTable) -> Condition:
-    """The condition after `if` or `unless` (keyword is that word)."""
+def parse_condition(keyword: Word, words: Sequence[Word], table: AclTable,
+                    owner: str | None = None) -> Condition:
+    """The condition after `if` or `unless` (keyword is that word); owner:
+    the proxy it is written in (see parse_acl)."""
     location = keyword.location
     if not words:
         raise AclError(f"missing condition after '{keyword.text}'")
@@ -255,7 +263,7 @@ def parse_condition(keyword: Word, words: Sequence[Word], table: AclTable) -> Co
             if end is None:
                 raise AclError("unterminated anonymous acl: expected '}'")
             inner = [w.text for w in words[i + 1 : end]]
-            group.append(Term(parse_acl("", inner, location), negated))
+            group.append(Term(parse_acl("", inner, location, owner), negated))
             i = end + 1
             continue
         if text == "}" and not word.quoted:

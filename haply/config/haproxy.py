@@ -36,7 +36,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -172,6 +172,7 @@ class ProxyState:
     extra: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     stats: dict | None = None
     monitor_uri: str | None = None
+    monitor_fail: list[Condition] = field(default_factory=list)
     description: str | None = None
     id: int | None = None
     disabled: bool = False
@@ -223,7 +224,8 @@ class ProxyState:
             hash_function=self.hash_function, hash_modifier=self.hash_modifier,
             redirects=tuple(self.redirects), tcp_check_steps=tuple(self.tcp_check_steps),
             mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
-            stats=stats, monitor_uri=self.monitor_uri, description=self.description, id=self.id,
+            stats=stats, monitor_uri=self.monitor_uri, monitor_fail=tuple(self.monitor_fail),
+            description=self.description, id=self.id,
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
             use_server_rules=tuple(self.use_server_rules),
             captures=tuple(self.captures), http_reuse=self.http_reuse,
@@ -518,7 +520,7 @@ def _condition(state: ProxyState, args: list[Word]):
     before, keyword, after = acls.split_condition(args)
     if keyword is None:
         return before, None
-    return before, acls.parse_condition(keyword, after, state.acls)
+    return before, acls.parse_condition(keyword, after, state.acls, state.name)
 
 
 def _host_port(text: str, what: str, port_required: bool) -> tuple[str, str | None]:
@@ -980,7 +982,7 @@ def _acl(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError(f"invalid acl name '{name}': use letters, digits, '-', '_', '.' and ':'")
     if name in acls.PREDEFINED:
         raise ParseError(f"'{name}' is a predefined acl and cannot be redefined")
-    state.acls.add(acls.parse_acl(name, texts[1:], line.location))
+    state.acls.add(acls.parse_acl(name, texts[1:], line.location, state.name))
 
 
 def _header_rule(family: str, action: str):
@@ -1490,6 +1492,19 @@ def _tcp_request(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError(f"unexpected '{words[2]}' after 'tcp-request {stage} {action}': "
                          "expected if|unless CONDITION")
     state.tcp_request_rules.append(TcpRequestRule(stage, action, condition, line.location))
+
+
+def _monitor(parser, state: ProxyState, args, line, negated) -> None:
+    """`monitor fail if|unless CONDITION`: the monitor-uri answers 503 while
+    the condition holds (several lines: any of them)."""
+    if not args or args[0].text != "fail":
+        raise ParseError("'monitor' expects 'fail if|unless CONDITION', as in "
+                         "'monitor fail if { nbsrv(be) lt 1 }'")
+    before, condition = _condition(state, args[1:])
+    if before or condition is None:
+        raise ParseError("'monitor fail' expects 'if' or 'unless' and a condition"
+                         + (f" (got '{before[0].text}')" if before else ""))
+    state.monitor_fail.append(condition)
 
 
 def _monitor_uri(parser, state: ProxyState, args, line, negated) -> None:
@@ -2088,6 +2103,7 @@ HANDLERS: dict[str, Handler] = {
     "errorloc302": _errorloc("errorloc302", 302),
     "errorloc303": _errorloc("errorloc303", 303),
     "http-error": _http_error,
+    "monitor": _monitor,
     "monitor-uri": _monitor_uri,
     "cookie": _cookie,
     "stick-table": _stick_table,
@@ -2147,16 +2163,39 @@ def validate(config: Config, diagnostics: Diagnostics) -> None:
     diagnostics.items.extend(found.items)
 
 
-def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagnostics) -> None:
-    """http_auth(L) and http_auth_group(L) G... name a userlist L, and groups of it."""
-    conditions = [rule.condition for rule in (*proxy.http_request_rules, *proxy.http_response_rules,
-                                              *proxy.backend_switches, *proxy.redirects)]
+def _used_acls(proxy: Proxy) -> list:
+    """The proxy's named acls and those its rules' conditions hold."""
+    conditions = [rule.condition for rule in (
+        *proxy.http_request_rules, *proxy.http_response_rules, *proxy.backend_switches,
+        *proxy.redirects, *proxy.tcp_request_rules, *proxy.use_server_rules, *proxy.stick_rules)]
+    conditions.extend(proxy.monitor_fail)
     acls = list(proxy.acls)
     for condition in conditions:
         for group in condition.any_of if condition is not None else ():
             for term in group:
                 acls.extend(term.acls)
-    for acl in acls:
+    return acls
+
+
+def _check_server_count_references(proxy: Proxy, backends: dict, diagnostics: Diagnostics) -> None:
+    """nbsrv(NAME) counts the servers of a backend or listen section NAME
+    (without NAME, of its own proxy, which must then have servers)."""
+    for acl in _used_acls(proxy):
+        if acl.fetch != "nbsrv" or acl.arg in backends:
+            continue
+        if acl.arg == proxy.name:
+            diagnostics.error(acl.location, f"nbsrv: {proxy.kind} '{proxy.name}' has no servers "
+                              "to count; name a backend, as in nbsrv(NAME)")
+        else:
+            guess = _closest(acl.arg, backends)
+            hint = f"; did you mean '{guess}'?" if guess else ""
+            diagnostics.error(acl.location, f"nbsrv({acl.arg}): no backend or listen section "
+                              f"named '{acl.arg}'{hint}")
+
+
+def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagnostics) -> None:
+    """http_auth(L) and http_auth_group(L) G... name a userlist L, and groups of it."""
+    for acl in _used_acls(proxy):
         if acl.fetch not in ("http_auth", "http_auth_group"):
             continue
         userlist = userlists.get(acl.arg)
@@ -2190,6 +2229,8 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                 )
             else:
                 seen[proxy.name] = proxy
+    for proxy in config.proxies:
+        _check_server_count_references(proxy, backends, diagnostics)
     for proxy in config.proxies:
         if not proxy.is_frontend:
             continue

@@ -512,6 +512,8 @@ class Proxy:
     mysql_check_post41: bool = False
     stats: ProxyStats | None = None
     monitor_uri: str | None = None
+    # `monitor fail` conditions: the monitor-uri answers 503 while one holds
+    monitor_fail: tuple[Condition, ...] = ()
     description: str | None = None
     id: int | None = None
     default_backend_location: Location = NOWHERE

@@ -41,6 +41,19 @@ class UnsupportedFetch(ValueError):
 _accounts: dict[str, Accounts] = {}
 
 
+# The backends of the engine in force (`use_backends`), for nbsrv: name ->
+# haply.proxy.backend.BackendRuntime, filled as the engine builds them.
+_backends: dict = {}
+
+
+def use_backends(backends: dict) -> None:
+    """Make backends (filled later, read when a condition is evaluated) those
+    nbsrv counts the servers of; the engine calls it before compiling any
+    condition."""
+    global _backends
+    _backends = backends
+
+
 def use_userlists(userlists) -> None:
     """Make the configuration's userlists those http_auth and http_auth_group
     read; the engine calls it before compiling any condition."""
@@ -182,6 +195,19 @@ def compile_acl(acl: Acl) -> Predicate:
     if fetch == "status":
         tests = _integer_tests(acl.patterns)
         return lambda request: any(test(request.status) for test in tests)
+
+    if fetch == "nbsrv":
+        # the servers its balancer may choose now: the usable active ones,
+        # else the first usable backup (all of them under allbackups), as
+        # HAProxy counts them (the configuration check made sure it exists)
+        tests = _integer_tests(acl.patterns)
+        backends, name = _backends, acl.arg
+
+        def match_server_count(request) -> bool:
+            backend = backends.get(name)
+            count = len(backend.balancer.group) if backend is not None else 0
+            return any(test(count) for test in tests)
+        return match_server_count
 
     if fetch == "dst_port":  # N or LOW:HIGH (the parser checked them)
         tests = _integer_tests(acl.patterns)

@@ -21,7 +21,7 @@ from haply.proxy.addresses import AddressError, initial_address
 from haply.proxy.backend import BackendRuntime
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.gate import Gate
-from haply.proxy.conditions import compile_condition, use_userlists
+from haply.proxy.conditions import compile_condition, use_backends, use_userlists
 from haply.proxy.http import HttpSession
 from haply.proxy.listeners import BindError, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
@@ -74,6 +74,7 @@ class Engine:
         self.wheel = Wheel(loop)
         self.errors: deque = deque(maxlen=ERROR_HISTORY)
         self.backends: dict[str, BackendRuntime] = {}
+        use_backends(self.backends)
         self.frontends: dict[str, FrontendRuntime] = {}
         self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
         self._servers: list[asyncio.AbstractServer] = []

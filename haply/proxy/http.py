@@ -659,8 +659,13 @@ class HttpSession(asyncio.Protocol):
         router = self.router
         monitor_uri = router.monitor_uri
         if monitor_uri is not None and request.url == monitor_uri:
-            self._respond_local(200, responses.error_response(200, None, close=False),
-                                keep_alive=request.keep_alive)
+            failing = router.monitor_fail
+            status = 503 if failing is not None and any(test(request) for test in failing) else 200
+            errorfiles = router.errorfiles  # `errorfile 200` and `503` answer it too
+            keep_alive = request.keep_alive and not responses.must_close(status, errorfiles)
+            self._respond_local(status, responses.error_response(status, errorfiles,
+                                                                 close=not keep_alive),
+                                keep_alive=keep_alive)
             return
         if router.answers is not None:
             rule = first_answer(router.answers, request)

@@ -87,6 +87,8 @@ class Router:
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
+        # `monitor fail` conditions: it answers 503 while one holds (None: none).
+        self.monitor_fail = tuple(compile_condition(c) for c in proxy.monitor_fail) or None
         # `capture` lines: what the log shows of requests and responses (None: none).
         self.captures = Captures.compile(proxy.captures)
         # `unique-id-format`: (session, request) -> the request's identifier, or None.

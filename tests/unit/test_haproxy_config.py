@@ -1982,3 +1982,43 @@ def test_log_formats_are_checked_at_their_line(tmp_path):
         "6: 'log-format': variable '%HM' is reserved for mode http ('galera' is in mode tcp)",
         "6: 'log-format': variable '%r' is reserved for mode http ('galera' is in mode tcp)",
     ], found
+
+
+def test_monitor_fail_and_nbsrv(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend fe
+            bind :80
+            acl degraded nbsrv(api) lt 2
+            monitor-uri /healthz
+            monitor fail if degraded
+            monitor fail unless { nbsrv(api) ge 1 }
+            default_backend api
+        listen api
+            bind :81
+            http-request deny if { nbsrv eq 0 }
+            server s 127.0.0.1:82
+        """)
+    front = loaded.config.proxy("fe")
+    assert [term.acl.arg for condition in front.monitor_fail for group in condition.any_of
+            for term in group] == ["api", "api"]
+    assert front.monitor_fail[1].unless
+    # without a name, nbsrv counts the servers of the section it is written in
+    assert loaded.config.proxy("api").http_request_rules[0].condition.any_of[0][0].acl.arg == "api"
+    found = messages(tmp_path, DEFAULTS + """\
+        frontend fe
+            bind :80
+            monitor-uri /healthz
+            monitor fail if { nbsrv(apj) lt 1 }
+            monitor fail if { nbsrv lt 1 }
+            monitor fail
+            monitor pass if TRUE
+            default_backend api
+        backend api
+            server s 127.0.0.1:82
+        """)
+    assert found == [  # the lines first, then what needs the whole configuration
+        "11: 'monitor fail' expects 'if' or 'unless' and a condition",
+        "12: 'monitor' expects 'fail if|unless CONDITION', as in 'monitor fail if { nbsrv(be) lt 1 }'",
+        "9: nbsrv(apj): no backend or listen section named 'apj'; did you mean 'api'?",
+        "10: nbsrv: frontend 'fe' has no servers to count; name a backend, as in nbsrv(NAME)",
+    ], found
