@@ -63,6 +63,9 @@ FETCHES: dict[str, Fetch] = {
     "nbsrv": Fetch("optional", "integer",
                    "the usable servers of a backend (nbsrv(NAME); without NAME, the proxy's own), "
                    "as the balancer counts them: N, LOW:HIGH, or eq|ge|gt|le|lt N"),
+    "srv_is_up": Fetch("required", "none",
+                       "a server is up (srv_is_up([BACKEND/]SERVER); without BACKEND, of the proxy's "
+                       "own servers), draining or not, and not in maintenance"),
     "http_auth": Fetch("required", "none", "the request's Basic credentials are an account of the userlist"),
     "http_auth_group": Fetch("required", "string",
                              "the request's Basic credentials are an account of the userlist in one of the groups"),
@@ -118,6 +121,8 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
     if not match:
         raise AclError(f"invalid fetch '{words[0]}' in acl '{name}'")
     fetch, arg = match.group(1), match.group(2)
+    if fetch == "req.hdr" or fetch.startswith("req.hdr_"):
+        fetch = fetch[4:]  # the same request field as hdr() in an acl
     flags: set[str] = set()
     i = 1
     while i < len(words) and words[i].startswith("-"):
@@ -157,6 +162,8 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
     _check_patterns(fetch, spec, patterns)
     if fetch == "nbsrv" and not arg:
         arg = owner
+    if fetch == "srv_is_up" and "/" not in arg:
+        arg = f"{owner}/{arg}"
     return Acl(name, fetch, arg or None, frozenset(flags), patterns, location)
 
 

@@ -2177,20 +2177,30 @@ def _used_acls(proxy: Proxy) -> list:
     return acls
 
 
-def _check_server_count_references(proxy: Proxy, backends: dict, diagnostics: Diagnostics) -> None:
-    """nbsrv(NAME) counts the servers of a backend or listen section NAME
-    (without NAME, of its own proxy, which must then have servers)."""
+def _check_server_references(proxy: Proxy, backends: dict, diagnostics: Diagnostics) -> None:
+    """nbsrv(NAME) counts the servers of a backend or listen section NAME, and
+    srv_is_up(NAME/SERVER) reads one of them (without NAME, of the proxy's own
+    servers: it must then have some)."""
     for acl in _used_acls(proxy):
-        if acl.fetch != "nbsrv" or acl.arg in backends:
-            continue
-        if acl.arg == proxy.name:
-            diagnostics.error(acl.location, f"nbsrv: {proxy.kind} '{proxy.name}' has no servers "
-                              "to count; name a backend, as in nbsrv(NAME)")
+        if acl.fetch == "nbsrv":
+            name, server, shown = acl.arg, None, f"nbsrv({acl.arg})"
+        elif acl.fetch == "srv_is_up":
+            name, _, server = acl.arg.partition("/")
+            shown = f"srv_is_up({acl.arg})"
         else:
-            guess = _closest(acl.arg, backends)
+            continue
+        backend = backends.get(name)
+        if backend is None and name == proxy.name:
+            diagnostics.error(acl.location, f"{acl.fetch}: {proxy.kind} '{proxy.name}' has no "
+                              f"servers; name a backend, as in {acl.fetch}(NAME{'/SERVER' if server else ''})")
+        elif backend is None:
+            guess = _closest(name, backends)
             hint = f"; did you mean '{guess}'?" if guess else ""
-            diagnostics.error(acl.location, f"nbsrv({acl.arg}): no backend or listen section "
-                              f"named '{acl.arg}'{hint}")
+            diagnostics.error(acl.location, f"{shown}: no backend or listen section named "
+                              f"'{name}'{hint}")
+        elif server is not None and server not in {s.name for s in backend.servers}:
+            diagnostics.error(acl.location, f"{shown}: {backend.kind} '{name}' has no server "
+                              f"named '{server}'")
 
 
 def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagnostics) -> None:
@@ -2230,7 +2240,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             else:
                 seen[proxy.name] = proxy
     for proxy in config.proxies:
-        _check_server_count_references(proxy, backends, diagnostics)
+        _check_server_references(proxy, backends, diagnostics)
     for proxy in config.proxies:
         if not proxy.is_frontend:
             continue

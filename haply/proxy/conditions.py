@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 from haply.config.acl import REQUEST_ONLY_FETCHES, RESPONSE_ONLY_FETCHES
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
+from haply.runtime.registry import MAINT, UP
 
 
 class RequestView(Protocol):
@@ -208,6 +209,15 @@ def compile_acl(acl: Acl) -> Predicate:
             count = len(backend.balancer.group) if backend is not None else 0
             return any(test(count) for test in tests)
         return match_server_count
+
+    if fetch == "srv_is_up":
+        backends, (name, server_name) = _backends, acl.arg.split("/", 1)
+
+        def match_server_up(request) -> bool:
+            backend = backends.get(name)
+            server = backend.registry.get(name, server_name) if backend is not None else None
+            return server is not None and server.admin != MAINT and server.operational == UP
+        return match_server_up
 
     if fetch == "dst_port":  # N or LOW:HIGH (the parser checked them)
         tests = _integer_tests(acl.patterns)

@@ -1,7 +1,7 @@
-"""`monitor fail` and the nbsrv fetch against HAProxy 2.6: the monitor-uri
-answers 503 while a backend has too few usable servers, and `use_backend`
-falls back to a spare backend when the main one has none, as servers are
-taken out one by one through the runtime socket."""
+"""`monitor fail` and the nbsrv and srv_is_up fetches against HAProxy 2.6:
+the monitor-uri answers 503 while a backend has too few usable servers, and
+`use_backend` falls back to a spare backend when the main one has none, as
+servers are taken out one by one through the runtime socket."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ frontend fe
     monitor-uri /healthz
     monitor fail if degraded
     monitor fail unless {{ nbsrv(spare) ge 1 }}
-    use_backend spare if {{ nbsrv(api) eq 0 }}
+    http-request return status 200 content-type text/plain string up if {{ path /a1 }} {{ srv_is_up(api/a1) }}
+    http-request return status 503 content-type text/plain string down if {{ path /a1 }}
+    use_backend spare if {{ nbsrv(api) eq 0 }} || {{ req.hdr(x-spare) -i yes }}
     default_backend api
 backend api
     server a1 {a.address}
@@ -68,7 +70,8 @@ STEPS = ["", "disable server api/a1", "disable server api/a2", "disable server a
 def observe(port: int) -> tuple:
     return (exchange(port, b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n"),
             exchange(port, b"GET /healthz HTTP/1.0\r\n\r\n"),
-            http_get(port).backend, http_get(port + 1).status)
+            http_get(port).backend, http_get(port + 1).status, http_get(port, "/a1").status,
+            http_get(port, headers={"X-Spare": "YES"}).backend)
 
 
 def test_monitor_fail_and_nbsrv_follow_the_servers_as_haproxy(tmp_path):
@@ -86,7 +89,9 @@ def test_monitor_fail_and_nbsrv_follow_the_servers_as_haproxy(tmp_path):
     for (command, haply), (_, haproxy) in zip(seen["haply"], seen["haproxy"]):
         assert haply == haproxy, command
     statuses = [(command, healthz[9:12], backend, all_status)
-                for command, (healthz, _, backend, all_status) in seen["haproxy"]]
+                for command, (healthz, _, backend, all_status, _, _) in seen["haproxy"]]
+    assert [(a1, spare) for _, (*_, a1, spare) in seen["haproxy"]] == (
+        [(200, "spare")] + [(503, "spare")] * 6 + [(200, "spare")])
     assert statuses == [
         ("", b"200", "a", 503), ("disable server api/a1", b"503", "b", 503),
         ("disable server api/a2", b"503", "backup", 503),  # the first backup: one server
