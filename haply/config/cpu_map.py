@@ -8,7 +8,8 @@ number, a range `a-b`, `all`, `odd` or `even`; CPU sets are numbers and ranges,
 separated by spaces (HAProxy 2.6 reads "0,1" as 0, and so does haply, with a
 warning). Without `auto:` every thread of the set may run
 on every CPU of the set; with it the threads take the CPUs one each, in order
-(the first thread the first CPU), which needs no more CPUs than threads.
+(the first thread the first CPU), which needs no more CPUs than threads; with
+`all` (threads 1-64), `odd` or `even`, as many CPUs as threads in the set.
 
 A line for a process other than 1 binds nothing: since HAProxy 2.5 there is one
 process. Nor does a line without a thread set (HAProxy 2.6 leaves its threads
@@ -93,9 +94,12 @@ def parse(words: list[str]) -> CpuMapping:
             and len(cpus) > len(threads):
         raise CpuMapError(f"cpu-map: {len(threads)} thread(s) and {len(cpus)} CPUs: with auto: "
                           "each thread takes one CPU, so give no more CPUs than threads")
-    if auto and threads is not None and thread_text in ("all", "odd", "even"):
-        raise CpuMapError(f"cpu-map: auto: needs an explicit thread range, not '{thread_text}', "
-                          "to pair threads with CPUs")
+    if auto and threads is not None and thread_text in ("all", "odd", "even") \
+            and len(cpus) not in (1, len(threads)):
+        # `all` is threads 1-64 (odd, even: 32 of them), so HAProxy 2.6 takes
+        # `auto:1/all 0-63` and refuses `auto:1/all 0-1` (observed)
+        raise CpuMapError(f"cpu-map: auto:1/{thread_text} is {len(threads)} threads and needs as "
+                          f"many CPUs (got {len(cpus)}), as HAProxy 2.6 pairs them one to one")
     return CpuMapping(1 in processes, threads, cpus, auto)
 
 

@@ -43,6 +43,11 @@ from haply.config.units import UnitError, parse_int, parse_port, parse_size, par
 from haply.http import framing
 from haply.http.rewrite import LINE_ACTIONS, REGEX_LINE_ACTIONS, compile_regex
 
+# Keywords HAProxy refuses in a proxy without their capability (the others of
+# the other side it ignores with a warning): servers in a frontend, a
+# backend's tcp-request rules (HAProxy runs `content` ones: haply does not).
+CAPABILITY_ERRORS = frozenset({"server", "default-server", "tcp-request", "declare"})
+
 # Manual 3.1 "log": the 24 syslog facilities and 8 levels; len accepts 80..65535.
 FACILITIES = frozenset(
     "kern user mail daemon auth syslog lpr news uucp cron auth2 ftp ntp audit alert cron2 "
@@ -353,6 +358,18 @@ class _Parser:
             hint = f"; use '{keyword.modern}' instead" if keyword.modern else ""
             raise ParseError(f"'{name}' is not supported by haply{hint}")
         if not keyword.allowed_in(self.section):
+            if (self.section in ("frontend", "backend") and keyword.allowed_in("listen")
+                    and name not in CAPABILITY_ERRORS):
+                # HAProxy ignores, with a warning, a keyword of the other
+                # capability (a frontend's `option httplog` in a backend)
+                capability = "frontend" if self.section == "backend" else "backend"
+                self.diagnostics.warning(
+                    line.location, f"'{name}' is ignored: {self.section} '{self.current.name}' "
+                    f"has no {capability} capability (HAProxy ignores it too)")
+                return
+            if name == "tcp-request" and self.section == "backend":
+                raise ParseError("'tcp-request' rules in a backend are not supported by haply "
+                                 "(write them in the frontend, or in a listen section)")
             raise ParseError(
                 f"'{name}' is not allowed in a '{self.section}' section (allowed in: {keyword.section_list})"
             )
@@ -621,6 +638,17 @@ def _global_value(field_name: str, convert: Callable[[str], object], what: str):
     return handler
 
 
+def _account(kind: str):
+    """A user or group name that must exist on this machine (as HAProxy
+    checks it when it reads the line, not when it drops privileges)."""
+    def convert(name: str) -> str:
+        from haply.config.programs import check_account  # programs reads this module
+
+        check_account(kind, name)
+        return name
+    return convert
+
+
 MIN_BUFSIZE = 1024
 MAX_BUFSIZE = 256 << 20
 
@@ -712,6 +740,8 @@ def _stats_socket(parser, state: GlobalState, args, line, negated) -> None:
                 raise ParseError(f"invalid level '{value}': expected user, operator or admin")
             level = value
         else:
+            if option in ("user", "group"):
+                _account(option)(value)
             options.append((option, value))
     state.sockets.append(StatsSocket(address, mode, level, line.location, tuple(options)))
 
@@ -894,9 +924,7 @@ _BALANCE_PLAIN = frozenset({"roundrobin", "static-rr", "leastconn", "first", "so
 
 
 def _balance(parser, state: ProxyState, args, line, negated) -> None:
-    texts = _texts(args)
-    if not texts:
-        raise ParseError("'balance' expects an algorithm such as roundrobin, leastconn or source")
+    texts = _texts(args) or ["roundrobin"]  # HAProxy takes a bare `balance` as its default
     algorithm, rest = texts[0], texts[1:]
     arg = None
     match = re.fullmatch(r"(hdr|random|rdp-cookie)\((.*)\)", algorithm)
@@ -961,7 +989,8 @@ def _hash_type(parser, state: ProxyState, args, line, negated) -> None:
 def _default_backend(parser, state: ProxyState, args, line, negated) -> None:
     name = _one("default_backend", args, "a backend name")
     if "%[" in name:
-        raise ParseError("dynamic backend names (log-format) are not supported by haply")
+        raise ParseError(f"'default_backend {name}': dynamic backend names (log-format) are not "
+                         "supported by haply")
     state.default_backend, state.default_backend_location = name, line.location
 
 
@@ -969,7 +998,8 @@ def _use_backend(parser, state: ProxyState, args, line, negated) -> None:
     before, condition = _condition(state, args)
     name = _one("use_backend", before, "a backend name followed by if|unless CONDITION")
     if "%[" in name:
-        raise ParseError("dynamic backend names (log-format) are not supported by haply")
+        raise ParseError(f"'use_backend {name}': dynamic backend names (log-format) are not "
+                         "supported by haply")
     state.backend_switches.append(BackendSwitch(name, condition, line.location))
 
 
@@ -2031,8 +2061,8 @@ HANDLERS: dict[str, Handler] = {
     # global
     "daemon": _global_flag("daemon"),
     "pidfile": _global_value("pidfile", str, "a file name"),
-    "user": _global_value("user", str, "a user name"),
-    "group": _global_value("group", str, "a group name"),
+    "user": _global_value("user", _account("user"), "a user name"),
+    "group": _global_value("group", _account("group"), "a group name"),
     "chroot": _global_value("chroot", str, "a directory"),
     "nbthread": _global_value("nbthread", lambda text: parse_int(text, "nbthread", 1, 4096), "a number of threads"),
     "tune.bufsize": _global_value("bufsize", _bufsize, "a buffer size in bytes"),

@@ -338,8 +338,45 @@ def _rows() -> list[Keyword]:
         ("tcp-check comment", "dlb"), ("tcp-check send-lf", "dlb"), ("tcp-check send-binary-lf", "dlb"),
         ("tcp-check set-var", "dlb"), ("tcp-check unset-var", "dlb"),
         ("stats http-request", "flb"), ("stats show-modules", "dflb"), ("stats bind-process", "g"),
+        ("clitcpka-cnt", "dfl"), ("clitcpka-idle", "dfl"), ("clitcpka-intvl", "dfl"),
+        ("srvtcpka-cnt", "dlb"), ("srvtcpka-idle", "dlb"), ("srvtcpka-intvl", "dlb"),
     ):
         rows.append(K(name, sections, "...", "HAProxy keyword not implemented by haply.", U))
+    # The rest of HAProxy 2.6's global section (`haproxy -dKcfg` and the
+    # manual's section 3): refused by name, never taken for a typo.
+    for name in (
+        "busy-polling close-spread-time cluster-secret default-path expose-experimental-directives "
+        "external-check fd-hard-limit grace h1-accept-payload-with-any-method h1-case-adjust "
+        "h1-case-adjust-file h2-workaround-bogus-websocket-clients httpclient.resolvers.id "
+        "httpclient.resolvers.prefer httpclient.ssl.ca-file httpclient.ssl.verify "
+        "insecure-fork-wanted insecure-setuid-wanted issuers-chain-path localpeer "
+        "lua-load-per-thread lua-prepend-path max-spread-checks maxconnrate maxpipes maxsessrate "
+        "maxsslconn maxsslrate mworker-max-reloads no-memory-trimming noepoll noevports "
+        "nogetaddrinfo nokqueue nopoll noreuseport nosplice numa-cpu-mapping pp2-never-send-local "
+        "presetenv profiling.tasks quiet resetenv set-dumpable set-var set-var-fmt setenv "
+        "ssl-default-bind-curves ssl-default-bind-sigalgs ssl-default-bind-client-sigalgs "
+        "ssl-default-server-curves ssl-default-server-sigalgs ssl-default-server-client-sigalgs "
+        "ssl-dh-param-file ssl-load-extra-del-ext ssl-load-extra-files ssl-mode-async "
+        "ssl-propquery ssl-provider ssl-provider-path ssl-skip-self-issued-ca strict-limits "
+        "thread-group thread-groups unix-bind unsetenv zero-warning tune.chksize tune.fail-alloc "
+        "tune.fd.edge-triggered tune.h2.header-table-size tune.h2.initial-window-size "
+        "tune.h2.max-concurrent-streams tune.h2.max-frame-size tune.idle-pool.shared "
+        "tune.listener.multi-queue tune.lua.forced-yield tune.lua.maxmem tune.lua.service-timeout "
+        "tune.lua.session-timeout tune.lua.task-timeout tune.peers.max-updates-at-once "
+        "tune.pool-high-fd-ratio tune.pool-low-fd-ratio tune.sched.low-latency tune.ssl.cachesize "
+        "tune.ssl.capture-buffer-size tune.ssl.capture-cipherlist-size tune.ssl.force-private-cache "
+        "tune.ssl.hard-maxrecord tune.ssl.keylog tune.ssl.lifetime tune.ssl.maxrecord "
+        "tune.ssl.ssl-ctx-cache-size tune.vars.check-max-size tune.vars.global-max-size "
+        "tune.vars.proc-max-size tune.vars.reqres-max-size tune.vars.sess-max-size "
+        "tune.vars.txn-max-size tune.buffers.limit tune.buffers.reserve tune.comp.maxlevel "
+        "tune.http.cookielen tune.http.logurilen tune.idletimer tune.maxaccept tune.maxpollevents "
+        "tune.pattern.cache-size tune.pipesize tune.rcvbuf.client tune.rcvbuf.server "
+        "tune.recv_enough tune.runqueue-depth tune.sndbuf.client tune.sndbuf.server "
+        "tune.zlib.memlevel tune.zlib.windowsize tune.ssl.default-dh-param tune.bufsize "
+        "tune.maxrewrite tune.http.maxhdr"
+    ).split():
+        if not any(row.name == name for row in rows):
+            rows.append(K(name, "g", "...", "HAProxy 2.6 keyword not implemented by haply.", U))
     SUPPORTED_ACTIONS = {row.name for row in rows}
     for action in (
         "allow", "deny", "auth", "redirect", "tarpit", "return", "reject", "silent-drop",

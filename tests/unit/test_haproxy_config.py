@@ -836,7 +836,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "11: 'http-request silent-drop' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
         "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend)",
-        "15: 'default_backend' is not allowed in a 'backend' section (allowed in: defaults, frontend, listen)",
+        # (15: default_backend in a backend is ignored with a warning, as in HAProxy)
         "16: 'peers' sections are not supported by haply",
         "18: 'listen' needs a name",
     ]
@@ -894,8 +894,20 @@ def test_lexer_errors_carry_file_and_line(tmp_path):
 
 
 def test_environment_is_expanded_in_quotes(tmp_path):
-    g = load_text(tmp_path, 'global\n    pidfile "${RUN-/run}/haply.pid"\n    user "$WHO"\n', {"WHO": "ops"}).config.global_
-    assert (g.pidfile, g.user) == ("/run/haply.pid", "ops")
+    g = load_text(tmp_path, 'global\n    pidfile "${RUN-/run}/haply.pid"\n    user "$WHO"\n', {"WHO": "haproxy"}).config.global_
+    assert (g.pidfile, g.user) == ("/run/haply.pid", "haproxy")
+
+
+def test_accounts_must_exist(tmp_path):
+    """As in HAProxy, a user or group this machine does not know is an error
+    when the file is read, not when privileges are dropped after binding."""
+    assert messages(tmp_path, """\
+        global
+            user no-such-user
+            group no-such-group
+            stats socket /tmp/haply-test.sock mode 660 group no-such-group
+        """) == ["2: cannot find user id for 'no-such-user'", "3: cannot find group id for 'no-such-group'",
+                 "4: cannot find group id for 'no-such-group'"]
 
 
 # ------------------------------------------------------------------- validation
@@ -1186,8 +1198,10 @@ def test_cookie_warnings_and_server_option_errors(tmp_path):
     assert any("has no effect in mode tcp" in w and w.startswith("11:") for w in found), found
     assert any("each server needs its own value" in m for m in messages(
         tmp_path, DEFAULTS + "backend b\n    default-server cookie x\n    server s 192.0.2.1:80\n"))
-    assert any("'cookie' is not allowed in a 'frontend' section" in m for m in messages(
-        tmp_path, DEFAULTS + "frontend f\n    bind :80\n    cookie SRV insert\n"))
+    # a backend's keyword in a frontend: ignored with a warning, as HAProxy does
+    assert warnings(load_text(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    cookie SRV insert\n")
+                    ) == ["8: 'cookie' is ignored: frontend 'f' has no backend capability "
+                          "(HAProxy ignores it too)"]
 
 
 # --------------------------------------------------------------- stick tables
@@ -1306,8 +1320,9 @@ def test_captures(tmp_path):
     ]:
         found = messages(tmp_path, DEFAULTS + f"frontend f\n    bind :80\n    {line}\n")
         assert any(message in m for m in found), (line, found)
-    assert any("'capture' is not allowed in a 'backend' section" in m for m in messages(
-        tmp_path, DEFAULTS + "backend b\n    capture request header Host len 3\n"))
+    assert warnings(load_text(tmp_path, DEFAULTS + "backend b\n    capture request header Host len 3\n"
+                              "    server s 10.0.0.1:80\n")) == [
+        "7: 'capture' is ignored: backend 'b' has no frontend capability (HAProxy ignores it too)"]
 
 
 def test_http_reuse(tmp_path):
@@ -1463,7 +1478,7 @@ def test_tcp_request_rules(tmp_path):
     ]:
         found = messages(tmp_path, DEFAULTS + f"frontend f\n    bind :80\n    {line}\n")
         assert any(message in m for m in found), (line, found)
-    assert any("'tcp-request' is not allowed in a 'backend' section" in m for m in messages(
+    assert any("'tcp-request' rules in a backend are not supported by haply" in m for m in messages(
         tmp_path, DEFAULTS + "backend b\n    tcp-request content reject\n"))
 
 
@@ -1616,10 +1631,11 @@ def test_prefer_last_server_and_its_negation(tmp_path):
             server s 127.0.0.1:82
         """)
     assert [p.prefer_last_server for p in loaded.config.proxies] == [True, False]
-    found = messages(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    option prefer-last-server\n")
-    # HAProxy ignores it in a frontend with a warning; the table says where it applies
-    assert any("'option prefer-last-server' is not allowed in a 'frontend' section" in m
-               for m in found), found
+    found = warnings(load_text(tmp_path, DEFAULTS + "frontend f\n    bind :80\n"
+                               "    option prefer-last-server\n"))
+    # HAProxy ignores it in a frontend with a warning, and so does haply
+    assert found == ["8: 'option prefer-last-server' is ignored: frontend 'f' has no backend "
+                     "capability (HAProxy ignores it too)"], found
     found = messages(tmp_path, DEFAULTS + "backend b\n    option prefer-last-server x\n")
     assert "7: 'option prefer-last-server' takes no argument (got 'x')" in found, found
 
@@ -1667,8 +1683,8 @@ def test_abortonclose_and_its_negation(tmp_path):
         """)
     f, b, l = loaded.config.proxies
     assert (b.abort_on_close, l.abort_on_close) == (True, False)
-    found = messages(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    option abortonclose\n")
-    assert any("'option abortonclose' is not allowed in a 'frontend' section" in m for m in found), found
+    found = warnings(load_text(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    option abortonclose\n"))
+    assert any("'option abortonclose' is ignored: frontend 'f'" in w for w in found), found
     found = messages(tmp_path, DEFAULTS + "backend b\n    option abortonclose now\n")
     assert "7: 'option abortonclose' takes no argument (got 'now')" in found, found
 
@@ -1712,16 +1728,18 @@ def test_cpu_map(tmp_path):
             cpu-map x 0
             cpu-map auto:1/1-2 0-2
             cpu-map auto:1/all 0-1
+            cpu-map auto:1/all 0-63
             cpu-map 1/1
             cpu-map 1/70 0
             cpu-map 1/1 64
         """) == [
         "2: cpu-map: 'x' is not a valid process number or range (a number, a-b, all, odd or even)",
         "3: cpu-map: 2 thread(s) and 3 CPUs: with auto: each thread takes one CPU, so give no more CPUs than threads",
-        "4: cpu-map: auto: needs an explicit thread range, not 'all', to pair threads with CPUs",
-        "5: cpu-map expects [auto:]<process>[/<thread>] and then CPUs",
-        "6: cpu-map: thread range '70' must lie within 1-64",
-        "7: cpu-map: CPU range '64' must lie within 0-63",
+        "4: cpu-map: auto:1/all is 64 threads and needs as many CPUs (got 2), as HAProxy 2.6 "
+        "pairs them one to one",
+        "6: cpu-map expects [auto:]<process>[/<thread>] and then CPUs",
+        "7: cpu-map: thread range '70' must lie within 1-64",
+        "8: cpu-map: CPU range '64' must lie within 0-63",
     ]
 
 
@@ -2020,5 +2038,55 @@ def test_monitor_fail_and_nbsrv(tmp_path):
         "11: 'monitor fail' expects 'if' or 'unless' and a condition",
         "12: 'monitor' expects 'fail if|unless CONDITION', as in 'monitor fail if { nbsrv(be) lt 1 }'",
         "9: nbsrv(apj): no backend or listen section named 'apj'; did you mean 'api'?",
-        "10: nbsrv: frontend 'fe' has no servers to count; name a backend, as in nbsrv(NAME)",
+        "10: nbsrv: frontend 'fe' has no servers; name a backend, as in nbsrv(NAME)",
     ], found
+
+
+def test_srv_is_up_and_req_hdr_in_acls(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend api
+            acl host_ok req.hdr(host) -i -m beg api.
+            use-server s2 if { srv_is_up(s2) } host_ok
+            server s1 127.0.0.1:81
+            server s2 127.0.0.1:82
+        """)
+    rule = loaded.config.proxy("api").use_server_rules[0]
+    up, host = (term.acl for term in rule.condition.any_of[0])
+    assert (up.fetch, up.arg) == ("srv_is_up", "api/s2")  # its own backend's server
+    assert (host.fetch, host.arg, host.patterns) == ("hdr_beg", "host", ("api.",))
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend fe
+            bind :80
+            http-request deny if { srv_is_up(api/s9) } || { srv_is_up(s1) } || { srv_is_up(apx/s1) }
+            default_backend api
+        backend api
+            server s1 127.0.0.1:81
+        """) == [
+        "8: srv_is_up(api/s9): backend 'api' has no server named 's9'",
+        "8: srv_is_up: frontend 'fe' has no servers; name a backend, as in srv_is_up(NAME/SERVER)",
+        "8: srv_is_up(apx/s1): no backend or listen section named 'apx'; did you mean 'api'?",
+    ]
+
+
+def test_a_keyword_of_the_other_capability_is_ignored_with_a_warning(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend fe
+            bind :80
+            balance leastconn
+            timeout server 3s
+            default_backend api
+        backend api
+            option httplog
+            monitor-uri /m
+            balance
+            server s1 127.0.0.1:81
+        """)
+    assert warnings(loaded) == [
+        "8: 'balance' is ignored: frontend 'fe' has no backend capability (HAProxy ignores it too)",
+        "9: 'timeout server' is ignored: frontend 'fe' has no backend capability (HAProxy ignores it too)",
+        "12: 'option httplog' is ignored: backend 'api' has no frontend capability (HAProxy ignores it too)",
+        "13: 'monitor-uri' is ignored: backend 'api' has no frontend capability (HAProxy ignores it too)",
+    ]
+    fe, api = loaded.config.proxy("fe"), loaded.config.proxy("api")
+    assert api.monitor_uri is None and api.balance == "roundrobin"  # a bare balance: the default
+    assert fe.timeouts.server == 10.0  # from the defaults, not the ignored line
