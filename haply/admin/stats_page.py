@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 
 from haply.admin import columns, rates, snapshot, vrrp_status
 from haply.admin.runtime_api import set_admin
+from haply.http import responses
 from haply.runtime.registry import DRAIN, MAINT, READY
 
 DEFAULT_REALM = "HAProxy Statistics"  # HAProxy's realm when `stats realm` is absent
@@ -74,6 +75,15 @@ def response(status: int, reason: str, body: bytes, content_type: str,
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
+def _refusal(request, realm: str | bool) -> bytes:
+    """HAProxy's 401 page asking for credentials in realm, or its 403 page
+    (realm False), saying 'connection: close' last when the client does not
+    keep the connection (it closes after them either way)."""
+    page = (responses.with_challenge(responses.error_response(401, close=False), realm)
+            if realm else responses.error_response(403, close=False))
+    return page if request.keep_alive else responses.with_close(page)
+
+
 class StatsPage:
     """The stats service of one proxy, compiled once at start."""
 
@@ -90,6 +100,9 @@ class StatsPage:
         self.hide_version = stats.hide_version
         self.show_node = stats.show_node
         self.admin_test = compile_condition(stats.admin) if stats.admin is not None else None
+        # `stats http-request` rules: (test or None, action, realm), first match wins
+        self.rules = [(compile_condition(rule.condition) if rule.condition is not None else None,
+                       rule.action, rule.realm or DEFAULT_REALM) for rule in stats.rules]
         self.admin_configured = stats.admin is not None
         # `stats scope`: only these proxies are shown ("." is this proxy itself)
         self.scopes = frozenset(proxy.name if name == "." else name for name in stats.scopes)
@@ -103,10 +116,13 @@ class StatsPage:
     # ------------------------------------------------------------- serving
 
     def answer(self, request, body: bytes = b"") -> bytes:
+        for test, action, realm in self.rules:
+            if test is None or test(request):
+                if action != "allow":
+                    return _refusal(request, action == "auth" and realm)
+                break
         if self.credentials and not self._authorised(request):
-            text = b"<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n"
-            return response(401, "Unauthorized", text, "text/html",
-                            [("WWW-Authenticate", f'Basic realm="{self.realm}"')])
+            return _refusal(request, self.realm)
         suffix = request.url[len(self.uri):].decode("latin-1")
         options = [part for part in suffix.split(";") if part]
         admin = self.admin_configured and (self.admin_test is None or self.admin_test(request))

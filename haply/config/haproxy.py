@@ -37,7 +37,7 @@ from haply.config.keywords import (
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
     AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
-    ProxyStats, Redirect, Server, StatsSocket, TcpCheckStep, Timeouts,
+    ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
 from haply.http import framing
@@ -1882,6 +1882,20 @@ def _stats(setting: str):
             if before or condition is None:
                 raise ParseError("'stats admin' expects if|unless CONDITION, as in 'stats admin if LOCALHOST'")
             stats["admin"] = condition
+        elif setting == "http-request":
+            before, condition = _condition(state, args)
+            words = [word.text for word in before]
+            if not words or words[0] not in ("allow", "deny", "auth"):
+                raise ParseError("'stats http-request' expects allow, deny or auth [realm REALM], "
+                                 "then if|unless CONDITION or nothing")
+            realm = None
+            if words[0] == "auth" and words[1:2] == ["realm"] and len(words) == 3:
+                realm = words[2]
+            elif len(words) > 1:
+                raise ParseError(f"unexpected '{words[1]}' after 'stats http-request {words[0]}'"
+                                 + (": expected realm REALM" if words[0] == "auth" else ""))
+            rule = StatsRule(words[0], realm, condition, line.location)
+            stats["rules"] = (*stats.get("rules", ()), rule)
         if setting not in ("show-node", "show-desc", "show-legends"):
             stats["enabled"] = True  # manual 4.2: these all enable the page
         stats.setdefault("location", line.location)
@@ -2162,7 +2176,7 @@ HANDLERS: dict[str, Handler] = {
     "tcp-check expect": _tcp_check_expect,
     **{f"stats {setting}": _stats(setting) for setting in (
         "enable", "uri", "realm", "auth", "refresh", "hide-version", "show-node", "show-desc",
-        "show-legends", "scope", "admin",
+        "show-legends", "scope", "admin", "http-request",
     )},
     **{f"timeout {name.replace('_', '-')}": _timeout(name) for name in Timeouts.__dataclass_fields__},
     **{
@@ -2271,6 +2285,11 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                 seen[proxy.name] = proxy
     for proxy in config.proxies:
         _check_server_references(proxy, backends, diagnostics)
+        stats = proxy.stats
+        if stats is not None and stats.rules and (stats.auth or stats.realm is not None):
+            diagnostics.error(stats.rules[0].location, f"'{proxy.name}': 'stats http-request' "
+                              "cannot be used with 'stats auth' or 'stats realm' (HAProxy 2.6 "
+                              "refuses them together): write an auth rule with a userlist")
     for proxy in config.proxies:
         if not proxy.is_frontend:
             continue

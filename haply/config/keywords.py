@@ -232,6 +232,8 @@ def _rows() -> list[Keyword]:
         K("stats show-legends", "dflb", "", "Show extra details on the statistics page."),
         K("stats scope", "dflb", "<proxy>|.", "Limit the statistics page to these proxies."),
         K("stats admin", "flb", "if|unless <cond>", "Allow server state changes from the statistics page."),
+        K("stats http-request", "flb", "allow|deny|auth [realm <realm>] [if|unless <cond>]",
+          "Access rules of the statistics page, the first that matches decides: allow serves it, deny answers 403, auth asks for credentials (401). Not with stats auth or stats realm, as in HAProxy."),
     ]
     rows += [K(f"timeout {name}", sections, "<time>", text) for name, sections, text in (
         ("connect", "dlb", "Time to establish a connection to a server."),
@@ -337,7 +339,7 @@ def _rows() -> list[Keyword]:
         ("http-check comment", "dlb"), ("http-check set-var", "dlb"), ("http-check unset-var", "dlb"),
         ("tcp-check comment", "dlb"), ("tcp-check send-lf", "dlb"), ("tcp-check send-binary-lf", "dlb"),
         ("tcp-check set-var", "dlb"), ("tcp-check unset-var", "dlb"),
-        ("stats http-request", "flb"), ("stats show-modules", "dflb"), ("stats bind-process", "g"),
+        ("stats show-modules", "dflb"), ("stats bind-process", "g"),
         ("clitcpka-cnt", "dfl"), ("clitcpka-idle", "dfl"), ("clitcpka-intvl", "dfl"),
         ("srvtcpka-cnt", "dlb"), ("srvtcpka-idle", "dlb"), ("srvtcpka-intvl", "dlb"),
     ):

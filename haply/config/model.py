@@ -425,6 +425,16 @@ class StickRule:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsRule:
+    """`stats http-request allow|deny|auth [realm R] [if|unless COND]`."""
+
+    action: str  # "allow" | "deny" | "auth"
+    realm: str | None = None  # auth: the realm the client is asked for
+    condition: Condition | None = None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyStats:
     """The `stats` keywords of a proxy: the statistics page (served later by the
     admin layer). HAProxy enables the page with any of uri, realm, auth, refresh,
@@ -441,6 +451,8 @@ class ProxyStats:
     show_legends: bool = False
     scopes: tuple[str, ...] = ()
     admin: Condition | None = None
+    # `stats http-request` rules, first match wins (not with auth or realm)
+    rules: tuple[StatsRule, ...] = ()
     location: Location = NOWHERE
 
 

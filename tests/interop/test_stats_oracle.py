@@ -347,3 +347,69 @@ def test_show_info_fields_are_haproxys_in_order(answers):
     for key in ("Nbproc", "Process_num", "Maxconn", "Hard_maxconn", "Stopping",
                 "Listeners"):
         assert values["haply"][key] == values["haproxy"][key], key
+
+
+def stats_access_config(port: int) -> str:
+    """Four statistics pages: rules with a userlist, a deny, an auth on a
+    sub-path, and the plain `stats auth`."""
+    return f"""
+userlist ops
+    user ops insecure-password secret
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen by-userlist
+    bind 127.0.0.1:{port}
+    stats enable
+    stats uri /st
+    stats http-request allow if {{ path_beg /st/open }}
+    stats http-request auth realm Ops\\ Area unless {{ http_auth(ops) }}
+listen denied
+    bind 127.0.0.1:{port + 1}
+    stats enable
+    stats uri /st
+    stats http-request deny if {{ src 127.0.0.0/8 }}
+listen partly
+    bind 127.0.0.1:{port + 2}
+    stats enable
+    stats uri /st
+    stats http-request auth if {{ path_beg /st/secret }}
+listen plain-auth
+    bind 127.0.0.1:{port + 3}
+    stats enable
+    stats uri /st
+    stats auth admin:pw
+"""
+
+
+def raw_answer(port: int, path: str, credentials: str | None = None) -> bytes:
+    """The status line, or the whole answer when it is not the page itself."""
+    import base64
+    import socket
+    field = (f"Authorization: Basic {base64.b64encode(credentials.encode()).decode()}\r\n"
+             if credentials else "")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n{field}\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.split(b"\r\n", 1)[0] if data.startswith(b"HTTP/1.1 200") else data
+
+
+def test_stats_http_request_rules_as_haproxy():
+    asked = [(0, "/st", None), (0, "/st", "ops:secret"), (0, "/st", "ops:wrong"),
+             (0, "/st/open", None), (1, "/st", None), (2, "/st", None),
+             (2, "/st/secret", "ops:secret"), (3, "/st", None), (3, "/st", "admin:pw")]
+    seen = {}
+    for name, binary in PROXIES.items():
+        port = free_port()
+        with run_haproxy(stats_access_config(port), binary=binary):
+            seen[name] = [raw_answer(port + offset, path, credentials)
+                          for offset, path, credentials in asked]
+    assert seen["haply"] == seen["haproxy"]
+    assert [answer[:12] for answer in seen["haproxy"]] == [
+        b"HTTP/1.1 401", b"HTTP/1.1 200", b"HTTP/1.1 401", b"HTTP/1.1 200", b"HTTP/1.1 403",
+        b"HTTP/1.1 200", b"HTTP/1.1 401", b"HTTP/1.1 401", b"HTTP/1.1 200"]
+    assert b'www-authenticate: Basic realm="Ops Area"' in seen["haproxy"][0]

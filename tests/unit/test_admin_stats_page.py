@@ -44,6 +44,7 @@ def request(url: str, method: bytes = b"GET", auth: str | None = "ops:pw") -> Re
     req = Request(SampleContext("127.0.0.1", 5555, "127.0.0.1", 80), "127.0.0.1", False)
     req.url = url.encode()
     req.method_bytes = method
+    req.keep_alive = True
     if auth:
         req.headers.append((b"Authorization", b"Basic " + base64.b64encode(auth.encode())))
     return req

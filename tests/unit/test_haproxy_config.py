@@ -2090,3 +2090,36 @@ def test_a_keyword_of_the_other_capability_is_ignored_with_a_warning(tmp_path):
     fe, api = loaded.config.proxy("fe"), loaded.config.proxy("api")
     assert api.monitor_uri is None and api.balance == "roundrobin"  # a bare balance: the default
     assert fe.timeouts.server == 10.0  # from the defaults, not the ignored line
+
+
+def test_stats_http_request_rules(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        userlist ops
+            user ops insecure-password secret
+        listen stats
+            bind :8404
+            stats enable
+            stats http-request allow if LOCALHOST
+            stats http-request auth realm Ops\\ Area unless { http_auth(ops) }
+            stats http-request deny
+        """)
+    rules = loaded.config.proxy("stats").stats.rules
+    assert [(rule.action, rule.realm) for rule in rules] == [
+        ("allow", None), ("auth", "Ops Area"), ("deny", None)]
+    assert rules[1].condition.unless and rules[2].condition is None
+    assert messages(tmp_path, DEFAULTS + """\
+        listen stats
+            bind :8404
+            stats auth admin:pw
+            stats http-request deny if { src 10.0.0.0/8 }
+            stats http-request tarpit
+            stats http-request auth realm
+            stats http-request allow now
+        """) == [
+        "10: 'stats http-request' expects allow, deny or auth [realm REALM], then if|unless "
+        "CONDITION or nothing",
+        "11: unexpected 'realm' after 'stats http-request auth': expected realm REALM",
+        "12: unexpected 'now' after 'stats http-request allow'",
+        "9: 'stats': 'stats http-request' cannot be used with 'stats auth' or 'stats realm' "
+        "(HAProxy 2.6 refuses them together): write an auth rule with a userlist",
+    ]
