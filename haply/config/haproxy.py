@@ -997,9 +997,13 @@ def _default_backend(parser, state: ProxyState, args, line, negated) -> None:
 def _use_backend(parser, state: ProxyState, args, line, negated) -> None:
     before, condition = _condition(state, args)
     name = _one("use_backend", before, "a backend name followed by if|unless CONDITION")
-    if "%[" in name:
-        raise ParseError(f"'use_backend {name}': dynamic backend names (log-format) are not "
-                         "supported by haply")
+    if "%[" in name:  # a name made per request (kolla-ansible's host map)
+        from haply.http.headers import compile_value  # the values read the model
+
+        try:
+            compile_value(name, request=True)
+        except ValueError as error:
+            raise ParseError(f"'use_backend {name}': {error}") from None
     state.backend_switches.append(BackendSwitch(name, condition, line.location))
 
 
@@ -2293,7 +2297,9 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
     for proxy in config.proxies:
         if not proxy.is_frontend:
             continue
-        references = [(s.backend, s.location, "use_backend") for s in proxy.backend_switches]
+        # (a name made per request is looked up then: no backend, the default one)
+        references = [(s.backend, s.location, "use_backend") for s in proxy.backend_switches
+                      if "%[" not in s.backend]
         if proxy.default_backend and proxy.kind != "listen":
             references.append((proxy.default_backend, proxy.default_backend_location, "default_backend"))
         for name, location, keyword in references:
@@ -2313,6 +2319,9 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
         if proxy.mode == "tcp":
             for switch in proxy.backend_switches:
                 _check_tcp_condition(switch.condition, "use_backend", switch.location, diagnostics)
+                if "%[" in switch.backend:
+                    diagnostics.error(switch.location, f"'use_backend {switch.backend}': a name "
+                                      "made per request is not supported by haply in mode tcp")
         for rule in proxy.tcp_request_rules:  # decided before any HTTP is read
             _check_tcp_condition(rule.condition, f"tcp-request {rule.stage}", rule.location, diagnostics)
         if proxy.kind == "frontend" and not proxy.binds:

@@ -128,7 +128,7 @@ def _rows() -> list[Keyword]:
         K("hash-type", "dlb", "map-based|consistent [sdbm|djb2|crc32] [avalanche]",
           "How hashes map to servers: map-based as HAProxy maps them (same key, same server); consistent on haply's own ring. wt6 is not supported."),
         K("default_backend", "dfl", "<backend>", "Backend used when no use_backend rule matches."),
-        K("use_backend", "fl", "<backend> [if|unless <condition>]", "Switch to a backend when the condition holds."),
+        K("use_backend", "fl", "<backend> [if|unless <condition>]", "Switch to a backend when the condition holds. The name may be made per request in mode http, as %[req.hdr(host),lower,map_dom(FILE,DEFAULT)] (converters lower, upper, map, map_str, map_beg, map_sub, map_dom, map_reg); a name that is no backend sends the request to the default backend, as in HAProxy."),
         K("acl", "flb", "<name> <fetch> [-i] [-m <method>] [--] <pattern>...",
           "Declare a named test: path, path_beg, path_end, path_reg, path_sub, path_dir, url, url_beg, hdr(<h>), hdr_beg, hdr_end, hdr_dom, hdr_reg, hdr_sub, src, dst_port, ssl_fc, method."),
         K("http-request set-header", "flb", "<name> <fmt> [if|unless <cond>]", "Replace a request header."),

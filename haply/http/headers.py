@@ -46,6 +46,7 @@ import re
 from typing import Callable, Iterable, Sequence
 
 from haply.config.model import ForwardFor, HeaderRule, OriginalTo, Proxy
+from haply.http import maps
 from haply.http.errors import LocalProtocolError
 from haply.http.rewrite import FIELD_ACTIONS, compile_regex, replace_header, replace_values
 from haply.http.framing import (
@@ -202,16 +203,19 @@ def compile_value(fmt: str, request: bool = False) -> "bytes | Callable[[SampleC
                 raise ValueError(f"unterminated sample fetch in {fmt!r} (missing ']')")
             expr = fmt[i + 2:end].strip()
             i = end + 1
-            fetch = _request_fetch(expr) if request else None
-            if fetch is not None:
-                if literal:
-                    parts.append(_literal("".join(literal), fmt))
-                    literal.clear()
-                parts.append(fetch)
-                continue
-            if expr not in _FETCHES:
+            fetch_text, *converters = maps.split_arguments(expr)
+            fetch = _request_fetch(fetch_text) if request else None
+            if fetch is None and fetch_text in _FETCHES:
+                fetch = _getter(_FETCHES[fetch_text])
+            if fetch is None:
                 raise ValueError(_unsupported(f"%[{expr}]", fmt, request))
-            attr = _FETCHES[expr]
+            for converter in converters:
+                fetch = _converted(fetch, converter, fmt)
+            if literal:
+                parts.append(_literal("".join(literal), fmt))
+                literal.clear()
+            parts.append(fetch)
+            continue
         else:
             name = ""
             j = i + 1
@@ -235,6 +239,28 @@ def compile_value(fmt: str, request: bool = False) -> "bytes | Callable[[SampleC
         return parts[0]
     frozen = tuple(parts)
     return lambda ctx: b"".join([p if p.__class__ is bytes else p(ctx) for p in frozen])
+
+
+def _converted(fetch: Callable[[object], bytes], converter: str, fmt: str
+               ) -> Callable[[object], bytes]:
+    """fetch followed by a converter: lower, upper, or a map lookup (a map
+    that finds nothing and has no default gives nothing)."""
+    if converter == "lower":
+        return lambda ctx: fetch(ctx).lower()
+    if converter == "upper":
+        return lambda ctx: fetch(ctx).upper()
+    try:
+        find = maps.map_converter(converter)
+    except maps.MapError as error:
+        raise ValueError(f"{error} (in {fmt!r})") from None
+    if find is None:
+        raise ValueError(f"converter '{converter}' in {fmt!r} is not supported by haply "
+                         "(lower, upper and the map converters are)")
+
+    def mapped(ctx) -> bytes:
+        value = find(fetch(ctx).decode("latin-1"))
+        return value.encode("latin-1") if value is not None else b""
+    return mapped
 
 
 def _request_fetch(expr: str) -> Callable[[object], bytes] | None:

@@ -76,8 +76,12 @@ class Router:
         self.backends = backends
         self.errors = errors if errors is not None else deque(maxlen=ERROR_HISTORY)
         self.errorfiles = dict(proxy.errorfiles)  # before a backend is chosen
-        self.switches = [(compile_condition(s.condition), s.backend)
+        # (test, backend name, or for a name made per request (`%[...]`) a
+        # function of the request that makes it)
+        self.switches = [(compile_condition(s.condition),
+                          compile_value(s.backend, True) if "%[" in s.backend else s.backend)
                          for s in proxy.backend_switches]
+        self._backends = backends
         self.default_backend = proxy.default_backend
         # `redirect` rules, answered before any backend is chosen (None: no rules).
         self.redirects = compile_redirects(proxy.redirects)
@@ -101,7 +105,8 @@ class Router:
         self.session_timeouts = (http_request, timeouts.http_keep_alive or http_request,
                                  timeouts.client)
         self._routes: dict[str, Route] = {}
-        for name in {s.backend for s in proxy.backend_switches} | {proxy.default_backend}:
+        for name in {s.backend for s in proxy.backend_switches if "%[" not in s.backend} | {
+                proxy.default_backend}:
             if name is not None and name in backends:
                 self._routes[name] = self._compile(backends[name])
 
@@ -137,10 +142,25 @@ class Router:
         routes = self._routes
         for test, name in self.switches:
             if test is None or test(request):
-                return routes.get(name)
+                if name.__class__ is str:
+                    return routes.get(name)
+                route = self._named_route(name(request).decode("latin-1"))
+                if route is not None:
+                    return route
+                break  # a name that is no backend: the default one, as in HAProxy
         if self.default_backend is None:
             return None
         return routes.get(self.default_backend)
+
+    def _named_route(self, name: str) -> Route | None:
+        """The route to the backend a `use_backend %[...]` named (made once)."""
+        route = self._routes.get(name)
+        if route is None:
+            backend = self._backends.get(name)
+            if backend is None or backend.proxy.mode != self.proxy.mode:
+                return None
+            route = self._routes[name] = self._compile(backend)
+        return route
 
     def record_error(self, client_ip: str, reason: str, data: bytes = b"",
                      session=None) -> None:

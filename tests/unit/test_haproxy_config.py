@@ -1775,7 +1775,7 @@ def test_rewrite_rules_are_checked_where_written(tmp_path):
             http-request replace-header X-A (unclosed x
             http-request replace-path /a
             http-request set-path
-            http-request set-query %[path,lower]
+            http-request set-query %[path,base64]
             http-response replace-value X-B a %[path]
             http-request replace-uri ^/a(.*) /b\1 extra
             http-request replace-value X-C a b if { path /x }
@@ -1786,10 +1786,8 @@ def test_rewrite_rules_are_checked_where_written(tmp_path):
         "9: 'http-request replace-path' expects a regular expression and a replacement, "
         "then optionally if|unless CONDITION",
         "10: 'http-request set-path' expects a value, then optionally if|unless CONDITION",
-        "11: unsupported log-format sequence '%[path,lower]' in value '%[path,lower]'; supported: "
-        "%%, %[src], %[src_port], %[dst], %[dst_port], %[ssl_fc], %ci, %cp, %fi, %fp, %[path], "
-        "%[query], %[url], %[method], %[unique-id], %[hdr(<name>)], %[req.hdr(<name>)], %[req.fhdr(<name>)] "
-        "(write %% for a literal percent sign)",
+        "11: converter 'base64' in '%[path,base64]' is not supported by haply (lower, upper and "
+        "the map converters are)",
         "12: unsupported log-format sequence '%[path]' in value '%[path]'; supported: %%, %[src], "
         "%[src_port], %[dst], %[dst_port], %[ssl_fc], %ci, %cp, %fi, %fp (write %% for a literal "
         "percent sign)",
@@ -2123,3 +2121,33 @@ def test_stats_http_request_rules(tmp_path):
         "9: 'stats': 'stats http-request' cannot be used with 'stats auth' or 'stats realm' "
         "(HAProxy 2.6 refuses them together): write an auth rule with a userlist",
     ]
+
+
+def test_use_backend_with_a_name_made_per_request(tmp_path):
+    (tmp_path / "hosts.map").write_text("keystone.example.com keystone_back\n")
+    loaded = load_text(tmp_path, DEFAULTS + f"""\
+        frontend external
+            bind :443
+            use_backend %[req.hdr(host),lower,map_dom({tmp_path}/hosts.map,default_back)]
+            default_backend default_back
+        backend default_back
+            server s 127.0.0.1:81
+        """)
+    assert "%[" in loaded.config.proxy("external").backend_switches[0].backend
+    found = messages(tmp_path, DEFAULTS + f"""\
+        frontend external
+            bind :443
+            use_backend %[req.hdr(host),map_dom({tmp_path}/missing.map)]
+            use_backend %[req.hdr(host),base64]
+            default_backend default_back
+        listen db
+            mode tcp
+            bind :3306
+            use_backend %[src,map({tmp_path}/hosts.map)]
+            server s 127.0.0.1:3307
+        backend default_back
+            server s 127.0.0.1:81
+        """)
+    assert [line.split(":", 1)[0] for line in found] == ["8", "9", "14"], found
+    assert "cannot read map file" in found[0] and "'base64'" in found[1], found
+    assert "not supported by haply in mode tcp" in found[2], found
