@@ -103,8 +103,8 @@ SERVER_TLS_OPTIONS: dict[str, int] = {
     "no-ssl-reuse": 0, "allow-0rtt": 0,
 }
 UNSUPPORTED_SERVER_OPTIONS = frozenset({
-    "track", "resolvers", "resolve-prefer", "resolve-net", "resolve-opts", "send-proxy",
-    "send-proxy-v2", "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "check-send-proxy", "proxy-v2-options",
+    "track", "resolvers", "resolve-prefer", "resolve-net", "resolve-opts",
+    "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "proxy-v2-options",
     "source", "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "minconn", "max-reuse",
     "pool-low-conn", "pool-max-conn", "pool-purge-delay", "tfo", "tcp-ut", "proto", "check-proto",
     "log-proto", "non-stick", "stick", "ws", "shard", "no-send-proxy", "no-send-proxy-v2",
@@ -1974,8 +1974,11 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
                     except ValueError:
                         raise ParseError(f"invalid init-addr method '{method}': expected last, libc, none or an IP address") from None
             values["init_addr"] = methods
-        elif option in ("backup", "disabled", "check", "agent-check"):
+        elif option in ("backup", "disabled", "check", "agent-check", "check-send-proxy"):
             values[option.replace("-", "_")] = True
+            step = 1
+        elif option in ("send-proxy", "send-proxy-v2"):
+            values["send_proxy"] = 2 if option.endswith("v2") else 1
             step = 1
         elif option in ("no-backup", "enabled", "no-check", "no-agent-check"):
             values[{"no-backup": "backup", "enabled": "disabled", "no-check": "check",

@@ -293,6 +293,10 @@ class Server:
     id: int | None = None  # `id N`; None = position in the backend
     init_addr: tuple[str, ...] = ()  # methods as written: "last", "libc", "none", an IP
     cookie: str | None = None  # its value for the backend's persistence cookie
+    # the PROXY protocol version its connections start with (0: none), and
+    # whether health checks send it too (haply.proxy.proxy_header)
+    send_proxy: int = 0
+    check_send_proxy: bool = False
     # anything else parsed from the server line, keyword -> raw value(s); lets the
     # checks and TLS layers read their keywords without the model knowing them all
     extra: tuple[tuple[str, str], ...] = ()

@@ -32,6 +32,8 @@ import ssl
 import struct
 from dataclasses import dataclass
 
+from haply.proxy import proxy_header
+
 # ---------------------------------------------------------------- status codes
 
 # HAProxy manual, 9.1 "show stat", field check_status, with the reason text
@@ -127,6 +129,7 @@ class Target:
     port: int
     tls: bool = False
     sni: str | None = None
+    proxy: int = 0  # the PROXY protocol version the check starts with (0: none)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -204,10 +207,13 @@ async def _connect(target: Target, deadline: float) -> _Exchange:
     loop = asyncio.get_running_loop()
     remaining = max(deadline - loop.time(), 0.0)
     try:
-        _, proto = await asyncio.wait_for(
+        transport, proto = await asyncio.wait_for(
             loop.create_connection(_Exchange, target.host, target.port), remaining)
     except asyncio.TimeoutError:
         raise _Timeout() from None
+    if target.proxy:  # before anything the check itself sends
+        transport.write(proxy_header.check_header(
+            target.proxy, transport.get_extra_info("sockname"), transport.get_extra_info("peername")))
     return proto
 
 
@@ -288,6 +294,12 @@ async def _open_tls(target: Target, clock: _Clock, sni: str | None,
     except OSError as exc:
         sock.close()
         return CheckResult("L4CON", info=_connect_error_info(exc), duration=clock.elapsed())
+    if target.proxy:  # before the handshake
+        try:
+            sock.send(proxy_header.check_header(target.proxy, sock.getsockname(), sock.getpeername()))
+        except OSError as exc:
+            sock.close()
+            return CheckResult("L4CON", info=_connect_error_info(exc), duration=clock.elapsed())
     remaining = max(clock.read_deadline() - loop.time(), 0.001)
     try:
         _, proto = await asyncio.wait_for(

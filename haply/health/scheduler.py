@@ -179,7 +179,12 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
     host = server.check_addr or server.host
     check_port = server.check_port or server.port or port
     tls, sni = check_tls(server)
-    target = Target(host, check_port, tls, sni) if server.check and check_port else None
+    # The PROXY header: with check-send-proxy, or when the traffic sends one
+    # and the check goes where the traffic goes (HAProxy's rule)
+    proxy_version = (server.send_proxy or 1) if server.check_send_proxy else (
+        server.send_proxy if not (server.check_port or server.check_addr) else 0)
+    target = (Target(host, check_port, tls, sni, proxy_version)
+              if server.check and check_port else None)
     agent = None
     if agent_on:
         agent_port = _opt(server, "agent_port")
@@ -595,7 +600,8 @@ class HealthChecker:
             # Without a check port of its own, the check follows the server's
             # port (which `set server B/S addr A port P` may change).
             port = state.port if spec.target.port == server.port else spec.target.port
-            return Target(state.address[0], port, spec.target.tls, spec.target.sni)
+            return Target(state.address[0], port, spec.target.tls, spec.target.sni,
+                          spec.target.proxy)
         return None
 
     def _fire_agent(self, checked: _Checked) -> None:

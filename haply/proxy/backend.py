@@ -21,6 +21,7 @@ from haply.balance.hashing import HashBalancer
 from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
+from haply.proxy import proxy_header
 from haply.proxy.conditions import compile_condition
 from haply.proxy.stick import Stickiness
 from haply.runtime.registry import Registry, ServerState
@@ -418,12 +419,17 @@ class BackendRuntime:
             tls = self.tls.get(server.name) if self.tls else None
             if tls is not None and type(tls) is not tuple:
                 tls = tls.resolve(key, client)  # `sni EXPR`: this request's name
+            config = server.config
             try:
                 async with asyncio.timeout(self.connect_timeout):
-                    transport, protocol = await self.loop.create_connection(
-                        lambda: factory(server), address[0], address[1],
-                        ssl=tls[0] if tls else None,
-                        server_hostname=tls[1] if tls else None)
+                    if config is not None and config.send_proxy:
+                        transport, protocol = await self._connect_sending_proxy(
+                            server, address, tls, factory, client, config.send_proxy)
+                    else:
+                        transport, protocol = await self.loop.create_connection(
+                            lambda: factory(server), address[0], address[1],
+                            ssl=tls[0] if tls else None,
+                            server_hostname=tls[1] if tls else None)
                 if self.observer is not None:
                     self.report(server, EV_L4_OK)
                 if tally is not None:
@@ -463,6 +469,29 @@ class BackendRuntime:
                 await self._turn_around(server, gave_up)
                 if moved and tally is not None:  # back through the balancer to the same one
                     began = _into_wait(tally, began, self.loop.time())
+
+    async def _connect_sending_proxy(self, server: ServerState, address, tls, factory,
+                                     client, version: int):
+        """A connection to a `send-proxy[-v2]` server: the PROXY header with the
+        client's address and the one it connected to goes first, before any
+        TLS handshake, so the socket is connected and written here."""
+        loop = self.loop
+        family, kind, proto, _, target = (await loop.getaddrinfo(
+            address[0], address[1], type=socket.SOCK_STREAM))[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, target)
+            source = client.get_extra_info("peername") if client is not None else None
+            destination = client.get_extra_info("sockname") if client is not None else None
+            await loop.sock_sendall(sock, proxy_header.header(version, source, destination))
+            return await loop.create_connection(
+                lambda: factory(server), sock=sock, ssl=tls[0] if tls else None,
+                server_hostname=tls[1] if tls else None)
+        except BaseException:
+            sock.close()
+            raise
 
     async def _turn_around(self, server: ServerState, gave_up) -> None:
         """The pause before a retry on the same server, its slot held."""

@@ -125,7 +125,10 @@ class Router:
         if bproxy.name != frontend.name:
             route.redirects = compile_redirects(bproxy.redirects)
             route.answers = compile_answers(bproxy)
-        route.reuse = bproxy.http_reuse
+        # a connection that began with one client's PROXY header serves that
+        # client alone (HAProxy makes such connections private too)
+        route.reuse = ("never" if any(server.send_proxy for server in bproxy.servers)
+                       else bproxy.http_reuse)
         route.prefer_last_server = bproxy.prefer_last_server and not hashes_requests(bproxy.balance)
         route.buffer_request = frontend.buffer_request or bproxy.buffer_request
         route.compression = policy_for(frontend.compression, bproxy.compression)

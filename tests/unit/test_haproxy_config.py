@@ -585,7 +585,7 @@ def test_server_errors(tmp_path):
             server s1 10.0.0.1:80 weight 257
             server s2 10.0.0.1:70000
             server s3 10.0.0.1:80 inter 2x
-            server s4 10.0.0.1:80 send-proxy
+            server s4 10.0.0.1:80 proxy-v2-options ssl
             server s5 10.0.0.1:80 bogus
             server s6 10.0.0.1:+1
             server s7 10.0.0.1:80 observe layer9
@@ -597,7 +597,7 @@ def test_server_errors(tmp_path):
         "7: weight '257' is out of range: expected between 0 and 256",
         "8: port of server 's2' '70000' is out of range: expected between 1 and 65535",
         "9: invalid inter '2x': expected a whole number with an optional unit among us, ms, s, m, h, d (a bare number is milliseconds), e.g. 5s or 2000",
-        "10: server option 'send-proxy' is not supported by haply",
+        "10: server option 'proxy-v2-options' is not supported by haply",
         "11: unknown server option 'bogus'",
         "12: port offsets such as '+1' are not supported by haply; give a fixed port",
         "13: invalid observe mode 'layer9': expected layer4 or layer7",
@@ -2151,3 +2151,14 @@ def test_use_backend_with_a_name_made_per_request(tmp_path):
     assert [line.split(":", 1)[0] for line in found] == ["8", "9", "14"], found
     assert "cannot read map file" in found[0] and "'base64'" in found[1], found
     assert "not supported by haply in mode tcp" in found[2], found
+
+
+def test_send_proxy_options(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        backend placement
+            default-server send-proxy-v2
+            server a 127.0.0.1:8778 check-send-proxy check
+            server b 127.0.0.1:8779 send-proxy
+        """)
+    assert [(s.send_proxy, s.check_send_proxy) for s in loaded.config.proxy("placement").servers] == [
+        (2, True), (1, False)]
