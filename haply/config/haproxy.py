@@ -694,6 +694,19 @@ def _global_extra(parser, state: GlobalState, args, line, negated) -> None:
     state.extra.append((keyword.name, tuple(_texts(args))))
 
 
+def _dh_param_file(parser, state: GlobalState, args, line, negated) -> None:
+    """Read at its line, as HAProxy reads it, so that -c names the file."""
+    import ssl
+
+    path = _one("ssl-dh-param-file", args, "a file of Diffie-Hellman parameters")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_dh_params(path)
+    except (OSError, ssl.SSLError) as error:
+        raise ParseError(f"'ssl-dh-param-file': cannot load DH parameters from '{path}': "
+                         f"{getattr(error, 'strerror', None) or error}") from None
+    state.extra.append(("ssl-dh-param-file", (path,)))
+
+
 def _ssl_server_verify(parser, state: GlobalState, args, line, negated) -> None:
     if _one("ssl-server-verify", args, "none or required") not in ("none", "required"):
         raise ParseError(f"invalid ssl-server-verify '{args[0].text}': expected none or required")
@@ -2108,6 +2121,7 @@ HANDLERS: dict[str, Handler] = {
     "server-state-file": _global_extra,
     "server-state-base": _global_extra,
     "tune.ssl.default-dh-param": _global_extra,
+    "ssl-dh-param-file": _dh_param_file,
     "ssl-server-verify": _ssl_server_verify,
     **{f"ssl-default-{side}-{what}": _global_extra for side in ("bind", "server") for what in ("ciphers", "ciphersuites", "options")},
     # both

@@ -94,6 +94,7 @@ def _rows() -> list[Keyword]:
         K("tune.bufsize", "g", "<bytes>", "Buffer size (default 16384): a request or response head larger than tune.bufsize - tune.maxrewrite is refused (431/414 or 502)."),
         K("tune.maxrewrite", "g", "<bytes>", "Room kept in the buffer for rules that add fields (default 1024, at most half of tune.bufsize)."),
         K("tune.http.maxhdr", "g", "<number>", "Most lines in a head, the start line included (default 101): more is refused (431 or 502)."),
+        K("ssl-dh-param-file", "g", "<file>", "Diffie-Hellman parameters of the DHE key exchanges of every `bind ... ssl`."),
         K("tune.ssl.default-dh-param", "g", "<bits>", "Size of generated Diffie-Hellman parameters (kept for the TLS layer)."),
         K("ulimit-n", "g", "<number>", "Maximum number of open files (kept for the process manager)."),
         K("master-worker", "g", "", "Run a master process that supervises the proxy workers (as -W)."),
@@ -358,7 +359,7 @@ def _rows() -> list[Keyword]:
         "presetenv profiling.tasks quiet resetenv set-dumpable set-var set-var-fmt setenv "
         "ssl-default-bind-curves ssl-default-bind-sigalgs ssl-default-bind-client-sigalgs "
         "ssl-default-server-curves ssl-default-server-sigalgs ssl-default-server-client-sigalgs "
-        "ssl-dh-param-file ssl-load-extra-del-ext ssl-load-extra-files ssl-mode-async "
+        "ssl-load-extra-del-ext ssl-load-extra-files ssl-mode-async "
         "ssl-propquery ssl-provider ssl-provider-path ssl-skip-self-issued-ca strict-limits "
         "thread-group thread-groups unix-bind unsetenv zero-warning tune.chksize tune.fail-alloc "
         "tune.fd.edge-triggered tune.h2.header-table-size tune.h2.initial-window-size "

@@ -198,9 +198,16 @@ def bind_context(bind: Bind, proxy: Proxy, config: Config,
             diagnostics.warning(bind.location, f"'alpn {','.join(alpn)}': haply speaks HTTP/1.1 only, "
                                 f"so it does not offer {dropped} and negotiates http/1.1")
         alpn = offered or ["http/1.1"]
+    dh_file = _global(config, "ssl-dh-param-file")
 
     def build(bundle: Bundle) -> ssl.SSLContext:
         context = _server_side_base(options)
+        if dh_file:  # the parameters of DHE key exchanges (TLS 1.2 DHE ciphers)
+            path = dh_file[0]
+            try:
+                context.load_dh_params(path)
+            except (OSError, ssl.SSLError) as exc:
+                raise TlsOptionError(f"ssl-dh-param-file '{path}' cannot be loaded: {exc}") from None
         context.load_cert_chain(bundle.path, None if bundle.key_path == bundle.path else bundle.key_path)
         if alpn:
             context.set_alpn_protocols(alpn)

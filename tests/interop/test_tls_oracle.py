@@ -213,3 +213,46 @@ def test_crt_list_sni_filters_match_haproxy(tmp_path):
                 results[name] = [_s_client(port, "-servername", n)[1] for n in names]
     assert results["haply"] == results["haproxy"]
     assert results["haproxy"][:5] == ["one.test", "one.test", "two.test", "two.test", "two.test"]
+
+
+def test_dh_param_file_serves_dhe_as_haproxy(tmp_path):
+    """ssl-dh-param-file: a TLS 1.2 client that offers only a DHE cipher gets
+    the file's 2048-bit group from both proxies."""
+    import subprocess
+
+    from tests.support.certs import openssl_self_signed
+
+    cert, key = openssl_self_signed(tmp_path)
+    pem = tmp_path / "site.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    dh = tmp_path / "dh.pem"
+    subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
+                    "dh_param:ffdhe2048", "-out", str(dh)], check=True, capture_output=True, timeout=30)
+    seen = {}
+    for name, binary in PROXIES.items():
+        with echo_backends(["app"]) as (backend,):
+            port = free_port()
+            text = textwrap.dedent(f"""\
+                global
+                  ssl-dh-param-file {dh}
+                defaults
+                  mode http
+                  timeout connect 2s
+                  timeout client 5s
+                  timeout server 5s
+                frontend fe
+                  bind 127.0.0.1:{port} ssl crt {pem}
+                  default_backend be
+                backend be
+                  server s1 127.0.0.1:{backend.port}
+                """)
+            with run_haproxy(text, binary=binary):
+                out = subprocess.run(
+                    ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
+                     "-cipher", "DHE-RSA-AES128-GCM-SHA256"],
+                    input=b"", capture_output=True, timeout=20).stdout.decode(errors="replace")
+            seen[name] = [line.strip() for line in out.splitlines()
+                          if line.startswith(("Server Temp Key", "New, "))]
+    assert seen["haply"] == seen["haproxy"]
+    assert seen["haproxy"] == ["Server Temp Key: DH, 2048 bits",
+                               "New, TLSv1.2, Cipher is DHE-RSA-AES128-GCM-SHA256"], seen

@@ -2162,3 +2162,14 @@ def test_send_proxy_options(tmp_path):
         """)
     assert [(s.send_proxy, s.check_send_proxy) for s in loaded.config.proxy("placement").servers] == [
         (2, True), (1, False)]
+
+
+def test_ssl_dh_param_file_is_read_at_its_line(tmp_path):
+    (tmp_path / "junk.pem").write_text("not parameters\n")
+    found = messages(tmp_path, f"""\
+        global
+            ssl-dh-param-file {tmp_path}/missing.pem
+            ssl-dh-param-file {tmp_path}/junk.pem
+        """)
+    assert [line.split(":", 1)[0] for line in found] == ["2", "3"], found
+    assert "cannot load DH parameters" in found[0] and "No such file" in found[0], found
