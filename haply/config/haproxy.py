@@ -44,9 +44,9 @@ from haply.http import framing
 from haply.http.rewrite import LINE_ACTIONS, REGEX_LINE_ACTIONS, compile_regex
 
 # Keywords HAProxy refuses in a proxy without their capability (the others of
-# the other side it ignores with a warning): servers in a frontend, a
-# backend's tcp-request rules (HAProxy runs `content` ones: haply does not).
-CAPABILITY_ERRORS = frozenset({"server", "default-server", "tcp-request", "declare"})
+# the other side it ignores with a warning): servers in a frontend; the
+# frontend stages of tcp-request in a backend are refused by its handler.
+CAPABILITY_ERRORS = frozenset({"server", "default-server", "declare"})
 
 # Manual 3.1 "log": the 24 syslog facilities and 8 levels; len accepts 80..65535.
 FACILITIES = frozenset(
@@ -367,9 +367,6 @@ class _Parser:
                     line.location, f"'{name}' is ignored: {self.section} '{self.current.name}' "
                     f"has no {capability} capability (HAProxy ignores it too)")
                 return
-            if name == "tcp-request" and self.section == "backend":
-                raise ParseError("'tcp-request' rules in a backend are not supported by haply "
-                                 "(write them in the frontend, or in a listen section)")
             raise ParseError(
                 f"'{name}' is not allowed in a '{self.section}' section (allowed in: {keyword.section_list})"
             )
@@ -1526,9 +1523,9 @@ def _tcp_request(parser, state: ProxyState, args, line, negated) -> None:
     if not words or words[0] not in TCP_REQUEST_STAGES:
         raise ParseError("'tcp-request' expects connection, session, content or inspect-delay")
     stage = words[0]
-    if state.kind == "backend":
-        raise ParseError(f"'tcp-request {stage}' in a backend is not supported by haply: "
-                         "put the rule in the frontend")
+    if state.kind == "backend" and stage != "content":
+        raise ParseError(f"'tcp-request {stage}' is not allowed in a backend, which has no "
+                         "frontend capability (HAProxy refuses it too): put the rule in the frontend")
     if len(words) < 2:
         raise ParseError(f"'tcp-request {stage}' expects accept or reject")
     action = words[1]
@@ -2358,6 +2355,10 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             continue
         if proxy.kind == "backend":
             _check_timeouts(proxy, diagnostics)
+            if proxy.mode == "tcp":  # a backend's rules in mode tcp read the connection only
+                for rule in proxy.tcp_request_rules:
+                    _check_tcp_condition(rule.condition, "tcp-request content", rule.location,
+                                         diagnostics)
         names = {server.name for server in proxy.servers}
         for rule in proxy.use_server_rules:
             if rule.server not in names:

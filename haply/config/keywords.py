@@ -205,7 +205,7 @@ def _rows() -> list[Keyword]:
           "Compress only responses whose Content-Type starts with one of these types (a backend's list takes precedence over its frontend's)."),
         K("compression offload", "dflb", "",
           "Remove Accept-Encoding from the requests that haply compresses the answer to, so that servers never compress (ignored in defaults, as in HAProxy)."),
-        K("tcp-request", "fl", "connection|session|content accept|reject [if|unless <cond>] | inspect-delay <time>",
+        K("tcp-request", "flb", "connection|session|content accept|reject [if|unless <cond>] | inspect-delay <time>",
           "Accept or refuse a connection by its addresses (src, dst, dst_port), in order; rejects count in dcon (connection, session) or dreq (content). Other actions are not supported."),
         K("log-format", "dfl", "<format>", "Custom log line format (HAProxy 2.6's variables and flags; checked at its line, HTTP-only variables refused in a mode tcp proxy as HAProxy does)."),
         K("unique-id-format", "dfl", "<format>",

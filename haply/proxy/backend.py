@@ -22,7 +22,7 @@ from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
 from haply.proxy import proxy_header
-from haply.proxy.conditions import compile_condition
+from haply.proxy.conditions import compile_condition, compile_tcp_rules
 from haply.proxy.stick import Stickiness
 from haply.runtime.registry import Registry, ServerState
 
@@ -45,7 +45,8 @@ class BackendRuntime:
     # Slots: read on every request, and past 30 attributes CPython gives an
     # instance a plain dictionary, slower to read than slots or shared keys.
     __slots__ = ("_balances_freely", "_queue", "_server_queues", "balancer", "bytes_in",
-                 "bytes_out", "client_aborts", "comp", "connect_errors", "connect_timeout", "current_sessions",
+                 "bytes_out", "client_aborts", "comp", "connect_errors", "connect_timeout",
+                 "content_rules", "current_sessions",
                  "denied", "dequeued", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
                  "redispatch", "redispatch_every", "redispatched", "registry", "retried",
@@ -134,6 +135,10 @@ class BackendRuntime:
         if proxy.stick_table is not None and proxy.stick_rules:
             self.stick = Stickiness(proxy.stick_table, proxy.stick_rules, self.servers)
         self.no_server = 0
+        # A backend's own `tcp-request content` rules, evaluated once a request
+        # or connection is routed here (a listen's are its frontend's): None without.
+        self.content_rules = (compile_tcp_rules(proxy, "content") or None
+                              if proxy.kind == "backend" else None)
         # `use-server` rules: (predicate, server) in file order, or None.
         self.use_server: list | None = None
         if proxy.use_server_rules:

@@ -95,6 +95,20 @@ def compile_rules(rules):
     return [(compile_condition(rule.condition), rule) for rule in rules]
 
 
+def compile_tcp_rules(proxy, stage: str) -> list:
+    """A stage's tcp-request rules: (condition or None, accept?) in file order."""
+    return [(compile_condition(rule.condition), rule.action == "accept")
+            for rule in proxy.tcp_request_rules if rule.stage == stage]
+
+
+def rejects(rules, view) -> bool:
+    """Whether the first rule that applies to view rejects it (none: accept)."""
+    for test, accept in rules:
+        if test is None or test(view):
+            return not accept
+    return False
+
+
 def first_match(compiled, request):
     """The first compiled rule whose condition holds for request, or None."""
     for test, rule in compiled:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from haply.config.model import Proxy
 from haply.http import compression
-from haply.proxy.conditions import compile_condition
+from haply.proxy.conditions import compile_tcp_rules, rejects
 from haply.proxy.gate import Gate
 from haply.proxy.connection import SourceKey
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 # tcp-request stages, in the order they apply (indexes of FrontendRuntime.tcp_rules)
 CONNECTION, SESSION, CONTENT = range(3)
+
 BEFORE_CONTENT = range(CONNECTION, CONTENT)
 
 
@@ -43,9 +44,7 @@ class FrontendRuntime:
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
         # tcp-request rules by stage, in HAProxy's order: for each stage the
         # (condition or None, accept?) pairs in file order (None: no rule at all)
-        stages = [[(compile_condition(r.condition), r.action == "accept")
-                   for r in proxy.tcp_request_rules if r.stage == stage]
-                  for stage in ("connection", "session", "content")]
+        stages = [compile_tcp_rules(proxy, stage) for stage in ("connection", "session", "content")]
         self.tcp_rules = stages if any(stages) else None
         self.content_rules = bool(stages[CONTENT])
 
@@ -58,18 +57,15 @@ class FrontendRuntime:
         request (mode http, where HAProxy evaluates them on the request)."""
         view = SourceKey.of(transport)
         for stage in stages:
-            for test, accept in self.tcp_rules[stage]:
-                if test is None or test(view):
-                    if accept:
-                        break
-                    if stage == CONNECTION:
-                        self.denied_connections += 1
-                    elif stage == SESSION:
-                        self.denied_sessions += 1
-                    else:
-                        self.denied += 1
-                    transport.close()
-                    return True
+            if rejects(self.tcp_rules[stage], view):
+                if stage == CONNECTION:
+                    self.denied_connections += 1
+                elif stage == SESSION:
+                    self.denied_sessions += 1
+                else:
+                    self.denied += 1
+                transport.close()
+                return True
         return False
 
     def admit(self, resume) -> bool:

@@ -29,7 +29,7 @@ from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SI
                                 SampleContext)
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
 from haply.http.rewrite import split_target
-from haply.proxy.conditions import first_answer, first_match
+from haply.proxy.conditions import first_answer, first_match, rejects
 from haply.proxy import redirect
 from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
@@ -689,6 +689,12 @@ class HttpSession(asyncio.Protocol):
             self._respond_local(503)
             return
         backend = route.backend
+        if backend.content_rules is not None and rejects(backend.content_rules, request):
+            # the backend's tcp-request content: the connection ends, unanswered
+            self.frontend.denied += 1  # HAProxy counts it in the frontend's dreq
+            self.refused = True
+            self.close()
+            return
         backend.routed += 1  # backend.routed_in(), inline: once per request
         if backend.current_sessions + backend.waiting >= backend.max_sessions:
             backend.max_sessions = backend.current_sessions + backend.waiting + 1

@@ -14,6 +14,7 @@ import socket
 
 from haply.http import framing
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
+from haply.proxy.conditions import rejects
 from haply.proxy.connection import SourceKey
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.timers import Deadline
@@ -104,6 +105,11 @@ class TcpClientProtocol(asyncio.Protocol):
                     self.backend = backend
                     break
         if self.backend is None:
+            self.close()
+            return
+        rules = self.backend.content_rules
+        if rules is not None and rejects(rules, key):  # the backend's tcp-request content
+            self.frontend.denied += 1  # HAProxy counts it in the frontend's dreq
             self.close()
             return
         self.backend.routed_in()

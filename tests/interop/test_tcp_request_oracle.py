@@ -77,3 +77,40 @@ backend be
         results = run_both(cfg, exercise)
     assert results["haply"] == results["haproxy"]
     assert results["haply"] == ([True, False, False, False], (2, 1))
+
+
+@pytest.mark.parametrize("mode", ["tcp", "http"])
+def test_a_backends_content_rules_as_haproxy(mode):
+    """A backend's own `tcp-request content` rules apply once a connection or
+    request reaches it; a refusal ends the connection unanswered and counts
+    in the frontend's dreq."""
+    with echo_backends(["a"]) as (a,):
+        directory = tempfile.mkdtemp(prefix="tcpreq-")
+        sock = os.path.join(directory, "admin.sock")
+        cfg = PRELUDE.replace("mode http", f"mode {mode}").replace(
+            "    maxconn 1000\n", f"    maxconn 1000\n    stats socket {sock} level admin\n") + f"""
+frontend fe
+    bind 127.0.0.1:@PORT@
+    bind 127.0.0.2:@PORT@
+    default_backend be
+
+backend be
+    tcp-request content accept if {{ dst 127.0.0.1 }}
+    tcp-request content reject if {{ dst 127.0.0.0/8 }}
+    server s {a.address}
+"""
+
+        def exercise(port):
+            wait_socket(sock)
+            wait_no_sessions(sock)
+            before = frontend_counters(cli(sock, "show stat"), "fe")
+            seen = [answered("127.0.0.1", port), answered("127.0.0.2", port),
+                    answered("127.0.0.2", port)]
+            wait_no_sessions(sock)
+            after = frontend_counters(cli(sock, "show stat"), "fe")
+            os.unlink(sock)
+            return seen, tuple(int(a) - int(b) for a, b in zip(after, before))
+
+        results = run_both(cfg, exercise)
+    assert results["haply"] == results["haproxy"]
+    assert results["haply"] == ([True, False, False], (0, 2))

@@ -1478,8 +1478,16 @@ def test_tcp_request_rules(tmp_path):
     ]:
         found = messages(tmp_path, DEFAULTS + f"frontend f\n    bind :80\n    {line}\n")
         assert any(message in m for m in found), (line, found)
-    assert any("'tcp-request' rules in a backend are not supported by haply" in m for m in messages(
-        tmp_path, DEFAULTS + "backend b\n    tcp-request content reject\n"))
+    # a backend has content rules of its own, but no connection or session stage
+    loaded = load_text(tmp_path, DEFAULTS + "backend b\n    tcp-request content reject if { src 10.0.0.0/8 }\n"
+                       "    server s 127.0.0.1:81\n")
+    assert [r.stage for r in loaded.config.proxy("b").tcp_request_rules] == ["content"]
+    assert messages(tmp_path, DEFAULTS + "backend b\n    tcp-request connection reject\n"
+                    "    mode tcp\n    tcp-request content reject if { path /x }\n") == [
+        "7: 'tcp-request connection' is not allowed in a backend, which has no frontend capability "
+        "(HAProxy refuses it too): put the rule in the frontend",
+        "9: tcp-request content condition reads 'path', which only exists in mode http: on a "
+        "connection use src, dst or dst_port"]
 
 
 # ------------------------------------------------------------------ buffer sizes
