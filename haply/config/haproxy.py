@@ -710,6 +710,11 @@ def _ssl_server_verify(parser, state: GlobalState, args, line, negated) -> None:
     state.extra.append(("ssl-server-verify", (args[0].text,)))
 
 
+def _max_spread_checks(parser, state: GlobalState, args, line, negated) -> None:
+    state.values["max_spread_checks"] = parse_time(
+        _one("max-spread-checks", args, "a time such as 5s"), "max-spread-checks")
+
+
 def _spread_checks(parser, state: GlobalState, args, line, negated) -> None:
     state.values["spread_checks"] = parse_int(_one("spread-checks", args, "a percentage 0-50"), "spread-checks", 0, 50)
 
@@ -2102,6 +2107,7 @@ HANDLERS: dict[str, Handler] = {
     "tune.http.maxhdr": _global_value("http_maxhdr", lambda text: parse_int(text, "tune.http.maxhdr", 1, 32767),
                                       "a number of header lines, 1 to 32767"),
     "spread-checks": _spread_checks,
+    "max-spread-checks": _max_spread_checks,
     "tune.comp.maxlevel": _comp_maxlevel,
     "hard-stop-after": _hard_stop_after,
     "stats socket": _stats_socket,

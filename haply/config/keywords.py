@@ -68,6 +68,7 @@ def _rows() -> list[Keyword]:
         K("chroot", "g", "<dir>", "Change root to this directory after binding."),
         K("nbthread", "g", "<number>", "Number of proxy worker processes; more than 1 runs them under a master process (see docs/process-model.md)."),
         K("spread-checks", "g", "<0..50>", "Randomly spread health-check intervals by up to this percentage."),
+        K("max-spread-checks", "g", "<time>", "Upper bound on the time over which the first health checks are spread (by default each server's interval)."),
         K("hard-stop-after", "g", "<time>", "Upper bound for a soft stop before remaining connections are closed."),
         K("log", "gdflb", "<address> [len <n>] [format <f>] <facility> [<level> [<minlevel>]] | global",
           "Send logs to a syslog address, a UNIX socket, stdout/stderr, or the global loggers."),
@@ -353,7 +354,7 @@ def _rows() -> list[Keyword]:
         "h1-case-adjust-file h2-workaround-bogus-websocket-clients httpclient.resolvers.id "
         "httpclient.resolvers.prefer httpclient.ssl.ca-file httpclient.ssl.verify "
         "insecure-fork-wanted insecure-setuid-wanted issuers-chain-path localpeer "
-        "lua-load-per-thread lua-prepend-path max-spread-checks maxconnrate maxpipes maxsessrate "
+        "lua-load-per-thread lua-prepend-path maxconnrate maxpipes maxsessrate "
         "maxsslconn maxsslrate mworker-max-reloads no-memory-trimming noepoll noevports "
         "nogetaddrinfo nokqueue nopoll noreuseport nosplice numa-cpu-mapping pp2-never-send-local "
         "presetenv profiling.tasks quiet resetenv set-dumpable set-var set-var-fmt setenv "

@@ -574,6 +574,7 @@ class Global:
     stats_sockets: tuple[StatsSocket, ...] = ()
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
     spread_checks: int = 0  # percent
+    max_spread_checks: float | None = None  # seconds: bound on the first checks' spread
     hard_stop_after: float | None = None
     stats_timeout: float | None = None
     bufsize: int = 16384  # tune.bufsize

@@ -232,6 +232,11 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
     )
 
 
+def _spread(interval: float, bound: float | None) -> float:
+    """The span the first checks are spread over (`max-spread-checks` bounds it)."""
+    return min(interval, bound) if bound is not None else interval
+
+
 def spread_checks_of(config: Config) -> int:
     value = getattr(config.global_, "spread_checks", 0) or 0
     return max(0, min(MAX_SPREAD_CHECKS, int(value)))
@@ -398,16 +403,18 @@ class HealthChecker:
                 self._checked[(proxy.name, server.name)] = _Checked(spec, state, now)
         for backend in {key[0] for key in self._checked}:
             self.registry.subscribe(backend, self._registry_changed)
-        # spread the first checks over each server's interval
+        # spread the first checks over each server's interval, at most over
+        # `max-spread-checks`
         count = len(self._checked)
+        bound = self.config.global_.max_spread_checks
         for index, checked in enumerate(self._checked.values()):
             offset = index / count if count else 0.0
             if checked.spec.target is not None:
                 checked.timer = self.loop.call_later(
-                    checked.spec.timing.inter * offset, self._fire, checked)
+                    _spread(checked.spec.timing.inter, bound) * offset, self._fire, checked)
             if checked.spec.agent is not None:
                 checked.agent_timer = self.loop.call_later(
-                    checked.spec.agent.inter * offset, self._fire_agent, checked)
+                    _spread(checked.spec.agent.inter, bound) * offset, self._fire_agent, checked)
 
     # ------------------------------------------------------- runtime API
 

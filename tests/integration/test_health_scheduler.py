@@ -531,3 +531,27 @@ backend b
             await checker.stop()
 
     uvloop.run(main())
+
+
+def test_max_spread_checks_bounds_when_the_first_checks_run(tmp_path):
+    """Four servers checked every 60 s: their first checks are spread over
+    the interval, or over max-spread-checks when it is shorter (no probe runs
+    here: only the timers are read)."""
+    servers = "".join(f"    server s{i} 127.0.0.1:{9 + i} check inter 60s\n" for i in range(4))
+
+    def first_delays(global_lines: str) -> list[float]:
+        config = load_text(tmp_path, f"global\n{global_lines}" + DEFAULTS + "backend api\n" + servers)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            checker = HealthChecker(make_registry(config), config, loop)
+            checker.start()
+            try:
+                return [round(checked.timer.when() - loop.time(), 1)
+                        for checked in checker._checked.values()]
+            finally:
+                await checker.stop()
+        return asyncio.run(main())
+
+    assert first_delays("    maxconn 100\n") == [0.0, 15.0, 30.0, 45.0]
+    assert first_delays("    max-spread-checks 2s\n") == [0.0, 0.5, 1.0, 1.5]

@@ -59,6 +59,7 @@ def test_global_keywords(tmp_path):
             chroot /var/lib/haproxy
             nbthread 4
             spread-checks 5
+            max-spread-checks 2500ms
             hard-stop-after 1m
             stats timeout 30s
             ssl-default-bind-ciphers ECDHE-RSA-AES128-GCM-SHA256
@@ -68,7 +69,8 @@ def test_global_keywords(tmp_path):
     g = loaded.config.global_
     assert (g.maxconn, g.daemon, g.pidfile, g.user, g.group, g.chroot, g.nbthread) == (
         4000, True, "/run/haply.pid", "haproxy", "haproxy", "/var/lib/haproxy", 4)
-    assert (g.spread_checks, g.hard_stop_after, g.stats_timeout) == (5, 60.0, 30.0)
+    assert (g.spread_checks, g.max_spread_checks, g.hard_stop_after, g.stats_timeout) == (
+        5, 2.5, 60.0, 30.0)
     assert dict(g.extra) == {
         "ssl-default-bind-ciphers": ("ECDHE-RSA-AES128-GCM-SHA256",),
         "ssl-default-bind-options": ("ssl-min-ver", "TLSv1.2", "no-tls-tickets"),
