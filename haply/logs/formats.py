@@ -20,6 +20,7 @@ import time
 from typing import Callable
 
 from haply.logs import captures as captures_module
+from haply.http.maps import split_arguments
 from haply.logs import json_text
 from haply.tls.sni import client_sni
 
@@ -378,7 +379,7 @@ _SESSION_FETCHES = {"unique-id": "getattr(r, 'unique_id', '')",
 
 def sample_expression(sample: str) -> str:
     """The expression for one %[fetch(arg),converter(arg)...]."""
-    fetch, *converters = [part.strip() for part in sample.split(",")]
+    fetch, *converters = split_arguments(sample)
     name, _, arg = fetch.partition("(")
     arg = arg.rstrip(")").strip()
     if name in ("req.hdr", "hdr", "req.fhdr") and arg:

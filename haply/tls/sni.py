@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Protocol
 
+from haply.http.maps import split_arguments
+
 # RFC 1035 §2.3.4: labels of at most 63 octets, names of at most 255 (253 as text).
 MAX_LABEL = 63
 MAX_NAME = 253
@@ -89,21 +91,6 @@ def sendable(name: str | None) -> str | None:
     if len(name) > MAX_LABEL and any(len(label) > MAX_LABEL for label in name.split(".")):
         return None
     return name
-
-
-def _split_top(text: str, separator: str = ",") -> list[str]:
-    """Split on separators outside parentheses."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == separator and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return parts
 
 
 def _call(text: str) -> tuple[str, list[str]]:
@@ -191,7 +178,7 @@ def _converter(text: str) -> Callable[[str], str | None]:
 def compile_sni(text: str) -> SniExpression:
     """Compile an `sni` expression; raises SniSyntaxError naming what is supported."""
     try:
-        first, *rest = _split_top(text)
+        first, *rest = split_arguments(text)
         fetch, constant = _fetch(first)
         converters = [_converter(part) for part in rest]
     except SniSyntaxError as exc:

@@ -38,6 +38,20 @@ def frontend_counters(stat: str, name: str) -> tuple[str, str]:
     raise AssertionError(f"no frontend {name}")
 
 
+def answers_and_counts(sock: str, targets: list[tuple[str, int]]) -> tuple[list[bool], tuple]:
+    """Whether each target answered, and what that added to the frontend's
+    dcon and dreq (the start-up probes count too, as many as readiness took:
+    only what this adds is compared)."""
+    wait_socket(sock)
+    wait_no_sessions(sock)
+    before = frontend_counters(cli(sock, "show stat"), "fe")
+    seen = [answered(address, port) for address, port in targets]
+    wait_no_sessions(sock)
+    after = frontend_counters(cli(sock, "show stat"), "fe")
+    os.unlink(sock)
+    return seen, tuple(int(a) - int(b) for a, b in zip(after, before))
+
+
 @pytest.mark.parametrize("mode", ["tcp", "http"])
 def test_tcp_request_rules_as_haproxy(mode):
     with echo_backends(["a"]) as (a,):
@@ -61,20 +75,8 @@ backend be
     server s {a.address}
 """
 
-        def exercise(port):
-            wait_socket(sock)
-            wait_no_sessions(sock)
-            # The start-up probes count too, as many as readiness took: only
-            # what the exercise adds is compared.
-            before = frontend_counters(cli(sock, "show stat"), "fe")
-            seen = [answered("127.0.0.1", port), answered("127.0.0.2", port),
-                    answered("127.0.0.3", second), answered("127.0.0.2", port)]
-            wait_no_sessions(sock)
-            after = frontend_counters(cli(sock, "show stat"), "fe")
-            os.unlink(sock)
-            return seen, tuple(int(a) - int(b) for a, b in zip(after, before))
-
-        results = run_both(cfg, exercise)
+        results = run_both(cfg, lambda port: answers_and_counts(sock, [
+            ("127.0.0.1", port), ("127.0.0.2", port), ("127.0.0.3", second), ("127.0.0.2", port)]))
     assert results["haply"] == results["haproxy"]
     assert results["haply"] == ([True, False, False, False], (2, 1))
 
@@ -100,17 +102,7 @@ backend be
     server s {a.address}
 """
 
-        def exercise(port):
-            wait_socket(sock)
-            wait_no_sessions(sock)
-            before = frontend_counters(cli(sock, "show stat"), "fe")
-            seen = [answered("127.0.0.1", port), answered("127.0.0.2", port),
-                    answered("127.0.0.2", port)]
-            wait_no_sessions(sock)
-            after = frontend_counters(cli(sock, "show stat"), "fe")
-            os.unlink(sock)
-            return seen, tuple(int(a) - int(b) for a, b in zip(after, before))
-
-        results = run_both(cfg, exercise)
+        results = run_both(cfg, lambda port: answers_and_counts(sock, [
+            ("127.0.0.1", port), ("127.0.0.2", port), ("127.0.0.2", port)]))
     assert results["haply"] == results["haproxy"]
     assert results["haply"] == ([True, False, False], (0, 2))
