@@ -5,10 +5,9 @@ servers are taken out one by one through the runtime socket."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
+from tests.interop.test_tls_oracle import raw_exchange
 from tests.support.admin_cli import cli
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_available,
@@ -50,16 +49,7 @@ listen all
 
 def exchange(port: int, request: bytes) -> bytes:
     """The answer to request, with '<open>' when the proxy kept the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(request)
-        sock.settimeout(0.3)
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except (socket.timeout, TimeoutError):
-            data += b"<open>"
-        return data
+    return raw_exchange(port, request, wait=0.3)
 
 
 STEPS = ["", "disable server api/a1", "disable server api/a2", "disable server api/b1",
