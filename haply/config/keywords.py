@@ -278,13 +278,14 @@ def _rows() -> list[Keyword]:
         ("tcp-check", "dlb", "", "Health checks scripted with tcp-check rules."),
         ("allbackups", "dlb", "", "Use all backup servers at once when no active server is up."),
         ("log-health-checks", "dlb", "", "Log health-check state changes in detail."),
+        ("contstats", "dfl", "", "Count the bytes of a transfer as they flow: what haply's counters always do."),
+        ("http-no-delay", "dflb", "", "Send every piece of a message at once, never waiting to fill packets: what haply always does."),
     )
     rows += [K(f"option {name}", sections, synopsis, text) for name, sections, synopsis, text in options]
     rows.append(K("option forceclose", "dflb", "", "Old name of option httpclose.", L, "option httpclose"))
     for name in (
         "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
-        "contstats", "disable-h2-upgrade", "h1-case-adjust-bogus-client",
-        "h1-case-adjust-bogus-server", "http-no-delay",
+        "disable-h2-upgrade", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
         "independent-streams", "ldap-check", "external-check", "logasap",
         "nolinger", "persist", "pgsql-check", "redis-check",

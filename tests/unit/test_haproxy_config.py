@@ -2183,3 +2183,21 @@ def test_ssl_dh_param_file_is_read_at_its_line(tmp_path):
         """)
     assert [line.split(":", 1)[0] for line in found] == ["2", "3"], found
     assert "cannot load DH parameters" in found[0] and "No such file" in found[0], found
+
+
+def test_options_that_name_what_haply_always_does(tmp_path):
+    """contstats (counters that move during a transfer) and http-no-delay (no
+    waiting to fill packets: uvloop sets TCP_NODELAY on every connection and
+    haply never holds a piece back) describe haply's only behaviour: accepted."""
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend fe
+            bind :80
+            option contstats
+            option http-no-delay
+            default_backend be
+        backend be
+            option http-no-delay
+            server s 127.0.0.1:81
+        """)
+    assert {"contstats", "http-no-delay"} <= loaded.config.proxy("fe").options
+    assert not warnings(loaded)
