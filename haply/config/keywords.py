@@ -278,6 +278,7 @@ def _rows() -> list[Keyword]:
         ("tcp-check", "dlb", "", "Health checks scripted with tcp-check rules."),
         ("allbackups", "dlb", "", "Use all backup servers at once when no active server is up."),
         ("log-health-checks", "dlb", "", "Log health-check state changes in detail."),
+        ("logasap", "dfl", "", "Log a request as soon as its response head has gone to the client ('+' before the time and the bytes so far)."),
         ("contstats", "dfl", "", "Count the bytes of a transfer as they flow: what haply's counters always do."),
         ("http-no-delay", "dflb", "", "Send every piece of a message at once, never waiting to fill packets: what haply always does."),
     )
@@ -287,7 +288,7 @@ def _rows() -> list[Keyword]:
         "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
         "disable-h2-upgrade", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
-        "independent-streams", "ldap-check", "external-check", "logasap",
+        "independent-streams", "ldap-check", "external-check",
         "nolinger", "persist", "pgsql-check", "redis-check",
         "smtpchk", "socket-stats", "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",

@@ -146,6 +146,53 @@ def logged_http_session(base):
     return LoggedHttpSession
 
 
+def asap_logged_http_session(base):
+    """`option logasap`: a request is logged as soon as its response head has
+    gone to the client (with what of the body came in the same read), with
+    the time and the bytes so far: '+' before %Ta, %Tt and %B, as HAProxy
+    writes them; what happens after is not logged. A request answered
+    without a server head (an error, a local answer) is logged when it ends,
+    as without the option."""
+    logged = logged_http_session(base)
+
+    class AsapLoggedHttpSession(logged):
+        asap_pending = False  # a response head is on its way: log once it is written
+
+        def response_head(self, upstream, status: int, version: str,
+                          server_keep_alive: bool) -> None:
+            logged.response_head(self, upstream, status, version, server_keep_alive)
+            self.asap_pending = bool(self.log_queue) and bool(self.requests)
+
+        def flush(self) -> None:
+            logged.flush(self)
+            if self.asap_pending:
+                self._log_asap()
+
+        def _log_asap(self) -> None:
+            self.asap_pending = False
+            exchange = self.log_queue[0]
+            exchange.logged = True
+            self.frontend.logger.http_done(self, self.requests[0], exchange, asap=True)
+
+        def _finish_exchange(self, request, upstream, reusable: bool) -> None:
+            if self.asap_pending:  # a response written whole in one go
+                self._log_asap()
+            log_queue = self.log_queue
+            if log_queue and getattr(log_queue[0], "logged", False):
+                log_queue.popleft()
+            logged._finish_exchange(self, request, upstream, reusable)
+
+        def _log(self, request, status, termination, server=None) -> None:
+            self.asap_pending = False  # the head did not leave: logged as it ends
+            log_queue = self.log_queue
+            if log_queue and getattr(log_queue[0], "logged", False):
+                log_queue.popleft()
+                return
+            logged._log(self, request, status, termination, server)
+
+    return AsapLoggedHttpSession
+
+
 class CountingTransport:
     """A transport that counts what is written through it, and the bytes its
     protocol received (which the protocol adds)."""

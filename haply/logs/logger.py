@@ -25,8 +25,9 @@ TAG = "haproxy"  # HAProxy's default `log-tag`; log parsers key on it
 class Exchange:
     """Times of one request, kept only when its proxy logs."""
 
+    # `logged` is set only under option logasap (haply.logs.hooks)
     __slots__ = ("begin", "wall", "headers_at", "response_at", "status", "bytes_out",
-                 "bytes_in")
+                 "bytes_in", "logged")
 
     def __init__(self, begin: float, wall: float, bytes_out: int, bytes_in: int):
         self.begin = begin
@@ -125,6 +126,17 @@ class HttpRecord:
 
     def header(self, name: str) -> list[str]:
         return self.request.header(name)
+
+
+class AsapRecord(HttpRecord):
+    """option logasap: the line of an exchange whose response head has just
+    gone out: its total time and bytes are those so far, '+' before them."""
+
+    __slots__ = ()
+
+    Ta = property(lambda self: f"+{HttpRecord.Ta.fget(self)}")
+    Tt = Ta
+    bytes_read = property(lambda self: f"+{HttpRecord.bytes_read.fget(self)}")
 
 
 class Target:
@@ -243,7 +255,9 @@ class ProxyLog:
     # ------------------------------------------------------------- HTTP
 
     def http_done(self, session, request, exchange: Exchange, status: int | None = None,
-                  termination: str = "----", server=None) -> None:
+                  termination: str = "----", server=None, asap: bool = False) -> None:
+        """The line of an exchange; asap: logged as its response head went out
+        (option logasap: AsapRecord)."""
         # %rt and %lc count the requests and lines before this one (HAProxy
         # numbers from 0), so both counters move once the line is made.
         logging = self.logging
@@ -257,7 +271,10 @@ class ProxyLog:
                 logging.request_counter += 1  # numbered all the same
                 return
         render = self.http_render
-        if render is not None:
+        if asap:
+            line = self.render(AsapRecord(self, session, request, exchange, session.loop.time(),
+                                          status, termination, server))
+        elif render is not None:
             held = request.server
             if status is None:
                 status = exchange.status if exchange.status is not None else -1

@@ -34,7 +34,7 @@ from haply.admin.services import compile_services
 from haply.admin.socket_server import StatsSocketError, open_stats_sockets, serve_stats_sockets
 from haply.logs import Logging
 from haply.logs.formats import FormatError
-from haply.logs.hooks import logged_http_session, logged_tcp_session
+from haply.logs.hooks import asap_logged_http_session, logged_http_session, logged_tcp_session
 from haply import tls
 
 
@@ -181,7 +181,9 @@ class Engine:
             router = Router(proxy, self.backends, self.errors)
             router.services = compile_services(self, proxy)
             pool = self.pool
-            session = HttpSession if frontend.logger is None else logged_http_session(HttpSession)
+            session = (HttpSession if frontend.logger is None
+                       else asap_logged_http_session(HttpSession) if "logasap" in proxy.options
+                       else logged_http_session(HttpSession))
             return lambda: session(frontend, router, pool)
         backend = self.backends.get(proxy.default_backend) if proxy.default_backend else None
         # use_backend in mode tcp: conditions on the connection (src, dst, dst_port)

@@ -19,7 +19,7 @@ import pytest
 from tests.support.certs import make_tls_files
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config
-from tests.support.observed import observed_proxy, scripted
+from tests.support.observed import httplog_fields, observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
@@ -303,3 +303,54 @@ backend be
     assert seen["haproxy"] == ["api.example api.example API.EXAMPLE API.EXAMPLE TLSv1.3 fe~",
                                "- - - - TLSv1.3 fe~"], seen
     assert seen["haply"] == seen["haproxy"]
+
+
+def slow_download(conn) -> None:
+    """A large answer sent in two parts, 0.3 s apart; 404 for /missing."""
+    while (request := conn.read_request()) is not None:
+        if request.url.startswith("/missing"):
+            conn.respond(404, b"no such image")
+            continue
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + b"x" * 100000)
+        time.sleep(0.3)
+        conn.send(b"x" * 100000)
+
+
+def test_logasap_logs_at_the_response_head_as_haproxy():
+    """option logasap (a Glance image download logged as it starts): one line
+    per request, written before the transfer ends, with '+' before the total
+    time and the bytes; a short answer too."""
+    def config(port, log_port, socket_path, address):
+        return haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    log 127.0.0.1:{log_port} local2 info
+    option httplog
+    option logasap
+    default_backend be
+backend be
+    server s1 {address}
+""")
+    seen = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, config, scripted(slow_download)) as (port, receiver, _):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET /v2/images/a/file HTTP/1.1\r\nHost: glance\r\n\r\n")
+                first = receiver.messages(1, timeout=2)  # before the download ends
+                received = 0
+                while received < 200000:
+                    received += len(sock.recv(65536))
+                sock.sendall(b"GET /missing HTTP/1.1\r\nHost: glance\r\nConnection: close\r\n\r\n")
+                while sock.recv(65536):
+                    pass
+            lines = first + receiver.messages(1, timeout=2)
+            receiver.lines(1, timeout=0.3) and pytest.fail(f"{name}: a second line for one request")
+        seen[name] = [(re.search(r" (\S+/\S+/\S+/\S+/(\S+)) (\d+) (\S+) ", line).group(2, 3, 4),
+                       httplog_fields(line)[2:]) for line in lines]
+    # (the byte counts themselves differ: HAProxy forwards its first 15 KB
+    # buffer, haply what the first read brought)
+    normal = {name: [((ta[0], status, size[0]), rest) for (ta, status, size), rest in lines]
+              for name, lines in seen.items()}
+    assert normal["haply"] == normal["haproxy"] == [
+        (("+", "200", "+"), ("----", '"GET /v2/images/a/file HTTP/1.1"')),
+        (("+", "404", "+"), ("----", '"GET /missing HTTP/1.1"'))]

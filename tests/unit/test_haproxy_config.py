@@ -2201,3 +2201,19 @@ def test_options_that_name_what_haply_always_does(tmp_path):
         """)
     assert {"contstats", "http-no-delay"} <= loaded.config.proxy("fe").options
     assert not warnings(loaded)
+
+
+def test_option_logasap(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend glance
+            bind :9292
+            option httplog
+            option logasap
+            default_backend be
+        backend be
+            option logasap
+            server s 127.0.0.1:9293
+        """)
+    assert "logasap" in loaded.config.proxy("glance").options
+    assert warnings(loaded) == ["11: 'option logasap' is ignored: backend 'be' has no frontend "
+                                "capability (HAProxy ignores it too)"]
