@@ -2215,5 +2215,5 @@ def test_option_logasap(tmp_path):
             server s 127.0.0.1:9293
         """)
     assert "logasap" in loaded.config.proxy("glance").options
-    assert warnings(loaded) == ["11: 'option logasap' is ignored: backend 'be' has no frontend "
+    assert warnings(loaded) == ["12: 'option logasap' is ignored: backend 'be' has no frontend "
                                 "capability (HAProxy ignores it too)"]
