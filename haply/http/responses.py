@@ -150,7 +150,7 @@ def with_close(page: bytes) -> bytes:
 def with_keep_alive(page: bytes) -> bytes:
     """An answer that keeps an HTTP/1.0 client's connection: it must say so,
     or the client takes it as the last one (HAProxy says so too)."""
-    return _with_last_field(page, b"Connection: keep-alive")
+    return _with_last_field(page, b"connection: keep-alive")
 
 
 def _with_last_field(page: bytes, field: bytes) -> bytes:
