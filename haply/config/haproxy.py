@@ -245,10 +245,12 @@ class GlobalState:
     values: dict = field(default_factory=dict)
     logs: list[LogTarget] = field(default_factory=list)
     sockets: list[StatsSocket] = field(default_factory=list)
+    unix_bind: dict[str, str] = field(default_factory=dict)  # `unix-bind` settings
     extra: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
     def freeze(self) -> Global:
-        return Global(**self.values, logs=tuple(self.logs), stats_sockets=tuple(self.sockets), extra=tuple(self.extra))
+        return Global(**self.values, logs=tuple(self.logs), stats_sockets=tuple(self.sockets),
+                      extra=tuple(self.extra))
 
 
 @dataclass
@@ -731,6 +733,31 @@ def _stats_timeout(parser, state: GlobalState, args, line, negated) -> None:
 
 def _hard_stop_after(parser, state: GlobalState, args, line, negated) -> None:
     state.values["hard_stop_after"] = parse_time(_one("hard-stop-after", args, "a time such as 30s"), "hard-stop-after")
+
+
+UNIX_BIND_SETTINGS = ("prefix", "mode", "user", "uid", "group", "gid")
+
+
+def _unix_bind(parser, state: GlobalState, args, line, negated) -> None:
+    """`unix-bind [prefix P] [mode M] [user U|uid N] [group G|gid N]`: checked
+    and kept. HAProxy 2.6 applies it to the UNIX sockets of `bind` lines only,
+    not to stats sockets (observed); haply refuses UNIX binds, so with the
+    TCP binds it takes the settings change nothing, as in HAProxy."""
+    texts = _texts(args)
+    if not texts or len(texts) % 2:
+        raise ParseError("'unix-bind' expects settings and their values: prefix, mode, user, "
+                         "uid, group, gid")
+    for setting, value in zip(texts[::2], texts[1::2]):
+        if setting not in UNIX_BIND_SETTINGS:
+            raise ParseError(f"unknown 'unix-bind' setting '{setting}': expected "
+                             f"{', '.join(UNIX_BIND_SETTINGS)}")
+        if setting == "mode" and not re.fullmatch(r"[0-7]{1,4}", value):
+            raise ParseError(f"invalid unix-bind mode '{value}': expected an octal number such as 660")
+        if setting in ("user", "group"):
+            _account(setting)(value)
+        if setting in ("uid", "gid") and not value.isdigit():
+            raise ParseError(f"invalid unix-bind {setting} '{value}': expected a number")
+        state.unix_bind[setting] = value
 
 
 def _stats_socket(parser, state: GlobalState, args, line, negated) -> None:
@@ -2108,6 +2135,7 @@ HANDLERS: dict[str, Handler] = {
                                       "a number of header lines, 1 to 32767"),
     "spread-checks": _spread_checks,
     "max-spread-checks": _max_spread_checks,
+    "unix-bind": _unix_bind,
     "tune.comp.maxlevel": _comp_maxlevel,
     "hard-stop-after": _hard_stop_after,
     "stats socket": _stats_socket,

@@ -68,6 +68,7 @@ def _rows() -> list[Keyword]:
         K("chroot", "g", "<dir>", "Change root to this directory after binding."),
         K("nbthread", "g", "<number>", "Number of proxy worker processes; more than 1 runs them under a master process (see docs/process-model.md)."),
         K("spread-checks", "g", "<0..50>", "Randomly spread health-check intervals by up to this percentage."),
+        K("unix-bind", "g", "[prefix <p>] [mode <m>] [user <u>|uid <n>] [group <g>|gid <n>]", "Defaults of the UNIX sockets of bind lines (prefix, mode, owner, group): checked; haply binds TCP only (a UNIX bind is an error) and HAProxy does not apply them to stats sockets, so they change nothing."),
         K("max-spread-checks", "g", "<time>", "Upper bound on the time over which the first health checks are spread (by default each server's interval)."),
         K("hard-stop-after", "g", "<time>", "Upper bound for a soft stop before remaining connections are closed."),
         K("log", "gdflb", "<address> [len <n>] [format <f>] <facility> [<level> [<minlevel>]] | global",
@@ -364,7 +365,7 @@ def _rows() -> list[Keyword]:
         "ssl-default-server-curves ssl-default-server-sigalgs ssl-default-server-client-sigalgs "
         "ssl-load-extra-del-ext ssl-load-extra-files ssl-mode-async "
         "ssl-propquery ssl-provider ssl-provider-path ssl-skip-self-issued-ca strict-limits "
-        "thread-group thread-groups unix-bind unsetenv zero-warning tune.chksize tune.fail-alloc "
+        "thread-group thread-groups unsetenv zero-warning tune.chksize tune.fail-alloc "
         "tune.fd.edge-triggered tune.h2.header-table-size tune.h2.initial-window-size "
         "tune.h2.max-concurrent-streams tune.h2.max-frame-size tune.idle-pool.shared "
         "tune.listener.multi-queue tune.lua.forced-yield tune.lua.maxmem tune.lua.service-timeout "

@@ -268,3 +268,38 @@ def test_show_sess_lists_live_client_sessions(setup):
     assert len(lines) == 1, text
     assert " fe=fe " in lines[0]
     assert cli(setup["user"], "show sess") == "Permission denied\n\n"
+
+
+def test_unix_bind_leaves_stats_sockets_as_haproxy_does(tmp_path):
+    """HAProxy 2.6 applies `unix-bind` to the UNIX sockets of bind lines, not
+    to stats sockets (observed here): a stats socket keeps its own path and
+    mode, with haply as with HAProxy."""
+    import stat as stat_module
+
+    from tests.support.haply_process import PROXIES
+    from tests.support.haproxy_oracle import run_haproxy
+
+    seen = {}
+    for name, binary in PROXIES.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        config = f"""
+global
+    unix-bind prefix {tmp_path}/prefix mode 640 group haproxy
+    stats socket {directory}/admin.sock level admin
+    stats socket {directory}/own.sock mode 600 level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{free_port()}
+"""
+        with run_haproxy(config, binary=binary):
+            wait_socket(str(directory / "admin.sock"))
+            wait_socket(str(directory / "own.sock"))
+            seen[name] = [(stat_module.S_IMODE(info.st_mode), info.st_gid)
+                          for info in (os.stat(directory / "admin.sock"), os.stat(directory / "own.sock"))]
+    assert seen["haply"] == seen["haproxy"]
+    assert seen["haproxy"][1] == (0o600, 0), seen

@@ -2217,3 +2217,19 @@ def test_option_logasap(tmp_path):
     assert "logasap" in loaded.config.proxy("glance").options
     assert warnings(loaded) == ["12: 'option logasap' is ignored: backend 'be' has no frontend "
                                 "capability (HAProxy ignores it too)"]
+
+
+def test_unix_bind_is_checked(tmp_path):
+    load_text(tmp_path, "global\n    unix-bind prefix /run/haproxy mode 0660 group haproxy\n")
+    assert messages(tmp_path, """\
+        global
+            unix-bind mode rw
+            unix-bind owner root
+            unix-bind group no-such-group
+            unix-bind prefix
+        """) == [
+        "2: invalid unix-bind mode 'rw': expected an octal number such as 660",
+        "3: unknown 'unix-bind' setting 'owner': expected prefix, mode, user, uid, group, gid",
+        "4: cannot find group id for 'no-such-group'",
+        "5: 'unix-bind' expects settings and their values: prefix, mode, user, uid, group, gid",
+    ]
