@@ -260,13 +260,17 @@ def test_user_group_and_chroot_applied_after_binding(tmp_path):
             proc.wait(timeout=10)
 
 
-def test_unknown_user_is_a_clear_startup_error(tmp_path):
+def test_unknown_user_is_a_clear_configuration_error(tmp_path):
+    """As in HAProxy: found when the file is read (haply -c says so too),
+    never after the listeners are bound."""
     cfg = tmp_path / "nouser.cfg"
     cfg.write_text(PRELUDE.replace("global\n", "global\n    user no-such-user-here\n")
                    + f"\nlisten app\n    bind 127.0.0.1:{free_port()}\n    server s 127.0.0.1:1\n")
-    result = haply("-db", "-f", str(cfg))
-    assert result.returncode == 1
-    assert "user 'no-such-user-here' does not exist" in result.stderr
+    line = cfg.read_text().splitlines().index("    user no-such-user-here") + 1
+    for mode in ("-c", "-db"):
+        result = haply(mode, "-f", str(cfg))
+        assert result.returncode == 1, (mode, result.stderr)
+        assert f"nouser.cfg:{line}: error: cannot find user id for 'no-such-user-here'" in result.stderr
 
 
 def test_reload_with_sf_hands_over_without_failed_requests(tmp_path):
