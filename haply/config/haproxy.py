@@ -41,6 +41,7 @@ from haply.config.model import (
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
 from haply.http import framing
+from haply.http.responses import render_errorfile
 from haply.http.rewrite import LINE_ACTIONS, REGEX_LINE_ACTIONS, compile_regex
 
 # Keywords HAProxy refuses in a proxy without their capability (the others of
@@ -1325,7 +1326,7 @@ def read_errorfile(path: str, limit: int = MAX_BYTES) -> bytes:
         )
     if b"\r\n\r\n" not in data and b"\n\n" not in data:
         raise ParseError(f"errorfile '{path}' has no end of headers (an empty line)")
-    return data
+    return render_errorfile(data)
 
 
 COOKIE_MODES = ("insert", "rewrite", "prefix")

@@ -18,9 +18,11 @@ emit; their pages follow the same pattern, and when the proxy has an
 `errorfile 400` but none for that status, the 400 file is used, so a site's
 custom "bad request" page still shows.
 
-An errorfile is sent verbatim (HAProxy 2.6 re-renders it, with the same
-status, fields and body) and the connection is closed after it: a file
-may lack Content-Length, and then only the close ends its body.
+An errorfile is sent as HAProxy 2.6 sends it: read when the configuration is
+loaded and written again (`render_errorfile`: CRLF line ends, field names in
+lower case, status line and body as written). The connection stays open after
+one with a Content-Length (an HTTP/1.0 one then says `connection: keep-alive`)
+and closes after one without, whose body only the close ends.
 """
 
 from __future__ import annotations
@@ -177,7 +179,9 @@ def error_response(status: int, errorfiles: dict[int, bytes] | None = None,
         if data is None and status in _ERRORFILE_FALLBACK:
             data = errorfiles.get(_ERRORFILE_FALLBACK[status])
         if data is not None:
-            return data
+            # an HTTP/1.1 answer that ends the connection says so (HAProxy's
+            # way: added last), an HTTP/1.0 one ends it by default
+            return with_close(data) if close and data.startswith(b"HTTP/1.1 ") else data
     page = DEFAULT_PAGES.get((status, close))
     if page is None:
         try:
@@ -216,14 +220,33 @@ def must_close(status: int, errorfiles: dict[int, bytes] | None = None) -> bool:
 
 
 def framed(answer: bytes) -> bool:
-    """Whether another answer can follow this one on the connection: an HTTP/1.1
-    answer with a Content-Length (what `http-error` and `http-request deny ...
-    string|file` build). An HTTP/1.0 errorfile, or one without a length (as
-    Debian's /etc/haproxy/errors are), ends with the close. HAProxy 2.6 also keeps
-    the connection after a framed HTTP/1.0 errorfile, adding `Connection:
-    keep-alive`; haply sends errorfiles as written and closes instead."""
+    """Whether another answer can follow this one on the connection: one with
+    a Content-Length (what `http-error` and `http-request deny ...
+    string|file` build, or an errorfile that has one). One without (as
+    Debian's /etc/haproxy/errors are) ends with the close. An HTTP/1.0 answer
+    that keeps the connection says so (`connection: keep-alive`, added when it
+    is sent), as HAProxy 2.6 does."""
     head = answer.split(b"\r\n\r\n", 1)[0].lower()
-    return answer.startswith(b"HTTP/1.1 ") and b"\r\ncontent-length:" in head
+    return b"\r\ncontent-length:" in head
+
+
+def render_errorfile(data: bytes) -> bytes:
+    """An errorfile as HAProxy 2.6 sends it: parsed when loaded and written
+    again, its lines ending in CRLF and its field names in lower case; the
+    status line and the body as in the file (observed)."""
+    if not data:
+        return data
+    crlf, lf = data.find(b"\r\n\r\n"), data.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        head, body = data[:crlf], data[crlf + 4:]
+    else:
+        head, body = data[:lf], data[lf + 2:]
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    fields = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        fields.append(name.strip().lower() + b": " + value.strip())
+    return b"\r\n".join([lines[0].rstrip(b"\r"), *fields]) + b"\r\n\r\n" + body
 
 
 # -------------------------------------------------------------------- errorfiles

@@ -1417,8 +1417,9 @@ class HttpSession(asyncio.Protocol):
                 keep_alive = (request is not None and request.keep_alive and request.complete
                               and not responses.must_close(status, errorfiles))
             body = responses.error_response(status, errorfiles, close=not keep_alive)
-        if keep_alive and request is not None and request.version == "1.0":
-            body = responses.with_keep_alive(body)
+        if keep_alive and request is not None and (request.version == "1.0"
+                                                   or body.startswith(b"HTTP/1.0 ")):
+            body = responses.with_keep_alive(body)  # (an HTTP/1.0 errorfile too)
         self._count_local_answer(request, status)
         self.transport.write(body)
         self.frontend.bytes_out += len(body)

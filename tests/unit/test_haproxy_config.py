@@ -373,7 +373,8 @@ def test_errorfile_is_read(tmp_path):
     bad = tmp_path / "bad.http"
     bad.write_bytes(b"<html>not a response</html>")
     b = load_text(tmp_path, DEFAULTS + f"backend b\n    errorfile 503 {page}\n").config.proxy("b")
-    assert b.errorfiles == ((503, page.read_bytes()),)
+    # kept as HAProxy sends it: read and written again, names in lower case
+    assert b.errorfiles == ((503, page.read_bytes().replace(b"Content-Type", b"content-type")),)
     assert messages(tmp_path, DEFAULTS + f"""\
         backend b
             errorfile 503 {tmp_path}/missing.http
@@ -407,7 +408,8 @@ def test_http_request_deny_rules(tmp_path):
     assert (limited.status, limited.condition.unless) == (429, True)
     assert string.response == (b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n"
                                b"content-type: text/plain\r\n\r\ngone away")
-    assert (errorfile.response, errorfile.closes) == (page.read_bytes(), True)
+    assert (errorfile.response, errorfile.closes) == (
+        page.read_bytes().replace(b"Content-Type", b"content-type"), True)
     assert built.response == (b"HTTP/1.1 500 Internal Server Error\r\nx-why: maintenance\r\n"
                               b"content-length: 5\r\ncontent-type: text/plain\r\n\r\ndown\n")
     assert messages(tmp_path, DEFAULTS + f"""\

@@ -261,3 +261,13 @@ def test_live_every_haproxy_page(live_haproxy, status):
     theirs = exchange(live_haproxy, b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % status)
     # HAProxy keeps "Connection: close" in the 400 and 408 pages only.
     same_page(error_response(status, close=status in (400, 408)), theirs)
+
+
+def test_errorfiles_are_written_again_as_haproxy_writes_them():
+    from haply.http.responses import render_errorfile
+
+    assert render_errorfile(b"HTTP/1.0 503 Service Unavailable\nCache-Control: no-cache\n"
+                            b"X-Why:  maintenance \n\n<h1>down</h1>\n") == (
+        b"HTTP/1.0 503 Service Unavailable\r\ncache-control: no-cache\r\nx-why: maintenance\r\n"
+        b"\r\n<h1>down</h1>\n")
+    assert render_errorfile(b"") == b""  # `errorfile 408 /dev/null`: nothing at all
