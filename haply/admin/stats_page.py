@@ -101,8 +101,8 @@ class StatsPage:
         self.show_node = stats.show_node
         self.admin_test = compile_condition(stats.admin) if stats.admin is not None else None
         # `stats http-request` rules: (test or None, action, realm), first match wins
-        self.rules = [(compile_condition(rule.condition) if rule.condition is not None else None,
-                       rule.action, rule.realm or DEFAULT_REALM) for rule in stats.rules]
+        self.rules = [(compile_condition(rule.condition), rule.action, rule.realm or DEFAULT_REALM)
+                      for rule in stats.rules]
         self.admin_configured = stats.admin is not None
         # `stats scope`: only these proxies are shown ("." is this proxy itself)
         self.scopes = frozenset(proxy.name if name == "." else name for name in stats.scopes)

@@ -246,7 +246,6 @@ class GlobalState:
     values: dict = field(default_factory=dict)
     logs: list[LogTarget] = field(default_factory=list)
     sockets: list[StatsSocket] = field(default_factory=list)
-    unix_bind: dict[str, str] = field(default_factory=dict)  # `unix-bind` settings
     extra: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
     def freeze(self) -> Global:
@@ -741,7 +740,7 @@ UNIX_BIND_SETTINGS = ("prefix", "mode", "user", "uid", "group", "gid")
 
 def _unix_bind(parser, state: GlobalState, args, line, negated) -> None:
     """`unix-bind [prefix P] [mode M] [user U|uid N] [group G|gid N]`: checked
-    and kept. HAProxy 2.6 applies it to the UNIX sockets of `bind` lines only,
+    only. HAProxy 2.6 applies it to the UNIX sockets of `bind` lines only,
     not to stats sockets (observed); haply refuses UNIX binds, so with the
     TCP binds it takes the settings change nothing, as in HAProxy."""
     texts = _texts(args)
@@ -758,7 +757,6 @@ def _unix_bind(parser, state: GlobalState, args, line, negated) -> None:
             _account(setting)(value)
         if setting in ("uid", "gid") and not value.isdigit():
             raise ParseError(f"invalid unix-bind {setting} '{value}': expected a number")
-        state.unix_bind[setting] = value
 
 
 def _stats_socket(parser, state: GlobalState, args, line, negated) -> None:

@@ -351,6 +351,7 @@ def _rows() -> list[Keyword]:
         rows.append(K(name, sections, "...", "HAProxy keyword not implemented by haply.", U))
     # The rest of HAProxy 2.6's global section (`haproxy -dKcfg` and the
     # manual's section 3): refused by name, never taken for a typo.
+    known = {row.name for row in rows}
     for name in (
         "busy-polling close-spread-time cluster-secret default-path expose-experimental-directives "
         "external-check fd-hard-limit grace h1-accept-payload-with-any-method h1-case-adjust "
@@ -382,7 +383,7 @@ def _rows() -> list[Keyword]:
         "tune.zlib.memlevel tune.zlib.windowsize tune.ssl.default-dh-param tune.bufsize "
         "tune.maxrewrite tune.http.maxhdr"
     ).split():
-        if not any(row.name == name for row in rows):
+        if name not in known:
             rows.append(K(name, "g", "...", "HAProxy 2.6 keyword not implemented by haply.", U))
     SUPPORTED_ACTIONS = {row.name for row in rows}
     for action in (

@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-METHODS = ("str", "beg", "sub", "dom", "reg")
 _DOMAIN_DELIMITERS = "/?.:"
 
 
@@ -81,9 +80,6 @@ def map_converter(converter: str) -> Callable[[str], str | None] | None:
     if not words[0]:
         raise MapError(f"converter '{converter}' needs a map file, as in {name}(/etc/haproxy/FILE.map)")
     default = words[1] if len(words) > 1 else None
-    if method not in METHODS:
-        raise MapError(f"converter '{name}' is not supported by haply (map, map_str, map_beg, "
-                       "map_sub, map_dom and map_reg are)")
     return lookup(read_map(words[0]), method, default)
 
 
@@ -114,8 +110,8 @@ def lookup(entries: list[tuple[str, str]], method: str, default: str | None
                     return value
             return default
         return match_regex
-    raise MapError(f"map_{method} is not supported by haply (map, map_str, map_beg, "
-                   "map_sub, map_dom and map_reg are)")
+    raise MapError(f"converter 'map_{method}' is not supported by haply (map, map_str, "
+                   "map_beg, map_sub, map_dom and map_reg are)")
 
 
 def _first(entries, matches: Callable[[str, str], bool], default: str | None):

@@ -174,21 +174,24 @@ def asap_logged_http_session(base):
             exchange.logged = True
             self.frontend.logger.http_done(self, self.requests[0], exchange, asap=True)
 
-        def _finish_exchange(self, request, upstream, reusable: bool) -> None:
-            if self.asap_pending:  # a response written whole in one go
-                self._log_asap()
+        def _drop_logged(self) -> bool:
+            """Take the exchange already logged off the queue (True), if it is."""
             log_queue = self.log_queue
             if log_queue and getattr(log_queue[0], "logged", False):
                 log_queue.popleft()
+                return True
+            return False
+
+        def _finish_exchange(self, request, upstream, reusable: bool) -> None:
+            if self.asap_pending:  # a response written whole in one go
+                self._log_asap()
+            self._drop_logged()
             logged._finish_exchange(self, request, upstream, reusable)
 
         def _log(self, request, status, termination, server=None) -> None:
             self.asap_pending = False  # the head did not leave: logged as it ends
-            log_queue = self.log_queue
-            if log_queue and getattr(log_queue[0], "logged", False):
-                log_queue.popleft()
-                return
-            logged._log(self, request, status, termination, server)
+            if not self._drop_logged():
+                logged._log(self, request, status, termination, server)
 
     return AsapLoggedHttpSession
 

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 # tcp-request stages, in the order they apply (indexes of FrontendRuntime.tcp_rules)
 CONNECTION, SESSION, CONTENT = range(3)
-
 BEFORE_CONTENT = range(CONNECTION, CONTENT)
 
 
