@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from haply.admin import columns, snapshot
+from haply.proxy import counters
 from haply.proxy.addresses import is_ip
 from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
@@ -50,7 +51,7 @@ OPERATOR_CHANGES = frozenset({
     ("disable", "server"), ("enable", "server"), ("disable", "health"),
     ("enable", "health"), ("disable", "agent"), ("enable", "agent"), ("set", "server"),
     ("set", "weight"), ("add", "server"), ("del", "server"), ("clear", "counters"),
-    ("clear", "table"),
+    ("clear", "table"), ("set", "table"),
 })
 SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
@@ -262,29 +263,79 @@ def cmd_show_backend(api: RuntimeApi, args: list[str]) -> str:
 
 def _stick_tables(api: RuntimeApi) -> list:
     # HAProxy lists the most recently declared table first.
-    return [b.stick.table for b in reversed(list(api.engine.backends.values()))
-            if b.stick is not None]
+    return list(reversed(api.engine.tables.values()))
 
 
 def _table_header(table) -> str:
     return f"# table: {table.name}, type: {table.kind}, size:{table.size}, used:{len(table.entries)}\n"
 
 
+def _named_table(api: RuntimeApi, name: str):
+    table = next((t for t in _stick_tables(api) if t.name == name), None)
+    if table is None:
+        raise CommandError("No such table")
+    return table
+
+
+DATA_OPERATORS = {"eq": int.__eq__, "ne": int.__ne__, "le": int.__le__, "ge": int.__ge__,
+                  "lt": int.__lt__, "gt": int.__gt__}
+
+
+def _data_filter(table, args: list[str], usage: str):
+    """`data.NAME OPERATOR VALUE` as a test on an entry at a time (None: no filter)."""
+    if not args:
+        return None
+    if len(args) != 3 or not args[0].startswith("data."):
+        raise CommandError(usage)
+    name, operator, value = args[0][5:], args[1], args[2]
+    if name not in table.stored:
+        raise CommandError("Data type not stored in this table")
+    if operator not in DATA_OPERATORS:
+        raise CommandError("Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"")
+    if not value.isdigit():
+        raise CommandError("Require a valid integer value to compare against")
+    compare, bound = DATA_OPERATORS[operator], int(value)
+    return lambda entry, now: compare(counters.read(entry.data, name, now), bound)
+
+
+def _entry_line(table, key: str, entry, now: float) -> str:
+    expires = 0 if entry.expires is None else max(0, int((entry.expires - now) * 1000))
+    parts = [f"{id(entry):#x}: key={key} use={entry.use} exp={expires}"]
+    if table.stores_server:
+        parts.append(f"server_id={entry.server_id}")
+    data = counters.show(entry.data, now)
+    if data:
+        parts.append(data)
+    if table.stores_server and entry.server is not None:
+        parts.append(f"server_key={entry.server}")
+    return " ".join(parts) + "\n"
+
+
+SHOW_TABLE_USAGE = 'Optional argument 1 must be "data.<store_data_type>" or "key"'
+
+
 def cmd_show_table(api: RuntimeApi, args: list[str]) -> str:
-    """HAProxy's `show table [NAME]`: the tables, or one table's entries."""
+    """HAProxy's `show table [NAME [data.TYPE OPERATOR VALUE | key KEY]]`:
+    the tables, or one table's entries (those the filter keeps)."""
     tables = _stick_tables(api)
     if not args:
         return "".join(_table_header(t) for t in tables)
-    table = next((t for t in tables if t.name == args[0]), None)
-    if table is None:
-        raise CommandError("No such table")
+    table = _named_table(api, args[0])
     now = api.clock()
     table.purge(now)
     lines = [_table_header(table)]
+    if args[1:2] == ["key"]:
+        if len(args) != 3:
+            raise CommandError(SHOW_TABLE_USAGE)
+        key = table.normalise(args[2])
+        entry = table.lookup(key, now) if key is not None else None
+        if entry is not None:
+            lines.append(_entry_line(table, key, entry, now))
+        return "".join(lines)
+    keep = _data_filter(table, args[1:], SHOW_TABLE_USAGE)
     for key, entry in list(table.entries.items()):
-        expires = 0 if entry.expires is None else max(0, int((entry.expires - now) * 1000))
-        lines.append(f"{id(entry):#x}: key={key} use=0 exp={expires} server_id={entry.server_id} "
-                     f"server_key={entry.server}\n")
+        if keep is None or keep(entry, now):
+            lines.append(_entry_line(table, key, entry, now))
     return "".join(lines)
 
 
@@ -293,20 +344,47 @@ CLEAR_TABLE_USAGE = ('Required arguments: <table> "data.<store_data_type>" <oper
 
 
 def cmd_clear_table(api: RuntimeApi, args: list[str]) -> str:
-    """`clear table NAME [key KEY]`: forget every entry, or one."""
+    """`clear table NAME [key KEY | data.TYPE OPERATOR VALUE]`: forget every
+    entry, one, or those the filter keeps (never one a session tracks)."""
     if not args:
         raise CommandError(CLEAR_TABLE_USAGE)
-    table = next((t for t in _stick_tables(api) if t.name == args[0]), None)
-    if table is None:
-        raise CommandError("No such table")
+    table = _named_table(api, args[0])
     if len(args) == 1:
         table.clear()
     elif args[1] == "key" and len(args) == 3:
         table.clear(args[2])
     elif args[1].startswith("data."):
-        raise CommandError("clearing by stored data is not supported by haply (tables store only the server)")
+        now = api.clock()
+        test = _data_filter(table, args[1:], CLEAR_TABLE_USAGE)
+        table.clear(keep=lambda entry: not test(entry, now))
     else:
         raise CommandError(CLEAR_TABLE_USAGE)
+    return ""
+
+
+def cmd_set_table(api: RuntimeApi, args: list[str]) -> str:
+    """`set table NAME key KEY data.TYPE VALUE ...`: make the entry if needed
+    and set counters (a rate gets VALUE events in its current period)."""
+    usage = "Usage: set table <table> key <key> data.<store_data_type> <value> ..."
+    if len(args) < 3 or args[1] != "key":
+        raise CommandError(usage)
+    table = _named_table(api, args[0])
+    settings = args[3:]
+    if not settings or len(settings) % 2:
+        raise CommandError(usage)
+    pairs = []
+    for name, value in zip(settings[::2], settings[1::2]):
+        if not name.startswith("data.") or name[5:] not in table.stored:
+            raise CommandError(f"Data type '{name}' not stored in this table")
+        if not value.isdigit():
+            raise CommandError("Require a valid integer value to store")
+        pairs.append((name[5:], int(value)))
+    now = api.clock()
+    entry = table.place(args[2], now)
+    if entry is None:
+        raise CommandError("Unable to allocate a new entry (the key does not fit the table, or it is full)")
+    for name, value in pairs:
+        counters.set_value(entry.data, name, value, now)
     return ""
 
 
@@ -632,8 +710,12 @@ _COMMANDS = [
     ("show servers state", "user", "show servers state [<backend>]", "dump volatile server information (all or for a single backend)", cmd_show_servers_state),
     ("show backend", "user", "show backend", "list backends in the current running config", cmd_show_backend),
     ("show sess", "operator", "show sess", "report the list of current sessions", cmd_show_sess),
-    ("show table", "user", "show table [<name>]", "report table usage stats or dump this table's contents", cmd_show_table),
-    ("clear table", "operator", "clear table <table> [key <key>]", "remove an entry from a table, or all of them", cmd_clear_table),
+    ("show table", "user", "show table [<name> [data.<type> <op> <value>|key <key>]]",
+     "report table usage stats or dump this table's contents", cmd_show_table),
+    ("clear table", "operator", "clear table <table> [key <key>|data.<type> <op> <value>]",
+     "remove entries from a table: all, one key, or those whose counter compares so", cmd_clear_table),
+    ("set table", "admin", "set table <table> key <key> data.<type> <value> ...",
+     "set counters of a table's entry (made if needed)", cmd_set_table),
     ("show errors", "operator", "show errors", "report last request and/or response errors for each proxy", cmd_show_errors),
     ("get weight", "user", "get weight <bk>/<srv>", "report a server's current weight", cmd_get_weight),
     ("clear counters", "operator", "clear counters [all]", "clear max statistics counters", cmd_clear_counters),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from haply.config.diagnostics import Location
 from haply.config.lexer import Word
-from haply.config.model import Acl, Condition, Term
+from haply.config.model import STICKY_SLOTS, Acl, Condition, Term
 
 
 class AclError(ValueError):
@@ -72,6 +72,31 @@ FETCHES: dict[str, Fetch] = {
     "always_true": Fetch("none", "none", "always matches"),
     "always_false": Fetch("none", "none", "never matches"),
 }
+
+# Sticky counters (haply.proxy.counters): `sc_NAME(N[,TABLE])`,
+# `scN_NAME([TABLE])` read the entry sticky counter N tracks (no match when
+# it tracks none); `src_NAME([TABLE])` the entry of the client's address in
+# the proxy's table or TABLE (0 when there is none). A parsed acl has one
+# spelling: fetch `sc_NAME` with arg "N,TABLE" (TABLE may be empty), or
+# fetch `src_NAME` with arg TABLE.
+COUNTER_FETCHES = ("conn_cnt", "conn_cur", "conn_rate", "sess_cnt", "sess_rate", "http_req_cnt",
+                   "http_req_rate", "http_err_cnt", "http_err_rate", "get_gpc0", "get_gpc1",
+                   "gpc0_rate", "gpc1_rate", "get_gpt0", "inc_gpc0", "inc_gpc1", "clr_gpc0", "clr_gpc1")
+for _name in COUNTER_FETCHES:
+    FETCHES[f"sc_{_name}"] = Fetch("required", "integer", f"{_name} of the entry sticky counter N tracks: "
+                                   f"sc_{_name}(N[,TABLE])")
+    for _slot in range(STICKY_SLOTS):
+        FETCHES[f"sc{_slot}_{_name}"] = Fetch("optional", "integer",
+                                              f"the same as sc_{_name}({_slot}[,TABLE])")
+    FETCHES[f"src_{_name}"] = Fetch("optional", "integer", f"{_name} of the client address's entry in the "
+                                    f"proxy's stick-table (or TABLE), 0 without one: src_{_name}([TABLE])")
+FETCHES["sc_tracked"] = Fetch("required", "none", "sticky counter N tracks an entry: sc_tracked(N[,TABLE])")
+FETCHES["sc_trackers"] = Fetch("required", "integer",
+                               "the sessions tracking the entry sticky counter N tracks: sc_trackers(N[,TABLE])")
+for _slot in range(STICKY_SLOTS):
+    FETCHES[f"sc{_slot}_tracked"] = Fetch("optional", "none", f"the same as sc_tracked({_slot}[,TABLE])")
+    FETCHES[f"sc{_slot}_trackers"] = Fetch("optional", "integer", f"the same as sc_trackers({_slot}[,TABLE])")
+_STICKY_PREFIX = re.compile(r"sc([0-9])_")
 
 # Fetches that read the request's target, fields or credentials. HAProxy
 # cannot evaluate them in an http-response rule (the request has gone out)
@@ -162,9 +187,28 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
     _check_patterns(fetch, spec, patterns)
     if fetch == "nbsrv" and not arg:
         arg = owner
+    if fetch.startswith("src_"):
+        arg = arg or owner
+    elif fetch.startswith("sc"):
+        fetch, arg = _sticky_counter_fetch(fetch, arg)
     if fetch == "srv_is_up" and "/" not in arg:
         arg = f"{owner}/{arg}"
     return Acl(name, fetch, arg or None, frozenset(flags), patterns, location)
+
+
+def _sticky_counter_fetch(fetch: str, arg: str | None) -> tuple[str, str]:
+    """scN_NAME([TABLE]) and sc_NAME(N[,TABLE]) as sc_NAME with "N,TABLE"."""
+    numbered = _STICKY_PREFIX.match(fetch)
+    if numbered:
+        slot, table = numbered.group(1), arg or ""
+        fetch = "sc_" + fetch[numbered.end():]
+    else:
+        slot, _, table = arg.partition(",")
+        if not slot.isdigit() or int(slot) >= STICKY_SLOTS:
+            raise AclError(f"'{fetch}({arg})': the first argument is a sticky counter, 0 to {STICKY_SLOTS - 1}")
+    if "," in table:
+        raise AclError(f"'{fetch}': unexpected argument '{table.split(',', 1)[1]}' after the table name")
+    return fetch, f"{slot},{table}"
 
 
 def _check_patterns(fetch: str, spec: Fetch, patterns: tuple[str, ...]) -> None:

@@ -36,8 +36,9 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
+    STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
 from haply.http import framing
@@ -1383,19 +1384,17 @@ def _cookie(parser, state: ProxyState, args, line, negated) -> None:
 
 
 STICK_TABLE_TYPES = ("ip", "ipv6", "integer", "string")
-STICK_TABLE_UNSUPPORTED = ("peers", "store", "srvkey", "write-to", "recv-only")
+STICK_TABLE_UNSUPPORTED = ("peers", "srvkey", "write-to", "recv-only")
 STICK_PATTERNS = ("src", "dst", "src_port", "dst_port")
 STICK_FUNCTIONS = re.compile(r"(req\.hdr|hdr|req\.cook|cookie)\(([^(),]+)\)")
 MAX_STICK_TABLE_EXPIRE = 2**31 / 1000  # HAProxy's limit: "slightly above 24 days"
 
 
 def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
-    if state.kind == "frontend":
-        raise ParseError("a stick-table in a frontend serves track-sc rules, which are not supported by haply; "
-                         "declare it in the backend with its stick rules")
     words = _texts(args)
     kind = length = size = expire = None
     nopurge = False
+    store: dict[str, float | None] = {}
     i = 0
     while i < len(words):
         word = words[i]
@@ -1405,11 +1404,16 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
             continue
         if word in STICK_TABLE_UNSUPPORTED:
             raise ParseError(f"stick-table option '{word}' is not supported by haply")
-        if word not in ("type", "len", "size", "expire"):
-            raise ParseError(f"unknown stick-table option '{word}': expected type, len, size, expire or nopurge")
+        if word not in ("type", "len", "size", "expire", "store"):
+            raise ParseError(f"unknown stick-table option '{word}': expected type, len, size, expire, "
+                             "nopurge or store")
         if value is None:
             raise ParseError(f"stick-table '{word}' needs a value")
-        if word == "type":
+        if word == "store":
+            for item in value.split(","):
+                name, period = _stored_data(item)
+                store[name] = period
+        elif word == "type":
             if value == "binary":
                 raise ParseError("stick-table type 'binary' is not supported by haply")
             if value not in STICK_TABLE_TYPES:
@@ -1429,7 +1433,93 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError("stick-table needs 'type' and 'size', as in 'stick-table type ip size 1000'")
     if length is not None and kind != "string":
         raise ParseError("stick-table 'len' only applies to type string")
-    state.stick_table = StickTableSpec(state.name, kind, size, length or 32, expire, nopurge, line.location)
+    store.pop("server_id", None)  # stick rules store it anyway
+    state.stick_table = StickTableSpec(state.name, kind, size, length or 32, expire, nopurge, line.location,
+                                       tuple(store.items()))
+
+
+STORED_DATA = re.compile(r"([a-z0-9_]+)(?:\((.*)\))?")
+
+
+def _stored_data(item: str) -> tuple[str, float | None]:
+    """One data type of `store`: its name, and its period for a rate."""
+    match = STORED_DATA.fullmatch(item)
+    name = match.group(1) if match else item
+    if name not in STICK_DATA_TYPES:
+        raise ParseError(f"unknown stick-table data type '{item}': expected one of "
+                         f"{', '.join(STICK_COUNTED)}")
+    if name not in STICK_COUNTED and name != "server_id":
+        raise ParseError(f"stick-table data type '{name}' is not supported by haply "
+                         f"(supported: {', '.join(STICK_COUNTED)})")
+    argument = match.group(2)
+    if STICK_DATA_TYPES[name]:
+        if not argument:
+            raise ParseError(f"stick-table data type '{name}' needs a period, as in {name}(10s)")
+        period = parse_time(argument, f"{name} period")
+        if period <= 0:
+            raise ParseError(f"the period of '{name}' must be above 0")
+        return name, period
+    if argument is not None:
+        raise ParseError(f"stick-table data type '{name}' takes no argument")
+    return name, None
+
+
+STICKY_COUNTERS = "sc0, sc1 and sc2"
+COUNTER_ACTION = re.compile(r"sc-(inc-gpc0|inc-gpc1|set-gpt0)\(([0-9]+)\)")
+
+
+def _sticky_counter(text: str, action: str) -> int:
+    if not text.isdigit() or int(text) >= STICKY_SLOTS:
+        raise ParseError(f"'{action}': there is no sticky counter '{text}' ({STICKY_COUNTERS} exist)")
+    return int(text)
+
+
+def _counter_rule(words: list[str], condition, state: ProxyState, line, http: bool) -> CounterRule:
+    """`track-scN KEY [table NAME]`, `sc-inc-gpc0(N)`, `sc-inc-gpc1(N)` or
+    `sc-set-gpt0(N) VALUE`, as an http-request (http) or tcp-request action."""
+    action = words[0]
+    if action.startswith("track-sc"):
+        slot = _sticky_counter(action[8:], action)
+        if len(words) < 2:
+            raise ParseError(f"'{action}' expects a key such as src")
+        key = words[1]
+        if key not in STICK_PATTERNS and not STICK_FUNCTIONS.fullmatch(key):
+            raise ParseError(f"track key '{key}' is not supported by haply "
+                             "(supported: src, dst, src_port, dst_port, req.hdr(NAME), req.cook(NAME))")
+        if not http and key not in STICK_PATTERNS:
+            raise ParseError(f"'{action} {key}' reads the HTTP request, which a tcp-request connection or "
+                             "session rule does not have: use http-request track-sc")
+        rest, table = words[2:], state.name
+        if rest[:1] == ["table"]:
+            if len(rest) < 2:
+                raise ParseError("'table' needs a table name")
+            table, rest = rest[1], rest[2:]
+        if rest:
+            raise ParseError(f"unexpected '{rest[0]}' after '{action} {key}': expected table NAME "
+                             "or if|unless CONDITION")
+        return CounterRule("track", slot, key, table, 0, condition, line.location)
+    match = COUNTER_ACTION.fullmatch(action)
+    if match is None:
+        raise ParseError(f"'{action}' expects a sticky counter number, as in sc-inc-gpc0(0)")
+    kind, slot = match.group(1), _sticky_counter(match.group(2), action)
+    value = 0
+    if kind == "set-gpt0":
+        if len(words) != 2:
+            raise ParseError(f"'{action}' expects an integer value")
+        if not words[1].isdigit():
+            raise ParseError(f"'{action} {words[1]}': only an integer value is supported by haply "
+                             "(sample expressions are not)")
+        value = parse_int(words[1], action, 0, 2**32 - 1)
+    elif len(words) > 1:
+        raise ParseError(f"unexpected '{words[1]}' after '{action}': expected if|unless CONDITION")
+    return CounterRule(kind, slot, "", "", value, condition, line.location)
+
+
+def _http_counter(parser, state: ProxyState, args, line, negated) -> None:
+    """http-request track-scN, sc-inc-gpc0|1(N), sc-set-gpt0(N)."""
+    before, condition = _condition(state, args)
+    words = [line.words[1].text, *_texts(before)]
+    state.http_request_rules.append(_counter_rule(words, condition, state, line, http=True))
 
 
 def _use_server(parser, state: ProxyState, args, line, negated) -> None:
@@ -1560,9 +1650,16 @@ def _tcp_request(parser, state: ProxyState, args, line, negated) -> None:
     if len(words) < 2:
         raise ParseError(f"'tcp-request {stage}' expects accept or reject")
     action = words[1]
+    if action.startswith(("track-sc", "sc-")):
+        if stage == "content":
+            raise ParseError(f"'tcp-request content {action}' is not supported by haply: track with a "
+                             "'tcp-request session' rule, or per request with 'http-request'")
+        counter = _counter_rule(words[1:], condition, state, line, http=False)
+        state.tcp_request_rules.append(TcpRequestRule(stage, "counter", condition, line.location, counter))
+        return
     if action not in ("accept", "reject"):
         raise ParseError(f"'tcp-request {stage} {action}' is not supported by haply "
-                         "(only accept and reject are)")
+                         "(accept, reject, track-sc0|1|2, sc-inc-gpc0|1 and sc-set-gpt0 are)")
     if len(words) > 2:
         raise ParseError(f"unexpected '{words[2]}' after 'tcp-request {stage} {action}': "
                          "expected if|unless CONDITION")
@@ -2183,6 +2280,8 @@ HANDLERS: dict[str, Handler] = {
     "http-request redirect": _http_request_redirect,
     "http-request return": _return,
     "http-request auth": _auth,
+    **{f"http-request {action}": _http_counter for action in (
+        "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0")},
     "http-response set-header": _header_rule("http-response", "set-header"),
     "http-response add-header": _header_rule("http-response", "add-header"),
     "http-response del-header": _header_rule("http-response", "del-header"),
@@ -2316,6 +2415,7 @@ def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagn
 
 def _validate(config: Config, diagnostics: Diagnostics) -> None:
     userlists = {userlist.name: userlist for userlist in config.userlists}
+    _check_sticky_counters(config, diagnostics)
     for proxy in config.proxies:
         _check_userlist_references(proxy, userlists, diagnostics)
         _check_response_conditions(proxy, diagnostics)
@@ -2461,11 +2561,50 @@ def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | No
         if proxy.mode == "tcp" and not (address or port):
             diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' reads the HTTP request; "
                               f"'{proxy.name}' is in mode tcp")
-    if not proxy.stick_rules:
-        diagnostics.warning(table.location, f"the stick-table of '{proxy.name}' has no stick rule using it")
-    if workers and workers > 1:
-        diagnostics.warning(table.location, f"the stick-table of '{proxy.name}' is kept by each of the {workers} "
-                            "worker processes apart: a client can stick to different servers through different workers")
+
+
+def _counter_rules(proxy: Proxy) -> list[CounterRule]:
+    return [*(rule for rule in proxy.http_request_rules if isinstance(rule, CounterRule)),
+            *(rule.counter for rule in proxy.tcp_request_rules if rule.counter is not None)]
+
+
+def _check_sticky_counters(config: Config, diagnostics: Diagnostics) -> None:
+    """The tables that track-sc rules and the sc_*/src_* fetches name exist;
+    a table nothing uses, or one kept apart by several workers, is worth a
+    warning."""
+    tables = {proxy.name: proxy.stick_table for proxy in config.proxies if proxy.stick_table is not None}
+    used = set()
+    for proxy in config.proxies:
+        if proxy.stick_rules:
+            used.add(proxy.name)
+        for rule in _counter_rules(proxy):
+            if rule.action != "track":
+                continue
+            used.add(rule.table)
+            if rule.table not in tables:
+                diagnostics.error(rule.location, f"track-sc{rule.slot}: '{rule.table}' has no stick-table "
+                                  "(name a proxy that declares one with 'table NAME')")
+        for acl in _used_acls(proxy):
+            if acl.fetch.startswith("src_"):
+                name = acl.arg
+            elif acl.fetch.startswith("sc_"):
+                name = acl.arg.partition(",")[2]
+            else:
+                continue
+            if name:
+                used.add(name)
+                if name not in tables:
+                    diagnostics.error(acl.location, f"{acl.fetch}: no stick-table '{name}' (a proxy of that "
+                                      "name declares one with 'stick-table')")
+    workers = config.global_.nbthread
+    for name, table in tables.items():
+        if name not in used:
+            diagnostics.warning(table.location, f"the stick-table of '{name}' is not used by any stick rule, "
+                                "track-sc rule or sticky counter fetch")
+        if workers and workers > 1:
+            diagnostics.warning(table.location, f"the stick-table of '{name}' is kept by each of the {workers} "
+                                "worker processes apart: a client can stick to different servers, and its "
+                                "counters count only what one worker saw")
 
 
 def _check_response_conditions(proxy: Proxy, diagnostics: Diagnostics) -> None:

@@ -188,8 +188,22 @@ def _rows() -> list[Keyword]:
         K("monitor-uri", "dfl", "<uri>", "Answer 200 on this URI without forwarding (load-balancer health probe)."),
         K("cookie", "dlb", "<name> [insert|rewrite|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [attr <a>]*",
           "Cookie-based persistence: a client's requests go to the server named by its cookie (`server ... cookie <value>`). maxidle, maxlife and dynamic are not supported."),
-        K("stick-table", "flb", "type ip|ipv6|integer|string [len <n>] size <n> [expire <time>] [nopurge]",
-          "The proxy's stickiness table (peers, store, srvkey and type binary are not supported; each worker process keeps its own)."),
+        K("stick-table", "flb", "type ip|ipv6|integer|string [len <n>] size <n> [expire <time>] [nopurge] [store <data>[,<data>...]]...",
+          "The proxy's stick-table, for stick rules and sticky counters. store: gpt0, gpc0, gpc0_rate(<period>), gpc1, gpc1_rate(<period>), "
+          "conn_cnt, conn_cur, conn_rate(<period>), sess_cnt, sess_rate(<period>), http_req_cnt, http_req_rate(<period>), "
+          "http_err_cnt, http_err_rate(<period>) (the bytes_*, http_fail_*, gpt and gpc arrays, peers, srvkey and type binary "
+          "are not supported; each worker process keeps its own tables)."),
+        K("http-request track-sc0", "flb", "<key> [table <table>] [if|unless <cond>]",
+          "Follow the key's entry (src, dst, src_port, dst_port, req.hdr(<name>), req.cook(<name>)) of the proxy's or the named "
+          "stick-table in sticky counter 0 for this request; the request counts in it (see stick-table store)."),
+        K("http-request track-sc1", "flb", "<key> [table <table>] [if|unless <cond>]", "As track-sc0, in sticky counter 1."),
+        K("http-request track-sc2", "flb", "<key> [table <table>] [if|unless <cond>]", "As track-sc0, in sticky counter 2."),
+        K("http-request sc-inc-gpc0", "flb", "(<sc-id>) [if|unless <cond>]",
+          "Add one to gpc0 (and gpc0_rate) of the entry sticky counter <sc-id> tracks."),
+        K("http-request sc-inc-gpc1", "flb", "(<sc-id>) [if|unless <cond>]",
+          "Add one to gpc1 (and gpc1_rate) of the entry sticky counter <sc-id> tracks."),
+        K("http-request sc-set-gpt0", "flb", "(<sc-id>) <integer> [if|unless <cond>]",
+          "Set gpt0 of the entry sticky counter <sc-id> tracks."),
         K("use-server", "lb", "<server> if|unless <cond>",
           "Send a request the condition holds for to this server, ahead of cookies and stick tables, "
           "while it is usable (the first such rule wins)."),
@@ -207,8 +221,12 @@ def _rows() -> list[Keyword]:
           "Compress only responses whose Content-Type starts with one of these types (a backend's list takes precedence over its frontend's)."),
         K("compression offload", "dflb", "",
           "Remove Accept-Encoding from the requests that haply compresses the answer to, so that servers never compress (ignored in defaults, as in HAProxy)."),
-        K("tcp-request", "flb", "connection|session|content accept|reject [if|unless <cond>] | inspect-delay <time>",
-          "Accept or refuse a connection by its addresses (src, dst, dst_port), in order; rejects count in dcon (connection, session) or dreq (content). Other actions are not supported."),
+        K("tcp-request", "flb", "connection|session|content accept|reject [if|unless <cond>] | connection|session "
+          "track-sc0|1|2 <key> [table <table>] | sc-inc-gpc0|1(<sc-id>) | sc-set-gpt0(<sc-id>) <integer> [if|unless <cond>] "
+          "| inspect-delay <time>",
+          "Accept or refuse a connection by its addresses (src, dst, dst_port) and sticky counters, in order; rejects count in "
+          "dcon (connection, session) or dreq (content). track-sc follows the key's stick-table entry for the whole session "
+          "(src, dst, src_port, dst_port). Other actions are not supported."),
         K("log-format", "dfl", "<format>", "Custom log line format (HAProxy 2.6's variables and flags; checked at its line, HTTP-only variables refused in a mode tcp proxy as HAProxy does)."),
         K("unique-id-format", "dfl", "<format>",
           "An identifier per HTTP request (a log-format string, e.g. %{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid): %ID in logs, %[unique-id] in header values; a mode tcp session's is rendered for its log line."),
@@ -453,6 +471,12 @@ def lookup(words: list[str] | tuple[str, ...]) -> tuple[Keyword | None, int]:
             return KEYWORDS[two], 2
         if words[0] in ("http-request", "http-response") and words[1].startswith("lua."):
             return KEYWORDS[f"{words[0]} lua"], 2
+        if words[0] == "http-request" and words[1].startswith("track-sc") and words[1][8:].isdigit():
+            return KEYWORDS["http-request track-sc0"], 2  # its handler says which counters exist
+        if words[0] == "http-request" and words[1].startswith("sc-") and "(" in words[1]:
+            named = f"{words[0]} {words[1].split('(', 1)[0]}"  # sc-inc-gpc0(0): the counter is an argument
+            if named in KEYWORDS:
+                return KEYWORDS[named], 2
         if words[0] in ("http-request", "http-response", "tcp-check") and words[1].startswith(("track-sc", "sc-")):
             return Keyword(two, "dflb", "...", "HAProxy action not implemented by haply.", UNSUPPORTED), 2
     if words and words[0] in KEYWORDS:

@@ -374,10 +374,29 @@ class CookiePersistence:
 @dataclass(frozen=True, slots=True)
 class TcpRequestRule:
     """`tcp-request connection|session|content accept|reject [if|unless COND]`:
-    a frontend's verdict on a connection from its addresses alone."""
+    a frontend's verdict on a connection from its addresses alone; or, with
+    `counter`, an action on sticky counters that does not end the stage."""
 
     stage: str  # "connection" | "session" | "content"
-    action: str  # "accept" | "reject"
+    action: str  # "accept" | "reject" | "counter"
+    condition: Condition | None = None
+    location: Location = NOWHERE
+    counter: CounterRule | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterRule:
+    """`track-scN KEY [table NAME]` (start tracking an entry of a stick-table
+    in sticky counter N, for the session or, in http-request, the request),
+    `sc-inc-gpc0(N)` / `sc-inc-gpc1(N)` (add one to a general purpose
+    counter of the entry counter N tracks) or `sc-set-gpt0(N) VALUE`: an
+    action of tcp-request connection|session or http-request rules."""
+
+    action: str  # "track" | "inc-gpc0" | "inc-gpc1" | "set-gpt0"
+    slot: int  # the sticky counter: 0, 1 or 2
+    key: str = ""  # track: the sample the entry is keyed by (src, req.hdr(NAME), ...)
+    table: str = ""  # track: the proxy whose stick-table is used
+    value: int = 0  # set-gpt0
     condition: Condition | None = None
     location: Location = NOWHERE
 
@@ -394,10 +413,27 @@ class Capture:
     location: Location = NOWHERE
 
 
+# Every data type HAProxy 2.6 stores, in the order `show table` prints them,
+# with whether it takes a period. haply counts those in STICK_COUNTED (haply.proxy.counters);
+# the configuration check refuses the others.
+STICK_DATA_TYPES: dict[str, bool] = {
+    "server_id": False, "gpt0": False, "gpc0": False, "gpc0_rate": True,
+    "conn_cnt": False, "conn_rate": True, "conn_cur": False,
+    "sess_cnt": False, "sess_rate": True,
+    "http_req_cnt": False, "http_req_rate": True, "http_err_cnt": False, "http_err_rate": True,
+    "bytes_in_cnt": False, "bytes_in_rate": True, "bytes_out_cnt": False, "bytes_out_rate": True,
+    "gpc1": False, "gpc1_rate": True, "server_key": False,
+    "http_fail_cnt": False, "http_fail_rate": True, "gpt": False, "gpc": False, "gpc_rate": False,
+}
+STICK_COUNTED = ("gpt0", "gpc0", "gpc0_rate", "conn_cnt", "conn_rate", "conn_cur", "sess_cnt", "sess_rate",
+           "http_req_cnt", "http_req_rate", "http_err_cnt", "http_err_rate", "gpc1", "gpc1_rate")
+STICKY_SLOTS = 3  # sc0, sc1, sc2
+
+
 @dataclass(frozen=True, slots=True)
 class StickTableSpec:
     """`stick-table type ip|ipv6|integer|string [len N] size N [expire T]
-    [nopurge]` of a proxy; the table is named after it."""
+    [nopurge] [store DATA,...]` of a proxy; the table is named after it."""
 
     name: str
     kind: str  # "ip" | "ipv6" | "integer" | "string"
@@ -406,6 +442,9 @@ class StickTableSpec:
     expire: float | None = None  # seconds; None: entries never expire
     nopurge: bool = False
     location: Location = NOWHERE
+    # `store`: the counters each entry keeps, (name, period in seconds for a
+    # rate, else None), in the order written (haply.proxy.counters)
+    store: tuple[tuple[str, float | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,7 @@ class SampleContext:
     so dynamic header values need no check per request.
     """
 
-    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip")
+    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip", "tracking")
 
     def __init__(self, src: str = "", src_port: int = 0, dst: str = "", dst_port: int = 0,
                  ssl_fc: bool = False):
@@ -104,6 +104,8 @@ class SampleContext:
         self.dst_port = str(dst_port).encode()
         self.ssl_fc = b"1" if ssl_fc else b"0"
         self._src_ip = self._dst_ip = False  # parsed on first use (an "except")
+        # The connection's sticky counters (haply.proxy.counters.Tracking), if tracked.
+        self.tracking = None
 
     @property
     def src_ip(self):

@@ -22,8 +22,8 @@ from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
 from haply.proxy import proxy_header
-from haply.proxy.conditions import compile_condition, compile_tcp_rules
-from haply.proxy.stick import Stickiness
+from haply.proxy.conditions import compile_condition, compile_tcp_rules, stick_table
+from haply.proxy.stick import Stickiness, StickTable
 from haply.runtime.registry import Registry, ServerState
 
 # HAProxy applies `timeout connect` to the queue when `timeout queue` is unset, and
@@ -133,7 +133,8 @@ class BackendRuntime:
         # `stick-table` with stick rules (haply.proxy.stick), else None.
         self.stick: Stickiness | None = None
         if proxy.stick_table is not None and proxy.stick_rules:
-            self.stick = Stickiness(proxy.stick_table, proxy.stick_rules, self.servers)
+            table = stick_table(proxy.name) or StickTable(proxy.stick_table)
+            self.stick = Stickiness(table, proxy.stick_rules, self.servers)
         self.no_server = 0
         # A backend's own `tcp-request content` rules, evaluated once a request
         # or connection is routed here (a listen's are its frontend's): None without.

@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 from haply.config.acl import REQUEST_ONLY_FETCHES, RESPONSE_ONLY_FETCHES
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
+from haply.proxy import counters
 from haply.runtime.registry import MAINT, UP
 
 
@@ -45,6 +46,29 @@ _accounts: dict[str, Accounts] = {}
 # The backends of the engine in force (`use_backends`), for nbsrv: name ->
 # haply.proxy.backend.BackendRuntime, filled as the engine builds them.
 _backends: dict = {}
+
+
+# The stick-tables of the engine in force (`use_tables`), for the sticky
+# counter fetches: name -> haply.proxy.stick.StickTable, and its loop's clock.
+_tables: dict = {}
+_clock: Callable[[], float] = lambda: 0.0
+
+
+def use_tables(tables: dict, clock: Callable[[], float]) -> None:
+    """Make tables those the sc_* and src_* fetches and track-sc rules read,
+    at the time clock() gives; the engine calls it before compiling any
+    condition."""
+    global _tables, _clock
+    _tables, _clock = tables, clock
+
+
+def stick_table(name: str):
+    """The table of that name in force, if any."""
+    return _tables.get(name)
+
+
+def clock() -> float:
+    return _clock()
 
 
 def use_backends(backends: dict) -> None:
@@ -96,17 +120,49 @@ def compile_rules(rules):
 
 
 def compile_tcp_rules(proxy, stage: str) -> list:
-    """A stage's tcp-request rules: (condition or None, accept?) in file order."""
-    return [(compile_condition(rule.condition), rule.action == "accept")
+    """A stage's tcp-request rules in file order: (condition or None, verdict),
+    the verdict True (accept), False (reject) or a sticky counter action."""
+    return [(compile_condition(rule.condition),
+             rule.action == "accept" if rule.counter is None else compile_counter_action(rule.counter))
             for rule in proxy.tcp_request_rules if rule.stage == stage]
 
 
 def rejects(rules, view) -> bool:
-    """Whether the first rule that applies to view rejects it (none: accept)."""
-    for test, accept in rules:
+    """Whether the first accept or reject rule that applies to view rejects
+    it (none: accept); the counter actions met before it are applied."""
+    for test, verdict in rules:
         if test is None or test(view):
-            return not accept
+            if verdict is True:
+                return False
+            if verdict is False:
+                return True
+            verdict(view)
     return False
+
+
+def compile_counter_action(rule, per_request: bool = False) -> Callable[[object], None]:
+    """A track-scN, sc-inc-gpc0|1 or sc-set-gpt0 action (model.CounterRule)
+    as a call on the view of a connection (tcp-request) or a request
+    (http-request, per_request: what it tracks stops with the request)."""
+    tables = _tables
+    slot = rule.slot
+    if rule.action == "track":
+        key_of = counters.fetch_for(rule.key)
+        table_name = rule.table
+
+        def track(view) -> None:
+            table = tables.get(table_name)
+            key = key_of(view)
+            if table is not None and key is not None:
+                view.tracker().track(slot, table, key, _clock(), per_request)
+        return track
+    action, value = rule.action, rule.value
+
+    def count(view) -> None:
+        tracking = view.tracking
+        if tracking is not None:
+            tracking.apply(action, slot, value, _clock())
+    return count
 
 
 def first_match(compiled, request):
@@ -144,14 +200,25 @@ def _integer_tests(patterns: tuple[str, ...]) -> list[Callable[[int], bool]]:
 
 def first_answer(compiled, request):
     """first_match over a proxy's answering rules, among which those that
-    rewrite the request line (haply.http.rewrite.LineRewrite) are applied as
-    they come, so that each rule sees the request as the ones above left it."""
+    rewrite the request line (haply.http.rewrite.LineRewrite) and the sticky
+    counter actions (compile_answers) are applied as they come, so that each
+    rule sees the request as the ones above left it."""
     for test, rule in compiled:
         if test is None or test(request):
             if rule.action != "rewrite":
                 return rule
             rule.apply(request)
     return None
+
+
+class CounterStep:
+    """A sticky counter action among the answering rules (first_answer)."""
+
+    __slots__ = ("apply",)
+    action = "rewrite"  # applied in place, as a line rewrite is
+
+    def __init__(self, rule):
+        self.apply = compile_counter_action(rule, per_request=rule.action == "track")
 
 
 def compile_response_condition(condition: Condition | None) -> Predicate | None:
@@ -233,6 +300,9 @@ def compile_acl(acl: Acl) -> Predicate:
             return server is not None and server.admin != MAINT and server.operational == UP
         return match_server_up
 
+    if fetch.startswith(("sc_", "src_")):
+        return _sticky_counter_test(fetch, acl.arg, acl.patterns)
+
     if fetch == "dst_port":  # N or LOW:HIGH (the parser checked them)
         tests = _integer_tests(acl.patterns)
         return lambda request: any(test(request.local_port) for test in tests)
@@ -260,6 +330,50 @@ def compile_acl(acl: Acl) -> Predicate:
             value = value.lower()
         return matcher(value)
     return match_sample
+
+
+def _sticky_counter_test(fetch: str, arg: str, patterns: tuple[str, ...]) -> Predicate:
+    """sc_NAME ("N,TABLE") and src_NAME (TABLE): see haply.config.acl."""
+    tables = _tables
+    source, name = fetch.split("_", 1)
+    tests = _integer_tests(patterns)
+    if source == "sc":
+        slot_text, _, table_name = arg.partition(",")
+        slot = int(slot_text)
+        if name == "tracked":
+            return lambda view: view.tracking is not None and view.tracking.slots[slot] is not None
+
+        def entry_of(view, now):
+            tracking = view.tracking
+            if tracking is None:
+                return None
+            return tracking.entry(slot, tables.get(table_name) if table_name else None, now)
+    else:
+        table_name = arg
+        creates = name.startswith(("inc_", "clr_"))  # src_inc_gpc0 makes the entry it counts in
+        stored = counters.stored_as(name)
+
+        def entry_of(view, now):
+            table = tables.get(table_name)
+            if table is None:
+                return None
+            entry = table.find(view.client_ip, now)
+            if entry is None:
+                if creates:
+                    return table.place(view.client_ip, now)
+                # no entry reads as 0, if the table stores the counter at all
+                return counters.NO_ENTRY if stored in table.stored else None
+            return entry
+    value_of = counters.fetch(name)
+
+    def match_counter(view) -> bool:
+        now = _clock()
+        entry = entry_of(view, now)
+        if entry is None:
+            return False
+        value = value_of(entry, now)
+        return value is not None and any(test(value) for test in tests)
+    return match_counter
 
 
 _SAMPLES: dict[str, Callable[[RequestView], str]] = {

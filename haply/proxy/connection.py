@@ -7,12 +7,14 @@ stick rules read (src, dst, dst_port); HTTP requests offer the same attributes.
 
 from __future__ import annotations
 
+from haply.proxy.counters import Tracking
+
 
 class SourceKey:
     """What a mode tcp connection offers the balancer (the client's address),
     the conditions of use_backend (src, dst, dst_port) and stick rules."""
 
-    __slots__ = ("client_ip", "client_port", "local_ip", "local_port")
+    __slots__ = ("client_ip", "client_port", "local_ip", "local_port", "tracking")
     uri = ""
     query = ""
     ssl = False  # ssl_fc: a mode tcp frontend does not terminate TLS
@@ -27,6 +29,14 @@ class SourceKey:
         self.client_port = client_port
         self.local_ip = local_ip
         self.local_port = local_port
+        # The session's sticky counters (haply.proxy.counters), once a rule tracks one.
+        self.tracking = None
+
+    def tracker(self):
+        """The session's sticky counters, made at the first track-sc rule."""
+        if self.tracking is None:
+            self.tracking = Tracking()
+        return self.tracking
 
     @classmethod
     def of(cls, transport) -> "SourceKey":

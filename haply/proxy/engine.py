@@ -21,7 +21,8 @@ from haply.proxy.addresses import AddressError, initial_address
 from haply.proxy.backend import BackendRuntime
 from haply.proxy.frontend import FrontendRuntime
 from haply.proxy.gate import Gate
-from haply.proxy.conditions import compile_condition, use_backends, use_userlists
+from haply.proxy.conditions import compile_condition, use_backends, use_tables, use_userlists
+from haply.proxy.stick import StickTable
 from haply.proxy.http import HttpSession
 from haply.proxy.listeners import BindError, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
@@ -75,6 +76,11 @@ class Engine:
         self.errors: deque = deque(maxlen=ERROR_HISTORY)
         self.backends: dict[str, BackendRuntime] = {}
         use_backends(self.backends)
+        # Every proxy's stick-table, by the proxy's name (a listen's once).
+        self.tables: dict[str, StickTable] = {
+            proxy.name: StickTable(proxy.stick_table) for proxy in config.proxies
+            if proxy.stick_table is not None}
+        use_tables(self.tables, loop.time)
         self.frontends: dict[str, FrontendRuntime] = {}
         self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
         self._servers: list[asyncio.AbstractServer] = []

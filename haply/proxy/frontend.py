@@ -47,14 +47,17 @@ class FrontendRuntime:
         self.tcp_rules = stages if any(stages) else None
         self.content_rules = bool(stages[CONTENT])
 
-    def refuses(self, transport, stages=range(3)) -> bool:
+    def screen(self, transport, stages=range(3), tracking=None) -> SourceKey | None:
         """tcp-request rules: in each stage the first rule that applies decides
         for that stage (none: accept), and a reject ends it all. A refused
-        connection is counted (dcon, dses, dreq) and closed here. stages: all
-        of them (mode tcp: the rules read addresses only, so the content stage
-        needs no data), or connection and session, then content at the first
-        request (mode http, where HAProxy evaluates them on the request)."""
+        connection is counted (dcon, dses, dreq) and closed here (None). stages:
+        all of them (mode tcp: the rules read addresses only, so the content
+        stage needs no data), or connection and session, then content at the
+        first request (mode http, where HAProxy evaluates them on the request).
+        Returns the connection as the rules saw it, with the sticky counters
+        they track (tracking: those tracked at an earlier stage)."""
         view = SourceKey.of(transport)
+        view.tracking = tracking
         for stage in stages:
             if rejects(self.tcp_rules[stage], view):
                 if stage == CONNECTION:
@@ -63,9 +66,13 @@ class FrontendRuntime:
                     self.denied_sessions += 1
                 else:
                     self.denied += 1
+                if view.tracking is not None:
+                    view.tracking.ended(self.loop.time())
                 transport.close()
-                return True
-        return False
+                return None
+            if stage != CONTENT and view.tracking is not None:
+                view.tracking.count_session(self.loop.time())
+        return view
 
     def admit(self, resume) -> bool:
         """Count a new connection in, or park it (False) until a slot frees."""

@@ -30,6 +30,7 @@ from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SI
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
 from haply.http.rewrite import split_target
 from haply.proxy.conditions import first_answer, first_match, rejects
+from haply.proxy.counters import Tracking
 from haply.proxy import redirect
 from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
@@ -140,6 +141,15 @@ class Request:
     local_ip = property(lambda self: self.context.dst.decode())
     local_port = property(lambda self: int(self.context.dst_port))
     client_port = property(lambda self: int(self.context.src_port))
+    # The connection's sticky counters, for the sc_* fetches and track-sc rules
+    tracking = property(lambda self: self.context.tracking)
+
+    def tracker(self) -> Tracking:
+        """The connection's sticky counters, made at the first track-sc rule."""
+        context = self.context
+        if context.tracking is None:
+            context.tracking = Tracking()
+        return context.tracking
 
     # RequestView / RequestKey for conditions and hashing balancers
     def header(self, name: str) -> list[str]:
@@ -279,8 +289,10 @@ class HttpSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         frontend = self.frontend
+        view = None
         if frontend.tcp_rules is not None:
-            if frontend.refuses(transport, BEFORE_CONTENT):
+            view = frontend.screen(transport, BEFORE_CONTENT)
+            if view is None:
                 self.closed = self.refused = True
                 return
             self.content_rules_pending = frontend.content_rules
@@ -290,6 +302,8 @@ class HttpSession(asyncio.Protocol):
         self.dest_port = sockname[1] if sockname else None
         self.ssl = transport.get_extra_info("sslcontext") is not None
         self.context = SampleContext.from_sockets(peer, sockname, self.ssl)
+        if view is not None:
+            self.context.tracking = view.tracking
         if self.frontend.admit(self._resume_admission):
             self._admitted()
         else:
@@ -313,7 +327,7 @@ class HttpSession(asyncio.Protocol):
             return
         if self.content_rules_pending:
             self.content_rules_pending = False
-            if self.frontend.refuses(self.transport, (CONTENT,)):
+            if self.frontend.screen(self.transport, (CONTENT,), self.context.tracking) is None:
                 self.refused = True
                 self.close()
                 return
@@ -450,6 +464,11 @@ class HttpSession(asyncio.Protocol):
         frontend.http_requests += 1
         frontend.http_responses[4] += 1
         frontend.request_errors += 1
+        tracking = self.context.tracking
+        if tracking is not None:
+            now = self.loop.time()
+            tracking.request_begun(now)
+            tracking.request_failed(now)
         return True
 
     def _ignores_probe(self) -> bool:
@@ -657,6 +676,9 @@ class HttpSession(asyncio.Protocol):
         so that one is armed only on the other paths (local answers re-arm or
         close themselves)."""
         router = self.router
+        tracking = self.context.tracking
+        if tracking is not None:
+            tracking.request_begun(self.loop.time())
         monitor_uri = router.monitor_uri
         if monitor_uri is not None and request.url == monitor_uri:
             failing = router.monitor_fail
@@ -1063,8 +1085,11 @@ class HttpSession(asyncio.Protocol):
         backend = request.backend
         if backend.observer is not None:
             backend.report(server, status)
-        server.http_responses[status // 100] += 1
+        klass = status // 100
+        server.http_responses[klass] += 1
         self.frontend.http_responses[sent // 100] += 1  # HAProxy counts there what it sent
+        if klass == 4:
+            self._client_error()
         self.out.append(head)
         self.frontend.bytes_out += len(head)
 
@@ -1245,6 +1270,9 @@ class HttpSession(asyncio.Protocol):
         self.deadline.arm_idle(self.timeout_client, "client")
 
     def _next_request(self) -> None:
+        tracking = self.context.tracking
+        if tracking is not None:  # what http-request rules tracked for the last one stops
+            tracking.request_ended(self.loop.time())
         if self.requests:
             self._start(self.requests[0])
             return
@@ -1441,6 +1469,15 @@ class HttpSession(asyncio.Protocol):
         self.frontend.http_responses[klass] += 1
         if request is not None and request.backend is not None:
             request.backend.local_responses[klass] += 1
+        if klass == 4:
+            self._client_error()
+
+    def _client_error(self) -> None:
+        """A request that failed on the client's side (a 4xx answer, a
+        denied one): counted in the sticky counters the connection tracks."""
+        tracking = self.context.tracking
+        if tracking is not None:
+            tracking.request_failed(self.loop.time())
 
     def _broken_off(self, termination: str) -> None:
         """The exchange at the head of the queue ends before its answer did: a
@@ -1495,6 +1532,8 @@ class HttpSession(asyncio.Protocol):
             self.frontend.denied += 1
             if backend is not None:
                 backend.denied += 1
+            if rule.status // 100 != 4:  # (a 4xx is counted with the answer)
+                self._client_error()
             if rule.tarpit:
                 # Held, answered when the deadline says (on_deadline): `timeout
                 # tarpit` of the rule's proxy, else its `timeout connect`.
@@ -1584,6 +1623,9 @@ class HttpSession(asyncio.Protocol):
         if parsing is None and not requests or parsing is not None and not (
                 requests and requests[-1] is parsing):
             frontend.http_requests += 1  # its head never came whole: counted here, as HAProxy does
+            tracking = self.context.tracking
+            if tracking is not None:
+                tracking.request_begun(self.loop.time())
         if requests and parsing is not None and parsing is not requests[-1]:
             # A bad head pipelined behind requests not answered yet: they are
             # answered first, then this error (_next_request), as HAProxy, which
@@ -1665,3 +1707,6 @@ class HttpSession(asyncio.Protocol):
             self.admitted = False
             self.frontend.engine.sessions.discard(self)
             self.frontend.leave()
+        context = self.context
+        if context is not None and context.tracking is not None:
+            context.tracking.ended(self.loop.time())

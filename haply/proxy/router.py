@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from haply.balance import hashes_requests
-from haply.config.model import Proxy
+from haply.config.model import CounterRule, Proxy
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.compression import Policy, policy_for
@@ -21,7 +21,7 @@ from haply.http.headers import RequestHeadWriter, ResponseHeadWriter, compile_va
 from haply.admin.errors import capture
 from haply.http.responses import status_reason
 from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
-from haply.proxy.conditions import compile_condition, compile_response_condition
+from haply.proxy.conditions import CounterStep, compile_condition, compile_response_condition
 from haply.logs import unique_id
 from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
@@ -182,6 +182,8 @@ def compile_answers(proxy: Proxy):
     for rule in proxy.http_request_rules:
         if rule.action in ANSWERING_ACTIONS:
             compiled.append((compile_condition(rule.condition), rule))
+        elif isinstance(rule, CounterRule):
+            compiled.append((compile_condition(rule.condition), CounterStep(rule)))
         elif rule.action in LINE_ACTIONS:
             regex = compile_regex(rule.pattern) if rule.pattern is not None else None
             compiled.append((compile_condition(rule.condition),

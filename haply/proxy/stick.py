@@ -28,31 +28,20 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Protocol
 
 from haply.config.model import StickRule, StickTableSpec
 from haply.proxy.conditions import compile_condition
+from haply.proxy.counters import KeyView, fetch_for, new_data
 from haply.runtime.registry import ServerState
-
-
-class StickView(Protocol):
-    """What a pattern reads: the connection's addresses and, in mode http, the
-    request's fields."""
-
-    client_ip: str
-    client_port: int
-    local_ip: str
-    local_port: int
-
-    def header(self, name: str) -> list[str]:
-        """Every value of a header (lower-case name)."""
 
 
 @dataclass(slots=True)
 class Entry:
-    server: str  # the server's name in its backend
+    server: str | None  # the server's name in its backend (None: not stored)
     server_id: int
     expires: float | None
+    data: dict  # the stored counters (haply.proxy.counters)
+    use: int = 0  # sessions tracking it: it does not expire meanwhile
 
 
 class StickTable:
@@ -65,6 +54,9 @@ class StickTable:
         self.size = spec.size
         self.expire = spec.expire
         self.entries: OrderedDict[str, Entry] = OrderedDict()
+        # Whether stick rules use it (its entries name a server).
+        self.stores_server = False
+        self.stored = frozenset(name for name, _ in spec.store)
 
     def normalise(self, key: str) -> str | None:
         """The key as this table stores it, or None when it cannot hold it."""
@@ -91,10 +83,64 @@ class StickTable:
         entry = self.entries.get(key)
         if entry is None:
             return None
-        if entry.expires is not None and entry.expires <= now:
+        if entry.expires is not None and entry.expires <= now and not entry.use:
             del self.entries[key]
             return None
         return entry
+
+    def find(self, raw: str, now: float) -> Entry | None:
+        """The live entry of a key as a fetch gives it, without touching it."""
+        key = self.normalise(raw)
+        return self.lookup(key, now) if key is not None else None
+
+    def track(self, raw: str, now: float) -> Entry | None:
+        """The entry of a key, made if needed, now followed by one more
+        session; None when the key does not fit or a full `nopurge` table
+        refuses it."""
+        entry = self.place(raw, now)
+        if entry is not None:
+            entry.use += 1
+        return entry
+
+    def place(self, raw: str, now: float) -> Entry | None:
+        """The entry of a key, made if needed (src_inc_gpc0 counts in it)."""
+        key = self.normalise(raw)
+        if key is None:
+            return None
+        entry = self.lookup(key, now)
+        if entry is None:
+            entry = self._add(key, Entry(None, 0, None, new_data(self.spec.store, now)), now)
+        else:
+            self.entries.move_to_end(key)
+        if entry is not None and self.expire is not None:
+            entry.expires = now + self.expire
+        return entry
+
+    def release(self, entry: Entry, now: float) -> None:
+        """A session stops following entry: conn_cur counts it out, and the
+        entry expires `expire` from now."""
+        entry.use -= 1
+        current = entry.data.get("conn_cur")
+        if current:
+            entry.data["conn_cur"] = current - 1
+        if self.expire is not None:
+            entry.expires = now + self.expire
+
+    def _add(self, key: str, entry: Entry, now: float) -> Entry | None:
+        self.purge(now)
+        if len(self.entries) >= self.size:
+            if self.spec.nopurge:
+                return None
+            self._forget_oldest()
+        self.entries[key] = entry
+        return entry
+
+    def _forget_oldest(self) -> None:
+        """Make room: the least recently used entry no session follows."""
+        for key, entry in self.entries.items():
+            if not entry.use:
+                del self.entries[key]
+                return
 
     def touch(self, key: str, now: float) -> None:
         """A match refreshes the entry's expiry and its place in the LRU order."""
@@ -112,13 +158,8 @@ class StickTable:
             entry.server, entry.server_id, entry.expires = server.name, server.server_id, expires
             self.entries.move_to_end(key)
             return True
-        self.purge(now)
-        if len(self.entries) >= self.size:
-            if self.spec.nopurge:
-                return False
-            self.entries.popitem(last=False)
-        self.entries[key] = Entry(server.name, server.server_id, expires)
-        return True
+        entry = Entry(server.name, server.server_id, expires, new_data(self.spec.store, now))
+        return self._add(key, entry, now) is not None
 
     def purge(self, now: float) -> None:
         """Drop expired entries (from the oldest; stops at the first live one,
@@ -126,61 +167,41 @@ class StickTable:
         entries = self.entries
         while entries:
             key, entry = next(iter(entries.items()))
-            if entry.expires is None or entry.expires > now:
+            if entry.expires is None or entry.expires > now or entry.use:
                 return
             del entries[key]
 
-    def clear(self, key: str | None = None) -> int:
-        if key is None:
-            count = len(self.entries)
-            self.entries.clear()
-            return count
-        normalised = self.normalise(key)
-        return 1 if normalised is not None and self.entries.pop(normalised, None) else 0
-
-
-def fetch_for(pattern: str) -> Callable[[StickView], str | None]:
-    """The compiled sample fetch of a stick rule (the parser checked the name)."""
-    if pattern == "src":
-        return lambda view: view.client_ip or None
-    if pattern == "dst":
-        return lambda view: view.local_ip or None
-    if pattern == "src_port":
-        return lambda view: str(view.client_port) if view.client_port else None
-    if pattern == "dst_port":
-        return lambda view: str(view.local_port) if view.local_port else None
-    argument = pattern[pattern.index("(") + 1:-1]
-    if pattern.startswith(("req.hdr(", "hdr(")):
-        name = argument.lower()
-
-        def header(view: StickView) -> str | None:
-            values = view.header(name)
-            return values[-1].strip() if values else None  # HAProxy: the last occurrence
-        return header
-
-    def cookie(view: StickView) -> str | None:
-        for value in view.header("cookie"):
-            for part in value.split(";"):
-                key, equals, found = part.partition("=")
-                if equals and key.strip() == argument:
-                    return found.strip()
-        return None
-    return cookie
+    def clear(self, key: str | None = None, keep=None) -> int:
+        """Forget every entry no session follows, or the one of key, or those
+        `keep(entry)` is false for."""
+        if key is not None:
+            normalised = self.normalise(key)
+            entry = self.entries.get(normalised) if normalised is not None else None
+            if entry is None or entry.use:
+                return 0
+            del self.entries[normalised]
+            return 1
+        doomed = [k for k, entry in self.entries.items()
+                  if not entry.use and (keep is None or not keep(entry))]
+        for k in doomed:
+            del self.entries[k]
+        return len(doomed)
 
 
 class Stickiness:
     """A backend's stick rules over its table, compiled."""
 
-    def __init__(self, spec: StickTableSpec, rules: tuple[StickRule, ...],
+    def __init__(self, table: StickTable, rules: tuple[StickRule, ...],
                  servers: list[ServerState]):
-        self.table = StickTable(spec)
+        self.table = table
+        table.stores_server = True
         self.servers = servers  # the registry's live list
         self.matches = [(fetch_for(r.pattern), compile_condition(r.condition))
                         for r in rules if r.kind in ("on", "match")]
         self.stores = [(fetch_for(r.pattern), compile_condition(r.condition))
                        for r in rules if r.kind in ("on", "store-request")]
 
-    def _keys(self, rules, view: StickView):
+    def _keys(self, rules, view: KeyView):
         """The table's keys the rules whose condition holds take from view, in
         rule order."""
         table = self.table
@@ -192,7 +213,7 @@ class Stickiness:
             if key is not None:
                 yield key
 
-    def match(self, view: StickView, now: float) -> ServerState | None:
+    def match(self, view: KeyView, now: float) -> ServerState | None:
         """The server the first matching rule's entry names, if it may take
         the request (not DOWN, not in maintenance; a draining one may)."""
         table = self.table
@@ -208,7 +229,7 @@ class Stickiness:
                     break
         return None
 
-    def store(self, view: StickView, server: ServerState, now: float) -> None:
+    def store(self, view: KeyView, server: ServerState, now: float) -> None:
         """Once connected: the first rule that yields a key records server
         (HAProxy stores one key per table and request)."""
         key = next(self._keys(self.stores, view), None)

@@ -37,7 +37,8 @@ class TcpClientProtocol(asyncio.Protocol):
     # per-instance __dict__ would be most of it (measured in bench/run.py idle).
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
                  "pending", "pending_size", "connecting", "timer", "admitted", "closed", "client_eof", "server_eof",
-                 "t_wait", "t_connect", "queue_positions", "switches", "tried", "attempts", "redispatched", "ending")
+                 "t_wait", "t_connect", "queue_positions", "switches", "tried", "attempts", "redispatched", "ending",
+                 "key")
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
                  switches: tuple | None = None):
@@ -49,6 +50,9 @@ class TcpClientProtocol(asyncio.Protocol):
         self.loop = frontend.loop
         # Per-connection
         self.transport: asyncio.Transport | None = None
+        # The connection as the tcp-request rules saw it, with its sticky
+        # counters (None without rules)
+        self.key: SourceKey | None = None
         self.upstream: TcpServerProtocol | None = None
         self.server = None
         self.pending: list[bytes] | None = None  # data sent before the server answered
@@ -74,9 +78,11 @@ class TcpClientProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-        if self.frontend.tcp_rules is not None and self.frontend.refuses(transport):
-            self.closed = True
-            return
+        if self.frontend.tcp_rules is not None:
+            self.key = self.frontend.screen(transport)
+            if self.key is None:
+                self.closed = True
+                return
         transport.pause_reading()
         if self.frontend.admit(self._resume_admission):
             self._start()
@@ -98,7 +104,7 @@ class TcpClientProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.timer = Deadline(self.frontend.wheel, self)
         self.timer.arm_idle(proxy.timeouts.client, "client")
-        key = SourceKey.of(self.transport)
+        key = self.key if self.key is not None else SourceKey.of(self.transport)
         if self.switches is not None:
             for test, backend in self.switches:
                 if test is None or test(key):
@@ -292,6 +298,8 @@ class TcpClientProtocol(asyncio.Protocol):
             self.admitted = False
             self.frontend.engine.sessions.discard(self)
             self.frontend.leave()
+        if self.key is not None and self.key.tracking is not None:
+            self.key.tracking.ended(self.loop.time())
 
 
 class TcpServerProtocol(asyncio.Protocol):

@@ -141,6 +141,7 @@ class View:
     local_port = 5000
     ssl = False
     status = 200  # the server's answer, for http-response rules
+    tracking = None  # no sticky counter tracked
 
     @staticmethod
     def header(name: str) -> list[str]:
@@ -157,7 +158,7 @@ def test_every_fetch_the_parser_accepts_is_evaluated(fetch):
     from haply.config.acl import FETCHES
     from haply.proxy.conditions import compile_acl
     spec = FETCHES[fetch]
-    arg = "(host)" if spec.argument != "none" else ""
+    arg = "(0)" if fetch.startswith("sc_") else "(host)" if spec.argument != "none" else ""
     words = [fetch + arg] + ([SAMPLE_PATTERNS[spec.patterns]] if spec.patterns != "none" else [])
     test = compile_acl(parse_acl("a", words, Location("t", 1)))
     assert test(View()) in (True, False)

@@ -820,7 +820,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             option httpclse
             stick-table type ip size 1m peers mypeers
         frontend f
-            tcp-request connection track-sc0 src
+            tcp-request connection expect-proxy layer4
             http-request silent-drop
             http-request lua.foo
             server s 1.2.3.4:80
@@ -836,7 +836,8 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "6: unknown keyword 'optoin' in 'defaults' section; did you mean 'option'?",
         "7: unknown keyword 'option httpclse' in 'defaults' section; did you mean 'option httpclose'?",
         "8: 'stick-table' is not allowed in a 'defaults' section (allowed in: frontend, listen, backend)",
-        "10: 'tcp-request connection track-sc0' is not supported by haply (only accept and reject are)",
+        "10: 'tcp-request connection expect-proxy' is not supported by haply (accept, reject, "
+        "track-sc0|1|2, sc-inc-gpc0|1 and sc-set-gpt0 are)",
         "11: 'http-request silent-drop' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
         "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend)",
@@ -1139,7 +1140,7 @@ def test_every_accepted_keyword_is_exercised_by_a_test():
     source += "".join(p.read_text() for p in (here.parents[1] / ".." / "shared" / "fixtures" / "seed-configs").glob("*.haproxy.cfg"))
     untested = [
         name for name, row in KEYWORDS.items()
-        if row.status != UNSUPPORTED and not re.search(r"(^|[\s\"']|\\n)" + re.escape(name) + r"(\s|\\n|$|\")", source, re.M)
+        if row.status != UNSUPPORTED and not re.search(r"(^|[\s\"']|\\n)" + re.escape(name) + r"(\s|\\n|$|\"|\()", source, re.M)
     ]
     assert untested == []
 
@@ -1239,7 +1240,7 @@ def test_stick_table_and_rules(tmp_path):
     ("stick-table type ip", "needs 'type' and 'size'"),
     ("stick-table type binary size 10", "type 'binary' is not supported by haply"),
     ("stick-table type ip size 10 peers mypeers", "option 'peers' is not supported by haply"),
-    ("stick-table type ip size 10 store conn_cur", "option 'store' is not supported by haply"),
+    ("stick-table type ip size 10 peers p", "option 'peers' is not supported by haply"),
     ("stick-table type ip len 4 size 10", "'len' only applies to type string"),
     ("stick-table type ip size 10 expire 30d", "at most 24 days"),
     ("stick-table type mac size 10", "expected ip, ipv6, integer or string"),
@@ -1268,9 +1269,8 @@ def test_stick_warnings(tmp_path):
         """)
     found = warnings(loaded)
     assert any("kept by each of the 2 worker processes" in w for w in found), found
-    assert any("has no stick rule using it" in w for w in found), found
-    assert any("track-sc rules, which are not supported" in m for m in messages(
-        tmp_path, DEFAULTS + "frontend f\n    bind :80\n    stick-table type ip size 10\n"))
+    assert any("'unused' is not used by any stick rule, track-sc rule" in w for w in found), found
+    assert not any("'b' is not used" in w for w in found), found
     assert any("reads the HTTP request" in m for m in messages(tmp_path, DEFAULTS + (
         "backend t\n    mode tcp\n    stick-table type string size 10\n    stick on req.hdr(x)\n"
         "    server s 192.0.2.1:80\n")))
@@ -1474,7 +1474,7 @@ def test_tcp_request_rules(tmp_path):
     assert [(r.stage, r.action, r.condition.unless) for r in f.tcp_request_rules] == [
         ("connection", "reject", True), ("session", "accept", False), ("content", "reject", False)]
     for line, message in [
-        ("tcp-request connection track-sc0 src", "'tcp-request connection track-sc0' is not supported"),
+        ("tcp-request connection set-mark 1", "'tcp-request connection set-mark' is not supported"),
         ("tcp-request content reject if { path_beg /x }", "reads 'path_beg', which only exists in mode http"),
         ("tcp-request inspect-delay", "expects a time"),
         ("tcp-request whenever reject", "expects connection, session, content or inspect-delay"),
@@ -2235,3 +2235,85 @@ def test_unix_bind_is_checked(tmp_path):
         "4: cannot find group id for 'no-such-group'",
         "5: 'unix-bind' expects settings and their values: prefix, mode, user, uid, group, gid",
     ]
+
+
+# ------------------------------------------------------------- sticky counters
+
+
+RATE_LIMITED = DEFAULTS + """\
+frontend f
+    bind :80
+    stick-table type ip size 100k expire 30s store http_req_rate(10s),conn_cur store gpc0,gpc0_rate(1m),gpt0
+    tcp-request connection track-sc1 src table per_ip
+    tcp-request connection reject if { sc1_conn_rate gt 20 }
+    tcp-request session track-sc2 src table per_ip
+    tcp-request session sc-inc-gpc1(2) if { src_conn_cnt(per_ip) gt 1000 }
+    acl abuse sc_http_req_rate(0) gt 100
+    http-request track-sc0 src
+    http-request sc-inc-gpc0(0) if abuse
+    http-request sc-set-gpt0(0) 1 if abuse
+    http-request track-sc1 src table per_ip
+    http-request track-sc2 req.hdr(x-auth-token) table per_ip
+    http-request sc-inc-gpc1(1)
+    http-request deny deny_status 429 if { sc0_get_gpc0 gt 0 } || { sc_tracked(1) } { sc_get_gpt0(1,per_ip) eq 1 }
+    default_backend b
+backend per_ip
+    stick-table type ip size 1m expire 1m store conn_cnt,conn_rate(3s),sess_cnt,http_err_cnt,gpc1,gpt0
+backend b
+    server s 192.0.2.1:80
+"""
+
+
+def test_sticky_counters_reach_the_model(tmp_path):
+    loaded = load_text(tmp_path, RATE_LIMITED)
+    f = loaded.config.proxy("f")
+    assert f.stick_table.store == (("http_req_rate", 10.0), ("conn_cur", None), ("gpc0", None),
+                                   ("gpc0_rate", 60.0), ("gpt0", None))
+    assert [(r.stage, r.action, r.counter and (r.counter.action, r.counter.slot, r.counter.key, r.counter.table))
+            for r in f.tcp_request_rules] == [
+        ("connection", "counter", ("track", 1, "src", "per_ip")), ("connection", "reject", None),
+        ("session", "counter", ("track", 2, "src", "per_ip")), ("session", "counter", ("inc-gpc1", 2, "", "")),
+    ]
+    counters = [(r.action, r.slot, r.table, r.value) for r in f.http_request_rules if hasattr(r, "slot")]
+    assert counters == [("track", 0, "f", 0), ("inc-gpc0", 0, "", 0), ("set-gpt0", 0, "", 1),
+                        ("track", 1, "per_ip", 0), ("track", 2, "per_ip", 0), ("inc-gpc1", 1, "", 0)]
+    deny = f.http_request_rules[-1].condition.any_of
+    assert [(t.acl.fetch, t.acl.arg) for group in deny for t in group] == [
+        ("sc_get_gpc0", "0,"), ("sc_tracked", "1,"), ("sc_get_gpt0", "1,per_ip")]
+    assert not any("not used" in w for w in warnings(loaded))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("stick-table type ip size 10 store bytes_in_cnt",
+     "stick-table data type 'bytes_in_cnt' is not supported by haply (supported: gpt0, gpc0, gpc0_rate, "
+     "conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate, http_req_cnt, http_req_rate, http_err_cnt, "
+     "http_err_rate, gpc1, gpc1_rate)"),
+    ("stick-table type ip size 10 store http_req_rate", "stick-table data type 'http_req_rate' needs a period, "
+     "as in http_req_rate(10s)"),
+    ("stick-table type ip size 10 store conn_cur(10s)", "stick-table data type 'conn_cur' takes no argument"),
+    ("stick-table type ip size 10 store req_rate(10s)", "unknown stick-table data type 'req_rate(10s)': "
+     "expected one of gpt0, gpc0, gpc0_rate, conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate, http_req_cnt, "
+     "http_req_rate, http_err_cnt, http_err_rate, gpc1, gpc1_rate"),
+    ("http-request track-sc3 src table t", "'track-sc3': there is no sticky counter '3' (sc0, sc1 and sc2 exist)"),
+    ("http-request track-sc0 base table t", "track key 'base' is not supported by haply (supported: src, dst, "
+     "src_port, dst_port, req.hdr(NAME), req.cook(NAME))"),
+    ("http-request track-sc0 src table", "'table' needs a table name"),
+    ("http-request track-sc0 src t", "unexpected 't' after 'track-sc0 src': expected table NAME or if|unless CONDITION"),
+    ("tcp-request connection track-sc0 req.hdr(x) table t", "'track-sc0 req.hdr(x)' reads the HTTP request, which "
+     "a tcp-request connection or session rule does not have: use http-request track-sc"),
+    ("tcp-request content track-sc0 src table t", "'tcp-request content track-sc0' is not supported by haply: track "
+     "with a 'tcp-request session' rule, or per request with 'http-request'"),
+    ("http-request sc-set-gpt0(0) sc0_conn_cnt", "'sc-set-gpt0(0) sc0_conn_cnt': only an integer value is "
+     "supported by haply (sample expressions are not)"),
+    ("http-request sc-inc-gpc0(5)", "'sc-inc-gpc0(5)': there is no sticky counter '5' (sc0, sc1 and sc2 exist)"),
+    ("http-request deny if { sc_conn_cur(7) gt 1 }", "'sc_conn_cur(7)': the first argument is a sticky counter, 0 to 2"),
+    ("http-request track-sc0 src", "track-sc0: 'f' has no stick-table (name a proxy that declares one with 'table NAME')"),
+    ("http-request deny if { src_conn_rate gt 1 }", "src_conn_rate: no stick-table 'f' (a proxy of that name "
+     "declares one with 'stick-table')"),
+    ("http-request deny if { sc0_conn_rate(nosuch) gt 1 }", "sc_conn_rate: no stick-table 'nosuch' (a proxy of "
+     "that name declares one with 'stick-table')"),
+])
+def test_sticky_counter_errors(tmp_path, line, message):
+    text = DEFAULTS + f"frontend f\n    bind :80\n    {line}\n    default_backend t\n" \
+        "backend t\n    stick-table type ip size 10\n    server s 192.0.2.1:80\n"
+    assert messages(tmp_path, text) == [f"8: {message}"]

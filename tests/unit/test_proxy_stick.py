@@ -59,7 +59,7 @@ def test_expiry_refresh_and_a_full_table():
 def test_match_skips_down_and_maintenance_but_keeps_draining_servers():
     servers = states("s1", "s2")
     s1, s2 = servers
-    stick = Stickiness(StickTableSpec("mysql", "ip", 1000), (StickRule("on", "dst"),), servers)
+    stick = Stickiness(StickTable(StickTableSpec("mysql", "ip", 1000)), (StickRule("on", "dst"),), servers)
     view = View()
     assert stick.match(view, 0.0) is None
     stick.store(view, s1, 0.0)
@@ -79,7 +79,7 @@ def test_rules_conditions_and_request_patterns():
     servers = states("s1", "s2")
     rules = (StickRule("match", "req.cook(SESSION)"), StickRule("store-request", "req.hdr(x-user)"),
              StickRule("store-request", "src"))
-    stick = Stickiness(StickTableSpec("web", "string", 100), rules, servers)
+    stick = Stickiness(StickTable(StickTableSpec("web", "string", 100)), rules, servers)
     view = View(headers={"x-user": ["alice"], "cookie": ["a=1; SESSION=alice"]})
     stick.store(view, servers[1], 0.0)
     assert list(stick.table.entries) == ["alice"]  # one key per request: the first rule's
