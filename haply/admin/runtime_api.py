@@ -281,19 +281,20 @@ DATA_OPERATORS = {"eq": int.__eq__, "ne": int.__ne__, "le": int.__le__, "ge": in
                   "lt": int.__lt__, "gt": int.__gt__}
 
 
-def _data_filter(table, args: list[str], usage: str):
-    """`data.NAME OPERATOR VALUE` as a test on an entry at a time (None: no filter)."""
+def _data_filter(table, args: list[str]):
+    """`data.NAME OPERATOR VALUE` as a test on an entry at a time (None: no
+    filter); HAProxy's messages for a wrong one."""
     if not args:
         return None
-    if len(args) != 3 or not args[0].startswith("data."):
-        raise CommandError(usage)
-    name, operator, value = args[0][5:], args[1], args[2]
+    name = args[0][5:]
+    operator = args[1] if len(args) > 1 else ""
+    value = args[2] if len(args) > 2 else ""
     if name not in table.stored:
-        raise CommandError("Data type not stored in this table")
+        raise CommandError("Filter entry #1: Data type not stored in this table")
     if operator not in DATA_OPERATORS:
-        raise CommandError("Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"")
+        raise CommandError('Filter entry #1: Require and operator among "eq", "ne", "le", "ge", "lt", "gt"')
     if not value.isdigit():
-        raise CommandError("Require a valid integer value to compare against")
+        raise CommandError("Filter entry #1: Require a valid integer value to compare against")
     compare, bound = DATA_OPERATORS[operator], int(value)
     return lambda entry, now: compare(counters.read(entry.data, name, now), bound)
 
@@ -311,7 +312,8 @@ def _entry_line(table, key: str, entry, now: float) -> str:
     return " ".join(parts) + "\n"
 
 
-SHOW_TABLE_USAGE = 'Optional argument 1 must be "data.<store_data_type>" or "key"'
+SHOW_TABLE_USAGE = ('Optional argument only supports "data.<store_data_type>" <operator> <value> '
+                    "and key <key>")
 
 
 def cmd_show_table(api: RuntimeApi, args: list[str]) -> str:
@@ -323,16 +325,16 @@ def cmd_show_table(api: RuntimeApi, args: list[str]) -> str:
     table = _named_table(api, args[0])
     now = api.clock()
     table.purge(now)
-    lines = [_table_header(table)]
     if args[1:2] == ["key"]:
-        if len(args) != 3:
-            raise CommandError(SHOW_TABLE_USAGE)
+        if len(args) < 3:
+            raise CommandError("Key value expected")
         key = table.normalise(args[2])
         entry = table.lookup(key, now) if key is not None else None
-        if entry is not None:
-            lines.append(_entry_line(table, key, entry, now))
-        return "".join(lines)
-    keep = _data_filter(table, args[1:], SHOW_TABLE_USAGE)
+        return _table_header(table) + (_entry_line(table, key, entry, now) if entry is not None else "")
+    if len(args) > 1 and not args[1].startswith("data."):
+        raise CommandError(SHOW_TABLE_USAGE)
+    keep = _data_filter(table, args[1:])
+    lines = [_table_header(table)]
     for key, entry in list(table.entries.items()):
         if keep is None or keep(entry, now):
             lines.append(_entry_line(table, key, entry, now))
@@ -355,7 +357,7 @@ def cmd_clear_table(api: RuntimeApi, args: list[str]) -> str:
         table.clear(args[2])
     elif args[1].startswith("data."):
         now = api.clock()
-        test = _data_filter(table, args[1:], CLEAR_TABLE_USAGE)
+        test = _data_filter(table, args[1:])
         table.clear(keep=lambda entry: not test(entry, now))
     else:
         raise CommandError(CLEAR_TABLE_USAGE)
@@ -363,28 +365,29 @@ def cmd_clear_table(api: RuntimeApi, args: list[str]) -> str:
 
 
 def cmd_set_table(api: RuntimeApi, args: list[str]) -> str:
-    """`set table NAME key KEY data.TYPE VALUE ...`: make the entry if needed
-    and set counters (a rate gets VALUE events in its current period)."""
-    usage = "Usage: set table <table> key <key> data.<store_data_type> <value> ..."
+    """`set table NAME key KEY [data.TYPE VALUE]...`: make the entry if needed
+    and set counters (a rate gets VALUE events in its current period). A key
+    that does not fit the table is ignored, as HAProxy ignores it."""
     if len(args) < 3 or args[1] != "key":
-        raise CommandError(usage)
+        raise CommandError("'set table' expects a table identifier, 'key' and a key value")
     table = _named_table(api, args[0])
     settings = args[3:]
-    if not settings or len(settings) % 2:
-        raise CommandError(usage)
     pairs = []
-    for name, value in zip(settings[::2], settings[1::2]):
-        if not name.startswith("data.") or name[5:] not in table.stored:
-            raise CommandError(f"Data type '{name}' not stored in this table")
+    for index in range(0, len(settings), 2):
+        name = settings[index]
+        value = settings[index + 1] if index + 1 < len(settings) else ""
+        if not name.startswith("data."):
+            raise CommandError('Optional argument only supports "data.<store_data_type>" <value>')
+        if name[5:] not in table.stored:
+            raise CommandError("Data type not stored in this table")
         if not value.isdigit():
             raise CommandError("Require a valid integer value to store")
         pairs.append((name[5:], int(value)))
     now = api.clock()
     entry = table.place(args[2], now)
-    if entry is None:
-        raise CommandError("Unable to allocate a new entry (the key does not fit the table, or it is full)")
-    for name, value in pairs:
-        counters.set_value(entry.data, name, value, now)
+    if entry is not None:
+        for name, value in pairs:
+            counters.set_value(entry.data, name, value, now)
     return ""
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,16 @@ if TYPE_CHECKING:
 # tcp-request stages, in the order they apply (indexes of FrontendRuntime.tcp_rules)
 CONNECTION, SESSION, CONTENT = range(3)
 BEFORE_CONTENT = range(CONNECTION, CONTENT)
+
+
+def _reset_on_close(transport) -> None:
+    """Make closing the connection send a reset (no lingering, no FIN)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, NO_LINGER)
+
+
+NO_LINGER = struct.pack("ii", 1, 0)
 
 
 class FrontendRuntime:
@@ -62,6 +74,7 @@ class FrontendRuntime:
             if rejects(self.tcp_rules[stage], view):
                 if stage == CONNECTION:
                     self.denied_connections += 1
+                    _reset_on_close(transport)  # as HAProxy drops it: with a reset
                 elif stage == SESSION:
                     self.denied_sessions += 1
                 else:

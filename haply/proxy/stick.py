@@ -128,19 +128,19 @@ class StickTable:
 
     def _add(self, key: str, entry: Entry, now: float) -> Entry | None:
         self.purge(now)
-        if len(self.entries) >= self.size:
-            if self.spec.nopurge:
-                return None
-            self._forget_oldest()
+        if len(self.entries) >= self.size and (self.spec.nopurge or not self._forget_oldest()):
+            return None
         self.entries[key] = entry
         return entry
 
-    def _forget_oldest(self) -> None:
-        """Make room: the least recently used entry no session follows."""
+    def _forget_oldest(self) -> bool:
+        """Make room: the least recently used entry no session follows (False:
+        every entry is followed, the table stays full)."""
         for key, entry in self.entries.items():
             if not entry.use:
                 del self.entries[key]
-                return
+                return True
+        return False
 
     def touch(self, key: str, now: float) -> None:
         """A match refreshes the entry's expiry and its place in the LRU order."""

@@ -1,0 +1,190 @@
+"""Sticky counters (`stick-table ... store`, `track-sc`, the sc_/src_ fetches)
+against HAProxy 2.6 on the same configuration and the same traffic.
+
+Three uses operators make of them: counting what a client does (sessions,
+requests, errors: a connection that sends nothing, a bad or truncated request,
+a 4xx, a deny with any status, a tarpit), limiting a client's request rate
+(`http-request track-sc0 src` and a 429 above a rate) and its concurrent
+connections in mode tcp (`tcp-request connection track-sc0` and a reject above
+conn_cur), with a flag set by `sc-inc-gpc0` and read by `src_get_gpc0`. Both
+proxies must answer alike and `show table` must print the same counters.
+Rates are over an hour, so that no period ends during a run (HAProxy's
+periods start at times of its own; the test would otherwise compare a
+window's rounding).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+
+import pytest
+
+from tests.interop.test_proxy_oracle import run_both
+from tests.interop.test_stick_oracle import entries
+from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
+from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
+
+
+def status_of(sock: socket.socket, path: str, close: bool = False) -> str:
+    """One request on sock; its status code, or "closed"."""
+    head = f"GET {path} HTTP/1.1\r\nHost: h\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
+    sock.sendall(head.encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return "closed" if not reply else reply.split(b" ", 2)[1].decode()
+        reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head.split(b" ", 2)[1].decode()
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def request(port: int, path: str) -> str:
+    with connect(port) as sock:
+        return status_of(sock, path, close=True)
+
+
+def settle(sock_path: str) -> None:
+    """Until the proxy has seen every client leave (its counters follow)."""
+    time.sleep(0.05)
+    wait_no_sessions(sock_path)
+
+
+def test_counters_rate_and_connection_limits_as_haproxy():
+    with echo_backends(["s1"]) as (backend,):
+        directory = tempfile.mkdtemp(prefix="counters-")
+        sock_path = os.path.join(directory, "admin.sock")
+        ports = {name: free_port() for name in ("RATE", "TCP")}
+        cfg = f"""global
+    stats socket {sock_path} level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+    timeout http-keep-alive 5s
+    timeout tarpit 100ms
+
+frontend counted
+    bind 127.0.0.1:@PORT@
+    stick-table type ip size 100 expire 30s store conn_cnt,conn_cur,sess_cnt,sess_rate(1h),http_req_cnt,http_err_cnt,http_err_rate(1h)
+    tcp-request session track-sc0 src
+    http-request tarpit if {{ path /tarpit }}
+    http-request deny deny_status 503 if {{ path /deny503 }}
+    default_backend app
+
+frontend rate
+    bind 127.0.0.1:{ports["RATE"]}
+    stick-table type ip size 100 expire 30s store http_req_cnt,http_req_rate(1h),conn_cnt,conn_cur,gpc0
+    http-request track-sc0 src
+    http-request sc-inc-gpc0(0) if {{ path /scan }}
+    http-request deny deny_status 403 if {{ sc0_get_gpc0 ge 2 }}
+    http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt 5 }}
+    http-request return status 200 if {{ path /flagged }} {{ src_get_gpc0(rate) gt 0 }}
+    default_backend app
+
+listen limited
+    mode tcp
+    bind 127.0.0.1:{ports["TCP"]}
+    tcp-request connection track-sc1 src table per_client
+    tcp-request connection reject if {{ sc1_conn_cur gt 2 }}
+    server s1 {backend.address}
+
+backend per_client
+    stick-table type ip size 100 expire 30s store conn_cnt,conn_cur,conn_rate(1h),sess_cnt
+
+backend app
+    server s1 {backend.address}
+"""
+
+        def exercise(port):
+            wait_socket(sock_path)
+            settle(sock_path)
+            for table in ("counted", "rate", "per_client"):
+                cli(sock_path, f"clear table {table}")  # the start-up probe's connection counted
+            seen = {}
+
+            def table(name: str, label: str) -> None:
+                settle(sock_path)
+                seen[label] = entries(cli(sock_path, f"show table {name}"))
+
+            # what one client's sessions count
+            with connect(port) as sock:
+                seen["keep-alive"] = [status_of(sock, "/a"), status_of(sock, "/missing")]
+            table("counted", "after keep-alive")
+            connect(port).close()
+            table("counted", "after an empty connection")
+            with connect(port) as sock:
+                sock.sendall(b"GARBAGE\r\n\r\n")
+                seen["bad"] = sock.recv(100)[:12]
+            table("counted", "after a bad request")
+            seen["denied"] = [request(port, "/deny503"), request(port, "/tarpit")]
+            with connect(port) as sock:
+                sock.sendall(b"GET /a HTTP/1.1\r\nHost: h\r\n")
+                time.sleep(0.05)
+            table("counted", "after a truncated request")
+
+            # a request rate limit and a flag
+            rate = ports["RATE"]
+            with connect(rate) as sock:
+                seen["rate keep-alive"] = [status_of(sock, "/a") for _ in range(3)]
+            seen["rate"] = [request(rate, "/a") for _ in range(4)]
+            table("rate", "rate table")
+            cli(sock_path, "clear table rate")
+            seen["scan"] = [request(rate, path) for path in ("/scan", "/flagged", "/scan", "/a")]
+            table("rate", "scan table")
+            seen["filtered"] = entries(cli(sock_path, "show table rate data.gpc0 gt 1"))
+            seen["filtered out"] = entries(cli(sock_path, "show table rate data.gpc0 gt 2"))
+            cli(sock_path, "clear table rate data.gpc0 gt 1")
+            seen["after clear"] = entries(cli(sock_path, "show table rate"))
+            seen["set"] = cli(sock_path, "set table rate key 127.0.0.1 data.gpc0 2")
+            seen["after set"] = [request(rate, "/a")]
+            table("rate", "set table")
+            seen["errors"] = [cli(sock_path, "show table rate data.gpt0 gt 1"),
+                              cli(sock_path, "show table rate data.gpc0 xx 1"),
+                              cli(sock_path, "set table rate key 127.0.0.1 data.conn_rate 1")]
+
+            # at most two connections at once in mode tcp
+            limited = ports["TCP"]
+            held = [connect(limited) for _ in range(2)]
+            seen["held"] = [status_of(sock, "/") for sock in held]
+            try:
+                with connect(limited) as third:
+                    seen["third"] = status_of(third, "/")
+            except ConnectionResetError:
+                seen["third"] = "reset"
+            table("per_client", "while held")
+            for sock in held:
+                sock.close()
+            seen["after"] = request(limited, "/")
+            table("per_client", "after the limit")
+            os.unlink(sock_path)
+            return seen
+
+        for name, port in ports.items():
+            cfg = cfg.replace(f"@{name}@", str(port))
+        results = run_both(cfg, exercise)
+    theirs, ours = results["haproxy"], results["haply"]
+    for key in theirs:
+        assert ours[key] == theirs[key], (key, ours[key], theirs[key])
+    # what the comparison is about, so that a change in both cannot pass unseen
+    assert ours["rate keep-alive"] + ours["rate"] == ["200"] * 5 + ["429"] * 2
+    assert ours["scan"] == ["200", "200", "403", "403"]
+    assert ours["held"] == ["200", "200"] and ours["third"] == "reset" and ours["after"] == "200"
