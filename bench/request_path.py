@@ -14,7 +14,10 @@ balancing, rewriting, counting and timers, the same per-request work as under
 wrk, minus the kernel's sends and receives (which both proxies pay).
 
 --close sends `Connection: close` (a new client session per request, as
-l7_close); --log adds `option httplog` to a UDP socket nobody reads. The figure
+l7_close); --log adds `option httplog` to a UDP socket nobody reads;
+--rate-limit adds a request rate limit per client address (a stick-table
+storing http_req_rate, `http-request track-sc0 src` and a deny above a rate
+never reached). The figure
 is the best round's mean (least disturbed), in microseconds per request, with
 the median beside it.
 
@@ -93,7 +96,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def config_text(log_port: int | None) -> str:
+RATE_LIMIT = """\
+    stick-table type ip size 100k expire 30s store http_req_rate(10s)
+    http-request track-sc0 src
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }
+"""
+
+
+def config_text(log_port: int | None, rate_limit: bool = False) -> str:
     logging = (f"    log 127.0.0.1:{log_port} local0\n    option httplog\n    log global\n"
                if log_port else "")
     return f"""global
@@ -106,7 +116,7 @@ defaults
     option forwardfor
 {logging}frontend fe
     bind 127.0.0.1:{free_port()}
-    default_backend be
+{RATE_LIMIT if rate_limit else ""}    default_backend be
 backend be
     balance roundrobin
     server s1 127.0.0.1:9001
@@ -115,9 +125,9 @@ backend be
 
 
 class Harness:
-    def __init__(self, log_port: int | None):
+    def __init__(self, log_port: int | None, rate_limit: bool = False):
         with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as handle:
-            handle.write(config_text(log_port))
+            handle.write(config_text(log_port, rate_limit))
         self.loop = uvloop.new_event_loop()  # as haply runs
         try:
             config = load([handle.name]).config
@@ -189,13 +199,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--close", action="store_true", help="Connection: close on every request")
     p.add_argument("--log", action="store_true", help="option httplog to a UDP sink")
+    p.add_argument("--rate-limit", action="store_true", help="track-sc0 src and a deny above a rate")
     args = p.parse_args()
     sink = None
     if args.log:
         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sink.bind(("127.0.0.1", 0))
         sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
-    harness = Harness(sink.getsockname()[1] if sink else None)
+    harness = Harness(sink.getsockname()[1] if sink else None, args.rate_limit)
     harness.check(args.close)
     harness.run(args.requests, args.close)  # warm-up
     gc.freeze()  # as haply does after start-up
@@ -204,7 +215,8 @@ def main() -> None:
         per_request.append(harness.run(args.requests, args.close) / args.requests * 1e6)
     compiled = [m for m in ("haply.proxy.http", "haply.proxy.upstream", "haply.http.headers")
                 if sys.modules[m].__file__.endswith(".so")]
-    print(f"{'close' if args.close else 'keep-alive'}{' + httplog' if args.log else ''}: "
+    print(f"{'close' if args.close else 'keep-alive'}{' + httplog' if args.log else ''}"
+          f"{' + rate limit' if args.rate_limit else ''}: "
           f"{min(per_request):.2f} us/request (median {statistics.median(per_request):.2f}, "
           f"{args.rounds} rounds of {args.requests}; compiled: {', '.join(compiled) or 'none'})")
     if sink:

@@ -28,11 +28,29 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from haply.config.model import StickRule, StickTableSpec
 from haply.proxy.conditions import compile_condition
 from haply.proxy.counters import KeyView, fetch_for, new_data
 from haply.runtime.registry import ServerState
+
+
+@lru_cache(maxsize=4096)
+def _address_key(kind: str, text: str) -> str | None:
+    """An address as an ip or ipv6 table stores it (None: it cannot). Cached:
+    the same clients come back, and parsing an address costs more than the
+    rest of a tracked request's counting."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if kind == "ip":
+        if address.version == 6:
+            mapped = address.ipv4_mapped
+            return str(mapped) if mapped is not None else None
+        return str(address)
+    return str(address) if address.version == 6 else "::ffff:" + str(address)
 
 
 @dataclass(slots=True)
@@ -68,16 +86,7 @@ class StickTable:
                 return str(int(key))
             except ValueError:
                 return None
-        try:
-            address = ipaddress.ip_address(key)
-        except ValueError:
-            return None
-        if kind == "ip":
-            if address.version == 6:
-                mapped = address.ipv4_mapped
-                return str(mapped) if mapped is not None else None
-            return str(address)
-        return str(address) if address.version == 6 else "::ffff:" + str(address)
+        return _address_key(kind, key)
 
     def lookup(self, key: str, now: float) -> Entry | None:
         entry = self.entries.get(key)
