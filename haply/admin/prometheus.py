@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from haply.admin import columns, rates, snapshot, vrrp_status
+from haply.proxy import stick
 
 F, B, S = "frontend", "backend", "server"
 # (metric suffix, CSV column, type, kinds, help)
@@ -174,6 +175,20 @@ def render(snap: snapshot.Snapshot) -> str:
     return "".join(out)
 
 
+def render_tables(tables: list) -> str:
+    """The stick-tables' size and entries, as HAProxy 2.6's exporter gives them
+    (this worker's own: each worker keeps its tables)."""
+    if not tables:
+        return ""
+    out = ["# HELP haproxy_sticktable_size Stick table size.\n# TYPE haproxy_sticktable_size gauge\n"]
+    labels = [f'name="{_label(table.name)}",type="{table.kind}"' for table in tables]
+    out += [f"haproxy_sticktable_size{{{label}}} {table.size}\n" for table, label in zip(tables, labels)]
+    out.append("# HELP haproxy_sticktable_used Number of entries used in this stick table.\n"
+               "# TYPE haproxy_sticktable_used gauge\n")
+    out += [f"haproxy_sticktable_used{{{label}}} {len(table.entries)}\n" for table, label in zip(tables, labels)]
+    return "".join(out)
+
+
 def _labels(kind: str, row: dict) -> str:
     if kind == S:
         return f'proxy="{_label(row["pxname"])}",server="{_label(row["svname"])}"'
@@ -219,7 +234,7 @@ class Exporter:
     def answer(self, request, body: bytes = b"") -> bytes:
         from haply.admin.stats_page import response
         now = self.engine.loop.time()
-        text = render(snapshot.take(self.engine, now))
+        text = render(snapshot.take(self.engine, now)) + render_tables(stick.listed(self.engine.tables))
         if self.vrrp is not None:
             text += render_vrrp(*self.vrrp.view(now))
         return response(200, "OK", text.encode("utf-8"), CONTENT_TYPE)

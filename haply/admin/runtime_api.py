@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from haply.admin import columns, snapshot
-from haply.proxy import counters
+from haply.proxy import counters, stick
 from haply.proxy.addresses import is_ip
 from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
@@ -262,8 +262,7 @@ def cmd_show_backend(api: RuntimeApi, args: list[str]) -> str:
 
 
 def _stick_tables(api: RuntimeApi) -> list:
-    # HAProxy lists the most recently declared table first.
-    return list(reversed(api.engine.tables.values()))
+    return stick.listed(api.engine.tables)
 
 
 def _table_header(table) -> str:

@@ -36,6 +36,12 @@ from haply.proxy.counters import KeyView, fetch_for, new_data
 from haply.runtime.registry import ServerState
 
 
+def listed(tables: dict) -> list:
+    """A configuration's tables in the order HAProxy lists them (`show table`,
+    its Prometheus exporter): the most recently declared first."""
+    return list(reversed(tables.values()))
+
+
 @lru_cache(maxsize=4096)
 def _address_key(kind: str, text: str) -> str | None:
     """An address as an ip or ipv6 table stores it (None: it cannot). Cached:

@@ -19,6 +19,7 @@ import os
 import socket
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -88,6 +89,7 @@ frontend counted
     tcp-request session track-sc0 src
     http-request tarpit if {{ path /tarpit }}
     http-request deny deny_status 503 if {{ path /deny503 }}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
     default_backend app
 
 frontend rate
@@ -175,6 +177,8 @@ backend app
                 sock.close()
             seen["after"] = request(limited, "/")
             table("per_client", "after the limit")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                seen["metrics"] = [line for line in reply.read().decode().splitlines() if "sticktable" in line]
             os.unlink(sock_path)
             return seen
 
@@ -188,3 +192,4 @@ backend app
     assert ours["rate keep-alive"] + ours["rate"] == ["200"] * 5 + ["429"] * 2
     assert ours["scan"] == ["200", "200", "403", "403"]
     assert ours["held"] == ["200", "200"] and ours["third"] == "reset" and ours["after"] == "200"
+    assert 'haproxy_sticktable_used{name="rate",type="ip"} 1' in ours["metrics"]
