@@ -76,6 +76,7 @@ class Scenario:
     wrk_headers: tuple[str, ...] = ()
     idle: bool = False
     what: str = ""
+    frontend: tuple[str, ...] = ()  # more lines for the frontend section
 
 
 SCENARIOS = {s.name: s for s in (
@@ -88,6 +89,11 @@ SCENARIOS = {s.name: s for s in (
     Scenario("l7_close", "http", 2, SMALL_PATH, REQUEST_CONNECTIONS,
              wrk_headers=("Connection: close",),
              what="HTTP with a new client connection per request: accept/close cost"),
+    Scenario("l7_ratelimit", "http", 2, SMALL_PATH, REQUEST_CONNECTIONS,
+             what="l7_keepalive with a request rate limit per client address (track-sc0, never reached)",
+             frontend=("    stick-table type ip size 100k expire 30s store http_req_rate(10s)",
+                       "    http-request track-sc0 src",
+                       "    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }")),
     Scenario("idle", "tcp", 1, SMALL_PATH, 0, idle=True,
              what=f"{IDLE_CONNECTIONS} idle TCP connections: memory per connection"),
 )}
@@ -322,6 +328,7 @@ def proxy_config(scenario: Scenario, listen_port: int, server_ports: list[int],
     ]
     if scenario.mode == "http":
         lines.append("    option forwardfor")
+    lines += scenario.frontend
     lines += [
         "    default_backend servers",
         "",
