@@ -13,20 +13,20 @@ import math
 from haply.admin import columns, rates, snapshot, vrrp_status
 from haply.proxy import stick
 
-F, B, S = "frontend", "backend", "server"
+F, L, B, S = "frontend", "listener", "backend", "server"
 # (metric suffix, CSV column, type, kinds, help)
 METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ("current_queue", "qcur", "gauge", "BS", "Current number of queued requests"),
     ("max_queue", "qmax", "gauge", "BS", "Maximum observed number of queued requests"),
-    ("current_sessions", "scur", "gauge", "FBS", "Number of current sessions on the frontend, backend or server"),
-    ("max_sessions", "smax", "gauge", "FBS", "Highest value of current sessions encountered since process started"),
-    ("limit_sessions", "slim", "gauge", "FBS", "Frontend/listener/server's maxconn, backend's fullconn"),
-    ("sessions_total", "stot", "counter", "FBS", "Total number of sessions since process started"),
-    ("bytes_in_total", "bin", "counter", "FBS", "Total number of request bytes since process started"),
-    ("bytes_out_total", "bout", "counter", "FBS", "Total number of response bytes since process started"),
-    ("requests_denied_total", "dreq", "counter", "FB", "Total number of denied requests since process started"),
-    ("responses_denied_total", "dresp", "counter", "FBS", "Total number of denied responses since process started"),
-    ("request_errors_total", "ereq", "counter", "F", "Total number of invalid requests since process started"),
+    ("current_sessions", "scur", "gauge", "FBSL", "Number of current sessions on the frontend, backend or server"),
+    ("max_sessions", "smax", "gauge", "FBSL", "Highest value of current sessions encountered since process started"),
+    ("limit_sessions", "slim", "gauge", "FBSL", "Frontend/listener/server's maxconn, backend's fullconn"),
+    ("sessions_total", "stot", "counter", "FBSL", "Total number of sessions since process started"),
+    ("bytes_in_total", "bin", "counter", "FBSL", "Total number of request bytes since process started"),
+    ("bytes_out_total", "bout", "counter", "FBSL", "Total number of response bytes since process started"),
+    ("requests_denied_total", "dreq", "counter", "FBL", "Total number of denied requests since process started"),
+    ("responses_denied_total", "dresp", "counter", "FBSL", "Total number of denied responses since process started"),
+    ("request_errors_total", "ereq", "counter", "FL", "Total number of invalid requests since process started"),
     ("connection_errors_total", "econ", "counter", "BS", "Total number of failed connections to server since the worker process started"),
     ("response_errors_total", "eresp", "counter", "BS", "Total number of invalid responses since the worker process started"),
     ("client_aborts_total", "cli_abrt", "counter", "BS", "Total number of requests or connections aborted by the client since the worker process started"),
@@ -55,6 +55,10 @@ METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ("http_requests_rate_max", "req_rate_max", "gauge", "F", "Maximum observed number of HTTP requests per second observed since the worker process started"),
     ("connections_rate_max", "conn_rate_max", "gauge", "F", "Highest value of connections per second observed since the worker process started"),
     ("last_session_seconds", "lastsess", "gauge", "BS", "How long ago some traffic was seen on this object on this worker process, in seconds"),
+    ("denied_connections_total", "dcon", "counter", "FL", "Total number of incoming connections blocked on a listener/frontend by a tcp-request connection rule since the worker process started"),
+    ("denied_sessions_total", "dses", "counter", "FL", "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started"),
+    ("failed_header_rewriting_total", "wrew", "counter", "FL", "Total number of failed HTTP header rewrites since the worker process started"),
+    ("internal_errors_total", "eint", "counter", "FL", "Total number of internal errors since process started"),
 )
 # Columns in milliseconds that HAProxy's exporter gives in seconds.
 MS_METRICS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -64,6 +68,7 @@ MS_METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ("max_connect_time_seconds", "ctime_max", "gauge", "BS", "Maximum observed time spent waiting for a connection to complete"),
 )
 SERVER_STATES = ("DOWN", "UP", "MAINT", "DRAIN", "NOLB")
+LISTENER_STATES = ("WAITING", "OPEN", "FULL")
 CHECK_STATES = ("HANA", "SOCKERR", "L4OK", "L4TOUT", "L4CON", "L6OK", "L6TOUT", "L6RSP",
                 "L7TOUT", "L7RSP", "L7OK", "L7OKC", "L7STS", "PROCERR", "PROCTOUT", "PROCOK")
 VRRP_STATES = vrrp_status.STATES
@@ -108,11 +113,12 @@ def render(snap: snapshot.Snapshot) -> str:
     ):
         out.append(f"# HELP haproxy_{name} {text}\n# TYPE haproxy_{name} {kind}\n"
                    f"haproxy_{name} {_number(value)}\n")
-    by_kind = {F: [], B: [], S: []}
+    by_kind = {F: [], L: [], B: [], S: []}
     for row in snap.rows:
-        kind = {columns.TYPE_FRONTEND: F, columns.TYPE_BACKEND: B}.get(row["type"], S)
+        kind = {columns.TYPE_FRONTEND: F, columns.TYPE_BACKEND: B,
+                columns.TYPE_LISTENER: L}.get(row["type"], S)
         by_kind[kind].append(row)
-    for kind, letter in ((F, "F"), (B, "B"), (S, "S")):
+    for kind, letter in ((F, "F"), (L, "L"), (B, "B"), (S, "S")):
         rows = by_kind[kind]
         if not rows:
             continue
@@ -125,6 +131,8 @@ def render(snap: snapshot.Snapshot) -> str:
             if kind == S:
                 current = server_state(str(row.get("status") or ""))
                 states = SERVER_STATES
+            elif kind == L:
+                current, states = row.get("status"), LISTENER_STATES
             else:
                 current = "UP" if row.get("status") in ("OPEN", "UP") else "DOWN"
                 states = ("DOWN", "UP")
@@ -163,6 +171,8 @@ def render(snap: snapshot.Snapshot) -> str:
                 duration = row.get("check_duration")
                 value = "NaN" if duration in (None, "") else f"{duration / 1000:.6f}"
                 out.append(f"{metric}{{{label}}} {value}\n")
+        if kind == L:
+            continue  # listeners count no responses
         metric = f"haproxy_{kind}_http_responses_total"
         out.append(f"# HELP {metric} Total number of HTTP responses with status 100-199 returned"
                    f" by this object since the worker process started\n# TYPE {metric} counter\n")
@@ -192,6 +202,8 @@ def render_tables(tables: list) -> str:
 def _labels(kind: str, row: dict) -> str:
     if kind == S:
         return f'proxy="{_label(row["pxname"])}",server="{_label(row["svname"])}"'
+    if kind == L:
+        return f'proxy="{_label(row["pxname"])}",listener="{_label(row["svname"])}"'
     return f'proxy="{_label(row["pxname"])}"'
 
 

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from haply.admin import rates as _rates
-from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_SERVER
+from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_LISTENER, TYPE_SERVER
 from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, ServerState, timing_averages
 
 _H2H1 = ("ssl_sess ssl_reused_sess ssl_failed_handshake h2_headers_rcvd h2_data_rcvd "
@@ -141,6 +141,8 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
             rows.append(_frontend_row(frontend, iid, pid, mode))
             if sampler is not None:
                 _frontend_rates(rows[-1], sampler, frontend, now)
+            rows.extend(_listener_row(frontend.name, listener, iid, pid, mode)
+                        for listener in frontend.listeners)
         backend = engine.backends.get(proxy.name)
         if backend is not None:
             servers = [_server_row(state, health, iid, pid, mode, now, counters)
@@ -160,10 +162,13 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
 
 
 def _frontend_rates(row: dict, sampler, frontend, now: float) -> None:
-    # haply's frontend sessions are its accepted connections (stot == conn_tot)
+    # sessions: the connections the tcp-request connection and session rules let in
+    key = ("frontend sessions", frontend.name, None)
+    row["rate"] = sampler.rate(key, row["stot"], now)
+    row["rate_max"] = sampler.maximum(key)
     key = ("conn", frontend.name, None)
-    row["rate"] = row["conn_rate"] = sampler.rate(key, getattr(frontend.gate, "total", 0), now)
-    row["rate_max"] = row["conn_rate_max"] = sampler.maximum(key)
+    row["conn_rate"] = sampler.rate(key, row["conn_tot"], now)
+    row["conn_rate_max"] = sampler.maximum(key)
     key = ("req", frontend.name, None)
     row["req_rate"] = sampler.rate(key, frontend.http_requests, now)
     row["req_rate_max"] = sampler.maximum(key)
@@ -191,7 +196,9 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         sid=0, status="OPEN", mode=mode,
         scur=gate.current, smax=getattr(gate, "max_seen", gate.current),
         slim=gate.limit or frontend.global_gate.limit or None,
-        stot=getattr(gate, "total", 0), conn_tot=getattr(gate, "total", 0),
+        stot=getattr(gate, "total", 0),
+        # every connection accepted, those refused by the rules too
+        conn_tot=getattr(gate, "total", 0) + frontend.denied_connections + frontend.denied_sessions,
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
         dcon=frontend.denied_connections, dses=frontend.denied_sessions,
         ereq=frontend.request_errors, req_tot=frontend.http_requests)
@@ -201,6 +208,22 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         _hrsp(row, frontend.http_responses)
     else:
         _blank(row, TCP_BLANK)
+    return row
+
+
+def _listener_row(proxy: str, listener, iid: int, pid: int, mode: str) -> dict:
+    """A listening address's row (`option socket-stats`), with the columns
+    HAProxy 2.6 fills for one."""
+    full = 0 < listener.limit <= listener.current
+    row = dict(
+        pxname=proxy, svname=listener.name, type=TYPE_LISTENER, pid=pid, iid=iid,
+        sid=listener.sid, status="FULL" if full else "OPEN", mode=mode, addr=listener.addr,
+        scur=listener.current, smax=listener.max_seen, slim=listener.limit, stot=listener.total,
+        bin=listener.bytes_in, bout=listener.bytes_out, dreq=listener.denied, dresp=0,
+        ereq=listener.request_errors, dcon=listener.denied_connections,
+        dses=listener.denied_sessions, wrew=0, eint=0, ssl_sess=0, ssl_reused_sess=0,
+        ssl_failed_handshake=0)
+    row["-"] = "-"
     return row
 
 

@@ -265,7 +265,7 @@ class StatsPage:
         esc = html.escape
         status = str(r.get("status") or "")
         kind = r["type"]
-        klass = {0: "frontend", 1: "backend"}.get(kind, "server")
+        klass = {0: "frontend", 1: "backend", columns.TYPE_LISTENER: "socket"}.get(kind, "server")
         cells = []
         if form:
             if kind == columns.TYPE_SERVER:

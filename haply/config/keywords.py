@@ -300,6 +300,8 @@ def _rows() -> list[Keyword]:
         ("logasap", "dfl", "", "Log a request as soon as its response head has gone to the client ('+' before the time and the bytes so far)."),
         ("contstats", "dfl", "", "Count the bytes of a transfer as they flow: what haply's counters always do."),
         ("http-no-delay", "dflb", "", "Send every piece of a message at once, never waiting to fill packets: what haply always does."),
+        ("socket-stats", "dfl", "", "Give each listening address its own row in the statistics (show stat, the stats page, "
+         "Prometheus' haproxy_listener_*), named by its bind line's `name` or sock-<n>."),
     )
     rows += [K(f"option {name}", sections, synopsis, text) for name, sections, synopsis, text in options]
     rows.append(K("option forceclose", "dflb", "", "Old name of option httpclose.", L, "option httpclose"))
@@ -309,7 +311,7 @@ def _rows() -> list[Keyword]:
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
         "independent-streams", "ldap-check", "external-check",
         "nolinger", "persist", "pgsql-check", "redis-check",
-        "smtpchk", "socket-stats", "splice-auto", "splice-request", "splice-response", "spop-check",
+        "smtpchk", "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
     ):
         rows.append(K(f"option {name}", "dflb", "", "HAProxy option not implemented by haply.", U))

@@ -3,7 +3,7 @@
 Every worker counts its own traffic; the one that answers `show stat`, the stats
 page or /metrics adds the others' latest rows (pushed to the master every
 STATS_PERIOD, so they are at most that old) to its own live ones. Rows are
-matched by (pxname, svname). Counters and current values add up; state and
+matched by (pxname, svname, sid). Counters and current values add up; state and
 check columns come from the worker that runs the health checks (index 0),
 because only its values are first-hand; averages are weighted by sessions.
 """
@@ -17,6 +17,12 @@ from haply.admin.columns import COLUMN_KIND
 SPLIT_LIMITS = frozenset({"slim", "qlimit"})
 
 
+def _key(row: dict) -> tuple:
+    """What identifies a row in every worker (listeners of one bind line
+    share their name: their number tells them apart)."""
+    return row.get("pxname"), row.get("svname"), row.get("sid")
+
+
 def merge_rows(local: list[dict], peers: list[list[dict]], leader: list[dict] | None) -> list[dict]:
     """local rows (in display order) with peers' rows added in, column by
     column as haply.admin.columns.COLUMN_KIND says.
@@ -27,11 +33,11 @@ def merge_rows(local: list[dict], peers: list[list[dict]], leader: list[dict] | 
     shown so that a limit being reached is never hidden."""
     if not peers:
         return local
-    by_key = [{(r.get("pxname"), r.get("svname")): r for r in rows} for rows in peers]
-    lead = {(r.get("pxname"), r.get("svname")): r for r in leader} if leader else None
+    by_key = [{_key(r): r for r in rows} for rows in peers]
+    lead = {_key(r): r for r in leader} if leader else None
     merged = []
     for row in local:
-        key = (row.get("pxname"), row.get("svname"))
+        key = _key(row)
         others = [rows[key] for rows in by_key if key in rows]
         if not others:
             merged.append(row)

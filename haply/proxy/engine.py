@@ -19,7 +19,7 @@ from haply.health import HealthChecker
 from haply.http import framing
 from haply.proxy.addresses import AddressError, initial_address
 from haply.proxy.backend import BackendRuntime
-from haply.proxy.frontend import FrontendRuntime
+from haply.proxy.frontend import FrontendRuntime, Listener, ListenerCounting, listener_of
 from haply.proxy.gate import Gate
 from haply.proxy.conditions import compile_condition, use_backends, use_tables, use_userlists
 from haply.proxy.stick import StickTable
@@ -82,6 +82,7 @@ class Engine:
             if proxy.stick_table is not None}
         use_tables(self.tables, loop.time)
         self.frontends: dict[str, FrontendRuntime] = {}
+        self._routers: dict[str, Router] = {}  # a frontend's, shared by its listeners
         self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._stats_sockets: list = []  # (StatsSocket, bound socket), from prepare()
@@ -119,6 +120,8 @@ class Engine:
                 for bind in proxy.binds:
                     sock = self.sockets.listener(bind) if self.sockets else open_listener(bind)
                     self._sockets.append((frontend, sock))
+                    if "socket-stats" in proxy.options:
+                        frontend.listeners.append(listener_of(bind, len(frontend.listeners) + 1))
                     if id(bind) in contexts:
                         self._tls[sock] = contexts[id(bind)]
             # `stats socket`s are bound here too: before privileges are dropped
@@ -181,31 +184,49 @@ class Engine:
             sock.close()
         self._stats_sockets = []
 
-    def _factory(self, frontend: FrontendRuntime):
+    def _factory(self, frontend: FrontendRuntime, listener: Listener | None = None):
+        """The sessions of frontend's listeners, or of one listener counted
+        apart (`option socket-stats`)."""
         proxy = frontend.proxy
+        counted = frontend if listener is None else ListenerCounting(frontend, listener)
         if proxy.mode == "http":
-            router = Router(proxy, self.backends, self.errors)
-            router.services = compile_services(self, proxy)
+            router = self._routers.get(proxy.name)
+            if router is None:
+                router = self._routers[proxy.name] = Router(proxy, self.backends, self.errors)
+                router.services = compile_services(self, proxy)
             pool = self.pool
             session = (HttpSession if frontend.logger is None
                        else asap_logged_http_session(HttpSession) if "logasap" in proxy.options
                        else logged_http_session(HttpSession))
-            return lambda: session(frontend, router, pool)
-        backend = self.backends.get(proxy.default_backend) if proxy.default_backend else None
-        # use_backend in mode tcp: conditions on the connection (src, dst, dst_port)
-        switches = tuple((compile_condition(s.condition), self.backends.get(s.backend))
-                         for s in proxy.backend_switches) or None
-        client = TcpClientProtocol if frontend.logger is None else logged_tcp_session(TcpClientProtocol)
-        return lambda: client(frontend, backend, switches)
+            make = lambda: session(counted, router, pool)  # noqa: E731
+        else:
+            backend = self.backends.get(proxy.default_backend) if proxy.default_backend else None
+            # use_backend in mode tcp: conditions on the connection (src, dst, dst_port)
+            switches = tuple((compile_condition(s.condition), self.backends.get(s.backend))
+                             for s in proxy.backend_switches) or None
+            client = TcpClientProtocol if frontend.logger is None else logged_tcp_session(TcpClientProtocol)
+            make = lambda: client(counted, backend, switches)  # noqa: E731
+        if listener is None:
+            return make
+
+        def accept():
+            listener.total += 1  # every connection it accepts, refused ones too
+            return make()
+        return accept
 
     async def start(self) -> None:
         if not self._sockets:
             self.prepare()
         factories: dict[str, object] = {}
+        listeners = {name: iter(frontend.listeners) for name, frontend in self.frontends.items()}
         for frontend, sock in self._sockets:
-            factory = factories.get(frontend.name)
-            if factory is None:
-                factory = factories[frontend.name] = self._factory(frontend)
+            listener = next(listeners[frontend.name], None)
+            if listener is not None:  # `option socket-stats`: counted apart
+                factory = self._factory(frontend, listener)
+            else:
+                factory = factories.get(frontend.name)
+                if factory is None:
+                    factory = factories[frontend.name] = self._factory(frontend)
             context = self._tls.get(sock)
             if context is None:
                 server = await self.loop.create_server(factory, sock=sock, backlog=4096)

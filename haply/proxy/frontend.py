@@ -53,6 +53,8 @@ class FrontendRuntime:
         self.denied_connections = 0  # by tcp-request connection|session rules (dcon, dses)
         self.denied_sessions = 0
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
+        # `option socket-stats`: each listening address's counters, in bind order
+        self.listeners: list[Listener] = []
         # tcp-request rules by stage, in HAProxy's order: for each stage the
         # (condition or None, accept?) pairs in file order (None: no rule at all)
         stages = [compile_tcp_rules(proxy, stage) for stage in ("connection", "session", "content")]
@@ -111,3 +113,98 @@ class FrontendRuntime:
             gate.wake_one()
         if global_gate.waiting:
             global_gate.wake_one()
+
+
+class Listener:
+    """One listening address of a frontend with `option socket-stats`: the
+    counters of its row in the statistics (type 3, HAProxy's "listener")."""
+
+    __slots__ = ("sid", "name", "addr", "limit", "current", "max_seen", "total", "bytes_in",
+                 "bytes_out", "denied", "request_errors", "denied_connections", "denied_sessions")
+
+    def __init__(self, sid: int, name: str, addr: str, limit: int = 0):
+        self.sid = sid  # its number among the frontend's listeners, from 1
+        self.name = name
+        self.addr = addr
+        self.limit = limit
+        self.current = self.max_seen = self.total = 0
+        self.bytes_in = self.bytes_out = self.denied = self.request_errors = 0
+        self.denied_connections = self.denied_sessions = 0
+
+
+def listener_of(bind, sid: int) -> Listener:
+    """The statistics row of one bound address: named by its bind line's
+    `name`, else sock-<sid>; its address as HAProxy prints it."""
+    options = dict(bind.options)
+    host = "0.0.0.0" if bind.host in ("", "*") else bind.host
+    if bind.fd is not None:
+        addr = f"fd@{bind.fd}"
+    else:
+        addr = f"[{host}]:{bind.port}" if ":" in host else f"{host}:{bind.port}"
+    limit = options.get("maxconn")
+    return Listener(sid, options.get("name") or f"sock-{sid}", addr, int(limit) if limit else 0)
+
+
+# What a session counts on its frontend, and on its listener too.
+LISTENER_COUNTED = ("bytes_in", "bytes_out", "denied", "request_errors")
+
+
+class ListenerCounting:
+    """The frontend as the sessions of one listener see it: what they count
+    goes to the frontend and to the listener; everything else is the
+    frontend's. Only listeners of a frontend with `option socket-stats` pay
+    for this indirection."""
+
+    __slots__ = ("_frontend", "_listener")
+
+    def __init__(self, frontend: FrontendRuntime, listener: Listener):
+        object.__setattr__(self, "_frontend", frontend)
+        object.__setattr__(self, "_listener", listener)
+
+    def __getattr__(self, name):
+        return getattr(self._frontend, name)
+
+    def __setattr__(self, name, value):
+        if name in LISTENER_COUNTED:
+            object.__setattr__(self, name, value)  # the property below
+        else:
+            setattr(self._frontend, name, value)
+
+    def admit(self, resume) -> bool:
+        if not self._frontend.admit(resume):
+            return False
+        listener = self._listener
+        listener.current += 1
+        if listener.current > listener.max_seen:
+            listener.max_seen = listener.current
+        return True
+
+    def leave(self) -> None:
+        self._listener.current -= 1
+        self._frontend.leave()
+
+    def screen(self, transport, stages=range(3), tracking=None):
+        frontend, listener = self._frontend, self._listener
+        before = frontend.denied_connections, frontend.denied_sessions, frontend.denied
+        view = frontend.screen(transport, stages, tracking)
+        listener.denied_connections += frontend.denied_connections - before[0]
+        listener.denied_sessions += frontend.denied_sessions - before[1]
+        listener.denied += frontend.denied - before[2]
+        return view
+
+
+def _counted(name: str) -> property:
+    def get(self):
+        return getattr(self._frontend, name)
+
+    def set(self, value):
+        frontend, listener = self._frontend, self._listener
+        change = value - getattr(frontend, name)
+        setattr(frontend, name, value)
+        setattr(listener, name, getattr(listener, name) + change)
+    return property(get, set)
+
+
+for _name in LISTENER_COUNTED:
+    setattr(ListenerCounting, _name, _counted(_name))
+del _name

@@ -2317,3 +2317,12 @@ def test_sticky_counter_errors(tmp_path, line, message):
     text = DEFAULTS + f"frontend f\n    bind :80\n    {line}\n    default_backend t\n" \
         "backend t\n    stick-table type ip size 10\n    server s 192.0.2.1:80\n"
     assert messages(tmp_path, text) == [f"8: {message}"]
+
+
+def test_socket_stats_is_a_frontend_option(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + "frontend f\n    bind :80 name public\n    option socket-stats\n"
+                       "    default_backend b\nbackend b\n    server s 192.0.2.1:80\n")
+    assert "socket-stats" in loaded.config.proxy("f").options
+    ignored = load_text(tmp_path, DEFAULTS + "backend b\n    option socket-stats\n    server s 192.0.2.1:80\n")
+    assert any("'option socket-stats' is ignored: backend 'b' has no frontend capability" in w
+               for w in warnings(ignored)), warnings(ignored)
