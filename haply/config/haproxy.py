@@ -1651,9 +1651,6 @@ def _tcp_request(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError(f"'tcp-request {stage}' expects accept or reject")
     action = words[1]
     if action.startswith(("track-sc", "sc-")):
-        if stage == "content":
-            raise ParseError(f"'tcp-request content {action}' is not supported by haply: track with a "
-                             "'tcp-request session' rule, or per request with 'http-request'")
         counter = _counter_rule(words[1:], condition, state, line, http=False)
         state.tcp_request_rules.append(TcpRequestRule(stage, "counter", condition, line.location, counter))
         return
@@ -2471,6 +2468,12 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                                       "made per request is not supported by haply in mode tcp")
         for rule in proxy.tcp_request_rules:  # decided before any HTTP is read
             _check_tcp_condition(rule.condition, f"tcp-request {rule.stage}", rule.location, diagnostics)
+            if (proxy.mode == "http" and rule.stage == "content" and rule.counter is not None
+                    and rule.counter.action == "track"):
+                diagnostics.warning(rule.location, "a 'tcp-request content track-sc*' rule not depending on "
+                                    "request contents for an HTTP frontend should be executed at the session "
+                                    "level, using a 'tcp-request session' rule (mandatory to track invalid "
+                                    "HTTP requests); haply tracks it for each request, as HAProxy does")
         if proxy.kind == "frontend" and not proxy.binds:
             diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
         if proxy.mode == "tcp":

@@ -221,12 +221,12 @@ def _rows() -> list[Keyword]:
           "Compress only responses whose Content-Type starts with one of these types (a backend's list takes precedence over its frontend's)."),
         K("compression offload", "dflb", "",
           "Remove Accept-Encoding from the requests that haply compresses the answer to, so that servers never compress (ignored in defaults, as in HAProxy)."),
-        K("tcp-request", "flb", "connection|session|content accept|reject [if|unless <cond>] | connection|session "
-          "track-sc0|1|2 <key> [table <table>] | sc-inc-gpc0|1(<sc-id>) | sc-set-gpt0(<sc-id>) <integer> [if|unless <cond>] "
-          "| inspect-delay <time>",
+        K("tcp-request", "flb", "connection|session|content accept|reject|track-sc0|1|2 <key> [table <table>]"
+          "|sc-inc-gpc0|1(<sc-id>)|sc-set-gpt0(<sc-id>) <integer> [if|unless <cond>] | inspect-delay <time>",
           "Accept or refuse a connection by its addresses (src, dst, dst_port) and sticky counters, in order; rejects count in "
-          "dcon (connection, session) or dreq (content). track-sc follows the key's stick-table entry for the whole session "
-          "(src, dst, src_port, dst_port). Other actions are not supported."),
+          "dcon (connection, session) or dreq (content). track-sc follows the key's (src, dst, src_port, dst_port) "
+          "stick-table entry for the session; in mode http the content rules are evaluated again for each request, "
+          "and what they track is the request's. Other actions are not supported."),
         K("log-format", "dfl", "<format>", "Custom log line format (HAProxy 2.6's variables and flags; checked at its line, HTTP-only variables refused in a mode tcp proxy as HAProxy does)."),
         K("unique-id-format", "dfl", "<format>",
           "An identifier per HTTP request (a log-format string, e.g. %{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid): %ID in logs, %[unique-id] in header values; a mode tcp session's is rendered for its log line."),

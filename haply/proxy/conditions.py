@@ -121,9 +121,13 @@ def compile_rules(rules):
 
 def compile_tcp_rules(proxy, stage: str) -> list:
     """A stage's tcp-request rules in file order: (condition or None, verdict),
-    the verdict True (accept), False (reject) or a sticky counter action."""
+    the verdict True (accept), False (reject) or a sticky counter action (one
+    a mode http proxy's content stage tracks for the request alone: HAProxy
+    evaluates that stage again for each request)."""
+    per_request = stage == "content" and proxy.mode == "http"
     return [(compile_condition(rule.condition),
-             rule.action == "accept" if rule.counter is None else compile_counter_action(rule.counter))
+             rule.action == "accept" if rule.counter is None
+             else compile_counter_action(rule.counter, per_request, counts_request=False))
             for rule in proxy.tcp_request_rules if rule.stage == stage]
 
 
@@ -140,10 +144,14 @@ def rejects(rules, view) -> bool:
     return False
 
 
-def compile_counter_action(rule, per_request: bool = False) -> Callable[[object], None]:
+def compile_counter_action(rule, per_request: bool = False,
+                           counts_request: bool | None = None) -> Callable[[object], None]:
     """A track-scN, sc-inc-gpc0|1 or sc-set-gpt0 action (model.CounterRule)
     as a call on the view of a connection (tcp-request) or a request
-    (http-request, per_request: what it tracks stops with the request)."""
+    (per_request: what it tracks stops with the request; counts_request: the
+    request counts in the entry it tracks, by default when per_request)."""
+    if counts_request is None:
+        counts_request = per_request
     tables = _tables
     slot = rule.slot
     if rule.action == "track":
@@ -154,7 +162,7 @@ def compile_counter_action(rule, per_request: bool = False) -> Callable[[object]
             table = tables.get(table_name)
             key = key_of(view)
             if table is not None and key is not None:
-                view.tracker().track(slot, table, key, _clock(), per_request)
+                view.tracker().track(slot, table, key, _clock(), per_request, counts_request)
         return track
     action, value = rule.action, rule.value
 

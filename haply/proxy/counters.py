@@ -184,10 +184,14 @@ class Tracking:
         self.slots: list[Tracked | None] = [None] * SLOTS
         self.requests = 0  # requests begun, to count a connection that sent none
 
-    def track(self, slot: int, table, key: str, now: float, per_request: bool = False) -> None:
+    def track(self, slot: int, table, key: str, now: float, per_request: bool = False,
+              counts_request: bool = False) -> None:
         """Start following key's entry in table, unless slot already follows
         one (the first track-scN rule that applies wins) or a full `nopurge`
-        table has no room for it."""
+        table has no room for it. per_request: until the request ends
+        (http-request, and tcp-request content in mode http); counts_request:
+        the request under way counts in it now (http-request: the request
+        was counted before the rule tracked it)."""
         if self.slots[slot] is not None:
             return
         entry = table.track(key, now)
@@ -196,7 +200,7 @@ class Tracking:
         self.slots[slot] = Tracked(table, key, entry, per_request)
         data = entry.data
         add(data, CONNECTION, now)
-        if per_request:
+        if counts_request:
             add(data, REQUEST, now)
 
     def count_session(self, now: float) -> None:

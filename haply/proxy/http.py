@@ -239,7 +239,6 @@ class HttpSession(asyncio.Protocol):
     broken = False  # a request was rejected; read nothing more
     rejection = 0  # the status owed to a bad request once those before it are answered
     refused = False  # by a tcp-request rule, before anything was read (not logged)
-    content_rules_pending = False  # tcp-request content rules to apply at the first read
     fresh: bytes | None = None  # the read being parsed, if no request was begun
     # A request whose answer ended before its body did: the rest of its body
     # is read and dropped, so that the next request on the connection is found.
@@ -295,7 +294,6 @@ class HttpSession(asyncio.Protocol):
             if view is None:
                 self.closed = self.refused = True
                 return
-            self.content_rules_pending = frontend.content_rules
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
         sockname = transport.get_extra_info("sockname")
@@ -325,12 +323,6 @@ class HttpSession(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.broken:
             return
-        if self.content_rules_pending:
-            self.content_rules_pending = False
-            if self.frontend.screen(self.transport, (CONTENT,), self.context.tracking) is None:
-                self.refused = True
-                self.close()
-                return
         if self.tunnel:
             self.deadline.touch()
             self.upstream.transport.write(data)
@@ -676,6 +668,15 @@ class HttpSession(asyncio.Protocol):
         so that one is armed only on the other paths (local answers re-arm or
         close themselves)."""
         router = self.router
+        frontend = self.frontend
+        if frontend.content_rules and rejects(frontend.tcp_rules[CONTENT], request):
+            # tcp-request content, evaluated again for each request as
+            # HAProxy does: the connection ends, unanswered
+            frontend.denied += 1
+            frontend.http_requests -= 1  # HAProxy counts no request these rules refuse
+            self.refused = True
+            self.close()
+            return
         tracking = self.context.tracking
         if tracking is not None:
             tracking.request_begun(self.loop.time())

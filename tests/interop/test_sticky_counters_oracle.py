@@ -193,3 +193,66 @@ backend app
     assert ours["scan"] == ["200", "200", "403", "403"]
     assert ours["held"] == ["200", "200"] and ours["third"] == "reset" and ours["after"] == "200"
     assert 'haproxy_sticktable_used{name="rate",type="ip"} 1' in ours["metrics"]
+
+
+def test_content_rules_again_for_each_request_as_haproxy():
+    """In mode http HAProxy evaluates tcp-request content rules again for each
+    request of a connection: what they track is the request's (counted per
+    request, released at its end), a reject refuses the request at hand
+    (counted in dreq, not in req_tot), and a session-tracked counter does
+    not count the refused request."""
+    with echo_backends(["s1"]) as (backend,):
+        directory = tempfile.mkdtemp(prefix="content-")
+        sock_path = os.path.join(directory, "admin.sock")
+        second = free_port()
+        store = "store conn_cnt,conn_cur,sess_cnt,http_req_cnt,http_err_cnt"
+        cfg = f"""global
+    stats socket {sock_path} level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+
+frontend per_request
+    bind 127.0.0.1:@PORT@
+    stick-table type ip size 100 expire 30s {store}
+    tcp-request content track-sc0 src
+    tcp-request content reject if {{ sc0_http_req_cnt gt 2 }}
+    default_backend app
+
+frontend per_session
+    bind 127.0.0.1:{second}
+    stick-table type ip size 100 expire 30s {store}
+    tcp-request session track-sc0 src
+    tcp-request content reject if {{ sc0_http_req_cnt gt 2 }}
+    default_backend app
+
+backend app
+    server s1 {backend.address}
+"""
+
+        def exercise(port):
+            wait_socket(sock_path)
+            settle(sock_path)
+            seen = {}
+            for name, target in (("per_request", port), ("per_session", second)):
+                cli(sock_path, f"clear table {name}")
+                with connect(target) as sock:
+                    seen[name] = [status_of(sock, "/") for _ in range(4)]
+                settle(sock_path)
+                seen[name + " table"] = entries(cli(sock_path, f"show table {name}"))
+            rows = cli(sock_path, "show stat -1 1 -1").splitlines()
+            header = rows[0][2:].split(",")
+            seen["frontends"] = [{column: row.split(",")[header.index(column)]
+                                  for column in ("pxname", "req_tot", "dreq", "hrsp_2xx")}
+                                 for row in rows[1:] if row]
+            os.unlink(sock_path)
+            return seen
+
+        results = run_both(cfg, exercise)
+    theirs, ours = results["haproxy"], results["haply"]
+    for key in theirs:
+        assert ours[key] == theirs[key], (key, ours[key], theirs[key])
+    assert ours["per_request"] == ours["per_session"] == ["200", "200", "200", "closed"]

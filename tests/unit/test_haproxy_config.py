@@ -2301,8 +2301,6 @@ def test_sticky_counters_reach_the_model(tmp_path):
     ("http-request track-sc0 src t", "unexpected 't' after 'track-sc0 src': expected table NAME or if|unless CONDITION"),
     ("tcp-request connection track-sc0 req.hdr(x) table t", "'track-sc0 req.hdr(x)' reads the HTTP request, which "
      "a tcp-request connection or session rule does not have: use http-request track-sc"),
-    ("tcp-request content track-sc0 src table t", "'tcp-request content track-sc0' is not supported by haply: track "
-     "with a 'tcp-request session' rule, or per request with 'http-request'"),
     ("http-request sc-set-gpt0(0) sc0_conn_cnt", "'sc-set-gpt0(0) sc0_conn_cnt': only an integer value is "
      "supported by haply (sample expressions are not)"),
     ("http-request sc-inc-gpc0(5)", "'sc-inc-gpc0(5)': there is no sticky counter '5' (sc0, sc1 and sc2 exist)"),
@@ -2326,3 +2324,13 @@ def test_socket_stats_is_a_frontend_option(tmp_path):
     ignored = load_text(tmp_path, DEFAULTS + "backend b\n    option socket-stats\n    server s 192.0.2.1:80\n")
     assert any("'option socket-stats' is ignored: backend 'b' has no frontend capability" in w
                for w in warnings(ignored)), warnings(ignored)
+
+
+def test_content_tracking_in_http_is_warned_about_as_haproxy_does(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + "frontend f\n    bind :80\n    stick-table type ip size 10\n"
+                       "    tcp-request content track-sc0 src\n    default_backend b\n"
+                       "backend b\n    server s 192.0.2.1:80\n")
+    assert warnings(loaded) == [
+        "9: a 'tcp-request content track-sc*' rule not depending on request contents for an HTTP frontend "
+        "should be executed at the session level, using a 'tcp-request session' rule (mandatory to track "
+        "invalid HTTP requests); haply tracks it for each request, as HAProxy does"]

@@ -53,7 +53,7 @@ def test_tracking_counts_connections_sessions_requests_and_errors():
                                   "gpc0": 0, "gpt0": 0}
     assert entry.use == 1
     # a request tracked by an http-request rule counts itself, and stops with it
-    session.track(1, t, "192.0.2.7", now=4.0, per_request=True)
+    session.track(1, t, "192.0.2.7", now=4.0, per_request=True, counts_request=True)
     assert (entry.use, values(entry, 4.0)["conn_cur"], values(entry, 4.0)["http_req_cnt"]) == (2, 2, 3)
     session.request_ended(5.0)
     assert session.slots[1] is None and session.slots[0] is not None
