@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support.admin_cli import wait_no_sessions, wait_socket
+from tests.support.admin_cli import stat_counts, wait_no_sessions, wait_socket
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_config, http_get,
                                           run_haproxy)
@@ -101,13 +101,15 @@ frontend fe
     assert match.group(7).startswith(b"Server be/s1 is DOWN, reason: Layer4 connection problem")
 
 
-def test_json_and_dontlognull_tcp(receiver):
+def test_json_and_dontlognull_tcp(receiver, tmp_path):
     port, tport = free_port(), free_port()
+    sock = str(tmp_path / "admin.sock")
     from tests.support.haply_process import run_haply
     with echo_backends(["a"]) as backends:
         prelude = haproxy_config("").replace(
             "    nbthread 1\n",
-            f"    nbthread 1\n    log 127.0.0.1:{receiver.port} format raw local0\n")
+            f"    nbthread 1\n    log 127.0.0.1:{receiver.port} format raw local0\n"
+            f"    stats socket {sock}\n")
         config = prelude + f"""
 frontend fe
     bind 127.0.0.1:{port}
@@ -137,6 +139,13 @@ backend tbe
             # an empty TCP connection is not logged, one with data is
             with socket.create_connection(("127.0.0.1", tport)):
                 pass
+            wait_socket(sock)
+            # accepted and gone before the next one comes (its counts are not in that line)
+            deadline = time.monotonic() + 5
+            while stat_counts(sock, ("tfe",), ("stot",))["tfe/FRONTEND"]["stot"] == "0":
+                assert time.monotonic() < deadline, "the empty connection was never accepted"
+                time.sleep(0.01)
+            wait_no_sessions(sock)
             assert http_get(tport, "/t").status == 200
             lines = receiver.lines(1)
             assert len(lines) == 1

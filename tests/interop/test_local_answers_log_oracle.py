@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.interop.test_proxy_oracle import PRELUDE, raw_exchange
-from tests.support.admin_cli import cli, wait_no_sessions
+from tests.support.admin_cli import cli, stat_counts, wait_no_sessions
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import haproxy_available
 from tests.support.observed import echoing, observed_proxy
@@ -70,6 +70,19 @@ def error_counters(sock: str) -> list[int]:
         if row.get("pxname") == "fe" and row.get("svname") == "FRONTEND":
             return [int(row[k] or 0) for k in ("req_tot", "hrsp_4xx", "ereq")]
     raise AssertionError("no frontend row")
+
+
+def frontend_sessions(sock: str) -> int:
+    return int(stat_counts(sock, ("fe",), ("stot",))["fe/FRONTEND"]["stot"])
+
+
+def wait_accepted(sock: str, count: int, timeout: float = 5.0) -> None:
+    """Until the proxy has accepted count connections in all (a client that
+    closes at once may still wait in the kernel's queue)."""
+    deadline = time.monotonic() + timeout
+    while frontend_sessions(sock) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} connections accepted"
+        time.sleep(0.01)
 
 
 def counted_proxy(binary: str, frontend_extra: str = ""):
@@ -152,12 +165,14 @@ def test_silent_connections_as_haproxy(option):
     for name, binary in PROXIES.items():
         with counted_proxy(binary, f"    timeout http-request 500ms\n    {option}\n") as (port, receiver, sock):
             before = error_counters(sock)
+            accepted = frontend_sessions(sock)
             answers = []
             for data in (b"", b"GET / HT", None, b"GET / HTTP/1.1\r\nbad header\r\n\r\n"):
                 with socket.create_connection(("127.0.0.1", port), timeout=3) as client:
                     if data is None:  # closed at once, having sent nothing
                         answers.append(b"closed")
                         client.close()
+                        wait_accepted(sock, accepted + 3)
                         wait_no_sessions(sock)  # gone before the next one comes
                         continue
                     client.sendall(data)
