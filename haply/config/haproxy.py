@@ -1438,6 +1438,13 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
                                        tuple(store.items()))
 
 
+def _check_key(key: str, what: str) -> None:
+    """A stick rule's pattern or a track-sc key: one of the samples haply reads."""
+    if key not in STICK_PATTERNS and not STICK_FUNCTIONS.fullmatch(key):
+        raise ParseError(f"{what} '{key}' is not supported by haply "
+                         "(supported: src, dst, src_port, dst_port, req.hdr(NAME), req.cook(NAME))")
+
+
 STORED_DATA = re.compile(r"([a-z0-9_]+)(?:\((.*)\))?")
 
 
@@ -1483,9 +1490,7 @@ def _counter_rule(words: list[str], condition, state: ProxyState, line, http: bo
         if len(words) < 2:
             raise ParseError(f"'{action}' expects a key such as src")
         key = words[1]
-        if key not in STICK_PATTERNS and not STICK_FUNCTIONS.fullmatch(key):
-            raise ParseError(f"track key '{key}' is not supported by haply "
-                             "(supported: src, dst, src_port, dst_port, req.hdr(NAME), req.cook(NAME))")
+        _check_key(key, "track key")
         if not http and key not in STICK_PATTERNS:
             raise ParseError(f"'{action} {key}' reads the HTTP request, which a tcp-request connection or "
                              "session rule does not have: use http-request track-sc")
@@ -1543,9 +1548,7 @@ def _stick(parser, state: ProxyState, args, line, negated) -> None:
     if len(words) < 2:
         raise ParseError(f"'stick {kind}' expects a pattern such as src or dst")
     pattern = words[1]
-    if pattern not in STICK_PATTERNS and not STICK_FUNCTIONS.fullmatch(pattern):
-        raise ParseError(f"stick pattern '{pattern}' is not supported by haply "
-                         "(supported: src, dst, src_port, dst_port, req.hdr(NAME), req.cook(NAME))")
+    _check_key(pattern, "stick pattern")
     rest = words[2:]
     if rest[:1] == ["table"]:
         if len(rest) < 2:
