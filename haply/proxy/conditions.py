@@ -373,6 +373,17 @@ def _sticky_counter_test(fetch: str, arg: str, patterns: tuple[str, ...]) -> Pre
                 return counters.NO_ENTRY if stored in table.stored else None
             return entry
     value_of = counters.fetch(name)
+    if len(tests) == 1:  # the usual `gt N`: no loop over the patterns
+        test = tests[0]
+
+        def match_one(view) -> bool:
+            now = _clock()
+            entry = entry_of(view, now)
+            if entry is None:
+                return False
+            value = value_of(entry, now)
+            return value is not None and test(value)
+        return match_one
 
     def match_counter(view) -> bool:
         now = _clock()
