@@ -4,6 +4,9 @@ tests/interop/test_sticky_counters_oracle.py."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from haply.config.model import StickTableSpec
 from haply.proxy import counters
 from haply.proxy.counters import Rate, Tracking
@@ -105,3 +108,22 @@ def test_fetches_read_increment_and_clear():
     assert counters.show(entry.data, 0.0) == (
         "gpt0=0 gpc0=0 conn_cnt=0 conn_rate(10000)=0 conn_cur=0 sess_cnt=0 http_req_cnt=0 "
         "http_req_rate(10000)=0 http_err_cnt=0")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 100, allow_nan=False), max_size=40), st.floats(0.5, 20), st.floats(0, 150))
+def test_a_rate_counts_the_last_period_and_part_of_the_one_before(offsets, period, later):
+    """Whatever the events' times: at least the events since its period began,
+    at most those of the last two periods, and nothing two periods on."""
+    times = sorted(offsets)
+    rate = Rate(period, now=0.0)
+    for when in times:
+        rate.add(when)
+    now = (times[-1] if times else 0.0) + later
+    value = rate.value(now)
+    start = rate.start  # where the period holding now began (periods follow one another from 0.0)
+    assert start <= now < start + period
+    assert value >= sum(1 for t in times if t >= start)
+    assert value <= sum(1 for t in times if t >= start - period)
+    if not any(t >= now - 2 * period for t in times):
+        assert value == 0
