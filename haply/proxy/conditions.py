@@ -373,17 +373,11 @@ def _sticky_counter_test(fetch: str, arg: str, patterns: tuple[str, ...]) -> Pre
                 return counters.NO_ENTRY if stored in table.stored else None
             return entry
     value_of = counters.fetch(name)
-    if len(tests) == 1:  # the usual `gt N`: no loop over the patterns
-        test = tests[0]
-
-        def match_one(view) -> bool:
-            now = _clock()
-            entry = entry_of(view, now)
-            if entry is None:
-                return False
-            value = value_of(entry, now)
-            return value is not None and test(value)
-        return match_one
+    if len(tests) == 1:
+        holds = tests[0]  # the usual `gt N`: no generator over the patterns
+    else:
+        def holds(value: int) -> bool:
+            return any(test(value) for test in tests)
 
     def match_counter(view) -> bool:
         now = _clock()
@@ -391,7 +385,7 @@ def _sticky_counter_test(fetch: str, arg: str, patterns: tuple[str, ...]) -> Pre
         if entry is None:
             return False
         value = value_of(entry, now)
-        return value is not None and any(test(value) for test in tests)
+        return value is not None and holds(value)
     return match_counter
 
 
