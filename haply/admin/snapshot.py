@@ -214,11 +214,11 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
 def _listener_row(proxy: str, listener, iid: int, pid: int, mode: str) -> dict:
     """A listening address's row (`option socket-stats`), with the columns
     HAProxy 2.6 fills for one."""
-    full = 0 < listener.limit <= listener.current
+    gate = listener.gate
     row = dict(
         pxname=proxy, svname=listener.name, type=TYPE_LISTENER, pid=pid, iid=iid,
-        sid=listener.sid, status="FULL" if full else "OPEN", mode=mode, addr=listener.addr,
-        scur=listener.current, smax=listener.max_seen, slim=listener.limit, stot=listener.total,
+        sid=listener.sid, status="FULL" if gate.full else "OPEN", mode=mode, addr=listener.addr,
+        scur=gate.current, smax=gate.max_seen, slim=gate.limit, stot=listener.total,
         bin=listener.bytes_in, bout=listener.bytes_out, dreq=listener.denied, dresp=0,
         ereq=listener.request_errors, dcon=listener.denied_connections,
         dses=listener.denied_sessions, wrew=0, eint=0, ssl_sess=0, ssl_reused_sess=0,

@@ -880,10 +880,34 @@ def _bind(parser, state: ProxyState, args, line, negated) -> None:
     binds = parse_bind_addresses(texts[0], line.location)
     options = tuple(_read_options("bind", texts[1:], BIND_OPTIONS, UNSUPPORTED_BIND_OPTIONS))
     _check_files(options, "bind")
+    _check_socket_options(options)
     names = {option for option, _ in options}
     if "ssl" in names and not names & {"crt", "crt-list"}:
         raise ParseError(f"bind '{texts[0]}' has 'ssl' but no certificate: add 'crt FILE'")
     state.binds.extend(replace(bind, options=options) for bind in binds)
+
+
+# bind options that only HAProxy's threads and scheduler have: haply's workers
+# all accept on every listener.
+THREAD_BIND_OPTIONS = ("process", "thread", "nice")
+
+
+def _check_socket_options(options) -> None:
+    """The values of the bind options haply applies to the listening socket
+    (haply.proxy.listeners) and its connections."""
+    for option, value in options:
+        if option in THREAD_BIND_OPTIONS:
+            raise ParseError(f"bind option '{option}' is not supported by haply: its worker processes "
+                             "all accept on every listener")
+        if option in ("maxconn", "backlog", "id"):
+            parse_int(value, f"bind {option}", 1)
+        elif option == "mss":
+            parse_int(value, "bind mss", 1, 65535)
+        elif option == "tcp-ut":
+            parse_time(value, "bind tcp-ut")
+    names = {option for option, _ in options}
+    if {"v4v6", "v6only"} <= names:
+        raise ParseError("bind options 'v4v6' and 'v6only' contradict each other")
 
 
 # Options naming files that must exist when the configuration is loaded, as

@@ -114,7 +114,10 @@ def _rows() -> list[Keyword]:
         # ----------------------------------------------------------- proxies
         K("mode", "dflb", "tcp|http", "Proxy mode: raw TCP relay or HTTP."),
         K("bind", "fl", "<addr>:<port>[,...] [<option>...]",
-          "Listening address(es): 1.2.3.4:80, *:80, :80, :::80, [::1]:80, ipv6@::1:80, ports 8000-8003, fd@N; options kept for the TLS layer."),
+          "Listening address(es): 1.2.3.4:80, *:80, :80, :::80, [::1]:80, ipv6@::1:80, ports 8000-8003, fd@N. Options: "
+          "the TLS ones (ssl, crt, alpn ...); maxconn (this listener's own limit), backlog, v4v6, v6only, interface, "
+          "transparent, mss, defer-accept, tfo, tcp-ut, name and id (its statistics row); process, thread and nice "
+          "are not supported."),
         K("disabled", "dflb", "", "Start the proxy stopped."),
         K("load-server-state-from-file", "dlb", "global|local|none",
           "Load this backend's server states at start: from the global server-state-file, from its own file, or not."),

@@ -1,9 +1,9 @@
 """Connection limits split over N workers (no I/O).
 
 Each worker admits connections on its own, so every limit of the configuration
-(global, frontend and server `maxconn`, server `maxqueue`) is divided between the
-workers: worker i gets limit // N, plus one for the first limit % N workers. The
-shares add up to the configured limit, so the total is never exceeded; the cost
+(global, frontend, bind line and server `maxconn`, server `maxqueue`) is divided
+between the workers: worker i gets limit // N, plus one for the first limit % N
+workers. The shares add up to the configured limit, so the total is never exceeded; the cost
 is that a worker may queue a request while another worker still has a free slot
 for that server. A limit smaller than the number of workers cannot be split
 without giving some worker nothing, which would make the server unusable from
@@ -36,8 +36,13 @@ def for_worker(config: Config, index: int, workers: int) -> Config:
             dataclasses.replace(server, maxconn=share(server.maxconn, index, workers),
                                 maxqueue=share(server.maxqueue, index, workers))
             for server in proxy.servers)
+        binds = tuple(
+            dataclasses.replace(bind, options=tuple(
+                (option, str(share(int(value), index, workers)) if option == "maxconn" else value)
+                for option, value in bind.options))
+            for bind in proxy.binds)
         proxies.append(dataclasses.replace(
-            proxy, maxconn=share(proxy.maxconn, index, workers), servers=servers))
+            proxy, maxconn=share(proxy.maxconn, index, workers), servers=servers, binds=binds))
     global_ = dataclasses.replace(config.global_,
                                   maxconn=share(config.global_.maxconn, index, workers))
     return dataclasses.replace(config, proxies=tuple(proxies), global_=global_)

@@ -24,7 +24,7 @@ from haply.proxy.gate import Gate
 from haply.proxy.conditions import compile_condition, use_backends, use_tables, use_userlists
 from haply.proxy.stick import StickTable
 from haply.proxy.http import HttpSession
-from haply.proxy.listeners import BindError, open_listener
+from haply.proxy.listeners import BindError, backlog_of, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
 from haply.proxy.tcp import TcpClientProtocol
 from haply.proxy.timers import Wheel
@@ -83,7 +83,8 @@ class Engine:
         use_tables(self.tables, loop.time)
         self.frontends: dict[str, FrontendRuntime] = {}
         self._routers: dict[str, Router] = {}  # a frontend's, shared by its listeners
-        self._sockets: list[tuple[FrontendRuntime, socket.socket]] = []
+        # (frontend, socket, its Listener or None, its listen queue)
+        self._sockets: list[tuple[FrontendRuntime, socket.socket, Listener | None, int]] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._stats_sockets: list = []  # (StatsSocket, bound socket), from prepare()
         # TLS contexts of `bind ... ssl` listeners (haply.tls), keyed by socket.
@@ -117,11 +118,15 @@ class Engine:
             for proxy in self.config.frontends:
                 frontend = FrontendRuntime(proxy, self)
                 self.frontends[proxy.name] = frontend
-                for bind in proxy.binds:
+                counted = "socket-stats" in proxy.options
+                for position, bind in enumerate(proxy.binds, start=1):
                     sock = self.sockets.listener(bind) if self.sockets else open_listener(bind)
-                    self._sockets.append((frontend, sock))
-                    if "socket-stats" in proxy.options:
-                        frontend.listeners.append(listener_of(bind, len(frontend.listeners) + 1))
+                    # a listener of its own: for its statistics row, or its `maxconn`
+                    listener = (listener_of(bind, position)
+                                if counted or any(o == "maxconn" for o, _ in bind.options) else None)
+                    if counted:
+                        frontend.listeners.append(listener)
+                    self._sockets.append((frontend, sock, listener, backlog_of(bind)))
                     if id(bind) in contexts:
                         self._tls[sock] = contexts[id(bind)]
             # `stats socket`s are bound here too: before privileges are dropped
@@ -176,7 +181,7 @@ class Engine:
         return found
 
     def close_sockets(self) -> None:
-        for _, sock in self._sockets:
+        for _, sock, _, _ in self._sockets:
             sock.close()
         self._sockets.clear()
         self._tls.clear()
@@ -218,10 +223,8 @@ class Engine:
         if not self._sockets:
             self.prepare()
         factories: dict[str, object] = {}
-        listeners = {name: iter(frontend.listeners) for name, frontend in self.frontends.items()}
-        for frontend, sock in self._sockets:
-            listener = next(listeners[frontend.name], None)
-            if listener is not None:  # `option socket-stats`: counted apart
+        for frontend, sock, listener, backlog in self._sockets:
+            if listener is not None:  # counted apart, or limited apart
                 factory = self._factory(frontend, listener)
             else:
                 factory = factories.get(frontend.name)
@@ -229,9 +232,9 @@ class Engine:
                     factory = factories[frontend.name] = self._factory(frontend)
             context = self._tls.get(sock)
             if context is None:
-                server = await self.loop.create_server(factory, sock=sock, backlog=4096)
+                server = await self.loop.create_server(factory, sock=sock, backlog=backlog)
             else:
-                server = await self.loop.create_server(factory, sock=sock, backlog=4096, ssl=context,
+                server = await self.loop.create_server(factory, sock=sock, backlog=backlog, ssl=context,
                                                        ssl_handshake_timeout=self._handshake_timeout(frontend))
             self._servers.append(server)
         self._start_health()
@@ -305,7 +308,7 @@ class Engine:
 
     def listening_fds(self) -> list[int]:
         """The bound listeners' descriptors (a forked helper process closes them)."""
-        return [sock.fileno() for _, sock in self._sockets]
+        return [sock.fileno() for _, sock, _, _ in self._sockets]
 
     def active_connections(self) -> int:
         return self.global_gate.current

@@ -116,20 +116,25 @@ class FrontendRuntime:
 
 
 class Listener:
-    """One listening address of a frontend with `option socket-stats`: the
+    """One listening address of a frontend, counted apart: its own connection
+    limit (the bind line's `maxconn`) and, with `option socket-stats`, the
     counters of its row in the statistics (type 3, HAProxy's "listener")."""
 
-    __slots__ = ("sid", "name", "addr", "limit", "current", "max_seen", "total", "bytes_in",
-                 "bytes_out", "denied", "request_errors", "denied_connections", "denied_sessions")
+    __slots__ = ("sid", "name", "addr", "gate", "total", "bytes_in", "bytes_out", "denied",
+                 "request_errors", "denied_connections", "denied_sessions")
 
     def __init__(self, sid: int, name: str, addr: str, limit: int = 0):
-        self.sid = sid  # its number among the frontend's listeners, from 1
+        self.sid = sid  # its number among the frontend's listeners, from 1 (or its `id`)
         self.name = name
         self.addr = addr
-        self.limit = limit
-        self.current = self.max_seen = self.total = 0
+        self.gate = Gate(limit)  # its sessions, and its maxconn (0: none)
+        self.total = 0  # connections accepted, those the rules refused too
         self.bytes_in = self.bytes_out = self.denied = self.request_errors = 0
         self.denied_connections = self.denied_sessions = 0
+
+    @property
+    def limit(self) -> int:
+        return self.gate.limit
 
 
 def listener_of(bind, sid: int) -> Listener:
@@ -142,6 +147,7 @@ def listener_of(bind, sid: int) -> Listener:
     else:
         addr = f"[{host}]:{bind.port}" if ":" in host else f"{host}:{bind.port}"
     limit = options.get("maxconn")
+    sid = int(options.get("id") or sid)
     return Listener(sid, options.get("name") or f"sock-{sid}", addr, int(limit) if limit else 0)
 
 
@@ -171,17 +177,23 @@ class ListenerCounting:
             setattr(self._frontend, name, value)
 
     def admit(self, resume) -> bool:
+        """The listener's maxconn first (a connection over it waits, reading
+        nothing, as over the frontend's), then the frontend's."""
+        gate = self._listener.gate
+        if 0 < gate.limit <= gate.current:
+            gate.park(resume)
+            return False
         if not self._frontend.admit(resume):
             return False
-        listener = self._listener
-        listener.current += 1
-        if listener.current > listener.max_seen:
-            listener.max_seen = listener.current
+        gate.enter()
         return True
 
     def leave(self) -> None:
-        self._listener.current -= 1
+        gate = self._listener.gate
+        gate.leave()
         self._frontend.leave()
+        if gate.waiting:
+            gate.wake_one()
 
     def screen(self, transport, stages=range(3), tracking=None):
         frontend, listener = self._frontend, self._listener

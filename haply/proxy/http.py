@@ -239,6 +239,7 @@ class HttpSession(asyncio.Protocol):
     broken = False  # a request was rejected; read nothing more
     rejection = 0  # the status owed to a bad request once those before it are answered
     refused = False  # by a tcp-request rule, before anything was read (not logged)
+    held: list[bytes] | None = None  # what a connection parked over maxconn sent meanwhile
     fresh: bytes | None = None  # the read being parsed, if no request was begun
     # A request whose answer ended before its body did: the rest of its body
     # is read and dropped, so that the next request on the connection is found.
@@ -305,6 +306,7 @@ class HttpSession(asyncio.Protocol):
         if self.frontend.admit(self._resume_admission):
             self._admitted()
         else:
+            self.held = []
             self.pause_client_reading(PAUSE_PARKED)
 
     def _resume_admission(self) -> bool:
@@ -312,7 +314,11 @@ class HttpSession(asyncio.Protocol):
             return False
         if self.frontend.admit(self._resume_admission):
             self._admitted()
+            held, self.held = self.held, None
             self.resume_client_reading(PAUSE_PARKED)
+            for data in held:
+                if not self.closed:
+                    self.data_received(data)
         return True
 
     def _admitted(self) -> None:
@@ -322,6 +328,13 @@ class HttpSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.broken:
+            return
+        if self.held is not None:
+            # Parked over maxconn: uvloop starts reading once connection_made
+            # returns, even when reading was paused there. Keep this read for
+            # when the connection is let in, and read nothing more until then.
+            self.held.append(data)
+            self.transport.pause_reading()
             return
         if self.tunnel:
             self.deadline.touch()

@@ -183,7 +183,9 @@ class TcpClientProtocol(asyncio.Protocol):
             transport.write_eof()
 
     def data_received(self, data: bytes) -> None:
-        self.timer.touch()
+        timer = self.timer
+        if timer is not None:  # None: parked over maxconn (uvloop reads all the same)
+            timer.touch()
         self.frontend.bytes_in += len(data)
         upstream = self.upstream
         if upstream is None:
@@ -193,7 +195,7 @@ class TcpClientProtocol(asyncio.Protocol):
                 self.pending = []
             self.pending.append(data)
             self.pending_size += len(data)
-            if self.pending_size >= framing.MAX_HEAD_SIZE:
+            if self.pending_size >= framing.MAX_HEAD_SIZE or timer is None:
                 self.transport.pause_reading()
             return
         upstream.transport.write(data)

@@ -29,6 +29,7 @@ defaults
     mode http
 frontend fe
     bind 127.0.0.1:8080
+    bind 127.0.0.1:8081 maxconn 7 name limited
     maxconn 100
     default_backend be
 backend be
@@ -45,4 +46,7 @@ backend be
     assert [s.maxconn for s in s1] == [2, 1]
     assert [s.maxqueue for s in s1] == [5, 4]
     assert [c.proxy("be").servers[1].maxconn for c in (first, second)] == [0, 0]
+    assert [c.proxy("fe").binds[1].options for c in (first, second)] == [
+        (("maxconn", "4"), ("name", "limited")), (("maxconn", "3"), ("name", "limited"))]
+    assert [c.proxy("fe").binds[0].options for c in (first, second)] == [(), ()]
     assert for_worker(config, 0, 1) is config
