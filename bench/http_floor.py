@@ -10,6 +10,11 @@ timeouts, no retries, no counters, no logs, no body streaming, no error
 handling. It is a measuring stick, not a proxy: what haply costs above it is the
 price of its features, and what it costs itself is what any Python relay pays.
 
+A client's `Connection: close` is not passed on: like haply, the relay keeps its
+server connections and closes the client's once the answer is written. With
+`ssl crt PEM` on the bind line it terminates TLS as haply does (uvloop's TLS
+transport, Python's ssl module): `python bench/tls.py --floor`.
+
 Usage: python bench/http_floor.py CONFIG (reads `bind` and `server` lines).
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import sys
 
 import httptools
@@ -34,6 +40,8 @@ class Upstream(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data):
+        if self.client.closing:  # the server was asked to keep the connection: say close
+            data = data.replace(b"\r\nConnection: keep-alive\r\n", b"\r\nConnection: close\r\n", 1)
         self.client.transport.write(data)
         self.parser.feed_data(data)
 
@@ -74,7 +82,10 @@ class Client(asyncio.Protocol):
 
     def on_headers_complete(self):
         end = self.data.find(b"\r\n\r\n")  # wrk's requests: one head per read
-        self.pending.append(self.data[:end + 2] + self.forwarded)
+        head = self.data[:end + 2]
+        if not self.parser.should_keep_alive():  # wrk -H "Connection: close"
+            head = head.replace(b"Connection: close\r\n", b"")
+        self.pending.append(head + self.forwarded)
 
     def on_message_complete(self):
         self.closing = not self.parser.should_keep_alive()
@@ -117,14 +128,19 @@ class Relay:
 
 def main() -> None:
     config = open(sys.argv[1]).read()
-    listen = int(re.search(r"bind 127\.0\.0\.1:(\d+)", config).group(1))
+    bind = re.search(r"bind 127\.0\.0\.1:(\d+)(?: ssl crt (\S+))?", config)
+    listen, pem = int(bind.group(1)), bind.group(2)
+    context = None
+    if pem is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
     servers = [int(p) for p in re.findall(r"server \S+ 127\.0\.0\.1:(\d+)", config)]
     relay = Relay(servers)
     uvloop.install()
 
     async def serve():
         server = await asyncio.get_running_loop().create_server(
-            lambda: Client(relay), "127.0.0.1", listen, backlog=1024)
+            lambda: Client(relay), "127.0.0.1", listen, backlog=1024, ssl=context)
         async with server:
             await server.serve_forever()
 

@@ -4,6 +4,7 @@ nginx backend, wrk over https. A measurement tool, not a test.
     python bench/tls.py                          # both scenarios, 1 round of 3 s
     python bench/tls.py --rounds 3 --duration 5 --scenario tls_keepalive
     python bench/tls.py --key rsa                # RSA-2048 instead of ECDSA P-256
+    python bench/tls.py --floor                  # bench/http_floor.py in haply's place
 
 Scenarios:
   tls_handshake  wrk sends `Connection: close`: a new TCP connection and a full
@@ -16,6 +17,8 @@ Figures: requests/s (wrk), CPU microseconds per request of the proxy's process
 tree (utime+stime from /proc, as bench/run.py measures), and haply/HAProxy
 ratios. Targets: tls_handshake >= 0.9x HAProxy, tls_keepalive >= 0.7x.
 The harness (process start/stop, CPU accounting, nginx) is bench/run.py's.
+--floor measures the least a Python relay on the same TLS stack pays (uvloop's
+TLS transport over Python's ssl module, httptools; bench/http_floor.py).
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--key", choices=("ec", "rsa"), default="ec")
     parser.add_argument("--haproxy", default=base.HAPROXY)
+    parser.add_argument("--floor", action="store_true",
+                        help="run bench/http_floor.py in haply's place")
     args = parser.parse_args(argv)
     scenarios = args.scenario or list(SCENARIOS)
     print("$ python bench/tls.py " + shlex.join(argv if argv is not None else sys.argv[1:]))
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 order = base.PROXIES if rnd % 2 == 0 else tuple(reversed(base.PROXIES))
                 for scenario in scenarios:
                     for proxy in order:
-                        proc = base.start(base.proxy_command(proxy, cfg, args.haproxy), log)
+                        proc = base.start(base.proxy_command(proxy, cfg, args.haproxy, args.floor), log)
                         try:
                             https_ready(proc, listen_port, log)
                             before = base.cpu_ticks(proc.pid)
@@ -159,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             base.stop(nginx)
     print(f"key: {args.key}, rounds: {args.rounds}, duration: {args.duration:g}s, "
           f"nproc: {os.cpu_count()}")
-    print("| scenario | HAProxy req/s | haply req/s | ratio (target) | HAProxy CPU µs/req | haply CPU µs/req | errors |")
+    name = "floor relay" if args.floor else "haply"
+    print(f"| scenario | HAProxy req/s | {name} req/s | ratio (target) | HAProxy CPU µs/req | {name} CPU µs/req | errors |")
     print("|---|---|---|---|---|---|---|")
     for scenario in scenarios:
         h, y = results[(scenario, "haproxy")], results[(scenario, "haply")]
