@@ -81,7 +81,9 @@ FETCHES: dict[str, Fetch] = {
 # fetch `src_NAME` with arg TABLE.
 COUNTER_FETCHES = ("conn_cnt", "conn_cur", "conn_rate", "sess_cnt", "sess_rate", "http_req_cnt",
                    "http_req_rate", "http_err_cnt", "http_err_rate", "get_gpc0", "get_gpc1",
-                   "gpc0_rate", "gpc1_rate", "get_gpt0", "inc_gpc0", "inc_gpc1", "clr_gpc0", "clr_gpc1")
+                   "gpc0_rate", "gpc1_rate", "get_gpt0", "inc_gpc0", "inc_gpc1", "clr_gpc0", "clr_gpc1",
+                   "bytes_in_rate", "bytes_out_rate", "kbytes_in", "kbytes_out", "http_fail_cnt",
+                   "http_fail_rate")
 for _name in COUNTER_FETCHES:
     FETCHES[f"sc_{_name}"] = Fetch("required", "integer", f"{_name} of the entry sticky counter N tracks: "
                                    f"sc_{_name}(N[,TABLE])")

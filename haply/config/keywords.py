@@ -194,8 +194,10 @@ def _rows() -> list[Keyword]:
         K("stick-table", "flb", "type ip|ipv6|integer|string [len <n>] size <n> [expire <time>] [nopurge] [store <data>[,<data>...]]...",
           "The proxy's stick-table, for stick rules and sticky counters. store: gpt0, gpc0, gpc0_rate(<period>), gpc1, gpc1_rate(<period>), "
           "conn_cnt, conn_cur, conn_rate(<period>), sess_cnt, sess_rate(<period>), http_req_cnt, http_req_rate(<period>), "
-          "http_err_cnt, http_err_rate(<period>) (the bytes_*, http_fail_*, gpt and gpc arrays, peers, srvkey and type binary "
-          "are not supported; each worker process keeps its own tables)."),
+          "http_err_cnt, http_err_rate(<period>), http_fail_cnt, http_fail_rate(<period>), bytes_in_cnt, "
+          "bytes_in_rate(<period>), bytes_out_cnt, bytes_out_rate(<period>) (bytes as the connection carried them; "
+          "the gpt and gpc arrays, peers, srvkey and type binary are not supported; each worker process keeps its "
+          "own tables)."),
         K("http-request track-sc0", "flb", "<key> [table <table>] [if|unless <cond>]",
           "Follow the key's entry (src, dst, src_port, dst_port, req.hdr(<name>), req.cook(<name>)) of the proxy's or the named "
           "stick-table in sticky counter 0 for this request; the request counts in it (see stick-table store)."),

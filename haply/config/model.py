@@ -426,7 +426,11 @@ STICK_DATA_TYPES: dict[str, bool] = {
     "http_fail_cnt": False, "http_fail_rate": True, "gpt": False, "gpc": False, "gpc_rate": False,
 }
 STICK_COUNTED = ("gpt0", "gpc0", "gpc0_rate", "conn_cnt", "conn_rate", "conn_cur", "sess_cnt", "sess_rate",
-           "http_req_cnt", "http_req_rate", "http_err_cnt", "http_err_rate", "gpc1", "gpc1_rate")
+                 "http_req_cnt", "http_req_rate", "http_err_cnt", "http_err_rate",
+                 "bytes_in_cnt", "bytes_in_rate", "bytes_out_cnt", "bytes_out_rate", "gpc1", "gpc1_rate",
+                 "http_fail_cnt", "http_fail_rate")
+# The data types whose counting needs each session's byte counts.
+STICK_BYTES = frozenset(("bytes_in_cnt", "bytes_in_rate", "bytes_out_cnt", "bytes_out_rate"))
 STICKY_SLOTS = 3  # sc0, sc1, sc2
 
 

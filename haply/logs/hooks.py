@@ -16,6 +16,7 @@ import collections
 import time
 
 from haply.logs.formats import retries_field
+from haply.proxy.byte_counts import CountingTransport
 from haply.logs.logger import Exchange
 
 # Termination state of local answers (manual 8.5): first letter who ended it,
@@ -194,25 +195,6 @@ def asap_logged_http_session(base):
                 logged._log(self, request, status, termination, server)
 
     return AsapLoggedHttpSession
-
-
-class CountingTransport:
-    """A transport that counts what is written through it, and the bytes its
-    protocol received (which the protocol adds)."""
-
-    __slots__ = ("transport", "written", "received")
-
-    def __init__(self, transport):
-        self.transport = transport
-        self.written = 0
-        self.received = 0
-
-    def write(self, data) -> None:
-        self.written += len(data)
-        self.transport.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.transport, name)
 
 
 def logged_tcp_session(base):

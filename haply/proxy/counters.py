@@ -19,7 +19,16 @@ connection rules accept it; every request the session begins counts in
 http_req_cnt and http_req_rate, and a request tracked by an http-request rule
 counts itself; a request that fails on the client's side (a bad or truncated
 request, a connection closed before its first request, a denied or tarpitted
-one, a 4xx answer) counts in http_err_cnt and http_err_rate.
+one, a 4xx answer) counts in http_err_cnt and http_err_rate; a failure a
+server causes (a 5xx answer other than 501 and 505, no answer, a broken or
+late one) in http_fail_cnt and http_fail_rate. bytes_in_cnt and bytes_out_cnt
+(and their rates) count what the client sent and was sent, heads included, as
+the connection carried them (haply counts bytes on the wire; HAProxy counts an
+HTTP message as its internal representation holds it, a few bytes more per
+head). They are added when a request ends and when the connection does, to
+every entry tracked at that moment, as HAProxy adds them when it updates a
+stream's counters (so a request tracked by an http-request rule counts its
+own head and body).
 
 Rates are HAProxy's frequency counters: events in the current period plus
 those of the previous one weighted by the part of it still inside a sliding
@@ -52,6 +61,9 @@ CONNECTION = ("conn_cnt", "conn_rate", "conn_cur")
 SESSION = ("sess_cnt", "sess_rate")
 REQUEST = ("http_req_cnt", "http_req_rate")
 ERROR = ("http_err_cnt", "http_err_rate")
+FAILURE = ("http_fail_cnt", "http_fail_rate")
+BYTES_IN = ("bytes_in_cnt", "bytes_in_rate")
+BYTES_OUT = ("bytes_out_cnt", "bytes_out_rate")
 GPC = {"gpc0": ("gpc0", "gpc0_rate"), "gpc1": ("gpc1", "gpc1_rate")}
 
 
@@ -178,11 +190,14 @@ class Tracked:
 class Tracking:
     """A session's sticky counters sc0..sc2, and the events it adds to them."""
 
-    __slots__ = ("slots", "requests")
+    __slots__ = ("slots", "requests", "bytes_in", "bytes_out")
 
     def __init__(self) -> None:
         self.slots: list[Tracked | None] = [None] * SLOTS
         self.requests = 0  # requests begun, to count a connection that sent none
+        # the connection's byte counts up to which entries have been given them
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     def track(self, slot: int, table, key: str, now: float, per_request: bool = False,
               counts_request: bool = False) -> None:
@@ -222,16 +237,42 @@ class Tracking:
             if tracked is not None:
                 add(tracked.entry.data, ERROR, now)
 
-    def request_ended(self, now: float) -> None:
-        """The counters an http-request rule tracked for this request stop."""
+    def server_failed(self, now: float) -> None:
+        for tracked in self.slots:
+            if tracked is not None:
+                add(tracked.entry.data, FAILURE, now)
+
+    def count_bytes(self, transport, now: float) -> None:
+        """Add what the connection carried since the last time to every entry
+        tracked now. transport: one that counts its bytes (`received`,
+        `written`: haply.logs.hooks.CountingTransport); a session has one when
+        a table stores byte counts."""
+        received = getattr(transport, "received", None)
+        if received is None:
+            return
+        written = transport.written
+        sent_in, sent_out = received - self.bytes_in, written - self.bytes_out
+        self.bytes_in, self.bytes_out = received, written
+        if sent_in or sent_out:
+            for tracked in self.slots:
+                if tracked is not None:
+                    data = tracked.entry.data
+                    add(data, BYTES_IN, now, sent_in)
+                    add(data, BYTES_OUT, now, sent_out)
+
+    def request_ended(self, now: float, transport=None) -> None:
+        """The request is over: its bytes are counted, and the counters an
+        http-request rule tracked for it stop."""
+        self.count_bytes(transport, now)
         slots = self.slots
         for index, tracked in enumerate(slots):
             if tracked is not None and tracked.per_request:
                 slots[index] = None
                 tracked.table.release(tracked.entry, now)
 
-    def ended(self, now: float) -> None:
-        """The session is over: every counter stops."""
+    def ended(self, now: float, transport=None) -> None:
+        """The session is over: its last bytes are counted, every counter stops."""
+        self.count_bytes(transport, now)
         slots = self.slots
         for index, tracked in enumerate(slots):
             if tracked is not None:
@@ -272,11 +313,15 @@ class _NoEntry:
 NO_ENTRY = _NoEntry()
 
 
+KILOBYTES = {"kbytes_in": "bytes_in_cnt", "kbytes_out": "bytes_out_cnt"}
+
+
 def stored_as(fetch_name: str) -> str:
-    """The data type a fetch reads (get_gpc0, inc_gpc0: gpc0)."""
+    """The data type a fetch reads (get_gpc0, inc_gpc0: gpc0; kbytes_in:
+    bytes_in_cnt)."""
     if fetch_name.startswith(("get_", "inc_", "clr_")):
         return fetch_name[4:]
-    return fetch_name
+    return KILOBYTES.get(fetch_name, fetch_name)
 
 
 def fetch(fetch_name: str):
@@ -303,6 +348,14 @@ def fetch(fetch_name: str):
             data[name] = 0
             return previous
         return clear
+
+    if fetch_name in KILOBYTES:
+        def kilobytes(entry, now):
+            if entry is NO_ENTRY:
+                return 0
+            count = read(entry.data, name, now)
+            return count >> 10 if count is not None else None
+        return kilobytes
 
     def value(entry, now):
         if entry is NO_ENTRY:

@@ -14,7 +14,7 @@ import ssl
 import sys
 from collections import deque
 
-from haply.config.model import Config
+from haply.config.model import STICK_BYTES, Config
 from haply.health import HealthChecker
 from haply.http import framing
 from haply.proxy.addresses import AddressError, initial_address
@@ -36,6 +36,7 @@ from haply.admin.socket_server import StatsSocketError, open_stats_sockets, serv
 from haply.logs import Logging
 from haply.logs.formats import FormatError
 from haply.logs.hooks import asap_logged_http_session, logged_http_session, logged_tcp_session
+from haply.proxy.byte_counts import byte_counted_session
 from haply import tls
 
 
@@ -189,6 +190,14 @@ class Engine:
             sock.close()
         self._stats_sockets = []
 
+    def _plain_session(self, base):
+        """The session class of a frontend that does not log: base itself,
+        or base on a transport that counts bytes when a stick-table stores
+        byte counts (logging sessions count them anyway)."""
+        if any(table.stored & STICK_BYTES for table in self.tables.values()):
+            return byte_counted_session(base)
+        return base
+
     def _factory(self, frontend: FrontendRuntime, listener: Listener | None = None):
         """The sessions of frontend's listeners, or of one listener counted
         apart (`option socket-stats`)."""
@@ -200,7 +209,7 @@ class Engine:
                 router = self._routers[proxy.name] = Router(proxy, self.backends, self.errors)
                 router.services = compile_services(self, proxy)
             pool = self.pool
-            session = (HttpSession if frontend.logger is None
+            session = (self._plain_session(HttpSession) if frontend.logger is None
                        else asap_logged_http_session(HttpSession) if "logasap" in proxy.options
                        else logged_http_session(HttpSession))
             make = lambda: session(counted, router, pool)  # noqa: E731
@@ -209,7 +218,8 @@ class Engine:
             # use_backend in mode tcp: conditions on the connection (src, dst, dst_port)
             switches = tuple((compile_condition(s.condition), self.backends.get(s.backend))
                              for s in proxy.backend_switches) or None
-            client = TcpClientProtocol if frontend.logger is None else logged_tcp_session(TcpClientProtocol)
+            client = (self._plain_session(TcpClientProtocol) if frontend.logger is None
+                      else logged_tcp_session(TcpClientProtocol))
             make = lambda: client(counted, backend, switches)  # noqa: E731
         if listener is None:
             return make

@@ -1104,6 +1104,8 @@ class HttpSession(asyncio.Protocol):
         self.frontend.http_responses[sent // 100] += 1  # HAProxy counts there what it sent
         if klass == 4:
             self._client_error()
+        elif klass == 5 and status != 501 and status != 505:
+            self._server_failure()
         self.out.append(head)
         self.frontend.bytes_out += len(head)
 
@@ -1286,7 +1288,7 @@ class HttpSession(asyncio.Protocol):
     def _next_request(self) -> None:
         tracking = self.context.tracking
         if tracking is not None:  # what http-request rules tracked for the last one stops
-            tracking.request_ended(self.loop.time())
+            tracking.request_ended(self.loop.time(), self.transport)
         if self.requests:
             self._start(self.requests[0])
             return
@@ -1335,6 +1337,7 @@ class HttpSession(asyncio.Protocol):
             # logs the server's fault (SD--) and counts an error, not an abort.
             request = self.requests[0]
             request.server.response_errors += 1
+            self._server_failure()
             self._ended(request, "SD--")
             self.close()
             return
@@ -1398,6 +1401,7 @@ class HttpSession(asyncio.Protocol):
                 request.redispatched = True
             self.connecting = self.loop.create_task(self._connect_and_send(request, next_server))
             return
+        self._server_failure()
         # an answer that is not HTTP is the proxy's finding (P), an empty one the server's (S)
         self._respond_local(status, termination="PH--" if why == "junk-response" else None)
 
@@ -1493,6 +1497,14 @@ class HttpSession(asyncio.Protocol):
         if tracking is not None:
             tracking.request_failed(self.loop.time())
 
+    def _server_failure(self) -> None:
+        """An exchange a server failed (a 5xx other than 501 and 505, no
+        answer, a broken or late one): counted in the sticky counters the
+        connection tracks (http_fail_cnt), as HAProxy counts it."""
+        tracking = self.context.tracking
+        if tracking is not None:
+            tracking.server_failed(self.loop.time())
+
     def _broken_off(self, termination: str) -> None:
         """The exchange at the head of the queue ends before its answer did: a
         client that left or went quiet (C, c), or a server that did (S, s).
@@ -1502,6 +1514,8 @@ class HttpSession(asyncio.Protocol):
         if not self.response_started:
             request.backend.unanswered += 1
         request.server.count_abort(termination, response_error=True)
+        if termination[0] in "sS":
+            self._server_failure()
         self._ended(request, termination)
 
     def _ended(self, request: Request, termination: str) -> None:
@@ -1723,4 +1737,4 @@ class HttpSession(asyncio.Protocol):
             self.frontend.leave()
         context = self.context
         if context is not None and context.tracking is not None:
-            context.tracking.ended(self.loop.time())
+            context.tracking.ended(self.loop.time(), self.transport)

@@ -301,7 +301,7 @@ class TcpClientProtocol(asyncio.Protocol):
             self.frontend.engine.sessions.discard(self)
             self.frontend.leave()
         if self.key is not None and self.key.tracking is not None:
-            self.key.tracking.ended(self.loop.time())
+            self.key.tracking.ended(self.loop.time(), self.transport)
 
 
 class TcpServerProtocol(asyncio.Protocol):

@@ -2259,6 +2259,12 @@ frontend f
     default_backend b
 backend per_ip
     stick-table type ip size 1m expire 1m store conn_cnt,conn_rate(3s),sess_cnt,http_err_cnt,gpc1,gpt0
+backend transfers
+    stick-table type ip size 1m store bytes_in_cnt,bytes_in_rate(1m),bytes_out_cnt,bytes_out_rate(1m),http_fail_cnt,http_fail_rate(1m)
+    http-request track-sc0 src
+    http-request deny if { sc0_kbytes_in gt 1000 } || { sc_bytes_out_rate(0) gt 1000000 }
+    http-request deny if { src_kbytes_out gt 1000 } || { src_http_fail_rate ge 10 } || { sc0_http_fail_cnt ge 100 }
+    server s 192.0.2.1:80
 backend b
     server s 192.0.2.1:80
 """
@@ -2281,19 +2287,31 @@ def test_sticky_counters_reach_the_model(tmp_path):
     assert [(t.acl.fetch, t.acl.arg) for group in deny for t in group] == [
         ("sc_get_gpc0", "0,"), ("sc_tracked", "1,"), ("sc_get_gpt0", "1,per_ip")]
     assert not any("not used" in w for w in warnings(loaded))
+    transfers = loaded.config.proxy("transfers")
+    assert transfers.stick_table.store == (
+        ("bytes_in_cnt", None), ("bytes_in_rate", 60.0), ("bytes_out_cnt", None), ("bytes_out_rate", 60.0),
+        ("http_fail_cnt", None), ("http_fail_rate", 60.0))
+    fetches = [t.acl.fetch for rule in transfers.http_request_rules[1:]
+               for group in rule.condition.any_of for t in group]
+    assert fetches == ["sc_kbytes_in", "sc_bytes_out_rate", "src_kbytes_out", "src_http_fail_rate",
+                       "sc_http_fail_cnt"]
 
 
 @pytest.mark.parametrize("line, message", [
-    ("stick-table type ip size 10 store bytes_in_cnt",
-     "stick-table data type 'bytes_in_cnt' is not supported by haply (supported: gpt0, gpc0, gpc0_rate, "
+    ("stick-table type ip size 10 store gpc(2)",
+     "stick-table data type 'gpc' is not supported by haply (supported: gpt0, gpc0, gpc0_rate, "
      "conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate, http_req_cnt, http_req_rate, http_err_cnt, "
-     "http_err_rate, gpc1, gpc1_rate)"),
+     "http_err_rate, bytes_in_cnt, bytes_in_rate, bytes_out_cnt, bytes_out_rate, gpc1, gpc1_rate, "
+     "http_fail_cnt, http_fail_rate)"),
+    ("stick-table type ip size 10 store bytes_out_rate", "stick-table data type 'bytes_out_rate' needs a period, "
+     "as in bytes_out_rate(10s)"),
     ("stick-table type ip size 10 store http_req_rate", "stick-table data type 'http_req_rate' needs a period, "
      "as in http_req_rate(10s)"),
     ("stick-table type ip size 10 store conn_cur(10s)", "stick-table data type 'conn_cur' takes no argument"),
     ("stick-table type ip size 10 store req_rate(10s)", "unknown stick-table data type 'req_rate(10s)': "
      "expected one of gpt0, gpc0, gpc0_rate, conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate, http_req_cnt, "
-     "http_req_rate, http_err_cnt, http_err_rate, gpc1, gpc1_rate"),
+     "http_req_rate, http_err_cnt, http_err_rate, bytes_in_cnt, bytes_in_rate, bytes_out_cnt, bytes_out_rate, "
+     "gpc1, gpc1_rate, http_fail_cnt, http_fail_rate"),
     ("http-request track-sc3 src table t", "'track-sc3': there is no sticky counter '3' (sc0, sc1 and sc2 exist)"),
     ("http-request track-sc0 base table t", "track key 'base' is not supported by haply (supported: src, dst, "
      "src_port, dst_port, req.hdr(NAME), req.cook(NAME))"),

@@ -110,6 +110,41 @@ def test_fetches_read_increment_and_clear():
         "http_req_rate(10000)=0 http_err_cnt=0")
 
 
+class Counted:
+    """What a counting transport shows of a connection: its byte counts."""
+
+    def __init__(self) -> None:
+        self.received = self.written = 0
+
+
+def test_bytes_and_failures_count_in_the_entries_tracked_when_they_are_added():
+    t = StickTable(StickTableSpec("t", "ip", 10, store=(
+        ("bytes_in_cnt", None), ("bytes_in_rate", 10.0), ("bytes_out_cnt", None), ("http_fail_cnt", None))))
+    session, transport = Tracking(), Counted()
+    transport.received, transport.written = 40, 500  # a request and its answer before any tracking
+    session.request_ended(1.0, transport)
+    session.track(0, t, "192.0.2.1", now=2.0, per_request=True)
+    transport.received, transport.written = 1100, 700  # the tracked request: an upload
+    session.server_failed(3.0)
+    session.request_ended(3.0, transport)  # counted, then the tracking stops
+    entry = t.entries["192.0.2.1"]
+    read = lambda name, now=3.0: counters.read(entry.data, name, now)  # noqa: E731
+    assert (read("bytes_in_cnt"), read("bytes_in_rate"), read("bytes_out_cnt"), read("http_fail_cnt")) == (
+        1060, 1060, 200, 1)
+    transport.received = 1500  # after the tracking: counted nowhere
+    session.ended(4.0, transport)
+    session.ended(5.0, None)  # a transport that does not count: nothing to add
+    assert read("bytes_in_cnt", 5.0) == 1060
+    assert read("bytes_in_rate", 25.0) == 0  # two periods on
+    assert counters.fetch("kbytes_in")(entry, 5.0) == 1  # 1060 >> 10
+    assert counters.fetch("kbytes_out")(entry, 5.0) == 0  # 200 bytes
+    assert counters.fetch("bytes_out_rate")(entry, 5.0) is None  # not stored: the fetch fails
+    assert counters.fetch("kbytes_in")(counters.NO_ENTRY, 5.0) == 0
+    assert counters.stored_as("kbytes_out") == "bytes_out_cnt"
+    assert counters.show(entry.data, 25.0) == (
+        "bytes_in_cnt=1060 bytes_in_rate(10000)=0 bytes_out_cnt=200 http_fail_cnt=1")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(0, 100, allow_nan=False), max_size=40), st.floats(0.5, 20), st.floats(0, 150))
 def test_a_rate_counts_the_last_period_and_part_of_the_one_before(offsets, period, later):

@@ -1,0 +1,45 @@
+"""Sessions that count their connection's bytes.
+
+The log's %B and %U, and stick tables that store bytes_in_cnt, bytes_out_cnt
+or their rates, need what each connection carried (the frontend's totals move
+with every other connection). Only the sessions of frontends that need it get
+the counting transport: the others pay nothing.
+"""
+
+from __future__ import annotations
+
+
+class CountingTransport:
+    """A transport that counts what is written through it, and the bytes its
+    protocol received (which the protocol adds)."""
+
+    __slots__ = ("transport", "written", "received")
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.written = 0
+        self.received = 0
+
+    def write(self, data) -> None:
+        self.written += len(data)
+        self.transport.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+
+def byte_counted_session(base):
+    """base (an HTTP or TCP client session class) on a counting transport."""
+    base_connection_made = base.connection_made
+    base_data_received = base.data_received
+
+    class ByteCountedSession(base):
+        def connection_made(self, transport) -> None:
+            base_connection_made(self, CountingTransport(transport))
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.received += len(data)
+            base_data_received(self, data)
+
+    ByteCountedSession.__name__ = ByteCountedSession.__qualname__ = f"ByteCounted{base.__name__}"
+    return ByteCountedSession
