@@ -298,9 +298,20 @@ def _data_filter(table, args: list[str]):
     return lambda entry, now: compare(counters.read(entry.data, name, now), bound)
 
 
+_KEY_ESCAPES = {**{code: f"\\x{code:02X}" for code in (*range(0x20), *range(0x7F, 0x100))},
+                **{ord(c): "\\" + c for c in " =\\"}, 9: "\\t"}
+
+
+def _printed_key(table, key: str) -> str:
+    """A string table's key as `show table` prints it: a space, `=` and a
+    backslash escaped with a backslash, a tab as `\\t`, other bytes outside
+    printable ASCII as `\\xHH` (a key is one word of the line)."""
+    return key.translate(_KEY_ESCAPES) if table.kind == "string" else key
+
+
 def _entry_line(table, key: str, entry, now: float) -> str:
     expires = 0 if entry.expires is None else max(0, int((entry.expires - now) * 1000))
-    parts = [f"{id(entry):#x}: key={key} use={entry.use} exp={expires}"]
+    parts = [f"{id(entry):#x}: key={_printed_key(table, key)} use={entry.use} exp={expires}"]
     if table.stores_server:
         parts.append(f"server_id={entry.server_id}")
     data = counters.show(entry.data, now)
@@ -309,6 +320,12 @@ def _entry_line(table, key: str, entry, now: float) -> str:
     if table.stores_server and entry.server is not None:
         parts.append(f"server_key={entry.server}")
     return " ".join(parts) + "\n"
+
+
+def _refuse_binary_key(table, doing: str) -> None:
+    """HAProxy names no key of a binary table on the runtime API."""
+    if table.kind == "binary":
+        raise CommandError(f"{doing} tables of type other than ip, ipv6, string and integer is not supported")
 
 
 SHOW_TABLE_USAGE = ('Optional argument only supports "data.<store_data_type>" <operator> <value> '
@@ -327,6 +344,7 @@ def cmd_show_table(api: RuntimeApi, args: list[str]) -> str:
     if args[1:2] == ["key"]:
         if len(args) < 3:
             raise CommandError("Key value expected")
+        _refuse_binary_key(table, "Showing keys from")
         key = table.normalise(args[2])
         entry = table.lookup(key, now) if key is not None else None
         return _table_header(table) + (_entry_line(table, key, entry, now) if entry is not None else "")
@@ -334,7 +352,7 @@ def cmd_show_table(api: RuntimeApi, args: list[str]) -> str:
         raise CommandError(SHOW_TABLE_USAGE)
     keep = _data_filter(table, args[1:])
     lines = [_table_header(table)]
-    for key, entry in list(table.entries.items()):
+    for key, entry in stick.ordered(table):
         if keep is None or keep(entry, now):
             lines.append(_entry_line(table, key, entry, now))
     return "".join(lines)
@@ -353,6 +371,7 @@ def cmd_clear_table(api: RuntimeApi, args: list[str]) -> str:
     if len(args) == 1:
         table.clear()
     elif args[1] == "key" and len(args) == 3:
+        _refuse_binary_key(table, "Removing keys from")
         table.clear(args[2])
     elif args[1].startswith("data."):
         now = api.clock()
@@ -370,6 +389,7 @@ def cmd_set_table(api: RuntimeApi, args: list[str]) -> str:
     if len(args) < 3 or args[1] != "key":
         raise CommandError("'set table' expects a table identifier, 'key' and a key value")
     table = _named_table(api, args[0])
+    _refuse_binary_key(table, "Inserting keys into")
     settings = args[3:]
     pairs = []
     for index in range(0, len(settings), 2):

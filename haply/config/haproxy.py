@@ -1407,9 +1407,13 @@ def _cookie(parser, state: ProxyState, args, line, negated) -> None:
         **{flag: flags.get(flag, False) for flag in COOKIE_FLAGS})
 
 
-STICK_TABLE_TYPES = ("ip", "ipv6", "integer", "string")
+STICK_TABLE_TYPES = ("ip", "ipv6", "integer", "string", "binary")
 STICK_TABLE_UNSUPPORTED = ("peers", "srvkey", "write-to", "recv-only")
 STICK_PATTERNS = ("src", "dst", "src_port", "dst_port")
+# Keys read from the request (haply.proxy.counters.fetch_for); the integer ones
+# are hashes, the binary ones a hash and the client's address.
+STICK_REQUEST_KEYS = ("base", "base32", "base32+src", "path", "url", "url32", "url32+src")
+STICK_INTEGER_KEYS = ("src_port", "dst_port", "base32", "url32")
 STICK_FUNCTIONS = re.compile(r"(req\.hdr|hdr|req\.cook|cookie)\(([^(),]+)\)")
 MAX_STICK_TABLE_EXPIRE = 2**31 / 1000  # HAProxy's limit: "slightly above 24 days"
 
@@ -1438,10 +1442,8 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
                 name, period = _stored_data(item)
                 store[name] = period
         elif word == "type":
-            if value == "binary":
-                raise ParseError("stick-table type 'binary' is not supported by haply")
             if value not in STICK_TABLE_TYPES:
-                raise ParseError(f"stick-table type '{value}': expected ip, ipv6, integer or string")
+                raise ParseError(f"stick-table type '{value}': expected ip, ipv6, integer, string or binary")
             kind = value
         elif word == "len":
             length = parse_int(value, "stick-table len", 1, 65535)
@@ -1455,8 +1457,8 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
         i += 2
     if kind is None or size is None:
         raise ParseError("stick-table needs 'type' and 'size', as in 'stick-table type ip size 1000'")
-    if length is not None and kind != "string":
-        raise ParseError("stick-table 'len' only applies to type string")
+    if length is not None and kind not in ("string", "binary"):
+        raise ParseError("stick-table 'len' only applies to types string and binary")
     store.pop("server_id", None)  # stick rules store it anyway
     state.stick_table = StickTableSpec(state.name, kind, size, length or 32, expire, nopurge, line.location,
                                        tuple(store.items()))
@@ -1464,9 +1466,9 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
 
 def _check_key(key: str, what: str) -> None:
     """A stick rule's pattern or a track-sc key: one of the samples haply reads."""
-    if key not in STICK_PATTERNS and not STICK_FUNCTIONS.fullmatch(key):
-        raise ParseError(f"{what} '{key}' is not supported by haply "
-                         "(supported: src, dst, src_port, dst_port, req.hdr(NAME), req.cook(NAME))")
+    if key not in STICK_PATTERNS and key not in STICK_REQUEST_KEYS and not STICK_FUNCTIONS.fullmatch(key):
+        raise ParseError(f"{what} '{key}' is not supported by haply (supported: src, dst, src_port, dst_port, "
+                         f"{', '.join(STICK_REQUEST_KEYS)}, req.hdr(NAME), req.cook(NAME))")
 
 
 STORED_DATA = re.compile(r"([a-z0-9_]+)(?:\((.*)\))?")
@@ -2585,7 +2587,8 @@ def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | No
             _check_tcp_condition(rule.condition, "stick", rule.location, diagnostics)
         address = rule.pattern in ("src", "dst")
         port = rule.pattern.endswith("_port")
-        if (table.kind in ("ip", "ipv6") and not address) or (table.kind == "integer" and not port):
+        if ((table.kind in ("ip", "ipv6") and not address)
+                or (table.kind == "integer" and rule.pattern not in STICK_INTEGER_KEYS)):
             diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' does not fit the {table.kind} "
                               f"table of '{proxy.name}'")
         if proxy.mode == "tcp" and not (address or port):

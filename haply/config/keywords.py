@@ -191,15 +191,15 @@ def _rows() -> list[Keyword]:
         K("monitor-uri", "dfl", "<uri>", "Answer 200 on this URI without forwarding (load-balancer health probe)."),
         K("cookie", "dlb", "<name> [insert|rewrite|prefix] [indirect] [nocache] [postonly] [preserve] [httponly] [secure] [domain <d>]* [attr <a>]*",
           "Cookie-based persistence: a client's requests go to the server named by its cookie (`server ... cookie <value>`). maxidle, maxlife and dynamic are not supported."),
-        K("stick-table", "flb", "type ip|ipv6|integer|string [len <n>] size <n> [expire <time>] [nopurge] [store <data>[,<data>...]]...",
+        K("stick-table", "flb", "type ip|ipv6|integer|string|binary [len <n>] size <n> [expire <time>] [nopurge] [store <data>[,<data>...]]...",
           "The proxy's stick-table, for stick rules and sticky counters. store: gpt0, gpc0, gpc0_rate(<period>), gpc1, gpc1_rate(<period>), "
           "conn_cnt, conn_cur, conn_rate(<period>), sess_cnt, sess_rate(<period>), http_req_cnt, http_req_rate(<period>), "
           "http_err_cnt, http_err_rate(<period>), http_fail_cnt, http_fail_rate(<period>), bytes_in_cnt, "
           "bytes_in_rate(<period>), bytes_out_cnt, bytes_out_rate(<period>) (bytes as the connection carried them; "
-          "the gpt and gpc arrays, peers, srvkey and type binary are not supported; each worker process keeps its "
-          "own tables)."),
+          "the gpt and gpc arrays, peers and srvkey are not supported; each worker process keeps its own tables)."),
         K("http-request track-sc0", "flb", "<key> [table <table>] [if|unless <cond>]",
-          "Follow the key's entry (src, dst, src_port, dst_port, req.hdr(<name>), req.cook(<name>)) of the proxy's or the named "
+          "Follow the key's entry (src, dst, src_port, dst_port, base, base32, base32+src, path, url, url32, url32+src, "
+          "req.hdr(<name>), req.cook(<name>)) of the proxy's or the named "
           "stick-table in sticky counter 0 for this request; the request counts in it (see stick-table store)."),
         K("http-request track-sc1", "flb", "<key> [table <table>] [if|unless <cond>]", "As track-sc0, in sticky counter 1."),
         K("http-request track-sc2", "flb", "<key> [table <table>] [if|unless <cond>]", "As track-sc0, in sticky counter 2."),
@@ -213,7 +213,8 @@ def _rows() -> list[Keyword]:
           "Send a request the condition holds for to this server, ahead of cookies and stick tables, "
           "while it is usable (the first such rule wins)."),
         K("stick", "lb", "on|match|store-request <pattern> [table <own name>] [if|unless <cond>]",
-          "Stick a client to a server by src, dst, src_port, dst_port, req.hdr(<name>) or req.cook(<name>)."),
+          "Stick a client to a server by src, dst, src_port, dst_port, base, base32, base32+src, path, url, url32, "
+          "url32+src, req.hdr(<name>) or req.cook(<name>)."),
         K("capture", "fl", "request header <name> len <n> | response header <name> len <n> | cookie <name> len <n>",
           "Log a header's last value (%hr/%hs, %hrl/%hsl) or the first cookie whose name begins with <name> (%CC/%CS)."),
         K("http-reuse", "dlb", "never|safe|aggressive|always",

@@ -442,7 +442,7 @@ class StickTableSpec:
     name: str
     kind: str  # "ip" | "ipv6" | "integer" | "string"
     size: int
-    length: int = 32  # string tables: characters kept
+    length: int = 32  # string tables: characters kept; binary tables: bytes
     expire: float | None = None  # seconds; None: entries never expire
     nopurge: bool = False
     location: Location = NOWHERE

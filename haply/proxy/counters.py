@@ -39,8 +39,11 @@ Pure: entries, counters and tracking state; time is an argument.
 
 from __future__ import annotations
 
+import ipaddress
+from functools import lru_cache
 from typing import Callable, Protocol
 
+from haply.balance.hashing import avalanche, sdbm
 from haply.config.model import STICK_COUNTED as COUNTED, STICKY_SLOTS as SLOTS
 
 
@@ -52,6 +55,8 @@ class KeyView(Protocol):
     client_port: int
     local_ip: str
     local_port: int
+    path: str  # in mode http: the request's path, and its whole target
+    uri: str
 
     def header(self, name: str) -> list[str]:
         """Every value of a header (lower-case name)."""
@@ -67,8 +72,65 @@ BYTES_OUT = ("bytes_out_cnt", "bytes_out_rate")
 GPC = {"gpc0": ("gpc0", "gpc0_rate"), "gpc1": ("gpc1", "gpc1_rate")}
 
 
-def fetch_for(pattern: str) -> Callable[[KeyView], str | None]:
-    """The compiled sample fetch of a stick rule (the parser checked the name)."""
+@lru_cache(maxsize=4096)
+def _hash32(text: str) -> int:
+    """base32 and url32: sdbm with full avalanche, as HAProxy hashes them.
+    Cached: sdbm walks the text in Python, and an API's URLs repeat."""
+    return avalanche(sdbm(text.encode("latin-1", "replace")))
+
+
+@lru_cache(maxsize=4096)
+def _packed_address(text: str) -> bytes | None:
+    try:
+        return ipaddress.ip_address(text).packed
+    except ValueError:
+        return None
+
+
+def _with_host(view: KeyView, rest: str) -> str:
+    """The first Host field's value, then rest (HAProxy's base and url32;
+    rest alone without a Host field)."""
+    hosts = view.header("host")
+    return hosts[0] + rest if hosts else rest
+
+
+def _hash_and_source(text: Callable[[KeyView], str]) -> Callable[[KeyView], bytes | None]:
+    """base32+src and url32+src: the hash (4 bytes, network order), then the
+    client's address (4 or 16 bytes), for a binary table."""
+    def key(view: KeyView) -> bytes | None:
+        address = _packed_address(view.client_ip)
+        if address is None:
+            return None
+        return _hash32(text(view)).to_bytes(4, "big") + address
+    return key
+
+
+def _base(view: KeyView) -> str:
+    return _with_host(view, view.path)
+
+
+def _whole_url(view: KeyView) -> str:
+    return _with_host(view, view.uri)
+
+
+# Keys read from the request (haply.config.haproxy.STICK_REQUEST_KEYS)
+REQUEST_KEYS: dict[str, Callable[[KeyView], str | bytes | None]] = {
+    "base": _base,
+    "base32": lambda view: str(_hash32(_base(view))),
+    "base32+src": _hash_and_source(_base),
+    "path": lambda view: view.path,
+    "url": lambda view: view.uri,
+    "url32": lambda view: str(_hash32(_whole_url(view))),
+    "url32+src": _hash_and_source(_whole_url),
+}
+
+
+def fetch_for(pattern: str) -> Callable[[KeyView], str | bytes | None]:
+    """The compiled sample fetch of a stick rule or track-sc key (the parser
+    checked the name): a text, or bytes for a binary key."""
+    request_key = REQUEST_KEYS.get(pattern)
+    if request_key is not None:
+        return request_key
     if pattern == "src":
         return lambda view: view.client_ip or None
     if pattern == "dst":
@@ -83,7 +145,8 @@ def fetch_for(pattern: str) -> Callable[[KeyView], str | None]:
 
         def header(view: KeyView) -> str | None:
             values = view.header(name)
-            return values[-1].strip() if values else None  # HAProxy: the last occurrence
+            # HAProxy: the last occurrence, each comma-separated value being one
+            return values[-1].rpartition(",")[2].strip() if values else None
         return header
 
     def cookie(view: KeyView) -> str | None:

@@ -26,6 +26,7 @@ when nbthread is above 1.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,6 +60,30 @@ def _address_key(kind: str, text: str) -> str | None:
     return str(address) if address.version == 6 else "::ffff:" + str(address)
 
 
+def _binary_key(key: str | bytes, length: int) -> str | None:
+    if key.__class__ is not bytes:
+        try:
+            key = bytes.fromhex(key)
+        except ValueError:
+            key = key.encode("latin-1", "replace")  # a text sample: its bytes
+    return key[:length].ljust(length, b"\0").hex().upper()
+
+
+def ordered(table: "StickTable") -> list:
+    """A table's (key, entry) pairs in the order HAProxy lists them (`show
+    table`): by their bytes as its trees hold them. Addresses are held in
+    network order (so they sort as numbers), integers in the machine's own
+    (x86: least significant byte first), texts and binary keys as they are."""
+    kind = table.kind
+    if kind in ("ip", "ipv6"):
+        order = lambda item: ipaddress.ip_address(item[0]).packed  # noqa: E731
+    elif kind == "integer":
+        order = lambda item: (int(item[0]) & 0xFFFFFFFF).to_bytes(4, sys.byteorder)  # noqa: E731
+    else:
+        order = lambda item: item[0].encode("latin-1", "replace")  # noqa: E731
+    return sorted(table.entries.items(), key=order)
+
+
 @dataclass(slots=True)
 class Entry:
     server: str | None  # the server's name in its backend (None: not stored)
@@ -82,9 +107,16 @@ class StickTable:
         self.stores_server = False
         self.stored = frozenset(name for name, _ in spec.store)
 
-    def normalise(self, key: str) -> str | None:
-        """The key as this table stores it, or None when it cannot hold it."""
+    def normalise(self, key: str | bytes) -> str | None:
+        """The key as this table stores it, or None when it cannot hold it.
+        A binary table keeps its keys as HAProxy prints them: `len` bytes
+        (cut or padded with zeros) in upper-case hexadecimal; a text given
+        to it (the runtime API's `key`) is that hexadecimal already."""
         kind = self.kind
+        if kind == "binary":
+            return _binary_key(key, self.spec.length)
+        if key.__class__ is bytes:
+            key = key.hex().upper()  # a binary key in a table of text
         if kind == "string":
             return key[:self.spec.length]
         if kind == "integer":

@@ -1225,8 +1225,19 @@ def test_stick_table_and_rules(tmp_path):
             stick match req.cook(SESSION) table web
             stick store-request req.hdr(X-User) if { src 10.0.0.0/8 }
             server s 192.0.2.1:80
+        backend per_url
+            stick-table type binary len 20 size 10
+            stick on base32+src
+            server s 192.0.2.1:80
+        backend by_hash
+            stick-table type integer size 10
+            stick on url32
+            server s 192.0.2.1:80
         """)
     mysql, web = loaded.config.proxy("mysql"), loaded.config.proxy("web")
+    per_url, by_hash = loaded.config.proxy("per_url"), loaded.config.proxy("by_hash")
+    assert (per_url.stick_table.kind, per_url.stick_table.length) == ("binary", 20)
+    assert [r.pattern for r in per_url.stick_rules + by_hash.stick_rules] == ["base32+src", "url32"]
     table = mysql.stick_table
     assert (table.name, table.kind, table.size, table.expire, table.nopurge) == ("mysql", "ip", 1024, 1800.0, False)
     assert [(r.kind, r.pattern) for r in mysql.stick_rules] == [("on", "dst")]
@@ -1238,18 +1249,20 @@ def test_stick_table_and_rules(tmp_path):
 
 @pytest.mark.parametrize("lines, message", [
     ("stick-table type ip", "needs 'type' and 'size'"),
-    ("stick-table type binary size 10", "type 'binary' is not supported by haply"),
+    ("stick-table type binary len 0 size 10", "stick-table len"),
     ("stick-table type ip size 10 peers mypeers", "option 'peers' is not supported by haply"),
     ("stick-table type ip size 10 peers p", "option 'peers' is not supported by haply"),
-    ("stick-table type ip len 4 size 10", "'len' only applies to type string"),
+    ("stick-table type ip len 4 size 10", "'len' only applies to types string and binary"),
     ("stick-table type ip size 10 expire 30d", "at most 24 days"),
-    ("stick-table type mac size 10", "expected ip, ipv6, integer or string"),
+    ("stick-table type mac size 10", "expected ip, ipv6, integer, string or binary"),
     ("stick on src", "need a 'stick-table' in the same section"),
     ("stick-table type ip size 10\n    stick store-response src", "'stick store-response' is not supported"),
     ("stick-table type ip size 10\n    stick on url_param(x)", "stick pattern 'url_param(x)' is not supported"),
     ("stick-table type ip size 10\n    stick on src table other", "another proxy's table ('other')"),
     ("stick-table type ip size 10\n    stick on req.hdr(x)", "does not fit the ip table"),
     ("stick-table type integer size 10\n    stick on src", "does not fit the integer table"),
+    ("stick-table type integer size 10\n    stick on base", "does not fit the integer table"),
+    ("stick-table type ip size 10\n    stick on base32", "does not fit the ip table"),
     ("stick-table type ip size 10\n    stick", "expects on, match or store-request"),
 ])
 def test_stick_errors(tmp_path, lines, message):
@@ -2313,8 +2326,11 @@ def test_sticky_counters_reach_the_model(tmp_path):
      "http_req_rate, http_err_cnt, http_err_rate, bytes_in_cnt, bytes_in_rate, bytes_out_cnt, bytes_out_rate, "
      "gpc1, gpc1_rate, http_fail_cnt, http_fail_rate"),
     ("http-request track-sc3 src table t", "'track-sc3': there is no sticky counter '3' (sc0, sc1 and sc2 exist)"),
-    ("http-request track-sc0 base table t", "track key 'base' is not supported by haply (supported: src, dst, "
-     "src_port, dst_port, req.hdr(NAME), req.cook(NAME))"),
+    ("http-request track-sc0 url_param(id) table t", "track key 'url_param(id)' is not supported by haply "
+     "(supported: src, dst, src_port, dst_port, base, base32, base32+src, path, url, url32, url32+src, "
+     "req.hdr(NAME), req.cook(NAME))"),
+    ("tcp-request connection track-sc0 base32+src table t", "'track-sc0 base32+src' reads the HTTP request, "
+     "which a tcp-request connection or session rule does not have: use http-request track-sc"),
     ("http-request track-sc0 src table", "'table' needs a table name"),
     ("http-request track-sc0 src t", "unexpected 't' after 'track-sc0 src': expected table NAME or if|unless CONDITION"),
     ("tcp-request connection track-sc0 req.hdr(x) table t", "'track-sc0 req.hdr(x)' reads the HTTP request, which "

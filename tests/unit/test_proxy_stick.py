@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from haply.config.model import Server, StickRule, StickTableSpec
-from haply.proxy.stick import Stickiness, StickTable
+from haply.proxy.counters import fetch_for
+from haply.proxy.stick import Stickiness, StickTable, ordered
 from haply.runtime.registry import DOWN, DRAIN, MAINT, ServerState
 
 
@@ -24,6 +25,8 @@ class View:
     local_ip: str = "192.0.2.5"
     local_port: int = 3306
     headers: dict = field(default_factory=dict)
+    path: str = "/"
+    uri: str = "/"
 
     def header(self, name: str) -> list[str]:
         return self.headers.get(name, [])
@@ -36,6 +39,37 @@ def test_keys_take_the_tables_form():
     assert StickTable(StickTableSpec("t", "integer", 10)).normalise("3306") == "3306"
     assert StickTable(StickTableSpec("t", "integer", 10)).normalise("x") is None
     assert StickTable(StickTableSpec("t", "string", 10, length=3)).normalise("abcdef") == "abc"
+
+
+def test_keys_read_from_the_request():
+    view = View(client_ip="127.0.0.1", headers={"host": ["Example.com:8080", "other"], "x-key": ["a, b ,c "]},
+                path="/a/b", uri="/a/b?x=1")
+    keys = {pattern: fetch_for(pattern)(view) for pattern in (
+        "base", "base32", "base32+src", "path", "url", "url32", "url32+src", "req.hdr(x-key)")}
+    # base32 and the binary key as HAProxy 2.6 computed them for this request
+    assert keys == {"base": "Example.com:8080/a/b", "base32": "1648227160",
+                    "base32+src": bytes.fromhex("623DF358") + bytes([127, 0, 0, 1]), "path": "/a/b",
+                    "url": "/a/b?x=1", "url32": "451128362",
+                    "url32+src": (451128362).to_bytes(4, "big") + bytes([127, 0, 0, 1]),
+                    "req.hdr(x-key)": "c"}  # the last comma-separated value
+    assert fetch_for("base")(View(path="/x")) == "/x"  # no Host: the path alone
+    binary = StickTable(StickTableSpec("t", "binary", 10, length=20))
+    assert binary.normalise(keys["base32+src"]) == "623DF3587F000001" + "00" * 12
+    assert binary.normalise("623df3587f000001") == "623DF3587F000001" + "00" * 12  # hexadecimal text
+    assert StickTable(StickTableSpec("t", "binary", 10, length=2)).normalise(b"abc") == "6162"
+    assert StickTable(StickTableSpec("t", "string", 10)).normalise(b"\x01\xff") == "01FF"
+
+
+def test_tables_are_listed_in_haproxys_key_order():
+    integers = StickTable(StickTableSpec("t", "integer", 10))
+    addresses = StickTable(StickTableSpec("t", "ip", 10))
+    for key in ("494537467", "3011576353", "2639022759"):
+        integers.place(key, 0.0)
+    for key in ("192.0.2.10", "10.0.0.1", "192.0.2.9"):
+        addresses.place(key, 0.0)
+    # integers as x86 holds them (least significant byte first), as HAProxy 2.6 listed these three
+    assert [key for key, _ in ordered(integers)] == ["3011576353", "2639022759", "494537467"]
+    assert [key for key, _ in ordered(addresses)] == ["10.0.0.1", "192.0.2.9", "192.0.2.10"]
 
 
 def test_expiry_refresh_and_a_full_table():
