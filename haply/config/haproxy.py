@@ -1094,6 +1094,8 @@ def _header_rule(family: str, action: str):
         expected = "a header name and a value" if takes_value else "a header name"
         if len(texts) != (2 if takes_value else 1):
             raise ParseError(f"'{family} {action}' expects {expected}, then optionally if|unless CONDITION")
+        if takes_value:  # what the proxy would refuse at start: said by `haply -c`, at this line
+            _check_rewrite(None, texts[1], family == "http-request")
         rule = HeaderRule(action, texts[0], texts[1] if takes_value else None, condition, line.location)
         (state.http_request_rules if family == "http-request" else state.http_response_rules).append(rule)
     return handler

@@ -47,6 +47,7 @@ from typing import Callable, Iterable, Sequence
 
 from haply.config.model import ForwardFor, HeaderRule, OriginalTo, Proxy
 from haply.http import maps
+from haply.http.values import comma_values
 from haply.http.errors import LocalProtocolError
 from haply.http.rewrite import FIELD_ACTIONS, compile_regex, replace_header, replace_values
 from haply.http.framing import (
@@ -163,10 +164,10 @@ _REQUEST_FETCHES: dict[str, Callable[[object], bytes]] = {
     # the fields it holds as they came (haply.logs.formats._wire_text)
     "unique-id": lambda request: getattr(request, "unique_id", "").encode("utf-8", "surrogateescape"),
 }
-_HEADER_FETCH = re.compile(r"(req\.)?(f?)hdr\(([!#$%&'*+.^_`|~0-9A-Za-z-]+)\)")
+_HEADER_FETCH = re.compile(r"(req\.)?(f?)hdr\(([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:,(-?[0-9]+))?\)")
 SUPPORTED_VALUE_SEQUENCES = ("%%", *(f"%[{f}]" for f in _FETCHES), *(f"%{a}" for a in _ALIASES))
-REQUEST_VALUE_SEQUENCES = (*(f"%[{f}]" for f in _REQUEST_FETCHES), "%[hdr(<name>)]",
-                           "%[req.hdr(<name>)]", "%[req.fhdr(<name>)]")
+REQUEST_VALUE_SEQUENCES = (*(f"%[{f}]" for f in _REQUEST_FETCHES), "%[hdr(<name>[,<occ>])]",
+                           "%[req.hdr(<name>[,<occ>])]", "%[req.fhdr(<name>[,<occ>])]")
 
 # Bytes a header value may hold (RFC 9110 §5.5): VCHAR, obs-text, SP, HTAB.
 _VALUE_OK = bytes([0x09, 0x20]) + bytes(range(0x21, 0x7F)) + bytes(range(0x80, 0x100))
@@ -273,14 +274,20 @@ def _request_fetch(expr: str) -> Callable[[object], bytes] | None:
     if match is None:
         return None
     name = match.group(3).lower()
-    if match.group(2):  # fhdr: the last field, commas and all
-        return lambda request: _last(request.header(name)).encode("latin-1")
-    return lambda request: _last([value.strip() for field in request.header(name)
-                                  for value in field.split(",")]).encode("latin-1")
+    # HAProxy's occurrence: 1 the first, -1 (or 0, or none) the last, -2 the
+    # one before; one that is not there gives nothing
+    occurrence = int(match.group(4) or 0)
+    index = occurrence - 1 if occurrence > 0 else occurrence or -1
+    if match.group(2):  # fhdr: whole fields, commas and all
+        return lambda request: _nth(request.header(name), index).encode("latin-1")
+    return lambda request: _nth(comma_values(request.header(name)), index).encode("latin-1")
 
 
-def _last(values: list[str]) -> str:
-    return values[-1] if values else ""
+def _nth(values: list[str], index: int) -> str:
+    try:
+        return values[index]
+    except IndexError:
+        return ""
 
 
 def _unsupported(sequence: str, fmt: str, request: bool = False) -> str:

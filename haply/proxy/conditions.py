@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 from haply.config.acl import REQUEST_ONLY_FETCHES, RESPONSE_ONLY_FETCHES
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
+from haply.http.values import comma_values
 from haply.proxy import counters
 from haply.runtime.registry import MAINT, UP
 
@@ -322,7 +323,8 @@ def compile_acl(acl: Acl) -> Predicate:
         name = (acl.arg or "").lower()
 
         def match_header(request: RequestView) -> bool:
-            for value in request.header(name):
+            # each comma-separated value is one occurrence (HAProxy's hdr())
+            for value in comma_values(request.header(name)):
                 if fold:
                     value = value.lower()
                 if matcher(value):

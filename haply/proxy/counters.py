@@ -45,6 +45,7 @@ from typing import Callable, Protocol
 
 from haply.balance.hashing import avalanche, sdbm
 from haply.config.model import STICK_COUNTED as COUNTED, STICKY_SLOTS as SLOTS
+from haply.http.values import comma_values
 
 
 class KeyView(Protocol):
@@ -144,9 +145,8 @@ def fetch_for(pattern: str) -> Callable[[KeyView], str | bytes | None]:
         name = argument.lower()
 
         def header(view: KeyView) -> str | None:
-            values = view.header(name)
-            # HAProxy: the last occurrence, each comma-separated value being one
-            return values[-1].rpartition(",")[2].strip() if values else None
+            values = comma_values(view.header(name))
+            return values[-1] if values else None  # HAProxy: the last occurrence
         return header
 
     def cookie(view: KeyView) -> str | None:

@@ -135,9 +135,27 @@ class Engine:
                                    else open_stats_sockets(self.config))
             # log sockets too (/dev/log is outside a chroot), formats compiled
             self._start_logging()
+            self._compile_routers()
         except (BindError, StatsSocketError, FormatError) as exc:
             self.close_sockets()
             raise StartError(str(exc)) from exc
+        except StartError:
+            self.close_sockets()
+            raise
+
+    def _compile_routers(self) -> None:
+        """Every HTTP frontend's routes and rules, compiled before anything is
+        served: what the proxy cannot run is a start error naming its line,
+        not a failure once clients come."""
+        for frontend in self.frontends.values():
+            proxy = frontend.proxy
+            if proxy.mode == "http" and proxy.name not in self._routers:
+                try:
+                    router = Router(proxy, self.backends, self.errors)
+                except ValueError as exc:
+                    raise StartError(str(exc)) from exc
+                router.services = compile_services(self, proxy)
+                self._routers[proxy.name] = router
 
     def _place(self, state, last: str | None, now: float) -> None:
         """Give a server its address at start (init-addr), or keep it in

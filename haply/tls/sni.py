@@ -27,6 +27,7 @@ import re
 from typing import Callable, Protocol
 
 from haply.http.maps import split_arguments
+from haply.http.values import comma_values
 
 # RFC 1035 §2.3.4: labels of at most 63 octets, names of at most 255 (253 as text).
 MAX_LABEL = 63
@@ -121,7 +122,7 @@ def _header_fetch(name: str, occurrence: int, split: bool) -> Fetch:
         if not values:
             return None
         if split:
-            values = [part.strip() for value in values for part in value.split(",")]
+            values = comma_values(values)
         index = occurrence - 1 if occurrence > 0 else occurrence
         try:
             return values[index]

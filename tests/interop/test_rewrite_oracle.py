@@ -248,3 +248,32 @@ def test_status_acls_as_haproxy(method):
     assert [f for f in answer if f.startswith(b"x-") and f != b"x-backend: a"] == [
         b"x-ge: yes", b"x-list: yes", b"x-ok: yes"]
     assert not any(f.startswith(b"x-never") for f in server_saw)
+
+
+COMMA_VALUES = """
+frontend fe
+    bind 127.0.0.1:{port}
+    http-request set-header X-Last %[req.hdr(x-k)]
+    http-request set-header X-First %[req.hdr(x-k,1)]
+    http-request set-header X-Before-Last %[req.hdr(x-k,-2)]
+    http-request set-header X-Whole %[req.fhdr(x-k,1)]
+    http-request set-header X-Zero %[req.hdr(x-k,0)]
+    http-request return status 201 if {{ hdr(x-k) b }}
+    http-request return status 202 if {{ hdr_beg(x-k) q }}
+    http-request return status 203 if {{ hdr_sub(x-k) "a, b" }}
+    http-request return status 204 if {{ hdr(x-k) "\\"x, y\\"" }}
+    http-request return status 205 if {{ hdr_end(x-k) -i A }}
+    default_backend be
+backend be
+    server a {a}
+"""
+
+
+@pytest.mark.parametrize("value", [b"a, b", b"a,b", b"b ,a", b"\"x, y\", z", b"Q1, z", b"zA", b"a", b"\"a, b\""])
+def test_header_values_are_comma_separated_as_haproxy_reads_them(value):
+    """hdr() acls and req.hdr() samples see each comma-separated value of a
+    field apart, except inside double quotes; an occurrence counts from the
+    first (1), or from the last (-1, or 0); req.fhdr() counts whole fields."""
+    request = b"GET / HTTP/1.1\r\nHost: h\r\nX-K: " + value + b"\r\nConnection: close\r\n\r\n"
+    results = run_both(COMMA_VALUES, request)
+    assert results["haply"] == results["haproxy"]
