@@ -160,23 +160,37 @@ def fetch_for(pattern: str) -> Callable[[KeyView], str | bytes | None]:
 
 
 class Rate:
-    """A frequency counter over `period` seconds."""
+    """A frequency counter over `period` seconds.
 
-    __slots__ = ("period", "start", "current", "previous")
+    Periods follow one another from the counter's creation (`origin`); the
+    one a time falls in is its number, `(time - origin) // period`, the
+    same computation for every time, so that float rounding at a boundary
+    cannot put an event in one period and the boundary in the next.
+    """
+
+    __slots__ = ("period", "origin", "index", "current", "previous")
 
     def __init__(self, period: float, now: float):
         self.period = period
-        self.start = now
+        self.origin = now
+        self.index = 0  # the period the current count is for
         self.current = 0
         self.previous = 0
 
+    @property
+    def start(self) -> float:
+        """When the current period began."""
+        return self.origin + self.index * self.period
+
+    def period_of(self, now: float) -> int:
+        return int((now - self.origin) // self.period)
+
     def _turn(self, now: float) -> None:
-        elapsed = now - self.start
-        if elapsed >= self.period:
-            periods = int(elapsed // self.period)
-            self.previous = self.current if periods == 1 else 0
+        index = int((now - self.origin) // self.period)
+        if index > self.index:
+            self.previous = self.current if index == self.index + 1 else 0
             self.current = 0
-            self.start += periods * self.period
+            self.index = index
 
     def add(self, now: float, count: int = 1) -> None:
         self._turn(now)
@@ -185,7 +199,7 @@ class Rate:
     def value(self, now: float) -> int:
         self._turn(now)
         remaining = self.period - (now - self.start)
-        return self.current + int(self.previous * remaining / self.period)
+        return self.current + int(self.previous * max(remaining, 0.0) / self.period)
 
 
 def new_data(store: tuple[tuple[str, float | None], ...], now: float) -> dict:
