@@ -71,7 +71,54 @@ FETCHES: dict[str, Fetch] = {
                              "the request's Basic credentials are an account of the userlist in one of the groups"),
     "always_true": Fetch("none", "none", "always matches"),
     "always_false": Fetch("none", "none", "never matches"),
+    "hdr_cnt": Fetch("optional", "integer", "how many values (comma-separated) a header has: N, LOW:HIGH, "
+                     "or eq|ge|gt|le|lt N"),
+    "cook_cnt": Fetch("optional", "integer", "how many cookies of that name the request sends: N, LOW:HIGH, "
+                      "or eq|ge|gt|le|lt N"),
 }
+
+# The string samples an acl can test (manual 7.1.3): with their argument,
+# what they read, and the spelled match methods HAProxy derives from them
+# (`urlp_beg(id)` is `urlp(id) -m beg`). Any of them takes `-m str|beg|end|
+# sub|reg|dir|dom|len|found`.
+STRING_SAMPLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "path": ("none", "the request's path", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "url": ("none", "the request's target", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "hdr": ("optional", "a header's values (each comma-separated one)",
+            ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "query": ("none", "the request's query string (after '?'; none without one)", ()),
+    "urlp": ("required", "a query parameter's values (urlp(NAME))", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "cook": ("required", "a cookie's values (cook(NAME))", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "base": ("none", "the first Host field's value followed by the path", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "ssl_fc_sni": ("none", "the name the client asked for in its TLS handshake (none without one)", ("end", "reg")),
+    "method": ("none", "the request's method", ()),
+}
+_METHOD_WORDS = {"beg": "starts with", "end": "ends with", "sub": "contains", "dir": "has a '/'-delimited part equal to",
+                 "dom": "has a '.'-delimited part equal to", "reg": "matches a regular expression",
+                 "len": "has a length of"}
+for _sample, (_argument, _what, _methods) in STRING_SAMPLES.items():
+    if _sample not in FETCHES:
+        FETCHES[_sample] = Fetch(_argument, "string", f"{_what} equals a pattern")
+    for _method in _methods:
+        if f"{_sample}_{_method}" not in FETCHES:
+            FETCHES[f"{_sample}_{_method}"] = Fetch(
+                _argument, "regex" if _method == "reg" else "integer" if _method == "len" else "string",
+                f"{_what} {_METHOD_WORDS[_method]} a pattern" + (" (N, LOW:HIGH, or eq|ge|gt|le|lt N)"
+                                                                  if _method == "len" else ""))
+# `-m found` and `-m len` on a sample that has no spelled form: names of
+# haply's own (not keywords), one per sample, so that the evaluator still
+# sees one spelling per test.
+DERIVED_FETCHES: dict[str, Fetch] = {}
+for _sample, (_argument, _what, _methods) in STRING_SAMPLES.items():
+    DERIVED_FETCHES[f"{_sample}_found"] = Fetch(_argument, "none", f"{_what} is there (-m found)")
+    for _method, _words in _METHOD_WORDS.items():
+        if f"{_sample}_{_method}" not in FETCHES:
+            DERIVED_FETCHES[f"{_sample}_{_method}"] = Fetch(
+                _argument, "regex" if _method == "reg" else "integer" if _method == "len" else "string",
+                f"{_what} {_words} a pattern (-m {_method})")
+# Other spellings of the same fetch in an acl.
+ALIASES = {"req.hdr": "hdr", "req.cook": "cook", "url_param": "urlp", "req.hdr_cnt": "hdr_cnt",
+           "req.cook_cnt": "cook_cnt"}
 
 # Sticky counters (haply.proxy.counters): `sc_NAME(N[,TABLE])`,
 # `scN_NAME([TABLE])` read the entry sticky counter N tracks (no match when
@@ -104,7 +151,8 @@ _STICKY_PREFIX = re.compile(r"sc([0-9])_")
 # cannot evaluate them in an http-response rule (the request has gone out)
 # and warns that such an acl never matches there; haply does the same.
 REQUEST_ONLY_FETCHES = frozenset(
-    name for name in FETCHES if name.startswith(("path", "url", "hdr", "http_auth")))
+    name for name in (*FETCHES, *DERIVED_FETCHES)
+    if name.startswith(("path", "url", "hdr", "http_auth", "query", "cook", "base")))
 
 # And the one that reads the response, which only http-response rules have.
 RESPONSE_ONLY_FETCHES = frozenset({"status"})
@@ -112,7 +160,8 @@ INTEGER_OPERATORS = frozenset({"eq", "ge", "gt", "le", "lt"})
 
 # `-m METHOD` folded into the fetch name, for the fetch families that have
 # suffixed spellings (manual 7.1.3).
-MATCH_SUFFIXES = {"str": "", "beg": "_beg", "end": "_end", "sub": "_sub", "reg": "_reg", "dom": "_dom", "dir": "_dir"}
+MATCH_SUFFIXES = {"str": "", "beg": "_beg", "end": "_end", "sub": "_sub", "reg": "_reg", "dom": "_dom", "dir": "_dir",
+                  "len": "_len", "found": "_found"}
 FLAGS = frozenset({"-i"})
 
 # Manual section 7.4, the ones haply can evaluate.
@@ -148,8 +197,9 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
     if not match:
         raise AclError(f"invalid fetch '{words[0]}' in acl '{name}'")
     fetch, arg = match.group(1), match.group(2)
-    if fetch == "req.hdr" or fetch.startswith("req.hdr_"):
+    if fetch.startswith("req.hdr_"):
         fetch = fetch[4:]  # the same request field as hdr() in an acl
+    fetch = ALIASES.get(fetch, fetch)
     flags: set[str] = set()
     i = 1
     while i < len(words) and words[i].startswith("-"):
@@ -161,26 +211,27 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
             if i + 1 >= len(words):
                 raise AclError("'-m' needs a match method such as beg, end, sub, reg")
             method = words[i + 1]
-            base = fetch.split("_", 1)[0]
-            if base not in ("path", "url", "hdr") or fetch != base or method not in MATCH_SUFFIXES:
+            if fetch not in STRING_SAMPLES or method not in MATCH_SUFFIXES:
                 raise AclError(
                     f"'-m {method}' on '{fetch}' is not supported by haply: it supports "
-                    f"'-m {'|'.join(MATCH_SUFFIXES)}' on path, url and hdr() only"
+                    f"'-m {'|'.join(MATCH_SUFFIXES)}' on {', '.join(STRING_SAMPLES)}"
                 )
-            fetch = base + MATCH_SUFFIXES[method]
-            if fetch not in FETCHES:
-                raise AclError(f"'-m {method}' cannot be used with '{base}'")
+            if fetch == "method" and method not in ("str", "found"):
+                raise AclError(f"'-m {method}' cannot be used with 'method'")
+            fetch += MATCH_SUFFIXES[method]
             i += 2
             continue
         if flag not in FLAGS:
             raise AclError(f"acl flag '{flag}' is not supported by haply: it supports -i, -m and --")
         flags.add(flag)
         i += 1
-    spec = FETCHES.get(fetch)
+    spec = FETCHES.get(fetch) or (DERIVED_FETCHES.get(fetch) if "-m" in words[1:i] else None)
     if spec is None:
-        raise AclError(
-            f"fetch '{fetch}' is not supported by haply in acls; supported: {', '.join(sorted(FETCHES))}"
-        )
+        listed = sorted(name for name in FETCHES if not name.startswith(("sc", "src_")))
+        raise AclError(f"fetch '{fetch}' is not supported by haply in acls; supported: {', '.join(listed)} "
+                       "and the sticky counter fetches sc_*, sc0_*..sc2_*, src_*")
+    if arg is not None and "," in arg and fetch.startswith(("urlp", "cook", "hdr_cnt", "cook_cnt")):
+        raise AclError(f"fetch '{fetch}({arg})': a second argument is not supported by haply")
     if arg is not None and spec.argument == "none":
         raise AclError(f"fetch '{fetch}' takes no argument")
     if arg is None and spec.argument == "required":

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from http import HTTPStatus
 
 from haply.http.framing import head_budget
-from haply.http.responses import HAPROXY_PAGES, framed
+from haply.http.responses import framed, reason_phrase
 
 # An errorfile or a body must fit in one buffer less the rewrite reserve
 # (at HAProxy's default tune.bufsize and tune.maxrewrite, unless configured).
@@ -124,14 +123,7 @@ def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
     return Answer(status, "".join(head).encode("latin-1") + body)
 
 
-def reason(status: int) -> str:
-    """HAProxy's reason phrase where it has a page, else the standard one."""
-    if status in HAPROXY_PAGES:
-        return HAPROXY_PAGES[status][0]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+reason = reason_phrase  # the status line of an answer the configuration gives
 
 
 def _status(text: str, what: str) -> int:

@@ -38,7 +38,7 @@ from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
     AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
-    STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS,
+    STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS, used_acls,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
 from haply.http import framing
@@ -2385,25 +2385,11 @@ def validate(config: Config, diagnostics: Diagnostics) -> None:
     diagnostics.items.extend(found.items)
 
 
-def _used_acls(proxy: Proxy) -> list:
-    """The proxy's named acls and those its rules' conditions hold."""
-    conditions = [rule.condition for rule in (
-        *proxy.http_request_rules, *proxy.http_response_rules, *proxy.backend_switches,
-        *proxy.redirects, *proxy.tcp_request_rules, *proxy.use_server_rules, *proxy.stick_rules)]
-    conditions.extend(proxy.monitor_fail)
-    acls = list(proxy.acls)
-    for condition in conditions:
-        for group in condition.any_of if condition is not None else ():
-            for term in group:
-                acls.extend(term.acls)
-    return acls
-
-
 def _check_server_references(proxy: Proxy, backends: dict, diagnostics: Diagnostics) -> None:
     """nbsrv(NAME) counts the servers of a backend or listen section NAME, and
     srv_is_up(NAME/SERVER) reads one of them (without NAME, of the proxy's own
     servers: it must then have some)."""
-    for acl in _used_acls(proxy):
+    for acl in used_acls(proxy):
         if acl.fetch == "nbsrv":
             name, server, shown = acl.arg, None, f"nbsrv({acl.arg})"
         elif acl.fetch == "srv_is_up":
@@ -2427,7 +2413,7 @@ def _check_server_references(proxy: Proxy, backends: dict, diagnostics: Diagnost
 
 def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagnostics) -> None:
     """http_auth(L) and http_auth_group(L) G... name a userlist L, and groups of it."""
-    for acl in _used_acls(proxy):
+    for acl in used_acls(proxy):
         if acl.fetch not in ("http_auth", "http_auth_group"):
             continue
         userlist = userlists.get(acl.arg)
@@ -2567,8 +2553,9 @@ def _warn_http_only_settings(proxy: Proxy, diagnostics: Diagnostics) -> None:
                             "effect in mode tcp")
 
 
-HTTP_ONLY_FETCHES = frozenset(name for name in acls.FETCHES
-                              if name.split("_")[0] in ("path", "url", "hdr", "method"))
+HTTP_ONLY_FETCHES = frozenset(name for name in (*acls.FETCHES, *acls.DERIVED_FETCHES)
+                              if name.split("_")[0] in ("path", "url", "hdr", "method", "query", "urlp",
+                                                        "cook", "base"))
 
 
 def _check_tcp_condition(condition, what: str, location: Location, diagnostics: Diagnostics) -> None:
@@ -2619,7 +2606,7 @@ def _check_sticky_counters(config: Config, diagnostics: Diagnostics) -> None:
             if rule.table not in tables:
                 diagnostics.error(rule.location, f"track-sc{rule.slot}: '{rule.table}' has no stick-table "
                                   "(name a proxy that declares one with 'table NAME')")
-        for acl in _used_acls(proxy):
+        for acl in used_acls(proxy):
             if acl.fetch.startswith("src_"):
                 name = acl.arg
             elif acl.fetch.startswith("sc_"):

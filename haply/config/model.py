@@ -694,3 +694,17 @@ __all__ = [
     "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
     "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
 ]
+
+
+def used_acls(proxy: Proxy) -> list[Acl]:
+    """The proxy's named acls and those its rules' conditions hold."""
+    conditions = [rule.condition for rule in (
+        *proxy.http_request_rules, *proxy.http_response_rules, *proxy.backend_switches,
+        *proxy.redirects, *proxy.tcp_request_rules, *proxy.use_server_rules, *proxy.stick_rules)]
+    conditions.extend(proxy.monitor_fail)
+    acls = list(proxy.acls)
+    for condition in conditions:
+        for group in condition.any_of if condition is not None else ():
+            for term in group:
+                acls.extend(term.acls)
+    return acls

@@ -92,7 +92,7 @@ class SampleContext:
     so dynamic header values need no check per request.
     """
 
-    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip", "tracking")
+    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip", "tracking", "sni")
 
     def __init__(self, src: str = "", src_port: int = 0, dst: str = "", dst_port: int = 0,
                  ssl_fc: bool = False):
@@ -107,6 +107,8 @@ class SampleContext:
         self._src_ip = self._dst_ip = False  # parsed on first use (an "except")
         # The connection's sticky counters (haply.proxy.counters.Tracking), if tracked.
         self.tracking = None
+        # ssl_fc_sni: the name a TLS client asked for (haply.tls.sni), when known.
+        self.sni: str | None = None
 
     @property
     def src_ip(self):

@@ -24,6 +24,8 @@ from haply.runtime.registry import MAINT, UP
 class RequestView(Protocol):
     method: str
     path: str  # without the query string
+    uri: str  # the whole target
+    context: object  # haply.http.headers.SampleContext: the connection's (ssl_fc_sni)
     client_ip: str
     local_ip: str  # the address the client connected to (dst)
     local_port: int  # and its port (dst_port)
@@ -316,26 +318,36 @@ def compile_acl(acl: Acl) -> Predicate:
         tests = _integer_tests(acl.patterns)
         return lambda request: any(test(request.local_port) for test in tests)
 
-    sample, method = _split_fetch(fetch, acl.arg)
-    matcher = _matcher(method, patterns)
+    if fetch in ("hdr_cnt", "cook_cnt"):
+        tests = _integer_tests(acl.patterns)
+        values_of = _MULTI_VALUED[fetch[:-4]]((acl.arg or "").lower() if fetch == "hdr_cnt" else acl.arg or "")
+        return lambda request: any(test(len(values_of(request))) for test in tests)
 
-    if sample == "hdr":
-        name = (acl.arg or "").lower()
+    sample, method = _split_fetch(fetch)
+    matcher = _matcher(method, acl.patterns if method == "len" else patterns)
+    multi = _MULTI_VALUED.get(sample)
+    if multi is not None:
+        values_of = multi((acl.arg or "").lower() if sample == "hdr" else acl.arg or "")
+        if method == "found":
+            return lambda request: bool(values_of(request))
 
-        def match_header(request: RequestView) -> bool:
-            # each comma-separated value is one occurrence (HAProxy's hdr())
-            for value in comma_values(request.header(name)):
+        def match_values(request: RequestView) -> bool:
+            for value in values_of(request):
                 if fold:
                     value = value.lower()
                 if matcher(value):
                     return True
             return False
-        return match_header
+        return match_values
 
     getter = _SAMPLES[sample]
+    if method == "found":
+        return lambda request: getter(request) is not None
 
     def match_sample(request: RequestView) -> bool:
         value = getter(request)
+        if value is None:  # the sample is not there: no pattern matches
+            return False
         if fold:
             value = value.lower()
         return matcher(value)
@@ -391,23 +403,82 @@ def _sticky_counter_test(fetch: str, arg: str, patterns: tuple[str, ...]) -> Pre
     return match_counter
 
 
-_SAMPLES: dict[str, Callable[[RequestView], str]] = {
+def _query(request: RequestView) -> str | None:
+    uri = request.uri
+    cut = uri.find("?")
+    return uri[cut + 1:] if cut >= 0 else None
+
+
+def _client_sni(request: RequestView) -> str | None:
+    # a connection in mode tcp (haply.proxy.connection) has no TLS of haply's
+    context = getattr(request, "context", None)
+    return context.sni if context is not None else None
+
+
+def _base(request: RequestView) -> str:
+    hosts = request.header("host")
+    return hosts[0] + request.path if hosts else request.path
+
+
+# Samples with one value, or none (None) when the request has none.
+_SAMPLES: dict[str, Callable[[RequestView], str | None]] = {
     "path": lambda request: request.path,
     "method": lambda request: request.method,
     "url": lambda request: request.uri,  # Request.url is the raw bytes
+    "query": _query,
+    "base": _base,
+    "ssl_fc_sni": _client_sni,
+}
+
+
+def _header_values(name: str) -> Callable[[RequestView], list[str]]:
+    """hdr(NAME): each comma-separated value, as HAProxy's hdr() reads them."""
+    return lambda request: comma_values(request.header(name))
+
+
+def _cookie_values(name: str) -> Callable[[RequestView], list[str]]:
+    """cook(NAME): the value of every cookie of that name in the Cookie fields."""
+    def values(request: RequestView) -> list[str]:
+        found = []
+        for field in request.header("cookie"):
+            for pair in field.split(";"):
+                key, equals, value = pair.partition("=")
+                if equals and key.strip(" \t") == name:
+                    found.append(value.strip(" \t"))
+        return found
+    return values
+
+
+def _parameter_values(name: str) -> Callable[[RequestView], list[str]]:
+    """urlp(NAME): the value of every query parameter of that name (after
+    '?', parameters end at '&' or ';'; not decoded)."""
+    prefix = name + "="
+
+    def values(request: RequestView) -> list[str]:
+        query = _query(request)
+        if not query:
+            return []
+        return [part[len(prefix):] for part in re.split("[&;]", query) if part.startswith(prefix)]
+    return values
+
+
+_MULTI_VALUED: dict[str, Callable[[str], Callable[[RequestView], list[str]]]] = {
+    "hdr": _header_values, "cook": _cookie_values, "urlp": _parameter_values,
 }
 
 _SUFFIXES = {"_beg": "beg", "_end": "end", "_sub": "sub", "_reg": "reg", "_dir": "dir",
-             "_dom": "dom", "_len": "len"}
+             "_dom": "dom", "_len": "len", "_found": "found"}
 
 
-def _split_fetch(fetch: str, arg: str | None) -> tuple[str, str]:
+def _split_fetch(fetch: str) -> tuple[str, str]:
+    """A string sample's fetch (haply.config.acl.STRING_SAMPLES) as the
+    sample and the match method."""
     for suffix, method in _SUFFIXES.items():
         if fetch.endswith(suffix):
             base = fetch[: -len(suffix)]
-            if base in _SAMPLES or base == "hdr":
+            if base in _SAMPLES or base in _MULTI_VALUED:
                 return base, method
-    if fetch in _SAMPLES or fetch == "hdr":
+    if fetch in _SAMPLES or fetch in _MULTI_VALUED:
         return fetch, "str"
     raise UnsupportedFetch(f"ACL fetch '{fetch}' is not supported by haply")
 
@@ -429,7 +500,9 @@ def _matcher(method: str, patterns: tuple[str, ...]) -> Callable[[str], bool]:
         return lambda value: any(p in value.split("/") for p in patterns)
     if method == "dom":
         return lambda value: any(p in re.split(r"[./?:]", value) for p in patterns)
-    if method == "len":
-        lengths = frozenset(int(p) for p in patterns)
-        return lambda value: len(value) in lengths
+    if method == "len":  # integer patterns: N, LOW:HIGH, or an operator and N
+        tests = _integer_tests(patterns)
+        return lambda value: any(test(len(value)) for test in tests)
+    if method == "found":
+        return lambda value: True
     raise UnsupportedFetch(f"matching method '{method}' is not supported by haply")

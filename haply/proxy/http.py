@@ -34,6 +34,7 @@ from haply.proxy.counters import Tracking
 from haply.proxy import redirect
 from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
+from haply.tls.sni import client_sni
 from haply.proxy.upstream import ConnectionPool, UpstreamConnection
 from haply.admin.services import Deferred, finish_deferred
 
@@ -301,6 +302,8 @@ class HttpSession(asyncio.Protocol):
         self.dest_port = sockname[1] if sockname else None
         self.ssl = transport.get_extra_info("sslcontext") is not None
         self.context = SampleContext.from_sockets(peer, sockname, self.ssl)
+        if self.ssl:
+            self.context.sni = client_sni(transport)
         if view is not None:
             self.context.tracking = view.tracking
         if self.frontend.admit(self._resume_admission):

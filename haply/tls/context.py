@@ -14,7 +14,7 @@ import os
 import ssl
 
 from haply.config.diagnostics import Diagnostics
-from haply.config.model import Bind, Config, Proxy, Server
+from haply.config.model import Bind, Config, Proxy, Server, used_acls
 from haply.tls.certificates import (Bundle, CertificateError, load_crt,
                                     load_crt_list, name_matches)
 from haply.tls.sni import SniExpression, SniSyntaxError, compile_sni, record_client_sni
@@ -237,12 +237,14 @@ def bind_context(bind: Bind, proxy: Proxy, config: Config,
 
 
 def _reads_client_sni(config: Config) -> bool:
-    """A server's `sni`, a frontend's log line or its unique-id reads ssl_fc_sni."""
+    """A server's `sni`, a frontend's log line or its unique-id, or an acl
+    reads ssl_fc_sni."""
     return any(option == "sni" and "ssl_fc_sni" in value
                for proxy in config.backends for server in proxy.servers
                for option, value in server.extra) or any(
         "ssl_fc_sni" in (proxy.log_format or "") + (proxy.unique_id_format or "")
-        for proxy in config.frontends)
+        for proxy in config.frontends) or any(
+        acl.fetch.startswith("ssl_fc_sni") for proxy in config.proxies for acl in used_acls(proxy))
 
 
 def _sni_selector(table: list[tuple[Bundle, ssl.SSLContext]], default: ssl.SSLContext, strict: bool):

@@ -151,7 +151,7 @@ def test_http_request_return_as_haproxy():
     """`http-request return`: an empty answer (none at all for 204), a string
     with fields, a default page; each answered on a connection that stays
     open, the next request forwarded."""
-    paths = ["/empty", "/204", "/string", "/503", "/404"]
+    paths = ["/empty", "/204", "/string", "/503", "/404", "/400", "/418", "/212", "/502", "/599"]
     with scripted_backend(keepalive_echo) as backend:
         cfg = PRELUDE + f"""
 frontend fe
@@ -161,6 +161,12 @@ frontend fe
     http-request return status 200 content-type text/plain string "OK" hdr X-A b if {{ path /string }}
     http-request return status 503 default-errorfiles if {{ path /503 }}
     http-request return status 404 if {{ path /404 }}
+    # HAProxy's own reason phrases: its list, else the status class's
+    http-request return status 400 content-type text/plain string "no" if {{ path /400 }}
+    http-request return status 418 if {{ path /418 }}
+    http-request return status 212 if {{ path /212 }}
+    http-request return status 502 content-type text/plain string "x" if {{ path /502 }}
+    http-request return status 599 if {{ path /599 }}
     default_backend be
 
 backend be
