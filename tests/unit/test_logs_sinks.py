@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -18,6 +19,33 @@ def test_udp_sink_delivers():
         sink.send(b"<134>hello")
         assert receiver.recv(100) == b"<134>hello"
         assert sink.sent == 1 and sink.dropped == 0
+    finally:
+        sink.close()
+        receiver.close()
+
+
+def test_lines_of_one_turn_of_the_loop_go_together_in_order():
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    sink = open_sink(f"127.0.0.1:{receiver.getsockname()[1]}")
+
+    async def one_turn() -> list[bytes]:
+        for line in (b"<134>one", b"<134>two", b"<134>three"):
+            sink.send(line)
+        held = sink.sent  # nothing sent yet: the loop's turn is not over
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        received = []
+        while True:
+            try:
+                received.append(receiver.recv(100))
+            except BlockingIOError:
+                return [held, *received]
+
+    try:
+        assert asyncio.run(one_turn()) == [0, b"<134>one", b"<134>two", b"<134>three"]
+        assert sink.sent == 3
     finally:
         sink.close()
         receiver.close()
