@@ -63,9 +63,10 @@ class DatagramSink:
         pending = self.pending
         pending.append(data)
         if len(pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop runs (start-up, a check): now
+            loop = asyncio._get_running_loop()  # None rather than an exception
+            if loop is not None:
+                loop.call_soon(self.flush)
+            else:  # no loop runs (start-up, a check): now
                 self.flush()
 
     def flush(self) -> None:
