@@ -38,6 +38,7 @@ def logged_http_session(base):
     wall_clock = time.time
 
     class LoggedHttpSession(base):
+        counts_bytes = True  # %B and %U (CountingTransport)
         log_queue: collections.deque[Exchange]
         # The texts of the log line that are the same for every request of the
         # connection (haply.logs.formats._connection_constants), from its first.
@@ -199,6 +200,8 @@ def asap_logged_http_session(base):
 
 def logged_tcp_session(base):
     class LoggedTcpSession(base):
+        counts_bytes = True
+
         def connection_made(self, transport) -> None:
             self.log_begin = self.loop.time()
             self.log_wall = time.time()

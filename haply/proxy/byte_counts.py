@@ -34,6 +34,8 @@ def byte_counted_session(base):
     base_data_received = base.data_received
 
     class ByteCountedSession(base):
+        counts_bytes = True
+
         def connection_made(self, transport) -> None:
             base_connection_made(self, CountingTransport(transport))
 

@@ -165,39 +165,48 @@ class Rate:
     Periods follow one another from the counter's creation (`origin`); the
     one a time falls in is its number, `(time - origin) // period`, the
     same computation for every time, so that float rounding at a boundary
-    cannot put an event in one period and the boundary in the next.
+    cannot put an event in one period and the boundary in the next. Until a
+    little before the current period's end (`until`), no division is needed.
     """
 
-    __slots__ = ("period", "origin", "index", "current", "previous")
+    __slots__ = ("period", "origin", "index", "start", "until", "current", "previous")
 
     def __init__(self, period: float, now: float):
         self.period = period
         self.origin = now
-        self.index = 0  # the period the current count is for
         self.current = 0
         self.previous = 0
+        self._enter(0)
 
-    @property
-    def start(self) -> float:
-        """When the current period began."""
-        return self.origin + self.index * self.period
+    def _enter(self, index: int) -> None:
+        period = self.period
+        self.index = index  # the period the current count is for
+        self.start = self.origin + index * period
+        # short of the period's end by far more than a clock's rounding (a
+        # microsecond at least): every time before this is in this period,
+        # whatever the rounding of the division
+        self.until = self.start + period - max(period * 1e-6, 1e-6)
 
     def period_of(self, now: float) -> int:
         return int((now - self.origin) // self.period)
 
     def _turn(self, now: float) -> None:
+        if now < self.until:
+            return
         index = int((now - self.origin) // self.period)
         if index > self.index:
             self.previous = self.current if index == self.index + 1 else 0
             self.current = 0
-            self.index = index
+            self._enter(index)
 
     def add(self, now: float, count: int = 1) -> None:
-        self._turn(now)
+        if now >= self.until:
+            self._turn(now)
         self.current += count
 
     def value(self, now: float) -> int:
-        self._turn(now)
+        if now >= self.until:
+            self._turn(now)
         remaining = self.period - (now - self.start)
         return self.current + int(self.previous * max(remaining, 0.0) / self.period)
 
@@ -322,12 +331,11 @@ class Tracking:
     def count_bytes(self, transport, now: float) -> None:
         """Add what the connection carried since the last time to every entry
         tracked now. transport: one that counts its bytes (`received`,
-        `written`: haply.logs.hooks.CountingTransport); a session has one when
-        a table stores byte counts."""
-        received = getattr(transport, "received", None)
-        if received is None:
+        `written`: haply.proxy.byte_counts.CountingTransport), which a session
+        has when a table stores byte counts; None: nothing to add."""
+        if transport is None:
             return
-        written = transport.written
+        received, written = transport.received, transport.written
         sent_in, sent_out = received - self.bytes_in, written - self.bytes_out
         self.bytes_in, self.bytes_out = received, written
         if sent_in or sent_out:

@@ -227,6 +227,7 @@ class HttpSession(asyncio.Protocol):
     # stores, which count in connection-per-request traffic).
     # Per-connection
     transport: asyncio.Transport | None = None
+    counts_bytes = False  # on a transport that counts its bytes (haply.proxy.byte_counts)
     client_ip = ""
     ssl = False
     context: SampleContext | None = None
@@ -1291,7 +1292,7 @@ class HttpSession(asyncio.Protocol):
     def _next_request(self) -> None:
         tracking = self.context.tracking
         if tracking is not None:  # what http-request rules tracked for the last one stops
-            tracking.request_ended(self.loop.time(), self.transport)
+            tracking.request_ended(self.loop.time(), self.transport if self.counts_bytes else None)
         if self.requests:
             self._start(self.requests[0])
             return
@@ -1740,4 +1741,4 @@ class HttpSession(asyncio.Protocol):
             self.frontend.leave()
         context = self.context
         if context is not None and context.tracking is not None:
-            context.tracking.ended(self.loop.time(), self.transport)
+            context.tracking.ended(self.loop.time(), self.transport if self.counts_bytes else None)

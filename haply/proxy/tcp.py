@@ -39,6 +39,7 @@ class TcpClientProtocol(asyncio.Protocol):
                  "pending", "pending_size", "connecting", "timer", "admitted", "closed", "client_eof", "server_eof",
                  "t_wait", "t_connect", "queue_positions", "switches", "tried", "attempts", "redispatched", "ending",
                  "key")
+    counts_bytes = False  # on a transport that counts its bytes (haply.proxy.byte_counts)
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
                  switches: tuple | None = None):
@@ -301,7 +302,7 @@ class TcpClientProtocol(asyncio.Protocol):
             self.frontend.engine.sessions.discard(self)
             self.frontend.leave()
         if self.key is not None and self.key.tracking is not None:
-            self.key.tracking.ended(self.loop.time(), self.transport)
+            self.key.tracking.ended(self.loop.time(), self.transport if self.counts_bytes else None)
 
 
 class TcpServerProtocol(asyncio.Protocol):

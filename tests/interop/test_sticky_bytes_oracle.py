@@ -131,6 +131,10 @@ frontend per_session
 
 frontend per_request
     bind 127.0.0.1:{per_request}
+    # a frontend that logs counts its connections' bytes for its log lines:
+    # the same counts serve the table
+    log stdout format raw local0
+    option httplog
     stick-table type ip size 100 expire 30s store {STORE}
     http-request track-sc0 src
     use_backend dead if {{ path /dead }}
