@@ -84,27 +84,29 @@ FETCHES: dict[str, Fetch] = {
 STRING_SAMPLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "path": ("none", "the request's path", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
     "url": ("none", "the request's target", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
-    "hdr": ("optional", "a header's values (each comma-separated one)",
-            ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "hdr": ("optional", "a header's values (each comma-separated one; hdr(NAME,OCC): the OCCth, -1 the last)",
+            ("beg", "end", "sub", "dir", "dom", "reg", "len", "ip", "val")),
     "query": ("none", "the request's query string (after '?'; none without one)", ()),
-    "urlp": ("required", "a query parameter's values (urlp(NAME))", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
-    "cook": ("required", "a cookie's values (cook(NAME))", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
+    "urlp": ("required", "a query parameter's values (urlp(NAME))",
+             ("beg", "end", "sub", "dir", "dom", "reg", "len", "val")),
+    "cook": ("required", "a cookie's values (cook(NAME))", ("beg", "end", "sub", "dir", "dom", "reg", "len", "val")),
     "base": ("none", "the first Host field's value followed by the path", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
     "ssl_fc_sni": ("none", "the name the client asked for in its TLS handshake (none without one)", ("end", "reg")),
     "method": ("none", "the request's method", ()),
 }
 _METHOD_WORDS = {"beg": "starts with", "end": "ends with", "sub": "contains", "dir": "has a '/'-delimited part equal to",
                  "dom": "has a '.'-delimited part equal to", "reg": "matches a regular expression",
-                 "len": "has a length of"}
+                 "len": "has a length of", "ip": "is an address in", "val": "is an integer of"}
+_METHOD_PATTERNS = {"reg": "regex", "len": "integer", "val": "integer", "ip": "ip"}
+_PATTERN_HINTS = {"integer": " (N, LOW:HIGH, or eq|ge|gt|le|lt N)", "ip": " (an address or network)"}
 for _sample, (_argument, _what, _methods) in STRING_SAMPLES.items():
     if _sample not in FETCHES:
         FETCHES[_sample] = Fetch(_argument, "string", f"{_what} equals a pattern")
     for _method in _methods:
         if f"{_sample}_{_method}" not in FETCHES:
+            _patterns = _METHOD_PATTERNS.get(_method, "string")
             FETCHES[f"{_sample}_{_method}"] = Fetch(
-                _argument, "regex" if _method == "reg" else "integer" if _method == "len" else "string",
-                f"{_what} {_METHOD_WORDS[_method]} a pattern" + (" (N, LOW:HIGH, or eq|ge|gt|le|lt N)"
-                                                                  if _method == "len" else ""))
+                _argument, _patterns, f"{_what} {_METHOD_WORDS[_method]} a pattern{_PATTERN_HINTS.get(_patterns, '')}")
 # `-m found` and `-m len` on a sample that has no spelled form: names of
 # haply's own (not keywords), one per sample, so that the evaluator still
 # sees one spelling per test.
@@ -114,8 +116,8 @@ for _sample, (_argument, _what, _methods) in STRING_SAMPLES.items():
     for _method, _words in _METHOD_WORDS.items():
         if f"{_sample}_{_method}" not in FETCHES:
             DERIVED_FETCHES[f"{_sample}_{_method}"] = Fetch(
-                _argument, "regex" if _method == "reg" else "integer" if _method == "len" else "string",
-                f"{_what} {_words} a pattern (-m {_method})")
+                _argument, _METHOD_PATTERNS.get(_method, "string"),
+                f"{_what} {_words} a pattern (-m {'int' if _method == 'val' else _method})")
 # Other spellings of the same fetch in an acl.
 ALIASES = {"req.hdr": "hdr", "req.cook": "cook", "url_param": "urlp", "req.hdr_cnt": "hdr_cnt",
            "req.cook_cnt": "cook_cnt"}
@@ -161,7 +163,7 @@ INTEGER_OPERATORS = frozenset({"eq", "ge", "gt", "le", "lt"})
 # `-m METHOD` folded into the fetch name, for the fetch families that have
 # suffixed spellings (manual 7.1.3).
 MATCH_SUFFIXES = {"str": "", "beg": "_beg", "end": "_end", "sub": "_sub", "reg": "_reg", "dom": "_dom", "dir": "_dir",
-                  "len": "_len", "found": "_found"}
+                  "len": "_len", "found": "_found", "ip": "_ip", "int": "_val"}
 FLAGS = frozenset({"-i"})
 
 # Manual section 7.4, the ones haply can evaluate.
@@ -230,8 +232,13 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
         listed = sorted(name for name in FETCHES if not name.startswith(("sc", "src_")))
         raise AclError(f"fetch '{fetch}' is not supported by haply in acls; supported: {', '.join(listed)} "
                        "and the sticky counter fetches sc_*, sc0_*..sc2_*, src_*")
-    if arg is not None and "," in arg and fetch.startswith(("urlp", "cook", "hdr_cnt", "cook_cnt")):
-        raise AclError(f"fetch '{fetch}({arg})': a second argument is not supported by haply")
+    if arg is not None and "," in arg:
+        name, _, second = arg.partition(",")
+        if not fetch.startswith("hdr") or fetch == "hdr_cnt":
+            raise AclError(f"fetch '{fetch}({arg})': a second argument is not supported by haply")
+        if not re.fullmatch(r"-?[0-9]+", second.strip()):
+            raise AclError(f"fetch '{fetch}({arg})': the occurrence '{second}' is not an integer "
+                           "(1 the first, -1 the last)")
     if arg is not None and spec.argument == "none":
         raise AclError(f"fetch '{fetch}' takes no argument")
     if arg is None and spec.argument == "required":

@@ -324,10 +324,13 @@ def compile_acl(acl: Acl) -> Predicate:
         return lambda request: any(test(len(values_of(request))) for test in tests)
 
     sample, method = _split_fetch(fetch)
-    matcher = _matcher(method, acl.patterns if method == "len" else patterns)
+    matcher = _matcher(method, acl.patterns if method in ("len", "val", "ip") else patterns)
     multi = _MULTI_VALUED.get(sample)
     if multi is not None:
-        values_of = multi((acl.arg or "").lower() if sample == "hdr" else acl.arg or "")
+        name, _, occurrence = (acl.arg or "").partition(",")
+        values_of = multi(name.lower() if sample == "hdr" else name)
+        if occurrence:
+            values_of = _occurrence(values_of, int(occurrence))
         if method == "found":
             return lambda request: bool(values_of(request))
 
@@ -466,8 +469,24 @@ _MULTI_VALUED: dict[str, Callable[[str], Callable[[RequestView], list[str]]]] = 
     "hdr": _header_values, "cook": _cookie_values, "urlp": _parameter_values,
 }
 
+def _occurrence(values_of: Callable[[RequestView], list[str]], occurrence: int
+                ) -> Callable[[RequestView], list[str]]:
+    """hdr(NAME,OCC): only the OCCth value (1 the first, -1 the last; 0: all)."""
+    if occurrence == 0:
+        return values_of
+    index = occurrence - 1 if occurrence > 0 else occurrence
+
+    def values(request: RequestView) -> list[str]:
+        found = values_of(request)
+        try:
+            return [found[index]]
+        except IndexError:
+            return []
+    return values
+
+
 _SUFFIXES = {"_beg": "beg", "_end": "end", "_sub": "sub", "_reg": "reg", "_dir": "dir",
-             "_dom": "dom", "_len": "len", "_found": "found"}
+             "_dom": "dom", "_len": "len", "_found": "found", "_ip": "ip", "_val": "val"}
 
 
 def _split_fetch(fetch: str) -> tuple[str, str]:
@@ -481,6 +500,26 @@ def _split_fetch(fetch: str) -> tuple[str, str]:
     if fetch in _SAMPLES or fetch in _MULTI_VALUED:
         return fetch, "str"
     raise UnsupportedFetch(f"ACL fetch '{fetch}' is not supported by haply")
+
+
+_LEADING_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _address(text: str):
+    text = text.strip()
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        host, colon, port = text.rpartition(":")
+        if not colon or "." not in host or not port.isdigit():
+            return None
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address
 
 
 def _matcher(method: str, patterns: tuple[str, ...]) -> Callable[[str], bool]:
@@ -505,4 +544,19 @@ def _matcher(method: str, patterns: tuple[str, ...]) -> Callable[[str], bool]:
         return lambda value: any(test(len(value)) for test in tests)
     if method == "found":
         return lambda value: True
+    if method == "ip":  # the value read as an address (an IPv4 one may carry a port)
+        networks = tuple(ipaddress.ip_network(p, strict=False) for p in patterns)
+
+        def in_networks(value: str) -> bool:
+            address = _address(value)
+            return address is not None and any(address in network for network in networks)
+        return in_networks
+    if method == "val":  # the value's leading integer, as HAProxy converts it ("150abc": 150, "abc": 0)
+        tests = _integer_tests(patterns)
+
+        def integer_matches(value: str) -> bool:
+            leading = _LEADING_INTEGER.match(value)
+            number = int(leading.group()) if leading is not None else 0
+            return any(test(number) for test in tests)
+        return integer_matches
     raise UnsupportedFetch(f"matching method '{method}' is not supported by haply")

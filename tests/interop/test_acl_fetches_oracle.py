@@ -44,6 +44,14 @@ frontend fe
     http-request return status 223 if {{ hdr_dir(x-path) b }}
     http-request return status 224 if {{ url_dom example }}
     http-request return status 225 if !{{ req.hdr(host) -m found }}
+    http-request return status 226 if {{ req.hdr_ip(x-forwarded-for,-1) 10.0.0.0/8 }}
+    http-request return status 227 if {{ hdr_ip(x-forwarded-for,1) 192.168.0.0/16 }}
+    http-request return status 228 if {{ hdr(x-forwarded-for) -m ip 172.16.0.0/12 }}
+    http-request return status 229 if {{ hdr_val(x-n) gt 100 }}
+    http-request return status 230 if {{ urlp_val(n) 5:9 }}
+    http-request return status 231 if {{ urlp(n) -m int 42 }}
+    http-request return status 232 if {{ hdr(x-n,2) -m str b }}
+    http-request return status 233 if {{ hdr_val(x-z) eq 0 }}
     http-request return status 200
 """
 
@@ -67,6 +75,21 @@ REQUESTS = {
     "header dir": b"GET / HTTP/1.1\r\nHost: h\r\nX-Path: /a/b/c\r\n\r\n",
     "url domain": b"GET http://www.example.com/ HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
     "no host": b"GET / HTTP/1.0\r\n\r\n",
+    "forwarded inside": b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 10.1.2.3\r\n\r\n",
+    "forwarded first": b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.168.1.1, 203.0.113.9\r\n\r\n",
+    "forwarded any": b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.9, 172.16.5.5, 8.8.8.8\r\n\r\n",
+    "forwarded port": b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.1.2.3:443\r\n\r\n",
+    "forwarded v6": b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: ::ffff:10.9.9.9\r\n\r\n",
+    "forwarded junk": b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: unknown\r\n\r\n",
+    "big number": b"GET / HTTP/1.1\r\nHost: h\r\nX-N: 150\r\n\r\n",
+    "number text": b"GET / HTTP/1.1\r\nHost: h\r\nX-N: 150abc\r\n\r\n",
+    "negative": b"GET / HTTP/1.1\r\nHost: h\r\nX-N: -500\r\n\r\n",
+    "second value": b"GET / HTTP/1.1\r\nHost: h\r\nX-N: a, b\r\n\r\n",
+    "param in range": b"GET /?n=7 HTTP/1.1\r\nHost: h\r\n\r\n",
+    "param int": b"GET /?n=42 HTTP/1.1\r\nHost: h\r\n\r\n",
+    "param text": b"GET /?n=x7 HTTP/1.1\r\nHost: h\r\n\r\n",
+    "no number": b"GET / HTTP/1.1\r\nHost: h\r\nX-Z: abc\r\n\r\n",
+    "zero": b"GET / HTTP/1.1\r\nHost: h\r\nX-Z: 0\r\n\r\n",
 }
 
 
@@ -87,7 +110,7 @@ def test_acl_fetches_as_haproxy():
     # what the comparison is about, so that a change in both cannot pass unseen
     assert {code.split(b" ")[1] for code in results["haply"].values()} >= {
         b"200", b"210", b"211", b"212", b"213", b"214", b"215", b"217", b"218", b"219", b"220", b"222",
-        b"223", b"225"}
+        b"223", b"225", b"226", b"227", b"228", b"229", b"230", b"231", b"232"}
 
 
 SNI_RULES = """
