@@ -232,7 +232,7 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
         listed = sorted(name for name in FETCHES if not name.startswith(("sc", "src_")))
         raise AclError(f"fetch '{fetch}' is not supported by haply in acls; supported: {', '.join(listed)} "
                        "and the sticky counter fetches sc_*, sc0_*..sc2_*, src_*")
-    if arg is not None and "," in arg:
+    if arg is not None and "," in arg and not fetch.startswith(("sc", "src_")):  # (a counter's table)
         name, _, second = arg.partition(",")
         if not fetch.startswith("hdr") or fetch == "hdr_cnt":
             raise AclError(f"fetch '{fetch}({arg})': a second argument is not supported by haply")
