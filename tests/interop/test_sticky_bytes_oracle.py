@@ -29,9 +29,9 @@ import pytest
 
 from tests.interop.test_proxy_oracle import run_both
 from tests.interop.test_stick_oracle import entries
-from tests.interop.test_sticky_counters_oracle import connect, settle
+from tests.interop.test_sticky_counters_oracle import connect, read_answer, settle
 from tests.support.admin_cli import cli, wait_socket
-from tests.support.haproxy_oracle import free_port, haproxy_available
+from tests.support.haproxy_oracle import free_port, haproxy_available, haproxy_config, with_stats_socket
 from tests.support.scripted_backend import Conn, scripted_backend
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
@@ -77,20 +77,9 @@ def exchange(sock: socket.socket, request: bytes, tally: Tally) -> bytes:
     status line."""
     sock.sendall(request)
     tally.sent += len(request)
-    reply = b""
-    while b"\r\n\r\n" not in reply:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return reply
-        reply += chunk
-    head, _, body = reply.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
+    head, body = read_answer(sock)
+    if body is None:
+        return head
     tally.received += len(head) + 4 + len(body)
     return head.split(b"\r\n")[0]
 
@@ -113,9 +102,7 @@ def test_byte_and_failure_counters_as_haproxy():
         directory = tempfile.mkdtemp(prefix="sticky-bytes-")
         sock_path = os.path.join(directory, "admin.sock")
         per_request, tcp, limits = free_port(), free_port(), free_port()
-        cfg = f"""global
-    stats socket {sock_path} level admin
-
+        cfg = with_stats_socket(haproxy_config(f"""
 defaults
     mode http
     timeout connect 2s
@@ -161,7 +148,7 @@ backend app
 
 backend dead
     server gone 127.0.0.1:9
-"""
+"""), sock_path)
 
         def exercise(port):
             wait_socket(sock_path)

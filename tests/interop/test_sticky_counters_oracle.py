@@ -26,20 +26,20 @@ import pytest
 from tests.interop.test_proxy_oracle import run_both
 from tests.interop.test_stick_oracle import entries
 from tests.support.admin_cli import cli, wait_no_sessions, wait_socket
-from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available
+from tests.support.haproxy_oracle import (echo_backends, free_port, haproxy_available, haproxy_config,
+                                         with_stats_socket)
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
 
-def status_of(sock: socket.socket, path: str, close: bool = False) -> str:
-    """One request on sock; its status code, or "closed"."""
-    head = f"GET {path} HTTP/1.1\r\nHost: h\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
-    sock.sendall(head.encode())
+def read_answer(sock: socket.socket) -> tuple[bytes, bytes | None]:
+    """One answer framed by its Content-Length: (head, body), or what came
+    and None when the connection closed before the head was whole."""
     reply = b""
     while b"\r\n\r\n" not in reply:
         chunk = sock.recv(65536)
         if not chunk:
-            return "closed" if not reply else reply.split(b" ", 2)[1].decode()
+            return reply, None
         reply += chunk
     head, _, body = reply.partition(b"\r\n\r\n")
     length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
@@ -49,6 +49,16 @@ def status_of(sock: socket.socket, path: str, close: bool = False) -> str:
         if not chunk:
             break
         body += chunk
+    return head, body
+
+
+def status_of(sock: socket.socket, path: str, close: bool = False) -> str:
+    """One request on sock; its status code, or "closed"."""
+    head = f"GET {path} HTTP/1.1\r\nHost: h\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
+    sock.sendall(head.encode())
+    head, body = read_answer(sock)
+    if body is None and not head:
+        return "closed"
     return head.split(b" ", 2)[1].decode()
 
 
@@ -59,6 +69,15 @@ def connect(port: int) -> socket.socket:
 def request(port: int, path: str) -> str:
     with connect(port) as sock:
         return status_of(sock, path, close=True)
+
+
+def same_as_haproxy(cfg: str, exercise) -> dict:
+    """exercise(port) under both proxies: every observation the same; haply's."""
+    results = run_both(cfg, exercise)
+    theirs, ours = results["haproxy"], results["haply"]
+    for key in theirs:
+        assert ours[key] == theirs[key], (key, ours[key], theirs[key])
+    return ours
 
 
 def settle(sock_path: str) -> None:
@@ -184,10 +203,7 @@ backend app
 
         for name, port in ports.items():
             cfg = cfg.replace(f"@{name}@", str(port))
-        results = run_both(cfg, exercise)
-    theirs, ours = results["haproxy"], results["haply"]
-    for key in theirs:
-        assert ours[key] == theirs[key], (key, ours[key], theirs[key])
+        ours = same_as_haproxy(cfg, exercise)
     # what the comparison is about, so that a change in both cannot pass unseen
     assert ours["rate keep-alive"] + ours["rate"] == ["200"] * 5 + ["429"] * 2
     assert ours["scan"] == ["200", "200", "403", "403"]
@@ -251,10 +267,7 @@ backend app
             os.unlink(sock_path)
             return seen
 
-        results = run_both(cfg, exercise)
-    theirs, ours = results["haproxy"], results["haply"]
-    for key in theirs:
-        assert ours[key] == theirs[key], (key, ours[key], theirs[key])
+        ours = same_as_haproxy(cfg, exercise)
     assert ours["per_request"] == ours["per_session"] == ["200", "200", "200", "closed"]
 
 
@@ -269,15 +282,7 @@ def test_keys_read_from_the_request_as_haproxy():
         directory = tempfile.mkdtemp(prefix="request-keys-")
         sock_path = os.path.join(directory, "admin.sock")
         second, sticky = free_port(), free_port()
-        cfg = f"""global
-    stats socket {sock_path} level admin
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-
+        cfg = with_stats_socket(haproxy_config(f"""
 frontend per_url
     bind 127.0.0.1:@PORT@
     http-request track-sc0 base32+src table url_client
@@ -318,7 +323,7 @@ backend short
     stick-table type binary len 6 size 100 expire 30s store http_req_cnt
 backend app
     server s1 {b1.address}
-"""
+"""), sock_path)
 
         def ask(port: int, path: str, host: str | None = "Example.com:8080") -> str:
             with connect(port) as sock:
@@ -358,10 +363,7 @@ backend app
             os.unlink(sock_path)
             return seen
 
-        results = run_both(cfg, exercise)
-    theirs, ours = results["haproxy"], results["haply"]
-    for key in theirs:
-        assert ours[key] == theirs[key], (key, ours[key], theirs[key])
+        ours = same_as_haproxy(cfg, exercise)
     assert [answer.split()[0] for answer in ours["per_url"]] == ["200", "200", "429", "200", "200"]
     assert len(ours["url_client"]) == 1 + 3 + 1 and ours["cleared"] == ours["url_client"]
     assert "is not supported" in ours["by key"][0] and "is not supported" in ours["set by key"]
