@@ -99,25 +99,26 @@ _METHOD_WORDS = {"beg": "starts with", "end": "ends with", "sub": "contains", "d
                  "len": "has a length of", "ip": "is an address in", "val": "is an integer of"}
 _METHOD_PATTERNS = {"reg": "regex", "len": "integer", "val": "integer", "ip": "ip"}
 _PATTERN_HINTS = {"integer": " (N, LOW:HIGH, or eq|ge|gt|le|lt N)", "ip": " (an address or network)"}
-for _sample, (_argument, _what, _methods) in STRING_SAMPLES.items():
-    if _sample not in FETCHES:
-        FETCHES[_sample] = Fetch(_argument, "string", f"{_what} equals a pattern")
-    for _method in _methods:
-        if f"{_sample}_{_method}" not in FETCHES:
-            _patterns = _METHOD_PATTERNS.get(_method, "string")
-            FETCHES[f"{_sample}_{_method}"] = Fetch(
-                _argument, _patterns, f"{_what} {_METHOD_WORDS[_method]} a pattern{_PATTERN_HINTS.get(_patterns, '')}")
-# `-m found` and `-m len` on a sample that has no spelled form: names of
-# haply's own (not keywords), one per sample, so that the evaluator still
+# `-m METHOD` on a sample that has no spelled form for it: names of haply's
+# own (not keywords), one per sample and method, so that the evaluator still
 # sees one spelling per test.
 DERIVED_FETCHES: dict[str, Fetch] = {}
 for _sample, (_argument, _what, _methods) in STRING_SAMPLES.items():
+    if _sample not in FETCHES:
+        FETCHES[_sample] = Fetch(_argument, "string", f"{_what} equals a pattern")
     DERIVED_FETCHES[f"{_sample}_found"] = Fetch(_argument, "none", f"{_what} is there (-m found)")
     for _method, _words in _METHOD_WORDS.items():
-        if f"{_sample}_{_method}" not in FETCHES:
-            DERIVED_FETCHES[f"{_sample}_{_method}"] = Fetch(
-                _argument, _METHOD_PATTERNS.get(_method, "string"),
-                f"{_what} {_words} a pattern (-m {'int' if _method == 'val' else _method})")
+        _fetch, _patterns = f"{_sample}_{_method}", _METHOD_PATTERNS.get(_method, "string")
+        if _fetch in FETCHES:
+            continue
+        if _method in _methods:  # HAProxy spells it
+            FETCHES[_fetch] = Fetch(_argument, _patterns,
+                                    f"{_what} {_words} a pattern{_PATTERN_HINTS.get(_patterns, '')}")
+        else:
+            DERIVED_FETCHES[_fetch] = Fetch(_argument, _patterns, f"{_what} {_words} a pattern "
+                                            f"(-m {'int' if _method == 'val' else _method})")
+# The samples that read the request (with method, mode http only).
+REQUEST_SAMPLES = ("path", "url", "hdr", "query", "urlp", "cook", "base")
 # Other spellings of the same fetch in an acl.
 ALIASES = {"req.hdr": "hdr", "req.cook": "cook", "url_param": "urlp", "req.hdr_cnt": "hdr_cnt",
            "req.cook_cnt": "cook_cnt"}
@@ -153,8 +154,7 @@ _STICKY_PREFIX = re.compile(r"sc([0-9])_")
 # cannot evaluate them in an http-response rule (the request has gone out)
 # and warns that such an acl never matches there; haply does the same.
 REQUEST_ONLY_FETCHES = frozenset(
-    name for name in (*FETCHES, *DERIVED_FETCHES)
-    if name.startswith(("path", "url", "hdr", "http_auth", "query", "cook", "base")))
+    name for name in (*FETCHES, *DERIVED_FETCHES) if name.startswith((*REQUEST_SAMPLES, "http_auth")))
 
 # And the one that reads the response, which only http-response rules have.
 RESPONSE_ONLY_FETCHES = frozenset({"status"})
@@ -233,7 +233,7 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
         raise AclError(f"fetch '{fetch}' is not supported by haply in acls; supported: {', '.join(listed)} "
                        "and the sticky counter fetches sc_*, sc0_*..sc2_*, src_*")
     if arg is not None and "," in arg and not fetch.startswith(("sc", "src_")):  # (a counter's table)
-        name, _, second = arg.partition(",")
+        second = arg.partition(",")[2]
         if not fetch.startswith("hdr") or fetch == "hdr_cnt":
             raise AclError(f"fetch '{fetch}({arg})': a second argument is not supported by haply")
         if not re.fullmatch(r"-?[0-9]+", second.strip()):

@@ -117,13 +117,10 @@ def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
     if content_type is None:
         raise AnswerError(f"'{what}': '{kind}' needs 'content-type <type>'")
     body = _read_body(argument, what, limit) if kind == "file" else argument.encode("utf-8")
-    head = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
+    head = [f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"]
     head += [f"{name}: {value}\r\n" for name, value in headers]
     head.append(f"content-length: {len(body)}\r\ncontent-type: {content_type}\r\n\r\n")
     return Answer(status, "".join(head).encode("latin-1") + body)
-
-
-reason = reason_phrase  # the status line of an answer the configuration gives
 
 
 def _status(text: str, what: str) -> int:
@@ -153,4 +150,4 @@ def read_limited(path: str, label: str, limit: int = MAX_BYTES) -> bytes:
     return data
 
 
-__all__ = ["Answer", "AnswerError", "MAX_BYTES", "parse_answer", "read_limited", "reason"]
+__all__ = ["Answer", "AnswerError", "MAX_BYTES", "parse_answer", "read_limited"]

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
-from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited, reason
+from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited
 from haply.config import cpu_map, programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
@@ -42,7 +42,7 @@ from haply.config.model import (
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
 from haply.http import framing
-from haply.http.responses import render_errorfile
+from haply.http.responses import reason_phrase, render_errorfile
 from haply.http.rewrite import LINE_ACTIONS, REGEX_LINE_ACTIONS, compile_regex
 
 # Keywords HAProxy refuses in a proxy without their capability (the others of
@@ -1222,7 +1222,7 @@ def _return(parser, state: ProxyState, args, line, negated) -> None:
                                  "for default-errorfiles: give file or string, or nothing")
         else:  # no content: an empty answer (none at all for 204 and 304)
             length = "" if answer.status in (204, 304) else "content-length: 0\r\n"
-            response = f"HTTP/1.1 {answer.status} {reason(answer.status)}\r\n{length}\r\n".encode()
+            response = f"HTTP/1.1 {answer.status} {reason_phrase(answer.status)}\r\n{length}\r\n".encode()
     state.http_request_rules.append(ReturnRule(answer.status, response, condition, line.location,
                                                closes=answer.closes))
 
@@ -2554,8 +2554,7 @@ def _warn_http_only_settings(proxy: Proxy, diagnostics: Diagnostics) -> None:
 
 
 HTTP_ONLY_FETCHES = frozenset(name for name in (*acls.FETCHES, *acls.DERIVED_FETCHES)
-                              if name.split("_")[0] in ("path", "url", "hdr", "method", "query", "urlp",
-                                                        "cook", "base"))
+                              if name.split("_")[0] in (*acls.REQUEST_SAMPLES, "method"))
 
 
 def _check_tcp_condition(condition, what: str, location: Location, diagnostics: Diagnostics) -> None:

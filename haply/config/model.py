@@ -440,7 +440,7 @@ class StickTableSpec:
     [nopurge] [store DATA,...]` of a proxy; the table is named after it."""
 
     name: str
-    kind: str  # "ip" | "ipv6" | "integer" | "string"
+    kind: str  # "ip" | "ipv6" | "integer" | "string" | "binary"
     size: int
     length: int = 32  # string tables: characters kept; binary tables: bytes
     expire: float | None = None  # seconds; None: entries never expire

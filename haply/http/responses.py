@@ -32,8 +32,6 @@ from http import HTTPStatus
 from haply.http import framing
 from haply.http.framing import TCHAR
 
-# status -> (reason phrase, sentence), as HAProxy 2.6 sends them (observed;
-# "407 Unauthorized" and the leading "." of the 501 sentence included).
 # The reason phrase HAProxy 2.6 writes after a status it was given (an
 # `http-request return` or `deny` with a body of the configuration's): its
 # own list, which differs from the IANA registry for a few codes and names
@@ -66,6 +64,8 @@ def reason_phrase(status: int) -> str:
     return HAPROXY_REASONS.get(status) or CLASS_REASONS.get(status // 100, "Other")
 
 
+# status -> (reason phrase, sentence), as HAProxy 2.6 sends them (observed;
+# "407 Unauthorized" and the leading "." of the 501 sentence included).
 HAPROXY_PAGES: dict[int, tuple[str, str]] = {
     200: ("OK", "Service ready."),
     400: ("Bad request", "Your browser sent an invalid request."),

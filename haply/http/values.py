@@ -1,6 +1,6 @@
-"""The comma-separated values of header fields, as HAProxy's `hdr()` and
-`req.hdr()` fetches read them (manual 7.3.6: "considers any comma as a
-delimiter for distinct values").
+"""The values inside header fields, as HAProxy's fetches read them: the
+comma-separated values of `hdr()` and `req.hdr()` (manual 7.3.6: "considers
+any comma as a delimiter for distinct values"), and the cookies of `cook()`.
 
 A comma inside a double-quoted string does not separate (RFC 9110 §5.6.4;
 HAProxy 2.6 keeps `"x, y"` whole), and the spaces and tabs around each value
@@ -33,3 +33,14 @@ def comma_values(fields: Iterable[str]) -> list[str]:
             index += 1
         values.append(field[start:].strip(_OWS))
     return values
+
+
+def cookie_values(fields: Iterable[str], name: str) -> list[str]:
+    """The value of every cookie called name in Cookie fields, in order."""
+    found = []
+    for field in fields:
+        for pair in field.split(";"):
+            key, equals, value = pair.partition("=")
+            if equals and key.strip(_OWS) == name:
+                found.append(value.strip(_OWS))
+    return found

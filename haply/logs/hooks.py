@@ -16,7 +16,7 @@ import collections
 import time
 
 from haply.logs.formats import retries_field
-from haply.proxy.byte_counts import CountingTransport
+from haply.proxy.byte_counts import CountingTransport, byte_counted_session
 from haply.logs.logger import Exchange
 
 # Termination state of local answers (manual 8.5): first letter who ended it,
@@ -26,10 +26,12 @@ LOCAL_TERMINATION = {503: "SC--", 502: "SH--", 504: "sH--", 408: "cR--", 400: "P
 
 
 def logged_http_session(base):
+    # %B and %U are this connection's bytes (the frontend's totals move with
+    # every other connection's traffic): the session counts them.
+    base = byte_counted_session(base)
     # The base methods are called directly rather than through super() with
     # *args: these hooks run several times per request.
     base_connection_made = base.connection_made
-    base_data_received = base.data_received
     base_message_begin = base.on_message_begin
     base_headers_complete = base.on_headers_complete
     base_response_head = base.response_head
@@ -38,7 +40,6 @@ def logged_http_session(base):
     wall_clock = time.time
 
     class LoggedHttpSession(base):
-        counts_bytes = True  # %B and %U (CountingTransport)
         log_queue: collections.deque[Exchange]
         # The texts of the log line that are the same for every request of the
         # connection (haply.logs.formats._connection_constants), from its first.
@@ -47,13 +48,7 @@ def logged_http_session(base):
         def connection_made(self, transport) -> None:
             self.log_queue = collections.deque()
             self.log_accepted = (self.loop.time(), wall_clock())
-            # %B and %U are this connection's bytes (the frontend's totals
-            # move with every other connection's traffic)
-            base_connection_made(self, CountingTransport(transport))
-
-        def data_received(self, data: bytes) -> None:
-            self.transport.received += len(data)
-            base_data_received(self, data)
+            base_connection_made(self, transport)
 
         def _left_before_request(self) -> bool:
             # HAProxy logs it as <BADREQ> closed by the client (CR--), an empty
@@ -199,19 +194,13 @@ def asap_logged_http_session(base):
 
 
 def logged_tcp_session(base):
-    class LoggedTcpSession(base):
-        counts_bytes = True
-
+    class LoggedTcpSession(byte_counted_session(base)):
         def connection_made(self, transport) -> None:
             self.log_begin = self.loop.time()
             self.log_wall = time.time()
             self.log_peer = transport.get_extra_info("peername")
             self.log_local = transport.get_extra_info("sockname")
-            super().connection_made(CountingTransport(transport))
-
-        def data_received(self, data: bytes) -> None:
-            self.transport.received += len(data)
-            super().data_received(data)
+            super().connection_made(transport)
 
         def close(self) -> None:
             if self.closed:

@@ -34,7 +34,7 @@ def byte_counted_session(base):
     base_data_received = base.data_received
 
     class ByteCountedSession(base):
-        counts_bytes = True
+        counts_bytes = True  # (haply.proxy.counters.Tracking.count_bytes)
 
         def connection_made(self, transport) -> None:
             base_connection_made(self, CountingTransport(transport))

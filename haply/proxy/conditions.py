@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 from haply.config.acl import REQUEST_ONLY_FETCHES, RESPONSE_ONLY_FETCHES
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
-from haply.http.values import comma_values
+from haply.http.values import comma_values, cookie_values
 from haply.proxy import counters
 from haply.runtime.registry import MAINT, UP
 
@@ -320,7 +320,7 @@ def compile_acl(acl: Acl) -> Predicate:
 
     if fetch in ("hdr_cnt", "cook_cnt"):
         tests = _integer_tests(acl.patterns)
-        values_of = _MULTI_VALUED[fetch[:-4]]((acl.arg or "").lower() if fetch == "hdr_cnt" else acl.arg or "")
+        values_of = _MULTI_VALUED[fetch[:-4]](acl.arg or "")
         return lambda request: any(test(len(values_of(request))) for test in tests)
 
     sample, method = _split_fetch(fetch)
@@ -328,7 +328,7 @@ def compile_acl(acl: Acl) -> Predicate:
     multi = _MULTI_VALUED.get(sample)
     if multi is not None:
         name, _, occurrence = (acl.arg or "").partition(",")
-        values_of = multi(name.lower() if sample == "hdr" else name)
+        values_of = multi(name)
         if occurrence:
             values_of = _occurrence(values_of, int(occurrence))
         if method == "found":
@@ -418,38 +418,26 @@ def _client_sni(request: RequestView) -> str | None:
     return context.sni if context is not None else None
 
 
-def _base(request: RequestView) -> str:
-    hosts = request.header("host")
-    return hosts[0] + request.path if hosts else request.path
-
-
 # Samples with one value, or none (None) when the request has none.
 _SAMPLES: dict[str, Callable[[RequestView], str | None]] = {
     "path": lambda request: request.path,
     "method": lambda request: request.method,
     "url": lambda request: request.uri,  # Request.url is the raw bytes
     "query": _query,
-    "base": _base,
+    "base": counters.base,
     "ssl_fc_sni": _client_sni,
 }
 
 
 def _header_values(name: str) -> Callable[[RequestView], list[str]]:
     """hdr(NAME): each comma-separated value, as HAProxy's hdr() reads them."""
+    name = name.lower()
     return lambda request: comma_values(request.header(name))
 
 
 def _cookie_values(name: str) -> Callable[[RequestView], list[str]]:
     """cook(NAME): the value of every cookie of that name in the Cookie fields."""
-    def values(request: RequestView) -> list[str]:
-        found = []
-        for field in request.header("cookie"):
-            for pair in field.split(";"):
-                key, equals, value = pair.partition("=")
-                if equals and key.strip(" \t") == name:
-                    found.append(value.strip(" \t"))
-        return found
-    return values
+    return lambda request: cookie_values(request.header("cookie"), name)
 
 
 def _parameter_values(name: str) -> Callable[[RequestView], list[str]]:
@@ -468,6 +456,7 @@ def _parameter_values(name: str) -> Callable[[RequestView], list[str]]:
 _MULTI_VALUED: dict[str, Callable[[str], Callable[[RequestView], list[str]]]] = {
     "hdr": _header_values, "cook": _cookie_values, "urlp": _parameter_values,
 }
+
 
 def _occurrence(values_of: Callable[[RequestView], list[str]], occurrence: int
                 ) -> Callable[[RequestView], list[str]]:

@@ -45,7 +45,7 @@ from typing import Callable, Protocol
 
 from haply.balance.hashing import avalanche, sdbm
 from haply.config.model import STICK_COUNTED as COUNTED, STICKY_SLOTS as SLOTS
-from haply.http.values import comma_values
+from haply.http.values import comma_values, cookie_values
 
 
 class KeyView(Protocol):
@@ -106,7 +106,8 @@ def _hash_and_source(text: Callable[[KeyView], str]) -> Callable[[KeyView], byte
     return key
 
 
-def _base(view: KeyView) -> str:
+def base(view: KeyView) -> str:
+    """HAProxy's `base`: the first Host field's value, then the path."""
     return _with_host(view, view.path)
 
 
@@ -116,9 +117,9 @@ def _whole_url(view: KeyView) -> str:
 
 # Keys read from the request (haply.config.haproxy.STICK_REQUEST_KEYS)
 REQUEST_KEYS: dict[str, Callable[[KeyView], str | bytes | None]] = {
-    "base": _base,
-    "base32": lambda view: str(_hash32(_base(view))),
-    "base32+src": _hash_and_source(_base),
+    "base": base,
+    "base32": lambda view: str(_hash32(base(view))),
+    "base32+src": _hash_and_source(base),
     "path": lambda view: view.path,
     "url": lambda view: view.uri,
     "url32": lambda view: str(_hash32(_whole_url(view))),
@@ -150,12 +151,8 @@ def fetch_for(pattern: str) -> Callable[[KeyView], str | bytes | None]:
         return header
 
     def cookie(view: KeyView) -> str | None:
-        for value in view.header("cookie"):
-            for part in value.split(";"):
-                key, equals, found = part.partition("=")
-                if equals and key.strip() == argument:
-                    return found.strip()
-        return None
+        values = cookie_values(view.header("cookie"), argument)
+        return values[0] if values else None
     return cookie
 
 

@@ -148,14 +148,20 @@ class Engine:
         served: what the proxy cannot run is a start error naming its line,
         not a failure once clients come."""
         for frontend in self.frontends.values():
-            proxy = frontend.proxy
-            if proxy.mode == "http" and proxy.name not in self._routers:
-                try:
-                    router = Router(proxy, self.backends, self.errors)
-                except ValueError as exc:
-                    raise StartError(str(exc)) from exc
-                router.services = compile_services(self, proxy)
-                self._routers[proxy.name] = router
+            if frontend.proxy.mode == "http":
+                self._router(frontend.proxy)
+
+    def _router(self, proxy):
+        """A frontend's routes, compiled once (its listeners share them)."""
+        router = self._routers.get(proxy.name)
+        if router is None:
+            try:
+                router = Router(proxy, self.backends, self.errors)
+            except ValueError as exc:
+                raise StartError(str(exc)) from exc
+            router.services = compile_services(self, proxy)
+            self._routers[proxy.name] = router
+        return router
 
     def _place(self, state, last: str | None, now: float) -> None:
         """Give a server its address at start (init-addr), or keep it in
@@ -222,10 +228,7 @@ class Engine:
         proxy = frontend.proxy
         counted = frontend if listener is None else ListenerCounting(frontend, listener)
         if proxy.mode == "http":
-            router = self._routers.get(proxy.name)
-            if router is None:
-                router = self._routers[proxy.name] = Router(proxy, self.backends, self.errors)
-                router.services = compile_services(self, proxy)
+            router = self._router(proxy)
             pool = self.pool
             session = (self._plain_session(HttpSession) if frontend.logger is None
                        else asap_logged_http_session(HttpSession) if "logasap" in proxy.options
