@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from haply.config.diagnostics import Location
 from haply.config.lexer import Word
 from haply.config.model import STICKY_SLOTS, Acl, Condition, Term
+from haply.proxy.variables import parse_name as parse_variable_name
 
 
 class AclError(ValueError):
@@ -93,6 +94,7 @@ STRING_SAMPLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "base": ("none", "the first Host field's value followed by the path", ("beg", "end", "sub", "dir", "dom", "reg", "len")),
     "ssl_fc_sni": ("none", "the name the client asked for in its TLS handshake (none without one)", ("end", "reg")),
     "method": ("none", "the request's method", ()),
+    "var": ("required", "a variable's value (var(SCOPE.NAME[,DEFAULT]), with -m)", ()),
 }
 _METHOD_WORDS = {"beg": "starts with", "end": "ends with", "sub": "contains", "dir": "has a '/'-delimited part equal to",
                  "dom": "has a '.'-delimited part equal to", "reg": "matches a regular expression",
@@ -227,12 +229,21 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
             raise AclError(f"acl flag '{flag}' is not supported by haply: it supports -i, -m and --")
         flags.add(flag)
         i += 1
+    if fetch == "var" and "-m" not in words[1:i]:
+        # its type is the stored value's: HAProxy wants the match said
+        raise AclError("fetch 'var' needs a match method, as in var(txn.NAME) -m str VALUE "
+                       "(-m str|beg|end|sub|reg|dom|dir|len|found|ip|int)")
     spec = FETCHES.get(fetch) or (DERIVED_FETCHES.get(fetch) if "-m" in words[1:i] else None)
     if spec is None:
         listed = sorted(name for name in FETCHES if not name.startswith(("sc", "src_")))
         raise AclError(f"fetch '{fetch}' is not supported by haply in acls; supported: {', '.join(listed)} "
                        "and the sticky counter fetches sc_*, sc0_*..sc2_*, src_*")
-    if arg is not None and "," in arg and not fetch.startswith(("sc", "src_")):  # (a counter's table)
+    if fetch.startswith("var") and arg is not None:
+        try:
+            parse_variable_name(arg.partition(",")[0].strip())
+        except ValueError as error:
+            raise AclError(str(error)) from None
+    elif arg is not None and "," in arg and not fetch.startswith(("sc", "src_")):  # (a counter's table)
         second = arg.partition(",")[2]
         if not fetch.startswith("hdr") or fetch == "hdr_cnt":
             raise AclError(f"fetch '{fetch}({arg})': a second argument is not supported by haply")

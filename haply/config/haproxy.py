@@ -36,7 +36,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
     STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS, used_acls,
 )
@@ -1159,6 +1159,52 @@ def _set_status(parser, state: ProxyState, args, line, negated) -> None:
     if reason is not None and re.search(r"[\x00-\x1f\x7f]", reason):
         raise ParseError("http-response set-status: the reason contains a control character")
     state.http_response_rules.append(StatusRule(status, reason, condition, line.location))
+
+
+VARIABLE_ACTION = re.compile(r"(set-var|set-var-fmt|unset-var)\((.*)\)")
+
+
+def _variable_rule(family: str):
+    """`set-var(NAME[,COND...]) EXPR`, `set-var-fmt(NAME[,COND...]) FMT` and
+    `unset-var(NAME)` among a proxy's http-request or http-response rules;
+    the expression is compiled here, so that an error names its line."""
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        # imported here: these modules themselves import the configuration model
+        from haply.proxy import samples
+        from haply.http.headers import compile_value
+
+        action_text = line.words[1].text
+        match = VARIABLE_ACTION.fullmatch(action_text)
+        if match is None:
+            raise ParseError(f"'{family} {action_text}' expects a variable name in parentheses, "
+                             "as in set-var(txn.host)")
+        action, inside = match.groups()
+        name, *conditions = [part.strip() for part in inside.split(",")]
+        before, condition = _condition(state, args)
+        texts = _texts(before)
+        try:
+            if action == "unset-var":
+                if conditions or texts:
+                    raise ParseError(f"'{family} unset-var({inside})' takes only a variable name, "
+                                     "then optionally if|unless CONDITION")
+                samples.variable_setter(name)
+                value = ""
+            else:
+                if len(texts) != 1 or not texts[0]:
+                    what = "a sample expression" if action == "set-var" else "a log-format value"
+                    raise ParseError(f"'{family} {action}({inside})' expects {what}, then optionally "
+                                     "if|unless CONDITION")
+                samples.variable_setter(name, conditions)
+                value = texts[0]
+                if action == "set-var":
+                    samples.compile_expression(value, response=family == "http-response")
+                else:
+                    compile_value(value, family == "http-request")
+        except ValueError as error:  # SampleError, or a log-format value's error
+            raise ParseError(f"'{family} {action_text}': {error}") from None
+        rule = VariableRule(action, name, value, tuple(conditions), condition, line.location)
+        (state.http_request_rules if family == "http-request" else state.http_response_rules).append(rule)
+    return handler
 
 
 def _use_service(parser, state: ProxyState, args, line, negated) -> None:
@@ -2310,6 +2356,8 @@ HANDLERS: dict[str, Handler] = {
     "http-request auth": _auth,
     **{f"http-request {action}": _http_counter for action in (
         "track-sc0", "track-sc1", "track-sc2", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt0")},
+    **{f"{family} {action}": _variable_rule(family) for family in ("http-request", "http-response")
+       for action in ("set-var", "set-var-fmt", "unset-var")},
     "http-response set-header": _header_rule("http-response", "set-header"),
     "http-response add-header": _header_rule("http-response", "add-header"),
     "http-response del-header": _header_rule("http-response", "del-header"),

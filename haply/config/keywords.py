@@ -197,6 +197,17 @@ def _rows() -> list[Keyword]:
           "http_err_cnt, http_err_rate(<period>), http_fail_cnt, http_fail_rate(<period>), bytes_in_cnt, "
           "bytes_in_rate(<period>), bytes_out_cnt, bytes_out_rate(<period>) (bytes as the connection carried them; "
           "the gpt and gpc arrays, peers and srvkey are not supported; each worker process keeps its own tables)."),
+        K("http-request set-var", "flb", "(<var-name>[,<cond>...]) <expr> [if|unless <cond>]",
+          "Keep a sample expression's value in a variable (proc., sess., txn., req. or res.); "
+          "conditions: ifexists ifnotexists ifempty ifnotempty ifset ifnotset ifgt iflt."),
+        K("http-request set-var-fmt", "flb", "(<var-name>[,<cond>...]) <fmt> [if|unless <cond>]",
+          "Keep a log-format value's text in a variable."),
+        K("http-request unset-var", "flb", "(<var-name>) [if|unless <cond>]", "Forget a variable."),
+        K("http-response set-var", "flb", "(<var-name>[,<cond>...]) <expr> [if|unless <cond>]",
+          "As http-request set-var, when the response comes."),
+        K("http-response set-var-fmt", "flb", "(<var-name>[,<cond>...]) <fmt> [if|unless <cond>]",
+          "As http-request set-var-fmt, when the response comes."),
+        K("http-response unset-var", "flb", "(<var-name>) [if|unless <cond>]", "Forget a variable."),
         K("http-request track-sc0", "flb", "<key> [table <table>] [if|unless <cond>]",
           "Follow the key's entry (src, dst, src_port, dst_port, base, base32, base32+src, path, url, url32, url32+src, "
           "req.hdr(<name>), req.cook(<name>)) of the proxy's or the named "
@@ -481,8 +492,11 @@ def lookup(words: list[str] | tuple[str, ...]) -> tuple[Keyword | None, int]:
             return KEYWORDS[f"{words[0]} lua"], 2
         if words[0] == "http-request" and words[1].startswith("track-sc") and words[1][8:].isdigit():
             return KEYWORDS["http-request track-sc0"], 2  # its handler says which counters exist
-        if words[0] == "http-request" and words[1].startswith("sc-") and "(" in words[1]:
-            named = f"{words[0]} {words[1].split('(', 1)[0]}"  # sc-inc-gpc0(0): the counter is an argument
+        if (words[0] == "http-request" and words[1].startswith("sc-")
+                or words[0] in ("http-request", "http-response")
+                and words[1].startswith(("set-var", "unset-var"))) and "(" in words[1]:
+            # sc-inc-gpc0(0), set-var(txn.x): the counter or the variable is an argument
+            named = f"{words[0]} {words[1].split('(', 1)[0]}"
             if named in KEYWORDS:
                 return KEYWORDS[named], 2
         if words[0] in ("http-request", "http-response", "tcp-check") and words[1].startswith(("track-sc", "sc-")):

@@ -132,6 +132,21 @@ class StatusRule:
 
 
 @dataclass(frozen=True, slots=True)
+class VariableRule:
+    """`http-request|http-response set-var(NAME[,COND...]) EXPR`,
+    `set-var-fmt(NAME[,COND...]) FMT` and `unset-var(NAME)`: keep a value
+    (a sample expression's, or a log-format text's) in a variable
+    (haply.proxy.variables), or forget it."""
+
+    action: str  # "set-var" | "set-var-fmt" | "unset-var"
+    name: str  # SCOPE.NAME
+    value: str = ""  # the expression or the log-format text
+    conditions: tuple[str, ...] = ()  # ifexists, ifnotempty, ifgt ...
+    condition: Condition | None = None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class AuthRule:
     """http-request auth: answer the proxy's 401 page (its errorfile, else
     HAProxy's) with a Basic challenge for `realm`."""

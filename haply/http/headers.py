@@ -92,7 +92,9 @@ class SampleContext:
     so dynamic header values need no check per request.
     """
 
-    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip", "tracking", "sni")
+    # (and "vars": the connection's sess. variables, from the first set-var)
+    __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip", "tracking", "sni",
+                 "vars")
 
     def __init__(self, src: str = "", src_port: int = 0, dst: str = "", dst_port: int = 0,
                  ssl_fc: bool = False):
@@ -212,10 +214,11 @@ def compile_value(fmt: str, request: bool = False) -> "bytes | Callable[[SampleC
             fetch = _request_fetch(fetch_text) if request else None
             if fetch is None and fetch_text in _FETCHES:
                 fetch = _getter(_FETCHES[fetch_text])
-            if fetch is None:
-                raise ValueError(_unsupported(f"%[{expr}]", fmt, request))
-            for converter in converters:
-                fetch = _converted(fetch, converter, fmt)
+            if fetch is not None and all(c in ("lower", "upper") or c.startswith("map") for c in converters):
+                for converter in converters:
+                    fetch = _converted(fetch, converter, fmt)
+            else:  # any other expression: haply.proxy.samples evaluates it
+                fetch = _expression(expr, fmt, request)
             if literal:
                 parts.append(_literal("".join(literal), fmt))
                 literal.clear()
@@ -266,6 +269,30 @@ def _converted(fetch: Callable[[object], bytes], converter: str, fmt: str
         value = find(fetch(ctx).decode("latin-1"))
         return value.encode("latin-1") if value is not None else b""
     return mapped
+
+
+def _expression(expr: str, fmt: str, request: bool) -> Callable[[object], bytes]:
+    """A %[...] sample expression as a value: its text (nothing without a
+    sample), without the control characters a decoded value may hold (a
+    field cannot carry them)."""
+    from haply.proxy import samples  # imported here: it reads the headers' helpers
+
+    try:
+        sample = samples.compile_expression(expr, response=not request)
+    except samples.SampleError as error:
+        raise ValueError(f"{error} (in {fmt!r})") from None
+    as_text = samples.as_text
+
+    def value(ctx) -> bytes:
+        text = as_text(sample(ctx))
+        if not text:
+            return b""
+        data = text.encode("latin-1", "replace")
+        return data if not data.translate(None, _VALUE_OK) else data.translate(None, _CONTROL)
+    return value
+
+
+_CONTROL = bytes(range(0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
 
 
 def _request_fetch(expr: str) -> Callable[[object], bytes] | None:

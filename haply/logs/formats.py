@@ -351,6 +351,7 @@ _NAMESPACE = {"_text": _text, "_method": method, "_version": _version,
               # a converter passes on a failed sample (None: written '-')
               "_json": lambda value, code: None if value is None else json_text.json_text(value, code),
               "_client_sni": lambda transport: client_sni(transport),
+              "_sample": lambda r, index: _sample_text(r, index),
               "_lower": lambda value: None if value is None else value.lower(),
               "_upper": lambda value: None if value is None else value.upper()}
 class FormatError(ValueError):
@@ -393,13 +394,40 @@ def sample_expression(sample: str) -> str:
         expression = _CAPTURED_REQUEST_LINE[name]
     elif name in _SESSION_FETCHES and not arg:
         expression = _SESSION_FETCHES[name]
-    elif name in SAMPLE_FETCHES and not arg:
+    elif name in SAMPLE_FETCHES and not arg and all(c in _CONVERTERS or c.startswith("json")
+                                                    for c in converters):
         expression = f"str({SAMPLE_FETCHES[name]})"
     else:
-        raise FormatError(f"sample fetch '{fetch}' is not supported in haply's log-format")
+        return _request_sample(sample, fetch)
     for converter in converters:
         expression = _converted(expression, converter)
     return expression
+
+
+# The compiled expressions (haply.proxy.samples) log formats refer to by index.
+_SAMPLES: list = []
+
+
+def _request_sample(sample: str, fetch: str) -> str:
+    """Any other expression, evaluated by haply.proxy.samples on the line's
+    request (a mode tcp line has none: '-')."""
+    from haply.proxy import samples  # imported here: it imports this package
+
+    try:
+        compiled = samples.compile_expression(sample)
+    except samples.SampleError as error:
+        raise FormatError(f"sample '{sample}': {error}") from None
+    as_text = samples.as_text
+    _SAMPLES.append(lambda request: as_text(compiled(request)))
+    return f"_sample(r, {len(_SAMPLES) - 1})"
+
+
+def _sample_text(record, index: int) -> str | None:
+    request = getattr(record, "request", None)
+    if request is None:
+        return None
+    text = _SAMPLES[index](request)
+    return None if text is None else _wire_text(text)
 
 
 def _converted(expression: str, converter: str) -> str:

@@ -17,7 +17,7 @@ from haply.config.acl import REQUEST_ONLY_FETCHES, RESPONSE_ONLY_FETCHES
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
 from haply.http.values import comma_values, cookie_values
-from haply.proxy import counters
+from haply.proxy import counters, variables
 from haply.runtime.registry import MAINT, UP
 
 
@@ -328,9 +328,12 @@ def compile_acl(acl: Acl) -> Predicate:
     multi = _MULTI_VALUED.get(sample)
     if multi is not None:
         name, _, occurrence = (acl.arg or "").partition(",")
-        values_of = multi(name)
-        if occurrence:
-            values_of = _occurrence(values_of, int(occurrence))
+        if sample == "var":  # var(NAME[,DEFAULT])
+            values_of = _variable_values(name.strip(), occurrence.strip() if occurrence else None)
+        else:
+            values_of = multi(name)
+            if occurrence:
+                values_of = _occurrence(values_of, int(occurrence))
         if method == "found":
             return lambda request: bool(values_of(request))
 
@@ -453,8 +456,20 @@ def _parameter_values(name: str) -> Callable[[RequestView], list[str]]:
     return values
 
 
+def _variable_values(name: str, default: str | None) -> Callable[[RequestView], list[str]]:
+    """var(NAME[,DEFAULT]): the variable's value as text (none when unset,
+    unless a default is given)."""
+    read, missing = variables.read, [default] if default is not None else []
+
+    def values(request: RequestView) -> list[str]:
+        value = read(request, name)
+        return missing if value is None else [variables.as_text(value)]
+    return values
+
+
 _MULTI_VALUED: dict[str, Callable[[str], Callable[[RequestView], list[str]]]] = {
     "hdr": _header_values, "cook": _cookie_values, "urlp": _parameter_values,
+    "var": lambda name: _variable_values(name, None),
 }
 
 

@@ -89,7 +89,10 @@ class Request:
                  # rules' `status` acls read it)
                  "status",
                  # set (and read) only for an upgrade request: it asks for websocket
-                 "websocket")
+                 "websocket",
+                 # its txn., req. and res. variables, from the first set-var
+                 # (haply.proxy.variables)
+                 "vars")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -856,11 +859,14 @@ class HttpSession(asyncio.Protocol):
     def _set_status(self, rules, request: Request, status: int) -> tuple[int, bytes | None]:
         """The status and reason `http-response set-status` rules give the
         answer (the last rule that applies wins; None: none applies); the log
-        records it."""
+        records it. The response's set-var rules among them run in order."""
         sent, reason = status, None
         for test, new_status, new_reason in rules:
             if test is None or test(request):
-                sent, reason = new_status, new_reason
+                if new_status is None:  # a set-var rule (haply.proxy.samples.VariableStep)
+                    new_reason.apply(request)
+                else:
+                    sent, reason = new_status, new_reason
         if sent != status:
             self._status_set(sent)
         return sent, reason

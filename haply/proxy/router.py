@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from haply.balance import hashes_requests
-from haply.config.model import CounterRule, Proxy
+from haply.config.model import CounterRule, Proxy, VariableRule
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.compression import Policy, policy_for
@@ -26,6 +26,7 @@ from haply.logs import unique_id
 from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
+from haply.proxy.samples import VariableStep
 
 # How many rejected requests `show errors` keeps.
 ERROR_HISTORY = 16
@@ -63,7 +64,8 @@ class Route:
     # `compression` of the pair (haply.http.compression), None when it has no algorithm.
     compression: Policy | None = None
     # `http-response set-status` rules: (predicate or None, status, reason), in
-    # order (the last that applies wins), or None without any.
+    # order (the last that applies wins), and among them the response's
+    # set-var rules: (predicate or None, None, VariableStep); None without any.
     status_rules: list | None = None
 
 
@@ -135,7 +137,10 @@ class Router:
         route.status_rules = [
             (compile_response_condition(rule.condition), rule.status,
              (rule.reason or status_reason(rule.status)).encode("latin-1"))
-            for rule in response_rules_of(frontend, bproxy) if rule.action == "set-status"] or None
+            if rule.action == "set-status" else
+            (compile_response_condition(rule.condition), None, VariableStep(rule, response=True))
+            for rule in response_rules_of(frontend, bproxy)
+            if rule.action == "set-status" or isinstance(rule, VariableRule)] or None
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route
@@ -184,6 +189,8 @@ def compile_answers(proxy: Proxy):
             compiled.append((compile_condition(rule.condition), rule))
         elif isinstance(rule, CounterRule):
             compiled.append((compile_condition(rule.condition), CounterStep(rule)))
+        elif isinstance(rule, VariableRule):
+            compiled.append((compile_condition(rule.condition), VariableStep(rule)))
         elif rule.action in LINE_ACTIONS:
             regex = compile_regex(rule.pattern) if rule.pattern is not None else None
             compiled.append((compile_condition(rule.condition),

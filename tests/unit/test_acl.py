@@ -158,8 +158,10 @@ def test_every_fetch_the_parser_accepts_is_evaluated(fetch):
     from haply.config.acl import FETCHES
     from haply.proxy.conditions import compile_acl
     spec = FETCHES[fetch]
-    arg = "(0)" if fetch.startswith("sc_") else "(host)" if spec.argument != "none" else ""
-    words = [fetch + arg] + ([SAMPLE_PATTERNS[spec.patterns]] if spec.patterns != "none" else [])
+    arg = "(0)" if fetch.startswith("sc_") else "(txn.host)" if fetch == "var" else \
+        "(host)" if spec.argument != "none" else ""
+    method = ["-m", "str"] if fetch == "var" else []  # a variable's match is said
+    words = [fetch + arg, *method] + ([SAMPLE_PATTERNS[spec.patterns]] if spec.patterns != "none" else [])
     test = compile_acl(parse_acl("a", words, Location("t", 1)))
     assert test(View()) in (True, False)
 

@@ -12,6 +12,7 @@ from haply.config import ConfigError, Dialect, detect, load
 from haply.config.haproxy import HANDLERS
 from haply.config.keywords import KEYWORDS, LEGACY, PREPROCESSOR, SUPPORTED, UNSUPPORTED
 from haply.config.model import ForwardFor, HttpCheck, OriginalTo, TcpCheckStep
+from haply.proxy.samples import CONVERTER_NAMES
 
 ERRORS_DIR = Path("/etc/haproxy/errors")  # shipped by Debian's haproxy package
 
@@ -1800,7 +1801,7 @@ def test_rewrite_rules_are_checked_where_written(tmp_path):
             http-request replace-header X-A (unclosed x
             http-request replace-path /a
             http-request set-path
-            http-request set-query %[path,base64]
+            http-request set-query %[path,sha1]
             http-response replace-value X-B a %[path]
             http-request replace-uri ^/a(.*) /b\1 extra
             http-request replace-value X-C a b if { path /x }
@@ -1811,11 +1812,10 @@ def test_rewrite_rules_are_checked_where_written(tmp_path):
         "9: 'http-request replace-path' expects a regular expression and a replacement, "
         "then optionally if|unless CONDITION",
         "10: 'http-request set-path' expects a value, then optionally if|unless CONDITION",
-        "11: converter 'base64' in '%[path,base64]' is not supported by haply (lower, upper and "
-        "the map converters are)",
-        "12: unsupported log-format sequence '%[path]' in value '%[path]'; supported: %%, %[src], "
-        "%[src_port], %[dst], %[dst_port], %[ssl_fc], %ci, %cp, %fi, %fp (write %% for a literal "
-        "percent sign)",
+        "11: converter 'sha1' is not supported by haply (supported: " + ", ".join(CONVERTER_NAMES)
+        + ") (in '%[path,sha1]')",
+        "12: sample fetch 'path' reads the request, which an http-response rule does not have: "
+        "keep it in a txn. variable from an http-request rule (in '%[path]')",
         "13: 'http-request replace-uri' expects a regular expression and a replacement, "
         "then optionally if|unless CONDITION",
     ]
@@ -2163,7 +2163,7 @@ def test_use_backend_with_a_name_made_per_request(tmp_path):
         frontend external
             bind :443
             use_backend %[req.hdr(host),map_dom({tmp_path}/missing.map)]
-            use_backend %[req.hdr(host),base64]
+            use_backend %[req.hdr(host),sha1]
             default_backend default_back
         listen db
             mode tcp
@@ -2174,7 +2174,7 @@ def test_use_backend_with_a_name_made_per_request(tmp_path):
             server s 127.0.0.1:81
         """)
     assert [line.split(":", 1)[0] for line in found] == ["8", "9", "14"], found
-    assert "cannot read map file" in found[0] and "'base64'" in found[1], found
+    assert "cannot read map file" in found[0] and "'sha1'" in found[1], found
     assert "not supported by haply in mode tcp" in found[2], found
 
 
@@ -2368,3 +2368,75 @@ def test_content_tracking_in_http_is_warned_about_as_haproxy_does(tmp_path):
         "9: a 'tcp-request content track-sc*' rule not depending on request contents for an HTTP frontend "
         "should be executed at the session level, using a 'tcp-request session' rule (mandatory to track "
         "invalid HTTP requests); haply tracks it for each request, as HAProxy does"]
+
+
+# ------------------------------------------------------------------ variables
+
+
+def test_variable_rules_in_the_model(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + r"""
+        frontend f
+            bind :80
+            http-request set-var(txn.host) req.hdr(host),lower,field(1,:)
+            http-request set-var(txn.once,ifnotset,ifnotempty) str(x) if { path /a }
+            http-request set-var-fmt(txn.from) %[src]:%[src_port]
+            http-request unset-var(txn.host)
+            http-response set-var(res.code) status,add(1)
+            http-response set-var-fmt(txn.line) s=%[status]
+            http-response unset-var(res.code)
+            default_backend b
+        backend b
+            server a 127.0.0.1:1
+        """)
+    proxy = loaded.config.proxy("f")
+    assert [(r.action, r.name, r.value, r.conditions) for r in proxy.http_request_rules] == [
+        ("set-var", "txn.host", "req.hdr(host),lower,field(1,:)", ()),
+        ("set-var", "txn.once", "str(x)", ("ifnotset", "ifnotempty")),
+        ("set-var-fmt", "txn.from", "%[src]:%[src_port]", ()),
+        ("unset-var", "txn.host", "", ()),
+    ]
+    assert proxy.http_request_rules[1].condition is not None
+    assert [(r.action, r.name, r.value) for r in proxy.http_response_rules] == [
+        ("set-var", "res.code", "status,add(1)"), ("set-var-fmt", "txn.line", "s=%[status]"),
+        ("unset-var", "res.code", "")]
+
+
+def test_variable_rules_are_checked_where_written(tmp_path):
+    found = messages(tmp_path, DEFAULTS + r"""
+        frontend f
+            bind :80
+            http-request set-var(host) str(x)
+            http-request set-var(txn.x)
+            http-request set-var(txn.x,ifbig) str(x)
+            http-request set-var(txn.x) rand(5)
+            http-request set-var(txn.x) path,sha1
+            http-request set-var(txn.x) req.hdr(host),regsub(^(a)$,b)
+            http-request set-var(txn.x) str(a,b)
+            http-request unset-var(txn.x) str(1)
+            http-request set-var-fmt(txn.x) %[nothing]
+            http-response set-var(txn.x) path
+            acl unsaid var(txn.x) foo
+            acl named var(x) -m str foo
+            http-request set-var txn.x str(1)
+            default_backend b
+        backend b
+            server a 127.0.0.1:1
+        """)
+    assert [line.split(":", 1)[0] for line in found] == [str(n) for n in range(9, 22)], found
+    expected = [
+        "needs a scope: proc., sess., txn., req. or res.",
+        "expects a sample expression, then optionally if|unless CONDITION",
+        "unknown set-var condition 'ifbig' (expected ifexists, ifnotexists, ifempty",
+        "sample fetch 'rand' is not supported by haply in expressions",
+        "converter 'sha1' is not supported by haply",
+        "unexpected '$,b)' after 'regsub(^(a)' (a ')' ends the arguments: quote one that holds parentheses)",
+        "sample fetch 'str(a,b)': takes one text (quote a text that holds a comma)",
+        "'http-request unset-var(txn.x)' takes only a variable name",
+        "sample fetch 'nothing' is not supported by haply",
+        "sample fetch 'path' reads the request, which an http-response rule does not have",
+        "fetch 'var' needs a match method, as in var(txn.NAME) -m str VALUE",
+        "variable 'x' needs a scope",
+        "expects a variable name in parentheses, as in set-var(txn.host)",
+    ]
+    for message, words in zip(found, expected, strict=True):
+        assert words in message, (message, words)
