@@ -413,9 +413,15 @@ def _request_sample(sample: str, fetch: str) -> str:
     request (a mode tcp line has none: '-')."""
     from haply.proxy import samples  # imported here: it imports this package
 
+    known = False
     try:
+        known = samples.parse_chain(sample.strip())[0][0] in samples.FETCH_NAMES
         compiled = samples.compile_expression(sample)
     except samples.SampleError as error:
+        if not known:
+            raise FormatError(f"sample fetch '{fetch}' is not supported in haply's log-format "
+                              f"(supported: {', '.join(samples.FETCH_NAMES)}, unique-id and the "
+                              "capture.req.* and capture.res.* fetches)") from None
         raise FormatError(f"sample '{sample}': {error}") from None
     as_text = samples.as_text
     _SAMPLES.append(lambda request: as_text(compiled(request)))
