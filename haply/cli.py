@@ -34,6 +34,7 @@ Options:
   -W             master-worker mode: a master supervises the proxy workers
   -Ws            master-worker mode with systemd notification (Type=notify)
   -S <path>      the master's control socket (default: first stats socket + .master)
+  -L <name>      this node's name in peers sections (default: localpeer, else the host name)
   -sf <pid>...   once listening, ask these processes to finish their work and exit
   -st <pid>...   once listening, stop these processes at once
 """
@@ -58,6 +59,7 @@ class Options:
     master_socket: str | None = None
     old_pids: list[int] = field(default_factory=list)
     old_stop: int = signal.SIGUSR1
+    local_peer: str | None = None
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -79,6 +81,8 @@ def parse_args(argv: list[str]) -> Options:
             options.files.append(arg[2:])
         elif arg == "-c":
             options.check = True
+        elif arg == "-L":
+            options.local_peer = value()
         elif arg == "-D":
             options.daemon = True
         elif arg == "-p":
@@ -161,7 +165,15 @@ def load_config(options: Options):
     if not options.quiet:
         for diagnostic in loaded.diagnostics.warnings:
             print(diagnostic, file=sys.stderr)
-    return loaded.config
+    return with_options(loaded.config, options)
+
+
+def with_options(config, options: Options):
+    """The configuration with what the command line overrides in it (-L)."""
+    if options.local_peer is None:
+        return config
+    from dataclasses import replace
+    return replace(config, global_=replace(config.global_, localpeer=options.local_peer))
 
 
 def run(options: Options) -> int:

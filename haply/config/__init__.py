@@ -172,6 +172,7 @@ def merge(partials: list[Config]) -> Config:
             vrrp=tuple(result.vrrp) + tuple(part.vrrp),
             programs=tuple(result.programs) + tuple(part.programs),
             userlists=tuple(result.userlists) + tuple(part.userlists),
+            peers=tuple(result.peers) + tuple(part.peers),
             sources=result.sources + tuple(s for s in part.sources if s not in result.sources),
         )
     return result

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
 from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited
-from haply.config import cpu_map, programs, userlists
+from haply.config import cpu_map, peers as peer_sections, programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTION_LETTERS, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup,
@@ -263,6 +263,7 @@ class Carry:
     global_: GlobalState = field(default_factory=GlobalState)
     programs: dict = field(default_factory=dict)  # name -> model.Program, for program-servers
     userlists: dict = field(default_factory=dict)  # name -> model.Userlist
+    peers: dict = field(default_factory=dict)  # name -> model.PeersSection
 
 
 # ------------------------------------------------------------------------ parser
@@ -289,7 +290,7 @@ def parse(
     parser.run(lines)
     return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies),
                   programs=tuple(parser.programs), userlists=tuple(parser.userlists),
-                  sources=(filename,))
+                  peers=tuple(parser.peer_sections), sources=(filename,))
 
 
 class _Parser:
@@ -301,6 +302,7 @@ class _Parser:
         self.proxies: list[Proxy] = []
         self.programs: list = []  # model.Program, see haply.config.programs
         self.userlists: list = []  # model.Userlist, see haply.config.userlists
+        self.peer_sections: list = []  # model.PeersSection, see haply.config.peers
         self.section: str | None = None  # "global", "defaults", "frontend", ...
         self.current: ProxyState | None = None
         self.skipping = False  # inside a section haply refuses
@@ -416,6 +418,9 @@ class _Parser:
         if kind == "userlist":
             self.current = userlists.open_section(args, line.location)
             return
+        if kind == "peers":
+            self.current = peer_sections.open_section(args, line.location)
+            return
         name, parent, legacy_address = None, None, None
         rest = list(args)
         if rest and rest[0] != "from":
@@ -503,6 +508,11 @@ class _Parser:
         elif state is not None and self.section == "userlist":
             try:
                 self.userlists.append(userlists.close_section(state, self.carry.userlists))
+            except ParseError as error:
+                self.diagnostics.error(state.location, str(error))
+        elif state is not None and self.section == "peers":
+            try:
+                self.peer_sections.append(peer_sections.close_section(state, self.carry.peers))
             except ParseError as error:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "defaults":
@@ -1456,7 +1466,7 @@ def _cookie(parser, state: ProxyState, args, line, negated) -> None:
 
 
 STICK_TABLE_TYPES = ("ip", "ipv6", "integer", "string", "binary")
-STICK_TABLE_UNSUPPORTED = ("peers", "srvkey", "write-to", "recv-only")
+STICK_TABLE_UNSUPPORTED = ("srvkey", "write-to", "recv-only")
 STICK_PATTERNS = ("src", "dst", "src_port", "dst_port")
 # Keys read from the request (haply.proxy.counters.fetch_for); the integer ones
 # are hashes, the binary ones a hash and the client's address.
@@ -1468,7 +1478,7 @@ MAX_STICK_TABLE_EXPIRE = 2**31 / 1000  # HAProxy's limit: "slightly above 24 day
 
 def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
     words = _texts(args)
-    kind = length = size = expire = None
+    kind = length = size = expire = peers = None
     nopurge = False
     store: dict[str, float | None] = {}
     i = 0
@@ -1480,9 +1490,9 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
             continue
         if word in STICK_TABLE_UNSUPPORTED:
             raise ParseError(f"stick-table option '{word}' is not supported by haply")
-        if word not in ("type", "len", "size", "expire", "store"):
+        if word not in ("type", "len", "size", "expire", "store", "peers"):
             raise ParseError(f"unknown stick-table option '{word}': expected type, len, size, expire, "
-                             "nopurge or store")
+                             "nopurge, store or peers")
         if value is None:
             raise ParseError(f"stick-table '{word}' needs a value")
         if word == "store":
@@ -1493,6 +1503,8 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
             if value not in STICK_TABLE_TYPES:
                 raise ParseError(f"stick-table type '{value}': expected ip, ipv6, integer, string or binary")
             kind = value
+        elif word == "peers":
+            peers = value
         elif word == "len":
             length = parse_int(value, "stick-table len", 1, 65535)
         elif word == "size":
@@ -1509,7 +1521,7 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError("stick-table 'len' only applies to types string and binary")
     store.pop("server_id", None)  # stick rules store it anyway
     state.stick_table = StickTableSpec(state.name, kind, size, length or 32, expire, nopurge, line.location,
-                                       tuple(store.items()))
+                                       tuple(store.items()), peers)
 
 
 def _check_key(key: str, what: str) -> None:
@@ -2294,6 +2306,7 @@ HANDLERS: dict[str, Handler] = {
     # global
     "daemon": _global_flag("daemon"),
     "pidfile": _global_value("pidfile", str, "a file name"),
+    "localpeer": _global_value("localpeer", str, "a peer name"),
     "user": _global_value("user", _account("user"), "a user name"),
     "group": _global_value("group", _account("group"), "a group name"),
     "chroot": _global_value("chroot", str, "a directory"),
@@ -2417,6 +2430,7 @@ HANDLERS: dict[str, Handler] = {
 SECTION_HANDLERS: dict[str, dict[str, Handler]] = {
     "program": programs.HANDLERS,
     "userlist": userlists.HANDLERS,
+    "peers": peer_sections.HANDLERS,
 }
 
 
@@ -2569,6 +2583,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                               "'stick-table' in the same section")
         if proxy.stick_table is not None:
             _check_stick_types(proxy, diagnostics, config.global_.nbthread)
+            _check_table_peers(proxy, config, diagnostics)
         if proxy.mode == "tcp" and proxy.kind == "backend":
             _warn_http_only_settings(proxy, diagnostics)
         if proxy.cookie is not None:
@@ -2630,6 +2645,21 @@ def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | No
         if proxy.mode == "tcp" and not (address or port):
             diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' reads the HTTP request; "
                               f"'{proxy.name}' is in mode tcp")
+
+
+def _check_table_peers(proxy: Proxy, config: Config, diagnostics: Diagnostics) -> None:
+    """`stick-table ... peers NAME` names a peers section; its entries are
+    shared by one process (a worker per thread would each claim the local
+    peer's name)."""
+    table = proxy.stick_table
+    if table.peers is None:
+        return
+    if not any(section.name == table.peers for section in config.peers):
+        diagnostics.error(table.location, f"stick-table of '{proxy.name}': no peers section named "
+                          f"'{table.peers}'")
+    elif config.global_.nbthread > 1:
+        diagnostics.error(table.location, f"stick-table of '{proxy.name}' is shared with peers "
+                          f"'{table.peers}': haply shares tables from one worker, set nbthread 1")
 
 
 def _counter_rules(proxy: Proxy) -> list[CounterRule]:

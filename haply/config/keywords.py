@@ -8,7 +8,7 @@ user reads "not supported by haply" instead of "unknown keyword", and nothing is
 ever silently ignored.
 
 Sections are written as letters: g global, d defaults, f frontend, l listen,
-b backend, p program, u userlist. Synopses and meanings follow HAProxy 2.6's configuration manual.
+b backend, p program, u userlist, e peers. Synopses and meanings follow HAProxy 2.6's configuration manual.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ LEGACY = "legacy"  # accepted with a warning naming the modern form
 UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear error
 
 SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program",
-                 "u": "userlist"}
+                 "u": "userlist", "e": "peers"}
 SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
-SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist")
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist", "peers")
 # Handled by lexer.apply_conditions before the parser sees the lines.
 PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
-    "peers", "resolvers", "cache", "ring", "mailers",
+    "resolvers", "cache", "ring", "mailers",
     "http-errors", "fcgi-app", "log-forward",
 )
 
@@ -77,6 +77,7 @@ def _rows() -> list[Keyword]:
         K("log-tag", "gdflb", "<string>", "Tag (program name) of the syslog header."),
         K("log-send-hostname", "g", "[<string>]", "Put a host name in the syslog header."),
         K("node", "g", "<name>", "Node name shown on the statistics page."),
+        K("localpeer", "g", "<name>", "The local peer's name in peers sections (default: the host name; -L on the command line wins)."),
         K("description", "gflb", "<text>...", "Free text describing the process or the proxy."),
         K("stats socket", "g", "<path>|ipv4@<addr>:<port> [mode <octal>] [level user|operator|admin] [<bind options>]",
           "Runtime API socket."),
@@ -113,17 +114,20 @@ def _rows() -> list[Keyword]:
         K("maxzlibmem", "g", "<MB>", "Bound on the memory of compression streams.", U),
         # ----------------------------------------------------------- proxies
         K("mode", "dflb", "tcp|http", "Proxy mode: raw TCP relay or HTTP."),
-        K("bind", "fl", "<addr>:<port>[,...] [<option>...]",
+        K("peer", "e", "<name> <addr>:<port>",
+          "A load balancer sharing the section's stick tables: where haply listens when the name is the local "
+          "peer's (`localpeer`, -L, else the host name), where it connects otherwise. TLS options are not supported."),
+        K("bind", "fle", "<addr>:<port>[,...] [<option>...]",
           "Listening address(es): 1.2.3.4:80, *:80, :80, :::80, [::1]:80, ipv6@::1:80, ports 8000-8003, fd@N. Options: "
           "the TLS ones (ssl, crt, alpn ...); maxconn (this listener's own limit), backlog, v4v6, v6only, interface, "
           "transparent, mss, defer-accept, tfo, tcp-ut, name and id (its statistics row); process, thread and nice "
-          "are not supported."),
-        K("disabled", "dflb", "", "Start the proxy stopped."),
+          "are not supported. In a peers section: the local peer's address (with `server NAME` lines)."),
+        K("disabled", "dflbe", "", "Start the proxy stopped (a peers section: share nothing)."),
         K("load-server-state-from-file", "dlb", "global|local|none",
           "Load this backend's server states at start: from the global server-state-file, from its own file, or not."),
         K("server-state-file-name", "dlb", "[<file>|use-backend-name]",
           "The backend's own state file for `load-server-state-from-file local` (default: the backend's name)."),
-        K("enabled", "dflb", "", "Start the proxy (the default)."),
+        K("enabled", "dflbe", "", "Start the proxy (the default)."),
         K("id", "flb", "<number>", "Numeric proxy id."),
         K("backlog", "dfl", "<number>", "Listen queue length of the listeners."),
         K("retries", "dlb", "<number>", "Connection attempts to a server after a failure."),
@@ -249,7 +253,7 @@ def _rows() -> list[Keyword]:
           "An identifier per HTTP request (a log-format string, e.g. %{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid): %ID in logs, %[unique-id] in header values; a mode tcp session's is rendered for its log line."),
         K("unique-id-header", "dfl", "<name>",
           "Send the request's unique-id-format identifier to the server in this header."),
-        K("server", "lb", "<name> <addr>[:<port>] [<option>...]",
+        K("server", "lbe", "<name> <addr>[:<port>] [<option>...]",
           "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie, send-proxy, send-proxy-v2 (the PROXY protocol header first, with the client's address; such a connection serves that client alone), check-send-proxy; TLS options kept for the TLS layer."),
         K("default-server", "dlb", "[<option>...]", "Options applied to the following server lines."),
         K("server-template", "lb", "<prefix> <num>|<from>-<to> <addr>[:<port>] [<option>...]", "Servers <prefix>1..N sharing one address."),

@@ -464,6 +464,8 @@ class StickTableSpec:
     # `store`: the counters each entry keeps, (name, period in seconds for a
     # rate, else None), in the order written (haply.proxy.counters)
     store: tuple[tuple[str, float | None], ...] = ()
+    # `peers NAME`: the peers section its entries are shared with
+    peers: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,6 +641,7 @@ class Global:
     maxrewrite: int = 1024  # tune.maxrewrite
     http_maxhdr: int = 101  # tune.http.maxhdr, the start line included
     cpu_map: tuple = ()  # haply.config.cpu_map.CpuMapping, in file order
+    localpeer: str | None = None  # the local peer's name in peers sections (default: the host name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,6 +683,37 @@ class Program:
 
 
 @dataclass(frozen=True, slots=True)
+class Peer:
+    """A `peer NAME ADDR:PORT` (or `server NAME [ADDR:PORT]`) of a peers
+    section: the local one is where haply listens, the others where it
+    connects."""
+
+    name: str
+    host: str | None
+    port: int | None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class PeersSection:
+    """A `peers NAME` section: the load balancers that share the stick
+    tables naming it (`stick-table ... peers NAME`)."""
+
+    name: str
+    peers: tuple[Peer, ...] = ()
+    # `bind ADDR:PORT` of the local peer, for the `server NAME` form
+    bind: tuple[str, int] | None = None
+    disabled: bool = False
+    location: Location = NOWHERE
+
+    def peer(self, name: str) -> Peer | None:
+        for peer in self.peers:
+            if peer.name == name:
+                return peer
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     global_: Global = Global()
     proxies: tuple[Proxy, ...] = ()
@@ -687,6 +721,7 @@ class Config:
     vrrp: tuple = ()
     programs: tuple = ()
     userlists: tuple[Userlist, ...] = ()
+    peers: tuple[PeersSection, ...] = ()
     sources: tuple[str, ...] = ()
 
     def proxy(self, name: str) -> Proxy | None:
@@ -706,6 +741,7 @@ class Config:
 
 __all__ = [
     "Acl", "AuthRule", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global", "OriginalTo",
+    "Peer", "PeersSection",
     "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
     "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
 ]

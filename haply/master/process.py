@@ -283,7 +283,8 @@ class Master:
                 return False, f"configuration not loaded, the old one keeps running:\n{text}"
             except OSError as exc:
                 return False, f"cannot read configuration, the old one keeps running: {exc}"
-            config = loaded.config
+            from haply.cli import with_options
+            config = with_options(loaded.config, self.options)
             warnings = "".join(f"{d}\n" for d in loaded.diagnostics.warnings)
             try:
                 validate(config, self.loop)

@@ -196,6 +196,13 @@ class Rate:
             self.current = 0
             self._enter(index)
 
+    def restore(self, now: float, elapsed: float, current: int, previous: int) -> None:
+        """Take a peer's counter: its current period began `elapsed` seconds
+        ago with these counts (haply.peers)."""
+        self.origin = now - elapsed
+        self.current, self.previous = current, previous
+        self._enter(0)
+
     def add(self, now: float, count: int = 1) -> None:
         if now >= self.until:
             self._turn(now)

@@ -91,6 +91,7 @@ class Engine:
         # TLS contexts of `bind ... ssl` listeners (haply.tls), keyed by socket.
         self._tls: dict[socket.socket, object] = {}
         self.health: HealthChecker | None = None
+        self.peer_services: list = []  # haply.peers.service.PeersService, once started
         # Live client sessions, so a stop can close the idle ones at once.
         self.sessions: set = set()
         self.stopping = False
@@ -269,6 +270,12 @@ class Engine:
                                                        ssl_handshake_timeout=self._handshake_timeout(frontend))
             self._servers.append(server)
         self._start_health()
+        # stick tables shared with peers (haply.peers), once their stick
+        # rules have said whether their entries name servers
+        from haply.peers.service import services_for
+        self.peer_services = services_for(self.config, self.tables, self.loop, None)
+        for service in self.peer_services:
+            await service.start()
         self.started_at = self.loop.time()
         self.check_counters = CheckCounters()
         self.health.subscribe(self.check_counters.on_event)
@@ -316,6 +323,8 @@ class Engine:
         """Stop accepting. Established connections are closed by the caller's exit."""
         if self.health is not None:
             await self.health.stop()
+        for service in self.peer_services:
+            await service.stop()
         for server in self._servers:
             server.close()
         for server in self._servers:

@@ -18,9 +18,9 @@ table forgets its least recently used entry, or refuses the new one with
 As with cookies (haply.proxy.persistence), a request whose stuck server is at its
 `maxconn` is balanced rather than queued for that server.
 
-Each worker process has its own tables (HAProxy shares them between threads, or
-between nodes with `peers`, which haply does not support); `haply -c` says so
-when nbthread is above 1.
+Each worker process has its own tables (HAProxy shares them between threads);
+`haply -c` says so when nbthread is above 1. A table with `peers NAME` is
+shared with the other nodes of that peers section (haply.peers).
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class Entry:
     expires: float | None
     data: dict  # the stored counters (haply.proxy.counters)
     use: int = 0  # sessions tracking it: it does not expire meanwhile
+    key: str = ""  # its key in its table (set when added)
 
 
 class StickTable:
@@ -103,9 +104,14 @@ class StickTable:
         self.size = spec.size
         self.expire = spec.expire
         self.entries: OrderedDict[str, Entry] = OrderedDict()
-        # Whether stick rules use it (its entries name a server).
+        # Whether stick rules use it (its entries name a server), and the
+        # servers they name (Stickiness sets both).
         self.stores_server = False
+        self.servers: list[ServerState] = []
         self.stored = frozenset(name for name, _ in spec.store)
+        # The peers it is shared with (haply.peers.sync.TableShare): told of
+        # every entry that changed; None when it is not shared.
+        self.share = None
 
     def normalise(self, key: str | bytes) -> str | None:
         """The key as this table stores it, or None when it cannot hold it.
@@ -159,8 +165,11 @@ class StickTable:
             entry = self._add(key, Entry(None, 0, None, new_data(self.spec.store, now)), now)
         else:
             self.entries.move_to_end(key)
-        if entry is not None and self.expire is not None:
-            entry.expires = now + self.expire
+        if entry is not None:
+            if self.expire is not None:
+                entry.expires = now + self.expire
+            if self.share is not None:
+                self.share.changed[key] = None
         return entry
 
     def release(self, entry: Entry, now: float) -> None:
@@ -172,11 +181,14 @@ class StickTable:
             entry.data["conn_cur"] = current - 1
         if self.expire is not None:
             entry.expires = now + self.expire
+        if self.share is not None:
+            self.share.changed[entry.key] = None
 
     def _add(self, key: str, entry: Entry, now: float) -> Entry | None:
         self.purge(now)
         if len(self.entries) >= self.size and (self.spec.nopurge or not self._forget_oldest()):
             return None
+        entry.key = key
         self.entries[key] = entry
         return entry
 
@@ -196,10 +208,14 @@ class StickTable:
             if self.expire is not None:
                 entry.expires = now + self.expire
             self.entries.move_to_end(key)
+            if self.share is not None:
+                self.share.changed[key] = None
 
     def store(self, key: str, server: ServerState, now: float) -> bool:
         """Record server for key; False when a full `nopurge` table refuses it."""
         expires = now + self.expire if self.expire is not None else None
+        if self.share is not None:
+            self.share.changed[key] = None
         entry = self.entries.get(key)
         if entry is not None:
             entry.server, entry.server_id, entry.expires = server.name, server.server_id, expires
@@ -242,7 +258,7 @@ class Stickiness:
                  servers: list[ServerState]):
         self.table = table
         table.stores_server = True
-        self.servers = servers  # the registry's live list
+        self.servers = table.servers = servers  # the registry's live list
         self.matches = [(fetch_for(r.pattern), compile_condition(r.condition))
                         for r in rules if r.kind in ("on", "match")]
         self.stores = [(fetch_for(r.pattern), compile_condition(r.condition))

@@ -149,7 +149,7 @@ class Registry:
             backup=server.backup,
             maxconn=server.maxconn,
             maxqueue=server.maxqueue,
-            server_id=len(states) + 1,
+            server_id=server.id if server.id is not None else _free_id(states),
             admin=MAINT if server.disabled else READY,
             effective_weight=server.weight,
             last_change=now,
@@ -279,3 +279,13 @@ def timing_averages(state: ServerState) -> tuple[int, int]:
     reads only (pages take snapshots without changing state)."""
     factor = _idle_factor(state.timed_upto, state.total_sessions)
     return int(state.queue_time_avg * factor + 0.5), int(state.connect_time_avg * factor + 0.5)
+
+
+def _free_id(states) -> int:
+    """HAProxy's automatic server id: the smallest one no server of the
+    backend has (an `id N` keeps its number)."""
+    taken = {state.server_id for state in states}
+    candidate = 1
+    while candidate in taken:
+        candidate += 1
+    return candidate

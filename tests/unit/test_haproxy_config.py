@@ -819,7 +819,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             timeout conect 5s
             optoin httplog
             option httpclse
-            stick-table type ip size 1m peers mypeers
+            stick-table type ip size 1m
         frontend f
             tcp-request connection expect-proxy layer4
             http-request silent-drop
@@ -827,8 +827,8 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             server s 1.2.3.4:80
         backend b
             default_backend x
-        peers mypeers
-            peer a 127.0.0.1:1
+        resolvers dns
+            nameserver a 127.0.0.1:53
         listen
         """) == [
         "2: unknown keyword 'maxconnn' in 'global' section; did you mean 'maxconn'?",
@@ -841,9 +841,9 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "track-sc0|1|2, sc-inc-gpc0|1 and sc-set-gpt0 are)",
         "11: 'http-request silent-drop' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
-        "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend)",
+        "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend, peers)",
         # (15: default_backend in a backend is ignored with a warning, as in HAProxy)
-        "16: 'peers' sections are not supported by haply",
+        "16: 'resolvers' sections are not supported by haply",
         "18: 'listen' needs a name",
     ]
 
@@ -1068,12 +1068,14 @@ def test_every_keyword_has_a_handler_and_back():
     accepted = {name for name, row in KEYWORDS.items() if row.status == SUPPORTED}
     from haply.config.programs import HANDLERS as PROGRAM_HANDLERS
     from haply.config.userlists import HANDLERS as USERLIST_HANDLERS
-    assert accepted - PREPROCESSOR == set(HANDLERS) | set(PROGRAM_HANDLERS) | set(USERLIST_HANDLERS)
+    from haply.config.peers import HANDLERS as PEERS_HANDLERS
+    assert accepted - PREPROCESSOR == (set(HANDLERS) | set(PROGRAM_HANDLERS) | set(USERLIST_HANDLERS)
+                                       | set(PEERS_HANDLERS))
     assert PREPROCESSOR <= accepted
     for row in KEYWORDS.values():
         if row.status == LEGACY:
             assert KEYWORDS[row.modern].status == SUPPORTED, row.name
-        assert row.sections and set(row.sections) <= set("gdflbpu"), row.name
+        assert row.sections and set(row.sections) <= set("gdflbpue"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
 
@@ -1251,8 +1253,9 @@ def test_stick_table_and_rules(tmp_path):
 @pytest.mark.parametrize("lines, message", [
     ("stick-table type ip", "needs 'type' and 'size'"),
     ("stick-table type binary len 0 size 10", "stick-table len"),
-    ("stick-table type ip size 10 peers mypeers", "option 'peers' is not supported by haply"),
-    ("stick-table type ip size 10 peers p", "option 'peers' is not supported by haply"),
+    ("stick-table type ip size 10 peers mypeers", "no peers section named 'mypeers'"),
+    ("stick-table type ip size 10 peers p", "no peers section named 'p'"),
+    ("stick-table type ip size 10 srvkey addr", "option 'srvkey' is not supported by haply"),
     ("stick-table type ip len 4 size 10", "'len' only applies to types string and binary"),
     ("stick-table type ip size 10 expire 30d", "at most 24 days"),
     ("stick-table type mac size 10", "expected ip, ipv6, integer, string or binary"),
@@ -2440,3 +2443,64 @@ def test_variable_rules_are_checked_where_written(tmp_path):
     ]
     for message, words in zip(found, expected, strict=True):
         assert words in message, (message, words)
+
+
+# ---------------------------------------------------------------------- peers
+
+
+def test_peers_sections(tmp_path):
+    loaded = load_text(tmp_path, "global\n    localpeer lb1\n" + DEFAULTS + """\
+        peers lbs
+            peer lb1 192.0.2.11:10000
+            peer lb2 192.0.2.12:10000
+        peers newer
+            bind 192.0.2.11:10001
+            server lb1
+            server lb2 192.0.2.12:10001
+            disabled
+            enabled
+        backend galera
+            mode tcp
+            stick-table type ip size 1000 peers lbs
+            stick on dst
+            server db1 127.0.0.1:3306
+        """)
+    config = loaded.config
+    assert config.global_.localpeer == "lb1"
+    lbs, newer = config.peers
+    assert [(p.name, p.host, p.port) for p in lbs.peers] == [("lb1", "192.0.2.11", 10000),
+                                                             ("lb2", "192.0.2.12", 10000)]
+    assert newer.bind == ("192.0.2.11", 10001) and newer.peer("lb1").host is None and not newer.disabled
+    assert config.proxy("galera").stick_table.peers == "lbs"
+
+
+def test_peers_errors_are_located(tmp_path):
+    found = messages(tmp_path, "global\n    nbthread 2\n" + DEFAULTS + """\
+        peers lbs
+            peer lb1
+            peer lb2 192.0.2.12:10000 ssl
+            peer lb3 192.0.2.13:10000
+            peer lb3 192.0.2.13:10000
+            bind 192.0.2.11:1 alpn x
+        peers empty
+        peers both
+            bind 192.0.2.11:10001
+            server lb1 192.0.2.11:10001
+        backend b
+            stick-table type ip size 10 peers nowhere
+            server s 127.0.0.1:1
+        backend c
+            stick-table type ip size 10 peers lbs
+            server s 127.0.0.1:1
+        """)
+    assert found == [
+        "9: 'peer lb1' expects an address, as in 192.0.2.11:10000",
+        "10: 'peer lb2': option 'ssl' is not supported by haply (peers connect in plain TCP)",
+        "12: peer 'lb3' is declared twice in peers section 'lbs'",
+        "13: 'bind' in a peers section expects one address; option 'alpn' is not supported by haply",
+        "14: peers section 'empty' has no peer",
+        "15: peers section 'both': a 'bind' line needs exactly one 'server NAME' line without an "
+        "address (the local peer)",
+        "19: stick-table of 'b': no peers section named 'nowhere'",
+        "22: stick-table of 'c' is shared with peers 'lbs': haply shares tables from one worker, set nbthread 1",
+    ]

@@ -1,0 +1,279 @@
+"""The peers of one `peers` section, over TCP: the I/O around haply.peers.sync.
+
+The service listens on the local peer's address and keeps one session with
+every other peer, connecting to those it has none with (again 50 to 2050 ms
+after a session ends, as HAProxy waits, so that two peers do not keep
+crossing). A session begins with the hello/status handshake
+(haply.peers.codec); when both sides connected at once, the one that arrived
+last stays. Once connected to a peer, a starting node asks it for every
+entry (a resync), which is how a node that restarted learns the clients'
+servers back. Every 100 ms, the entries that changed are pushed to every
+peer. A worker that stops teaches every entry to the one that replaces it
+(listening on the same address: a reload), as HAProxy's old process does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import sys
+
+from haply.peers import codec
+from haply.peers.sync import PeerLink, TableShare
+
+PUSH_EVERY = 0.1  # seconds between two pushes of the changed entries
+CHECK_EVERY = 1.0  # heartbeats and dead sessions
+
+
+def local_name(configured: str | None) -> str:
+    return configured or socket.gethostname()
+
+
+def _warn(message: str) -> None:
+    print(f"[WARNING] {message}", file=sys.stderr)
+
+
+class _Session(asyncio.Protocol):
+    """One TCP connection with a peer: the handshake, then a PeerLink."""
+
+    def __init__(self, service: "PeersService", outgoing: str | None):
+        self.service = service
+        self.outgoing = outgoing  # the peer we connected to; None: it connected to us
+        self.transport = None
+        self.pending = b""
+        self.link: PeerLink | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if self.outgoing is not None:
+            transport.write(codec.hello(self.outgoing, self.service.name, os.getpid()))
+
+    def data_received(self, data: bytes) -> None:
+        service = self.service
+        now = service.loop.time()
+        if self.link is None:
+            self.pending += data
+            if not self._handshake(now):
+                return
+            data, self.pending = self.pending, b""
+            if not data:
+                return
+        try:
+            answer = self.link.receive(data, now)
+        except codec.PeerProtocolError as error:
+            _warn(f"peers {service.section.name}: peer '{self.link.name}': {error}; closing the session")
+            self.transport.write(bytes((codec.ERROR, codec.PROTOCOL_ERROR)))
+            self.transport.close()
+            return
+        if answer:
+            self.transport.write(answer)
+
+    def _handshake(self, now: float) -> bool:
+        """Whether the handshake is over and a link made (what follows it in
+        pending is the link's)."""
+        service = self.service
+        if self.outgoing is not None:
+            end = self.pending.find(b"\n")
+            if end < 0:
+                return False
+            status, self.pending = self.pending[:end], self.pending[end + 1:]
+            if status != b"200":
+                _warn(f"peers {service.section.name}: peer '{self.outgoing}' refused the session "
+                      f"(status {status.decode('ascii', 'replace')})")
+                self.transport.close()
+                return False
+            self.link = service.established(self, self.outgoing, now)
+            self.transport.write(codec.control(codec.RESYNC_REQUEST) if not service.synced else b"")
+            return True
+        if self.pending.count(b"\n") < 3:
+            if len(self.pending) > 1024:
+                self.transport.close()
+            return False
+        first, second, third, self.pending = self.pending.split(b"\n", 3)
+        # (a hello from this node's own name is the process it replaces, teaching it)
+        status, name = codec.read_hello([first, second, third], service.name,
+                                        {*service.remotes, service.name})
+        self.transport.write(b"%d\n" % status)
+        if name is None:
+            self.transport.close()
+            return False
+        self.link = service.established(self, name, now)
+        return True
+
+    def connection_lost(self, exc) -> None:
+        self.service.lost(self)
+
+    def write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class PeersService:
+    """The sessions of one peers section for the tables that name it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, section, name: str, tables: list):
+        self.loop = loop
+        self.section = section
+        self.name = name
+        self.shares = [TableShare(table, number) for number, table in enumerate(tables, start=1)]
+        self.remotes = {peer.name: peer for peer in section.peers if peer.name != name}
+        local = section.peer(name)
+        self.address = section.bind if section.bind is not None else (
+            (local.host, local.port) if local is not None else None)
+        self.sessions: dict[str, _Session] = {}  # established, by peer name
+        self.connecting: dict[str, asyncio.TimerHandle | asyncio.Task] = {}
+        self.synced = False
+        self.server: asyncio.AbstractServer | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.stopped = False
+
+    async def start(self) -> None:
+        if self.address is not None:
+            host, port = self.address
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # a worker replacing this one binds the same address meanwhile
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            self.server = await self.loop.create_server(lambda: _Session(self, None), sock=sock)
+        for name in self.remotes:
+            self._connect_later(name, 0.0)
+        self.tasks.append(self.loop.create_task(self._push_loop()))
+
+    def _connect_later(self, name: str, delay: float) -> None:
+        if self.stopped or name in self.sessions or name in self.connecting:
+            return
+        self.connecting[name] = self.loop.call_later(delay, self._connect, name)
+
+    def _connect(self, name: str) -> None:
+        peer = self.remotes[name]
+
+        async def connect() -> None:
+            try:
+                await self.loop.create_connection(lambda: _Session(self, name), peer.host, peer.port)
+            except OSError:
+                self.connecting.pop(name, None)
+                self._connect_later(name, 0.05 + random.random() * 2.0)
+                return
+            self.connecting.pop(name, None)
+
+        self.connecting[name] = self.loop.create_task(connect())
+
+    def established(self, session: _Session, name: str, now: float) -> PeerLink:
+        """A handshake succeeded: the newest session with a peer is the one kept."""
+        previous = self.sessions.get(name)
+        self.sessions[name] = session
+        if previous is not None and previous is not session and previous.transport is not None:
+            previous.link = None  # its loss must not drop the new one
+            previous.transport.close()
+        return PeerLink(name, self.shares, now)
+
+    def lost(self, session: _Session) -> None:
+        for name, known in list(self.sessions.items()):
+            if known is session:
+                del self.sessions[name]
+                self.synced = self.synced or (session.link is not None and session.link.synced)
+        name = session.outgoing
+        if name is None and session.link is not None:
+            name = session.link.name
+        if name in self.remotes and name not in self.sessions:
+            self._connect_later(name, 0.05 + random.random() * 2.0)
+
+    async def _push_loop(self) -> None:
+        checked = self.loop.time()
+        while not self.stopped:
+            await asyncio.sleep(PUSH_EVERY)
+            now = self.loop.time()
+            self.push(now)
+            if now - checked >= CHECK_EVERY:
+                checked = now
+                self.check(now)
+
+    def push(self, now: float) -> None:
+        """Send the entries changed since the last push to every peer."""
+        for share in self.shares:
+            if not share.changed:
+                continue
+            keys, share.changed = list(share.changed), {}
+            if not self.sessions:
+                continue
+            updates = share.updates(keys, now)
+            for session in list(self.sessions.values()):
+                if session.link is not None:
+                    session.write(session.link.push(share, updates, now))
+
+    def check(self, now: float) -> None:
+        for session in list(self.sessions.values()):
+            link = session.link
+            if link is None:
+                continue
+            if link.synced:
+                self.synced = True
+            if link.dead(now):
+                _warn(f"peers {self.section.name}: peer '{link.name}' silent for "
+                      f"{now - link.received_at:.1f} s; closing the session")
+                session.transport.close()
+            else:
+                session.write(link.heartbeat(now))
+
+    async def stop(self) -> None:
+        self.stopped = True
+        for task in self.tasks:
+            task.cancel()
+        for pending in self.connecting.values():
+            pending.cancel()
+        self.connecting.clear()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        # what changed last goes out before the sessions close
+        self.push(self.loop.time())
+        for session in list(self.sessions.values()):
+            if session.transport is not None:
+                session.transport.close()
+        await self._teach_successor()
+
+    async def _teach_successor(self) -> None:
+        """A process replacing this one (a reload) listens on the same
+        address: it is taught every entry, as HAProxy's old process teaches
+        its new one. Nobody listening there: nothing to do."""
+        if self.address is None or not any(share.table.entries for share in self.shares):
+            return
+        host, port = self.address
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+            writer.write(codec.hello(self.name, self.name, os.getpid()))
+            status = await asyncio.wait_for(reader.readline(), 1.0)
+            if status.strip() != b"%d" % codec.SUCCEEDED:
+                return
+            now = self.loop.time()
+            writer.write(PeerLink(self.name, self.shares, now).teach(now)
+                         + codec.control(codec.RESYNC_FINISHED))
+            await writer.drain()
+            await asyncio.wait_for(reader.read(2), 1.0)  # its confirmation
+        except (OSError, asyncio.TimeoutError):
+            return
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+def services_for(config, tables: dict, loop, name: str | None) -> list[PeersService]:
+    """One service per peers section that shared tables name; a section
+    without the local peer is left out with a warning (as HAProxy drops it)."""
+    local = local_name(name or config.global_.localpeer)
+    services = []
+    for section in config.peers:
+        shared = [table for table in tables.values() if table.spec.peers == section.name]
+        if section.disabled or not shared:
+            continue
+        if section.peer(local) is None and section.bind is None:
+            _warn(f"peers section '{section.name}' has no peer named '{local}' (the local peer: "
+                  "set localpeer or -L): its tables are not shared")
+            continue
+        services.append(PeersService(loop, section, local, shared))
+    return services

@@ -1,0 +1,234 @@
+"""What a session with one peer does once the handshake is over, without I/O.
+
+`TableShare` is a stick table as this node shares it: the definition it
+announces, the entries that changed since they were last pushed, and how an
+update from a peer becomes an entry here. `PeerLink` is one established
+session: it reads the peer's messages (answering a resync request with every
+entry, acknowledging updates, confirming a finished resync), writes this
+node's updates, sends a heartbeat after 3 s of silence and says the session
+is dead after 5 s without a message from the peer, as HAProxy does.
+
+As in HAProxy, what a peer pushes overwrites the entry here (no sum), the
+count of current connections (`conn_cur`) is never learned, and an entry
+learned from a peer is not pushed again. Servers are known by their name
+(`server_key`) when the peer sends it, else by their numeric id: give the
+servers the same ids on every node (`id N`).
+"""
+
+from __future__ import annotations
+
+from haply.peers import codec
+from haply.peers.codec import Definition, PeerProtocolError, Update
+from haply.proxy.counters import Rate, new_data
+
+HEARTBEAT_AFTER = 3.0  # seconds of silence before a heartbeat
+DEAD_AFTER = 5.0  # seconds without a message: the peer is gone
+
+_KEY_LENGTHS = {"ip": 4, "ipv6": 16, "integer": 4}
+
+
+class TableShare:
+    """A stick table (haply.proxy.stick.StickTable) shared with peers."""
+
+    def __init__(self, table, table_id: int):
+        self.table = table
+        spec = table.spec
+        types = {name for name, _ in spec.store if name in codec.BIT}
+        if table.stores_server:
+            types |= {"server_id", "server_key"}
+        periods = {name: int(round(period * 1000)) for name, period in spec.store
+                   if period is not None and name in codec.BIT}
+        self.definition = Definition(
+            table_id, spec.name, spec.kind, _KEY_LENGTHS.get(spec.kind, spec.length),
+            tuple(sorted(types, key=codec.BIT.__getitem__)),
+            int((spec.expire or 0) * 1000), periods)
+        # keys changed here since the last push, in order (a dict as an ordered set)
+        self.changed: dict[str, None] = {}
+        self.update_id = 0
+        table.share = self
+
+    def values(self, entry, now: float) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name in self.definition.types:
+            if name == "server_id":
+                out[name] = entry.server_id if entry.server is not None else 0
+            elif name == "server_key":
+                out[name] = entry.server
+            else:
+                value = entry.data.get(name)
+                if value.__class__ is Rate:
+                    value.value(now)  # turns its periods up to now
+                    out[name] = (int((now - value.start) * 1000), value.current, value.previous)
+                else:
+                    out[name] = value or 0
+        return out
+
+    def updates(self, keys, now: float) -> list[Update]:
+        """The updates of those keys that have an entry, numbered."""
+        entries = self.table.entries
+        found = []
+        for key in keys:
+            entry = entries.get(key)
+            if entry is None:
+                continue
+            self.update_id = (self.update_id + 1) & 0xFFFFFFFF
+            found.append(Update(self.update_id, key, self.values(entry, now)))
+        return found
+
+    def apply(self, update: Update, now: float) -> None:
+        """A peer's update: the entry takes its values (made if needed), its
+        expiry starts again; this does not count as a change to push."""
+        table = self.table
+        key = table.normalise(update.key)
+        if key is None:
+            return
+        entry = table.lookup(key, now)
+        if entry is None:
+            from haply.proxy.stick import Entry
+            entry = table._add(key, Entry(None, 0, None, new_data(table.spec.store, now)), now)
+            if entry is None:
+                return  # a full nopurge table
+        else:
+            table.entries.move_to_end(key)
+        values = update.values
+        server = _server(table.servers, values.get("server_key"), values.get("server_id"))
+        if server is not None:
+            entry.server, entry.server_id = server.name, server.server_id
+        for name, value in values.items():
+            current = entry.data.get(name)
+            if current is None or name == "conn_cur":
+                continue
+            if current.__class__ is Rate:
+                elapsed, count, previous = value
+                current.restore(now, elapsed / 1000, count, previous)
+            else:
+                entry.data[name] = value
+        if update.expire_ms is not None:
+            entry.expires = now + update.expire_ms / 1000
+        elif table.expire is not None:
+            entry.expires = now + table.expire
+
+
+def _server(servers, name: str | None, server_id: int | None):
+    if name:
+        for server in servers:
+            if server.name == name:
+                return server
+    if server_id:
+        for server in servers:
+            if server.server_id == server_id:
+                return server
+    return None
+
+
+class PeerLink:
+    """One established session with a peer (after the handshake)."""
+
+    def __init__(self, name: str, shares: list[TableShare], now: float):
+        self.name = name
+        self.shares = {share.definition.name: share for share in shares}
+        self.buffer = b""
+        self.remote: dict[int, Definition] = {}  # the peer's tables, by its ids
+        self.current: Definition | None = None  # the table its updates are for
+        self.last_update: dict[int, int] = {}  # the peer's last update number per table
+        self.names = codec.Names()
+        self.received_at = self.sent_at = now
+        self.synced = False  # a resync from this peer finished
+        self.learned = 0  # updates applied from this peer
+
+    # ------------------------------------------------------------- reading
+
+    def receive(self, data: bytes, now: float) -> bytes:
+        """Take the peer's bytes; what to answer (acknowledgements, a
+        resync, confirmations). PeerProtocolError ends the session."""
+        self.received_at = now
+        self.buffer += data
+        messages, used = codec.split_messages(self.buffer)
+        self.buffer = self.buffer[used:]
+        out: list[bytes] = []
+        acked: dict[int, int] = {}
+        for klass, kind, body in messages:
+            if klass == codec.CONTROL:
+                if kind == codec.RESYNC_REQUEST:
+                    out.append(self.teach(now))
+                    out.append(codec.control(codec.RESYNC_FINISHED))
+                elif kind in (codec.RESYNC_FINISHED, codec.RESYNC_PARTIAL):
+                    self.synced = True
+                    out.append(codec.control(codec.RESYNC_CONFIRM))
+                elif kind not in (codec.RESYNC_CONFIRM, codec.HEARTBEAT):
+                    raise PeerProtocolError(f"unknown control message {kind}")
+            elif klass == codec.ERROR:
+                raise PeerProtocolError("the peer reported " + (
+                    "a protocol error" if kind == codec.PROTOCOL_ERROR else "a message too large"))
+            elif klass == codec.TABLE:
+                table_id = self._table_message(kind, body, now)
+                if table_id is not None:
+                    acked[table_id] = self.last_update[table_id]
+            else:
+                raise PeerProtocolError(f"unknown message class {klass}")
+        for table_id, update_id in acked.items():
+            out.append(codec.encode_ack(table_id, update_id))
+        if out:
+            self.sent_at = now
+        return b"".join(out)
+
+    def _table_message(self, kind: int, body: bytes, now: float) -> int | None:
+        """A stick-table message; the peer's table id when it was an update."""
+        if kind == codec.DEFINITION:
+            definition = codec.decode_definition(body)
+            self.remote[definition.table_id] = self.current = definition
+            return None
+        if kind == codec.SWITCH:
+            table_id, _ = codec.decode_int(body, 0)
+            self.current = self.remote.get(table_id)
+            if self.current is None:
+                raise PeerProtocolError(f"switch to table {table_id}, never defined")
+            return None
+        if kind == codec.ACK:
+            codec.decode_ack(body)
+            return None
+        if kind in (codec.UPDATE, codec.INCREMENTAL_UPDATE, codec.UPDATE_TIMED,
+                    codec.INCREMENTAL_UPDATE_TIMED):
+            definition = self.current
+            if definition is None:
+                raise PeerProtocolError("an update before any table definition")
+            table_id = definition.table_id
+            update = codec.decode_update(
+                definition, body, kind in (codec.UPDATE_TIMED, codec.INCREMENTAL_UPDATE_TIMED),
+                self.last_update.get(table_id), self.names,
+                incremental=kind in (codec.INCREMENTAL_UPDATE, codec.INCREMENTAL_UPDATE_TIMED))
+            self.last_update[table_id] = update.update_id
+            share = self.shares.get(definition.name)
+            if share is not None and share.definition.key_kind == definition.key_kind:
+                share.apply(update, now)
+                self.learned += 1
+            return table_id
+        raise PeerProtocolError(f"unknown stick-table message type {kind}")
+
+    # ------------------------------------------------------------- writing
+
+    def push(self, share: TableShare, updates: list[Update], now: float) -> bytes:
+        """Updates of one table, after its definition."""
+        if not updates:
+            return b""
+        # the definition goes before every batch, as HAProxy sends it (its
+        # documentation calls the switch message unused)
+        definition = share.definition
+        out = [codec.encode_definition(definition)]
+        out += [codec.encode_update(definition, update) for update in updates]
+        self.sent_at = now
+        return b"".join(out)
+
+    def teach(self, now: float) -> bytes:
+        """Every entry of every shared table (a resync asked for)."""
+        return b"".join(self.push(share, share.updates(list(share.table.entries), now), now)
+                        for share in self.shares.values())
+
+    def heartbeat(self, now: float) -> bytes:
+        if now - self.sent_at < HEARTBEAT_AFTER:
+            return b""
+        self.sent_at = now
+        return codec.control(codec.HEARTBEAT)
+
+    def dead(self, now: float) -> bool:
+        return now - self.received_at > DEAD_AFTER

@@ -1,0 +1,95 @@
+"""Stick tables shared between haply nodes (`peers` sections), for real: two
+haply processes on loopback, echo backends, the runtime API's `show table`.
+
+What an operator relies on after a VRRP failover: the client a node stuck to a
+server is sent to that server by the other node; a node that restarts learns
+the entries back from its peer; and a reload of a master-worker haply keeps
+its entries even without another node (the old worker teaches the new one).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from contextlib import ExitStack
+
+from tests.integration.test_master_worker import wait_for, workers_of
+from tests.interop.test_peers_oracle import Pair
+from tests.interop.test_stick_oracle import entries
+from tests.support.admin_cli import ask, cli
+from tests.support.haproxy_oracle import echo_backends, free_port, http_get
+from tests.support.haply_process import HAPLY_BIN, run_haply
+
+
+def keys(table: list[str]) -> list[str]:
+    return [line.split()[0] for line in table if line.startswith("key=")]
+
+
+def test_two_haply_nodes_share_and_a_restarted_one_learns_back():
+    with ExitStack() as stack:
+        s1, s2 = stack.enter_context(echo_backends(["s1", "s2"]))
+        pair = Pair(stack, s1, s2)
+        pair.start("A", HAPLY_BIN)
+        with ExitStack() as node_b:
+            pair.stack = node_b
+            pair.start("B", HAPLY_BIN)
+            time.sleep(0.5)
+            assert [pair.get("A", client) for client in ("127.0.0.31", "127.0.0.32")] == ["s1", "s2"]
+            pair.same_tables()
+            assert pair.get("B", "127.0.0.32") == "s2"  # B alone would have chosen s1
+            assert pair.get("B", "127.0.0.33") == "s1"
+            assert keys(pair.same_tables()) == ["key=127.0.0.31", "key=127.0.0.32", "key=127.0.0.33"]
+        # B is gone; A keeps serving, then B comes back empty and asks A
+        pair.stack = stack
+        assert [pair.get("A", client) for client in ("127.0.0.34", "127.0.0.35")] == ["s1", "s2"]
+        pair.start("B", HAPLY_BIN)
+        table = pair.same_tables()
+        assert keys(table) == ["key=127.0.0.31", "key=127.0.0.32", "key=127.0.0.33", "key=127.0.0.34",
+                               "key=127.0.0.35"]
+        # what the new B learned steers it (its own first choice is s1)
+        assert pair.get("B", "127.0.0.35") == "s2" and pair.get("B", "127.0.0.32") == "s2"
+
+
+SINGLE = """global
+    master-worker
+    stats socket {socket} level admin
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+peers alone
+    peer lb1 127.0.0.1:{peer}
+global
+    localpeer lb1
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    stick-table type ip size 1k expire 60s peers alone store conn_cnt
+    stick on src
+    server s1 {s1} id 1
+    server s2 {s2} id 2
+"""
+
+
+def test_a_reload_keeps_the_entries_without_another_node():
+    directory = tempfile.mkdtemp(prefix="peers-")
+    stats, port = os.path.join(directory, "admin.sock"), free_port()
+    with echo_backends(["s1", "s2"]) as (s1, s2):
+        config = SINGLE.format(socket=stats, peer=free_port(), port=port, s1=s1.address, s2=s2.address)
+        with run_haply(config) as proxy:
+            assert [http_get(port, source=c).backend for c in ("127.0.0.41", "127.0.0.42")] == ["s1", "s2"]
+            before = entries(cli(stats, "show table be"))
+            assert keys(before) == ["key=127.0.0.41", "key=127.0.0.42"]
+            master = stats + ".master"
+            old = workers_of(master)
+            proxy.process.send_signal(signal.SIGUSR2)
+            # a new worker, and the old one gone (so the table shown is the new one's)
+            wait_for(lambda: set(workers_of(master).values()).isdisjoint(old.values()))
+            wait_for(lambda: "old workers" not in ask(master, "show proc"), timeout=15)
+            after = entries(cli(stats, "show table be"))
+            assert keys(after) == keys(before), (before, after)
+            assert http_get(port, source="127.0.0.42").backend == "s2"
