@@ -353,6 +353,8 @@ class _Parser:
             if words[0].text == "log":
                 words = [Word("no log", words[0].location)] + words[1:]
         texts = [w.text for w in words]
+        if self.section == "peers" and texts[0] in PEERS_UNSUPPORTED:
+            raise ParseError(f"'{texts[0]}' in a peers section is not supported by haply")
         keyword, size = lookup(texts)
         if keyword is None:
             self.unknown(texts)
@@ -2424,6 +2426,10 @@ HANDLERS: dict[str, Handler] = {
         if name.startswith("option ") and row.status == SUPPORTED
     },
 }
+
+
+# What HAProxy 2.6 reads in a peers section and haply does not.
+PEERS_UNSUPPORTED = ("default-bind", "default-server", "log", "table", "shards")
 
 
 # The keywords of the sections that are not proxies, by section kind.

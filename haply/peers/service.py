@@ -25,6 +25,7 @@ from haply.peers.sync import PeerLink, TableShare
 
 PUSH_EVERY = 0.1  # seconds between two pushes of the changed entries
 CHECK_EVERY = 1.0  # heartbeats and dead sessions
+RESYNC_WAIT = 5.0  # a node no peer finished a resync for is up to date after this
 
 
 def local_name(configured: str | None) -> str:
@@ -57,6 +58,7 @@ class _Session(asyncio.Protocol):
             self.pending += data
             if not self._handshake(now):
                 return
+            self.link_made()
             data, self.pending = self.pending, b""
             if not data:
                 return
@@ -69,6 +71,8 @@ class _Session(asyncio.Protocol):
             return
         if answer:
             self.transport.write(answer)
+        if self.link.synced:
+            service.synced = True
 
     def _handshake(self, now: float) -> bool:
         """Whether the handshake is over and a link made (what follows it in
@@ -85,7 +89,6 @@ class _Session(asyncio.Protocol):
                 self.transport.close()
                 return False
             self.link = service.established(self, self.outgoing, now)
-            self.transport.write(codec.control(codec.RESYNC_REQUEST) if not service.synced else b"")
             return True
         if self.pending.count(b"\n") < 3:
             if len(self.pending) > 1024:
@@ -101,6 +104,12 @@ class _Session(asyncio.Protocol):
             return False
         self.link = service.established(self, name, now)
         return True
+
+    def link_made(self) -> None:
+        """A node that does not have every entry yet asks the peer for them,
+        whichever side connected (HAProxy asks from both)."""
+        if not self.service.synced and self.link.name != self.service.name:
+            self.transport.write(codec.control(codec.RESYNC_REQUEST))
 
     def connection_lost(self, exc) -> None:
         self.service.lost(self)
@@ -124,7 +133,10 @@ class PeersService:
             (local.host, local.port) if local is not None else None)
         self.sessions: dict[str, _Session] = {}  # established, by peer name
         self.connecting: dict[str, asyncio.TimerHandle | asyncio.Task] = {}
+        # every entry is here: a peer finished a resync for this node, or
+        # none did within RESYNC_WAIT of the start (HAProxy's rule)
         self.synced = False
+        self.started_at = loop.time()
         self.server: asyncio.AbstractServer | None = None
         self.tasks: list[asyncio.Task] = []
         self.stopped = False
@@ -168,7 +180,7 @@ class PeersService:
         if previous is not None and previous is not session and previous.transport is not None:
             previous.link = None  # its loss must not drop the new one
             previous.transport.close()
-        return PeerLink(name, self.shares, now)
+        return PeerLink(name, self.shares, now, lambda: self.synced)
 
     def lost(self, session: _Session) -> None:
         for name, known in list(self.sessions.items()):
@@ -205,6 +217,8 @@ class PeersService:
                     session.write(session.link.push(share, updates, now))
 
     def check(self, now: float) -> None:
+        if not self.synced and now - self.started_at >= RESYNC_WAIT:
+            self.synced = True
         for session in list(self.sessions.values()):
             link = session.link
             if link is None:

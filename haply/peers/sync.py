@@ -17,6 +17,8 @@ servers the same ids on every node (`id N`).
 
 from __future__ import annotations
 
+from typing import Callable
+
 from haply.peers import codec
 from haply.peers.codec import Definition, PeerProtocolError, Update
 from haply.proxy.counters import Rate, new_data
@@ -124,8 +126,12 @@ def _server(servers, name: str | None, server_id: int | None):
 class PeerLink:
     """One established session with a peer (after the handshake)."""
 
-    def __init__(self, name: str, shares: list[TableShare], now: float):
+    def __init__(self, name: str, shares: list[TableShare], now: float,
+                 up_to_date: Callable[[], bool] = lambda: True):
         self.name = name
+        # whether this node has every entry (answers a resync with "finished"
+        # rather than "partial", so that the peer does not ask another one)
+        self.up_to_date = up_to_date
         self.shares = {share.definition.name: share for share in shares}
         self.buffer = b""
         self.remote: dict[int, Definition] = {}  # the peer's tables, by its ids
@@ -151,9 +157,10 @@ class PeerLink:
             if klass == codec.CONTROL:
                 if kind == codec.RESYNC_REQUEST:
                     out.append(self.teach(now))
-                    out.append(codec.control(codec.RESYNC_FINISHED))
+                    out.append(codec.control(codec.RESYNC_FINISHED if self.up_to_date()
+                                             else codec.RESYNC_PARTIAL))
                 elif kind in (codec.RESYNC_FINISHED, codec.RESYNC_PARTIAL):
-                    self.synced = True
+                    self.synced = self.synced or kind == codec.RESYNC_FINISHED
                     out.append(codec.control(codec.RESYNC_CONFIRM))
                 elif kind not in (codec.RESYNC_CONFIRM, codec.HEARTBEAT):
                     raise PeerProtocolError(f"unknown control message {kind}")
@@ -207,9 +214,10 @@ class PeerLink:
 
     # ------------------------------------------------------------- writing
 
-    def push(self, share: TableShare, updates: list[Update], now: float) -> bytes:
-        """Updates of one table, after its definition."""
-        if not updates:
+    def push(self, share: TableShare, updates: list[Update], now: float, always: bool = False) -> bytes:
+        """Updates of one table, after its definition (the definition alone
+        when `always` and there is no update: a resync of an empty table)."""
+        if not updates and not always:
             return b""
         # the definition goes before every batch, as HAProxy sends it (its
         # documentation calls the switch message unused)
@@ -220,8 +228,9 @@ class PeerLink:
         return b"".join(out)
 
     def teach(self, now: float) -> bytes:
-        """Every entry of every shared table (a resync asked for)."""
-        return b"".join(self.push(share, share.updates(list(share.table.entries), now), now)
+        """Every entry of every shared table (a resync asked for); each
+        table's definition comes even when it has no entry, as HAProxy sends it."""
+        return b"".join(self.push(share, share.updates(list(share.table.entries), now), now, always=True)
                         for share in self.shares.values())
 
     def heartbeat(self, now: float) -> bytes:

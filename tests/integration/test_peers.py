@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import tempfile
 import time
 from contextlib import ExitStack
@@ -93,3 +94,50 @@ def test_a_reload_keeps_the_entries_without_another_node():
             after = entries(cli(stats, "show table be"))
             assert keys(after) == keys(before), (before, after)
             assert http_get(port, source="127.0.0.42").backend == "s2"
+
+
+WATCHED = """global
+    localpeer lb1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+peers pair
+    peer lb1 127.0.0.1:{peer}
+    peer lb2 127.0.0.1:{absent}
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    stick-table type ip size 1k peers pair
+    stick on src
+    server s1 {s1}
+"""
+
+
+def _peer_exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(4096):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_a_peer_speaking_nonsense_is_refused_and_the_proxy_serves_on():
+    peer, port = free_port(), free_port()
+    with echo_backends(["s1"]) as (s1,):
+        config = WATCHED.format(peer=peer, absent=free_port(), port=port, s1=s1.address)
+        with run_haply(config) as proxy:
+            time.sleep(0.3)
+            assert _peer_exchange(peer, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == b"501\n"
+            assert _peer_exchange(peer, b"HAProxyS 9.0\nlb1\nlb2 1 0\n") == b"502\n"
+            assert _peer_exchange(peer, b"HAProxyS 2.1\nlb9\nlb2 1 0\n") == b"503\n"
+            assert _peer_exchange(peer, b"HAProxyS 2.1\nlb1\nintruder 1 0\n") == b"504\n"
+            # a known peer that sends an update before saying which table it is for
+            answer = _peer_exchange(peer, b"HAProxyS 2.1\nlb1\nlb2 1 0\n\x0a\x80\x05\x00\x00\x00\x01\x7f")
+            # (a resync request first: the node has just started and has no entry from a peer)
+            assert answer == b"200\n\x00\x00\x01\x00"  # the protocol error message, then the close
+            assert http_get(port).status == 200
+            assert "peer 'lb2'" in proxy.output() and "before any table definition" in proxy.output()

@@ -2482,6 +2482,7 @@ def test_peers_errors_are_located(tmp_path):
             peer lb3 192.0.2.13:10000
             peer lb3 192.0.2.13:10000
             bind 192.0.2.11:1 alpn x
+            table t type ip size 1
         peers empty
         peers both
             bind 192.0.2.11:10001
@@ -2498,9 +2499,10 @@ def test_peers_errors_are_located(tmp_path):
         "10: 'peer lb2': option 'ssl' is not supported by haply (peers connect in plain TCP)",
         "12: peer 'lb3' is declared twice in peers section 'lbs'",
         "13: 'bind' in a peers section expects one address; option 'alpn' is not supported by haply",
-        "14: peers section 'empty' has no peer",
-        "15: peers section 'both': a 'bind' line needs exactly one 'server NAME' line without an "
+        "14: 'table' in a peers section is not supported by haply",
+        "15: peers section 'empty' has no peer",
+        "16: peers section 'both': a 'bind' line needs exactly one 'server NAME' line without an "
         "address (the local peer)",
-        "19: stick-table of 'b': no peers section named 'nowhere'",
-        "22: stick-table of 'c' is shared with peers 'lbs': haply shares tables from one worker, set nbthread 1",
+        "20: stick-table of 'b': no peers section named 'nowhere'",
+        "23: stick-table of 'c' is shared with peers 'lbs': haply shares tables from one worker, set nbthread 1",
     ]

@@ -155,3 +155,14 @@ def test_updates_of_tables_this_node_does_not_have_are_acknowledged_and_dropped(
     answer = link.receive(codec.encode_definition(other)
                           + codec.encode_update(other, codec.Update(8, "10.0.0.1", {"conn_cnt": 1})), 0.0)
     assert answer == codec.encode_ack(2, 8) and link.learned == 0
+
+
+def test_a_node_without_every_entry_answers_partial_and_sends_empty_definitions():
+    share = TableShare(_table(), 1)
+    link = PeerLink("A", [share], 0.0, up_to_date=lambda: False)
+    messages, _ = codec.split_messages(link.receive(codec.control(codec.RESYNC_REQUEST), 1.0))
+    assert [(klass, kind) for klass, kind, _ in messages] == [
+        (codec.TABLE, codec.DEFINITION), (codec.CONTROL, codec.RESYNC_PARTIAL)]
+    # a partial resync from the peer is confirmed, but does not make this node up to date
+    assert link.receive(codec.control(codec.RESYNC_PARTIAL), 2.0) == codec.control(codec.RESYNC_CONFIRM)
+    assert not link.synced
