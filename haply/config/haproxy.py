@@ -285,6 +285,8 @@ def parse(
     if carry is None:
         carry = {}
     state: Carry = carry.setdefault("haproxy", Carry())
+    global _address_environ
+    _address_environ = environ
     parser = _Parser(filename, environ, diagnostics, state)
     lines = apply_conditions(split_lines(text, filename, environ, diagnostics), environ, diagnostics)
     parser.run(lines)
@@ -552,9 +554,26 @@ def _condition(state: ProxyState, args: list[Word]):
     return before, acls.parse_condition(keyword, after, state.acls, state.name)
 
 
+# The environment of the file being read (set by `parse`): HAProxy's address
+# parser expands ${NAME} in an address even outside double quotes.
+_address_environ: Mapping[str, str] = {}
+_ADDRESS_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_address(text: str, what: str) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in _address_environ:
+            raise ParseError(f"{what} '{text}': environment variable '{name}' is not set")
+        return _address_environ[name]
+    return _ADDRESS_VARIABLE.sub(value, text) if "${" in text else text
+
+
 def _host_port(text: str, what: str, port_required: bool) -> tuple[str, str | None]:
     """Split ADDR[:PORT] in HAProxy's forms: 1.2.3.4:80, *:80, :80, :::80,
-    [::1]:80, ipv6@::1:80, ipv4@1.2.3.4:80, host.example:80."""
+    [::1]:80, ipv6@::1:80, ipv4@1.2.3.4:80, host.example:80, with ${NAME}
+    taken from the environment."""
+    text = _expand_address(text, what)
     family = None
     if text.startswith(("ipv4@", "ipv6@")):
         family, text = text[:4], text[5:]
@@ -776,7 +795,7 @@ def _stats_socket(parser, state: GlobalState, args, line, negated) -> None:
     texts = _texts(args)
     if not texts:
         raise ParseError("'stats socket' expects a path or ADDR:PORT")
-    address = texts[0]
+    address = _expand_address(texts[0], "stats socket address")
     if address.startswith("unix@"):
         address = address[5:]
     if not address.startswith("/"):
@@ -806,7 +825,7 @@ def parse_log(args: list[str], location: Location) -> LogTarget:
         return LogTarget("global", location=location)
     if not args:
         raise ParseError("'log' expects 'global' or an address followed by a facility")
-    address, rest = args[0], args[1:]
+    address, rest = _expand_address(args[0], "log address"), args[1:]
     if address.startswith("ring@"):
         raise ParseError(f"log target '{address}' is not supported by haply (rings)")
     if not (address.startswith(("/", "fd@")) or address in ("stdout", "stderr")):

@@ -92,8 +92,9 @@ def split_lines(
         except LexError as error:
             diagnostics.error(location, str(error))
             continue
-        if any(_UNQUOTED_VARIABLE.search(word) and not _CRYPT_HASH.match(word)
-               for word in _strip_comment_and_quotes(raw).split()):
+        if not _reads_addresses(words) and any(
+                _UNQUOTED_VARIABLE.search(word) and not _CRYPT_HASH.match(word)
+                for word in _strip_comment_and_quotes(raw).split()):
             diagnostics.warning(
                 location,
                 "environment variables are only expanded inside double quotes; "
@@ -102,6 +103,16 @@ def split_lines(
         if words:
             lines.append(Line(tuple(words), location))
     return lines
+
+
+# Lines whose addresses HAProxy's address parser reads, expanding ${NAME}
+# there even outside double quotes (haply.config.haproxy._host_port does too).
+_ADDRESS_KEYWORDS = frozenset({"bind", "server", "peer", "log", "default-server"})
+
+
+def _reads_addresses(words: list[Word]) -> bool:
+    texts = [word.text for word in words[:2]]
+    return bool(texts) and (texts[0] in _ADDRESS_KEYWORDS or texts == ["stats", "socket"])
 
 
 def split_words(line: str, location: Location, environ: Mapping[str, str]) -> list[Word]:

@@ -2506,3 +2506,26 @@ def test_peers_errors_are_located(tmp_path):
         "20: stick-table of 'b': no peers section named 'nowhere'",
         "23: stick-table of 'c' is shared with peers 'lbs': haply shares tables from one worker, set nbthread 1",
     ]
+
+
+def test_addresses_take_environment_variables_even_unquoted(tmp_path):
+    """HAProxy's address parser expands ${NAME} in bind, server, log and
+    stats socket addresses outside double quotes (checked with haproxy -c);
+    anywhere else an unquoted variable stays as written, with a warning."""
+    environ = {"VIP": "192.0.2.10", "PORT": "5000", "DB": "192.0.2.21", "LOGHOST": "192.0.2.5"}
+    loaded = load_text(tmp_path, "global\n    log ${LOGHOST}:514 local0\n" + DEFAULTS + """\
+        frontend keystone
+            bind ${VIP}:${PORT}
+            http-request set-header X-Where ${VIP}
+            default_backend db
+        backend db
+            server db1 ${DB}:3306
+        """, environ)
+    config = loaded.config
+    assert config.global_.logs[0].address == "192.0.2.5:514"
+    assert (config.proxy("keystone").binds[0].host, config.proxy("keystone").binds[0].port) == ("192.0.2.10", 5000)
+    assert config.proxy("db").servers[0].host == "192.0.2.21"
+    assert config.proxy("keystone").http_request_rules[0].value == "${VIP}"
+    assert [d.location.line for d in loaded.diagnostics.warnings if "double quotes" in d.message] == [10]
+    assert messages(tmp_path, DEFAULTS + "backend b\n    server s ${NOWHERE}:80\n") == [
+        "7: server address '${NOWHERE}:80': environment variable 'NOWHERE' is not set"]
