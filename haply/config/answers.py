@@ -4,7 +4,7 @@ Both take HAProxy 2.6's content options (manual 4.2, "http-error" and
 "http-request deny"):
 
     [status|deny_status <code>] [content-type <type>]
-    [default-errorfiles | errorfile <file> | file <file> | string <str>]
+    [default-errorfiles | errorfile <file> | errorfiles <name> | file <file> | string <str>]
     [hdr <name> <value>]...
 
 and become, at load time, either the bytes of a whole response or None ("the
@@ -12,8 +12,8 @@ proxy's page for that status"), so nothing is read or formatted per request.
 An `errorfile` is a whole response sent as it is; `file` and `string` are a body,
 sent under a status line, the `hdr` fields, Content-Length and the
 `content-type`, in the order and case HAProxy 2.6 writes them (observed).
-`errorfiles`, `lf-file` and `lf-string` (named error sections and log-format
-bodies) are refused with their name.
+`errorfiles NAME` sends the file an http-errors section has for the status.
+`lf-file` and `lf-string` (log-format bodies) are refused with their name.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from haply.http.responses import framed, reason_phrase
 # An errorfile or a body must fit in one buffer less the rewrite reserve
 # (at HAProxy's default tune.bufsize and tune.maxrewrite, unless configured).
 MAX_BYTES = head_budget()
-PAYLOADS = ("errorfile", "file", "string")
-UNSUPPORTED = ("errorfiles", "lf-file", "lf-string")
+PAYLOADS = ("errorfile", "errorfiles", "file", "string")
+UNSUPPORTED = ("lf-file", "lf-string")
+ONE_PAYLOAD = "give only one of default-errorfiles, errorfile, errorfiles, file and string"
 FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 
 
@@ -42,15 +43,18 @@ class Answer:
     response: bytes | None  # None: the proxy's page for the status
     default_errorfiles: bool = False
     closes: bool = False  # the response's end is the connection's (responses.framed)
+    warning: str | None = None  # something to tell the operator, who may have meant otherwise
 
 
 def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
                  read_errorfile, default_status: int | None = None,
-                 limit: int = MAX_BYTES) -> Answer:
+                 limit: int = MAX_BYTES, error_sections=None) -> Answer:
     """The options of one deny or http-error line (conditions already cut off).
 
     read_errorfile(path) -> bytes reads and checks an errorfile (the parser's,
-    so that both directives refuse the same files with the same words).
+    so that both directives refuse the same files with the same words);
+    error_sections maps the http-errors sections read so far to their files
+    (`errorfiles NAME`: the section's file for the status).
     Without default_status, a status is required. A file body may take up to
     `limit` bytes (the head budget of the configured buffer size).
     """
@@ -71,8 +75,7 @@ def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
                 content_type = value
             else:
                 if payload is not None or default:
-                    raise AnswerError(f"'{what}': give only one of default-errorfiles, "
-                                      "errorfile, file and string")
+                    raise AnswerError(f"'{what}': {ONE_PAYLOAD}")
                 payload = (word, value)
         elif word == "hdr":
             if i + 2 >= len(words):
@@ -87,13 +90,12 @@ def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
             headers.append((name.lower(), value))
         elif word == "default-errorfiles":
             if payload is not None:
-                raise AnswerError(f"'{what}': give only one of default-errorfiles, "
-                                  "errorfile, file and string")
+                raise AnswerError(f"'{what}': {ONE_PAYLOAD}")
             default = True
             i += 1
         elif word in UNSUPPORTED:
             raise AnswerError(f"'{what} ... {word}' is not supported by haply: "
-                              "use errorfile, file or string")
+                              "use errorfile, errorfiles, file or string")
         else:
             expected = ", ".join((*status_words, "content-type", "default-errorfiles",
                                   *PAYLOADS, "hdr"))
@@ -108,10 +110,21 @@ def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
             raise AnswerError(f"'{what}': content-type and hdr need a body: add file or string")
         return Answer(status, None, default)
     kind, argument = payload
+    if kind in ("errorfile", "errorfiles") and (content_type is not None or headers):
+        raise AnswerError(f"'{what}': an {kind} is a whole response; content-type "
+                          "and hdr go with file or string")
+    if kind == "errorfiles":
+        files = (error_sections or {}).get(argument)
+        if files is None:
+            raise AnswerError(f"'{what}': no http-errors section named '{argument}' "
+                              "(haply reads them before the proxies that use them)")
+        response = files.get(status)
+        if response is None:  # HAProxy warns too, and answers with no content (observed)
+            return Answer(status, f"HTTP/1.1 {status} {reason_phrase(status)}\r\ncontent-length: 0\r\n\r\n"
+                          .encode("latin-1"), warning=f"'{what}': status {status} is not declared in "
+                          f"http-errors section '{argument}': the answer has no content")
+        return Answer(status, response, closes=not framed(response))
     if kind == "errorfile":
-        if content_type is not None or headers:
-            raise AnswerError(f"'{what}': an errorfile is a whole response; content-type "
-                              "and hdr go with file or string")
         response = read_errorfile(argument)
         return Answer(status, response, closes=not framed(response))
     if content_type is None:

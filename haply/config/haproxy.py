@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
 from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited
-from haply.config import cpu_map, peers as peer_sections, programs, userlists
+from haply.config import cpu_map, http_errors, peers as peer_sections, programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTION_LETTERS, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup,
@@ -264,6 +264,7 @@ class Carry:
     programs: dict = field(default_factory=dict)  # name -> model.Program, for program-servers
     userlists: dict = field(default_factory=dict)  # name -> model.Userlist
     peers: dict = field(default_factory=dict)  # name -> model.PeersSection
+    http_errors: dict = field(default_factory=dict)  # name -> {status: response bytes}
 
 
 # ------------------------------------------------------------------------ parser
@@ -425,6 +426,9 @@ class _Parser:
         if kind == "peers":
             self.current = peer_sections.open_section(args, line.location)
             return
+        if kind == "http-errors":
+            self.current = http_errors.open_section(args, line.location)
+            return
         name, parent, legacy_address = None, None, None
         rest = list(args)
         if rest and rest[0] != "from":
@@ -512,6 +516,11 @@ class _Parser:
         elif state is not None and self.section == "userlist":
             try:
                 self.userlists.append(userlists.close_section(state, self.carry.userlists))
+            except ParseError as error:
+                self.diagnostics.error(state.location, str(error))
+        elif state is not None and self.section == "http-errors":
+            try:
+                http_errors.close_section(state, self.carry.http_errors)
             except ParseError as error:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "peers":
@@ -1256,9 +1265,11 @@ def _deny(action: str, default_status: int):
         try:
             answer = parse_answer(_texts(before), name, ("deny_status", "status"),
                                   _errorfile_reader(parser), default_status=default_status,
-                                  limit=_head_budget(parser))
+                                  limit=_head_budget(parser), error_sections=parser.carry.http_errors)
         except AnswerError as exc:
             raise ParseError(str(exc)) from None
+        if answer.warning:
+            parser.diagnostics.warning(line.location, answer.warning)
         if answer.response is None and answer.status not in ERRORFILE_CODES:
             raise ParseError(
                 f"'{name}' status {answer.status} has no error page: use one of "
@@ -1288,9 +1299,11 @@ def _return(parser, state: ProxyState, args, line, negated) -> None:
     try:
         answer = parse_answer(_texts(before), "http-request return", ("status",),
                               _errorfile_reader(parser), default_status=200,
-                              limit=_head_budget(parser))
+                              limit=_head_budget(parser), error_sections=parser.carry.http_errors)
     except AnswerError as exc:
         raise ParseError(str(exc)) from None
+    if answer.warning:
+        parser.diagnostics.warning(line.location, answer.warning)
     response = answer.response
     if response is None:
         if answer.default_errorfiles:
@@ -1307,9 +1320,11 @@ def _return(parser, state: ProxyState, args, line, negated) -> None:
 def _http_error(parser, state: ProxyState, args, line, negated) -> None:
     try:
         answer = parse_answer(_texts(args), "http-error", ("status",), _errorfile_reader(parser),
-                              limit=_head_budget(parser))
+                              limit=_head_budget(parser), error_sections=parser.carry.http_errors)
     except AnswerError as exc:
         raise ParseError(str(exc)) from None
+    if answer.warning:
+        parser.diagnostics.warning(line.location, answer.warning)
     if answer.status not in ERRORFILE_CODES:
         raise ParseError(
             f"http-error status {answer.status} cannot be customised: expected one of "
@@ -1382,8 +1397,9 @@ def _parse_redirect(state: ProxyState, args, line, keyword: str) -> Redirect:
     return Redirect(kind, target, code, tuple(options), condition, line.location)
 
 
-def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
-    texts = _texts(args)
+def errorfile_line(parser, texts: list[str]) -> tuple[int, bytes]:
+    """`errorfile CODE FILE` (a proxy's or an http-errors section's): the
+    status and the response, read and checked."""
     if len(texts) != 2:
         raise ParseError("'errorfile' expects a status code and a file name")
     code = parse_int(texts[0], "errorfile status code")
@@ -1391,7 +1407,31 @@ def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError(
             f"errorfile status {code} cannot be customised: expected one of {', '.join(map(str, sorted(ERRORFILE_CODES)))}"
         )
-    state.errorfiles[code] = read_errorfile(texts[1], _head_budget(parser))
+    return code, read_errorfile(texts[1], _head_budget(parser))
+
+
+def _errorfile(parser, state: ProxyState, args, line, negated) -> None:
+    code, response = errorfile_line(parser, _texts(args))
+    state.errorfiles[code] = response
+
+
+def _errorfiles(parser, state: ProxyState, args, line, negated) -> None:
+    """`errorfiles NAME [CODE...]`: an http-errors section's pages (those of
+    the codes listed), over the proxy's so far."""
+    texts = _texts(args)
+    if not texts:
+        raise ParseError("'errorfiles' expects the name of an http-errors section, then optionally status codes")
+    files = parser.carry.http_errors.get(texts[0])
+    if files is None:
+        raise ParseError(f"no http-errors section named '{texts[0]}' (haply reads them before the "
+                         "proxies that use them)")
+    codes = [parse_int(text, "errorfiles status code") for text in texts[1:]] or sorted(files)
+    for code in codes:
+        if code in files:
+            state.errorfiles[code] = files[code]
+        else:  # as HAProxy warns
+            parser.diagnostics.warning(line.location, f"status {code} is not declared in http-errors "
+                                       f"section '{texts[0]}'")
 
 
 def _errorloc(keyword: str, redirect_code: int):
@@ -2403,6 +2443,7 @@ HANDLERS: dict[str, Handler] = {
     **{f"http-request {action}": _line_rule(action) for action in sorted(LINE_ACTIONS)},
     "redirect": _redirect,
     "errorfile": _errorfile,
+    "errorfiles": _errorfiles,
     "errorloc": _errorloc("errorloc", 302),
     "errorloc302": _errorloc("errorloc302", 302),
     "errorloc303": _errorloc("errorloc303", 303),
@@ -2456,6 +2497,7 @@ SECTION_HANDLERS: dict[str, dict[str, Handler]] = {
     "program": programs.HANDLERS,
     "userlist": userlists.HANDLERS,
     "peers": peer_sections.HANDLERS,
+    "http-errors": http_errors.HANDLERS,
 }
 
 

@@ -8,7 +8,7 @@ user reads "not supported by haply" instead of "unknown keyword", and nothing is
 ever silently ignored.
 
 Sections are written as letters: g global, d defaults, f frontend, l listen,
-b backend, p program, u userlist, e peers. Synopses and meanings follow HAProxy 2.6's configuration manual.
+b backend, p program, u userlist, e peers, h http-errors. Synopses and meanings follow HAProxy 2.6's configuration manual.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ LEGACY = "legacy"  # accepted with a warning naming the modern form
 UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear error
 
 SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program",
-                 "u": "userlist", "e": "peers"}
+                 "u": "userlist", "e": "peers", "h": "http-errors"}
 SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
-SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist", "peers")
+SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist", "peers",
+            "http-errors")
 # Handled by lexer.apply_conditions before the parser sees the lines.
 PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
     "resolvers", "cache", "ring", "mailers",
-    "http-errors", "fcgi-app", "log-forward",
+    "fcgi-app", "log-forward",
 )
 
 
@@ -184,7 +185,9 @@ def _rows() -> list[Keyword]:
           "As replace-header, for each comma-separated value of the fields."),
         K("redirect", "flb", "scheme|location|prefix <target> [code <301|302|303|307|308>] [drop-query] [append-slash] [if|unless <cond>]",
           "Answer with an HTTP redirect."),
-        K("errorfile", "dflb", "<code> <file>", "Send this file (a full HTTP response) instead of the built-in error page; read at load time."),
+        K("errorfile", "dflbh", "<code> <file>", "Send this file (a full HTTP response) instead of the built-in error page; read at load time."),
+        K("errorfiles", "dflb", "<name> [<code>...]",
+          "Use the error pages of an http-errors section (those of the codes listed), over the proxy's own so far."),
         K("errorloc", "dflb", "<code> <url>", "Answer this error with a 302 redirect to the URL instead of the error page."),
         K("errorloc302", "dflb", "<code> <url>", "The same as errorloc."),
         K("errorloc303", "dflb", "<code> <url>", "Answer this error with a 303 redirect to the URL instead of the error page."),
@@ -376,7 +379,6 @@ def _rows() -> list[Keyword]:
         ("tcp-response", "dlb"),
         ("filter", "flb"),
         ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"),         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
-        ("errorfiles", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"),
         ("persist", "dlb"), ("rate-limit", "dfl"), ("source", "dlb"), ("use-fcgi-app", "lb"),

@@ -42,3 +42,35 @@ backend gone
         with run_haproxy(config, binary=binary):
             seen[proxy] = [raw_exchange(port, request, wait=0.3) for request in REQUESTS]
     assert seen["haply"] == seen["haproxy"]
+
+
+HTTP_ERRORS = """
+http-errors site
+    errorfile 503 {path503}
+    errorfile 403 {path403}
+frontend fe
+    bind 127.0.0.1:{port}
+    errorfiles site 503
+    http-request deny deny_status 403 errorfiles site if {{ path /forbidden }}
+    http-request deny deny_status 429 errorfiles site if {{ path /undeclared }}
+    http-request return status 403 errorfiles site if {{ path /returned }}
+    default_backend gone
+backend gone
+"""
+
+
+@pytest.mark.parametrize("path", ["/", "/forbidden", "/undeclared", "/returned"])
+def test_http_errors_sections_as_haproxy(tmp_path, path):
+    """An http-errors section's pages, imported by `errorfiles` (the 503 of
+    a backend without server) and sent by deny and return rules; a status
+    the section does not declare gets the proxy's own page."""
+    (tmp_path / "503.http").write_bytes(FILES["framed-1.1"])
+    (tmp_path / "403.http").write_bytes(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\nX-Page: site\r\n\r\nno\n")
+    seen = {}
+    for proxy, binary in PROXIES.items():
+        port = free_port()
+        config = haproxy_config(HTTP_ERRORS.format(port=port, path503=tmp_path / "503.http",
+                                                   path403=tmp_path / "403.http"))
+        with run_haproxy(config, binary=binary):
+            seen[proxy] = raw_exchange(port, f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode(), wait=0.3)
+    assert seen["haply"] == seen["haproxy"]

@@ -428,12 +428,12 @@ def test_http_request_deny_rules(tmp_path):
         "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504, or give file or string",
         "8: 'http-request deny': invalid status code '99': expected 200 to 599",
         "9: 'http-request deny': 'string' needs 'content-type <type>'",
-        "10: 'http-request deny ... lf-string' is not supported by haply: use errorfile, file or string",
+        "10: 'http-request deny ... lf-string' is not supported by haply: use errorfile, errorfiles, file or string",
         "11: 'http-request deny': an errorfile is a whole response; content-type and hdr go with "
         "file or string",
         f"12: 'http-request deny': cannot read file '{tmp_path}/missing': No such file or directory",
         "13: unexpected 'tarpit' in 'http-request deny': expected one of deny_status, status, "
-        "content-type, default-errorfiles, errorfile, file, string, hdr, then optionally "
+        "content-type, default-errorfiles, errorfile, errorfiles, file, string, hdr, then optionally "
         "if|unless CONDITION",
         "14: 'http-request deny': 'hdr X-A' takes a plain value; log-format values are not "
         "supported by haply",
@@ -1069,13 +1069,14 @@ def test_every_keyword_has_a_handler_and_back():
     from haply.config.programs import HANDLERS as PROGRAM_HANDLERS
     from haply.config.userlists import HANDLERS as USERLIST_HANDLERS
     from haply.config.peers import HANDLERS as PEERS_HANDLERS
+    from haply.config.http_errors import HANDLERS as HTTP_ERRORS_HANDLERS
     assert accepted - PREPROCESSOR == (set(HANDLERS) | set(PROGRAM_HANDLERS) | set(USERLIST_HANDLERS)
-                                       | set(PEERS_HANDLERS))
+                                       | set(PEERS_HANDLERS) | set(HTTP_ERRORS_HANDLERS))
     assert PREPROCESSOR <= accepted
     for row in KEYWORDS.values():
         if row.status == LEGACY:
             assert KEYWORDS[row.modern].status == SUPPORTED, row.name
-        assert row.sections and set(row.sections) <= set("gdflbpue"), row.name
+        assert row.sections and set(row.sections) <= set("gdflbpueh"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
 
@@ -2529,3 +2530,49 @@ def test_addresses_take_environment_variables_even_unquoted(tmp_path):
     assert [d.location.line for d in loaded.diagnostics.warnings if "double quotes" in d.message] == [10]
     assert messages(tmp_path, DEFAULTS + "backend b\n    server s ${NOWHERE}:80\n") == [
         "7: server address '${NOWHERE}:80': environment variable 'NOWHERE' is not set"]
+
+
+# ---------------------------------------------------------------- http-errors
+
+
+def test_http_errors_sections(tmp_path):
+    page = tmp_path / "503.http"
+    page.write_bytes(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+    other = tmp_path / "403.http"
+    other.write_bytes(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno")
+    loaded = load_text(tmp_path, DEFAULTS + f"""\
+        http-errors site
+            errorfile 503 {page}
+            errorfile 403 {other}
+        frontend f
+            bind :80
+            errorfile 503 {other}
+            errorfiles site 503 404
+            http-request deny deny_status 403 errorfiles site if {{ path /x }}
+            http-request return status 429 errorfiles site if {{ path /y }}
+            default_backend b
+        backend b
+            errorfiles site
+            server s 127.0.0.1:1
+        """)
+    front, back = loaded.config.proxy("f"), loaded.config.proxy("b")
+    pages = dict(back.errorfiles)  # (as read: names in lower case, as HAProxy sends them)
+    assert sorted(pages) == [403, 503] and pages[503].endswith(b"busy") and pages[403].endswith(b"no")
+    assert dict(front.errorfiles) == {503: pages[503]}  # the section's, over the proxy's own
+    deny, answer = front.http_request_rules
+    assert deny.response == pages[403]
+    assert answer.response == b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n"
+    assert [(d.location.line, d.message) for d in loaded.diagnostics.warnings] == [
+        (12, "status 404 is not declared in http-errors section 'site'"),
+        (14, "'http-request return': status 429 is not declared in http-errors section 'site': "
+             "the answer has no content")]
+    assert messages(tmp_path, DEFAULTS + f"""\
+        frontend f
+            errorfiles later
+        http-errors later
+            errorfile 999 {page}
+        http-errors later
+        """) == ["7: no http-errors section named 'later' (haply reads them before the proxies that use them)",
+                 "9: errorfile status 999 cannot be customised: expected one of 200, 400, 401, 403, 404, "
+                 "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
+                 "10: http-errors section 'later' is declared twice"]
