@@ -36,7 +36,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, CaptureRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
     STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS, used_acls,
 )
@@ -1729,6 +1729,48 @@ def _capture(parser, state: ProxyState, args, line, negated) -> None:
     state.captures.append(Capture(kind, name, length, line.location))
 
 
+def _declare(parser, state: ProxyState, args, line, negated) -> None:
+    """`declare capture request|response len N`: a capture slot for capture rules."""
+    words = _texts(args)
+    if len(words) != 4 or words[0] != "capture" or words[1] not in ("request", "response") \
+            or words[2] != "len":
+        raise ParseError("'declare' expects 'capture request len N' or 'capture response len N'")
+    state.captures.append(Capture(words[1], "", parse_int(words[3], "declare capture len", 1, 65535),
+                                  line.location))
+
+
+def _capture_rule(family: str):
+    """`http-request capture <sample> len N|id N`, `http-response capture <sample> id N`."""
+    side = "request" if family == "http-request" else "response"
+
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        from haply.proxy import samples  # it imports the configuration model
+
+        before, condition = _condition(state, args)
+        words = _texts(before)
+        forms = "len N or id N" if side == "request" else "id N"
+        if len(words) != 3 or words[1] not in ("len", "id") or (side == "response" and words[1] == "len"):
+            raise ParseError(f"'{family} capture' expects a sample expression, then {forms}")
+        try:
+            samples.compile_expression(words[0], response=side == "response")
+        except samples.SampleError as error:
+            raise ParseError(f"'{family} capture': {error}") from None
+        slots = [capture for capture in state.captures if capture.kind == side]
+        if words[1] == "len":
+            length = parse_int(words[2], f"{family} capture len", 1, 65535)
+            state.captures.append(Capture(side, "", length, line.location))
+            slot = len(slots)
+        else:
+            slot = parse_int(words[2], f"{family} capture id", 0)
+            if slot >= len(slots):
+                raise ParseError(f"'{family} capture ... id {slot}': '{state.name}' has {len(slots)} {side} "
+                                 f"capture slot(s) so far (declare capture {side} len N makes one)")
+            length = slots[slot].length
+        rules = state.http_request_rules if side == "request" else state.http_response_rules
+        rules.append(CaptureRule(side, slot, words[0], length, condition, line.location))
+    return handler
+
+
 HTTP_REUSE = ("never", "safe", "aggressive", "always")
 
 
@@ -2453,6 +2495,9 @@ HANDLERS: dict[str, Handler] = {
     "cookie": _cookie,
     "stick-table": _stick_table,
     "capture": _capture,
+    "declare": _declare,
+    "http-request capture": _capture_rule("http-request"),
+    "http-response capture": _capture_rule("http-response"),
     "http-reuse": _http_reuse,
     "compression algo": _compression("algo"),
     "compression type": _compression("type"),

@@ -233,6 +233,12 @@ def _rows() -> list[Keyword]:
         K("stick", "lb", "on|match|store-request <pattern> [table <own name>] [if|unless <cond>]",
           "Stick a client to a server by src, dst, src_port, dst_port, base, base32, base32+src, path, url, url32, "
           "url32+src, req.hdr(<name>) or req.cook(<name>)."),
+        K("declare", "fl", "capture request|response len <n>",
+          "A capture slot for http-request|http-response capture ... id <n> (the log's %hr/%hs)."),
+        K("http-request capture", "fl", "<sample> len <n> | <sample> id <n> [if|unless <cond>]",
+          "Log the sample's text (cut to the length) in a new request capture slot, or in a declared one."),
+        K("http-response capture", "fl", "<sample> id <n> [if|unless <cond>]",
+          "Log the sample's text in a declared response capture slot."),
         K("capture", "fl", "request header <name> len <n> | response header <name> len <n> | cookie <name> len <n>",
           "Log a header's last value (%hr/%hs, %hrl/%hsl) or the first cookie whose name begins with <name> (%CC/%CS)."),
         K("http-reuse", "dlb", "never|safe|aggressive|always",
@@ -378,7 +384,7 @@ def _rows() -> list[Keyword]:
     for name, sections in (
         ("tcp-response", "dlb"),
         ("filter", "flb"),
-        ("declare", "fl"), ("dispatch", "lb"), ("fullconn", "dlb"),         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
+        ("dispatch", "lb"), ("fullconn", "dlb"),         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"),
         ("persist", "dlb"), ("rate-limit", "dfl"), ("source", "dlb"), ("use-fcgi-app", "lb"),

@@ -417,13 +417,30 @@ class CounterRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureRule:
+    """`http-request capture <sample> len N|id N` and `http-response capture
+    <sample> id N`: the sample's text, cut to the slot's length, in capture
+    slot `slot` of the frontend's request or response captures (the %hr/%hs
+    of its log lines, capture.req.hdr(N) and capture.res.hdr(N))."""
+
+    side: str  # "request" | "response"
+    slot: int
+    expression: str
+    length: int
+    condition: Condition | None = None
+    location: Location = NOWHERE
+    action: ClassVar[str] = "capture"
+
+
+@dataclass(frozen=True, slots=True)
 class Capture:
     """`capture request header NAME len N`, `capture response header NAME len N`
     or `capture cookie NAME len N` (kind "request", "response", "cookie"): what
     a frontend's log lines show in %hr/%hs (and %hrl/%hsl) and %CC/%CS."""
 
     kind: str
-    name: str  # a header name, or the beginning of a cookie name
+    name: str  # a header name, the beginning of a cookie name, or "" for a slot that
+    # `declare capture` or `http-request capture ... len N` made for capture rules
     length: int
     location: Location = NOWHERE
 

@@ -1,5 +1,8 @@
 """`capture request header`, `capture response header` and `capture cookie`:
 what a frontend's log lines show between braces (%hr, %hs) and as %CC / %CS.
+The slots of `declare capture` and `http-request|http-response capture` sit
+among the header ones, in the order of the lines, and are filled by those
+rules (haply.proxy.samples.CaptureStep).
 
 Pure: a request's or response's fields in, the captured texts out, stored on the
 request for the log line. As in HAProxy 2.6 (tests/integration/test_logs.py
@@ -29,9 +32,11 @@ class Captures:
     __slots__ = ("request_headers", "response_headers", "cookie", "cookie_length")
 
     def __init__(self, captures: tuple[Capture, ...]):
-        self.request_headers = tuple((c.name.lower().encode(), c.length)
+        # every slot, in the order of the lines: (field name, or None for a
+        # capture rule's slot, and its length)
+        self.request_headers = tuple((c.name.lower().encode() or None, c.length)
                                      for c in captures if c.kind == "request")
-        self.response_headers = tuple((c.name.lower().encode(), c.length)
+        self.response_headers = tuple((c.name.lower().encode() or None, c.length)
                                       for c in captures if c.kind == "response")
         cookie = next((c for c in captures if c.kind == "cookie"), None)
         self.cookie = cookie.name.encode() if cookie is not None else None
@@ -42,7 +47,7 @@ class Captures:
         return Captures(captures) if captures else None
 
     def on_request(self, request, fields: list[tuple[bytes, bytes]]) -> None:
-        if self.request_headers:
+        if self.request_headers:  # (a list: capture rules fill their slots later)
             request.captured_request = _headers(self.request_headers, fields)
         if self.cookie is not None:
             request.captured_cookie = self._cookie(fields, b"cookie", b";")
@@ -70,16 +75,16 @@ class Captures:
         return ""
 
 
-def _headers(wanted: tuple[tuple[bytes, int], ...], fields: list[tuple[bytes, bytes]]
-             ) -> tuple[str, ...]:
+def _headers(wanted: tuple[tuple[bytes | None, int], ...], fields: list[tuple[bytes, bytes]]
+             ) -> list[str]:
     found: dict[bytes, bytes] = {}
     names = {name for name, _ in wanted}
     for name, value in fields:
         lname = name.lower()
         if lname in names:
             found[lname] = value  # the last occurrence wins
-    return tuple(encode(found[name], length) if name in found else ""
-                 for name, length in wanted)
+    return [encode(found[name], length) if name in found else ""
+            for name, length in wanted]
 
 
 # ------------------------------------------------------------------ log rendering

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from haply.balance import hashes_requests
-from haply.config.model import CounterRule, Proxy, VariableRule
+from haply.config.model import CaptureRule, CounterRule, Proxy, VariableRule
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.compression import Policy, policy_for
@@ -26,7 +26,7 @@ from haply.logs import unique_id
 from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
-from haply.proxy.samples import VariableStep
+from haply.proxy.samples import CaptureStep, VariableStep
 
 # How many rejected requests `show errors` keeps.
 ERROR_HISTORY = 16
@@ -138,9 +138,10 @@ class Router:
             (compile_response_condition(rule.condition), rule.status,
              (rule.reason or status_reason(rule.status)).encode("latin-1"))
             if rule.action == "set-status" else
-            (compile_response_condition(rule.condition), None, VariableStep(rule, response=True))
+            (compile_response_condition(rule.condition), None,
+             VariableStep(rule, response=True) if isinstance(rule, VariableRule) else CaptureStep(rule))
             for rule in response_rules_of(frontend, bproxy)
-            if rule.action == "set-status" or isinstance(rule, VariableRule)] or None
+            if rule.action == "set-status" or isinstance(rule, (VariableRule, CaptureRule))] or None
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route
@@ -191,6 +192,8 @@ def compile_answers(proxy: Proxy):
             compiled.append((compile_condition(rule.condition), CounterStep(rule)))
         elif isinstance(rule, VariableRule):
             compiled.append((compile_condition(rule.condition), VariableStep(rule)))
+        elif isinstance(rule, CaptureRule):
+            compiled.append((compile_condition(rule.condition), CaptureStep(rule)))
         elif rule.action in LINE_ACTIONS:
             regex = compile_regex(rule.pattern) if rule.pattern is not None else None
             compiled.append((compile_condition(rule.condition),

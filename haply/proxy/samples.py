@@ -774,3 +774,25 @@ class VariableStep:
             def set_variable(view) -> None:
                 setter(view, text if text is not None else value_of(view).decode("latin-1"))
         self.apply = set_variable
+
+
+class CaptureStep:
+    """An http-request or http-response capture rule (model.CaptureRule)
+    among the rules that run in place: the sample's text in its slot, cut to
+    the slot's length and written as the log writes captures."""
+
+    __slots__ = ("apply",)
+    action = "rewrite"
+
+    def __init__(self, rule):
+        from haply.logs.captures import encode  # imported here: haply.logs reads this module
+
+        sample = compile_expression(rule.expression, rule.side == "response")
+        attribute, slot, length = f"captured_{rule.side}", rule.slot, rule.length
+
+        def capture(view) -> None:
+            text = as_text(sample(view))
+            slots = getattr(view, attribute, None)
+            if text is not None and slots is not None:
+                slots[slot] = encode(text.encode("latin-1", "replace"), length)
+        self.apply = capture

@@ -354,3 +354,37 @@ backend be
     assert normal["haply"] == normal["haproxy"] == [
         (("+", "200", "+"), ("----", '"GET /v2/images/a/file HTTP/1.1"')),
         (("+", "404", "+"), ("----", '"GET /missing HTTP/1.1"'))]
+
+
+capture_rules_config = logging_to(
+    "hr=%hr hs=%hs c0=%[capture.req.hdr(0)] c2=%[capture.req.hdr(2)] r0=%[capture.res.hdr(0)]",
+    "capture request header Host len 10\n"
+    "    declare capture request len 5\n"
+    "    http-request capture method len 3\n"
+    "    http-request capture path id 1\n"
+    "    http-request capture req.hdr(x),upper len 4 if { hdr(x) -m found }\n"
+    "    declare capture response len 6\n"
+    "    capture response header X-Server len 4\n"
+    "    http-response capture status,add(1000) id 0")
+
+
+def answer_with_a_server_field(conn) -> None:
+    while conn.read_request() is not None:
+        conn.respond(200, b"ok", headers=[("X-Server", "origin")])
+
+
+def test_capture_rules_as_haproxy():
+    """Capture slots of `declare capture` and of `http-request capture ...
+    len N` sit among the header captures in the order of the lines, and
+    capture rules fill them, cut to their length."""
+    requests = [b"GET /abcdefgh HTTP/1.1\r\nHost: example.com:8080\r\nx: low|er\r\nConnection: close\r\n\r\n",
+                b"GET /z HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"]
+    lines = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, capture_rules_config, scripted(answer_with_a_server_field)) as (port, receiver, _):
+            for request in requests:
+                exchange(port, request)
+            lines[name] = receiver.messages(2, timeout=2)
+    assert lines["haply"] == lines["haproxy"]
+    assert lines["haply"][0] == ("hr={example.co|/abcd|GET|LOW#7C} hs={1200|orig} c0=example.co c2=GET "
+                                 "r0=1200")

@@ -2576,3 +2576,45 @@ def test_http_errors_sections(tmp_path):
                  "9: errorfile status 999 cannot be customised: expected one of 200, 400, 401, 403, 404, "
                  "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
                  "10: http-errors section 'later' is declared twice"]
+
+
+def test_capture_rules(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            capture request header Host len 10
+            declare capture request len 5
+            http-request capture method len 3
+            http-request capture path id 1 if { path_beg /a }
+            declare capture response len 6
+            http-response capture status id 0
+            default_backend b
+        backend b
+            server s 127.0.0.1:1
+        """)
+    proxy = loaded.config.proxy("f")
+    assert [(c.kind, c.name, c.length) for c in proxy.captures] == [
+        ("request", "Host", 10), ("request", "", 5), ("request", "", 3), ("response", "", 6)]
+    assert [(r.side, r.slot, r.expression, r.length) for r in proxy.http_request_rules] == [
+        ("request", 2, "method", 3), ("request", 1, "path", 5)]
+    assert [(r.side, r.slot, r.length) for r in proxy.http_response_rules] == [("response", 0, 6)]
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            http-request capture path id 0
+            http-request capture path
+            http-response capture status len 4
+            http-response capture path id 0
+            declare capture request 5
+            default_backend b
+        backend b
+            server s 127.0.0.1:1
+        """) == [
+        "8: 'http-request capture ... id 0': 'f' has 0 request capture slot(s) so far "
+        "(declare capture request len N makes one)",
+        "9: 'http-request capture' expects a sample expression, then len N or id N",
+        "10: 'http-response capture' expects a sample expression, then id N",
+        "11: 'http-response capture': sample fetch 'path' reads the request, which an http-response "
+        "rule does not have: keep it in a txn. variable from an http-request rule",
+        "12: 'declare' expects 'capture request len N' or 'capture response len N'",
+    ]
