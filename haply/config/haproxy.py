@@ -36,7 +36,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, CaptureRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, CaptureRule, LogLevelRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
     STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS, used_acls,
 )
@@ -1729,6 +1729,22 @@ def _capture(parser, state: ProxyState, args, line, negated) -> None:
     state.captures.append(Capture(kind, name, length, line.location))
 
 
+LOG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent")
+
+
+def _log_level_rule(family: str):
+    """`http-request|http-response set-log-level <level>`."""
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        before, condition = _condition(state, args)
+        words = _texts(before)
+        if len(words) != 1 or words[0] not in LOG_LEVELS:
+            raise ParseError(f"'{family} set-log-level' expects one of {', '.join(LOG_LEVELS)}, "
+                             "then optionally if|unless CONDITION")
+        rules = state.http_request_rules if family == "http-request" else state.http_response_rules
+        rules.append(LogLevelRule(words[0], condition, line.location))
+    return handler
+
+
 def _declare(parser, state: ProxyState, args, line, negated) -> None:
     """`declare capture request|response len N`: a capture slot for capture rules."""
     words = _texts(args)
@@ -2496,6 +2512,8 @@ HANDLERS: dict[str, Handler] = {
     "stick-table": _stick_table,
     "capture": _capture,
     "declare": _declare,
+    "http-request set-log-level": _log_level_rule("http-request"),
+    "http-response set-log-level": _log_level_rule("http-response"),
     "http-request capture": _capture_rule("http-request"),
     "http-response capture": _capture_rule("http-response"),
     "http-reuse": _http_reuse,

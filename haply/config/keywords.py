@@ -233,6 +233,10 @@ def _rows() -> list[Keyword]:
         K("stick", "lb", "on|match|store-request <pattern> [table <own name>] [if|unless <cond>]",
           "Stick a client to a server by src, dst, src_port, dst_port, base, base32, base32+src, path, url, url32, "
           "url32+src, req.hdr(<name>) or req.cook(<name>)."),
+        K("http-request set-log-level", "flb", "<level> [if|unless <cond>]",
+          "The syslog level of the request's log line (emerg ... debug), or silent for no line."),
+        K("http-response set-log-level", "flb", "<level> [if|unless <cond>]",
+          "As http-request set-log-level, when the response comes."),
         K("declare", "fl", "capture request|response len <n>",
           "A capture slot for http-request|http-response capture ... id <n> (the log's %hr/%hs)."),
         K("http-request capture", "fl", "<sample> len <n> | <sample> id <n> [if|unless <cond>]",

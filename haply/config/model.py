@@ -417,6 +417,18 @@ class CounterRule:
 
 
 @dataclass(frozen=True, slots=True)
+class LogLevelRule:
+    """`http-request|http-response set-log-level <level>`: the syslog level of
+    the request's log line, or "silent" for none (the last rule that applies
+    wins)."""
+
+    level: str
+    condition: Condition | None = None
+    location: Location = NOWHERE
+    action: ClassVar[str] = "set-log-level"
+
+
+@dataclass(frozen=True, slots=True)
 class CaptureRule:
     """`http-request capture <sample> len N|id N` and `http-response capture
     <sample> id N`: the sample's text, cut to the slot's length, in capture

@@ -263,6 +263,10 @@ class ProxyLog:
         logging = self.logging
         if request.cookie_flags != "--":  # cookie persistence's two characters
             termination = termination[:2] + request.cookie_flags
+        level = request.log_level  # set by a set-log-level rule
+        if level == "silent":
+            logging.request_counter += 1  # numbered all the same
+            return
         problem = False
         if self.dontlog_normal or self.separate_errors:
             final = status if status is not None else exchange.status
@@ -284,8 +288,11 @@ class ProxyLog:
         else:
             line = self.render(HttpRecord(self, session, request, exchange, session.loop.time(),
                                           status, termination, server))
-        self.lines += 1
         logging.request_counter += 1
+        self.lines += 1
+        if level is not None:
+            logging.send(self.targets, level, line)
+            return
         if problem and self.separate_errors:
             logging.send(self.targets, "err", line)
             return

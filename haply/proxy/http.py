@@ -92,7 +92,9 @@ class Request:
                  "websocket",
                  # its txn., req. and res. variables, from the first set-var
                  # (haply.proxy.variables)
-                 "vars")
+                 "vars",
+                 # its log line's level, when a set-log-level rule gave one
+                 "log_level")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -132,6 +134,7 @@ class Request:
         self.cookie_server = None
         self.cookie_flags = "--"
         self.buffering = False
+        self.log_level = None
 
     # SampleContext, for header values such as %[src] (per connection, shared)
     src = property(lambda self: self.context.src)

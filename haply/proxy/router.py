@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from haply.balance import hashes_requests
-from haply.config.model import CaptureRule, CounterRule, Proxy, VariableRule
+from haply.config.model import CaptureRule, CounterRule, LogLevelRule, Proxy, VariableRule
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.compression import Policy, policy_for
@@ -26,7 +26,7 @@ from haply.logs import unique_id
 from haply.logs.captures import Captures
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
-from haply.proxy.samples import CaptureStep, VariableStep
+from haply.proxy.samples import CaptureStep, LogLevelStep, VariableStep
 
 # How many rejected requests `show errors` keeps.
 ERROR_HISTORY = 16
@@ -138,10 +138,9 @@ class Router:
             (compile_response_condition(rule.condition), rule.status,
              (rule.reason or status_reason(rule.status)).encode("latin-1"))
             if rule.action == "set-status" else
-            (compile_response_condition(rule.condition), None,
-             VariableStep(rule, response=True) if isinstance(rule, VariableRule) else CaptureStep(rule))
+            (compile_response_condition(rule.condition), None, _response_step(rule))
             for rule in response_rules_of(frontend, bproxy)
-            if rule.action == "set-status" or isinstance(rule, (VariableRule, CaptureRule))] or None
+            if rule.action == "set-status" or isinstance(rule, RESPONSE_STEPS)] or None
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route
@@ -178,6 +177,14 @@ class Router:
 
 
 ANSWERING_ACTIONS = ("deny", "return", "redirect", "auth")
+# The http-response rules that run in place among the set-status ones.
+RESPONSE_STEPS = (VariableRule, CaptureRule, LogLevelRule)
+
+
+def _response_step(rule):
+    if isinstance(rule, VariableRule):
+        return VariableStep(rule, response=True)
+    return CaptureStep(rule) if isinstance(rule, CaptureRule) else LogLevelStep(rule)
 
 
 def compile_answers(proxy: Proxy):
@@ -194,6 +201,8 @@ def compile_answers(proxy: Proxy):
             compiled.append((compile_condition(rule.condition), VariableStep(rule)))
         elif isinstance(rule, CaptureRule):
             compiled.append((compile_condition(rule.condition), CaptureStep(rule)))
+        elif isinstance(rule, LogLevelRule):
+            compiled.append((compile_condition(rule.condition), LogLevelStep(rule)))
         elif rule.action in LINE_ACTIONS:
             regex = compile_regex(rule.pattern) if rule.pattern is not None else None
             compiled.append((compile_condition(rule.condition),

@@ -796,3 +796,18 @@ class CaptureStep:
             if text is not None and slots is not None:
                 slots[slot] = encode(text.encode("latin-1", "replace"), length)
         self.apply = capture
+
+
+class LogLevelStep:
+    """`set-log-level` among the rules that run in place: the request's log
+    line goes out at that level (haply.logs.logger), or not at all."""
+
+    __slots__ = ("apply",)
+    action = "rewrite"
+
+    def __init__(self, rule):
+        level = rule.level
+
+        def set_level(view) -> None:
+            view.log_level = level
+        self.apply = set_level

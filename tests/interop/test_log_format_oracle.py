@@ -388,3 +388,34 @@ def test_capture_rules_as_haproxy():
     assert lines["haply"] == lines["haproxy"]
     assert lines["haply"][0] == ("hr={example.co|/abcd|GET|LOW#7C} hs={1200|orig} c0=example.co c2=GET "
                                  "r0=1200")
+
+
+log_level_config = logging_to(
+    "%HU %ST",
+    "http-request set-log-level silent if { path /health }\n"
+    "    http-request set-log-level debug if { path /noisy }\n"
+    "    http-response set-log-level err if { status 404 }\n"
+    "    http-response set-log-level notice if { status 404 } { path /known }\n"
+    "    http-response set-log-level notice if { status 200 } { var(txn.quiet) -m found }\n"
+    "    http-request set-var(txn.quiet) str(1) if { path /b }")
+
+
+def answer_by_path(conn) -> None:
+    while (request := conn.read_request()) is not None:
+        conn.respond(404 if "missing" in request.url or "known" in request.url else 200, b"ok")
+
+
+def test_set_log_level_as_haproxy():
+    """A silent request leaves no line; the others go out at the level the
+    last applying rule gave (the target logs up to info: debug is dropped)."""
+    paths = ["/health", "/a", "/noisy", "/missing", "/known", "/b"]
+    lines = {}
+    for name, binary in PROXIES.items():
+        with observed_proxy(binary, log_level_config, scripted(answer_by_path)) as (port, receiver, _):
+            for path in paths:
+                exchange(port, f"GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".encode())
+            lines[name] = [line.split(b">")[0] + b">" + line.split(b": ", 1)[1].rstrip(b"\n")
+                           for line in receiver.lines(4, timeout=2)]
+    assert lines["haply"] == lines["haproxy"]
+    # local2 (18): info 150, err 147; `path` never matches in a response rule
+    assert lines["haply"] == [b"<150>/a 200", b"<147>/missing 404", b"<147>/known 404", b"<149>/b 200"]

@@ -2618,3 +2618,21 @@ def test_capture_rules(tmp_path):
         "rule does not have: keep it in a txn. variable from an http-request rule",
         "12: 'declare' expects 'capture request len N' or 'capture response len N'",
     ]
+
+
+def test_set_log_level_rules(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            http-request set-log-level silent if { path /healthcheck }
+            http-response set-log-level err if { status 500:599 }
+            default_backend b
+        backend b
+            server s 127.0.0.1:1
+        """)
+    proxy = loaded.config.proxy("f")
+    assert [(r.action, r.level) for r in proxy.http_request_rules + proxy.http_response_rules] == [
+        ("set-log-level", "silent"), ("set-log-level", "err")]
+    assert messages(tmp_path, DEFAULTS + "frontend f\n    http-request set-log-level loud\n") == [
+        "7: 'http-request set-log-level' expects one of emerg, alert, crit, err, warning, notice, info, "
+        "debug, silent, then optionally if|unless CONDITION"]
