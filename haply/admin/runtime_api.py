@@ -719,6 +719,18 @@ def _program_command(verb: str):
     return run
 
 
+def cmd_show_peers(api: RuntimeApi, args: list[str]) -> str:
+    """HAProxy's `show peers [<section>]`: each peers section that shares
+    tables, its peers, their sessions and the tables they share."""
+    services = getattr(api.engine, "peer_services", [])
+    if args:
+        services = [s for s in services if s.section.name == args[0]]
+        if not services:
+            raise CommandError(f"No such peers section '{args[0]}'.")
+    now = api.clock()
+    return "\n".join(service.describe(now, time.time()) for service in services)
+
+
 def _need(args: list[str], count: int, message: str) -> None:
     if len(args) < count:
         raise CommandError(message)
@@ -738,6 +750,7 @@ _COMMANDS = [
      "remove entries from a table: all, one key, or those whose counter compares so", cmd_clear_table),
     ("set table", "admin", "set table <table> key <key> data.<type> <value> ...",
      "set counters of a table's entry (made if needed)", cmd_set_table),
+    ("show peers", "user", "show peers [<section>]", "dump some information about all the peers", cmd_show_peers),
     ("show errors", "operator", "show errors", "report last request and/or response errors for each proxy", cmd_show_errors),
     ("get weight", "user", "get weight <bk>/<srv>", "report a server's current weight", cmd_get_weight),
     ("clear counters", "operator", "clear counters [all]", "clear max statistics counters", cmd_clear_counters),

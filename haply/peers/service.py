@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 import random
 import socket
 import sys
+import time
 
 from haply.peers import codec
 from haply.peers.sync import PeerLink, TableShare
@@ -26,6 +28,16 @@ from haply.peers.sync import PeerLink, TableShare
 PUSH_EVERY = 0.1  # seconds between two pushes of the changed entries
 CHECK_EVERY = 1.0  # heartbeats and dead sessions
 RESYNC_WAIT = 5.0  # a node no peer finished a resync for is up to date after this
+
+
+@dataclass
+class PeerStatus:
+    """What `show peers` says of one peer (HAProxy's field names)."""
+
+    last_status: str = "NONE"  # NONE, CONN, ESTA, TOUT (silent), LERR (protocol error), RERR (refused)
+    last_handshake: float | None = None
+    new_conn: int = 0
+    proto_err: int = 0
 
 
 def local_name(configured: str | None) -> str:
@@ -65,6 +77,7 @@ class _Session(asyncio.Protocol):
         try:
             answer = self.link.receive(data, now)
         except codec.PeerProtocolError as error:
+            service.note(self.link.name, "LERR", protocol_error=True)
             _warn(f"peers {service.section.name}: peer '{self.link.name}': {error}; closing the session")
             self.transport.write(bytes((codec.ERROR, codec.PROTOCOL_ERROR)))
             self.transport.close()
@@ -84,6 +97,7 @@ class _Session(asyncio.Protocol):
                 return False
             status, self.pending = self.pending[:end], self.pending[end + 1:]
             if status != b"200":
+                self.service.note(self.outgoing, "RERR")
                 _warn(f"peers {service.section.name}: peer '{self.outgoing}' refused the session "
                       f"(status {status.decode('ascii', 'replace')})")
                 self.transport.close()
@@ -132,6 +146,7 @@ class PeersService:
         self.address = section.bind if section.bind is not None else (
             (local.host, local.port) if local is not None else None)
         self.sessions: dict[str, _Session] = {}  # established, by peer name
+        self.status = {name: PeerStatus() for name in self.remotes}
         self.connecting: dict[str, asyncio.TimerHandle | asyncio.Task] = {}
         # every entry is here: a peer finished a resync for this node, or
         # none did within RESYNC_WAIT of the start (HAProxy's rule)
@@ -161,6 +176,9 @@ class PeersService:
 
     def _connect(self, name: str) -> None:
         peer = self.remotes[name]
+        status = self.status[name]
+        status.new_conn += 1
+        status.last_status = "CONN"
 
         async def connect() -> None:
             try:
@@ -177,10 +195,50 @@ class PeersService:
         """A handshake succeeded: the newest session with a peer is the one kept."""
         previous = self.sessions.get(name)
         self.sessions[name] = session
+        status = self.status.get(name)
+        if status is not None:
+            status.last_status, status.last_handshake = "ESTA", now
         if previous is not None and previous is not session and previous.transport is not None:
             previous.link = None  # its loss must not drop the new one
             previous.transport.close()
         return PeerLink(name, self.shares, now, lambda: self.synced)
+
+    def describe(self, now: float, wall: float) -> str:
+        """`show peers`: the section, then each peer (HAProxy's layout and
+        field names, for the fields haply keeps; last_hdshk is how long ago)."""
+        started = time.strftime("%d/%b/%Y:%H:%M:%S", time.localtime(wall - (now - self.started_at)))
+        lines = [f"0x{id(self):x}: [{started}] id={self.section.name} disabled=0 "
+                 f"local={self.name} synced={int(self.synced)}"]
+        for peer in self.section.peers:
+            if peer.name == self.name:
+                host, port = self.address or (peer.host, peer.port)
+                lines.append(f"  0x{id(peer):x}: id={peer.name}(local,inactive) addr={host}:{port}")
+                continue
+            status = self.status[peer.name]
+            session = self.sessions.get(peer.name)
+            link = session.link if session is not None else None
+            since = "<NEVER>" if status.last_handshake is None else f"{int(now - status.last_handshake)}s"
+            lines.append(f"  0x{id(peer):x}: id={peer.name}(remote,{'active' if link else 'inactive'}) "
+                         f"addr={peer.host}:{peer.port} last_status={status.last_status} last_hdshk={since}")
+            lines.append(f"        new_conn={status.new_conn} proto_err={status.proto_err} "
+                         f"tx_hbt={link.tx_hbt if link else 0} rx_hbt={link.rx_hbt if link else 0} "
+                         f"learned={link.learned if link else 0} pushed={link.pushed if link else 0}")
+            lines.append("        shared tables:")
+            for share in self.shares:
+                definition = share.definition
+                remote = next((d.table_id for d in (link.remote.values() if link else ())
+                               if d.name == definition.name), 0)
+                last_get = link.last_update.get(remote, 0) if link else 0
+                lines.append(f"          0x{id(share):x} local_id={definition.table_id} remote_id={remote} "
+                             f"last_get={last_get} update={share.update_id} table={definition.name} "
+                             f"used={len(share.table.entries)}")
+        return "\n".join(lines) + "\n"
+
+    def note(self, name: str, last_status: str, protocol_error: bool = False) -> None:
+        status = self.status.get(name)
+        if status is not None:
+            status.last_status = last_status
+            status.proto_err += protocol_error
 
     def lost(self, session: _Session) -> None:
         for name, known in list(self.sessions.items()):
@@ -226,6 +284,7 @@ class PeersService:
             if link.synced:
                 self.synced = True
             if link.dead(now):
+                self.note(link.name, "TOUT")
                 _warn(f"peers {self.section.name}: peer '{link.name}' silent for "
                       f"{now - link.received_at:.1f} s; closing the session")
                 session.transport.close()

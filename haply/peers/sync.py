@@ -141,6 +141,8 @@ class PeerLink:
         self.received_at = self.sent_at = now
         self.synced = False  # a resync from this peer finished
         self.learned = 0  # updates applied from this peer
+        self.pushed = 0  # updates sent to it
+        self.tx_hbt = self.rx_hbt = 0  # heartbeats sent and received (show peers)
 
     # ------------------------------------------------------------- reading
 
@@ -162,7 +164,9 @@ class PeerLink:
                 elif kind in (codec.RESYNC_FINISHED, codec.RESYNC_PARTIAL):
                     self.synced = self.synced or kind == codec.RESYNC_FINISHED
                     out.append(codec.control(codec.RESYNC_CONFIRM))
-                elif kind not in (codec.RESYNC_CONFIRM, codec.HEARTBEAT):
+                elif kind == codec.HEARTBEAT:
+                    self.rx_hbt += 1
+                elif kind != codec.RESYNC_CONFIRM:
                     raise PeerProtocolError(f"unknown control message {kind}")
             elif klass == codec.ERROR:
                 raise PeerProtocolError("the peer reported " + (
@@ -224,6 +228,7 @@ class PeerLink:
         definition = share.definition
         out = [codec.encode_definition(definition)]
         out += [codec.encode_update(definition, update) for update in updates]
+        self.pushed += len(updates)
         self.sent_at = now
         return b"".join(out)
 
@@ -237,6 +242,7 @@ class PeerLink:
         if now - self.sent_at < HEARTBEAT_AFTER:
             return b""
         self.sent_at = now
+        self.tx_hbt += 1
         return codec.control(codec.HEARTBEAT)
 
     def dead(self, now: float) -> bool:

@@ -42,6 +42,13 @@ def test_two_haply_nodes_share_and_a_restarted_one_learns_back():
             assert pair.get("B", "127.0.0.32") == "s2"  # B alone would have chosen s1
             assert pair.get("B", "127.0.0.33") == "s1"
             assert keys(pair.same_tables()) == ["key=127.0.0.31", "key=127.0.0.32", "key=127.0.0.33"]
+            # the runtime API says who is connected and what went through
+            peers = cli(pair.socket("B"), "show peers")
+            assert " id=lbs disabled=0 local=B synced=" in peers  # (1 once a peer taught it all)
+            assert f"id=A(remote,active) addr=127.0.0.1:{pair.peer_ports['A']} last_status=ESTA" in peers
+            assert "local_id=1 remote_id=1 " in peers and "table=be used=3" in peers
+            assert f"id=B(local,inactive) addr=127.0.0.1:{pair.peer_ports['B']}" in peers
+            assert cli(pair.socket("B"), "show peers other") == "No such peers section 'other'.\n\n"
         # B is gone; A keeps serving, then B comes back empty and asks A
         pair.stack = stack
         assert [pair.get("A", client) for client in ("127.0.0.34", "127.0.0.35")] == ["s1", "s2"]
