@@ -22,6 +22,7 @@ from typing import Callable
 from haply.peers import codec
 from haply.peers.codec import Definition, PeerProtocolError, Update
 from haply.proxy.counters import Rate, new_data
+from haply.proxy.stick import Entry
 
 HEARTBEAT_AFTER = 3.0  # seconds of silence before a heartbeat
 DEAD_AFTER = 5.0  # seconds without a message: the peer is gone
@@ -86,7 +87,6 @@ class TableShare:
             return
         entry = table.lookup(key, now)
         if entry is None:
-            from haply.proxy.stick import Entry
             entry = table._add(key, Entry(None, 0, None, new_data(table.spec.store, now)), now)
             if entry is None:
                 return  # a full nopurge table

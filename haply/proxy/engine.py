@@ -38,6 +38,7 @@ from haply.logs.formats import FormatError
 from haply.logs.hooks import asap_logged_http_session, logged_http_session, logged_tcp_session
 from haply.proxy.byte_counts import byte_counted_session
 from haply import tls
+from haply.peers.service import services_for
 
 
 class StartError(Exception):
@@ -272,7 +273,6 @@ class Engine:
         self._start_health()
         # stick tables shared with peers (haply.peers), once their stick
         # rules have said whether their entries name servers
-        from haply.peers.service import services_for
         self.peer_services = services_for(self.config, self.tables, self.loop, None)
         for service in self.peer_services:
             await service.start()

@@ -263,8 +263,7 @@ def _client_sni(view) -> str | None:
 
 
 def _status(view):
-    status = getattr(view, "status", None)
-    return status if status is not None else None
+    return getattr(view, "status", None)
 
 
 def _no_argument(getter: Sample) -> Callable[[list[str]], Sample]:

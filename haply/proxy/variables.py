@@ -16,7 +16,6 @@ connection without variables carries none (the attribute is set at the first
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 SCOPES = ("proc", "sess", "txn", "req", "res")
@@ -91,6 +90,4 @@ def as_text(value) -> str | None:
         return value
     if value.__class__ is bool:
         return "1" if value else "0"
-    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        return str(value)
     return str(value)
