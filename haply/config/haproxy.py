@@ -164,6 +164,8 @@ class ProxyState:
     own_http_check_send: bool = False
     mysql_check_user: str | None = None
     mysql_check_post41: bool = False
+    pgsql_check_user: str | None = None
+    smtp_check_hello: tuple[str, ...] = ()
     timeouts: dict[str, float] = field(default_factory=dict)
     http_connection_mode: str = "keep-alive"
     forward_for: ForwardFor | None = None
@@ -231,6 +233,7 @@ class ProxyState:
             hash_function=self.hash_function, hash_modifier=self.hash_modifier,
             redirects=tuple(self.redirects), tcp_check_steps=tuple(self.tcp_check_steps),
             mysql_check_user=self.mysql_check_user, mysql_check_post41=self.mysql_check_post41,
+            pgsql_check_user=self.pgsql_check_user, smtp_check_hello=self.smtp_check_hello,
             stats=stats, monitor_uri=self.monitor_uri, monitor_fail=tuple(self.monitor_fail),
             description=self.description, id=self.id,
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
@@ -1934,7 +1937,7 @@ def _option(name: str) -> Handler:
 
 
 # Options HAProxy 2.6 refuses to negate ("negation/default is not supported").
-NOT_NEGATABLE = frozenset({"originalto"})
+NOT_NEGATABLE = frozenset({"originalto", "redis-check", "smtpchk", "pgsql-check", "ldap-check"})
 
 
 def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, negated: bool) -> None:
@@ -1961,7 +1964,8 @@ def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, n
     state.options.add(name)
 
 
-CHECK_KINDS = {"httpchk": "http", "mysql-check": "mysql", "ssl-hello-chk": "ssl-hello", "tcp-check": "tcp-check"}
+CHECK_KINDS = {"httpchk": "http", "mysql-check": "mysql", "ssl-hello-chk": "ssl-hello", "tcp-check": "tcp-check",
+               "redis-check": "redis", "smtpchk": "smtp", "pgsql-check": "pgsql", "ldap-check": "ldap"}
 
 
 def _option_httplog(state: ProxyState, values: list[str], line: Line) -> None:
@@ -2069,10 +2073,33 @@ def _option_mysql_check(state: ProxyState, values: list[str], line: Line) -> Non
     state.check_kind = "mysql"
 
 
-def _option_check_kind(kind: str):
+def _option_pgsql_check(state: ProxyState, values: list[str], line: Line) -> None:
+    # HAProxy 2.6's own wording for each mistake
+    if not values or values[0] != "user":
+        if values:
+            raise ParseError("'option pgsql-check' only supports optional values: 'user'")
+        raise ParseError("'option pgsql-check' expects 'user <username>' as argument")
+    if len(values) < 2:
+        raise ParseError("'option pgsql-check' expects 'user <username>' as argument")
+    if len(values) > 2:
+        raise ParseError(f"'option pgsql-check' cannot handle unexpected argument '{values[2]}'")
+    state.pgsql_check_user = values[1]
+    state.check_kind = "pgsql"
+
+
+def _option_smtpchk(state: ProxyState, values: list[str], line: Line) -> None:
+    """[HELO|EHLO <domain>]: other words are accepted and give the default
+    greeting, as in HAProxy (haply.health.dialogues.smtp_hello)."""
+    if len(values) > 2:
+        raise ParseError(f"'option smtpchk' cannot handle unexpected argument '{values[2]}'")
+    state.smtp_check_hello = tuple(values)
+    state.check_kind = "smtp"
+
+
+def _option_check_kind(option: str, kind: str):
     def handler(state: ProxyState, values: list[str], line: Line) -> None:
         if values:
-            raise ParseError(f"unexpected '{values[0]}'")
+            raise ParseError(f"'option {option}' cannot handle unexpected argument '{values[0]}'")
         state.check_kind = kind
     return handler
 
@@ -2088,8 +2115,12 @@ OPTION_HANDLERS: dict[str, Callable[[ProxyState, list[str], Line], None]] = {
     "redispatch": _option_redispatch,
     "httpchk": _option_httpchk,
     "mysql-check": _option_mysql_check,
-    "ssl-hello-chk": _option_check_kind("ssl-hello"),
-    "tcp-check": _option_check_kind("tcp-check"),
+    "ssl-hello-chk": _option_check_kind("ssl-hello-chk", "ssl-hello"),
+    "tcp-check": _option_check_kind("tcp-check", "tcp-check"),
+    "redis-check": _option_check_kind("redis-check", "redis"),
+    "smtpchk": _option_smtpchk,
+    "pgsql-check": _option_pgsql_check,
+    "ldap-check": _option_check_kind("ldap-check", "ldap"),
 }
 
 

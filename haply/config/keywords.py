@@ -328,6 +328,12 @@ def _rows() -> list[Keyword]:
         ("httpchk", "dlb", "[<method>] [<uri>] [<version>]", "HTTP health checks."),
         ("mysql-check", "dlb", "[user <name> [post-41]]", "MySQL handshake health checks."),
         ("ssl-hello-chk", "dlb", "", "TLS ClientHello health checks."),
+        ("redis-check", "dlb", "", "Redis health checks: PING must be answered +PONG."),
+        ("smtpchk", "dlb", "[HELO|EHLO <domain>]", "SMTP health checks: a 2xx greeting, a 2xx reply to "
+         "HELO (or EHLO) <domain> (HELO localhost by default), then QUIT."),
+        ("pgsql-check", "dlb", "user <username>", "PostgreSQL health checks: a StartupMessage for the user "
+         "must be answered by an authentication request, not an error."),
+        ("ldap-check", "dlb", "", "LDAPv3 health checks: an anonymous simple bind must succeed."),
         ("tcp-check", "dlb", "", "Health checks scripted with tcp-check rules."),
         ("allbackups", "dlb", "", "Use all backup servers at once when no active server is up."),
         ("log-health-checks", "dlb", "", "Log health-check state changes in detail."),
@@ -343,9 +349,9 @@ def _rows() -> list[Keyword]:
         "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
         "disable-h2-upgrade", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
-        "independent-streams", "ldap-check", "external-check",
-        "nolinger", "persist", "pgsql-check", "redis-check",
-        "smtpchk", "splice-auto", "splice-request", "splice-response", "spop-check",
+        "independent-streams", "external-check",
+        "nolinger", "persist",
+        "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
     ):
         rows.append(K(f"option {name}", "dflb", "", "HAProxy option not implemented by haply.", U))

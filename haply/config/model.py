@@ -587,7 +587,8 @@ class Proxy:
     # waits for a server slot or a connection, instead of being sent.
     abort_on_close: bool = False
     http_check: HttpCheck | None = None
-    check_kind: str = "tcp"  # "tcp" | "http" | "mysql" | "ssl-hello" | "tcp-check"
+    # "tcp" | "http" | "mysql" | "ssl-hello" | "tcp-check" | "redis" | "smtp" | "pgsql" | "ldap"
+    check_kind: str = "tcp"
     # both
     timeouts: Timeouts = Timeouts()
     http_connection_mode: str = "keep-alive"  # "keep-alive" | "server-close" | "close"
@@ -615,6 +616,8 @@ class Proxy:
     tcp_check_steps: tuple[TcpCheckStep, ...] = ()
     mysql_check_user: str | None = None
     mysql_check_post41: bool = False
+    pgsql_check_user: str | None = None  # option pgsql-check user NAME
+    smtp_check_hello: tuple[str, ...] = ()  # the words after option smtpchk
     stats: ProxyStats | None = None
     monitor_uri: str | None = None
     # `monitor fail` conditions: the monitor-uri answers 503 while one holds

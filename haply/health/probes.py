@@ -32,6 +32,7 @@ import ssl
 import struct
 from dataclasses import dataclass
 
+from haply.health import dialogues
 from haply.proxy import proxy_header
 
 # ---------------------------------------------------------------- status codes
@@ -777,6 +778,42 @@ async def tcp_check_rules(target: Target, deadlines: Deadlines,
             conn.close()
 
 
+# ------------------------------------------------------------ service dialogues
+
+
+async def dialogue_check(target: Target, deadlines: Deadlines,
+                         dialogue: dialogues.Dialogue) -> CheckResult:
+    """option redis-check, smtpchk, pgsql-check and ldap-check: play one of
+    haply.health.dialogues' exchanges. A send drops what the server said
+    before it; each judge waits, under `timeout check`, for its verdict."""
+    clock = _Clock(deadlines)
+    conn = await _open(target, clock)
+    if isinstance(conn, CheckResult):
+        return conn
+    try:
+        for step in dialogue:
+            if isinstance(step, bytes):
+                conn.buffer.clear()
+                conn.write(step)
+                continue
+            verdict = None
+
+            def decided(buf: bytearray, judge=step) -> bool:
+                nonlocal verdict
+                final = conn.eof or len(buf) >= MAX_RESPONSE
+                verdict = judge(bytes(buf), final)
+                return verdict is not None
+            try:
+                await conn.wait_for(decided, clock.read_deadline())
+            except _Timeout:
+                return CheckResult("L7TOUT", duration=clock.elapsed())
+            if verdict is not dialogues.PASS:
+                return CheckResult(verdict.status, verdict.code, verdict.info, clock.elapsed())
+        return CheckResult("L7OK", 0, duration=clock.elapsed())
+    finally:
+        conn.close()
+
+
 # ---------------------------------------------------------------- agent check
 
 _AGENT_ADMIN = {"ready": "READY", "drain": "DRAIN", "maint": "MAINT"}
@@ -838,7 +875,7 @@ async def agent_check(target: Target, deadlines: Deadlines, send: bytes = b"") -
 
 __all__ = [
     "AgentReply", "CheckResult", "Deadlines", "HttpProbe", "OK_STATUSES", "STATUS_WORDS",
-    "Target", "TcpStep", "agent_check", "http_check", "judge_http", "mysql_check",
+    "Target", "TcpStep", "agent_check", "dialogue_check", "http_check", "judge_http", "mysql_check",
     "mysql_handshake_response", "parse_agent_reply", "parse_mysql_error",
     "parse_mysql_handshake", "ssl_hello_check", "tcp_check", "tcp_check_rules",
     "tls_client_hello", "unescape",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from haply.config.model import Config, Proxy, Server
-from haply.health import probes
+from haply.health import dialogues, probes
 from haply.health.probes import CheckResult, Deadlines, HttpProbe, Target, TcpStep
 from haply.health.state import (
     DEFAULT_ERROR_LIMIT, DEFAULT_ON_ERROR, OBSERVE_NONE, Health, Passive, Timing,
@@ -51,7 +51,8 @@ EVENT_HISTORY = 1000
 SessionCallback = Callable[[ServerState], int | None]
 
 # Proxy.check_kind values with a probe here.
-CHECK_KINDS = frozenset({"tcp", "http", "mysql", "ssl-hello", "tcp-check"})
+CHECK_KINDS = frozenset({"tcp", "http", "mysql", "ssl-hello", "tcp-check",
+                         "redis", "smtp", "pgsql", "ldap"})
 
 
 # --------------------------------------------------------------- check settings
@@ -71,7 +72,7 @@ class CheckSpec:
 
     backend: str
     server: str
-    kind: str  # tcp | http | mysql | ssl-hello | tcp-check
+    kind: str  # tcp | http | mysql | ssl-hello | tcp-check | redis | smtp | pgsql | ldap
     target: Target | None  # None: only an agent is configured
     timing: Timing
     passive: Passive
@@ -79,6 +80,8 @@ class CheckSpec:
     http: HttpProbe | None = None
     mysql_user: str | None = None
     tcp_steps: tuple[TcpStep, ...] = ()
+    # redis, smtp, pgsql and ldap: the exchange, built once at load
+    dialogue: dialogues.Dialogue = ()
     agent: AgentSpec | None = None
     slowstart: float = 0.0
     shutdown_sessions_on_down: bool = False
@@ -97,6 +100,8 @@ class CheckSpec:
             return await probes.ssl_hello_check(target, self.deadlines)
         if self.kind == "tcp-check":
             return await probes.tcp_check_rules(target, self.deadlines, self.tcp_steps)
+        if self.dialogue:
+            return await probes.dialogue_check(target, self.deadlines, self.dialogue)
         return await probes.tcp_check(target, self.deadlines)
 
 
@@ -139,6 +144,19 @@ def tcp_steps_for(proxy: Proxy) -> tuple[TcpStep, ...]:
 
 def mysql_user_for(proxy: Proxy) -> str | None:
     return getattr(proxy, "mysql_check_user", None) or None
+
+
+def dialogue_for(proxy: Proxy, kind: str) -> dialogues.Dialogue:
+    """The exchange of a service check kind, () for the other kinds."""
+    if kind == "redis":
+        return dialogues.redis_dialogue()
+    if kind == "smtp":
+        return dialogues.smtp_dialogue(proxy.smtp_check_hello)
+    if kind == "pgsql":
+        return dialogues.pgsql_dialogue(proxy.pgsql_check_user or "")
+    if kind == "ldap":
+        return dialogues.ldap_dialogue()
+    return ()
 
 
 def check_tls(server: Server) -> tuple[bool, str | None]:
@@ -224,6 +242,7 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
         http=http,
         mysql_user=mysql_user_for(proxy) if kind == "mysql" else None,
         tcp_steps=tcp_steps_for(proxy) if kind == "tcp-check" else (),
+        dialogue=dialogue_for(proxy, kind),
         agent=agent,
         slowstart=server.slowstart,
         shutdown_sessions_on_down=on_down == "shutdown-sessions",

@@ -174,3 +174,82 @@ class ClusterCheck:
 def closed_port() -> int:
     """A loopback port with nothing listening (bound then released)."""
     return free_port()
+
+
+class SmtpServer:
+    """The server side of an SMTP session's opening (RFC 5321 4.2-4.3): a
+    greeting, a reply to HELO/EHLO, 221 to QUIT. Its replies are switchable,
+    to play a busy relay (421 greeting) or one refusing the client (550)."""
+
+    def __init__(self, greeting: bytes = b"220 mail.example.org ESMTP ready\r\n",
+                 hello_reply: bytes = b"250-mail.example.org\r\n250 8BITMIME\r\n") -> None:
+        self.greeting = greeting
+        self.hello_reply = hello_reply
+        self.commands: list[bytes] = []
+
+    async def __call__(self, reader, writer) -> None:
+        writer.write(self.greeting)
+        await writer.drain()
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            self.commands.append(line)
+            verb = line[:4].upper()
+            if verb in (b"HELO", b"EHLO"):
+                writer.write(self.hello_reply)
+            elif verb == b"QUIT":
+                writer.write(b"221 2.0.0 Bye\r\n")
+                await writer.drain()
+                return
+            else:
+                writer.write(b"502 5.5.2 Command not recognized\r\n")
+            await writer.drain()
+
+
+class PgsqlServer:
+    """The first exchange of the PostgreSQL protocol: read the StartupMessage,
+    answer an authentication request (MD5, as a server with `md5` in
+    pg_hba.conf does) or, with `reject`, the FATAL ErrorResponse a server
+    sends a host pg_hba.conf does not let in. Then wait for the client."""
+
+    def __init__(self, reject: bool = False) -> None:
+        self.reject = reject
+        self.users: list[str] = []
+
+    async def __call__(self, reader, writer) -> None:
+        length = int.from_bytes(await reader.readexactly(4), "big")
+        body = await reader.readexactly(length - 4)
+        fields = body[4:].split(b"\x00")
+        params = dict(zip(fields[0::2], fields[1::2]))
+        self.users.append(params.get(b"user", b"").decode())
+        if self.reject:
+            message = (b"SFATAL\x00VFATAL\x00C28000\x00Mno pg_hba.conf entry for host "
+                       b"\"127.0.0.1\", user \"" + params.get(b"user", b"") + b"\"\x00\x00")
+            writer.write(b"E" + (4 + len(message)).to_bytes(4, "big") + message)
+        else:
+            writer.write(b"R\x00\x00\x00\x0c\x00\x00\x00\x05salt")
+        await writer.drain()
+        await reader.read(1)  # until the client goes
+
+
+class LdapServer:
+    """Answers an LDAP BindRequest (RFC 4511 4.2) with a BindResponse carrying
+    `result` (0 success, 49 invalidCredentials, 53 unwillingToPerform, ...)
+    for the request's message ID. BER lengths are taken short-form, as the
+    bind requests checks send are."""
+
+    def __init__(self, result: int = 0) -> None:
+        self.result = result
+        self.requests: list[bytes] = []
+
+    async def __call__(self, reader, writer) -> None:
+        head = await reader.readexactly(2)
+        request = head + await reader.readexactly(head[1])
+        self.requests.append(request)
+        message_id = request[4]  # 30 LL 02 01 ID
+        op = bytes([0x0A, 1, self.result, 4, 0, 4, 0])
+        body = bytes([2, 1, message_id, 0x61, len(op)]) + op
+        writer.write(bytes([0x30, len(body)]) + body)
+        await writer.drain()
+        await reader.read(1)

@@ -660,6 +660,45 @@ def test_mysql_ssl_hello_and_tcp_check(tmp_path):
     assert r.tcp_check_steps[0].location.line == 12
 
 
+def test_service_check_options(tmp_path):
+    config = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp") + """\
+        backend redis
+            option redis-check
+        backend smtp
+            option smtpchk EHLO example.org
+        backend smtp_default
+            option smtpchk
+        backend pgsql
+            option pgsql-check user haproxy
+        backend ldap
+            option ldap-check
+        """).config
+    kinds = {p.name: p.check_kind for p in config.proxies}
+    assert kinds == {"redis": "redis", "smtp": "smtp", "smtp_default": "smtp", "pgsql": "pgsql",
+                     "ldap": "ldap"}
+    assert config.proxy("smtp").smtp_check_hello == ("EHLO", "example.org")
+    assert config.proxy("smtp_default").smtp_check_hello == ()
+    assert config.proxy("pgsql").pgsql_check_user == "haproxy"
+
+
+def test_service_check_option_errors(tmp_path):
+    """Refused where HAProxy 2.6's `haproxy -c` refuses them, in its words."""
+    cases = {
+        "option redis-check x": "'option redis-check' cannot handle unexpected argument 'x'",
+        "option ldap-check x": "'option ldap-check' cannot handle unexpected argument 'x'",
+        "option smtpchk HELO a b": "'option smtpchk' cannot handle unexpected argument 'b'",
+        "option pgsql-check": "'option pgsql-check' expects 'user <username>' as argument",
+        "option pgsql-check user": "'option pgsql-check' expects 'user <username>' as argument",
+        "option pgsql-check usr a": "'option pgsql-check' only supports optional values: 'user'",
+        "option pgsql-check user a b": "'option pgsql-check' cannot handle unexpected argument 'b'",
+        "no option smtpchk": "'no option smtpchk' is not accepted",
+        "no option redis-check": "'no option redis-check' is not accepted",
+    }
+    for line, wanted in cases.items():
+        found = messages(tmp_path, DEFAULTS + f"backend b\n    {line}\n    server s 127.0.0.1:1 check\n")
+        assert any(wanted in m for m in found), (line, found)
+
+
 def test_tcp_check_steps_replace_inherited_ones(tmp_path):
     config = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp\n    option tcp-check\n    tcp-check send a") + """\
         backend inherits
