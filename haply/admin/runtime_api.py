@@ -514,6 +514,8 @@ def cmd_set_server(api: RuntimeApi, args: list[str]) -> str:
     if what == "addr":
         return _set_address(api, state, args[2:])
     if what == "health":
+        if state.config is not None and state.config.track:
+            raise CommandError("cannot change health on a tracking server.")
         health = api.engine.health
         if health is None or health.health_of(state.backend, state.name) is None:
             raise CommandError("health checks are not enabled on this server.")

@@ -84,6 +84,8 @@ class Snapshot:
 def server_status(state: ServerState, health) -> str:
     """The `status` column of a server row (HAProxy's words)."""
     if state.admin == MAINT:
+        if state.admin_via:  # inherited through `track`
+            return f"MAINT (via {state.admin_via})"
         return "MAINT (resolution)" if state.unresolved else "MAINT"
     if health is None:
         if state.operational == DOWN:
@@ -231,6 +233,10 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
                 now: float, counters=None) -> dict:
     row = dict.fromkeys(SERVER_ZEROS, 0)
     health = health_checker.health_of(state.backend, state.name) if health_checker else None
+    track = state.config.track if state.config is not None else None
+    # a tracking server shows the tracked chain's health, and no check of its own
+    shown = health_checker.tracked_health_of(state.backend, state.name) \
+        if track and health_checker else health
     active = not state.backup
     row.update(
         pxname=state.backend, svname=state.name, type=TYPE_SERVER, pid=pid, iid=iid,
@@ -241,7 +247,7 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
         bin=state.bytes_in, bout=state.bytes_out, econ=state.connect_errors,
         eresp=state.response_errors, wretr=state.retries, wredis=state.redispatches,
         cli_abrt=state.client_aborts, srv_abrt=state.server_aborts,
-        status=server_status(state, health),
+        status=server_status(state, shown), tracked=track,
         weight=state.effective_weight, uweight=state.weight,
         act=int(active), bck=int(not active),
         lastchg=max(0, int(now - state.last_change)),

@@ -105,7 +105,7 @@ SERVER_TLS_OPTIONS: dict[str, int] = {
     "no-ssl-reuse": 0, "allow-0rtt": 0,
 }
 UNSUPPORTED_SERVER_OPTIONS = frozenset({
-    "track", "resolvers", "resolve-prefer", "resolve-net", "resolve-opts",
+    "resolvers", "resolve-prefer", "resolve-net", "resolve-opts",
     "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "proxy-v2-options",
     "source", "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "minconn", "max-reuse",
     "pool-low-conn", "pool-max-conn", "pool-purge-delay", "tfo", "tcp-ut", "proto", "check-proto",
@@ -2315,6 +2315,8 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
             values["check_addr"] = host
         elif option in ("agent-addr", "agent-send"):
             values[option.replace("-", "_")] = value("a value")
+        elif option == "track":
+            values["track"] = value("[<proxy>/]<server>")
         elif option == "cookie":
             if for_default:
                 raise ParseError("'cookie' cannot be set on default-server: each server needs its own value")
@@ -2386,6 +2388,11 @@ def _make_server(
     merged = {**state.default_server, **values}
     if merged.get("agent_check") and merged.get("agent_port") is None:
         raise ParseError(f"server '{name}' has agent-check but no agent-port: add 'agent-port N'")
+    if merged.get("track"):
+        if merged.get("check"):
+            raise ParseError(f"'server {state.name}/{name}' : unable to enable checks and tracking at the same time!")
+        if "/" not in merged["track"]:  # a server of this proxy
+            merged["track"] = f"{state.name}/{merged['track']}"
     tls = state.default_server_extra + extra
     _check_server_tls(name, tls, verify_default)
     return Server(name=name, host=host, port=port, extra=tuple(tls), location=location, **merged)
@@ -2651,6 +2658,7 @@ def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagn
 
 
 def _validate(config: Config, diagnostics: Diagnostics) -> None:
+    _check_tracks(config, diagnostics)
     userlists = {userlist.name: userlist for userlist in config.userlists}
     _check_sticky_counters(config, diagnostics)
     for proxy in config.proxies:
@@ -2790,6 +2798,47 @@ def _check_tcp_condition(condition, what: str, location: Location, diagnostics: 
             if term.acl.fetch in HTTP_ONLY_FETCHES:
                 diagnostics.error(location, f"{what} condition reads '{term.acl.fetch}', which only "
                                   "exists in mode http: on a connection use src, dst or dst_port")
+
+
+def _check_tracks(config: Config, diagnostics: Diagnostics) -> None:
+    """`track [<proxy>/]<server>` names a server of a proxy with a backend
+    that checks (or runs an agent, or tracks in turn), without a loop; the
+    errors are HAProxy 2.6's. Servers are taken in file order and a chain is
+    followed only through servers already taken, as HAProxy resolves them:
+    a loop is reported on the server that closes it."""
+    taken: set[tuple[str, str]] = set()
+    for proxy in config.proxies:
+        for server in proxy.servers:
+            key = (proxy.name, server.name)
+            taken.add(key)
+            if not server.track:
+                continue
+            who = f"'server {proxy.name}/{server.name}'"
+            proxy_name, _, server_name = server.track.partition("/")
+            tracked_proxy = config.proxy(proxy_name)
+            if tracked_proxy is None or not tracked_proxy.is_backend:
+                diagnostics.error(server.location, f"{who} : unable to find required proxy '{proxy_name}' for tracking.")
+                continue
+            tracked = next((s for s in tracked_proxy.servers if s.name == server_name), None)
+            if tracked is None:
+                diagnostics.error(server.location, f"{who} : unable to find required server '{server_name}' for tracking.")
+                continue
+            if not (tracked.check or tracked.agent_check or tracked.track):
+                diagnostics.error(server.location, f"{who} : unable to use {server.track} for tracking as it "
+                                  "does not have any check nor agent enabled.")
+                continue
+            link, seen = (proxy_name, server_name), set()
+            while link in taken and link not in seen:
+                if link == key:
+                    diagnostics.error(server.location, f"{who} : unable to track {server.track} as it belongs "
+                                      f"to a tracking chain looping back to {server.track}.")
+                    break
+                seen.add(link)
+                nxt = config.proxy(link[0])
+                nxt_server = next((s for s in nxt.servers if s.name == link[1]), None) if nxt else None
+                if nxt_server is None or not nxt_server.track:
+                    break
+                link = tuple(nxt_server.track.partition("/")[::2])
 
 
 def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | None) -> None:

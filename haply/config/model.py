@@ -312,6 +312,9 @@ class Server:
     # whether health checks send it too (haply.proxy.proxy_header)
     send_proxy: int = 0
     check_send_proxy: bool = False
+    # `track [<proxy>/]<server>`, always "proxy/server": the server takes that
+    # server's health instead of checking its own (haply.health.tracking)
+    track: str | None = None
     # anything else parsed from the server line, keyword -> raw value(s); lets the
     # checks and TLS layers read their keywords without the model knowing them all
     extra: tuple[tuple[str, str], ...] = ()

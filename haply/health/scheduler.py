@@ -34,6 +34,7 @@ from haply.health.state import (
     DEFAULT_ERROR_LIMIT, DEFAULT_ON_ERROR, OBSERVE_NONE, Health, Passive, Timing,
     Transition, slowstart_done, slowstart_weight,
 )
+from haply.health.tracking import Tracking
 from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP, Registry, ServerState
 
 log = logging.getLogger("haply.health")
@@ -279,7 +280,7 @@ class HealthEvent:
 
 
 def transition_message(state: ServerState, transition: Transition, servers: list[ServerState],
-                       requeued: int = 0, with_reason: bool = True) -> str:
+                       requeued: int = 0, with_reason: bool = True, via: str = "") -> str:
     """HAProxy's log line for an UP/DOWN change, e.g.
 
     Server b/s1 is DOWN, reason: Layer4 connection problem, info: "Connection
@@ -288,10 +289,13 @@ def transition_message(state: ServerState, transition: Transition, servers: list
 
     With `option log-health-checks` the reason is on the check's own line and
     HAProxy writes just "Server b/s1 is DOWN. 2 active and ..." (with_reason
-    False).
+    False). A tracking server's change names the server it follows instead:
+    "Server l2/s1 is DOWN via l1/s1. 1 active and ..." (via "l1/s1").
     """
     who = f"{'Backup Server' if state.backup else 'Server'} {state.backend}/{state.name}"
     text = f"{who} is {'UP' if transition.up else 'DOWN'}"
+    if via:
+        text += f" via {via}"
     if with_reason and transition.reason:
         text += f", reason: {transition.reason}"
     if with_reason and transition.duration is not None:
@@ -378,6 +382,8 @@ class HealthChecker:
         self._shutdown_backup_sessions: SessionCallback | None = None
         self._listeners: list[Callable[[HealthEvent], None]] = []
         self._running = False
+        self.tracking = Tracking(registry, config, self._announce_tracked,
+                                 lambda: self.loop.time() if self.loop else 0.0)
         # False in the worker processes that follow another one's checks
         # (master-worker mode: each server is checked once, not once per
         # worker); their state changes arrive through follow().
@@ -422,6 +428,7 @@ class HealthChecker:
                 self._checked[(proxy.name, server.name)] = _Checked(spec, state, now)
         for backend in {key[0] for key in self._checked}:
             self.registry.subscribe(backend, self._registry_changed)
+        self.tracking.start()
         # spread the first checks over each server's interval, at most over
         # `max-spread-checks`
         count = len(self._checked)
@@ -546,6 +553,12 @@ class HealthChecker:
     def health_of(self, backend: str, server: str) -> Health | None:
         checked = self._checked.get((backend, server))
         return checked.health if checked else None
+
+    def tracked_health_of(self, backend: str, server: str) -> Health | None:
+        """For a tracking server, the health of the checked server its chain
+        ends at (its "UP 1/2" / "DOWN 1/2" are the tracking server's too)."""
+        end = self.tracking.end_of_chain(backend, server)
+        return self.health_of(*end) if end else None
 
     # --------------------------------------------------------- the chain
 
@@ -773,6 +786,17 @@ class HealthChecker:
         servers = self.registry.servers(state.backend)
         message = transition_message(state, transition, servers, requeued,
                                      with_reason=not spec.log_health_checks)
+        self._announce(state, transition, message, servers)
+
+    def _announce_tracked(self, state: ServerState, up: bool, via: str) -> None:
+        """A tracking server followed the server it tracks (haply.health.tracking)."""
+        servers = self.registry.servers(state.backend)
+        transition = Transition(up, self.loop.time())
+        self._announce(state, transition, transition_message(state, transition, servers, via=via),
+                       servers)
+
+    def _announce(self, state: ServerState, transition: Transition, message: str,
+                  servers: list[ServerState]) -> None:
         log.warning("%s", message)
         if not transition.up and not any(
                 s.operational == UP and s.admin != MAINT for s in servers):

@@ -39,6 +39,9 @@ class ServerState:
     maxqueue: int = 0
     server_id: int = 0  # 1-based position in its backend, HAProxy's "sid"
     admin: str = READY
+    # the server whose maintenance or drain this one inherits through `track`
+    # ("proxy/server"), "" when the administrative state is its own
+    admin_via: str = ""
     operational: str = UP
     effective_weight: int = 0  # set at creation; runtime `set weight` changes it
     # resolved connect address (host may be a name); the proxy fills it at start
@@ -187,9 +190,12 @@ class Registry:
         """Call listener(state) after any state or weight change in backend."""
         self._listeners.setdefault(backend, []).append(listener)
 
-    def set_admin(self, state: ServerState, admin: str, now: float) -> None:
+    def set_admin(self, state: ServerState, admin: str, now: float, via: str = "") -> None:
+        """via: the tracked server the state is inherited from; an
+        operator's change (no via) makes the state the server's own."""
         if admin not in (READY, DRAIN, MAINT):
             raise ValueError(f"unknown administrative state {admin!r}")
+        state.admin_via = via if admin != READY else ""
         if state.admin != admin:
             state.admin = admin
             state.last_change = now

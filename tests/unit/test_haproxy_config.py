@@ -699,6 +699,42 @@ def test_service_check_option_errors(tmp_path):
         assert any(wanted in m for m in found), (line, found)
 
 
+def test_track(tmp_path):
+    config = load_text(tmp_path, DEFAULTS + """\
+        backend a
+            server s1 127.0.0.1:1 check
+        backend b
+            server s1 127.0.0.1:1 track a/s1
+            server s2 127.0.0.1:1 track s1
+        backend c
+            default-server track b/s2
+            server s1 127.0.0.1:1
+        """).config
+    assert [s.track for p in config.proxies for s in p.servers] == [None, "a/s1", "b/s1", "b/s2"]
+
+
+def test_track_errors(tmp_path):
+    """HAProxy 2.6's `haproxy -c` messages, on the tracking server's line."""
+    head = DEFAULTS + "backend a\n    server s1 127.0.0.1:1 check\n    server plain 127.0.0.1:1\n"
+    cases = {
+        "server s1 127.0.0.1:1 track a/nope":
+            "10: 'server b/s1' : unable to find required server 'nope' for tracking.",
+        "server s1 127.0.0.1:1 track nope/s1":
+            "10: 'server b/s1' : unable to find required proxy 'nope' for tracking.",
+        "server s1 127.0.0.1:1 track a/plain":
+            "10: 'server b/s1' : unable to use a/plain for tracking as it does not have any check nor agent enabled.",
+        "server s1 127.0.0.1:1 check track a/s1":
+            "10: 'server b/s1' : unable to enable checks and tracking at the same time!",
+        "server s1 127.0.0.1:1 track s1":
+            "10: 'server b/s1' : unable to track b/s1 as it belongs to a tracking chain looping back to b/s1.",
+    }
+    for line, wanted in cases.items():
+        assert messages(tmp_path, head + f"backend b\n    {line}\n") == [wanted], line
+    loop = head + "backend b\n    server s1 127.0.0.1:1 track c/s1\nbackend c\n    server s1 127.0.0.1:1 track b/s1\n"
+    assert messages(tmp_path, loop) == [
+        "12: 'server c/s1' : unable to track b/s1 as it belongs to a tracking chain looping back to b/s1."]
+
+
 def test_tcp_check_steps_replace_inherited_ones(tmp_path):
     config = load_text(tmp_path, DEFAULTS.replace("mode http", "mode tcp\n    option tcp-check\n    tcp-check send a") + """\
         backend inherits
