@@ -88,7 +88,7 @@ def version(data: bytes):
             return None
         if size < 2 + length:
             return NEED_MORE
-        if data[2] != CLIENT_HELLO:
+        if data[2] != CLIENT_HELLO or data[3] < 3:  # SSLv3 at least, as HAProxy reads it
             return None
         return (data[3] << 16) | data[4]
     if not (CHANGE_CIPHER_SPEC <= first <= APPLICATION_DATA or first == 0xFF):
