@@ -74,3 +74,23 @@ def test_rules_resume_at_the_rule_that_waits():
     assert inspect(rules, view(HELLO), 0) == (False, 1)  # accepted by the second rule
     assert inspect(rules, view(b"GET /"), 0) == (False, 2)  # no rule applies: accepted
     assert inspect(rules, view(python_hello("blocked.example"))) == (True, 0)  # rejected
+
+
+def test_configuration_errors(tmp_path):
+    from tests.unit.test_haproxy_config import messages
+
+    base = ("defaults\n    mode {mode}\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n"
+            "frontend f\n    bind :8443\n    {line}\n    default_backend b\n"
+            "backend b\n    server s 127.0.0.1:1\n")
+    assert messages(tmp_path, base.format(mode="tcp", line="use_backend b if { req.payload(0,1) 16 }")) == [
+        "8: fetch 'req.payload(0,1)' is binary: say how to match it, as in req.payload(0,1) -m bin 160301 "
+        "(HAProxy asks for -m too)"]
+    assert messages(tmp_path, base.format(mode="tcp", line="use_backend b if { req.ssl_ver 3.x }")) == [
+        "8: invalid version '3.x' for 'req.ssl_ver': expected MAJOR.MINOR (3.1 is TLS 1.0), LOW:HIGH "
+        "or eq|ge|gt|le|lt MAJOR.MINOR"]
+    assert messages(tmp_path, base.format(mode="http", line="use_backend b if { req.ssl_sni x.example }")) == [
+        "8: fetch 'req.ssl_sni' reads the first bytes of a mode tcp connection: haply does not support it "
+        "in mode http ('f')"]
+    # HAProxy refuses it there too: the request buffer is gone when the line is logged
+    assert "sample fetch 'req.ssl_sni' is not supported in haply's log-format" in messages(
+        tmp_path, base.format(mode="tcp", line="log-format %[req.ssl_sni]"))[0]
