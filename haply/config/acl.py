@@ -32,7 +32,7 @@ class AclError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Fetch:
     argument: str  # "none" | "optional" | "required"
-    patterns: str  # "string" | "regex" | "ip" | "port" | "integer" | "none" (a boolean fetch)
+    patterns: str  # "string" | "regex" | "ip" | "port" | "integer" | "version" | "hex" | "none" (a boolean)
     description: str
 
 
@@ -95,6 +95,9 @@ STRING_SAMPLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ssl_fc_sni": ("none", "the name the client asked for in its TLS handshake (none without one)", ("end", "reg")),
     "method": ("none", "the request's method", ()),
     "var": ("required", "a variable's value (var(SCOPE.NAME[,DEFAULT]), with -m)", ()),
+    "req.ssl_sni": ("none", "the server name of the TLS ClientHello a mode tcp connection starts with "
+                    "(tcp-request inspect-delay)", ()),
+    "req.ssl_alpn": ("none", "a protocol the TLS ClientHello offers (ALPN) on a mode tcp connection", ()),
 }
 _METHOD_WORDS = {"beg": "starts with", "end": "ends with", "sub": "contains", "dir": "has a '/'-delimited part equal to",
                  "dom": "has a '.'-delimited part equal to", "reg": "matches a regular expression",
@@ -119,11 +122,38 @@ for _sample, (_argument, _what, _methods) in STRING_SAMPLES.items():
         else:
             DERIVED_FETCHES[_fetch] = Fetch(_argument, _patterns, f"{_what} {_words} a pattern "
                                             f"(-m {'int' if _method == 'val' else _method})")
+# Fetches of the bytes a mode tcp connection has sent so far (manual 7.3.5),
+# which tcp-request content rules wait for (haply.proxy.inspection); the
+# string ones are in STRING_SAMPLES.
+PAYLOAD_FETCHES: dict[str, Fetch] = {
+    "req.len": Fetch("none", "integer", "how many bytes the connection has sent so far: N, LOW:HIGH, "
+                     "or eq|ge|gt|le|lt N"),
+    "req.ssl_hello_type": Fetch("none", "integer", "the type of the TLS handshake message the connection "
+                                "starts with (1: a ClientHello)"),
+    "req.ssl_ver": Fetch("none", "version", "the version of the TLS ClientHello, as MAJOR.MINOR (3.3: TLS 1.2 "
+                         "and 1.3), or LOW:HIGH"),
+    "req.ssl_ec_ext": Fetch("none", "none", "the TLS ClientHello sends the supported groups (elliptic curves) "
+                            "extension"),
+    "req.ssl_st_ext": Fetch("none", "integer", "the TLS ClientHello's SessionTicket extension: 0 none, "
+                            "1 empty, 2 with a ticket"),
+    "req.payload": Fetch("required", "hex", "the LENGTH bytes at OFFSET (req.payload(OFFSET,LENGTH); LENGTH 0: "
+                         "all from OFFSET) equal a hexadecimal pattern"),
+}
+PAYLOAD_STRINGS = ("req.ssl_sni", "req.ssl_alpn")
+FETCHES.update(PAYLOAD_FETCHES)
+for _fetch in PAYLOAD_FETCHES:
+    DERIVED_FETCHES[f"{_fetch}_found"] = Fetch(PAYLOAD_FETCHES[_fetch].argument, "none",
+                                               f"{_fetch} has a value (-m found)")
+# Every fetch name, spelled or derived, that reads the connection's bytes.
+READS_PAYLOAD = frozenset(name for name in (*FETCHES, *DERIVED_FETCHES)
+                          if name.startswith((*PAYLOAD_FETCHES, *PAYLOAD_STRINGS)))
+
 # The samples that read the request (with method, mode http only).
 REQUEST_SAMPLES = ("path", "url", "hdr", "query", "urlp", "cook", "base")
 # Other spellings of the same fetch in an acl.
 ALIASES = {"req.hdr": "hdr", "req.cook": "cook", "url_param": "urlp", "req.hdr_cnt": "hdr_cnt",
-           "req.cook_cnt": "cook_cnt"}
+           "req.cook_cnt": "cook_cnt", "req_ssl_sni": "req.ssl_sni", "req_ssl_hello_type": "req.ssl_hello_type",
+           "req_ssl_ver": "req.ssl_ver", "req_len": "req.len", "payload": "req.payload"}
 
 # Sticky counters (haply.proxy.counters): `sc_NAME(N[,TABLE])`,
 # `scN_NAME([TABLE])` read the entry sticky counter N tracks (no match when
@@ -189,6 +219,9 @@ UNSUPPORTED_PREDEFINED = frozenset({
     "REQ_CONTENT", "WAIT_END",
 })
 
+_VERSION = r"[0-9]+(?:\.[0-9]+)?"
+_VERSION_RANGE = f"{_VERSION}(?::{_VERSION})?"
+
 _FETCH = re.compile(r"([a-z0-9_.]+)(?:\((.*)\))?", re.S)
 
 
@@ -215,6 +248,13 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
             if i + 1 >= len(words):
                 raise AclError("'-m' needs a match method such as beg, end, sub, reg")
             method = words[i + 1]
+            if fetch in PAYLOAD_FETCHES and method == "found":
+                fetch += "_found"
+                i += 2
+                continue
+            if fetch == "req.payload" and method == "bin":  # its only match besides found
+                i += 2
+                continue
             if fetch not in STRING_SAMPLES or method not in MATCH_SUFFIXES:
                 raise AclError(
                     f"'-m {method}' on '{fetch}' is not supported by haply: it supports "
@@ -233,6 +273,9 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
         # its type is the stored value's: HAProxy wants the match said
         raise AclError("fetch 'var' needs a match method, as in var(txn.NAME) -m str VALUE "
                        "(-m str|beg|end|sub|reg|dom|dir|len|found|ip|int)")
+    if fetch == "req.payload" and "-m" not in words[1:i]:
+        raise AclError(f"fetch '{words[0]}' is binary: say how to match it, as in "
+                       f"{words[0]} -m bin 160301 (HAProxy asks for -m too)")
     spec = FETCHES.get(fetch) or (DERIVED_FETCHES.get(fetch) if "-m" in words[1:i] else None)
     if spec is None:
         listed = sorted(name for name in FETCHES if not name.startswith(("sc", "src_")))
@@ -243,6 +286,9 @@ def parse_acl(name: str, words: Sequence[str], location: Location, owner: str | 
             parse_variable_name(arg.partition(",")[0].strip())
         except ValueError as error:
             raise AclError(str(error)) from None
+    elif fetch.startswith("req.payload"):
+        if arg is None or not re.fullmatch(r"[0-9]+,[0-9]+", arg.replace(" ", "")):
+            raise AclError(f"fetch '{words[0]}' expects an offset and a length, as in req.payload(0,3)")
     elif arg is not None and "," in arg and not fetch.startswith(("sc", "src_")):  # (a counter's table)
         second = arg.partition(",")[2]
         if not fetch.startswith("hdr") or fetch == "hdr_cnt":
@@ -302,6 +348,14 @@ def _check_patterns(fetch: str, spec: Fetch, patterns: tuple[str, ...]) -> None:
                 raise AclError(
                     f"invalid address '{pattern}' for '{fetch}': expected an IP address or network such as 10.0.0.0/8"
                 ) from None
+        elif spec.patterns == "version":
+            if pattern not in INTEGER_OPERATORS and not re.fullmatch(_VERSION_RANGE, pattern):
+                raise AclError(f"invalid version '{pattern}' for '{fetch}': expected MAJOR.MINOR (3.1 is TLS 1.0), "
+                               "LOW:HIGH or eq|ge|gt|le|lt MAJOR.MINOR")
+        elif spec.patterns == "hex":
+            if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", pattern):
+                raise AclError(f"invalid pattern '{pattern}' for '{fetch}': expected bytes in hexadecimal, "
+                               "as in 160301")
         elif spec.patterns == "port":
             if not re.fullmatch(r"[0-9]+(:[0-9]+)?", pattern):
                 raise AclError(f"invalid port '{pattern}' for '{fetch}': expected N or LOW:HIGH")
@@ -309,7 +363,7 @@ def _check_patterns(fetch: str, spec: Fetch, patterns: tuple[str, ...]) -> None:
             if pattern not in INTEGER_OPERATORS and not re.fullmatch(r"[0-9]+(:[0-9]+)?", pattern):
                 raise AclError(f"invalid integer '{pattern}' for '{fetch}': expected N, LOW:HIGH "
                                "or eq|ge|gt|le|lt N")
-    if spec.patterns == "integer" and patterns[-1] in INTEGER_OPERATORS:
+    if spec.patterns in ("integer", "version") and patterns[-1] in INTEGER_OPERATORS:
         raise AclError(f"'{patterns[-1]}' in '{fetch}' needs a number after it")
 
 

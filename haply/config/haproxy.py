@@ -1536,6 +1536,9 @@ STICK_PATTERNS = ("src", "dst", "src_port", "dst_port")
 # are hashes, the binary ones a hash and the client's address.
 STICK_REQUEST_KEYS = ("base", "base32", "base32+src", "path", "url", "url32", "url32+src")
 STICK_INTEGER_KEYS = ("src_port", "dst_port", "base32", "url32")
+# Keys read from a mode tcp connection's first bytes (haply.proxy.payload),
+# which a stick rule then waits for as tcp-request content rules do.
+STICK_PAYLOAD_KEYS = ("req.ssl_sni", "req_ssl_sni")
 STICK_FUNCTIONS = re.compile(r"(req\.hdr|hdr|req\.cook|cookie)\(([^(),]+)\)")
 MAX_STICK_TABLE_EXPIRE = 2**31 / 1000  # HAProxy's limit: "slightly above 24 days"
 
@@ -1590,9 +1593,13 @@ def _stick_table(parser, state: ProxyState, args, line, negated) -> None:
 
 def _check_key(key: str, what: str) -> None:
     """A stick rule's pattern or a track-sc key: one of the samples haply reads."""
+    stick = what == "stick pattern"  # a track-sc key is taken before the bytes are inspected
+    if key in STICK_PAYLOAD_KEYS and stick:
+        return
     if key not in STICK_PATTERNS and key not in STICK_REQUEST_KEYS and not STICK_FUNCTIONS.fullmatch(key):
         raise ParseError(f"{what} '{key}' is not supported by haply (supported: src, dst, src_port, dst_port, "
-                         f"{', '.join(STICK_REQUEST_KEYS)}, req.hdr(NAME), req.cook(NAME))")
+                         f"{', '.join(STICK_REQUEST_KEYS)}, req.hdr(NAME), req.cook(NAME)"
+                         f"{', req.ssl_sni' if stick else ''})")
 
 
 STORED_DATA = re.compile(r"([a-z0-9_]+)(?:\((.*)\))?")
@@ -2722,6 +2729,8 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
                                     "request contents for an HTTP frontend should be executed at the session "
                                     "level, using a 'tcp-request session' rule (mandatory to track invalid "
                                     "HTTP requests); haply tracks it for each request, as HAProxy does")
+        if proxy.mode == "http":
+            _check_no_payload(proxy, diagnostics)
         if proxy.kind == "frontend" and not proxy.binds:
             diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
         if proxy.mode == "tcp":
@@ -2789,6 +2798,19 @@ HTTP_ONLY_FETCHES = frozenset(name for name in (*acls.FETCHES, *acls.DERIVED_FET
                               if name.split("_")[0] in (*acls.REQUEST_SAMPLES, "method"))
 
 
+def _check_no_payload(proxy: Proxy, diagnostics: Diagnostics) -> None:
+    """The payload fetches read a mode tcp connection's first bytes; in mode
+    http haply has parsed them into a request and has no such buffer."""
+    for acl in used_acls(proxy):
+        if acl.fetch in acls.READS_PAYLOAD:
+            diagnostics.error(acl.location, f"fetch '{acl.fetch}' reads the first bytes of a mode tcp "
+                              f"connection: haply does not support it in mode http ('{proxy.name}')")
+    for rule in proxy.stick_rules:
+        if rule.pattern in STICK_PAYLOAD_KEYS:
+            diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' reads the first bytes of a "
+                              f"mode tcp connection: haply does not support it in mode http ('{proxy.name}')")
+
+
 def _check_tcp_condition(condition, what: str, location: Location, diagnostics: Diagnostics) -> None:
     """In mode tcp a condition can only read the connection (src, dst, dst_port)."""
     if condition is None:
@@ -2852,7 +2874,7 @@ def _check_stick_types(proxy: Proxy, diagnostics: Diagnostics, workers: int | No
                 or (table.kind == "integer" and rule.pattern not in STICK_INTEGER_KEYS)):
             diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' does not fit the {table.kind} "
                               f"table of '{proxy.name}'")
-        if proxy.mode == "tcp" and not (address or port):
+        if proxy.mode == "tcp" and not (address or port or rule.pattern in STICK_PAYLOAD_KEYS):
             diagnostics.error(rule.location, f"stick pattern '{rule.pattern}' reads the HTTP request; "
                               f"'{proxy.name}' is in mode tcp")
 

@@ -13,11 +13,12 @@ import ipaddress
 import re
 from typing import Callable, Protocol
 
-from haply.config.acl import REQUEST_ONLY_FETCHES, RESPONSE_ONLY_FETCHES
+from haply.config.acl import (PAYLOAD_FETCHES, PAYLOAD_STRINGS, READS_PAYLOAD, REQUEST_ONLY_FETCHES,
+                              RESPONSE_ONLY_FETCHES)
 from haply.config.model import Acl, Condition, Userlist
 from haply.http.basic_auth import Accounts
 from haply.http.values import comma_values, cookie_values
-from haply.proxy import counters, variables
+from haply.proxy import counters, payload, variables
 from haply.runtime.registry import MAINT, UP
 
 
@@ -253,6 +254,10 @@ def compile_acl(acl: Acl) -> Predicate:
     patterns = tuple(p.lower() for p in acl.patterns) if fold else acl.patterns
     fetch = acl.fetch
 
+    if fetch in READS_PAYLOAD:  # read once the inspection is over: no "maybe" left
+        inspect = compile_payload_acl(acl)
+        return lambda request: inspect(request) is True
+
     if fetch in ("ssl_fc", "always_true", "always_false", "TRUE", "FALSE"):
         if fetch == "ssl_fc":
             return lambda request: request.ssl
@@ -358,6 +363,139 @@ def compile_acl(acl: Acl) -> Predicate:
             value = value.lower()
         return matcher(value)
     return match_sample
+
+
+# ------------------------------------------------- content inspection
+
+# A condition during content inspection (haply.proxy.inspection): True,
+# False, or MAYBE while the bytes it reads may still change its answer, the
+# three-valued logic of HAProxy's acls (manual 7.1: "the test does not return
+# false as long as the buffer is changing").
+MAYBE = None
+Inspection = Callable[[object], "bool | None"]
+
+
+def compile_inspection(condition: Condition | None) -> Inspection | None:
+    """A condition as content inspection evaluates it: an AND group is
+    False if a term is, else MAYBE if a term is; the OR of groups True if
+    one is, else MAYBE if one is; `!` and `unless` leave MAYBE alone."""
+    if condition is None:
+        return None
+    groups = [[_inspecting_term(term.acl, term.negated) for term in group] for group in condition.any_of]
+
+    def holds(view):
+        answer = False
+        for group in groups:
+            result = True
+            for test in group:
+                value = test(view)
+                if value is False:
+                    result = False
+                    break
+                if value is MAYBE:
+                    result = MAYBE
+            if result is True:
+                return True
+            if result is MAYBE:
+                answer = MAYBE
+        return answer
+
+    if condition.unless:
+        def does_not_hold(view):
+            value = holds(view)
+            return MAYBE if value is MAYBE else not value
+        return does_not_hold
+    return holds
+
+
+def _inspecting_term(acl: Acl, negated: bool) -> Inspection:
+    test = compile_payload_acl(acl) if acl.fetch in READS_PAYLOAD else _compile_term(acl, False)
+    if negated:
+        def negation(view):
+            value = test(view)
+            return MAYBE if value is MAYBE else not value
+        return negation
+    return test
+
+
+def compile_inspecting_rules(proxy) -> list:
+    """compile_tcp_rules' content stage for inspection: the conditions as
+    compile_inspection makes them."""
+    return [(compile_inspection(rule.condition),
+             rule.action == "accept" if rule.counter is None else compile_counter_action(rule.counter))
+            for rule in proxy.tcp_request_rules if rule.stage == "content"]
+
+
+def inspect(rules, view, start: int = 0) -> tuple[bool | None, int]:
+    """The content rules' verdict on view from rule `start` on: (True: reject,
+    False: accept, MAYBE: wait for more bytes, the index of the rule that
+    waits, where the next evaluation resumes). Counter actions apply once,
+    as their rule is passed (HAProxy evaluates the rules again from the
+    first, so that a counter increment before a rule that waits counts
+    each time: haply does not repeat it)."""
+    for index in range(start, len(rules)):
+        test, verdict = rules[index]
+        holds = True if test is None else test(view)
+        if holds is MAYBE:
+            return MAYBE, index
+        if holds:
+            if verdict is True:
+                return False, index
+            if verdict is False:
+                return True, index
+            verdict(view)
+    return False, len(rules)
+
+
+def compile_payload_acl(acl: Acl) -> Inspection:
+    """An acl on the connection's bytes (haply.proxy.payload): True or False,
+    or MAYBE while a value that does not match may still change."""
+    fetch = acl.fetch
+    found = fetch.endswith("_found")
+    if found:
+        fetch = fetch[:-6]
+    if fetch in PAYLOAD_FETCHES:
+        sample, spec = payload.payload_sample(fetch, acl.arg), PAYLOAD_FETCHES[fetch]
+        if found:
+            matches = None
+        elif spec.patterns == "none":
+            matches = bool
+        elif spec.patterns == "hex":
+            blocks = frozenset(bytes.fromhex(p) for p in acl.patterns)
+            matches = blocks.__contains__
+        else:
+            patterns = acl.patterns if spec.patterns == "integer" else tuple(
+                p if p in ("eq", "ge", "gt", "le", "lt") else
+                ":".join(str(payload.version_number(v)) for v in p.split(":")) for p in acl.patterns)
+            tests = _integer_tests(patterns)
+            matches = lambda value: any(test(value) for test in tests)  # noqa: E731
+    else:
+        sample_name, method = next(((name, fetch[len(name) + 1:] or "str") for name in PAYLOAD_STRINGS
+                                    if fetch == name or fetch.startswith(name + "_")))
+        sample = payload.payload_sample(sample_name)
+        fold = "-i" in acl.flags
+        if found:
+            matches = None
+        else:
+            method_patterns = acl.patterns if method in ("len", "val", "ip") or not fold \
+                else tuple(p.lower() for p in acl.patterns)
+            matcher = _matcher(method, method_patterns)
+
+            def matches(value) -> bool:
+                for text in (value if value.__class__ is tuple else (value,)):  # ALPN: any protocol
+                    if matcher(text.lower() if fold else text):
+                        return True
+                return False
+
+    def test(view):
+        try:
+            value, may_change = sample(view)
+        except AttributeError:  # a view with no bytes of its own: no sample
+            return False
+        if value is not None and (matches is None or matches(value)):
+            return True
+        return MAYBE if may_change and not view.final else False
+    return test
 
 
 def _sticky_counter_test(fetch: str, arg: str, patterns: tuple[str, ...]) -> Predicate:

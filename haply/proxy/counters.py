@@ -133,6 +133,11 @@ def fetch_for(pattern: str) -> Callable[[KeyView], str | bytes | None]:
     request_key = REQUEST_KEYS.get(pattern)
     if request_key is not None:
         return request_key
+    if pattern in ("req.ssl_sni", "req_ssl_sni"):
+        # imported here: haply.proxy.payload's view is made of this module's parts
+        from haply.proxy.payload import payload_sample
+        sample = payload_sample("req.ssl_sni")
+        return lambda view: sample(view)[0] if hasattr(view, "payload") else None
     if pattern == "src":
         return lambda view: view.client_ip or None
     if pattern == "dst":

@@ -26,6 +26,8 @@ from haply.proxy.stick import StickTable
 from haply.proxy.http import HttpSession
 from haply.proxy.listeners import BindError, backlog_of, open_listener
 from haply.proxy.router import ERROR_HISTORY, Router
+from haply.proxy.inspection import InspectingTcpClient
+from haply.proxy.payload import reads_payload
 from haply.proxy.tcp import TcpClientProtocol
 from haply.proxy.timers import Wheel
 from haply.proxy.upstream import ConnectionPool
@@ -241,8 +243,13 @@ class Engine:
             # use_backend in mode tcp: conditions on the connection (src, dst, dst_port)
             switches = tuple((compile_condition(s.condition), self.backends.get(s.backend))
                              for s in proxy.backend_switches) or None
-            client = (self._plain_session(TcpClientProtocol) if frontend.logger is None
-                      else logged_tcp_session(TcpClientProtocol))
+            # the first bytes are inspected only when a rule reads them
+            targets = [backend, *(target for _, target in switches or ())]
+            inspects = reads_payload(proxy) or any(target is not None and reads_payload(target.proxy)
+                                                   for target in targets)
+            base = InspectingTcpClient if inspects else TcpClientProtocol
+            client = (self._plain_session(base) if frontend.logger is None
+                      else logged_tcp_session(base))
             make = lambda: client(counted, backend, switches)  # noqa: E731
         if listener is None:
             return make

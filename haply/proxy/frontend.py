@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from haply.config.model import Proxy
 from haply.http import compression
-from haply.proxy.conditions import compile_tcp_rules, rejects
+from haply.proxy.conditions import compile_inspecting_rules, compile_tcp_rules, rejects
 from haply.proxy.gate import Gate
 from haply.proxy.connection import SourceKey
 
@@ -60,6 +60,9 @@ class FrontendRuntime:
         stages = [compile_tcp_rules(proxy, stage) for stage in ("connection", "session", "content")]
         self.tcp_rules = stages if any(stages) else None
         self.content_rules = bool(stages[CONTENT])
+        # The content stage as inspection evaluates it (haply.proxy.inspection),
+        # in mode tcp, where the engine decides whether the sessions inspect
+        self.inspect_rules = compile_inspecting_rules(proxy) if proxy.mode == "tcp" else []
 
     def screen(self, transport, stages=range(3), tracking=None) -> SourceKey | None:
         """tcp-request rules: in each stage the first rule that applies decides

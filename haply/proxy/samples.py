@@ -27,6 +27,7 @@ from typing import Callable
 from urllib.parse import unquote_to_bytes
 
 from haply.balance.hashing import avalanche, crc32, djb2, sdbm
+from haply.config.acl import ALIASES, READS_PAYLOAD
 from haply.http import maps
 from haply.http.values import comma_values, cookie_values
 from haply.logs import json_text
@@ -670,6 +671,10 @@ def compile_expression(text: str, response: bool = False) -> Sample:
     the request holds cannot be read."""
     (name, args, fetch_text), *converters = parse_chain(text.strip())
     entry = _FETCHES.get(name)
+    if entry is None and (name in READS_PAYLOAD or ALIASES.get(name) in READS_PAYLOAD):
+        raise SampleError(f"sample fetch '{name}' reads the bytes a mode tcp connection starts with, which "
+                          "haply reads in acls and stick rules only (and which a log-format no longer "
+                          "has: HAProxy refuses it there too)")
     if entry is None:
         raise SampleError(f"sample fetch '{name}' is not supported by haply in expressions "
                           f"(supported: {', '.join(FETCH_NAMES)})")

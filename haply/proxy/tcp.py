@@ -105,7 +105,10 @@ class TcpClientProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.timer = Deadline(self.frontend.wheel, self)
         self.timer.arm_idle(proxy.timeouts.client, "client")
-        key = self.key if self.key is not None else SourceKey.of(self.transport)
+        self._route(self.key if self.key is not None else SourceKey.of(self.transport))
+
+    def _route(self, key: SourceKey) -> None:
+        """use_backend, the backend's tcp-request content rules, then a server."""
         if self.switches is not None:
             for test, backend in self.switches:
                 if test is None or test(key):

@@ -148,7 +148,8 @@ class View:
         return {"host": ["api.example.org"]}.get(name, [])
 
 
-SAMPLE_PATTERNS = {"ip": "0.0.0.0/0", "port": "1:65535", "regex": ".", "string": "x", "integer": "200"}
+SAMPLE_PATTERNS = {"ip": "0.0.0.0/0", "port": "1:65535", "regex": ".", "string": "x", "integer": "200",
+                   "version": "3.1", "hex": "16"}
 
 
 @pytest.mark.parametrize("fetch", sorted(__import__("haply.config.acl", fromlist=["FETCHES"]).FETCHES))
@@ -159,8 +160,9 @@ def test_every_fetch_the_parser_accepts_is_evaluated(fetch):
     from haply.proxy.conditions import compile_acl
     spec = FETCHES[fetch]
     arg = "(0)" if fetch.startswith("sc_") else "(txn.host)" if fetch == "var" else \
-        "(host)" if spec.argument != "none" else ""
-    method = ["-m", "str"] if fetch == "var" else []  # a variable's match is said
+        "(0,1)" if fetch == "req.payload" else "(host)" if spec.argument != "none" else ""
+    # a variable's match is said, and a binary block's
+    method = ["-m", "str"] if fetch == "var" else ["-m", "bin"] if fetch == "req.payload" else []
     words = [fetch + arg, *method] + ([SAMPLE_PATTERNS[spec.patterns]] if spec.patterns != "none" else [])
     test = compile_acl(parse_acl("a", words, Location("t", 1)))
     assert test(View()) in (True, False)
