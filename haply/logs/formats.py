@@ -201,7 +201,7 @@ VARIABLES: dict[str, str] = {
     "trg": "_gmt_date(r.request_time)", "trl": "_date_seconds(r.request_time)",
     "ms": "f'{int(r.accept_time % 1 * 1000):03d}'",
     "Th": "0", "Ti": "r.Ti", "TR": "r.TR", "Tq": "r.TR", "Tw": "r.Tw", "Tc": "r.Tc",
-    "Tr": "r.Tr", "Ta": "r.Ta", "Tt": "r.Tt", "T": "r.Tt",
+    "Tr": "r.Tr", "Ta": "r.Ta", "Tt": "r.Tt",
     "ST": "r.status", "B": "r.bytes_read", "U": "r.bytes_uploaded",
     # Captures: None is "not configured", written as nothing, not even the
     # space after it (with_captures fills them in for a frontend that captures).
@@ -257,7 +257,7 @@ HTTP_VARIABLES: dict[str, str] = {
     "Tr": "(int((x.response_at - (x.headers_at or x.begin)) * 1000) - max(q.t_wait, 0)"
           " - max(q.t_connect, 0) if x.response_at else -1)",
     "Ta": "int((now - x.begin) * 1000)", "Tt": "int((now - x.begin) * 1000)",
-    "T": "int((now - x.begin) * 1000)", "ST": "status",
+    "ST": "status",
     "B": "(s.transport.written - x.bytes_out)", "U": "(s.transport.received - x.bytes_in)",
     "ts": "term[:2]", "tsc": "term", "ac": "log.engine.global_gate.current",
     "bc": "(q.backend.current_sessions + q.backend.waiting - held if q.backend is not None else 0)",
