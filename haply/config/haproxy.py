@@ -2817,9 +2817,10 @@ def _check_tcp_condition(condition, what: str, location: Location, diagnostics: 
         return
     for group in condition.any_of:
         for term in group:
-            if term.acl.fetch in HTTP_ONLY_FETCHES:
-                diagnostics.error(location, f"{what} condition reads '{term.acl.fetch}', which only "
-                                  "exists in mode http: on a connection use src, dst or dst_port")
+            for acl in term.acls:
+                if acl.fetch in HTTP_ONLY_FETCHES:
+                    diagnostics.error(location, f"{what} condition reads '{acl.fetch}', which only "
+                                      "exists in mode http: on a connection use src, dst or dst_port")
 
 
 def _check_tracks(config: Config, diagnostics: Diagnostics) -> None:
@@ -2951,8 +2952,7 @@ def _check_response_conditions(proxy: Proxy, diagnostics: Diagnostics) -> None:
             continue
         unreadable = acls.REQUEST_ONLY_FETCHES if in_response else acls.RESPONSE_ONLY_FETCHES
         for group in condition.any_of:
-            for term in group:
-                acl = term.acl
+            for acl in (acl for term in group for acl in term.acls):
                 if acl.fetch in unreadable:
                     what = f"acl '{acl.name}'" if acl.name else "anonymous acl"
                     diagnostics.warning(
@@ -2975,8 +2975,8 @@ def _check_deny_after_edits(proxy: Proxy, diagnostics: Diagnostics) -> None:
         elif rule.action in ("deny", "return", "redirect"):
             read = set()
             if rule.condition is not None:
-                read = {term.acl.arg.lower() for group in rule.condition.any_of for term in group
-                        if term.acl.fetch.startswith("hdr") and term.acl.arg}
+                read = {acl.arg.lower() for group in rule.condition.any_of for term in group
+                        for acl in term.acls if acl.fetch.startswith("hdr") and acl.arg}
             if rule.action == "redirect" and rule.kind == "scheme":
                 read.add("host")  # the Location is built from it
             for name in sorted(read & edited):

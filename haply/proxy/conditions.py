@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 
 from haply.config.acl import (PAYLOAD_FETCHES, PAYLOAD_STRINGS, READS_PAYLOAD, REQUEST_ONLY_FETCHES,
                               RESPONSE_ONLY_FETCHES)
-from haply.config.model import Acl, Condition, Userlist
+from haply.config.model import Acl, Condition, Term, Userlist
 from haply.http.basic_auth import Accounts
 from haply.http.values import comma_values, cookie_values
 from haply.proxy import counters, payload, variables
@@ -97,8 +97,7 @@ def compile_condition(condition: Condition | None, response: bool = False) -> Pr
     credentials never matches, as in HAProxy (REQUEST_ONLY_FETCHES)."""
     if condition is None:
         return None
-    groups = [[_compile_term(t.acl, t.negated, response) for t in group]
-              for group in condition.any_of]
+    groups = [[_compile_term(term, response) for term in group] for group in condition.any_of]
 
     def matches(request: RequestView) -> bool:
         for group in groups:
@@ -241,12 +240,25 @@ def _never(request) -> bool:
     return False
 
 
-def _compile_term(acl: Acl, negated: bool, response: bool = False) -> Predicate:
-    unreadable = REQUEST_ONLY_FETCHES if response else RESPONSE_ONLY_FETCHES
-    test = _never if acl.fetch in unreadable else compile_acl(acl)
-    if negated:
+def _compile_term(term: Term, response: bool = False) -> Predicate:
+    """A named acl declared on several lines matches if one of them does."""
+    tests = [_compile_line(acl, response) for acl in term.acls]
+    if len(tests) == 1:
+        test = tests[0]
+    else:
+        def test(request) -> bool:
+            for each in tests:
+                if each(request):
+                    return True
+            return False
+    if term.negated:
         return lambda request: not test(request)
     return test
+
+
+def _compile_line(acl: Acl, response: bool) -> Predicate:
+    unreadable = REQUEST_ONLY_FETCHES if response else RESPONSE_ONLY_FETCHES
+    return _never if acl.fetch in unreadable else compile_acl(acl)
 
 
 def compile_acl(acl: Acl) -> Predicate:
@@ -381,7 +393,7 @@ def compile_inspection(condition: Condition | None) -> Inspection | None:
     one is, else MAYBE if one is; `!` and `unless` leave MAYBE alone."""
     if condition is None:
         return None
-    groups = [[_inspecting_term(term.acl, term.negated) for term in group] for group in condition.any_of]
+    groups = [[_inspecting_term(term) for term in group] for group in condition.any_of]
 
     def holds(view):
         answer = False
@@ -408,9 +420,24 @@ def compile_inspection(condition: Condition | None) -> Inspection | None:
     return holds
 
 
-def _inspecting_term(acl: Acl, negated: bool) -> Inspection:
-    test = compile_payload_acl(acl) if acl.fetch in READS_PAYLOAD else _compile_term(acl, False)
-    if negated:
+def _inspecting_term(term: Term) -> Inspection:
+    """As _compile_term, in three values: the lines of a named acl are ORed,
+    so True if one holds, else MAYBE if one may still hold."""
+    tests = [compile_payload_acl(acl) if acl.fetch in READS_PAYLOAD else _compile_line(acl, False)
+             for acl in term.acls]
+    if len(tests) == 1:
+        test = tests[0]
+    else:
+        def test(view):
+            answer = False
+            for each in tests:
+                value = each(view)
+                if value is MAYBE:
+                    answer = MAYBE
+                elif value:
+                    return True
+            return answer
+    if term.negated:
         def negation(view):
             value = test(view)
             return MAYBE if value is MAYBE else not value

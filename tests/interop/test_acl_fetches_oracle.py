@@ -28,6 +28,9 @@ frontend fe
     bind 127.0.0.1:{port}
     acl token req.hdr(x-token) -m found
     acl has_session cook(session) -m found
+    # one name on two lines with different fetches: either line matches (ORed)
+    acl api_or_v3 hdr(host) -i api.example
+    acl api_or_v3 path_beg /v3/
     http-request return status 210 if token {{ hdr_cnt(x-token) gt 1 }}
     http-request return status 211 if token {{ req.hdr(x-token) -m len 3 }}
     http-request return status 212 if token
@@ -52,6 +55,8 @@ frontend fe
     http-request return status 231 if {{ urlp(n) -m int 42 }}
     http-request return status 232 if {{ hdr(x-n,2) -m str b }}
     http-request return status 233 if {{ hdr_val(x-z) eq 0 }}
+    http-request return status 234 if api_or_v3
+    http-request return status 235 if !api_or_v3 {{ req.hdr(x-k) -m found }}
     http-request return status 200
 """
 
@@ -90,6 +95,10 @@ REQUESTS = {
     "param text": b"GET /?n=x7 HTTP/1.1\r\nHost: h\r\n\r\n",
     "no number": b"GET / HTTP/1.1\r\nHost: h\r\nX-Z: abc\r\n\r\n",
     "zero": b"GET / HTTP/1.1\r\nHost: h\r\nX-Z: 0\r\n\r\n",
+    "acl's first line": b"GET /x HTTP/1.1\r\nHost: API.example\r\n\r\n",
+    "acl's second line": b"GET /v3/servers HTTP/1.1\r\nHost: h\r\n\r\n",
+    "acl's lines negated": b"GET /v2/servers HTTP/1.1\r\nHost: h\r\nX-K: 1\r\n\r\n",
+    "acl negated, one line matches": b"GET /v3/servers HTTP/1.1\r\nHost: h\r\nX-K: 1\r\n\r\n",
 }
 
 
@@ -110,7 +119,7 @@ def test_acl_fetches_as_haproxy():
     # what the comparison is about, so that a change in both cannot pass unseen
     assert {code.split(b" ")[1] for code in results["haply"].values()} >= {
         b"200", b"210", b"211", b"212", b"213", b"214", b"215", b"217", b"218", b"219", b"220", b"222",
-        b"223", b"225", b"226", b"227", b"228", b"229", b"230", b"231", b"232"}
+        b"223", b"225", b"226", b"227", b"228", b"229", b"230", b"231", b"232", b"234", b"235"}
 
 
 SNI_RULES = """
