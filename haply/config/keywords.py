@@ -132,6 +132,9 @@ def _rows() -> list[Keyword]:
         K("id", "flb", "<number>", "Numeric proxy id."),
         K("backlog", "dfl", "<number>", "Listen queue length of the listeners."),
         K("retries", "dlb", "<number>", "Connection attempts to a server after a failure."),
+        K("fullconn", "dlb", "<conns>",
+          "The backend load at which servers with minconn reach their maxconn (default: a tenth of the maxconn of "
+          "the frontends that can use the backend, rounded up)."),
         K("retry-on", "dlb", "<event>...",
           "When to retry: none, conn-failure, empty-response, junk-response, response-timeout, 0rtt-rejected, all-retryable-errors, 401, 403, 404, 408, 425, 500, 501, 502, 503, 504."),
         K("balance", "dlb", "roundrobin|static-rr|leastconn|first|source|uri [...]|url_param <name> [check_post]|hdr(<name>) [use_domain_only]|random[(<draws>)]",
@@ -267,7 +270,7 @@ def _rows() -> list[Keyword]:
         K("unique-id-header", "dfl", "<name>",
           "Send the request's unique-id-format identifier to the server in this header."),
         K("server", "lbe", "<name> <addr>[:<port>] [<option>...]",
-          "A server: weight, maxconn, maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie, send-proxy, send-proxy-v2 (the PROXY protocol header first, with the client's address; such a connection serves that client alone), check-send-proxy; TLS options kept for the TLS layer."),
+          "A server: weight, maxconn, minconn (maxconn follows the backend's load, see fullconn), maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie, send-proxy, send-proxy-v2 (the PROXY protocol header first, with the client's address; such a connection serves that client alone), check-send-proxy; TLS options kept for the TLS layer."),
         K("default-server", "dlb", "[<option>...]", "Options applied to the following server lines."),
         K("server-template", "lb", "<prefix> <num>|<from>-<to> <addr>[:<port>] [<option>...]", "Servers <prefix>1..N sharing one address."),
         K("http-check send", "dlb", "[meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <string>]", "The HTTP health-check request."),
@@ -388,7 +391,7 @@ def _rows() -> list[Keyword]:
     for name, sections in (
         ("tcp-response", "dlb"),
         ("filter", "flb"),
-        ("dispatch", "lb"), ("fullconn", "dlb"),         ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
+        ("dispatch", "lb"), ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"),
         ("persist", "dlb"), ("rate-limit", "dfl"), ("source", "dlb"), ("use-fcgi-app", "lb"),

@@ -282,6 +282,9 @@ class Server:
     port: int | None  # None: same port as the one the client connected to
     weight: int = 1
     maxconn: int = 0  # 0 = unlimited
+    # above 0 (and below maxconn): the limit in force follows the backend's
+    # load, from minconn up to maxconn at the backend's fullconn
+    minconn: int = 0
     maxqueue: int = 0
     backup: bool = False
     disabled: bool = False
@@ -569,6 +572,9 @@ class Proxy:
     http_response_rules: tuple[HeaderRule, ...] = ()
     # backend side
     servers: tuple[Server, ...] = ()
+    # the backend load at which servers reach their maxconn (0: derived from
+    # the frontends' maxconn, haply.runtime.dynamic_limit.backend_fullconn)
+    fullconn: int = 0
     balance: str = "roundrobin"
     balance_arg: str | None = None  # hdr(NAME) -> NAME, url_param NAME
     hash_type: str = "map-based"  # "map-based" | "consistent"
