@@ -193,6 +193,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         sid=0, status="OPEN", mode=mode,
         scur=gate.current, smax=getattr(gate, "max_seen", gate.current),
         slim=gate.limit or frontend.global_gate.limit or None,
+        rate_lim=frontend.proxy.rate_limit_sessions,
         stot=getattr(gate, "total", 0),
         # every connection accepted, those refused by the rules too
         conn_tot=getattr(gate, "total", 0) + frontend.denied_connections + frontend.denied_sessions,

@@ -136,6 +136,7 @@ class ProxyState:
     location: Location = NOWHERE
     mode: str = "tcp"
     maxconn: int | None = None
+    rate_limit_sessions: int = 0
     fullconn: int = 0
     binds: list[Bind] = field(default_factory=list)
     acls: acls.AclTable = field(default_factory=acls.AclTable)
@@ -213,7 +214,7 @@ class ProxyState:
             stats = ProxyStats(**self.stats)
         return Proxy(
             name=self.name, kind=self.kind, mode=self.mode, binds=tuple(self.binds),
-            maxconn=self.maxconn, fullconn=self.fullconn,
+            maxconn=self.maxconn, rate_limit_sessions=self.rate_limit_sessions, fullconn=self.fullconn,
             acls=self.acls.all(), backend_switches=tuple(self.backend_switches),
             default_backend=default_backend, http_request_rules=tuple(self.http_request_rules),
             http_response_rules=tuple(self.http_response_rules), servers=tuple(self.servers),
@@ -1005,6 +1006,11 @@ def _retries(parser, state: ProxyState, args, line, negated) -> None:
 
 def _fullconn(parser, state: ProxyState, args, line, negated) -> None:
     state.fullconn = parse_int(_one("fullconn", args, "a number of connections"), "fullconn", 0)
+
+
+def _rate_limit_sessions(parser, state: ProxyState, args, line, negated) -> None:
+    state.rate_limit_sessions = parse_int(
+        _one("rate-limit sessions", args, "a number of sessions per second"), "rate-limit sessions", 0)
 
 
 def _retry_on(parser, state: ProxyState, args, line, negated) -> None:
@@ -2481,6 +2487,7 @@ HANDLERS: dict[str, Handler] = {
     "backlog": _extra,
     "retries": _retries,
     "fullconn": _fullconn,
+    "rate-limit sessions": _rate_limit_sessions,
     "retry-on": _retry_on,
     "balance": _balance,
     "hash-type": _hash_type,

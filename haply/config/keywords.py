@@ -135,6 +135,8 @@ def _rows() -> list[Keyword]:
         K("fullconn", "dlb", "<conns>",
           "The backend load at which servers with minconn reach their maxconn (default: a tenth of the maxconn of "
           "the frontends that can use the backend, rounded up)."),
+        K("rate-limit sessions", "dfl", "<rate>",
+          "New sessions accepted per second; beyond it connections wait in the kernel's accept queue."),
         K("retry-on", "dlb", "<event>...",
           "When to retry: none, conn-failure, empty-response, junk-response, response-timeout, 0rtt-rejected, all-retryable-errors, 401, 403, 404, 408, 425, 500, 501, 502, 503, 504."),
         K("balance", "dlb", "roundrobin|static-rr|leastconn|first|source|uri [...]|url_param <name> [check_post]|hdr(<name>) [use_domain_only]|random[(<draws>)]",
@@ -394,7 +396,7 @@ def _rows() -> list[Keyword]:
         ("dispatch", "lb"), ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"),
-        ("persist", "dlb"), ("rate-limit", "dfl"), ("source", "dlb"), ("use-fcgi-app", "lb"),
+        ("persist", "dlb"), ("source", "dlb"), ("use-fcgi-app", "lb"),
         ("email-alert", "dflb"), ("external-check", "dlb"), ("transparent", "dlb"), ("bind-process", "dflb"),
         ("http-check connect", "dlb"), ("http-check disable-on-404", "dlb"), ("http-check send-state", "dlb"),
         ("http-check comment", "dlb"), ("http-check set-var", "dlb"), ("http-check unset-var", "dlb"),

@@ -565,6 +565,7 @@ class Proxy:
     # frontend side
     binds: tuple[Bind, ...] = ()
     maxconn: int | None = None
+    rate_limit_sessions: int = 0  # new sessions accepted per second (0: no limit)
     acls: tuple[Acl, ...] = ()
     backend_switches: tuple[BackendSwitch, ...] = ()
     default_backend: str | None = None

@@ -2,7 +2,7 @@
 
 Each worker admits connections on its own, so every limit of the configuration
 (global, frontend, bind line and server `maxconn`, server `minconn` and
-`maxqueue`, backend `fullconn`) is divided
+`maxqueue`, backend `fullconn`, frontend `rate-limit sessions`) is divided
 between the workers: worker i gets limit // N, plus one for the first limit % N
 workers. The shares add up to the configured limit, so the total is never exceeded; the cost
 is that a worker may queue a request while another worker still has a free slot
@@ -45,7 +45,8 @@ def for_worker(config: Config, index: int, workers: int) -> Config:
             for bind in proxy.binds)
         proxies.append(dataclasses.replace(
             proxy, maxconn=share(proxy.maxconn, index, workers), servers=servers, binds=binds,
-            fullconn=share(proxy.fullconn, index, workers)))
+            fullconn=share(proxy.fullconn, index, workers),
+            rate_limit_sessions=share(proxy.rate_limit_sessions, index, workers)))
     global_ = dataclasses.replace(config.global_,
                                   maxconn=share(config.global_.maxconn, index, workers))
     return dataclasses.replace(config, proxies=tuple(proxies), global_=global_)

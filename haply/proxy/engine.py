@@ -22,6 +22,7 @@ from haply.proxy.addresses import AddressError, initial_address
 from haply.limits import RESERVED_DESCRIPTORS
 from haply.proxy.backend import BackendRuntime
 from haply.proxy.dynamic_backend import backend_for
+from haply.proxy.rate_limited import RateLimitedListener
 from haply.proxy.frontend import FrontendRuntime, Listener, ListenerCounting, listener_of
 from haply.proxy.gate import Gate
 from haply.proxy.conditions import compile_condition, use_backends, use_tables, use_userlists
@@ -277,7 +278,12 @@ class Engine:
                 if factory is None:
                     factory = factories[frontend.name] = self._factory(frontend)
             context = self._tls.get(sock)
-            if context is None:
+            if frontend.session_rate is not None:
+                server = RateLimitedListener(
+                    self.loop, sock, factory, frontend.session_rate, backlog, ssl=context,
+                    handshake_timeout=self._handshake_timeout(frontend))
+                server.start()
+            elif context is None:
                 server = await self.loop.create_server(factory, sock=sock, backlog=backlog)
             else:
                 server = await self.loop.create_server(factory, sock=sock, backlog=backlog, ssl=context,

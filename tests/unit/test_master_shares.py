@@ -31,6 +31,7 @@ frontend fe
     bind 127.0.0.1:8080
     bind 127.0.0.1:8081 maxconn 7 name limited
     maxconn 100
+    rate-limit sessions 25
     default_backend be
 backend be
     fullconn 31
@@ -44,6 +45,7 @@ backend be
     first, second = for_worker(config, 0, 2), for_worker(config, 1, 2)
     assert (first.global_.maxconn, second.global_.maxconn) == (501, 500)
     assert (first.proxy("fe").maxconn, second.proxy("fe").maxconn) == (50, 50)
+    assert [c.proxy("fe").rate_limit_sessions for c in (first, second)] == [13, 12]
     s1 = [c.proxy("be").servers[0] for c in (first, second)]
     assert [s.maxconn for s in s1] == [2, 1]
     assert [s.maxqueue for s in s1] == [5, 4]
