@@ -59,9 +59,6 @@ CHECK_DESC = {
     "L7TOUT": "Layer7 timeout", "L7RSP": "Layer7 invalid response",
     "L7STS": "Layer7 wrong status",
 }
-# The management guide's default frontend session limit when none is set:
-# maxconn from the global section (HAProxy derives it from ulimit otherwise).
-DEFAULT_BACKEND_SLIM_RATIO = 10  # fullconn default: a tenth of the frontends' maxconn
 
 
 @dataclass
@@ -150,7 +147,7 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
             servers = [_server_row(state, health, iid, pid, mode, now, counters)
                        for state in engine.registry.servers(proxy.name)]
             rows.extend(servers)
-            rows.append(_backend_row(backend, servers, iid, pid, mode, now, engine.frontends,
+            rows.append(_backend_row(backend, servers, iid, pid, mode, now,
                                      getattr(engine, "started_at", now)))
             if sampler is not None:
                 _session_rates(rows[-1], sampler, ("sess", proxy.name, None),
@@ -198,6 +195,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         sid=0, status="OPEN", mode=mode,
         scur=gate.current, smax=getattr(gate, "max_seen", gate.current),
         slim=gate.limit or frontend.global_gate.limit or None,
+        rate_lim=frontend.proxy.rate_limit_sessions,
         stot=getattr(gate, "total", 0),
         # every connection accepted, those refused by the rules too
         conn_tot=getattr(gate, "total", 0) + frontend.denied_connections + frontend.denied_sessions,
@@ -243,7 +241,8 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
         sid=state.server_id, mode=mode,
         qcur=state.queued, qmax=state.max_queued,
         scur=state.current_sessions, smax=state.max_sessions,
-        slim=state.maxconn or None, stot=state.total_sessions, lbtot=state.balanced,
+        # a moving limit shows its configured maxconn, as HAProxy's does
+        slim=state.ceiling or state.maxconn or None, stot=state.total_sessions, lbtot=state.balanced,
         bin=state.bytes_in, bout=state.bytes_out, econ=state.connect_errors,
         eresp=state.response_errors, wretr=state.retries, wredis=state.redispatches,
         cli_abrt=state.client_aborts, srv_abrt=state.server_aborts,
@@ -300,20 +299,8 @@ def _addr(state: ServerState) -> str:
     return f"{host}:{state.port}"
 
 
-def fullconn(frontends: dict, backend: str) -> int:
-    """A backend's session limit when `fullconn` is not set: a tenth of the
-    maxconn of the frontends that can send to it (HAProxy manual, "fullconn")."""
-    total = 0
-    for frontend in frontends.values():
-        proxy = frontend.proxy
-        if proxy.default_backend == backend or proxy.name == backend or any(
-                switch.backend == backend for switch in proxy.backend_switches):
-            total += frontend.gate.limit or frontend.global_gate.limit or 0
-    return total // DEFAULT_BACKEND_SLIM_RATIO
-
-
 def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
-                 now: float, engine_frontends: dict, started_at: float) -> dict:
+                 now: float, started_at: float) -> dict:
     row = dict.fromkeys(BACKEND_ZEROS, 0)
     states = backend.servers
     # HAProxy counts servers that can take traffic: up, ready, weight above 0.
@@ -345,7 +332,7 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         lastchg=max(0, int(now - last)),
         req_tot=None)
     _compression(row, backend)
-    row["slim"] = backend.proxy.maxconn or fullconn(engine_frontends, backend.name) or None
+    row["slim"] = backend.fullconn  # configured or derived (haply.runtime.dynamic_limit)
     # The backend's averages: its servers', weighted by the sessions each average
     # covers (the servers' rows were just computed, so no state is touched here).
     weights = [min(s.total_sessions, TIME_WINDOW) for s in states]

@@ -107,7 +107,7 @@ SERVER_TLS_OPTIONS: dict[str, int] = {
 UNSUPPORTED_SERVER_OPTIONS = frozenset({
     "resolvers", "resolve-prefer", "resolve-net", "resolve-opts",
     "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "proxy-v2-options",
-    "source", "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "minconn", "max-reuse",
+    "source", "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "max-reuse",
     "pool-low-conn", "pool-max-conn", "pool-purge-delay", "tfo", "tcp-ut", "proto", "check-proto",
     "log-proto", "non-stick", "stick", "ws", "shard", "no-send-proxy", "no-send-proxy-v2",
     "no-send-proxy-v2-ssl", "no-send-proxy-v2-ssl-cn", "no-tfo",
@@ -136,6 +136,8 @@ class ProxyState:
     location: Location = NOWHERE
     mode: str = "tcp"
     maxconn: int | None = None
+    rate_limit_sessions: int = 0
+    fullconn: int = 0
     binds: list[Bind] = field(default_factory=list)
     acls: acls.AclTable = field(default_factory=acls.AclTable)
     backend_switches: list[BackendSwitch] = field(default_factory=list)
@@ -214,7 +216,8 @@ class ProxyState:
             stats = ProxyStats(**self.stats)
         return Proxy(
             name=self.name, kind=self.kind, mode=self.mode, binds=tuple(self.binds),
-            maxconn=self.maxconn, acls=self.acls.all(), backend_switches=tuple(self.backend_switches),
+            maxconn=self.maxconn, rate_limit_sessions=self.rate_limit_sessions, fullconn=self.fullconn,
+            acls=self.acls.all(), backend_switches=tuple(self.backend_switches),
             default_backend=default_backend, http_request_rules=tuple(self.http_request_rules),
             http_response_rules=tuple(self.http_response_rules), servers=tuple(self.servers),
             balance=self.balance, balance_arg=self.balance_arg, hash_type=self.hash_type,
@@ -1002,6 +1005,15 @@ def _description(parser, state, args, line, negated) -> None:
 
 def _retries(parser, state: ProxyState, args, line, negated) -> None:
     state.retries = parse_int(_one("retries", args, "a number"), "retries", 0)
+
+
+def _fullconn(parser, state: ProxyState, args, line, negated) -> None:
+    state.fullconn = parse_int(_one("fullconn", args, "a number of connections"), "fullconn", 0)
+
+
+def _rate_limit_sessions(parser, state: ProxyState, args, line, negated) -> None:
+    state.rate_limit_sessions = parse_int(
+        _one("rate-limit sessions", args, "a number of sessions per second"), "rate-limit sessions", 0)
 
 
 def _retry_on(parser, state: ProxyState, args, line, negated) -> None:
@@ -2306,7 +2318,7 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
         step = 2
         if option == "weight":
             values["weight"] = parse_int(value("a weight"), "weight", *WEIGHT_RANGE)
-        elif option in ("maxconn", "maxqueue", "error-limit"):
+        elif option in ("maxconn", "minconn", "maxqueue", "error-limit"):
             values[option.replace("-", "_")] = parse_int(value("a number"), option, 0)
         elif option in ("rise", "fall"):
             values[option] = parse_int(value("a number"), option, 1)
@@ -2393,6 +2405,9 @@ def _make_server(
     values, extra = _server_options(option_words, for_default=False)
     _check_files(extra, "server")
     merged = {**state.default_server, **values}
+    if merged.get("minconn", 0) > merged.get("maxconn", 0):
+        # minconn alone, or above maxconn: HAProxy takes it as the (static) maxconn
+        merged["maxconn"] = merged["minconn"]
     if merged.get("agent_check") and merged.get("agent_port") is None:
         raise ParseError(f"server '{name}' has agent-check but no agent-port: add 'agent-port N'")
     if merged.get("track"):
@@ -2516,6 +2531,8 @@ HANDLERS: dict[str, Handler] = {
     "id": _proxy_id,
     "backlog": _extra,
     "retries": _retries,
+    "fullconn": _fullconn,
+    "rate-limit sessions": _rate_limit_sessions,
     "retry-on": _retry_on,
     "balance": _balance,
     "hash-type": _hash_type,

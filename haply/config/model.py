@@ -282,6 +282,9 @@ class Server:
     port: int | None  # None: same port as the one the client connected to
     weight: int = 1
     maxconn: int = 0  # 0 = unlimited
+    # above 0 (and below maxconn): the limit in force follows the backend's
+    # load, from minconn up to maxconn at the backend's fullconn
+    minconn: int = 0
     maxqueue: int = 0
     backup: bool = False
     disabled: bool = False
@@ -565,6 +568,7 @@ class Proxy:
     # frontend side
     binds: tuple[Bind, ...] = ()
     maxconn: int | None = None
+    rate_limit_sessions: int = 0  # new sessions accepted per second (0: no limit)
     acls: tuple[Acl, ...] = ()
     backend_switches: tuple[BackendSwitch, ...] = ()
     default_backend: str | None = None
@@ -572,6 +576,9 @@ class Proxy:
     http_response_rules: tuple[HeaderRule, ...] = ()
     # backend side
     servers: tuple[Server, ...] = ()
+    # the backend load at which servers reach their maxconn (0: derived from
+    # the frontends' maxconn, haply.runtime.dynamic_limit.backend_fullconn)
+    fullconn: int = 0
     balance: str = "roundrobin"
     balance_arg: str | None = None  # hdr(NAME) -> NAME, url_param NAME
     hash_type: str = "map-based"  # "map-based" | "consistent"

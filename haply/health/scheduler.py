@@ -699,7 +699,7 @@ class HealthChecker:
             checked.agent_weight_percent = reply.weight_percent
             self._apply_weight(checked, now)
         if reply.maxconn is not None:
-            state.maxconn = reply.maxconn
+            self.registry.set_maxconn(state, reply.maxconn)
         if reply.admin is not None and reply.admin != state.admin:
             self.registry.set_admin(state, reply.admin, now)
             self._log_admin(state, reply.admin)

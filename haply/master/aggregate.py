@@ -14,7 +14,7 @@ from haply.admin.columns import COLUMN_KIND
 
 # Limits are split between the workers (haply.master.shares): their shares
 # add up to the configured limit.
-SPLIT_LIMITS = frozenset({"slim", "qlimit"})
+SPLIT_LIMITS = frozenset({"slim", "qlimit", "rate_lim"})
 
 
 def _key(row: dict) -> tuple:

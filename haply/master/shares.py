@@ -1,7 +1,8 @@
 """Connection limits split over N workers (no I/O).
 
 Each worker admits connections on its own, so every limit of the configuration
-(global, frontend, bind line and server `maxconn`, server `maxqueue`) is divided
+(global, frontend, bind line and server `maxconn`, server `minconn` and
+`maxqueue`, backend `fullconn`, frontend `rate-limit sessions`) is divided
 between the workers: worker i gets limit // N, plus one for the first limit % N
 workers. The shares add up to the configured limit, so the total is never exceeded; the cost
 is that a worker may queue a request while another worker still has a free slot
@@ -34,6 +35,7 @@ def for_worker(config: Config, index: int, workers: int) -> Config:
     for proxy in config.proxies:
         servers = tuple(
             dataclasses.replace(server, maxconn=share(server.maxconn, index, workers),
+                                minconn=share(server.minconn, index, workers),
                                 maxqueue=share(server.maxqueue, index, workers))
             for server in proxy.servers)
         binds = tuple(
@@ -42,7 +44,9 @@ def for_worker(config: Config, index: int, workers: int) -> Config:
                 for option, value in bind.options))
             for bind in proxy.binds)
         proxies.append(dataclasses.replace(
-            proxy, maxconn=share(proxy.maxconn, index, workers), servers=servers, binds=binds))
+            proxy, maxconn=share(proxy.maxconn, index, workers), servers=servers, binds=binds,
+            fullconn=share(proxy.fullconn, index, workers),
+            rate_limit_sessions=share(proxy.rate_limit_sessions, index, workers)))
     global_ = dataclasses.replace(config.global_,
                                   maxconn=share(config.global_.maxconn, index, workers))
     return dataclasses.replace(config, proxies=tuple(proxies), global_=global_)

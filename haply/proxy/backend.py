@@ -47,14 +47,18 @@ class BackendRuntime:
     __slots__ = ("_balances_freely", "_queue", "_server_queues", "balancer", "bytes_in",
                  "bytes_out", "client_aborts", "comp", "connect_errors", "connect_timeout",
                  "content_rules", "current_sessions",
-                 "denied", "dequeued", "local_responses", "loop", "max_queue", "max_queued",
+                 "denied", "dequeued", "fullconn", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
                  "redispatch", "redispatch_every", "redispatched", "registry", "retried",
                  "retries", "routed", "servers", "sessions", "stick", "tls", "total_sessions",
                  "turnaround", "unanswered", "use_server", "waiting")
 
-    def __init__(self, proxy: Proxy, registry: Registry, loop: asyncio.AbstractEventLoop):
+    def __init__(self, proxy: Proxy, registry: Registry, loop: asyncio.AbstractEventLoop,
+                 fullconn: int = 1):
         self.proxy = proxy
+        # the load at which servers with minconn reach their maxconn (its
+        # `slim`); haply.balance.dynamic_limit.backend_fullconn
+        self.fullconn = fullconn
         self.name = proxy.name
         self.loop = loop
         self.registry = registry

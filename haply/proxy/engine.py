@@ -9,6 +9,7 @@ error never leaves a half-started process.
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import ssl
 import sys
@@ -18,7 +19,10 @@ from haply.config.model import STICK_BYTES, Config
 from haply.health import HealthChecker
 from haply.http import framing
 from haply.proxy.addresses import AddressError, initial_address
+from haply.limits import RESERVED_DESCRIPTORS
 from haply.proxy.backend import BackendRuntime
+from haply.proxy.dynamic_backend import backend_for
+from haply.proxy.rate_limited import RateLimitedListener
 from haply.proxy.frontend import FrontendRuntime, Listener, ListenerCounting, listener_of
 from haply.proxy.gate import Gate
 from haply.proxy.conditions import compile_condition, use_backends, use_tables, use_userlists
@@ -115,7 +119,8 @@ class Engine:
                 self.registry.add_backend(proxy, now)
             for state in self.registry.servers(proxy.name):
                 self._place(state, last.get((proxy.name, state.name)), now)
-            self.backends[proxy.name] = BackendRuntime(proxy, self.registry, self.loop)
+            self.backends[proxy.name] = backend_for(proxy, self.config, self.registry, self.loop,
+                                                    self._implied_maxconn())
         server_state.apply(self.registry, saved, now)
         # Every certificate and TLS option is built before the first bind.
         contexts = self._tls_contexts()
@@ -146,6 +151,15 @@ class Engine:
         except StartError:
             self.close_sockets()
             raise
+
+    def _implied_maxconn(self) -> int:
+        """A frontend's maxconn when neither it nor the global section sets
+        one, for fullconn's default: what HAProxy derives from the open-file
+        limit (half of it, less what the process keeps for itself)."""
+        if self.config.global_.maxconn:
+            return self.config.global_.maxconn
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return max(0, (soft - RESERVED_DESCRIPTORS) // 2) if soft != resource.RLIM_INFINITY else 0
 
     def _compile_routers(self) -> None:
         """Every HTTP frontend's routes and rules, compiled before anything is
@@ -271,7 +285,12 @@ class Engine:
                 if factory is None:
                     factory = factories[frontend.name] = self._factory(frontend)
             context = self._tls.get(sock)
-            if context is None:
+            if frontend.session_rate is not None:
+                server = RateLimitedListener(
+                    self.loop, sock, factory, frontend.session_rate, backlog, ssl=context,
+                    handshake_timeout=self._handshake_timeout(frontend))
+                server.start()
+            elif context is None:
                 server = await self.loop.create_server(factory, sock=sock, backlog=backlog)
             else:
                 server = await self.loop.create_server(factory, sock=sock, backlog=backlog, ssl=context,

@@ -13,6 +13,7 @@ from haply.http import compression
 from haply.proxy.conditions import compile_inspecting_rules, compile_tcp_rules, rejects
 from haply.proxy.gate import Gate
 from haply.proxy.connection import SourceKey
+from haply.runtime.session_rate import SessionRateLimit
 
 if TYPE_CHECKING:
     from haply.proxy.engine import Engine
@@ -41,6 +42,9 @@ class FrontendRuntime:
         self.wheel = engine.wheel
         self.gate = Gate(proxy.maxconn if proxy.maxconn is not None else engine.default_maxconn)
         self.global_gate: Gate = engine.global_gate
+        # `rate-limit sessions`: its listeners accept no faster (haply.proxy.rate_limited)
+        self.session_rate = (SessionRateLimit(proxy.rate_limit_sessions)
+                             if proxy.rate_limit_sessions else None)
         # haply.logs.ProxyLog when this frontend logs (set by the engine), else None
         self.logger = None
         # counters

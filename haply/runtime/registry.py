@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+from haply.runtime.dynamic_limit import is_dynamic
 from haply.config.model import Proxy, Server
 
 # Administrative state, set by operators (runtime API, stats page, config `disabled`).
@@ -35,8 +36,12 @@ class ServerState:
     port: int | None
     weight: int  # configured weight
     backup: bool
-    maxconn: int
+    maxconn: int  # the limit in force (0: none); the balancers read it
     maxqueue: int = 0
+    # `minconn` (0: none): maxconn then moves between minconn and `ceiling`
+    # (its configured maxconn) with the backend's load (haply.proxy.dynamic_backend)
+    minconn: int = 0
+    ceiling: int = 0
     server_id: int = 0  # 1-based position in its backend, HAProxy's "sid"
     admin: str = READY
     # the server whose maintenance or drain this one inherits through `track`
@@ -150,8 +155,8 @@ class Registry:
             port=server.port,
             weight=server.weight,
             backup=server.backup,
-            maxconn=server.maxconn,
             maxqueue=server.maxqueue,
+            **_limits(server),
             server_id=server.id if server.id is not None else _free_id(states),
             admin=MAINT if server.disabled else READY,
             effective_weight=server.weight,
@@ -162,6 +167,15 @@ class Registry:
         states.append(state)
         self._notify(state)
         return state
+
+    def set_maxconn(self, state: ServerState, maxconn: int) -> None:
+        """A new maxconn (an agent's `maxconn:N`): the ceiling of a dynamic
+        limit, else the limit itself."""
+        if state.minconn:
+            state.ceiling = max(maxconn, state.minconn)
+            state.maxconn = min(state.maxconn, state.ceiling)
+        else:
+            state.maxconn = maxconn
 
     def remove_server(self, backend: str, name: str) -> ServerState:
         state = self._servers.pop((backend, name))
@@ -285,6 +299,13 @@ def timing_averages(state: ServerState) -> tuple[int, int]:
     reads only (pages take snapshots without changing state)."""
     factor = _idle_factor(state.timed_upto, state.total_sessions)
     return int(state.queue_time_avg * factor + 0.5), int(state.connect_time_avg * factor + 0.5)
+
+
+def _limits(server: Server) -> dict:
+    """A server whose minconn makes its limit move starts at minconn (no load)."""
+    if not is_dynamic(server.minconn, server.maxconn):
+        return {"maxconn": server.maxconn}
+    return {"maxconn": server.minconn, "minconn": server.minconn, "ceiling": server.maxconn}
 
 
 def _free_id(states) -> int:

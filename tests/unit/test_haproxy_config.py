@@ -2711,3 +2711,12 @@ def test_set_log_level_rules(tmp_path):
     assert messages(tmp_path, DEFAULTS + "frontend f\n    http-request set-log-level loud\n") == [
         "7: 'http-request set-log-level' expects one of emerg, alert, crit, err, warning, notice, info, "
         "debug, silent, then optionally if|unless CONDITION"]
+
+
+def test_server_limits_and_session_rate_reach_the_model(tmp_path):
+    text = DEFAULTS + ("frontend f\n    bind :80\n    rate-limit sessions 25\n    default_backend b\n"
+                       "backend b\n    fullconn 300\n    server s 10.0.0.1:80 minconn 10 maxconn 50\n")
+    config = load_text(tmp_path, text).config
+    assert config.proxy("f").rate_limit_sessions == 25
+    b = config.proxy("b")
+    assert (b.fullconn, b.servers[0].minconn, b.servers[0].maxconn) == (300, 10, 50)
