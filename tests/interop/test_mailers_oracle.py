@@ -160,3 +160,63 @@ def test_a_mailer_that_is_down_gets_nothing_and_haply_keeps_serving():
                 assert {a.backend for a in answers} == {"s2"}
             assert "Server app/s1 is DOWN" in haproxy.output() and "Server app/s1 is DOWN" in haply.output()
             assert "email alert" not in haproxy.output()  # HAProxy says nothing of it
+
+
+def test_levels_health_check_lines_and_operator_changes_as_haproxy_mails_them(tmp_path):
+    """`email-alert level info` with `option log-health-checks` mails each
+    check that moves the health counter; an operator's drain is mailed, its
+    maintenance and the ways back are not (HAProxy 2.6, observed); a backend
+    at the default level gets its DOWN only."""
+    from tests.support.admin_cli import ask
+    from tests.support.haproxy_oracle import with_stats_socket
+
+    thread = BackendThread()
+    inboxes = {"haproxy": Inbox(), "haply": Inbox()}
+    servers = {}
+
+    def subjects(name):
+        return [normalised(m)["lines"][3] for m in inboxes[name].mails]
+
+    def both_have(text):
+        return wait_for(lambda: all(any(text in s for s in subjects(n)) for n in inboxes), MAIL_WAIT)
+
+    try:
+        for name, inbox in inboxes.items():
+            servers[name] = smtp_server(thread, inbox)
+        with echo_backends(["s1", "o1"]) as (s1, o1):
+            runs = {}
+            for name in inboxes:
+                text = config(free_port(), servers[name][1], [s1]).replace(
+                    "    email-alert level notice\n", "    email-alert level info\n    option log-health-checks\n")
+                text += (f"\nbackend other\n    email-alert mailers ops\n    email-alert from haproxy@example.org\n"
+                         f"    email-alert to ops@example.org\n"
+                         f"    server o1 {o1.address} check inter 200 fall 2 rise 2\n")
+                runs[name] = with_stats_socket(text, str(tmp_path / f"{name}.sock"))
+            with run_haproxy(runs["haproxy"]), run_haply(runs["haply"]):
+                time.sleep(0.6)
+                s1.stop()
+                o1.stop()
+                assert both_have("Server app/s1 is DOWN") and both_have("Server other/o1 is DOWN")
+                s1.start()
+                assert both_have("Server app/s1 is UP")
+                for state in ("drain", "ready", "maint", "ready"):
+                    for name in inboxes:
+                        ask(str(tmp_path / f"{name}.sock"), f"set server app/s1 state {state}")
+                    time.sleep(0.3)
+                assert both_have("Server app/s1 enters drain state")
+                time.sleep(1.0)  # the checks after maintenance, and nothing else
+    finally:
+        for server, _ in servers.values():
+            thread.loop.call_soon_threadsafe(server.close)
+        thread.close()
+    ours, theirs = subjects("haply"), subjects("haproxy")
+    # the two backends' changes interleave by timing: compare each one's own order
+    for who in ("app/", "other/"):
+        assert [s for s in ours if who in s] == [s for s in theirs if who in s], f"haply: {ours}\nhaproxy: {theirs}"
+    assert [s for s in theirs if "other/" in s] == [
+        'Subject: [HAProxy Alert] Server other/o1 is DOWN, reason: Layer4 connection problem, info: '
+        '"Connection refused", check duration: <n>ms. 0 active and 0 backup servers left. 0 sessions '
+        'active, 0 requeued, 0 remaining in queue']
+    assert any(s.startswith("Subject: [HAProxy Alert] Health check for server app/s1 failed") for s in theirs)
+    assert not any("maintenance" in s or "leaving" in s for s in theirs)
+    assert len([s for s in theirs if "app/" in s]) == 9  # 6 check lines, DOWN, UP and the drain
