@@ -479,6 +479,9 @@ def set_admin(engine, state, admin: str, now: float) -> None:
     if logging is not None and before != admin:
         logging.admin_event(state, before, admin, engine.registry.servers(state.backend),
                             engine.config.proxy(state.backend))
+    alerts = getattr(engine, "email_alerts", None)
+    if alerts is not None and before != admin:
+        alerts.admin_event(state, before, admin, engine.registry.servers(state.backend))
 
 
 def cmd_disable_server(api: RuntimeApi, args: list[str]) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
 from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited
-from haply.config import cpu_map, http_errors, peers as peer_sections, programs, userlists
+from haply.config import cpu_map, http_errors, mailers as mailer_sections, peers as peer_sections, programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTION_LETTERS, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup,
@@ -196,6 +196,8 @@ class ProxyState:
     tcp_request_rules: list[TcpRequestRule] = field(default_factory=list)
     inspect_delay: float | None = None
     compression: Compression | None = None
+    # email-alert SETTING -> (value, line); made an EmailAlert when complete
+    email_alert: dict[str, tuple[str, Location]] = field(default_factory=dict)
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -206,7 +208,7 @@ class ProxyState:
             state.compression = replace(state.compression, location=NOWHERE)
         return state
 
-    def freeze(self) -> Proxy:
+    def freeze(self, diagnostics: Diagnostics) -> Proxy:
         options = set(self.options)
         if self.disabled:
             options.add("disabled")
@@ -244,6 +246,7 @@ class ProxyState:
             captures=tuple(self.captures), http_reuse=self.http_reuse,
             tcp_request_rules=tuple(self.tcp_request_rules), inspect_delay=self.inspect_delay,
             compression=self.compression,
+            email_alert=mailer_sections.freeze(self.email_alert, self.kind, self.name, self.location, diagnostics),
             default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
 
@@ -271,6 +274,7 @@ class Carry:
     userlists: dict = field(default_factory=dict)  # name -> model.Userlist
     peers: dict = field(default_factory=dict)  # name -> model.PeersSection
     http_errors: dict = field(default_factory=dict)  # name -> {status: response bytes}
+    mailers: dict = field(default_factory=dict)  # name -> model.MailersSection
 
 
 # ------------------------------------------------------------------------ parser
@@ -299,7 +303,8 @@ def parse(
     parser.run(lines)
     return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies),
                   programs=tuple(parser.programs), userlists=tuple(parser.userlists),
-                  peers=tuple(parser.peer_sections), sources=(filename,))
+                  peers=tuple(parser.peer_sections), mailers=tuple(parser.mailer_sections),
+                  sources=(filename,))
 
 
 class _Parser:
@@ -312,6 +317,7 @@ class _Parser:
         self.programs: list = []  # model.Program, see haply.config.programs
         self.userlists: list = []  # model.Userlist, see haply.config.userlists
         self.peer_sections: list = []  # model.PeersSection, see haply.config.peers
+        self.mailer_sections: list = []  # model.MailersSection, see haply.config.mailers
         self.section: str | None = None  # "global", "defaults", "frontend", ...
         self.current: ProxyState | None = None
         self.skipping = False  # inside a section haply refuses
@@ -435,6 +441,9 @@ class _Parser:
         if kind == "http-errors":
             self.current = http_errors.open_section(args, line.location)
             return
+        if kind == "mailers":
+            self.current = mailer_sections.open_section(args, line.location)
+            return
         name, parent, legacy_address = None, None, None
         rest = list(args)
         if rest and rest[0] != "from":
@@ -513,7 +522,7 @@ class _Parser:
         state = self.current
         if state is not None and self.section in ("frontend", "backend", "listen"):
             self.http_fallbacks(state)
-            self.proxies.append(state.freeze())
+            self.proxies.append(state.freeze(self.diagnostics))
         elif state is not None and self.section == "program":
             try:
                 self.programs.append(programs.close_section(state, self.carry.programs))
@@ -527,6 +536,11 @@ class _Parser:
         elif state is not None and self.section == "http-errors":
             try:
                 http_errors.close_section(state, self.carry.http_errors)
+            except ParseError as error:
+                self.diagnostics.error(state.location, str(error))
+        elif state is not None and self.section == "mailers":
+            try:
+                self.mailer_sections.append(mailer_sections.close_section(state, self.carry.mailers))
             except ParseError as error:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "peers":
@@ -2564,6 +2578,7 @@ HANDLERS: dict[str, Handler] = {
     "redirect": _redirect,
     "errorfile": _errorfile,
     "errorfiles": _errorfiles,
+    **{f"email-alert {setting}": mailer_sections.email_alert for setting in mailer_sections.SETTINGS},
     "errorloc": _errorloc("errorloc", 302),
     "errorloc302": _errorloc("errorloc302", 302),
     "errorloc303": _errorloc("errorloc303", 303),
@@ -2623,6 +2638,7 @@ SECTION_HANDLERS: dict[str, dict[str, Handler]] = {
     "userlist": userlists.HANDLERS,
     "peers": peer_sections.HANDLERS,
     "http-errors": http_errors.HANDLERS,
+    "mailers": mailer_sections.HANDLERS,
 }
 
 
@@ -2683,6 +2699,7 @@ def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagn
 
 def _validate(config: Config, diagnostics: Diagnostics) -> None:
     _check_tracks(config, diagnostics)
+    mailer_sections.check_references(config, diagnostics)
     userlists = {userlist.name: userlist for userlist in config.userlists}
     _check_sticky_counters(config, diagnostics)
     for proxy in config.proxies:

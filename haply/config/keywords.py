@@ -8,7 +8,7 @@ user reads "not supported by haply" instead of "unknown keyword", and nothing is
 ever silently ignored.
 
 Sections are written as letters: g global, d defaults, f frontend, l listen,
-b backend, p program, u userlist, e peers, h http-errors. Synopses and meanings follow HAProxy 2.6's configuration manual.
+b backend, p program, u userlist, e peers, h http-errors, m mailers. Synopses and meanings follow HAProxy 2.6's configuration manual.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ LEGACY = "legacy"  # accepted with a warning naming the modern form
 UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear error
 
 SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program",
-                 "u": "userlist", "e": "peers", "h": "http-errors"}
+                 "u": "userlist", "e": "peers", "h": "http-errors", "m": "mailers"}
 SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist", "peers",
-            "http-errors")
+            "http-errors", "mailers")
 # Handled by lexer.apply_conditions before the parser sees the lines.
 PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
-    "resolvers", "cache", "ring", "mailers",
+    "resolvers", "cache", "ring",
     "fcgi-app", "log-forward",
 )
 
@@ -362,6 +362,20 @@ def _rows() -> list[Keyword]:
         rows.append(K(f"option {name}", "dflb", "", "HAProxy option not implemented by haply.", U))
     for name, modern in (("http-tunnel", None), ("http_proxy", None)):
         rows.append(K(f"option {name}", "dflb", "", "Removed from HAProxy.", U, modern))
+    # mailers sections (manual 3.6) and the proxies' e-mail alerts (haply.alerts)
+    rows += [
+        K("mailer", "m", "<name> <addr>:<port>", "An SMTP server the proxies of `email-alert mailers` send alerts to."),
+        K("timeout mail", "m", "<time>",
+          "Time one alert has to reach a mailer, from the connection to the end of the SMTP dialogue (default 10s)."),
+        K("email-alert mailers", "dflb", "<mailersect>",
+          "Mail this proxy's server state changes through each mailer of this mailers section."),
+        K("email-alert from", "dflb", "<emailaddr>", "The sender of the alerts (MAIL FROM and the From header)."),
+        K("email-alert to", "dflb", "<emailaddr>", "The recipient of the alerts (RCPT TO and the To header)."),
+        K("email-alert level", "dflb", "emerg|alert|crit|err|warning|notice|info|debug",
+          "Mail the changes logged at this level or a more severe one (default alert: a server going DOWN; "
+          "notice adds UP and drain, info the health check lines of `option log-health-checks`)."),
+        K("email-alert myhostname", "dflb", "<hostname>", "The name said in HELO (default: the system's host name)."),
+    ]
     # conditional blocks and messages (manual 2.4), applied before sections are read
     rows += [
         K(".if", "gdflb", "<condition>", "Keep the following lines if the condition holds: 0/1, defined(VAR), feature(OPENSSL), streq(a,b), strneq(a,b), version_atleast(V), version_before(V), !, &&, ||, ( )."),
@@ -403,7 +417,7 @@ def _rows() -> list[Keyword]:
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"),
         ("persist", "dlb"), ("source", "dlb"), ("use-fcgi-app", "lb"),
-        ("email-alert", "dflb"), ("external-check", "dlb"), ("transparent", "dlb"), ("bind-process", "dflb"),
+        ("external-check", "dlb"), ("transparent", "dlb"), ("bind-process", "dflb"),
         ("http-check connect", "dlb"), ("http-check disable-on-404", "dlb"), ("http-check send-state", "dlb"),
         ("http-check comment", "dlb"), ("http-check set-var", "dlb"), ("http-check unset-var", "dlb"),
         ("tcp-check comment", "dlb"), ("tcp-check send-lf", "dlb"), ("tcp-check send-binary-lf", "dlb"),

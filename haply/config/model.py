@@ -556,6 +556,20 @@ class ProxyStats:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailAlert:
+    """A proxy's complete `email-alert` settings: mail the server state
+    changes logged at `level` or more severe to `to`, through each mailer of
+    the mailers section named `mailers`."""
+
+    mailers: str
+    sender: str  # email-alert from: the envelope's MAIL FROM and the From header
+    recipient: str  # email-alert to: RCPT TO and the To header
+    level: str = "alert"
+    myhostname: str | None = None  # the HELO name; None: the system's host name
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class Proxy:
     """A frontend, backend or listen section (a listen is both).
 
@@ -644,6 +658,7 @@ class Proxy:
     tcp_request_rules: tuple[TcpRequestRule, ...] = ()
     inspect_delay: float | None = None  # tcp-request inspect-delay (rules read no payload)
     compression: Compression | None = None  # None: no `compression` line here or in defaults
+    email_alert: EmailAlert | None = None  # None: no mail (incomplete settings are warned about)
 
     @property
     def is_frontend(self) -> bool:
@@ -756,6 +771,30 @@ class PeersSection:
 
 
 @dataclass(frozen=True, slots=True)
+class Mailer:
+    """`mailer NAME ADDR:PORT` of a mailers section: an SMTP server."""
+
+    name: str
+    host: str
+    port: int
+    location: Location = NOWHERE
+
+
+# Manual 3.6 "timeout mail": "If not defined the default value is 10 seconds."
+DEFAULT_MAIL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class MailersSection:
+    """`mailers NAME` (manual 3.6): the SMTP servers proxies send alerts to."""
+
+    name: str
+    mailers: tuple[Mailer, ...] = ()
+    timeout: float = DEFAULT_MAIL_TIMEOUT  # timeout mail: one mail's whole dialogue
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     global_: Global = Global()
     proxies: tuple[Proxy, ...] = ()
@@ -764,6 +803,7 @@ class Config:
     programs: tuple = ()
     userlists: tuple[Userlist, ...] = ()
     peers: tuple[PeersSection, ...] = ()
+    mailers: tuple[MailersSection, ...] = ()
     sources: tuple[str, ...] = ()
 
     def proxy(self, name: str) -> Proxy | None:
@@ -782,8 +822,8 @@ class Config:
 
 
 __all__ = [
-    "Acl", "AuthRule", "Bind", "BackendSwitch", "Condition", "Config", "ForwardFor", "Global", "OriginalTo",
-    "Peer", "PeersSection",
+    "Acl", "AuthRule", "Bind", "BackendSwitch", "Condition", "Config", "EmailAlert", "ForwardFor", "Global",
+    "Mailer", "MailersSection", "OriginalTo", "Peer", "PeersSection",
     "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
     "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
 ]

@@ -381,6 +381,8 @@ class HealthChecker:
         self._shutdown_sessions: SessionCallback | None = None
         self._shutdown_backup_sessions: SessionCallback | None = None
         self._listeners: list[Callable[[HealthEvent], None]] = []
+        # told each `option log-health-checks` line: (backend, its text)
+        self._check_listeners: list[Callable[[str, str], None]] = []
         self._running = False
         self.tracking = Tracking(registry, config, self._announce_tracked,
                                  lambda: self.loop.time() if self.loop else 0.0)
@@ -403,6 +405,11 @@ class HealthChecker:
 
     def subscribe(self, listener: Callable[[HealthEvent], None]) -> None:
         self._listeners.append(listener)
+
+    def subscribe_checks(self, listener: Callable[[str, str], None]) -> None:
+        """listener(backend, line) for each health check line `option
+        log-health-checks` logs ("Health check for server b/s1 failed, ...")."""
+        self._check_listeners.append(listener)
 
     # --------------------------------------------------------- start / stop
 
@@ -684,10 +691,12 @@ class HealthChecker:
                                       result.code)
         if checked.spec.log_health_checks and health.health != before:
             # HAProxy logs a check whose result moved the health counter
-            log.info("Health check for server %s/%s %s, reason: %s, check duration: %dms,"
-                     " status: %s.", backend, server,
-                     "succeeded" if result.ok else "failed", result.reason,
-                     result.duration_ms, health.check_status_text())
+            line = (f"Health check for server {backend}/{server} "
+                    f"{'succeeded' if result.ok else 'failed'}, reason: {result.reason}, "
+                    f"check duration: {result.duration_ms}ms, status: {health.check_status_text()}.")
+            log.info("%s", line)
+            for listener in self._check_listeners:
+                listener(backend, line)
         if transition is not None:
             self._on_transition(checked, transition)
 

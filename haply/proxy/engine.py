@@ -37,6 +37,7 @@ from haply.proxy.timers import Wheel
 from haply.proxy.upstream import ConnectionPool
 from haply.runtime.registry import MAINT, Registry
 from haply.admin.counters import CheckCounters
+from haply.alerts import EmailAlerts
 from haply.admin.services import compile_services
 from haply.admin.socket_server import StatsSocketError, open_stats_sockets, serve_stats_sockets
 from haply.logs import Logging
@@ -99,6 +100,8 @@ class Engine:
         self._tls: dict[socket.socket, object] = {}
         self.health: HealthChecker | None = None
         self.peer_services: list = []  # haply.peers.service.PeersService, once started
+        # e-mail alerts (haply.alerts), where this engine runs the checks and a proxy mails
+        self.email_alerts: EmailAlerts | None = None
         # Live client sessions, so a stop can close the idle ones at once.
         self.sessions: set = set()
         self.stopping = False
@@ -308,6 +311,11 @@ class Engine:
         if self.logging is not None:
             self.health.subscribe(
                 lambda event: self.logging.server_event(event, self.config.proxy(event.backend)))
+        if self.health_probing:  # the others follow these checks: one mail per change
+            self.email_alerts = EmailAlerts.for_config(self.config, self.loop)
+        if self.email_alerts is not None:
+            self.health.subscribe(self.email_alerts.server_event)
+            self.health.subscribe_checks(self.email_alerts.check_line)
         if self._stats_sockets:
             self._servers.extend(await serve_stats_sockets(self, self._stats_sockets))
 
@@ -349,6 +357,8 @@ class Engine:
         """Stop accepting. Established connections are closed by the caller's exit."""
         if self.health is not None:
             await self.health.stop()
+        if self.email_alerts is not None:
+            await self.email_alerts.close()
         for service in self.peer_services:
             await service.stop()
         for server in self._servers:

@@ -423,3 +423,50 @@ def test_old_workers_are_bounded_by_hard_stop_after(tmp_path, sockets):
                 pass
             held.close()
             assert http_get(port).status == 200
+
+
+def test_each_change_is_mailed_once_whatever_the_workers(tmp_path, sockets):
+    """E-mail alerts go from the worker that runs the checks only: a server
+    going DOWN, and an operator's drain made on another worker, give one
+    mail each (haply.alerts)."""
+    smtp = pytest.importorskip("aiosmtpd.smtp", reason="aiosmtpd is installed by the test extras")
+    from tests.support.health_backends import BackendThread
+
+    subjects = []
+
+    class Inbox:
+        async def handle_DATA(self, server, session, envelope):
+            subjects.extend(line for line in envelope.content.decode().split("\r\n")
+                            if line.startswith("Subject: "))
+            return "250 OK"
+
+    async def start_mailer():
+        import asyncio
+        server = await asyncio.get_running_loop().create_server(lambda: smtp.SMTP(Inbox()), "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+    stats, master = sockets
+    port = free_port()
+    thread = BackendThread()
+    try:
+        mailer, mailer_port = thread.run(start_mailer())
+        with echo_backends(["s1", "s2"]) as (s1, s2):
+            servers = (f"    email-alert mailers ops\n    email-alert from lb@example.org\n"
+                       f"    email-alert to ops@example.org\n    email-alert level notice\n"
+                       f"    server s1 {s1.address} check inter 100ms fall 2 rise 2\n"
+                       f"    server s2 {s2.address} check inter 100ms fall 2 rise 2\n")
+            config = master_config(port, stats, servers).replace(
+                "listen app", f"mailers ops\n    mailer smtp1 127.0.0.1:{mailer_port}\n\nlisten app")
+            with run_haply(config):
+                wait_for(lambda: len(workers_of(master)) == 2)
+                s2.stop()
+                wait_for(lambda: subjects)
+                send(master, "@1 set server app/s1 state drain")
+                wait_for(lambda: len(subjects) >= 2)
+                time.sleep(0.5)  # a copy from the other worker would have come by now
+        thread.loop.call_soon_threadsafe(mailer.close)
+    finally:
+        thread.close()
+    assert [s.split(",")[0].split(".")[0] for s in subjects] == [
+        "Subject: [HAProxy Alert] Server app/s2 is DOWN",
+        "Subject: [HAProxy Alert] Server app/s1 enters drain state"]

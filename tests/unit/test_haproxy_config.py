@@ -1145,13 +1145,15 @@ def test_every_keyword_has_a_handler_and_back():
     from haply.config.userlists import HANDLERS as USERLIST_HANDLERS
     from haply.config.peers import HANDLERS as PEERS_HANDLERS
     from haply.config.http_errors import HANDLERS as HTTP_ERRORS_HANDLERS
+    from haply.config.mailers import HANDLERS as MAILERS_HANDLERS
     assert accepted - PREPROCESSOR == (set(HANDLERS) | set(PROGRAM_HANDLERS) | set(USERLIST_HANDLERS)
-                                       | set(PEERS_HANDLERS) | set(HTTP_ERRORS_HANDLERS))
+                                       | set(PEERS_HANDLERS) | set(HTTP_ERRORS_HANDLERS)
+                                       | set(MAILERS_HANDLERS))
     assert PREPROCESSOR <= accepted
     for row in KEYWORDS.values():
         if row.status == LEGACY:
             assert KEYWORDS[row.modern].status == SUPPORTED, row.name
-        assert row.sections and set(row.sections) <= set("gdflbpueh"), row.name
+        assert row.sections and set(row.sections) <= set("gdflbpuehm"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
 
@@ -2651,6 +2653,106 @@ def test_http_errors_sections(tmp_path):
                  "9: errorfile status 999 cannot be customised: expected one of 200, 400, 401, 403, 404, "
                  "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
                  "10: http-errors section 'later' is declared twice"]
+
+
+# -------------------------------------------------------------------- mailers
+
+
+def test_mailers_and_email_alerts(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+            email-alert mailers ops
+            email-alert from haproxy@lb1.example.org
+            email-alert to ops@example.org
+        mailers ops
+            mailer smtp1 192.0.2.25:25
+            mailer smtp2 mail.example.org:587
+            timeout mail 20s
+        mailers quiet
+        backend keystone
+            email-alert level notice
+            email-alert myhostname lb1.example.org
+            server s 127.0.0.1:1 check
+        backend glance
+            server s 127.0.0.1:2 check
+        """)
+    ops, quiet = loaded.config.mailers
+    assert (ops.name, ops.timeout, [(m.name, m.host, m.port, m.location.line) for m in ops.mailers]) == (
+        "ops", 20.0, [("smtp1", "192.0.2.25", 25, 10), ("smtp2", "mail.example.org", 587, 11)])
+    assert (quiet.mailers, quiet.timeout) == ((), 10.0)  # manual 3.6: 10 seconds by default
+    keystone = loaded.config.proxy("keystone").email_alert
+    assert (keystone.mailers, keystone.sender, keystone.recipient, keystone.level, keystone.myhostname) == (
+        "ops", "haproxy@lb1.example.org", "ops@example.org", "notice", "lb1.example.org")
+    glance = loaded.config.proxy("glance").email_alert  # all from defaults: level alert, the host's name
+    assert (glance.level, glance.myhostname, glance.location.line) == ("alert", None, 6)
+    assert warnings(loaded) == []
+
+
+def test_email_alert_errors_and_warnings(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        mailers ops
+            mailer smtp1 192.0.2.25:25
+        mailers unused
+            mailer smtp1 192.0.2.26:25
+        backend b
+            email-alert mailers ops
+            email-alert level info
+            server s 127.0.0.1:1 check
+        backend c
+            email-alert mailers ops
+            email-alert from a@example.org
+            email-alert to b@example.org
+        """)
+    assert loaded.config.proxy("b").email_alert is None
+    assert warnings(loaded) == [
+        "10: 'email-alert' will be ignored for backend 'b': 'email-alert from', 'email-alert mailers' and "
+        "'email-alert to' are each needed once any email-alert line is given (missing: from, to); "
+        "HAProxy ignores it too",
+        "8: mailers section 'unused' is not used by any proxy's complete email-alert settings "
+        "(HAProxy removes it as incomplete)"]
+    assert messages(tmp_path, DEFAULTS + """\
+        mailers ops
+            mailer smtp1 192.0.2.25
+            mailer smtp2
+            mailer smtp3 192.0.2.25:25 extra
+            timeout mail soon
+            timeout connect 1s
+            bogus
+        mailers ops
+        backend b
+            email-alert
+            email-alert level verbose
+            email-alert from
+            email-alert to a@example.org b@example.org
+            email-alert frm a@example.org
+            email-alert mailers nowhere
+            email-alert from a@example.org
+            email-alert to <b@example.org>
+            email-alert myhostname -bad-
+        """) == [
+        "7: missing port in mailer 'smtp1' address '192.0.2.25': expected ADDR:PORT such as 10.0.0.11:443 or *:80",
+        "8: 'mailer' expects <name> and <addr>:<port> as arguments",
+        "9: 'mailer smtp3': unexpected 'extra' after the address",
+        "10: invalid timeout mail 'soon': expected a whole number with an optional unit among us, ms, s, m, h, d "
+        "(a bare number is milliseconds), e.g. 5s or 2000",
+        "11: 'timeout connect' is not allowed in a 'mailers' section (allowed in: defaults, listen, backend)",
+        "12: unknown keyword 'bogus' in 'mailers' section",
+        "13: mailers section 'ops' has the same name as another mailers section declared at "
+        f"{tmp_path / 'haproxy.cfg'}:6",
+        "15: 'email-alert' expects one of: from, level, mailers, myhostname, to",
+        "16: 'email-alert level' expects one of emerg, alert, crit, err, warning, notice, info, debug "
+        "(got 'verbose')",
+        "17: 'email-alert from' expects one argument",
+        "18: 'email-alert to' expects one argument (got 'a@example.org b@example.org')",
+        "19: unknown keyword 'email-alert frm' in 'backend' section; did you mean 'email-alert from'?",
+        "22: 'email-alert to' expects an e-mail address (got '<b@example.org>')",
+        "23: 'email-alert myhostname' expects a host name (got '-bad-')",
+    ]
+    assert messages(tmp_path, DEFAULTS + """\
+        backend b
+            email-alert mailers nowhere
+            email-alert from a@example.org
+            email-alert to b@example.org
+        """) == ["7: proxy 'b': unable to find mailers 'nowhere' (no mailers section has that name)"]
 
 
 def test_capture_rules(tmp_path):
