@@ -173,6 +173,7 @@ def merge(partials: list[Config]) -> Config:
             programs=tuple(result.programs) + tuple(part.programs),
             userlists=tuple(result.userlists) + tuple(part.userlists),
             peers=tuple(result.peers) + tuple(part.peers),
+            caches=tuple(result.caches) + tuple(part.caches),
             sources=result.sources + tuple(s for s in part.sources if s not in result.sources),
         )
     return result
