@@ -374,3 +374,55 @@ def test_frontend_and_backend_rules_with_compression_as_haproxy():
     answers, asked, counters = results["haproxy"]
     assert asked == 2 and counters[("fe", "FRONTEND")] == ("3", "2")
     assert "content-encoding" in answers[1][1] and "age" in answers[1][1]
+
+
+EVICTION = """\
+global
+    maxconn 1000
+    nbthread 1
+    stats socket {socket} level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+
+cache tiny
+    total-max-size 1
+    max-object-size 524288
+    max-age 60
+
+listen app
+    bind 127.0.0.1:{port}
+    http-request cache-use tiny
+    http-response cache-store tiny
+    server s1 {server}
+"""
+LARGE = "h=Cache-Control:max-age%3D60&len=400000"  # 391 blocks of the 1024
+
+
+def test_eviction_when_the_cache_is_full_as_haproxy():
+    """Three objects of 400 kB in a 1 MB cache: the third makes room by
+    dropping one of the first two. Which one, after the first was asked for
+    again, and what `show cache` then holds, are compared."""
+    steps = ["/a", "/b", "/a", "/c", "/a", "/b", "/c"]
+    results = {}
+    for name, binary in PROXIES.items():
+        directory = tempfile.mkdtemp(prefix="haply-cache-")
+        socket_path = os.path.join(directory, "stats.sock")
+        with scripted_backend(counting_server) as server:
+            port = free_port()
+            with run_haproxy(EVICTION.format(socket=socket_path, port=port, server=server.address),
+                             binary):
+                wait_socket(socket_path)
+                seen = []
+                for path in steps:
+                    answer = exchange(port, "GET", f"{path}?{LARGE}", ())
+                    seen.append((path, answer[1], answer[2]))
+                objects = show_cache(cli(socket_path, "show cache"))
+                # HAProxy keeps a large body in pieces, a few bytes each more:
+                # compared in 1 kB blocks
+                results[name] = (seen, sorted(objects), sorted(-(-size // 1024) for _, size in objects.values()))
+    assert results["haply"] == results["haproxy"]
+    assert len(results["haproxy"][1]) == 2  # never more than the cache holds
