@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from haply.admin import columns, snapshot
+from haply.http import cache
 from haply.proxy import counters, stick
 from haply.proxy.addresses import is_ip
 from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
@@ -736,6 +737,12 @@ def cmd_show_peers(api: RuntimeApi, args: list[str]) -> str:
     return "\n".join(service.describe(now, time.time()) for service in services)
 
 
+def cmd_show_cache(api: RuntimeApi, args: list[str]) -> str:
+    """HAProxy's `show cache`: each cache section and the objects it holds
+    (this worker's; arguments are ignored, as HAProxy ignores them)."""
+    return cache.show(list(getattr(api.engine, "caches", {}).values()), time.monotonic())
+
+
 def _need(args: list[str], count: int, message: str) -> None:
     if len(args) < count:
         raise CommandError(message)
@@ -755,6 +762,7 @@ _COMMANDS = [
      "remove entries from a table: all, one key, or those whose counter compares so", cmd_clear_table),
     ("set table", "admin", "set table <table> key <key> data.<type> <value> ...",
      "set counters of a table's entry (made if needed)", cmd_set_table),
+    ("show cache", "user", "show cache", "show cache status", cmd_show_cache),
     ("show peers", "user", "show peers [<section>]", "dump some information about all the peers", cmd_show_peers),
     ("show errors", "operator", "show errors", "report last request and/or response errors for each proxy", cmd_show_errors),
     ("get weight", "user", "get weight <bk>/<srv>", "report a server's current weight", cmd_get_weight),

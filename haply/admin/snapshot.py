@@ -185,6 +185,9 @@ def _compression(row: dict, proxy) -> None:
     counters = proxy.comp
     row.update(comp_in=counters.comp_in, comp_out=counters.comp_out,
                comp_byp=counters.comp_byp, comp_rsp=counters.comp_rsp)
+    cache = getattr(proxy, "cache", None)
+    if cache is not None:
+        row.update(cache_lookups=cache.lookups, cache_hits=cache.hits)
 
 
 def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:

@@ -174,6 +174,7 @@ def merge(partials: list[Config]) -> Config:
             userlists=tuple(result.userlists) + tuple(part.userlists),
             peers=tuple(result.peers) + tuple(part.peers),
             mailers=tuple(result.mailers) + tuple(part.mailers),
+            caches=tuple(result.caches) + tuple(part.caches),
             sources=result.sources + tuple(s for s in part.sources if s not in result.sources),
         )
     return result

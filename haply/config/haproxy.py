@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from haply.config import acl as acls
 from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited
-from haply.config import cpu_map, http_errors, mailers as mailer_sections, peers as peer_sections, programs, userlists
+from haply.config import caches, cpu_map, http_errors, mailers as mailer_sections, peers as peer_sections, programs, userlists
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTION_LETTERS, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup,
@@ -36,7 +36,7 @@ from haply.config.keywords import (
 )
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
-    AuthRule, BackendSwitch, Bind, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, CaptureRule, LogLevelRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
+    AuthRule, BackendSwitch, Bind, CacheRule, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, CaptureRule, LogLevelRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
     ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
     STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS, used_acls,
 )
@@ -198,6 +198,7 @@ class ProxyState:
     compression: Compression | None = None
     # email-alert SETTING -> (value, line); made an EmailAlert when complete
     email_alert: dict[str, tuple[str, Location]] = field(default_factory=dict)
+    cache_filters: list[CacheRule] = field(default_factory=list)
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -245,7 +246,7 @@ class ProxyState:
             use_server_rules=tuple(self.use_server_rules),
             captures=tuple(self.captures), http_reuse=self.http_reuse,
             tcp_request_rules=tuple(self.tcp_request_rules), inspect_delay=self.inspect_delay,
-            compression=self.compression,
+            compression=self.compression, cache_filters=tuple(self.cache_filters),
             email_alert=mailer_sections.freeze(self.email_alert, self.kind, self.name, self.location, diagnostics),
             default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
@@ -275,6 +276,7 @@ class Carry:
     peers: dict = field(default_factory=dict)  # name -> model.PeersSection
     http_errors: dict = field(default_factory=dict)  # name -> {status: response bytes}
     mailers: dict = field(default_factory=dict)  # name -> model.MailersSection
+    caches: dict = field(default_factory=dict)  # name -> model.CacheSection
 
 
 # ------------------------------------------------------------------------ parser
@@ -304,6 +306,7 @@ def parse(
     return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies),
                   programs=tuple(parser.programs), userlists=tuple(parser.userlists),
                   peers=tuple(parser.peer_sections), mailers=tuple(parser.mailer_sections),
+                  caches=tuple(parser.cache_sections),
                   sources=(filename,))
 
 
@@ -318,6 +321,7 @@ class _Parser:
         self.userlists: list = []  # model.Userlist, see haply.config.userlists
         self.peer_sections: list = []  # model.PeersSection, see haply.config.peers
         self.mailer_sections: list = []  # model.MailersSection, see haply.config.mailers
+        self.cache_sections: list = []  # model.CacheSection, see haply.config.caches
         self.section: str | None = None  # "global", "defaults", "frontend", ...
         self.current: ProxyState | None = None
         self.skipping = False  # inside a section haply refuses
@@ -444,6 +448,9 @@ class _Parser:
         if kind == "mailers":
             self.current = mailer_sections.open_section(args, line.location)
             return
+        if kind == "cache":
+            self.current = caches.open_section(args, line.location)
+            return
         name, parent, legacy_address = None, None, None
         rest = list(args)
         if rest and rest[0] != "from":
@@ -541,6 +548,11 @@ class _Parser:
         elif state is not None and self.section == "mailers":
             try:
                 self.mailer_sections.append(mailer_sections.close_section(state, self.carry.mailers))
+            except ParseError as error:
+                self.diagnostics.error(state.location, str(error))
+        elif state is not None and self.section == "cache":
+            try:
+                self.cache_sections.append(caches.close_section(state, self.carry.caches))
             except ParseError as error:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "peers":
@@ -1781,6 +1793,33 @@ def _log_level_rule(family: str):
     return handler
 
 
+def _cache_rule(family: str, action: str):
+    """`http-request cache-use NAME` and `http-response cache-store NAME`
+    [if|unless CONDITION]: the name is checked against the cache sections
+    once every file is read (`_check_cache_references`)."""
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        before, condition = _condition(state, args)
+        words = _texts(before)
+        if not words:
+            raise ParseError(f"'{family} {action}' expects a cache name")
+        if len(words) > 1:
+            raise ParseError(f"'{family} {action}' expects either 'if' or 'unless' followed by a "
+                             f"condition but found '{words[1]}'")
+        rules = state.http_request_rules if family == "http-request" else state.http_response_rules
+        rules.append(CacheRule(action, words[0], condition, line.location))
+    return handler
+
+
+def _filter_cache(parser, state: ProxyState, args, line, negated) -> None:
+    """`filter cache NAME`: what cache-use and cache-store imply; HAProxy
+    refuses the same cache declared twice in a proxy."""
+    name = _one("filter cache", args, "the name of a cache section")
+    if any(rule.cache == name for rule in state.cache_filters):
+        raise ParseError(f"'filter' : '{state.name}: multiple explicit declarations of the cache "
+                         f"filter '{name}''")
+    state.cache_filters.append(CacheRule("filter", name, None, line.location))
+
+
 def _declare(parser, state: ProxyState, args, line, negated) -> None:
     """`declare capture request|response len N`: a capture slot for capture rules."""
     words = _texts(args)
@@ -2592,6 +2631,9 @@ HANDLERS: dict[str, Handler] = {
     "http-request set-log-level": _log_level_rule("http-request"),
     "http-response set-log-level": _log_level_rule("http-response"),
     "http-request capture": _capture_rule("http-request"),
+    "http-request cache-use": _cache_rule("http-request", "cache-use"),
+    "http-response cache-store": _cache_rule("http-response", "cache-store"),
+    "filter cache": _filter_cache,
     "http-response capture": _capture_rule("http-response"),
     "http-reuse": _http_reuse,
     "compression algo": _compression("algo"),
@@ -2639,6 +2681,7 @@ SECTION_HANDLERS: dict[str, dict[str, Handler]] = {
     "peers": peer_sections.HANDLERS,
     "http-errors": http_errors.HANDLERS,
     "mailers": mailer_sections.HANDLERS,
+    "cache": caches.HANDLERS,
 }
 
 
@@ -2681,6 +2724,18 @@ def _check_server_references(proxy: Proxy, backends: dict, diagnostics: Diagnost
                               f"named '{server}'")
 
 
+def _check_cache_references(proxy: Proxy, names: set[str], diagnostics: Diagnostics) -> None:
+    """cache-use, cache-store and `filter cache` name a cache section of any
+    file (HAProxy finds it after the proxy too)."""
+    rules = [rule for rule in (*proxy.http_request_rules, *proxy.http_response_rules,
+                               *proxy.cache_filters) if isinstance(rule, CacheRule)]
+    for rule in rules:
+        if rule.cache not in names:
+            what = "the filter 'cache'" if rule.action == "filter" else f"'{rule.action}'"
+            diagnostics.error(rule.location, f"proxy '{proxy.name}': unable to find the cache "
+                              f"'{rule.cache}' referenced by {what}")
+
+
 def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagnostics) -> None:
     """http_auth(L) and http_auth_group(L) G... name a userlist L, and groups of it."""
     for acl in used_acls(proxy):
@@ -2702,8 +2757,10 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
     mailer_sections.check_references(config, diagnostics)
     userlists = {userlist.name: userlist for userlist in config.userlists}
     _check_sticky_counters(config, diagnostics)
+    cache_names = {cache.name for cache in config.caches}
     for proxy in config.proxies:
         _check_userlist_references(proxy, userlists, diagnostics)
+        _check_cache_references(proxy, cache_names, diagnostics)
         _check_response_conditions(proxy, diagnostics)
     frontends: dict[str, Proxy] = {}
     backends: dict[str, Proxy] = {}

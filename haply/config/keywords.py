@@ -8,7 +8,7 @@ user reads "not supported by haply" instead of "unknown keyword", and nothing is
 ever silently ignored.
 
 Sections are written as letters: g global, d defaults, f frontend, l listen,
-b backend, p program, u userlist, e peers, h http-errors, m mailers. Synopses and meanings follow HAProxy 2.6's configuration manual.
+b backend, p program, u userlist, e peers, h http-errors, m mailers, c cache. Synopses and meanings follow HAProxy 2.6's configuration manual.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ LEGACY = "legacy"  # accepted with a warning naming the modern form
 UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear error
 
 SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program",
-                 "u": "userlist", "e": "peers", "h": "http-errors", "m": "mailers"}
+                 "u": "userlist", "e": "peers", "h": "http-errors", "m": "mailers",
+                 "c": "cache"}
 SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist", "peers",
-            "http-errors", "mailers")
+            "http-errors", "mailers", "cache")
 # Handled by lexer.apply_conditions before the parser sees the lines.
 PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
-    "resolvers", "cache", "ring",
+    "resolvers", "ring",
     "fcgi-app", "log-forward",
 )
 
@@ -260,6 +261,26 @@ def _rows() -> list[Keyword]:
           "Compress only responses whose Content-Type starts with one of these types (a backend's list takes precedence over its frontend's)."),
         K("compression offload", "dflb", "",
           "Remove Accept-Encoding from the requests that haply compresses the answer to, so that servers never compress (ignored in defaults, as in HAProxy)."),
+        K("total-max-size", "c", "<megabytes>",
+          "The cache's size in RAM (1 to 4095 MB), in 1 kB blocks; the least recently used objects make room."),
+        K("max-object-size", "c", "<bytes>",
+          "The largest object the cache stores, head included (at most half the total; a 256th of it by default)."),
+        K("max-age", "c", "<seconds>",
+          "The longest an object stays (default 60): the response's s-maxage, max-age or Expires, at most this."),
+        K("process-vary", "c", "on|off",
+          "Store responses with a Vary on accept-encoding and referer (off: a response with Vary is not stored)."),
+        K("max-secondary-entries", "c", "<number>",
+          "The most variants of one URL the cache keeps with process-vary on (default 10)."),
+        K("http-request cache-use", "flb", "<cache> [if|unless <cond>]",
+          "Answer a GET or HEAD from the cache when it holds a fresh object for its host and URI (a hit is logged "
+          "with server <CACHE>); a 304 for a matching If-None-Match or If-Modified-Since. Also computes the key "
+          "cache-store needs."),
+        K("http-response cache-store", "flb", "<cache> [if|unless <cond>]",
+          "Store a cacheable 200 answer to a GET (with an expiry or a validator, without no-cache, no-store or "
+          "private, not too large), with the fields the http-response rules above it left."),
+        K("filter cache", "flb", "<cache>",
+          "Declare the cache filter explicitly (optional: cache-use and cache-store imply it); other filters are "
+          "not supported."),
         K("tcp-request", "flb", "connection|session|content accept|reject|track-sc0|1|2 <key> [table <table>]"
           "|sc-inc-gpc0|1(<sc-id>)|sc-set-gpt0(<sc-id>) <integer> [if|unless <cond>] | inspect-delay <time>",
           "Accept or refuse a connection by its addresses (src, dst, dst_port) and sticky counters, in order; rejects count in "

@@ -659,6 +659,7 @@ class Proxy:
     inspect_delay: float | None = None  # tcp-request inspect-delay (rules read no payload)
     compression: Compression | None = None  # None: no `compression` line here or in defaults
     email_alert: EmailAlert | None = None  # None: no mail (incomplete settings are warned about)
+    cache_filters: tuple[CacheRule, ...] = ()  # explicit `filter cache NAME` lines
 
     @property
     def is_frontend(self) -> bool:
@@ -795,6 +796,33 @@ class MailersSection:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSection:
+    """A `cache NAME` section (manual 6.2.1): a store of small objects that
+    proxies fill with `http-response cache-store NAME` and answer from with
+    `http-request cache-use NAME` (haply.http.cache)."""
+
+    name: str
+    total_max_size: int  # bytes (the section says megabytes)
+    max_object_size: int  # bytes; a 256th of the total when not set
+    max_age: int = 60  # seconds
+    process_vary: bool = False
+    max_secondary_entries: int = 10
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRule:
+    """`http-request cache-use NAME` or `http-response cache-store NAME`
+    (action "cache-use" | "cache-store"), or an explicit `filter cache NAME`
+    (action "filter", kept for the reference checks only)."""
+
+    action: str
+    cache: str
+    condition: Condition | None = None
+    location: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     global_: Global = Global()
     proxies: tuple[Proxy, ...] = ()
@@ -804,6 +832,7 @@ class Config:
     userlists: tuple[Userlist, ...] = ()
     peers: tuple[PeersSection, ...] = ()
     mailers: tuple[MailersSection, ...] = ()
+    caches: tuple[CacheSection, ...] = ()
     sources: tuple[str, ...] = ()
 
     def proxy(self, name: str) -> Proxy | None:
@@ -822,8 +851,8 @@ class Config:
 
 
 __all__ = [
-    "Acl", "AuthRule", "Bind", "BackendSwitch", "Condition", "Config", "EmailAlert", "ForwardFor", "Global",
-    "Mailer", "MailersSection", "OriginalTo", "Peer", "PeersSection",
+    "Acl", "AuthRule", "Bind", "BackendSwitch", "CacheRule", "CacheSection", "Condition", "Config", "EmailAlert",
+    "ForwardFor", "Global", "Mailer", "MailersSection", "OriginalTo", "Peer", "PeersSection",
     "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
     "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
 ]

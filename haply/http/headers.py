@@ -433,6 +433,10 @@ def _apply_in_order(ops: Sequence[HeaderOp], headers: Headers, ctx) -> list[tupl
     return fields
 
 
+# The fields a prefix of the rules leaves (the cache stores them, haply.proxy.caching).
+apply_in_order = _apply_in_order
+
+
 def _run_ops(ops: Sequence[HeaderOp], ctx) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
     """Apply rules in order: (names deleted from the message, fields appended)."""
     deleted: set[bytes] = set()

@@ -16,6 +16,7 @@ import collections
 import time
 
 from haply.logs.formats import retries_field
+from haply.proxy.caching import CACHE_SERVER
 from haply.proxy.byte_counts import CountingTransport, byte_counted_session
 from haply.logs.logger import Exchange
 
@@ -111,6 +112,9 @@ def logged_http_session(base):
                 # HAProxy logs a tarpitted request without TR (its time in the
                 # tarpit is its Tw)
                 self.log_queue[0].headers_at = None
+            elif server is CACHE_SERVER and self.log_queue:
+                # an answer from the cache has its Tr, as a server's has
+                self.log_queue[0].response_at = self.loop.time()
             self._log(request, status, termination or LOCAL_TERMINATION.get(status, "LR--"), server)
 
         def _ended(self, request, termination) -> None:

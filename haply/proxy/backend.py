@@ -21,7 +21,7 @@ from haply.balance.hashing import HashBalancer
 from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
-from haply.proxy import proxy_header
+from haply.proxy import caching, proxy_header
 from haply.proxy.conditions import compile_condition, compile_tcp_rules, stick_table
 from haply.proxy.stick import Stickiness, StickTable
 from haply.runtime.registry import Registry, ServerState
@@ -45,7 +45,7 @@ class BackendRuntime:
     # Slots: read on every request, and past 30 attributes CPython gives an
     # instance a plain dictionary, slower to read than slots or shared keys.
     __slots__ = ("_balances_freely", "_queue", "_server_queues", "balancer", "bytes_in",
-                 "bytes_out", "client_aborts", "comp", "connect_errors", "connect_timeout",
+                 "bytes_out", "cache", "client_aborts", "comp", "connect_errors", "connect_timeout",
                  "content_rules", "current_sessions",
                  "denied", "dequeued", "fullconn", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
@@ -153,6 +153,7 @@ class BackendRuntime:
         self.bytes_in = 0
         self.bytes_out = 0
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
+        self.cache = caching.Counters()  # cache_lookups, cache_hits of its own cache-use rules
 
     # ----------------------------------------------------------------- slots
 

@@ -213,12 +213,15 @@ def first_answer(compiled, request):
     """first_match over a proxy's answering rules, among which those that
     rewrite the request line (haply.http.rewrite.LineRewrite) and the sticky
     counter actions (compile_answers) are applied as they come, so that each
-    rule sees the request as the ones above left it."""
+    rule sees the request as the ones above left it. Such a step may answer
+    all the same (cache-use, when the cache holds the object)."""
     for test, rule in compiled:
         if test is None or test(request):
             if rule.action != "rewrite":
                 return rule
-            rule.apply(request)
+            answer = rule.apply(request)
+            if answer is not None:
+                return answer
     return None
 
 

@@ -17,7 +17,7 @@ from collections import deque
 
 from haply.config.model import STICK_BYTES, Config
 from haply.health import HealthChecker
-from haply.http import framing
+from haply.http import cache, framing
 from haply.proxy.addresses import AddressError, initial_address
 from haply.limits import RESERVED_DESCRIPTORS
 from haply.proxy.backend import BackendRuntime
@@ -90,6 +90,10 @@ class Engine:
             proxy.name: StickTable(proxy.stick_table) for proxy in config.proxies
             if proxy.stick_table is not None}
         use_tables(self.tables, loop.time)
+        # Every cache section's objects (haply.http.cache), by name: each
+        # worker process keeps its own.
+        self.caches: dict[str, cache.Store] = {
+            section.name: cache.Store(cache.Settings.of(section)) for section in config.caches}
         self.frontends: dict[str, FrontendRuntime] = {}
         self._routers: dict[str, Router] = {}  # a frontend's, shared by its listeners
         # (frontend, socket, its Listener or None, its listen queue)
@@ -177,7 +181,9 @@ class Engine:
         router = self._routers.get(proxy.name)
         if router is None:
             try:
-                router = Router(proxy, self.backends, self.errors)
+                frontend = self.frontends.get(proxy.name)
+                router = Router(proxy, self.backends, self.errors, self.caches,
+                                frontend.cache if frontend is not None else None)
             except ValueError as exc:
                 raise StartError(str(exc)) from exc
             router.services = compile_services(self, proxy)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from haply.config.model import Proxy
 from haply.http import compression
+from haply.proxy import caching
 from haply.proxy.conditions import compile_inspecting_rules, compile_tcp_rules, rejects
 from haply.proxy.gate import Gate
 from haply.proxy.connection import SourceKey
@@ -57,6 +58,7 @@ class FrontendRuntime:
         self.denied_connections = 0  # by tcp-request connection|session rules (dcon, dses)
         self.denied_sessions = 0
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
+        self.cache = caching.Counters()  # cache_lookups, cache_hits of its cache-use rules
         # `option socket-stats`: each listening address's counters, in bind order
         self.listeners: list[Listener] = []
         # tcp-request rules by stage, in HAProxy's order: for each stage the

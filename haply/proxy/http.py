@@ -18,16 +18,18 @@ connection failures are on by default, within `retries`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 import httptools
 
-from haply.http import compression, framing, responses
+from haply.http import cache, compression, framing, responses
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
 from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
 from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
                                 SampleContext)
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
+from haply.proxy import caching
 from haply.http.rewrite import split_target
 from haply.proxy.conditions import first_answer, first_match, rejects
 from haply.proxy.counters import Tracking
@@ -94,7 +96,10 @@ class Request:
                  # (haply.proxy.variables)
                  "vars",
                  # its log line's level, when a set-log-level rule gave one
-                 "log_level")
+                 "log_level",
+                 # set only by an http-request cache-use rule: its key, for
+                 # cache-store (haply.proxy.caching.Pending)
+                 "cache")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -270,6 +275,8 @@ class HttpSession(asyncio.Protocol):
     tarpitted: tuple | None = None
     # The body being compressed (haply.http.compression), else None.
     encoder: compression.Encoder | None = None
+    # The answer being stored by cache-store (haply.proxy.caching.Filling), else None.
+    filling: caching.Filling | None = None
     exchanges = 0  # finished on this connection (the next is not its first)
     # `http-reuse never`: this client's own idle server connection
     private: UpstreamConnection | None = None
@@ -1101,6 +1108,9 @@ class HttpSession(asyncio.Protocol):
         if head is None:
             head = writer.write(version, sent, reason or upstream.reason, upstream.headers, body,
                                 keep_client, request.version, request, upgrade)
+        if route.cache_store is not None:
+            self.filling = None if upgrade else caching.start_filling(
+                route.cache_store, request, status, upstream.reason, upstream.headers, body)
         if route.cookie is not None and not upgrade:
             server = request.server
             head, flag = route.cookie.edit_response(head, request.method_bytes, status, server,
@@ -1151,6 +1161,9 @@ class HttpSession(asyncio.Protocol):
                 encoder.feed(body)  # sent by the flush after this read
         else:
             self.out.append(body)
+        filling = self.filling
+        if filling is not None and not filling.add(body):
+            self.filling = None  # over max-object-size: not stored
         size = len(body)
         self.frontend.bytes_out += size
         self.requests[0].server.bytes_out += size
@@ -1165,9 +1178,16 @@ class HttpSession(asyncio.Protocol):
         if out:  # flush(), inline: once per response
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
+        if self.filling is not None:
+            self._stored()
         if upstream.tunnel:
             return
         self._finish_exchange(request, upstream, reusable=self.upstream_reusable and request.complete)
+
+    def _stored(self) -> None:
+        """The answer cache-store was gathering is complete: into the cache."""
+        filling, self.filling = self.filling, None
+        filling.commit(time.monotonic())
 
     def flush(self) -> None:
         """Write what the last server read produced (called after each read)."""
@@ -1332,6 +1352,8 @@ class HttpSession(asyncio.Protocol):
         if self.response_started:
             if self.response_until_close:
                 # The body ran until close: that was its end.
+                if self.filling is not None:
+                    self._stored()
                 self._finish_exchange(request, upstream, reusable=False)
                 return
             self._broken_off("SD--")
@@ -1524,6 +1546,7 @@ class HttpSession(asyncio.Protocol):
         Counted as HAProxy counts it (cli_abrt, or srv_abrt and eresp, on the
         server) and logged with `termination`, before the session closes."""
         request = self.requests[0]
+        self.filling = None  # a broken answer is not stored
         if not self.response_started:
             request.backend.unanswered += 1
         request.server.count_abort(termination, response_error=True)
@@ -1560,6 +1583,9 @@ class HttpSession(asyncio.Protocol):
                     request.tried = request.cookie_server
                 else:
                     request.cookie_flags = "N-"
+        if action == "cache-hit":
+            self._serve_cached(request, rule.entry, route)
+            return
         if action == "redirect":
             self._redirect(request, rule)
             return
@@ -1584,6 +1610,40 @@ class HttpSession(asyncio.Protocol):
                 return
             termination = "PR--"  # the proxy refused the request
         self._answer_with(request, rule, errorfiles, termination)
+
+    def _serve_cached(self, request: Request, entry: cache.Entry, route) -> None:
+        """An answer from the cache (cache-use found the object): its stored
+        head through the http-response rules, with its age; logged with the
+        server <CACHE>, as HAProxy logs it. No server is contacted."""
+        answer = cache.answer(entry, request.method_bytes, request.headers, time.monotonic())
+        writer = route.response_writer if route is not None else self.router.cache_writer
+        keep_alive = (request.keep_alive and answer.framing.kind != framing.UNTIL_CLOSE
+                      and (route is None or route.client_mode != framing.CLOSE))
+        head = writer.write("1.1", answer.status, answer.reason, answer.fields, answer.framing,
+                            keep_alive, request.version, request)
+        message = head + answer.body
+        policy = route.compression if route is not None else self.router.cache_compression
+        if policy is not None and answer.body and answer.framing.kind == framing.LENGTH:
+            message = self._compressed_hit(request, policy, message, route)
+        request.tried = caching.CACHE_SERVER
+        request.t_wait = request.t_connect = 0
+        self._respond_local(answer.status, message, keep_alive=keep_alive, termination="LR--")
+
+    def _compressed_hit(self, request: Request, policy: compression.Policy, message: bytes,
+                        route) -> bytes:
+        """A hit goes through `compression` as a server's answer does: the
+        cache keeps what the server sent, HAProxy compresses each hit."""
+        algorithm, _ = compression.select(policy, request.headers)
+        if algorithm is None:
+            return message
+        done = compression.compress_whole(policy, algorithm, request.version, message)
+        if done is None:
+            return message
+        message, taken, made = done
+        self.frontend.comp.add(algorithm.wbits is not None, taken, made, True)
+        if route is not None:
+            route.backend.comp.add(algorithm.wbits is not None, taken, made, True)
+        return message
 
     def _answer_with(self, request: Request, rule, errorfiles: dict[int, bytes],
                      termination: str | None) -> None:

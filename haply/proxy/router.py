@@ -13,17 +13,19 @@ from collections import deque
 from dataclasses import dataclass
 
 from haply.balance import hashes_requests
-from haply.config.model import CaptureRule, CounterRule, LogLevelRule, Proxy, VariableRule
+from haply.config.model import CacheRule, CaptureRule, CounterRule, LogLevelRule, Proxy, VariableRule
 from haply.http import (connection_modes, for_route, route_errorfiles,
                         server_keep_alive)
 from haply.http.compression import Policy, policy_for
-from haply.http.headers import RequestHeadWriter, ResponseHeadWriter, compile_value, response_rules_of
+from haply.http.headers import (RequestHeadWriter, ResponseHeadWriter, compile_header_rules, compile_value,
+                                response_rules_of)
 from haply.admin.errors import capture
 from haply.http.responses import status_reason
 from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
 from haply.proxy.conditions import CounterStep, compile_condition, compile_response_condition
 from haply.logs import unique_id
 from haply.logs.captures import Captures
+from haply.proxy.caching import CacheStore, CacheUse, Counters
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
 from haply.proxy.samples import CaptureStep, LogLevelStep, VariableStep
@@ -67,15 +69,22 @@ class Route:
     # order (the last that applies wins), and among them the response's
     # set-var rules: (predicate or None, None, VariableStep); None without any.
     status_rules: list | None = None
+    # `http-response cache-store` rules of the pair (haply.proxy.caching.CacheStore),
+    # backend's then frontend's; None without any.
+    cache_store: list | None = None
 
 
 class Router:
     # Local answers (stats page, prometheus-exporter) set by the engine, or None.
     services = None
 
-    def __init__(self, proxy: Proxy, backends: dict, errors: deque | None = None):
+    def __init__(self, proxy: Proxy, backends: dict, errors: deque | None = None,
+                 caches: dict | None = None, cache_counters: Counters | None = None):
         self.proxy = proxy
         self.backends = backends
+        # Each cache section's store (haply.http.cache.Store) by name, and the
+        # frontend's cache_lookups/cache_hits.
+        self.caches = caches if caches is not None else {}
         self.errors = errors if errors is not None else deque(maxlen=ERROR_HISTORY)
         self.errorfiles = dict(proxy.errorfiles)  # before a backend is chosen
         # (test, backend name, or for a name made per request (`%[...]`) a
@@ -89,7 +98,14 @@ class Router:
         self.redirects = compile_redirects(proxy.redirects)
         # `http-request deny | return | redirect` rules, in file order, evaluated before
         # the `redirect` lines as in HAProxy.
-        self.answers = compile_answers(proxy)
+        self.answers = compile_answers(proxy, self.caches, cache_counters or Counters())
+        # What a hit of the frontend's own cache-use rules is written with
+        # (its http-response rules run on it, as HAProxy runs them); None without any.
+        self.cache_writer = None
+        self.cache_compression = None  # and compressed with the frontend's `compression`
+        if any(isinstance(rule, CacheRule) for rule in proxy.http_request_rules):
+            self.cache_writer = for_route(proxy, proxy, compile_condition, compile_response_condition)[1]
+            self.cache_compression = policy_for(proxy.compression, None)
         # `monitor-uri`: answered by haply itself, for an external load balancer
         # or a health probe of the proxy (HAProxy's exact answer).
         self.monitor_uri = proxy.monitor_uri.encode() if proxy.monitor_uri else None
@@ -126,7 +142,7 @@ class Router:
                       retry_on, frozenset(int(t) for t in retry_on if t.isdigit()))
         if bproxy.name != frontend.name:
             route.redirects = compile_redirects(bproxy.redirects)
-            route.answers = compile_answers(bproxy)
+            route.answers = compile_answers(bproxy, self.caches, getattr(backend, "cache", None) or Counters())
         # a connection that began with one client's PROXY header serves that
         # client alone (HAProxy makes such connections private too)
         route.reuse = ("never" if any(server.send_proxy for server in bproxy.servers)
@@ -141,6 +157,7 @@ class Router:
             (compile_response_condition(rule.condition), None, _response_step(rule))
             for rule in response_rules_of(frontend, bproxy)
             if rule.action == "set-status" or isinstance(rule, RESPONSE_STEPS)] or None
+        route.cache_store = compile_cache_store(frontend, bproxy, self.caches)
         if bproxy.cookie is not None and bproxy.mode == "http":
             route.cookie = CookieRouting(bproxy.cookie, backend.servers)
         return route
@@ -187,13 +204,18 @@ def _response_step(rule):
     return CaptureStep(rule) if isinstance(rule, CaptureRule) else LogLevelStep(rule)
 
 
-def compile_answers(proxy: Proxy):
+def compile_answers(proxy: Proxy, caches: dict | None = None, cache_counters: Counters | None = None):
     """A proxy's http-request rules that answer the request themselves (`deny`,
-    `return`, `redirect`, `auth`) and those that rewrite its line (`set-path`
-    ...), compiled in file order (None: it has none): see `first_answer`."""
+    `return`, `redirect`, `auth`, and `cache-use` on a hit) and those that
+    rewrite its line (`set-path` ...), compiled in file order (None: it has
+    none): see `first_answer`."""
     compiled = []
     for rule in proxy.http_request_rules:
-        if rule.action in ANSWERING_ACTIONS:
+        if isinstance(rule, CacheRule):
+            compiled.append((compile_condition(rule.condition),
+                             CacheUse(_store(caches, rule), cache_counters or Counters(),
+                                      (proxy.kind, proxy.name))))
+        elif rule.action in ANSWERING_ACTIONS:
             compiled.append((compile_condition(rule.condition), rule))
         elif isinstance(rule, CounterRule):
             compiled.append((compile_condition(rule.condition), CounterStep(rule)))
@@ -208,6 +230,29 @@ def compile_answers(proxy: Proxy):
             compiled.append((compile_condition(rule.condition),
                              LineRewrite(rule.action, compile_value(rule.value, True), regex)))
     return compiled or None
+
+
+def compile_cache_store(frontend: Proxy, backend: Proxy, caches: dict) -> list | None:
+    """The cache-store rules among a pair's http-response rules (the
+    backend's, then the frontend's), each with the header rules above it,
+    whose fields it stores, and its proxy (None: none)."""
+    rules = response_rules_of(frontend, backend)
+    own = len(rules) - len(frontend.http_response_rules)  # the backend's come first
+    compiled = []
+    for index, rule in enumerate(rules):
+        if isinstance(rule, CacheRule) and rule.action == "cache-store":
+            owner = backend if index < own else frontend
+            edits = compile_header_rules(rules[:index], compile_response_condition)
+            compiled.append(CacheStore(compile_response_condition(rule.condition), _store(caches, rule),
+                                       edits, (owner.kind, owner.name)))
+    return compiled or None
+
+
+def _store(caches: dict | None, rule: CacheRule):
+    store = (caches or {}).get(rule.cache)
+    if store is None:
+        raise ValueError(f"{rule.location}: no cache section named '{rule.cache}'")
+    return store
 
 
 def retry_policy(configured: frozenset[str] | None) -> frozenset[str]:

@@ -1146,14 +1146,15 @@ def test_every_keyword_has_a_handler_and_back():
     from haply.config.peers import HANDLERS as PEERS_HANDLERS
     from haply.config.http_errors import HANDLERS as HTTP_ERRORS_HANDLERS
     from haply.config.mailers import HANDLERS as MAILERS_HANDLERS
+    from haply.config.caches import HANDLERS as CACHE_HANDLERS
     assert accepted - PREPROCESSOR == (set(HANDLERS) | set(PROGRAM_HANDLERS) | set(USERLIST_HANDLERS)
                                        | set(PEERS_HANDLERS) | set(HTTP_ERRORS_HANDLERS)
-                                       | set(MAILERS_HANDLERS))
+                                       | set(MAILERS_HANDLERS) | set(CACHE_HANDLERS))
     assert PREPROCESSOR <= accepted
     for row in KEYWORDS.values():
         if row.status == LEGACY:
             assert KEYWORDS[row.modern].status == SUPPORTED, row.name
-        assert row.sections and set(row.sections) <= set("gdflbpuehm"), row.name
+        assert row.sections and set(row.sections) <= set("gdflbpuehmc"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
 
@@ -2753,6 +2754,103 @@ def test_email_alert_errors_and_warnings(tmp_path):
             email-alert from a@example.org
             email-alert to b@example.org
         """) == ["7: proxy 'b': unable to find mailers 'nowhere' (no mailers section has that name)"]
+# --------------------------------------------------------------------- caches
+
+
+def test_cache_sections_and_rules(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        listen app
+            bind :80
+            filter cache static
+            http-request cache-use static if { path_beg /static }
+            http-response add-header X-A a
+            http-response cache-store static unless { status 404 }
+            server s 127.0.0.1:1
+        cache static
+            total-max-size 4
+            max-object-size 10000
+            max-age 240
+            process-vary on
+            max-secondary-entries 3
+        cache small
+            total-max-size 1
+        """)
+    config = loaded.config
+    static, small = config.caches
+    assert (static.name, static.total_max_size, static.max_object_size, static.max_age,
+            static.process_vary, static.max_secondary_entries) == ("static", 4 << 20, 10000, 240, True, 3)
+    # a 256th of the size by default, HAProxy's other defaults
+    assert (small.max_object_size, small.max_age, small.process_vary, small.max_secondary_entries) == (
+        4096, 60, False, 10)
+    app = config.proxy("app")
+    use, = [rule for rule in app.http_request_rules if rule.action == "cache-use"]
+    store = app.http_response_rules[-1]
+    assert (use.cache, store.action, store.cache, store.condition.unless) == ("static", "cache-store", "static", True)
+    assert [rule.cache for rule in app.cache_filters] == ["static"]
+
+
+def test_cache_errors_as_haproxy(tmp_path):
+    """The messages follow `haproxy -c` (2.6); a name is checked once every
+    section is read, as HAProxy finds caches declared after the proxy."""
+    assert messages(tmp_path, DEFAULTS + """\
+        cache c1
+            total-max-size 4
+        cache c1
+            total-max-size 4
+        cache
+        cache c2 extra
+        cache c3
+            max-age 3
+        cache c4
+            total-max-size 4096
+        cache c5
+            total-max-size 4
+            max-object-size 3000000
+            max-secondary-entries 0
+            max-age 10 20
+        listen app
+            bind :80
+            http-request cache-use
+            http-request cache-use c1 foo
+            http-request cache-use nosuch
+            http-response cache-store missing if { status 200 }
+            filter cache c1
+            filter cache c1
+            filter cache gone
+            filter compression
+            server s 127.0.0.1:1
+        """) == [
+        "8: Duplicate cache name 'c1' (first at " + str(tmp_path / "haproxy.cfg") + ":6)",
+        "10: 'cache' expects a <name> argument",
+        "11: 'cache' cannot handle unexpected argument 'extra'",
+        "12: Size not specified for cache 'c3': 'total-max-size' is mandatory",
+        "15: \"total-max-size\" (4096) must not be greater than 4095",
+        "14: Size not specified for cache 'c4': 'total-max-size' is mandatory",
+        "19: max-secondary-entries wrong value '0': it must be strictly positive",
+        "20: 'max-age' cannot handle unexpected argument '20'",
+        "16: cache 'c5': \"max-object-size\" is limited to an half of \"total-max-size\" => 2097152",
+        "23: 'http-request cache-use' expects a cache name",
+        "24: 'http-request cache-use' expects either 'if' or 'unless' followed by a condition but found 'foo'",
+        "28: 'filter' : 'app: multiple explicit declarations of the cache filter 'c1''",
+        "30: 'filter' is not supported by haply",
+        # once every file is read
+        "25: proxy 'app': unable to find the cache 'nosuch' referenced by 'cache-use'",
+        "26: proxy 'app': unable to find the cache 'missing' referenced by 'cache-store'",
+        "29: proxy 'app': unable to find the cache 'gone' referenced by the filter 'cache'",
+    ]
+
+
+def test_cache_settings_haproxy_only_warns_about(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        cache c
+            total-max-size 2
+            max-age soon
+            process-vary yes
+        """)
+    cache, = loaded.config.caches
+    assert (cache.max_age, cache.process_vary) == (60, False)
+    assert warnings(loaded) == ["8: 'max-age' expects an age parameter in seconds (keeping 60)",
+                                "9: 'process-vary' expects \"on\" or \"off\" (enable or disable vary processing)"]
 
 
 def test_capture_rules(tmp_path):
