@@ -327,6 +327,22 @@ class ProxyLog:
             pid=self.logging.pid, request_counter=number, log_counter=lines)
         self.logging.send(self.targets, "info", self.render(record))
 
+    # ------------------------------------------------------- connections
+
+    def connection_error(self, listener: str, client: tuple | None, wall: float, message: str,
+                         null: bool = False) -> None:
+        """A connection that ended before it became a session (its PROXY
+        header missing, malformed or late): HAProxy's line for it, whatever
+        the log format, `client_ip:port [accept date] frontend/listener:
+        message`; `null`, it sent nothing at all (not logged under
+        dontlognull)."""
+        if null and self.dontlognull:
+            return
+        self.lines += 1
+        host, port = (client[0], client[1]) if client else ("", "")
+        self.logging.send(self.targets, "info", f"{host}:{port} [{formats.accept_date(wall)}] "
+                                                f"{self.proxy.name}/{listener}: {message}")
+
     # -------------------------------------------------------------- TCP
 
     def tcp_done(self, frontend, client: tuple | None, local: tuple | None, backend, server,
