@@ -348,11 +348,13 @@ class ProxyLog:
     def tcp_done(self, frontend, client: tuple | None, local: tuple | None, backend, server,
                  begin: float, wall: float, now: float, bytes_in: int, bytes_out: int,
                  termination: str = "--", t_wait: int = 0, t_connect: int = 0,
-                 retries: int | str = 0, queue_positions: tuple | None = None) -> None:
+                 retries: int | str = 0, queue_positions: tuple | None = None,
+                 ssl: bool = False) -> None:
         """client, local: the connection's two addresses; t_wait, t_connect: ms
         in the backend's queue and to connect (Tw, Tc), -1 when the connection
         never got there; retries: the %rc field; queue_positions: %sq and %bq,
-        if it waited in a queue."""
+        if it waited in a queue; ssl: it came over TLS (`bind ... ssl`: the
+        frontend's name ends with "~")."""
         # HAProxy numbers every session (%rt), logged or not
         number = self.logging.request_counter
         self.logging.request_counter = number + 1
@@ -367,7 +369,7 @@ class ProxyLog:
         record = Record(
             client_ip=client[0] if client else "", client_port=client[1] if client else "",
             frontend_ip=local[0] if local else "", frontend_port=local[1] if local else "",
-            frontend=frontend.name, ssl=False,
+            frontend=frontend.name, ssl=ssl,
             backend=backend.name if backend is not None else frontend.name,
             server=server.name if server is not None else "<NOSRV>",
             server_ip=server.host if server is not None else "",

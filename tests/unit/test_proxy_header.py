@@ -95,13 +95,17 @@ def test_beginnings_need_more():
     for data in (b"", b"P", b"PROX", b"PROXY ", b"PROXY TCP4 1.2.3.4", V2_SIGNATURE[:5],
                  V2_SIGNATURE, v2(addresses=FOUR)[:20], v2(addresses=FOUR, length=600)):
         assert parse(data) is None, data
+    # as HAProxy 2.6 judges them: anything shorter than a v2 header's fixed
+    # part that is no v1 line may still be one (it logs them as truncated)
+    assert parse(b"garbage\r\n") is None
+    assert refused(b"GET / HTTP/1.1\r\n").message == NOT_A_HEADER  # 16 bytes: judged
 
 
 @pytest.mark.parametrize("data, message", [
     (b"GET / HTTP/1.1\r\n\r\n", NOT_A_HEADER),
     (b"XROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", NOT_A_HEADER),
-    (b"PROXYTCP4", NOT_A_HEADER),
-    (b"\r\n\r\nGET", NOT_A_HEADER),
+    (b"PROXYTCP4 1.2.3.4 5.6.7.8 1 2\r\n", NOT_A_HEADER),
+    (b"\r\n\r\nGET / HTTP/1.1\r\n", NOT_A_HEADER),
     (v2(command=0x11, addresses=FOUR), NOT_A_HEADER),  # version 1 behind the v2 signature
     (b"PROXY UNKNOWN 1.2.3.4 5.6.7.8 1 2\r\n", UNHANDLED),
     (b"PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", UNHANDLED),
