@@ -3,9 +3,11 @@ against HAProxy 2.6, on one configuration and the same clients: curl
 --haproxy-protocol (v1), a Python client sending v2 (PROXY and LOCAL, IPv4 and
 IPv6, with TLVs) and v1, over plain and TLS binds, in mode http and mode tcp.
 Compared: what the servers receive (X-Forwarded-For, the src/dst samples, the
-PROXY header send-proxy forwards), the acl decisions on src, how a missing,
-malformed or late header ends the connection, and the log lines' client
-address fields (httplog, tcplog and the lines of refused headers)."""
+PROXY header send-proxy forwards), the acl decisions on src, the server
+`balance source` picks, the stick-table entries tracked on src, how a
+missing, malformed or late header ends the connection, the frontends'
+conn_tot and stot, and the log lines' client address fields (httplog, tcplog
+and the lines of refused headers)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import time
 
 import pytest
 
+from tests.support.admin_cli import ask, stat_rows, wait_no_sessions
 from tests.support.certs import make_tls_files
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, run_haproxy
@@ -30,10 +33,12 @@ TIMEOUT = 5.0  # any one client exchange
 CLIENT_TIMEOUT = 1  # s: `timeout client`, which bounds the wait for a header
 
 
-def config(ports: dict, pem, log_port: int, echo: str, recorder: int) -> str:
+def config(ports: dict, pem, log_port: int, echo, hashed, recorder: int, stats: str) -> str:
+    servers = "\n".join(f"    server {b.name} {b.address}" for b in hashed)
     return f"""
 global
     log 127.0.0.1:{log_port} local0
+    stats socket {stats} level admin
 defaults
     mode http
     log global
@@ -47,8 +52,11 @@ frontend web
     bind 127.0.0.1:{ports['webs']} ssl crt {pem} accept-proxy
     option httplog
     option forwardfor
+    stick-table type ip size 100 expire 1m store http_req_cnt
+    http-request track-sc0 src
     http-request deny if {{ src 203.0.113.0/24 }}
     http-request set-header X-Seen %[src]_%[src_port]_%[dst]_%[dst_port]
+    use_backend hashed if {{ path_beg /hash }}
     default_backend echo
 frontend picked
     bind 127.0.0.1:{ports['picked']}
@@ -64,7 +72,10 @@ frontend raw
     tcp-request session reject if {{ src 198.51.100.66 }}
     default_backend relay
 backend echo
-    server s {echo}
+    server s {echo.address}
+backend hashed
+    balance source
+{servers}
 backend relay
     mode tcp
     server s 127.0.0.1:{recorder} send-proxy
@@ -127,6 +138,11 @@ def curl(url: str, ca, interface: str) -> str:
     return seen(result.stdout.decode("latin-1")) if result.returncode == 0 else f"curl {result.returncode}"
 
 
+def http_backend(answer: str) -> str:
+    found = re.search(r"(?im)^x-backend: (\S+)", answer)
+    return found.group(1) if found else answer[:20]
+
+
 def log_fields(line: str) -> str:
     """A log line's client address, proxies, and status or reason: what the
     two proxies must agree on (times and byte counts aside)."""
@@ -140,12 +156,12 @@ def log_fields(line: str) -> str:
     return f"{client} {frontend} {rest[0]} {rest[3]}"  # tcplog: termination state
 
 
-def observe(binary: str, ports: dict, files, echo, recorder: Recorder) -> dict:
+def observe(binary: str, ports: dict, files, echo, hashed, recorder: Recorder, stats: str) -> dict:
     receiver = Receiver()
     tls = ssl.create_default_context(cafile=str(files.ca_file))
     get = b"GET /%s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
     web, webs, raw, raws, picked = (ports[name] for name in ("web", "webs", "raw", "raws", "picked"))
-    cfg = config(ports, files.pem, receiver.port, echo.address, recorder.port)
+    cfg = config(ports, files.pem, receiver.port, echo, hashed, recorder.port, stats)
     got: dict[str, str] = {}
     try:
         with run_haproxy(cfg, binary=binary):
@@ -186,7 +202,17 @@ def observe(binary: str, ports: dict, files, echo, recorder: Recorder) -> dict:
             waited = time.monotonic() - began
             got["late header waited timeout client"] = str(CLIENT_TIMEOUT * 0.8 < waited < CLIENT_TIMEOUT + 2)
             got["tcp garbage"] = exchange(raw, b"garbage\r\n")
+            got["balance source"] = " ".join(
+                f"{last}:" + str(http_backend(exchange(web, v2((f"192.0.2.{last}", 4100), ("192.0.2.1", 80)),
+                                                       get % b"hash"))) for last in range(30, 40))
             lines = receiver.messages(100, timeout=1.5)
+            # each entry's key and count, without its address and the expiry's countdown
+            got["stick table"] = "\n".join(sorted(
+                re.sub(r"^0x[0-9a-f]+: | use=\d+ exp=\d+", "", line)
+                for line in ask(stats, "show table web").splitlines() if line.startswith("0x")))
+            wait_no_sessions(stats)
+            got["counters"] = " ".join(f"{row['pxname']}:conn_tot={row['conn_tot']},stot={row['stot']}"
+                                       for row in stat_rows(stats) if row["svname"] == "FRONTEND")
     finally:
         receiver.close()
     got["logs"] = "\n".join(sorted(log_fields(line) for line in lines))
@@ -201,9 +227,10 @@ def test_accept_proxy_as_haproxy(tmp_path):
     files = make_tls_files(tmp_path)
     ports = {name: free_port() for name in ("web", "webs", "raw", "raws", "picked")}
     recorder = Recorder()
+    stats = str(tmp_path / "stats.sock")
     try:
-        with echo_backends(["app"]) as (echo,):
-            results = {name: observe(binary, ports, files, echo, recorder)
+        with echo_backends(["app", "h1", "h2", "h3"]) as (echo, *hashed):
+            results = {name: observe(binary, ports, files, echo, hashed, recorder, stats)
                        for name, binary in PROXIES.items()}
     finally:
         recorder.close()
@@ -230,7 +257,17 @@ def test_accept_proxy_as_haproxy(tmp_path):
     assert haproxy["late header waited timeout client"] == "True"
     assert haproxy["recorded"] == ("PROXY TCP4 198.51.100.7 192.0.2.1 5555 3306\n"
                                    "PROXY TCP4 198.51.100.8 192.0.2.1 5556 3307")
-    assert haproxy["logs"].split("\n") == [
+    hashed = dict(pair.split(":") for pair in haproxy["balance source"].split())
+    assert len(set(hashed.values())) == 3  # the header's sources, not the one real client
+    entries = haproxy["stick table"].split("\n")
+    assert "key=192.0.2.10 http_req_cnt=1" in entries
+    assert not any("2001:db8" in entry for entry in entries)  # no IPv6 source in a type ip table
+    assert not any("192.0.2.99" in entry for entry in entries)  # LOCAL: the real address
+    # the refused headers count as connections, never as sessions
+    assert haproxy["counters"] == "web:conn_tot=24,stot=18 picked:conn_tot=4,stot=3 raw:conn_tot=7,stot=2"
+    assert haproxy["logs"].split("\n") == sorted([
+        *(f"192.0.2.{last}:4100 web hashed/{hashed[str(last)]} 200 GET /hash HTTP/1.1"
+          for last in range(30, 40)),
         "127.0.0.1:PORT picked echo/s 200 GET /direct HTTP/1.1",
         "127.0.0.1:PORT raw/1: Truncated PROXY protocol header received",
         "127.0.0.1:PORT web echo/s 200 GET /unknown HTTP/1.1",
@@ -249,4 +286,4 @@ def test_accept_proxy_as_haproxy(tmp_path):
         "198.51.100.8:5556 raw~ relay/s --",
         "2001:db8::10:4001 web echo/s 200 GET /v2-6 HTTP/1.1",
         "203.0.113.5:5000 web web/<NOSRV> 403 GET /denied HTTP/1.1",
-    ]
+    ])
