@@ -70,6 +70,12 @@ V2_FIXED_LENGTH = 16  # signature, version and command, family, length
 # (HAProxy 2.6 refuses any other family with the PROXY command, observed).
 _V2_ADDRESSES = {_TCP4: (socket.AF_INET, 4), _TCP6: (socket.AF_INET6, 16)}
 _TLV_HEADER = 3  # type, then a 16-bit length
+# Section 2.2: the TLVs a receiver checks (HAProxy 2.6 refuses the header
+# when one is wrong, observed): the largest AUTHORITY (HAProxy's limit: 256
+# bytes are refused) and UNIQUE_ID (section 2.2.5), and the CRC32C of the
+# whole header (section 2.2.3).
+_AUTHORITY, _CRC32C, _UNIQUE_ID = 0x02, 0x03, 0x05
+_LONGEST = {_AUTHORITY: 255, _UNIQUE_ID: 128}
 
 # What HAProxy 2.6 logs for each fault (its words, observed on the wire).
 NOT_A_HEADER = "Received something which does not look like a PROXY protocol header"
@@ -188,13 +194,56 @@ def _parse_v2(data: bytes) -> ReceivedHeader | None:
 
 def _check_tlvs(data: bytes, position: int, end: int, source: tuple) -> None:
     """Section 2.2.7: the TLVs after the addresses are skipped, but each must
-    fit in the header (HAProxy refuses the header otherwise, observed)."""
+    fit in the header (HAProxy refuses the header otherwise, observed), and
+    those a receiver checks must pass."""
     while position < end:
         if end - position < _TLV_HEADER:
             raise ProxyHeaderError(INVALID, f"{end - position} byte(s) after the last TLV, too few "
                                    "for a type and a length", source)
+        kind = data[position]
         size = struct.unpack_from("!H", data, position + 1)[0]
-        position += _TLV_HEADER + size
+        value = position + _TLV_HEADER
+        position = value + size
         if position > end:
-            raise ProxyHeaderError(INVALID, f"a TLV of type {data[position - size - 3]:#04x} "
-                                   f"and {size} bytes runs past the header's end", source)
+            raise ProxyHeaderError(INVALID, f"a TLV of type {kind:#04x} and {size} bytes runs past "
+                                   "the header's end", source)
+        if size > _LONGEST.get(kind, size):
+            raise ProxyHeaderError(INVALID, f"a TLV of type {kind:#04x} of {size} bytes (at most "
+                                   f"{_LONGEST[kind]})", source)
+        if kind == _CRC32C:
+            _check_crc32c(data, value, size, end, source)
+
+
+def _check_crc32c(data: bytes, value: int, size: int, end: int, source: tuple) -> None:
+    """Section 2.2.3: the CRC32C of the header with the checksum's 4 bytes
+    as zeros must be the checksum."""
+    if size != 4:
+        raise ProxyHeaderError(INVALID, f"a CRC32C TLV of {size} bytes (expected 4)", source)
+    received = struct.unpack_from("!I", data, value)[0]
+    computed = crc32c(bytes(data[:value]) + b"\0\0\0\0" + bytes(data[value + 4:end]))
+    if computed != received:
+        raise ProxyHeaderError(INVALID, f"CRC32C {received:#010x}, not the header's {computed:#010x}",
+                               source)
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli, reflected
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC32C (RFC 4960, appendix B), as the PROXY protocol's checksum TLV
+    carries it; only headers that carry one pay for it."""
+    crc = 0xFFFFFFFF
+    table = _CRC32C_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF

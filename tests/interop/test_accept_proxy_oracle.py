@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from haply.proxy.proxy_header import crc32c
 from tests.support.admin_cli import ask, stat_rows, wait_no_sessions
 from tests.support.certs import make_tls_files
 from tests.support.haply_process import PROXIES
@@ -184,6 +185,10 @@ def observe(binary: str, ports: dict, files, echo, hashed, recorder: Recorder, s
             got["malformed"] = exchange(web, b"PROXY TCP4 192.0.2.7\r\n", get % b"malformed")
             got["no header"] = exchange(web, get % b"plain")
             got["no header tls"] = exchange(webs, b"", get % b"plain", tls)
+            checked = v2(("192.0.2.13", 4005), ("192.0.2.1", 80), tlvs=TLVS + b"\x03\x00\x04\0\0\0\0")
+            checked = checked[:-4] + struct.pack("!I", crc32c(checked))
+            got["crc32c"] = seen(exchange(web, checked, get % b"crc"))
+            got["wrong crc32c"] = exchange(web, checked[:-1] + bytes([checked[-1] ^ 1]), get % b"crc")
             got["bad tlv"] = exchange(web, v2(("192.0.2.12", 4003), ("192.0.2.1", 80),
                                               tlvs=b"\x01\x00\x09h2"), get % b"badtlv")
             got["expect-proxy picked"] = seen(exchange(
@@ -248,7 +253,8 @@ def test_accept_proxy_as_haproxy(tmp_path):
     assert haproxy["v2 tls"] == "200 xff=192.0.2.11 seen=192.0.2.11_4002_192.0.2.1_443"
     assert haproxy["src acl deny"] == "403 xff=- seen=-"
     assert haproxy["malformed"] == haproxy["no header"] == haproxy["no header tls"] == "reset"
-    assert haproxy["bad tlv"] == haproxy["tcp garbage"] == "reset"
+    assert haproxy["bad tlv"] == haproxy["tcp garbage"] == haproxy["wrong crc32c"] == "reset"
+    assert haproxy["crc32c"] == "200 xff=192.0.2.13 seen=192.0.2.13_4005_192.0.2.1_80"
     assert haproxy["expect-proxy picked"] == "200 xff=192.0.2.20 seen=-"
     assert haproxy["expect-proxy not picked"] == "200 xff=127.0.0.1 seen=-"
     assert haproxy["expect-proxy missing"] == "reset"
@@ -264,7 +270,7 @@ def test_accept_proxy_as_haproxy(tmp_path):
     assert not any("2001:db8" in entry for entry in entries)  # no IPv6 source in a type ip table
     assert not any("192.0.2.99" in entry for entry in entries)  # LOCAL: the real address
     # the refused headers count as connections, never as sessions
-    assert haproxy["counters"] == "web:conn_tot=24,stot=18 picked:conn_tot=4,stot=3 raw:conn_tot=7,stot=2"
+    assert haproxy["counters"] == "web:conn_tot=26,stot=19 picked:conn_tot=4,stot=3 raw:conn_tot=7,stot=2"
     assert haproxy["logs"].split("\n") == sorted([
         *(f"192.0.2.{last}:4100 web hashed/{hashed[str(last)]} 200 GET /hash HTTP/1.1"
           for last in range(30, 40)),
@@ -281,6 +287,8 @@ def test_accept_proxy_as_haproxy(tmp_path):
         "192.0.2.10:4000 web echo/s 200 GET /v2-4 HTTP/1.1",
         "192.0.2.11:4002 web~ echo/s 200 GET /v2-tls HTTP/1.1",
         "192.0.2.12:4003 web/1: Received an invalid PROXY protocol header",  # named before the bad TLV
+        "192.0.2.13:4005 web echo/s 200 GET /crc HTTP/1.1",
+        "192.0.2.13:4005 web/1: Received an invalid PROXY protocol header",
         "192.0.2.20:4004 picked echo/s 200 GET /picked HTTP/1.1",
         "198.51.100.7:5555 raw relay/s --",
         "198.51.100.8:5556 raw~ relay/s --",

@@ -48,7 +48,7 @@ import pytest  # noqa: E402
 from hypothesis import example, given, strategies as st  # noqa: E402
 
 from haply.proxy.proxy_header import (  # noqa: E402
-    INVALID, NOT_A_HEADER, UNHANDLED, ProxyHeaderError, ReceivedHeader, parse)
+    INVALID, NOT_A_HEADER, UNHANDLED, ProxyHeaderError, ReceivedHeader, crc32c, parse)
 
 
 def v2(command=0x21, family=0x11, addresses=b"", tlvs=b"", length=None) -> bytes:
@@ -131,6 +131,26 @@ def test_refusals_say_what_haproxy_logs(data, message):
     assert refused(data).message == message
 
 
+def with_checksum(tlvs: bytes = b"") -> bytes:
+    """A v2 header whose last TLV is its CRC32C (section 2.2.3)."""
+    data = v2(addresses=FOUR, tlvs=tlvs + b"\x03\x00\x04\x00\x00\x00\x00")
+    return data[:-4] + struct.pack("!I", crc32c(data))
+
+
+def test_checked_tlvs():
+    assert crc32c(b"123456789") == 0xE3069283  # RFC 4960's check value
+    assert parse(with_checksum(b"\x04\x00\x01x")).source == ("192.0.2.7", 51234)
+    wrong = bytearray(with_checksum())
+    wrong[-1] ^= 1
+    assert "CRC32C" in str(refused(bytes(wrong)))
+    assert "expected 4" in str(refused(v2(addresses=FOUR, tlvs=b"\x03\x00\x03\x00\x00\x00")))
+    # AUTHORITY up to 255 bytes, UNIQUE_ID up to 128 (as HAProxy 2.6 takes them, observed)
+    assert parse(v2(addresses=FOUR, tlvs=b"\x02\x00\xff" + b"a" * 255)) is not None
+    assert parse(v2(addresses=FOUR, tlvs=b"\x05\x00\x80" + b"a" * 128)) is not None
+    assert "at most 255" in str(refused(v2(addresses=FOUR, tlvs=b"\x02\x01\x00" + b"a" * 256)))
+    assert "at most 128" in str(refused(v2(addresses=FOUR, tlvs=b"\x05\x00\x81" + b"a" * 129)))
+
+
 def test_refusals_name_the_fault():
     assert "source port b'65536'" in str(refused(b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 2\r\n"))
     bad_tlv = refused(v2(addresses=FOUR, tlvs=b"\x01\x00\x05h2"))
@@ -169,7 +189,8 @@ def test_any_bytes_give_a_header_more_or_a_refusal(data):
 
 
 @given(st.binary(max_size=3),
-       st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=30)), max_size=5))
+       st.lists(st.tuples(st.integers(0, 255).filter(lambda kind: kind != 0x03),
+                          st.binary(max_size=30)), max_size=5))
 def test_tlvs_are_skipped(after, tlvs):
     body = b"".join(bytes([kind]) + struct.pack("!H", len(value)) + value for kind, value in tlvs)
     assert parse(v2(addresses=FOUR, tlvs=body) + after).length == 28 + len(body)
