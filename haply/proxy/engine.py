@@ -140,6 +140,7 @@ class Engine:
                         self._tls[sock] = contexts[id(bind)]
                     options = dict(bind.options)
                     if expecting or "accept-proxy" in options:
+                        frontend.reads_headers = True
                         self._headers[sock] = ("accept-proxy" in options,
                                                options.get("name") or options.get("id") or str(position))
             # `stats socket`s are bound here too: before privileges are dropped

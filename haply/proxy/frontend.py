@@ -56,6 +56,8 @@ class FrontendRuntime:
         # connections closed for their PROXY header (haply.proxy.accept_proxy):
         # in conn_tot, as HAProxy counts them, never sessions
         self.header_failures = 0
+        # Set by the engine when a listener of this frontend reads PROXY headers.
+        self.reads_headers = False
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
         # `option socket-stats`: each listening address's counters, in bind order
         self.listeners: list[Listener] = []
@@ -79,10 +81,11 @@ class FrontendRuntime:
         how that stage saw it, and the later stages see the header's
         addresses."""
         view = SourceKey.of(transport)
-        screened = getattr(transport, "screened", None)
-        if screened is not None:
-            tracking = screened.tracking
-            stages = [stage for stage in stages if stage != CONNECTION]
+        if self.reads_headers:
+            screened = getattr(transport, "screened", None)
+            if screened is not None:
+                tracking = screened.tracking
+                stages = [stage for stage in stages if stage != CONNECTION]
         view.tracking = tracking
         for stage in stages:
             if rejects(self.tcp_rules[stage], view):

@@ -70,10 +70,17 @@ frontend raw
     bind 127.0.0.1:{ports['raw']} accept-proxy
     bind 127.0.0.1:{ports['raws']} ssl crt {pem} accept-proxy name secured
     option tcplog
+    # the connection stage sees the real address, the later ones the header's
+    tcp-request connection track-sc1 src table real_sources
+    tcp-request session track-sc2 src table told_sources
     tcp-request session reject if {{ src 198.51.100.66 }}
     default_backend relay
 backend echo
     server s {echo.address}
+backend real_sources
+    stick-table type ip size 10 expire 1m store conn_cnt
+backend told_sources
+    stick-table type ip size 10 expire 1m store conn_cnt
 backend hashed
     balance source
 {servers}
@@ -137,6 +144,13 @@ def curl(url: str, ca, interface: str) -> str:
         ["curl", "-s", "-i", "--haproxy-protocol", "--interface", interface, "--cacert", str(ca),
          "--max-time", str(TIMEOUT), url], capture_output=True, timeout=TIMEOUT + 5)
     return seen(result.stdout.decode("latin-1")) if result.returncode == 0 else f"curl {result.returncode}"
+
+
+def table_entries(stats: str, table: str) -> str:
+    """Each entry's key and counts, without its address and the expiry's countdown."""
+    return "\n".join(sorted(re.sub(r"^0x[0-9a-f]+: | use=\d+ exp=\d+", "", line)
+                            for line in ask(stats, f"show table {table}").splitlines()
+                            if line.startswith("0x")))
 
 
 def http_backend(answer: str) -> str:
@@ -211,10 +225,8 @@ def observe(binary: str, ports: dict, files, echo, hashed, recorder: Recorder, s
                 f"{last}:" + str(http_backend(exchange(web, v2((f"192.0.2.{last}", 4100), ("192.0.2.1", 80)),
                                                        get % b"hash"))) for last in range(30, 40))
             lines = receiver.messages(100, timeout=1.5)
-            # each entry's key and count, without its address and the expiry's countdown
-            got["stick table"] = "\n".join(sorted(
-                re.sub(r"^0x[0-9a-f]+: | use=\d+ exp=\d+", "", line)
-                for line in ask(stats, "show table web").splitlines() if line.startswith("0x")))
+            for table in ("web", "real_sources", "told_sources"):
+                got[f"stick table {table}"] = table_entries(stats, table)
             wait_no_sessions(stats)
             got["counters"] = " ".join(f"{row['pxname']}:conn_tot={row['conn_tot']},stot={row['stot']}"
                                        for row in stat_rows(stats) if row["svname"] == "FRONTEND")
@@ -265,10 +277,14 @@ def test_accept_proxy_as_haproxy(tmp_path):
                                    "PROXY TCP4 198.51.100.8 192.0.2.1 5556 3307")
     hashed = dict(pair.split(":") for pair in haproxy["balance source"].split())
     assert len(set(hashed.values())) == 3  # the header's sources, not the one real client
-    entries = haproxy["stick table"].split("\n")
+    entries = haproxy["stick table web"].split("\n")
     assert "key=192.0.2.10 http_req_cnt=1" in entries
     assert not any("2001:db8" in entry for entry in entries)  # no IPv6 source in a type ip table
     assert not any("192.0.2.99" in entry for entry in entries)  # LOCAL: the real address
+    # every connection to raw's listeners, refused headers too; then the header's sources
+    assert haproxy["stick table real_sources"] == "key=127.0.0.1 conn_cnt=7"
+    assert haproxy["stick table told_sources"] == "\n".join([
+        "key=198.51.100.66 conn_cnt=1", "key=198.51.100.7 conn_cnt=1", "key=198.51.100.8 conn_cnt=1"])
     # the refused headers count as connections, never as sessions
     assert haproxy["counters"] == "web:conn_tot=26,stot=19 picked:conn_tot=4,stot=3 raw:conn_tot=7,stot=2"
     assert haproxy["logs"].split("\n") == sorted([
