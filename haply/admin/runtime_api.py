@@ -432,6 +432,11 @@ def cmd_show_sess(api: RuntimeApi, args: list[str]) -> str:
             port = port.decode("latin-1")
         if port:
             src = f"{src}:{port}"
+        elif not src:  # a mode tcp session: its transport's (a PROXY header's) client
+            transport = getattr(session, "transport", None)
+            peer = transport.get_extra_info("peername") if transport is not None else None
+            if isinstance(peer, tuple):
+                src = f"{peer[0]}:{peer[1]}"
         lines.append(
             f"{id(session):#x}: proto=tcpv4 src={src} "
             f"fe={frontend.name if frontend else '<NONE>'} "

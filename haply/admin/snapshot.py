@@ -200,8 +200,9 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
         slim=gate.limit or frontend.global_gate.limit or None,
         rate_lim=frontend.proxy.rate_limit_sessions,
         stot=getattr(gate, "total", 0),
-        # every connection accepted, those refused by the rules too
-        conn_tot=getattr(gate, "total", 0) + frontend.denied_connections + frontend.denied_sessions,
+        # every connection accepted, those refused by the rules or for their PROXY header too
+        conn_tot=(getattr(gate, "total", 0) + frontend.denied_connections + frontend.denied_sessions
+                  + frontend.header_failures),
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
         dcon=frontend.denied_connections, dses=frontend.denied_sessions,
         ereq=frontend.request_errors, req_tot=frontend.http_requests)

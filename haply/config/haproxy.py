@@ -87,10 +87,10 @@ BIND_OPTIONS: dict[str, int] = {
     "maxconn": 1, "backlog": 1, "name": 1, "id": 1, "v4v6": 0, "v6only": 0, "transparent": 0,
     "interface": 1, "defer-accept": 0, "tfo": 0, "mss": 1, "process": 1, "thread": 1,
     "mode": 1, "user": 1, "group": 1, "uid": 1, "gid": 1, "level": 1, "severity-output": 1,
-    "expose-fd": 1, "nice": 1, "tcp-ut": 1,
+    "expose-fd": 1, "nice": 1, "tcp-ut": 1, "accept-proxy": 0,
 }
 UNSUPPORTED_BIND_OPTIONS = frozenset({
-    "accept-proxy", "accept-netscaler-cip", "generate-certificates", "ca-sign-file", "ca-sign-pass",
+    "accept-netscaler-cip", "generate-certificates", "ca-sign-file", "ca-sign-pass",
     "namespace", "proto", "quic-cc-algo", "quic-force-retry", "shards",
 })
 
@@ -853,6 +853,9 @@ def _stats_socket(parser, state: GlobalState, args, line, negated) -> None:
             if value not in STATS_LEVELS:
                 raise ParseError(f"invalid level '{value}': expected user, operator or admin")
             level = value
+        elif option == "accept-proxy":
+            raise ParseError("'stats socket' option 'accept-proxy' is not supported by haply: the runtime "
+                             "API reads its commands from the first byte")
         else:
             if option in ("user", "group"):
                 _account(option)(value)
@@ -1933,17 +1936,34 @@ def _tcp_request(parser, state: ProxyState, args, line, negated) -> None:
     if len(words) < 2:
         raise ParseError(f"'tcp-request {stage}' expects accept or reject")
     action = words[1]
+    if action == "expect-proxy":
+        _expect_proxy(stage, words, condition, line, state)
+        return
     if action.startswith(("track-sc", "sc-")):
         counter = _counter_rule(words[1:], condition, state, line, http=False)
         state.tcp_request_rules.append(TcpRequestRule(stage, "counter", condition, line.location, counter))
         return
     if action not in ("accept", "reject"):
         raise ParseError(f"'tcp-request {stage} {action}' is not supported by haply "
-                         "(accept, reject, track-sc0|1|2, sc-inc-gpc0|1 and sc-set-gpt0 are)")
+                         "(accept, reject, track-sc0|1|2, sc-inc-gpc0|1, sc-set-gpt0 and, in "
+                         "tcp-request connection, expect-proxy layer4 are)")
     if len(words) > 2:
         raise ParseError(f"unexpected '{words[2]}' after 'tcp-request {stage} {action}': "
                          "expected if|unless CONDITION")
     state.tcp_request_rules.append(TcpRequestRule(stage, action, condition, line.location))
+
+
+def _expect_proxy(stage: str, words: list[str], condition, line, state: ProxyState) -> None:
+    """`tcp-request connection expect-proxy layer4 [if|unless COND]`: the
+    connections the condition picks (on their real addresses) start with a
+    PROXY header, as on an `accept-proxy` bind line."""
+    if stage != "connection":
+        raise ParseError(f"'tcp-request {stage} expect-proxy' is only valid in 'tcp-request connection': "
+                         "the header is read before anything else")
+    if words[2:] != ["layer4"]:
+        raise ParseError("'tcp-request connection expect-proxy' expects 'layer4' (then if|unless CONDITION)"
+                         + (f", not '{' '.join(words[2:])}'" if words[2:] else ""))
+    state.tcp_request_rules.append(TcpRequestRule(stage, "expect-proxy", condition, line.location))
 
 
 def _monitor(parser, state: ProxyState, args, line, negated) -> None:
@@ -2752,6 +2772,17 @@ def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagn
                                   f"has no group '{group}'")
 
 
+def _check_rate_limit_with_headers(proxy: Proxy, diagnostics: Diagnostics) -> None:
+    """A frontend reading PROXY headers accepts through its own listener,
+    which does not pace accepts: say so rather than leave the rate unheeded."""
+    if not proxy.rate_limit_sessions:
+        return
+    if (any(option == "accept-proxy" for bind in proxy.binds for option, _ in bind.options)
+            or any(rule.action == "expect-proxy" for rule in proxy.tcp_request_rules)):
+        diagnostics.error(proxy.location, f"'rate-limit sessions' in '{proxy.name}' together with "
+                          "'accept-proxy' or 'tcp-request connection expect-proxy' is not supported by haply")
+
+
 def _validate(config: Config, diagnostics: Diagnostics) -> None:
     _check_tracks(config, diagnostics)
     mailer_sections.check_references(config, diagnostics)
@@ -2762,6 +2793,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
         _check_userlist_references(proxy, userlists, diagnostics)
         _check_cache_references(proxy, cache_names, diagnostics)
         _check_response_conditions(proxy, diagnostics)
+        _check_rate_limit_with_headers(proxy, diagnostics)
     frontends: dict[str, Proxy] = {}
     backends: dict[str, Proxy] = {}
     for proxy in config.proxies:

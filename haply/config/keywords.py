@@ -122,8 +122,10 @@ def _rows() -> list[Keyword]:
         K("bind", "fle", "<addr>:<port>[,...] [<option>...]",
           "Listening address(es): 1.2.3.4:80, *:80, :80, :::80, [::1]:80, ipv6@::1:80, ports 8000-8003, fd@N. Options: "
           "the TLS ones (ssl, crt, alpn ...); maxconn (this listener's own limit), backlog, v4v6, v6only, interface, "
-          "transparent, mss, defer-accept, tfo, tcp-ut, name and id (its statistics row); process, thread and nice "
-          "are not supported. In a peers section: the local peer's address (with `server NAME` lines)."),
+          "transparent, mss, defer-accept, tfo, tcp-ut, name and id (its statistics row); accept-proxy (every "
+          "connection starts with a PROXY protocol header, v1 or v2, whose addresses become the client's and the "
+          "destination's everywhere but in tcp-request connection rules; read before TLS on an ssl bind); process, "
+          "thread and nice are not supported. In a peers section: the local peer's address (with `server NAME` lines)."),
         K("disabled", "dflbe", "", "Start the proxy stopped (a peers section: share nothing)."),
         K("load-server-state-from-file", "dlb", "global|local|none",
           "Load this backend's server states at start: from the global server-state-file, from its own file, or not."),
@@ -282,11 +284,14 @@ def _rows() -> list[Keyword]:
           "Declare the cache filter explicitly (optional: cache-use and cache-store imply it); other filters are "
           "not supported."),
         K("tcp-request", "flb", "connection|session|content accept|reject|track-sc0|1|2 <key> [table <table>]"
-          "|sc-inc-gpc0|1(<sc-id>)|sc-set-gpt0(<sc-id>) <integer> [if|unless <cond>] | inspect-delay <time>",
+          "|sc-inc-gpc0|1(<sc-id>)|sc-set-gpt0(<sc-id>) <integer>|expect-proxy layer4 [if|unless <cond>] "
+          "| inspect-delay <time>",
           "Accept or refuse a connection by its addresses (src, dst, dst_port) and sticky counters, in order; rejects count in "
           "dcon (connection, session) or dreq (content). track-sc follows the key's (src, dst, src_port, dst_port) "
           "stick-table entry for the session; in mode http the content rules are evaluated again for each request, "
-          "and what they track is the request's. Other actions are not supported."),
+          "and what they track is the request's. `tcp-request connection expect-proxy layer4` makes the connections "
+          "it picks (by their real addresses) start with a PROXY header, as `accept-proxy` does. Other actions are "
+          "not supported."),
         K("log-format", "dfl", "<format>", "Custom log line format (HAProxy 2.6's variables and flags; checked at its line, HTTP-only variables refused in a mode tcp proxy as HAProxy does)."),
         K("unique-id-format", "dfl", "<format>",
           "An identifier per HTTP request (a log-format string, e.g. %{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid): %ID in logs, %[unique-id] in header values; a mode tcp session's is rendered for its log line."),

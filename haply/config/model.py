@@ -396,10 +396,12 @@ class CookiePersistence:
 class TcpRequestRule:
     """`tcp-request connection|session|content accept|reject [if|unless COND]`:
     a frontend's verdict on a connection from its addresses alone; or, with
-    `counter`, an action on sticky counters that does not end the stage."""
+    `counter`, an action on sticky counters that does not end the stage; or
+    (connection stage) `expect-proxy layer4`: the connection starts with a
+    PROXY header, which does not end the stage either."""
 
     stage: str  # "connection" | "session" | "content"
-    action: str  # "accept" | "reject" | "counter"
+    action: str  # "accept" | "reject" | "counter" | "expect-proxy"
     condition: Condition | None = None
     location: Location = NOWHERE
     counter: CounterRule | None = None

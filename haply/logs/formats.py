@@ -104,6 +104,9 @@ def _date(now: float, millis: bool = True) -> str:
     return _DATES.local(now) if millis else _DATES.seconds(now)
 
 
+accept_date = _date  # %tr's text, for the lines that are no log-format's
+
+
 def _gmt_date(now: float) -> str:
     return _DATES.gmt(now)
 

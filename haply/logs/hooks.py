@@ -204,6 +204,7 @@ def logged_tcp_session(base):
             self.log_wall = time.time()
             self.log_peer = transport.get_extra_info("peername")
             self.log_local = transport.get_extra_info("sockname")
+            self.log_ssl = transport.get_extra_info("sslcontext") is not None
             super().connection_made(transport)
 
         def close(self) -> None:
@@ -217,7 +218,7 @@ def logged_tcp_session(base):
                 self.log_begin, self.log_wall, self.loop.time(), transport.received if counted else 0,
                 transport.written if counted else 0,
                 (self.ending or ("--" if server is not None else "SC")), self.t_wait, self.t_connect,
-                retries_field(self), self.queue_positions)
+                retries_field(self), self.queue_positions, self.log_ssl)
             super().close()
 
     return LoggedTcpSession

@@ -327,16 +327,34 @@ class ProxyLog:
             pid=self.logging.pid, request_counter=number, log_counter=lines)
         self.logging.send(self.targets, "info", self.render(record))
 
+    # ------------------------------------------------------- connections
+
+    def connection_error(self, listener: str, client: tuple | None, wall: float, message: str,
+                         null: bool = False) -> None:
+        """A connection that ended before it became a session (its PROXY
+        header missing, malformed or late): HAProxy's line for it, whatever
+        the log format, `client_ip:port [accept date] frontend/listener:
+        message`; `null`, it sent nothing at all (not logged under
+        dontlognull)."""
+        if null and self.dontlognull:
+            return
+        self.lines += 1
+        host, port = (client[0], client[1]) if client else ("", "")
+        self.logging.send(self.targets, "info", f"{host}:{port} [{formats.accept_date(wall)}] "
+                                                f"{self.proxy.name}/{listener}: {message}")
+
     # -------------------------------------------------------------- TCP
 
     def tcp_done(self, frontend, client: tuple | None, local: tuple | None, backend, server,
                  begin: float, wall: float, now: float, bytes_in: int, bytes_out: int,
                  termination: str = "--", t_wait: int = 0, t_connect: int = 0,
-                 retries: int | str = 0, queue_positions: tuple | None = None) -> None:
+                 retries: int | str = 0, queue_positions: tuple | None = None,
+                 ssl: bool = False) -> None:
         """client, local: the connection's two addresses; t_wait, t_connect: ms
         in the backend's queue and to connect (Tw, Tc), -1 when the connection
         never got there; retries: the %rc field; queue_positions: %sq and %bq,
-        if it waited in a queue."""
+        if it waited in a queue; ssl: it came over TLS (`bind ... ssl`: the
+        frontend's name ends with "~")."""
         # HAProxy numbers every session (%rt), logged or not
         number = self.logging.request_counter
         self.logging.request_counter = number + 1
@@ -351,7 +369,7 @@ class ProxyLog:
         record = Record(
             client_ip=client[0] if client else "", client_port=client[1] if client else "",
             frontend_ip=local[0] if local else "", frontend_port=local[1] if local else "",
-            frontend=frontend.name, ssl=False,
+            frontend=frontend.name, ssl=ssl,
             backend=backend.name if backend is not None else frontend.name,
             server=server.name if server is not None else "<NOSRV>",
             server_ip=server.host if server is not None else "",

@@ -124,14 +124,21 @@ def compile_rules(rules):
 
 def compile_tcp_rules(proxy, stage: str) -> list:
     """A stage's tcp-request rules in file order: (condition or None, verdict),
-    the verdict True (accept), False (reject) or a sticky counter action (one
+    the verdict True (accept), False (reject), expect_proxy or a sticky counter action (one
     a mode http proxy's content stage tracks for the request alone: HAProxy
     evaluates that stage again for each request)."""
     per_request = stage == "content" and proxy.mode == "http"
     return [(compile_condition(rule.condition),
-             rule.action == "accept" if rule.counter is None
+             expect_proxy if rule.action == "expect-proxy"
+             else rule.action == "accept" if rule.counter is None
              else compile_counter_action(rule.counter, per_request, counts_request=False))
             for rule in proxy.tcp_request_rules if rule.stage == stage]
+
+
+def expect_proxy(view) -> None:
+    """`tcp-request connection expect-proxy layer4`: the connection starts
+    with a PROXY header (haply.proxy.accept_proxy reads it); the rules go on."""
+    view.expects_proxy = True
 
 
 def rejects(rules, view) -> bool:

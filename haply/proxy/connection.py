@@ -14,7 +14,7 @@ class SourceKey:
     """What a mode tcp connection offers the balancer (the client's address),
     the conditions of use_backend (src, dst, dst_port) and stick rules."""
 
-    __slots__ = ("client_ip", "client_port", "local_ip", "local_port", "tracking")
+    __slots__ = ("client_ip", "client_port", "local_ip", "local_port", "tracking", "expects_proxy")
     uri = ""
     query = ""
     ssl = False  # ssl_fc: a mode tcp frontend does not terminate TLS
@@ -31,6 +31,8 @@ class SourceKey:
         self.local_port = local_port
         # The session's sticky counters (haply.proxy.counters), once a rule tracks one.
         self.tracking = None
+        # Set by `tcp-request connection expect-proxy layer4`: a PROXY header comes first.
+        self.expects_proxy = False
 
     def tracker(self):
         """The session's sticky counters, made at the first track-sc rule."""

@@ -18,6 +18,7 @@ from collections import deque
 from haply.config.model import STICK_BYTES, Config
 from haply.health import HealthChecker
 from haply.http import cache, framing
+from haply.proxy.accept_proxy import HeaderListener
 from haply.proxy.addresses import AddressError, initial_address
 from haply.limits import RESERVED_DESCRIPTORS
 from haply.proxy.backend import BackendRuntime
@@ -102,6 +103,10 @@ class Engine:
         self._stats_sockets: list = []  # (StatsSocket, bound socket), from prepare()
         # TLS contexts of `bind ... ssl` listeners (haply.tls), keyed by socket.
         self._tls: dict[socket.socket, object] = {}
+        # The listeners whose connections may start with a PROXY header
+        # (haply.proxy.accept_proxy): whether all must (accept-proxy, else
+        # expect-proxy rules pick them), and their name in log lines.
+        self._headers: dict[socket.socket, tuple[bool, str]] = {}
         self.health: HealthChecker | None = None
         self.peer_services: list = []  # haply.peers.service.PeersService, once started
         # e-mail alerts (haply.alerts), where this engine runs the checks and a proxy mails
@@ -136,6 +141,7 @@ class Engine:
                 frontend = FrontendRuntime(proxy, self)
                 self.frontends[proxy.name] = frontend
                 counted = "socket-stats" in proxy.options
+                expecting = any(rule.action == "expect-proxy" for rule in proxy.tcp_request_rules)
                 for position, bind in enumerate(proxy.binds, start=1):
                     sock = self.sockets.listener(bind) if self.sockets else open_listener(bind)
                     # a listener of its own: for its statistics row, or its `maxconn`
@@ -146,6 +152,11 @@ class Engine:
                     self._sockets.append((frontend, sock, listener, backlog_of(bind)))
                     if id(bind) in contexts:
                         self._tls[sock] = contexts[id(bind)]
+                    options = dict(bind.options)
+                    if expecting or "accept-proxy" in options:
+                        frontend.reads_headers = True
+                        self._headers[sock] = ("accept-proxy" in options,
+                                               options.get("name") or options.get("id") or str(position))
             # `stats socket`s are bound here too: before privileges are dropped
             self._stats_sockets = (self.sockets.stats_sockets(self.config) if self.sockets
                                    else open_stats_sockets(self.config))
@@ -237,6 +248,7 @@ class Engine:
             sock.close()
         self._sockets.clear()
         self._tls.clear()
+        self._headers.clear()
         for _, sock in self._stats_sockets:
             sock.close()
         self._stats_sockets = []
@@ -294,7 +306,13 @@ class Engine:
                 if factory is None:
                     factory = factories[frontend.name] = self._factory(frontend)
             context = self._tls.get(sock)
-            if frontend.session_rate is not None:
+            header = self._headers.get(sock)
+            if header is not None:  # the header first; then TLS, if any, on the same stream
+                counted = frontend if listener is None else ListenerCounting(frontend, listener)
+                server = HeaderListener(counted, factory, header[0], header[1], sock, context,
+                                        self._handshake_timeout(frontend))
+                server.start()
+            elif frontend.session_rate is not None:
                 server = RateLimitedListener(
                     self.loop, sock, factory, frontend.session_rate, backlog, ssl=context,
                     handshake_timeout=self._handshake_timeout(frontend))

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 # tcp-request stages, in the order they apply (indexes of FrontendRuntime.tcp_rules)
 CONNECTION, SESSION, CONTENT = range(3)
 BEFORE_CONTENT = range(CONNECTION, CONTENT)
+CONNECTION_STAGE = (CONNECTION,)
 
 
-def _reset_on_close(transport) -> None:
+def reset_on_close(transport) -> None:
     """Make closing the connection send a reset (no lingering, no FIN)."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
@@ -57,6 +58,11 @@ class FrontendRuntime:
         self.http_responses: Counter[int] = Counter()  # status class (1..5) -> count
         self.denied_connections = 0  # by tcp-request connection|session rules (dcon, dses)
         self.denied_sessions = 0
+        # connections closed for their PROXY header (haply.proxy.accept_proxy):
+        # in conn_tot, as HAProxy counts them, never sessions
+        self.header_failures = 0
+        # Set by the engine when a listener of this frontend reads PROXY headers.
+        self.reads_headers = False
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
         self.cache = caching.Counters()  # cache_lookups, cache_hits of its cache-use rules
         # `option socket-stats`: each listening address's counters, in bind order
@@ -78,14 +84,23 @@ class FrontendRuntime:
         stage needs no data), or connection and session, then content at the
         first request (mode http, where HAProxy evaluates them on the request).
         Returns the connection as the rules saw it, with the sticky counters
-        they track (tracking: those tracked at an earlier stage)."""
+        they track (tracking: those tracked at an earlier stage). A
+        connection that sent a PROXY header had its connection stage before
+        the header was read (haply.proxy.accept_proxy): its transport says
+        how that stage saw it, and the later stages see the header's
+        addresses."""
         view = SourceKey.of(transport)
+        if self.reads_headers:
+            screened = getattr(transport, "screened", None)
+            if screened is not None:
+                tracking = screened.tracking
+                stages = [stage for stage in stages if stage != CONNECTION]
         view.tracking = tracking
         for stage in stages:
             if rejects(self.tcp_rules[stage], view):
                 if stage == CONNECTION:
                     self.denied_connections += 1
-                    _reset_on_close(transport)  # as HAProxy drops it: with a reset
+                    reset_on_close(transport)  # as HAProxy drops it: with a reset
                 elif stage == SESSION:
                     self.denied_sessions += 1
                 else:

@@ -222,7 +222,7 @@ def test_bind_errors(tmp_path):
             bind 10.0.0.11:70000
             bind 10.0.0.11:90-80
             bind <Virtual IP>:443
-            bind 10.0.0.1:80 accept-proxy
+            bind 10.0.0.1:80 accept-netscaler-cip 1
             bind 10.0.0.1:80 frobnicate
             bind 10.0.0.1:80 ssl crt /nonexistent/cert.pem
             bind unix@/run/x.sock
@@ -231,7 +231,7 @@ def test_bind_errors(tmp_path):
         "8: port in '10.0.0.11:70000' '70000' is out of range: expected between 1 and 65535",
         "9: invalid port range '90-80' in '10.0.0.11:90-80': the first port is higher than the last",
         "10: invalid bind address '<Virtual IP>:443': it looks like a placeholder; replace it with an address such as 10.0.0.11:443",
-        "11: bind option 'accept-proxy' is not supported by haply",
+        "11: bind option 'accept-netscaler-cip' is not supported by haply",
         "12: unknown bind option 'frobnicate'",
         "13: bind option 'crt /nonexistent/cert.pem': no such file or directory",
         "14: bind address 'unix@/run/x.sock' is not supported by haply: only TCP over IPv4/IPv6 and fd@N are",
@@ -896,7 +896,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             option httpclse
             stick-table type ip size 1m
         frontend f
-            tcp-request connection expect-proxy layer4
+            tcp-request connection expect-netscaler-cip layer4
             http-request silent-drop
             http-request lua.foo
             server s 1.2.3.4:80
@@ -912,8 +912,8 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "6: unknown keyword 'optoin' in 'defaults' section; did you mean 'option'?",
         "7: unknown keyword 'option httpclse' in 'defaults' section; did you mean 'option httpclose'?",
         "8: 'stick-table' is not allowed in a 'defaults' section (allowed in: frontend, listen, backend)",
-        "10: 'tcp-request connection expect-proxy' is not supported by haply (accept, reject, "
-        "track-sc0|1|2, sc-inc-gpc0|1 and sc-set-gpt0 are)",
+        "10: 'tcp-request connection expect-netscaler-cip' is not supported by haply (accept, reject, "
+        "track-sc0|1|2, sc-inc-gpc0|1, sc-set-gpt0 and, in tcp-request connection, expect-proxy layer4 are)",
         "11: 'http-request silent-drop' is not supported by haply",
         "12: 'http-request lua' is not supported by haply",
         "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend, peers)",
@@ -1588,6 +1588,34 @@ def test_tcp_request_rules(tmp_path):
         "(HAProxy refuses it too): put the rule in the frontend",
         "9: tcp-request content condition reads 'path', which only exists in mode http: on a "
         "connection use src, dst or dst_port"]
+
+
+def test_proxy_protocol_on_bind_lines_and_rules(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80 accept-proxy
+            bind :81
+            tcp-request connection expect-proxy layer4 if { src 10.0.0.0/8 }
+            default_backend b
+        backend b
+            server s 10.0.0.1:80
+        """)
+    f = loaded.config.proxy("f")
+    assert [dict(b.options) for b in f.binds] == [{"accept-proxy": ""}, {}]
+    assert [(r.stage, r.action) for r in f.tcp_request_rules] == [("connection", "expect-proxy")]
+    for line, message in [
+        ("tcp-request connection expect-proxy", "'tcp-request connection expect-proxy' expects 'layer4'"),
+        ("tcp-request connection expect-proxy layer7", "expects 'layer4' (then if|unless CONDITION), "
+                                                       "not 'layer7'"),
+        ("tcp-request session expect-proxy layer4", "'tcp-request session expect-proxy' is only valid "
+                                                    "in 'tcp-request connection'"),
+        ("tcp-request connection expect-proxy layer4 if { path /x }", "reads 'path'"),
+    ]:
+        found = messages(tmp_path, DEFAULTS + f"frontend f\n    bind :80\n    {line}\n")
+        assert any(message in m for m in found), (line, found)
+    assert messages(tmp_path, "global\n    stats socket 127.0.0.1:9999 accept-proxy\n") == [
+        "2: 'stats socket' option 'accept-proxy' is not supported by haply: the runtime API reads its "
+        "commands from the first byte"]
 
 
 # ------------------------------------------------------------------ buffer sizes
