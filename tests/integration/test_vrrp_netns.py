@@ -240,7 +240,7 @@ def test_track_proxy_pid_death_is_a_fault(net2, tmp_path):
     assert wait_for(lambda: holder(net) == net.nodes[1], 1.0), dump_logs(net)
     # FAULT sends priority 0: takeover within Skew_Time, far below Master_Down_Interval
     assert time.monotonic() - killed < 0.3
-    assert snapshot(net, 0, procs[0])["state"] == "FAULT"
+    assert wait_for(lambda: snapshot(net, 0, procs[0])["state"] == "FAULT", 1.0), dump_logs(net)
 
 
 def test_graceful_stop_hands_over_and_runs_notify_stop(net2, tmp_path):

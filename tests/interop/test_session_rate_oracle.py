@@ -89,7 +89,9 @@ def test_accepts_at_the_same_pace_as_haproxy_and_refuses_none(mode, tmp_path):
     ours, theirs = results["haply"], results["haproxy"]
     assert ours["statuses"] == theirs["statuses"] == ["200"] * CLIENTS
     assert ours["rate_lim"] == theirs["rate_lim"] == str(RATE)
-    assert ours["first_second"] == theirs["first_second"] == RATE
+    # HAProxy's frequency counter lets one more in near the second's end
+    # when the clients' clock started late: RATE, or RATE + 1, for both
+    assert RATE <= ours["first_second"] <= RATE + 1 and RATE <= theirs["first_second"] <= RATE + 1
     assert abs(ours["later"] - theirs["later"]) <= 1 and theirs["later"] < CLIENTS
     # the last of K at one every 1/RATE s after the first second
     assert abs(ours["last"] - theirs["last"]) < 0.3
