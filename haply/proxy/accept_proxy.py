@@ -29,26 +29,16 @@ classes as their protocol factories.
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
-import sys
 import time
 
 from haply.proxy import proxy_header
+from haply.proxy.accepting import SelfAcceptingListener
 from haply.proxy.frontend import CONNECTION_STAGE, reset_on_close
 
 # HAProxy peeks into one buffer (tune.bufsize, 16 kB by default): a longer
 # version 2 header is truncated there too.
 PEEK_SIZE = 16384
-# Connections taken per wake-up of a listener: the others wait for the next
-# turn of the loop, so that a flood of connections does not starve the
-# established ones.
-ACCEPT_BATCH = 64
-# Out of descriptors or buffers: the listener rests this long before it
-# accepts again (the kernel keeps the connections in its backlog meanwhile),
-# rather than wake at once and fail again.
-ACCEPT_REST = 0.1
-ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 # What HAProxy 2.6 logs (its words, observed) beside proxy_header's refusals.
 TRUNCATED = "Truncated PROXY protocol header received"
@@ -94,61 +84,25 @@ class ProxiedTransport:
         return getattr(self.transport, name)
 
 
-class HeaderListener:
+class HeaderListener(SelfAcceptingListener):
     """A listening socket whose connections may start with a PROXY header,
     and what their readers share: its frontend (as its sessions count in
     it), how to make a session, whether every connection must send a
     header (accept-proxy) or only those that the expect-proxy rules pick,
-    its TLS context (None: plain) and its name in log lines. It stands where
-    an asyncio server would (close, wait_closed)."""
-
-    __slots__ = ("frontend", "make_session", "required", "label", "sock", "tls",
-                 "handshake_timeout", "loop", "closed")
+    its TLS context (None: plain) and its name in log lines."""
 
     def __init__(self, frontend, make_session, required: bool, label: str, sock: socket.socket,
                  tls=None, handshake_timeout: float | None = None):
+        super().__init__(frontend.loop, sock, f"{frontend.name}/{label}")
         self.frontend = frontend
         self.make_session = make_session
         self.required = required
         self.label = label  # its `name`, else its `id` or its number among the frontend's
-        self.sock = sock
         self.tls = tls
         self.handshake_timeout = handshake_timeout
-        self.loop = frontend.loop
-        self.closed = False
 
-    def start(self) -> None:
-        self.loop.add_reader(self.sock.fileno(), self._accept)
-
-    def _accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                conn, peername = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return  # another worker took it, or none is left
-            except OSError as exc:
-                if exc.errno in ACCEPT_CAPACITY_ERRNOS:
-                    print(f"[WARNING] {self.frontend.name}/{self.label}: cannot accept a connection "
-                          f"({exc.strerror}); trying again in {ACCEPT_REST}s", file=sys.stderr)
-                    self.loop.remove_reader(self.sock.fileno())
-                    self.loop.call_later(ACCEPT_REST, self._rested)
-                return  # ECONNABORTED and kin: that connection is gone, not the listener
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            HeaderReader(self, conn, peername).start()
-
-    def _rested(self) -> None:
-        if not self.closed:
-            self.start()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-
-    async def wait_closed(self) -> None:
-        pass
+    def _accepted(self, conn: socket.socket, peername, now: float) -> None:
+        HeaderReader(self, conn, peername).start()
 
 
 class HeaderReader:

@@ -422,12 +422,15 @@ def compile_inspection(condition: Condition | None) -> Inspection | None:
                 answer = MAYBE
         return answer
 
-    if condition.unless:
-        def does_not_hold(view):
-            value = holds(view)
-            return MAYBE if value is MAYBE else not value
-        return does_not_hold
-    return holds
+    return _inspecting_not(holds) if condition.unless else holds
+
+
+def _inspecting_not(test: Inspection) -> Inspection:
+    """`!` or `unless` in three values: MAYBE stays MAYBE."""
+    def negation(view):
+        value = test(view)
+        return MAYBE if value is MAYBE else not value
+    return negation
 
 
 def _inspecting_term(term: Term) -> Inspection:
@@ -447,12 +450,7 @@ def _inspecting_term(term: Term) -> Inspection:
                 elif value:
                     return True
             return answer
-    if term.negated:
-        def negation(view):
-            value = test(view)
-            return MAYBE if value is MAYBE else not value
-        return negation
-    return test
+    return _inspecting_not(test) if term.negated else test
 
 
 def compile_inspecting_rules(proxy) -> list:

@@ -315,7 +315,7 @@ class Engine:
             elif frontend.session_rate is not None:
                 server = RateLimitedListener(
                     self.loop, sock, factory, frontend.session_rate, backlog, ssl=context,
-                    handshake_timeout=self._handshake_timeout(frontend))
+                    handshake_timeout=self._handshake_timeout(frontend), where=frontend.name)
                 server.start()
             elif context is None:
                 server = await self.loop.create_server(factory, sock=sock, backlog=backlog)

@@ -98,7 +98,7 @@ class Router:
         self.redirects = compile_redirects(proxy.redirects)
         # `http-request deny | return | redirect` rules, in file order, evaluated before
         # the `redirect` lines as in HAProxy.
-        self.answers = compile_answers(proxy, self.caches, cache_counters or Counters())
+        self.answers = compile_answers(proxy, self.caches, cache_counters)
         # What a hit of the frontend's own cache-use rules is written with
         # (its http-response rules run on it, as HAProxy runs them); None without any.
         self.cache_writer = None
@@ -142,7 +142,7 @@ class Router:
                       retry_on, frozenset(int(t) for t in retry_on if t.isdigit()))
         if bproxy.name != frontend.name:
             route.redirects = compile_redirects(bproxy.redirects)
-            route.answers = compile_answers(bproxy, self.caches, getattr(backend, "cache", None) or Counters())
+            route.answers = compile_answers(bproxy, self.caches, getattr(backend, "cache", None))
         # a connection that began with one client's PROXY header serves that
         # client alone (HAProxy makes such connections private too)
         route.reuse = ("never" if any(server.send_proxy for server in bproxy.servers)

@@ -8,12 +8,10 @@ import asyncio
 import logging
 import socket
 
-import pytest
+from aiosmtpd import smtp as aiosmtpd
 
 from haply.alerts.sender import MAX_PENDING_MAILS, EmailAlerts, Mail, MailerQueue
 from haply.config.model import Config, EmailAlert, Mailer, MailersSection, Proxy
-
-aiosmtpd = pytest.importorskip("aiosmtpd.smtp", reason="aiosmtpd is installed by the test extras")
 
 
 class Inbox:

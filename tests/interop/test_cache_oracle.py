@@ -33,6 +33,20 @@ from tests.support.syslog_receiver import Receiver
 pytestmark = [pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed"),
               pytest.mark.oracle]
 
+# The global and defaults sections of the configurations with a stats socket alone.
+STATS_PRELUDE = """\
+global
+    maxconn 1000
+    nbthread 1
+    stats socket {socket} level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+"""
+
 CONFIG = """\
 global
     maxconn 1000
@@ -273,18 +287,7 @@ def test_log_lines_as_haproxy(observed):
     assert any(line[1].endswith("/<CACHE>") and line[4] == "LR--" for line in haproxy["log"])
 
 
-SPLIT = """\
-global
-    maxconn 1000
-    nbthread 1
-    stats socket {socket} level admin
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-
+SPLIT = STATS_PRELUDE + """
 cache shared
     total-max-size 1
     max-age 60
@@ -376,18 +379,7 @@ def test_frontend_and_backend_rules_with_compression_as_haproxy():
     assert "content-encoding" in answers[1][1] and "age" in answers[1][1]
 
 
-EVICTION = """\
-global
-    maxconn 1000
-    nbthread 1
-    stats socket {socket} level admin
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-
+EVICTION = STATS_PRELUDE + """
 cache tiny
     total-max-size 1
     max-object-size 524288

@@ -16,12 +16,12 @@ import re
 import time
 
 import pytest
+from aiosmtpd import smtp
 
 from tests.support.haply_process import run_haply
-from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, http_get, run_haproxy
+from tests.support.haproxy_oracle import (DEFAULT_PRELUDE, echo_backends, free_port, haproxy_available,
+                                          http_get, run_haproxy)
 from tests.support.health_backends import BackendThread
-
-smtp = pytest.importorskip("aiosmtpd.smtp", reason="aiosmtpd is installed by the test extras")
 
 pytestmark = [pytest.mark.oracle,
               pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")]
@@ -56,17 +56,7 @@ def smtp_server(thread: BackendThread, inbox: Inbox) -> tuple[object, int]:
 
 def config(port: int, mailer_port: int, servers) -> str:
     lines = "\n".join(f"    server {b.name} {b.address} check inter 200 fall 2 rise 2" for b in servers)
-    return f"""\
-global
-    maxconn 1000
-    nbthread 1
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-
+    return DEFAULT_PRELUDE + f"""
 mailers ops
     mailer smtp1 127.0.0.1:{mailer_port}
     timeout mail 2s

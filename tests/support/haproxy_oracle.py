@@ -36,7 +36,6 @@ import http.client
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
+from tests.support import processes
 from tests.support.ports import free_port  # noqa: F401 (re-exported)
 
 HAPROXY_BIN = os.environ.get("HAPLY_HAPROXY", "/usr/sbin/haproxy")
@@ -309,14 +309,7 @@ class HAProxy:
             return ""
 
     def stop(self) -> None:
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_GRACE)
+        processes.end(self.process, STOP_GRACE)
         self.process = None
         if getattr(self, "_log", None) is not None:
             self._log.close()

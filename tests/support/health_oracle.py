@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 
+from tests.support import processes
 from tests.support.admin_cli import ask
 
 HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:" + os.environ.get("PATH", ""))
@@ -98,13 +99,7 @@ class HAProxyOracle:
 
     def stop(self) -> None:
         try:
-            if self.process is not None and self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(5)
+            processes.end(self.process)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

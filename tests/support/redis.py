@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 
+from tests.support import processes
 from tests.support.ports import free_port
 
 SERVER = shutil.which("redis-server", path="/usr/bin:/usr/sbin:" + os.environ.get("PATH", ""))
@@ -57,12 +58,6 @@ class Redis:
 
     def stop(self) -> None:
         try:
-            if self.process is not None and self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(5)
+            processes.end(self.process)
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)

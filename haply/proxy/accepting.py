@@ -1,0 +1,104 @@
+"""Listening sockets that haply accepts on itself.
+
+uvloop's servers accept in C as fast as connections come, and their
+transports start reading as soon as connection_made returns. Two kinds of
+listener cannot live with that: a frontend with `rate-limit sessions`
+(haply.proxy.rate_limited), which must leave connections over its rate in
+the kernel's accept queue, and one whose connections start with a PROXY
+header (haply.proxy.accept_proxy), which must read that header off the bare
+socket before anything else does. Both watch the listening socket here and
+say what to do with each connection accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import sys
+
+# At most this many accepts per readiness event, so that a flood of new
+# connections does not starve the established ones (HAProxy's
+# tune.maxaccept plays the same part).
+MAX_ACCEPT = 64
+# accept() failures that say the process or the system is out of something:
+# stop accepting for a moment (the kernel keeps the connections in its
+# backlog meanwhile) and keep serving, rather than wake at once and fail again.
+CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+CAPACITY_PAUSE = 0.1  # seconds
+
+
+class SelfAcceptingListener:
+    """A listening socket watched by the loop; subclasses say how many
+    connections one wake-up may take (`_allowance`), what becomes of each
+    (`_accepted`) and what follows a batch (`_batch_done`). It stands where
+    an asyncio server would (close, wait_closed)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, where: str):
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.where = where  # who warns when accepting fails
+        self.closed = False
+        self._watching = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._watch()
+
+    def _watch(self) -> None:
+        self._timer = None
+        if not self.closed and not self._watching:
+            self.loop.add_reader(self.fd, self._accept)
+            self._watching = True
+
+    def _pause(self, delay: float) -> None:
+        """Stop watching the socket for `delay` seconds."""
+        if self._watching:
+            self.loop.remove_reader(self.fd)
+            self._watching = False
+        if self._timer is None and not self.closed:
+            self._timer = self.loop.call_later(delay, self._watch)
+
+    def _accept(self) -> None:
+        now = self.loop.time()
+        for _ in range(self._allowance(now)):
+            try:
+                conn, peername = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # another worker took it, or none is left
+            except OSError as exc:
+                if exc.errno in CAPACITY_ERRNOS:
+                    print(f"[WARNING] {self.where}: cannot accept a connection ({exc.strerror}); "
+                          f"trying again in {CAPACITY_PAUSE}s", file=sys.stderr)
+                    self._pause(CAPACITY_PAUSE)
+                return  # ECONNABORTED and kin: that client is gone, not the listener
+            conn.setblocking(False)
+            if conn.family != socket.AF_UNIX:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._accepted(conn, peername, now)
+        self._batch_done(now)
+
+    def _allowance(self, now: float) -> int:
+        return MAX_ACCEPT
+
+    def _accepted(self, conn: socket.socket, peername, now: float) -> None:
+        raise NotImplementedError
+
+    def _batch_done(self, now: float) -> None:
+        """After a batch that the allowance, not an empty queue, ended."""
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._watching:
+            self.loop.remove_reader(self.fd)
+            self._watching = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.sock.close()
+
+    async def wait_closed(self) -> None:
+        return None
