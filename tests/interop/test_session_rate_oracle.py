@@ -92,6 +92,8 @@ def test_accepts_at_the_same_pace_as_haproxy_and_refuses_none(mode, tmp_path):
     # HAProxy's frequency counter lets one more in near the second's end
     # when the clients' clock started late: RATE, or RATE + 1, for both
     assert RATE <= ours["first_second"] <= RATE + 1 and RATE <= theirs["first_second"] <= RATE + 1
-    assert abs(ours["later"] - theirs["later"]) <= 1 and theirs["later"] < CLIENTS
+    # one step of the pace (100 ms) either way: a loaded machine starts the
+    # 25 client threads over tens of milliseconds
+    assert abs(ours["later"] - theirs["later"]) <= 2 and theirs["later"] < CLIENTS
     # the last of K at one every 1/RATE s after the first second
     assert abs(ours["last"] - theirs["last"]) < 0.3
