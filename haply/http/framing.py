@@ -29,6 +29,7 @@ HAProxy reads them (haply.proxy.upstream.response_parser); it moves no boundary.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, NamedTuple
 
 from haply.http.errors import BAD_GATEWAY, RemoteProtocolError
@@ -365,6 +366,29 @@ def too_many_headers(response: bool = False) -> RemoteProtocolError:
 # the wire (RFC 9112 §3.2), and HAProxy answers 400 to "GET /a#b".
 _FRAGMENT_MARK = b"#"
 _DEFAULT_PORTS = {b"http": b":80", b"https": b":443"}
+
+
+def check_protocol(head: bytes) -> None:
+    """Refuse (400) a request line whose protocol is not HTTP, as HAProxy
+    does: llhttp also takes `RTSP/1.0`, which would otherwise reach a server
+    as written. `head` starts at the request (empty lines before it allowed);
+    a head that does not hold the whole request line yet is not judged."""
+    start = 0
+    while head.startswith(b"\r\n", start):
+        start += 2
+    end = head.find(b"\r\n", start)
+    if end >= 0 and not _HTTP_PROTOCOL.fullmatch(head, max(start, end - 9), end):
+        raise RemoteProtocolError("the request line's protocol is not HTTP", 400)
+
+
+def minor_version_above(version: str) -> bool:
+    """Whether an HTTP/1.x version is above 1.1 (llhttp, lenient on versions,
+    gives "1.2" to "1.9"). RFC 9112 §2.6: a recipient processes such a message
+    as HTTP/1.1, the highest minor version it speaks; HAProxy does too."""
+    return version[:2] == "1." and version > "1.1"
+
+
+_HTTP_PROTOCOL = re.compile(rb" HTTP/[0-9]\.[0-9]")
 
 
 def check_request_target(url: bytes, headers: Headers) -> None:

@@ -232,6 +232,16 @@ class LostClient:
     abort = pause_reading = resume_reading = close
 
 
+def request_parser(session) -> httptools.HttpRequestParser:
+    """llhttp for a client's requests. Lenient on the version only: it would
+    refuse HTTP/1.2 to 1.9, which RFC 9112 §2.6 (and HAProxy) read as
+    HTTP/1.1; versions haply does not speak are refused after the head
+    (framing.request_framing)."""
+    parser = httptools.HttpRequestParser(session)
+    parser.set_dangerous_leniencies(lenient_version=True)
+    return parser
+
+
 class HttpSession(asyncio.Protocol):
     # Per-connection and per-exchange state starts from these class-level
     # values: a new connection stores only what is its own (a third of the
@@ -292,7 +302,7 @@ class HttpSession(asyncio.Protocol):
         (self.timeout_http_request, self.timeout_keep_alive,
          self.timeout_client) = router.session_timeouts
         # Per-connection
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = request_parser(self)
         self.deadline = Deadline(frontend.wheel, self)
         self.requests: deque[Request] = deque()  # [0] is being answered
         # What one server read produced for the client, written at once by
@@ -600,6 +610,16 @@ class HttpSession(asyncio.Protocol):
         try:
             if url[0] != 47 or b"#" in url:  # not a plain "/..." path: the whole check
                 framing.check_request_target(url, request.headers)
+            raw = request.raw
+            if raw is not None:
+                # The line as received goes to the server on the raw path
+                # (_dispatch): its protocol must be HTTP, which llhttp does not
+                # see to (RTSP). " HTTP/1.1\r\n" ends it: test its "H" first.
+                end = raw.find(b"\r\n")
+                if end < 9 or raw[end - 8] != 72:
+                    framing.check_protocol(raw)
+            if request.version not in PLAIN_VERSIONS and framing.minor_version_above(request.version):
+                self._speak_http11(request)
             if request.upgrade:
                 request.websocket = framing.is_websocket_upgrade(request.headers)
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
@@ -627,6 +647,17 @@ class HttpSession(asyncio.Protocol):
         else:
             # Pipelined: answered in order once the one before it is done.
             self.pause_client_reading(PAUSE_WAITING)
+
+    @staticmethod
+    def _speak_http11(request: Request) -> None:
+        """An HTTP/1.2 to 1.9 request goes on as HTTP/1.1 (RFC 9112 §2.6, as
+        HAProxy does): its line is written anew, and whether the client keeps
+        its connection is read from its Connection fields (llhttp keeps it
+        whatever they say for these versions)."""
+        request.version = "1.1"
+        request.plain = False
+        request.keep_alive = request.keep_alive and b"close" not in framing.connection_options(
+            request.headers)
 
     def on_body(self, body: bytes) -> None:
         request = self.parsing
@@ -1297,7 +1328,7 @@ class HttpSession(asyncio.Protocol):
         refused it, or haply answered it): the connection goes on in HTTP, as
         in HAProxy. The parser stopped at the upgrade; a new one reads on, from
         the bytes that came after it, once this call chain has returned."""
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = request_parser(self)
         rest, request.tunnel_data = request.tunnel_data, b""
         if rest:
             self.frontend.bytes_in -= len(rest)  # counted when they came

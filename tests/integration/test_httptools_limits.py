@@ -20,9 +20,10 @@ import pytest
 
 from haply.http.errors import RemoteProtocolError
 from haply.http.framing import (
-    CHUNKED, LENGTH, MAX_HEADERS, NONE, UNTIL_CLOSE, check_request_target, request_framing,
-    response_framing, validate_header_fields,
+    CHUNKED, LENGTH, MAX_HEADERS, NONE, UNTIL_CLOSE, check_protocol, check_request_target,
+    minor_version_above, request_framing, response_framing, validate_header_fields,
 )
+from haply.proxy.http import request_parser
 from haply.proxy.upstream import response_parser
 
 
@@ -54,7 +55,7 @@ class Recorder:
 
 def feed_request(raw: bytes) -> tuple[httptools.HttpRequestParser, Recorder]:
     recorder = Recorder()
-    parser = httptools.HttpRequestParser(recorder)
+    parser = request_parser(recorder)  # as the proxy makes it
     parser.feed_data(raw)
     return parser, recorder
 
@@ -115,7 +116,8 @@ PARSER_REJECTS = {
     "Transfer-Encoding chunked,": request(b"Transfer-Encoding: chunked,\r\n"),
     "empty Transfer-Encoding": request(b"Transfer-Encoding: \r\n"),
     "bare LF line endings": b"GET / HTTP/1.1\nHost: a\n\n",
-    "HTTP/1.2": request(b"", b"GET / HTTP/1.2"),
+    "two-digit minor version": request(b"", b"GET / HTTP/1.10"),
+    "ICE protocol": request(b"", b"GET / ICE/1.0"),
     "lower-case method": request(b"", b"get / HTTP/1.1"),
     "unknown method": request(b"", b"FOO / HTTP/1.1"),
     "SP in the URL": request(b"", b"GET /a b HTTP/1.1"),
@@ -211,6 +213,36 @@ def test_versions_llhttp_accepts(line, version, status):
     with pytest.raises(RemoteProtocolError) as info:
         request_framing(parser.get_method(), version, [])
     assert info.value.status_hint == status
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.9"])
+def test_higher_minor_versions_are_read_as_http11(version):
+    """RFC 9112 §2.6, as HAProxy 2.6 forwards them: HTTP/1.1."""
+    parser, _ = feed_request(b"GET / HTTP/%s\r\nHost: a\r\n\r\n" % version.encode())
+    assert parser.get_http_version() == version
+    assert minor_version_above(version)
+    assert not minor_version_above("1.1") and not minor_version_above("2.0")
+
+
+@pytest.mark.parametrize("version", ["3.0", "9.9"])
+def test_other_major_versions_are_refused_by_us(version):
+    parser, _ = feed_request(b"GET / HTTP/%s\r\nHost: a\r\n\r\n" % version.encode())
+    with pytest.raises(RemoteProtocolError) as info:
+        request_framing(parser.get_method(), parser.get_http_version(), [])
+    assert info.value.status_hint == 505
+
+
+def test_rtsp_accepted_by_llhttp_refused_by_us():
+    head = b"GET / RTSP/1.0\r\nHost: a\r\n\r\n"
+    parser, _ = feed_request(head)
+    assert parser.get_http_version() == "1.0"  # nothing tells it from HTTP/1.0 but the line
+    for refused in (head, b"\r\n\r\n" + head, b"OPTIONS * RTSP/2.0\r\n\r\n"):
+        with pytest.raises(RemoteProtocolError) as info:
+            check_protocol(refused)
+        assert info.value.status_hint == 400
+    for accepted in (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"\r\nGET /x HTTP/1.0\r\n\r\n",
+                     b"GET /a-very-long-path-split-over-rea"):  # not a whole line yet
+        check_protocol(accepted)
 
 
 def test_printable_characters_outside_rfc3986_pass_llhttp_and_us():
