@@ -130,13 +130,17 @@ def load(paths: list[str], environ: Mapping[str, str] | None = None) -> Loaded:
     diagnostics = Diagnostics()
     carries: dict[str, dict] = {}
     partials: list[Config] = []
+    texts: list[tuple[str, str]] = []
     for path in expand_paths(list(paths), diagnostics):
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-                text = handle.read()
+                texts.append((path, handle.read()))
         except OSError as error:
             diagnostics.error(Location(path, 0), f"cannot read configuration file: {error.strerror}")
-            continue
+    for path, text in texts:  # named before their declaration, as HAProxy allows
+        if detect(path, text).name == "haproxy":
+            haproxy.declare_http_errors(text, path, environ, carries.setdefault("haproxy", {}))
+    for path, text in texts:
         dialect = detect(path, text)
         parse = dialect.parser()
         if parse is None:

@@ -116,8 +116,7 @@ def parse_answer(words: list[str], what: str, status_words: tuple[str, ...],
     if kind == "errorfiles":
         files = (error_sections or {}).get(argument)
         if files is None:
-            raise AnswerError(f"'{what}': no http-errors section named '{argument}' "
-                              "(haply reads them before the proxies that use them)")
+            raise AnswerError(f"'{what}': unknown http-errors section '{argument}'")
         response = files.get(status)
         if response is None:  # HAProxy warns too, and answers with no content (observed)
             return Answer(status, f"HTTP/1.1 {status} {reason_phrase(status)}\r\ncontent-length: 0\r\n\r\n"

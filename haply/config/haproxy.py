@@ -275,6 +275,9 @@ class Carry:
     userlists: dict = field(default_factory=dict)  # name -> model.Userlist
     peers: dict = field(default_factory=dict)  # name -> model.PeersSection
     http_errors: dict = field(default_factory=dict)  # name -> {status: response bytes}
+    # http-errors sections read ahead of the rest (declare_http_errors), by
+    # name: where each is, so that reading it in its turn is no second declaration
+    http_errors_ahead: dict = field(default_factory=dict)
     mailers: dict = field(default_factory=dict)  # name -> model.MailersSection
     caches: dict = field(default_factory=dict)  # name -> model.CacheSection
 
@@ -310,7 +313,31 @@ def parse(
                   sources=(filename,))
 
 
+def declare_http_errors(text: str, filename: str, environ: Mapping[str, str],
+                        carry: dict) -> None:
+    """Read the http-errors sections of a file before any proxy: HAProxy lets
+    `errorfiles` and `http-request deny ... errorfiles` name one declared
+    further down, or in a later file. Nothing is reported here; each section
+    is read again in its turn, with its errors (see `http_errors.close_section`)."""
+    state: Carry = carry.setdefault("haproxy", Carry())
+    quiet = Diagnostics()
+    lines = apply_conditions(split_lines(text, filename, environ, quiet), environ, quiet)
+    ahead, inside = [], False
+    for line in lines:
+        first = line.words[0].text
+        if first in SECTIONS or first in UNSUPPORTED_SECTIONS:
+            inside = first == "http-errors"
+        if inside:
+            ahead.append(line)
+    if ahead:
+        parser = _Parser(filename, environ, quiet, state)
+        parser.reading_ahead = True
+        parser.run(ahead)
+
+
 class _Parser:
+    reading_ahead = False  # declare_http_errors' pass
+
     def __init__(self, filename: str, environ: Mapping[str, str], diagnostics: Diagnostics, carry: Carry):
         self.filename = filename
         self.environ = environ
@@ -542,7 +569,8 @@ class _Parser:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "http-errors":
             try:
-                http_errors.close_section(state, self.carry.http_errors)
+                http_errors.close_section(state, self.carry.http_errors,
+                                          self.carry.http_errors_ahead, self.reading_ahead)
             except ParseError as error:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "mailers":
@@ -1467,8 +1495,7 @@ def _errorfiles(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError("'errorfiles' expects the name of an http-errors section, then optionally status codes")
     files = parser.carry.http_errors.get(texts[0])
     if files is None:
-        raise ParseError(f"no http-errors section named '{texts[0]}' (haply reads them before the "
-                         "proxies that use them)")
+        raise ParseError(f"unknown http-errors section '{texts[0]}'")
     codes = [parse_int(text, "errorfiles status code") for text in texts[1:]] or sorted(files)
     for code in codes:
         if code in files:

@@ -9,8 +9,8 @@ pages that proxies import with `errorfiles NAME [CODE...]` and that
         errorfiles openstack
 
 Each file is read and checked when its line is read, as a proxy's `errorfile`
-is. A section is known to the lines after it (HAProxy also finds later ones):
-haply asks for it to come first, and says so.
+is. As in HAProxy, a proxy may name a section declared further down or in a
+later file: haproxy.declare_http_errors reads them all first.
 
 The parser in haproxy.py dispatches the lines of such a section here through
 the same keyword table; haproxy.py is imported only inside functions, because
@@ -48,10 +48,16 @@ def open_section(args: list[str], location: Location) -> HttpErrorsState:
     return HttpErrorsState(args[0], location)
 
 
-def close_section(state: HttpErrorsState, known: dict[str, dict[int, bytes]]) -> None:
-    if state.name in known:
+def close_section(state: HttpErrorsState, known: dict[str, dict[int, bytes]],
+                  ahead: dict[str, Location], reading_ahead: bool = False) -> None:
+    """Make the section known to proxies. `ahead` holds where the sections
+    read before any proxy are (haproxy.declare_http_errors): reading one of
+    them again in its turn is no second declaration."""
+    if state.name in known and not (not reading_ahead and ahead.get(state.name) == state.location):
         raise _error(f"http-errors section '{state.name}' is declared twice")
     known[state.name] = dict(state.files)
+    if reading_ahead:
+        ahead[state.name] = state.location
 
 
 def _errorfile(parser, state: HttpErrorsState, args, line, negated) -> None:

@@ -2675,13 +2675,40 @@ def test_http_errors_sections(tmp_path):
     assert messages(tmp_path, DEFAULTS + f"""\
         frontend f
             errorfiles later
+            errorfiles nowhere
         http-errors later
             errorfile 999 {page}
         http-errors later
-        """) == ["7: no http-errors section named 'later' (haply reads them before the proxies that use them)",
-                 "9: errorfile status 999 cannot be customised: expected one of 200, 400, 401, 403, 404, "
+        """) == ["8: unknown http-errors section 'nowhere'",
+                 "10: errorfile status 999 cannot be customised: expected one of 200, 400, 401, 403, 404, "
                  "405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504",
-                 "10: http-errors section 'later' is declared twice"]
+                 "11: http-errors section 'later' is declared twice"]
+
+
+def test_http_errors_named_before_their_declaration(tmp_path):
+    """As in HAProxy: a section further down, or in a later file, is found."""
+    page = tmp_path / "503.http"
+    page.write_bytes(b"HTTP/1.0 503 Service Unavailable\r\ncontent-type: text/plain\r\n\r\nlater")
+    first = write(tmp_path, DEFAULTS + """\
+        frontend f
+            errorfiles early
+            http-request deny deny_status 503 errorfiles late
+            default_backend b
+        backend b
+            server s 127.0.0.1:1
+        """, "10-proxies.cfg")
+    second = write(tmp_path, f"""\
+        http-errors late
+            errorfile 503 {page}
+        """, "20-errors.cfg")
+    with pytest.raises(ConfigError) as error:  # 'early' is declared nowhere
+        load([str(first), str(second)], {})
+    assert [d.message for d in error.value.diagnostics if d.severity == "error"] == [
+        "unknown http-errors section 'early'"]
+    first.write_text(first.read_text().replace("errorfiles early", "errorfiles late"))
+    front = load([str(first), str(second)], {}).config.proxy("f")
+    assert dict(front.errorfiles)[503].endswith(b"later")
+    assert front.http_request_rules[0].response.endswith(b"later")
 
 
 # -------------------------------------------------------------------- mailers
