@@ -2030,7 +2030,13 @@ def _format_argument(keyword: str, args) -> str:
 
 
 def _log_format(parser, state: ProxyState, args, line, negated) -> None:
-    state.log_format = _format_argument("log-format", args)
+    from haply.logs.formats import request_head_fetches
+
+    fmt = _format_argument("log-format", args)
+    for name in request_head_fetches(fmt):  # HAProxy's words
+        raise ParseError(f"'log-format': sample fetch '{name}' may not be reliably used here "
+                         "because it needs 'HTTP request headers' which is not available here")
+    state.log_format = fmt
     state.log_format_location = line.location
 
 

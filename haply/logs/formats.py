@@ -381,6 +381,22 @@ _SESSION_FETCHES = {"unique-id": "getattr(r, 'unique_id', '')",
                     "ssl_fc_sni": "_client_sni(getattr(getattr(r, 'session', None), 'transport', None))"}
 
 
+# Fetches that read the request's head, which HAProxy no longer holds when it
+# writes a log line: its `log-format` refuses them ("needs 'HTTP request
+# headers' which is not available here"). unique-id-format and header values,
+# made while the head is there, take them.
+REQUEST_HEAD_FETCHES = frozenset((
+    "path", "url", "query", "base", "hdr", "req.hdr", "req.fhdr", "hdr_cnt", "req.hdr_cnt",
+    "cook", "req.cook", "urlp", "url_param"))
+_FETCH_NAME = re.compile(r"%(?:\{[^}]*\})?\[\s*([A-Za-z0-9_.-]+)")
+
+
+def request_head_fetches(text: str) -> list[str]:
+    """The fetches of a format that read the request's head (REQUEST_HEAD_FETCHES)."""
+    return [name for name in _FETCH_NAME.findall(NAMED.get(text, text))
+            if name in REQUEST_HEAD_FETCHES]
+
+
 def sample_expression(sample: str) -> str:
     """The expression for one %[fetch(arg),converter(arg)...]."""
     fetch, *converters = split_arguments(sample)

@@ -2135,6 +2135,31 @@ def test_log_formats_are_checked_at_their_line(tmp_path):
     ], found
 
 
+def test_log_format_refuses_what_reads_the_request_head(tmp_path):
+    """HAProxy no longer holds the request's head when it writes the line:
+    its log-format refuses the fetches that read it (observed with `haproxy
+    -c`), where unique-id-format and header values take them."""
+    found = messages(tmp_path, DEFAULTS + """\
+        frontend api
+            bind :80
+            log-format "%ci %{+Q}[path] %[capture.req.uri] %[method]"
+            unique-id-format %[req.hdr(host)]_%rt
+            http-request set-header X-Path %[path]
+            default_backend b
+        frontend other
+            bind :81
+            log-format "%[req.hdr(host),lower]"
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    assert found == [
+        "8: 'log-format': sample fetch 'path' may not be reliably used here because it needs "
+        "'HTTP request headers' which is not available here",
+        "14: 'log-format': sample fetch 'req.hdr' may not be reliably used here because it needs "
+        "'HTTP request headers' which is not available here"], found
+
+
 def test_monitor_fail_and_nbsrv(tmp_path):
     loaded = load_text(tmp_path, DEFAULTS + """\
         frontend fe
