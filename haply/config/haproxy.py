@@ -23,6 +23,7 @@ import copy
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -37,7 +38,7 @@ from haply.config.keywords import (
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
     AuthRule, BackendSwitch, Bind, CacheRule, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, CaptureRule, LogLevelRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
-    ProxyStats, Redirect, Server, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
+    ProxyStats, Redirect, Server, SourceAddress, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
     STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS, used_acls,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -107,7 +108,7 @@ SERVER_TLS_OPTIONS: dict[str, int] = {
 UNSUPPORTED_SERVER_OPTIONS = frozenset({
     "resolvers", "resolve-prefer", "resolve-net", "resolve-opts",
     "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "proxy-v2-options",
-    "source", "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "max-reuse",
+    "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "max-reuse",
     "pool-low-conn", "pool-max-conn", "pool-purge-delay", "tfo", "tcp-ut", "proto", "check-proto",
     "log-proto", "non-stick", "stick", "ws", "shard", "no-send-proxy", "no-send-proxy-v2",
     "no-send-proxy-v2-ssl", "no-send-proxy-v2-ssl-cn", "no-tfo",
@@ -157,6 +158,7 @@ class ProxyState:
     hash_function: str | None = None
     hash_modifier: str | None = None
     retries: int = 3
+    source: SourceAddress | None = None
     redispatch_every: int = -1
     retry_on: frozenset[str] | None = None  # None: haply's default policy
     http_check: HttpCheck | None = None
@@ -224,7 +226,7 @@ class ProxyState:
             default_backend=default_backend, http_request_rules=tuple(self.http_request_rules),
             http_response_rules=tuple(self.http_response_rules), servers=tuple(self.servers),
             balance=self.balance, balance_arg=self.balance_arg, hash_type=self.hash_type,
-            retries=self.retries, retry_on=self.retry_on, redispatch="redispatch" in options and self.redispatch_every != 0,
+            retries=self.retries, source=self.source, retry_on=self.retry_on, redispatch="redispatch" in options and self.redispatch_every != 0,
             redispatch_every=self.redispatch_every,
             allbackups="allbackups" in options, http_check=self.http_check, check_kind=self.check_kind,
             timeouts=Timeouts(**self.timeouts), http_connection_mode=self.http_connection_mode,
@@ -2485,6 +2487,9 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
             values[{"no-backup": "backup", "enabled": "disabled", "no-check": "check",
                     "no-agent-check": "agent_check"}[option]] = False
             step = 1
+        elif option == "source":
+            values["source"], used = parse_source(words[i + 1:], "server option 'source'", ranges=True)
+            step = 1 + used
         elif option in SERVER_TLS_OPTIONS:
             count = SERVER_TLS_OPTIONS[option]
             extra.append((option, value("a value") if count else ""))
@@ -2495,6 +2500,51 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
             raise ParseError(f"unknown server option '{option}'")
         i += step
     return values, extra
+
+
+def parse_source(words: list, what: str, ranges: bool) -> tuple[SourceAddress, int]:
+    """`ADDR[:PORT] [interface NAME]` after `source` (a server's may give a
+    port range, LOW-HIGH, as HAProxy allows there only): the source and how
+    many words it took. `usesrc` (transparent proxying) is refused by name."""
+    texts = [w.text if hasattr(w, "text") else w for w in words]
+    if not texts:
+        raise ParseError(f"{what} needs an address, such as 10.0.0.5 or 10.0.0.5:0")
+    host, port = _host_port(texts[0], what, port_required=False)
+    if host in ("", "*"):
+        host = "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:  # a host name (_host_port checked its form): resolved once, as HAProxy does
+        try:
+            host = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+        except OSError:
+            raise ParseError(f"{what}: could not resolve address '{host}'") from None
+    low = high = 0
+    if port is not None:
+        first, dash, last = port.partition("-")
+        if dash and not ranges:
+            raise ParseError(f"{what}: port ranges are not supported here (only on a server line, "
+                             "as in HAProxy)")
+        low = parse_port(first, what) if first != "0" else 0
+        high = parse_port(last, what) if dash else low
+        if dash and (low == 0 or high < low):
+            raise ParseError(f"{what}: invalid port range '{port}' (expected LOW-HIGH, LOW <= HIGH)")
+    used, interface = 1, None
+    while used < len(texts) and texts[used] in ("usesrc", "interface"):
+        if texts[used] == "usesrc":
+            raise ParseError(f"{what}: 'usesrc' (transparent proxying) is not supported by haply")
+        if used + 1 >= len(texts):
+            raise ParseError(f"{what}: 'interface' needs an interface name")
+        interface = texts[used + 1]
+        used += 2
+    return SourceAddress(host, low, high, interface), used
+
+
+def _source(parser, state: ProxyState, args, line, negated) -> None:
+    texts = [w.text for w in args]
+    state.source, used = parse_source(texts, "'source'", ranges=False)
+    if used < len(texts):
+        raise ParseError(f"'source': unexpected '{texts[used]}' (expected 'interface NAME')")
 
 
 def _make_server(
@@ -2637,6 +2687,7 @@ HANDLERS: dict[str, Handler] = {
     "id": _proxy_id,
     "backlog": _extra,
     "retries": _retries,
+    "source": _source,
     "fullconn": _fullconn,
     "rate-limit sessions": _rate_limit_sessions,
     "retry-on": _retry_on,

@@ -135,6 +135,10 @@ def _rows() -> list[Keyword]:
         K("id", "flb", "<number>", "Numeric proxy id."),
         K("backlog", "dfl", "<number>", "Listen queue length of the listeners."),
         K("retries", "dlb", "<number>", "Connection attempts to a server after a failure."),
+        K("source", "dlb", "<addr>[:<port>] [interface <name>]",
+          "The address (and port, and network interface) connections to the servers and their "
+          "health checks are made from; a server's own `source` (a port range LOW-HIGH allowed) "
+          "overrides it. `usesrc` (transparent proxying) is not supported."),
         K("fullconn", "dlb", "<conns>",
           "The backend load at which servers with minconn reach their maxconn (default: a tenth of the maxconn of "
           "the frontends that can use the backend, rounded up)."),
@@ -298,7 +302,7 @@ def _rows() -> list[Keyword]:
         K("unique-id-header", "dfl", "<name>",
           "Send the request's unique-id-format identifier to the server in this header."),
         K("server", "lbe", "<name> <addr>[:<port>] [<option>...]",
-          "A server: weight, maxconn, minconn (maxconn follows the backend's load, see fullconn), maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie, send-proxy, send-proxy-v2 (the PROXY protocol header first, with the client's address; such a connection serves that client alone), check-send-proxy; TLS options kept for the TLS layer."),
+          "A server: weight, maxconn, minconn (maxconn follows the backend's load, see fullconn), maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie, send-proxy, send-proxy-v2 (the PROXY protocol header first, with the client's address; such a connection serves that client alone), check-send-proxy, source (see `source`); TLS options kept for the TLS layer."),
         K("default-server", "dlb", "[<option>...]", "Options applied to the following server lines."),
         K("server-template", "lb", "<prefix> <num>|<from>-<to> <addr>[:<port>] [<option>...]", "Servers <prefix>1..N sharing one address."),
         K("http-check send", "dlb", "[meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <string>]", "The HTTP health-check request."),
@@ -442,7 +446,7 @@ def _rows() -> list[Keyword]:
         ("dispatch", "lb"), ("http-send-name-header", "dlb"), ("http-after-response", "dflb"),
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"),
-        ("persist", "dlb"), ("source", "dlb"), ("use-fcgi-app", "lb"),
+        ("persist", "dlb"), ("use-fcgi-app", "lb"),
         ("external-check", "dlb"), ("transparent", "dlb"), ("bind-process", "dflb"),
         ("http-check connect", "dlb"), ("http-check disable-on-404", "dlb"), ("http-check send-state", "dlb"),
         ("http-check comment", "dlb"), ("http-check set-var", "dlb"), ("http-check unset-var", "dlb"),

@@ -276,6 +276,19 @@ class TcpCheckStep:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceAddress:
+    """`source ADDR[:PORT[-HIGH]] [interface NAME]` (a backend's or a
+    server's): the address, ports and interface connections to servers, and
+    their health checks, are made from (haply.proxy.outbound). Port 0: any,
+    the kernel's choice at connect time."""
+
+    host: str
+    low: int = 0
+    high: int = 0  # above low: a range, each connection taking a free port
+    interface: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Server:
     name: str
     host: str  # literal address or host name, resolved at start
@@ -318,6 +331,7 @@ class Server:
     # `track [<proxy>/]<server>`, always "proxy/server": the server takes that
     # server's health instead of checking its own (haply.health.tracking)
     track: str | None = None
+    source: SourceAddress | None = None  # None: the backend's, if it has one
     # anything else parsed from the server line, keyword -> raw value(s); lets the
     # checks and TLS layers read their keywords without the model knowing them all
     extra: tuple[tuple[str, str], ...] = ()
@@ -599,6 +613,7 @@ class Proxy:
     balance_arg: str | None = None  # hdr(NAME) -> NAME, url_param NAME
     hash_type: str = "map-based"  # "map-based" | "consistent"
     retries: int = 3
+    source: SourceAddress | None = None  # `source`: connections to servers from there
     # None: haply's default retry policy (see README "What haply retries and why")
     retry_on: frozenset[str] | None = None
     redispatch: bool = False

@@ -32,8 +32,9 @@ import ssl
 import struct
 from dataclasses import dataclass
 
+from haply.config.model import SourceAddress
 from haply.health import dialogues
-from haply.proxy import proxy_header
+from haply.proxy import outbound, proxy_header
 
 # ---------------------------------------------------------------- status codes
 
@@ -131,6 +132,11 @@ class Target:
     tls: bool = False
     sni: str | None = None
     proxy: int = 0  # the PROXY protocol version the check starts with (0: none)
+    source: SourceAddress | None = None  # `source`: checks leave from there too
+
+    def to_port(self, port: int) -> Target:
+        """The same target on another port (a tcp-check `connect port`)."""
+        return Target(self.host, port, source=self.source)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -208,14 +214,27 @@ async def _connect(target: Target, deadline: float) -> _Exchange:
     loop = asyncio.get_running_loop()
     remaining = max(deadline - loop.time(), 0.0)
     try:
-        transport, proto = await asyncio.wait_for(
-            loop.create_connection(_Exchange, target.host, target.port), remaining)
+        if target.source is None:
+            transport, proto = await asyncio.wait_for(
+                loop.create_connection(_Exchange, target.host, target.port), remaining)
+        else:
+            transport, proto = await asyncio.wait_for(_connect_from(target), remaining)
     except asyncio.TimeoutError:
         raise _Timeout() from None
     if target.proxy:  # before anything the check itself sends
         transport.write(proxy_header.check_header(
             target.proxy, transport.get_extra_info("sockname"), transport.get_extra_info("peername")))
     return proto
+
+
+async def _connect_from(target: Target):
+    loop = asyncio.get_running_loop()
+    sock = await outbound.connected_socket(loop, target.host, target.port, target.source)
+    try:
+        return await loop.create_connection(_Exchange, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _connect_error_info(exc: BaseException) -> str:
@@ -283,9 +302,15 @@ async def _open_tls(target: Target, clock: _Clock, sni: str | None,
     rather than upgraded with start_tls, so a peer that hangs up mid-handshake
     is an immediate error (uvloop's start_tls then never completes)."""
     loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET6 if ":" in target.host else socket.AF_INET,
-                         socket.SOCK_STREAM)
-    sock.setblocking(False)
+    family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+    try:
+        if target.source is not None:
+            sock = outbound.bound_socket(target.source, family)
+        else:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+    except OSError as exc:
+        return CheckResult("L4CON", info=_connect_error_info(exc), duration=clock.elapsed())
     try:
         remaining = max(clock.connect_deadline() - loop.time(), 0.0)
         await asyncio.wait_for(loop.sock_connect(sock, (target.host, target.port)), remaining)
@@ -743,10 +768,10 @@ async def tcp_check_rules(target: Target, deadlines: Deadlines,
                     conn.close()
                 port = step.port or target.port
                 if step.tls:
-                    opened = await _open_tls(Target(target.host, port), clock,
+                    opened = await _open_tls(target.to_port(port), clock,
                                              step.sni or target.sni, step.alpn)
                 else:
-                    opened = await _open(Target(target.host, port), clock)
+                    opened = await _open(target.to_port(port), clock)
                 if isinstance(opened, CheckResult):
                     return opened
                 conn = opened

@@ -202,7 +202,8 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
     # and the check goes where the traffic goes (HAProxy's rule)
     proxy_version = (server.send_proxy or 1) if server.check_send_proxy else (
         server.send_proxy if not (server.check_port or server.check_addr) else 0)
-    target = (Target(host, check_port, tls, sni, proxy_version)
+    source = server.source if server.source is not None else proxy.source
+    target = (Target(host, check_port, tls, sni, proxy_version, source)
               if server.check and check_port else None)
     agent = None
     if agent_on:
@@ -215,7 +216,7 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
                 send = send.encode("latin-1")
             agent_deadlines = Deadlines.from_settings(agent_inter, proxy.timeouts.check,
                                                       proxy.timeouts.connect)
-            agent = AgentSpec(Target(agent_host, int(agent_port)), agent_inter,
+            agent = AgentSpec(Target(agent_host, int(agent_port), source=source), agent_inter,
                               agent_deadlines, send)
     kind = proxy.check_kind or "tcp"
     if kind not in CHECK_KINDS:
@@ -647,7 +648,7 @@ class HealthChecker:
             # port (which `set server B/S addr A port P` may change).
             port = state.port if spec.target.port == server.port else spec.target.port
             return Target(state.address[0], port, spec.target.tls, spec.target.sni,
-                          spec.target.proxy)
+                          spec.target.proxy, spec.target.source)
         return None
 
     def _fire_agent(self, checked: _Checked) -> None:

@@ -21,7 +21,7 @@ from haply.balance.hashing import HashBalancer
 from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
-from haply.proxy import caching, proxy_header
+from haply.proxy import caching, outbound, proxy_header
 from haply.proxy.conditions import compile_condition, compile_tcp_rules, stick_table
 from haply.proxy.stick import Stickiness, StickTable
 from haply.runtime.registry import Registry, ServerState
@@ -433,9 +433,12 @@ class BackendRuntime:
             config = server.config
             try:
                 async with asyncio.timeout(self.connect_timeout):
-                    if config is not None and config.send_proxy:
-                        transport, protocol = await self._connect_sending_proxy(
-                            server, address, tls, factory, client, config.send_proxy)
+                    source = (config.source if config is not None and config.source is not None
+                              else self.proxy.source)
+                    send_proxy = config.send_proxy if config is not None else 0
+                    if send_proxy or source is not None:
+                        transport, protocol = await self._connect_own_socket(
+                            server, address, tls, factory, client, send_proxy, source)
                     else:
                         transport, protocol = await self.loop.create_connection(
                             lambda: factory(server), address[0], address[1],
@@ -481,22 +484,20 @@ class BackendRuntime:
                 if moved and tally is not None:  # back through the balancer to the same one
                     began = _into_wait(tally, began, self.loop.time())
 
-    async def _connect_sending_proxy(self, server: ServerState, address, tls, factory,
-                                     client, version: int):
-        """A connection to a `send-proxy[-v2]` server: the PROXY header with the
-        client's address and the one it connected to goes first, before any
-        TLS handshake, so the socket is connected and written here."""
+    async def _connect_own_socket(self, server: ServerState, address, tls, factory,
+                                  client, send_proxy: int, source):
+        """A connection the loop cannot make alone: from a `source` address
+        (haply.proxy.outbound), or to a `send-proxy[-v2]` server, whose PROXY
+        header with the client's address and the one it connected to goes
+        first, before any TLS handshake."""
         loop = self.loop
-        family, kind, proto, _, target = (await loop.getaddrinfo(
-            address[0], address[1], type=socket.SOCK_STREAM))[0]
-        sock = socket.socket(family, kind, proto)
+        sock = await outbound.connected_socket(loop, address[0], address[1], source)
         try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, target)
-            source = client.get_extra_info("peername") if client is not None else None
-            destination = client.get_extra_info("sockname") if client is not None else None
-            await loop.sock_sendall(sock, proxy_header.header(version, source, destination))
+            if send_proxy:
+                source_address = client.get_extra_info("peername") if client is not None else None
+                destination = client.get_extra_info("sockname") if client is not None else None
+                await loop.sock_sendall(sock, proxy_header.header(send_proxy, source_address,
+                                                                  destination))
             return await loop.create_connection(
                 lambda: factory(server), sock=sock, ssl=tls[0] if tls else None,
                 server_hostname=tls[1] if tls else None)

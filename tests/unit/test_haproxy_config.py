@@ -11,7 +11,7 @@ import haply.config as config_package
 from haply.config import ConfigError, Dialect, detect, load
 from haply.config.haproxy import HANDLERS
 from haply.config.keywords import KEYWORDS, LEGACY, PREPROCESSOR, SUPPORTED, UNSUPPORTED
-from haply.config.model import ForwardFor, HttpCheck, OriginalTo, TcpCheckStep
+from haply.config.model import ForwardFor, HttpCheck, OriginalTo, SourceAddress, TcpCheckStep
 from haply.proxy.samples import CONVERTER_NAMES
 
 ERRORS_DIR = Path("/etc/haproxy/errors")  # shipped by Debian's haproxy package
@@ -3000,3 +3000,46 @@ def test_server_limits_and_session_rate_reach_the_model(tmp_path):
     assert config.proxy("f").rate_limit_sessions == 25
     b = config.proxy("b")
     assert (b.fullconn, b.servers[0].minconn, b.servers[0].maxconn) == (300, 10, 50)
+
+
+# ---------------------------------------------------------------------- source
+
+
+def test_source_of_a_backend_and_of_its_servers(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        source 10.0.0.1
+        backend b
+            server s1 127.0.0.1:81
+            server s2 127.0.0.1:82 source 127.0.0.3:20000-20010
+            server s3 127.0.0.1:83 source [::1] interface lo
+        backend c
+            source 127.0.0.2:0
+            server s 127.0.0.1:81
+        backend d
+            source localhost:5000
+            server s 127.0.0.1:81
+        """)
+    b, c, d = (loaded.config.proxy(name) for name in "bcd")
+    assert b.source == SourceAddress("10.0.0.1")  # from the defaults
+    assert [s.source for s in b.servers] == [
+        None, SourceAddress("127.0.0.3", 20000, 20010), SourceAddress("::1", interface="lo")]
+    assert c.source == SourceAddress("127.0.0.2")
+    assert d.source == SourceAddress("127.0.0.1", 5000, 5000)  # a name is resolved once
+
+
+def test_source_errors(tmp_path):
+    assert messages(tmp_path, DEFAULTS + """\
+        backend b
+            source 127.0.0.2 usesrc clientip
+            source 127.0.0.2:1000-2000
+            source 127.0.0.2 bogus
+            source
+            server s1 127.0.0.1:81 source 127.0.0.3:20010-20000
+            server s2 127.0.0.1:82 source 127.0.0.3 interface
+        """) == [
+        "7: 'source': 'usesrc' (transparent proxying) is not supported by haply",
+        "8: 'source': port ranges are not supported here (only on a server line, as in HAProxy)",
+        "9: 'source': unexpected 'bogus' (expected 'interface NAME')",
+        "10: 'source' needs an address, such as 10.0.0.5 or 10.0.0.5:0",
+        "11: server option 'source': invalid port range '20010-20000' (expected LOW-HIGH, LOW <= HIGH)",
+        "12: server option 'source': 'interface' needs an interface name"]
