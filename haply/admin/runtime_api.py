@@ -44,7 +44,7 @@ ADMF_FDRAIN = 0x08
 CHECK_STATUS_CODES = {
     "UNK": 0, "INI": 1, "SOCKERR": 5, "L4OK": 6, "L4TOUT": 7, "L4CON": 8, "L6OK": 9,
     "L6TOUT": 10, "L6RSP": 11, "L7TOUT": 12, "L7RSP": 13, "L7OK": 15, "L7OKC": 16,
-    "L7STS": 17,
+    "L7STS": 17, "PROCERR": 18, "PROCTOUT": 19, "PROCOK": 20,
 }
 # Commands that change server state (or forget stick entries): a worker process
 # passes them on to the others (Engine.on_operator_change) so every worker agrees.

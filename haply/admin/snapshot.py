@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from haply.admin import rates as _rates
 from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_LISTENER, TYPE_SERVER
+from haply.health.probes import STATUS_WORDS
 from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, ServerState, timing_averages
 
 _H2H1 = ("ssl_sess ssl_reused_sess ssl_failed_handshake h2_headers_rcvd h2_data_rcvd "
@@ -50,15 +51,7 @@ BACKEND_ZEROS = tuple(
 ) + tuple(_HRSP) + tuple(_H2H1)
 
 # HAProxy manual 9.1: check_desc wording for check_status codes.
-CHECK_DESC = {
-    "UNK": "Unknown", "INI": "Initializing", "SOCKERR": "Socket error",
-    "L4OK": "Layer4 check passed", "L4TOUT": "Layer4 timeout",
-    "L4CON": "Layer4 connection problem", "L6OK": "Layer6 check passed",
-    "L6TOUT": "Layer6 timeout", "L6RSP": "Layer6 invalid response",
-    "L7OK": "Layer7 check passed", "L7OKC": "Layer7 check conditionally passed",
-    "L7TOUT": "Layer7 timeout", "L7RSP": "Layer7 invalid response",
-    "L7STS": "Layer7 wrong status",
-}
+CHECK_DESC = STATUS_WORDS
 
 
 @dataclass
@@ -132,8 +125,9 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
     counters = getattr(engine, "check_counters", None)
     sampler = _rates.of(engine)
     rows: list[dict] = []
-    for position, proxy in enumerate(engine.config.proxies):
-        iid = proxy.id if proxy.id is not None else position + 2
+    ids = engine.config.proxy_ids()
+    for proxy in engine.config.proxies:
+        iid = ids[proxy.name]
         mode = proxy.mode
         frontend = engine.frontends.get(proxy.name)
         if frontend is not None:
@@ -268,7 +262,8 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
             downtime=counters.downtime(state.backend, state.name, now) if counters else 0,
             check_status=status,
             check_code=state.check_code,
-            check_duration=int(state.check_duration) if state.check_duration is not None else None,
+            check_duration=(int(state.check_duration * 1000) if state.check_duration is not None
+                            else None),  # ms, as HAProxy gives it
             check_desc=CHECK_DESC.get(status, status), last_chk=last_check_info(state),
             check_rise=t.rise, check_fall=t.fall, check_health=health.health)
     if mode == "http":
@@ -289,8 +284,9 @@ def last_check_info(state: ServerState) -> str | None:
     cut = reason.find(marker)
     if cut >= 0:
         return reason[cut + len(marker):].rstrip('"') or None
-    if not reason or reason == CHECK_DESC.get(state.check_status or ""):
-        return None
+    description = CHECK_DESC.get(state.check_status or "")
+    if not reason or description is not None and reason.startswith(description):
+        return None  # the description and a code (an external check's exit status): none
     return reason
 
 

@@ -159,6 +159,8 @@ class ProxyState:
     hash_modifier: str | None = None
     retries: int = 3
     source: SourceAddress | None = None
+    external_check_command: str | None = None
+    external_check_path: str = ""
     redispatch_every: int = -1
     retry_on: frozenset[str] | None = None  # None: haply's default policy
     http_check: HttpCheck | None = None
@@ -226,7 +228,9 @@ class ProxyState:
             default_backend=default_backend, http_request_rules=tuple(self.http_request_rules),
             http_response_rules=tuple(self.http_response_rules), servers=tuple(self.servers),
             balance=self.balance, balance_arg=self.balance_arg, hash_type=self.hash_type,
-            retries=self.retries, source=self.source, retry_on=self.retry_on, redispatch="redispatch" in options and self.redispatch_every != 0,
+            retries=self.retries, source=self.source, retry_on=self.retry_on,
+            external_check_command=self.external_check_command,
+            external_check_path=self.external_check_path, redispatch="redispatch" in options and self.redispatch_every != 0,
             redispatch_every=self.redispatch_every,
             allbackups="allbackups" in options, http_check=self.http_check, check_kind=self.check_kind,
             timeouts=Timeouts(**self.timeouts), http_connection_mode=self.http_connection_mode,
@@ -2248,6 +2252,7 @@ OPTION_HANDLERS: dict[str, Callable[[ProxyState, list[str], Line], None]] = {
     "smtpchk": _option_smtpchk,
     "pgsql-check": _option_pgsql_check,
     "ldap-check": _option_check_kind("ldap-check", "ldap"),
+    "external-check": _option_check_kind("external-check", "external"),
 }
 
 
@@ -2547,6 +2552,18 @@ def _source(parser, state: ProxyState, args, line, negated) -> None:
         raise ParseError(f"'source': unexpected '{texts[used]}' (expected 'interface NAME')")
 
 
+def _external_check_setting(setting: str) -> Handler:
+    """`external-check command <program>` / `external-check path <PATH>`."""
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        value = _one(f"external-check {setting}", args,
+                     "a program" if setting == "command" else "a search path")
+        if setting == "command":
+            state.external_check_command = value
+        else:
+            state.external_check_path = value
+    return handler
+
+
 def _make_server(
     state: ProxyState, name: str, address: str, option_words: list[str], location: Location, verify_default: str
 ) -> Server:
@@ -2640,6 +2657,8 @@ def _server_template(parser, state: ProxyState, args, line, negated) -> None:
 HANDLERS: dict[str, Handler] = {
     # global
     "daemon": _global_flag("daemon"),
+    "external-check": _global_flag("external_check"),
+    "insecure-fork-wanted": _global_flag("insecure_fork_wanted"),
     "pidfile": _global_value("pidfile", str, "a file name"),
     "localpeer": _global_value("localpeer", str, "a peer name"),
     "user": _global_value("user", _account("user"), "a user name"),
@@ -2688,6 +2707,8 @@ HANDLERS: dict[str, Handler] = {
     "backlog": _extra,
     "retries": _retries,
     "source": _source,
+    "external-check command": _external_check_setting("command"),
+    "external-check path": _external_check_setting("path"),
     "fullconn": _fullconn,
     "rate-limit sessions": _rate_limit_sessions,
     "retry-on": _retry_on,
@@ -2802,6 +2823,23 @@ def validate(config: Config, diagnostics: Diagnostics) -> None:
     diagnostics.items.extend(found.items)
 
 
+def _check_external_check(proxy: Proxy, global_, diagnostics: Diagnostics) -> None:
+    """What HAProxy 2.6 asks of `option external-check` (its words)."""
+    if proxy.check_kind != "external" or not proxy.is_backend:
+        return
+    if not global_.external_check:
+        diagnostics.error(proxy.location, f"Proxy '{proxy.name}' : 'option external-check' unable "
+                          "to find required 'global.external-check'.")
+    elif not proxy.external_check_command:
+        diagnostics.error(proxy.location, f"Proxy '{proxy.name}' : 'option external-check' unable "
+                          "to find required 'external-check command'.")
+    elif not global_.insecure_fork_wanted:
+        # HAProxy's checks then fail (it forbids itself to fork); haply runs them
+        diagnostics.warning(proxy.location, f"Proxy '{proxy.name}' : 'insecure-fork-wanted' not "
+                            "enabled in the global section, 'option external-check' will likely "
+                            "fail with HAProxy (haply runs the checks)")
+
+
 def _check_server_references(proxy: Proxy, backends: dict, diagnostics: Diagnostics) -> None:
     """nbsrv(NAME) counts the servers of a backend or listen section NAME, and
     srv_is_up(NAME/SERVER) reads one of them (without NAME, of the proxy's own
@@ -2874,6 +2912,7 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
     _check_sticky_counters(config, diagnostics)
     cache_names = {cache.name for cache in config.caches}
     for proxy in config.proxies:
+        _check_external_check(proxy, config.global_, diagnostics)
         _check_userlist_references(proxy, userlists, diagnostics)
         _check_cache_references(proxy, cache_names, diagnostics)
         _check_response_conditions(proxy, diagnostics)

@@ -60,6 +60,8 @@ def _rows() -> list[Keyword]:
         # ------------------------------------------------------------ global
         K("maxconn", "gdfl", "<number>", "Maximum concurrent connections (process-wide in global, per frontend elsewhere)."),
         K("daemon", "g", "", "Run in the background."),
+        K("external-check", "g", "", "Allow proxies to run external health checks (option external-check)."),
+        K("insecure-fork-wanted", "g", "", "Let HAProxy fork, which its external checks need; haply runs them either way and warns without it."),
         K("pidfile", "gp", "<path>", "Write the process id to this file (program: %i and %p name the instance; see option daemon)."),
         K("user", "gpu", "<name> (userlist: <name> [password <crypt hash>|insecure-password <password>] [groups <group>[,...]])",
           "Drop privileges to this user after binding (program: run the command as this user; userlist: an account for http_auth)."),
@@ -135,6 +137,11 @@ def _rows() -> list[Keyword]:
         K("id", "flb", "<number>", "Numeric proxy id."),
         K("backlog", "dfl", "<number>", "Listen queue length of the listeners."),
         K("retries", "dlb", "<number>", "Connection attempts to a server after a failure."),
+        K("external-check command", "dlb", "<command>",
+          "The program an external check runs, with <proxy_address> <proxy_port> <server_address> "
+          "<server_port> and the HAPROXY_* variables; exit status 0 means up."),
+        K("external-check path", "dlb", "<path>", "The PATH the external check's program runs with "
+          "(empty by default, as in HAProxy)."),
         K("source", "dlb", "<addr>[:<port>] [interface <name>]",
           "The address (and port, and network interface) connections to the servers and their "
           "health checks are made from; a server's own `source` (a port range LOW-HIGH allowed) "
@@ -362,6 +369,7 @@ def _rows() -> list[Keyword]:
         ("httpclose", "dflb", "", "Close both connections after each response."),
         ("httpchk", "dlb", "[<method>] [<uri>] [<version>]", "HTTP health checks."),
         ("mysql-check", "dlb", "[user <name> [post-41]]", "MySQL handshake health checks."),
+        ("external-check", "dlb", "", "Health checks by a program (external-check command), judged by its exit status; needs the global external-check."),
         ("ssl-hello-chk", "dlb", "", "TLS ClientHello health checks."),
         ("redis-check", "dlb", "", "Redis health checks: PING must be answered +PONG."),
         ("smtpchk", "dlb", "[HELO|EHLO <domain>]", "SMTP health checks: a 2xx greeting, a 2xx reply to "
@@ -384,7 +392,7 @@ def _rows() -> list[Keyword]:
         "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
         "disable-h2-upgrade", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
         "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
-        "independent-streams", "external-check",
+        "independent-streams",
         "nolinger", "persist",
         "splice-auto", "splice-request", "splice-response", "spop-check",
         "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
@@ -447,7 +455,7 @@ def _rows() -> list[Keyword]:
         ("error-log-format", "dfl"), ("force-persist", "lb"), ("ignore-persist", "lb"),
         ("log-format-sd", "dfl"), ("max-keep-alive-queue", "dlb"),
         ("persist", "dlb"), ("use-fcgi-app", "lb"),
-        ("external-check", "dlb"), ("transparent", "dlb"), ("bind-process", "dflb"),
+        ("transparent", "dlb"), ("bind-process", "dflb"),
         ("http-check connect", "dlb"), ("http-check disable-on-404", "dlb"), ("http-check send-state", "dlb"),
         ("http-check comment", "dlb"), ("http-check set-var", "dlb"), ("http-check unset-var", "dlb"),
         ("tcp-check comment", "dlb"), ("tcp-check send-lf", "dlb"), ("tcp-check send-binary-lf", "dlb"),
@@ -462,10 +470,10 @@ def _rows() -> list[Keyword]:
     known = {row.name for row in rows}
     for name in (
         "busy-polling close-spread-time cluster-secret default-path expose-experimental-directives "
-        "external-check fd-hard-limit grace h1-accept-payload-with-any-method h1-case-adjust "
+        "fd-hard-limit grace h1-accept-payload-with-any-method h1-case-adjust "
         "h1-case-adjust-file h2-workaround-bogus-websocket-clients httpclient.resolvers.id "
         "httpclient.resolvers.prefer httpclient.ssl.ca-file httpclient.ssl.verify "
-        "insecure-fork-wanted insecure-setuid-wanted issuers-chain-path localpeer "
+        "insecure-setuid-wanted issuers-chain-path localpeer "
         "lua-load-per-thread lua-prepend-path maxconnrate maxpipes maxsessrate "
         "maxsslconn maxsslrate mworker-max-reloads no-memory-trimming noepoll noevports "
         "nogetaddrinfo nokqueue nopoll noreuseport nosplice numa-cpu-mapping pp2-never-send-local "

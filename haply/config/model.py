@@ -614,6 +614,8 @@ class Proxy:
     hash_type: str = "map-based"  # "map-based" | "consistent"
     retries: int = 3
     source: SourceAddress | None = None  # `source`: connections to servers from there
+    external_check_command: str | None = None  # `external-check command` (option external-check)
+    external_check_path: str = ""  # `external-check path`: the program's PATH
     # None: haply's default retry policy (see README "What haply retries and why")
     retry_on: frozenset[str] | None = None
     redispatch: bool = False
@@ -700,6 +702,8 @@ class StatsSocket:
 class Global:
     maxconn: int | None = None
     daemon: bool = False
+    external_check: bool = False  # `external-check`: proxies may run external checks
+    insecure_fork_wanted: bool = False
     pidfile: str | None = None
     user: str | None = None
     group: str | None = None
@@ -865,6 +869,28 @@ class Config:
     @property
     def backends(self) -> tuple[Proxy, ...]:
         return tuple(p for p in self.proxies if p.is_backend)
+
+    def proxy_ids(self) -> dict[str, int]:
+        """HAProxy's proxy numbers (stats iid, `show servers state` be_id, an
+        external check's HAPROXY_PROXY_ID): `id N` where given, the others
+        from 1 in order, skipping those taken; a `stats socket` makes HAProxy
+        a proxy of its own for the CLI, numbered first (observed)."""
+        taken = {proxy.id for proxy in self.proxies if proxy.id is not None}
+        ids: dict[str, int] = {}
+        number = 1
+
+        def next_free() -> int:
+            nonlocal number
+            while number in taken:
+                number += 1
+            number += 1
+            return number - 1
+
+        if self.global_.stats_sockets:
+            next_free()
+        for proxy in self.proxies:
+            ids[proxy.name] = proxy.id if proxy.id is not None else next_free()
+        return ids
 
 
 __all__ = [

@@ -55,8 +55,11 @@ STATUS_WORDS = {
     "L7TOUT": "Layer7 timeout",
     "L7RSP": "Layer7 invalid response",
     "L7STS": "Layer7 wrong status",
+    "PROCERR": "External check error",
+    "PROCTOUT": "External check timeout",
+    "PROCOK": "External check passed",
 }
-OK_STATUSES = frozenset({"L4OK", "L6OK", "L7OK", "L7OKC"})
+OK_STATUSES = frozenset({"L4OK", "L6OK", "L7OK", "L7OKC", "PROCOK"})
 
 # HAProxy's default buffer size (tune.bufsize): a check reads at most this much.
 MAX_RESPONSE = 16384

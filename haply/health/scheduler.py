@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from haply.config.model import Config, Proxy, Server
-from haply.health import dialogues, probes
+from haply.health import dialogues, external, probes
+from haply.health.external import ExternalCheck
 from haply.health.probes import CheckResult, Deadlines, HttpProbe, Target, TcpStep
 from haply.health.state import (
     DEFAULT_ERROR_LIMIT, DEFAULT_ON_ERROR, OBSERVE_NONE, Health, Passive, Timing,
@@ -53,7 +54,7 @@ SessionCallback = Callable[[ServerState], int | None]
 
 # Proxy.check_kind values with a probe here.
 CHECK_KINDS = frozenset({"tcp", "http", "mysql", "ssl-hello", "tcp-check",
-                         "redis", "smtp", "pgsql", "ldap"})
+                         "redis", "smtp", "pgsql", "ldap", "external"})
 
 
 # --------------------------------------------------------------- check settings
@@ -73,7 +74,7 @@ class CheckSpec:
 
     backend: str
     server: str
-    kind: str  # tcp | http | mysql | ssl-hello | tcp-check | redis | smtp | pgsql | ldap
+    kind: str  # tcp | http | mysql | ssl-hello | tcp-check | redis | smtp | pgsql | ldap | external
     target: Target | None  # None: only an agent is configured
     timing: Timing
     passive: Passive
@@ -88,11 +89,16 @@ class CheckSpec:
     shutdown_sessions_on_down: bool = False
     shutdown_backup_sessions_on_up: bool = False
     log_health_checks: bool = False  # option log-health-checks
+    external: ExternalCheck | None = None  # option external-check: the program and its settings
 
-    async def probe(self, target: Target | None = None) -> CheckResult:
+    async def probe(self, target: Target | None = None, current_sessions: int = 0) -> CheckResult:
         """Run this server's check once; target overrides the configured one
-        (the proxy's resolved address for a server given by name)."""
+        (the proxy's resolved address for a server given by name).
+        current_sessions: the server's, for an external check's environment."""
         target = target or self.target
+        if self.external is not None:
+            return await external.run(self.external, target.host, target.port, current_sessions,
+                                      self.timing.inter)
         if self.kind == "http":
             return await probes.http_check(target, self.deadlines, self.http or HttpProbe())
         if self.kind == "mysql":
@@ -176,8 +182,10 @@ def check_tls(server: Server) -> tuple[bool, str | None]:
     return tls, (extra.get("check-sni") or None) if tls else None
 
 
-def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec | None:
-    """The check settings of one server, or None when it is not checked."""
+def spec_for(proxy: Proxy, server: Server, port: int | None = None, proxy_id: int = 0,
+             server_id: int = 0) -> CheckSpec | None:
+    """The check settings of one server, or None when it is not checked.
+    proxy_id and server_id: HAProxy's numbers, which an external check is told."""
     agent_on = bool(_opt(server, "agent_check", False))
     if not server.check and not agent_on:
         return None
@@ -250,7 +258,23 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None) -> CheckSpec
         shutdown_sessions_on_down=on_down == "shutdown-sessions",
         shutdown_backup_sessions_on_up=on_up == "shutdown-backup-sessions",
         log_health_checks="log-health-checks" in proxy.options,
+        external=external_check_for(proxy, server, proxy_id, server_id) if kind == "external" else None,
     )
+
+
+def external_check_for(proxy: Proxy, server: Server, proxy_id: int,
+                       server_id: int) -> ExternalCheck:
+    """The program and fixed settings of a server's external check: the
+    proxy's first listener (a backend has none: NOT_USED), as HAProxy passes them."""
+    bind = proxy.binds[0] if proxy.binds else None
+    address = bind.host if bind is not None and bind.host not in ("", "*") else "0.0.0.0"
+    return ExternalCheck(
+        command=proxy.external_check_command or "", path=proxy.external_check_path,
+        proxy_address=address if bind is not None else external.NOT_USED,
+        proxy_port=str(bind.port) if bind is not None else external.NOT_USED,
+        proxy_id=proxy_id, proxy_name=proxy.name, server_id=server_id, server_name=server.name,
+        server_maxconn=server.maxconn, ssl=check_tls(server)[0] or "ssl" in dict(server.extra),
+        protocol="h1" if proxy.mode == "http" else "tcp")
 
 
 def _spread(interval: float, bound: float | None) -> float:
@@ -421,12 +445,13 @@ class HealthChecker:
             self.loop = asyncio.get_running_loop()
         self._running = True
         now = self.loop.time()
+        ids = self.config.proxy_ids()
         for proxy in self.config.backends:
             for server in proxy.servers:
                 state = self.registry.get(proxy.name, server.name)
                 if state is None:
                     continue
-                spec = spec_for(proxy, server)
+                spec = spec_for(proxy, server, proxy_id=ids[proxy.name], server_id=state.server_id)
                 if spec is None:
                     continue
                 if spec.target is None and spec.agent is None:
@@ -460,7 +485,8 @@ class HealthChecker:
         proxy = self.config.proxy(backend)
         if key in self._checked or state is None or state.config is None or proxy is None:
             return False
-        spec = spec_for(proxy, state.config)
+        spec = spec_for(proxy, state.config, proxy_id=self.config.proxy_ids()[backend],
+                        server_id=state.server_id)
         if spec is None or (spec.target is None and spec.agent is None):
             return False
         checked = _Checked(spec, state, self.loop.time())
@@ -619,7 +645,8 @@ class HealthChecker:
 
     async def _run_check(self, checked: _Checked) -> None:
         try:
-            result = await checked.spec.probe(self._resolved_target(checked))
+            result = await checked.spec.probe(self._resolved_target(checked),
+                                              checked.state.current_sessions)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a probe bug must not end the chain

@@ -3043,3 +3043,55 @@ def test_source_errors(tmp_path):
         "10: 'source' needs an address, such as 10.0.0.5 or 10.0.0.5:0",
         "11: server option 'source': invalid port range '20010-20000' (expected LOW-HIGH, LOW <= HIGH)",
         "12: server option 'source': 'interface' needs an interface name"]
+
+
+# --------------------------------------------------------------- external-check
+
+
+def test_external_check(tmp_path):
+    loaded = load_text(tmp_path, """\
+        global
+            external-check
+            insecure-fork-wanted
+        defaults
+            timeout connect 1s
+            timeout client 1s
+            timeout server 1s
+            option external-check
+            external-check path "/usr/bin:/bin"
+        backend galera
+            external-check command /usr/local/bin/clustercheck
+            server db1 192.0.2.21:3306 check
+        """)
+    galera = loaded.config.proxy("galera")
+    assert galera.check_kind == "external"
+    assert (galera.external_check_command, galera.external_check_path) == (
+        "/usr/local/bin/clustercheck", "/usr/bin:/bin")
+    assert loaded.config.global_.external_check and loaded.config.global_.insecure_fork_wanted
+
+
+def test_external_check_needs_what_haproxy_needs(tmp_path):
+    """HAProxy 2.6's errors and warning, observed with `haproxy -c`."""
+    body = """\
+        defaults
+            timeout connect 1s
+            timeout client 1s
+            timeout server 1s
+        backend a
+            option external-check
+            external-check command /bin/true
+            server s 192.0.2.1:80 check
+        backend b
+            option external-check
+            server s 192.0.2.1:80 check
+        """
+    assert messages(tmp_path, body) == [
+        "5: Proxy 'a' : 'option external-check' unable to find required 'global.external-check'.",
+        "9: Proxy 'b' : 'option external-check' unable to find required 'global.external-check'."]
+    assert messages(tmp_path, "global\n    external-check\n" + textwrap.dedent(body)) == [
+        "11: Proxy 'b' : 'option external-check' unable to find required 'external-check command'."]
+    loaded = load_text(tmp_path, "global\n    external-check\n" + textwrap.dedent(body).replace(
+        "backend b\n    option external-check\n", "backend b\n"))
+    assert warnings(loaded) == [
+        "7: Proxy 'a' : 'insecure-fork-wanted' not enabled in the global section, 'option "
+        "external-check' will likely fail with HAProxy (haply runs the checks)"]
