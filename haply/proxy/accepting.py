@@ -47,37 +47,46 @@ class SelfAcceptingListener:
         self._watch()
 
     def _watch(self) -> None:
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self.closed and not self._watching:
             self.loop.add_reader(self.fd, self._accept)
             self._watching = True
 
-    def _pause(self, delay: float) -> None:
-        """Stop watching the socket for `delay` seconds."""
+    def _unwatch(self) -> None:
         if self._watching:
             self.loop.remove_reader(self.fd)
             self._watching = False
+
+    def _pause(self, delay: float) -> None:
+        """Stop watching the socket for `delay` seconds."""
+        self._unwatch()
         if self._timer is None and not self.closed:
             self._timer = self.loop.call_later(delay, self._watch)
 
-    def _accept(self) -> None:
+    def _accept(self) -> int:
+        """Accept what the allowance lets in; how many were."""
         now = self.loop.time()
+        accepted = 0
         for _ in range(self._allowance(now)):
             try:
                 conn, peername = self.sock.accept()
             except (BlockingIOError, InterruptedError):
-                return  # another worker took it, or none is left
+                return accepted  # another worker took it, or none is left
             except OSError as exc:
                 if exc.errno in CAPACITY_ERRNOS:
                     print(f"[WARNING] {self.where}: cannot accept a connection ({exc.strerror}); "
                           f"trying again in {CAPACITY_PAUSE}s", file=sys.stderr)
                     self._pause(CAPACITY_PAUSE)
-                return  # ECONNABORTED and kin: that client is gone, not the listener
+                return accepted  # ECONNABORTED and kin: that client is gone, not the listener
             conn.setblocking(False)
             if conn.family != socket.AF_UNIX:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            accepted += 1
             self._accepted(conn, peername, now)
         self._batch_done(now)
+        return accepted
 
     def _allowance(self, now: float) -> int:
         return MAX_ACCEPT
@@ -92,9 +101,7 @@ class SelfAcceptingListener:
         if self.closed:
             return
         self.closed = True
-        if self._watching:
-            self.loop.remove_reader(self.fd)
-            self._watching = False
+        self._unwatch()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -102,3 +109,4 @@ class SelfAcceptingListener:
 
     async def wait_closed(self) -> None:
         return None
+

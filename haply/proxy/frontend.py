@@ -113,6 +113,10 @@ class FrontendRuntime:
                 view.tracking.count_session(self.loop.time())
         return view
 
+    def gates(self) -> tuple[Gate, ...]:
+        """The limits a connection counts in, in the order admit reads them."""
+        return (self.global_gate, self.gate)
+
     def admit(self, resume) -> bool:
         """Count a new connection in, or park it (False) until a slot frees."""
         # Gate.full, inline: once per connection
@@ -199,6 +203,9 @@ class ListenerCounting:
             object.__setattr__(self, name, value)  # the property below
         else:
             setattr(self._frontend, name, value)
+
+    def gates(self) -> tuple[Gate, ...]:
+        return (self._listener.gate, *self._frontend.gates())
 
     def admit(self, resume) -> bool:
         """The listener's maxconn first (a connection over it waits, reading
