@@ -31,7 +31,10 @@ connections that send no header show scur 2 and CurrConns 2, and a third
 stays in the kernel's queue until one of them times out, sends a bad header
 or closes): the reader holds a slot of each limit (haply.proxy.gate), and
 its session takes it over; while the limits leave no room the listener
-accepts nothing.
+accepts nothing. In `rate-limit sessions` it counts once its header is read
+(HAProxy counts sessions, and a connection becomes one then): the
+listener's accepts are paced by the rate as any rate-limited listener's,
+but connections that send no header do not slow it.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ class HeaderListener(SelfAcceptingListener):
 
     def __init__(self, frontend, make_session, required: bool, label: str, sock: socket.socket,
                  tls=None, handshake_timeout: float | None = None):
-        super().__init__(frontend.loop, sock, f"{frontend.name}/{label}")
+        super().__init__(frontend.loop, sock, f"{frontend.name}/{label}", frontend.session_rate)
         self.frontend = frontend
         self.make_session = make_session
         self.required = required
@@ -222,6 +225,8 @@ class HeaderReader:
         else:  # LOCAL, UNKNOWN, or no header expected: the connection's own
             peername, sockname = self.peername, self.sock.getsockname()
         listener = self.listener
+        if listener.rate is not None:
+            listener.rate.count(listener.loop.time())
         session = listener.make_session()
         listener.loop.create_task(self._connect(Handoff(session, peername, sockname, self.screened,
                                                         listener.gates)))

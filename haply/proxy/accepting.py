@@ -8,6 +8,14 @@ the kernel's accept queue, and one whose connections start with a PROXY
 header (haply.proxy.accept_proxy), which must read that header off the bare
 socket before anything else does. Both watch the listening socket here and
 say what to do with each connection accepted.
+
+Both pace their accepts by the frontend's `rate-limit sessions`, if any: a
+wake-up takes no more connections than the rate allows, and the socket is
+left unwatched until it allows one more (the connections wait in the
+kernel's queue meanwhile). Who counts a session in the rate, and when, is
+the subclass's: HAProxy counts a connection once it is a session, so not
+those its tcp-request connection rules refuse, nor those whose PROXY header
+never comes.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import asyncio
 import errno
 import socket
 import sys
+
+from haply.runtime.session_rate import SessionRateLimit
 
 # At most this many accepts per readiness event, so that a flood of new
 # connections does not starve the established ones (HAProxy's
@@ -34,11 +44,13 @@ class SelfAcceptingListener:
     (`_accepted`) and what follows a batch (`_batch_done`). It stands where
     an asyncio server would (close, wait_closed)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, where: str):
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, where: str,
+                 rate: SessionRateLimit | None = None):
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
         self.where = where  # who warns when accepting fails
+        self.rate = rate  # the frontend's `rate-limit sessions`, shared by its listeners; None: none
         self.closed = False
         self._watching = False
         self._timer: asyncio.TimerHandle | None = None
@@ -89,13 +101,18 @@ class SelfAcceptingListener:
         return accepted
 
     def _allowance(self, now: float) -> int:
-        return MAX_ACCEPT
+        rate = self.rate
+        return MAX_ACCEPT if rate is None else min(rate.allowance(now), MAX_ACCEPT)
 
     def _accepted(self, conn: socket.socket, peername, now: float) -> None:
         raise NotImplementedError
 
     def _batch_done(self, now: float) -> None:
-        """After a batch that the allowance, not an empty queue, ended."""
+        """After a batch that the allowance, not an empty queue, ended: with
+        the rate spent, wait until it allows one more."""
+        rate = self.rate
+        if rate is not None and rate.allowance(now) == 0:
+            self._pause(rate.wait(now))
 
     def close(self) -> None:
         if self.closed:

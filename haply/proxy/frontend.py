@@ -44,7 +44,7 @@ class FrontendRuntime:
         self.wheel = engine.wheel
         self.gate = Gate(proxy.maxconn if proxy.maxconn is not None else engine.default_maxconn)
         self.global_gate: Gate = engine.global_gate
-        # `rate-limit sessions`: its listeners accept no faster (haply.proxy.rate_limited)
+        # `rate-limit sessions`: its listeners accept no faster (haply.proxy.accepting)
         self.session_rate = (SessionRateLimit(proxy.rate_limit_sessions)
                              if proxy.rate_limit_sessions else None)
         # haply.logs.ProxyLog when this frontend logs (set by the engine), else None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from haply.proxy.accepting import MAX_ACCEPT, SelfAcceptingListener
+from haply.proxy.accepting import SelfAcceptingListener
 from haply.runtime.session_rate import SessionRateLimit
 
 
@@ -30,17 +30,13 @@ class RateLimitedListener(SelfAcceptingListener):
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, factory,
                  rate: SessionRateLimit, backlog: int, ssl=None, handshake_timeout: float | None = None,
                  where: str = "accept"):
-        super().__init__(loop, sock, where)
+        super().__init__(loop, sock, where, rate)
         self.factory = factory
-        self.rate = rate  # the frontend's: its listeners share one rate
         self.ssl = ssl
         self.handshake_timeout = handshake_timeout
         self._opening: set[asyncio.Task] = set()
         sock.setblocking(False)
         sock.listen(backlog)
-
-    def _allowance(self, now: float) -> int:
-        return min(self.rate.allowance(now), MAX_ACCEPT)
 
     def _accepted(self, conn: socket.socket, peername, now: float) -> None:
         self.rate.count(now)
@@ -49,10 +45,6 @@ class RateLimitedListener(SelfAcceptingListener):
             ssl_handshake_timeout=self.handshake_timeout if self.ssl is not None else None))
         self._opening.add(task)
         task.add_done_callback(self._opened)
-
-    def _batch_done(self, now: float) -> None:
-        if self.rate.allowance(now) == 0:
-            self._pause(self.rate.wait(now))
 
     def _opened(self, task: asyncio.Task) -> None:
         self._opening.discard(task)
