@@ -127,3 +127,26 @@ class SelfAcceptingListener:
     async def wait_closed(self) -> None:
         return None
 
+
+class AcceptedSocket:
+    """A connection just accepted, as the tcp-request connection rules read
+    it before any transport exists (frontend.screen): its addresses, and a
+    close that the refusing rule's reset applies to."""
+
+    __slots__ = ("sock", "peername")
+
+    def __init__(self, sock: socket.socket, peername):
+        self.sock = sock
+        self.peername = peername
+
+    def get_extra_info(self, name, default=None):
+        if name == "peername":
+            return self.peername
+        if name == "sockname":
+            return self.sock.getsockname()
+        if name == "socket":
+            return self.sock
+        return default
+
+    def close(self) -> None:
+        self.sock.close()
