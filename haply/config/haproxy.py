@@ -2894,17 +2894,6 @@ def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagn
                                   f"has no group '{group}'")
 
 
-def _check_rate_limit_with_headers(proxy: Proxy, diagnostics: Diagnostics) -> None:
-    """A frontend reading PROXY headers accepts through its own listener,
-    which does not pace accepts: say so rather than leave the rate unheeded."""
-    if not proxy.rate_limit_sessions:
-        return
-    if (any(option == "accept-proxy" for bind in proxy.binds for option, _ in bind.options)
-            or any(rule.action == "expect-proxy" for rule in proxy.tcp_request_rules)):
-        diagnostics.error(proxy.location, f"'rate-limit sessions' in '{proxy.name}' together with "
-                          "'accept-proxy' or 'tcp-request connection expect-proxy' is not supported by haply")
-
-
 def _validate(config: Config, diagnostics: Diagnostics) -> None:
     _check_tracks(config, diagnostics)
     mailer_sections.check_references(config, diagnostics)
@@ -2916,7 +2905,6 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
         _check_userlist_references(proxy, userlists, diagnostics)
         _check_cache_references(proxy, cache_names, diagnostics)
         _check_response_conditions(proxy, diagnostics)
-        _check_rate_limit_with_headers(proxy, diagnostics)
     frontends: dict[str, Proxy] = {}
     backends: dict[str, Proxy] = {}
     for proxy in config.proxies:

@@ -24,6 +24,17 @@ out (`timeout client`) or closed itself, is logged with HAProxy's line for
 it and is counted in the frontend's conn_tot, never as a session. The
 frontends that read no header pay nothing: their listeners keep the session
 classes as their protocol factories.
+
+A connection counts against maxconn (global, frontend, bind) from its
+accept, as in HAProxy 2.6 (observed: with a frontend maxconn of 2, two
+connections that send no header show scur 2 and CurrConns 2, and a third
+stays in the kernel's queue until one of them times out, sends a bad header
+or closes): the reader holds a slot of each limit (haply.proxy.gate), and
+its session takes it over; while the limits leave no room the listener
+accepts nothing. In `rate-limit sessions` it counts once its header is read
+(HAProxy counts sessions, and a connection becomes one then): the
+listener's accepts are paced by the rate as any rate-limited listener's,
+but connections that send no header do not slow it.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import time
 from haply.proxy import proxy_header
 from haply.proxy.accepting import SelfAcceptingListener
 from haply.proxy.frontend import CONNECTION_STAGE, reset_on_close
+from haply.proxy.gate import first_full, room
 
 # HAProxy peeks into one buffer (tune.bufsize, 16 kB by default): a longer
 # version 2 header is truncated there too.
@@ -93,16 +105,45 @@ class HeaderListener(SelfAcceptingListener):
 
     def __init__(self, frontend, make_session, required: bool, label: str, sock: socket.socket,
                  tls=None, handshake_timeout: float | None = None):
-        super().__init__(frontend.loop, sock, f"{frontend.name}/{label}")
+        super().__init__(frontend.loop, sock, f"{frontend.name}/{label}", frontend.session_rate)
         self.frontend = frontend
         self.make_session = make_session
         self.required = required
         self.label = label  # its `name`, else its `id` or its number among the frontend's
         self.tls = tls
         self.handshake_timeout = handshake_timeout
+        self.gates = frontend.gates()  # the limits its connections hold a slot of
+        self._parked = False  # waiting among a full gate's parked connections
+
+    def _allowance(self, now: float) -> int:
+        allowance = super()._allowance(now)
+        free = room(self.gates)
+        return allowance if free is None else min(allowance, free)
 
     def _accepted(self, conn: socket.socket, peername, now: float) -> None:
+        for gate in self.gates:
+            gate.hold()
         HeaderReader(self, conn, peername).start()
+
+    def _batch_done(self, now: float) -> None:
+        super()._batch_done(now)
+        full = first_full(self.gates)
+        if full is not None:
+            # no room: the next connections stay in the kernel's queue until
+            # a slot frees
+            self._unwatch()
+            if not self._parked:
+                self._parked = True
+                full.park(self._slot_freed)
+
+    def _slot_freed(self) -> bool:
+        """A slot freed in the gate it waited on: accept at once, so that the
+        slot goes to a connection now (False: none took it)."""
+        self._parked = False
+        if self.closed:
+            return False
+        self._watch()
+        return self._accept() > 0
 
 
 class HeaderReader:
@@ -127,6 +168,7 @@ class HeaderReader:
         if frontend.tcp_rules is not None:
             self.screened = frontend.screen(self, CONNECTION_STAGE)
             if self.screened is None:
+                frontend.leave()  # the slot it held
                 return  # refused, counted and closed
         if not (listener.required or self.screened is not None and self.screened.expects_proxy):
             self._hand_over(None)
@@ -183,8 +225,11 @@ class HeaderReader:
         else:  # LOCAL, UNKNOWN, or no header expected: the connection's own
             peername, sockname = self.peername, self.sock.getsockname()
         listener = self.listener
+        if listener.rate is not None:
+            listener.rate.count(listener.loop.time())
         session = listener.make_session()
-        listener.loop.create_task(self._connect(Handoff(session, peername, sockname, self.screened)))
+        listener.loop.create_task(self._connect(Handoff(session, peername, sockname, self.screened,
+                                                        listener.gates)))
 
     async def _connect(self, handoff: "Handoff") -> None:
         listener = self.listener
@@ -196,11 +241,16 @@ class HeaderReader:
             raise
         except Exception:  # a failed TLS handshake ends this connection alone
             pass
+        finally:
+            if handoff.held:  # no session took its slot
+                handoff.held = ()
+                listener.frontend.leave()
 
     def _fail(self, message: str, reset: bool = True, source: tuple | None = None) -> None:
         self._stop_reading()
         frontend = self.listener.frontend
         frontend.header_failures += 1
+        frontend.leave()  # the slot it held, for the next connection
         logger = frontend.logger
         if logger is not None:
             logger.connection_error(self.listener.label, source or self.peername, self.wall, message,
@@ -219,18 +269,28 @@ class HeaderReader:
 
 
 class Handoff(asyncio.Protocol):
-    """The first protocol of a connection whose header was read: it gives
-    the transport, seen through the header, to the session."""
+    """The first protocol of a connection whose header was read (or whose
+    connection rules ran as it was accepted): it gives the transport, seen
+    through the header, to the session, and with it the slots of `held`
+    (the gates the connection held a slot of since its accept)."""
 
-    __slots__ = ("session", "peername", "sockname", "screened")
+    __slots__ = ("session", "peername", "sockname", "screened", "held")
 
-    def __init__(self, session, peername, sockname, screened):
+    def __init__(self, session, peername, sockname, screened, held=()):
         self.session = session
         self.peername = peername
         self.sockname = sockname
         self.screened = screened
+        self.held = held
 
     def connection_made(self, transport) -> None:
         transport.set_protocol(self.session)
+        held, self.held = self.held, ()
+        # The session's admission takes the slots given back here, in the
+        # same step: no other connection can take them in between.
+        for gate in held:
+            gate.unhold()
         self.session.connection_made(ProxiedTransport(transport, self.peername, self.sockname,
                                                       self.screened))
+        for gate in held:
+            gate.settle()

@@ -154,7 +154,7 @@ class Engine:
                         self._tls[sock] = contexts[id(bind)]
                     options = dict(bind.options)
                     if expecting or "accept-proxy" in options:
-                        frontend.reads_headers = True
+                        frontend.screens_at_accept = True
                         self._headers[sock] = ("accept-proxy" in options,
                                                options.get("name") or options.get("id") or str(position))
             # `stats socket`s are bound here too: before privileges are dropped
@@ -313,8 +313,9 @@ class Engine:
                                         self._handshake_timeout(frontend))
                 server.start()
             elif frontend.session_rate is not None:
+                counted = frontend if listener is None else ListenerCounting(frontend, listener)
                 server = RateLimitedListener(
-                    self.loop, sock, factory, frontend.session_rate, backlog, ssl=context,
+                    counted, sock, factory, frontend.session_rate, backlog, ssl=context,
                     handshake_timeout=self._handshake_timeout(frontend), where=frontend.name)
                 server.start()
             elif context is None:

@@ -44,7 +44,7 @@ class FrontendRuntime:
         self.wheel = engine.wheel
         self.gate = Gate(proxy.maxconn if proxy.maxconn is not None else engine.default_maxconn)
         self.global_gate: Gate = engine.global_gate
-        # `rate-limit sessions`: its listeners accept no faster (haply.proxy.rate_limited)
+        # `rate-limit sessions`: its listeners accept no faster (haply.proxy.accepting)
         self.session_rate = (SessionRateLimit(proxy.rate_limit_sessions)
                              if proxy.rate_limit_sessions else None)
         # haply.logs.ProxyLog when this frontend logs (set by the engine), else None
@@ -61,8 +61,10 @@ class FrontendRuntime:
         # connections closed for their PROXY header (haply.proxy.accept_proxy):
         # in conn_tot, as HAProxy counts them, never sessions
         self.header_failures = 0
-        # Set by the engine when a listener of this frontend reads PROXY headers.
-        self.reads_headers = False
+        # Whether its listeners run the tcp-request connection stage as they
+        # accept (PROXY headers, and the rate of `rate-limit sessions`, come
+        # after it): set by the engine for PROXY headers
+        self.screens_at_accept = False
         self.comp = compression.Counters()  # comp_in, comp_out, comp_byp, comp_rsp
         self.cache = caching.Counters()  # cache_lookups, cache_hits of its cache-use rules
         # `option socket-stats`: each listening address's counters, in bind order
@@ -75,6 +77,8 @@ class FrontendRuntime:
         # The content stage as inspection evaluates it (haply.proxy.inspection),
         # in mode tcp, where the engine decides whether the sessions inspect
         self.inspect_rules = compile_inspecting_rules(proxy) if proxy.mode == "tcp" else []
+        if self.session_rate is not None and stages[CONNECTION]:
+            self.screens_at_accept = True  # haply.proxy.rate_limited
 
     def screen(self, transport, stages=range(3), tracking=None) -> SourceKey | None:
         """tcp-request rules: in each stage the first rule that applies decides
@@ -86,11 +90,12 @@ class FrontendRuntime:
         Returns the connection as the rules saw it, with the sticky counters
         they track (tracking: those tracked at an earlier stage). A
         connection that sent a PROXY header had its connection stage before
-        the header was read (haply.proxy.accept_proxy): its transport says
+        the header was read (haply.proxy.accept_proxy), and so had one
+        accepted at a rate (haply.proxy.rate_limited): its transport says
         how that stage saw it, and the later stages see the header's
         addresses."""
         view = SourceKey.of(transport)
-        if self.reads_headers:
+        if self.screens_at_accept:
             screened = getattr(transport, "screened", None)
             if screened is not None:
                 tracking = screened.tracking
@@ -112,6 +117,10 @@ class FrontendRuntime:
             if stage != CONTENT and view.tracking is not None:
                 view.tracking.count_session(self.loop.time())
         return view
+
+    def gates(self) -> tuple[Gate, ...]:
+        """The limits a connection counts in, in the order admit reads them."""
+        return (self.global_gate, self.gate)
 
     def admit(self, resume) -> bool:
         """Count a new connection in, or park it (False) until a slot frees."""
@@ -199,6 +208,9 @@ class ListenerCounting:
             object.__setattr__(self, name, value)  # the property below
         else:
             setattr(self._frontend, name, value)
+
+    def gates(self) -> tuple[Gate, ...]:
+        return (self._listener.gate, *self._frontend.gates())
 
     def admit(self, resume) -> bool:
         """The listener's maxconn first (a connection over it waits, reading

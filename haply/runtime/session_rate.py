@@ -14,8 +14,8 @@ starts with the first session after an idle spell of two periods or more
 (not on a fixed grid), and turns every second after that.
 
 Time comes in as an argument (seconds, any origin): the accept loop
-(haply.proxy.rate_limited) asks `allowance(now)`, counts what it accepted with
-`count(now)`, and sleeps `wait(now)` when nothing is allowed.
+(haply.proxy.accepting) asks `allowance(now)` and sleeps `wait(now)` when
+nothing is allowed; its listeners count their sessions with `count(now)`.
 """
 
 from __future__ import annotations

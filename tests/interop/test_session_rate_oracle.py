@@ -3,7 +3,11 @@ frontend limited to RATE new sessions per second. Both proxies must accept
 RATE of them in the first second and the others at the pace the rate allows
 (one every 1/RATE s from the second on), leave the others waiting in the
 kernel's accept queue (none refused, none reset: every client gets its
-answer), and show the limit as `rate_lim` in `show stat`."""
+answer), and show the limit as `rate_lim` in `show stat`.
+
+With `tcp-request connection reject`, the connections refused are not
+sessions and do not count in the rate; they are accepted at the pace of the
+others, though: while the rate is spent, nothing is accepted."""
 
 from __future__ import annotations
 
@@ -40,9 +44,10 @@ def answer(conn):
             return
 
 
-def fetch(port: int, started: float, results: list) -> None:
+def fetch(port: int, started: float, results: list, source: str = "127.0.0.1") -> None:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT,
+                                      source_address=(source, 0)) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
             reply = b""
             while chunk := sock.recv(65536):
@@ -50,7 +55,7 @@ def fetch(port: int, started: float, results: list) -> None:
         status = reply.split(b" ", 2)[1].decode() if reply.startswith(b"HTTP/1.") else repr(reply[:20])
     except OSError as exc:  # a refusal or a reset
         status = type(exc).__name__
-    results.append((time.monotonic() - started, status))
+    results.append((time.monotonic() - started, status, source))
 
 
 def burst(port: int, stats: str) -> dict:
@@ -64,10 +69,10 @@ def burst(port: int, stats: str) -> dict:
         thread.start()
     for thread in threads:
         thread.join(CLIENT_TIMEOUT)
-    times = sorted(t for t, _ in results)
+    times = sorted(t for t, _, _ in results)
     return {
         "rate_lim": frontend["rate_lim"],
-        "statuses": sorted(status for _, status in results),
+        "statuses": sorted(status for _, status, _ in results),
         "first_second": sum(t < FIRST_SECOND for t in times),
         "later": sum(t < LATER for t in times),
         "last": times[-1],
@@ -97,3 +102,71 @@ def test_accepts_at_the_same_pace_as_haproxy_and_refuses_none(mode, tmp_path):
     assert abs(ours["later"] - theirs["later"]) <= 2 and theirs["later"] < CLIENTS
     # the last of K at one every 1/RATE s after the first second
     assert abs(ours["last"] - theirs["last"]) < 0.3
+
+
+# The readiness probe comes from 127.0.0.1: refused, it is no session, and
+# the bursts need no idle spell before them.
+REFUSED, SERVED = "127.0.0.1", "127.0.0.2"
+
+
+def mixed_burst(port: int, stats: str, sources: list[str]) -> dict:
+    """Clients from sources, in that order, a few milliseconds apart: when
+    each kind was answered (or reset)."""
+    wait_socket(stats)
+    results: list = []
+    started = time.monotonic()
+    threads = [threading.Thread(target=fetch, args=(port, started, results, source)) for source in sources]
+    try:
+        for thread in threads:
+            thread.start()
+            time.sleep(0.002)  # in this order into the accept queue
+    finally:
+        for thread in threads:
+            thread.join(CLIENT_TIMEOUT)
+    frontend = next(row for row in stat_rows(stats) if row["svname"] == "FRONTEND")
+    got = {"stot": frontend["stot"], "dcon": int(frontend["dcon"])}
+    for kind, source in (("refused", REFUSED), ("served", SERVED)):
+        mine = [(t, status) for t, status, origin in results if origin == source]
+        got[kind] = sorted(status for _, status in mine)
+        got[f"{kind} times"] = sorted(t for t, _ in mine)
+    return got
+
+
+@pytest.mark.parametrize("order", ["refused first", "served first"])
+def test_connections_refused_by_rules_do_not_count_in_the_rate(order, tmp_path):
+    served = RATE if order == "refused first" else RATE + 5
+    sources = [REFUSED] * RATE + [SERVED] * served
+    if order == "served first":
+        sources.reverse()
+    results = {}
+    with scripted_backend(answer) as backend:
+        for name, binary in PROXIES.items():
+            stats = str(tmp_path / f"{name}.sock")
+            port = free_port()
+            config = with_stats_socket(PRELUDE, stats) + (
+                f"\nlisten app\n    mode http\n    bind 127.0.0.1:{port}\n"
+                f"    rate-limit sessions {RATE}\n"
+                f"    tcp-request connection reject if {{ src {REFUSED} }}\n"
+                f"    server s {backend.address}\n")
+            with run_haproxy(config, binary=binary):
+                results[name] = mixed_burst(port, stats, sources)
+    ours, theirs = results["haply"], results["haproxy"]
+    assert ours["refused"] == theirs["refused"] == ["ConnectionResetError"] * RATE
+    assert ours["served"] == theirs["served"] == ["200"] * served
+    # the refused ones (and the start-up probe, once or more): connections,
+    # not sessions
+    assert ours["stot"] == theirs["stot"] == str(served)
+    assert ours["dcon"] > RATE and theirs["dcon"] > RATE
+    for seen in (ours, theirs):
+        refused, answered = seen["refused times"], seen["served times"]
+        if order == "refused first":
+            # the refused took none of the first second's RATE sessions
+            assert answered[-1] < FIRST_SECOND
+        else:
+            # held while the rate was spent, then let in at once: they are
+            # no sessions, and do not slow one another
+            assert refused[0] > answered[RATE - 1] + 0.5
+            assert refused[-1] - refused[0] < 0.3
+    if order == "served first":
+        assert abs(ours["refused times"][0] - theirs["refused times"][0]) < 0.3
+        assert abs(ours["served times"][-1] - theirs["served times"][-1]) < 0.3

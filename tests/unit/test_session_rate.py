@@ -144,3 +144,20 @@ def test_bad_values_are_errors_at_their_line(tmp_path, line, message):
         loaded(tmp_path, f"frontend f\n    bind 127.0.0.1:8001\n    {line}\n")
     found = [(d.location.line, d.message) for d in error.value.diagnostics if d.severity == "error"]
     assert found == [(8, message)]
+
+
+def test_accepted_beside_proxy_headers(tmp_path):
+    """Listeners reading PROXY headers pace their accepts too
+    (tests/interop/test_accept_proxy_limits_oracle.py)."""
+    result = loaded(tmp_path, """\
+        frontend f
+            bind 127.0.0.1:8001 accept-proxy
+            bind 127.0.0.1:8002
+            tcp-request connection expect-proxy layer4 if { src 10.0.0.0/8 }
+            rate-limit sessions 5
+            default_backend b
+        backend b
+            server s 127.0.0.1:1
+        """)
+    assert result.config.proxy("f").rate_limit_sessions == 5
+    assert not [d.message for d in result.diagnostics.warnings if "rate-limit" in d.message]
