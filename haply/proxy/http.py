@@ -618,8 +618,6 @@ class HttpSession(asyncio.Protocol):
                 end = raw.find(b"\r\n")
                 if end < 9 or raw[end - 8] != 72:
                     framing.check_protocol(raw)
-            if request.version not in PLAIN_VERSIONS and framing.minor_version_above(request.version):
-                self._speak_http11(request)
             if request.upgrade:
                 request.websocket = framing.is_websocket_upgrade(request.headers)
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
@@ -627,6 +625,8 @@ class HttpSession(asyncio.Protocol):
                 # would find in its pass over the fields.
                 body = request.framing = framing.NO_BODY
             else:
+                if request.version not in PLAIN_VERSIONS and framing.minor_version_above(request.version):
+                    self._speak_http11(request)
                 body = request.framing = framing.request_framing(
                     request.method_bytes, request.version, request.headers)
                 if request.hosts > 1:  # identical copies (others were refused): keep one
