@@ -197,6 +197,7 @@ class ProxyState:
     use_server_rules: list[UseServerRule] = field(default_factory=list)
     captures: list[Capture] = field(default_factory=list)
     http_reuse: str | None = None
+    restrict_header_names: str = "preserve"
     tcp_request_rules: list[TcpRequestRule] = field(default_factory=list)
     inspect_delay: float | None = None
     compression: Compression | None = None
@@ -251,6 +252,7 @@ class ProxyState:
             cookie=self.cookie, stick_table=self.stick_table, stick_rules=tuple(self.stick_rules),
             use_server_rules=tuple(self.use_server_rules),
             captures=tuple(self.captures), http_reuse=self.http_reuse,
+            restrict_header_names=self.restrict_header_names,
             tcp_request_rules=tuple(self.tcp_request_rules), inspect_delay=self.inspect_delay,
             compression=self.compression, cache_filters=tuple(self.cache_filters),
             email_alert=mailer_sections.freeze(self.email_alert, self.kind, self.name, self.location, diagnostics),
@@ -2068,7 +2070,8 @@ def _option(name: str) -> Handler:
 
 
 # Options HAProxy 2.6 refuses to negate ("negation/default is not supported").
-NOT_NEGATABLE = frozenset({"originalto", "redis-check", "smtpchk", "pgsql-check", "ldap-check"})
+NOT_NEGATABLE = frozenset({"originalto", "redis-check", "smtpchk", "pgsql-check", "ldap-check",
+                           "http-restrict-req-hdr-names"})
 
 
 def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, negated: bool) -> None:
@@ -2235,6 +2238,14 @@ def _option_check_kind(option: str, kind: str):
     return handler
 
 
+def _option_restrict_header_names(state: ProxyState, values: list[str], line: Line) -> None:
+    if values not in (["preserve"], ["delete"], ["reject"]):
+        shown = values[0] if values else ""
+        raise ParseError(f"invalid parameter '{shown}'. option 'http-restrict-req-hdr-names' "
+                         "expects 'preserve', 'reject' or 'delete' option.")
+    state.restrict_header_names = values[0]
+
+
 OPTION_HANDLERS: dict[str, Callable[[ProxyState, list[str], Line], None]] = {
     "httplog": _option_httplog,
     "tcplog": _option_tcplog,
@@ -2253,6 +2264,7 @@ OPTION_HANDLERS: dict[str, Callable[[ProxyState, list[str], Line], None]] = {
     "pgsql-check": _option_pgsql_check,
     "ldap-check": _option_check_kind("ldap-check", "ldap"),
     "external-check": _option_check_kind("external-check", "external"),
+    "http-restrict-req-hdr-names": _option_restrict_header_names,
 }
 
 

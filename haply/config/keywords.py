@@ -383,6 +383,10 @@ def _rows() -> list[Keyword]:
         ("logasap", "dfl", "", "Log a request as soon as its response head has gone to the client ('+' before the time and the bytes so far)."),
         ("contstats", "dfl", "", "Count the bytes of a transfer as they flow: what haply's counters always do."),
         ("http-no-delay", "dflb", "", "Send every piece of a message at once, never waiting to fill packets: what haply always does."),
+        ("http-restrict-req-hdr-names", "dflb", "preserve|delete|reject",
+         "A request field whose name holds a character outside [A-Za-z0-9-] (X_Forwarded-For, which a "
+         "WSGI application reads as X-Forwarded-For) is kept (preserve, the default), removed "
+         "(delete) or refused with a 403 (reject), after the proxy's http-request rules."),
         ("socket-stats", "dfl", "", "Give each listening address its own row in the statistics (show stat, the stats page, "
          "Prometheus' haproxy_listener_*), named by its bind line's `name` or sock-<n>."),
     )
@@ -391,7 +395,7 @@ def _rows() -> list[Keyword]:
     for name in (
         "accept-invalid-http-request", "accept-invalid-http-response", "checkcache",
         "disable-h2-upgrade", "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server",
-        "http-pretend-keepalive", "http-restrict-req-hdr-names", "http-use-proxy-header", "httpslog",
+        "http-pretend-keepalive", "http-use-proxy-header", "httpslog",
         "independent-streams",
         "nolinger", "persist",
         "splice-auto", "splice-request", "splice-response", "spop-check",

@@ -674,6 +674,9 @@ class Proxy:
     use_server_rules: tuple[UseServerRule, ...] = ()
     captures: tuple[Capture, ...] = ()
     http_reuse: str | None = None  # never | safe | aggressive | always; None: haply's default
+    # `option http-restrict-req-hdr-names`: what happens to a request field whose
+    # name holds a character outside [A-Za-z0-9-] (haply.proxy.header_names)
+    restrict_header_names: str = "preserve"  # preserve | delete | reject
     tcp_request_rules: tuple[TcpRequestRule, ...] = ()
     inspect_delay: float | None = None  # tcp-request inspect-delay (rules read no payload)
     compression: Compression | None = None  # None: no `compression` line here or in defaults

@@ -25,6 +25,7 @@ from haply.http.rewrite import LINE_ACTIONS, LineRewrite, compile_regex
 from haply.proxy.conditions import CounterStep, compile_condition, compile_response_condition
 from haply.logs import unique_id
 from haply.logs.captures import Captures
+from haply.proxy import header_names
 from haply.proxy.caching import CacheStore, CacheUse, Counters
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
@@ -229,6 +230,7 @@ def compile_answers(proxy: Proxy, caches: dict | None = None, cache_counters: Co
             regex = compile_regex(rule.pattern) if rule.pattern is not None else None
             compiled.append((compile_condition(rule.condition),
                              LineRewrite(rule.action, compile_value(rule.value, True), regex)))
+    compiled += header_names.steps(proxy.restrict_header_names)  # after the rules, as in HAProxy
     return compiled or None
 
 

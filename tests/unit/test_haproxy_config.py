@@ -3095,3 +3095,30 @@ def test_external_check_needs_what_haproxy_needs(tmp_path):
     assert warnings(loaded) == [
         "7: Proxy 'a' : 'insecure-fork-wanted' not enabled in the global section, 'option "
         "external-check' will likely fail with HAProxy (haply runs the checks)"]
+
+
+def test_restricted_request_header_names(tmp_path):
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        option http-restrict-req-hdr-names delete
+        frontend f
+            bind :80
+            option http-restrict-req-hdr-names reject
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    assert loaded.config.proxy("f").restrict_header_names == "reject"
+    assert loaded.config.proxy("b").restrict_header_names == "delete"  # from the defaults
+    assert messages(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            option http-restrict-req-hdr-names drop
+            no option http-restrict-req-hdr-names
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """) == [
+        "8: invalid parameter 'drop'. option 'http-restrict-req-hdr-names' expects 'preserve', "
+        "'reject' or 'delete' option.",
+        "9: 'no option http-restrict-req-hdr-names' is not accepted: HAProxy has no negation for "
+        "this option"]
