@@ -42,9 +42,9 @@ NOT_TRACKED = {
 # but their periods start at different instants, so a burst split by a period
 # boundary may read one lower on either side.
 RATES = {"rate", "rate_max", "req_rate", "req_rate_max", "conn_rate", "conn_rate_max"}
-# Queue and connect times in ms: a local connect takes 0-1 ms on either side,
-# more on a loaded machine.
-TIMES = {"qtime", "ctime", "qtime_max", "ctime_max"}
+# Queue, connect and check times in ms: a local connect takes 0-1 ms on
+# either side, more on a loaded machine.
+TIMES = {"qtime", "ctime", "qtime_max", "ctime_max", "check_duration"}
 TIME_TOLERANCE_MS = 5
 
 
