@@ -18,13 +18,9 @@ put in maintenance, and one `disabled` in the configuration:
 
 from __future__ import annotations
 
-from haply.runtime.registry import DOWN, MAINT, ServerState
+from haply.runtime.registry import MAINT, ServerState
 
 Key = tuple[str, str]
-
-
-def is_stopped(state: ServerState) -> bool:
-    return state.operational == DOWN or state.admin == MAINT
 
 
 class CheckCounters:
@@ -43,7 +39,7 @@ class CheckCounters:
 
     def changed(self, state: ServerState) -> None:
         """A registry notice: state's state or weight changed."""
-        self.note((state.backend, state.name), is_stopped(state), state.admin == MAINT,
+        self.note((state.backend, state.name), state.stopped, state.admin == MAINT,
                   state.last_change)
 
     def note(self, key: Key, stopped: bool, maint: bool, at: float) -> None:

@@ -170,7 +170,9 @@ backend galera
     assert killed_backups == ["a"]
     down_a = events[0]
     assert down_a.message.startswith("Server galera/a is DOWN, reason: Layer4 connection problem")
-    assert "0 active and 2 backup servers left. 0 sessions active, 3 requeued" in down_a.message
+    # the sessions shut down are not requeued ones (HAProxy: "1 sessions active, 0 requeued")
+    assert ("0 active and 2 backup servers left. Running on backup. 0 sessions active,"
+            " 0 requeued") in down_a.message
     assert events[1].message.startswith("Backup Server galera/b1 is DOWN")
     assert "0 active and 1 backup servers left." in events[1].message
 
