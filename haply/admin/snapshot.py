@@ -235,7 +235,7 @@ def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str
                now: float, counters=None) -> dict:
     """One server's row; health_checker and counters may be None (no checks)."""
     row = dict.fromkeys(SERVER_ZEROS, 0)
-    health = health_checker.health_of(state.backend, state.name) if health_checker else None
+    health = health_checker.shown_health_of(state.backend, state.name) if health_checker else None
     track = state.config.track if state.config is not None else None
     # a tracking server shows the tracked chain's health, and no check of its own
     shown = health_checker.tracked_health_of(state.backend, state.name) \

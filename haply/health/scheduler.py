@@ -489,9 +489,11 @@ class HealthChecker:
         return checked
 
     def set_health_enabled(self, backend: str, server: str, enabled: bool) -> None:
-        """`enable health` / `disable health`. The management guide: a disabled
-        check's last result is ignored and the server is considered UP unless
-        its agent forces it down."""
+        """`enable health` / `disable health`. Disabled, the checks stop and
+        the server keeps the state they left it in: HAProxy 2.6 goes on
+        answering 503 for a server that was DOWN, and shows it "DOWN" (an UP
+        one "no check"), whatever its management guide says of it being
+        "considered UP"."""
         checked = self._get(backend, server)
         if enabled == checked.health_enabled:
             return
@@ -501,8 +503,6 @@ class HealthChecker:
                 checked.timer = self.loop.call_later(0, self._fire, checked)
             return
         checked.cancel_health()
-        self._forced(checked, checked.health.force(True, self.loop.time(),
-                                                   "health check disabled"))
 
     def set_agent_enabled(self, backend: str, server: str, enabled: bool) -> None:
         """`enable agent` / `disable agent`: a disabled agent's last reply no
@@ -559,11 +559,18 @@ class HealthChecker:
         checked = self._checked.get((backend, server))
         return checked.health if checked else None
 
+    def shown_health_of(self, backend: str, server: str) -> Health | None:
+        """The health the statistics show: none for a server whose check an
+        operator disabled (`disable health`), which HAProxy 2.6 shows as
+        "no check", without check columns, until `enable health`."""
+        checked = self._checked.get((backend, server))
+        return checked.health if checked and checked.health_enabled else None
+
     def tracked_health_of(self, backend: str, server: str) -> Health | None:
-        """For a tracking server, the health of the checked server its chain
-        ends at (its "UP 1/2" / "DOWN 1/2" are the tracking server's too)."""
+        """For a tracking server, the health the checked server its chain
+        ends at shows (its "UP 1/2" / "DOWN 1/2" are the tracking server's too)."""
         end = self.tracking.end_of_chain(backend, server)
-        return self.health_of(*end) if end else None
+        return self.shown_health_of(*end) if end else None
 
     # --------------------------------------------------------- the chain
 

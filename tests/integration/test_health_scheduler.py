@@ -415,13 +415,17 @@ backend b
         checker.start()
         try:
             await wait_until(lambda: dead_state.operational == DOWN, 0.5)
-            # disable health: considered UP, and stays so (no checks run)
+            # disable health: no more checks, the server stays as they left
+            # it (HAProxy 2.6), here DOWN, until they are enabled again
             checker.set_health_enabled("b", "dead", False)
-            assert dead_state.operational == UP
+            checker.set_health_enabled("b", "ok", False)
+            checks = web.connections
             await asyncio.sleep(0.3)
-            assert dead_state.operational == UP
+            assert dead_state.operational == DOWN and ok.operational == UP
+            assert web.connections == checks
             checker.set_health_enabled("b", "dead", True)
-            await wait_until(lambda: dead_state.operational == DOWN, 0.5)
+            checker.set_health_enabled("b", "ok", True)
+            await wait_until(lambda: web.connections > checks, 0.5)
             # force health: DOWN at once, back after `rise` real checks
             checker.set_health("b", "ok", "down")
             assert ok.operational == DOWN

@@ -8,8 +8,9 @@ empty), while its counters stay: chkfail, chkdown (going into maintenance
 counts as going down) and downtime. Each state is reached the way operators
 reach it: `disable server`, `set server ... state maint`, `disabled` in the
 file, `set server ... state drain`, a `track` of a server in maintenance, a
-server without `check`. The same rows are read three ways: `show stat` on
-the socket, `;csv` and the HTML page.
+server without `check`, and checks an operator stopped (`disable health`:
+"no check", or "DOWN" for a server they had marked DOWN). The same rows are
+read three ways: `show stat` on the socket, `;csv` and the HTML page.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ COMMANDS = [
     "set server tr/t_own state maint",
     # in and out and in again: two downs
     "disable server be/twice", "enable server be/twice", "disable server be/twice",
+    # checks stopped by an operator: the state they left, and no check columns
+    "disable health be/nohealth", "disable health be/deadnohealth",
 ]
 # compared as they are
 EXACT = ("status", "chkfail", "chkdown", "check_status", "check_code", "check_desc", "last_chk",
@@ -71,6 +74,8 @@ backend be
     server dead 127.0.0.1:{dead} check inter 300
     server deadmaint 127.0.0.1:{dead} check inter 300
     server twice {web} check inter 300
+    server nohealth {web} check inter 300
+    server deadnohealth 127.0.0.1:{dead} check inter 300
 backend tr
     server t_up {web} track be/up
     server t_dis {web} track be/dis
@@ -78,6 +83,7 @@ backend tr
     server t_drain {web} track be/drain
     server t_dead {web} track be/dead
     server t_own {web} track be/up
+    server t_nohealth {web} track be/nohealth
 listen stats
     bind 127.0.0.1:{stats_port}
     stats enable
@@ -141,11 +147,13 @@ def test_check_columns_as_haproxy(answers, surface):
     # what both show, spelled out for the states of the brief
     assert [their["status"] for their in theirs.values()] == [
         "UP", "MAINT", "MAINT", "MAINT", "DRAIN", "no check", "MAINT", "MAINT", "DOWN", "MAINT",
-        "MAINT", "UP", "MAINT (via be/dis)", "MAINT (via be/cfgdis)", "DRAIN", "DOWN", "MAINT"]
+        "MAINT", "no check", "DOWN", "UP", "MAINT (via be/dis)", "MAINT (via be/cfgdis)", "DRAIN",
+        "DOWN", "MAINT", "no check"]
     assert (theirs["be/dis"]["check_status"], theirs["be/dis"]["chkdown"]) == ("", "1")
     assert (theirs["be/twice"]["chkdown"], theirs["be/deadmaint"]["chkdown"]) == ("2", "1")
     assert (theirs["be/deadmaint"]["chkfail"], theirs["be/deadmaint"]["last_chk"]) == ("1", "")
     assert theirs["be/drain"]["check_status"] == "L7OK"
+    assert (theirs["be/deadnohealth"]["check_status"], theirs["be/deadnohealth"]["chkfail"]) == ("", "")
 
 
 # A check status as both pages write it: "L7OK/200 in 1ms", "L4CON in 0ms"
@@ -180,5 +188,5 @@ def our_last_checks(page: str) -> dict[str, str]:
 def test_page_shows_the_last_check_where_haproxy_does(answers):
     theirs = their_last_checks(answers["haproxy"]["page"])
     ours = our_last_checks(answers["haply"]["page"])
-    assert ours == theirs and len(ours) == 17
+    assert ours == theirs and len(ours) == 20
     assert theirs["be/up"] == "L7OK" and theirs["be/dis"] == theirs["be/cfgdis"] == ""
