@@ -138,7 +138,7 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
                         for listener in frontend.listeners)
         backend = engine.backends.get(proxy.name)
         if backend is not None:
-            servers = [_server_row(state, health, iid, pid, mode, now, counters)
+            servers = [server_row(state, health, iid, pid, mode, now, counters)
                        for state in engine.registry.servers(proxy.name)]
             rows.extend(servers)
             rows.append(_backend_row(backend, servers, iid, pid, mode, now,
@@ -225,10 +225,11 @@ def _listener_row(proxy: str, listener, iid: int, pid: int, mode: str) -> dict:
     return row
 
 
-def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str,
-                now: float, counters=None) -> dict:
+def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str,
+               now: float, counters=None) -> dict:
+    """One server's row; health_checker and counters may be None (no checks)."""
     row = dict.fromkeys(SERVER_ZEROS, 0)
-    health = health_checker.health_of(state.backend, state.name) if health_checker else None
+    health = health_checker.shown_health_of(state.backend, state.name) if health_checker else None
     track = state.config.track if state.config is not None else None
     # a tracking server shows the tracked chain's health, and no check of its own
     shown = health_checker.tracked_health_of(state.backend, state.name) \
@@ -254,18 +255,23 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
     row["qtime_max"], row["ctime_max"] = state.queue_time_max, state.connect_time_max
     row["-"] = "-"
     if health is not None:
-        t = health.timing
-        status = state.check_status or "INI"
         row.update(
             chkfail=getattr(state, "failed_checks", 0),
             chkdown=counters.chkdown(state.backend, state.name) if counters else 0,
-            downtime=counters.downtime(state.backend, state.name, now) if counters else 0,
-            check_status=status,
-            check_code=state.check_code,
-            check_duration=(int(state.check_duration * 1000) if state.check_duration is not None
-                            else None),  # ms, as HAProxy gives it
-            check_desc=CHECK_DESC.get(status, status), last_chk=last_check_info(state),
-            check_rise=t.rise, check_fall=t.fall, check_health=health.health)
+            downtime=counters.downtime(state.backend, state.name, now) if counters else 0)
+        if state.admin != MAINT:
+            # maintenance stops the checks: HAProxy shows none of their
+            # results there (its counters above stay)
+            t = health.timing
+            status = state.check_status or "INI"
+            row.update(
+                check_status=status,
+                check_code=state.check_code,
+                # the registry keeps seconds; the column is in ms
+                check_duration=(int(state.check_duration * 1000)
+                                if state.check_duration is not None else None),
+                check_desc=CHECK_DESC.get(status, status), last_chk=last_check_info(state),
+                check_rise=t.rise, check_fall=t.fall, check_health=health.health)
     if mode == "http":
         _hrsp(row, state.http_responses)
     else:
@@ -278,15 +284,18 @@ def _server_row(state: ServerState, health_checker, iid: int, pid: int, mode: st
 def last_check_info(state: ServerState) -> str | None:
     """`last_chk`: the check's own words ("Connection refused", "HTTP status
     check returned code <503>"), not the status description HAProxy puts in
-    check_desc."""
+    check_desc, nor the code it has a column for: a check that passed with
+    "Layer7 check passed, code: 200" has no words of its own (empty, as in
+    HAProxy 2.6). A reason that is not a check's ("changed from CLI") is
+    shown whole."""
     reason = state.check_reason or ""
     marker = 'info: "'
     cut = reason.find(marker)
     if cut >= 0:
         return reason[cut + len(marker):].rstrip('"') or None
-    description = CHECK_DESC.get(state.check_status or "")
-    if not reason or description is not None and reason.startswith(description):
-        return None  # the description and a code (an external check's exit status): none
+    described = CHECK_DESC.get(state.check_status or "")
+    if not reason or (described and reason.split(", code: ")[0] == described):
+        return None
     return reason
 
 

@@ -415,6 +415,9 @@ class _Parser:
         name = keyword.name
         if negated and not (name.startswith("option ") or name == "no log"):
             raise ParseError(f"'no' cannot be used with '{name}' (only with 'option' and 'log')")
+        if negated and name.removeprefix("option ") in NOT_NEGATABLE:
+            # before any other verdict on the option: HAProxy refuses the line itself
+            raise ParseError(f"negation/default is not supported for option '{name[7:]}'")
         if keyword.status == UNSUPPORTED:
             hint = f"; use '{keyword.modern}' instead" if keyword.modern else ""
             raise ParseError(f"'{name}' is not supported by haply{hint}")
@@ -2069,26 +2072,26 @@ def _option(name: str) -> Handler:
     return handler
 
 
-# Options HAProxy 2.6 refuses to negate ("negation/default is not supported").
-NOT_NEGATABLE = frozenset({"originalto", "redis-check", "smtpchk", "pgsql-check", "ldap-check",
-                           "http-restrict-req-hdr-names"})
+# Options HAProxy 2.6 refuses to negate, in a defaults section as in a proxy
+# (`haproxy -c`: "negation/default is not supported for option 'httpchk'."):
+# the check types, the log formats, forwardfor and originalto, tcpka. A check
+# type inherited from defaults so cannot be taken back by `no option`; another
+# `option ...-check` line replaces it.
+NOT_NEGATABLE = frozenset({
+    "httpchk", "mysql-check", "redis-check", "smtpchk", "pgsql-check", "ldap-check",
+    "tcp-check", "ssl-hello-chk", "external-check", "spop-check",
+    "httplog", "httpslog", "tcplog", "forwardfor", "originalto", "tcpka",
+    "http-restrict-req-hdr-names",
+})
 
 
 def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, negated: bool) -> None:
-    if negated:
-        if name in NOT_NEGATABLE:
-            raise ParseError(f"'no option {name}' is not accepted: HAProxy has no negation for this option")
+    if negated:  # never one of NOT_NEGATABLE: the parser refused those
         if values:
             raise ParseError(f"'no option {name}' takes no argument")
         state.options.discard(name)
         if name in ("http-keep-alive", "http-server-close", "httpclose") and state.http_connection_mode != "keep-alive":
             state.http_connection_mode = "keep-alive"
-        elif name == "forwardfor":
-            state.forward_for = None
-        elif name in ("httplog", "tcplog") and state.log_format in ("httplog", "httplog clf", "tcplog"):
-            state.log_format = None
-        elif name in CHECK_KINDS and state.check_kind == CHECK_KINDS[name]:
-            state.check_kind = "tcp"
         return
     handler = OPTION_HANDLERS.get(name)
     if handler is not None:
@@ -2096,10 +2099,6 @@ def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, n
     elif values:
         raise ParseError(f"'option {name}' takes no argument (got '{values[0]}')")
     state.options.add(name)
-
-
-CHECK_KINDS = {"httpchk": "http", "mysql-check": "mysql", "ssl-hello-chk": "ssl-hello", "tcp-check": "tcp-check",
-               "redis-check": "redis", "smtpchk": "smtp", "pgsql-check": "pgsql", "ldap-check": "ldap"}
 
 
 def _option_httplog(state: ProxyState, values: list[str], line: Line) -> None:

@@ -12,10 +12,12 @@ global `spread-checks` percentage adds the manual's random +/- jitter to every
 interval afterwards.
 
 Results go to the registry (`Registry.set_operational`) with HAProxy's status,
-reason and duration; UP/DOWN changes are logged in HAProxy's wording, kept in
-`HealthChecker.events`, and handed to the callbacks the proxy registered for
-`on-marked-down shutdown-sessions` and `on-marked-up shutdown-backup-sessions`
-(the proxy knows the sessions, the checker only knows when).
+reason and duration; UP/DOWN changes are logged in HAProxy's wording and kept
+in `HealthChecker.events`. `on-marked-down shutdown-sessions` and `on-marked-up
+shutdown-backup-sessions` follow every change between running and stopped,
+checks, tracking and maintenance alike (haply.health.shutdown), through the
+callbacks the proxy registered (the proxy knows the sessions, the checker only
+knows when).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from haply.config.model import Config, Proxy, Server
 from haply.health import dialogues, external, probes
 from haply.health.external import ExternalCheck
 from haply.health.probes import CheckResult, Deadlines, HttpProbe, Target, TcpStep
+from haply.health.shutdown import SessionCallback, SessionShutdown
 from haply.health.state import (
     DEFAULT_ERROR_LIMIT, DEFAULT_ON_ERROR, OBSERVE_NONE, Health, Passive, Timing,
     Transition, slowstart_done, slowstart_weight,
@@ -49,8 +52,6 @@ SLOWSTART_STEPS = 20
 SLOWSTART_MAX_STEP = 1.0
 # How many UP/DOWN events `HealthChecker.events` keeps for pages and tests.
 EVENT_HISTORY = 1000
-
-SessionCallback = Callable[[ServerState], int | None]
 
 # Proxy.check_kind values with a probe here.
 CHECK_KINDS = frozenset({"tcp", "http", "mysql", "ssl-hello", "tcp-check",
@@ -86,8 +87,6 @@ class CheckSpec:
     dialogue: dialogues.Dialogue = ()
     agent: AgentSpec | None = None
     slowstart: float = 0.0
-    shutdown_sessions_on_down: bool = False
-    shutdown_backup_sessions_on_up: bool = False
     log_health_checks: bool = False  # option log-health-checks
     external: ExternalCheck | None = None  # option external-check: the program and its settings
 
@@ -239,8 +238,6 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None, proxy_id: in
             expect = ("!" + expect[0], expect[1])
         http = HttpProbe(hc.method, hc.uri, hc.version, hc.headers, hc.body, expect) \
             if hc else HttpProbe()
-    on_down = _opt(server, "on_marked_down")
-    on_up = _opt(server, "on_marked_up")
     return CheckSpec(
         backend=proxy.name,
         server=server.name,
@@ -255,8 +252,6 @@ def spec_for(proxy: Proxy, server: Server, port: int | None = None, proxy_id: in
         dialogue=dialogue_for(proxy, kind),
         agent=agent,
         slowstart=server.slowstart,
-        shutdown_sessions_on_down=on_down == "shutdown-sessions",
-        shutdown_backup_sessions_on_up=on_up == "shutdown-backup-sessions",
         log_health_checks="log-health-checks" in proxy.options,
         external=external_check_for(proxy, server, proxy_id, server_id) if kind == "external" else None,
     )
@@ -333,8 +328,10 @@ def transition_message(state: ServerState, transition: Transition, servers: list
         text += (f". {active} active and {backup} backup servers online."
                  f" {requeued} sessions requeued, {queued} total in queue.")
     else:
-        text += (f". {active} active and {backup} backup servers left."
-                 f" {state.current_sessions} sessions active, {requeued} requeued,"
+        text += f". {active} active and {backup} backup servers left."
+        if not active and backup:
+            text += " Running on backup."
+        text += (f" {state.current_sessions} sessions active, {requeued} requeued,"
                  f" {state.queued} remaining in queue.")
     return text
 
@@ -403,8 +400,8 @@ class HealthChecker:
         self.events: collections.deque[HealthEvent] = collections.deque(maxlen=EVENT_HISTORY)
         self._rng = rng or random.Random()
         self._checked: dict[tuple[str, str], _Checked] = {}
-        self._shutdown_sessions: SessionCallback | None = None
-        self._shutdown_backup_sessions: SessionCallback | None = None
+        self.shutdown = SessionShutdown(registry, config,
+                                        lambda *call: self.loop.call_soon(*call))
         self._listeners: list[Callable[[HealthEvent], None]] = []
         # told each `option log-health-checks` line: (backend, its text)
         self._check_listeners: list[Callable[[str, str], None]] = []
@@ -421,12 +418,12 @@ class HealthChecker:
     def set_shutdown_sessions(self, callback: SessionCallback) -> None:
         """callback(state) kills state's sessions (on-marked-down shutdown-sessions);
         it may return how many it closed."""
-        self._shutdown_sessions = callback
+        self.shutdown.sessions = callback
 
     def set_shutdown_backup_sessions(self, callback: SessionCallback) -> None:
         """callback(state) kills sessions on the backups of state's backend
         (on-marked-up shutdown-backup-sessions)."""
-        self._shutdown_backup_sessions = callback
+        self.shutdown.backup_sessions = callback
 
     def subscribe(self, listener: Callable[[HealthEvent], None]) -> None:
         self._listeners.append(listener)
@@ -462,6 +459,7 @@ class HealthChecker:
         for backend in {key[0] for key in self._checked}:
             self.registry.subscribe(backend, self._registry_changed)
         self.tracking.start()
+        self.shutdown.start()
         # spread the first checks over each server's interval, at most over
         # `max-spread-checks`
         count = len(self._checked)
@@ -518,9 +516,11 @@ class HealthChecker:
         return checked
 
     def set_health_enabled(self, backend: str, server: str, enabled: bool) -> None:
-        """`enable health` / `disable health`. The management guide: a disabled
-        check's last result is ignored and the server is considered UP unless
-        its agent forces it down."""
+        """`enable health` / `disable health`. Disabled, the checks stop and
+        the server keeps the state they left it in: HAProxy 2.6 goes on
+        answering 503 for a server that was DOWN, and shows it "DOWN" (an UP
+        one "no check"), whatever its management guide says of it being
+        "considered UP"."""
         checked = self._get(backend, server)
         if enabled == checked.health_enabled:
             return
@@ -530,8 +530,6 @@ class HealthChecker:
                 checked.timer = self.loop.call_later(0, self._fire, checked)
             return
         checked.cancel_health()
-        self._forced(checked, checked.health.force(True, self.loop.time(),
-                                                   "health check disabled"))
 
     def set_agent_enabled(self, backend: str, server: str, enabled: bool) -> None:
         """`enable agent` / `disable agent`: a disabled agent's last reply no
@@ -588,11 +586,18 @@ class HealthChecker:
         checked = self._checked.get((backend, server))
         return checked.health if checked else None
 
+    def shown_health_of(self, backend: str, server: str) -> Health | None:
+        """The health the statistics show: none for a server whose check an
+        operator disabled (`disable health`), which HAProxy 2.6 shows as
+        "no check", without check columns, until `enable health`."""
+        checked = self._checked.get((backend, server))
+        return checked.health if checked and checked.health_enabled else None
+
     def tracked_health_of(self, backend: str, server: str) -> Health | None:
-        """For a tracking server, the health of the checked server its chain
-        ends at (its "UP 1/2" / "DOWN 1/2" are the tracking server's too)."""
+        """For a tracking server, the health the checked server its chain
+        ends at shows (its "UP 1/2" / "DOWN 1/2" are the tracking server's too)."""
         end = self.tracking.end_of_chain(backend, server)
-        return self.health_of(*end) if end else None
+        return self.shown_health_of(*end) if end else None
 
     # --------------------------------------------------------- the chain
 
@@ -810,18 +815,12 @@ class HealthChecker:
                        announce: bool = True) -> None:
         state = checked.state
         spec = checked.spec
-        requeued = 0
-        if not transition.up and spec.shutdown_sessions_on_down and self._shutdown_sessions:
-            requeued = self._shutdown_sessions(state) or 0
-        if transition.up and spec.shutdown_backup_sessions_on_up and not state.backup \
-                and self._shutdown_backup_sessions:
-            self._shutdown_backup_sessions(state)
         if transition.up and spec.slowstart > 0 and checked.health.last_up_at is not None:
             self._apply_weight(checked, transition.now)
         if not announce:
             return
         servers = self.registry.servers(state.backend)
-        message = transition_message(state, transition, servers, requeued,
+        message = transition_message(state, transition, servers,
                                      with_reason=not spec.log_health_checks)
         self._announce(state, transition, message, servers)
 

@@ -16,6 +16,10 @@ Maintenance and drain are inherited only while the tracking server has no
 administrative state of its own: one an operator put in maintenance stays
 there when the tracked server comes back, as HAProxy's "remains in forced
 maintenance" says.
+
+A tracking server's own `on-marked-down shutdown-sessions` and `on-marked-up
+shutdown-backup-sessions` apply to the changes it follows, as a checked
+server's do to its checks' (haply.health.shutdown sees them all).
 """
 
 from __future__ import annotations
@@ -114,9 +118,11 @@ class Tracking:
                   if s.operational == UP and s.admin == READY]
         active = sum(1 for s in usable if not s.backup)
         if admin == MAINT:
+            backup = len(usable) - active
             log.warning("%s is going DOWN for maintenance via %s. %d active and %d backup servers"
-                        " left. %d sessions active, 0 requeued, %d remaining in queue.", who, via,
-                        active, len(usable) - active, tracker.current_sessions, tracker.queued)
+                        " left.%s %d sessions active, 0 requeued, %d remaining in queue.", who, via,
+                        active, backup, " Running on backup." if backup and not active else "",
+                        tracker.current_sessions, tracker.queued)
         elif admin == DRAIN:
             log.warning("%s enters drain state via %s. %d active and %d backup servers online."
                         " 0 sessions requeued, %d total in queue.", who, via, active,

@@ -324,6 +324,9 @@ class Engine:
                 server = await self.loop.create_server(factory, sock=sock, backlog=backlog, ssl=context,
                                                        ssl_handshake_timeout=self._handshake_timeout(frontend))
             self._servers.append(server)
+        # before the checks start: from the start, every change counts
+        self.check_counters = CheckCounters()
+        self.check_counters.watch(self.registry)
         self._start_health()
         # stick tables shared with peers (haply.peers), once their stick
         # rules have said whether their entries name servers
@@ -331,8 +334,6 @@ class Engine:
         for service in self.peer_services:
             await service.start()
         self.started_at = self.loop.time()
-        self.check_counters = CheckCounters()
-        self.health.subscribe(self.check_counters.on_event)
         if self.logging is not None:
             self.health.subscribe(
                 lambda event: self.logging.server_event(event, self.config.proxy(event.backend)))

@@ -111,6 +111,12 @@ class ServerState:
         )
 
     @property
+    def stopped(self) -> bool:
+        """HAProxy's stopped state: DOWN by its checks, or in maintenance,
+        which stops a server whatever its checks say."""
+        return self.operational == DOWN or self.admin == MAINT
+
+    @property
     def takes_persistent(self) -> bool:
         """May take a client that a cookie or a stick table sends to it: not
         DOWN and not in maintenance (a draining server keeps its clients)."""

@@ -170,7 +170,9 @@ backend galera
     assert killed_backups == ["a"]
     down_a = events[0]
     assert down_a.message.startswith("Server galera/a is DOWN, reason: Layer4 connection problem")
-    assert "0 active and 2 backup servers left. 0 sessions active, 3 requeued" in down_a.message
+    # the sessions shut down are not requeued ones (HAProxy: "1 sessions active, 0 requeued")
+    assert ("0 active and 2 backup servers left. Running on backup. 0 sessions active,"
+            " 0 requeued") in down_a.message
     assert events[1].message.startswith("Backup Server galera/b1 is DOWN")
     assert "0 active and 1 backup servers left." in events[1].message
 
@@ -413,13 +415,17 @@ backend b
         checker.start()
         try:
             await wait_until(lambda: dead_state.operational == DOWN, 0.5)
-            # disable health: considered UP, and stays so (no checks run)
+            # disable health: no more checks, the server stays as they left
+            # it (HAProxy 2.6), here DOWN, until they are enabled again
             checker.set_health_enabled("b", "dead", False)
-            assert dead_state.operational == UP
+            checker.set_health_enabled("b", "ok", False)
+            checks = web.connections
             await asyncio.sleep(0.3)
-            assert dead_state.operational == UP
+            assert dead_state.operational == DOWN and ok.operational == UP
+            assert web.connections == checks
             checker.set_health_enabled("b", "dead", True)
-            await wait_until(lambda: dead_state.operational == DOWN, 0.5)
+            checker.set_health_enabled("b", "ok", True)
+            await wait_until(lambda: web.connections > checks, 0.5)
             # force health: DOWN at once, back after `rise` real checks
             checker.set_health("b", "ok", "down")
             assert ok.operational == DOWN

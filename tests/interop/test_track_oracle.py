@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from haply.admin.snapshot import server_status
+from haply.admin.snapshot import server_row
 from haply.runtime.registry import MAINT, READY
 from tests.interop.test_health_oracle import run_both
 from tests.support.haproxy_oracle import haproxy_available
@@ -39,22 +39,13 @@ def theirs(oracle) -> dict:
 
 
 def ours(registry, checker) -> dict:
+    """The same columns of haply's rows, as its stats build them."""
+    now = asyncio.get_running_loop().time()
     out = {}
     for backend, name in SERVERS:
-        state = registry.get(backend, name)
-        own = checker.health_of(backend, name)
-        shown = own or checker.tracked_health_of(backend, name)
-        out[(backend, name)] = (server_status(state, shown),
-                                (state.check_status or "INI") if own else "",
-                                state.config.track or "")
+        row = server_row(registry.get(backend, name), checker, 0, 1, "http", now)
+        out[(backend, name)] = tuple(row.get(c) or "" for c in COLUMNS)
     return out
-
-
-def without_maint_checks(rows: dict) -> dict:
-    """HAProxy blanks the check columns of a server in maintenance; haply's
-    stats keep its last check there (a difference of the stats rows, not of
-    tracking), so a server in MAINT is compared by its status alone."""
-    return {k: (v[0], "", v[2]) if v[0].startswith("MAINT") else v for k, v in rows.items()}
 
 
 async def agreed(oracle, registry, checker, until=lambda rows: True, timeout: float = 3.0) -> dict:
@@ -63,8 +54,8 @@ async def agreed(oracle, registry, checker, until=lambda rows: True, timeout: fl
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        mine = without_maint_checks(ours(registry, checker))
-        haproxy = without_maint_checks(theirs(oracle))
+        mine = ours(registry, checker)
+        haproxy = theirs(oracle)
         if (mine == haproxy and until(mine)) or loop.time() > deadline:
             assert mine == haproxy, "\n".join(f"{k}: haply {mine[k]} haproxy {haproxy[k]}"
                                               for k in SERVERS if mine[k] != haproxy[k])

@@ -9,6 +9,9 @@ import json
 import pytest
 
 from haply.admin import columns, snapshot
+from haply.admin.counters import CheckCounters
+from haply.health import HealthChecker
+from haply.health.probes import CheckResult
 from haply.runtime.registry import DRAIN, MAINT
 from tests.support.admin_engine import engine_from
 
@@ -109,3 +112,66 @@ def test_csv_value_never_breaks_columns():
 def test_grouping_for_pages(engine):
     groups = snapshot.take(engine, engine.loop.time()).proxies()
     assert [name for name, _ in groups] == ["fe", "be"]
+
+
+CHECKED = CONFIG.replace("server s1 127.0.0.1:9001 weight 3",
+                         "server s1 127.0.0.1:9001 weight 3 check inter 1s")
+
+CHECK_RESULTS = ("check_status", "check_code", "check_duration", "check_desc", "last_chk",
+                 "check_rise", "check_fall", "check_health")
+
+
+@pytest.fixture
+def checked():
+    """An engine whose s1 is checked; the checker is started on the idle loop,
+    so no probe runs and the test hands it each result."""
+    engine = engine_from(CHECKED)
+    engine.check_counters = CheckCounters()
+    engine.check_counters.watch(engine.registry)
+    engine.health = HealthChecker(engine.registry, engine.config, engine.loop)
+    engine.health.start()
+    yield engine
+    engine.loop.close()
+
+
+def test_maintenance_blanks_the_check_results_and_keeps_the_counters(checked):
+    """HAProxy 2.6 shows no check result for a server in maintenance (its
+    checks are stopped), but still its failed checks, its downs and downtime."""
+    registry, now = checked.registry, checked.loop.time()
+    s1 = registry.get("be", "s1")
+    checked.health.apply_result("be", "s1", CheckResult("L4CON", info="Connection refused"))
+    row = {r["svname"]: r for r in snapshot.take(checked, now).rows}["s1"]
+    assert (row["status"], row["check_status"], row["last_chk"]) == ("DOWN", "L4CON",
+                                                                      "Connection refused")
+    registry.set_admin(s1, MAINT, now + 1)
+    row = {r["svname"]: r for r in snapshot.take(checked, now + 3).rows}["s1"]
+    assert row["status"] == "MAINT"
+    assert all(row.get(name) is None for name in CHECK_RESULTS)
+    assert (row["chkfail"], row["chkdown"], row["downtime"]) == (1, 1, 2)
+    line = columns.csv_line(row).split(",")
+    assert [line[columns.INDEX[name]] for name in CHECK_RESULTS] == [""] * len(CHECK_RESULTS)
+    # back from maintenance, the checks start over as at startup
+    registry.set_admin(s1, "READY", now + 4)
+    row = {r["svname"]: r for r in snapshot.take(checked, now + 4).rows}["s1"]
+    assert (row["check_status"], row["check_desc"], row["check_health"]) == ("INI", "Initializing", 2)
+
+
+def test_drain_keeps_the_check_results(checked):
+    registry, now = checked.registry, checked.loop.time()
+    checked.health.apply_result("be", "s1", CheckResult("L7OK", 200, duration=0.003))
+    registry.set_admin(registry.get("be", "s1"), DRAIN, now)
+    row = {r["svname"]: r for r in snapshot.take(checked, now).rows}["s1"]
+    assert (row["status"], row["check_status"], row["check_code"], row["check_duration"]) == (
+        "DRAIN", "L7OK", 200, 3)
+
+
+def test_a_passed_check_has_no_words_of_its_own(checked):
+    """last_chk holds a check's info ("Connection refused"); "Layer7 check
+    passed, code: 200" is its status and code, shown in their own columns."""
+    checked.health.apply_result("be", "s1", CheckResult("L7OK", 200))
+    row = {r["svname"]: r for r in snapshot.take(checked, checked.loop.time()).rows}["s1"]
+    assert (row["check_desc"], row["check_code"], row["last_chk"]) == (
+        "Layer7 check passed", 200, None)
+    checked.health.apply_result("be", "s1", CheckResult("L7STS", 503, info="Service Unavailable"))
+    row = {r["svname"]: r for r in snapshot.take(checked, checked.loop.time()).rows}["s1"]
+    assert row["last_chk"] == "Service Unavailable"

@@ -134,14 +134,13 @@ def test_proxy_flags_and_kept_keywords(tmp_path):
             bind :2
             disabled
             enabled
-            no option tcpka
         """).config
     a, b = config.proxies
     assert (a.logs, a.log_format, a.tcpka, a.id) == ((), "tcplog", True, 42)
     assert {"disabled", "clitcpka", "srvtcpka", "log-health-checks", "tcpka"} <= a.options
     assert dict(a.extra) == {"log-tag": ("edge",), "backlog": ("100",)}
     assert (a.stats.show_desc, a.stats.scopes, a.stats.enabled) == ("Edge", (".", "b"), True)
-    assert "disabled" not in b.options and not b.tcpka
+    assert "disabled" not in b.options and b.tcpka  # from defaults
     assert [l.facility for l in b.logs] == ["local0"]
 
 
@@ -691,12 +690,38 @@ def test_service_check_option_errors(tmp_path):
         "option pgsql-check user": "'option pgsql-check' expects 'user <username>' as argument",
         "option pgsql-check usr a": "'option pgsql-check' only supports optional values: 'user'",
         "option pgsql-check user a b": "'option pgsql-check' cannot handle unexpected argument 'b'",
-        "no option smtpchk": "'no option smtpchk' is not accepted",
-        "no option redis-check": "'no option redis-check' is not accepted",
     }
     for line, wanted in cases.items():
         found = messages(tmp_path, DEFAULTS + f"backend b\n    {line}\n    server s 127.0.0.1:1 check\n")
         assert any(wanted in m for m in found), (line, found)
+
+
+# The check options, and the other options HAProxy 2.6 refuses to negate.
+UNNEGATABLE = ["httpchk", "mysql-check", "redis-check", "smtpchk", "pgsql-check", "ldap-check",
+               "tcp-check", "ssl-hello-chk", "external-check", "spop-check", "httplog",
+               "httpslog", "tcplog", "forwardfor", "tcpka"]
+
+
+@pytest.mark.parametrize("option", UNNEGATABLE)
+def test_no_option_refused_in_defaults_and_in_a_backend(tmp_path, option):
+    """`no option httpchk` is an error at its line, in HAProxy's words, in a
+    defaults section as in a backend: it does not take back a check type
+    inherited from defaults."""
+    wanted = f"negation/default is not supported for option '{option}'"
+    in_defaults = DEFAULTS + f"    option httpchk\n    no option {option}\n" \
+        "backend b\n    server s 127.0.0.1:1 check\n"
+    assert messages(tmp_path, in_defaults) == [f"7: {wanted}"]
+    in_backend = DEFAULTS + "    option httpchk\n" \
+        f"backend b\n    no option {option}\n    server s 127.0.0.1:1 check\n"
+    assert messages(tmp_path, in_backend) == [f"8: {wanted}"]
+
+
+def test_negatable_options_still_negate(tmp_path):
+    config = load_text(tmp_path, DEFAULTS + "    option log-health-checks\n    option httpchk\n"
+                       "backend b\n    no option log-health-checks\n"
+                       "    server s 127.0.0.1:1 check\n").config
+    b = config.proxy("b")
+    assert "log-health-checks" not in b.options and b.check_kind == "http"
 
 
 def test_track(tmp_path):
@@ -1750,7 +1775,7 @@ def test_originalto(tmp_path):
     ("option originalto if-none", "unexpected 'if-none' in option originalto: expected except NET or header NAME"),
     ("option originalto except foo", "invalid network 'foo' after 'except'"),
     ("option originalto header", "unexpected 'header' in option originalto"),
-    ("no option originalto", "'no option originalto' is not accepted"),
+    ("no option originalto", "negation/default is not supported for option 'originalto'"),
 ])
 def test_originalto_errors(tmp_path, line, expected):
     found = messages(tmp_path, DEFAULTS + f"backend b\n    {line}\n    server s 127.0.0.1:81\n")

@@ -21,8 +21,7 @@ def test_spec_from_typed_fields():
                   timeouts=Timeouts(connect=3.0, check=1.0))
     server = Server("s", "10.0.0.1", 80, check=True, check_port=9200, inter=2.0,
                     agent_check=True, agent_port=8000, agent_send="hello\n",
-                    observe="layer7", error_limit=5, on_error="sudden-death",
-                    on_marked_down="shutdown-sessions")
+                    observe="layer7", error_limit=5, on_error="sudden-death")
     spec = spec_for(proxy, server)
     assert spec.target.port == 9200 and spec.target.host == "10.0.0.1"
     assert spec.http.expect == ("!string", "down")
@@ -31,7 +30,6 @@ def test_spec_from_typed_fields():
     assert spec.agent.target.port == 8000 and spec.agent.send == b"hello\n"
     assert spec.agent.inter == 2.0
     assert spec.passive.error_limit == 5 and spec.passive.on_error == "sudden-death"
-    assert spec.shutdown_sessions_on_down and not spec.shutdown_backup_sessions_on_up
 
 
 def test_spec_tcp_check_steps_and_mysql_user():
@@ -67,6 +65,13 @@ def test_down_message_counts_what_is_left():
     assert transition_message(s3, t, registry.servers("b")) == (
         "Backup Server b/s3 is UP, reason: Layer7 check passed, code: 200, check duration: "
         "2ms. 1 active and 1 backup servers online. 0 sessions requeued, 0 total in queue.")
+    # the last active server gone, HAProxy 2.6 says so
+    s2 = registry.get("b", "s2")
+    registry.set_operational(s2, DOWN, 3.0)
+    t = Transition(False, 3.0)
+    assert transition_message(s2, t, registry.servers("b"), via="a/s2") == (
+        "Server b/s2 is DOWN via a/s2. 0 active and 1 backup servers left. Running on backup. "
+        "0 sessions active, 0 requeued, 0 remaining in queue.")
 
 
 def test_check_tls_follows_the_manual():
