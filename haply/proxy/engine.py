@@ -71,7 +71,8 @@ class Engine:
         # configuration names (`load-server-state-from-file`); a master hands
         # over the replaced workers' fresher states here instead.
         self.carried_states = None
-        # False in a worker that follows another worker's health checks.
+        # False in a worker that follows another worker's health checks; that
+        # worker also announces the operator's changes (see `announces`).
         self.health_probing = True
         self.loop = loop
         self.registry = registry or Registry()
@@ -114,6 +115,15 @@ class Engine:
         # Live client sessions, so a stop can close the idle ones at once.
         self.sessions: set = set()
         self.stopping = False
+
+    @property
+    def announces(self) -> bool:
+        """Whether the state changes an operator makes are logged and mailed
+        here: in a single process, and in the worker that runs the health
+        checks, which speaks for all workers. The master relays every change
+        to every worker; the others apply it silently, so a change made on any
+        worker is announced once."""
+        return self.health_probing
 
     # ---------------------------------------------------------------- set-up
 
