@@ -387,6 +387,12 @@ class Engine:
         backend = self.backends[state.backend]
         return sum(backend.kill_sessions(s) for s in list(backend.servers) if s.backup)
 
+    async def alerts_sent(self) -> None:
+        """Return once the e-mail alerts queued here are sent (or failed), for
+        a stop: its caller bounds the wait by the grace period."""
+        if self.email_alerts is not None:
+            await self.email_alerts.flush()
+
     async def stop(self) -> None:
         """Stop accepting. Established connections are closed by the caller's exit."""
         if self.health is not None:
