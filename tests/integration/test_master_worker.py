@@ -564,3 +564,33 @@ def test_a_graceful_stop_sends_the_queued_alerts_bounded_by_timeout_mail(tmp_pat
                     in output, output[-2000:]
     finally:
         thread.close()
+
+
+def test_a_reload_signalled_while_the_workers_start_waits_for_them(tmp_path, sockets):
+    """SIGUSR2 as soon as the first workers are forked, before they are
+    ready: the master reloads once they are, rather than die of the signal."""
+    stats, master = sockets
+    cfg = tmp_path / "h.cfg"
+    port = free_port()
+    with echo_backends(["s1"]) as (s1,):
+        cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
+        proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
+                                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def forked() -> bool:
+                found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                       text=True, timeout=5)
+                return bool(found.stdout.split())
+            wait_for(forked, step=0.005)
+            assert not os.path.exists(master)  # opened once the workers are ready: not yet
+            proc.send_signal(signal.SIGUSR2)
+            def reloads() -> int:  # the master's line of `show proc`: pid, type, reloads
+                if not os.path.exists(master):
+                    return 0
+                return int(send(master, "show proc").splitlines()[1].split()[2])
+            wait_for(lambda: reloads() == 1)
+            assert proc.poll() is None
+            assert http_get(port).status == 200
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
