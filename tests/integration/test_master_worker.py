@@ -543,23 +543,24 @@ def test_a_graceful_stop_sends_the_queued_alerts_bounded_by_timeout_mail(tmp_pat
             mailer = SlowMailer(thread, delay=delay)
             with echo_backends(["s1", "s2"]) as (s1, s2):
                 servers = f"    server s1 {s1.address}\n    server s2 {s2.address}\n"
-                with run_haply(mailing_config(free_port(), stats, mailer.port, servers, "1s")) as proxy:
+                with run_haply(mailing_config(free_port(), stats, mailer.port, servers, "2s")) as proxy:
                     wait_for(lambda: len(workers_of(master)) == 2)
                     send(stats, "set server app/s1 state drain")
                     send(stats, "set server app/s2 state drain")
                     wait_for(lambda: mailer.connected, timeout=5)
-                    began = time.monotonic()
                     proxy.process.send_signal(signal.SIGTERM)
                     assert proxy.process.wait(timeout=10) == 0
-                    took = time.monotonic() - began
+                    # from the first mail's connection, made just before the signal
+                    took = time.monotonic() - mailer.connected[0]
                     output = proxy.output()
             mailer.close()
-            assert [s.split(".")[0] for s in mailer.subjects()] == expected
+            # the two commands may reach different workers: either may be mailed first
+            assert sorted(s.split(".")[0] for s in mailer.subjects()) == expected
             if delay is not None:
-                assert 0.3 < took < 3.0, took  # two greetings 0.5 s apart, not the 5 s grace
+                assert 0.9 < took < 3.5, took  # two greetings 0.5 s apart, not the 5 s grace
                 assert "not sent" not in output
             else:
-                assert 0.5 < took < 2.5, took  # one timeout mail of 1 s
+                assert 1.9 < took < 3.5, took  # one timeout mail of 2 s, not two
                 assert "1 email alert(s) for mailer ops/smtp1 not sent: its mailer failed while stopping" \
                     in output, output[-2000:]
     finally:
@@ -574,8 +575,10 @@ def test_a_reload_signalled_while_the_workers_start_waits_for_them(tmp_path, soc
     port = free_port()
     with echo_backends(["s1"]) as (s1,):
         cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
-        proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
-                                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        errors = tmp_path / "stderr"
+        with open(errors, "wb") as stderr:
+            proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
+                                    stdin=subprocess.DEVNULL, stderr=stderr)
         try:
             def forked() -> bool:
                 found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
@@ -584,13 +587,15 @@ def test_a_reload_signalled_while_the_workers_start_waits_for_them(tmp_path, soc
             wait_for(forked, step=0.005)
             assert not os.path.exists(master)  # opened once the workers are ready: not yet
             proc.send_signal(signal.SIGUSR2)
+
             def reloads() -> int:  # the master's line of `show proc`: pid, type, reloads
                 if not os.path.exists(master):
                     return 0
                 return int(send(master, "show proc").splitlines()[1].split()[2])
-            wait_for(lambda: reloads() == 1)
-            assert proc.poll() is None
+            wait_for(lambda: proc.poll() is not None or reloads() == 1, timeout=20)
+            assert proc.poll() is None, errors.read_text()
             assert http_get(port).status == 200
         finally:
             proc.terminate()
             proc.wait(timeout=15)
+

@@ -41,6 +41,7 @@ COMMANDS = (
     "set server app/s2 health up",
 )
 PAGE_ACTIONS = ("drain", "ready")  # on s2, from the stats page
+LINES = 10  # what HAProxy logs for them
 # Once the expected lines are in, how long a copy from another worker is waited for.
 LATE = 0.5
 
@@ -117,8 +118,11 @@ def test_each_operator_change_is_logged_and_mailed_once_as_haproxy_does(tmp_path
                             answer = ask(sock, command)
                         assert answer.strip() == "", (command, answer)
                         time.sleep(0.15)  # the change is logged before the next one
-                    locations[name] = [page_action(page, "s2", action) for action in PAGE_ACTIONS]
-                    lines[name] = sinks[name].messages(8, timeout=5)
+                    locations[name] = []
+                    for action in PAGE_ACTIONS:
+                        locations[name].append(page_action(page, "s2", action))
+                        time.sleep(0.15)
+                    lines[name] = sinks[name].messages(LINES, timeout=5)
                     lines[name] += sinks[name].messages(100, timeout=LATE)
                     deadline = time.monotonic() + 5
                     while len(inboxes[name].mails) < 4 and time.monotonic() < deadline:
