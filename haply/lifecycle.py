@@ -5,8 +5,8 @@ SIGTERM/SIGINT: stop accepting, let in-flight requests finish within STOP_GRACE
 (or `hard-stop-after` if shorter), then exit; a second signal stops at once.
 SIGUSR1 is HAProxy's soft stop (and how a master retires the workers a reload
 replaced): finish every connection, bounded only by `hard-stop-after`. Either
-way the e-mail alerts already queued are sent within the same grace, while the
-listeners are already closed.
+way the health checks stop at once, and the e-mail alerts already queued are
+sent within the same grace, while the listeners are already closed.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ async def serve_until_stopped(engine, signals: StopSignals,
         on_started()
     signum = await signals.stopping
     engine.stop_accepting(close_idle=signum != signal.SIGUSR1)
+    await engine.stop_checks()
     finishing = asyncio.ensure_future(
         finish_in_flight(engine, grace_for(signum, engine.config.global_.hard_stop_after)))
     await asyncio.wait([finishing, signals.forced], return_when=asyncio.FIRST_COMPLETED)

@@ -387,6 +387,14 @@ class Engine:
         backend = self.backends[state.backend]
         return sum(backend.kill_sessions(s) for s in list(backend.servers) if s.backup)
 
+    async def stop_checks(self) -> None:
+        """A stopping process checks its servers no more, as HAProxy stops a
+        proxy's checks when it stops: after a reload the new processes check,
+        so a change is logged and mailed once, by them, not again by the old
+        ones still finishing their connections."""
+        if self.health is not None:
+            await self.health.stop()
+
     async def alerts_sent(self) -> None:
         """Return once the e-mail alerts queued here are sent (or failed), for
         a stop: its caller bounds the wait by the grace period."""

@@ -599,3 +599,47 @@ def test_a_reload_signalled_while_the_workers_start_waits_for_them(tmp_path, soc
             proc.terminate()
             proc.wait(timeout=15)
 
+
+def test_old_workers_check_no_more_so_a_change_after_a_reload_is_logged_once(tmp_path, sockets):
+    """A connection keeps the old workers after a reload; a server then goes
+    DOWN: the new checking worker logs it, the old one has stopped its checks
+    (HAProxy's old process stops its checks at the soft stop: observed)."""
+    from tests.support.syslog_receiver import Receiver
+
+    stats, master = sockets
+    port = free_port()
+    sink = Receiver()
+    try:
+        with echo_backends(["s1", "s2"]) as (s1, s2):
+            servers = (f"    server s1 {s1.address} check inter 100ms fall 1 rise 1\n"
+                       f"    server s2 {s2.address} check inter 100ms fall 1 rise 1\n")
+            config = master_config(port, stats, servers,
+                                   extra_global=f"    log 127.0.0.1:{sink.port} local0\n").replace(
+                "listen app\n", "listen app\n    mode tcp\n    log global\n"
+                                "    timeout client 60s\n    timeout server 60s\n")
+            with run_haply(config):
+                wait_for(lambda: len(workers_of(master)) == 2)
+                held = []  # live TCP sessions, until the checking worker has one
+                for _ in range(30):
+                    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert conn.recv(100).startswith(b"HTTP/1.1 200")
+                    held.append(conn)
+                    if "CurrConns: 0" not in send(master, "@0 show info"):
+                        break
+                old = workers_of(master)
+                assert send(master, "reload").startswith("Success=1")
+                new = workers_of(master)
+                assert "# old workers" in send(master, "show proc")  # still finishing
+                sink.lines(100, timeout=0.3)  # what came before
+                s2.stop()
+                lines = sink.lines(1, timeout=5)
+                lines += sink.lines(100, timeout=0.5)  # a copy would have come by now
+                assert not gone(old[0])  # the old checking worker is still there
+                for conn in held:
+                    conn.close()
+    finally:
+        sink.close()
+    downs = [line for line in lines if b"Server app/s2 is DOWN" in line]
+    assert len(downs) == 1, lines
+    assert f"[{new[0]}]:".encode() in downs[0]  # the new checking worker's
