@@ -3,8 +3,10 @@ workers of the master process.
 
 SIGTERM/SIGINT: stop accepting, let in-flight requests finish within STOP_GRACE
 (or `hard-stop-after` if shorter), then exit; a second signal stops at once.
-SIGUSR1 is HAProxy's soft stop: finish every connection, bounded only by
-`hard-stop-after`.
+SIGUSR1 is HAProxy's soft stop (and how a master retires the workers a reload
+replaced): finish every connection, bounded only by `hard-stop-after`. Either
+way the health checks stop at once, and the e-mail alerts already queued are
+sent within the same grace, while the listeners are already closed.
 """
 
 from __future__ import annotations
@@ -56,13 +58,24 @@ async def serve_until_stopped(engine, signals: StopSignals,
         on_started()
     signum = await signals.stopping
     engine.stop_accepting(close_idle=signum != signal.SIGUSR1)
-    drained = asyncio.ensure_future(
-        engine.drained(grace_for(signum, engine.config.global_.hard_stop_after)))
-    await asyncio.wait([drained, signals.forced], return_when=asyncio.FIRST_COMPLETED)
-    drained.cancel()
+    await engine.stop_checks()
+    finishing = asyncio.ensure_future(
+        finish_in_flight(engine, grace_for(signum, engine.config.global_.hard_stop_after)))
+    await asyncio.wait([finishing, signals.forced], return_when=asyncio.FIRST_COMPLETED)
+    finishing.cancel()
     engine.close_all()
     await engine.stop()
     return signum
+
+
+async def finish_in_flight(engine, grace: float | None) -> None:
+    """What a stop lets finish, both within grace: the client connections,
+    and the e-mail alerts already queued."""
+    try:
+        async with asyncio.timeout(grace):
+            await asyncio.gather(engine.drained(None), engine.alerts_sent())
+    except TimeoutError:
+        pass
 
 
 def bind_to_cpus(settings, worker: int) -> None:

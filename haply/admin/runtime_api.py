@@ -478,9 +478,11 @@ def _set_admin(api: RuntimeApi, state, admin: str) -> None:
 
 def set_admin(engine, state, admin: str, now: float) -> None:
     """Change a server's administrative state through the registry and log it
-    as HAProxy does (when the engine logs)."""
+    as HAProxy does (when the engine logs and announces: Engine.announces)."""
     before = state.admin
     engine.registry.set_admin(state, admin, now)
+    if not getattr(engine, "announces", True):
+        return
     logging = getattr(engine, "logging", None)
     if logging is not None and before != admin:
         logging.admin_event(state, before, admin, engine.registry.servers(state.backend),

@@ -8,6 +8,14 @@ the end of the dialogue, after which the connection is dropped, the failure
 logged and the next mail tried. A mailer that cannot keep up loses the mails
 past MAX_PENDING_MAILS, with a log line, rather than haply's memory.
 
+On a stop or a reload the process sends what is queued before it exits
+(EmailAlerts.flush), within the stop's grace period, while its listeners are
+already closed: a server that went down just before a reload is still
+mailed, and the new workers, which inherit its state, do not mail it again.
+A mailer that fails then gets no further try: the rest of its queue is
+dropped with a log line, so a dead mailer holds a stopping process up for one
+`timeout mail` at most.
+
 The dialogue itself is haply.alerts.smtp (pure); SmtpClient only carries its
 bytes. In master-worker mode only the worker that runs the health checks
 mails (haply.proxy.engine), so each change is mailed once.
@@ -104,6 +112,7 @@ class MailerQueue:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        self.stopping = False  # the process is stopping: a failure ends the queue
 
     def put(self, mail: Mail) -> bool:
         if len(self.pending) >= MAX_PENDING_MAILS:
@@ -119,9 +128,17 @@ class MailerQueue:
     async def _run(self) -> None:
         try:
             while self.pending:
-                await self.send(self.pending.popleft())
+                dialogue = await self.send(self.pending.popleft())
+                if self.stopping and not dialogue.accepted:
+                    self._drop_pending("its mailer failed while stopping")
         finally:
             self.task = None
+
+    def _drop_pending(self, why: str, in_flight: int = 0) -> None:
+        count = len(self.pending) + in_flight
+        self.pending.clear()
+        if count:
+            log.warning("%d email alert(s) for mailer %s not sent: %s", count, self.name, why)
 
     async def send(self, mail: Mail) -> MailDialogue:
         dialogue = mail.dialogue()
@@ -150,7 +167,9 @@ class MailerQueue:
         return dialogue
 
     async def close(self) -> None:
-        self.pending.clear()
+        """Stop sending: the mail being sent and those waiting are dropped,
+        and said so."""
+        self._drop_pending("stopped", in_flight=self.task is not None)
         if self.task is not None:
             self.task.cancel()
             try:
@@ -209,7 +228,19 @@ class EmailAlerts:
             if found is not None:
                 self.alert(state.backend, message.DRAIN_LEVEL, found[1])
 
+    async def flush(self) -> None:
+        """Return once every queue is empty: what waits is sent, each mail
+        within its mailers' `timeout mail` (a stop's part; its caller bounds
+        the whole by the grace period, then closes)."""
+        queues = [queue for queues in self.queues.values() for queue in queues]
+        for queue in queues:
+            queue.stopping = True
+        # a check may queue a mail while others are sent: look again
+        while busy := [queue.task for queue in queues if queue.task is not None]:
+            await asyncio.wait(busy)
+
     async def close(self) -> None:
+        """Stop sending; what is not sent yet is dropped (and logged)."""
         for queues in self.queues.values():
             for queue in queues:
                 await queue.close()

@@ -299,6 +299,10 @@ class HealthEvent:
     message: str
 
 
+# Why a server moved when an operator forced its check (`set server B/S health`).
+CHANGED_FROM_CLI = "changed from CLI"
+
+
 def transition_message(state: ServerState, transition: Transition, servers: list[ServerState],
                        requeued: int = 0, with_reason: bool = True, via: str = "") -> str:
     """HAProxy's log line for an UP/DOWN change, e.g.
@@ -316,7 +320,9 @@ def transition_message(state: ServerState, transition: Transition, servers: list
     text = f"{who} is {'UP' if transition.up else 'DOWN'}"
     if via:
         text += f" via {via}"
-    if with_reason and transition.reason:
+    if with_reason and transition.reason == CHANGED_FROM_CLI:
+        text += f", {CHANGED_FROM_CLI}"  # an operator's doing, not a reason (HAProxy's wording)
+    elif with_reason and transition.reason:
         text += f", reason: {transition.reason}"
     if with_reason and transition.duration is not None:
         text += f", check duration: {int(transition.duration * 1000)}ms"
@@ -552,16 +558,19 @@ class HealthChecker:
             raise ValueError(f"health must be up or down, not {health!r}")
         checked = self._get(backend, server)
         self._forced(checked, checked.health.force(health == "up", self.loop.time(),
-                                                   "changed from CLI"))
+                                                   CHANGED_FROM_CLI))
 
     def _forced(self, checked: _Checked, transition: Transition | None) -> None:
+        """An operator's change of a check (runtime API, stats page). Where
+        another process runs the checks it is applied silently: the master
+        relays the command there too, and that process announces it, once."""
         if transition is None:
             return
         state = checked.state
         self.registry.set_operational(state, UP if checked.health.up else DOWN,
                                       transition.now, state.check_status,
                                       transition.reason, None, state.check_code)
-        self._on_transition(checked, transition)
+        self._on_transition(checked, transition, announce=self.probing)
 
     async def stop(self) -> None:
         self._running = False
@@ -825,7 +834,10 @@ class HealthChecker:
         self._announce(state, transition, message, servers)
 
     def _announce_tracked(self, state: ServerState, up: bool, via: str) -> None:
-        """A tracking server followed the server it tracks (haply.health.tracking)."""
+        """A tracking server followed the server it tracks (haply.health.tracking).
+        Every process follows it; the one that runs the checks announces it."""
+        if not self.probing:
+            return
         servers = self.registry.servers(state.backend)
         transition = Transition(up, self.loop.time())
         self._announce(state, transition, transition_message(state, transition, servers, via=via),

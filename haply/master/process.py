@@ -77,7 +77,9 @@ class Master:
         self.stopping = False
         self.state_text = ""
         self.restart_delay: dict[int, float] = {}
-        self.reloading: asyncio.Lock | None = None
+        # Held by a reload, and by the start: a reload signalled while the
+        # first workers start waits for them.
+        self.reloading = asyncio.Lock()
         self._query_ids = itertools.count(1)
         self.reloads = 0
         self.started_at = time.time()
@@ -93,13 +95,13 @@ class Master:
         self.sockets = SocketSet.open(self.config, self.worker_count)
 
     async def start(self) -> None:
-        self.reloading = asyncio.Lock()
-        self.generation = 1
-        workers = [self._spawn(i) for i in range(self.worker_count)]
-        self.workers = {w.index: w for w in workers}
-        await self._wait_ready(workers)
-        self._start_vrrp()
-        await self._start_programs()
+        async with self.reloading:
+            self.generation = 1
+            workers = [self._spawn(i) for i in range(self.worker_count)]
+            self.workers = {w.index: w for w in workers}
+            await self._wait_ready(workers)
+            self._start_vrrp()
+            await self._start_programs()
 
     def _spawn(self, index: int, config=None, sockets=None, generation=None) -> Worker:
         config = config or self.config
@@ -264,6 +266,8 @@ class Master:
     async def reload(self) -> tuple[bool, str]:
         """Load the configuration again and switch workers; (ok, report)."""
         async with self.reloading:
+            if self.stopping:  # signalled during a start that failed, or a stop
+                return False, "stopping: not reloaded"
             return await self._reload()
 
     async def _reload(self) -> tuple[bool, str]:

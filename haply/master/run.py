@@ -69,16 +69,18 @@ async def _main(master: process.Master, config, options) -> int:
                 print(report, file=sys.stderr, end="")
         loop.create_task(run())
 
+    # Both kinds of signal are handled from the start: a reload signal's
+    # default action would end the master, and with it the service.
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop, signum)
+    for signum in RELOAD_SIGNALS:
+        loop.add_signal_handler(signum, reload)
     try:
         await master.start()
     except RuntimeError as exc:
         print(f"[ALERT] {exc}", file=sys.stderr)
         await master.stop(signal.SIGTERM, forced)
         return 1
-    for signum in RELOAD_SIGNALS:
-        loop.add_signal_handler(signum, reload)
     path = master_socket_path(master.config, options.master_socket)
     if path is not None:
         master.control = ControlServer(master, path)

@@ -7,12 +7,16 @@ carried over. It talks to the master over its channel:
   to the master        ready; health (an UP/DOWN change decided here);
                        command (an operator changed server state here);
                        stats (every STATS_PERIOD: rows, info, servers state)
-  from the master      health / command (decided in another worker: apply
-                       silently); peers (the others' latest stats);
+  from the master      health (decided in another worker: apply silently);
+                       command (made on another worker: apply it);
+                       peers (the others' latest stats);
                        query (answer with a reply carrying the same id)
 
 Only worker 0 runs active health checks; the others follow its decisions, so a
-server is checked once per interval whatever the number of workers.
+server is checked once per interval whatever the number of workers. Worker 0
+also speaks for all (Engine.announces): it logs and mails the changes an
+operator makes, wherever they were made, and the other workers apply them
+silently, so each is logged and mailed once as by HAProxy's single process.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ class Engine:
         # configuration names (`load-server-state-from-file`); a master hands
         # over the replaced workers' fresher states here instead.
         self.carried_states = None
-        # False in a worker that follows another worker's health checks.
+        # False in a worker that follows another worker's health checks; that
+        # worker also announces the operator's changes (see `announces`).
         self.health_probing = True
         self.loop = loop
         self.registry = registry or Registry()
@@ -114,6 +115,15 @@ class Engine:
         # Live client sessions, so a stop can close the idle ones at once.
         self.sessions: set = set()
         self.stopping = False
+
+    @property
+    def announces(self) -> bool:
+        """Whether the state changes an operator makes are logged and mailed
+        here: in a single process, and in the worker that runs the health
+        checks, which speaks for all workers. The master relays every change
+        to every worker; the others apply it silently, so a change made on any
+        worker is announced once."""
+        return self.health_probing
 
     # ---------------------------------------------------------------- set-up
 
@@ -378,6 +388,20 @@ class Engine:
     def _shutdown_backup_sessions(self, state) -> int:
         backend = self.backends[state.backend]
         return sum(backend.kill_sessions(s) for s in list(backend.servers) if s.backup)
+
+    async def stop_checks(self) -> None:
+        """A stopping process checks its servers no more, as HAProxy stops a
+        proxy's checks when it stops: after a reload the new processes check,
+        so a change is logged and mailed once, by them, not again by the old
+        ones still finishing their connections."""
+        if self.health is not None:
+            await self.health.stop()
+
+    async def alerts_sent(self) -> None:
+        """Return once the e-mail alerts queued here are sent (or failed), for
+        a stop: its caller bounds the wait by the grace period."""
+        if self.email_alerts is not None:
+            await self.email_alerts.flush()
 
     async def stop(self) -> None:
         """Stop accepting. Established connections are closed by the caller's exit."""

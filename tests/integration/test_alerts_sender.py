@@ -163,3 +163,39 @@ def test_the_queue_of_a_mailer_is_bounded(caplog):
     assert accepted.count(False) == dropped == 5 and all(accepted[:MAX_PENDING_MAILS])
     assert caplog.records[0].getMessage() == (
         f"email alert of proxy 'app' for mailer ops/smtp1 dropped: {MAX_PENDING_MAILS} alerts already wait for it")
+
+
+def test_a_stop_sends_what_waits_and_a_failing_mailer_holds_it_one_timeout(caplog):
+    """flush(): every queued mail is sent before it returns; a mailer that
+    fails while stopping gets no further try; close() says what it drops."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        inbox = Inbox()
+        good, good_port = await smtp_server(inbox)
+        silent, silent_port = await silent_server()
+        alerts = EmailAlerts(config([good_port, silent_port], timeout=0.3), loop)
+        for n in range(3):
+            alerts.alert("app", "alert", f"Server app/s{n} is DOWN.")
+        began = loop.time()
+        async with asyncio.timeout(5):
+            await alerts.flush()
+        took = loop.time() - began
+        mailed = len(inbox.mails)
+        # a grace that ran out: one mail on its way and one waiting, per mailer
+        for n in (8, 9):
+            alerts.alert("app", "alert", f"Server app/s{n} is DOWN.")
+        await asyncio.sleep(0)
+        await alerts.close()
+        good.close()
+        silent.close()
+        return took, mailed
+    with caplog.at_level(logging.WARNING, logger="haply.alerts"):
+        took, mailed = asyncio.run(main())
+    assert mailed == 3
+    assert 0.3 <= took < 0.9  # one timeout mail for the silent mailer, not three
+    assert [r.getMessage() for r in caplog.records] == [
+        "email alert of proxy 'app' to mailer ops/smtp2 not sent: timeout mail (0.3s) expired waiting for the greeting",
+        "2 email alert(s) for mailer ops/smtp2 not sent: its mailer failed while stopping",
+        "2 email alert(s) for mailer ops/smtp1 not sent: stopped",
+        "2 email alert(s) for mailer ops/smtp2 not sent: stopped",
+    ]

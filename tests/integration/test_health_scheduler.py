@@ -561,3 +561,39 @@ def test_max_spread_checks_bounds_when_the_first_checks_run(tmp_path):
 
     assert first_delays("    maxconn 100\n") == [0.0, 15.0, 30.0, 45.0]
     assert first_delays("    max-spread-checks 2s\n") == [0.0, 0.5, 1.0, 1.5]
+
+
+def test_a_follower_applies_forced_and_tracked_changes_silently(tmp_path, backends):
+    """In a worker that does not run the checks (probing False) an operator's
+    forced check and a tracking server's change apply, but are announced by
+    the checking worker only, which the master relays them to."""
+    web = Backend(backends, HttpHealth(200)).start()
+    config = load_text(tmp_path, DEFAULTS + f"""
+backend b
+    server s1 127.0.0.1:{web.port} check inter 10s
+    server t1 127.0.0.1:{web.port} track b/s1
+""")
+
+    async def forced(probing: bool) -> tuple[list[str], list[str]]:
+        registry = make_registry(config)
+        checker = HealthChecker(registry, config, asyncio.get_running_loop())
+        checker.probing = probing
+        announced = []
+        checker.subscribe(lambda event: announced.append(event.message))
+        checker.start()
+        try:
+            checker.set_health("b", "s1", "down")
+            states = [registry.get("b", name).operational for name in ("s1", "t1")]
+            checker.set_health("b", "s1", "up")
+        finally:
+            await checker.stop()
+        return states, [line.split(".")[0] for line in announced]
+
+    async def main():
+        return await forced(True), await forced(False)
+
+    (checking, announced), (following, silent) = uvloop.run(main())
+    assert checking == following == [DOWN, DOWN]
+    assert sorted(announced) == ["Server b/s1 is DOWN, changed from CLI", "Server b/s1 is UP, changed from CLI",
+                                 "Server b/t1 is DOWN via b/s1", "Server b/t1 is UP via b/s1"]
+    assert silent == []

@@ -470,3 +470,176 @@ def test_each_change_is_mailed_once_whatever_the_workers(tmp_path, sockets):
     assert [s.split(",")[0].split(".")[0] for s in subjects] == [
         "Subject: [HAProxy Alert] Server app/s2 is DOWN",
         "Subject: [HAProxy Alert] Server app/s1 enters drain state"]
+
+
+def mailing_config(port: int, stats: str, mailer: int, servers: str, timeout_mail: str) -> str:
+    """master_config with app mailing its notices to one mailer."""
+    return master_config(port, stats, "    email-alert mailers ops\n    email-alert from lb@example.org\n"
+                                      "    email-alert to ops@example.org\n    email-alert level notice\n"
+                                      + servers).replace(
+        "listen app", f"mailers ops\n    mailer smtp1 127.0.0.1:{mailer}\n    timeout mail {timeout_mail}\n\n"
+                      "listen app")
+
+
+DRAINS = ("Subject: [HAProxy Alert] Server app/s1 enters drain state",
+          "Subject: [HAProxy Alert] Server app/s2 enters drain state")
+
+
+def test_alerts_queued_before_a_reload_are_sent_by_the_old_worker(tmp_path, sockets):
+    """Two alerts wait in the checking worker's queue (a mailer that greets
+    after 1 s) when a reload comes: the new workers take over at once, and
+    the old one sends both before it exits. HAProxy 2.6 sends the one on its
+    way and drops the other (observed); the new workers, inheriting the
+    states, mail neither again."""
+    from tests.support.health_backends import BackendThread
+    from tests.support.mail_inbox import SlowMailer
+
+    stats, master = sockets
+    port = free_port()
+    thread = BackendThread()
+    try:
+        mailer = SlowMailer(thread, delay=1.0)
+        with echo_backends(["s1", "s2", "s3"]) as (s1, s2, s3):
+            servers = (f"    server s1 {s1.address}\n    server s2 {s2.address}\n"
+                       f"    server s3 {s3.address}\n")
+            with run_haply(mailing_config(port, stats, mailer.port, servers, "3s")) as proxy:
+                wait_for(lambda: len(workers_of(master)) == 2)
+                old = workers_of(master)
+                send(master, "@0 set server app/s1 state drain")
+                send(master, "@1 set server app/s2 state drain")
+                wait_for(lambda: mailer.connected, timeout=5)  # the first is on its way
+                began = time.monotonic()
+                assert send(master, "reload").startswith("Success=1")
+                handover = time.monotonic() - began
+                assert http_get(port).status == 200  # the new workers serve
+                assert "# old workers" in send(master, "show proc") and not gone(old[0])
+                assert not mailer.mails  # nothing sent yet: the handover did not wait for it
+                wait_for(lambda: len(mailer.mails) == 2, timeout=10)
+                wait_for(lambda: gone(old[0]), timeout=5)
+                exited = time.monotonic() - began
+                time.sleep(0.5)  # a copy from a new worker would have come by now
+                output = proxy.output()
+    finally:
+        mailer.close()
+        thread.close()
+    assert [s.split(".")[0] for s in mailer.subjects()] == list(DRAINS)
+    # one mail at a time, each greeted after 1 s: the second about 2 s after the first connection
+    assert handover < 1.0 and 1.5 < exited < 5.0, (handover, exited)
+    assert "not sent" not in output
+
+
+def test_a_graceful_stop_sends_the_queued_alerts_bounded_by_timeout_mail(tmp_path, sockets):
+    """SIGTERM to the master: the queued alerts go out before the workers
+    exit, within the stop's grace. A mailer that never answers holds the stop
+    up for one `timeout mail`, not one per alert; what it could not take is
+    logged."""
+    from tests.support.health_backends import BackendThread
+    from tests.support.mail_inbox import SlowMailer
+
+    stats, master = sockets
+    thread = BackendThread()
+    try:
+        for delay, expected in ((0.5, list(DRAINS)), (None, [])):
+            mailer = SlowMailer(thread, delay=delay)
+            with echo_backends(["s1", "s2"]) as (s1, s2):
+                servers = f"    server s1 {s1.address}\n    server s2 {s2.address}\n"
+                with run_haply(mailing_config(free_port(), stats, mailer.port, servers, "2s")) as proxy:
+                    wait_for(lambda: len(workers_of(master)) == 2)
+                    send(stats, "set server app/s1 state drain")
+                    send(stats, "set server app/s2 state drain")
+                    wait_for(lambda: mailer.connected, timeout=5)
+                    proxy.process.send_signal(signal.SIGTERM)
+                    assert proxy.process.wait(timeout=10) == 0
+                    # from the first mail's connection, made just before the signal
+                    took = time.monotonic() - mailer.connected[0]
+                    output = proxy.output()
+            mailer.close()
+            # the two commands may reach different workers: either may be mailed first
+            assert sorted(s.split(".")[0] for s in mailer.subjects()) == expected
+            if delay is not None:
+                assert 0.9 < took < 3.5, took  # two greetings 0.5 s apart, not the 5 s grace
+                assert "not sent" not in output
+            else:
+                assert 1.9 < took < 3.5, took  # one timeout mail of 2 s, not two
+                assert "1 email alert(s) for mailer ops/smtp1 not sent: its mailer failed while stopping" \
+                    in output, output[-2000:]
+    finally:
+        thread.close()
+
+
+def test_a_reload_signalled_while_the_workers_start_waits_for_them(tmp_path, sockets):
+    """SIGUSR2 as soon as the first workers are forked, before they are
+    ready: the master reloads once they are, rather than die of the signal."""
+    stats, master = sockets
+    cfg = tmp_path / "h.cfg"
+    port = free_port()
+    with echo_backends(["s1"]) as (s1,):
+        cfg.write_text(master_config(port, stats, f"    server s1 {s1.address}\n"))
+        errors = tmp_path / "stderr"
+        with open(errors, "wb") as stderr:
+            proc = subprocess.Popen([HAPLY_BIN, "-W", "-db", "-f", str(cfg)],
+                                    stdin=subprocess.DEVNULL, stderr=stderr)
+        try:
+            def forked() -> bool:
+                found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                       text=True, timeout=5)
+                return bool(found.stdout.split())
+            wait_for(forked, step=0.005)
+            assert not os.path.exists(master)  # opened once the workers are ready: not yet
+            proc.send_signal(signal.SIGUSR2)
+
+            def reloads() -> int:  # the master's line of `show proc`: pid, type, reloads
+                if not os.path.exists(master):
+                    return 0
+                return int(send(master, "show proc").splitlines()[1].split()[2])
+            wait_for(lambda: proc.poll() is not None or reloads() == 1, timeout=20)
+            assert proc.poll() is None, errors.read_text()
+            assert http_get(port).status == 200
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+def test_old_workers_check_no_more_so_a_change_after_a_reload_is_logged_once(tmp_path, sockets):
+    """A connection keeps the old workers after a reload; a server then goes
+    DOWN: the new checking worker logs it, the old one has stopped its checks
+    (HAProxy's old process stops its checks at the soft stop: observed)."""
+    from tests.support.syslog_receiver import Receiver
+
+    stats, master = sockets
+    port = free_port()
+    sink = Receiver()
+    try:
+        with echo_backends(["s1", "s2"]) as (s1, s2):
+            servers = (f"    server s1 {s1.address} check inter 100ms fall 1 rise 1\n"
+                       f"    server s2 {s2.address} check inter 100ms fall 1 rise 1\n")
+            config = master_config(port, stats, servers,
+                                   extra_global=f"    log 127.0.0.1:{sink.port} local0\n").replace(
+                "listen app\n", "listen app\n    mode tcp\n    log global\n"
+                                "    timeout client 60s\n    timeout server 60s\n")
+            with run_haply(config):
+                wait_for(lambda: len(workers_of(master)) == 2)
+                held = []  # live TCP sessions, until the checking worker has one
+                for _ in range(30):
+                    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert conn.recv(100).startswith(b"HTTP/1.1 200")
+                    held.append(conn)
+                    if "CurrConns: 0" not in send(master, "@0 show info"):
+                        break
+                old = workers_of(master)
+                assert send(master, "reload").startswith("Success=1")
+                new = workers_of(master)
+                assert "# old workers" in send(master, "show proc")  # still finishing
+                sink.lines(100, timeout=0.3)  # what came before
+                s2.stop()
+                lines = sink.lines(1, timeout=5)
+                lines += sink.lines(100, timeout=0.5)  # a copy would have come by now
+                assert not gone(old[0])  # the old checking worker is still there
+                for conn in held:
+                    conn.close()
+    finally:
+        sink.close()
+    downs = [line for line in lines if b"Server app/s2 is DOWN" in line]
+    assert len(downs) == 1, lines
+    assert f"[{new[0]}]:".encode() in downs[0]  # the new checking worker's

@@ -11,17 +11,16 @@ keeps serving, as HAProxy keeps serving.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 
 import pytest
-from aiosmtpd import smtp
 
 from tests.support.haply_process import run_haply
 from tests.support.haproxy_oracle import (DEFAULT_PRELUDE, echo_backends, free_port, haproxy_available,
                                           http_get, run_haproxy)
 from tests.support.health_backends import BackendThread
+from tests.support.mail_inbox import Inbox, smtp_server
 
 pytestmark = [pytest.mark.oracle,
               pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")]
@@ -29,29 +28,6 @@ pytestmark = [pytest.mark.oracle,
 # Long enough for two failed checks at 200 ms and the mail, on a loaded machine.
 MAIL_WAIT = 10.0
 DATE = re.compile(r"^Date: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4} \([A-Za-z0-9+-]+\)$")
-
-
-class Inbox:
-    """What one SMTP server received: each mail's envelope and lines."""
-
-    def __init__(self) -> None:
-        self.mails: list[dict] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.mails.append({
-            "hello": ("EHLO" if session.extended_smtp else "HELO", session.host_name),
-            "from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-            "lines": envelope.original_content.decode().split("\r\n"),
-        })
-        return "250 2.0.0 Ok: queued"
-
-
-def smtp_server(thread: BackendThread, inbox: Inbox) -> tuple[object, int]:
-    async def start():
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: smtp.SMTP(inbox), "127.0.0.1", 0)
-        return server, server.sockets[0].getsockname()[1]
-    return thread.run(start())
 
 
 def config(port: int, mailer_port: int, servers) -> str:
