@@ -175,6 +175,7 @@ def merge(partials: list[Config]) -> Config:
             peers=tuple(result.peers) + tuple(part.peers),
             mailers=tuple(result.mailers) + tuple(part.mailers),
             caches=tuple(result.caches) + tuple(part.caches),
+            resolvers=tuple(result.resolvers) + tuple(part.resolvers),
             sources=result.sources + tuple(s for s in part.sources if s not in result.sources),
         )
     return result
