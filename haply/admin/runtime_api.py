@@ -555,12 +555,21 @@ def _set_address(api: RuntimeApi, state, args: list[str]) -> str:
             said.append(f"port changed from '{port}' to '{text}'")
             port = int(text)
     if address != old or port != state.port:
-        state.address, state.port = (address,), port
-        api.engine.pool.close_idle(state)
-        if state.unresolved:
-            state.unresolved = False
+        was_unresolved = state.unresolved
+        change_address(api.engine, state, address, port)
+        if was_unresolved:
             _set_admin(api, state, READY)
     return ", ".join(said) + by
+
+
+def change_address(engine, state, address: str | None, port: int | None) -> None:
+    """Give a server a new address (None: none, as DNS resolution takes it
+    away): new connections go there, idle ones to the old are closed, health
+    checks follow (they read state.address). A server given an address is no
+    longer unresolved; its caller says how it leaves maintenance."""
+    state.address, state.port = ((address,) if address is not None else None), port
+    engine.pool.close_idle(state)
+    state.unresolved = address is None
 
 
 SET_SERVER_USAGE = ("usage: set server <backend>/<server> addr | agent | agent-addr | "

@@ -1,0 +1,249 @@
+"""The I/O shell of runtime DNS resolution: one UDP socket per name server,
+one timer per resolvers section, and the servers' addresses changed as the
+runtime API's `set server addr` changes them.
+
+Each server with `resolvers` whose host is a name gets a Resolution
+(haply.resolvers.resolution, which decides everything); this module sends
+the queries it asks for to every name server of the section, gives it the
+answers, and applies its outcomes:
+
+- a valid answer without the server's address moves the server to one of
+  its addresses (`choose_address`), logged as HAProxy logs it ("be/s changed
+  its IP from A to B by dns/ns1."); a server in maintenance for want of an
+  address leaves it;
+- an error held longer than `hold <status>` takes the server's address away
+  and puts it into maintenance ("MAINT (resolution)").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+
+from haply.logs import events
+from haply.proxy.addresses import is_ip
+from haply.resolvers import wire
+from haply.resolvers.resolution import MAINTENANCE, MOVE, Outcome, Query, Resolution, choose_address, verdict
+from haply.runtime.registry import MAINT, READY
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    """One name server's socket: datagrams in go to the section."""
+
+    def __init__(self, section: "SectionResolver", index: int) -> None:
+        self.section = section
+        self.index = index
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.section.received(self.index, data)
+
+    def error_received(self, exc: Exception) -> None:
+        # an ICMP unreachable on the connected socket: counted as a send error
+        self.section.counters[self.index]["snd_error"] += 1
+
+
+class _Tracked:
+    """A server and the resolution of its host name."""
+
+    __slots__ = ("state", "server", "resolution")
+
+    def __init__(self, state, server, resolution: Resolution) -> None:
+        self.state, self.server, self.resolution = state, server, resolution
+
+
+class SectionResolver:
+    """The resolutions of one resolvers section."""
+
+    def __init__(self, engine, section, now: float) -> None:
+        self.engine = engine
+        self.section = section
+        self.loop = engine.loop
+        self.endpoints: list[_Endpoint] = []
+        self.counters = [dict.fromkeys(wire.COUNTERS, 0) for _ in section.nameservers]
+        self.tracked: list[_Tracked] = []
+        self.in_flight: dict[int, tuple[_Tracked, int, str]] = {}  # id -> (server, serial, type)
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0  # when the timer fires (uvloop's handles do not say)
+        self.random = random.Random()
+
+    def track(self, state, server, now: float) -> None:
+        section = self.section
+        self.tracked.append(_Tracked(state, server, Resolution(
+            server.host, server.resolve_prefer, len(section.nameservers), section.resolve_retries,
+            section.timeout_resolve, section.timeout_retry, now)))
+
+    async def start(self) -> None:
+        for index, nameserver in enumerate(self.section.nameservers):
+            family = socket.AF_INET6 if ":" in nameserver.host else socket.AF_INET
+            endpoint = _Endpoint(self, index)
+            await self.loop.create_datagram_endpoint(
+                lambda endpoint=endpoint: endpoint, remote_addr=(nameserver.host, nameserver.port),
+                family=family)
+            self.endpoints.append(endpoint)
+        self._run()
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for endpoint in self.endpoints:
+            if endpoint.transport is not None:
+                endpoint.transport.close()
+        self.endpoints.clear()
+
+    # -- the timer
+
+    def _run(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        for tracked in self.tracked:
+            self._follow(tracked, tracked.resolution.poll(now), now, None)
+        if self.tracked and self.endpoints:
+            self._arm(max(min(t.resolution.wake_at() for t in self.tracked), now + 0.001))
+
+    def _arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = when
+        self.timer = self.loop.call_at(when, self._run)
+
+    def _reschedule(self) -> None:
+        """An answer may have brought the next step forward (a new query)."""
+        if self.timer is None or not self.endpoints:
+            return
+        wake = min(t.resolution.wake_at() for t in self.tracked)
+        if wake < self.timer_at:
+            self._arm(max(wake, self.loop.time()))
+
+    # -- queries and answers
+
+    def _follow(self, tracked: _Tracked, step, now: float, nameserver: int | None) -> None:
+        if isinstance(step, Query):
+            self._send(tracked, step)
+        elif isinstance(step, Outcome):
+            self._apply(tracked, step, now, nameserver)
+
+    def _send(self, tracked: _Tracked, query: Query) -> None:
+        # the answers to the queries this one replaces are outdated
+        for query_id in [i for i, (t, _, _) in self.in_flight.items() if t is tracked]:
+            del self.in_flight[query_id]
+        query_id = self.random.randrange(1, 65536)
+        while query_id in self.in_flight:
+            query_id = self.random.randrange(1, 65536)
+        self.in_flight[query_id] = (tracked, query.serial, query.qtype)
+        data = wire.query(tracked.server.host, query.qtype, query_id, self.section.accepted_payload_size)
+        for index, endpoint in enumerate(self.endpoints):
+            try:
+                endpoint.transport.sendto(data)
+                self.counters[index]["sent"] += 1
+            except OSError:
+                self.counters[index]["snd_error"] += 1
+
+    def received(self, index: int, data: bytes) -> None:
+        counters = self.counters[index]
+        answer = wire.read(data)
+        if answer is None:
+            counters["invalid"] += 1
+            return
+        found = self.in_flight.get(answer.id)
+        if found is None or found[2] != answer.qtype \
+                or found[0].server.host.rstrip(".").lower() != answer.name:
+            counters["outdated"] += 1
+            return
+        tracked, serial, _ = found
+        if not tracked.resolution.current(serial):
+            counters["outdated"] += 1
+            return
+        counters[answer.counter] += 1
+        now = self.loop.time()
+        step = tracked.resolution.answer(now, serial, answer.status, answer.addresses)
+        if step is not None and not isinstance(step, Query):
+            self.in_flight.pop(answer.id, None)
+        if step is not None and isinstance(step, Outcome) and step.addresses:
+            before = tracked.state.address
+            self._follow(tracked, step, now, index)
+            if tracked.state.address != before:
+                counters["update"] += 1
+        else:
+            self._follow(tracked, step, now, index)
+        self._reschedule()
+
+    # -- outcomes
+
+    def _apply(self, tracked: _Tracked, outcome: Outcome, now: float, nameserver: int | None) -> None:
+        from haply.admin.runtime_api import change_address  # the runtime API's own path
+
+        state, server = tracked.state, tracked.server
+        decided = verdict(outcome, now, tracked.resolution.last_valid,
+                          self.section.held(outcome.status) if outcome.status != "valid" else 0.0)
+        registry = self.engine.registry
+        if decided == MOVE:
+            current = state.address[0] if state.address else None
+            new = choose_address(outcome.addresses, current, server.resolve_prefer, server.resolve_net,
+                                 self._taken(tracked))
+            if new == current and not state.unresolved:
+                return
+            unresolved = state.unresolved
+            change_address(self.engine, state, new, state.port)
+            name = self.section.nameservers[nameserver].name if nameserver is not None else "?"
+            self._log(state, [events.dns_address_message(state, current, new, self.section.name, name)])
+            if unresolved and state.admin == MAINT and (state.config is None or not state.config.disabled):
+                registry.set_admin(state, READY, now)
+                self._log(state, events.dns_ready_messages(state))
+        elif decided == MAINTENANCE and not state.unresolved:
+            message = events.dns_maintenance_message(state, outcome.status, registry.servers(state.backend))
+            change_address(self.engine, state, None, state.port)
+            registry.set_admin(state, MAINT, now)
+            self._log(state, [message])
+
+    def _taken(self, tracked: _Tracked) -> frozenset[str]:
+        """The addresses of the other servers of the backend resolving the same
+        name, which this one avoids unless it allows duplicates."""
+        if "allow-dup-ip" in tracked.server.resolve_opts:
+            return frozenset()
+        return frozenset(other.state.address[0] for other in self.tracked
+                         if other is not tracked and other.state.backend == tracked.state.backend
+                         and other.server.host == tracked.server.host and other.state.address)
+
+    def _log(self, state, messages) -> None:
+        logging = self.engine.logging
+        if logging is None:
+            return
+        proxy = self.engine.config.proxy(state.backend)
+        targets = logging.targets_of(proxy) if proxy is not None else logging.global_targets
+        for severity, text in messages:
+            logging.send(targets, severity, text)
+
+
+def resolved_servers(config):
+    """(backend, server, section name) of every server DNS resolves at run time."""
+    for proxy in config.backends:
+        for server in proxy.servers:
+            if server.resolvers is not None and not is_ip(server.host):
+                yield proxy, server, server.resolvers
+
+
+async def start(engine) -> list[SectionResolver]:
+    """A SectionResolver per resolvers section some server uses, started."""
+    now = engine.loop.time()
+    sections = {section.name: section for section in engine.config.resolvers}
+    running: dict[str, SectionResolver] = {}
+    for proxy, server, name in resolved_servers(engine.config):
+        state = next((s for s in engine.registry.servers(proxy.name) if s.name == server.name), None)
+        if state is None:
+            continue
+        resolver = running.get(name)
+        if resolver is None:
+            resolver = running[name] = SectionResolver(engine, sections[name], now)
+        resolver.track(state, server, now)
+    for resolver in running.values():
+        await resolver.start()
+    return list(running.values())
+
+
+__all__ = ["SectionResolver", "resolved_servers", "start"]
