@@ -175,10 +175,12 @@ def choose_address(addresses: tuple[str, ...], current: str | None, prefer: str 
     """The address a server takes from an answer: its current one while the
     answer still has it; else the best by, in order, the preferred family,
     a `resolve-net` network, and not being another server's (`taken`, empty
-    with allow-dup-ip). Among equals HAProxy 2.6 takes the first after the
-    answer's first record, wrapping around (its list of records is rotated
-    once before it picks; observed: .2 of [.3, .2], .6 of [.5, .6, .7]), and
-    so does haply, so that both move a server to the same address."""
+    with allow-dup-ip). Among equals, the first after the answer's first
+    record, wrapping around, as HAProxy 2.6 took them in the simplest cases
+    observed (.2 of [.3, .2], .6 of [.5, .6, .7]). HAProxy's own pick among
+    several new addresses also depends on the records it cached from earlier
+    answers (after being at .2: .6 of [.3, .5, .6]; back to .2 of [.3, .2, .5]
+    after a maintenance), a history haply does not reproduce."""
     if current in addresses:
         return current
     family = 6 if prefer == "ipv6" else 4

@@ -1,0 +1,167 @@
+"""Runtime DNS resolution (`resolvers`) against HAProxy 2.6 on the same
+configuration: a DNS server of the test's own on loopback UDP
+(tests.support.dns_server) answers from a table the test changes, and both
+proxies must move the server, take it into maintenance and back, at the same
+steps, with the same addresses, states and log lines.
+
+Each proxy gets a DNS server of its own with the same starting table, and
+goes through the same changes; after each change the test waits (bounded)
+for the proxy to settle before it reads `show servers state`, `show stat`
+and an HTTP answer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import pytest
+
+from tests.support.admin_cli import cli, wait_socket
+from tests.support.dns_server import NXDOMAIN, REFUSED, SILENT, dns_server
+from tests.support.haply_process import PROXIES
+from tests.support.haproxy_oracle import EchoBackend, free_port, haproxy_available, http_get, run_haproxy
+
+pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
+
+NAME = "app.test"
+SETTLE = 3.0  # the longest a step may take: a hold period and a few resolutions
+
+
+def config(sock: str, port: int, dns_port: int, backend_port: int) -> str:
+    return f"""global
+    maxconn 100
+    stats socket {sock} level admin
+    log stdout format raw local0
+resolvers dns
+    nameserver ns1 127.0.0.1:{dns_port}
+    resolve_retries 2
+    timeout resolve 100ms
+    timeout retry 100ms
+    hold nx 200ms
+    hold timeout 200ms
+    hold refused 200ms
+    hold other 200ms
+defaults
+    mode http
+    log global
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s {NAME}:{backend_port} resolvers dns resolve-prefer ipv4 init-addr none
+    server fixed 127.0.0.4:{backend_port} disabled
+"""
+
+
+def server_row(sock: str) -> tuple[str, str, str, str]:
+    """(srv_addr, srv_op_state, srv_admin_state, the show stat status) of be/s."""
+    rows = [line.split() for line in cli(sock, "show servers state be").splitlines()[2:] if line]
+    row = next(r for r in rows if r[3] == "s")
+    lines = cli(sock, "show stat").splitlines()
+    names = lines[0].lstrip("# ").split(",")
+    stat = next(dict(zip(names, line.split(","))) for line in lines[1:]
+                if line.startswith("be,s,"))
+    return row[4], row[5], row[6], stat["status"]
+
+
+def settle(sock: str, wanted) -> tuple[str, str, str, str]:
+    """The row once wanted(row) holds, or the last one after SETTLE seconds."""
+    deadline = time.monotonic() + SETTLE
+    row = server_row(sock)
+    while not wanted(row) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        row = server_row(sock)
+    return row
+
+
+def backend_name(port: int) -> str:
+    answer = http_get(port)
+    return answer.backend or str(answer.status)
+
+
+# (table value for app.test, the address the server settles on, or None for
+# maintenance). Which of several new addresses HAProxy takes depends on the
+# records it cached from earlier answers (see resolution.choose_address):
+# the steps give one new address at a time, or keep the current one.
+STEPS = [
+    (["127.0.0.2"], "127.0.0.2"),
+    (["127.0.0.3"], "127.0.0.3"),
+    (NXDOMAIN, None),
+    (["127.0.0.2"], "127.0.0.2"),
+    (["127.0.0.5", "127.0.0.2"], "127.0.0.2"),  # the current address is kept
+    (SILENT, None),
+    (["127.0.0.3"], "127.0.0.3"),
+    (REFUSED, None),
+    (["127.0.0.3"], "127.0.0.3"),
+]
+
+
+def dns_lines(output: str) -> list[str]:
+    """The log lines of DNS resolution, as `log stdout format raw` prints them."""
+    keys = ("changed its IP", "maintenance", "resolves again", "valid DNS answer")
+    return [line for line in output.splitlines()
+            if not line.startswith("[") and any(key in line for key in keys)]
+
+
+def run(binary: str, backend_port: int) -> tuple[list, list[str]]:
+    directory = tempfile.mkdtemp(prefix="haply-dns-")
+    sock, port = os.path.join(directory, "admin.sock"), free_port()
+    seen = []
+    with dns_server({NAME: STEPS[0][0]}) as dns:
+        with run_haproxy(config(sock, port, dns.port, backend_port), binary=binary) as proxy:
+            wait_socket(sock)
+            for value, address in STEPS:
+                dns.set(NAME, value)
+                if address is None:
+                    row = settle(sock, lambda r: r[0] == "-")
+                else:
+                    row = settle(sock, lambda r, a=address: r[0] == a)
+                seen.append((row, backend_name(port)))
+            output = proxy.output()
+    return seen, dns_lines(output)
+
+
+def test_addresses_states_and_logs_follow_the_dns_answers():
+    backend_port = free_port()
+    backends = [EchoBackend(name, host=host, port=backend_port)
+                for name, host in (("b2", "127.0.0.2"), ("b3", "127.0.0.3"))]
+    for backend in backends:
+        backend.start()
+    try:
+        results = {name: run(binary, backend_port) for name, binary in PROXIES.items()}
+    finally:
+        for backend in backends:
+            backend.stop()
+    assert results["haply"] == results["haproxy"]
+    seen, lines = results["haply"]
+    assert [row for row, _ in seen] == [
+        ("127.0.0.2", "2", "0", "no check"),
+        ("127.0.0.3", "2", "0", "no check"),
+        ("-", "0", "32", "MAINT (resolution)"),
+        ("127.0.0.2", "2", "0", "no check"),
+        ("127.0.0.2", "2", "0", "no check"),
+        ("-", "0", "32", "MAINT (resolution)"),
+        ("127.0.0.3", "2", "0", "no check"),
+        ("-", "0", "32", "MAINT (resolution)"),
+        ("127.0.0.3", "2", "0", "no check"),
+    ]
+    assert [answer for _, answer in seen] == ["b2", "b3", "503", "b2", "b2", "503", "b3", "503", "b3"]
+    down = ("Server be/s is going DOWN for maintenance ({}). 0 active and 0 backup servers left. "
+            "0 sessions active, 0 requeued, 0 remaining in queue.")
+    back = ["Server be/s ('app.test') is UP/READY (resolves again).",
+            "Server be/s administratively READY thanks to valid DNS answer."]
+    assert lines == [
+        "be/s changed its IP from (none) to 127.0.0.2 by dns/ns1.", *back,
+        "be/s changed its IP from 127.0.0.2 to 127.0.0.3 by dns/ns1.",
+        down.format("DNS NX status"),
+        "be/s changed its IP from (none) to 127.0.0.2 by dns/ns1.", *back,
+        down.format("DNS timeout status"),
+        "be/s changed its IP from (none) to 127.0.0.3 by dns/ns1.", *back,
+        down.format("DNS refused status"),
+        "be/s changed its IP from (none) to 127.0.0.3 by dns/ns1.", *back,
+    ]
