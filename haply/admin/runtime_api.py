@@ -757,6 +757,20 @@ def cmd_show_cache(api: RuntimeApi, args: list[str]) -> str:
     return cache.show(list(getattr(api.engine, "caches", {}).values()), time.monotonic())
 
 
+def cmd_show_resolvers(api: RuntimeApi, args: list[str]) -> str:
+    """HAProxy's `show resolvers [<id>]`: each resolvers section's name
+    servers and what they answered (this worker's)."""
+    from haply.resolvers.show import show
+
+    sections = list(api.engine.config.resolvers)
+    if args:
+        sections = [s for s in sections if s.name == args[0]]
+        if not sections:
+            raise CommandError("Can't find that resolvers section")
+    counters = {r.section.name: r.counters for r in getattr(api.engine, "resolvers", [])}
+    return show(sections, counters)
+
+
 def _need(args: list[str], count: int, message: str) -> None:
     if len(args) < count:
         raise CommandError(message)
@@ -778,6 +792,8 @@ _COMMANDS = [
      "set counters of a table's entry (made if needed)", cmd_set_table),
     ("show cache", "user", "show cache", "show cache status", cmd_show_cache),
     ("show peers", "user", "show peers [<section>]", "dump some information about all the peers", cmd_show_peers),
+    ("show resolvers", "user", "show resolvers [id]",
+     "dumps counters from all resolvers section and associated name servers", cmd_show_resolvers),
     ("show errors", "operator", "show errors", "report last request and/or response errors for each proxy", cmd_show_errors),
     ("get weight", "user", "get weight <bk>/<srv>", "report a server's current weight", cmd_get_weight),
     ("clear counters", "operator", "clear counters [all]", "clear max statistics counters", cmd_clear_counters),

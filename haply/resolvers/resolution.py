@@ -8,8 +8,9 @@ for `resolve-prefer ipv6`, the default; A for ipv4):
 - when every name server answered with an error (NXDOMAIN, REFUSED, no
   record of that type, ...), the same name is asked once with the other type
   (A instead of AAAA, or the opposite); when that fails too, the try is over;
-- a query that gets no valid answer within `timeout retry` is over too, and is
-  sent again with the same type (a timeout does not switch the type);
+- a query that gets no answer at all within `timeout retry` is sent again
+  with the same type (a timeout does not switch the type); one that got an
+  error from some name server and silence from the others failed as above;
 - a new try, with the preferred type, starts `timeout retry` after the
   previous one started; after `resolve_retries` tries the resolution ends
   with the last error (nx, refused, timeout or other).
@@ -102,9 +103,13 @@ class Resolution:
             return self._new_try(now) if now >= self.retry_at else None
         if now < self.deadline:
             return None
-        # The query in flight got no valid answer in time.
-        if self.errors == 0:
-            self.last_error = TIMEOUT
+        # The query in flight got no valid answer in time: with an error from
+        # some name server it failed as if all had answered so (manual 5.3.2:
+        # "NX domain and ... a timeout, then HAProxy retries the query with a
+        # new type"); with none, it timed out.
+        if self.errors:
+            return self._failed(now)
+        self.last_error = TIMEOUT
         return self._try_over(now, resend=True)
 
     def answer(self, now: float, serial: int, status: str,
@@ -123,16 +128,20 @@ class Resolution:
         self.last_error = OTHER if status == VALID else status
         if self.errors < self.nameservers:
             return None  # another name server may still answer well
-        if not self.switched:
-            self.switched = True
-            self.qtype = OTHER_TYPE[self.qtype]
-            return self._send(now)
-        return self._try_over(now, resend=False)
+        return self._failed(now)
 
     def current(self, serial: int) -> bool:
         return self.running and serial == self.serial and self.deadline != float("inf")
 
     # -- steps
+
+    def _failed(self, now: float) -> Query | Outcome | None:
+        """The query failed with an error: ask the other type, or end the try."""
+        if not self.switched:
+            self.switched = True
+            self.qtype = OTHER_TYPE[self.qtype]
+            return self._send(now)
+        return self._try_over(now, resend=False)
 
     def _new_try(self, now: float) -> Query:
         self.qtype = self.preferred

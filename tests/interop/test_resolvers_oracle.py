@@ -165,3 +165,59 @@ def test_addresses_states_and_logs_follow_the_dns_answers():
         down.format("DNS refused status"),
         "be/s changed its IP from (none) to 127.0.0.3 by dns/ns1.", *back,
     ]
+
+
+def shape(text: str) -> list[str]:
+    """`show resolvers` with the counters that depend on timing (how many
+    resolutions ran) written as 0 or N."""
+    out = []
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if value.strip().isdigit() and name.strip() not in ("update",):
+            line = f"{name}: {'N' if int(value) else '0'}"
+        out.append(line)
+    return out
+
+
+def test_show_resolvers():
+    """Two name servers, one of which is not there: the other's empty AAAA
+    answers and valid A answers are counted, as is the one address change;
+    a section no server uses shows zeros; an unknown section is refused."""
+    def exercise(binary: str):
+        directory = tempfile.mkdtemp(prefix="haply-dns-")
+        sock, port = os.path.join(directory, "admin.sock"), free_port()
+        with dns_server({NAME: ["127.0.0.2"]}) as dns:
+            text = f"""global
+    stats socket {sock} level admin
+resolvers dns
+    nameserver ns1 127.0.0.1:{dns.port}
+    nameserver absent 127.0.0.1:{free_port()}
+    timeout resolve 100ms
+    timeout retry 100ms
+resolvers spare
+    nameserver x 127.0.0.1:{dns.port}
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 1s
+    timeout server 1s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s {NAME}:80 resolvers dns init-addr none
+"""
+            with run_haproxy(text, binary=binary):
+                wait_socket(sock)
+                settle(sock, lambda r: r[0] == "127.0.0.2")
+                time.sleep(0.3)  # a few more resolutions, answered alike
+                return (shape(cli(sock, "show resolvers dns")), cli(sock, "show resolvers spare"),
+                        cli(sock, "show resolvers nope"))
+
+    results = {name: exercise(binary) for name, binary in PROXIES.items()}
+    assert results["haply"] == results["haproxy"]
+    dns, spare, unknown = results["haply"]
+    assert dns[:5] == ["Resolvers section dns", " nameserver ns1:", "  sent: N", "  snd_error: 0", "  valid: N"]
+    assert "  update:      1" in dns and "  any_err: N" in dns
+    assert spare.splitlines()[:3] == ["Resolvers section spare", " nameserver x:", "  sent:        0"]
+    assert unknown == "Can't find that resolvers section\n\n"

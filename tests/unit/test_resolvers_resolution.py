@@ -69,11 +69,13 @@ def test_every_nameserver_must_fail_before_the_query_fails():
     assert r.answer(0.02, 1, REFUSED) == Query("A", 2)
 
 
-def test_an_error_answer_before_a_timeout_names_the_error():
+def test_an_error_and_a_silence_fail_the_query_at_timeout_retry():
     r = machine(nameservers=2, retries=1)
     r.poll(0.0)
-    r.answer(0.01, 1, REFUSED)  # the other name server never answers
-    assert r.poll(0.5) == Outcome(REFUSED)
+    assert r.answer(0.01, 1, OTHER) is None  # no AAAA; the other name server never answers
+    assert r.poll(0.5) == Query("A", 2)  # the other type, as after errors from both
+    assert r.answer(0.51, 2, REFUSED) is None
+    assert r.poll(1.0) == Outcome(REFUSED)
 
 
 def test_verdict_holds_errors_for_their_period():
