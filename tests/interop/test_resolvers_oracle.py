@@ -29,7 +29,7 @@ NAME = "app.test"
 SETTLE = 3.0  # the longest a step may take: a hold period and a few resolutions
 
 
-def config(sock: str, port: int, dns_port: int, backend_port: int) -> str:
+def config(sock: str, port: int, dns_port: int, backend_port: int, options: str = "") -> str:
     return f"""global
     maxconn 100
     stats socket {sock} level admin
@@ -53,7 +53,7 @@ frontend fe
     bind 127.0.0.1:{port}
     default_backend be
 backend be
-    server s {NAME}:{backend_port} resolvers dns resolve-prefer ipv4 init-addr none
+    server s {NAME}:{backend_port} resolvers dns resolve-prefer ipv4 init-addr none{options}
     server fixed 127.0.0.4:{backend_port} disabled
 """
 
@@ -108,35 +108,43 @@ def dns_lines(output: str) -> list[str]:
             if not line.startswith("[") and any(key in line for key in keys)]
 
 
-def run(binary: str, backend_port: int) -> tuple[list, list[str]]:
+def run(binary: str, backend_port: int, steps=STEPS, options: str = "") -> tuple[list, list[str]]:
+    """steps: (table value, what the server settles on: an address, None for
+    maintenance, or the whole expected row)."""
     directory = tempfile.mkdtemp(prefix="haply-dns-")
     sock, port = os.path.join(directory, "admin.sock"), free_port()
     seen = []
-    with dns_server({NAME: STEPS[0][0]}) as dns:
-        with run_haproxy(config(sock, port, dns.port, backend_port), binary=binary) as proxy:
+    with dns_server({NAME: steps[0][0]}) as dns:
+        with run_haproxy(config(sock, port, dns.port, backend_port, options), binary=binary) as proxy:
             wait_socket(sock)
-            for value, address in STEPS:
+            for value, expected in steps:
                 dns.set(NAME, value)
-                if address is None:
-                    row = settle(sock, lambda r: r[0] == "-")
+                if isinstance(expected, tuple):
+                    row = settle(sock, lambda r, e=expected: r == e)
                 else:
-                    row = settle(sock, lambda r, a=address: r[0] == a)
+                    row = settle(sock, lambda r, a=expected or "-": r[0] == a)
                 seen.append((row, backend_name(port)))
             output = proxy.output()
     return seen, dns_lines(output)
 
 
-def test_addresses_states_and_logs_follow_the_dns_answers():
+def with_backends(test):
+    """test(backend_port) with echo servers b2 on 127.0.0.2 and b3 on 127.0.0.3."""
     backend_port = free_port()
     backends = [EchoBackend(name, host=host, port=backend_port)
                 for name, host in (("b2", "127.0.0.2"), ("b3", "127.0.0.3"))]
     for backend in backends:
         backend.start()
     try:
-        results = {name: run(binary, backend_port) for name, binary in PROXIES.items()}
+        return test(backend_port)
     finally:
         for backend in backends:
             backend.stop()
+
+
+def test_addresses_states_and_logs_follow_the_dns_answers():
+    results = with_backends(lambda backend_port: {
+        name: run(binary, backend_port) for name, binary in PROXIES.items()})
     assert results["haply"] == results["haproxy"]
     seen, lines = results["haply"]
     assert [row for row, _ in seen] == [
@@ -165,6 +173,26 @@ def test_addresses_states_and_logs_follow_the_dns_answers():
         down.format("DNS refused status"),
         "be/s changed its IP from (none) to 127.0.0.3 by dns/ns1.", *back,
     ]
+
+
+def test_health_checks_follow_the_address():
+    """A checked server moved to an address where nothing listens goes DOWN,
+    enters maintenance from DOWN when its name stops resolving, and comes
+    back UP at a live address."""
+    steps = [
+        (["127.0.0.2"], ("127.0.0.2", "2", "0", "UP")),
+        (["127.0.0.3"], ("127.0.0.3", "2", "0", "UP")),
+        (["127.0.0.6"], ("127.0.0.6", "0", "0", "DOWN")),
+        (NXDOMAIN, ("-", "0", "32", "MAINT (resolution)")),
+        (["127.0.0.2"], ("127.0.0.2", "2", "0", "UP")),
+    ]
+    results = with_backends(lambda backend_port: {
+        name: run(binary, backend_port, steps, " check inter 100ms rise 1 fall 1")
+        for name, binary in PROXIES.items()})
+    assert results["haply"] == results["haproxy"]
+    seen, lines = results["haply"]
+    assert seen == [(row, answer) for (_, row), answer in zip(steps, ["b2", "b3", "503", "503", "b2"])]
+    assert "Server be/s was DOWN and now enters maintenance (DNS NX status)." in lines
 
 
 def shape(text: str) -> list[str]:
