@@ -45,9 +45,10 @@ DNS_CAUSES = {"nx": "DNS NX status", "timeout": "DNS timeout status",
               "refused": "DNS refused status", "other": "unspecified DNS error"}
 
 
-def dns_address_message(state, old: str | None, new: str, section: str, nameserver: str) -> tuple[str, str]:
-    return "notice", (f"{state.backend}/{state.name} changed its IP from {old or '(none)'} to {new} "
-                      f"by {section}/{nameserver}.")
+def dns_address_message(state, old: str | None, new: str, source: str) -> tuple[str, str]:
+    """source: "SECTION/NAMESERVER" that answered, or "DNS cache" for the
+    other servers sharing the answer."""
+    return "notice", f"{state.backend}/{state.name} changed its IP from {old or '(none)'} to {new} by {source}."
 
 
 def dns_maintenance_message(state, status: str, servers) -> tuple[str, str]:

@@ -180,11 +180,12 @@ def verdict(outcome: Outcome, now: float, last_valid: float, hold: float) -> str
 
 
 def choose_address(addresses: tuple[str, ...], current: str | None, prefer: str = "ipv6",
-                   networks: tuple[str, ...] = (), taken: frozenset[str] = frozenset()) -> str:
+                   networks: tuple[str, ...] = (), taken: frozenset[str] = frozenset()) -> str | None:
     """The address a server takes from an answer: its current one while the
-    answer still has it; else the best by, in order, the preferred family,
-    a `resolve-net` network, and not being another server's (`taken`, empty
-    with allow-dup-ip). Among equals, the first after the answer's first
+    answer still has it; else the best by, in order, the preferred family and
+    a `resolve-net` network, among those no other server has (`taken`, empty
+    with allow-dup-ip); None when every one is taken, as HAProxy 2.6 leaves
+    such a server as it is (observed: without an address, in maintenance). Among equals, the first after the answer's first
     record, wrapping around, as HAProxy 2.6 took them in the simplest cases
     observed (.2 of [.3, .2], .6 of [.5, .6, .7]). HAProxy's own pick among
     several new addresses also depends on the records it cached from earlier
@@ -195,11 +196,13 @@ def choose_address(addresses: tuple[str, ...], current: str | None, prefer: str 
     family = 6 if prefer == "ipv6" else 4
     nets = [ipaddress.ip_network(n) for n in networks]
 
-    def score(text: str) -> tuple[bool, bool, bool]:
+    def score(text: str) -> tuple[bool, bool]:
         ip = ipaddress.ip_address(text)
-        return (ip.version == family, any(ip.version == n.version and ip in n for n in nets),
-                text not in taken)
+        return ip.version == family, any(ip.version == n.version and ip in n for n in nets)
 
+    addresses = tuple(a for a in addresses if a not in taken)
+    if not addresses:
+        return None
     best = max(score(a) for a in addresses)
     rotated = addresses[1:] + addresses[:1]
     return next(a for a in rotated if score(a) == best)

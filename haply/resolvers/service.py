@@ -2,8 +2,9 @@
 one timer per resolvers section, and the servers' addresses changed as the
 runtime API's `set server addr` changes them.
 
-Each server with `resolvers` whose host is a name gets a Resolution
-(haply.resolvers.resolution, which decides everything); this module sends
+The servers with `resolvers` whose host is a name share a Resolution per
+name and family (haply.resolvers.resolution, which decides everything), as
+HAProxy shares them; this module sends
 the queries it asks for to every name server of the section, gives it the
 answers, and applies its outcomes:
 
@@ -49,13 +50,16 @@ class _Endpoint(asyncio.DatagramProtocol):
         pass
 
 
-class _Tracked:
-    """A server and the resolution of its host name."""
+class _Group:
+    """The servers of one section resolving one name for one family: like
+    HAProxy, they share one resolution (and its queries)."""
 
-    __slots__ = ("state", "server", "resolution")
+    __slots__ = ("host", "members", "resolution")
 
-    def __init__(self, state, server, resolution: Resolution) -> None:
-        self.state, self.server, self.resolution = state, server, resolution
+    def __init__(self, host: str, resolution: Resolution) -> None:
+        self.host = host
+        self.members: list[tuple[object, object]] = []  # (ServerState, model.Server), in config order
+        self.resolution = resolution
 
 
 class SectionResolver:
@@ -67,17 +71,21 @@ class SectionResolver:
         self.loop = engine.loop
         self.endpoints: list[_Endpoint] = []
         self.counters = [dict.fromkeys(wire.COUNTERS, 0) for _ in section.nameservers]
-        self.tracked: list[_Tracked] = []
-        self.in_flight: dict[int, tuple[_Tracked, int, str]] = {}  # id -> (server, serial, type)
+        self.groups: dict[tuple[str, str], _Group] = {}  # (host, resolve-prefer) -> group
+        self.in_flight: dict[int, tuple[_Group, int, str]] = {}  # id -> (group, serial, type)
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # when the timer fires (uvloop's handles do not say)
         self.random = random.Random()
 
     def track(self, state, server, now: float) -> None:
-        section = self.section
-        self.tracked.append(_Tracked(state, server, Resolution(
-            server.host, server.resolve_prefer, len(section.nameservers), section.resolve_retries,
-            section.timeout_resolve, section.timeout_retry, now)))
+        key = (server.host.rstrip(".").lower(), server.resolve_prefer)
+        group = self.groups.get(key)
+        if group is None:
+            section = self.section
+            group = self.groups[key] = _Group(key[0], Resolution(
+                key[0], server.resolve_prefer, len(section.nameservers), section.resolve_retries,
+                section.timeout_resolve, section.timeout_retry, now))
+        group.members.append((state, server))
 
     async def start(self) -> None:
         for index, nameserver in enumerate(self.section.nameservers):
@@ -103,10 +111,10 @@ class SectionResolver:
     def _run(self) -> None:
         self.timer = None
         now = self.loop.time()
-        for tracked in self.tracked:
-            self._follow(tracked, tracked.resolution.poll(now), now, None)
-        if self.tracked and self.endpoints:
-            self._arm(max(min(t.resolution.wake_at() for t in self.tracked), now + 0.001))
+        for group in self.groups.values():
+            self._follow(group, group.resolution.poll(now), now, None)
+        if self.groups and self.endpoints:
+            self._arm(max(min(g.resolution.wake_at() for g in self.groups.values()), now + 0.001))
 
     def _arm(self, when: float) -> None:
         if self.timer is not None:
@@ -118,27 +126,29 @@ class SectionResolver:
         """An answer may have brought the next step forward (a new query)."""
         if self.timer is None or not self.endpoints:
             return
-        wake = min(t.resolution.wake_at() for t in self.tracked)
+        wake = min(g.resolution.wake_at() for g in self.groups.values())
         if wake < self.timer_at:
             self._arm(max(wake, self.loop.time()))
 
     # -- queries and answers
 
-    def _follow(self, tracked: _Tracked, step, now: float, nameserver: int | None) -> None:
+    def _follow(self, group: _Group, step, now: float, nameserver: int | None) -> bool:
+        """Do what the resolution asks; True when a server's address changed."""
         if isinstance(step, Query):
-            self._send(tracked, step)
+            self._send(group, step)
         elif isinstance(step, Outcome):
-            self._apply(tracked, step, now, nameserver)
+            return self._apply(group, step, now, nameserver)
+        return False
 
-    def _send(self, tracked: _Tracked, query: Query) -> None:
+    def _send(self, group: _Group, query: Query) -> None:
         # the answers to the queries this one replaces are outdated
-        for query_id in [i for i, (t, _, _) in self.in_flight.items() if t is tracked]:
+        for query_id in [i for i, (g, _, _) in self.in_flight.items() if g is group]:
             del self.in_flight[query_id]
         query_id = self.random.randrange(1, 65536)
         while query_id in self.in_flight:
             query_id = self.random.randrange(1, 65536)
-        self.in_flight[query_id] = (tracked, query.serial, query.qtype)
-        data = wire.query(tracked.server.host, query.qtype, query_id, self.section.accepted_payload_size)
+        self.in_flight[query_id] = (group, query.serial, query.qtype)
+        data = wire.query(group.host, query.qtype, query_id, self.section.accepted_payload_size)
         for index, endpoint in enumerate(self.endpoints):
             try:
                 endpoint.transport.sendto(data)
@@ -153,64 +163,68 @@ class SectionResolver:
             counters["invalid"] += 1
             return
         found = self.in_flight.get(answer.id)
-        if found is None or found[2] != answer.qtype \
-                or found[0].server.host.rstrip(".").lower() != answer.name:
+        if found is None or found[2] != answer.qtype or found[0].host != answer.name \
+                or not found[0].resolution.current(found[1]):
             counters["outdated"] += 1
             return
-        tracked, serial, _ = found
-        if not tracked.resolution.current(serial):
-            counters["outdated"] += 1
-            return
+        group, serial, _ = found
         counters[answer.counter] += 1
         now = self.loop.time()
-        step = tracked.resolution.answer(now, serial, answer.status, answer.addresses)
-        if step is not None and not isinstance(step, Query):
+        step = group.resolution.answer(now, serial, answer.status, answer.addresses)
+        if isinstance(step, Outcome):
             self.in_flight.pop(answer.id, None)
-        if step is not None and isinstance(step, Outcome) and step.addresses:
-            before = tracked.state.address
-            self._follow(tracked, step, now, index)
-            if tracked.state.address != before:
-                counters["update"] += 1
-        else:
-            self._follow(tracked, step, now, index)
+        if self._follow(group, step, now, index):
+            counters["update"] += 1
         self._reschedule()
 
     # -- outcomes
 
-    def _apply(self, tracked: _Tracked, outcome: Outcome, now: float, nameserver: int | None) -> None:
+    def _apply(self, group: _Group, outcome: Outcome, now: float, nameserver: int | None) -> bool:
+        """The end of a resolution for each server of the group. The first
+        hears it from the name server, the others from HAProxy's "DNS cache"
+        (as HAProxy 2.6 logs them, observed)."""
+        hold = self.section.held(outcome.status) if outcome.status != "valid" else 0.0
+        decided = verdict(outcome, now, group.resolution.last_valid, hold)
+        source = (f"{self.section.name}/{self.section.nameservers[nameserver].name}"
+                  if nameserver is not None else "DNS cache")
+        changed = False
+        for position, (state, server) in enumerate(group.members):
+            said = source if position == 0 else "DNS cache"
+            changed |= self._apply_one(state, server, outcome, decided, now, said)
+        return changed
+
+    def _apply_one(self, state, server, outcome: Outcome, decided: str, now: float, source: str) -> bool:
         from haply.admin.runtime_api import change_address  # the runtime API's own path
 
-        state, server = tracked.state, tracked.server
-        decided = verdict(outcome, now, tracked.resolution.last_valid,
-                          self.section.held(outcome.status) if outcome.status != "valid" else 0.0)
         registry = self.engine.registry
         if decided == MOVE:
             current = state.address[0] if state.address else None
             new = choose_address(outcome.addresses, current, server.resolve_prefer, server.resolve_net,
-                                 self._taken(tracked))
-            if new == current and not state.unresolved:
-                return
+                                 self._taken(state, server))
+            if new is None or (new == current and not state.unresolved):
+                return False  # every address is another server's: as it is
             unresolved = state.unresolved
             change_address(self.engine, state, new, state.port)
-            name = self.section.nameservers[nameserver].name if nameserver is not None else "?"
-            self._log(state, [events.dns_address_message(state, current, new, self.section.name, name)])
+            self._log(state, [events.dns_address_message(state, current, new, source)])
             if unresolved and state.admin == MAINT and (state.config is None or not state.config.disabled):
                 registry.set_admin(state, READY, now)
                 self._log(state, events.dns_ready_messages(state))
-        elif decided == MAINTENANCE and not state.unresolved:
+            return True
+        if decided == MAINTENANCE and not state.unresolved:
             message = events.dns_maintenance_message(state, outcome.status, registry.servers(state.backend))
             change_address(self.engine, state, None, state.port)
             registry.set_admin(state, MAINT, now)
             self._log(state, [message])
+        return False
 
-    def _taken(self, tracked: _Tracked) -> frozenset[str]:
+    def _taken(self, state, server) -> frozenset[str]:
         """The addresses of the other servers of the backend resolving the same
         name, which this one avoids unless it allows duplicates."""
-        if "allow-dup-ip" in tracked.server.resolve_opts:
+        if "allow-dup-ip" in server.resolve_opts:
             return frozenset()
-        return frozenset(other.state.address[0] for other in self.tracked
-                         if other is not tracked and other.state.backend == tracked.state.backend
-                         and other.server.host == tracked.server.host and other.state.address)
+        return frozenset(other.address[0] for group in self.groups.values() for other, config in group.members
+                         if other is not state and other.backend == state.backend
+                         and config.host == server.host and other.address)
 
     def _log(self, state, messages) -> None:
         logging = self.engine.logging

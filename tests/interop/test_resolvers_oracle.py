@@ -195,6 +195,57 @@ def test_health_checks_follow_the_address():
     assert "Server be/s was DOWN and now enters maintenance (DNS NX status)." in lines
 
 
+def addresses(sock: str) -> dict[str, str]:
+    return {row[3]: row[4] for row in (line.split() for line in
+            cli(sock, "show servers state be").splitlines()[2:] if line)}
+
+
+def test_servers_of_one_name_do_not_share_an_address_and_errors_are_held():
+    """By default (prevent-dup-ip) a second server of the same name waits
+    without an address for one the first does not have; allow-dup-ip shares;
+    an NXDOMAIN shorter than `hold nx` changes nothing."""
+    def exercise(binary: str):
+        directory = tempfile.mkdtemp(prefix="haply-dns-")
+        sock, port = os.path.join(directory, "admin.sock"), free_port()
+        with dns_server({NAME: ["127.0.0.2"]}) as dns:
+            text = config(sock, port, dns.port, 80).replace("hold nx 200ms", "hold nx 10s").replace(
+                "    server fixed", f"    server s2 {NAME}:80 resolvers dns resolve-prefer ipv4 init-addr none\n"
+                f"    server s3 {NAME}:80 resolvers dns resolve-prefer ipv4 init-addr none "
+                "resolve-opts allow-dup-ip\n    server fixed")
+            with run_haproxy(text, binary=binary) as proxy:
+                wait_socket(sock)
+                deadline = time.monotonic() + SETTLE
+                while addresses(sock)["s3"] == "-" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(0.3)  # more answers, alike: s2 stays without
+                seen = [addresses(sock)]
+                dns.set(NAME, ["127.0.0.2", "127.0.0.3"])
+                deadline = time.monotonic() + SETTLE
+                while addresses(sock)["s2"] == "-" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                seen.append(addresses(sock))
+                dns.set(NAME, NXDOMAIN)
+                time.sleep(0.8)  # several failed resolutions, well within hold nx
+                seen.append(addresses(sock))
+                return seen, dns_lines(proxy.output())
+
+    results = {name: exercise(binary) for name, binary in PROXIES.items()}
+    assert results["haply"] == results["haproxy"]
+    seen, lines = results["haply"]
+    assert seen == [
+        {"s": "127.0.0.2", "s2": "-", "s3": "127.0.0.2", "fixed": "127.0.0.4"},
+        {"s": "127.0.0.2", "s2": "127.0.0.3", "s3": "127.0.0.2", "fixed": "127.0.0.4"},
+        {"s": "127.0.0.2", "s2": "127.0.0.3", "s3": "127.0.0.2", "fixed": "127.0.0.4"},
+    ]
+    # one resolution for the three: the first hears from the name server
+    assert [line for line in lines if "changed its IP" in line] == [
+        "be/s changed its IP from (none) to 127.0.0.2 by dns/ns1.",
+        "be/s3 changed its IP from (none) to 127.0.0.2 by DNS cache.",
+        "be/s2 changed its IP from (none) to 127.0.0.3 by DNS cache.",
+    ]
+    assert not any("maintenance" in line for line in lines)
+
+
 def shape(text: str) -> list[str]:
     """`show resolvers` with the counters that depend on timing (how many
     resolutions ran) written as 0 or N."""

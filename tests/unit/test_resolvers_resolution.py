@@ -96,8 +96,8 @@ def test_choose_address():
                           networks=("192.168.0.0/16",)) == "192.168.1.5"
     assert choose_address(("10.0.0.5", "10.0.0.6", "10.0.0.7"), None,
                           taken=frozenset({"10.0.0.6", "10.0.0.7"})) == "10.0.0.5"
-    # all taken: one of them all the same
-    assert choose_address(("10.0.0.5",), None, taken=frozenset({"10.0.0.5"})) == "10.0.0.5"
+    # all taken: none (the server stays as it is)
+    assert choose_address(("10.0.0.5",), None, taken=frozenset({"10.0.0.5"})) is None
     # the preferred family first
     assert choose_address(("::1", "10.0.0.5"), None, prefer="ipv4") == "10.0.0.5"
 
