@@ -185,12 +185,14 @@ def choose_address(addresses: tuple[str, ...], current: str | None, prefer: str 
     answer still has it; else the best by, in order, the preferred family and
     a `resolve-net` network, among those no other server has (`taken`, empty
     with allow-dup-ip); None when every one is taken, as HAProxy 2.6 leaves
-    such a server as it is (observed: without an address, in maintenance). Among equals, the first after the answer's first
-    record, wrapping around, as HAProxy 2.6 took them in the simplest cases
-    observed (.2 of [.3, .2], .6 of [.5, .6, .7]). HAProxy's own pick among
-    several new addresses also depends on the records it cached from earlier
-    answers (after being at .2: .6 of [.3, .5, .6]; back to .2 of [.3, .2, .5]
-    after a maintenance), a history haply does not reproduce."""
+    such a server as it is (observed: without an address, in maintenance).
+
+    Among equals, the first after the answer's first record, wrapping around,
+    as HAProxy 2.6 took them in the simplest cases observed (.2 of [.3, .2],
+    .6 of [.5, .6, .7]). HAProxy's own pick among several new addresses also
+    depends on the records it cached from earlier answers (after being at .2:
+    .6 of [.3, .5, .6]; back to .2 of [.3, .2, .5] after a maintenance), a
+    history haply does not reproduce."""
     if current in addresses:
         return current
     family = 6 if prefer == "ipv6" else 4
