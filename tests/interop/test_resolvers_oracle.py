@@ -19,7 +19,7 @@ import time
 import pytest
 
 from tests.support.admin_cli import cli, wait_socket
-from tests.support.dns_server import NXDOMAIN, REFUSED, SILENT, dns_server
+from tests.support.dns_server import NXDOMAIN, REFUSED, SERVFAIL, SILENT, dns_server
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import EchoBackend, free_port, haproxy_available, http_get, run_haproxy
 
@@ -98,6 +98,8 @@ STEPS = [
     (["127.0.0.3"], "127.0.0.3"),
     (REFUSED, None),
     (["127.0.0.3"], "127.0.0.3"),
+    (SERVFAIL, None),
+    (["127.0.0.2"], "127.0.0.2"),
 ]
 
 
@@ -157,8 +159,11 @@ def test_addresses_states_and_logs_follow_the_dns_answers():
         ("127.0.0.3", "2", "0", "no check"),
         ("-", "0", "32", "MAINT (resolution)"),
         ("127.0.0.3", "2", "0", "no check"),
+        ("-", "0", "32", "MAINT (resolution)"),
+        ("127.0.0.2", "2", "0", "no check"),
     ]
-    assert [answer for _, answer in seen] == ["b2", "b3", "503", "b2", "b2", "503", "b3", "503", "b3"]
+    assert [answer for _, answer in seen] == ["b2", "b3", "503", "b2", "b2", "503", "b3", "503", "b3",
+                                              "503", "b2"]
     down = ("Server be/s is going DOWN for maintenance ({}). 0 active and 0 backup servers left. "
             "0 sessions active, 0 requeued, 0 remaining in queue.")
     back = ["Server be/s ('app.test') is UP/READY (resolves again).",
@@ -172,6 +177,8 @@ def test_addresses_states_and_logs_follow_the_dns_answers():
         "be/s changed its IP from (none) to 127.0.0.3 by dns/ns1.", *back,
         down.format("DNS refused status"),
         "be/s changed its IP from (none) to 127.0.0.3 by dns/ns1.", *back,
+        down.format("unspecified DNS error"),  # SERVFAIL
+        "be/s changed its IP from (none) to 127.0.0.2 by dns/ns1.", *back,
     ]
 
 

@@ -7,6 +7,7 @@ test changes while the proxies run.
         dns.set("app.test", NXDOMAIN)        # the name no longer exists
         dns.set("app.test", SILENT)          # queries get no answer at all (timeouts)
         dns.set("app.test", REFUSED)
+        dns.set("app.test", SERVFAIL)
 
 Records go out in the order the table gives them (dnspython shuffles them
 unless told not to). A and AAAA queries are answered from the table (an IPv6 address answers AAAA,
@@ -32,6 +33,7 @@ import dns.rrset
 
 NXDOMAIN = "NXDOMAIN"
 REFUSED = "REFUSED"
+SERVFAIL = "SERVFAIL"
 SILENT = "SILENT"
 TTL = 1
 
@@ -49,7 +51,7 @@ class DnsServer:
         self._thread = threading.Thread(target=self._serve, name="dns-server", daemon=True)
 
     def set(self, name: str, value) -> None:
-        """value: a list of addresses, NXDOMAIN, REFUSED or SILENT."""
+        """value: a list of addresses, NXDOMAIN, REFUSED, SERVFAIL or SILENT."""
         with self._lock:
             self.table[name.rstrip(".").lower()] = value
 
@@ -93,6 +95,8 @@ class DnsServer:
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif value == REFUSED:
             response.set_rcode(dns.rcode.REFUSED)
+        elif value == SERVFAIL:
+            response.set_rcode(dns.rcode.SERVFAIL)
         else:
             family = 6 if rdtype == dns.rdatatype.AAAA else 4
             addresses = [a for a in value if ipaddress.ip_address(a).version == family]
@@ -112,4 +116,4 @@ def dns_server(table: dict, host: str = "127.0.0.1") -> Iterator[DnsServer]:
         server.stop()
 
 
-__all__ = ["DnsServer", "NXDOMAIN", "REFUSED", "SILENT", "dns_server"]
+__all__ = ["DnsServer", "NXDOMAIN", "REFUSED", "SERVFAIL", "SILENT", "dns_server"]

@@ -127,3 +127,28 @@ def test_wire_query_and_answers():
     assert answered(flags=dns.flags.TC).counter == "truncated"
     assert wire.read(b"\x00junk") is None
     assert wire.read(data) is None  # a query, not an answer
+
+
+def test_log_messages_in_haproxy_words():
+    from haply.logs import events
+    from haply.runtime.registry import DOWN, ServerState
+
+    def server(name, operational="UP", backup=False):
+        return ServerState("be", name, "app.test", 80, 1, backup, 0, operational=operational)
+
+    s, other, spare = server("s"), server("t"), server("b", backup=True)
+    assert events.dns_address_message(s, None, "10.0.0.1", "dns/ns1") == (
+        "notice", "be/s changed its IP from (none) to 10.0.0.1 by dns/ns1.")
+    assert events.dns_address_message(s, "10.0.0.1", "10.0.0.2", "DNS cache") == (
+        "notice", "be/s changed its IP from 10.0.0.1 to 10.0.0.2 by DNS cache.")
+    assert events.dns_maintenance_message(s, "nx", [s, other, spare]) == (
+        "alert", "Server be/s is going DOWN for maintenance (DNS NX status). 1 active and 1 backup "
+        "servers left. 0 sessions active, 0 requeued, 0 remaining in queue.")
+    assert events.dns_maintenance_message(s, "other", [s, spare])[1].startswith(
+        "Server be/s is going DOWN for maintenance (unspecified DNS error). 0 active and 1 backup "
+        "servers left. Running on backup.")
+    assert events.dns_maintenance_message(server("s", DOWN), "timeout", [s]) == (
+        "notice", "Server be/s was DOWN and now enters maintenance (DNS timeout status).")
+    assert events.dns_ready_messages(s) == [
+        ("notice", "Server be/s ('app.test') is UP/READY (resolves again)."),
+        ("notice", "Server be/s administratively READY thanks to valid DNS answer.")]
