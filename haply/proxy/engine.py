@@ -72,8 +72,12 @@ class Engine:
         # configuration names (`load-server-state-from-file`); a master hands
         # over the replaced workers' fresher states here instead.
         self.carried_states = None
-        # False in a worker that follows another worker's health checks.
+        # False in a worker that follows another worker's health checks (and
+        # DNS resolutions: haply.resolvers.service.follow).
         self.health_probing = True
+        # Called with (backend, server, address or None) after DNS resolution
+        # moved a server, so a master can pass it on to the other workers.
+        self.on_dns_change = None
         self.loop = loop
         self.registry = registry or Registry()
         self.global_gate = Gate(config.global_.maxconn)

@@ -194,8 +194,6 @@ class SectionResolver:
         return changed
 
     def _apply_one(self, state, server, outcome: Outcome, decided: str, now: float, source: str) -> bool:
-        from haply.admin.runtime_api import change_address  # the runtime API's own path
-
         registry = self.engine.registry
         if decided == MOVE:
             current = state.address[0] if state.address else None
@@ -204,18 +202,22 @@ class SectionResolver:
             if new is None or (new == current and not state.unresolved):
                 return False  # every address is another server's: as it is
             unresolved = state.unresolved
-            change_address(self.engine, state, new, state.port)
+            move(self.engine, state, new, now)
             self._log(state, [events.dns_address_message(state, current, new, source)])
-            if unresolved and state.admin == MAINT and (state.config is None or not state.config.disabled):
-                registry.set_admin(state, READY, now)
+            if unresolved and not state.unresolved:
                 self._log(state, events.dns_ready_messages(state))
+            self._tell_others(state, new)
             return True
         if decided == MAINTENANCE and not state.unresolved:
             message = events.dns_maintenance_message(state, outcome.status, registry.servers(state.backend))
-            change_address(self.engine, state, None, state.port)
-            registry.set_admin(state, MAINT, now)
+            move(self.engine, state, None, now)
             self._log(state, [message])
+            self._tell_others(state, None)
         return False
+
+    def _tell_others(self, state, address: str | None) -> None:
+        if self.engine.on_dns_change is not None:
+            self.engine.on_dns_change(state.backend, state.name, address)
 
     def _taken(self, state, server) -> frozenset[str]:
         """The addresses of the other servers of the backend resolving the same
@@ -236,6 +238,36 @@ class SectionResolver:
             logging.send(targets, severity, text)
 
 
+def move(engine, state, address: str | None, now: float) -> None:
+    """Give a server the address DNS resolution gave it (the runtime API's
+    `set server addr` path), out of maintenance; or, with None, take its
+    address away and put it into maintenance (resolution)."""
+    from haply.admin.runtime_api import change_address  # the runtime API imports the engine
+
+    registry = engine.registry
+    if address is None:
+        change_address(engine, state, None, state.port)
+        registry.set_admin(state, MAINT, now)
+        return
+    unresolved = state.unresolved
+    change_address(engine, state, address, state.port)
+    if unresolved and state.admin == MAINT and (state.config is None or not state.config.disabled):
+        registry.set_admin(state, READY, now)
+    elif unresolved:
+        state.unresolved = True  # still in the maintenance the configuration asked for: unchanged
+
+
+def follow(engine, backend: str, server: str, address: str | None) -> None:
+    """Another worker's resolution moved a server: the same here, silently
+    (that worker logged it), as workers follow the checking worker's health."""
+    state = engine.registry.get(backend, server)
+    if state is None:
+        return
+    current = state.address[0] if state.address else None
+    if address != current or (address is not None and state.unresolved):
+        move(engine, state, address, engine.loop.time())
+
+
 def resolved_servers(config):
     """(backend, server, section name) of every server DNS resolves at run time."""
     for proxy in config.backends:
@@ -245,7 +277,11 @@ def resolved_servers(config):
 
 
 async def start(engine) -> list[SectionResolver]:
-    """A SectionResolver per resolvers section some server uses, started."""
+    """A SectionResolver per resolvers section some server uses, started:
+    in the worker that runs the health checks (or the only process); the
+    other workers follow it (`follow`)."""
+    if not engine.health_probing:
+        return []
     now = engine.loop.time()
     sections = {section.name: section for section in engine.config.resolvers}
     running: dict[str, SectionResolver] = {}
@@ -262,4 +298,4 @@ async def start(engine) -> list[SectionResolver]:
     return list(running.values())
 
 
-__all__ = ["SectionResolver", "resolved_servers", "start"]
+__all__ = ["SectionResolver", "follow", "move", "resolved_servers", "start"]

@@ -307,3 +307,35 @@ backend be
     assert "  update:      1" in dns and "  any_err: N" in dns
     assert spare.splitlines()[:3] == ["Resolvers section spare", " nameserver x:", "  sent:        0"]
     assert unknown == "Can't find that resolvers section\n\n"
+
+
+def test_workers_follow_one_resolution():
+    """haply with two workers (nbthread 2): the checking worker resolves and
+    logs; the other follows its changes silently, so every worker's runtime
+    API tells the same, and each line is logged once."""
+    directory = tempfile.mkdtemp(prefix="haply-dns-")
+    sock, port = os.path.join(directory, "admin.sock"), free_port()
+    with dns_server({NAME: ["127.0.0.2"]}) as dns:
+        text = config(sock, port, dns.port, 80).replace("    maxconn 100\n", "    maxconn 100\n    nbthread 2\n")
+        with run_haproxy(text, binary=PROXIES["haply"]) as proxy:
+            wait_socket(sock)
+
+            def every_worker_says(address: str) -> bool:
+                # each connection reaches one worker or the other: ask a few times
+                return all(addresses(sock)["s"] == address for _ in range(6))
+
+            seen = []
+            for value, address in ((["127.0.0.2"], "127.0.0.2"), (NXDOMAIN, "-"), (["127.0.0.3"], "127.0.0.3")):
+                dns.set(NAME, value)
+                deadline = time.monotonic() + SETTLE
+                while not every_worker_says(address) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                seen.append(every_worker_says(address))
+            lines = dns_lines(proxy.output())
+    assert seen == [True, True, True]
+    assert [line for line in lines if "changed its IP" in line or "maintenance" in line] == [
+        "be/s changed its IP from (none) to 127.0.0.2 by dns/ns1.",
+        "Server be/s is going DOWN for maintenance (DNS NX status). 0 active and 0 backup servers left. "
+        "0 sessions active, 0 requeued, 0 remaining in queue.",
+        "be/s changed its IP from (none) to 127.0.0.3 by dns/ns1.",
+    ]
