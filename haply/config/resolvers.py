@@ -14,7 +14,9 @@
 Name servers are reached over UDP; `tcp@` name servers, and SRV labels as
 server names (`_http._tcp.example.org`), are refused by name. The section a
 server names is looked up once every file is read (`check_references`), as
-HAProxy resolves it after parsing. haply.resolvers runs the resolutions.
+HAProxy resolves it after parsing. Like HAProxy, haply adds a section named
+`default` with the name servers of /etc/resolv.conf when none has that name
+(`with_default`). haply.resolvers runs the resolutions.
 
 The parser in haproxy.py dispatches the lines of a resolvers section here;
 haproxy.py is imported only inside functions, because it imports this module
@@ -235,6 +237,38 @@ def server_option(option: str, value: str) -> tuple[str, object]:
     return "resolve_opts", options
 
 
+DEFAULT_SECTION = "default"
+
+
+def with_default(config, resolv_conf: str | None = None):
+    """config with HAProxy's implicit `resolvers default` (manual 5.3.2): the
+    name servers of /etc/resolv.conf, when no section has that name. As in
+    HAProxy, a resolv.conf that cannot be read or names none gives no
+    section and no error."""
+    from dataclasses import replace
+
+    if any(section.name == DEFAULT_SECTION for section in config.resolvers):
+        return config
+    path = resolv_conf or RESOLV_CONF
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            found = read_resolv_conf(handle.read())
+    except OSError:
+        return config
+    nameservers = []
+    for address in found:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if all(n.name != address for n in nameservers):
+            nameservers.append(Nameserver(address, address, DNS_PORT, Location(path, 0)))
+    if not nameservers:
+        return config
+    section = ResolversSection(DEFAULT_SECTION, tuple(nameservers), location=Location(path, 0))
+    return replace(config, resolvers=tuple(config.resolvers) + (section,))
+
+
 def check_references(config, diagnostics: Diagnostics) -> None:
     """Each server's resolvers section exists."""
     sections = {section.name for section in config.resolvers}
@@ -247,5 +281,5 @@ def check_references(config, diagnostics: Diagnostics) -> None:
                                   f"unable to find required resolvers '{server.resolvers}'")
 
 
-__all__ = ["HANDLERS", "ResolversState", "check_references", "close_section", "open_section",
-           "read_resolv_conf", "server_option"]
+__all__ = ["DEFAULT_SECTION", "HANDLERS", "ResolversState", "check_references", "close_section",
+           "open_section", "read_resolv_conf", "server_option", "with_default"]

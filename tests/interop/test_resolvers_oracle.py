@@ -268,7 +268,8 @@ def shape(text: str) -> list[str]:
 def test_show_resolvers():
     """Two name servers, one of which is not there: the other's empty AAAA
     answers and valid A answers are counted, as is the one address change;
-    a section no server uses shows zeros; an unknown section is refused."""
+    a section no server uses shows zeros; an unknown section is refused;
+    without an argument, every section."""
     def exercise(binary: str):
         directory = tempfile.mkdtemp(prefix="haply-dns-")
         sock, port = os.path.join(directory, "admin.sock"), free_port()
@@ -298,15 +299,19 @@ backend be
                 settle(sock, lambda r: r[0] == "127.0.0.2")
                 time.sleep(0.3)  # a few more resolutions, answered alike
                 return (shape(cli(sock, "show resolvers dns")), cli(sock, "show resolvers spare"),
-                        cli(sock, "show resolvers nope"))
+                        cli(sock, "show resolvers nope"), shape(cli(sock, "show resolvers")))
 
     results = {name: exercise(binary) for name, binary in PROXIES.items()}
     assert results["haply"] == results["haproxy"]
-    dns, spare, unknown = results["haply"]
+    dns, spare, unknown, everything = results["haply"]
     assert dns[:5] == ["Resolvers section dns", " nameserver ns1:", "  sent: N", "  snd_error: 0", "  valid: N"]
     assert "  update:      1" in dns and "  any_err: N" in dns
     assert spare.splitlines()[:3] == ["Resolvers section spare", " nameserver x:", "  sent:        0"]
     assert unknown == "Can't find that resolvers section\n\n"
+    # every section, and the `default` one both make from /etc/resolv.conf
+    sections = [line for line in everything if line.startswith("Resolvers section")]
+    assert sections[:2] == ["Resolvers section dns", "Resolvers section spare"]
+    assert sections[2:] in ([], ["Resolvers section default"])
 
 
 def test_workers_follow_one_resolution():

@@ -56,7 +56,7 @@ def test_a_resolvers_section_and_its_servers(tmp_path):
             server t app.example.org:81 resolve-opts allow-dup-ip
             server u 127.0.0.1:82
         """)
-    dns, quiet = loaded.config.resolvers
+    dns, quiet = (s for s in loaded.config.resolvers if s.name != "default")
     assert [(n.name, n.host, n.port, n.location.line) for n in dns.nameservers] == [
         ("ns1", "127.0.0.1", 5353, 2), ("ns2", "::1", 53, 3)]
     assert (dns.resolve_retries, dns.timeout_resolve, dns.timeout_retry, dns.accepted_payload_size) == (
@@ -168,3 +168,28 @@ def test_server_keyword_errors(tmp_path):
         # found once every file is read, after the lines' own errors
         "14: backend 'be', server 'f': unable to find required resolvers 'nope'",
     ]
+
+
+def test_haproxy_s_implicit_default_section(tmp_path, monkeypatch):
+    """Without a section named default, one is made from resolv.conf (listed
+    after the others, as `show resolvers` lists it); a server may name it."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 192.0.2.1\nnameserver 192.0.2.1\nnameserver ::1\n")
+    monkeypatch.setattr("haply.config.resolvers.RESOLV_CONF", str(resolv))
+    loaded = load_text(tmp_path, """\
+        resolvers dns
+            nameserver ns1 127.0.0.1:53
+        """ + DEFAULTS + """\
+        backend be
+            server s app.example.org:80 resolvers default init-addr none
+        """)
+    assert [s.name for s in loaded.config.resolvers] == ["dns", "default"]
+    default = loaded.config.resolvers[1]
+    assert [(n.name, n.host, n.port) for n in default.nameservers] == [
+        ("192.0.2.1", "192.0.2.1", 53), ("::1", "::1", 53)]
+    assert (default.resolve_retries, default.timeout_resolve, default.hold) == (3, 1.0, DEFAULT_HOLD)
+    # a section of that name is the user's; no resolv.conf, no section, no error
+    named = load_text(tmp_path, "resolvers default\n    nameserver mine 127.0.0.1:53\n" + DEFAULTS)
+    assert [n.name for s in named.config.resolvers for n in s.nameservers] == ["mine"]
+    monkeypatch.setattr("haply.config.resolvers.RESOLV_CONF", str(tmp_path / "missing"))
+    assert load_text(tmp_path, DEFAULTS + "backend be\n    server s 127.0.0.1:80\n").config.resolvers == ()
