@@ -557,12 +557,21 @@ def _set_address(api: RuntimeApi, state, args: list[str]) -> str:
             said.append(f"port changed from '{port}' to '{text}'")
             port = int(text)
     if address != old or port != state.port:
-        state.address, state.port = (address,), port
-        api.engine.pool.close_idle(state)
-        if state.unresolved:
-            state.unresolved = False
+        was_unresolved = state.unresolved
+        change_address(api.engine, state, address, port)
+        if was_unresolved:
             _set_admin(api, state, READY)
     return ", ".join(said) + by
+
+
+def change_address(engine, state, address: str | None, port: int | None) -> None:
+    """Give a server a new address (None: none, as DNS resolution takes it
+    away): new connections go there, idle ones to the old are closed, health
+    checks follow (they read state.address). A server given an address is no
+    longer unresolved; its caller says how it leaves maintenance."""
+    state.address, state.port = ((address,) if address is not None else None), port
+    engine.pool.close_idle(state)
+    state.unresolved = address is None
 
 
 SET_SERVER_USAGE = ("usage: set server <backend>/<server> addr | agent | agent-addr | "
@@ -750,6 +759,20 @@ def cmd_show_cache(api: RuntimeApi, args: list[str]) -> str:
     return cache.show(list(getattr(api.engine, "caches", {}).values()), time.monotonic())
 
 
+def cmd_show_resolvers(api: RuntimeApi, args: list[str]) -> str:
+    """HAProxy's `show resolvers [<id>]`: each resolvers section's name
+    servers and what they answered (this worker's)."""
+    from haply.resolvers.show import show
+
+    sections = list(api.engine.config.resolvers)
+    if args:
+        sections = [s for s in sections if s.name == args[0]]
+        if not sections:
+            raise CommandError("Can't find that resolvers section")
+    counters = {r.section.name: r.counters for r in getattr(api.engine, "resolvers", [])}
+    return show(sections, counters)
+
+
 def _need(args: list[str], count: int, message: str) -> None:
     if len(args) < count:
         raise CommandError(message)
@@ -771,6 +794,8 @@ _COMMANDS = [
      "set counters of a table's entry (made if needed)", cmd_set_table),
     ("show cache", "user", "show cache", "show cache status", cmd_show_cache),
     ("show peers", "user", "show peers [<section>]", "dump some information about all the peers", cmd_show_peers),
+    ("show resolvers", "user", "show resolvers [id]",
+     "dumps counters from all resolvers section and associated name servers", cmd_show_resolvers),
     ("show errors", "operator", "show errors", "report last request and/or response errors for each proxy", cmd_show_errors),
     ("get weight", "user", "get weight <bk>/<srv>", "report a server's current weight", cmd_get_weight),
     ("clear counters", "operator", "clear counters [all]", "clear max statistics counters", cmd_clear_counters),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from haply.config import haproxy
+from haply.config import haproxy, resolvers
 from haply.config.diagnostics import ConfigError, Diagnostics, Location
 from haply.config.model import Config, Global
 
@@ -156,6 +156,8 @@ def load(paths: list[str], environ: Mapping[str, str] | None = None) -> Loaded:
     if not partials and not diagnostics.errors:
         diagnostics.error(Location("<command line>", 0), "no configuration file given")
     config = merge(partials)
+    if config.proxies or config.resolvers:
+        config = resolvers.with_default(config)  # HAProxy's implicit `resolvers default`
     haproxy.validate(config, diagnostics)
     if not diagnostics.errors:
         # Certificates are checked at load so `-c` reports them too (haply.tls).
@@ -179,6 +181,7 @@ def merge(partials: list[Config]) -> Config:
             peers=tuple(result.peers) + tuple(part.peers),
             mailers=tuple(result.mailers) + tuple(part.mailers),
             caches=tuple(result.caches) + tuple(part.caches),
+            resolvers=tuple(result.resolvers) + tuple(part.resolvers),
             sources=result.sources + tuple(s for s in part.sources if s not in result.sources),
         )
     return result

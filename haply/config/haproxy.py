@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from haply.config import acl as acls
 from haply.config.answers import MAX_BYTES, AnswerError, parse_answer, read_limited
 from haply.config import caches, cpu_map, http_errors, mailers as mailer_sections, peers as peer_sections, programs, userlists
+from haply.config import resolvers as resolver_sections
 from haply.config.diagnostics import NOWHERE, Diagnostics, Location
 from haply.config.keywords import (
     FAMILIES, KEYWORDS, LEGACY, SECTION_LETTERS, SECTIONS, SUPPORTED, UNSUPPORTED, UNSUPPORTED_SECTIONS, lookup,
@@ -106,7 +107,6 @@ SERVER_TLS_OPTIONS: dict[str, int] = {
     "no-ssl-reuse": 0, "allow-0rtt": 0,
 }
 UNSUPPORTED_SERVER_OPTIONS = frozenset({
-    "resolvers", "resolve-prefer", "resolve-net", "resolve-opts",
     "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "proxy-v2-options",
     "usesrc", "namespace", "socks4", "check-via-socks4", "redir", "max-reuse",
     "pool-low-conn", "pool-max-conn", "pool-purge-delay", "tfo", "tcp-ut", "proto", "check-proto",
@@ -288,6 +288,7 @@ class Carry:
     http_errors_ahead: dict = field(default_factory=dict)
     mailers: dict = field(default_factory=dict)  # name -> model.MailersSection
     caches: dict = field(default_factory=dict)  # name -> model.CacheSection
+    resolvers: dict = field(default_factory=dict)  # name -> model.ResolversSection
 
 
 # ------------------------------------------------------------------------ parser
@@ -317,7 +318,7 @@ def parse(
     return Config(global_=state.global_.freeze(), proxies=tuple(parser.proxies),
                   programs=tuple(parser.programs), userlists=tuple(parser.userlists),
                   peers=tuple(parser.peer_sections), mailers=tuple(parser.mailer_sections),
-                  caches=tuple(parser.cache_sections),
+                  caches=tuple(parser.cache_sections), resolvers=tuple(parser.resolver_sections),
                   sources=(filename,))
 
 
@@ -357,6 +358,7 @@ class _Parser:
         self.peer_sections: list = []  # model.PeersSection, see haply.config.peers
         self.mailer_sections: list = []  # model.MailersSection, see haply.config.mailers
         self.cache_sections: list = []  # model.CacheSection, see haply.config.caches
+        self.resolver_sections: list = []  # model.ResolversSection, see haply.config.resolvers
         self.section: str | None = None  # "global", "defaults", "frontend", ...
         self.current: ProxyState | None = None
         self.skipping = False  # inside a section haply refuses
@@ -489,6 +491,9 @@ class _Parser:
         if kind == "cache":
             self.current = caches.open_section(args, line.location)
             return
+        if kind == "resolvers":
+            self.current = resolver_sections.open_section(args, line.location)
+            return
         name, parent, legacy_address = None, None, None
         rest = list(args)
         if rest and rest[0] != "from":
@@ -587,6 +592,12 @@ class _Parser:
         elif state is not None and self.section == "mailers":
             try:
                 self.mailer_sections.append(mailer_sections.close_section(state, self.carry.mailers))
+            except ParseError as error:
+                self.diagnostics.error(state.location, str(error))
+        elif state is not None and self.section == "resolvers":
+            try:
+                self.resolver_sections.append(resolver_sections.close_section(
+                    state, self.carry.resolvers, self.diagnostics))
             except ParseError as error:
                 self.diagnostics.error(state.location, str(error))
         elif state is not None and self.section == "cache":
@@ -2506,6 +2517,9 @@ def _server_options(words: list[str], for_default: bool) -> tuple[dict, list[tup
         elif option == "source":
             values["source"], used = parse_source(words[i + 1:], "server option 'source'", ranges=True)
             step = 1 + used
+        elif option in ("resolvers", "resolve-prefer", "resolve-net", "resolve-opts"):
+            field_name, setting = resolver_sections.server_option(option, value("an argument"))
+            values[field_name] = setting
         elif option in SERVER_TLS_OPTIONS:
             count = SERVER_TLS_OPTIONS[option]
             extra.append((option, value("a value") if count else ""))
@@ -2578,6 +2592,9 @@ def _external_check_setting(setting: str) -> Handler:
 def _make_server(
     state: ProxyState, name: str, address: str, option_words: list[str], location: Location, verify_default: str
 ) -> Server:
+    if address.startswith("_"):  # HAProxy reads a name starting with '_' as a SRV label
+        raise ParseError(f"server '{name}': SRV records ('{address}') are not supported by haply; "
+                         "name an A/AAAA host")
     host, port_text = _host_port(address, "server address", port_required=False)
     if host in ("", "*"):
         raise ParseError(f"server '{name}' needs an address, got '{address}'")
@@ -2818,6 +2835,7 @@ SECTION_HANDLERS: dict[str, dict[str, Handler]] = {
     "http-errors": http_errors.HANDLERS,
     "mailers": mailer_sections.HANDLERS,
     "cache": caches.HANDLERS,
+    "resolvers": resolver_sections.HANDLERS,
 }
 
 
@@ -2908,6 +2926,7 @@ def _check_userlist_references(proxy: Proxy, userlists: dict, diagnostics: Diagn
 def _validate(config: Config, diagnostics: Diagnostics) -> None:
     _check_tracks(config, diagnostics)
     mailer_sections.check_references(config, diagnostics)
+    resolver_sections.check_references(config, diagnostics)
     userlists = {userlist.name: userlist for userlist in config.userlists}
     _check_sticky_counters(config, diagnostics)
     cache_names = {cache.name for cache in config.caches}

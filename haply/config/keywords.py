@@ -8,7 +8,7 @@ user reads "not supported by haply" instead of "unknown keyword", and nothing is
 ever silently ignored.
 
 Sections are written as letters: g global, d defaults, f frontend, l listen,
-b backend, p program, u userlist, e peers, h http-errors, m mailers, c cache. Synopses and meanings follow HAProxy 2.6's configuration manual.
+b backend, p program, u userlist, e peers, h http-errors, m mailers, c cache, r resolvers. Synopses and meanings follow HAProxy 2.6's configuration manual.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ UNSUPPORTED = "unsupported"  # HAProxy has it, haply refuses it with a clear err
 
 SECTION_NAMES = {"g": "global", "d": "defaults", "f": "frontend", "l": "listen", "b": "backend", "p": "program",
                  "u": "userlist", "e": "peers", "h": "http-errors", "m": "mailers",
-                 "c": "cache"}
+                 "c": "cache", "r": "resolvers"}
 SECTION_LETTERS = {name: letter for letter, name in SECTION_NAMES.items()}
 
 # Section-starting keywords (manual 2.1: valid everywhere, one word).
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "program", "userlist", "peers",
-            "http-errors", "mailers", "cache")
+            "http-errors", "mailers", "cache", "resolvers")
 # Handled by lexer.apply_conditions before the parser sees the lines.
 PREPROCESSOR = frozenset({".if", ".elif", ".else", ".endif", ".notice", ".warning", ".alert", ".diag"})
 UNSUPPORTED_SECTIONS = (
-    "resolvers", "ring",
+    "ring",
     "fcgi-app", "log-forward",
 )
 
@@ -309,7 +309,7 @@ def _rows() -> list[Keyword]:
         K("unique-id-header", "dfl", "<name>",
           "Send the request's unique-id-format identifier to the server in this header."),
         K("server", "lbe", "<name> <addr>[:<port>] [<option>...]",
-          "A server: weight, maxconn, minconn (maxconn follows the backend's load, see fullconn), maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, cookie, send-proxy, send-proxy-v2 (the PROXY protocol header first, with the client's address; such a connection serves that client alone), check-send-proxy, source (see `source`); TLS options kept for the TLS layer."),
+          "A server: weight, maxconn, minconn (maxconn follows the backend's load, see fullconn), maxqueue, backup, disabled, check, inter, fastinter, downinter, rise, fall, port, addr, slowstart, agent-check, agent-port, agent-inter, agent-addr, agent-send, observe, error-limit, on-error, on-marked-down, on-marked-up, id, init-addr, resolvers, resolve-prefer, resolve-net, resolve-opts (allow-dup-ip, prevent-dup-ip), cookie, send-proxy, send-proxy-v2 (the PROXY protocol header first, with the client's address; such a connection serves that client alone), check-send-proxy, source (see `source`); TLS options kept for the TLS layer."),
         K("default-server", "dlb", "[<option>...]", "Options applied to the following server lines."),
         K("server-template", "lb", "<prefix> <num>|<from>-<to> <addr>[:<port>] [<option>...]", "Servers <prefix>1..N sharing one address."),
         K("http-check send", "dlb", "[meth <m>] [uri <u>] [ver <v>] [hdr <name> <value>]... [body <string>]", "The HTTP health-check request."),
@@ -404,6 +404,25 @@ def _rows() -> list[Keyword]:
         rows.append(K(f"option {name}", "dflb", "", "HAProxy option not implemented by haply.", U))
     for name, modern in (("http-tunnel", None), ("http_proxy", None)):
         rows.append(K(f"option {name}", "dflb", "", "Removed from HAProxy.", U, modern))
+    # resolvers sections (manual 5.3.2): runtime DNS resolution of servers (haply.resolvers)
+    rows += [
+        K("nameserver", "r", "<name> [udp@]<address>:<port>",
+          "A DNS server queried over UDP for the servers pointing at this section (tcp@ is not supported by haply)."),
+        K("parse-resolv-conf", "r", "", "Add each nameserver of /etc/resolv.conf (port 53), named after its address."),
+        K("resolve_retries", "r", "<nb>", "Queries sent to resolve a name before giving up (default 3)."),
+        K("timeout resolve", "r", "<time>", "Time between two resolutions of a server's name (default 1s)."),
+        K("timeout retry", "r", "<time>", "Time between two queries without a valid answer (default 1s)."),
+        K("accepted_payload_size", "r", "<nb>", "Largest answer announced to the name servers (EDNS0; default 512 bytes)."),
+        K("resolution_pool_size", "r", "<nb>", "Removed from HAProxy (it never appeared in a stable release).", U),
+    ]
+    rows += [K(f"hold {status}", "r", "<period>", text) for status, text in (
+        ("nx", "After NXDOMAIN, a server keeps its address this long after the last valid answer, then enters maintenance (default 30s)."),
+        ("refused", "As hold nx, after REFUSED (default 30s)."),
+        ("timeout", "As hold nx, after every query timed out (default 30s)."),
+        ("other", "As hold nx, after any other invalid answer (default 30s)."),
+        ("valid", "For do-resolve actions only (not supported by haply); no effect on servers, as in HAProxy (default 10s)."),
+        ("obsolete", "For SRV records only (not supported by haply); no effect on servers (default 0s)."),
+    )]
     # mailers sections (manual 3.6) and the proxies' e-mail alerts (haply.alerts)
     rows += [
         K("mailer", "m", "<name> <addr>:<port>", "An SMTP server the proxies of `email-alert mailers` send alerts to."),

@@ -332,6 +332,13 @@ class Server:
     # server's health instead of checking its own (haply.health.tracking)
     track: str | None = None
     source: SourceAddress | None = None  # None: the backend's, if it has one
+    # runtime DNS resolution (manual 5.3): the resolvers section that resolves
+    # the host name, the address family asked first, the networks preferred
+    # among the answers, and whether servers of a backend may share an address
+    resolvers: str | None = None
+    resolve_prefer: str = "ipv6"
+    resolve_net: tuple[str, ...] = ()
+    resolve_opts: tuple[str, ...] = ()
     # anything else parsed from the server line, keyword -> raw value(s); lets the
     # checks and TLS layers read their keywords without the model knowing them all
     extra: tuple[tuple[str, str], ...] = ()
@@ -820,6 +827,40 @@ class MailersSection:
 
 
 @dataclass(frozen=True, slots=True)
+class Nameserver:
+    """`nameserver NAME ADDR:PORT` of a resolvers section: a DNS server over UDP."""
+
+    name: str
+    host: str
+    port: int
+    location: Location = NOWHERE
+
+
+# Manual 5.3.2: the defaults of `hold`, `timeout resolve|retry`,
+# `resolve_retries` and `accepted_payload_size`.
+DEFAULT_HOLD = (("nx", 30.0), ("other", 30.0), ("refused", 30.0), ("timeout", 30.0),
+                ("valid", 10.0), ("obsolete", 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class ResolversSection:
+    """`resolvers NAME` (manual 5.3.2): the name servers that resolve the host
+    names of the servers pointing at this section, and how often."""
+
+    name: str
+    nameservers: tuple[Nameserver, ...] = ()
+    resolve_retries: int = 3
+    timeout_resolve: float = 1.0  # between two resolutions of a name
+    timeout_retry: float = 1.0  # between two queries without a valid answer
+    hold: tuple[tuple[str, float], ...] = DEFAULT_HOLD  # status -> seconds
+    accepted_payload_size: int = 512
+    location: Location = NOWHERE
+
+    def held(self, status: str) -> float:
+        return dict(self.hold)[status]
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSection:
     """A `cache NAME` section (manual 6.2.1): a store of small objects that
     proxies fill with `http-response cache-store NAME` and answer from with
@@ -857,6 +898,7 @@ class Config:
     peers: tuple[PeersSection, ...] = ()
     mailers: tuple[MailersSection, ...] = ()
     caches: tuple[CacheSection, ...] = ()
+    resolvers: tuple[ResolversSection, ...] = ()
     sources: tuple[str, ...] = ()
 
     def proxy(self, name: str) -> Proxy | None:
@@ -898,9 +940,9 @@ class Config:
 
 __all__ = [
     "Acl", "AuthRule", "Bind", "BackendSwitch", "CacheRule", "CacheSection", "Condition", "Config", "EmailAlert",
-    "ForwardFor", "Global", "Mailer", "MailersSection", "OriginalTo", "Peer", "PeersSection",
+    "ForwardFor", "Global", "Mailer", "MailersSection", "Nameserver", "OriginalTo", "Peer", "PeersSection",
     "HeaderRule", "HttpCheck", "Location", "LogTarget", "Program", "Proxy", "ProxyStats",
-    "Redirect", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
+    "Redirect", "ResolversSection", "Server", "StatsSocket", "TcpCheckStep", "Term", "Timeouts", "User", "Userlist", "field",
 ]
 
 

@@ -38,3 +38,37 @@ def admin_message(state, before: str, after: str, servers) -> tuple[str, str] | 
     if before == DRAIN and after == READY:
         return "notice", f"{who} is {'UP' if state.operational == UP else 'DOWN'} (leaving forced drain)."
     return None
+
+
+# Why DNS resolution put a server into maintenance, in HAProxy's words.
+DNS_CAUSES = {"nx": "DNS NX status", "timeout": "DNS timeout status",
+              "refused": "DNS refused status", "other": "unspecified DNS error"}
+
+
+def dns_address_message(state, old: str | None, new: str, source: str) -> tuple[str, str]:
+    """source: "SECTION/NAMESERVER" that answered, or "DNS cache" for the
+    other servers sharing the answer."""
+    return "notice", f"{state.backend}/{state.name} changed its IP from {old or '(none)'} to {new} by {source}."
+
+
+def dns_maintenance_message(state, status: str, servers) -> tuple[str, str]:
+    """A server that lost its address to DNS resolution (haply.resolvers)."""
+    who = f"{'Backup Server' if state.backup else 'Server'} {state.backend}/{state.name}"
+    cause = DNS_CAUSES.get(status, DNS_CAUSES["other"])
+    if state.operational != UP:
+        return "notice", f"{who} was DOWN and now enters maintenance ({cause})."
+    active, backup = _counts([s for s in servers if s is not state])
+    text = f"{who} is going DOWN for maintenance ({cause}). {active} active and {backup} backup servers left."
+    if not active and backup:
+        text += " Running on backup."
+    return "alert", text + (f" {state.current_sessions} sessions active, 0 requeued, "
+                            f"{state.queued} remaining in queue.")
+
+
+def dns_ready_messages(state) -> list[tuple[str, str]]:
+    """A server in maintenance for want of an address that DNS gave one."""
+    who = f"{'Backup Server' if state.backup else 'Server'} {state.backend}/{state.name}"
+    word = "UP/READY" if state.operational == UP else "DOWN"
+    return [("notice", f"{who} ('{state.host}') is {word} (resolves again)."),
+            ("notice", f"{who} administratively READY thanks to valid DNS answer.")]
+

@@ -173,7 +173,7 @@ class Master:
                 self.state_text = message.get("state", "")
             if worker.index == CHECKING_WORKER:
                 self._share_stats()
-        elif kind in ("health", "command"):
+        elif kind in ("health", "command", "dns"):
             for other in self.workers.values():
                 if other is not worker and other.channel is not None:
                     other.channel.send(message)

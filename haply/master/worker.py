@@ -5,18 +5,20 @@ connection limits (haply.master.shares), and the server states the master
 carried over. It talks to the master over its channel:
 
   to the master        ready; health (an UP/DOWN change decided here);
+                       dns (a server's address DNS resolution changed here);
                        command (an operator changed server state here);
                        stats (every STATS_PERIOD: rows, info, servers state)
-  from the master      health (decided in another worker: apply silently);
+  from the master      health / dns (decided in another worker: apply silently);
                        command (made on another worker: apply it);
                        peers (the others' latest stats);
                        query (answer with a reply carrying the same id)
 
-Only worker 0 runs active health checks; the others follow its decisions, so a
-server is checked once per interval whatever the number of workers. Worker 0
-also speaks for all (Engine.announces): it logs and mails the changes an
-operator makes, wherever they were made, and the other workers apply them
-silently, so each is logged and mailed once as by HAProxy's single process.
+Only worker 0 runs active health checks and DNS resolutions; the others follow
+its decisions, so a server is checked and its name resolved once per interval
+whatever the number of workers. Worker 0 also speaks for all (Engine.announces):
+it logs and mails the changes an operator makes, wherever they were made, and
+the other workers apply them silently, so each is logged and mailed once as by
+HAProxy's single process.
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ class MasterLink:
         sock = socket.socket(fileno=self.spec.channel_fd)
         self.channel = await open_channel(self.loop, sock, self.on_message, self.on_master_lost)
         self.engine.on_operator_change = self.operator_changed
+        self.engine.on_dns_change = self.dns_changed
         if self.spec.count > 1:
             self.engine.peers = self.peers
 
@@ -175,6 +178,9 @@ class MasterLink:
         self.channel.send({"t": "health", "backend": event.backend, "server": event.server,
                            "up": event.up, "status": event.status, "reason": event.reason,
                            "duration": event.duration})
+
+    def dns_changed(self, backend: str, server: str, address: str | None) -> None:
+        self.channel.send({"t": "dns", "backend": backend, "server": server, "address": address})
 
     def operator_changed(self, line: str) -> None:
         if not self._applying:
@@ -202,6 +208,9 @@ class MasterLink:
                 health.follow(message["backend"], message["server"], message["up"],
                               self.loop.time(), message.get("status", ""),
                               message.get("reason", ""), message.get("duration"))
+        elif kind == "dns":
+            from haply.resolvers.service import follow
+            follow(self.engine, message["backend"], message["server"], message["address"])
         elif kind == "command":
             self._apply_command(message["line"])
         elif kind == "peers":

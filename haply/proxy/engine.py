@@ -47,6 +47,7 @@ from haply.logs.hooks import asap_logged_http_session, logged_http_session, logg
 from haply.proxy.byte_counts import byte_counted_session
 from haply import tls
 from haply.peers.service import services_for
+from haply.resolvers import service as resolvers_service
 
 
 class StartError(Exception):
@@ -71,9 +72,13 @@ class Engine:
         # configuration names (`load-server-state-from-file`); a master hands
         # over the replaced workers' fresher states here instead.
         self.carried_states = None
-        # False in a worker that follows another worker's health checks; that
-        # worker also announces the operator's changes (see `announces`).
+        # False in a worker that follows another worker's health checks and DNS
+        # resolutions (haply.resolvers.service.follow); that worker also
+        # announces the operator's changes (see `announces`).
         self.health_probing = True
+        # Called with (backend, server, address or None) after DNS resolution
+        # moved a server, so a master can pass it on to the other workers.
+        self.on_dns_change = None
         self.loop = loop
         self.registry = registry or Registry()
         self.global_gate = Gate(config.global_.maxconn)
@@ -110,6 +115,7 @@ class Engine:
         self._headers: dict[socket.socket, tuple[bool, str]] = {}
         self.health: HealthChecker | None = None
         self.peer_services: list = []  # haply.peers.service.PeersService, once started
+        self.resolvers: list = []  # haply.resolvers.service.SectionResolver, once started
         # e-mail alerts (haply.alerts), where this engine runs the checks and a proxy mails
         self.email_alerts: EmailAlerts | None = None
         # Live client sessions, so a stop can close the idle ones at once.
@@ -218,6 +224,14 @@ class Engine:
         try:
             address = initial_address(state.host, methods, last)
         except AddressError as exc:
+            if state.config.resolvers is not None:
+                # DNS resolution will give it one: HAProxy starts it without
+                state.unresolved = True
+                self.registry.set_admin(state, MAINT, now)
+                print(f"[WARNING] {state.config.location}: server {state.backend}/{state.name}: "
+                      f"could not resolve address '{state.host}', disabling server until its "
+                      f"resolvers '{state.config.resolvers}' resolve it", file=sys.stderr)
+                return
             raise StartError(f"{state.config.location}: server {state.backend}/{state.name}: "
                              f"{exc}") from None
         if address is None:
@@ -343,6 +357,7 @@ class Engine:
         self.peer_services = services_for(self.config, self.tables, self.loop, None)
         for service in self.peer_services:
             await service.start()
+        self.resolvers = await resolvers_service.start(self)
         self.started_at = self.loop.time()
         if self.logging is not None:
             self.health.subscribe(
@@ -409,6 +424,9 @@ class Engine:
             await self.health.stop()
         if self.email_alerts is not None:
             await self.email_alerts.close()
+        for resolver in self.resolvers:
+            resolver.close()
+        self.resolvers = []
         for service in self.peer_services:
             await service.stop()
         for server in self._servers:

@@ -927,8 +927,8 @@ def test_unknown_and_unsupported_keywords(tmp_path):
             server s 1.2.3.4:80
         backend b
             default_backend x
-        resolvers dns
-            nameserver a 127.0.0.1:53
+        ring buf
+            size 32764
         listen
         """) == [
         "2: unknown keyword 'maxconnn' in 'global' section; did you mean 'maxconn'?",
@@ -943,7 +943,7 @@ def test_unknown_and_unsupported_keywords(tmp_path):
         "12: 'http-request lua' is not supported by haply",
         "13: 'server' is not allowed in a 'frontend' section (allowed in: listen, backend, peers)",
         # (15: default_backend in a backend is ignored with a warning, as in HAProxy)
-        "16: 'resolvers' sections are not supported by haply",
+        "16: 'ring' sections are not supported by haply",
         "18: 'listen' needs a name",
     ]
 
@@ -1172,14 +1172,16 @@ def test_every_keyword_has_a_handler_and_back():
     from haply.config.http_errors import HANDLERS as HTTP_ERRORS_HANDLERS
     from haply.config.mailers import HANDLERS as MAILERS_HANDLERS
     from haply.config.caches import HANDLERS as CACHE_HANDLERS
+    from haply.config.resolvers import HANDLERS as RESOLVERS_HANDLERS
     assert accepted - PREPROCESSOR == (set(HANDLERS) | set(PROGRAM_HANDLERS) | set(USERLIST_HANDLERS)
                                        | set(PEERS_HANDLERS) | set(HTTP_ERRORS_HANDLERS)
-                                       | set(MAILERS_HANDLERS) | set(CACHE_HANDLERS))
+                                       | set(MAILERS_HANDLERS) | set(CACHE_HANDLERS)
+                                       | set(RESOLVERS_HANDLERS))
     assert PREPROCESSOR <= accepted
     for row in KEYWORDS.values():
         if row.status == LEGACY:
             assert KEYWORDS[row.modern].status == SUPPORTED, row.name
-        assert row.sections and set(row.sections) <= set("gdflbpuehmc"), row.name
+        assert row.sections and set(row.sections) <= set("gdflbpuehmcr"), row.name
         assert row.description, row.name
     assert any(row.status == UNSUPPORTED for row in KEYWORDS.values())
 
@@ -1243,7 +1245,8 @@ def test_every_accepted_keyword_is_exercised_by_a_test():
     """A keyword added to the table without a test fails here."""
     here = Path(__file__).parent
     source = "".join((here / name).read_text() for name in ("test_haproxy_config.py", "test_seed_configs.py", "test_lexer.py",
-                                                                    "test_programs_config.py", "test_server_state.py"))
+                                                                    "test_programs_config.py", "test_server_state.py",
+                                                                    "test_resolvers_config.py"))
     source += "".join(p.read_text() for p in (here.parents[1] / ".." / "shared" / "fixtures" / "seed-configs").glob("*.haproxy.cfg"))
     untested = [
         name for name, row in KEYWORDS.items()
