@@ -3148,5 +3148,4 @@ def test_restricted_request_header_names(tmp_path):
         """) == [
         "8: invalid parameter 'drop'. option 'http-restrict-req-hdr-names' expects 'preserve', "
         "'reject' or 'delete' option.",
-        "9: 'no option http-restrict-req-hdr-names' is not accepted: HAProxy has no negation for "
-        "this option"]
+        "9: negation/default is not supported for option 'http-restrict-req-hdr-names'"]
