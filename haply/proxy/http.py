@@ -631,6 +631,12 @@ class HttpSession(asyncio.Protocol):
                     request.method_bytes, request.version, request.headers)
                 if request.hosts > 1:  # identical copies (others were refused): keep one
                     self._keep_one_host(request)
+                # A plain head has at most one Connection field, reading close
+                # or keep-alive, and no Proxy-Connection: llhttp reads those as
+                # HAProxy does. Others are read again where llhttp's answer may
+                # be wrong: an HTTP/1.0 one kept, an HTTP/1.1 one closed.
+                if not request.plain and request.keep_alive is (request.version == "1.0"):
+                    self._read_connection(request)
         except RemoteProtocolError as exc:
             request.error = (exc.status_hint, str(exc))
             raise
@@ -647,6 +653,16 @@ class HttpSession(asyncio.Protocol):
         else:
             # Pipelined: answered in order once the one before it is done.
             self.pause_client_reading(PAUSE_WAITING)
+
+    def _read_connection(self, request: Request) -> None:
+        """Whether the client keeps its connection, from its Connection fields
+        alone (RFC 9112 §9.3: close wins over keep-alive), as HAProxy reads
+        them. llhttp also reads a Proxy-Connection field, which no standard
+        defines, and keeps an HTTP/1.0 connection whose fields say both
+        keep-alive and close."""
+        request.keep_alive = framing.peer_wants_keep_alive(
+            request.version, framing.connection_options(request.headers)
+        ) and not self.frontend.engine.stopping
 
     @staticmethod
     def _speak_http11(request: Request) -> None:
