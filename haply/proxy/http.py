@@ -615,9 +615,15 @@ class HttpSession(asyncio.Protocol):
                 # The line as received goes to the server on the raw path
                 # (_dispatch): its protocol must be HTTP, which llhttp does not
                 # see to (RTSP). " HTTP/1.1\r\n" ends it: test its "H" first.
+                # And it must be "method SP target SP version", as llhttp
+                # reports them: llhttp also takes empty lines (a bare LF too)
+                # before it and more spaces between its parts, which HAProxy
+                # writes anew and a server may read otherwise. Such a line is
+                # written from the parts instead.
                 end = raw.find(b"\r\n")
-                if end < 9 or raw[end - 8] != 72:
+                if end != len(url) + len(request.method_bytes) + 10 or raw[end - 8] != 72:
                     framing.check_protocol(raw)
+                    request.plain = False
             if request.version not in PLAIN_VERSIONS and framing.minor_version_above(request.version):
                 self._speak_http11(request)
             if request.upgrade:
@@ -861,7 +867,7 @@ class HttpSession(asyncio.Protocol):
         if raw is not None:
             request.raw = None  # the read may be large: not kept
             if (request.plain and writer.plain and not request.upgrade
-                    and request.framing.kind == framing.NONE and raw[:2] != CRLF):
+                    and request.framing.kind == framing.NONE):
                 end = raw.find(b"\r\n\r\n")
                 if end >= 0:  # else the head spans reads
                     head = writer.write_plain(raw[:end + 4], request.cut, request.version,

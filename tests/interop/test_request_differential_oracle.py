@@ -181,6 +181,22 @@ CASES.update({
                              b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
 })
 
+# ------------------------------------------------------------ request line
+# llhttp takes empty lines (a bare LF too) before the request line and more
+# than one space between its parts; HAProxy writes the line anew.
+CASES.update({
+    "two spaces after the method": b"GET  /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "two spaces before the version": b"GET /a  HTTP/1.1\r\nHost: h\r\n\r\n",
+    "three spaces around the target": b"GET   /a   HTTP/1.1\r\nHost: h\r\n\r\n",
+    "two spaces, HTTP/1.0": b"GET  /a HTTP/1.0\r\n\r\n",
+    "two spaces, with a body": b"POST  /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\na",
+    "bare LF before the line": b"\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "CRLF and LF before the line": b"\r\n\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "CRLF before the line": b"\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "pipelined after an empty line": (b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n\r\n"
+                                      b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+})
+
 # Fields HAProxy forwards and haply drops as hop-by-hop (RFC 9110 §7.6.1), so
 # that the server's view is compared without them.
 HOP_BY_HOP = {b"proxy-connection", b"keep-alive", b"te", b"upgrade"}
