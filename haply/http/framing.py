@@ -84,7 +84,9 @@ STATUS_URI_TOO_LONG = 414
 
 # Content-Length up to 2**63 - 1 (what a signed 64-bit offset holds, and the
 # largest value HAProxy or any server here can use); 19 digits is the longest
-# such number, so a longer string is refused before int() sees it.
+# such number, so a longer string is refused before int() sees it. Leading
+# zeros do not count: "00000000000000000003" is 3 to HAProxy and to llhttp,
+# and the server is sent "3" (haply writes the length it decided).
 MAX_CONTENT_LENGTH = 2**63 - 1
 MAX_CONTENT_LENGTH_DIGITS = 19
 
@@ -288,7 +290,9 @@ def _parse_content_length(value: bytes, status: int) -> int:
         raise RemoteProtocolError("Content-Length is not a decimal number", status,
                                   b"content-length")
     if len(digits) > MAX_CONTENT_LENGTH_DIGITS:
-        raise RemoteProtocolError("Content-Length too long", status, b"content-length")
+        digits = digits.lstrip(b"0") or b"0"
+        if len(digits) > MAX_CONTENT_LENGTH_DIGITS:
+            raise RemoteProtocolError("Content-Length too long", status, b"content-length")
     length = int(digits)
     if length > MAX_CONTENT_LENGTH:
         raise RemoteProtocolError("Content-Length too large", status, b"content-length")
