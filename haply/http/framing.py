@@ -422,6 +422,40 @@ def check_request_target(url: bytes, headers: Headers) -> None:
                                   400, b"host")
 
 
+_CONNECT_DEFAULT_PORTS = (b"80", b"443")
+
+
+def connect_framing(url: bytes, headers: Headers, body: Framing) -> Framing:
+    """What a CONNECT request may be, as HAProxy 2.6 takes it; 400 otherwise.
+
+    Its target is the authority form, host and port (RFC 9112 §3.2.3); with
+    a Host field, both name the same host: the Host field's port is the
+    target's, and a Host without port matches a target on port 80 or 443
+    (a tunnel has no scheme to say which is the default; HAProxy takes
+    either). A CONNECT has no content (RFC 9110 §9.3.6): what follows its
+    head is the tunnel's, which llhttp keeps for it whatever a framing field
+    says. So a Content-Length over 0 is not sent on, where the server would
+    wait for a body it never gets, and a Transfer-Encoding is refused: a
+    server reading a chunked body there would take tunnel bytes for HTTP.
+    `body` is the framing request_framing gave."""
+    authority = url.partition(b"/")[0].rpartition(b"@")[2].lower()
+    name, colon, port = authority.rpartition(b":")
+    if not colon or not name or not port.isdigit():
+        raise RemoteProtocolError("CONNECT target is not a host and port", 400)
+    host = next((value.strip(_OWS).lower() for field, value in headers
+                 if len(field) == 4 and field.lower() == b"host"), None)
+    if host is not None and host != authority and not (
+            host == name and port in _CONNECT_DEFAULT_PORTS):
+        raise RemoteProtocolError("the request target names another host than the Host field",
+                                  400, b"host")
+    if body.kind == CHUNKED:
+        raise RemoteProtocolError("Transfer-Encoding in a CONNECT request", 400,
+                                  b"transfer-encoding")
+    if body.kind == LENGTH and body.length:
+        return NO_BODY_NO_LENGTH
+    return body
+
+
 def is_websocket_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether an upgrade request asks for websocket (RFC 6455 §4.1) and, if
     so, carries its Sec-WebSocket-Key; RemoteProtocolError (400) when it does
@@ -565,7 +599,7 @@ __all__ = [
     "HAPROXY_MAXREWRITE", "KEEP_ALIVE", "LENGTH", "MAX_CONTENT_LENGTH", "MAX_HEADERS",
     "MAX_HEAD_SIZE", "NONE", "NO_BODY", "SERVER_CLOSE", "STATUS_HEAD_TOO_LARGE",
     "STATUS_URI_TOO_LONG", "TCHAR", "UNTIL_CLOSE", "UNTIL_CLOSE_BODY",
-    "check_request_target", "connection_modes", "connection_options", "head_budget", "head_too_large",
+    "check_request_target", "connect_framing", "connection_modes", "connection_options", "head_budget", "head_too_large",
     "keep_alive", "peer_wants_keep_alive", "request_framing", "response_framing",
     "server_keep_alive", "set_limits", "too_many_headers", "validate_header_fields",
 ]

@@ -63,6 +63,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # The versions framing.request_framing accepts (it explains the others' refusal).
 PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
 LAST_CHUNK = b"0\r\n\r\n"
+CONNECT = b"CONNECT"
 CLIENT_EOF, SERVER_EOF = 1, 2
 
 
@@ -626,8 +627,6 @@ class HttpSession(asyncio.Protocol):
                     request.plain = False
             if request.version not in PLAIN_VERSIONS and framing.minor_version_above(request.version):
                 self._speak_http11(request)
-            if request.upgrade:
-                request.websocket = framing.is_websocket_upgrade(request.headers)
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
                 # No framing field and at most one Host: what request_framing
                 # would find in its pass over the fields.
@@ -643,6 +642,12 @@ class HttpSession(asyncio.Protocol):
                 # be wrong: an HTTP/1.0 one kept, an HTTP/1.1 one closed.
                 if not request.plain and request.keep_alive is (request.version == "1.0"):
                     self._read_connection(request)
+            if request.upgrade:  # llhttp's word for an Upgrade field and for CONNECT
+                if request.method_bytes == CONNECT:
+                    request.websocket = False
+                    body = request.framing = framing.connect_framing(url, request.headers, body)
+                else:
+                    request.websocket = framing.is_websocket_upgrade(request.headers)
         except RemoteProtocolError as exc:
             request.error = (exc.status_hint, str(exc))
             raise
@@ -874,9 +879,12 @@ class HttpSession(asyncio.Protocol):
                                               route.server_keep_alive, request)
         if head is None:
             try:
+                # A CONNECT goes as any request (HAProxy's Connection field),
+                # not as an Upgrade
                 head = writer.write(
                     request.method_bytes, request.url, request.version, request.headers,
-                    request.framing, route.server_keep_alive, request, request.upgrade)
+                    request.framing, route.server_keep_alive, request,
+                    request.upgrade and request.method_bytes != CONNECT)
             except LocalProtocolError:
                 self._respond_local(505)
                 return

@@ -207,6 +207,17 @@ CASES.update({
                                    b"Content-Length: " + b"0" * 30 + b"\r\n\r\n"),
 })
 
+# ----------------------------------------------------------------- CONNECT
+# HAProxy refuses a CONNECT whose target is not a host and port, or names
+# another host than Host (a Host without port stands for port 80 or 443).
+CASES.update({
+    f"CONNECT {target} Host {host}": b"CONNECT %s HTTP/1.1\r\n%s\r\n" % (
+        target.encode(), b"Host: %s\r\n" % host.encode() if host else b"")
+    for target, host in [("h", ""), ("h:", "h"), ("h:x", "h"), ("/x", ""), ("*", ""),
+                         ("http://h/x", "h"), ("g:443", "h"), ("h:8443", "h"), ("h:0443", "h"),
+                         ("h:443", "h:80"), ("h:80", "h:443"), ("h:443", "g")]
+})
+
 # Fields HAProxy forwards and haply drops as hop-by-hop (RFC 9110 §7.6.1), so
 # that the server's view is compared without them.
 HOP_BY_HOP = {b"proxy-connection", b"keep-alive", b"te", b"upgrade"}

@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 from haply.http.errors import ProtocolError, RemoteProtocolError
 from haply.http.framing import (
     CHUNKED, CLOSE, KEEP_ALIVE, LENGTH, MAX_HEAD_SIZE, MAX_HEADERS, NO_BODY_NO_LENGTH, NONE, SERVER_CLOSE,
-    UNTIL_CLOSE, Framing, check_request_target, connection_modes, connection_options,
+    UNTIL_CLOSE, Framing, check_request_target, connect_framing, connection_modes,
+    connection_options,
     head_too_large, keep_alive, peer_wants_keep_alive, request_framing, response_framing,
     server_keep_alive, too_many_headers, validate_header_fields,
 )
@@ -387,3 +388,39 @@ def test_server_keep_alive():
     assert server_keep_alive(KEEP_ALIVE)
     assert not server_keep_alive(SERVER_CLOSE)
     assert not server_keep_alive(CLOSE)
+
+
+NO_BODY = Framing(NONE, 0)
+
+
+@pytest.mark.parametrize("url,headers", [
+    # not a host and port (RFC 9112 §3.2.3)
+    (b"h", []), (b"h:", HOST_H), (b"h:x", HOST_H), (b":443", []), (b"/x", []), (b"*", []),
+    (b"http://h/x", HOST_H), (b"[::1]", []),
+    # another host than Host: a Host port must be the target's, and a Host
+    # without port matches only 80 and 443
+    (b"g:443", HOST_H), (b"h:443", [(b"Host", b"g")]), (b"h:8443", HOST_H),
+    (b"h:0", HOST_H), (b"h:0443", HOST_H), (b"h:443", [(b"Host", b"h:80")]),
+    (b"h:80", [(b"Host", b"h:443")]), (b"h:443", [(b"Host", b"")]),
+    (b"h:443", [(b"Host", b"h, h")]),
+])
+def test_connect_target_refused(url, headers):
+    assert refused(connect_framing, url, headers, NO_BODY).status_hint == 400
+
+
+@pytest.mark.parametrize("url,headers", [
+    (b"h:443", []), (b"h:443", HOST_H), (b"h:80", HOST_H), (b"h:443", [(b"Host", b"H:443")]),
+    (b"h:8443", [(b"Host", b"h:8443")]), (b"[::1]:443", [(b"Host", b"[::1]")]),
+    (b"127.0.0.1:1", []), (b"u@h:443", HOST_H), (b"h:99999", [(b"Host", b"h:99999")]),
+])
+def test_connect_target_accepted(url, headers):
+    assert connect_framing(url, headers, NO_BODY) == NO_BODY
+
+
+def test_connect_has_no_content():
+    """What follows a CONNECT's head is the tunnel's: a Content-Length over 0
+    is not sent on (the server would wait for it), a chunked one refused."""
+    assert connect_framing(b"h:443", HOST_H, Framing(LENGTH, 3)) == NO_BODY_NO_LENGTH
+    assert connect_framing(b"h:443", HOST_H, Framing(LENGTH, 0)) == Framing(LENGTH, 0)
+    error = refused(connect_framing, b"h:443", HOST_H, Framing(CHUNKED))
+    assert (error.status_hint, error.field) == (400, b"transfer-encoding")
