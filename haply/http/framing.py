@@ -385,6 +385,23 @@ def check_protocol(head: bytes) -> None:
         raise RemoteProtocolError("the request line's protocol is not HTTP", 400)
 
 
+def extension_method(head: bytes) -> tuple[bytes, bytes] | None:
+    """(method, the head from the space after it) for a request that llhttp
+    refused for its method, when that method is a token (RFC 9110 §9.1):
+    llhttp knows a fixed list of methods, HAProxy 2.6 forwards any token
+    ("BAN", "get"). None when it is not one, or when the space after it has
+    not come yet. `head` starts where the request does; the empty lines
+    llhttp skips before a request may precede it."""
+    start = len(head) - len(head.lstrip(b"\r\n"))
+    end = head.find(b" ", start)
+    if end <= start:
+        return None
+    method = head[start:end]
+    if method.translate(None, TCHAR):
+        return None
+    return method, head[end:]
+
+
 def minor_version_above(version: str) -> bool:
     """Whether an HTTP/1.x version is above 1.1 (llhttp, lenient on versions,
     gives "1.2" to "1.9"). RFC 9112 §2.6: a recipient processes such a message
@@ -599,7 +616,7 @@ __all__ = [
     "HAPROXY_MAXREWRITE", "KEEP_ALIVE", "LENGTH", "MAX_CONTENT_LENGTH", "MAX_HEADERS",
     "MAX_HEAD_SIZE", "NONE", "NO_BODY", "SERVER_CLOSE", "STATUS_HEAD_TOO_LARGE",
     "STATUS_URI_TOO_LONG", "TCHAR", "UNTIL_CLOSE", "UNTIL_CLOSE_BODY",
-    "check_request_target", "connect_framing", "connection_modes", "connection_options", "head_budget", "head_too_large",
+    "check_request_target", "connect_framing", "extension_method", "connection_modes", "connection_options", "head_budget", "head_too_large",
     "keep_alive", "peer_wants_keep_alive", "request_framing", "response_framing",
     "server_keep_alive", "set_limits", "too_many_headers", "validate_header_fields",
 ]

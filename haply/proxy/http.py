@@ -233,14 +233,31 @@ class LostClient:
     abort = pause_reading = resume_reading = close
 
 
-def request_parser(session) -> httptools.HttpRequestParser:
+def request_parser(session, kind=httptools.HttpRequestParser) -> httptools.HttpRequestParser:
     """llhttp for a client's requests. Lenient on the version only: it would
     refuse HTTP/1.2 to 1.9, which RFC 9112 §2.6 (and HAProxy) read as
     HTTP/1.1; versions haply does not speak are refused after the head
     (framing.request_framing)."""
-    parser = httptools.HttpRequestParser(session)
+    parser = kind(session)
     parser.set_dangerous_leniencies(lenient_version=True)
     return parser
+
+
+class ExtensionMethodParser(httptools.HttpRequestParser):
+    """llhttp reading a request whose method it does not know, given to it as
+    GET (HttpSession._read_extension_method): the head's first get_method()
+    gives the request's own method. llhttp frames a request's body alike
+    whatever its method but for CONNECT, which is known: the GET reads the
+    same bytes as the request, as HAProxy reads them."""
+
+    method: bytes | None = None
+
+    def get_method(self) -> bytes:
+        method = self.method
+        if method is None:
+            return super().get_method()
+        self.method = None
+        return method
 
 
 class HttpSession(asyncio.Protocol):
@@ -387,6 +404,9 @@ class HttpSession(asyncio.Protocol):
             else:
                 self._reject(400, "unexpected upgrade")
         except httptools.HttpParserError as exc:
+            if exc.__class__ is httptools.HttpParserInvalidMethodError and \
+                    self._read_extension_method(data):
+                return
             last = self.requests[-1] if self.requests else None
             if self.parsing is None and last is not None and not last.keep_alive:
                 # Bytes after a request that closes the connection: llhttp
@@ -400,6 +420,33 @@ class HttpSession(asyncio.Protocol):
             else:
                 status, reason = 400, str(exc) or "malformed request"
             self._reject(status, reason, data)
+
+    def _read_extension_method(self, data: bytes) -> bool:
+        """A method llhttp does not know: when it is a token, which HAProxy
+        forwards, the request is read again with GET in its place and its own
+        method reported (ExtensionMethodParser), then written from its parts
+        (its line's protocol checked here, as the raw path would). False when
+        it cannot be: not a token, or a request that did not begin at this
+        read (its start in `data` is not known), or its method not whole yet
+        (its first read ended within the method)."""
+        request = self.parsing
+        if request is None or request.raw is not data:
+            return False
+        found = framing.extension_method(data)
+        if found is None:
+            return False
+        method, rest = found
+        try:
+            framing.check_protocol(rest)
+        except RemoteProtocolError:
+            return False
+        self.parser = parser = request_parser(self, ExtensionMethodParser)
+        parser.method = method
+        # self.parsing stays set: this read is no request's first, so the
+        # raw path does not send GET for it
+        self.frontend.bytes_in -= len(data)  # counted again
+        self.data_received(b"GET" + rest)
+        return True
 
     def eof_received(self) -> bool:
         if self.tunnel:

@@ -218,6 +218,30 @@ CASES.update({
                          ("h:443", "h:80"), ("h:80", "h:443"), ("h:443", "g")]
 })
 
+# ------------------------------------------------------- extension methods
+# llhttp knows a fixed list of methods; HAProxy forwards any token as the
+# method, and refuses others.
+CASES.update({
+    f"method {method}": b"%s /a HTTP/1.1\r\nHost: h\r\n\r\n" % method.encode()
+    for method in ["BAN", "get", "Get", "GETX", "G-E_T", "M!", "M~", "M#X", "M|", "X" * 40,
+                   "M@X", "M(X", "M/X", "M:X"]
+})
+CASES.update({
+    "method FOO, a body": b"FOO /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+    "method FOO, chunked": (b"FOO /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"3\r\nabc\r\n0\r\n\r\n"),
+    "method FOO, HTTP/1.0": b"FOO /a HTTP/1.0\r\n\r\n",
+    "method FOO, HTTP/1.2": b"FOO /a HTTP/1.2\r\nHost: h\r\n\r\n",
+    "method FOO, RTSP/1.0": b"FOO /a RTSP/1.0\r\nHost: h\r\n\r\n",
+    "method FOO, asterisk": b"FOO * HTTP/1.1\r\nHost: h\r\n\r\n",
+    "method FOO, absolute form": b"FOO http://h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "method FOO, after an empty line": b"\r\nFOO /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    "method FOO, then GET": (b"FOO /a HTTP/1.1\r\nHost: h\r\n\r\n"
+                             b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "method FOO, then HEAD": (b"FOO /a HTTP/1.1\r\nHost: h\r\n\r\n"
+                              b"HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+})
+
 # Fields HAProxy forwards and haply drops as hop-by-hop (RFC 9110 §7.6.1), so
 # that the server's view is compared without them.
 HOP_BY_HOP = {b"proxy-connection", b"keep-alive", b"te", b"upgrade"}

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from haply.http.errors import ProtocolError, RemoteProtocolError
 from haply.http.framing import (
     CHUNKED, CLOSE, KEEP_ALIVE, LENGTH, MAX_HEAD_SIZE, MAX_HEADERS, NO_BODY_NO_LENGTH, NONE, SERVER_CLOSE,
-    UNTIL_CLOSE, Framing, check_request_target, connect_framing, connection_modes,
+    UNTIL_CLOSE, Framing, check_request_target, connect_framing, connection_modes, extension_method,
     connection_options,
     head_too_large, keep_alive, peer_wants_keep_alive, request_framing, response_framing,
     server_keep_alive, too_many_headers, validate_header_fields,
@@ -424,3 +424,15 @@ def test_connect_has_no_content():
     assert connect_framing(b"h:443", HOST_H, Framing(LENGTH, 0)) == Framing(LENGTH, 0)
     error = refused(connect_framing, b"h:443", HOST_H, Framing(CHUNKED))
     assert (error.status_hint, error.field) == (400, b"transfer-encoding")
+
+
+@pytest.mark.parametrize("head,found", [
+    (b"BAN /a HTTP/1.1\r\n", (b"BAN", b" /a HTTP/1.1\r\n")),
+    (b"get / HTTP/1.1\r\n", (b"get", b" / HTTP/1.1\r\n")),
+    (b"\r\n\nM!#$%&'*+-.^_`|~0 /", (b"M!#$%&'*+-.^_`|~0", b" /")),
+    # not a token, not whole yet, no method at all
+    (b"M@X / HTTP/1.1\r\n", None), (b"GET\t/ HTTP/1.1\r\n", None), (b"M\xe9 /", None),
+    (b"FO", None), (b" / HTTP/1.1\r\n", None), (b"\r\n", None),
+])
+def test_extension_method(head, found):
+    assert extension_method(head) == found
