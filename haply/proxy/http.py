@@ -1137,8 +1137,12 @@ class HttpSession(asyncio.Protocol):
             if request.complete and request.chunked:
                 transport.write(LAST_CHUNK)
         request.server.bytes_in += len(request.head_bytes)
-        if request.upgrade and request.tunnel_data:
-            pass  # sent once the server accepts the upgrade
+        if request.upgrade:
+            if request.method_bytes == CONNECT:
+                upstream.answer_to_connect()
+            # what followed the request goes once the server accepts it
+            if not request.tunnel_data and self.paused & PAUSE_WAITING:
+                self.resume_client_reading(PAUSE_WAITING)
         elif self.paused & PAUSE_WAITING:
             self.resume_client_reading(PAUSE_WAITING)
         self.deadline.arm_idle(backend.proxy.timeouts.server, "server")
@@ -1170,7 +1174,9 @@ class HttpSession(asyncio.Protocol):
         request = self.requests[0]
         request.status = status
         route = request.route
-        upgrade = request.upgrade and status == 101
+        # a tunnel follows a 101 to an Upgrade, and a 2xx to a CONNECT
+        upgrade = request.upgrade and (status == 101 or (
+            request.method_bytes == CONNECT and 200 <= status < 300))
         if status in route.retry_statuses and self._can_replay(request, str(status)):
             # `retry-on 503` and the like: this answer is dropped and the request
             # goes to another server; the last attempt's answer is forwarded.
@@ -1214,8 +1220,11 @@ class HttpSession(asyncio.Protocol):
         if head is None and not upgrade and reason is None:
             head = writer.write_raw(raw, low, fields, status, body, keep_client, request.version)
         if head is None:
+            # a CONNECT's tunnel: nothing said of the connection, as HAProxy
+            # says nothing (the client's version does not matter then)
             head = writer.write(version, sent, reason or upstream.reason, upstream.headers, body,
-                                keep_client, request.version, request, upgrade)
+                                keep_client, "1.1" if upgrade else request.version, request,
+                                upgrade and status == 101)
         if route.cache_store is not None:
             self.filling = None if upgrade else caching.start_filling(
                 route.cache_store, request, status, upstream.reason, upstream.headers, body)

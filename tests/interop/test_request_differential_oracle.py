@@ -72,7 +72,14 @@ class RecordingServer:
                 self._record((line, fields, body))
                 if line.startswith(b"CONNECT "):
                     conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
-                    self._record(("tunnel", data or conn.recv(65536)))
+                    # what the tunnel carries at once, then its end (before
+                    # the client's SILENCE, so that the proxy's close shows)
+                    conn.settimeout(0.1)
+                    try:
+                        data += conn.recv(65536)
+                    except socket.timeout:
+                        pass
+                    self._record(("tunnel", data))
                     return
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
                              + (b"" if line.startswith(b"HEAD ") else b"ok"))
@@ -240,6 +247,21 @@ CASES.update({
                              b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
     "method FOO, then HEAD": (b"FOO /a HTTP/1.1\r\nHost: h\r\n\r\n"
                               b"HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+})
+
+# A 2xx to a CONNECT opens a tunnel, which carries what followed the request
+# (whatever its Content-Length said). A CONNECT has no content: its
+# Content-Length is not sent on.
+CASES.update({
+    "CONNECT": b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+    "CONNECT without Host": b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n",
+    "CONNECT, data after": b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\nhello",
+    "CONNECT, a request after": (b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n"
+                                 b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "CONNECT, Content-Length 3": b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+    "CONNECT, Content-Length 0": b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    "CONNECT, HTTP/1.0": b"CONNECT h:443 HTTP/1.0\r\nHost: h\r\n\r\n",
+    "CONNECT, Connection: close": b"CONNECT h:80 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
 })
 
 # Fields HAProxy forwards and haply drops as hop-by-hop (RFC 9110 §7.6.1), so
