@@ -414,8 +414,8 @@ _HTTP_PROTOCOL = re.compile(rb" HTTP/[0-9]\.[0-9]")
 
 def check_request_target(url: bytes, headers: Headers) -> None:
     """Refuse (400) a request target HAProxy refuses: one with a fragment,
-    and an absolute form (RFC 9112 §3.2.2) whose host is not the one the
-    Host field names; rules that read Host and a server that reads the
+    an absolute form with a query but no path, and an absolute form (RFC
+    9112 §3.2.2) whose host is not the one the Host field names; rules that read Host and a server that reads the
     target must not be told two different hosts. A default port (`:80` for
     http, `:443` for https) and user information do not count."""
     if _FRAGMENT_MARK in url:
@@ -425,10 +425,16 @@ def check_request_target(url: bytes, headers: Headers) -> None:
     scheme, separator, rest = url.partition(b"://")
     if not separator:
         return  # "*", or a CONNECT's host:port
-    authority = rest.partition(b"/")[0].partition(b"?")[0].rpartition(b"@")[2].lower()
+    authority = rest.partition(b"/")[0]
+    if b"?" in authority:
+        # A query right after the authority ("http://h?q"), which RFC 3986
+        # allows but HAProxy 2.6 refuses: a server behind it never sees one.
+        raise RemoteProtocolError("invalid request target: query without path", 400)
+    # An empty port is the default one (RFC 3986 §6.2.3), as HAProxy takes it.
+    authority = authority.rpartition(b"@")[2].lower().removesuffix(b":")
     host = next((value.strip(_OWS).lower() for name, value in headers
                  if len(name) == 4 and name.lower() == b"host"), None)
-    if host is None:
+    if host is None or not authority:  # HAProxy compares no empty authority either
         return
     default_port = _DEFAULT_PORTS.get(scheme.lower())
     if default_port is not None:

@@ -204,6 +204,17 @@ CASES.update({
                                       b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
 })
 
+# ---------------------------------------------------------- absolute form
+# HAProxy refuses a query right after the authority, and compares no empty
+# authority with Host. (It also reads an empty port as the default one, and
+# sends 'http://h/a' for 'http://h:/a' or 'http://h:80/a', where haply sends
+# the target as received: the same URI, RFC 3986 §6.2.3.)
+CASES.update({
+    f"target {target}": b"GET %s HTTP/1.1\r\nHost: h\r\n\r\n" % target.encode()
+    for target in ["http://h?q", "http://h?", "http://u@h?q", "https://h:443?q", "http://h/?q",
+                   "http://h", "http:///a", "http://"]
+})
+
 # ---------------------------------------------------------- Content-Length
 # More than 19 digits, but for leading zeros: HAProxy reads the value. haply
 # sends the server the length it decided (the field is compared as a number).

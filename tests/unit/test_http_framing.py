@@ -325,6 +325,8 @@ HOST_H = [(b"Host", b"h")]
     # an absolute form naming another host than Host (RFC 9112 §3.2.2)
     (b"http://other/x", HOST_H), (b"http://h:81/x", [(b"Host", b"h:82")]),
     (b"https://h/x", [(b"Host", b"h:80")]), (b"http://h/x", [(b"X", b"1"), (b"host", b"g")]),
+    # a query right after the authority, which HAProxy refuses
+    (b"http://h?q", HOST_H), (b"http://h?", HOST_H), (b"https://u@h:443?q", []),
 ])
 def test_request_target_refused(url, headers):
     assert refused(check_request_target, url, headers).status_hint == 400
@@ -338,7 +340,9 @@ def test_request_target_refused(url, headers):
     # the same host: default ports, case, user information, no Host at all
     (b"http://h:80/p?q=1&r=%20", HOST_H), (b"http://h/x", [(b"Host", b"h:80")]),
     (b"https://H:443/x", [(b"host", b" h ")]), (b"http://u:p@h/x", HOST_H),
-    (b"http://h:8080/x", [(b"Host", b"h:8080")]), (b"http://h?q", HOST_H), (b"http://h/x", []),
+    (b"http://h:8080/x", [(b"Host", b"h:8080")]), (b"http://h/?q", HOST_H), (b"http://h/x", []),
+    # an empty port is the default one; an empty authority is not compared
+    (b"http://h:/x", HOST_H), (b"http://h:", HOST_H), (b"http:///x", HOST_H), (b"http://", HOST_H),
 ])
 def test_request_target_accepted(url, headers):
     check_request_target(url, headers)
