@@ -385,21 +385,20 @@ def check_protocol(head: bytes) -> None:
         raise RemoteProtocolError("the request line's protocol is not HTTP", 400)
 
 
-def extension_method(head: bytes) -> tuple[bytes, bytes] | None:
+def extension_method(head: bytes) -> tuple[bytes, bytes | None] | None:
     """(method, the head from the space after it) for a request that llhttp
     refused for its method, when that method is a token (RFC 9110 §9.1):
     llhttp knows a fixed list of methods, HAProxy 2.6 forwards any token
-    ("BAN", "get"). None when it is not one, or when the space after it has
-    not come yet. `head` starts where the request does; the empty lines
-    llhttp skips before a request may precede it."""
+    ("BAN", "get"). (what came of the method, None) when the space after it
+    has not come yet; None when it is not a token. `head` starts where the
+    request does; the empty lines llhttp skips before a request may precede
+    it."""
     start = len(head) - len(head.lstrip(b"\r\n"))
     end = head.find(b" ", start)
-    if end <= start:
+    method = head[start:end] if end >= 0 else head[start:]
+    if not method or method.translate(None, TCHAR):
         return None
-    method = head[start:end]
-    if method.translate(None, TCHAR):
-        return None
-    return method, head[end:]
+    return method, head[end:] if end >= 0 else None
 
 
 def minor_version_above(version: str) -> bool:

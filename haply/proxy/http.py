@@ -375,12 +375,20 @@ class HttpSession(asyncio.Protocol):
         if self.broken:
             return
         if self.held is not None:
-            # Parked over maxconn: uvloop starts reading once connection_made
-            # returns, even when reading was paused there. Keep this read for
-            # when the connection is let in, and read nothing more until then.
-            self.held.append(data)
-            self.transport.pause_reading()
-            return
+            if self.admitted:
+                # the start of a request whose method is not whole yet
+                # (_read_extension_method): read again with what follows
+                held, self.held = self.held[0], None
+                self.frontend.bytes_in -= len(held)
+                data = held + data
+            else:
+                # Parked over maxconn: uvloop starts reading once
+                # connection_made returns, even when reading was paused
+                # there. Keep this read for when the connection is let in,
+                # and read nothing more until then.
+                self.held.append(data)
+                self.transport.pause_reading()
+                return
         if self.tunnel:
             self.deadline.touch()
             self.upstream.transport.write(data)
@@ -425,10 +433,11 @@ class HttpSession(asyncio.Protocol):
         """A method llhttp does not know: when it is a token, which HAProxy
         forwards, the request is read again with GET in its place and its own
         method reported (ExtensionMethodParser), then written from its parts
-        (its line's protocol checked here, as the raw path would). False when
-        it cannot be: not a token, or a request that did not begin at this
-        read (its start in `data` is not known), or its method not whole yet
-        (its first read ended within the method)."""
+        (its line's protocol checked here, as the raw path would). A method
+        not whole yet is kept, and read again with what comes next, as
+        HAProxy waits for it. False when it cannot be: not a token, or a
+        request that did not begin at this read (its start in `data` is not
+        known)."""
         request = self.parsing
         if request is None or request.raw is not data:
             return False
@@ -436,6 +445,13 @@ class HttpSession(asyncio.Protocol):
         if found is None:
             return False
         method, rest = found
+        if rest is None:
+            if len(data) > framing.MAX_HEAD_SIZE:
+                return False
+            self.held = [data]
+            self.parser = request_parser(self)
+            self.parsing = None
+            return True
         try:
             framing.check_protocol(rest)
         except RemoteProtocolError:

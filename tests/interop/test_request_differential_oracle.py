@@ -125,11 +125,14 @@ def _one_request(data: bytes):
     return (line, fields, rest[:length]), rest[length:]
 
 
-def exchange(port: int, request: bytes) -> tuple:
-    """(statuses, the answers' Connection values, closed) for one connection."""
+def exchange(port: int, request: bytes | list[bytes]) -> tuple:
+    """(statuses, the answers' Connection values, closed) for one connection;
+    a request given as a list is sent in as many writes, 50 ms apart."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.settimeout(SILENCE)
-        sock.sendall(request)
+        for part in request if isinstance(request, list) else [request]:
+            sock.sendall(part)
+            time.sleep(0.05 if isinstance(request, list) else 0)
         reply, closed = b"", False
         try:
             while chunk := sock.recv(65536):
@@ -144,7 +147,7 @@ def exchange(port: int, request: bytes) -> tuple:
     return statuses, connection, closed
 
 
-def run_cases(cases: dict[str, bytes]) -> dict[str, dict]:
+def run_cases(cases: dict[str, bytes | list[bytes]]) -> dict[str, dict]:
     """{proxy: {case: (exchange(...), what the server received)}}, one case at a time."""
     results = {}
     for name, binary in PROXIES.items():
@@ -167,7 +170,7 @@ def run_cases(cases: dict[str, bytes]) -> dict[str, dict]:
     return results
 
 
-CASES: dict[str, bytes] = {}
+CASES: dict[str, bytes | list[bytes]] = {}
 
 # ------------------------------------------------------------- keep-alive
 # llhttp reads Proxy-Connection as if it were Connection, and keeps an
@@ -256,6 +259,9 @@ CASES.update({
     "method FOO, after an empty line": b"\r\nFOO /a HTTP/1.1\r\nHost: h\r\n\r\n",
     "method FOO, then GET": (b"FOO /a HTTP/1.1\r\nHost: h\r\n\r\n"
                              b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "method FOO, in two writes": [b"FO", b"O /a HTTP/1.1\r\nHost: h\r\n\r\n"],
+    "method FOO, after an empty line, in two writes": [b"\r\nFO", b"O /a HTTP/1.1\r\nHost: h\r\n\r\n"],
+    "method M@X, in two writes": [b"M@", b"X /a HTTP/1.1\r\nHost: h\r\n\r\n"],
     "method FOO, then HEAD": (b"FOO /a HTTP/1.1\r\nHost: h\r\n\r\n"
                               b"HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"),
 })

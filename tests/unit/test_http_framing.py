@@ -434,9 +434,11 @@ def test_connect_has_no_content():
     (b"BAN /a HTTP/1.1\r\n", (b"BAN", b" /a HTTP/1.1\r\n")),
     (b"get / HTTP/1.1\r\n", (b"get", b" / HTTP/1.1\r\n")),
     (b"\r\n\nM!#$%&'*+-.^_`|~0 /", (b"M!#$%&'*+-.^_`|~0", b" /")),
-    # not a token, not whole yet, no method at all
+    # not whole yet
+    (b"FO", (b"FO", None)), (b"\r\nabc", (b"abc", None)),
+    # not a token, no method at all
     (b"M@X / HTTP/1.1\r\n", None), (b"GET\t/ HTTP/1.1\r\n", None), (b"M\xe9 /", None),
-    (b"FO", None), (b" / HTTP/1.1\r\n", None), (b"\r\n", None),
+    (b"M@", None), (b" / HTTP/1.1\r\n", None), (b"\r\n", None),
 ])
 def test_extension_method(head, found):
     assert extension_method(head) == found
