@@ -84,7 +84,9 @@ STATUS_URI_TOO_LONG = 414
 
 # Content-Length up to 2**63 - 1 (what a signed 64-bit offset holds, and the
 # largest value HAProxy or any server here can use); 19 digits is the longest
-# such number, so a longer string is refused before int() sees it.
+# such number, so a longer string is refused before int() sees it. Leading
+# zeros do not count: "00000000000000000003" is 3 to HAProxy and to llhttp,
+# and the server is sent "3" (haply writes the length it decided).
 MAX_CONTENT_LENGTH = 2**63 - 1
 MAX_CONTENT_LENGTH_DIGITS = 19
 
@@ -288,7 +290,9 @@ def _parse_content_length(value: bytes, status: int) -> int:
         raise RemoteProtocolError("Content-Length is not a decimal number", status,
                                   b"content-length")
     if len(digits) > MAX_CONTENT_LENGTH_DIGITS:
-        raise RemoteProtocolError("Content-Length too long", status, b"content-length")
+        digits = digits.lstrip(b"0") or b"0"
+        if len(digits) > MAX_CONTENT_LENGTH_DIGITS:
+            raise RemoteProtocolError("Content-Length too long", status, b"content-length")
     length = int(digits)
     if length > MAX_CONTENT_LENGTH:
         raise RemoteProtocolError("Content-Length too large", status, b"content-length")
@@ -381,6 +385,22 @@ def check_protocol(head: bytes) -> None:
         raise RemoteProtocolError("the request line's protocol is not HTTP", 400)
 
 
+def extension_method(head: bytes) -> tuple[bytes, bytes | None] | None:
+    """(method, the head from the space after it) for a request that llhttp
+    refused for its method, when that method is a token (RFC 9110 §9.1):
+    llhttp knows a fixed list of methods, HAProxy 2.6 forwards any token
+    ("BAN", "get"). (what came of the method, None) when the space after it
+    has not come yet; None when it is not a token. `head` starts where the
+    request does; the empty lines llhttp skips before a request may precede
+    it."""
+    start = len(head) - len(head.lstrip(b"\r\n"))
+    end = head.find(b" ", start)
+    method = head[start:end] if end >= 0 else head[start:]
+    if not method or method.translate(None, TCHAR):
+        return None
+    return method, head[end:] if end >= 0 else None
+
+
 def minor_version_above(version: str) -> bool:
     """Whether an HTTP/1.x version is above 1.1 (llhttp, lenient on versions,
     gives "1.2" to "1.9"). RFC 9112 §2.6: a recipient processes such a message
@@ -393,8 +413,8 @@ _HTTP_PROTOCOL = re.compile(rb" HTTP/[0-9]\.[0-9]")
 
 def check_request_target(url: bytes, headers: Headers) -> None:
     """Refuse (400) a request target HAProxy refuses: one with a fragment,
-    and an absolute form (RFC 9112 §3.2.2) whose host is not the one the
-    Host field names; rules that read Host and a server that reads the
+    an absolute form with a query but no path, and an absolute form (RFC
+    9112 §3.2.2) whose host is not the one the Host field names; rules that read Host and a server that reads the
     target must not be told two different hosts. A default port (`:80` for
     http, `:443` for https) and user information do not count."""
     if _FRAGMENT_MARK in url:
@@ -404,10 +424,16 @@ def check_request_target(url: bytes, headers: Headers) -> None:
     scheme, separator, rest = url.partition(b"://")
     if not separator:
         return  # "*", or a CONNECT's host:port
-    authority = rest.partition(b"/")[0].partition(b"?")[0].rpartition(b"@")[2].lower()
+    authority = rest.partition(b"/")[0]
+    if b"?" in authority:
+        # A query right after the authority ("http://h?q"), which RFC 3986
+        # allows but HAProxy 2.6 refuses: a server behind it never sees one.
+        raise RemoteProtocolError("invalid request target: query without path", 400)
+    # An empty port is the default one (RFC 3986 §6.2.3), as HAProxy takes it.
+    authority = authority.rpartition(b"@")[2].lower().removesuffix(b":")
     host = next((value.strip(_OWS).lower() for name, value in headers
                  if len(name) == 4 and name.lower() == b"host"), None)
-    if host is None:
+    if host is None or not authority:  # HAProxy compares no empty authority either
         return
     default_port = _DEFAULT_PORTS.get(scheme.lower())
     if default_port is not None:
@@ -416,6 +442,40 @@ def check_request_target(url: bytes, headers: Headers) -> None:
     if authority != host:
         raise RemoteProtocolError("the request target names another host than the Host field",
                                   400, b"host")
+
+
+_CONNECT_DEFAULT_PORTS = (b"80", b"443")
+
+
+def connect_framing(url: bytes, headers: Headers, body: Framing) -> Framing:
+    """What a CONNECT request may be, as HAProxy 2.6 takes it; 400 otherwise.
+
+    Its target is the authority form, host and port (RFC 9112 §3.2.3); with
+    a Host field, both name the same host: the Host field's port is the
+    target's, and a Host without port matches a target on port 80 or 443
+    (a tunnel has no scheme to say which is the default; HAProxy takes
+    either). A CONNECT has no content (RFC 9110 §9.3.6): what follows its
+    head is the tunnel's, which llhttp keeps for it whatever a framing field
+    says. So a Content-Length over 0 is not sent on, where the server would
+    wait for a body it never gets, and a Transfer-Encoding is refused: a
+    server reading a chunked body there would take tunnel bytes for HTTP.
+    `body` is the framing request_framing gave."""
+    authority = url.partition(b"/")[0].rpartition(b"@")[2].lower()
+    name, colon, port = authority.rpartition(b":")
+    if not colon or not name or not port.isdigit():
+        raise RemoteProtocolError("CONNECT target is not a host and port", 400)
+    host = next((value.strip(_OWS).lower() for field, value in headers
+                 if len(field) == 4 and field.lower() == b"host"), None)
+    if host is not None and host != authority and not (
+            host == name and port in _CONNECT_DEFAULT_PORTS):
+        raise RemoteProtocolError("the request target names another host than the Host field",
+                                  400, b"host")
+    if body.kind == CHUNKED:
+        raise RemoteProtocolError("Transfer-Encoding in a CONNECT request", 400,
+                                  b"transfer-encoding")
+    if body.kind == LENGTH and body.length:
+        return NO_BODY_NO_LENGTH
+    return body
 
 
 def is_websocket_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -561,7 +621,7 @@ __all__ = [
     "HAPROXY_MAXREWRITE", "KEEP_ALIVE", "LENGTH", "MAX_CONTENT_LENGTH", "MAX_HEADERS",
     "MAX_HEAD_SIZE", "NONE", "NO_BODY", "SERVER_CLOSE", "STATUS_HEAD_TOO_LARGE",
     "STATUS_URI_TOO_LONG", "TCHAR", "UNTIL_CLOSE", "UNTIL_CLOSE_BODY",
-    "check_request_target", "connection_modes", "connection_options", "head_budget", "head_too_large",
+    "check_request_target", "connect_framing", "extension_method", "connection_modes", "connection_options", "head_budget", "head_too_large",
     "keep_alive", "peer_wants_keep_alive", "request_framing", "response_framing",
     "server_keep_alive", "set_limits", "too_many_headers", "validate_header_fields",
 ]

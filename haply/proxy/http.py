@@ -63,6 +63,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # The versions framing.request_framing accepts (it explains the others' refusal).
 PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
 LAST_CHUNK = b"0\r\n\r\n"
+CONNECT = b"CONNECT"
 CLIENT_EOF, SERVER_EOF = 1, 2
 
 
@@ -232,14 +233,31 @@ class LostClient:
     abort = pause_reading = resume_reading = close
 
 
-def request_parser(session) -> httptools.HttpRequestParser:
+def request_parser(session, kind=httptools.HttpRequestParser) -> httptools.HttpRequestParser:
     """llhttp for a client's requests. Lenient on the version only: it would
     refuse HTTP/1.2 to 1.9, which RFC 9112 §2.6 (and HAProxy) read as
     HTTP/1.1; versions haply does not speak are refused after the head
     (framing.request_framing)."""
-    parser = httptools.HttpRequestParser(session)
+    parser = kind(session)
     parser.set_dangerous_leniencies(lenient_version=True)
     return parser
+
+
+class ExtensionMethodParser(httptools.HttpRequestParser):
+    """llhttp reading a request whose method it does not know, given to it as
+    GET (HttpSession._read_extension_method): the head's first get_method()
+    gives the request's own method. llhttp frames a request's body alike
+    whatever its method but for CONNECT, which is known: the GET reads the
+    same bytes as the request, as HAProxy reads them."""
+
+    method: bytes | None = None
+
+    def get_method(self) -> bytes:
+        method = self.method
+        if method is None:
+            return super().get_method()
+        self.method = None
+        return method
 
 
 class HttpSession(asyncio.Protocol):
@@ -357,12 +375,20 @@ class HttpSession(asyncio.Protocol):
         if self.broken:
             return
         if self.held is not None:
-            # Parked over maxconn: uvloop starts reading once connection_made
-            # returns, even when reading was paused there. Keep this read for
-            # when the connection is let in, and read nothing more until then.
-            self.held.append(data)
-            self.transport.pause_reading()
-            return
+            if self.admitted:
+                # the start of a request whose method is not whole yet
+                # (_read_extension_method): read again with what follows
+                held, self.held = self.held[0], None
+                self.frontend.bytes_in -= len(held)
+                data = held + data
+            else:
+                # Parked over maxconn: uvloop starts reading once
+                # connection_made returns, even when reading was paused
+                # there. Keep this read for when the connection is let in,
+                # and read nothing more until then.
+                self.held.append(data)
+                self.transport.pause_reading()
+                return
         if self.tunnel:
             self.deadline.touch()
             self.upstream.transport.write(data)
@@ -386,6 +412,9 @@ class HttpSession(asyncio.Protocol):
             else:
                 self._reject(400, "unexpected upgrade")
         except httptools.HttpParserError as exc:
+            if exc.__class__ is httptools.HttpParserInvalidMethodError and \
+                    self._read_extension_method(data):
+                return
             last = self.requests[-1] if self.requests else None
             if self.parsing is None and last is not None and not last.keep_alive:
                 # Bytes after a request that closes the connection: llhttp
@@ -399,6 +428,41 @@ class HttpSession(asyncio.Protocol):
             else:
                 status, reason = 400, str(exc) or "malformed request"
             self._reject(status, reason, data)
+
+    def _read_extension_method(self, data: bytes) -> bool:
+        """A method llhttp does not know: when it is a token, which HAProxy
+        forwards, the request is read again with GET in its place and its own
+        method reported (ExtensionMethodParser), then written from its parts
+        (its line's protocol checked here, as the raw path would). A method
+        not whole yet is kept, and read again with what comes next, as
+        HAProxy waits for it. False when it cannot be: not a token, or a
+        request that did not begin at this read (its start in `data` is not
+        known)."""
+        request = self.parsing
+        if request is None or request.raw is not data:
+            return False
+        found = framing.extension_method(data)
+        if found is None:
+            return False
+        method, rest = found
+        if rest is None:
+            if len(data) > framing.MAX_HEAD_SIZE:
+                return False
+            self.held = [data]
+            self.parser = request_parser(self)
+            self.parsing = None
+            return True
+        try:
+            framing.check_protocol(rest)
+        except RemoteProtocolError:
+            return False
+        self.parser = parser = request_parser(self, ExtensionMethodParser)
+        parser.method = method
+        # self.parsing stays set: this read is no request's first, so the
+        # raw path does not send GET for it
+        self.frontend.bytes_in -= len(data)  # counted again
+        self.data_received(b"GET" + rest)
+        return True
 
     def eof_received(self) -> bool:
         if self.tunnel:
@@ -615,11 +679,15 @@ class HttpSession(asyncio.Protocol):
                 # The line as received goes to the server on the raw path
                 # (_dispatch): its protocol must be HTTP, which llhttp does not
                 # see to (RTSP). " HTTP/1.1\r\n" ends it: test its "H" first.
+                # And it must be "method SP target SP version", as llhttp
+                # reports them: llhttp also takes empty lines (a bare LF too)
+                # before it and more spaces between its parts, which HAProxy
+                # writes anew and a server may read otherwise. Such a line is
+                # written from the parts instead.
                 end = raw.find(b"\r\n")
-                if end < 9 or raw[end - 8] != 72:
+                if end != len(url) + len(request.method_bytes) + 10 or raw[end - 8] != 72:
                     framing.check_protocol(raw)
-            if request.upgrade:
-                request.websocket = framing.is_websocket_upgrade(request.headers)
+                    request.plain = False
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
                 # No framing field and at most one Host: what request_framing
                 # would find in its pass over the fields.
@@ -631,6 +699,18 @@ class HttpSession(asyncio.Protocol):
                     request.method_bytes, request.version, request.headers)
                 if request.hosts > 1:  # identical copies (others were refused): keep one
                     self._keep_one_host(request)
+                # A plain head has at most one Connection field, reading close
+                # or keep-alive, and no Proxy-Connection: llhttp reads those as
+                # HAProxy does. Others are read again where llhttp's answer may
+                # be wrong: an HTTP/1.0 one kept, an HTTP/1.1 one closed.
+                if not request.plain and request.keep_alive is (request.version == "1.0"):
+                    self._read_connection(request)
+            if request.upgrade:  # llhttp's word for an Upgrade field and for CONNECT
+                if request.method_bytes == CONNECT:
+                    request.websocket = False
+                    body = request.framing = framing.connect_framing(url, request.headers, body)
+                else:
+                    request.websocket = framing.is_websocket_upgrade(request.headers)
         except RemoteProtocolError as exc:
             request.error = (exc.status_hint, str(exc))
             raise
@@ -647,6 +727,16 @@ class HttpSession(asyncio.Protocol):
         else:
             # Pipelined: answered in order once the one before it is done.
             self.pause_client_reading(PAUSE_WAITING)
+
+    def _read_connection(self, request: Request) -> None:
+        """Whether the client keeps its connection, from its Connection fields
+        alone (RFC 9112 §9.3: close wins over keep-alive), as HAProxy reads
+        them. llhttp also reads a Proxy-Connection field, which no standard
+        defines, and keeps an HTTP/1.0 connection whose fields say both
+        keep-alive and close."""
+        request.keep_alive = framing.peer_wants_keep_alive(
+            request.version, framing.connection_options(request.headers)
+        ) and not self.frontend.engine.stopping
 
     @staticmethod
     def _speak_http11(request: Request) -> None:
@@ -845,16 +935,19 @@ class HttpSession(asyncio.Protocol):
         if raw is not None:
             request.raw = None  # the read may be large: not kept
             if (request.plain and writer.plain and not request.upgrade
-                    and request.framing.kind == framing.NONE and raw[:2] != CRLF):
+                    and request.framing.kind == framing.NONE):
                 end = raw.find(b"\r\n\r\n")
                 if end >= 0:  # else the head spans reads
                     head = writer.write_plain(raw[:end + 4], request.cut, request.version,
                                               route.server_keep_alive, request)
         if head is None:
             try:
+                # A CONNECT goes as any request (HAProxy's Connection field),
+                # not as an Upgrade
                 head = writer.write(
                     request.method_bytes, request.url, request.version, request.headers,
-                    request.framing, route.server_keep_alive, request, request.upgrade)
+                    request.framing, route.server_keep_alive, request,
+                    request.upgrade and request.method_bytes != CONNECT)
             except LocalProtocolError:
                 self._respond_local(505)
                 return
@@ -1060,8 +1153,12 @@ class HttpSession(asyncio.Protocol):
             if request.complete and request.chunked:
                 transport.write(LAST_CHUNK)
         request.server.bytes_in += len(request.head_bytes)
-        if request.upgrade and request.tunnel_data:
-            pass  # sent once the server accepts the upgrade
+        if request.upgrade:
+            if request.method_bytes == CONNECT:
+                upstream.answer_to_connect()
+            # what followed the request goes once the server accepts it
+            if not request.tunnel_data and self.paused & PAUSE_WAITING:
+                self.resume_client_reading(PAUSE_WAITING)
         elif self.paused & PAUSE_WAITING:
             self.resume_client_reading(PAUSE_WAITING)
         self.deadline.arm_idle(backend.proxy.timeouts.server, "server")
@@ -1093,7 +1190,9 @@ class HttpSession(asyncio.Protocol):
         request = self.requests[0]
         request.status = status
         route = request.route
-        upgrade = request.upgrade and status == 101
+        # a tunnel follows a 101 to an Upgrade, and a 2xx to a CONNECT
+        upgrade = request.upgrade and (status == 101 or (
+            request.method_bytes == CONNECT and 200 <= status < 300))
         if status in route.retry_statuses and self._can_replay(request, str(status)):
             # `retry-on 503` and the like: this answer is dropped and the request
             # goes to another server; the last attempt's answer is forwarded.
@@ -1137,8 +1236,11 @@ class HttpSession(asyncio.Protocol):
         if head is None and not upgrade and reason is None:
             head = writer.write_raw(raw, low, fields, status, body, keep_client, request.version)
         if head is None:
+            # a CONNECT's tunnel: nothing said of the connection, as HAProxy
+            # says nothing (the client's version does not matter then)
             head = writer.write(version, sent, reason or upstream.reason, upstream.headers, body,
-                                keep_client, request.version, request, upgrade)
+                                keep_client, "1.1" if upgrade else request.version, request,
+                                upgrade and status == 101)
         if route.cache_store is not None:
             self.filling = None if upgrade else caching.start_filling(
                 route.cache_store, request, status, upstream.reason, upstream.headers, body)

@@ -37,6 +37,43 @@ def response_parser(protocol: "UpstreamConnection") -> httptools.HttpResponsePar
     return parser
 
 
+class TunnelAnswer(Exception):
+    """Raised from the parser's callback once a server accepted a CONNECT:
+    llhttp stops there. `rest` is what came after the answer's head, the
+    tunnel's first bytes."""
+
+    def __init__(self, rest: bytes):
+        super().__init__()
+        self.rest = rest
+
+
+class ConnectAnswer:
+    """The parser's protocol while a CONNECT is answered. llhttp cannot know
+    that a 2xx answer to a CONNECT is the last HTTP on the connection (RFC
+    9110 §9.3.6: a tunnel follows; HAProxy opens it): after that head it
+    would read the tunnel as a body running until close. Any other answer is
+    read as usual, by the connection's own callbacks."""
+
+    __slots__ = ("upstream",)
+
+    def __init__(self, upstream: "UpstreamConnection"):
+        self.upstream = upstream
+
+    def on_headers_complete(self) -> None:
+        upstream = self.upstream
+        pending, start = upstream.pending, upstream.head_start
+        upstream.on_headers_complete()
+        if upstream.session is not None and 200 <= upstream.parser.get_status_code() < 300:
+            head = upstream.head
+            raise TunnelAnswer(pending[pending.find(head, start) + len(head):])
+
+    def on_body(self, body: bytes) -> None:
+        self.upstream.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.upstream.on_message_complete()
+
+
 class UpstreamConnection(asyncio.Protocol):
     def __init__(self, server: ServerState, pool: "ConnectionPool"):
         # Global
@@ -82,6 +119,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser = response_parser(self)
             self.stale_parser = False
 
+    def answer_to_connect(self) -> None:
+        """The request sent is a CONNECT: its answer is read by ConnectAnswer,
+        and the next exchange, if the connection has one, by a new parser."""
+        self.parser = response_parser(ConnectAnswer(self))
+        self.stale_parser = True
+
     def detach(self) -> None:
         self.session = None
 
@@ -122,6 +165,11 @@ class UpstreamConnection(asyncio.Protocol):
             if self.session is not None:
                 self.session.upgraded(rest)
         except httptools.HttpParserError as exc:
+            if exc.__context__.__class__ is TunnelAnswer:
+                self.tunnel = True
+                if self.session is not None:
+                    self.session.upgraded(exc.__context__.rest)
+                return
             if self.session is not None:
                 self.session.server_protocol_error(self, str(exc))
             else:

@@ -118,6 +118,8 @@ PARSER_REJECTS = {
     "bare LF line endings": b"GET / HTTP/1.1\nHost: a\n\n",
     "two-digit minor version": request(b"", b"GET / HTTP/1.10"),
     "ICE protocol": request(b"", b"GET / ICE/1.0"),
+    # (the proxy reads these again, when the method is a token: see the
+    # ExtensionMethodParser test below)
     "lower-case method": request(b"", b"get / HTTP/1.1"),
     "unknown method": request(b"", b"FOO / HTTP/1.1"),
     "SP in the URL": request(b"", b"GET /a b HTTP/1.1"),
@@ -331,3 +333,25 @@ def test_llhttp_refuses_transfer_encoding_in_responses_only_when_not_final():
     with pytest.raises(RemoteProtocolError) as info:
         response_framing(b"GET", 200, "1.1", seen.headers)
     assert info.value.status_hint == 502
+
+
+def test_extension_method_read_as_get_reports_its_own_method():
+    """A method llhttp does not know is read with GET in its place (the
+    proxy's ExtensionMethodParser); the head's get_method() gives the
+    request's own, and the requests after it on the connection their own."""
+    from haply.proxy.http import ExtensionMethodParser
+
+    methods = []
+
+    class Methods(Recorder):
+        def on_headers_complete(self):
+            methods.append(parser.get_method())
+
+    with pytest.raises(httptools.HttpParserInvalidMethodError):
+        feed_request(b"BAN /a HTTP/1.1\r\nHost: h\r\n\r\n")
+    recorder = Methods()
+    parser = request_parser(recorder, ExtensionMethodParser)
+    parser.method = b"BAN"
+    parser.feed_data(b"GET /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nokHEAD /b HTTP/1.1\r\n\r\n")
+    assert methods == [b"BAN", b"HEAD"]
+    assert recorder.body == b"ok"

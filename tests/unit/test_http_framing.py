@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 from haply.http.errors import ProtocolError, RemoteProtocolError
 from haply.http.framing import (
     CHUNKED, CLOSE, KEEP_ALIVE, LENGTH, MAX_HEAD_SIZE, MAX_HEADERS, NO_BODY_NO_LENGTH, NONE, SERVER_CLOSE,
-    UNTIL_CLOSE, Framing, check_request_target, connection_modes, connection_options,
+    UNTIL_CLOSE, Framing, check_request_target, connect_framing, connection_modes, extension_method,
+    connection_options,
     head_too_large, keep_alive, peer_wants_keep_alive, request_framing, response_framing,
     server_keep_alive, too_many_headers, validate_header_fields,
 )
@@ -31,6 +32,9 @@ def test_request_without_framing_fields_has_no_body(method):
 @pytest.mark.parametrize("value,length", [
     (b"0", 0), (b"3", 3), (b"0003", 3), (b"3 ", 3), (b" 3\t", 3),
     (b"9223372036854775807", 2**63 - 1),
+    # leading zeros do not count against the 19 digits (HAProxy takes them)
+    (b"00000000000000000003", 3), (b"0" * 5000 + b"3", 3), (b"0" * 30, 0),
+    (b"0" + b"9223372036854775807", 2**63 - 1),
 ])
 def test_content_length(value, length):
     framing = request_framing(b"POST", "1.1", [(b"content-LENGTH", value)])
@@ -41,7 +45,7 @@ def test_content_length(value, length):
     b"", b"  ", b"+3", b"-3", b"0x3", b"3.0", b"1 2", b"3, 3", b"3,", b"three",
     "\u0663".encode(),  # ARABIC-INDIC DIGIT THREE: not an ASCII digit
     b"9223372036854775808",  # 2**63
-    b"00000000000000000003",  # 20 digits: overlong even though the value is small
+    b"09223372036854775808",  # 2**63 behind a zero
     b"1" * 5000,
 ])
 def test_bad_content_length_is_refused(value):
@@ -321,6 +325,8 @@ HOST_H = [(b"Host", b"h")]
     # an absolute form naming another host than Host (RFC 9112 §3.2.2)
     (b"http://other/x", HOST_H), (b"http://h:81/x", [(b"Host", b"h:82")]),
     (b"https://h/x", [(b"Host", b"h:80")]), (b"http://h/x", [(b"X", b"1"), (b"host", b"g")]),
+    # a query right after the authority, which HAProxy refuses
+    (b"http://h?q", HOST_H), (b"http://h?", HOST_H), (b"https://u@h:443?q", []),
 ])
 def test_request_target_refused(url, headers):
     assert refused(check_request_target, url, headers).status_hint == 400
@@ -334,7 +340,9 @@ def test_request_target_refused(url, headers):
     # the same host: default ports, case, user information, no Host at all
     (b"http://h:80/p?q=1&r=%20", HOST_H), (b"http://h/x", [(b"Host", b"h:80")]),
     (b"https://H:443/x", [(b"host", b" h ")]), (b"http://u:p@h/x", HOST_H),
-    (b"http://h:8080/x", [(b"Host", b"h:8080")]), (b"http://h?q", HOST_H), (b"http://h/x", []),
+    (b"http://h:8080/x", [(b"Host", b"h:8080")]), (b"http://h/?q", HOST_H), (b"http://h/x", []),
+    # an empty port is the default one; an empty authority is not compared
+    (b"http://h:/x", HOST_H), (b"http://h:", HOST_H), (b"http:///x", HOST_H), (b"http://", HOST_H),
 ])
 def test_request_target_accepted(url, headers):
     check_request_target(url, headers)
@@ -384,3 +392,53 @@ def test_server_keep_alive():
     assert server_keep_alive(KEEP_ALIVE)
     assert not server_keep_alive(SERVER_CLOSE)
     assert not server_keep_alive(CLOSE)
+
+
+NO_BODY = Framing(NONE, 0)
+
+
+@pytest.mark.parametrize("url,headers", [
+    # not a host and port (RFC 9112 §3.2.3)
+    (b"h", []), (b"h:", HOST_H), (b"h:x", HOST_H), (b":443", []), (b"/x", []), (b"*", []),
+    (b"http://h/x", HOST_H), (b"[::1]", []),
+    # another host than Host: a Host port must be the target's, and a Host
+    # without port matches only 80 and 443
+    (b"g:443", HOST_H), (b"h:443", [(b"Host", b"g")]), (b"h:8443", HOST_H),
+    (b"h:0", HOST_H), (b"h:0443", HOST_H), (b"h:443", [(b"Host", b"h:80")]),
+    (b"h:80", [(b"Host", b"h:443")]), (b"h:443", [(b"Host", b"")]),
+    (b"h:443", [(b"Host", b"h, h")]),
+])
+def test_connect_target_refused(url, headers):
+    assert refused(connect_framing, url, headers, NO_BODY).status_hint == 400
+
+
+@pytest.mark.parametrize("url,headers", [
+    (b"h:443", []), (b"h:443", HOST_H), (b"h:80", HOST_H), (b"h:443", [(b"Host", b"H:443")]),
+    (b"h:8443", [(b"Host", b"h:8443")]), (b"[::1]:443", [(b"Host", b"[::1]")]),
+    (b"127.0.0.1:1", []), (b"u@h:443", HOST_H), (b"h:99999", [(b"Host", b"h:99999")]),
+])
+def test_connect_target_accepted(url, headers):
+    assert connect_framing(url, headers, NO_BODY) == NO_BODY
+
+
+def test_connect_has_no_content():
+    """What follows a CONNECT's head is the tunnel's: a Content-Length over 0
+    is not sent on (the server would wait for it), a chunked one refused."""
+    assert connect_framing(b"h:443", HOST_H, Framing(LENGTH, 3)) == NO_BODY_NO_LENGTH
+    assert connect_framing(b"h:443", HOST_H, Framing(LENGTH, 0)) == Framing(LENGTH, 0)
+    error = refused(connect_framing, b"h:443", HOST_H, Framing(CHUNKED))
+    assert (error.status_hint, error.field) == (400, b"transfer-encoding")
+
+
+@pytest.mark.parametrize("head,found", [
+    (b"BAN /a HTTP/1.1\r\n", (b"BAN", b" /a HTTP/1.1\r\n")),
+    (b"get / HTTP/1.1\r\n", (b"get", b" / HTTP/1.1\r\n")),
+    (b"\r\n\nM!#$%&'*+-.^_`|~0 /", (b"M!#$%&'*+-.^_`|~0", b" /")),
+    # not whole yet
+    (b"FO", (b"FO", None)), (b"\r\nabc", (b"abc", None)),
+    # not a token, no method at all
+    (b"M@X / HTTP/1.1\r\n", None), (b"GET\t/ HTTP/1.1\r\n", None), (b"M\xe9 /", None),
+    (b"M@", None), (b" / HTTP/1.1\r\n", None), (b"\r\n", None),
+])
+def test_extension_method(head, found):
+    assert extension_method(head) == found
