@@ -194,3 +194,35 @@ def test_the_oracle_still_does_what_the_cases_expect(ports):
     (heads, _), _, _ = exchange(ports["haproxy"], CLIENTS["HEAD"] % b"gzip-chunked")
     assert heads[0][0] == b"HTTP/1.1 502 Bad Gateway"
 
+
+def answer_once(conn) -> None:
+    """Answers a connection's first request, and closes on the next without
+    answering: a server whose idle timeout fell as a request came."""
+    if conn.read_request() is not None:
+        conn.send(OK)
+        conn.read_request()
+
+
+def test_a_first_request_does_not_go_where_it_could_not_be_replayed():
+    """With `retries 0` nothing can replay a request lost on an idle server
+    connection that the server closed meanwhile: a client's first request
+    then goes on a new connection, as HAProxy's default (`http-reuse safe`)
+    sends it, and is answered instead of getting a 502."""
+    def exercise(port):
+        replies = []
+        for _ in range(3):  # each on a new client connection, one after the other
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET /plain HTTP/1.1\r\nHost: h\r\n\r\n")
+                reply, _ = read_until_quiet(sock, 0.3)
+                replies.append(reply.split(b"\r\n", 1)[0])
+            time.sleep(0.05)
+        return replies
+
+    results = {}
+    for name, binary in PROXIES.items():
+        with scripted_backend(answer_once) as server:
+            port = free_port()
+            with run_haproxy(CONFIG.format(port=port, server=server.address), binary=binary):
+                results[name] = exercise(port)
+    assert results["haproxy"] == [b"HTTP/1.1 200 OK"] * 3
+    assert results["haply"] == results["haproxy"]
