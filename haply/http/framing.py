@@ -194,7 +194,10 @@ def response_framing(request_method: bytes, status: int, version: str,
     # 100..599. llhttp accepts "099".
     if not 100 <= status <= 599:
         raise RemoteProtocolError(f"server sent invalid status code {status}", BAD_GATEWAY)
-    if version not in _SUPPORTED_VERSIONS:
+    if version not in _SUPPORTED_VERSIONS and not minor_version_above(version):
+        # HTTP/1.2 to 1.9 are read as HTTP/1.1 (RFC 9112 §2.6), as HAProxy
+        # reads them; the proxy then answers the client in HTTP/1.1. Other
+        # majors (0.9, 2.0) are not HTTP/1.x framing and stay refused.
         raise RemoteProtocolError(f"server sent unsupported HTTP version {version}",
                                   BAD_GATEWAY)
 
@@ -204,7 +207,15 @@ def response_framing(request_method: bytes, status: int, version: str,
     # may have none (RFC 9110 §8.6): it is removed.
     if status < 200 or status == 204:
         return NO_BODY_NO_LENGTH
-    if request_method == _HEAD or status == 304:
+    if request_method == _HEAD:
+        # The fields are passed on: a Transfer-Encoding other than chunked
+        # is refused as for a body (HAProxy answers 502 too), so that no
+        # client or cache down the line reads a coding the proxy did not.
+        transfer_encoding = _framing_fields(headers, BAD_GATEWAY, False)[1]
+        if transfer_encoding is not None:
+            _check_transfer_encoding(transfer_encoding, BAD_GATEWAY)
+        return NO_BODY
+    if status == 304:
         return NO_BODY
     # Step 3 (RFC 9112 §6.3 item 2): a 2xx to CONNECT switches to a tunnel.
     if request_method == _CONNECT and status < 300:

@@ -51,7 +51,7 @@ from haply.http.values import comma_values
 from haply.http.errors import LocalProtocolError
 from haply.http.rewrite import FIELD_ACTIONS, compile_regex, replace_header, replace_values
 from haply.http.framing import (
-    CHUNKED, LENGTH, TCHAR, UNTIL_CLOSE, Framing, connection_options,
+    CHUNKED, LENGTH, TCHAR, UNTIL_CLOSE, Framing, connection_options, minor_version_above,
 )
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -853,7 +853,9 @@ class ResponseHeadWriter(_HeadWriter):
         """
         version_bytes = _VERSIONS.get(version)
         if version_bytes is None:
-            raise LocalProtocolError(f"cannot forward HTTP version {version!r}")
+            if not minor_version_above(version):
+                raise LocalProtocolError(f"cannot forward HTTP version {version!r}")
+            version_bytes = b"HTTP/1.1"  # a server's 1.2 to 1.9, read as 1.1 (RFC 9112 §2.6)
         out = [version_bytes, b" %d " % status, reason, b"\r\n"]
         added, _, placed = self._fields(out, headers, framing, upgrade, ctx, options, None)
         for _, line in added:

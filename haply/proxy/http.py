@@ -1509,6 +1509,10 @@ class HttpSession(asyncio.Protocol):
             self._ended(request, "SD--")
             self.close()
             return
+        # Interim answers that came in the read with the fault are dropped
+        # with it, as HAProxy drops the buffer it refuses (left behind, they
+        # would go out ahead of the next answer); earlier reads' went out.
+        self.out.clear()
         self._exchange_failed(self.requests[0], "junk-response")
 
     def _withdraw_head(self) -> bool:
@@ -1634,6 +1638,12 @@ class HttpSession(asyncio.Protocol):
         if keep_alive and request is not None and (request.version == "1.0"
                                                    or body.startswith(b"HTTP/1.0 ")):
             body = responses.with_keep_alive(body)  # (an HTTP/1.0 errorfile too)
+        if request is not None and request.method_bytes == b"HEAD":
+            # An answer to HEAD ends with its head (RFC 9110 §9.3.2): a client
+            # would read the page as the start of its next response.
+            end = body.find(b"\r\n\r\n")
+            if end >= 0:
+                body = body[:end + 4]
         self._count_local_answer(request, status)
         self.transport.write(body)
         self.frontend.bytes_out += len(body)

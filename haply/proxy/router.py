@@ -148,6 +148,12 @@ class Router:
         # client alone (HAProxy makes such connections private too)
         route.reuse = ("never" if any(server.send_proxy for server in bproxy.servers)
                        else bproxy.http_reuse)
+        if route.reuse is None and (backend.retries == 0 or "empty-response" not in retry_on):
+            # haply's default sends on an idle connection only a request it can
+            # replay should the server have closed it meanwhile; without such a
+            # replay, HAProxy's default (`safe`) keeps a client's first request
+            # off them, and its 502.
+            route.reuse = "safe"
         route.prefer_last_server = bproxy.prefer_last_server and not hashes_requests(bproxy.balance)
         route.buffer_request = frontend.buffer_request or bproxy.buffer_request
         route.compression = policy_for(frontend.compression, bproxy.compression)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from haply.http import framing
+from haply.http.errors import BAD_GATEWAY, RemoteProtocolError
 from haply.http.headers import parse_fields
 from haply.runtime.registry import ServerState
 
@@ -31,9 +32,11 @@ POOL_IDLE_TIMEOUT = 5.0
 def response_parser(protocol: "UpstreamConnection") -> httptools.HttpResponseParser:
     """llhttp for a server's answers, as lenient as HAProxy is with servers
     where that cannot change the framing: spaces after a chunk size
-    (`5 \\r\\n`) are accepted."""
+    (`5 \\r\\n`) are accepted, and the versions HTTP/1.2 to 1.9, which
+    RFC 9112 §2.6 reads as HTTP/1.1 (others are refused after the head,
+    by framing.response_framing)."""
     parser = httptools.HttpResponseParser(protocol)
-    parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
+    parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True, lenient_version=True)
     return parser
 
 
@@ -240,9 +243,23 @@ class UpstreamConnection(asyncio.Protocol):
             if head.count(b"\r\n") - 2 > framing.MAX_HEADERS:
                 self._refuse_head(framing.too_many_headers(response=True))
                 return
-        if 100 <= status < 200 and status != 101:
-            session.informational_response(self, status)
-            return
+        if status < 200:
+            if status >= 100 and status != 101:
+                # llhttp would take a "Connection: close" on an interim answer
+                # (or its HTTP/1.0 status line) for the connection's end and
+                # refuse the final answer after it; HAProxy reads on. The
+                # final head makes the parser strict again (below).
+                parser.set_dangerous_leniencies(lenient_keep_alive=True)
+                session.informational_response(self, status)
+                return
+            if status == 101 and not session.requests[0].upgrade:
+                # A switch of protocols nobody asked for (RFC 9110 §15.2.2):
+                # the client would be left in a tunnel it cannot speak.
+                self._refuse_head(RemoteProtocolError(
+                    "server switched protocols for a request without Upgrade", BAD_GATEWAY))
+                return
+        elif start:  # after interim answers (or leading empty lines)
+            parser.set_dangerous_leniencies(lenient_keep_alive=False)
         self.head_start = -1
         self.pending = b""
         session.response_head(self, status, parser.get_http_version(),

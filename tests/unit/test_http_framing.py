@@ -198,6 +198,23 @@ def test_response_status_out_of_range(status):
 
 def test_response_version():
     assert refused(response_framing, b"GET", 200, "0.9", []).status_hint == 502
+    for version in ("2.0", "3.0"):
+        assert refused(response_framing, b"GET", 200, version, []).status_hint == 502
+    # RFC 9112 §2.6: a higher minor version is read as the highest one spoken
+    for version in ("1.2", "1.9"):
+        assert response_framing(b"GET", 200, version, [(b"Content-Length", b"2")]) == \
+            Framing(LENGTH, 2)
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"chunked, gzip", b"identity", b",chunked"])
+def test_an_answer_to_head_with_a_coding_haply_does_not_relay_is_502(coding):
+    headers = [(b"Transfer-Encoding", coding)]
+    assert refused(response_framing, b"HEAD", 200, "1.1", headers).status_hint == 502
+
+
+def test_an_answer_to_head_keeps_its_framing_fields():
+    for headers in ([(b"Transfer-Encoding", b"Chunked")], [(b"Content-Length", b"20")], []):
+        assert response_framing(b"HEAD", 200, "1.1", headers) == Framing(NONE, 0)
 
 
 # -------------------------------------------------------------------- hypothesis

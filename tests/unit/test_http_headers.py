@@ -73,6 +73,14 @@ def test_unknown_version_is_a_local_error():
         RequestHeadWriter().write(b"GET", b"/", "2.0", [], NO_BODY, True, CTX)
 
 
+def test_a_server_speaking_http_1_2_is_answered_for_in_http_1_1():
+    head = ResponseHeadWriter().write("1.2", 200, b"OK", [(b"Content-Length", b"2")],
+                                      Framing(LENGTH, 2), True, "1.1", CTX)
+    assert head == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    with pytest.raises(LocalProtocolError):
+        ResponseHeadWriter().write("2.0", 200, b"OK", [], Framing(LENGTH, 0), True, "1.1", CTX)
+
+
 def test_hop_by_hop_fields_are_removed():
     headers = [(b"Host", b"a"), (b"Connection", b"X-Foo, TE, Keep-Alive"), (b"X-Foo", b"1"),
                (b"TE", b"trailers"), (b"Keep-Alive", b"300"),
