@@ -11,7 +11,7 @@ from haply.proxy.router import Router
 
 
 def route(frontend: Proxy, backend: Proxy):
-    runtime = SimpleNamespace(proxy=backend, servers=[])
+    runtime = SimpleNamespace(proxy=backend, servers=[], retries=backend.retries)
     return Router(frontend, {backend.name: runtime}).route(SimpleNamespace())
 
 
@@ -48,7 +48,7 @@ def test_cache_rules_compile_with_their_proxy_and_the_rules_above_them():
     be = Proxy("be", "backend", mode="http",
                http_request_rules=(CacheRule("cache-use", "c"),),
                http_response_rules=(CacheRule("cache-store", "c"), HeaderRule("add-header", "X-Be", "be")))
-    runtime = SimpleNamespace(proxy=be, servers=[], cache=caching.Counters())
+    runtime = SimpleNamespace(proxy=be, servers=[], cache=caching.Counters(), retries=be.retries)
     frontend_counters = caching.Counters()
     router = Router(fe, {"be": runtime}, caches={"c": store}, cache_counters=frontend_counters)
     (_, use), = router.answers
