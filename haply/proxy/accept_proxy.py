@@ -44,7 +44,7 @@ import socket
 import time
 
 from haply.proxy import proxy_header
-from haply.proxy.accepting import SelfAcceptingListener
+from haply.proxy.accepting import AcceptedSocket, SelfAcceptingListener
 from haply.proxy.frontend import CONNECTION_STAGE, reset_on_close
 from haply.proxy.gate import first_full, room
 
@@ -146,17 +146,17 @@ class HeaderListener(SelfAcceptingListener):
         return self._accept() > 0
 
 
-class HeaderReader:
+class HeaderReader(AcceptedSocket):
     """A connection until its PROXY header is read: it then becomes a
     session's transport, seen through the header. Until then it offers the
-    tcp-request connection rules what a transport offers them."""
+    tcp-request connection rules what a transport offers them (as any
+    accepted socket does)."""
 
-    __slots__ = ("listener", "sock", "peername", "screened", "timer", "wall", "reading")
+    __slots__ = ("listener", "screened", "timer", "wall", "reading")
 
     def __init__(self, listener: HeaderListener, sock: socket.socket, peername):
+        super().__init__(sock, peername)
         self.listener = listener
-        self.sock = sock
-        self.peername = peername
         self.screened = None  # the connection as the tcp-request connection rules saw it
         self.timer: asyncio.TimerHandle | None = None
         self.wall = 0.0  # the accept date of a log line
@@ -181,19 +181,9 @@ class HeaderReader:
         if timeout:
             self.timer = listener.loop.call_later(timeout, self._fail, TIMED_OUT, False)
 
-    # what frontend.screen reads of a transport
-    def get_extra_info(self, name, default=None):
-        if name == "peername":
-            return self.peername
-        if name == "sockname":
-            return self.sock.getsockname()
-        if name == "socket":
-            return self.sock
-        return default
-
     def close(self) -> None:
         self._stop_reading()
-        self.sock.close()
+        super().close()
 
     def _readable(self) -> None:
         sock = self.sock
