@@ -14,13 +14,59 @@ put in maintenance, and one `disabled` in the configuration:
 * downtime adds up a stopped period when the checks bring the server back
   UP; leaving maintenance adds nothing (the server restarts its checks as at
   startup); while stopped, the time since its last change is added in.
+
+A backend has the same three columns for its own state, which HAProxy 2.6
+reads off its servers' total usable weight: it is DOWN when no server can
+take traffic (all down, in maintenance, draining or at weight 0) and it has
+servers at all. Observed on `show stat`: going down adds one to chkdown and
+starts lastchg and the down period again, whatever took the last server
+away (its checks, maintenance, drain); coming back adds the period to
+downtime only when a server's checks brought it back, not when an operator
+did; a backend down from the start (its only server `disabled`, or at
+weight 0) counts its period from the start and has not gone down.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 from haply.runtime.registry import MAINT, ServerState
 
 Key = tuple[str, str]
+
+
+class BackendHistory:
+    """One backend's own ups and downs (the columns of its BACKEND row)."""
+
+    __slots__ = ("down", "since", "downs", "down_total")
+
+    def __init__(self, down: bool, since: float):
+        self.down = down
+        self.since = since  # its last change, or the start
+        self.downs = 0
+        self.down_total = 0.0
+
+    def note(self, down: bool, by_checks: bool, now: float) -> None:
+        """The backend is now down (or not); by_checks: a server's checks
+        made the change."""
+        if down == self.down:
+            return
+        if down:
+            self.downs += 1
+        elif by_checks:
+            self.down_total += max(0.0, now - self.since)
+        self.down, self.since = down, now
+
+    def downtime(self, now: float) -> int:
+        total = self.down_total
+        if self.down:
+            total += max(0.0, now - self.since)
+        return int(total)
+
+
+def backend_down(servers: list[ServerState]) -> bool:
+    """No server of a backend that has some can take traffic."""
+    return bool(servers) and not any(state.usable for state in servers)
 
 
 class CheckCounters:
@@ -29,13 +75,32 @@ class CheckCounters:
         self.down_total: dict[Key, float] = {}
         # per server: (stopped, in maintenance, its last change) as last seen
         self._seen: dict[Key, tuple[bool, bool, float]] = {}
+        self.backends: dict[str, BackendHistory] = {}
 
-    def watch(self, registry) -> None:
-        """Take every server's state as it is now and follow its changes."""
+    def watch(self, registry, clock: Callable[[], float]) -> None:
+        """Take every server's and backend's state as it is now and follow
+        their changes; clock: the registry's time (a weight change has no
+        date of its own)."""
+        now = clock()
         for backend in registry.backends():
-            for state in registry.servers(backend):
+            servers = registry.servers(backend)
+            for state in servers:
                 self.changed(state)
-            registry.subscribe(backend, self.changed)
+            self.backends[backend] = BackendHistory(backend_down(servers), now)
+
+            def changed(state: ServerState, servers=servers) -> None:
+                by_checks = self._by_checks(state)
+                self.changed(state)
+                history = self.backends[state.backend]
+                history.note(backend_down(servers), by_checks, clock())
+
+            registry.subscribe(backend, changed)
+
+    def _by_checks(self, state: ServerState) -> bool:
+        """Whether this notice is the server's checks (or the server it
+        tracks) taking it out of DOWN, as opposed to an operator's change."""
+        seen = self._seen.get((state.backend, state.name))
+        return seen is not None and seen[0] and not seen[1] and not state.stopped
 
     def changed(self, state: ServerState) -> None:
         """A registry notice: state's state or weight changed."""
@@ -65,3 +130,6 @@ class CheckCounters:
         if seen is not None and seen[0]:
             total += max(0.0, now - seen[2])
         return int(total)
+
+    def backend(self, name: str) -> BackendHistory | None:
+        return self.backends.get(name)

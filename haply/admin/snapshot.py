@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from haply.admin import rates as _rates
 from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_LISTENER, TYPE_SERVER
+from haply.admin.counters import backend_down
 from haply.health.probes import STATUS_WORDS
 from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, ServerState, timing_averages
 
@@ -142,7 +143,8 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
                        for state in engine.registry.servers(proxy.name)]
             rows.extend(servers)
             rows.append(_backend_row(backend, servers, iid, pid, mode, now,
-                                     getattr(engine, "started_at", now)))
+                                     getattr(engine, "started_at", now),
+                                     counters.backend(proxy.name) if counters else None))
             if sampler is not None:
                 _session_rates(rows[-1], sampler, ("sess", proxy.name, None),
                                backend.routed, now)
@@ -309,16 +311,17 @@ def _addr(state: ServerState) -> str:
 
 
 def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
-                 now: float, started_at: float) -> dict:
+                 now: float, started_at: float, history=None) -> dict:
     row = dict.fromkeys(BACKEND_ZEROS, 0)
     states = backend.servers
     # HAProxy counts servers that can take traffic: up, ready, weight above 0.
     usable_active = [s for s in states if not s.backup and s.usable]
     usable_backup = [s for s in states if s.backup and s.usable]
-    # A backend without servers (a stats-only `listen`) shows UP, as HAProxy's does.
-    up = not states or any(s.operational != DOWN and s.admin != MAINT for s in states)
-    # The backend's own UP/DOWN history is not tracked: its last change is the start.
-    last = started_at
+    # HAProxy reads the backend's state off its servers' usable weight: one
+    # draining or at weight 0 does not keep it UP. Without servers (a
+    # stats-only `listen`) it shows UP.
+    up = not backend_down(states)
+    last = history.since if history is not None else started_at
     row.update(
         pxname=backend.name, svname="BACKEND", type=TYPE_BACKEND, pid=pid, iid=iid,
         sid=0, mode=mode, algo=backend.proxy.balance,
@@ -339,6 +342,8 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         uweight=sum(s.weight for s in (usable_active or usable_backup)),
         act=len(usable_active), bck=len(usable_backup),
         lastchg=max(0, int(now - last)),
+        chkdown=history.downs if history is not None else 0,
+        downtime=history.downtime(now) if history is not None else 0,
         req_tot=None)
     _compression(row, backend)
     row["slim"] = backend.fullconn  # configured or derived (haply.runtime.dynamic_limit)

@@ -350,7 +350,7 @@ class Engine:
             self._servers.append(server)
         # before the checks start: from the start, every change counts
         self.check_counters = CheckCounters()
-        self.check_counters.watch(self.registry)
+        self.check_counters.watch(self.registry, self.loop.time)
         self._start_health()
         # stick tables shared with peers (haply.peers), once their stick
         # rules have said whether their entries name servers

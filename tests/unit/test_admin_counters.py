@@ -49,3 +49,30 @@ def test_a_change_that_leaves_it_stopped_moves_its_last_change():
     # DOWN, then put in drain (still DOWN): the registry's last change moved
     c = counters((False, False, 0.0), (True, False, 1.0), (True, False, 2.0), (False, False, 4.0))
     assert c.downtime(*KEY, 4.0) == 2
+
+
+# ---------------------------------------------------------------- backends
+
+from haply.admin.counters import BackendHistory  # noqa: E402
+
+
+def test_a_backend_going_down_counts_and_restarts_its_period():
+    history = BackendHistory(down=False, since=0.0)
+    history.note(True, by_checks=False, now=2.0)
+    history.note(True, by_checks=False, now=2.5)  # still down: no change
+    assert (history.downs, history.since, history.downtime(4.0)) == (1, 2.0, 2)
+
+
+def test_only_the_checks_bringing_a_backend_back_add_its_period():
+    history = BackendHistory(down=False, since=0.0)
+    history.note(True, by_checks=False, now=1.0)
+    history.note(False, by_checks=False, now=3.0)  # an operator: nothing added
+    assert history.downtime(10.0) == 0
+    history.note(True, by_checks=True, now=10.0)
+    history.note(False, by_checks=True, now=13.5)
+    assert (history.downs, history.downtime(20.0), history.since) == (2, 3, 13.5)
+
+
+def test_a_backend_down_from_the_start_has_not_gone_down():
+    history = BackendHistory(down=True, since=5.0)
+    assert (history.downs, history.downtime(7.9)) == (0, 2)

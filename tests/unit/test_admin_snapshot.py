@@ -127,7 +127,7 @@ def checked():
     so no probe runs and the test hands it each result."""
     engine = engine_from(CHECKED)
     engine.check_counters = CheckCounters()
-    engine.check_counters.watch(engine.registry)
+    engine.check_counters.watch(engine.registry, engine.loop.time)
     engine.health = HealthChecker(engine.registry, engine.config, engine.loop)
     engine.health.start()
     yield engine
