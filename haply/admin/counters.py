@@ -77,10 +77,12 @@ class CheckCounters:
         self._seen: dict[Key, tuple[bool, bool, float]] = {}
         self.backends: dict[str, BackendHistory] = {}
 
-    def watch(self, registry, clock: Callable[[], float]) -> None:
+    def watch(self, registry, clock: Callable[[], float],
+              went_down: Callable[[str], None] | None = None) -> None:
         """Take every server's and backend's state as it is now and follow
         their changes; clock: the registry's time (a weight change has no
-        date of its own)."""
+        date of its own); went_down(backend): told of each backend that
+        loses its last server."""
         now = clock()
         for backend in registry.backends():
             servers = registry.servers(backend)
@@ -92,7 +94,10 @@ class CheckCounters:
                 by_checks = self._by_checks(state)
                 self.changed(state)
                 history = self.backends[state.backend]
+                was_down = history.down
                 history.note(backend_down(servers), by_checks, clock())
+                if history.down and not was_down and went_down is not None:
+                    went_down(state.backend)
 
             registry.subscribe(backend, changed)
 

@@ -30,7 +30,9 @@ HTTPLOG = ("%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc "
 CLF = ("%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr "
        "%Ta %tsc %ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl")
 NAMED = {"tcplog": TCPLOG, "httplog": HTTPLOG, "httplog clf": CLF}
-# HAProxy's format when a proxy logs without choosing one (manual 8.2.1).
+# A proxy that logs without choosing a format writes HAProxy's default line
+# as its streams start (manual 8.2.1, haply.logs.hooks.connect_logged_session),
+# not a line per stream's end: this renders nothing it sends.
 DEFAULT = "%ci:%cp [%t] %ft %b/%s"
 JSON_FIELDS = (
     ("client_ip", "ci"), ("client_port", "cp"), ("accept_date", "tr"), ("frontend", "ft"),

@@ -8,6 +8,10 @@ when its head is complete, Tr when the server's head arrives); the line is
 written when the exchange ends (response complete, local answer, or rejection).
 TCP: one line per connection when it closes. In both, bytes are counted per
 connection by a thin transport wrapper that only logging connections get.
+
+A frontend that logs without any log format option (no `option httplog`,
+`tcplog` or `log-format`) writes HAProxy's default line instead, once per
+stream as it starts: `connect_logged_session`.
 """
 
 from __future__ import annotations
@@ -222,3 +226,40 @@ def logged_tcp_session(base):
             super().close()
 
     return LoggedTcpSession
+
+
+def connect_logged_session(base, http: bool):
+    """HAProxy's default log line (manual 8.2.1), for a frontend that logs
+    with no log format option: "Connect from SRC:PORT to DST:PORT
+    (FRONTEND/MODE)" at info, as each stream starts. In mode tcp that is the
+    connection's accept, logged even when it sends nothing (dontlognull does
+    not apply); in mode http, each request once its head is whole, so a
+    connection that never sends one logs nothing (observed with HAProxy
+    2.6). Nothing is logged as streams end."""
+
+    class ConnectLoggedSession(base):
+        connect_line = ""
+
+        def connection_made(self, transport) -> None:
+            peer = transport.get_extra_info("peername")
+            local = transport.get_extra_info("sockname")
+            self.connect_line = (f"Connect from {_address(peer)} to {_address(local)} "
+                                 f"({self.frontend.name}/{'HTTP' if http else 'TCP'})")
+            if not http:
+                self.frontend.logger.connect(self.connect_line)
+            base.connection_made(self, transport)
+
+        if http:
+            def on_headers_complete(self) -> None:
+                self.frontend.logger.connect(self.connect_line)
+                base.on_headers_complete(self)
+
+    return ConnectLoggedSession
+
+
+def _address(pair) -> str:
+    if not pair:
+        return "-:0"
+    if isinstance(pair, str):  # a UNIX socket
+        return f"unix:{pair}"
+    return f"{pair[0]}:{pair[1]}"

@@ -216,6 +216,12 @@ class Logging:
             targets = self.targets_of(proxy) if proxy is not None else self.global_targets
             self.send(targets, *message)
 
+    def backend_down(self, proxy) -> None:
+        """The last server that could take a backend's traffic went away
+        (haply.admin.counters); HAProxy says so at emerg, whatever the cause."""
+        kind = "proxy" if proxy.kind == "listen" else "backend"
+        self.send(self.targets_of(proxy), "emerg", f"{kind} {proxy.name} has no server available!")
+
     def close(self) -> None:
         for sink in self.sinks.values():
             sink.close()
@@ -342,6 +348,11 @@ class ProxyLog:
         host, port = (client[0], client[1]) if client else ("", "")
         self.logging.send(self.targets, "info", f"{host}:{port} [{formats.accept_date(wall)}] "
                                                 f"{self.proxy.name}/{listener}: {message}")
+
+    def connect(self, line: str) -> None:
+        """HAProxy's default line, a stream starting (haply.logs.hooks)."""
+        self.lines += 1
+        self.logging.send(self.targets, "info", line)
 
     # -------------------------------------------------------------- TCP
 

@@ -43,7 +43,8 @@ from haply.admin.services import compile_services
 from haply.admin.socket_server import StatsSocketError, open_stats_sockets, serve_stats_sockets
 from haply.logs import Logging
 from haply.logs.formats import FormatError
-from haply.logs.hooks import asap_logged_http_session, logged_http_session, logged_tcp_session
+from haply.logs.hooks import (asap_logged_http_session, connect_logged_session, logged_http_session,
+                              logged_tcp_session)
 from haply.proxy.byte_counts import byte_counted_session
 from haply import tls
 from haply.peers.service import services_for
@@ -294,6 +295,8 @@ class Engine:
             router = self._router(proxy)
             pool = self.pool
             session = (self._plain_session(HttpSession) if frontend.logger is None
+                       else connect_logged_session(self._plain_session(HttpSession), True)
+                       if proxy.log_format is None
                        else asap_logged_http_session(HttpSession) if "logasap" in proxy.options
                        else logged_http_session(HttpSession))
             make = lambda: session(counted, router, pool)  # noqa: E731
@@ -308,6 +311,8 @@ class Engine:
                                                    for target in targets)
             base = InspectingTcpClient if inspects else TcpClientProtocol
             client = (self._plain_session(base) if frontend.logger is None
+                      else connect_logged_session(self._plain_session(base), False)
+                      if proxy.log_format is None
                       else logged_tcp_session(base))
             make = lambda: client(counted, backend, switches)  # noqa: E731
         if listener is None:
@@ -350,7 +355,7 @@ class Engine:
             self._servers.append(server)
         # before the checks start: from the start, every change counts
         self.check_counters = CheckCounters()
-        self.check_counters.watch(self.registry, self.loop.time)
+        self.check_counters.watch(self.registry, self.loop.time, self._backend_went_down)
         self._start_health()
         # stick tables shared with peers (haply.peers), once their stick
         # rules have said whether their entries name servers
@@ -369,6 +374,11 @@ class Engine:
             self.health.subscribe_checks(self.email_alerts.check_line)
         if self._stats_sockets:
             self._servers.extend(await serve_stats_sockets(self, self._stats_sockets))
+
+    def _backend_went_down(self, backend: str) -> None:
+        if self.logging is not None and self.announces:
+            # after the line of the server change that took it down, as HAProxy orders them
+            self.loop.call_soon(self.logging.backend_down, self.config.proxy(backend))
 
     @staticmethod
     def _handshake_timeout(frontend: FrontendRuntime) -> float:
