@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 
@@ -180,10 +181,19 @@ def run(options: Options) -> int:
     config = load_config(options)
     if config is None:
         return 1
+    listens = config.will_listen(config.global_.localpeer or socket.gethostname())
     if options.check:
+        if not listens:
+            # HAProxy's words and exit status, which deployment tools test
+            print("Configuration file has no error but will not start (no listener) => exit(2).")
+            return 2
         if not options.quiet:
             print("Configuration file is valid")
         return 0
+    if not listens:
+        print("[ALERT] No enabled listener found (check for 'bind' directives) ! Exiting.",
+              file=sys.stderr)
+        return 1
     from haply.limits import LimitError, ensure_nofile
     try:
         warning = ensure_nofile(config)  # before binding; workers inherit it

@@ -915,6 +915,18 @@ class Config:
     def backends(self) -> tuple[Proxy, ...]:
         return tuple(p for p in self.proxies if p.is_backend)
 
+    def will_listen(self, local_peer: str) -> bool:
+        """Whether serving this configuration listens anywhere or has a job
+        of its own. HAProxy will not start with no listener: no bind line
+        of an enabled frontend, no stats socket, no peers section naming
+        the local peer (observed: `-c` says it "will not start" and exits
+        2). haply's programs and VRRP instances are jobs too."""
+        return bool(
+            self.vrrp or self.programs or self.global_.stats_sockets
+            or any(proxy.binds and "disabled" not in proxy.options for proxy in self.frontends)
+            or any(not section.disabled and section.peer(local_peer) is not None
+                   for section in self.peers))
+
     def proxy_ids(self) -> dict[str, int]:
         """HAProxy's proxy numbers (stats iid, `show servers state` be_id, an
         external check's HAPROXY_PROXY_ID): `id N` where given, the others
