@@ -2041,9 +2041,13 @@ def _format_argument(keyword: str, args) -> str:
     # imported here: the log formats read the configuration model
     from haply.logs.formats import FormatError, parse_format
 
-    if not args:
-        raise ParseError(f"'{keyword}' expects a log-format string")
-    fmt = " ".join(_texts(args))
+    # HAProxy's words: an empty string is no format, and several words
+    # are a format whose spaces were meant to be escaped (or quoted)
+    if not args or not args[0].text:
+        raise ParseError(f"'{keyword}' expects a log-format string (got nothing)")
+    if len(args) > 1:
+        raise ParseError(f"'{keyword}' expects only one argument, don't forget to escape spaces!")
+    fmt = args[0].text
     try:
         parse_format(fmt)
     except FormatError as exc:

@@ -3149,3 +3149,20 @@ def test_restricted_request_header_names(tmp_path):
         "8: invalid parameter 'drop'. option 'http-restrict-req-hdr-names' expects 'preserve', "
         "'reject' or 'delete' option.",
         "9: negation/default is not supported for option 'http-restrict-req-hdr-names'"]
+
+
+def test_a_log_format_is_one_word_and_not_empty(tmp_path):
+    """As HAProxy 2.6 reads them: `log-format ""` is no format, and a format
+    with unescaped spaces is several arguments."""
+    found = messages(tmp_path, DEFAULTS + """\
+        frontend f
+            bind :80
+            log-format ""
+            unique-id-format %ci %cp
+            default_backend b
+        backend b
+            server s 127.0.0.1:81
+        """)
+    assert "8: 'log-format' expects a log-format string (got nothing)" in found, found
+    assert ("9: 'unique-id-format' expects only one argument, don't forget to escape spaces!"
+            in found), found
