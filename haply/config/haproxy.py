@@ -3001,6 +3001,11 @@ def _validate(config: Config, diagnostics: Diagnostics) -> None:
             _check_no_payload(proxy, diagnostics)
         if proxy.kind == "frontend" and not proxy.binds:
             diagnostics.warning(proxy.location, f"frontend '{proxy.name}' has no 'bind' line and will not accept connections")
+        if proxy.log_format is not None and not any(
+                spec.address != "global" or config.global_.logs for spec in proxy.logs):
+            kind = "proxy" if proxy.kind == "listen" else "frontend"
+            diagnostics.warning(proxy.location, f"log format ignored for {kind} '{proxy.name}' "
+                                "since it has no log address")
         if proxy.mode == "tcp":
             for rule in (*proxy.http_request_rules, *proxy.http_response_rules, *proxy.redirects):
                 diagnostics.warning(rule.location, f"HTTP rule in '{proxy.name}' has no effect in mode tcp")

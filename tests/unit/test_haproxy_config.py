@@ -1079,6 +1079,7 @@ def test_http_settings_fall_back_in_tcp_mode(tmp_path):
     assert warnings(loaded) == [
         "6: 'option httplog' needs 'mode http' in 'l': falling back to 'option tcplog'",
         "6: 'balance hdr' needs 'mode http' in 'l': falling back to roundrobin",
+        "6: log format ignored for proxy 'l' since it has no log address",
         "6: monitor-uri of 'l' has no effect in mode tcp",
         "10: HTTP rule in 'l' has no effect in mode tcp",
         "11: the statistics page of 'l' needs 'mode http'",
@@ -2394,7 +2395,8 @@ def test_option_logasap(tmp_path):
         """)
     assert "logasap" in loaded.config.proxy("glance").options
     assert warnings(loaded) == ["12: 'option logasap' is ignored: backend 'be' has no frontend "
-                                "capability (HAProxy ignores it too)"]
+                                "capability (HAProxy ignores it too)",
+                                "6: log format ignored for frontend 'glance' since it has no log address"]
 
 
 def test_unix_bind_is_checked(tmp_path):
@@ -3166,3 +3168,28 @@ def test_a_log_format_is_one_word_and_not_empty(tmp_path):
     assert "8: 'log-format' expects a log-format string (got nothing)" in found, found
     assert ("9: 'unique-id-format' expects only one argument, don't forget to escape spaces!"
             in found), found
+
+
+def test_a_log_format_without_a_log_address_is_a_warning(tmp_path):
+    """As HAProxy 2.6 warns: a frontend's format (its own or the defaults')
+    with no `log` line, or `log global` and no global one, logs nothing."""
+    loaded = load_text(tmp_path, DEFAULTS + """        frontend fe
+            bind :80
+            option httplog
+            default_backend be
+        listen li
+            bind :81
+            log global
+            option tcplog
+            server s 127.0.0.1:1
+        frontend logged
+            bind :82
+            log 127.0.0.1:514 local0
+            option httplog
+            default_backend be
+        backend be
+            server s 127.0.0.1:1
+        """)
+    assert warnings(loaded) == [
+        "6: log format ignored for frontend 'fe' since it has no log address",
+        "10: log format ignored for proxy 'li' since it has no log address"]
