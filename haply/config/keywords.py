@@ -76,7 +76,7 @@ def _rows() -> list[Keyword]:
         K("max-spread-checks", "g", "<time>", "Upper bound on the time over which the first health checks are spread (by default each server's interval)."),
         K("hard-stop-after", "g", "<time>", "Upper bound for a soft stop before remaining connections are closed."),
         K("log", "gdflb", "<address> [len <n>] [format <f>] <facility> [<level> [<minlevel>]] | global",
-          "Send logs to a syslog address, a UNIX socket, stdout/stderr, or the global loggers."),
+          "Send logs to a syslog address, a UNIX socket, stdout/stderr, or the global loggers. A frontend that logs with no option httplog, tcplog or log-format writes HAProxy's default line, 'Connect from SRC to DST (FRONTEND/MODE)', as each connection (mode tcp) or request (mode http) starts."),
         K("no log", "dflb", "", "Forget the loggers inherited from defaults."),
         K("log-tag", "gdflb", "<string>", "Tag (program name) of the syslog header."),
         K("log-send-hostname", "g", "[<string>]", "Put a host name in the syslog header."),
