@@ -388,7 +388,9 @@ class LogTarget:
     level: str | None = None
     max_level: str | None = None
     length: int = 1024
-    format: str = "rfc3164"
+    # None: not given, which is HAProxy's "local" (RFC 3164 without a host
+    # name), or "rfc3164" once `log-send-hostname` is set
+    format: str | None = None
     location: Location = NOWHERE
 
 

@@ -143,13 +143,13 @@ class Target:
     __slots__ = ("sink", "facility", "max_severity", "format", "length", "framer")
 
     def __init__(self, sink, facility: str, level: str | None, fmt: str, length: int,
-                 pid: int, hostname: str, tag: str = TAG, send_hostname: str | None = None):
+                 pid: int, tag: str = TAG, send_hostname: str | None = None):
         self.sink = sink
         self.facility = facility
         self.max_severity = syslog.SEVERITIES[level] if level else 7
         self.format = fmt
         self.length = length
-        self.framer = syslog.Framer(fmt, facility, tag, pid, hostname, length, send_hostname)
+        self.framer = syslog.Framer(fmt, facility, tag, pid, send_hostname, length)
 
 
 class Logging:
@@ -171,8 +171,9 @@ class Logging:
         sink = self.sinks.get(spec.address)
         if sink is None:
             sink = self.sinks[spec.address] = open_sink(spec.address)
-        return Target(sink, spec.facility, spec.level, spec.format, spec.length,
-                      self.pid, self.hostname, tag or self.tag, self.send_hostname)
+        fmt = spec.format or ("rfc3164" if self.send_hostname else "local")
+        return Target(sink, spec.facility, spec.level, fmt, spec.length,
+                      self.pid, tag or self.tag, self.send_hostname)
 
     def targets_of(self, proxy) -> list[Target]:
         """A proxy's targets; its own `log-tag` applies to them, `log global` included."""

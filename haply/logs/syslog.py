@@ -1,10 +1,19 @@
 """Syslog framing, pure: a message and a time in, the datagram's bytes out.
 
-RFC 3164 ("<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG", as HAProxy sends it: no host
-name unless asked), RFC 5424 ("<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG")
-and raw (the message alone, for stdout in containers). PRI = facility * 8 +
-severity (RFC 5424 §6.2.1). A line longer than `len` is truncated, as HAProxy
-truncates it.
+HAProxy's formats, as HAProxy 2.6 writes them (observed):
+
+* local, its default: RFC 3164 without a host name, "<PRI>Mmm dd hh:mm:ss
+  TAG[PID]: MSG";
+* rfc3164: the same with a HOSTNAME field, `log-send-hostname`'s name, else
+  "localhost" (`log-send-hostname` makes it the default format);
+* rfc5424: "<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG", HOST "-" unless
+  `log-send-hostname` names one;
+* short "<SEVERITY>MSG", priority "<PRI>MSG", timed "<SEVERITY>TIMESTAMP
+  MSG", iso "TIMESTAMP MSG" (RFC 5424's time stamp), raw (the message alone,
+  for stdout in containers).
+
+PRI = facility * 8 + severity (RFC 5424 §6.2.1). A line longer than `len` is
+truncated, as HAProxy truncates it.
 """
 
 from __future__ import annotations
@@ -51,8 +60,9 @@ def encode_line(line: str) -> bytes:
 
 
 def frame(fmt: str, facility: str, severity: str, message: str, now: float, tag: str,
-          pid: int, hostname: str, length: int) -> bytes:
-    """The bytes of one syslog line, ending with a newline as HAProxy's do."""
+          pid: int, hostname: str | None, length: int) -> bytes:
+    """The bytes of one syslog line, ending with a newline as HAProxy's do;
+    hostname: `log-send-hostname`'s name (None when not set)."""
     if fmt == "raw":
         line = message
     elif fmt == "rfc5424":
@@ -63,46 +73,46 @@ def frame(fmt: str, facility: str, severity: str, message: str, now: float, tag:
     elif fmt == "priority":
         line = f"<{priority(facility, severity)}>{message}"
     elif fmt == "timed":
-        line = f"<{priority(facility, severity)}>{rfc3164_time(now)} {message}"
+        line = f"<{SEVERITIES[severity]}>{rfc5424_time(now)} {message}"
     elif fmt == "iso":
         line = f"{rfc5424_time(now)} {message}"
-    else:  # rfc3164, local
-        line = f"<{priority(facility, severity)}>{rfc3164_time(now)} {tag}[{pid}]: {message}"
+    else:
+        line = _rfc3164_head(fmt, facility, severity, now, tag, pid, hostname) + message
     data = encode_line(line)
     if len(data) >= length:
         data = data[:length - 1]
     return data + b"\n"
 
 
+def _rfc3164_head(fmt: str, facility: str, severity: str, now: float, tag: str, pid: int,
+                  hostname: str | None) -> str:
+    host = f"{hostname or 'localhost'} " if fmt == "rfc3164" else ""
+    return f"<{priority(facility, severity)}>{rfc3164_time(now)} {host}{tag}[{pid}]: "
+
+
 class Framer:
-    """frame() for one target, with the header text kept for the current second
-    (a busy proxy writes thousands of lines with the same time stamp)."""
+    """frame() for one target, with the RFC 3164 header text kept for the
+    current second (a busy proxy writes thousands of lines with the same
+    time stamp)."""
 
     __slots__ = ("fmt", "facility", "tag", "pid", "hostname", "length", "_from", "_until",
-                 "_heads", "send_hostname", "kept")
+                 "_heads", "kept")
 
-    def __init__(self, fmt: str, facility: str, tag: str, pid: int, hostname: str, length: int,
-                 send_hostname: str | None = None):
-        self.send_hostname = send_hostname  # `log-send-hostname`: RFC 3164 HOSTNAME field
+    def __init__(self, fmt: str, facility: str, tag: str, pid: int, hostname: str | None,
+                 length: int):
         self.fmt = fmt
         self.facility = facility
         self.tag = tag
         self.pid = pid
-        self.hostname = hostname
+        self.hostname = hostname  # `log-send-hostname`'s name, or None
         self.length = length
         # The second whose heads are kept, as times: [_from, _until).
         self._from = self._until = 0.0
         self._heads: dict[str, str] = {}
-        # Only RFC 3164 heads without a host name are kept (HAProxy's default).
-        self.kept = fmt in ("rfc3164", "local") and not send_hostname
+        self.kept = fmt in ("rfc3164", "local")
 
     def frame(self, severity: str, message: str, now: float) -> bytes:
         if not self.kept:
-            if self.send_hostname and self.fmt in ("rfc3164", "local"):
-                line = (f"<{priority(self.facility, severity)}>{rfc3164_time(now)} "
-                        f"{self.send_hostname} {self.tag}[{self.pid}]: {message}")
-                data = encode_line(line)
-                return (data[:self.length - 1] if len(data) >= self.length else data) + b"\n"
             return frame(self.fmt, self.facility, severity, message, now, self.tag, self.pid,
                          self.hostname, self.length)
         if not self._from <= now < self._until:  # compared as times: no int() per line
@@ -112,9 +122,8 @@ class Framer:
             self._heads = {}
         head = self._heads.get(severity)
         if head is None:
-            head = self._heads[severity] = (
-                f"<{priority(self.facility, severity)}>{rfc3164_time(self._from)} "
-                f"{self.tag}[{self.pid}]: ")
+            head = self._heads[severity] = _rfc3164_head(
+                self.fmt, self.facility, severity, self._from, self.tag, self.pid, self.hostname)
         data = encode_line(f"{head}{message}\n")
         if len(data) > self.length:
             data = data[:self.length - 1] + b"\n"
