@@ -39,7 +39,7 @@ from haply.config.keywords import (
 from haply.config.lexer import Line, Word, apply_conditions, split_lines
 from haply.config.model import (
     AuthRule, BackendSwitch, Bind, CacheRule, Capture, Compression, Condition, Config, CounterRule, TcpRequestRule, CookiePersistence, DenyRule, ForwardFor, OriginalTo, ReturnRule, StatusRule, StickRule, VariableRule, CaptureRule, LogLevelRule, StickTableSpec, UseServerRule, Global, HeaderRule, HttpCheck, LogTarget, Proxy,
-    ProxyStats, Redirect, Server, SourceAddress, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
+    ProxyStats, Redirect, Server, SocketOptions, SourceAddress, StatsRule, StatsSocket, TcpCheckStep, Timeouts,
     STICK_COUNTED, STICK_DATA_TYPES, STICKY_SLOTS, used_acls,
 )
 from haply.config.units import UnitError, parse_int, parse_port, parse_size, parse_time
@@ -204,6 +204,9 @@ class ProxyState:
     # email-alert SETTING -> (value, line); made an EmailAlert when complete
     email_alert: dict[str, tuple[str, Location]] = field(default_factory=dict)
     cache_filters: list[CacheRule] = field(default_factory=list)
+    smart_accept: bool | None = None  # option tcp-smart-accept; None: on in mode http
+    # clitcpka-cnt, srvtcpka-idle, ...: the socket's value (a count, or seconds)
+    tcp_keepalive: dict[str, int] = field(default_factory=dict)
 
     def inherit(self, name: str, kind: str, location: Location) -> ProxyState:
         """A new section starting from this defaults section's settings."""
@@ -238,7 +241,13 @@ class ProxyState:
             forward_for=self.forward_for, original_to=self.original_to,
             buffer_request="http-buffer-request" in options,
             prefer_last_server="prefer-last-server" in options,
-            abort_on_close="abortonclose" in options, tcpka="tcpka" in options, logs=tuple(self.logs),
+            abort_on_close="abortonclose" in options, tcpka="tcpka" in options,
+            client_socket=self._socket_options("cli", options, "clitcpka",
+                                               self.smart_accept if self.smart_accept is not None
+                                               else self.mode == "http"),
+            server_socket=self._socket_options("srv", options, "srvtcpka",
+                                               "tcp-smart-connect" in options),
+            logs=tuple(self.logs),
             log_format=self.log_format, dontlognull="dontlognull" in options,
             unique_id_format=self.unique_id_format, unique_id_header=self.unique_id_header,
             errorfiles=tuple(sorted(self.errorfiles.items())), options=frozenset(options),
@@ -258,6 +267,19 @@ class ProxyState:
             email_alert=mailer_sections.freeze(self.email_alert, self.kind, self.name, self.location, diagnostics),
             default_backend_location=(self.location if self.kind == "listen" else self.default_backend_location),
         )
+
+    def _socket_options(self, side: str, options: set[str], keepalive_option: str,
+                        delayed_ack: bool) -> SocketOptions:
+        """One side's socket options: `option tcpka` asks keep-alive of both
+        (a frontend only has the client side, a backend the server side)."""
+        keepalive = "tcpka" in options or keepalive_option in options
+        settings = self.tcp_keepalive
+        return SocketOptions(
+            keepalive=keepalive,
+            keepalive_count=settings.get(f"{side}tcpka-cnt") if keepalive else None,
+            keepalive_idle=settings.get(f"{side}tcpka-idle") if keepalive else None,
+            keepalive_interval=settings.get(f"{side}tcpka-intvl") if keepalive else None,
+            delayed_ack=delayed_ack)
 
 
 @dataclass
@@ -1084,6 +1106,27 @@ def _description(parser, state, args, line, negated) -> None:
 
 def _retries(parser, state: ProxyState, args, line, negated) -> None:
     state.retries = parse_int(_one("retries", args, "a number"), "retries", 0)
+
+
+def _tcp_keepalive(keyword: str):
+    """clitcpka-cnt <count>, clitcpka-idle <time>, clitcpka-intvl <time> and
+    the srvtcpka ones: times in seconds unless a unit says otherwise."""
+    def handler(parser, state: ProxyState, args, line, negated) -> None:
+        text = _one(keyword, args, "a count" if keyword.endswith("-cnt") else "a time")
+        if keyword.endswith("-cnt"):
+            value = parse_int(text, keyword, 1)
+        else:
+            try:
+                seconds = parse_time(text if not text.isdigit() else text + "s", keyword)
+            except UnitError:
+                raise ParseError(f"invalid {keyword} '{text}': expected a whole number with an "
+                                 "optional unit among ms, s, m, h, d (a bare number is seconds), "
+                                 "e.g. 60 or 10m") from None
+            if seconds < 1:
+                raise ParseError(f"'{keyword}' must be at least one second (got '{text}')")
+            value = int(seconds)
+        state.tcp_keepalive[keyword] = value
+    return handler
 
 
 def _fullconn(parser, state: ProxyState, args, line, negated) -> None:
@@ -2101,6 +2144,8 @@ NOT_NEGATABLE = frozenset({
 
 
 def _apply_option(state: ProxyState, name: str, values: list[str], line: Line, negated: bool) -> None:
+    if name == "tcp-smart-accept":  # on by default in mode http: its `no` is a setting too
+        state.smart_accept = not negated
     if negated:  # never one of NOT_NEGATABLE: the parser refused those
         if values:
             raise ParseError(f"'no option {name}' takes no argument")
@@ -2738,6 +2783,9 @@ HANDLERS: dict[str, Handler] = {
     "id": _proxy_id,
     "backlog": _extra,
     "retries": _retries,
+    **{keyword: _tcp_keepalive(keyword) for keyword in (
+        "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl",
+        "srvtcpka-cnt", "srvtcpka-idle", "srvtcpka-intvl")},
     "source": _source,
     "external-check command": _external_check_setting("command"),
     "external-check path": _external_check_setting("path"),

@@ -137,6 +137,16 @@ def _rows() -> list[Keyword]:
         K("id", "flb", "<number>", "Numeric proxy id."),
         K("backlog", "dfl", "<number>", "Listen queue length of the listeners."),
         K("retries", "dlb", "<number>", "Connection attempts to a server after a failure."),
+        K("clitcpka-cnt", "dfl", "<count>", "Keep-alive probes lost before a client connection is dropped (TCP_KEEPCNT)."),
+        K("clitcpka-idle", "dfl", "<time>", "Idle time before the first keep-alive probe on a client connection "
+          "(TCP_KEEPIDLE; a bare number is seconds)."),
+        K("clitcpka-intvl", "dfl", "<time>", "Time between keep-alive probes on a client connection "
+          "(TCP_KEEPINTVL; a bare number is seconds)."),
+        K("srvtcpka-cnt", "dlb", "<count>", "Keep-alive probes lost before a server connection is dropped (TCP_KEEPCNT)."),
+        K("srvtcpka-idle", "dlb", "<time>", "Idle time before the first keep-alive probe on a server connection "
+          "(TCP_KEEPIDLE; a bare number is seconds)."),
+        K("srvtcpka-intvl", "dlb", "<time>", "Time between keep-alive probes on a server connection "
+          "(TCP_KEEPINTVL; a bare number is seconds)."),
         K("external-check command", "dlb", "<command>",
           "The program an external check runs, with <proxy_address> <proxy_port> <server_address> "
           "<server_port> and the HAPROXY_* variables; exit status 0 means up."),
@@ -357,6 +367,10 @@ def _rows() -> list[Keyword]:
         ("tcpka", "dflb", "", "TCP keep-alive on both sides."),
         ("clitcpka", "dfl", "", "TCP keep-alive on the client side."),
         ("srvtcpka", "dlb", "", "TCP keep-alive on the server side."),
+        ("tcp-smart-accept", "dfl", "", "No bare ACK for a client's first data: the answer carries it "
+         "(on by default in mode http; `no option tcp-smart-accept` turns it off)."),
+        ("tcp-smart-connect", "dlb", "", "No bare ACK ending the handshake with a server: the request "
+         "carries it."),
         ("redispatch", "dlb", "[<interval>]", "Let a retry go to another server when the chosen one fails "
          "(every interval-th retry; negative: that many before the last; 0: never)."),
         ("forwardfor", "dflb", "[except <network>] [header <name>] [if-none]", "Add the client address in X-Forwarded-For."),
@@ -399,7 +413,7 @@ def _rows() -> list[Keyword]:
         "independent-streams",
         "nolinger", "persist",
         "splice-auto", "splice-request", "splice-response", "spop-check",
-        "tcp-smart-accept", "tcp-smart-connect", "transparent", "idle-close-on-response",
+        "transparent", "idle-close-on-response",
     ):
         rows.append(K(f"option {name}", "dflb", "", "HAProxy option not implemented by haply.", U))
     for name, modern in (("http-tunnel", None), ("http_proxy", None)):
@@ -484,8 +498,6 @@ def _rows() -> list[Keyword]:
         ("tcp-check comment", "dlb"), ("tcp-check send-lf", "dlb"), ("tcp-check send-binary-lf", "dlb"),
         ("tcp-check set-var", "dlb"), ("tcp-check unset-var", "dlb"),
         ("stats show-modules", "dflb"), ("stats bind-process", "g"),
-        ("clitcpka-cnt", "dfl"), ("clitcpka-idle", "dfl"), ("clitcpka-intvl", "dfl"),
-        ("srvtcpka-cnt", "dlb"), ("srvtcpka-idle", "dlb"), ("srvtcpka-intvl", "dlb"),
     ):
         rows.append(K(name, sections, "...", "HAProxy keyword not implemented by haply.", U))
     # The rest of HAProxy 2.6's global section (`haproxy -dKcfg` and the

@@ -595,6 +595,28 @@ class EmailAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class SocketOptions:
+    """What a proxy asks of one side's TCP connections: the client side's
+    (a frontend's accepted connections) or the server side's (a backend's)."""
+
+    keepalive: bool = False  # option tcpka, clitcpka or srvtcpka
+    keepalive_count: int | None = None  # clitcpka-cnt / srvtcpka-cnt: TCP_KEEPCNT
+    keepalive_idle: int | None = None  # seconds; clitcpka-idle / srvtcpka-idle: TCP_KEEPIDLE
+    keepalive_interval: int | None = None  # seconds; ...-intvl: TCP_KEEPINTVL
+    # option tcp-smart-accept (on by default in mode http) / tcp-smart-connect:
+    # the ACK of the first data or of the handshake waits for data to carry it
+    delayed_ack: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """Nothing asked: the system's defaults."""
+        return self == PLAIN_SOCKET
+
+
+PLAIN_SOCKET = SocketOptions()
+
+
+@dataclass(frozen=True, slots=True)
 class Proxy:
     """A frontend, backend or listen section (a listen is both).
 
@@ -650,6 +672,8 @@ class Proxy:
     # before a server is chosen.
     buffer_request: bool = False
     tcpka: bool = False
+    client_socket: SocketOptions = PLAIN_SOCKET
+    server_socket: SocketOptions = PLAIN_SOCKET
     logs: tuple[LogTarget, ...] = ()
     log_format: str | None = None  # None | "tcplog" | "httplog" | "httplog clf" | custom
     # `unique-id-format` (a log-format string) and `unique-id-header` (haply.logs.unique_id)

@@ -21,7 +21,7 @@ from haply.balance.hashing import HashBalancer
 from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
-from haply.proxy import caching, outbound, proxy_header
+from haply.proxy import caching, outbound, proxy_header, socket_options
 from haply.proxy.conditions import compile_condition, compile_tcp_rules, stick_table
 from haply.proxy.stick import Stickiness, StickTable
 from haply.runtime.registry import Registry, ServerState
@@ -50,7 +50,7 @@ class BackendRuntime:
                  "denied", "dequeued", "fullconn", "local_responses", "loop", "max_queue", "max_queued",
                  "max_sessions", "name", "no_server", "observer", "proxy", "queue_timeout",
                  "redispatch", "redispatch_every", "redispatched", "registry", "retried",
-                 "retries", "routed", "servers", "sessions", "stick", "tls", "total_sessions",
+                 "retries", "routed", "server_socket", "servers", "sessions", "stick", "tls", "total_sessions",
                  "turnaround", "unanswered", "use_server", "waiting")
 
     def __init__(self, proxy: Proxy, registry: Registry, loop: asyncio.AbstractEventLoop,
@@ -91,6 +91,9 @@ class BackendRuntime:
         # Before a retry on the same server, HAProxy waits min(timeout
         # connect, 1 s): a server that is restarting gets a moment to listen.
         self.turnaround = min(self.connect_timeout, 1.0)
+        # tcpka, nolinger, tcp-smart-connect on connections to servers; None
+        # when the backend asks nothing of them (the common case pays a test)
+        self.server_socket = None if proxy.server_socket.plain else proxy.server_socket
         self._queue: deque[tuple[asyncio.Future, object, ServerState | None]] = deque()
         # Requests that persistence (a cookie, a stick table) ties to a server
         # that is full wait for that server in a queue of its own, as in
@@ -436,7 +439,8 @@ class BackendRuntime:
                     source = (config.source if config is not None and config.source is not None
                               else self.proxy.source)
                     send_proxy = config.send_proxy if config is not None else 0
-                    if send_proxy or source is not None:
+                    options = self.server_socket
+                    if send_proxy or source is not None or (options is not None and options.delayed_ack):
                         transport, protocol = await self._connect_own_socket(
                             server, address, tls, factory, client, send_proxy, source)
                     else:
@@ -444,6 +448,10 @@ class BackendRuntime:
                             lambda: factory(server), address[0], address[1],
                             ssl=tls[0] if tls else None,
                             server_hostname=tls[1] if tls else None)
+                    if options is not None:
+                        sock = transport.get_extra_info("socket")
+                        if sock is not None:
+                            socket_options.once_connected(sock, options)
                 if self.observer is not None:
                     self.report(server, EV_L4_OK)
                 if tally is not None:
@@ -491,7 +499,10 @@ class BackendRuntime:
         header with the client's address and the one it connected to goes
         first, before any TLS handshake."""
         loop = self.loop
-        sock = await outbound.connected_socket(loop, address[0], address[1], source)
+        options = self.server_socket
+        sock = await outbound.connected_socket(
+            loop, address[0], address[1], source,
+            None if options is None else lambda sock: socket_options.before_connect(sock, options))
         try:
             if send_proxy:
                 source_address = client.get_extra_info("peername") if client is not None else None

@@ -18,6 +18,7 @@ from collections import deque
 from haply.config.model import STICK_BYTES, Config
 from haply.health import HealthChecker
 from haply.http import cache, framing
+from haply.proxy import socket_options
 from haply.proxy.accept_proxy import HeaderListener
 from haply.proxy.addresses import AddressError, initial_address
 from haply.limits import RESERVED_DESCRIPTORS
@@ -161,6 +162,8 @@ class Engine:
                 expecting = any(rule.action == "expect-proxy" for rule in proxy.tcp_request_rules)
                 for position, bind in enumerate(proxy.binds, start=1):
                     sock = self.sockets.listener(bind) if self.sockets else open_listener(bind)
+                    if sock is not None:  # (none when the master only validates)
+                        socket_options.for_listener(sock, proxy.client_socket)
                     # a listener of its own: for its statistics row, or its `maxconn`
                     listener = (listener_of(bind, position)
                                 if counted or any(o == "maxconn" for o, _ in bind.options) else None)

@@ -15,6 +15,7 @@ import asyncio
 import errno
 import itertools
 import socket
+from typing import Callable
 
 from haply.config.model import SourceAddress
 
@@ -64,8 +65,10 @@ def next_port(source: SourceAddress) -> int:
 
 
 async def connected_socket(loop: asyncio.AbstractEventLoop, host: str, port: int,
-                           source: SourceAddress | None) -> socket.socket:
-    """A TCP socket connected to host:port, from source when given."""
+                           source: SourceAddress | None,
+                           prepare: Callable[[socket.socket], None] | None = None) -> socket.socket:
+    """A TCP socket connected to host:port, from source when given; prepare
+    sets what must be set before the connect."""
     family, kind, proto, _, target = (await loop.getaddrinfo(
         host, port, type=socket.SOCK_STREAM))[0]
     # a source port still connected to this server (from the range's last
@@ -79,6 +82,8 @@ async def connected_socket(loop: asyncio.AbstractEventLoop, host: str, port: int
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
+            if prepare is not None:
+                prepare(sock)
             await loop.sock_connect(sock, target)
             return sock
         except OSError as exc:

@@ -10,7 +10,6 @@ both directions are closed or it has been idle for its timeout.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from haply.http import framing
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
@@ -99,10 +98,6 @@ class TcpClientProtocol(asyncio.Protocol):
         self.admitted = True
         self.frontend.engine.sessions.add(self)
         proxy = self.frontend.proxy
-        if proxy.tcpka:
-            sock = self.transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.timer = Deadline(self.frontend.wheel, self)
         self.timer.arm_idle(proxy.timeouts.client, "client")
         self._route(self.key if self.key is not None else SourceKey.of(self.transport))
@@ -171,11 +166,6 @@ class TcpClientProtocol(asyncio.Protocol):
         if self.backend.sessions is not None:
             self.backend.track(server, self)
         transport = upstream.transport
-        backend_proxy = self.backend.proxy
-        if backend_proxy.tcpka:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self._arm_session_timer()
         if self.pending:
             for chunk in self.pending:

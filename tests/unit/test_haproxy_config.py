@@ -3193,3 +3193,46 @@ def test_a_log_format_without_a_log_address_is_a_warning(tmp_path):
     assert warnings(loaded) == [
         "6: log format ignored for frontend 'fe' since it has no log address",
         "10: log format ignored for proxy 'li' since it has no log address"]
+
+
+def test_socket_options_of_each_side(tmp_path):
+    """tcpka asks keep-alive of both sides, clitcpka and srvtcpka of one;
+    their settings are seconds unless a unit says otherwise; tcp-smart-accept
+    is on by default in mode http and can be turned off."""
+    loaded = load_text(tmp_path, DEFAULTS + """\
+        frontend web
+            bind :80
+            option clitcpka
+            clitcpka-idle 2m
+            clitcpka-intvl 15
+            clitcpka-cnt 3
+            default_backend app
+        frontend quick
+            bind :81
+            no option tcp-smart-accept
+            default_backend app
+        backend app
+            option tcpka
+            srvtcpka-idle 90
+            srvtcpka-intvl 20
+            srvtcpka-cnt 5
+            option tcp-smart-connect
+            server s 127.0.0.1:1
+        """)
+    web, quick, app = (loaded.config.proxy(name) for name in ("web", "quick", "app"))
+    assert (web.client_socket.keepalive, web.client_socket.keepalive_idle,
+            web.client_socket.keepalive_interval, web.client_socket.keepalive_count) == (True, 120, 15, 3)
+    assert web.client_socket.delayed_ack and not quick.client_socket.delayed_ack
+    assert not quick.client_socket.keepalive
+    assert (app.server_socket.keepalive, app.server_socket.keepalive_idle,
+            app.server_socket.keepalive_interval, app.server_socket.keepalive_count,
+            app.server_socket.delayed_ack) == (True, 90, 20, 5, True)
+    found = messages(tmp_path, DEFAULTS + """\
+        backend app
+            srvtcpka-idle 1m30s
+            srvtcpka-cnt none
+            server s 127.0.0.1:1
+        """)
+    assert any("7: invalid srvtcpka-idle '1m30s'" in line and "a bare number is seconds" in line
+               for line in found), found
+    assert any(line.startswith("8: ") and "srvtcpka-cnt" in line for line in found), found
