@@ -44,6 +44,7 @@ from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
 from haply.http.framing import CHUNKED, LENGTH, UNTIL_CLOSE, Framing
+from haply.http.trailers import last_chunk
 
 BLOCK_SIZE = 1024  # manual 6: "split in 1kB blocks"
 # The size `show cache` reports and max-object-size bounds is that of
@@ -321,11 +322,12 @@ class Entry:
     """One stored object."""
 
     __slots__ = ("key", "secondary", "varies", "codings", "referer", "reason", "fields", "framing",
-                 "body", "size", "blocks", "stored_at", "expires", "age", "etag", "last_modified")
+                 "body", "size", "blocks", "stored_at", "expires", "age", "etag", "last_modified",
+                 "trailers")
 
     def __init__(self, key: bytes, storable: Storable, referer: int, reason: bytes,
                  fields: list[tuple[bytes, bytes]], framing_kind: str, body: bytes, size: int,
-                 now: float):
+                 now: float, trailers: list[tuple[bytes, bytes]] | None = None):
         self.key = key
         self.varies = storable.varies
         self.codings = storable.codings if storable.varies else 0
@@ -335,6 +337,9 @@ class Entry:
         self.fields = fields
         self.framing = framing_kind
         self.body = body
+        # a chunked answer's trailer fields: HAProxy's cache keeps them and
+        # sends them again after the body of each hit
+        self.trailers = trailers
         self.size = size
         self.blocks = -(-size // BLOCK_SIZE)
         self.stored_at = now
@@ -420,11 +425,12 @@ class Store:
 
     def store(self, plan: RequestPlan, storable: Storable, reason: bytes,
               fields: list[tuple[bytes, bytes]], framing_kind: str, body: bytes, size: int,
-              now: float) -> Entry | None:
+              now: float, trailers: list[tuple[bytes, bytes]] | None = None) -> Entry | None:
         """Keep an answer whose body is complete; None when it cannot be."""
         if size > self.settings.max_object_size or not self.admits(plan, storable, now):
             return None
-        entry = Entry(plan.key, storable, plan.referer, reason, fields, framing_kind, body, size, now)
+        entry = Entry(plan.key, storable, plan.referer, reason, fields, framing_kind, body, size, now,
+                      trailers)
         ident = (plan.key, entry.secondary)
         if ident in self.entries:
             self._remove(ident)
@@ -478,7 +484,7 @@ def answer(entry: Entry, method: bytes, headers: list[tuple[bytes, bytes]], now:
         return Answer(200, entry.reason, fields, framing, b"")
     body = entry.body
     if kind == CHUNKED:
-        body = (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
+        body = (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + last_chunk(entry.trailers)
     return Answer(200, entry.reason, fields, framing, body)
 
 

@@ -108,7 +108,7 @@ class Filling:
     its body is gathered while it stays within max-object-size."""
 
     __slots__ = ("store", "plan", "storable", "reason", "fields", "framing", "parts", "size",
-                 "removed", "limit")
+                 "removed", "limit", "trailers")
 
     def __init__(self, store: cache.Store, plan: cache.RequestPlan, storable: cache.Storable,
                  reason: bytes, fields: list, framing_kind: str, removed: int):
@@ -122,6 +122,7 @@ class Filling:
         self.parts: list[bytes] = []
         self.size = cache.stored_size(200, reason, fields, removed, 0) + cache.BLOCK_INFO
         self.limit = store.settings.max_object_size
+        self.trailers = None  # a chunked body's, set once it is complete
 
     def add(self, data: bytes) -> bool:
         """False once the object no longer fits (then drop this filling)."""
@@ -133,7 +134,7 @@ class Filling:
         body = b"".join(self.parts)
         size = cache.stored_size(200, self.reason, self.fields, self.removed, len(body))
         self.store.store(self.plan, self.storable, self.reason, self.fields, self.framing, body,
-                         size, now)
+                         size, now, self.trailers)
 
 
 def start_filling(rules: list[CacheStore], request, status: int, reason: bytes, fields: list,

@@ -23,7 +23,7 @@ from collections import deque
 
 import httptools
 
-from haply.http import cache, compression, framing, responses
+from haply.http import cache, compression, framing, responses, trailers
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
 from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
 from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
@@ -62,7 +62,10 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # head).
 # The versions framing.request_framing accepts (it explains the others' refusal).
 PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
-LAST_CHUNK = b"0\r\n\r\n"
+# Past every head budget: head_size is moved this far once a chunked
+# request's head is complete, so that a field after it (a trailer) takes
+# on_header's rare branch and the common one tests nothing more.
+TRAILER_SECTION = 1 << 60
 CONNECT = b"CONNECT"
 CLIENT_EOF, SERVER_EOF = 1, 2
 
@@ -100,7 +103,9 @@ class Request:
                  "log_level",
                  # set only by an http-request cache-use rule: its key, for
                  # cache-store (haply.proxy.caching.Pending)
-                 "cache")
+                 "cache",
+                 # set only for a chunked body: the fields after its last chunk
+                 "trailers")
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
@@ -239,7 +244,10 @@ def request_parser(session, kind=httptools.HttpRequestParser) -> httptools.HttpR
     HTTP/1.1; versions haply does not speak are refused after the head
     (framing.request_framing)."""
     parser = kind(session)
-    parser.set_dangerous_leniencies(lenient_version=True)
+    # lenient_chunked_length: llhttp would refuse a Content-Length among the
+    # trailers, which HAProxy forwards; a head with both framings is
+    # refused by framing.request_framing all the same.
+    parser.set_dangerous_leniencies(lenient_version=True, lenient_chunked_length=True)
     return parser
 
 
@@ -291,6 +299,9 @@ class HttpSession(asyncio.Protocol):
     # is still in `out`, nothing of the answer has reached the client.
     response_started: bytes | bool = False
     response_chunked = False
+    # llhttp reads on after a request whose trailers hold a Connection field
+    # (HttpSession._trailer) until a request closes the connection
+    lenient_close = False
     response_keep_alive = True
     response_until_close = False
     upstream_reusable = False
@@ -654,6 +665,9 @@ class HttpSession(asyncio.Protocol):
                     request.plain = False
         self.head_size += size + len(value) + 4
         if self.head_size > framing.MAX_HEAD_SIZE:
+            if self.head_size > TRAILER_SECTION:
+                self._trailer(request)
+                return
             error = framing.head_too_large(len(request.url))
         elif len(request.headers) > framing.MAX_HEADERS:
             error = framing.too_many_headers()
@@ -697,6 +711,9 @@ class HttpSession(asyncio.Protocol):
                     self._speak_http11(request)
                 body = request.framing = framing.request_framing(
                     request.method_bytes, request.version, request.headers)
+                if body.kind == framing.CHUNKED:
+                    request.trailers = []
+                    self.head_size += TRAILER_SECTION
                 if request.hosts > 1:  # identical copies (others were refused): keep one
                     self._keep_one_host(request)
                 # A plain head has at most one Connection field, reading close
@@ -749,6 +766,24 @@ class HttpSession(asyncio.Protocol):
         request.keep_alive = request.keep_alive and b"close" not in framing.connection_options(
             request.headers)
 
+    def _trailer(self, request: Request) -> None:
+        """A field after the last chunk (on_header put it among the head's):
+        kept for the server, within the head's limits (400 past them)."""
+        field = request.headers.pop()
+        fields = request.trailers
+        fields.append(field)
+        error = trailers.section_error(
+            len(fields), sum(len(name) + len(value) + 4 for name, value in fields) + 2, 400)
+        if error is not None:
+            request.error = (error.status_hint, str(error))
+            raise error
+        if field[0].lower() == b"connection" and request.keep_alive:
+            # llhttp would end the connection after a trailer's close, and
+            # refuse the next request; HAProxy reads on. The leniency ends
+            # with the next request that does close it (_stops_reading).
+            self.parser.set_dangerous_leniencies(lenient_keep_alive=True)
+            self.lenient_close = True
+
     def on_body(self, body: bytes) -> None:
         request = self.parsing
         size = len(body)
@@ -764,7 +799,7 @@ class HttpSession(asyncio.Protocol):
         if request is self.discarding:
             return
         request.body.append(body)
-        if request.buffering and self.head_size + request.body_size >= framing.MAX_HEAD_SIZE:
+        if request.buffering and self._held_size(request) >= framing.MAX_HEAD_SIZE:
             self._body_buffered(request)  # the buffer is full: on to a server
         elif request.body_size > RETRY_BUFFER_SIZE:
             # No server to take it yet: hold one buffer, then stop reading.
@@ -779,7 +814,7 @@ class HttpSession(asyncio.Protocol):
             return
         if request.buffering:
             self._body_buffered(request)
-            if not request.keep_alive and not self._watches_close(request):
+            if not request.keep_alive and self._stops_reading(request):
                 self.pause_client_reading(PAUSE_WAITING)
             return
         upstream = self.upstream
@@ -797,17 +832,22 @@ class HttpSession(asyncio.Protocol):
         # request (monitor-uri, a redirect) from its head.
         elif (self.requests and request is self.requests[0]
                 and request.server is not None and request.chunked):
-            upstream.transport.write(LAST_CHUNK)
-        if not request.keep_alive and not self._watches_close(request):
+            upstream.transport.write(trailers.last_chunk(request.trailers))
+        if not request.keep_alive and self._stops_reading(request):
             self.pause_client_reading(PAUSE_WAITING)
 
-    @staticmethod
-    def _watches_close(request: Request) -> bool:
-        """Whether reading goes on after a last request: `option abortonclose`
-        must see its client leave while it waits for a server (bytes after a
-        last request are refused by the parser, as they were before)."""
+    def _stops_reading(self, request: Request) -> bool:
+        """Whether reading stops after a last request; it goes on when
+        `option abortonclose` must see its client leave while it waits for a
+        server (bytes after a last request are refused by the parser, as
+        they were before: the leniency a trailer's Connection field asked
+        for, if any, ends here, before llhttp reads on)."""
+        if self.lenient_close:
+            self.parser.set_dangerous_leniencies(lenient_keep_alive=False)
+            self.lenient_close = False
         backend = request.backend
-        return request.server is None and backend is not None and backend.proxy.abort_on_close
+        return not (request.server is None and backend is not None
+                    and backend.proxy.abort_on_close)
 
     # ================================================================= routing
 
@@ -905,7 +945,7 @@ class HttpSession(asyncio.Protocol):
         http-request` covers that wait (counted from the end of the head).
         A client waiting for 100 Continue gets it from haply, and the
         server does not see its Expect field, as with HAProxy 2.6."""
-        if self.head_size + request.body_size >= framing.MAX_HEAD_SIZE:
+        if self._held_size(request) >= framing.MAX_HEAD_SIZE:
             return
         request.buffering = True
         self.deadline.arm(self.timeout_http_request, "http-request")
@@ -918,6 +958,11 @@ class HttpSession(asyncio.Protocol):
             request._header_map = None
             request.plain = False
             self.transport.write(CONTINUE)
+
+    def _held_size(self, request: Request) -> int:
+        """The head and body HAProxy's buffer would hold (a chunked request's
+        head_size is past TRAILER_SECTION)."""
+        return self.head_size % TRAILER_SECTION + request.body_size
 
     def _body_buffered(self, request: Request) -> None:
         request.buffering = False
@@ -1144,14 +1189,14 @@ class HttpSession(asyncio.Protocol):
                     parts.append(chunk)
                 request.sent_body += len(chunk)
             if request.complete and chunked:
-                parts.append(LAST_CHUNK)
+                parts.append(trailers.last_chunk(request.trailers))
             transport.write(b"".join(parts))
             if request.body_size > RETRY_BUFFER_SIZE:
                 request.body = []  # streamed from now on; no replay possible
         else:
             transport.write(request.head_bytes)
             if request.complete and request.chunked:
-                transport.write(LAST_CHUNK)
+                transport.write(trailers.last_chunk(request.trailers))
         request.server.bytes_in += len(request.head_bytes)
         if request.upgrade:
             if request.method_bytes == CONNECT:
@@ -1181,9 +1226,11 @@ class HttpSession(asyncio.Protocol):
         self.out.append(head)
 
     def response_head(self, upstream: UpstreamConnection, status: int, version: str,
-                      server_keep_alive: bool) -> None:
+                      server_keep_alive: bool) -> bool | None:
         """server_keep_alive: llhttp's reading of the response's version and
-        Connection field (RFC 9112 §9.3), so no field is scanned twice."""
+        Connection field (RFC 9112 §9.3), so no field is scanned twice.
+        True when the answer goes on with a chunked body, whose trailers the
+        upstream then keeps the bytes of (response_complete reads them)."""
         if self.client_gone:
             self._answer_lost(upstream, status)
             return
@@ -1222,7 +1269,8 @@ class HttpSession(asyncio.Protocol):
         keep_client = upgrade or (request.keep_alive and not until_close
                                   and route.client_mode != framing.CLOSE)
         self.response_keep_alive = keep_client
-        self.response_chunked = body.kind == framing.CHUNKED
+        # the answer as it came; compression may still send it chunked
+        chunked = self.response_chunked = body.kind == framing.CHUNKED
         self.response_until_close = until_close
         self.upstream_reusable = (route.server_keep_alive and server_keep_alive
                                   and not upgrade and not until_close)
@@ -1264,6 +1312,7 @@ class HttpSession(asyncio.Protocol):
             self._server_failure()
         self.out.append(head)
         self.frontend.bytes_out += len(head)
+        return chunked
 
     def _compressed_head(self, request: Request, status: int, version: str,
                          body: framing.Framing, keep_client: bool,
@@ -1305,9 +1354,18 @@ class HttpSession(asyncio.Protocol):
         request = self.requests[0]
         out = self.out
         if self.response_chunked:
+            # read before anything is written: a bad section is a 502 while
+            # the head may still be withdrawn
+            try:
+                fields = upstream.take_trailers()
+            except RemoteProtocolError as exc:
+                self.server_protocol_error(upstream, str(exc))
+                return
             if self.encoder is not None:
                 self._flush_encoder(True)
-            out.append(LAST_CHUNK)
+            out.append(trailers.last_chunk(fields))
+            if self.filling is not None and fields:
+                self.filling.trailers = fields
         if out:  # flush(), inline: once per response
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from haply.http import framing
+from haply.http import framing, trailers
 from haply.http.errors import BAD_GATEWAY, RemoteProtocolError
 from haply.http.headers import parse_fields
 from haply.runtime.registry import ServerState
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # HAProxy's `pool-purge-delay` default: idle server connections unused for this long
 # are closed, so a pool shrinks back after a burst.
 POOL_IDLE_TIMEOUT = 5.0
+# What is kept of a chunked body's last reads, for its trailer section: the
+# section's limit, and as much again for the last chunk's line before it.
+TAIL_KEPT = 2 * framing.HAPROXY_BUFSIZE
 
 
 def response_parser(protocol: "UpstreamConnection") -> httptools.HttpResponseParser:
@@ -34,9 +37,12 @@ def response_parser(protocol: "UpstreamConnection") -> httptools.HttpResponsePar
     where that cannot change the framing: spaces after a chunk size
     (`5 \\r\\n`) are accepted, and the versions HTTP/1.2 to 1.9, which
     RFC 9112 §2.6 reads as HTTP/1.1 (others are refused after the head,
-    by framing.response_framing)."""
+    by framing.response_framing), and a Content-Length among trailers, which
+    HAProxy forwards (a head with both framings is refused by
+    framing.response_framing all the same)."""
     parser = httptools.HttpResponseParser(protocol)
-    parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True, lenient_version=True)
+    parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True, lenient_version=True,
+                                    lenient_chunked_length=True)
     return parser
 
 
@@ -78,6 +84,10 @@ class ConnectAnswer:
 
 
 class UpstreamConnection(asyncio.Protocol):
+    # set with `tail` (only a chunked answer has one)
+    tail_size = 0
+    tail_whole = True
+
     def __init__(self, server: ServerState, pool: "ConnectionPool"):
         # Global
         self.server = server
@@ -106,6 +116,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_start = 0
         self.head = b""
         self._headers: list[tuple[bytes, bytes]] | None = None
+        # A chunked answer's last reads, from the head on while none was
+        # dropped (tail_whole), until its end: its trailers are read there.
+        self.tail: list[bytes] | None = None
 
     # ------------------------------------------------------------- exchanges
 
@@ -153,6 +166,8 @@ class UpstreamConnection(asyncio.Protocol):
         session.deadline.touch()  # `timeout server` counts from the last read
         if self.head_start >= 0:  # a final head is not complete yet
             self.pending = self.pending + data if self.pending else data
+        elif self.tail is not None:
+            self._keep_tail(data)
         try:
             self.parser.feed_data(data)
             if self.session is not None:
@@ -262,10 +277,14 @@ class UpstreamConnection(asyncio.Protocol):
             parser.set_dangerous_leniencies(lenient_keep_alive=False)
         self.head_start = -1
         self.pending = b""
-        session.response_head(self, status, parser.get_http_version(),
-                              parser.should_keep_alive())
+        chunked = session.response_head(self, status, parser.get_http_version(),
+                                        parser.should_keep_alive())
         if self.session is None:
             return  # the session dropped this answer (a retry, a bad response)
+        if chunked:
+            self.tail = [pending]
+            self.tail_size = len(pending)
+            self.tail_whole = True
         if self.head_request and status != 101:
             # llhttp would wait for the body a HEAD response's Content-Length
             # announces: end the exchange here and parse the next response with a
@@ -278,6 +297,36 @@ class UpstreamConnection(asyncio.Protocol):
             self.session.server_protocol_error(self, str(error))
         else:
             self.close()
+
+    def _keep_tail(self, data: bytes) -> None:
+        tail = self.tail
+        tail.append(data)
+        self.tail_size += len(data)
+        while len(tail) > 1 and self.tail_size - len(tail[0]) >= TAIL_KEPT:
+            self.tail_size -= len(tail.pop(0))
+            self.tail_whole = False
+
+    def take_trailers(self) -> list[tuple[bytes, bytes]] | None:
+        """The trailer fields of the chunked answer just read (None: it had
+        none, or was not chunked); raises RemoteProtocolError (502) for a
+        section over the head's limits. llhttp read the section's fields
+        but reports none of them (there is no on_header here): they are
+        read back from the answer's last bytes, which end with them (a
+        server sends nothing after its answer unasked)."""
+        tail = self.tail
+        if tail is None:
+            return None
+        self.tail = None
+        last = tail[-1]
+        if last.endswith(b"\n0\r\n\r\n"):  # the common end: no trailers
+            return None
+        fields = trailers.read_section(last if len(tail) == 1 else b"".join(tail),
+                                       self.tail_whole)
+        if fields:
+            # llhttp ends the connection after a Connection (or a
+            # Content-Length) among trailers: the next answer gets a new parser
+            self.stale_parser = True
+        return fields or None
 
     def on_body(self, body: bytes) -> None:
         if self.session is not None and not self.stale_parser:

@@ -147,14 +147,15 @@ def exchange(port: int, request: bytes | list[bytes]) -> tuple:
     return statuses, connection, closed
 
 
-def run_cases(cases: dict[str, bytes | list[bytes]]) -> dict[str, dict]:
-    """{proxy: {case: (exchange(...), what the server received)}}, one case at a time."""
+def run_cases(cases: dict[str, bytes | list[bytes]], options: str = "") -> dict[str, dict]:
+    """{proxy: {case: (exchange(...), what the server received)}}, one case at a
+    time; options: more lines for the proxy section (indented)."""
     results = {}
     for name, binary in PROXIES.items():
         server = RecordingServer()
         port = free_port()
         cfg = (PRELUDE + f"\nlisten app\n    bind 127.0.0.1:{port}\n    option forwardfor\n"
-               f"    timeout http-keep-alive 2s\n    server s {server.address}\n")
+               f"    timeout http-keep-alive 2s\n{options}    server s {server.address}\n")
         seen = {}
         try:
             with run_haproxy(cfg, binary=binary):

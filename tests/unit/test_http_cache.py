@@ -232,6 +232,15 @@ def test_a_hit_sends_the_stored_head_with_its_age():
     assert cache.answer(until_close, b"GET", [], 0.0).framing.kind == UNTIL_CLOSE
 
 
+def test_a_chunked_hit_ends_with_the_stored_trailers():
+    store = cache.Store(SETTINGS)
+    fields = [(b"Cache-Control", b"max-age=60")]
+    entry = store.store(plan(), judge(fields), b"OK", fields, CHUNKED, b"body", 100, 0.0,
+                        [(b"X-Trail", b"one")])
+    assert cache.answer(entry, b"GET", [], 0.0).body == b"4\r\nbody\r\n0\r\nx-trail: one\r\n\r\n"
+    assert cache.answer(entry, b"HEAD", [], 0.0).body == b""
+
+
 def test_conditional_requests_get_304():
     entry = entry_with([(b"ETag", b'"e1"'), (b"Last-Modified", b"Mon, 01 Dec 2025 00:00:00 GMT")])
 
