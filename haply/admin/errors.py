@@ -2,8 +2,9 @@
 parsing failed.
 
 Only the error path pays for this: the position is found after the fact by
-feeding growing prefixes of the captured bytes to a fresh parser (a binary
-search, about 14 parses of at most one buffer), never while parsing traffic.
+reading growing prefixes of the captured bytes as the proxy reads them (a
+binary search, about 14 parses of at most one buffer), never while parsing
+traffic.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 from typing import NamedTuple
 
 import httptools
+
+from haply.http.repair import passes_llhttp, refused
 
 # HAProxy's buffer size (tune.bufsize): at most this much of a request is kept.
 CAPTURE_LIMIT = 16384
@@ -28,30 +31,16 @@ class CapturedError(NamedTuple):
     position: int | None = None
 
 
-class _Quiet:
-    """Parser callbacks that record nothing."""
-
-
-def _fails(data: bytes) -> bool:
-    parser = httptools.HttpRequestParser(_Quiet())
-    try:
-        parser.feed_data(data)
-    except httptools.HttpParserUpgrade:
-        return False
-    except httptools.HttpParserError:
-        return True
-    return False
-
-
 def error_position(data: bytes) -> int | None:
-    """Offset of the first byte the HTTP/1 parser refuses, or None if it accepts
-    every byte (the request was refused for another reason: size, timeout)."""
-    if not data or not _fails(data):
+    """Offset of the first byte refused (repair.refused), or None if every byte is
+    accepted (the request was refused for another reason: size, timeout).
+    The bytes that pass llhttp pass the proxy: those cost one parse."""
+    if not data or passes_llhttp(data) or not refused(data):
         return None
-    low, high = 0, len(data)  # data[:low] parses, data[:high] fails
+    low, high = 0, len(data)  # data[:low] passes, data[:high] is refused
     while high - low > 1:
         middle = (low + high) // 2
-        if _fails(data[:middle]):
+        if refused(data[:middle]):
             high = middle
         else:
             low = middle

@@ -23,8 +23,12 @@ refuse, Transfer-Encoding in HTTP/1.0, HTTP/0.9 and HTTP/2.0 request lines,
 size of header fields. The smuggling rules below are still checked in full:
 this function is the one place that decides framing, and it must stay right
 if the parser is made more lenient (`set_dangerous_leniencies`) or replaced.
-The only leniency used is in servers' answers, spaces after a chunk size, as
-HAProxy reads them (haply.proxy.upstream.response_parser); it moves no boundary.
+The leniencies used: in servers' answers, spaces after a chunk size, as
+HAProxy reads them (haply.proxy.upstream.response_parser), which moves no
+boundary; and, for a head llhttp refused that haply.http.repair wrote anew
+(bare LF, obs-fold...), control characters in field values, until that head
+is read. Repair refuses what HAProxy refuses (whitespace before a colon,
+non-token names...), so the fields that come here are as llhttp gives them.
 """
 
 from __future__ import annotations
@@ -532,8 +536,10 @@ def validate_header_fields(headers: Headers, status: int = 400) -> None:
     colon), CR/LF/NUL/CTL/DEL in a value, and a value starting with SP or HTAB
     (what an obs-fold continuation line would leave, RFC 9112 §5.2).
 
-    llhttp already refuses every one of these on parsed input (pinned in the
-    httptools test), so the proxy need not call this on fields it parsed. It
+    llhttp, or haply.http.repair for a head llhttp refused, already refuses
+    every one of these on parsed input (pinned in the httptools test) but
+    control characters in values, which HAProxy forwards: the proxy does not
+    call this on fields it parsed. It
     exists for fields that did not come through the parser: values built from
     configuration at run time, and any future lenient parser mode. Each check
     is a bytes.translate, a loop in C.

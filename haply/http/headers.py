@@ -63,8 +63,9 @@ def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     value without its leading whitespace (llhttp keeps the trailing one).
 
     llhttp in its strict mode (httptools' default) refuses bare LF, obs-fold
-    and whitespace before the colon, so a split on CRLF and on the first colon
-    is the whole grammar here. The proxy asks for this list only when a rule,
+    and whitespace before the colon, and a head it refused that the proxy
+    reads is written anew without them (haply.http.repair), so a split on CRLF
+    and on the first colon is the whole grammar here. The proxy asks for this list only when a rule,
     a condition or an unusual head needs it; the common head is rewritten
     from its bytes (`_HeadWriter.raw_fields`).
     """

@@ -23,7 +23,7 @@ from collections import deque
 
 import httptools
 
-from haply.http import cache, compression, framing, responses, trailers
+from haply.http import cache, compression, framing, repair, responses, trailers
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
 from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
 from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
@@ -268,6 +268,27 @@ class ExtensionMethodParser(httptools.HttpRequestParser):
         return method
 
 
+class RepairedHead:
+    """The parser's protocol while a head written anew by haply.http.repair
+    is read again: llhttp takes the control characters HAProxy keeps in field
+    values only with its leniency on headers, which must not outlive that
+    head (it would also take whitespace before a colon, obs-fold...). The
+    session's own callbacks do the rest."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: "HttpSession"):
+        self.session = session
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+    def on_headers_complete(self) -> None:
+        session = self.session
+        session.parser.set_dangerous_leniencies(lenient_headers=False)
+        session.on_headers_complete()
+
+
 class HttpSession(asyncio.Protocol):
     # Per-connection and per-exchange state starts from these class-level
     # values: a new connection stores only what is its own (a third of the
@@ -321,6 +342,9 @@ class HttpSession(asyncio.Protocol):
     private: UpstreamConnection | None = None
     # The task finding a server for requests[0] (queue, connect), if any.
     connecting: asyncio.Task | None = None
+    # The read as received while a head written anew from it is parsed
+    # (_read_repaired): what `show errors` keeps if that fails too.
+    received: bytes | None = None
 
     def __init__(self, frontend: FrontendRuntime, router, pool: ConnectionPool):
         # Global
@@ -406,8 +430,17 @@ class HttpSession(asyncio.Protocol):
             self.frontend.bytes_in += len(data)
             return
         self.frontend.bytes_in += len(data)
-        # A request that begins in this read begins at its first byte.
-        self.fresh = data if self.parsing is None else None
+        parsing = self.parsing
+        if parsing is None:
+            # A request that begins in this read begins at its first byte.
+            self.fresh = data
+        else:
+            self.fresh = None
+            raw = parsing.raw
+            if raw is not None and not (self.requests and self.requests[-1] is parsing):
+                # Its head goes on in this read: all of it is kept, as for
+                # one read (the raw path, _read_repaired).
+                parsing.raw = raw + data
         if self.deadline.tag == "http-keep-alive":
             self.deadline.arm(self.timeout_http_request, "http-request")
         else:
@@ -423,6 +456,8 @@ class HttpSession(asyncio.Protocol):
             else:
                 self._reject(400, "unexpected upgrade")
         except httptools.HttpParserError as exc:
+            if self.received is None and self._read_repaired(data, exc):
+                return
             if exc.__class__ is httptools.HttpParserInvalidMethodError and \
                     self._read_extension_method(data):
                 return
@@ -438,7 +473,60 @@ class HttpSession(asyncio.Protocol):
                 status, reason = request.error
             else:
                 status, reason = 400, str(exc) or "malformed request"
-            self._reject(status, reason, data)
+            self._reject(status, reason, data if self.received is None else self.received)
+
+    def _read_repaired(self, data: bytes, exc: Exception) -> bool:
+        """A head llhttp refused that HAProxy reads (haply.http.repair: bare
+        LF, tabs in the request line, obs-fold, control characters in values)
+        is read again as written anew, and goes to the server so; one HAProxy
+        refuses gets its 400 here, with the reason of its fault. Only a
+        request that began at the start of a read can be (its bytes are all
+        kept, `raw`); a head not whole yet, refused by nothing so far, is
+        kept until it is. False: the refusal stands as llhttp gave it."""
+        request = self.parsing
+        if request is None or request.error is not None or (
+                self.requests and self.requests[-1] is request):
+            return False  # not its head that llhttp refused
+        raw = request.raw
+        if raw is None or raw[len(raw) - len(data):] != data:
+            return False  # its start is not known (it began within a read)
+        head = repair.request_head(raw)
+        if head is None:
+            if len(raw) > framing.MAX_HEAD_SIZE or repair.refused(raw):
+                return False
+            self.held = [raw]
+            self.parser = request_parser(self)
+            self.parsing = None
+            return True
+        if head.__class__ is repair.HeadError:
+            if head is repair.LEFT:
+                return False
+            self._reject(400, head.reason, raw)
+            return True
+        if exc.__class__ is httptools.HttpParserInvalidMethodError and \
+                raw[len(raw) - len(raw.lstrip(b"\r\n")):head.end] == head.data:
+            return False  # nothing to repair: only the method is unknown to llhttp
+        # The method goes as GET but for CONNECT, which llhttp frames apart:
+        # llhttp knows a fixed list of them, HAProxy forwards any token.
+        method, _, rest = head.data.partition(b" ")
+        if method == CONNECT:
+            self.parser = parser = request_parser(RepairedHead(self))
+            again = head.data
+        else:
+            self.parser = parser = request_parser(RepairedHead(self), ExtensionMethodParser)
+            parser.method = method
+            again = b"GET " + rest
+        parser.set_dangerous_leniencies(lenient_headers=True)
+        again += raw[head.end:]
+        # self.parsing stays set: this read is no request's first, so the raw
+        # path does not send it as received
+        self.frontend.bytes_in -= len(again)  # counted as received
+        self.received = raw
+        try:
+            self.data_received(again)
+        finally:
+            self.received = None
+        return True
 
     def _read_extension_method(self, data: bytes) -> bool:
         """A method llhttp does not know: when it is a token, which HAProxy

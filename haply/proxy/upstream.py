@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from haply.http import framing, trailers
+from haply.http import framing, repair, trailers
 from haply.http.errors import BAD_GATEWAY, RemoteProtocolError
 from haply.http.headers import parse_fields
 from haply.runtime.registry import ServerState
@@ -83,6 +83,46 @@ class ConnectAnswer:
         self.upstream.on_message_complete()
 
 
+class RepairedAnswer:
+    """The parser's protocol once a head written anew by haply.http.repair is
+    read again: llhttp's leniency on field values, which the control
+    characters HAProxy keeps there need, ends with that head (it would take
+    whitespace before a colon and obs-fold too). `inner` gets the callbacks:
+    the connection, or its ConnectAnswer."""
+
+    __slots__ = ("upstream", "inner")
+
+    def __init__(self, upstream: "UpstreamConnection", inner):
+        self.upstream = upstream
+        self.inner = inner
+
+    def on_headers_complete(self) -> None:
+        parser = self.upstream.parser
+        status = parser.get_status_code()
+        if status >= 200 or status == 101:  # the final head: an interim one is not
+            parser.set_dangerous_leniencies(lenient_headers=False)
+        self.inner.on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.inner.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.inner.on_message_complete()
+
+
+class _AwaitingHead:
+    """In place of the parser while the rest of a head llhttp refused is
+    awaited (UpstreamConnection._read_repaired): each read is taken to that
+    head, whole, again."""
+
+    @staticmethod
+    def feed_data(data: bytes) -> None:
+        raise httptools.HttpParserError("incomplete head")
+
+
+AWAITING_HEAD = _AwaitingHead()
+
+
 class UpstreamConnection(asyncio.Protocol):
     # set with `tail` (only a chunked answer has one)
     tail_size = 0
@@ -100,6 +140,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reset = False  # lost by a reset rather than a close
         self.idle_since = 0.0
         self.stale_parser = False
+        self.repairing = False  # a head written anew is being parsed
         # The pool's key: the server, or (server, SNI) for a TLS connection that
         # sent one: a connection is only reused for requests wanting that name.
         self.pool_key: object = server
@@ -189,9 +230,44 @@ class UpstreamConnection(asyncio.Protocol):
                     self.session.upgraded(exc.__context__.rest)
                 return
             if self.session is not None:
+                if self.head_start >= 0 and not self.repairing and self._read_repaired():
+                    return
                 self.session.server_protocol_error(self, str(exc))
             else:
                 self.close()
+
+    def _read_repaired(self) -> bool:
+        """A head llhttp refused that HAProxy reads (haply.http.repair: bare
+        LF, tabs or spaces in the status line, obs-fold, control characters
+        in values) is read again as written anew, and goes to the client so;
+        one HAProxy refuses is a bad answer, with the reason of its fault.
+        A head not whole yet, refused by nothing so far, is awaited. False:
+        llhttp's refusal stands."""
+        pending, start = self.pending, self.head_start
+        head = repair.response_head(pending, start)
+        if head is None:
+            if len(pending) - start > framing.MAX_HEAD_SIZE or repair.refused(
+                    pending[start:], response=True):
+                return False
+            self.parser = AWAITING_HEAD
+            return True
+        if head.__class__ is repair.HeadError:
+            if head is repair.LEFT:
+                return False
+            self.session.server_protocol_error(self, head.reason)
+            return True
+        # While a CONNECT is answered the parser reports to ConnectAnswer
+        # (answer_to_connect), which only then makes the parser stale.
+        inner = ConnectAnswer(self) if self.stale_parser else self
+        self.parser = parser = response_parser(RepairedAnswer(self, inner))
+        parser.set_dangerous_leniencies(lenient_headers=True)
+        self.pending = pending[:start]
+        self.repairing = True
+        try:
+            self.data_received(head.data + pending[head.end:])
+        finally:
+            self.repairing = False
+        return True
 
     def eof_received(self) -> bool:
         if self.tunnel and self.session is not None:

@@ -5,7 +5,9 @@ HttpResponseParser and hands what they report to haply.http. Each case below
 feeds real bytes to the real parser and pins the outcome:
 
 - `PARSER_REJECTS`: llhttp raises, so the proxy answers 400 before haply.http
-  is called. haply.http.framing still refuses these where they concern
+  is called, or, for the forms HAProxy reads (bare LF, obs-fold, control
+  characters in values...), reads the head again once haply.http.repair wrote
+  it anew. haply.http.framing still refuses these where they concern
   framing (defence in depth); if an httptools upgrade ever loosens one of
   them, this test fails and tells us a check moved to our side.
 - `PARSER_ACCEPTS_WE_REFUSE`: llhttp accepts and reports the fields; each one

@@ -7,8 +7,8 @@ names compared case-insensitively, body). The server here parses nothing with
 llhttp, so that a request llhttp would refuse still shows as it arrived. Both
 proxies run the same configuration, `option forwardfor` in front of one server.
 
-Where haply is deliberately stricter (refusing obs-fold, bare LF, duplicate
-Content-Length, Transfer-Encoding with Content-Length...), the cases are in
+Where haply is deliberately stricter (duplicate Content-Length,
+Transfer-Encoding with Content-Length...), the cases are in
 tests/integration/test_httptools_limits.py and tests/unit, not here.
 """
 
@@ -282,6 +282,88 @@ CASES.update({
     "CONNECT, Connection: close": b"CONNECT h:80 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
 })
 
+# ------------------------------------------------------------ unusual heads
+# llhttp refuses these; HAProxy reads a bare LF as CRLF, tabs between the
+# request line's parts as a space, an obs-fold continuation as part of the
+# value (its CR and LF as spaces), and forwards control characters in values;
+# it refuses a CR alone, whitespace at the line's end or before a colon,
+# control characters in names, and a continuation of the request line
+# (haply.http.repair).
+def _head(fields: bytes, line: bytes = b"GET /a HTTP/1.1") -> bytes:
+    return line + b"\r\nHost: h\r\n" + fields + b"\r\n"
+
+
+CASES.update({
+    f"value with {name}": _head(b"X-A: a%sb\r\n" % byte)
+    for name, byte in [("SOH", b"\x01"), ("ESC", b"\x1b"), ("DEL", b"\x7f"), ("NUL", b"\x00"),
+                       ("VT", b"\x0b"), ("FF", b"\x0c"), ("a CR alone", b"\r"), ("obs-text", b"\xff")]
+})
+CASES.update({
+    f"name with {name}": _head(b"X-%sA: b\r\n" % byte)
+    for name, byte in [("SOH", b"\x01"), ("DEL", b"\x7f"), ("NUL", b"\x00"), ("a space", b" ")]
+})
+CASES.update({
+    "value of control characters only": _head(b"X-A: \x01\x02\r\n"),
+    "Content-Length with a control character": (b"POST /a HTTP/1.1\r\nHost: h\r\n"
+                                                b"Content-Length: 1\x01\r\n\r\na"),
+    "obs-fold with SP": _head(b"X-A: a\r\n b\r\nX-B: c\r\n"),
+    "obs-fold with HTAB": _head(b"X-A: a\r\n\tb\r\n"),
+    "obs-fold over three lines": _head(b"X-A: a\r\n  b \r\n\t c\r\n"),
+    "obs-fold after an empty value": _head(b"X-A:\r\n b\r\n"),
+    "obs-fold of Content-Length": b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n 2\r\n\r\nab",
+    "obs-fold of Host": b"GET /a HTTP/1.1\r\nHost: h\r\n i\r\n\r\n",
+    "obs-fold of a bare LF line": b"GET /a HTTP/1.1\nHost: h\nX-A: a\n b\n\n",
+    "obs-fold with a control character": _head(b"X-A: a\r\n \x01b\r\n"),
+    "continuation of the request line": b"GET /a HTTP/1.1\r\n X: y\r\nHost: h\r\n\r\n",
+    "HTAB after the method": _head(b"", b"GET\t/a HTTP/1.1"),
+    "HTAB before the version": _head(b"", b"GET /a\tHTTP/1.1"),
+    "SP and HTAB around the target": _head(b"", b"GET \t /a\t \tHTTP/1.1"),
+    "HTAB after an unknown method": _head(b"", b"FOO\t/a HTTP/1.1"),
+    "HTAB after CONNECT": b"CONNECT\th:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+    "HTAB, HTTP/1.0": b"GET\t/a HTTP/1.0\r\n\r\n",
+    "HTAB inside the target": _head(b"", b"GET /a\tb HTTP/1.1"),
+    "SP at the end of the request line": _head(b"", b"GET /a HTTP/1.1 "),
+    "HTAB at the end of the request line": _head(b"", b"GET /a HTTP/1.1\t"),
+    "SP before the method": _head(b"", b" GET /a HTTP/1.1"),
+    "VT after the method": _head(b"", b"GET\x0b/a HTTP/1.1"),
+    "bare LF after the request line": b"GET /a HTTP/1.1\nHost: h\r\n\r\n",
+    "bare LF after a field": b"GET /a HTTP/1.1\r\nHost: h\nX-A: b\r\n\r\n",
+    "bare LF ending the head": b"GET /a HTTP/1.1\r\nHost: h\r\n\n",
+    "bare LF everywhere": b"GET /a HTTP/1.1\nHost: h\nX-A: b\n\n",
+    "bare LF, HTTP/1.0": b"GET /a HTTP/1.0\n\n",
+    "bare LF, a body": b"POST /a HTTP/1.1\nHost: h\nContent-Length: 2\n\nab",
+    "bare LF, chunked": (b"POST /a HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n"
+                         b"2\r\nab\r\n0\r\n\r\n"),
+    "bare LF, an unknown method": b"FOO /a HTTP/1.1\nHost: h\n\n",
+    "bare LF, then a valid request": (b"GET /a HTTP/1.1\nHost: h\n\n"
+                                      b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "bare LF, then one refused": (b"GET /a HTTP/1.1\nHost: h\n\n"
+                                  b"GET /b HTTP/1.1\r\nHost : h\r\n\r\n"),
+    "SOH, then SP before a colon": (_head(b"X-A: \x01\r\n")
+                                    + b"GET /b HTTP/1.1\r\nHost : h\r\n\r\n"),
+    "bare LF, in two writes": [b"GET /a HTTP/1.1\nHo", b"st: h\n\n"],
+    "bare LF, Connection: close": b"GET /a HTTP/1.1\nHost: h\nConnection: close\n\n",
+    "CR alone ending the head": b"GET /a HTTP/1.1\r\nHost: h\r\n\r\r\n",
+    "CR alone after the request line": b"GET /a HTTP/1.1\rHost: h\r\n\r\n",
+    "SP before a colon": _head(b"X-A : b\r\n"),
+    "HTAB before a colon": _head(b"X-A\t: b\r\n"),
+    "SP before the colon of Host": b"GET /a HTTP/1.1\r\nHost : h\r\n\r\n",
+    "SP before the colon of Content-Length": (b"POST /a HTTP/1.1\r\nHost: h\r\n"
+                                              b"Content-Length : 2\r\n\r\nab"),
+    "SP before a colon after a bare LF": b"GET /a HTTP/1.1\nHost: h\nX-A : b\n\n",
+    "field without colon after a bare LF": b"GET /a HTTP/1.1\nHost: h\nX-A\n\n",
+    # a head in more than one write, what llhttp refuses in a later one
+    "obs-fold in the second write": [b"GET /a HTTP/1.1\r\nHost: h\r\n", b"X-A: a\r\n b\r\n\r\n"],
+    "SOH in the second write": [b"GET /a HTTP/1.1\r\nHost: h\r\n", b"X-A: a\x01b\r\n\r\n"],
+    "bare LF in the third write": [b"GET /a HTTP/1.1\r\nHost: h\r\n", b"X-A: b\r\n", b"X-B: c\n\n"],
+    "obs-fold, then SP before a colon": [b"GET /a HTTP/1.1\r\nHost: h\r\n", b"X-A: a\r\n b\r\n",
+                                         b"X-B : b\r\n\r\n"],
+    "a head in three writes": [b"GET /a HT", b"TP/1.1\r\nHost: h\r\n", b"X-A: b\r\n\r\n"],
+    "a head and body in four writes": [b"POST /a HT", b"TP/1.1\r\nHost: h\r\nContent-Length: 3\r\n",
+                                       b"\r\na", b"bc"],
+})
+
+
 # Fields HAProxy forwards and haply drops as hop-by-hop (RFC 9110 §7.6.1), so
 # that the server's view is compared without them.
 HOP_BY_HOP = {b"proxy-connection", b"keep-alive", b"te", b"upgrade"}
@@ -312,3 +394,29 @@ def test_request_treated_as_haproxy_treats_it(results, case):
     haply, haproxy = results["haply"][case], results["haproxy"][case]
     assert haply[0] == haproxy[0]
     assert server_view(haply[1]) == server_view(haproxy[1])
+
+
+def test_a_head_to_repair_behind_another_in_one_read_is_a_named_difference():
+    """haply reads a head llhttp refuses again only from where its request
+    began, which it keeps for a request that begins a read: behind another
+    request in the same read, such a head is refused (400) where HAProxy
+    reads it (haply.http.repair)."""
+    case = "valid, then bare LF in one read"
+    results = run_cases({case: b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\nHost: h\n\n"})
+    haply, haproxy = results["haply"][case], results["haproxy"][case]
+    assert [item[0] for item in haproxy[1]] == [b"GET /a HTTP/1.1", b"GET /b HTTP/1.1"]
+    assert [item[0] for item in haply[1]] == [b"GET /a HTTP/1.1"]
+    assert haply[0][2]  # closed after the 400
+
+
+def test_the_oracle_reads_unusual_heads_as_the_cases_expect(results):
+    """A few of the cases' points, on HAProxy alone, so that a change of the
+    oracle shows."""
+    haproxy = results["haproxy"]
+    assert haproxy["bare LF everywhere"][0][0] == [b"200"]
+    assert (b"x-a", b"a   b") in haproxy["obs-fold with SP"][1][0][1]
+    assert (b"x-a", b"a\x01b") in haproxy["value with SOH"][1][0][1]
+    assert haproxy["HTAB after the method"][1][0][0] == b"GET /a HTTP/1.1"
+    for refused in ["SP before a colon", "name with DEL", "CR alone ending the head",
+                    "continuation of the request line", "SP at the end of the request line"]:
+        assert haproxy[refused][0][0] == [b"400"] and not haproxy[refused][1]

@@ -179,6 +179,20 @@ MALFORMED = [
     b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
     b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    # refused by haply.http.repair, or by llhttp after it
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n",
+    b"GET / HTTP/1.1\nHost: x\nX-A\t: b\n\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-\x01A: b\r\n\r\n",
+    b"GET / HTTP/1.1\r\n X: y\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+    b"GET / HTTP/1.1\nHost: x\nBad Header\n\n",
+    b"GET\t/ HTTP/1.1\nHost: x\nX-A: a\n b\nContent-Length: abc\n\n",
+    b"GET\t/a b HTTP/1.1\r\nHost: x\r\n\r\n",
+    # heads not whole: refused at once
+    b"GET /a\x01 HTTP/1.1\nHost: x\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
 ]
 
 
