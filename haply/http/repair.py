@@ -10,10 +10,13 @@ servers alike (observed with HAProxy 2.6, default options):
 - obs-fold, a field line continued on the next line that starts with SP or
   HTAB (RFC 9112 §5.2): the continuation joins the field's value, each CR and
   LF of the line break becoming a space;
-- control characters (NUL, DEL, and others but CR and LF) in a field value:
-  kept as received. RFC 9110 §5.5 wants a NUL refused or replaced with SP;
-  HAProxy forwards it, and so does haply, so that a request HAProxy passed
-  still passes.
+- control characters (DEL, and others but NUL, CR and LF) in a field value:
+  kept as received.
+
+One difference is kept on purpose: a NUL in a field value is refused, as
+RFC 9110 §5.5 requires (refuse it or replace it with SP), where HAProxy
+forwards it. A server written in C may read such a value as ending at the
+NUL, a different field than the one haply's rules saw.
 
 And refuses, as HAProxy does (400 for a request, 502 for an answer): a CR not
 followed by LF, a continuation line right after the start line, whitespace
@@ -176,6 +179,9 @@ def _head(data: bytes, start: int, first_line, partial: bool = False) -> Head | 
         while last + 1 < len(lines) and lines[last + 1][2][:1] in _SP_HTAB:
             last += 1
         value = data[line_start + colon + 1:lines[last][1]]
+        nul = value.find(b"\0")
+        if nul >= 0:
+            return HeadError(line_start + colon + 1 + nul, "NUL in a field value")
         if last != index:
             value = value.replace(b"\r", b" ").replace(b"\n", b" ")
         out.append(b"%s: %s\r\n" % (name, value.strip(_WS)))

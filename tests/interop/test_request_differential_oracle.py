@@ -295,7 +295,8 @@ def _head(fields: bytes, line: bytes = b"GET /a HTTP/1.1") -> bytes:
 
 CASES.update({
     f"value with {name}": _head(b"X-A: a%sb\r\n" % byte)
-    for name, byte in [("SOH", b"\x01"), ("ESC", b"\x1b"), ("DEL", b"\x7f"), ("NUL", b"\x00"),
+    # (a NUL is refused on purpose: tests/interop/test_proxy_oracle.py)
+    for name, byte in [("SOH", b"\x01"), ("ESC", b"\x1b"), ("DEL", b"\x7f"),
                        ("VT", b"\x0b"), ("FF", b"\x0c"), ("a CR alone", b"\r"), ("obs-text", b"\xff")]
 })
 CASES.update({

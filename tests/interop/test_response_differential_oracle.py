@@ -70,7 +70,6 @@ ANSWERS = {
     # parts as one space (the reason phrase as sent)...
     "value-soh": (b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\nok", False),
     "value-del": (b"HTTP/1.1 200 OK\r\nX-A: a\x7fb\r\nContent-Length: 2\r\n\r\nok", False),
-    "value-nul": (b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok", False),
     "obs-fold": (b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok", False),
     "obs-fold-htab": (b"HTTP/1.1 200 OK\r\nX-A: a\r\n\tb\r\n\t c\r\nContent-Length: 2\r\n\r\nok", False),
     "obs-fold-length": (b"HTTP/1.1 200 OK\r\nContent-Length:\r\n 2\r\n\r\nok", False),
