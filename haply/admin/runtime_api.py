@@ -18,12 +18,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from haply.admin import columns, snapshot
+from haply.admin import columns, frontend_commands, snapshot
+from haply.admin.answers import CommandError, Unframed  # noqa: F401 (imported from here too)
 from haply.http import cache
 from haply.proxy import counters, stick
 from haply.proxy.addresses import is_ip
 from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
+# Modules holding a group of commands: their COMMANDS join the table below,
+# their CHANGES the commands every worker applies.
+GROUPS = (frontend_commands,)
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
 PERMISSION_DENIED = "Permission denied\n"
 # Handled by the socket session itself (haply.admin.socket_server).
@@ -53,18 +57,13 @@ OPERATOR_CHANGES = frozenset({
     ("enable", "health"), ("disable", "agent"), ("enable", "agent"), ("set", "server"),
     ("set", "weight"), ("add", "server"), ("del", "server"), ("clear", "counters"),
     ("clear", "table"), ("set", "table"),
-})
+}).union(*(group.CHANGES for group in GROUPS))
 SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
     "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
     "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
     "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr "
     "srv_agent_addr srv_agent_port")
-
-
-class Unframed(str):
-    """An answer HAProxy sends without the empty line that normally ends one
-    (`add server` and `del server` messages, some parse errors)."""
 
 
 class Deferred:
@@ -76,14 +75,6 @@ class Deferred:
 
     def __init__(self, start: Callable):
         self.start = start
-
-
-class CommandError(Exception):
-    """A command that cannot be done; the text is the answer."""
-
-    def __init__(self, message: str, framed: bool = True):
-        super().__init__(message)
-        self.framed = framed
 
 
 @dataclass(frozen=True)
@@ -813,3 +804,8 @@ _COMMANDS = [
     ("restart program", "admin", "restart program <name>[:<inst>]", "restart a program's instances", _program_command("restart")),
     ("rolling-restart program", "admin", "rolling-restart program <name>", "drain, restart and re-enable each instance in turn", _program_command("rolling-restart")),
 ]
+
+
+# Command groups kept in modules of their own.
+for _group in GROUPS:
+    _COMMANDS.extend(_group.COMMANDS)

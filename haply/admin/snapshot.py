@@ -191,7 +191,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
     gate = frontend.gate
     row.update(
         pxname=frontend.name, svname="FRONTEND", type=TYPE_FRONTEND, pid=pid, iid=iid,
-        sid=0, status="OPEN", mode=mode,
+        sid=0, status=getattr(frontend, "listening", "OPEN"), mode=mode,
         scur=gate.current, smax=getattr(gate, "max_seen", gate.current),
         slim=gate.limit or frontend.global_gate.limit or None,
         rate_lim=frontend.proxy.rate_limit_sessions,
