@@ -18,10 +18,8 @@ def frontend_named(api, args: list[str]):
     engine = api.engine
     wanted = args[0]
     if wanted.startswith("#"):
-        for position, proxy in enumerate(engine.config.proxies):
-            number = proxy.id if proxy.id is not None else position + 2
-            if str(number) == wanted[1:] and proxy.name in engine.frontends:
-                return engine.frontends[proxy.name]
+        by_number = {str(number): name for name, number in engine.config.proxy_ids().items()}
+        wanted = by_number.get(wanted[1:], wanted)
     frontend = engine.frontends.get(wanted)
     if frontend is None:
         raise CommandError("No such frontend.")

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from haply.admin import columns, frontend_commands, snapshot
+from haply.admin import columns, frontend_commands, limit_commands, snapshot
 from haply.admin.answers import CommandError, Unframed  # noqa: F401 (imported from here too)
 from haply.http import cache
 from haply.proxy import counters, stick
@@ -27,7 +27,7 @@ from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
 # Modules holding a group of commands: their COMMANDS join the table below,
 # their CHANGES the commands every worker applies.
-GROUPS = (frontend_commands,)
+GROUPS = (frontend_commands, limit_commands)
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
 PERMISSION_DENIED = "Permission denied\n"
 # Handled by the socket session itself (haply.admin.socket_server).

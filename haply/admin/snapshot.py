@@ -394,7 +394,8 @@ def info(engine, now: float, pid: int) -> dict:
                   f"{uptime % 3600 // 60:02d}m{uptime % 60:02d}s",
         "Uptime_sec": uptime,
         "Maxconn": gate.limit or 0,
-        "Hard_maxconn": gate.limit or 0,
+        # what `set maxconn global` may not exceed: the configured limit
+        "Hard_maxconn": engine.config.global_.maxconn or 0,
         "CurrConns": gate.current,
         "CumConns": getattr(gate, "total", 0),
         "CumReq": sum(f.http_requests for f in engine.frontends.values()),

@@ -85,6 +85,11 @@ class Engine:
         self.loop = loop
         self.registry = registry or Registry()
         self.global_gate = Gate(config.global_.maxconn)
+        # A limit set at run time as this process applies it, and the global
+        # maxconn as configured: a worker of several gets its share of each
+        # (haply.master.shares) and is told the whole.
+        self.limit_share = lambda limit: limit
+        self.whole_global_maxconn = config.global_.maxconn
         settings = config.global_
         framing.set_limits(settings.bufsize, settings.maxrewrite, settings.http_maxhdr)
         use_userlists(config.userlists)
