@@ -28,6 +28,31 @@ class Notice(Message):
     severity = NOTICE
 
 
+class Failure(Message):
+    """What a command that could not be done answers."""
+
+    severity = ERR
+
+
+class UnframedFailure(Unframed, Failure):
+    pass
+
+
+class UnframedMessage(Unframed, Message):
+    pass
+
+
+def with_severity(answer: str, output: str) -> str:
+    """answer as a session with `set severity-output` OUTPUT receives it:
+    a message starts with its severity (`[3]: ` or `[err]: `); dumps and
+    empty answers are left alone."""
+    if output == "none" or not isinstance(answer, Message) or not answer.strip():
+        return answer
+    label = str(answer.severity) if output == "number" else SEVERITY_NAMES[answer.severity]
+    kind = Unframed if isinstance(answer, Unframed) else str
+    return kind(f"[{label}]: {answer}")
+
+
 class CommandError(Exception):
     """A command that cannot be done; the text is the answer."""
 

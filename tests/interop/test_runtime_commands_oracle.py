@@ -319,3 +319,47 @@ def test_two_workers_apply_frontend_and_maxconn_changes(tmp_path):
             # the merged view shows the whole
             assert until(lambda: (row(sock, "fe", "FRONTEND")["slim"],
                                   row(sock, "app", "s1")["slim"]) == ("7", "9"))
+
+
+# Lines sent on one connection each, at each level: the session's own settings
+# hold for the rest of the line.
+SESSION_LINES = (
+    "show cli level",
+    "operator; show cli level; user; show cli level; operator",
+    "show env HAPLY_TEST_VARIABLE",
+    "show env HAPLY_NO_SUCH_VARIABLE",
+    "set timeout",
+    "set timeout foo 5",
+    "set timeout cli",
+    "set timeout cli x",
+    "set timeout cli 0",
+    "set timeout cli -1",
+    "set timeout cli 1.5",
+    "set timeout cli 5; set timeout cli 5s; set timeout cli 100ms; set timeout cli 2d",
+    "set severity-output",
+    "set severity-output foo",
+    "set severity-output number; disable frontend nope; show cli level; disable frontend spare; "
+    "disable frontend spare; enable frontend spare; set maxconn global 5000; set timeout cli x; "
+    "set maxconn server app/s1 x; show env HAPLY_NO_SUCH_VARIABLE; set rate-limit; "
+    "show env HAPLY_TEST_VARIABLE; user; operator",
+    "set severity-output string; disable frontend nope; enable frontend spare; "
+    "set weight app/s1 x; add server app/extra 127.0.0.1:1; del server app/extra; "
+    "get weight app/s1; show cli level",
+)
+
+
+def test_session_commands_as_haproxy(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAPLY_TEST_VARIABLE", "some value")
+    answers = {}
+    with echo_backends(["s1", "s2"]) as backends:
+        for name in PROXIES:
+            sock = str(tmp_path / f"{name}.sock")
+            with run(name, config(sock, free_port(), free_port(), backends)):
+                wait_socket(sock)
+                answers[name] = [(path, line, cli(sock + path, line))
+                                 for path in ("", ".operator", ".user") for line in SESSION_LINES]
+    assert answers["haply"] == answers["haproxy"]
+    by_line = {(path, line): answer for path, line, answer in answers["haproxy"]}
+    assert by_line[(".user", "show env HAPLY_TEST_VARIABLE")] == "Permission denied\n\n"
+    assert by_line[(".operator", "show env HAPLY_TEST_VARIABLE")] == \
+        "HAPLY_TEST_VARIABLE=some value\n\n"
