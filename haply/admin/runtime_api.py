@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from haply.admin import columns, frontend_commands, limit_commands, session_commands, snapshot
+from haply.admin import (columns, frontend_commands, limit_commands, server_commands,
+                         session_commands, snapshot)
 from haply.admin.answers import (CommandError, Failure, Message, Unframed,  # noqa: F401
                                  UnframedFailure, UnframedMessage)
 from haply.http import cache
@@ -28,7 +29,7 @@ from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
 # Modules holding a group of commands: their COMMANDS join the table below,
 # their CHANGES the commands every worker applies.
-GROUPS = (frontend_commands, limit_commands, session_commands)
+GROUPS = (frontend_commands, limit_commands, session_commands, server_commands)
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
 PERMISSION_DENIED = Failure("Permission denied\n")
 # Handled by the socket session itself (haply.admin.socket_server).

@@ -69,18 +69,38 @@ COMMANDS = (
     "disable frontend spare",
     "enable frontend spare",
     "set maxconn frontend spare 10",
+    "disable agent",
+    "disable agent app",
+    "disable agent app/x",
+    "disable agent x/s1",
+    "disable agent app/s2",
+    "enable agent app/s2",
+    "disable agent app/s1",
+    "disable agent app/s1",
+    "enable agent app/s1",
+    "shutdown session",
+    "shutdown session 0x1234",
+    "shutdown session zz",
+    "shutdown sessions server",
+    "shutdown sessions server app",
+    "shutdown sessions server app/x",
+    "shutdown sessions server app/s1",
 )
 ADMIN_ONLY = (
     "disable frontend fe", "enable frontend fe", "shutdown frontend fe",
     "set maxconn frontend fe 5", "set maxconn server app/s1 5", "set maxconn global 900",
     "set rate-limit sessions global 5",
+    "disable agent app/s1", "enable agent app/s1", "shutdown session 0x1234",
+    "shutdown sessions server app/s1",
 )
 # Over a lowered limit, how long a connection is watched for an answer that must not come.
 HELD = 0.5
 
 
-def config(sock: str, port: int, spare: int, backends, mode: str = "http") -> str:
-    servers = "\n".join(f"    server {b.name} {b.address}" for b in backends)
+def config(sock: str, port: int, spare: int, backends, mode: str = "http", first: str = "") -> str:
+    """first: options of the first server only."""
+    servers = "\n".join(f"    server {b.name} {b.address}" + (f" {first}" if i == 0 else "")
+                        for i, b in enumerate(backends))
     return f"""\
 global
     maxconn 1000
@@ -134,7 +154,8 @@ def test_answers_and_levels_as_haproxy(tmp_path):
     with echo_backends(["s1", "s2"]) as backends:
         for name in PROXIES:
             sock = str(tmp_path / f"{name}.sock")
-            with run(name, config(sock, free_port(), free_port(), backends)):
+            agent = f"check inter 10s agent-check agent-port {free_port()} agent-inter 10s"
+            with run(name, config(sock, free_port(), free_port(), backends, first=agent)):
                 wait_socket(sock)
                 answers[name] = [(command, cli(sock, command)) for command in COMMANDS]
                 levels[name] = [(level, command, cli(f"{sock}.{level}", command))
@@ -319,6 +340,57 @@ def test_two_workers_apply_frontend_and_maxconn_changes(tmp_path):
             # the merged view shows the whole
             assert until(lambda: (row(sock, "fe", "FRONTEND")["slim"],
                                   row(sock, "app", "s1")["slim"]) == ("7", "9"))
+
+
+def state_within(sock: socket.socket, delay: float) -> str:
+    """"closed" if the proxy closes sock within delay (what it still had to
+    send is read and dropped), else "open"."""
+    deadline = time.monotonic() + delay
+    try:
+        while True:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if not sock.recv(65536):
+                return "closed"
+    except socket.timeout:
+        return "open"
+    except ConnectionResetError:
+        return "closed"
+
+
+def exercise_session_shutdowns(sock_path: str, port: int) -> dict:
+    """Two tcp connections through app/s1: one ended by its `show sess` id,
+    the other with every session of the server."""
+    seen = {}
+    wait_socket(sock_path)
+    clients = []
+    for path in ("/1", "/2"):
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        client.recv(4096)
+        clients.append(client)
+    ids = [line.split(":")[0] for line in cli(sock_path, "show sess").splitlines()
+           if " fe=fe " in line]
+    seen["listed"] = len(ids)
+    seen["one"] = cli(sock_path, f"shutdown session {ids[0]}")
+    seen["again"] = cli(sock_path, f"shutdown session {ids[0]}")
+    seen["ended by id"] = sorted(state_within(client, HELD) for client in clients)
+    seen["server"] = cli(sock_path, "shutdown sessions server app/s1")
+    seen["all ended"] = [state_within(client, 2) for client in clients]
+    for client in clients:
+        client.close()
+    return seen
+
+
+def test_sessions_shut_down_by_id_and_by_server(tmp_path):
+    seen = {}
+    with echo_backends(["s1"]) as backends:
+        for name in PROXIES:
+            sock, port = str(tmp_path / f"{name}.sock"), free_port()
+            with run(name, config(sock, port, free_port(), backends, mode="tcp")):
+                seen[name] = exercise_session_shutdowns(sock, port)
+    assert seen["haply"] == seen["haproxy"] == {
+        "listed": 2, "one": "\n", "again": "No such session (use 'show sess').\n\n",
+        "ended by id": ["closed", "open"], "server": "\n", "all ended": ["closed", "closed"]}
 
 
 # Lines sent on one connection each, at each level: the session's own settings
