@@ -18,14 +18,20 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from haply.admin import columns, snapshot
+from haply.admin import (columns, frontend_commands, limit_commands, server_commands,
+                         session_commands, snapshot)
+from haply.admin.answers import (CommandError, Failure, Message, Unframed,  # noqa: F401
+                                 UnframedFailure, UnframedMessage)
 from haply.http import cache
 from haply.proxy import counters, stick
 from haply.proxy.addresses import is_ip
 from haply.runtime.registry import DOWN, DRAIN, MAINT, READY, UP
 
+# Modules holding a group of commands: their COMMANDS join the table below,
+# their CHANGES the commands every worker applies.
+GROUPS = (frontend_commands, limit_commands, session_commands, server_commands)
 LEVELS = {"user": 0, "operator": 1, "admin": 2}
-PERMISSION_DENIED = "Permission denied\n"
+PERMISSION_DENIED = Failure("Permission denied\n")
 # Handled by the socket session itself (haply.admin.socket_server).
 SESSION_COMMANDS = (
     ("help [<command>]", "list matching or all commands"),
@@ -53,18 +59,13 @@ OPERATOR_CHANGES = frozenset({
     ("enable", "health"), ("disable", "agent"), ("enable", "agent"), ("set", "server"),
     ("set", "weight"), ("add", "server"), ("del", "server"), ("clear", "counters"),
     ("clear", "table"), ("set", "table"),
-})
+}).union(*(group.CHANGES for group in GROUPS))
 SERVERS_STATE_HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
     "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
     "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
     "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr "
     "srv_agent_addr srv_agent_port")
-
-
-class Unframed(str):
-    """An answer HAProxy sends without the empty line that normally ends one
-    (`add server` and `del server` messages, some parse errors)."""
 
 
 class Deferred:
@@ -76,14 +77,6 @@ class Deferred:
 
     def __init__(self, start: Callable):
         self.start = start
-
-
-class CommandError(Exception):
-    """A command that cannot be done; the text is the answer."""
-
-    def __init__(self, message: str, framed: bool = True):
-        super().__init__(message)
-        self.framed = framed
 
 
 @dataclass(frozen=True)
@@ -101,12 +94,15 @@ class RuntimeApi:
         self.clock = clock or engine.loop.time
         self.commands: list[Command] = []
         self.current_level = "admin"  # the level of the command being run
+        self.session = None  # the stats socket session sending it, if any
         for words, level, usage, text, run in _COMMANDS:
             self.commands.append(Command(tuple(words.split()), level, usage, text, run))
 
     # ------------------------------------------------------------ dispatch
 
-    def execute(self, line: str, level: str = "admin") -> str:
+    def execute(self, line: str, level: str = "admin", session=None) -> str:
+        """session: the stats socket session (haply.admin.socket_server)
+        sending the line, for the commands that change it; None elsewhere."""
         try:
             words = shlex.split(line)
         except ValueError:
@@ -119,6 +115,7 @@ class RuntimeApi:
         if LEVELS[level] < LEVELS[command.level]:
             return PERMISSION_DENIED
         self.current_level = level
+        self.session = session
         try:
             answer = command.run(self, words[len(command.words):])
             if command.words in OPERATOR_CHANGES and self.engine.on_operator_change is not None:
@@ -127,7 +124,7 @@ class RuntimeApi:
         except CommandError as exc:
             text = str(exc)
             text = text if text.endswith("\n") else text + "\n"
-            return text if exc.framed else Unframed(text)
+            return Failure(text) if exc.framed else UnframedFailure(text)
 
     def unknown(self, words: list[str], level: str) -> str:
         """HAProxy's answer to an unknown command: the closest commands first."""
@@ -140,7 +137,7 @@ class RuntimeApi:
         lines = ["Unknown command, but maybe one of the following ones is a better match:"]
         lines += [f"  {c.usage:<39} : {c.help}" for c in ranked[:5]]
         lines += [f"  {usage:<39} : {text}" for usage, text in SESSION_COMMANDS]
-        return "\n".join(lines) + "\n"
+        return Message("\n".join(lines) + "\n")
 
     def _find(self, words: list[str]) -> Command | None:
         best = None
@@ -651,7 +648,7 @@ def cmd_add_server(api: RuntimeApi, args: list[str]) -> str:
     state.address = address
     if engine.health is not None:
         engine.health.watch(backend, name)
-    return "New server registered.\n"
+    return Message("New server registered.\n")
 
 
 def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
@@ -669,7 +666,7 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
     if engine.health is not None:
         engine.health.unwatch(state.backend, state.name)
     engine.registry.remove_server(state.backend, state.name)
-    return Unframed("Server deleted.\n")
+    return UnframedMessage("Server deleted.\n")
 
 
 # Counters `clear counters all` zeroes (current values such as sessions in
@@ -813,3 +810,8 @@ _COMMANDS = [
     ("restart program", "admin", "restart program <name>[:<inst>]", "restart a program's instances", _program_command("restart")),
     ("rolling-restart program", "admin", "rolling-restart program <name>", "drain, restart and re-enable each instance in turn", _program_command("rolling-restart")),
 ]
+
+
+# Command groups kept in modules of their own.
+for _group in GROUPS:
+    _COMMANDS.extend(_group.COMMANDS)

@@ -191,7 +191,7 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
     gate = frontend.gate
     row.update(
         pxname=frontend.name, svname="FRONTEND", type=TYPE_FRONTEND, pid=pid, iid=iid,
-        sid=0, status="OPEN", mode=mode,
+        sid=0, status=getattr(frontend, "listening", "OPEN"), mode=mode,
         scur=gate.current, smax=getattr(gate, "max_seen", gate.current),
         slim=gate.limit or frontend.global_gate.limit or None,
         rate_lim=frontend.proxy.rate_limit_sessions,
@@ -394,7 +394,8 @@ def info(engine, now: float, pid: int) -> dict:
                   f"{uptime % 3600 // 60:02d}m{uptime % 60:02d}s",
         "Uptime_sec": uptime,
         "Maxconn": gate.limit or 0,
-        "Hard_maxconn": gate.limit or 0,
+        # what `set maxconn global` may not exceed: the configured limit
+        "Hard_maxconn": engine.config.global_.maxconn or 0,
         "CurrConns": gate.current,
         "CumConns": getattr(gate, "total", 0),
         "CumReq": sum(f.http_requests for f in engine.frontends.values()),

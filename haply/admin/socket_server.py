@@ -15,7 +15,8 @@ import os
 import socket
 
 from haply.admin import rates
-from haply.admin.runtime_api import LEVELS, Deferred, RuntimeApi, Unframed
+from haply.admin.answers import with_severity
+from haply.admin.runtime_api import LEVELS, PERMISSION_DENIED, Deferred, RuntimeApi, Unframed
 
 # A command line longer than this is refused (HAProxy's tune.bufsize is 16 kB).
 MAX_LINE = 16384
@@ -33,6 +34,7 @@ class CliProtocol(asyncio.Protocol):
         self.transport = None
         self.timer = None
         self.deferred: asyncio.Task | None = None  # a long command being answered
+        self.severity_output = "none"  # `set severity-output`
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -43,6 +45,11 @@ class CliProtocol(asyncio.Protocol):
             self.timer.cancel()
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(self.timeout, self._expire)
+
+    def set_timeout(self, seconds: float) -> None:
+        """`set timeout cli`: this session's idle timeout from now on."""
+        self.timeout = seconds
+        self._arm()
 
     def _expire(self) -> None:
         if self.transport is not None:
@@ -85,10 +92,15 @@ class CliProtocol(asyncio.Protocol):
                 self.transport.write("".join(out).encode())
                 self.transport.close()
                 return
-            if word in ("user", "operator") and LEVELS[word] <= LEVELS[self.level]:
-                self.level = word  # a session may only lower its own level
+            if word in ("user", "operator"):
+                if LEVELS[word] > LEVELS[self.level]:  # a session may only lower its own level
+                    out.append(with_severity(PERMISSION_DENIED, self.severity_output) + "\n")
+                    continue
+                self.level = word
+                out.append("\n")  # HAProxy's empty answer
                 continue
-            answer = self.api.execute(command, self.level)
+            answer = with_severity(self.api.execute(command, self.level, self),
+                                   self.severity_output)
             if isinstance(answer, Deferred):
                 self._defer(answer, commands[index + 1:], out, close)
                 return

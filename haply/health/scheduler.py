@@ -515,6 +515,11 @@ class HealthChecker:
             if checked.ramp_timer is not None:
                 checked.ramp_timer.cancel()
 
+    def has_agent(self, backend: str, server: str) -> bool:
+        """Whether the server has an agent check (`agent-check`)."""
+        checked = self._checked.get((backend, server))
+        return checked is not None and checked.spec.agent is not None
+
     def _get(self, backend: str, server: str) -> _Checked:
         checked = self._checked.get((backend, server))
         if checked is None:

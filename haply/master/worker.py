@@ -35,7 +35,7 @@ from haply.admin.runtime_api import RuntimeApi
 from haply.admin.columns import COLUMN_KIND
 from haply.master.aggregate import SPLIT_LIMITS, merge_info, merge_rows
 from haply.master.channel import Channel, open_channel
-from haply.master.shares import for_worker
+from haply.master.shares import for_worker, share
 
 # How often a worker reports its counters and server states to the master:
 # the staleness bound of the other workers' figures on any stats view.
@@ -115,6 +115,8 @@ def _run(spec: WorkerSpec) -> int:
         return 1
     engine = Engine(config, loop, sockets=sockets)
     engine.health_probing = spec.index == CHECKING_WORKER
+    engine.limit_share = lambda limit: share(limit, spec.index, spec.count)
+    engine.whole_global_maxconn = spec.config.global_.maxconn
     try:
         if spec.state_text:
             engine.carried_states = server_state.parse(spec.state_text)

@@ -337,6 +337,13 @@ class BackendRuntime:
             self._take(server)
             waiter.set_result(server)
 
+    def limit_changed(self, server: ServerState) -> None:
+        """server's maxconn changed (runtime API): requests waiting for it,
+        then those waiting for any server, take the room it now has."""
+        while server.has_free_slot and self._server_queues and self._serve_server_queue(server):
+            pass
+        self._on_server_change(server)
+
     def _on_server_change(self, state: ServerState) -> None:
         self.balancer.rebuild()
         queue = self._server_queues.get(state)

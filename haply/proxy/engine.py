@@ -26,6 +26,8 @@ from haply.proxy.backend import BackendRuntime
 from haply.proxy.dynamic_backend import backend_for
 from haply.proxy.rate_limited import RateLimitedListener
 from haply.proxy.frontend import FrontendRuntime, Listener, ListenerCounting, listener_of
+from haply.proxy import pausing
+from haply.proxy.pausing import ServedSocket
 from haply.proxy.gate import Gate
 from haply.proxy.conditions import compile_condition, use_backends, use_tables, use_userlists
 from haply.proxy.stick import StickTable
@@ -84,6 +86,11 @@ class Engine:
         self.loop = loop
         self.registry = registry or Registry()
         self.global_gate = Gate(config.global_.maxconn)
+        # A limit set at run time as this process applies it, and the global
+        # maxconn as configured: a worker of several gets its share of each
+        # (haply.master.shares) and is told the whole.
+        self.limit_share = lambda limit: limit
+        self.whole_global_maxconn = config.global_.maxconn
         settings = config.global_
         framing.set_limits(settings.bufsize, settings.maxrewrite, settings.http_maxhdr)
         use_userlists(config.userlists)
@@ -108,6 +115,9 @@ class Engine:
         # (frontend, socket, its Listener or None, its listen queue)
         self._sockets: list[tuple[FrontendRuntime, socket.socket, Listener | None, int]] = []
         self._servers: list[asyncio.AbstractServer] = []
+        # what serves each bound socket of a frontend, once started (the
+        # runtime API pauses and resumes them: haply.proxy.pausing)
+        self.served: list[ServedSocket] = []
         self._stats_sockets: list = []  # (StatsSocket, bound socket), from prepare()
         # TLS contexts of `bind ... ssl` listeners (haply.tls), keyed by socket.
         self._tls: dict[socket.socket, object] = {}
@@ -337,25 +347,10 @@ class Engine:
                 factory = factories.get(frontend.name)
                 if factory is None:
                     factory = factories[frontend.name] = self._factory(frontend)
-            context = self._tls.get(sock)
-            header = self._headers.get(sock)
-            if header is not None:  # the header first; then TLS, if any, on the same stream
-                counted = frontend if listener is None else ListenerCounting(frontend, listener)
-                server = HeaderListener(counted, factory, header[0], header[1], sock, context,
-                                        self._handshake_timeout(frontend))
-                server.start()
-            elif frontend.session_rate is not None:
-                counted = frontend if listener is None else ListenerCounting(frontend, listener)
-                server = RateLimitedListener(
-                    counted, sock, factory, frontend.session_rate, backlog, ssl=context,
-                    handshake_timeout=self._handshake_timeout(frontend), where=frontend.name)
-                server.start()
-            elif context is None:
-                server = await self.loop.create_server(factory, sock=sock, backlog=backlog)
-            else:
-                server = await self.loop.create_server(factory, sock=sock, backlog=backlog, ssl=context,
-                                                       ssl_handshake_timeout=self._handshake_timeout(frontend))
-            self._servers.append(server)
+            served = ServedSocket(frontend, sock, listener, backlog, factory,
+                                  self._tls.get(sock), self._headers.get(sock))
+            await self.serve(served)
+            self.served.append(served)
         # before the checks start: from the start, every change counts
         self.check_counters = CheckCounters()
         self.check_counters.watch(self.registry, self.loop.time, self._backend_went_down)
@@ -377,6 +372,33 @@ class Engine:
             self.health.subscribe_checks(self.email_alerts.check_line)
         if self._stats_sockets:
             self._servers.extend(await serve_stats_sockets(self, self._stats_sockets))
+
+    async def serve(self, served: ServedSocket) -> None:
+        """Accept on one bound socket of a frontend (at start, and when
+        `enable frontend` resumes it)."""
+        frontend, sock, listener, backlog = (served.frontend, served.sock, served.listener,
+                                             served.backlog)
+        factory, context, header = served.factory, served.tls, served.header
+        if header is not None:  # the header first; then TLS, if any, on the same stream
+            counted = frontend if listener is None else ListenerCounting(frontend, listener)
+            server = HeaderListener(counted, factory, header[0], header[1], sock, context,
+                                    self._handshake_timeout(frontend))
+            sock.listen(backlog)  # again: a reload may take over a paused socket
+            server.start()
+        elif frontend.session_rate is not None:
+            counted = frontend if listener is None else ListenerCounting(frontend, listener)
+            server = RateLimitedListener(
+                counted, sock, factory, frontend.session_rate, backlog, ssl=context,
+                handshake_timeout=self._handshake_timeout(frontend), where=frontend.name)
+            sock.listen(backlog)
+            server.start()
+        elif context is None:
+            server = await self.loop.create_server(factory, sock=sock, backlog=backlog)
+        else:
+            server = await self.loop.create_server(factory, sock=sock, backlog=backlog, ssl=context,
+                                                   ssl_handshake_timeout=self._handshake_timeout(frontend))
+        served.server = server
+        self._servers.append(server)
 
     def _backend_went_down(self, backend: str) -> None:
         if self.logging is not None and self.announces:
@@ -448,6 +470,7 @@ class Engine:
             await server.wait_closed()
         self._servers.clear()
         self._sockets.clear()
+        pausing.close_paused(self)
 
     def stop_accepting(self, close_idle: bool = True) -> None:
         """Close the listeners; busy connections close after their current
@@ -465,7 +488,9 @@ class Engine:
 
     def listening_fds(self) -> list[int]:
         """The bound listeners' descriptors (a forked helper process closes them)."""
-        return [sock.fileno() for _, sock, _, _ in self._sockets]
+        fds = {sock.fileno() for _, sock, _, _ in self._sockets}
+        fds.update(served.sock.fileno() for served in self.served)  # resumed ones are dups
+        return sorted(fd for fd in fds if fd >= 0)
 
     def active_connections(self) -> int:
         return self.global_gate.current

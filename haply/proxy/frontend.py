@@ -44,6 +44,8 @@ class FrontendRuntime:
         self.wheel = engine.wheel
         self.gate = Gate(proxy.maxconn if proxy.maxconn is not None else engine.default_maxconn)
         self.global_gate: Gate = engine.global_gate
+        # OPEN, PAUSED or STOP: what the runtime API made of its listeners (haply.proxy.pausing)
+        self.listening = "OPEN"
         # `rate-limit sessions`: its listeners accept no faster (haply.proxy.accepting)
         self.session_rate = (SessionRateLimit(proxy.rate_limit_sessions)
                              if proxy.rate_limit_sessions else None)

@@ -76,6 +76,13 @@ class Gate:
         connection has gone meanwhile (then the next one is tried)."""
         self.waiting.append(resume)
 
+    def set_limit(self, limit: int) -> None:
+        """A new limit (the runtime API's `set maxconn`): a higher one lets
+        the parked connections it now has room for in at once."""
+        self.limit = limit
+        while self.waiting and not self.full:
+            self.wake_one()
+
     def wake_one(self) -> None:
         while self.waiting and not self.full:
             if self.waiting.popleft()():
