@@ -7,8 +7,9 @@ crossing). A session begins with the hello/status handshake
 (haply.peers.codec); when both sides connected at once, the one that arrived
 last stays. Once connected to a peer, a starting node asks it for every
 entry (a resync), which is how a node that restarted learns the clients'
-servers back. Every 100 ms, the entries that changed are pushed to every
-peer. A worker that stops teaches every entry to the one that replaces it
+servers back. Every 100 ms, the entries that changed are numbered
+(haply.peers.sync) and every peer with a session is sent the updates it has
+not acknowledged, so a peer whose session was down gets them once it is back. A worker that stops teaches every entry to the one that replaces it
 (listening on the same address: a reload), as HAProxy's old process does.
 """
 
@@ -121,9 +122,11 @@ class _Session(asyncio.Protocol):
 
     def link_made(self) -> None:
         """A node that does not have every entry yet asks the peer for them,
-        whichever side connected (HAProxy asks from both)."""
+        whichever side connected (HAProxy asks from both); the updates the
+        peer has not acknowledged go at once."""
         if not self.service.synced and self.link.name != self.service.name:
             self.transport.write(codec.control(codec.RESYNC_REQUEST))
+        self.write(self.link.push_pending(self.service.loop.time()))
 
     def connection_lost(self, exc) -> None:
         self.service.lost(self)
@@ -262,17 +265,13 @@ class PeersService:
                 self.check(now)
 
     def push(self, now: float) -> None:
-        """Send the entries changed since the last push to every peer."""
+        """Number the changed entries and send every peer with a session what
+        it lacks (a peer without one gets it once it has one)."""
         for share in self.shares:
-            if not share.changed:
-                continue
-            keys, share.changed = list(share.changed), {}
-            if not self.sessions:
-                continue
-            updates = share.updates(keys, now)
-            for session in list(self.sessions.values()):
-                if session.link is not None:
-                    session.write(session.link.push(share, updates, now))
+            share.commit()
+        for session in list(self.sessions.values()):
+            if session.link is not None:
+                session.write(session.link.push_pending(now))
 
     def check(self, now: float) -> None:
         if not self.synced and now - self.started_at >= RESYNC_WAIT:
