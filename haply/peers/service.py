@@ -114,7 +114,10 @@ class _Session(asyncio.Protocol):
         status, name = codec.read_hello([first, second, third], service.name,
                                         {*service.remotes, service.name})
         self.transport.write(b"%d\n" % status)
-        if name is None:
+        # a peer may drop a connection right after its hello (HAProxy does
+        # when its own session won meanwhile): one that cannot even take the
+        # status must not replace the session that works
+        if name is None or self.transport.is_closing():
             self.transport.close()
             return False
         self.link = service.established(self, name, now)
