@@ -235,9 +235,12 @@ class PeersService:
                 remote = next((d.table_id for d in (link.remote.values() if link else ())
                                if d.name == definition.name), 0)
                 last_get = link.last_update.get(remote, 0) if link else 0
+                last_pushed = link.last_pushed[definition.table_id] if link else 0
+                # (every update is acknowledged as it arrives: last_acked is last_get)
                 lines.append(f"          0x{id(share):x} local_id={definition.table_id} remote_id={remote} "
-                             f"last_get={last_get} update={share.update_id} table={definition.name} "
-                             f"used={len(share.table.entries)}")
+                             f"last_acked={last_get} last_pushed={last_pushed} last_get={last_get} "
+                             f"update={share.acked.get(peer.name, 0)} localupdate={share.update_id} "
+                             f"table={definition.name} used={len(share.table.entries)}")
         return "\n".join(lines) + "\n"
 
     def note(self, name: str, last_status: str, protocol_error: bool = False) -> None:
