@@ -9,7 +9,8 @@ last stays. Once connected to a peer, a starting node asks it for every
 entry (a resync), which is how a node that restarted learns the clients'
 servers back. Every 100 ms, the entries that changed are numbered
 (haply.peers.sync) and every peer with a session is sent the updates it has
-not acknowledged, so a peer whose session was down gets them once it is back. A worker that stops teaches every entry to the one that replaces it
+not acknowledged, so a peer whose session was down gets them once it is
+back. A worker that stops teaches every entry to the one that replaces it
 (listening on the same address: a reload), as HAProxy's old process does.
 """
 

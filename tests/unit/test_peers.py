@@ -290,3 +290,46 @@ def test_keys_of_entries_gone_are_not_pushed_and_not_kept():
     _count(table, "10.0.2.1", 2.0)
     share.commit()
     assert list(share.numbered) == ["10.0.1.99", "10.0.2.1"]
+
+
+class _Transport:
+    """A connection; a reset one closes when written to, as asyncio's does
+    when the send fails."""
+
+    def __init__(self, reset: bool):
+        self.reset, self.closing, self.written = reset, False, b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+        self.closing = self.closing or self.reset
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+
+class _Service:
+    """What a session needs of its service during the handshake."""
+
+    def __init__(self):
+        self.name, self.remotes, self.synced, self.kept = "B", {"A": None}, True, []
+        self.loop = type("Loop", (), {"time": staticmethod(lambda: 1.0)})()
+        self.section = type("Section", (), {"name": "lbs"})()
+
+    def established(self, session, name, now):
+        self.kept.append(session)
+        return PeerLink(name, [], now)
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_a_hello_on_a_connection_already_gone_does_not_replace_the_session(gone):
+    from haply.peers.service import _Session
+    service = _Service()
+    session = _Session(service, None)
+    # gone: the peer reset the connection right after its hello
+    session.connection_made(_Transport(reset=gone))
+    session.data_received(codec.hello("B", "A", 42))
+    assert session.transport.written == b"200\n"
+    assert service.kept == ([] if gone else [session])
