@@ -183,7 +183,9 @@ def test_what_a_node_serves_while_the_link_is_cut_reaches_the_other_once_it_is_b
         table = pair.same_tables(timeout=10.0)
         rows = {line.split()[0]: line for line in table if line.startswith("key=")}
         assert sorted(rows) == ["key=127.0.0.11", "key=127.0.0.12", "key=127.0.0.8"]
-        assert "conn_cnt=2" in rows["key=127.0.0.8"] and "http_req_rate(10000)=2" in rows["key=127.0.0.8"]
+        # (its rate depends on how long the nodes took to be past their
+        # resync: the first request may be in the previous period or older)
+        assert "conn_cnt=2" in rows["key=127.0.0.8"]
         for client in ("127.0.0.11", "127.0.0.12"):
             assert f"server_key={served[client]}" in rows[f"key={client}"] and "conn_cnt=1" in rows[f"key={client}"]
         # haply's show peers: everything it pushed was acknowledged, and HAProxy
