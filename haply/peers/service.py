@@ -7,8 +7,10 @@ crossing). A session begins with the hello/status handshake
 (haply.peers.codec); when both sides connected at once, the one that arrived
 last stays. Once connected to a peer, a starting node asks it for every
 entry (a resync), which is how a node that restarted learns the clients'
-servers back. Every 100 ms, the entries that changed are pushed to every
-peer. A worker that stops teaches every entry to the one that replaces it
+servers back. Every 100 ms, the entries that changed are numbered
+(haply.peers.sync) and every peer with a session is sent the updates it has
+not acknowledged, so a peer whose session was down gets them once it is
+back. A worker that stops teaches every entry to the one that replaces it
 (listening on the same address: a reload), as HAProxy's old process does.
 """
 
@@ -113,7 +115,10 @@ class _Session(asyncio.Protocol):
         status, name = codec.read_hello([first, second, third], service.name,
                                         {*service.remotes, service.name})
         self.transport.write(b"%d\n" % status)
-        if name is None:
+        # a peer may drop a connection right after its hello (HAProxy does
+        # when its own session won meanwhile): one that cannot even take the
+        # status must not replace the session that works
+        if name is None or self.transport.is_closing():
             self.transport.close()
             return False
         self.link = service.established(self, name, now)
@@ -121,9 +126,11 @@ class _Session(asyncio.Protocol):
 
     def link_made(self) -> None:
         """A node that does not have every entry yet asks the peer for them,
-        whichever side connected (HAProxy asks from both)."""
+        whichever side connected (HAProxy asks from both); the updates the
+        peer has not acknowledged go at once."""
         if not self.service.synced and self.link.name != self.service.name:
             self.transport.write(codec.control(codec.RESYNC_REQUEST))
+        self.write(self.link.push_pending(self.service.loop.time()))
 
     def connection_lost(self, exc) -> None:
         self.service.lost(self)
@@ -229,9 +236,12 @@ class PeersService:
                 remote = next((d.table_id for d in (link.remote.values() if link else ())
                                if d.name == definition.name), 0)
                 last_get = link.last_update.get(remote, 0) if link else 0
+                last_pushed = link.last_pushed[definition.table_id] if link else 0
+                # (every update is acknowledged as it arrives: last_acked is last_get)
                 lines.append(f"          0x{id(share):x} local_id={definition.table_id} remote_id={remote} "
-                             f"last_get={last_get} update={share.update_id} table={definition.name} "
-                             f"used={len(share.table.entries)}")
+                             f"last_acked={last_get} last_pushed={last_pushed} last_get={last_get} "
+                             f"update={share.acked.get(peer.name, 0)} localupdate={share.update_id} "
+                             f"table={definition.name} used={len(share.table.entries)}")
         return "\n".join(lines) + "\n"
 
     def note(self, name: str, last_status: str, protocol_error: bool = False) -> None:
@@ -262,17 +272,13 @@ class PeersService:
                 self.check(now)
 
     def push(self, now: float) -> None:
-        """Send the entries changed since the last push to every peer."""
+        """Number the changed entries and send every peer with a session what
+        it lacks (a peer without one gets it once it has one)."""
         for share in self.shares:
-            if not share.changed:
-                continue
-            keys, share.changed = list(share.changed), {}
-            if not self.sessions:
-                continue
-            updates = share.updates(keys, now)
-            for session in list(self.sessions.values()):
-                if session.link is not None:
-                    session.write(session.link.push(share, updates, now))
+            share.commit()
+        for session in list(self.sessions.values()):
+            if session.link is not None:
+                session.write(session.link.push_pending(now))
 
     def check(self, now: float) -> None:
         if not self.synced and now - self.started_at >= RESYNC_WAIT:

@@ -1,12 +1,22 @@
 """What a session with one peer does once the handshake is over, without I/O.
 
 `TableShare` is a stick table as this node shares it: the definition it
-announces, the entries that changed since they were last pushed, and how an
-update from a peer becomes an entry here. `PeerLink` is one established
-session: it reads the peer's messages (answering a resync request with every
-entry, acknowledging updates, confirming a finished resync), writes this
-node's updates, sends a heartbeat after 3 s of silence and says the session
-is dead after 5 s without a message from the peer, as HAProxy does.
+announces, its numbered local changes, what each peer acknowledged of them,
+and how an update from a peer becomes an entry here. `PeerLink` is one
+established session: it reads the peer's messages (answering a resync
+request with every entry, acknowledging updates, confirming a finished
+resync, noting the peer's acknowledgements), writes the updates the peer
+lacks, sends a heartbeat after 3 s of silence and says the session is dead
+after 5 s without a message from the peer, as HAProxy does.
+
+Updates are not lost with a session, as in HAProxy: every local change gets
+the next number of its table's sequence (a key changed again takes a new
+number), the peer acknowledges what it received, and each peer's last
+acknowledged number outlives its sessions. A new session with a peer starts
+pushing after that number, so whatever changed while no session was up, or
+went out on a session that died before the peer acknowledged it, goes out
+again; a peer never connected before gets every local change still in the
+table.
 
 As in HAProxy, what a peer pushes overwrites the entry here (no sum), the
 count of current connections (`conn_cur`) is never learned, and an entry
@@ -17,6 +27,7 @@ servers the same ids on every node (`id N`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Callable
 
 from haply.peers import codec
@@ -45,9 +56,15 @@ class TableShare:
             table_id, spec.name, spec.kind, _KEY_LENGTHS.get(spec.kind, spec.length),
             tuple(sorted(types, key=codec.BIT.__getitem__)),
             int((spec.expire or 0) * 1000), periods)
-        # keys changed here since the last push, in order (a dict as an ordered set)
+        # keys changed here since the last commit, in order (a dict as an
+        # ordered set): all the request path does is mark a key here
         self.changed: dict[str, None] = {}
-        self.update_id = 0
+        self.update_id = 0  # the last number given to a local change
+        # each key's latest local change by number, oldest first; a key
+        # learned from a peer since is not here (it is not pushed again)
+        self.numbered: OrderedDict[str, int] = OrderedDict()
+        # the last number each peer acknowledged, by peer name, across sessions
+        self.acked: dict[str, int] = {}
         table.share = self
 
     def values(self, entry, now: float) -> dict[str, object]:
@@ -66,17 +83,48 @@ class TableShare:
                     out[name] = value or 0
         return out
 
-    def updates(self, keys, now: float) -> list[Update]:
-        """The updates of those keys that have an entry, numbered."""
+    def commit(self) -> None:
+        """Number the keys changed since the last commit (one push period's
+        worth: a key changed many times in it is one update)."""
+        if not self.changed:
+            return
+        numbered = self.numbered
+        for key in self.changed:
+            self.update_id += 1
+            numbered.pop(key, None)
+            numbered[key] = self.update_id
+        self.changed = {}
+        # keys whose entry expired or was dropped are forgotten here, now and
+        # then, so that a table with a turnover of keys does not grow this
+        if len(numbered) > 2 * len(self.table.entries) + 64:
+            entries = self.table.entries
+            self.numbered = OrderedDict((key, number) for key, number in numbered.items()
+                                        if key in entries)
+
+    def pending(self, after: int, now: float) -> list[Update]:
+        """The updates of the local changes numbered after `after`, oldest
+        first, with the entries' values now."""
         entries = self.table.entries
         found = []
-        for key in keys:
+        for key, number in reversed(self.numbered.items()):
+            if number <= after:
+                break
             entry = entries.get(key)
-            if entry is None:
-                continue
-            self.update_id = (self.update_id + 1) & 0xFFFFFFFF
-            found.append(Update(self.update_id, key, self.values(entry, now)))
+            if entry is not None:
+                found.append(Update(number, key, self.values(entry, now)))
+        found.reverse()
         return found
+
+    def everything(self, now: float) -> list[Update]:
+        """Every entry, for a resync: a local change keeps its number, an
+        entry learned from a peer goes with the last number given."""
+        numbered = self.numbered
+        return [Update(numbered.get(key, self.update_id), key, self.values(entry, now))
+                for key, entry in self.table.entries.items()]
+
+    def acknowledged(self, peer: str, number: int) -> None:
+        if number > self.acked.get(peer, 0):
+            self.acked[peer] = number
 
     def apply(self, update: Update, now: float) -> None:
         """A peer's update: the entry takes its values (made if needed), its
@@ -85,6 +133,10 @@ class TableShare:
         key = table.normalise(update.key)
         if key is None:
             return
+        # the peer's values replace a local change not pushed yet, which
+        # then is not pushed at all (the peer's update is the entry's last)
+        self.changed.pop(key, None)
+        self.numbered.pop(key, None)
         entry = table.lookup(key, now)
         if entry is None:
             entry = table._add(key, Entry(None, 0, None, new_data(table.spec.store, now)), now)
@@ -133,6 +185,11 @@ class PeerLink:
         # rather than "partial", so that the peer does not ask another one)
         self.up_to_date = up_to_date
         self.shares = {share.definition.name: share for share in shares}
+        self.local_ids = {share.definition.table_id: share for share in shares}
+        # per local table id: the last update pushed on this session, from
+        # the last the peer acknowledged on any session (HAProxy's
+        # last_pushed and update)
+        self.last_pushed = {table_id: share.acked.get(name, 0) for table_id, share in self.local_ids.items()}
         self.buffer = b""
         self.remote: dict[int, Definition] = {}  # the peer's tables, by its ids
         self.current: Definition | None = None  # the table its updates are for
@@ -196,7 +253,13 @@ class PeerLink:
                 raise PeerProtocolError(f"switch to table {table_id}, never defined")
             return None
         if kind == codec.ACK:
-            codec.decode_ack(body)
+            table_id, update_id = codec.decode_ack(body)
+            share = self.local_ids.get(table_id)
+            if share is not None:
+                pushed = self.last_pushed[table_id]
+                # numbers travel as their low 32 bits: the one meant is the
+                # latest pushed number that ends so
+                share.acknowledged(self.name, pushed - ((pushed - update_id) & 0xFFFFFFFF))
             return None
         if kind in (codec.UPDATE, codec.INCREMENTAL_UPDATE, codec.UPDATE_TIMED,
                     codec.INCREMENTAL_UPDATE_TIMED):
@@ -218,6 +281,17 @@ class PeerLink:
 
     # ------------------------------------------------------------- writing
 
+    def push_pending(self, now: float) -> bytes:
+        """The local changes this session has not pushed yet, table by table
+        (nothing to do costs a comparison per table)."""
+        out = []
+        for table_id, share in self.local_ids.items():
+            after = self.last_pushed[table_id]
+            if share.update_id > after:
+                out.append(self.push(share, share.pending(after, now), now))
+                self.last_pushed[table_id] = share.update_id
+        return b"".join(out)
+
     def push(self, share: TableShare, updates: list[Update], now: float, always: bool = False) -> bytes:
         """Updates of one table, after its definition (the definition alone
         when `always` and there is no update: a resync of an empty table)."""
@@ -234,9 +308,13 @@ class PeerLink:
 
     def teach(self, now: float) -> bytes:
         """Every entry of every shared table (a resync asked for); each
-        table's definition comes even when it has no entry, as HAProxy sends it."""
-        return b"".join(self.push(share, share.updates(list(share.table.entries), now), now, always=True)
-                        for share in self.shares.values())
+        table's definition comes even when it has no entry, as HAProxy sends it.
+        What it carries need not be pushed again on this session."""
+        out = []
+        for table_id, share in self.local_ids.items():
+            out.append(self.push(share, share.everything(now), now, always=True))
+            self.last_pushed[table_id] = max(self.last_pushed[table_id], share.update_id)
+        return b"".join(out)
 
     def heartbeat(self, now: float) -> bytes:
         if now - self.sent_at < HEARTBEAT_AFTER:

@@ -12,6 +12,7 @@ starts after the other learns every entry from it (a resync).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from contextlib import ExitStack
@@ -20,6 +21,7 @@ import pytest
 
 from tests.interop.test_stick_oracle import entries
 from tests.support.admin_cli import cli
+from tests.support.cuttable_relay import CuttableRelay
 from tests.support.haply_process import PROXIES
 from tests.support.haproxy_oracle import echo_backends, free_port, haproxy_available, http_get, run_haproxy
 
@@ -121,3 +123,75 @@ def test_a_node_that_starts_late_learns_every_entry(first, late):
         assert len([line for line in table if line.startswith("key=")]) == 3
         # what B learned steers its requests: .22 went to s2 through A
         assert pair.get("B", "127.0.0.22") == "s2"
+
+
+def _synced(pair: Pair, name: str, program: str) -> bool:
+    """Whether a node is past its start-up resync (so that a new session
+    does not ask the other for every entry, which would hide a lost update)."""
+    peers = cli(pair.socket(name), "show peers")
+    return "resync_timeout=<PAST>" in peers if program == "haproxy" else " synced=1" in peers
+
+
+def _active(pair: Pair, name: str, other: str) -> bool:
+    return f"id={other}(remote,active)" in cli(pair.socket(name), "show peers")
+
+
+def _wait(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.parametrize("served_by", ["B", "A"])
+def test_what_a_node_serves_while_the_link_is_cut_reaches_the_other_once_it_is_back(served_by):
+    """A is HAProxy, B is haply, and every peer session between them goes
+    through a relay. The relay cuts the session and refuses new ones for a
+    while: clients that come to one node meanwhile (new ones, and a known one
+    again) are in the other node's table once a session is back, without a
+    resync (both nodes are past their start-up one). HAProxy sends what B
+    has not acknowledged; haply does the same for A."""
+    programs = {"A": "haproxy", "B": "haply"}
+    with ExitStack() as stack:
+        s1, s2 = stack.enter_context(echo_backends(["s1", "s2"]))
+        relay = CuttableRelay()
+        stack.callback(relay.close)
+        pair = Pair(stack, s1, s2)
+        # each node reaches the other through the relay; it listens on its own port
+        through = {"A": relay.relay_to(pair.peer_ports["A"]), "B": relay.relay_to(pair.peer_ports["B"])}
+        for name in ("A", "B"):
+            ports = {other: pair.peer_ports[other] if other == name else through[other] for other in "AB"}
+            config = NODE.format(name=name, socket=pair.socket(name), peer_a=ports["A"], peer_b=ports["B"],
+                                 port=pair.ports[name], s1=pair.servers[0], s2=pair.servers[1])
+            stack.enter_context(run_haproxy(config, PROXIES[programs[name]]))
+        assert pair.get("A", "127.0.0.8") == "s1"
+        pair.same_tables()
+        assert _wait(lambda: all(_synced(pair, name, programs[name]) for name in "AB"), 15.0)
+        assert _wait(lambda: _active(pair, "B", "A"), 5.0)
+
+        relay.cut()
+        assert _wait(lambda: not _active(pair, "B", "A"), 5.0)
+        served = {client: pair.get(served_by, client) for client in ("127.0.0.11", "127.0.0.12", "127.0.0.8")}
+        assert served["127.0.0.8"] == "s1" and {served["127.0.0.11"], served["127.0.0.12"]} == {"s1", "s2"}
+        time.sleep(1.0)  # pushes come and go with nobody to take them
+        other = "A" if served_by == "B" else "B"
+        assert [line.split()[0] for line in pair.table(other) if line.startswith("key=")] == ["key=127.0.0.8"]
+        relay.mend()
+
+        table = pair.same_tables(timeout=10.0)
+        rows = {line.split()[0]: line for line in table if line.startswith("key=")}
+        assert sorted(rows) == ["key=127.0.0.11", "key=127.0.0.12", "key=127.0.0.8"]
+        # (its rate depends on how long the nodes took to be past their
+        # resync: the first request may be in the previous period or older)
+        assert "conn_cnt=2" in rows["key=127.0.0.8"]
+        for client in ("127.0.0.11", "127.0.0.12"):
+            assert f"server_key={served[client]}" in rows[f"key={client}"] and "conn_cnt=1" in rows[f"key={client}"]
+        # haply's show peers: everything it pushed was acknowledged, and HAProxy
+        # got up to haply's last update number
+        numbers = dict(re.findall(r"\b(last_pushed|update|localupdate)=(\d+)",
+                                  cli(pair.socket("B"), "show peers")))
+        assert numbers["update"] == numbers["localupdate"] == numbers["last_pushed"]
+        if served_by == "B":
+            assert f"last_get={numbers['localupdate']} " in cli(pair.socket("A"), "show peers")

@@ -166,3 +166,170 @@ def test_a_node_without_every_entry_answers_partial_and_sends_empty_definitions(
     # a partial resync from the peer is confirmed, but does not make this node up to date
     assert link.receive(codec.control(codec.RESYNC_PARTIAL), 2.0) == codec.control(codec.RESYNC_CONFIRM)
     assert not link.synced
+
+
+def _pushed(data: bytes, definition: codec.Definition | None = None) -> list[tuple[int, str, int]]:
+    """(update number, key, conn_cnt) of each update in what a link wrote."""
+    messages, _ = codec.split_messages(data)
+    found = []
+    for _, kind, body in messages:
+        if kind == codec.DEFINITION:
+            definition = codec.decode_definition(body)
+        elif kind == codec.UPDATE:
+            update = codec.decode_update(definition, body, False, None, codec.Names())
+            found.append((update.update_id, update.key, update.values["conn_cnt"]))
+    return found
+
+
+def _count(table: StickTable, key: str, now: float) -> None:
+    """What a request does to its client's entry (conn_cnt one more)."""
+    entry = table.track(key, now)
+    entry.data["conn_cnt"] += 1
+    table.release(entry, now)
+
+
+def test_changes_get_numbers_and_a_key_changed_again_takes_a_new_one():
+    table = _table()
+    share = TableShare(table, 1)
+    for key in ("10.0.0.1", "10.0.0.2", "10.0.0.1"):
+        _count(table, key, 1.0)
+    share.commit()  # one period: 10.0.0.1 changed twice is one update
+    assert (share.update_id, list(share.numbered.items())) == (2, [("10.0.0.1", 1), ("10.0.0.2", 2)])
+    _count(table, "10.0.0.1", 2.0)
+    share.commit()
+    assert list(share.numbered.items()) == [("10.0.0.2", 2), ("10.0.0.1", 3)]
+    assert [(u.update_id, u.key, u.values["conn_cnt"]) for u in share.pending(1, 2.0)] == [
+        (2, "10.0.0.2", 1), (3, "10.0.0.1", 3)]
+    assert share.pending(3, 2.0) == []
+
+
+def test_what_changed_while_no_session_was_up_goes_out_on_the_next_one():
+    table = _table()
+    share = TableShare(table, 1)
+    first = PeerLink("A", [share], 0.0)
+    _count(table, "10.0.0.1", 1.0)
+    share.commit()
+    assert _pushed(first.push_pending(1.0)) == [(1, "10.0.0.1", 1)]
+    assert first.push_pending(1.1) == b""  # pushed once per session
+    first.receive(codec.encode_ack(1, 1), 1.2)
+    assert share.acked == {"A": 1}
+    # the session ends; meanwhile clients come and go
+    _count(table, "10.0.0.2", 2.0)
+    _count(table, "10.0.0.1", 2.0)
+    share.commit()
+    # the next session starts after what A acknowledged
+    second = PeerLink("A", [share], 3.0)
+    assert _pushed(second.push_pending(3.0)) == [(2, "10.0.0.2", 1), (3, "10.0.0.1", 2)]
+
+
+def test_updates_a_dead_session_pushed_but_the_peer_never_acknowledged_go_again():
+    table = _table()
+    share = TableShare(table, 1)
+    link = PeerLink("A", [share], 0.0)
+    for key in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        _count(table, key, 1.0)
+        share.commit()
+    assert [number for number, _, _ in _pushed(link.push_pending(1.0))] == [1, 2, 3]
+    link.receive(codec.encode_ack(1, 1), 1.1)  # the session dies before the rest is acknowledged
+    again = PeerLink("A", [share], 2.0)
+    assert [key for _, key, _ in _pushed(again.push_pending(2.0))] == ["10.0.0.2", "10.0.0.3"]
+    # an acknowledgement never takes the cursor back, and is per peer
+    again.receive(codec.encode_ack(1, 3), 2.1)
+    again.receive(codec.encode_ack(1, 2), 2.2)
+    assert share.acked == {"A": 3}
+    assert [key for _, key, _ in _pushed(PeerLink("C", [share], 3.0).push_pending(3.0))] == [
+        "10.0.0.1", "10.0.0.2", "10.0.0.3"]  # a peer never connected gets every local change
+
+
+def test_acknowledgements_carry_the_low_32_bits_of_the_numbers():
+    table = _table()
+    share = TableShare(table, 1)
+    share.update_id = 0xFFFFFFFE
+    link = PeerLink("A", [share], 0.0)
+    for key in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        _count(table, key, 1.0)
+        share.commit()
+    assert [number for number, _, _ in _pushed(link.push_pending(1.0))] == [0xFFFFFFFF, 0, 1]
+    link.receive(codec.encode_ack(1, 0), 1.1)
+    assert share.acked == {"A": 1 << 32}
+    assert [key for _, key, _ in _pushed(PeerLink("A", [share], 2.0).push_pending(2.0))] == ["10.0.0.3"]
+
+
+def test_a_peer_update_replaces_a_local_change_not_pushed_yet():
+    table = _table()
+    share = TableShare(table, 1)
+    link = PeerLink("A", [share], 0.0)
+    _count(table, "127.0.0.1", 1.0)
+    _count(table, "10.0.0.9", 1.0)
+    link.receive(HAPROXY_DEFINITION + HAPROXY_UPDATE, 1.0)  # 127.0.0.1, conn_cnt 1, from the peer
+    share.commit()
+    assert [key for _, key, _ in _pushed(link.push_pending(1.1))] == ["10.0.0.9"]
+    assert table.entries["127.0.0.1"].data["conn_cnt"] == 1
+
+
+def test_a_resync_carries_the_pending_changes_and_they_are_not_pushed_again():
+    table = _table()
+    share = TableShare(table, 1)
+    _count(table, "10.0.0.1", 1.0)
+    share.commit()
+    link = PeerLink("A", [share], 1.0)
+    taught = link.receive(codec.control(codec.RESYNC_REQUEST), 1.0)
+    assert _pushed(taught) == [(1, "10.0.0.1", 1)]
+    assert link.push_pending(1.1) == b""
+
+
+def test_keys_of_entries_gone_are_not_pushed_and_not_kept():
+    table = _table()
+    share = TableShare(table, 1)
+    for number in range(100):
+        _count(table, f"10.0.1.{number}", 1.0)
+    share.commit()
+    for number in range(99):
+        del table.entries[f"10.0.1.{number}"]
+    assert [key for _, key, _ in _pushed(PeerLink("A", [share], 2.0).push_pending(2.0))] == ["10.0.1.99"]
+    _count(table, "10.0.2.1", 2.0)
+    share.commit()
+    assert list(share.numbered) == ["10.0.1.99", "10.0.2.1"]
+
+
+class _Transport:
+    """A connection; a reset one closes when written to, as asyncio's does
+    when the send fails."""
+
+    def __init__(self, reset: bool):
+        self.reset, self.closing, self.written = reset, False, b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+        self.closing = self.closing or self.reset
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+
+class _Service:
+    """What a session needs of its service during the handshake."""
+
+    def __init__(self):
+        self.name, self.remotes, self.synced, self.kept = "B", {"A": None}, True, []
+        self.loop = type("Loop", (), {"time": staticmethod(lambda: 1.0)})()
+        self.section = type("Section", (), {"name": "lbs"})()
+
+    def established(self, session, name, now):
+        self.kept.append(session)
+        return PeerLink(name, [], now)
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_a_hello_on_a_connection_already_gone_does_not_replace_the_session(gone):
+    from haply.peers.service import _Session
+    service = _Service()
+    session = _Session(service, None)
+    # gone: the peer reset the connection right after its hello
+    session.connection_made(_Transport(reset=gone))
+    session.data_received(codec.hello("B", "A", 42))
+    assert session.transport.written == b"200\n"
+    assert service.kept == ([] if gone else [session])
