@@ -9,6 +9,7 @@ with "Address already in use". Below the range only listeners compete.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
@@ -24,13 +25,27 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
+def _slice(low: int, high: int) -> tuple[int, int]:
+    """This test process's own share of [low, high): parallel pytest workers
+    (pytest-xdist) remember only the ports they handed out themselves, so
+    each takes its ports from a slice of its own and none gives another's
+    away a second time."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or workers < 2:
+        return low, high
+    index = int(worker[2:]) % workers
+    size = (high - low) // workers
+    return low + index * size, low + (index + 1) * size
+
+
 def free_ports(count: int) -> int:
     """The first of `count` consecutive ports free on 127.0.0.1 now, below
     the ephemeral range, none of them handed out before in this run."""
     low, _ = _ephemeral_range()
-    top = max(low - count, 10000 + count)
+    bottom, top = _slice(10000, max(low - count, 10000 + count))
     for _ in range(1000):
-        first = random.randrange(10000, top)
+        first = random.randrange(bottom, max(top - count, bottom + 1))
         ports = range(first, first + count)
         if _handed_out.intersection(ports):
             continue
