@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from typing import Any
 
 import httptools
 
@@ -102,6 +103,55 @@ class Request:
                  # cache-store (haply.proxy.caching.Pending)
                  "cache")
 
+    # Declared for compiled builds (bench/RESULTS.md, mypyc): a compiled class
+    # has only the attributes it declares.
+    method_bytes: bytes
+    url: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    chunked: bool
+    body: list[bytes]
+    body_size: int
+    complete: bool
+    upgrade: bool
+    tunnel_data: bytes
+    error: tuple[int, str] | None
+    head_bytes: bytes
+    _header_map: dict[str, list[str]] | None
+    client_ip: str
+    ssl: bool
+    attempts: int
+    redispatched: bool
+    backend: BackendRuntime | None
+    server: Any
+    sent_body: int
+    framing: Any
+    route: Any
+    context: SampleContext
+    t_wait: int
+    t_connect: int
+    plain: bool
+    cut: bytes | None
+    raw: bytes | None
+    hosts: int
+    cookie_server: Any
+    cookie_flags: str
+    queue_positions: tuple[int, int] | None
+    unique_id: Any
+    captured_request: Any
+    captured_response: Any
+    captured_cookie: Any
+    captured_set_cookie: Any
+    tried: Any
+    buffering: bool
+    coding: Any
+    status: int
+    websocket: bool
+    vars: Any
+    log_level: Any
+    cache: Any
+
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
         self.url = b""
@@ -143,19 +193,48 @@ class Request:
         self.log_level = None
 
     # SampleContext, for header values such as %[src] (per connection, shared)
-    src = property(lambda self: self.context.src)
-    src_ip = property(lambda self: self.context.src_ip)
-    src_port = property(lambda self: self.context.src_port)
-    dst = property(lambda self: self.context.dst)
-    dst_ip = property(lambda self: self.context.dst_ip)
-    dst_port = property(lambda self: self.context.dst_port)
-    ssl_fc = property(lambda self: self.context.ssl_fc)
+    @property
+    def src(self) -> Any:
+        return self.context.src
+
+    @property
+    def src_ip(self) -> Any:
+        return self.context.src_ip
+
+    @property
+    def src_port(self) -> Any:
+        return self.context.src_port
+
+    @property
+    def dst(self) -> Any:
+        return self.context.dst
+
+    @property
+    def dst_ip(self) -> Any:
+        return self.context.dst_ip
+
+    @property
+    def dst_port(self) -> Any:
+        return self.context.dst_port
+
+    @property
+    def ssl_fc(self) -> Any:
+        return self.context.ssl_fc
     # The same as text and numbers, for conditions and stick rules (RequestView)
-    local_ip = property(lambda self: self.context.dst.decode())
-    local_port = property(lambda self: int(self.context.dst_port))
-    client_port = property(lambda self: int(self.context.src_port))
+    @property
+    def local_ip(self) -> Any:
+        return self.context.dst.decode()
+
+    @property
+    def local_port(self) -> Any:
+        return int(self.context.dst_port)
+    @property
+    def client_port(self) -> Any:
+        return int(self.context.src_port)
     # The connection's sticky counters, for the sc_* fetches and track-sc rules
-    tracking = property(lambda self: self.context.tracking)
+    @property
+    def tracking(self) -> Any:
+        return self.context.tracking
 
     def tracker(self) -> Tracking:
         """The connection's sticky counters, made at the first track-sc rule."""
@@ -230,7 +309,14 @@ class LostClient:
     def close(self) -> None:
         """Closed already."""
 
-    abort = pause_reading = resume_reading = close
+    def abort(self) -> None:
+        """Closed already."""
+
+    def pause_reading(self) -> None:
+        """Closed already."""
+
+    def resume_reading(self) -> None:
+        """Closed already."""
 
 
 def request_parser(session, kind=httptools.HttpRequestParser) -> httptools.HttpRequestParser:
