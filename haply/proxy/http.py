@@ -24,6 +24,12 @@ from typing import Any
 
 import httptools
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # read only when compiling (setup.py, HAPLY_MYPYC)
+    def mypyc_attr(*args, **kwargs):
+        return lambda cls: cls
+
 from haply.http import cache, compression, framing, responses
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
 from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
@@ -39,6 +45,7 @@ from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.tls.sni import client_sni
 from haply.proxy.upstream import ConnectionPool, UpstreamConnection
+from haply.proxy.request_parser import ExtensionMethodParser, request_parser
 from haply.admin.services import Deferred, finish_deferred
 
 # NoServerAvailable.reason of a request that waited in the queue until
@@ -319,33 +326,9 @@ class LostClient:
         """Closed already."""
 
 
-def request_parser(session, kind=httptools.HttpRequestParser) -> httptools.HttpRequestParser:
-    """llhttp for a client's requests. Lenient on the version only: it would
-    refuse HTTP/1.2 to 1.9, which RFC 9112 §2.6 (and HAProxy) read as
-    HTTP/1.1; versions haply does not speak are refused after the head
-    (framing.request_framing)."""
-    parser = kind(session)
-    parser.set_dangerous_leniencies(lenient_version=True)
-    return parser
-
-
-class ExtensionMethodParser(httptools.HttpRequestParser):
-    """llhttp reading a request whose method it does not know, given to it as
-    GET (HttpSession._read_extension_method): the head's first get_method()
-    gives the request's own method. llhttp frames a request's body alike
-    whatever its method but for CONNECT, which is known: the GET reads the
-    same bytes as the request, as HAProxy reads them."""
-
-    method: bytes | None = None
-
-    def get_method(self) -> bytes:
-        method = self.method
-        if method is None:
-            return super().get_method()
-        self.method = None
-        return method
-
-
+# Logging and byte counting derive their sessions from this class at run
+# time (haply.logs.hooks, haply.proxy.byte_counts), overriding its hooks.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class HttpSession(asyncio.Protocol):
     # Per-connection and per-exchange state starts from these class-level
     # values: a new connection stores only what is its own (a third of the

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 POOL_IDLE_TIMEOUT = 5.0
 
 
-def response_parser(protocol: "UpstreamConnection | ConnectAnswer") -> httptools.HttpResponseParser:
+def response_parser(protocol: object) -> httptools.HttpResponseParser:
     """llhttp for a server's answers, as lenient as HAProxy is with servers
     where that cannot change the framing: spaces after a chunk size
     (`5 \\r\\n`) are accepted, and the versions HTTP/1.2 to 1.9, which
