@@ -93,6 +93,7 @@ class SampleContext:
     """
 
     # (and "vars": the connection's sess. variables, from the first set-var)
+    vars: dict  # declared: a compiled build (setup.py) has no other attributes
     __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip", "tracking", "sni",
                  "vars")
 
