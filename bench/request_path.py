@@ -213,8 +213,9 @@ def main() -> None:
     per_request = []
     for _ in range(args.rounds):
         per_request.append(harness.run(args.requests, args.close) / args.requests * 1e6)
-    compiled = [m for m in ("haply.proxy.http", "haply.proxy.upstream", "haply.http.headers")
-                if sys.modules[m].__file__.endswith(".so")]
+    compiled = sorted(name for name, module in list(sys.modules.items())
+                      if name.startswith("haply.")
+                      and (getattr(module, "__file__", None) or "").endswith(".so"))
     print(f"{'close' if args.close else 'keep-alive'}{' + httplog' if args.log else ''}"
           f"{' + rate limit' if args.rate_limit else ''}: "
           f"{min(per_request):.2f} us/request (median {statistics.median(per_request):.2f}, "

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from haply.config.model import ForwardFor, HeaderRule, OriginalTo, Proxy
 from haply.http import maps
@@ -94,6 +94,7 @@ class SampleContext:
     """
 
     # (and "vars": the connection's sess. variables, from the first set-var)
+    vars: dict  # declared: a compiled build (setup.py) has no other attributes
     __slots__ = ("src", "src_port", "dst", "dst_port", "ssl_fc", "_src_ip", "_dst_ip", "tracking", "sni",
                  "vars")
 
@@ -107,20 +108,22 @@ class SampleContext:
         self.dst = _printable(dst) if ":" in dst else dst.encode()
         self.dst_port = str(dst_port).encode()
         self.ssl_fc = b"1" if ssl_fc else b"0"
-        self._src_ip = self._dst_ip = False  # parsed on first use (an "except")
+        # parsed on first use (an "except")
+        self._src_ip: Any = False
+        self._dst_ip: Any = False
         # The connection's sticky counters (haply.proxy.counters.Tracking), if tracked.
-        self.tracking = None
+        self.tracking: Any = None
         # ssl_fc_sni: the name a TLS client asked for (haply.tls.sni), when known.
         self.sni: str | None = None
 
     @property
-    def src_ip(self):
+    def src_ip(self) -> Any:
         if self._src_ip is False:
             self._src_ip = _parse_ip(self.src.decode())
         return self._src_ip
 
     @property
-    def dst_ip(self):
+    def dst_ip(self) -> Any:
         if self._dst_ip is False:
             self._dst_ip = _parse_ip(self.dst.decode())
         return self._dst_ip
@@ -178,7 +181,7 @@ REQUEST_VALUE_SEQUENCES = (*(f"%[{f}]" for f in _REQUEST_FETCHES), "%[hdr(<name>
 _VALUE_OK = bytes([0x09, 0x20]) + bytes(range(0x21, 0x7F)) + bytes(range(0x80, 0x100))
 
 
-def compile_value(fmt: str, request: bool = False) -> "bytes | Callable[[SampleContext], bytes]":
+def compile_value(fmt: str, request: bool = False) -> "bytes | Callable[[Any], bytes]":
     """Compile a set-header/add-header log-format value, or raise ValueError.
 
     Supported: literal text, "%%" for a percent sign, the sample fetches
@@ -192,7 +195,7 @@ def compile_value(fmt: str, request: bool = False) -> "bytes | Callable[[SampleC
     sequences compiles to bytes; otherwise to a callable taking the
     SampleContext (the Request).
     """
-    parts: list[bytes | Callable[[SampleContext], bytes]] = []
+    parts: list[bytes | Callable[[Any], bytes]] = []
     literal: list[str] = []
     i, size = 0, len(fmt)
     while i < size:
@@ -334,8 +337,8 @@ def _literal(text: str, fmt: str) -> bytes:
     return data
 
 
-def _getter(attr: str) -> Callable[[SampleContext], bytes]:
-    def get(ctx: SampleContext) -> bytes:
+def _getter(attr: str) -> Callable[[Any], bytes]:
+    def get(ctx: Any) -> bytes:
         return getattr(ctx, attr)
     get.__name__ = f"fetch_{attr}"
     return get
@@ -474,7 +477,7 @@ class CompiledAddressField:
         self.if_none = if_none
         self.destination = destination  # print dst (originalto), else src
 
-    def value(self, ctx: SampleContext) -> bytes | None:
+    def value(self, ctx: Any) -> bytes | None:
         """The field's value for this connection, None when an enabling proxy
         excepts the address (HAProxy skips the field if any of them does)."""
         address = ctx.dst if self.destination else ctx.src
@@ -675,7 +678,7 @@ class _HeadWriter:
             added = self._static_added
         elif self.in_order:
             headers = _apply_in_order(self.ops, headers, ctx)
-            added = ()
+            added = []
         else:
             deleted, added = _run_ops(self.ops, ctx)
             if deleted:
@@ -758,7 +761,7 @@ class RequestHeadWriter(_HeadWriter):
             forward_for is not None and forward_for.if_none)
 
     def write_plain(self, head: bytes, cut: bytes | None, version: str, keep_alive: bool,
-                    ctx: SampleContext) -> bytes | None:
+                    ctx: Any) -> bytes | None:
         """What `write` returns for a request without body whose head, as
         received (request line to blank line, checked by llhttp), has no field
         to drop or rewrite except at most one `cut`: "Name: value" of a plain
@@ -793,7 +796,7 @@ class RequestHeadWriter(_HeadWriter):
         return b"".join(out)
 
     def write(self, method: bytes, url: bytes, version: str, headers: Headers,
-              framing: Framing, keep_alive: bool, ctx: SampleContext,
+              framing: Framing, keep_alive: bool, ctx: Any,
               upgrade: bool = False, options: frozenset[bytes] | None = None) -> bytes:
         """The complete head, ending with the blank line.
 
@@ -831,7 +834,7 @@ class RequestHeadWriter(_HeadWriter):
         return b"".join(out)
 
 
-    def _add_original_to(self, out: list, ctx: SampleContext) -> None:
+    def _add_original_to(self, out: list, ctx: Any) -> None:
         # After X-Forwarded-For, as HAProxy 2.6 places them (observed).
         ot = self.original_to
         value = ot.value(ctx)
@@ -844,7 +847,7 @@ class ResponseHeadWriter(_HeadWriter):
 
     def write(self, version: str, status: int, reason: bytes, headers: Headers,
               framing: Framing, keep_alive: bool, request_version: str,
-              ctx: SampleContext, upgrade: bool = False,
+              ctx: Any, upgrade: bool = False,
               options: frozenset[bytes] | None = None) -> bytes:
         """The complete head, ending with the blank line.
 

@@ -542,7 +542,7 @@ def _into_wait(tally, began: float, now: float) -> float:
     return now
 
 
-def server_address(server: ServerState, dest_port: int | None) -> tuple[str, int]:
+def server_address(server: ServerState, dest_port: int | None) -> tuple[str, int | None]:
     address = server.address
     if address is None:
         address = server.address = resolve(server.host)

@@ -34,9 +34,11 @@ def byte_counted_session(base):
     base_data_received = base.data_received
 
     class ByteCountedSession(base):
-        counts_bytes = True  # (haply.proxy.counters.Tracking.count_bytes)
-
         def connection_made(self, transport) -> None:
+            # (haply.proxy.counters.Tracking.count_bytes) Set on the instance:
+            # a compiled base (setup.py) reads its own field, not a subclass's
+            # class attribute.
+            self.counts_bytes = True
             base_connection_made(self, CountingTransport(transport))
 
         def data_received(self, data: bytes) -> None:

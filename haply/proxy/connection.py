@@ -30,7 +30,7 @@ class SourceKey:
         self.local_ip = local_ip
         self.local_port = local_port
         # The session's sticky counters (haply.proxy.counters), once a rule tracks one.
-        self.tracking = None
+        self.tracking: Tracking | None = None
         # Set by `tcp-request connection expect-proxy layer4`: a PROXY header comes first.
         self.expects_proxy = False
 

@@ -20,8 +20,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from typing import Any
 
 import httptools
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # read only when compiling (setup.py, HAPLY_MYPYC)
+    def mypyc_attr(*args, **kwargs):
+        return lambda cls: cls
 
 from haply.http import cache, compression, framing, repair, responses, trailers
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
@@ -38,6 +45,7 @@ from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.tls.sni import client_sni
 from haply.proxy.upstream import ConnectionPool, UpstreamConnection
+from haply.proxy.request_parser import ExtensionMethodParser, request_parser
 from haply.admin.services import Deferred, finish_deferred
 
 # NoServerAvailable.reason of a request that waited in the queue until
@@ -107,6 +115,55 @@ class Request:
                  # set only for a chunked body: the fields after its last chunk
                  "trailers")
 
+    # Declared for compiled builds (bench/RESULTS.md, mypyc): a compiled class
+    # has only the attributes it declares.
+    method_bytes: bytes
+    url: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    chunked: bool
+    body: list[bytes]
+    body_size: int
+    complete: bool
+    upgrade: bool
+    tunnel_data: bytes
+    error: tuple[int, str] | None
+    head_bytes: bytes
+    _header_map: dict[str, list[str]] | None
+    client_ip: str
+    ssl: bool
+    attempts: int
+    redispatched: bool
+    backend: BackendRuntime | None
+    server: Any
+    sent_body: int
+    framing: Any
+    route: Any
+    context: SampleContext
+    t_wait: int
+    t_connect: int
+    plain: bool
+    cut: bytes | None
+    raw: bytes | None
+    hosts: int
+    cookie_server: Any
+    cookie_flags: str
+    queue_positions: tuple[int, int] | None
+    unique_id: Any
+    captured_request: Any
+    captured_response: Any
+    captured_cookie: Any
+    captured_set_cookie: Any
+    tried: Any
+    buffering: bool
+    coding: Any
+    status: int
+    websocket: bool
+    vars: Any
+    log_level: Any
+    cache: Any
+
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
         self.url = b""
@@ -148,19 +205,48 @@ class Request:
         self.log_level = None
 
     # SampleContext, for header values such as %[src] (per connection, shared)
-    src = property(lambda self: self.context.src)
-    src_ip = property(lambda self: self.context.src_ip)
-    src_port = property(lambda self: self.context.src_port)
-    dst = property(lambda self: self.context.dst)
-    dst_ip = property(lambda self: self.context.dst_ip)
-    dst_port = property(lambda self: self.context.dst_port)
-    ssl_fc = property(lambda self: self.context.ssl_fc)
+    @property
+    def src(self) -> Any:
+        return self.context.src
+
+    @property
+    def src_ip(self) -> Any:
+        return self.context.src_ip
+
+    @property
+    def src_port(self) -> Any:
+        return self.context.src_port
+
+    @property
+    def dst(self) -> Any:
+        return self.context.dst
+
+    @property
+    def dst_ip(self) -> Any:
+        return self.context.dst_ip
+
+    @property
+    def dst_port(self) -> Any:
+        return self.context.dst_port
+
+    @property
+    def ssl_fc(self) -> Any:
+        return self.context.ssl_fc
     # The same as text and numbers, for conditions and stick rules (RequestView)
-    local_ip = property(lambda self: self.context.dst.decode())
-    local_port = property(lambda self: int(self.context.dst_port))
-    client_port = property(lambda self: int(self.context.src_port))
+    @property
+    def local_ip(self) -> Any:
+        return self.context.dst.decode()
+
+    @property
+    def local_port(self) -> Any:
+        return int(self.context.dst_port)
+    @property
+    def client_port(self) -> Any:
+        return int(self.context.src_port)
     # The connection's sticky counters, for the sc_* fetches and track-sc rules
-    tracking = property(lambda self: self.context.tracking)
+    @property
+    def tracking(self) -> Any:
+        return self.context.tracking
 
     def tracker(self) -> Tracking:
         """The connection's sticky counters, made at the first track-sc rule."""
@@ -235,37 +321,14 @@ class LostClient:
     def close(self) -> None:
         """Closed already."""
 
-    abort = pause_reading = resume_reading = close
+    def abort(self) -> None:
+        """Closed already."""
 
+    def pause_reading(self) -> None:
+        """Closed already."""
 
-def request_parser(session, kind=httptools.HttpRequestParser) -> httptools.HttpRequestParser:
-    """llhttp for a client's requests. Lenient on the version only: it would
-    refuse HTTP/1.2 to 1.9, which RFC 9112 §2.6 (and HAProxy) read as
-    HTTP/1.1; versions haply does not speak are refused after the head
-    (framing.request_framing)."""
-    parser = kind(session)
-    # lenient_chunked_length: llhttp would refuse a Content-Length among the
-    # trailers, which HAProxy forwards; a head with both framings is
-    # refused by framing.request_framing all the same.
-    parser.set_dangerous_leniencies(lenient_version=True, lenient_chunked_length=True)
-    return parser
-
-
-class ExtensionMethodParser(httptools.HttpRequestParser):
-    """llhttp reading a request whose method it does not know, given to it as
-    GET (HttpSession._read_extension_method): the head's first get_method()
-    gives the request's own method. llhttp frames a request's body alike
-    whatever its method but for CONNECT, which is known: the GET reads the
-    same bytes as the request, as HAProxy reads them."""
-
-    method: bytes | None = None
-
-    def get_method(self) -> bytes:
-        method = self.method
-        if method is None:
-            return super().get_method()
-        self.method = None
-        return method
+    def resume_reading(self) -> None:
+        """Closed already."""
 
 
 class RepairedHead:
@@ -289,6 +352,9 @@ class RepairedHead:
         session.on_headers_complete()
 
 
+# Logging and byte counting derive their sessions from this class at run
+# time (haply.logs.hooks, haply.proxy.byte_counts), overriding its hooks.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class HttpSession(asyncio.Protocol):
     # Per-connection and per-exchange state starts from these class-level
     # values: a new connection stores only what is its own (a third of the

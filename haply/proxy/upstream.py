@@ -32,7 +32,7 @@ POOL_IDLE_TIMEOUT = 5.0
 TAIL_KEPT = 2 * framing.HAPROXY_BUFSIZE
 
 
-def response_parser(protocol: "UpstreamConnection") -> httptools.HttpResponseParser:
+def response_parser(protocol: object) -> httptools.HttpResponseParser:
     """llhttp for a server's answers, as lenient as HAProxy is with servers
     where that cannot change the framing: spaces after a chunk size
     (`5 \\r\\n`) are accepted, and the versions HTTP/1.2 to 1.9, which
