@@ -163,6 +163,7 @@ class Request:
     vars: Any
     log_level: Any
     cache: Any
+    trailers: Any
 
     def __init__(self, context: SampleContext, client_ip: str, ssl: bool):
         self.context = context
