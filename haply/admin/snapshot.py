@@ -20,7 +20,7 @@ from haply.admin import rates as _rates
 from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_LISTENER, TYPE_SERVER
 from haply.admin.counters import backend_down
 from haply.health.probes import STATUS_WORDS
-from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, ServerState, timing_averages
+from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, UP, ServerState, timing_averages
 
 _H2H1 = ("ssl_sess ssl_reused_sess ssl_failed_handshake h2_headers_rcvd h2_data_rcvd "
          "h2_settings_rcvd h2_rst_stream_rcvd h2_goaway_rcvd "
@@ -126,6 +126,8 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
     counters = getattr(engine, "check_counters", None)
     sampler = _rates.of(engine)
     rows: list[dict] = []
+    pool = getattr(engine, "pool", None)
+    idle = pool.census() if pool is not None else {}
     ids = engine.config.proxy_ids()
     for proxy in engine.config.proxies:
         iid = ids[proxy.name]
@@ -139,7 +141,8 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
                         for listener in frontend.listeners)
         backend = engine.backends.get(proxy.name)
         if backend is not None:
-            servers = [server_row(state, health, iid, pid, mode, now, counters)
+            servers = [server_row(state, health, iid, pid, mode, now, counters,
+                                  idle.get(state, _NO_IDLE))
                        for state in engine.registry.servers(proxy.name)]
             rows.extend(servers)
             rows.append(_backend_row(backend, servers, iid, pid, mode, now,
@@ -201,7 +204,8 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
                   + frontend.header_failures),
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
         dcon=frontend.denied_connections, dses=frontend.denied_sessions,
-        ereq=frontend.request_errors, req_tot=frontend.http_requests)
+        ereq=frontend.request_errors, req_tot=frontend.http_requests,
+        intercepted=frontend.intercepted)
     _compression(row, frontend)
     row["-"] = "-"
     if mode == "http":
@@ -227,9 +231,13 @@ def _listener_row(proxy: str, listener, iid: int, pid: int, mode: str) -> dict:
     return row
 
 
+_NO_IDLE = (0, 0)
+
+
 def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str,
-               now: float, counters=None) -> dict:
-    """One server's row; health_checker and counters may be None (no checks)."""
+               now: float, counters=None, idle=_NO_IDLE) -> dict:
+    """One server's row; health_checker and counters may be None (no checks).
+    idle: its idle connections in the pool, (unsafe, safe)."""
     row = dict.fromkeys(SERVER_ZEROS, 0)
     health = health_checker.shown_health_of(state.backend, state.name) if health_checker else None
     track = state.config.track if state.config is not None else None
@@ -252,7 +260,13 @@ def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str
         act=int(active), bck=int(not active),
         lastchg=max(0, int(now - state.last_change)),
         qlimit=state.maxqueue or None,
-        addr=_addr(state), req_tot=sum(state.http_responses.values()) if mode == "http" else None)
+        addr=_addr(state), req_tot=sum(state.http_responses.values()) if mode == "http" else None,
+        connect=state.connects, reuse=state.reuses, throttle=_throttle(state, health, now),
+        idle_conn_cur=idle[0], safe_conn_cur=idle[1], srv_icur=idle[0] + idle[1],
+        # a connection per exchange or tunnel in progress: haply never shares one
+        used_conn_cur=state.current_sessions)
+    # what the server has now, busy or idle: the pool keeps no longer-term estimate
+    row["need_conn_est"] = row["used_conn_cur"] + row["srv_icur"]
     row["qtime"], row["ctime"] = timing_averages(state)
     row["qtime_max"], row["ctime_max"] = state.queue_time_max, state.connect_time_max
     row["-"] = "-"
@@ -281,6 +295,16 @@ def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str
             row[name] = None
     row["lastsess"] = -1 if not state.total_sessions else row.get("lastsess", 0)
     return row
+
+
+def _throttle(state: ServerState, health, now: float) -> int | None:
+    """How far into its `slowstart` ramp a server is, in percent (None when
+    it is not ramping up: no slowstart, up since the start, or done)."""
+    slowstart = state.config.slowstart if state.config is not None else 0
+    since = getattr(health, "last_up_at", None)
+    if not slowstart or since is None or state.operational != UP or now - since >= slowstart:
+        return None
+    return max(0, int(100 * (now - since) / slowstart))
 
 
 def last_check_info(state: ServerState) -> str | None:
@@ -337,6 +361,7 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         cli_abrt=backend.client_aborts + sum(s.client_aborts for s in states),
         srv_abrt=sum(s.server_aborts for s in states),
         wretr=backend.retried, wredis=backend.redispatched,
+        connect=sum(s.connects for s in states), reuse=sum(s.reuses for s in states),
         status="UP" if up else "DOWN",
         weight=sum(s.effective_weight for s in (usable_active or usable_backup)),
         uweight=sum(s.weight for s in (usable_active or usable_backup)),

@@ -462,6 +462,24 @@ class ConnectionPool:
         if idle and connection in idle:
             idle.remove(connection)
 
+    def census(self) -> dict[ServerState, list[int]]:
+        """Idle connections per server as [unsafe, safe] (HAProxy's
+        idle_conn_cur and safe_conn_cur): safe ones have already carried a
+        second exchange, so they are known to survive between requests. Read
+        by the stats when asked, so the pool keeps no counts of its own."""
+        counts: dict[ServerState, list[int]] = {}
+        for key, idle in self._idle.items():
+            if not idle:
+                continue
+            server = key[0] if type(key) is tuple else key
+            pair = counts.get(server)
+            if pair is None:
+                pair = counts[server] = [0, 0]
+            for connection in idle:
+                if not connection.closed:
+                    pair[connection.exchanges >= 2] += 1
+        return counts
+
     def close_idle(self, server: ServerState) -> None:
         """Close the idle connections to server (its address changed)."""
         for key in [key for key in self._idle

@@ -73,6 +73,10 @@ class ServerState:
     server_aborts: int = 0
     retries: int = 0
     redispatches: int = 0
+    # connections opened or tried (`connect`), and exchanges sent on one
+    # taken back from the pool or kept by the session (`reuse`)
+    connects: int = 0
+    reuses: int = 0
     # checks that failed while the server was UP (HAProxy's `chkfail`)
     failed_checks: int = 0
     # queue and connect times in ms (stats qtime/ctime: Registry.record_times)
