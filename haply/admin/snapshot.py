@@ -401,16 +401,35 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
 
 
 def info(engine, now: float, pid: int) -> dict:
-    """`show info` fields haply can answer truthfully, in HAProxy's order."""
+    """`show info` fields haply can answer truthfully, in HAProxy's order.
+    What haply does not have (memory pools, pipes for splicing, busy polling,
+    a debugging CLI, log forwarding, ssl session caches of its own) reads as
+    HAProxy reads for a process that uses none: 0; limits haply does not
+    enforce (maxconnrate, maxsessrate, maxsslconn, maxsslrate, maxcomprate,
+    -m) read 0, "none"."""
+    import resource
+    import time
     from haply import __version__
     started = getattr(engine, "started_at", now)
     uptime = max(0, int(now - started))
     gate = engine.global_gate
     # HAProxy counts every listening socket, stats sockets included
     listeners = len(getattr(engine, "_sockets", ())) + len(getattr(engine, "_stats_sockets", ()))
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if files == resource.RLIM_INFINITY:
+        files = 0
+    sampler = _rates.of(engine)
+    totals = _rates.process_totals(engine)
+    rates = {}
+    for name in ("conn", "bytes out", "comp in", "comp out"):
+        key = ("process", None, name)
+        rates[name] = ((sampler.rate(key, totals[name], now), sampler.maximum(key))
+                       if sampler is not None else (0, 0))
+    peers = sum(len(service.sessions) for service in getattr(engine, "peer_services", ()))
+    version = __version__
     return {
         "Name": "haply",
-        "Version": __version__,
+        "Version": version,
         "Nbthread": 1,
         "Nbproc": 1,
         "Process_num": 1,
@@ -418,15 +437,79 @@ def info(engine, now: float, pid: int) -> dict:
         "Uptime": f"{uptime // 86400}d {uptime % 86400 // 3600}h"
                   f"{uptime % 3600 // 60:02d}m{uptime % 60:02d}s",
         "Uptime_sec": uptime,
+        "Memmax_MB": 0,
+        "PoolAlloc_MB": 0,
+        "PoolUsed_MB": 0,
+        "PoolFailed": 0,
+        "Ulimit-n": files,
+        # every socket is a file: the open-file limit is the socket limit
+        "Maxsock": files,
         "Maxconn": gate.limit or 0,
         # what `set maxconn global` may not exceed: the configured limit
         "Hard_maxconn": engine.config.global_.maxconn or 0,
         "CurrConns": gate.current,
         "CumConns": getattr(gate, "total", 0),
         "CumReq": sum(f.http_requests for f in engine.frontends.values()),
+        "MaxSslConns": 0,
+        "CurrSslConns": 0,
+        "CumSslConns": 0,
+        "Maxpipes": 0,
+        "PipesUsed": 0,
+        "PipesFree": 0,
+        "ConnRate": rates["conn"][0],
+        "ConnRateLimit": 0,
+        "MaxConnRate": rates["conn"][1],
+        # every connection accepted is a session (no stage refuses one after)
+        "SessRate": rates["conn"][0],
+        "SessRateLimit": 0,
+        "MaxSessRate": rates["conn"][1],
+        "SslRate": 0,
+        "SslRateLimit": 0,
+        "MaxSslRate": 0,
+        "SslFrontendKeyRate": 0,
+        "SslFrontendMaxKeyRate": 0,
+        "SslFrontendSessionReuse_pct": 0,
+        "SslBackendKeyRate": 0,
+        "SslBackendMaxKeyRate": 0,
+        "SslCacheLookups": 0,
+        "SslCacheMisses": 0,
+        "CompressBpsIn": rates["comp in"][0],
+        "CompressBpsOut": rates["comp out"][0],
+        "CompressBpsRateLim": 0,
+        "Tasks": _tasks(engine),
+        # the event loop does not tell how many callbacks are ready to run
+        "Run_queue": 0,
+        "Idle_pct": sampler.idle_percent() if sampler is not None else 100,
         "node": os.uname().nodename,
         "Stopping": int(getattr(engine, "stopping", False)),
         "Jobs": gate.current + listeners,
+        "Unstoppable Jobs": 0,
         "Listeners": listeners,
+        "ActivePeers": peers,
+        "ConnectedPeers": peers,
         "DroppedLogs": getattr(getattr(engine, "logging", None), "dropped", 0),
+        "BusyPolling": 0,
+        "FailedResolutions": sum(getattr(r, "failed", 0) for r in getattr(engine, "resolvers", ())),
+        "TotalBytesOut": totals["bytes out"],
+        "TotalSplicdedBytesOut": 0,
+        "BytesOutRate": rates["bytes out"][0],
+        "DebugCommandsIssued": 0,
+        "CumRecvLogs": 0,
+        "Build info": version,
+        "Memmax_bytes": 0,
+        "PoolAlloc_bytes": 0,
+        "PoolUsed_bytes": 0,
+        "Start_time_sec": int(time.time() - (now - started)),
+        "Tainted": 0,
     }
+
+
+def _tasks(engine) -> int:
+    """The event loop's tasks (sessions connecting, checks, timers of the
+    services), as HAProxy counts its own."""
+    import asyncio
+    loop = getattr(engine, "loop", None)
+    try:
+        return len(asyncio.all_tasks(loop)) if loop is not None else 0
+    except (RuntimeError, TypeError):
+        return 0
