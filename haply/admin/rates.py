@@ -26,9 +26,10 @@ PERIOD = 1.0  # seconds: the rates are per second (management guide 9.1)
 class RateSampler:
     """Totals sampled every PERIOD; `rate(key, total, now)` for a page."""
 
-    def __init__(self, loop, totals, stopping=lambda: False):
+    def __init__(self, loop, totals, stopping=lambda: False, tick=None):
         self.loop = loop
         self.totals = totals  # () -> iterable of (key, running total)
+        self.tick = tick  # called at each sample
         self.stopping = stopping
         self.last: dict = {}  # key -> total at the last sample
         self.previous: dict = {}  # key -> events in the last full period
@@ -64,6 +65,8 @@ class RateSampler:
             self.busy = min(1.0, (cpu - self.cpu) / (now - self.sampled_at))
         self.cpu = cpu
         self.sampled_at = now
+        if self.tick is not None:
+            self.tick()
         if not self.stopping():
             self._timer = self.loop.call_at(self.sampled_at + PERIOD, self.sample)
 
@@ -144,6 +147,13 @@ def engine_totals(engine):
             yield ("sess", name, state.name), state.total_sessions
 
 
+def time_next_exchanges(engine) -> None:
+    """Ask for the next HTTP exchange with each server to be timed (its
+    rtime and ttime): one a period, so that the others pay no clock read."""
+    for state in engine.registry.all():
+        state.timing = True
+
+
 _BY_ENGINE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -153,7 +163,8 @@ def for_engine(engine) -> RateSampler:
     sampler = _BY_ENGINE.get(engine)
     if sampler is None:
         sampler = RateSampler(engine.loop, lambda: engine_totals(engine),
-                              lambda: getattr(engine, "stopping", False))
+                              lambda: getattr(engine, "stopping", False),
+                              lambda: time_next_exchanges(engine))
         _BY_ENGINE[engine] = sampler
         sampler.start()
     return sampler

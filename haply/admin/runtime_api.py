@@ -691,6 +691,7 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
         state.max_sessions = state.current_sessions
         state.max_queued = state.queued
         state.queue_time_max = state.connect_time_max = 0
+        state.response_time_max = state.total_time_max = 0
         if everything:
             for name in SERVER_COUNTERS:
                 setattr(state, name, 0)

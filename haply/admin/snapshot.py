@@ -269,6 +269,9 @@ def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str
     row["need_conn_est"] = row["used_conn_cur"] + row["srv_icur"]
     row["qtime"], row["ctime"] = timing_averages(state)
     row["qtime_max"], row["ctime_max"] = state.queue_time_max, state.connect_time_max
+    row["rtime"] = int(state.response_time_avg + 0.5)
+    row["ttime"] = int(state.total_time_avg + 0.5)
+    row["rtime_max"], row["ttime_max"] = state.response_time_max, state.total_time_max
     row["-"] = "-"
     if health is not None:
         row.update(
@@ -379,7 +382,12 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         for column in ("qtime", "ctime"):
             row[column] = int(sum(w * r[column] for w, r in zip(weights, servers))
                               / sum(weights) + 0.5)
-    for column in ("qtime_max", "ctime_max"):
+    weights = [min(s.timed, TIME_WINDOW) for s in states]
+    if sum(weights):
+        for column, average in (("rtime", "response_time_avg"), ("ttime", "total_time_avg")):
+            row[column] = int(sum(w * getattr(s, average) for w, s in zip(weights, states))
+                              / sum(weights) + 0.5)
+    for column in ("qtime_max", "ctime_max", "rtime_max", "ttime_max"):
         row[column] = max((r[column] for r in servers), default=0)
     if not states:
         row["downtime"] = None

@@ -145,6 +145,10 @@ class UpstreamConnection(asyncio.Protocol):
         # sent one: a connection is only reused for requests wanting that name.
         self.pool_key: object = server
         self.exchanges = 0  # begun on it: `http-reuse aggressive` trusts those reused once
+        # Loop times of a timed exchange (ServerState.timing): sent, and its
+        # answer's head come (0: not timed)
+        self.timed = 0.0
+        self.answered = 0.0
         # Per-exchange
         self.session: HttpSession | None = None
         self.head_request = False

@@ -238,3 +238,31 @@ def test_info_has_haproxys_fields_in_order(engine):
     fe.bytes_out = 700
     engine.registry.get("be", "s1").bytes_in = 300
     assert snapshot.take(engine, engine.loop.time()).info["TotalBytesOut"] == 1000
+
+
+def test_response_and_total_times_of_timed_exchanges(engine):
+    """rtime and ttime: the running mean of the timed exchanges until
+    TIME_WINDOW of them, their maxima; the backend's weighted by how many
+    each server's average covers."""
+    registry = engine.registry
+    s1, s2 = registry.get("be", "s1"), registry.get("be", "s2")
+    registry.record_exchange(s1, 4, 10)
+    registry.record_exchange(s1, 2, 6)
+    registry.record_exchange(s2, 9, 30)
+    rows = {r["svname"]: r for r in snapshot.take(engine, engine.loop.time()).rows}
+    assert (rows["s1"]["rtime"], rows["s1"]["ttime"]) == (3, 8)
+    assert (rows["s1"]["rtime_max"], rows["s1"]["ttime_max"]) == (4, 10)
+    assert (rows["BACKEND"]["rtime"], rows["BACKEND"]["ttime"]) == (5, 15)
+    assert (rows["BACKEND"]["rtime_max"], rows["BACKEND"]["ttime_max"]) == (9, 30)
+
+
+def test_the_sampler_asks_for_an_exchange_to_be_timed(engine):
+    from haply.admin import rates
+    sampler = rates.for_engine(engine)
+    try:
+        assert all(state.timing for state in engine.registry.all())
+        engine.registry.get("be", "s1").timing = False  # taken by an exchange
+        sampler.sample()
+        assert engine.registry.get("be", "s1").timing
+    finally:
+        sampler.close()
