@@ -37,7 +37,7 @@ from haply.proxy import redirect
 from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.tls.sni import client_sni
-from haply.proxy.upstream import ConnectionPool, UpstreamConnection
+from haply.proxy.upstream import ConnectionPool, TimedExchange, UpstreamConnection
 from haply.admin.services import Deferred, finish_deferred
 
 # NoServerAvailable.reason of a request that waited in the queue until
@@ -1292,7 +1292,7 @@ class HttpSession(asyncio.Protocol):
         server.bytes_in += len(request.head_bytes)
         if server.timing:  # the stats sampler asks for one exchange to be timed
             server.timing = False
-            upstream.timed = self.loop.time()
+            upstream.session = TimedExchange(self, request, server)
         if request.upgrade:
             if request.method_bytes == CONNECT:
                 upstream.answer_to_connect()
@@ -1326,8 +1326,6 @@ class HttpSession(asyncio.Protocol):
         Connection field (RFC 9112 §9.3), so no field is scanned twice.
         True when the answer goes on with a chunked body, whose trailers the
         upstream then keeps the bytes of (response_complete reads them)."""
-        if upstream.timed:
-            upstream.answered = self.loop.time()
         if self.client_gone:
             self._answer_lost(upstream, status)
             return
@@ -1556,8 +1554,6 @@ class HttpSession(asyncio.Protocol):
             backend.untrack(server, self)
         backend.release(server)
         self.exchanges += 1
-        if upstream.timed:
-            self._timed(request, upstream, server)
         if reusable and not upstream.closed:
             if not self.client_writable:  # paused for this client alone
                 upstream.transport.resume_reading()
@@ -1581,17 +1577,6 @@ class HttpSession(asyncio.Protocol):
             self._discard_rest(request)
             return
         self._next_request()
-
-    def _timed(self, request: Request, upstream: UpstreamConnection, server) -> None:
-        """The timed exchange is over: its response time, from the send to
-        the answer's head, and its total time, the queue and the connect
-        included (the stats' rtime and ttime)."""
-        now = self.loop.time()
-        sent, upstream.timed = upstream.timed, 0.0
-        answered = upstream.answered or now
-        request.backend.registry.record_exchange(
-            server, int((answered - sent) * 1000),
-            max(request.t_wait, 0) + max(request.t_connect, 0) + int((now - sent) * 1000))
 
     def _upgrade_refused(self, request: Request) -> None:
         """An upgrade request answered otherwise than by a tunnel (the server

@@ -292,7 +292,7 @@ class TcpClientProtocol(asyncio.Protocol):
             self.backend.release(self.server)
             # every session is timed: a clock read per connection (no rtime in TCP)
             self.backend.registry.record_exchange(
-                self.server, 0, int((self.loop.time() - self.began) * 1000))
+                self.server, 0, round((self.loop.time() - self.began) * 1000))
         if self.admitted:
             self.admitted = False
             self.frontend.engine.sessions.discard(self)

@@ -123,6 +123,43 @@ class _AwaitingHead:
 AWAITING_HEAD = _AwaitingHead()
 
 
+class TimedExchange:
+    """Stands for the client session on the connection of a timed exchange
+    (ServerState.timing): notes when the answer's head comes and when the
+    answer ends, and passes every call on. The other exchanges go straight
+    to their session, so timing costs them nothing but the test of a flag."""
+
+    __slots__ = ("session", "request", "server", "sent", "answered")
+
+    def __init__(self, session: "HttpSession", request, server: ServerState):
+        self.session = session
+        self.request = request
+        self.server = server
+        self.sent = session.loop.time()
+        self.answered = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
+
+    def response_head(self, upstream: "UpstreamConnection", *args) -> None:
+        if not self.answered:
+            self.answered = self.session.loop.time()
+        self.session.response_head(upstream, *args)
+
+    def response_complete(self, upstream: "UpstreamConnection") -> None:
+        session, request = self.session, self.request
+        if upstream.session is self:
+            upstream.session = session
+        now = session.loop.time()
+        sent = self.sent
+        # rounded: a difference of HAProxy's millisecond clock is as often above
+        # the true duration as below
+        request.backend.registry.record_exchange(
+            self.server, round(((self.answered or now) - sent) * 1000),
+            max(request.t_wait, 0) + max(request.t_connect, 0) + round((now - sent) * 1000))
+        session.response_complete(upstream)
+
+
 class UpstreamConnection(asyncio.Protocol):
     # set with `tail` (only a chunked answer has one)
     tail_size = 0
@@ -145,10 +182,6 @@ class UpstreamConnection(asyncio.Protocol):
         # sent one: a connection is only reused for requests wanting that name.
         self.pool_key: object = server
         self.exchanges = 0  # begun on it: `http-reuse aggressive` trusts those reused once
-        # Loop times of a timed exchange (ServerState.timing): sent, and its
-        # answer's head come (0: not timed)
-        self.timed = 0.0
-        self.answered = 0.0
         # Per-exchange
         self.session: HttpSession | None = None
         self.head_request = False
