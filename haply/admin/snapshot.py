@@ -450,8 +450,7 @@ def info(engine, now: float, pid: int) -> dict:
         "PoolUsed_MB": 0,
         "PoolFailed": 0,
         "Ulimit-n": files,
-        # every socket is a file: the open-file limit is the socket limit
-        "Maxsock": files,
+        "Maxsock": _max_sockets(engine, files),
         "Maxconn": gate.limit or 0,
         # what `set maxconn global` may not exceed: the configured limit
         "Hard_maxconn": engine.config.global_.maxconn or 0,
@@ -510,6 +509,15 @@ def info(engine, now: float, pid: int) -> dict:
         "Start_time_sec": int(time.time() - (now - started)),
         "Tainted": 0,
     }
+
+
+def _max_sockets(engine, files: int) -> int:
+    """The descriptors maxconn and the rest of the configuration need, as
+    haply counts them to set its open-file limit (haply.limits); without a
+    bound on connections, the open-file limit itself."""
+    from haply import limits
+    need = limits.descriptors_needed(engine.config)
+    return need.total if need.maxconn is not None else files
 
 
 def _tasks(engine) -> int:

@@ -352,7 +352,8 @@ def test_prometheus_samples_are_haproxys(metrics):
 # not comparable): each entry says why.
 METRIC_VALUES_APART = {
     # one thread per CPU there, one event loop here; HAProxy lowers its
-    # open-file limit to what maxconn needs, haply keeps the one it got
+    # open-file limit to what maxconn needs, haply keeps the one it got; each
+    # counts the sockets it needs its own way (haply.limits)
     "haproxy_process_nbthread", "haproxy_process_max_fds", "haproxy_process_max_sockets",
     # HAProxy counts its CLI's connections and requests, and its start-up probes
     "haproxy_process_connections_total", "haproxy_process_requests_total",

@@ -231,7 +231,7 @@ def test_info_has_haproxys_fields_in_order(engine):
                            ("BytesOutRate", "DebugCommandsIssued"), ("Build info", "Memmax_bytes"),
                            ("PoolUsed_bytes", "Start_time_sec")):
         assert names.index(earlier) < names.index(later)
-    assert info["Ulimit-n"] > 0 and info["Maxsock"] == info["Ulimit-n"]
+    assert info["Ulimit-n"] > 0 and info["Maxsock"] == info["Ulimit-n"]  # no maxconn
     assert info["PipesUsed"] == info["TotalSplicdedBytesOut"] == info["PoolAlloc_bytes"] == 0
     assert info["Build info"] == info["Version"]
     fe = engine.frontends["fe"]
