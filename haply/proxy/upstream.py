@@ -141,12 +141,12 @@ class TimedExchange:
     def __getattr__(self, name: str):
         return getattr(self.session, name)
 
-    def response_head(self, upstream: "UpstreamConnection", *args) -> None:
+    def response_head(self, upstream: "UpstreamConnection", *args):
         if not self.answered:
             self.answered = self.session.loop.time()
-        self.session.response_head(upstream, *args)
+        return self.session.response_head(upstream, *args)
 
-    def response_complete(self, upstream: "UpstreamConnection") -> None:
+    def response_complete(self, upstream: "UpstreamConnection"):
         session, request = self.session, self.request
         if upstream.session is self:
             upstream.session = session
@@ -157,7 +157,7 @@ class TimedExchange:
         request.backend.registry.record_exchange(
             self.server, round(((self.answered or now) - sent) * 1000),
             max(request.t_wait, 0) + max(request.t_connect, 0) + round((now - sent) * 1000))
-        session.response_complete(upstream)
+        return session.response_complete(upstream)
 
 
 class UpstreamConnection(asyncio.Protocol):
