@@ -17,6 +17,7 @@ read or sampled.
 
 from __future__ import annotations
 
+import time
 import weakref
 
 PERIOD = 1.0  # seconds: the rates are per second (management guide 9.1)
@@ -25,9 +26,10 @@ PERIOD = 1.0  # seconds: the rates are per second (management guide 9.1)
 class RateSampler:
     """Totals sampled every PERIOD; `rate(key, total, now)` for a page."""
 
-    def __init__(self, loop, totals, stopping=lambda: False):
+    def __init__(self, loop, totals, stopping=lambda: False, tick=None):
         self.loop = loop
         self.totals = totals  # () -> iterable of (key, running total)
+        self.tick = tick  # called at each sample
         self.stopping = stopping
         self.last: dict = {}  # key -> total at the last sample
         self.previous: dict = {}  # key -> events in the last full period
@@ -35,6 +37,10 @@ class RateSampler:
         self.active_at: dict = {}  # key -> time of the last sample that saw an event
         self.sampled_at: float | None = None
         self._timer = None
+        # the process's CPU time at the last sample, and the share of the last
+        # period it was busy (show info's Idle_pct is the rest)
+        self.cpu = time.process_time()
+        self.busy = 0.0
 
     def start(self) -> None:
         if self._timer is None and self.sampled_at is None:
@@ -54,7 +60,13 @@ class RateSampler:
                 self.active_at[key] = now
             if count > maxima.get(key, 0):
                 maxima[key] = count
+        cpu = time.process_time()
+        if self.sampled_at is not None and now > self.sampled_at:
+            self.busy = min(1.0, (cpu - self.cpu) / (now - self.sampled_at))
+        self.cpu = cpu
         self.sampled_at = now
+        if self.tick is not None:
+            self.tick()
         if not self.stopping():
             self._timer = self.loop.call_at(self.sampled_at + PERIOD, self.sample)
 
@@ -87,6 +99,11 @@ class RateSampler:
     def maximum(self, key) -> int:
         return self.maxima.get(key, 0)
 
+    def idle_percent(self) -> int:
+        """Percent of the last sampling period the process spent waiting
+        rather than running (its CPU time over the wall time)."""
+        return int(round(100 * (1.0 - self.busy)))
+
     def clear_maxima(self) -> None:
         """`clear counters`: maxima restart from now."""
         self.maxima.clear()
@@ -97,15 +114,44 @@ class RateSampler:
             self._timer = None
 
 
+def process_totals(engine) -> dict[str, int]:
+    """The process's own running totals (show info): connections accepted,
+    bytes sent (to clients and to servers) and bytes fed to and emitted by
+    the compressor."""
+    bytes_out = comp_in = comp_out = 0
+    for frontend in engine.frontends.values():
+        bytes_out += frontend.bytes_out
+        comp_in += frontend.comp.comp_in
+        comp_out += frontend.comp.comp_out
+    for backend in engine.backends.values():
+        # HTTP exchanges count request bytes on the servers, tunnels on the backend
+        bytes_out += max(backend.bytes_in, sum(s.bytes_in for s in backend.servers))
+    return {"conn": getattr(engine.global_gate, "total", 0), "bytes out": bytes_out,
+            "comp in": comp_in, "comp out": comp_out}
+
+
 # Keys (kind, proxy, server-or-counter) of the totals sampled for an engine.
 def engine_totals(engine):
+    for name, value in process_totals(engine).items():
+        yield ("process", None, name), value
     for name, frontend in engine.frontends.items():
-        yield ("conn", name, None), getattr(frontend.gate, "total", 0)
+        total = getattr(frontend.gate, "total", 0)
+        # conn_tot: the sessions and the connections refused before becoming one
+        yield ("conn", name, None), (total + frontend.denied_connections
+                                     + frontend.denied_sessions + frontend.header_failures)
+        yield ("frontend sessions", name, None), total
         yield ("req", name, None), frontend.http_requests
     for name, backend in engine.backends.items():
         yield ("sess", name, None), backend.routed
         for state in backend.servers:
             yield ("sess", name, state.name), state.total_sessions
+
+
+def time_next_exchanges(engine) -> None:
+    """Ask for the next HTTP exchange with each server to be timed (its
+    rtime and ttime): one a period, so that the others pay no clock read."""
+    for state in engine.registry.all():
+        state.timing = True
 
 
 _BY_ENGINE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -117,7 +163,8 @@ def for_engine(engine) -> RateSampler:
     sampler = _BY_ENGINE.get(engine)
     if sampler is None:
         sampler = RateSampler(engine.loop, lambda: engine_totals(engine),
-                              lambda: getattr(engine, "stopping", False))
+                              lambda: getattr(engine, "stopping", False),
+                              lambda: time_next_exchanges(engine))
         _BY_ENGINE[engine] = sampler
         sampler.start()
     return sampler

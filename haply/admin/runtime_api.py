@@ -673,10 +673,11 @@ def cmd_del_server(api: RuntimeApi, args: list[str]) -> str:
 # progress are states, not counters, and stay).
 SERVER_COUNTERS = ("total_sessions", "balanced", "bytes_in", "bytes_out", "connect_errors",
                    "response_errors", "retries", "redispatches", "failed_checks",
-                   "client_aborts", "server_aborts")
+                   "client_aborts", "server_aborts", "connects", "reuses")
 BACKEND_COUNTERS = ("routed", "total_sessions", "connect_errors", "retried", "redispatched", "unanswered",
                     "no_server", "denied", "bytes_in", "bytes_out")
-FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests")
+FRONTEND_COUNTERS = ("bytes_in", "bytes_out", "denied", "request_errors", "http_requests",
+                     "intercepted")
 
 
 def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
@@ -690,6 +691,7 @@ def cmd_clear_counters(api: RuntimeApi, args: list[str]) -> str:
         state.max_sessions = state.current_sessions
         state.max_queued = state.queued
         state.queue_time_max = state.connect_time_max = 0
+        state.response_time_max = state.total_time_max = 0
         if everything:
             for name in SERVER_COUNTERS:
                 setattr(state, name, 0)

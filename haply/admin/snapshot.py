@@ -20,7 +20,7 @@ from haply.admin import rates as _rates
 from haply.admin.columns import TYPE_BACKEND, TYPE_FRONTEND, TYPE_LISTENER, TYPE_SERVER
 from haply.admin.counters import backend_down
 from haply.health.probes import STATUS_WORDS
-from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, ServerState, timing_averages
+from haply.runtime.registry import DOWN, DRAIN, MAINT, TIME_WINDOW, UP, ServerState, timing_averages
 
 _H2H1 = ("ssl_sess ssl_reused_sess ssl_failed_handshake h2_headers_rcvd h2_data_rcvd "
          "h2_settings_rcvd h2_rst_stream_rcvd h2_goaway_rcvd "
@@ -126,6 +126,8 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
     counters = getattr(engine, "check_counters", None)
     sampler = _rates.of(engine)
     rows: list[dict] = []
+    pool = getattr(engine, "pool", None)
+    idle = pool.census() if pool is not None else {}
     ids = engine.config.proxy_ids()
     for proxy in engine.config.proxies:
         iid = ids[proxy.name]
@@ -139,7 +141,8 @@ def take(engine, now: float, pid: int | None = None, merged: bool = True) -> Sna
                         for listener in frontend.listeners)
         backend = engine.backends.get(proxy.name)
         if backend is not None:
-            servers = [server_row(state, health, iid, pid, mode, now, counters)
+            servers = [server_row(state, health, iid, pid, mode, now, counters,
+                                  idle.get(state, _NO_IDLE))
                        for state in engine.registry.servers(proxy.name)]
             rows.extend(servers)
             rows.append(_backend_row(backend, servers, iid, pid, mode, now,
@@ -201,7 +204,8 @@ def _frontend_row(frontend, iid: int, pid: int, mode: str) -> dict:
                   + frontend.header_failures),
         bin=frontend.bytes_in, bout=frontend.bytes_out, dreq=frontend.denied,
         dcon=frontend.denied_connections, dses=frontend.denied_sessions,
-        ereq=frontend.request_errors, req_tot=frontend.http_requests)
+        ereq=frontend.request_errors, req_tot=frontend.http_requests,
+        intercepted=frontend.intercepted)
     _compression(row, frontend)
     row["-"] = "-"
     if mode == "http":
@@ -227,9 +231,13 @@ def _listener_row(proxy: str, listener, iid: int, pid: int, mode: str) -> dict:
     return row
 
 
+_NO_IDLE = (0, 0)
+
+
 def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str,
-               now: float, counters=None) -> dict:
-    """One server's row; health_checker and counters may be None (no checks)."""
+               now: float, counters=None, idle=_NO_IDLE) -> dict:
+    """One server's row; health_checker and counters may be None (no checks).
+    idle: its idle connections in the pool, (unsafe, safe)."""
     row = dict.fromkeys(SERVER_ZEROS, 0)
     health = health_checker.shown_health_of(state.backend, state.name) if health_checker else None
     track = state.config.track if state.config is not None else None
@@ -252,9 +260,18 @@ def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str
         act=int(active), bck=int(not active),
         lastchg=max(0, int(now - state.last_change)),
         qlimit=state.maxqueue or None,
-        addr=_addr(state), req_tot=sum(state.http_responses.values()) if mode == "http" else None)
+        addr=_addr(state), req_tot=sum(state.http_responses.values()) if mode == "http" else None,
+        connect=state.connects, reuse=state.reuses, throttle=_throttle(state, health, now),
+        idle_conn_cur=idle[0], safe_conn_cur=idle[1], srv_icur=idle[0] + idle[1],
+        # a connection per exchange or tunnel in progress: haply never shares one
+        used_conn_cur=state.current_sessions)
+    # what the server has now, busy or idle: the pool keeps no longer-term estimate
+    row["need_conn_est"] = row["used_conn_cur"] + row["srv_icur"]
     row["qtime"], row["ctime"] = timing_averages(state)
     row["qtime_max"], row["ctime_max"] = state.queue_time_max, state.connect_time_max
+    row["rtime"] = int(state.response_time_avg + 0.5)
+    row["ttime"] = int(state.total_time_avg + 0.5)
+    row["rtime_max"], row["ttime_max"] = state.response_time_max, state.total_time_max
     row["-"] = "-"
     if health is not None:
         row.update(
@@ -281,6 +298,16 @@ def server_row(state: ServerState, health_checker, iid: int, pid: int, mode: str
             row[name] = None
     row["lastsess"] = -1 if not state.total_sessions else row.get("lastsess", 0)
     return row
+
+
+def _throttle(state: ServerState, health, now: float) -> int | None:
+    """How far into its `slowstart` ramp a server is, in percent (None when
+    it is not ramping up: no slowstart, up since the start, or done)."""
+    slowstart = state.config.slowstart if state.config is not None else 0
+    since = getattr(health, "last_up_at", None)
+    if not slowstart or since is None or state.operational != UP or now - since >= slowstart:
+        return None
+    return max(0, int(100 * (now - since) / slowstart))
 
 
 def last_check_info(state: ServerState) -> str | None:
@@ -337,6 +364,7 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         cli_abrt=backend.client_aborts + sum(s.client_aborts for s in states),
         srv_abrt=sum(s.server_aborts for s in states),
         wretr=backend.retried, wredis=backend.redispatched,
+        connect=sum(s.connects for s in states), reuse=sum(s.reuses for s in states),
         status="UP" if up else "DOWN",
         weight=sum(s.effective_weight for s in (usable_active or usable_backup)),
         uweight=sum(s.weight for s in (usable_active or usable_backup)),
@@ -354,7 +382,12 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
         for column in ("qtime", "ctime"):
             row[column] = int(sum(w * r[column] for w, r in zip(weights, servers))
                               / sum(weights) + 0.5)
-    for column in ("qtime_max", "ctime_max"):
+    weights = [min(s.timed, TIME_WINDOW) for s in states]
+    if sum(weights):
+        for column, average in (("rtime", "response_time_avg"), ("ttime", "total_time_avg")):
+            row[column] = int(sum(w * getattr(s, average) for w, s in zip(weights, states))
+                              / sum(weights) + 0.5)
+    for column in ("qtime_max", "ctime_max", "rtime_max", "ttime_max"):
         row[column] = max((r[column] for r in servers), default=0)
     if not states:
         row["downtime"] = None
@@ -376,16 +409,35 @@ def _backend_row(backend, servers: list[dict], iid: int, pid: int, mode: str,
 
 
 def info(engine, now: float, pid: int) -> dict:
-    """`show info` fields haply can answer truthfully, in HAProxy's order."""
+    """`show info` fields haply can answer truthfully, in HAProxy's order.
+    What haply does not have (memory pools, pipes for splicing, busy polling,
+    a debugging CLI, log forwarding, ssl session caches of its own) reads as
+    HAProxy reads for a process that uses none: 0; limits haply does not
+    enforce (maxconnrate, maxsessrate, maxsslconn, maxsslrate, maxcomprate,
+    -m) read 0, "none"."""
+    import resource
+    import time
     from haply import __version__
     started = getattr(engine, "started_at", now)
     uptime = max(0, int(now - started))
     gate = engine.global_gate
     # HAProxy counts every listening socket, stats sockets included
     listeners = len(getattr(engine, "_sockets", ())) + len(getattr(engine, "_stats_sockets", ()))
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if files == resource.RLIM_INFINITY:
+        files = 0
+    sampler = _rates.of(engine)
+    totals = _rates.process_totals(engine)
+    rates = {}
+    for name in ("conn", "bytes out", "comp in", "comp out"):
+        key = ("process", None, name)
+        rates[name] = ((sampler.rate(key, totals[name], now), sampler.maximum(key))
+                       if sampler is not None else (0, 0))
+    peers = sum(len(service.sessions) for service in getattr(engine, "peer_services", ()))
+    version = __version__
     return {
         "Name": "haply",
-        "Version": __version__,
+        "Version": version,
         "Nbthread": 1,
         "Nbproc": 1,
         "Process_num": 1,
@@ -393,15 +445,87 @@ def info(engine, now: float, pid: int) -> dict:
         "Uptime": f"{uptime // 86400}d {uptime % 86400 // 3600}h"
                   f"{uptime % 3600 // 60:02d}m{uptime % 60:02d}s",
         "Uptime_sec": uptime,
+        "Memmax_MB": 0,
+        "PoolAlloc_MB": 0,
+        "PoolUsed_MB": 0,
+        "PoolFailed": 0,
+        "Ulimit-n": files,
+        "Maxsock": _max_sockets(engine, files),
         "Maxconn": gate.limit or 0,
         # what `set maxconn global` may not exceed: the configured limit
         "Hard_maxconn": engine.config.global_.maxconn or 0,
         "CurrConns": gate.current,
         "CumConns": getattr(gate, "total", 0),
         "CumReq": sum(f.http_requests for f in engine.frontends.values()),
+        "MaxSslConns": 0,
+        "CurrSslConns": 0,
+        "CumSslConns": 0,
+        "Maxpipes": 0,
+        "PipesUsed": 0,
+        "PipesFree": 0,
+        "ConnRate": rates["conn"][0],
+        "ConnRateLimit": 0,
+        "MaxConnRate": rates["conn"][1],
+        # every connection accepted is a session (no stage refuses one after)
+        "SessRate": rates["conn"][0],
+        "SessRateLimit": 0,
+        "MaxSessRate": rates["conn"][1],
+        "SslRate": 0,
+        "SslRateLimit": 0,
+        "MaxSslRate": 0,
+        "SslFrontendKeyRate": 0,
+        "SslFrontendMaxKeyRate": 0,
+        "SslFrontendSessionReuse_pct": 0,
+        "SslBackendKeyRate": 0,
+        "SslBackendMaxKeyRate": 0,
+        "SslCacheLookups": 0,
+        "SslCacheMisses": 0,
+        "CompressBpsIn": rates["comp in"][0],
+        "CompressBpsOut": rates["comp out"][0],
+        "CompressBpsRateLim": 0,
+        "Tasks": _tasks(engine),
+        # the event loop does not tell how many callbacks are ready to run
+        "Run_queue": 0,
+        "Idle_pct": sampler.idle_percent() if sampler is not None else 100,
         "node": os.uname().nodename,
         "Stopping": int(getattr(engine, "stopping", False)),
         "Jobs": gate.current + listeners,
+        "Unstoppable Jobs": 0,
         "Listeners": listeners,
+        "ActivePeers": peers,
+        "ConnectedPeers": peers,
         "DroppedLogs": getattr(getattr(engine, "logging", None), "dropped", 0),
+        "BusyPolling": 0,
+        "FailedResolutions": sum(getattr(r, "failed", 0) for r in getattr(engine, "resolvers", ())),
+        "TotalBytesOut": totals["bytes out"],
+        "TotalSplicdedBytesOut": 0,
+        "BytesOutRate": rates["bytes out"][0],
+        "DebugCommandsIssued": 0,
+        "CumRecvLogs": 0,
+        "Build info": version,
+        "Memmax_bytes": 0,
+        "PoolAlloc_bytes": 0,
+        "PoolUsed_bytes": 0,
+        "Start_time_sec": int(time.time() - (now - started)),
+        "Tainted": 0,
     }
+
+
+def _max_sockets(engine, files: int) -> int:
+    """The descriptors maxconn and the rest of the configuration need, as
+    haply counts them to set its open-file limit (haply.limits); without a
+    bound on connections, the open-file limit itself."""
+    from haply import limits
+    need = limits.descriptors_needed(engine.config)
+    return need.total if need.maxconn is not None else files
+
+
+def _tasks(engine) -> int:
+    """The event loop's tasks (sessions connecting, checks, timers of the
+    services), as HAProxy counts its own."""
+    import asyncio
+    loop = getattr(engine, "loop", None)
+    try:
+        return len(asyncio.all_tasks(loop)) if loop is not None else 0
+    except (RuntimeError, TypeError):
+        return 0

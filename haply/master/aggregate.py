@@ -83,15 +83,23 @@ def merge_info(local: dict, peers: list[dict]) -> dict:
         if _number(local.get(name)):
             out[name] = local[name] + sum(p.get(name, 0) for p in peers if _number(p.get(name)))
     out["Nbproc"] = 1 + len(peers)
+    # each worker is busy or waiting on its own: their mean is the pool's
+    idle = [i.get("Idle_pct") for i in [local] + peers if _number(i.get("Idle_pct"))]
+    if idle:
+        out["Idle_pct"] = int(round(sum(idle) / len(idle)))
     return out
 
 
+# Highest rates add up as the "max" stat columns do (merge_rows): the sum is
+# an upper bound that never hides a limit being reached.
 INFO_SUMS = ("CurrConns", "CumConns", "CumReq", "CurrSslConns", "CumSslConns",
-             "Maxsock", "Maxconn", "Hard_maxconn", "ConnRate", "SessRate", "SslRate",
-             "Run_queue", "Tasks", "Stopping", "Jobs", "Unstoppable_jobs", "Listeners",
-             "ActivePeers", "ConnectedPeers", "DroppedLogs", "BusyPolling", "FailedResolutions",
-             "TotalBytesOut", "TotalSplicdedBytesOut", "BytesOutRate", "PoolAlloc_MB",
-             "PoolUsed_MB", "PoolFailed")
+             "Maxsock", "Maxconn", "Hard_maxconn", "PipesUsed", "PipesFree", "ConnRate",
+             "MaxConnRate", "SessRate", "MaxSessRate", "SslRate", "MaxSslRate",
+             "CompressBpsIn", "CompressBpsOut", "Run_queue", "Tasks", "Stopping", "Jobs",
+             "Unstoppable Jobs", "Listeners", "ActivePeers", "ConnectedPeers", "DroppedLogs",
+             "BusyPolling", "FailedResolutions", "TotalBytesOut", "TotalSplicdedBytesOut",
+             "BytesOutRate", "CumRecvLogs", "PoolAlloc_MB", "PoolUsed_MB", "PoolFailed",
+             "PoolAlloc_bytes", "PoolUsed_bytes")
 
 
 def _number(value) -> bool:

@@ -441,6 +441,7 @@ class BackendRuntime:
             if tls is not None and type(tls) is not tuple:
                 tls = tls.resolve(key, client)  # `sni EXPR`: this request's name
             config = server.config
+            server.connects += 1
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     source = (config.source if config is not None and config.source is not None

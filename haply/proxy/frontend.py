@@ -58,6 +58,9 @@ class FrontendRuntime:
         self.request_errors = 0
         self.http_requests = 0
         self.http_responses: Counter[int] = Counter()  # status class (1..5) -> count
+        # requests haply answered itself: monitor-uri, redirects, `return`, `auth`,
+        # services such as the stats page and the exporter (`intercepted`)
+        self.intercepted = 0
         self.denied_connections = 0  # by tcp-request connection|session rules (dcon, dses)
         self.denied_sessions = 0
         # connections closed for their PROXY header (haply.proxy.accept_proxy):

@@ -44,7 +44,7 @@ from haply.proxy import redirect
 from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.tls.sni import client_sni
-from haply.proxy.upstream import ConnectionPool, UpstreamConnection
+from haply.proxy.upstream import ConnectionPool, TimedExchange, UpstreamConnection
 from haply.proxy.request_parser import ExtensionMethodParser, request_parser
 from haply.admin.services import Deferred, finish_deferred
 
@@ -1030,6 +1030,7 @@ class HttpSession(asyncio.Protocol):
         if monitor_uri is not None and request.url == monitor_uri:
             failing = router.monitor_fail
             status = 503 if failing is not None and any(test(request) for test in failing) else 200
+            self.frontend.intercepted += 1
             errorfiles = router.errorfiles  # `errorfile 200` and `503` answer it too
             keep_alive = request.keep_alive and not responses.must_close(status, errorfiles)
             self._respond_local(status, responses.error_response(status, errorfiles,
@@ -1052,6 +1053,7 @@ class HttpSession(asyncio.Protocol):
         if services is not None:
             self.deadline.arm_idle(self.timeout_client, "client")
             if services.serve(self, request):
+                self.frontend.intercepted += 1
                 return
         route = router.route(request)
         if route is None:
@@ -1183,6 +1185,7 @@ class HttpSession(asyncio.Protocol):
             else:
                 upstream = self._idle_connection(route.reuse, request, server, backend)
             if upstream is not None:
+                server.reuses += 1
                 request.t_connect = 0
                 request.server = server
                 self._send_request(upstream, request)  # arms `timeout server`
@@ -1352,7 +1355,11 @@ class HttpSession(asyncio.Protocol):
             transport.write(request.head_bytes)
             if request.complete and request.chunked:
                 transport.write(trailers.last_chunk(request.trailers))
-        request.server.bytes_in += len(request.head_bytes)
+        server = request.server
+        server.bytes_in += len(request.head_bytes)
+        if server.timing:  # the stats sampler asks for one exchange to be timed
+            server.timing = False
+            upstream.session = TimedExchange(self, request, server)
         if request.upgrade:
             if request.method_bytes == CONNECT:
                 upstream.answer_to_connect()
@@ -1946,6 +1953,7 @@ class HttpSession(asyncio.Protocol):
             self._redirect(request, rule)
             return
         if action == "auth":
+            self.frontend.intercepted += 1
             close = responses.must_close(401, errorfiles) or not request.keep_alive
             page = responses.error_response(401, errorfiles, close=close)
             self._respond_local(401, responses.with_challenge(page, rule.realm), keep_alive=not close)
@@ -1965,6 +1973,8 @@ class HttpSession(asyncio.Protocol):
                 self.deadline.arm(timeouts.tarpit or timeouts.connect, "tarpit")
                 return
             termination = "PR--"  # the proxy refused the request
+        else:  # `return`
+            self.frontend.intercepted += 1
         self._answer_with(request, rule, errorfiles, termination)
 
     def _serve_cached(self, request: Request, entry: cache.Entry, route) -> None:
@@ -2053,6 +2063,7 @@ class HttpSession(asyncio.Protocol):
         close = not request.keep_alive or not (
             body_kind == framing.NONE or (body_kind == framing.LENGTH and request.framing.length == 0))
         answer = redirect.response(rule.code, where, close)
+        self.frontend.intercepted += 1
         self._count_local_answer(request, rule.code)
         self.frontend.bytes_out += len(answer)
         self.transport.write(answer)

@@ -37,7 +37,7 @@ class TcpClientProtocol(asyncio.Protocol):
     __slots__ = ("frontend", "backend", "loop", "transport", "upstream", "server",
                  "pending", "pending_size", "connecting", "timer", "admitted", "closed", "client_eof", "server_eof",
                  "t_wait", "t_connect", "queue_positions", "switches", "tried", "attempts", "redispatched", "ending",
-                 "key")
+                 "key", "began")
     counts_bytes = False  # on a transport that counts its bytes (haply.proxy.byte_counts)
 
     def __init__(self, frontend: FrontendRuntime, backend: BackendRuntime | None,
@@ -123,7 +123,7 @@ class TcpClientProtocol(asyncio.Protocol):
 
     async def _connect(self, key: SourceKey) -> None:
         loop = self.loop
-        start = loop.time()
+        start = self.began = loop.time()  # the session's ttime counts from here
         backend = self.backend
         stick = backend.stick
         try:
@@ -290,6 +290,9 @@ class TcpClientProtocol(asyncio.Protocol):
             if self.backend.sessions is not None:
                 self.backend.untrack(self.server, self)
             self.backend.release(self.server)
+            # every session is timed: a clock read per connection (no rtime in TCP)
+            self.backend.registry.record_exchange(
+                self.server, 0, round((self.loop.time() - self.began) * 1000))
         if self.admitted:
             self.admitted = False
             self.frontend.engine.sessions.discard(self)

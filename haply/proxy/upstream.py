@@ -123,6 +123,43 @@ class _AwaitingHead:
 AWAITING_HEAD = _AwaitingHead()
 
 
+class TimedExchange:
+    """Stands for the client session on the connection of a timed exchange
+    (ServerState.timing): notes when the answer's head comes and when the
+    answer ends, and passes every call on. The other exchanges go straight
+    to their session, so timing costs them nothing but the test of a flag."""
+
+    __slots__ = ("session", "request", "server", "sent", "answered")
+
+    def __init__(self, session: "HttpSession", request, server: ServerState):
+        self.session = session
+        self.request = request
+        self.server = server
+        self.sent = session.loop.time()
+        self.answered = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
+
+    def response_head(self, upstream: "UpstreamConnection", *args):
+        if not self.answered:
+            self.answered = self.session.loop.time()
+        return self.session.response_head(upstream, *args)
+
+    def response_complete(self, upstream: "UpstreamConnection"):
+        session, request = self.session, self.request
+        if upstream.session is self:
+            upstream.session = session
+        now = session.loop.time()
+        sent = self.sent
+        # rounded: a difference of HAProxy's millisecond clock is as often above
+        # the true duration as below
+        request.backend.registry.record_exchange(
+            self.server, round(((self.answered or now) - sent) * 1000),
+            max(request.t_wait, 0) + max(request.t_connect, 0) + round((now - sent) * 1000))
+        return session.response_complete(upstream)
+
+
 class UpstreamConnection(asyncio.Protocol):
     # set with `tail` (only a chunked answer has one)
     tail_size = 0
@@ -461,6 +498,24 @@ class ConnectionPool:
         idle = self._idle.get(connection.pool_key)
         if idle and connection in idle:
             idle.remove(connection)
+
+    def census(self) -> dict[ServerState, list[int]]:
+        """Idle connections per server as [unsafe, safe] (HAProxy's
+        idle_conn_cur and safe_conn_cur): safe ones have already carried a
+        second exchange, so they are known to survive between requests. Read
+        by the stats when asked, so the pool keeps no counts of its own."""
+        counts: dict[ServerState, list[int]] = {}
+        for key, idle in self._idle.items():
+            if not idle:
+                continue
+            server = key[0] if type(key) is tuple else key
+            pair = counts.get(server)
+            if pair is None:
+                pair = counts[server] = [0, 0]
+            for connection in idle:
+                if not connection.closed:
+                    pair[connection.exchanges >= 2] += 1
+        return counts
 
     def close_idle(self, server: ServerState) -> None:
         """Close the idle connections to server (its address changed)."""

@@ -71,6 +71,7 @@ class SectionResolver:
         self.loop = engine.loop
         self.endpoints: list[_Endpoint] = []
         self.counters = [dict.fromkeys(wire.COUNTERS, 0) for _ in section.nameservers]
+        self.failed = 0  # resolutions that ended without an address (show info)
         self.groups: dict[tuple[str, str], _Group] = {}  # (host, resolve-prefer) -> group
         self.in_flight: dict[int, tuple[_Group, int, str]] = {}  # id -> (group, serial, type)
         self.timer: asyncio.TimerHandle | None = None
@@ -184,6 +185,8 @@ class SectionResolver:
         hears it from the name server, the others from HAProxy's "DNS cache"
         (as HAProxy 2.6 logs them, observed)."""
         hold = self.section.held(outcome.status) if outcome.status != "valid" else 0.0
+        if outcome.status != "valid":
+            self.failed += 1
         decided = verdict(outcome, now, group.resolution.last_valid, hold)
         source = (f"{self.section.name}/{self.section.nameservers[nameserver].name}"
                   if nameserver is not None else "DNS cache")

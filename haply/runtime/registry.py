@@ -73,6 +73,10 @@ class ServerState:
     server_aborts: int = 0
     retries: int = 0
     redispatches: int = 0
+    # connections opened or tried (`connect`), and exchanges sent on one
+    # taken back from the pool or kept by the session (`reuse`)
+    connects: int = 0
+    reuses: int = 0
     # checks that failed while the server was UP (HAProxy's `chkfail`)
     failed_checks: int = 0
     # queue and connect times in ms (stats qtime/ctime: Registry.record_times)
@@ -81,6 +85,16 @@ class ServerState:
     queue_time_max: int = 0
     connect_time_max: int = 0
     timed_upto: int = 0  # total_sessions when the averages were last brought up to date
+    # response and total times in ms (stats rtime/ttime: Registry.record_exchange):
+    # every TCP session, and the first HTTP exchange after the stats sampler
+    # sets `timing` (once a second), so that keep-alive exchanges pay a test
+    # of a flag rather than two clock reads
+    timing: bool = False
+    response_time_avg: float = 0.0
+    total_time_avg: float = 0.0
+    response_time_max: int = 0
+    total_time_max: int = 0
+    timed: int = 0  # exchanges or sessions timed
     http_responses: Counter[int] = field(default_factory=Counter)  # status class 1..5
     # health details for pages and logs
     last_change: float = 0.0
@@ -256,6 +270,19 @@ class Registry:
             state.queue_time_max = queue_ms
         if connect_ms > state.connect_time_max:
             state.connect_time_max = connect_ms
+
+    def record_exchange(self, state: ServerState, response_ms: int, total_ms: int) -> None:
+        """A timed exchange (or TCP session) with state: from the request's
+        send to the answer's head (0 in TCP), and in all (HAProxy's rtime and
+        ttime, averaged over the last TIME_WINDOW timed)."""
+        timed = state.timed = state.timed + 1
+        n = timed if timed < TIME_WINDOW else TIME_WINDOW
+        state.response_time_avg += (response_ms - state.response_time_avg) / n
+        state.total_time_avg += (total_ms - state.total_time_avg) / n
+        if response_ms > state.response_time_max:
+            state.response_time_max = response_ms
+        if total_ms > state.total_time_max:
+            state.total_time_max = total_ms
 
     def set_weight(self, state: ServerState, weight: int, now: float) -> None:
         if not 0 <= weight <= 256:

@@ -126,3 +126,14 @@ def test_stats_page_shows_rates_of_its_engine(tmp_path):
         assert "<th>Session rate</th>" in html
     finally:
         engine.loop.close()
+
+
+def test_idle_percent_is_the_rest_of_the_cpu_time():
+    clock = Clock()
+    sampler = RateSampler(clock, lambda: ())
+    sampler.sample()
+    assert sampler.idle_percent() == 100
+    sampler.cpu -= 0.25  # a quarter of the next second spent running
+    clock.now += PERIOD
+    sampler.sample()
+    assert 70 <= sampler.idle_percent() <= 75

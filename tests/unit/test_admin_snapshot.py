@@ -175,3 +175,121 @@ def test_a_passed_check_has_no_words_of_its_own(checked):
     checked.health.apply_result("be", "s1", CheckResult("L7STS", 503, info="Service Unavailable"))
     row = {r["svname"]: r for r in snapshot.take(checked, checked.loop.time()).rows}["s1"]
     assert row["last_chk"] == "Service Unavailable"
+
+
+def test_connections_tried_reused_and_idle(engine):
+    """connect and reuse come from the server's counters; the idle ones
+    from the pool as it is now: unsafe until a connection carried a second
+    exchange, safe after (HAProxy's idle_conn_cur and safe_conn_cur)."""
+    from haply.proxy.upstream import UpstreamConnection
+    s1 = engine.registry.get("be", "s1")
+    s1.connects, s1.reuses, s1.current_sessions = 3, 5, 1
+    fresh, proven, closed = (UpstreamConnection(s1, engine.pool) for _ in range(3))
+    proven.exchanges, fresh.exchanges = 2, 1
+    for connection in (fresh, proven, closed):
+        connection.transport = None
+        engine.pool.put(connection)
+    closed.closed = True
+    rows = {r["svname"]: r for r in snapshot.take(engine, engine.loop.time()).rows}
+    row = rows["s1"]
+    assert (row["connect"], row["reuse"]) == (3, 5)
+    assert (row["idle_conn_cur"], row["safe_conn_cur"], row["srv_icur"]) == (1, 1, 2)
+    assert (row["used_conn_cur"], row["need_conn_est"]) == (1, 3)
+    assert rows["s2"]["srv_icur"] == 0
+    assert (rows["BACKEND"]["connect"], rows["BACKEND"]["reuse"]) == (3, 5)
+
+
+def test_throttle_is_the_slowstart_ramp_in_percent():
+    engine = engine_from(CONFIG.replace("weight 3", "weight 3 check slowstart 10s"))
+    try:
+        engine.health = HealthChecker(engine.registry, engine.config, engine.loop)
+        engine.health.start()  # on the idle loop: no probe runs
+        now = engine.loop.time()
+        row = {r["svname"]: r for r in snapshot.take(engine, now).rows}["s1"]
+        assert row["throttle"] is None  # up since the start: no ramp
+        engine.health.shown_health_of("be", "s1").last_up_at = now - 2.5
+        row = {r["svname"]: r for r in snapshot.take(engine, now).rows}["s1"]
+        assert row["throttle"] == 25
+        row = {r["svname"]: r for r in snapshot.take(engine, now + 8).rows}["s1"]
+        assert row["throttle"] is None  # ramp done
+    finally:
+        engine.loop.close()
+
+
+def test_intercepted_is_the_frontends_own_answers(engine):
+    engine.frontends["fe"].intercepted = 4
+    rows = {r["svname"]: r for r in snapshot.take(engine, engine.loop.time()).rows}
+    assert rows["FRONTEND"]["intercepted"] == 4
+
+
+def test_info_has_haproxys_fields_in_order(engine):
+    info = snapshot.take(engine, engine.loop.time()).info
+    names = list(info)
+    for earlier, later in (("Uptime_sec", "Memmax_MB"), ("PoolFailed", "Ulimit-n"),
+                           ("CumReq", "MaxSslConns"), ("CompressBpsRateLim", "Tasks"),
+                           ("Idle_pct", "node"), ("Jobs", "Unstoppable Jobs"),
+                           ("BytesOutRate", "DebugCommandsIssued"), ("Build info", "Memmax_bytes"),
+                           ("PoolUsed_bytes", "Start_time_sec")):
+        assert names.index(earlier) < names.index(later)
+    assert info["Ulimit-n"] > 0 and info["Maxsock"] == info["Ulimit-n"]  # no maxconn
+    assert info["PipesUsed"] == info["TotalSplicdedBytesOut"] == info["PoolAlloc_bytes"] == 0
+    assert info["Build info"] == info["Version"]
+    fe = engine.frontends["fe"]
+    fe.bytes_out = 700
+    engine.registry.get("be", "s1").bytes_in = 300
+    assert snapshot.take(engine, engine.loop.time()).info["TotalBytesOut"] == 1000
+
+
+def test_response_and_total_times_of_timed_exchanges(engine):
+    """rtime and ttime: the running mean of the timed exchanges until
+    TIME_WINDOW of them, their maxima; the backend's weighted by how many
+    each server's average covers."""
+    registry = engine.registry
+    s1, s2 = registry.get("be", "s1"), registry.get("be", "s2")
+    registry.record_exchange(s1, 4, 10)
+    registry.record_exchange(s1, 2, 6)
+    registry.record_exchange(s2, 9, 30)
+    rows = {r["svname"]: r for r in snapshot.take(engine, engine.loop.time()).rows}
+    assert (rows["s1"]["rtime"], rows["s1"]["ttime"]) == (3, 8)
+    assert (rows["s1"]["rtime_max"], rows["s1"]["ttime_max"]) == (4, 10)
+    assert (rows["BACKEND"]["rtime"], rows["BACKEND"]["ttime"]) == (5, 15)
+    assert (rows["BACKEND"]["rtime_max"], rows["BACKEND"]["ttime_max"]) == (9, 30)
+
+
+def test_the_sampler_asks_for_an_exchange_to_be_timed(engine):
+    from haply.admin import rates
+    sampler = rates.for_engine(engine)
+    try:
+        assert all(state.timing for state in engine.registry.all())
+        engine.registry.get("be", "s1").timing = False  # taken by an exchange
+        sampler.sample()
+        assert engine.registry.get("be", "s1").timing
+    finally:
+        sampler.close()
+
+
+def test_a_timed_exchange_records_its_times_and_steps_aside(engine):
+    """TimedExchange stands for the session during the one exchange the
+    sampler asked to time, passes every call on, and gives the connection
+    back to the session when the answer ends."""
+    from types import SimpleNamespace
+    from haply.proxy.upstream import TimedExchange
+    clock = SimpleNamespace(now=10.0)
+    calls = []
+    session = SimpleNamespace(
+        loop=SimpleNamespace(time=lambda: clock.now),
+        response_head=lambda upstream, *args: calls.append(("head", args)),
+        response_complete=lambda upstream: calls.append(("complete",)),
+        flush=lambda: calls.append(("flush",)))
+    s1 = engine.registry.get("be", "s1")
+    request = SimpleNamespace(backend=engine.backends["be"], t_wait=2, t_connect=-1)
+    timed = TimedExchange(session, request, s1)
+    upstream = SimpleNamespace(session=timed)
+    clock.now = 10.004
+    upstream.session.response_head(upstream, 200, "1.1", True)
+    upstream.session.flush()
+    clock.now = 10.010
+    upstream.session.response_complete(upstream)
+    assert upstream.session is session
+    assert calls == [("head", (200, "1.1", True)), ("flush",), ("complete",)]
+    assert (s1.timed, s1.response_time_max, s1.total_time_max) == (1, 4, 12)
