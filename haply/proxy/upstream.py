@@ -131,7 +131,9 @@ class TimedExchange:
 
     __slots__ = ("session", "request", "server", "sent", "answered")
 
-    def __init__(self, session: "HttpSession", request, server: ServerState):
+    # session: an HttpSession or any object with its callbacks (left
+    # unannotated: a compiled build checks annotations when called)
+    def __init__(self, session, request, server: ServerState):
         self.session = session
         self.request = request
         self.server = server
