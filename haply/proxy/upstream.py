@@ -131,8 +131,9 @@ class TimedExchange:
 
     __slots__ = ("session", "request", "server", "sent", "answered")
 
-    # session: an HttpSession or any object with its callbacks (left
-    # unannotated: a compiled build checks annotations when called)
+    # session, upstream: an HttpSession, an UpstreamConnection or any object
+    # with their callbacks (left unannotated: a compiled build checks
+    # annotations when called)
     def __init__(self, session, request, server: ServerState):
         self.session = session
         self.request = request
@@ -143,12 +144,12 @@ class TimedExchange:
     def __getattr__(self, name: str):
         return getattr(self.session, name)
 
-    def response_head(self, upstream: "UpstreamConnection", *args):
+    def response_head(self, upstream, *args):
         if not self.answered:
             self.answered = self.session.loop.time()
         return self.session.response_head(upstream, *args)
 
-    def response_complete(self, upstream: "UpstreamConnection"):
+    def response_complete(self, upstream):
         session, request = self.session, self.request
         if upstream.session is self:
             upstream.session = session
