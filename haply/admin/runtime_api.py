@@ -605,17 +605,10 @@ def cmd_get_weight(api: RuntimeApi, args: list[str]) -> str:
 
 
 def _health_toggle(enabled: bool):
-    def run(api: RuntimeApi, args: list[str]) -> str:
-        _need(args, 1, "Require 'backend/server'.")
-        state = api.server(args[0])
-        health = api.engine.health
-        if health is None or health.health_of(state.backend, state.name) is None:
-            if not enabled:
-                return ""  # nothing to disable: HAProxy answers nothing either
-            raise CommandError("Health check was not configured on this server, cannot enable.")
-        health.set_health_enabled(state.backend, state.name, enabled)
-        return ""
-    return run
+    return server_commands.check_toggle(
+        enabled, "Health check",
+        lambda health, state: health.health_of(state.backend, state.name) is not None,
+        lambda health, state, on: health.set_health_enabled(state.backend, state.name, on))
 
 
 def cmd_add_server(api: RuntimeApi, args: list[str]) -> str:

@@ -16,17 +16,26 @@ def _server(api, args: list[str]):
     return api.server(args[0])
 
 
-def _agent_toggle(enabled: bool):
+def check_toggle(enabled: bool, what: str, configured, switch):
+    """`disable|enable health|agent <bk>/<srv>`: configured(health, state)
+    says whether the server has that check, switch(health, state, enabled)
+    turns it on or off; what names it in HAProxy's refusal."""
     def run(api, args: list[str]) -> str:
         state = _server(api, args)
         health = api.engine.health
-        if health is None or not health.has_agent(state.backend, state.name):
+        if health is None or not configured(health, state):
             if not enabled:
                 return ""  # nothing to disable: HAProxy answers nothing either
-            raise CommandError("Agent was not configured on this server, cannot enable.")
-        health.set_agent_enabled(state.backend, state.name, enabled)
+            raise CommandError(f"{what} was not configured on this server, cannot enable.")
+        switch(health, state, enabled)
         return ""
     return run
+
+
+def _agent_toggle(enabled: bool):
+    return check_toggle(enabled, "Agent",
+                        lambda health, state: health.has_agent(state.backend, state.name),
+                        lambda health, state, on: health.set_agent_enabled(state.backend, state.name, on))
 
 
 def server_of(session):
