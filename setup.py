@@ -29,6 +29,9 @@ from setuptools import Distribution, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
+# mypy reads the paths and its configuration from here, and mypyc's generated
+# sources (build/) are named relative to it: every command works from here.
+os.chdir(HERE)
 
 # Compiled together so that their calls to one another are native. A class
 # subclassed elsewhere must be compiled too (DynamicLimitBackend subclasses
@@ -114,13 +117,8 @@ class BuildMypyc(build_ext):
             from mypyc.build import mypycify
         except ImportError as exc:
             raise MypyMissing() from exc
-        cwd = os.getcwd()
-        os.chdir(HERE)  # mypy reads the paths and its configuration from here
-        try:
-            return mypycify(["--config-file", "mypyc.ini", *COMPILED], group_name=GROUP,
-                            opt_level="3")
-        finally:
-            os.chdir(cwd)
+        return mypycify(["--config-file", "mypyc.ini", *COMPILED], group_name=GROUP,
+                        opt_level="3")
 
     def set_extensions(self, extensions: list) -> None:
         # What finalize_options did for the (then empty) list of extensions;
