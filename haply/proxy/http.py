@@ -46,6 +46,7 @@ from haply.proxy.timers import Deadline
 from haply.tls.sni import client_sni
 from haply.proxy.upstream import ConnectionPool, TimedExchange, UpstreamConnection
 from haply.proxy.request_parser import ExtensionMethodParser, request_parser
+from haply.proxy.route import Route
 from haply.admin.services import Deferred, finish_deferred
 
 # NoServerAvailable.reason of a request that waited in the queue until
@@ -70,6 +71,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # head).
 # The versions framing.request_framing accepts (it explains the others' refusal).
 PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
+# The version at the end of a request line, as llhttp reports it
+LINE_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 # Past every head budget: head_size is moved this far once a chunked
 # request's head is complete, so that a field after it (a trailer) takes
 # on_header's rare branch and the common one tests nothing more.
@@ -796,7 +799,7 @@ class HttpSession(asyncio.Protocol):
             self.deadline.arm(self.timeout_http_request, "http-request")
 
     def on_url(self, url: bytes) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         request.url += url
         self.head_size += len(url)
         if self.head_size > framing.MAX_HEAD_SIZE:
@@ -805,7 +808,7 @@ class HttpSession(asyncio.Protocol):
             raise error
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         request.headers.append((name, value))
         size = len(name)
         if size == 4 and name.lower() == b"host":
@@ -833,13 +836,13 @@ class HttpSession(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         request.method_bytes = parser.get_method()
-        request.version = parser.get_http_version()
         # A stopping process answers each request with Connection: close.
         request.keep_alive = parser.should_keep_alive() and not self.frontend.engine.stopping
         request.upgrade = parser.should_upgrade()
         url = request.url
+        version = None
         try:
             if url[0] != 47 or b"#" in url:  # not a plain "/..." path: the whole check
                 framing.check_request_target(url, request.headers)
@@ -857,6 +860,11 @@ class HttpSession(asyncio.Protocol):
                 if end != len(url) + len(request.method_bytes) + 10 or raw[end - 8] != 72:
                     framing.check_protocol(raw)
                     request.plain = False
+                else:
+                    # the line ends with "HTTP/x.y", as llhttp read it: its
+                    # version without the parser's string formatting
+                    version = LINE_VERSIONS.get(raw[end - 3:end])
+            request.version = version or parser.get_http_version()
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
                 # No framing field and at most one Host: what request_framing
                 # would find in its pass over the fields.
@@ -884,6 +892,8 @@ class HttpSession(asyncio.Protocol):
                 else:
                     request.websocket = framing.is_websocket_upgrade(request.headers)
         except RemoteProtocolError as exc:
+            if version is None:
+                request.version = parser.get_http_version()
             request.error = (exc.status_hint, str(exc))
             raise
         request.chunked = body.kind == framing.CHUNKED
@@ -940,7 +950,7 @@ class HttpSession(asyncio.Protocol):
             self.lenient_close = True
 
     def on_body(self, body: bytes) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         size = len(body)
         request.body_size += size
         upstream = self.upstream
@@ -961,7 +971,7 @@ class HttpSession(asyncio.Protocol):
             self.pause_client_reading(PAUSE_WAITING)
 
     def on_message_complete(self) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         self.parsing = None
         request.complete = True
         if request.route.__class__ is Deferred:
@@ -1055,11 +1065,11 @@ class HttpSession(asyncio.Protocol):
             if services.serve(self, request):
                 self.frontend.intercepted += 1
                 return
-        route = router.route(request)
+        route: Route | None = router.route(request)
         if route is None:
             self._respond_local(503)
             return
-        backend = route.backend
+        backend: BackendRuntime = route.backend
         if backend.content_rules is not None and rejects(backend.content_rules, request):
             # the backend's tcp-request content: the connection ends, unanswered
             self.frontend.denied += 1  # HAProxy counts it in the frontend's dreq
@@ -1129,8 +1139,8 @@ class HttpSession(asyncio.Protocol):
 
     def _dispatch(self, request: Request) -> None:
         """Write the request's head and send it to a server of its route."""
-        route = request.route
-        backend = request.backend
+        route: Route = request.route
+        backend: BackendRuntime = request.backend
         writer = route.request_writer
         head = None
         raw = request.raw
@@ -1324,7 +1334,7 @@ class HttpSession(asyncio.Protocol):
 
     def _send_request(self, upstream: UpstreamConnection, request: Request) -> None:
         self.upstream = upstream
-        backend = request.backend
+        backend: BackendRuntime = request.backend
         if backend.sessions is not None:
             backend.track(request.server, self)
         if backend.stick is not None:  # the server really sent to (store-request)
@@ -1398,7 +1408,7 @@ class HttpSession(asyncio.Protocol):
             return
         request = self.requests[0]
         request.status = status
-        route = request.route
+        route: Route = request.route
         # a tunnel follows a 101 to an Upgrade, and a 2xx to a CONNECT
         upgrade = request.upgrade and (status == 101 or (
             request.method_bytes == CONNECT and 200 <= status < 300))
@@ -1462,7 +1472,7 @@ class HttpSession(asyncio.Protocol):
                 request.cookie_flags = request.cookie_flags[0] + flag
         self.response_started = head
         server = request.server
-        backend = request.backend
+        backend: BackendRuntime = request.backend
         if backend.observer is not None:
             backend.report(server, status)
         klass = status // 100
@@ -1615,7 +1625,7 @@ class HttpSession(asyncio.Protocol):
         self.upstream = None
         # _give_back_server(request), inline: once per request
         server = request.server
-        backend = request.backend
+        backend: BackendRuntime = request.backend
         request.server = None
         if backend.sessions is not None:
             backend.untrack(server, self)

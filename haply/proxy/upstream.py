@@ -30,6 +30,8 @@ POOL_IDLE_TIMEOUT = 5.0
 # What is kept of a chunked body's last reads, for its trailer section: the
 # section's limit, and as much again for the last chunk's line before it.
 TAIL_KEPT = 2 * framing.HAPROXY_BUFSIZE
+# The version of the usual status lines, as llhttp reports it
+STATUS_LINE_VERSIONS = {b"HTTP/1.1 ": "1.1", b"HTTP/1.0 ": "1.0"}
 
 
 def response_parser(protocol: object) -> httptools.HttpResponseParser:
@@ -393,8 +395,10 @@ class UpstreamConnection(asyncio.Protocol):
             parser.set_dangerous_leniencies(lenient_keep_alive=False)
         self.head_start = -1
         self.pending = b""
-        chunked = session.response_head(self, status, parser.get_http_version(),
-                                        parser.should_keep_alive())
+        # "HTTP/1.1 " starts the usual head: its version without the parser's
+        # string formatting
+        version = STATUS_LINE_VERSIONS.get(head[:9]) or parser.get_http_version()
+        chunked = session.response_head(self, status, version, parser.should_keep_alive())
         if self.session is None:
             return  # the session dropped this answer (a retry, a bad response)
         if chunked:
