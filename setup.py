@@ -29,6 +29,7 @@ COMPILED = [
     "haply/proxy/backend.py",
     "haply/proxy/dynamic_backend.py",
     "haply/proxy/route.py",
+    "haply/proxy/outbox.py",
     "haply/proxy/timers.py",
     "haply/http/headers.py",
     "haply/http/framing.py",
