@@ -61,11 +61,12 @@ def head_budget(bufsize: int = HAPROXY_BUFSIZE, maxrewrite: int = HAPROXY_MAXREW
     return bufsize - min(maxrewrite, bufsize // 2)
 
 
-MAX_HEAD_SIZE: Final = head_budget()
-MAX_HEADERS: Final = HAPROXY_MAXHDR - 1
+# These three are not Final: set_limits changes them once the configuration is read.
+MAX_HEAD_SIZE = head_budget()
+MAX_HEADERS = HAPROXY_MAXHDR - 1
 # The shortest head that can hold more than MAX_HEADERS fields ("a:" CRLF each):
 # a shorter one need not be counted.
-CROWDED_HEAD: Final = 4 * MAX_HEADERS
+CROWDED_HEAD = 4 * MAX_HEADERS
 
 
 def set_limits(bufsize: int, maxrewrite: int, maxhdr: int) -> None:
