@@ -41,6 +41,8 @@ COMPILED = [
     "haply/proxy/upstream.py",
     "haply/proxy/backend.py",
     "haply/proxy/dynamic_backend.py",
+    "haply/proxy/route.py",
+    "haply/proxy/outbox.py",
     "haply/proxy/timers.py",
     "haply/http/headers.py",
     "haply/http/framing.py",

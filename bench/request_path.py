@@ -153,9 +153,13 @@ class Harness:
         return session, transport
 
     def exchange(self, session, request: bytes) -> None:
+        # each read ends a turn of the loop, which sends what the outbox holds
+        send = self.engine.pool.outbox.send
         session.data_received(request)
+        send()
         upstream = session.upstream
         upstream.data_received(RESPONSE)
+        send()
         upstream.transport.written.clear()
 
     def check(self, close: bool) -> None:
@@ -163,10 +167,12 @@ class Harness:
         session, transport = self.new_session()
         request = CLOSE_REQUEST if close else REQUEST
         session.data_received(request)
+        self.engine.pool.outbox.send()
         upstream = session.upstream
         sent = b"".join(upstream.transport.written)
         assert sent.startswith(b"GET /small HTTP/1.1\r\n") and b"X-Forwarded-For: 127.0.0.1" in sent, sent
         upstream.data_received(RESPONSE)
+        self.engine.pool.outbox.send()
         answer = b"".join(transport.written)
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(BODY), answer
         assert transport.closing == close

@@ -34,7 +34,7 @@ non-token names...), so the fields that come here are as llhttp gives them.
 from __future__ import annotations
 
 import re
-from typing import Iterable, NamedTuple
+from typing import Final, Iterable, NamedTuple
 
 from haply.http.errors import BAD_GATEWAY, RemoteProtocolError
 
@@ -47,12 +47,12 @@ Headers = Iterable[tuple[bytes, bytes]]
 # that rules can add headers: a head larger than bufsize - maxrewrite = 15360
 # bytes is refused (configuration manual, "tune.bufsize", "tune.maxrewrite").
 # haply keeps the same budget so that a request HAProxy accepted still passes.
-HAPROXY_BUFSIZE = 16384
-HAPROXY_MAXREWRITE = 1024
+HAPROXY_BUFSIZE: Final = 16384
+HAPROXY_MAXREWRITE: Final = 1024
 
 # tune.http.maxhdr defaults to 101 and counts the start line, so 100 header
 # fields pass and the 101st is refused (observed with HAProxy 2.6).
-HAPROXY_MAXHDR = 101
+HAPROXY_MAXHDR: Final = 101
 
 
 def head_budget(bufsize: int = HAPROXY_BUFSIZE, maxrewrite: int = HAPROXY_MAXREWRITE) -> int:
@@ -61,6 +61,7 @@ def head_budget(bufsize: int = HAPROXY_BUFSIZE, maxrewrite: int = HAPROXY_MAXREW
     return bufsize - min(maxrewrite, bufsize // 2)
 
 
+# These three are not Final: set_limits changes them once the configuration is read.
 MAX_HEAD_SIZE = head_budget()
 MAX_HEADERS = HAPROXY_MAXHDR - 1
 # The shortest head that can hold more than MAX_HEADERS fields ("a:" CRLF each):
@@ -96,10 +97,10 @@ MAX_CONTENT_LENGTH_DIGITS = 19
 
 # ---------------------------------------------------------------------- framing
 
-NONE = "none"  # no body at all
-LENGTH = "length"  # exactly `length` bytes (may be 0: "Content-Length: 0" is sent on)
-CHUNKED = "chunked"  # chunked transfer coding, ends with the last chunk and trailers
-UNTIL_CLOSE = "until-close"  # responses only: the body ends when the server closes
+NONE: Final = "none"  # no body at all
+LENGTH: Final = "length"  # exactly `length` bytes (may be 0: "Content-Length: 0" is sent on)
+CHUNKED: Final = "chunked"  # chunked transfer coding, ends with the last chunk and trailers
+UNTIL_CLOSE: Final = "until-close"  # responses only: the body ends when the server closes
 
 
 class Framing(NamedTuple):
@@ -112,12 +113,12 @@ class Framing(NamedTuple):
         return self.kind != UNTIL_CLOSE
 
 
-NO_BODY = Framing(NONE)
+NO_BODY: Final = Framing(NONE)
 # No body, and no framing field may say otherwise: a 1xx or 204 (RFC 9110
 # §8.6: a server MUST NOT send Content-Length in them); HAProxy removes it.
-NO_BODY_NO_LENGTH = Framing(NONE, -1)
-CHUNKED_BODY = Framing(CHUNKED)
-UNTIL_CLOSE_BODY = Framing(UNTIL_CLOSE)
+NO_BODY_NO_LENGTH: Final = Framing(NONE, -1)
+CHUNKED_BODY: Final = Framing(CHUNKED)
+UNTIL_CLOSE_BODY: Final = Framing(UNTIL_CLOSE)
 _EMPTY_BODY = Framing(LENGTH, 0)
 
 # Framings of the lengths seen, shared: an API answers with a few sizes over
@@ -561,9 +562,9 @@ def validate_header_fields(headers: Headers, status: int = 400) -> None:
 
 # `http_connection_mode` in the config model, set by option http-keep-alive,
 # option http-server-close and option httpclose (the last one named wins).
-KEEP_ALIVE = "keep-alive"
-SERVER_CLOSE = "server-close"
-CLOSE = "close"
+KEEP_ALIVE: Final = "keep-alive"
+SERVER_CLOSE: Final = "server-close"
+CLOSE: Final = "close"
 _STRENGTH = {KEEP_ALIVE: 0, SERVER_CLOSE: 1, CLOSE: 2}
 
 

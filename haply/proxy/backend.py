@@ -18,6 +18,7 @@ from typing import Callable
 
 from haply.balance import make_balancer
 from haply.balance.hashing import HashBalancer
+from haply.balance.selection import GroupBalancer
 from haply.config.model import Proxy
 from haply.http import compression
 from haply.health.state import EV_L4_ERROR, EV_L4_OK, EV_L4_TIMEOUT
@@ -41,10 +42,19 @@ class NoServerAvailable(Exception):
         super().__init__(reason)
 
 
+def follows_sessions(balancer) -> bool:
+    """Whether a balancer does anything when a session starts or ends
+    (leastconn orders its servers so); the others' empty hooks are not
+    called on every request."""
+    kind = type(balancer)
+    return (kind.connection_started is not GroupBalancer.connection_started
+            or kind.connection_ended is not GroupBalancer.connection_ended)
+
+
 class BackendRuntime:
     # Slots: read on every request, and past 30 attributes CPython gives an
     # instance a plain dictionary, slower to read than slots or shared keys.
-    __slots__ = ("_balances_freely", "_queue", "_server_queues", "balancer", "bytes_in",
+    __slots__ = ("_balances_freely", "_follows_sessions", "_queue", "_server_queues", "balancer", "bytes_in",
                  "bytes_out", "cache", "client_aborts", "comp", "connect_errors", "connect_timeout",
                  "content_rules", "current_sessions",
                  "denied", "dequeued", "fullconn", "local_responses", "loop", "max_queue", "max_queued",
@@ -88,6 +98,7 @@ class BackendRuntime:
         # A balancer that would choose the same server again (a hash of the
         # request) gains nothing from leaving it at the first failure.
         self._balances_freely = not isinstance(self.balancer, HashBalancer)
+        self._follows_sessions = follows_sessions(self.balancer)
         # Before a retry on the same server, HAProxy waits min(timeout
         # connect, 1 s): a server that is restarting gets a moment to listen.
         self.turnaround = min(self.connect_timeout, 1.0)
@@ -291,7 +302,8 @@ class BackendRuntime:
     def release(self, server: ServerState) -> None:
         server.current_sessions -= 1
         self.current_sessions -= 1
-        self.balancer.connection_ended(server)
+        if self._follows_sessions:
+            self.balancer.connection_ended(server)
         if self._server_queues and self._serve_server_queue(server):
             return
         if self._queue:
@@ -316,7 +328,8 @@ class BackendRuntime:
             server.max_sessions = server.current_sessions
         self.current_sessions += 1
         self.total_sessions += 1
-        self.balancer.connection_started(server)
+        if self._follows_sessions:
+            self.balancer.connection_started(server)
 
     def _serve_queue(self) -> None:
         while self._queue:

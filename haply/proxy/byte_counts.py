@@ -8,6 +8,8 @@ the counting transport: the others pay nothing.
 
 from __future__ import annotations
 
+import asyncio
+
 
 class CountingTransport:
     """A transport that counts what is written through it, and the bytes its
@@ -26,6 +28,47 @@ class CountingTransport:
 
     def __getattr__(self, name):
         return getattr(self.transport, name)
+
+
+class LostClient:
+    """The transport of a client that left while its request goes on
+    (HttpSession._outlives_client): what the session would send it goes
+    nowhere, and is counted as sent (the log's %B), as HAProxy counts it."""
+
+    __slots__ = ("_gone", "written", "received")
+
+    def __init__(self, gone: asyncio.BaseTransport):
+        self._gone = gone
+        self.written = getattr(gone, "written", 0)
+        self.received = getattr(gone, "received", 0)
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def writelines(self, parts) -> None:
+        for part in parts:
+            self.written += len(part)
+
+    def get_extra_info(self, name: str, default=None):
+        try:
+            return self._gone.get_extra_info(name, default)
+        except AttributeError:  # uvloop's closed transport has no socket to ask
+            return default
+
+    def is_closing(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Closed already."""
+
+    def abort(self) -> None:
+        """Closed already."""
+
+    def pause_reading(self) -> None:
+        """Closed already."""
+
+    def resume_reading(self) -> None:
+        """Closed already."""
 
 
 def byte_counted_session(base):

@@ -62,7 +62,8 @@ class DynamicLimitBackend(BackendRuntime):
         self._set_limits(self.current_sessions + self.waiting)
         server.current_sessions -= 1
         self.current_sessions -= 1
-        self.balancer.connection_ended(server)
+        if self._follows_sessions:
+            self.balancer.connection_ended(server)
         if not (server.usable and server in self.balancer.group):
             # draining, down, or a backup while actives serve: only its own
             # queue may have its slot; the balancer places the backend's

@@ -39,13 +39,16 @@ from haply.proxy.backend import BackendRuntime, NoServerAvailable
 from haply.proxy import caching
 from haply.http.rewrite import split_target
 from haply.proxy.conditions import first_answer, first_match, rejects
+from haply.proxy.byte_counts import LostClient
 from haply.proxy.counters import Tracking
+from haply.proxy.outbox import Outbox
 from haply.proxy import redirect
 from haply.proxy.frontend import BEFORE_CONTENT, CONTENT, FrontendRuntime
 from haply.proxy.timers import Deadline
 from haply.tls.sni import client_sni
-from haply.proxy.upstream import ConnectionPool, TimedExchange, UpstreamConnection
+from haply.proxy.upstream import ConnectionPool, ExchangeTiming, UpstreamConnection
 from haply.proxy.request_parser import ExtensionMethodParser, request_parser
+from haply.proxy.route import Route
 from haply.admin.services import Deferred, finish_deferred
 
 # NoServerAvailable.reason of a request that waited in the queue until
@@ -70,6 +73,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # head).
 # The versions framing.request_framing accepts (it explains the others' refusal).
 PLAIN_VERSIONS = frozenset(("1.0", "1.1"))
+# The version at the end of a request line, as llhttp reports it
+LINE_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 # Past every head budget: head_size is moved this far once a chunked
 # request's head is complete, so that a field after it (a trailer) takes
 # on_header's rare branch and the common one tests nothing more.
@@ -291,47 +296,6 @@ class Request:
         return self.method_bytes in IDEMPOTENT_METHODS and self.body_size <= RETRY_BUFFER_SIZE
 
 
-class LostClient:
-    """The transport of a client that left while its request goes on
-    (HttpSession._outlives_client): what the session would send it goes
-    nowhere, and is counted as sent (the log's %B), as HAProxy counts it."""
-
-    __slots__ = ("_gone", "written", "received")
-
-    def __init__(self, gone: asyncio.BaseTransport):
-        self._gone = gone
-        self.written = getattr(gone, "written", 0)
-        self.received = getattr(gone, "received", 0)
-
-    def write(self, data: bytes) -> None:
-        self.written += len(data)
-
-    def writelines(self, parts) -> None:
-        for part in parts:
-            self.written += len(part)
-
-    def get_extra_info(self, name: str, default=None):
-        try:
-            return self._gone.get_extra_info(name, default)
-        except AttributeError:  # uvloop's closed transport has no socket to ask
-            return default
-
-    def is_closing(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        """Closed already."""
-
-    def abort(self) -> None:
-        """Closed already."""
-
-    def pause_reading(self) -> None:
-        """Closed already."""
-
-    def resume_reading(self) -> None:
-        """Closed already."""
-
-
 class RepairedHead:
     """The parser's protocol while a head written anew by haply.http.repair
     is read again: llhttp takes the control characters HAProxy keeps in field
@@ -418,6 +382,7 @@ class HttpSession(asyncio.Protocol):
         self.frontend = frontend
         self.router = router
         self.pool = pool
+        self.outbox: Outbox = pool.outbox
         self.loop = frontend.loop
         (self.timeout_http_request, self.timeout_keep_alive,
          self.timeout_client) = router.session_timeouts
@@ -493,7 +458,7 @@ class HttpSession(asyncio.Protocol):
                 return
         if self.tunnel:
             self.deadline.touch()
-            self.upstream.transport.write(data)
+            self.outbox.write(self.upstream.transport, data)
             self.frontend.bytes_in += len(data)
             return
         self.frontend.bytes_in += len(data)
@@ -796,7 +761,7 @@ class HttpSession(asyncio.Protocol):
             self.deadline.arm(self.timeout_http_request, "http-request")
 
     def on_url(self, url: bytes) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         request.url += url
         self.head_size += len(url)
         if self.head_size > framing.MAX_HEAD_SIZE:
@@ -805,7 +770,7 @@ class HttpSession(asyncio.Protocol):
             raise error
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         request.headers.append((name, value))
         size = len(name)
         if size == 4 and name.lower() == b"host":
@@ -833,13 +798,13 @@ class HttpSession(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         request.method_bytes = parser.get_method()
-        request.version = parser.get_http_version()
         # A stopping process answers each request with Connection: close.
         request.keep_alive = parser.should_keep_alive() and not self.frontend.engine.stopping
         request.upgrade = parser.should_upgrade()
         url = request.url
+        version = None
         try:
             if url[0] != 47 or b"#" in url:  # not a plain "/..." path: the whole check
                 framing.check_request_target(url, request.headers)
@@ -857,6 +822,11 @@ class HttpSession(asyncio.Protocol):
                 if end != len(url) + len(request.method_bytes) + 10 or raw[end - 8] != 72:
                     framing.check_protocol(raw)
                     request.plain = False
+                else:
+                    # the line ends with "HTTP/x.y", as llhttp read it: its
+                    # version without the parser's string formatting
+                    version = LINE_VERSIONS.get(raw[end - 3:end])
+            request.version = version or parser.get_http_version()
             if request.plain and request.hosts < 2 and request.version in PLAIN_VERSIONS:
                 # No framing field and at most one Host: what request_framing
                 # would find in its pass over the fields.
@@ -884,6 +854,8 @@ class HttpSession(asyncio.Protocol):
                 else:
                     request.websocket = framing.is_websocket_upgrade(request.headers)
         except RemoteProtocolError as exc:
+            if version is None:
+                request.version = parser.get_http_version()
             request.error = (exc.status_hint, str(exc))
             raise
         request.chunked = body.kind == framing.CHUNKED
@@ -940,7 +912,7 @@ class HttpSession(asyncio.Protocol):
             self.lenient_close = True
 
     def on_body(self, body: bytes) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         size = len(body)
         request.body_size += size
         upstream = self.upstream
@@ -961,7 +933,7 @@ class HttpSession(asyncio.Protocol):
             self.pause_client_reading(PAUSE_WAITING)
 
     def on_message_complete(self) -> None:
-        request = self.parsing
+        request: Request = self.parsing  # never None in llhttp's callbacks
         self.parsing = None
         request.complete = True
         if request.route.__class__ is Deferred:
@@ -987,7 +959,7 @@ class HttpSession(asyncio.Protocol):
         # request (monitor-uri, a redirect) from its head.
         elif (self.requests and request is self.requests[0]
                 and request.server is not None and request.chunked):
-            upstream.transport.write(trailers.last_chunk(request.trailers))
+            self.outbox.write(upstream.transport, trailers.last_chunk(request.trailers))
         if not request.keep_alive and self._stops_reading(request):
             self.pause_client_reading(PAUSE_WAITING)
 
@@ -1055,11 +1027,11 @@ class HttpSession(asyncio.Protocol):
             if services.serve(self, request):
                 self.frontend.intercepted += 1
                 return
-        route = router.route(request)
+        route: Route | None = router.route(request)
         if route is None:
             self._respond_local(503)
             return
-        backend = route.backend
+        backend: BackendRuntime = route.backend
         if backend.content_rules is not None and rejects(backend.content_rules, request):
             # the backend's tcp-request content: the connection ends, unanswered
             self.frontend.denied += 1  # HAProxy counts it in the frontend's dreq
@@ -1114,7 +1086,7 @@ class HttpSession(asyncio.Protocol):
                                if field[0].lower() != b"expect"]
             request._header_map = None
             request.plain = False
-            self.transport.write(CONTINUE)
+            self.outbox.write(self.transport, CONTINUE)
 
     def _held_size(self, request: Request) -> int:
         """The head and body HAProxy's buffer would hold (a chunked request's
@@ -1129,8 +1101,8 @@ class HttpSession(asyncio.Protocol):
 
     def _dispatch(self, request: Request) -> None:
         """Write the request's head and send it to a server of its route."""
-        route = request.route
-        backend = request.backend
+        route: Route = request.route
+        backend: BackendRuntime = request.backend
         writer = route.request_writer
         head = None
         raw = request.raw
@@ -1324,7 +1296,7 @@ class HttpSession(asyncio.Protocol):
 
     def _send_request(self, upstream: UpstreamConnection, request: Request) -> None:
         self.upstream = upstream
-        backend = request.backend
+        backend: BackendRuntime = request.backend
         if backend.sessions is not None:
             backend.track(request.server, self)
         if backend.stick is not None:  # the server really sent to (store-request)
@@ -1348,18 +1320,18 @@ class HttpSession(asyncio.Protocol):
                 request.sent_body += len(chunk)
             if request.complete and chunked:
                 parts.append(trailers.last_chunk(request.trailers))
-            transport.write(b"".join(parts))
+            self.outbox.write(transport, b"".join(parts))
             if request.body_size > RETRY_BUFFER_SIZE:
                 request.body = []  # streamed from now on; no replay possible
         else:
-            transport.write(request.head_bytes)
+            self.outbox.write(transport, request.head_bytes)
             if request.complete and request.chunked:
-                transport.write(trailers.last_chunk(request.trailers))
+                self.outbox.write(transport, trailers.last_chunk(request.trailers))
         server = request.server
         server.bytes_in += len(request.head_bytes)
         if server.timing:  # the stats sampler asks for one exchange to be timed
             server.timing = False
-            upstream.session = TimedExchange(self, request, server)
+            upstream.timing = ExchangeTiming(request, server, self.loop.time())
         if request.upgrade:
             if request.method_bytes == CONNECT:
                 upstream.answer_to_connect()
@@ -1370,12 +1342,11 @@ class HttpSession(asyncio.Protocol):
             self.resume_client_reading(PAUSE_WAITING)
         self.deadline.arm_idle(backend.proxy.timeouts.server, "server")
 
-    @staticmethod
-    def _send_body(upstream: UpstreamConnection, body: bytes, chunked: bool) -> None:
+    def _send_body(self, upstream: UpstreamConnection, body: bytes, chunked: bool) -> None:
         if chunked:
-            upstream.transport.writelines((b"%x\r\n" % len(body), body, CRLF))
+            self.outbox.write(upstream.transport, b"%x\r\n%b\r\n" % (len(body), body))
         else:
-            upstream.transport.write(body)
+            self.outbox.write(upstream.transport, body)
 
     # ============================================================ responses
 
@@ -1398,7 +1369,7 @@ class HttpSession(asyncio.Protocol):
             return
         request = self.requests[0]
         request.status = status
-        route = request.route
+        route: Route = request.route
         # a tunnel follows a 101 to an Upgrade, and a 2xx to a CONNECT
         upgrade = request.upgrade and (status == 101 or (
             request.method_bytes == CONNECT and 200 <= status < 300))
@@ -1462,7 +1433,7 @@ class HttpSession(asyncio.Protocol):
                 request.cookie_flags = request.cookie_flags[0] + flag
         self.response_started = head
         server = request.server
-        backend = request.backend
+        backend: BackendRuntime = request.backend
         if backend.observer is not None:
             backend.report(server, status)
         klass = status // 100
@@ -1529,7 +1500,7 @@ class HttpSession(asyncio.Protocol):
             if self.filling is not None and fields:
                 self.filling.trailers = fields
         if out:  # flush(), inline: once per response
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.outbox.write(self.transport, out[0] if len(out) == 1 else b"".join(out))
             out.clear()
         if self.filling is not None:
             self._stored()
@@ -1548,7 +1519,7 @@ class HttpSession(asyncio.Protocol):
             self._flush_encoder(False)
         out = self.out
         if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            self.outbox.write(self.transport, out[0] if len(out) == 1 else b"".join(out))
             out.clear()
 
     def _flush_encoder(self, last: bool) -> None:
@@ -1571,9 +1542,9 @@ class HttpSession(asyncio.Protocol):
         self.flush()
         upstream = self.upstream
         if early_server_data:
-            self.transport.write(early_server_data)
+            self.outbox.write(self.transport, early_server_data)
         if request.tunnel_data:
-            upstream.transport.write(request.tunnel_data)
+            self.outbox.write(upstream.transport, request.tunnel_data)
         timeouts = request.backend.proxy.timeouts
         tunnel_timeout = timeouts.tunnel or self.frontend.proxy.timeouts.tunnel or timeouts.server
         self.deadline.arm_idle(tunnel_timeout, "tunnel")
@@ -1592,6 +1563,7 @@ class HttpSession(asyncio.Protocol):
         if self.tunnel_eofs == CLIENT_EOF | SERVER_EOF or not other.can_write_eof():
             self._end_tunnel("----")
             return False
+        self.outbox.send()
         other.write_eof()
         return True
 
@@ -1607,7 +1579,7 @@ class HttpSession(asyncio.Protocol):
 
     def tunnel_from_server(self, data: bytes) -> None:
         self.deadline.touch()
-        self.transport.write(data)
+        self.outbox.write(self.transport, data)
         self.frontend.bytes_out += len(data)
 
     def _finish_exchange(self, request: Request, upstream: UpstreamConnection,
@@ -1615,7 +1587,7 @@ class HttpSession(asyncio.Protocol):
         self.upstream = None
         # _give_back_server(request), inline: once per request
         server = request.server
-        backend = request.backend
+        backend: BackendRuntime = request.backend
         request.server = None
         if backend.sessions is not None:
             backend.untrack(server, self)
@@ -1865,7 +1837,7 @@ class HttpSession(asyncio.Protocol):
             if end >= 0:
                 body = body[:end + 4]
         self._count_local_answer(request, status)
-        self.transport.write(body)
+        self.outbox.write(self.transport, body)
         self.frontend.bytes_out += len(body)
         if request is not None:
             self._answered_locally(request, status, termination)
@@ -2066,7 +2038,7 @@ class HttpSession(asyncio.Protocol):
         self.frontend.intercepted += 1
         self._count_local_answer(request, rule.code)
         self.frontend.bytes_out += len(answer)
-        self.transport.write(answer)
+        self.outbox.write(self.transport, answer)
         self._answered_locally(request, rule.code, None)
         if close:
             self._close_after_write()
@@ -2114,7 +2086,7 @@ class HttpSession(asyncio.Protocol):
 
     def _send_rejection(self, status: int) -> None:
         self._count_local_answer(None, status)
-        self.transport.write(responses.error_response(status, self.router.errorfiles))
+        self.outbox.write(self.transport, responses.error_response(status, self.router.errorfiles))
         self._rejected(status)
         self._close_after_write()
 
@@ -2126,6 +2098,7 @@ class HttpSession(asyncio.Protocol):
         self.deadline.cancel()
         if not self.closed:
             self.closed = True
+            self.outbox.send()
             self.transport.close()  # flushes what is buffered, then closes
             self._release()
 
@@ -2133,6 +2106,7 @@ class HttpSession(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self.outbox.send()
         self.transport.close()
         self._release()
 

@@ -10,7 +10,6 @@ could have been folded at start.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 from haply.balance import hashes_requests
 from haply.config.model import CacheRule, CaptureRule, CounterRule, LogLevelRule, Proxy, VariableRule
@@ -29,6 +28,7 @@ from haply.proxy import header_names
 from haply.proxy.caching import CacheStore, CacheUse, Counters
 from haply.proxy.persistence import CookieRouting
 from haply.proxy.redirect import compile_redirects
+from haply.proxy.route import Route
 from haply.proxy.samples import CaptureStep, LogLevelStep, VariableStep
 
 # How many rejected requests `show errors` keeps.
@@ -36,43 +36,6 @@ ERROR_HISTORY = 16
 # haply's default `retry-on`: what a retry can save without risk (README, "What
 # haply retries and why"). Replays are further limited to idempotent requests.
 DEFAULT_RETRY_ON = frozenset({"conn-failure", "empty-response", "junk-response"})
-
-
-@dataclass(slots=True)
-class Route:
-    """Everything about one frontend/backend pair that requests need."""
-
-    backend: object  # BackendRuntime
-    request_writer: RequestHeadWriter
-    response_writer: ResponseHeadWriter
-    client_mode: str
-    server_keep_alive: bool
-    errorfiles: dict[int, bytes]
-    retry_on: frozenset[str]
-    retry_statuses: frozenset[int]  # the status codes among retry_on
-    # The backend's own `redirect` rules and the http-request rules that answer
-    # (`deny`, `return`, `redirect`) (None: none, or the backend is the frontend).
-    redirects: list | None = None
-    answers: list | None = None
-    # The backend's cookie persistence (haply.proxy.persistence), None without one.
-    cookie: CookieRouting | None = None
-    # `http-reuse never|safe|aggressive|always`; None: haply's default (idle
-    # connections for requests haply can replay, see HttpSession._start).
-    reuse: str | None = None
-    # `option prefer-last-server` where it applies: not with a hash balance,
-    # which already sends a request where its key says (manual).
-    prefer_last_server: bool = False
-    # `option http-buffer-request` in the frontend or the backend.
-    buffer_request: bool = False
-    # `compression` of the pair (haply.http.compression), None when it has no algorithm.
-    compression: Policy | None = None
-    # `http-response set-status` rules: (predicate or None, status, reason), in
-    # order (the last that applies wins), and among them the response's
-    # set-var rules: (predicate or None, None, VariableStep); None without any.
-    status_rules: list | None = None
-    # `http-response cache-store` rules of the pair (haply.proxy.caching.CacheStore),
-    # backend's then frontend's; None without any.
-    cache_store: list | None = None
 
 
 class Router:

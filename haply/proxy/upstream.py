@@ -19,6 +19,7 @@ import httptools
 from haply.http import framing, repair, trailers
 from haply.http.errors import BAD_GATEWAY, RemoteProtocolError
 from haply.http.headers import parse_fields
+from haply.proxy.outbox import Outbox
 from haply.runtime.registry import ServerState
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ POOL_IDLE_TIMEOUT = 5.0
 # What is kept of a chunked body's last reads, for its trailer section: the
 # section's limit, and as much again for the last chunk's line before it.
 TAIL_KEPT = 2 * framing.HAPROXY_BUFSIZE
+# The version of the usual status lines, as llhttp reports it
+STATUS_LINE_VERSIONS = {b"HTTP/1.1 ": "1.1", b"HTTP/1.0 ": "1.0"}
 
 
 def response_parser(protocol: object) -> httptools.HttpResponseParser:
@@ -123,47 +126,34 @@ class _AwaitingHead:
 AWAITING_HEAD = _AwaitingHead()
 
 
-class TimedExchange:
-    """Stands for the client session on the connection of a timed exchange
-    (ServerState.timing): notes when the answer's head comes and when the
-    answer ends, and passes every call on. The other exchanges go straight
-    to their session, so timing costs them nothing but the test of a flag."""
+class ExchangeTiming:
+    """An exchange the stats sampler asked to time (ServerState.timing): when
+    its request went, when its answer's head came; recorded in the server's
+    response and total times (`show stat` rtime, ttime) once the answer
+    ends. The server connection keeps it, so that the other exchanges pay
+    the test of one field."""
 
-    __slots__ = ("session", "request", "server", "sent", "answered")
+    __slots__ = ("request", "server", "sent", "answered")
 
-    # session, upstream: an HttpSession, an UpstreamConnection or any object
-    # with their callbacks (left unannotated: a compiled build checks
-    # annotations when called)
-    def __init__(self, session, request, server: ServerState):
-        self.session = session
+    def __init__(self, request, server: ServerState, now: float):
         self.request = request
         self.server = server
-        self.sent = session.loop.time()
+        self.sent = now
         self.answered = 0.0
 
-    def __getattr__(self, name: str):
-        return getattr(self.session, name)
-
-    def response_head(self, upstream, *args):
-        if not self.answered:
-            self.answered = self.session.loop.time()
-        return self.session.response_head(upstream, *args)
-
-    def response_complete(self, upstream):
-        session, request = self.session, self.request
-        if upstream.session is self:
-            upstream.session = session
-        now = session.loop.time()
+    def ended(self, now: float) -> None:
+        request = self.request
         sent = self.sent
         # rounded: a difference of HAProxy's millisecond clock is as often above
         # the true duration as below
         request.backend.registry.record_exchange(
             self.server, round(((self.answered or now) - sent) * 1000),
             max(request.t_wait, 0) + max(request.t_connect, 0) + round((now - sent) * 1000))
-        return session.response_complete(upstream)
 
 
 class UpstreamConnection(asyncio.Protocol):
+    # the exchange under way, when the stats sampler times it
+    timing: ExchangeTiming | None = None
     # set with `tail` (only a chunked answer has one)
     tail_size = 0
     tail_whole = True
@@ -205,6 +195,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def begin(self, session: "HttpSession", head_request: bool) -> None:
         self.session = session
+        self.timing = None
         self.exchanges += 1
         self.head_request = head_request
         self.received_any = False
@@ -335,6 +326,7 @@ class UpstreamConnection(asyncio.Protocol):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.pool.outbox.send()  # what the outbox holds for it goes first
             self.transport.close()
 
     # --------------------------------------------------------- parser events
@@ -393,8 +385,13 @@ class UpstreamConnection(asyncio.Protocol):
             parser.set_dangerous_leniencies(lenient_keep_alive=False)
         self.head_start = -1
         self.pending = b""
-        chunked = session.response_head(self, status, parser.get_http_version(),
-                                        parser.should_keep_alive())
+        # "HTTP/1.1 " starts the usual head: its version without the parser's
+        # string formatting
+        version = STATUS_LINE_VERSIONS.get(head[:9]) or parser.get_http_version()
+        timing = self.timing
+        if timing is not None and not timing.answered:
+            timing.answered = session.loop.time()
+        chunked = session.response_head(self, status, version, parser.should_keep_alive())
         if self.session is None:
             return  # the session dropped this answer (a retry, a bad response)
         if chunked:
@@ -406,7 +403,14 @@ class UpstreamConnection(asyncio.Protocol):
             # announces: end the exchange here and parse the next response with a
             # fresh parser.
             self.stale_parser = True
-            session.response_complete(self)
+            self._answer_ended(session)
+
+    def _answer_ended(self, session: HttpSession) -> None:
+        timing = self.timing
+        if timing is not None:
+            self.timing = None
+            timing.ended(session.loop.time())
+        session.response_complete(self)
 
     def _refuse_head(self, error: Exception) -> None:
         if self.session is not None:
@@ -452,7 +456,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.session is not None and not self.stale_parser:
             if 100 <= self.parser.get_status_code() < 200 and not self.tunnel:
                 return  # an interim response; the final one follows
-            self.session.response_complete(self)
+            self._answer_ended(self.session)
 
 
 class ConnectionPool:
@@ -464,6 +468,8 @@ class ConnectionPool:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
+        # the writes of the HTTP sessions and their server connections
+        self.outbox = Outbox(loop)
         self._idle: dict[object, list[UpstreamConnection]] = {}  # by pool_key
         self._sweeper: asyncio.TimerHandle | None = None
 

@@ -268,28 +268,15 @@ def test_the_sampler_asks_for_an_exchange_to_be_timed(engine):
         sampler.close()
 
 
-def test_a_timed_exchange_records_its_times_and_steps_aside(engine):
-    """TimedExchange stands for the session during the one exchange the
-    sampler asked to time, passes every call on, and gives the connection
-    back to the session when the answer ends."""
+def test_a_timed_exchange_records_its_times(engine):
+    """The one exchange the sampler asked to time: its response time runs
+    from the request's sending to the answer's head, its total time to the
+    answer's end plus the request's wait and connect (-1: none)."""
     from types import SimpleNamespace
-    from haply.proxy.upstream import TimedExchange
-    clock = SimpleNamespace(now=10.0)
-    calls = []
-    session = SimpleNamespace(
-        loop=SimpleNamespace(time=lambda: clock.now),
-        response_head=lambda upstream, *args: calls.append(("head", args)),
-        response_complete=lambda upstream: calls.append(("complete",)),
-        flush=lambda: calls.append(("flush",)))
+    from haply.proxy.upstream import ExchangeTiming
     s1 = engine.registry.get("be", "s1")
     request = SimpleNamespace(backend=engine.backends["be"], t_wait=2, t_connect=-1)
-    timed = TimedExchange(session, request, s1)
-    upstream = SimpleNamespace(session=timed)
-    clock.now = 10.004
-    upstream.session.response_head(upstream, 200, "1.1", True)
-    upstream.session.flush()
-    clock.now = 10.010
-    upstream.session.response_complete(upstream)
-    assert upstream.session is session
-    assert calls == [("head", (200, "1.1", True)), ("flush",), ("complete",)]
+    timing = ExchangeTiming(request, s1, 10.0)
+    timing.answered = 10.004
+    timing.ended(10.010)
     assert (s1.timed, s1.response_time_max, s1.total_time_max) == (1, 4, 12)
