@@ -176,7 +176,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool_key: object = server
         self.exchanges = 0  # begun on it: `http-reuse aggressive` trusts those reused once
         # Per-exchange
-        self.session: HttpSession | TimedExchange | None = None  # or one standing for it (ServerState.timing)
+        self.session: HttpSession | None = None
         self.head_request = False
         self.received_any = False
         # The response head is kept as the bytes the server sent: the parser
