@@ -561,6 +561,14 @@ def markdown(results: list[Result], proxies: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def haply_build() -> str:
+    """Which haply the runs started (`python -m haply` in this tree): its
+    request path compiled (setup.py) or pure Python."""
+    out = subprocess.run([sys.executable, "-c", "import haply.proxy.http as m; print(m.__file__)"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    return "haply compiled" if out.stdout.strip().endswith(".so") else "haply pure Python"
+
+
 def environment(args) -> dict:
     def version(cmd: list[str]) -> str:
         try:
@@ -571,6 +579,7 @@ def environment(args) -> dict:
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "not found"
     return {
+        "haply_build": haply_build(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
@@ -683,7 +692,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Command: `{command_line}`")
         print()
         print(f"Machine: {env['cpus']} CPUs, Linux {env['kernel']}, Python {env['python']}; "
-              f"{env['haproxy']}; {env['nginx']}; {env['wrk']}; {env['date']}.")
+              f"{env['haproxy']}; {env['nginx']}; {env['wrk']}; {env['date']}; "
+              f"{env['haply_build']} (from {ROOT}).")
         print(f"Each figure is the mean of {args.rounds} alternating round(s) of "
               f"{args.duration:g} s.")
         print()
