@@ -12,7 +12,8 @@ The order of the bytes on each connection is kept: every write of an HTTP
 session and of its server connections goes through the outbox, and a
 connection is closed, or half-closed, only after what the outbox holds was
 sent (`send()` first). The delay is that of the rest of the turn: no timer,
-no extra turn of the loop.
+no extra turn of the loop. Only small writes wait: a body's large reads go
+at once, as before, so that memory and flow control stay as they were.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from __future__ import annotations
 import asyncio
 
 from haply.proxy.byte_counts import CountingTransport, LostClient
+
+# Larger writes (a body's reads) go at once, after what is held: a turn would
+# keep them alive to its end, and their transport's flow control (pause_writing)
+# must act while the read that produced them is still the last one.
+HELD_AT_MOST = 16384
 
 
 class Outbox:
@@ -30,7 +36,8 @@ class Outbox:
         self.pending: list[tuple[asyncio.Transport, bytes]] = []
 
     def write(self, transport, data: bytes) -> None:
-        """data for transport, sent at the end of this turn of the loop."""
+        """data for transport, sent at the end of this turn of the loop (at
+        once when large)."""
         if transport.__class__ is CountingTransport:
             # counted now: a log line written before the end of the turn
             # (%B, %U) includes it, as it did when written at once
@@ -38,6 +45,10 @@ class Outbox:
             transport = transport.transport
         elif transport.__class__ is LostClient:
             transport.write(data)  # goes nowhere, counted now
+            return
+        if len(data) > HELD_AT_MOST:
+            self.send()
+            transport.write(data)
             return
         pending = self.pending
         if not pending:
