@@ -16,10 +16,11 @@ import tempfile
 import time
 from contextlib import ExitStack
 
+from haply.peers.service import PUSH_EVERY
 from tests.integration.test_master_worker import wait_for, workers_of
 from tests.interop.test_peers_oracle import Pair
 from tests.interop.test_stick_oracle import entries
-from tests.support.admin_cli import ask, cli
+from tests.support.admin_cli import ask, cli, wait_no_sessions
 from tests.support.haproxy_oracle import echo_backends, free_port, http_get
 from tests.support.haply_process import HAPLY_BIN, run_haply
 
@@ -38,6 +39,12 @@ def test_two_haply_nodes_share_and_a_restarted_one_learns_back():
             pair.start("B", HAPLY_BIN)
             time.sleep(0.5)
             assert [pair.get("A", client) for client in ("127.0.0.31", "127.0.0.32")] == ["s1", "s2"]
+            # A's sessions end, which changes their entries once more (conn_cur)
+            # and pushes them again: one still on its way when B serves .32
+            # would cross B's own push and undo it there (the last update
+            # wins, as between HAProxy peers). B serves once A has said it all.
+            wait_no_sessions(pair.socket("A"))
+            time.sleep(3 * PUSH_EVERY)
             pair.same_tables()
             assert pair.get("B", "127.0.0.32") == "s2"  # B alone would have chosen s1
             assert pair.get("B", "127.0.0.33") == "s1"
