@@ -596,6 +596,9 @@ class HttpSession(asyncio.Protocol):
         return True
 
     def eof_received(self) -> bool:
+        # The answers of this turn go out first: returning False closes the
+        # transport, and the outbox skips a closed one.
+        self.outbox.send()
         if self.tunnel:
             return self._tunnel_eof(CLIENT_EOF, self.upstream.transport)
         # A client half-close after a complete request still wants its answer,

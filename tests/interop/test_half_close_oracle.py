@@ -15,14 +15,20 @@ counted, as with HAProxy.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import threading
 import time
 
 import pytest
 
 from tests.support.admin_cli import stat_counts, wait_no_sessions
 from tests.support.haply_process import PROXIES
-from tests.support.haproxy_oracle import haproxy_available, haproxy_config, with_stats_socket
+from tests.support.haproxy_oracle import (
+    haproxy_available, haproxy_config, run_haproxy, with_stats_socket)
+from tests.support.ports import free_port
+from tests.support.scripted_backend import scripted_backend
 from tests.support.observed import httplog_fields, observed_proxy, scripted
 
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
@@ -135,4 +141,49 @@ def test_client_leaving_after_the_proxys_own_answer_leaves_no_request():
     assert len(lines) == 3
     # the three requests and observed_proxy's start-up probe, a 400 (ereq 1)
     assert counts["fe/FRONTEND"]["req_tot"] == "4" and counts["fe/FRONTEND"]["ereq"] == "1"
+    assert seen["haply"] == seen["haproxy"]
+
+
+def test_answer_read_with_the_clients_half_close_goes_out():
+    """The server's answer and the client's half-close reach the proxy while
+    it is stopped (SIGSTOP), the answer first: the proxy wakes to both in
+    one turn of its loop. The answer is sent before the connection closes
+    (haply once closed it with the answer still held for the end of the
+    turn)."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def held_server(conn) -> None:
+        while (request := conn.read_request()) is not None:
+            arrived.set()
+            release.wait(10)
+            conn.respond(200, request.url.encode())
+
+    seen = {}
+    for name, binary in PROXIES.items():
+        arrived.clear()
+        release.clear()
+        with scripted_backend(held_server) as backend:
+            port = free_port()
+            with run_haproxy(haproxy_config(f"""
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server s1 {backend.address}
+"""), binary) as proxy, socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as sock:
+                sock.sendall(get("/held"))
+                assert arrived.wait(5)
+                os.kill(proxy.process.pid, signal.SIGSTOP)
+                try:
+                    release.set()
+                    time.sleep(0.1)  # the answer is in the proxy's socket
+                    sock.shutdown(socket.SHUT_WR)
+                    time.sleep(0.1)
+                finally:
+                    os.kill(proxy.process.pid, signal.SIGCONT)
+                received = b""
+                while chunk := sock.recv(65536):
+                    received += chunk
+                seen[name] = received.split(b"\r\n")[0], received.endswith(b"/held")
+    assert seen["haproxy"] == (b"HTTP/1.1 200 OK", True)
     assert seen["haply"] == seen["haproxy"]
