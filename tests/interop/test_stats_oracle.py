@@ -396,7 +396,10 @@ def test_prometheus_values_match_haproxy(metrics):
             continue
         if name.endswith(METRIC_TIMES):
             tolerance = (CHECK_TOLERANCE_MS if "check" in name else EXCHANGE_TOLERANCE_MS) / 1000
-        elif name.endswith(METRIC_RATES):
+        elif name.endswith(METRIC_RATES) or name == "haproxy_frontend_max_sessions":
+            # rates: periods start at different instants; the frontend's peak:
+            # the start-up probe's connection may still be open when the
+            # first request's arrives, in either proxy (1 or 2)
             tolerance = 1
         else:
             tolerance = 0

@@ -288,7 +288,10 @@ class HAProxy:
                 raise HAProxyError(f"haproxy exited with {self.process.returncode}:\n{self.output()}")
             host, port = pending[0]
             try:
-                with socket.create_connection((host, port), timeout=0.2):
+                # Not listening yet is refused at once; the timeout is for a
+                # loaded machine, where a probe given up on and tried again
+                # would be counted as two connections.
+                with socket.create_connection((host, port), timeout=2):
                     pending.pop(0)
                     continue
             except OSError:
