@@ -16,9 +16,11 @@ from tests.support.haproxy_oracle import haproxy_available
 pytestmark = pytest.mark.skipif(not haproxy_available(), reason="HAProxy oracle not installed")
 
 # PATH is empty for the program (`external-check path` unset): full paths only.
+# Each file is written aside and renamed into place: a check runs every 300 ms,
+# and the test must never read one that the next run has just truncated.
 SCRIPT = """#!/bin/sh
-/usr/bin/env | /usr/bin/sort > {calls}/$4.env
-echo "$@" > {calls}/$4.args
+/usr/bin/env | /usr/bin/sort > {calls}/.$4.env.$$ && /bin/mv {calls}/.$4.env.$$ {calls}/$4.env
+echo "$@" > {calls}/.$4.args.$$ && /bin/mv {calls}/.$4.args.$$ {calls}/$4.args
 case $4 in
     *1) exit 0 ;;
     *2) exit 3 ;;
@@ -76,10 +78,10 @@ def test_external_checks_as_haproxy(tmp_path):
 
     def exercise(port: int) -> dict:
         for old in calls.iterdir():
-            old.unlink()
+            old.unlink(missing_ok=True)  # a check may be renaming its file now
         time.sleep(1.5)  # ok: up; failing and silent: down (one failure from the start)
         seen = {}
-        for path in sorted(calls.iterdir()):
+        for path in sorted(calls.glob("[!.]*")):
             text = path.read_text()
             if path.suffix == ".env":  # the shell adds PWD; the port of the listener varies
                 text = "\n".join(line for line in text.splitlines()
