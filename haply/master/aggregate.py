@@ -17,10 +17,26 @@ from haply.admin.columns import COLUMN_KIND
 SPLIT_LIMITS = frozenset({"slim", "qlimit", "rate_lim"})
 
 
+# What identifies a row in every worker (listeners of one bind line share
+# their name: their number tells them apart). Rows passed between workers keep
+# these columns whatever else they leave out.
+KEY_COLUMNS = ("pxname", "svname", "sid")
+
+
 def _key(row: dict) -> tuple:
-    """What identifies a row in every worker (listeners of one bind line
-    share their name: their number tells them apart)."""
-    return row.get("pxname"), row.get("svname"), row.get("sid")
+    return tuple(row.get(name) for name in KEY_COLUMNS)
+
+
+# What a worker other than the checking one reports per row: the row's key and
+# the columns that add up across workers.
+COUNTED = frozenset(set(KEY_COLUMNS) | SPLIT_LIMITS |
+                    {name for name, kind in COLUMN_KIND.items() if kind != "state"})
+
+
+def counted_rows(rows: list[dict]) -> list[dict]:
+    """rows as a worker that does not run the checks reports them: its state
+    columns are second-hand, so only what adds up goes to the others."""
+    return [{name: value for name, value in row.items() if name in COUNTED} for row in rows]
 
 
 def merge_rows(local: list[dict], peers: list[list[dict]], leader: list[dict] | None) -> list[dict]:

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 
 from haply.admin import snapshot
 from haply.admin.runtime_api import RuntimeApi
-from haply.admin.columns import COLUMN_KIND
-from haply.master.aggregate import SPLIT_LIMITS, merge_info, merge_rows
+from haply.master.aggregate import counted_rows, merge_info, merge_rows
 from haply.master.channel import Channel, open_channel
 from haply.master.shares import for_worker, share
 
@@ -41,10 +40,6 @@ from haply.master.shares import for_worker, share
 # the staleness bound of the other workers' figures on any stats view.
 STATS_PERIOD = 1.0
 CHECKING_WORKER = 0
-# What a worker other than the checking one reports per row: the row's key and
-# the columns that add up across workers.
-COUNTED = frozenset({"pxname", "svname"} | SPLIT_LIMITS |
-                    {name for name, kind in COLUMN_KIND.items() if kind != "state"})
 
 
 @dataclass
@@ -194,8 +189,7 @@ class MasterLink:
         rows = snap.rows
         if self.spec.index != CHECKING_WORKER:
             # The others take state columns from the checking worker only.
-            rows = [{name: value for name, value in row.items() if name in COUNTED}
-                    for row in rows]
+            rows = counted_rows(rows)
         state = RuntimeApi(self.engine).execute("show servers state")
         self.channel.send({"t": "stats", "rows": rows, "info": snap.info, "state": state})
         self._timer = self.loop.call_later(STATS_PERIOD, self._report)

@@ -1,5 +1,5 @@
 from haply.admin.columns import COLUMNS, COLUMN_KIND
-from haply.master.aggregate import merge_info, merge_rows
+from haply.master.aggregate import counted_rows, merge_info, merge_rows
 
 
 def row(svname, **values):
@@ -52,3 +52,22 @@ def test_show_info_adds_current_and_cumulated_connections():
                         [{"CurrConns": 3, "CumConns": 5, "Name": "haply", "Pid": 8}])
     assert merged["CurrConns"] == 5 and merged["CumConns"] == 15
     assert merged["Pid"] == 7 and merged["Nbproc"] == 2
+
+
+def test_a_non_checking_workers_report_merges_into_every_row_it_has():
+    """Listener rows of one bind line share pxname and svname: the report of a
+    worker that does not run the checks keeps their number (sid) so that its
+    counters and limit shares still find their rows."""
+    ours = [{"pxname": "fe", "svname": "FRONTEND", "sid": 0, "slim": 4, "stot": 1,
+             "status": "OPEN"},
+            {"pxname": "fe", "svname": "sock-1", "sid": 1, "stot": 1, "status": "OPEN"},
+            {"pxname": "fe", "svname": "sock-1", "sid": 2, "stot": 0, "status": "OPEN"}]
+    theirs = [{"pxname": "fe", "svname": "FRONTEND", "sid": 0, "slim": 3, "stot": 2,
+               "status": "STOP"},
+              {"pxname": "fe", "svname": "sock-1", "sid": 1, "stot": 5, "status": "STOP"},
+              {"pxname": "fe", "svname": "sock-1", "sid": 2, "stot": 7, "status": "STOP"}]
+    report = counted_rows(theirs)
+    assert all("status" not in r for r in report)
+    merged = merge_rows(ours, [report], None)
+    assert [(r["slim"] if "slim" in r else None, r["stot"], r["status"]) for r in merged] == [
+        (7, 3, "OPEN"), (None, 6, "OPEN"), (None, 7, "OPEN")]
