@@ -46,6 +46,8 @@ COMPILED = [
     "haply/proxy/timers.py",
     "haply/http/headers.py",
     "haply/http/framing.py",
+    "haply/logs/exchange.py",
+    "haply/logs/httplog_line.py",
 ]
 GROUP = "haply"
 # What a build produces: one shared library holding the compiled code of the

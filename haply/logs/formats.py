@@ -107,6 +107,7 @@ def _date(now: float, millis: bool = True) -> str:
 
 
 accept_date = _date  # %tr's text, for the lines that are no log-format's
+date_text = _DATES.local  # %tr's text, one call (haply.logs.httplog_line)
 
 
 def _gmt_date(now: float) -> str:

@@ -6,6 +6,8 @@ HTTP: one `Exchange` per request, in arrival order (requests are answered in
 order, pipelined or not), timed from the first byte of the request (TR ends
 when its head is complete, Tr when the server's head arrives); the line is
 written when the exchange ends (response complete, local answer, or rejection).
+The steps every request takes are the compiled HttpSession's (it does them
+when its log_queue is set); the subclass adds the rarer paths.
 TCP: one line per connection when it closes. In both, bytes are counted per
 connection by a thin transport wrapper that only logging connections get.
 
@@ -22,7 +24,6 @@ import time
 from haply.logs.formats import retries_field
 from haply.proxy.caching import CACHE_SERVER
 from haply.proxy.byte_counts import CountingTransport, byte_counted_session
-from haply.logs.logger import Exchange
 
 # Termination state of local answers (manual 8.5): first letter who ended it,
 # second at which step. S=server side, s=server timeout, C=client, P=proxy,
@@ -37,18 +38,13 @@ def logged_http_session(base):
     # The base methods are called directly rather than through super() with
     # *args: these hooks run several times per request.
     base_connection_made = base.connection_made
-    base_message_begin = base.on_message_begin
-    base_headers_complete = base.on_headers_complete
-    base_response_head = base.response_head
-    base_finish_exchange = base._finish_exchange
     base_left_before_request = base._left_before_request
     wall_clock = time.time
 
     class LoggedHttpSession(base):
-        log_queue: collections.deque[Exchange]
-        # The texts of the log line that are the same for every request of the
-        # connection (haply.logs.formats._connection_constants), from its first.
-        log_constants: tuple[str, ...] | None = None
+        # The per-request steps (an Exchange as a request begins, its times as
+        # its head ends and its answer's comes, the line as it ends) are the
+        # compiled HttpSession's own, done once log_queue is set.
 
         def connection_made(self, transport) -> None:
             self.log_queue = collections.deque()
@@ -70,40 +66,9 @@ def logged_http_session(base):
             self.frontend.logger.http_empty(self, begin, wall, null)
             return True
 
-        def on_message_begin(self) -> None:
-            # `fresh`: the read in which this request begins, at its first
-            # byte; it was counted as received already
-            fresh = self.fresh
-            base_message_begin(self)
-            transport = self.transport
-            received = transport.received
-            self.log_queue.append(Exchange(self.loop.time(), wall_clock(), transport.written,
-                                           received - len(fresh) if fresh is not None else received))
-
-        def on_headers_complete(self) -> None:
-            log_queue = self.log_queue
-            if log_queue:
-                log_queue[-1].headers_at = self.loop.time()
-            base_headers_complete(self)
-
-        def response_head(self, upstream, status: int, version: str,
-                          server_keep_alive: bool) -> None:
-            log_queue = self.log_queue
-            if log_queue:
-                exchange = log_queue[0]
-                exchange.status = status
-                exchange.response_at = self.loop.time()
-            base_response_head(self, upstream, status, version, server_keep_alive)
-
         def _status_set(self, status) -> None:
             if self.log_queue:
                 self.log_queue[0].status = status
-
-        def _finish_exchange(self, request, upstream, reusable: bool) -> None:
-            log_queue = self.log_queue
-            if log_queue:  # _log(request, None, "----"), inline: once per request
-                self.frontend.logger.http_done(self, request, log_queue.popleft())
-            base_finish_exchange(self, request, upstream, reusable)
 
         def _answered_locally(self, request, status, termination) -> None:
             # while the session still counts in ac/fc/bc, as HAProxy logs it
@@ -182,7 +147,7 @@ def asap_logged_http_session(base):
         def _drop_logged(self) -> bool:
             """Take the exchange already logged off the queue (True), if it is."""
             log_queue = self.log_queue
-            if log_queue and getattr(log_queue[0], "logged", False):
+            if log_queue and log_queue[0].logged:
                 log_queue.popleft()
                 return True
             return False

@@ -17,26 +17,10 @@ import time
 from haply.logs import formats, syslog
 from haply.logs.formats import retries_field
 from haply.logs.captures import Captures
+from haply.logs.exchange import Exchange
 from haply.logs.sinks import open_sink
 
 TAG = "haproxy"  # HAProxy's default `log-tag`; log parsers key on it
-
-
-class Exchange:
-    """Times of one request, kept only when its proxy logs."""
-
-    # `logged` is set only under option logasap (haply.logs.hooks)
-    __slots__ = ("begin", "wall", "headers_at", "response_at", "status", "bytes_out",
-                 "bytes_in", "logged")
-
-    def __init__(self, begin: float, wall: float, bytes_out: int, bytes_in: int):
-        self.begin = begin
-        self.wall = wall
-        self.headers_at = None  # the request head was complete (end of TR)
-        self.response_at = None
-        self.status = None
-        self.bytes_out = bytes_out
-        self.bytes_in = bytes_in
 
 
 class Record:
@@ -247,6 +231,11 @@ class ProxyLog:
             captures = Captures.compile(proxy.captures)
             self.render = formats.compile_format(fmt, captures)
             self.http_render = formats.compile_http(fmt, captures)
+            if captures is None and formats.NAMED.get(fmt, fmt) == formats.NAMED["httplog"]:
+                # the common line, written out by hand for the compiled
+                # build (imported here: it loads the proxy's session module)
+                from haply.logs import httplog_line
+                self.http_render = httplog_line.render
         except formats.FormatError as exc:
             raise formats.FormatError(f"{proxy.location}: log-format of '{proxy.name}': {exc}") from None
         self.http = proxy.mode == "http"

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import struct
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from haply.config.model import Proxy
 from haply.http import compression
@@ -49,8 +49,10 @@ class FrontendRuntime:
         # `rate-limit sessions`: its listeners accept no faster (haply.proxy.accepting)
         self.session_rate = (SessionRateLimit(proxy.rate_limit_sessions)
                              if proxy.rate_limit_sessions else None)
-        # haply.logs.ProxyLog when this frontend logs (set by the engine), else None
-        self.logger = None
+        # haply.logs.ProxyLog when this frontend logs (set by the engine), else
+        # None. Typed: the compiled session reads it (a bare None would be
+        # taken for its only possible value).
+        self.logger: Any = None
         # counters
         self.bytes_in = 0
         self.bytes_out = 0

@@ -33,6 +33,7 @@ except ImportError:  # read only when compiling (setup.py, HAPLY_MYPYC)
 from haply.http import cache, compression, framing, repair, responses, trailers
 from haply.http.errors import LocalProtocolError, RemoteProtocolError
 from haply.health.state import EV_L7_BAD, EV_L7_TIMEOUT
+from haply.logs.exchange import Exchange
 from haply.http.headers import (PLAIN_CONNECTION_VALUES, REWRITTEN, REWRITTEN_SIZES,
                                 SampleContext)
 from haply.proxy.backend import BackendRuntime, NoServerAvailable
@@ -376,6 +377,14 @@ class HttpSession(asyncio.Protocol):
     # The read as received while a head written anew from it is parsed
     # (_read_repaired): what `show errors` keeps if that fails too.
     received: bytes | None = None
+    # Logging sessions only (haply.logs.hooks): an Exchange per request not
+    # yet logged, in arrival order, and the texts of the log line that are the
+    # same for every request of the connection, made at its first
+    # (haply.logs.formats._connection_constants). The per-request part of
+    # logging is here rather than in the logging subclass: compiled, and
+    # without a call through the subclass for each parser event.
+    log_queue: deque[Exchange] | None = None
+    log_constants: tuple[str, ...] | None = None
 
     def __init__(self, frontend: FrontendRuntime, router, pool: ConnectionPool):
         # Global
@@ -755,13 +764,22 @@ class HttpSession(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.parsing = request = Request(self.context, self.client_ip, self.ssl)
-        request.raw = self.fresh
+        fresh = self.fresh
+        request.raw = fresh
         self.fresh = None
         self.head_size = 0
         # A request pipelined behind one in flight gets its time once it is
         # the current one (_next_request): the deadline is the exchange's now.
         if self.deadline.tag != "http-request" and not self.requests:
             self.deadline.arm(self.timeout_http_request, "http-request")
+        log_queue = self.log_queue
+        if log_queue is not None:
+            # timed from its first byte; `fresh`, the read it begins in, was
+            # counted as received already (haply.proxy.byte_counts)
+            transport: Any = self.transport
+            received: int = transport.received
+            log_queue.append(Exchange(self.loop.time(), time.time(), transport.written,
+                                      received - len(fresh) if fresh is not None else received))
 
     def on_url(self, url: bytes) -> None:
         request: Request = self.parsing  # never None in llhttp's callbacks
@@ -800,6 +818,9 @@ class HttpSession(asyncio.Protocol):
         raise error
 
     def on_headers_complete(self) -> None:
+        log_queue = self.log_queue
+        if log_queue:
+            log_queue[-1].headers_at = self.loop.time()
         parser = self.parser
         request: Request = self.parsing  # never None in llhttp's callbacks
         request.method_bytes = parser.get_method()
@@ -1367,6 +1388,11 @@ class HttpSession(asyncio.Protocol):
         Connection field (RFC 9112 §9.3), so no field is scanned twice.
         True when the answer goes on with a chunked body, whose trailers the
         upstream then keeps the bytes of (response_complete reads them)."""
+        log_queue = self.log_queue
+        if log_queue:
+            exchange = log_queue[0]
+            exchange.status = status
+            exchange.response_at = self.loop.time()
         if self.client_gone:
             self._answer_lost(upstream, status)
             return
@@ -1587,6 +1613,9 @@ class HttpSession(asyncio.Protocol):
 
     def _finish_exchange(self, request: Request, upstream: UpstreamConnection,
                          reusable: bool) -> None:
+        log_queue = self.log_queue
+        if log_queue:  # the line is written while the request still holds its server
+            self.frontend.logger.http_done(self, request, log_queue.popleft())
         self.upstream = None
         # _give_back_server(request), inline: once per request
         server = request.server
