@@ -346,7 +346,7 @@ _NAMESPACE = {"_text": _text, "_method": method, "_version": _version,
               "_braces": captures_module.braces, "_quoted": captures_module.quoted,
               "_spaced": captures_module.spaced,
               # the cache's methods themselves: one call per date, not two
-              "_request_line": request_line, "_date": _DATES.local, "_gmt_date": _DATES.gmt,
+              "_request_line": request_line, "_date": date_text, "_gmt_date": _DATES.gmt,
               "_date_seconds": _DATES.seconds, "_zoned_date": _DATES.zoned,
               "_hex": _hex, "_escape": _escape, "_encode": _encode, "_ssl": _ssl,
               "_transfer": _transfer, "_line_part": _line_part,

@@ -230,12 +230,13 @@ class ProxyLog:
         try:
             captures = Captures.compile(proxy.captures)
             self.render = formats.compile_format(fmt, captures)
-            self.http_render = formats.compile_http(fmt, captures)
             if captures is None and formats.NAMED.get(fmt, fmt) == formats.NAMED["httplog"]:
                 # the common line, written out by hand for the compiled
                 # build (imported here: it loads the proxy's session module)
                 from haply.logs import httplog_line
                 self.http_render = httplog_line.render
+            else:
+                self.http_render = formats.compile_http(fmt, captures)
         except formats.FormatError as exc:
             raise formats.FormatError(f"{proxy.location}: log-format of '{proxy.name}': {exc}") from None
         self.http = proxy.mode == "http"
